@@ -1,0 +1,3 @@
+from spanbank.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""The `spanbank` command line: a thin click skin; each command calls one library function."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from spanbank import __version__
+from spanbank.corpus import Corpus, default_corpus_dir
+from spanbank.errors import SpanbankError
+
+# command name -> module under spanbank.cli defining a click command of that name
+COMMANDS = {
+    "init": "init",
+    "ingest": "ingest",
+    "status": "status",
+    "schema": "schema",
+    "server": "server",
+    "push": "push",
+    "pull": "pull",
+    "agree": "agree",
+    "adjudicate": "adjudicate",
+    "export": "export",
+    "preannotate": "preannotate",
+}
+
+
+@dataclass
+class Context:
+    corpus: Corpus
+    quiet: bool = False
+
+
+class LazyGroup(click.Group):
+    """Loads a command's module only when it runs, so `spanbank --help` stays fast."""
+
+    def list_commands(self, ctx):
+        return [name for name, mod in COMMANDS.items() if _module_exists(mod)]
+
+    def get_command(self, ctx, name):
+        mod = COMMANDS.get(name)
+        if mod is None or not _module_exists(mod):
+            return None
+        module = importlib.import_module(f"spanbank.cli.{mod}")
+        return getattr(module, name.replace("-", "_"))
+
+
+def _module_exists(mod: str) -> bool:
+    return (Path(__file__).parent / f"{mod}.py").exists()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--corpus",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Corpus directory (default: $SPANBANK_CORPUS or ./corpus).",
+)
+@click.version_option(__version__, prog_name="spanbank")
+@click.pass_context
+def cli(ctx, corpus):
+    """spanbank: annotated news corpora of speakers, quotes, cues and events, with Label Studio.
+
+    Example:
+
+        spanbank init && spanbank ingest seeds/ && spanbank push --project news
+    """
+    ctx.obj = Context(Corpus(corpus or default_corpus_dir()))
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning library errors into one line and exit code 1."""
+    try:
+        cli.main(standalone_mode=False, prog_name="spanbank")
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SpanbankError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; re-run the command to continue where it stopped.", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

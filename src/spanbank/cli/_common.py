@@ -1,0 +1,84 @@
+"""Shared CLI pieces: progress bars on stderr that `--quiet` silences, and error conversion."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+
+from spanbank.errors import SpanbankError
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@contextlib.contextmanager
+def errors_as_click():
+    """Turn a SpanbankError into `Error: <one line>` and exit code 1."""
+    try:
+        yield
+    except SpanbankError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class Progress:
+    """A rich progress bar on stderr, or nothing when quiet or stderr is not a terminal."""
+
+    def __init__(self, quiet: bool = False):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import Progress as RichProgress
+
+            from rich.console import Console
+
+            self._progress = RichProgress(console=Console(stderr=True), transient=True)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, stage: str, done: int, total: int | None = None) -> None:
+        if self._progress is None:
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(stage, total=total)
+        self._progress.update(self._tasks[stage], completed=done, total=total)
+
+
+def echo_json(data) -> None:
+    """Print JSON with NaN as null (undefined figures stay visible as null, not 0)."""
+    click.echo(json.dumps(_nan_to_none(data), indent=2, sort_keys=True, default=str))
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def echo_summary(summary: dict, quiet: bool, as_json: bool) -> None:
+    """Print a summary dict as JSON or as `key: value` lines."""
+    if as_json:
+        echo_json(summary)
+    elif not quiet:
+        for key, value in summary.items():
+            if isinstance(value, (list, dict)) and not value:
+                continue
+            if isinstance(value, list):
+                click.echo(f"{key}:")
+                for item in value:
+                    click.echo(f"  - {item}")
+            else:
+                click.echo(f"{key}: {value}")

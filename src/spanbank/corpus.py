@@ -1,0 +1,330 @@
+"""The corpus store: typed Parquet tables under one directory, written atomically under a lock."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spanbank.errors import CorpusError, LockError
+from spanbank.schema import Schema, default_schema_text, load_schema
+
+TS = pa.timestamp("us", tz="UTC")
+
+TABLES: dict[str, pa.Schema] = {
+    "articles": pa.schema([
+        ("article_id", pa.string()), ("title", pa.string()), ("text", pa.large_string()),
+        ("source", pa.string()), ("url", pa.string()), ("published_at", TS),
+        ("language", pa.string()), ("origin", pa.string()), ("text_sha256", pa.string()),
+        ("ingested_at", TS),
+    ]),
+    "tasks": pa.schema([
+        ("project", pa.string()), ("ls_url", pa.string()), ("ls_project_id", pa.int64()),
+        ("article_id", pa.string()), ("ls_task_id", pa.int64()), ("batch_id", pa.string()),
+        ("pushed_at", TS), ("schema_version", pa.string()),
+    ]),
+    "annotations": pa.schema([
+        ("annotation_id", pa.string()), ("project", pa.string()), ("article_id", pa.string()),
+        ("ls_task_id", pa.int64()), ("ls_annotation_id", pa.int64()), ("annotator", pa.string()),
+        ("origin", pa.string()), ("created_at", TS), ("updated_at", TS),
+        ("lead_time_s", pa.float64()), ("cancelled", pa.bool_()), ("version", pa.int64()),
+        ("superseded", pa.bool_()), ("deleted_at", TS), ("pulled_at", TS),
+    ]),
+    "spans": pa.schema([
+        ("annotation_id", pa.string()), ("span_id", pa.string()), ("article_id", pa.string()),
+        ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
+        ("attributes", pa.string()), ("offset_repair", pa.string()),
+    ]),
+    "relations": pa.schema([
+        ("annotation_id", pa.string()), ("from_span_id", pa.string()),
+        ("to_span_id", pa.string()), ("label", pa.string()),
+    ]),
+    "rejects": pa.schema([
+        ("annotation_id", pa.string()), ("span_id", pa.string()), ("reason", pa.string()),
+        ("raw", pa.string()), ("pulled_at", TS),
+    ]),
+    "annotators": pa.schema([
+        ("annotator", pa.string()), ("ls_url", pa.string()), ("ls_user_id", pa.int64()),
+        ("email", pa.string()),
+    ]),
+}
+
+HUMAN_ORIGINS = ("human", "import")
+CONFIG_FILE = "spanbank.yaml"
+SCHEMA_FILE = "schema.yaml"
+LOCK_FILE = ".lock"
+ENV_CORPUS = "SPANBANK_CORPUS"
+
+
+def default_corpus_dir() -> Path:
+    return Path(os.environ.get(ENV_CORPUS) or "corpus")
+
+
+def attributes_json(attrs: dict | None) -> str | None:
+    """Canonical JSON of a span's attributes (sorted keys) or None when it has none."""
+    return json.dumps(attrs, sort_keys=True, ensure_ascii=False) if attrs else None
+
+
+def parse_attributes(value) -> dict:
+    if value is None or (isinstance(value, float) and value != value):
+        return {}
+    if isinstance(value, dict):
+        return value
+    return json.loads(value)
+
+
+def empty_table(name: str) -> pa.Table:
+    return TABLES[name].empty_table()
+
+
+def to_arrow(name: str, data) -> pa.Table:
+    """Cast rows (DataFrame, list of dicts or Arrow table) to the table's typed schema.
+
+    Missing declared columns are an error; extra columns are kept as they are.
+    """
+    if isinstance(data, list):
+        data = pd.DataFrame(data) if data else pd.DataFrame(columns=TABLES[name].names)
+    if isinstance(data, pd.DataFrame):
+        data = data.reset_index(drop=True)
+        missing = [f.name for f in TABLES[name] if f.name not in data.columns]
+        if missing:
+            raise CorpusError(f"{name}: rows lack column(s) {', '.join(missing)}")
+        arrays, fields = [], []
+        for f in TABLES[name]:
+            col = data[f.name]
+            if pa.types.is_timestamp(f.type):
+                col = pd.to_datetime(col, utc=True)
+            elif pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type):
+                col = col.astype(object).where(col.notna(), None)
+            try:
+                arrays.append(pa.array(col, type=f.type, from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                raise CorpusError(f"{name}: column {f.name} cannot be stored as {f.type}: {exc}") from None
+            fields.append(f)
+        extra = [c for c in data.columns if c not in TABLES[name].names]
+        for c in extra:
+            arrays.append(pa.array(data[c], from_pandas=True))
+            fields.append(pa.field(c, arrays[-1].type))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    table = data
+    missing = [f.name for f in TABLES[name] if f.name not in table.column_names]
+    if missing:
+        raise CorpusError(f"{name}: rows lack column(s) {', '.join(missing)}")
+    cols = [f.name for f in TABLES[name]] + [c for c in table.column_names if c not in TABLES[name].names]
+    table = table.select(cols)
+    target = pa.schema(list(TABLES[name]) + [table.schema.field(c) for c in cols[len(TABLES[name]):]])
+    try:
+        return table.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
+    """Write `table` to `dest` via a temp file in the same folder, fsync, then rename over it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Corpus:
+    """A corpus directory: `<dir>/<table>.parquet` files plus its schema and config."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else default_corpus_dir()
+        self._schema: Schema | None = None
+
+    def __repr__(self) -> str:
+        return f"Corpus({str(self.path)!r})"
+
+    # -- layout -------------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike, schema_path: str | os.PathLike | None = None) -> Corpus:
+        """Create a corpus directory with its config and schema (existing files are kept)."""
+        corpus = cls(path)
+        corpus.path.mkdir(parents=True, exist_ok=True)
+        schema_file = corpus.path / SCHEMA_FILE
+        if not schema_file.exists():
+            text = Path(schema_path).read_text("utf-8") if schema_path else default_schema_text()
+            if schema_path:
+                load_schema(schema_path)  # validate before copying
+            write_bytes_atomic(text.encode(), schema_file)
+        config = corpus.path / CONFIG_FILE
+        if not config.exists():
+            write_bytes_atomic(b"# spanbank corpus\nformat: 1\n", config)
+        return corpus
+
+    @property
+    def schema(self) -> Schema:
+        if self._schema is None:
+            f = self.path / SCHEMA_FILE
+            self._schema = load_schema(f if f.exists() else None)
+        return self._schema
+
+    def table_path(self, name: str) -> Path:
+        return self.path / f"{name}.parquet"
+
+    def has(self, name: str) -> bool:
+        return self.table_path(name).exists()
+
+    def require(self) -> None:
+        if not self.path.is_dir():
+            raise CorpusError(f"no corpus at {self.path}; create one with `spanbank init {self.path}`")
+
+    # -- reading ------------------------------------------------------------------
+    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """Read a table (an empty typed table when it does not exist yet), checking its columns."""
+        path = self.table_path(name)
+        if not path.exists():
+            table = empty_table(name) if name in TABLES else pa.table({})
+            return table.select(columns) if columns else table
+        try:
+            schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
+        if name in TABLES:
+            for f in TABLES[name]:
+                if columns and f.name not in columns:
+                    continue
+                if f.name not in schema.names:
+                    raise CorpusError(f"{path}: missing column {f.name!r}")
+                got = schema.field(f.name).type
+                if got != f.type and not _compatible(got, f.type):
+                    raise CorpusError(f"{path}: column {f.name!r} has type {got}, expected {f.type}")
+        try:
+            table = pq.read_table(path, columns=columns)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
+        return table
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.read_arrow(name, columns).to_pandas()
+
+    def latest_annotations(self, project: str | None = None, origins=HUMAN_ORIGINS) -> pd.DataFrame:
+        """Current annotations: not superseded, not deleted, not skipped, of the given origins."""
+        ann = self.read("annotations")
+        keep = ann["origin"].isin(list(origins)) & ~ann["superseded"].fillna(False).astype(bool)
+        keep &= ann["deleted_at"].isna() & ~ann["cancelled"].fillna(False).astype(bool)
+        if project is not None:
+            keep &= ann["project"] == project
+        return ann[keep].reset_index(drop=True)
+
+    # -- writing ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer(self, wait: bool | float = False) -> Iterator[Writer]:
+        """Hold the corpus write lock; `wait` True waits forever, a number waits that many seconds."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path / LOCK_FILE
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = None if wait is True else time.monotonic() + float(wait or 0)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if deadline is not None and time.monotonic() >= deadline:
+                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                        raise LockError(
+                            f"corpus {self.path} is being written by another spanbank process "
+                            f"(pid {holder}); wait for it to finish or pass --wait"
+                        ) from None
+                    time.sleep(0.1)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield Writer(self)
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing releases the flock
+
+
+def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
+    """Types a reader can take for ours (string vs large_string, timestamp units, null columns)."""
+    if pa.types.is_null(got):
+        return True
+    if pa.types.is_string(want) or pa.types.is_large_string(want):
+        return pa.types.is_string(got) or pa.types.is_large_string(got)
+    if pa.types.is_timestamp(want):
+        return pa.types.is_timestamp(got)
+    if pa.types.is_integer(want):
+        return pa.types.is_integer(got)
+    return False
+
+
+class Writer:
+    """Table writes while the corpus lock is held; each write replaces one file atomically."""
+
+    def __init__(self, corpus: Corpus):
+        self.corpus = corpus
+
+    def replace(self, name: str, rows) -> pa.Table:
+        table = to_arrow(name, rows) if name in TABLES else _as_table(rows)
+        write_parquet_atomic(table, self.corpus.table_path(name))
+        return table
+
+    def append(self, name: str, rows) -> pa.Table:
+        new = to_arrow(name, rows) if name in TABLES else _as_table(rows)
+        if new.num_rows == 0 and self.corpus.has(name):
+            return new
+        old = self.corpus.read_arrow(name)
+        if name in TABLES:
+            old = to_arrow(name, old)
+        combined = pa.concat_tables([old, new], promote_options="permissive") if old.num_rows else new
+        write_parquet_atomic(combined, self.corpus.table_path(name))
+        return new
+
+
+def _as_table(rows) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, list):
+        rows = pd.DataFrame(rows)
+    return pa.Table.from_pandas(rows, preserve_index=False)

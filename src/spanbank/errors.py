@@ -1,0 +1,41 @@
+"""Exceptions spanbank raises; the CLI turns each into a one-line error."""
+
+
+class SpanbankError(Exception):
+    """Base class: a problem the user can fix, reported in one line."""
+
+
+class SchemaError(SpanbankError):
+    """A label schema is malformed or a label/attribute is not in it."""
+
+
+class OffsetError(SpanbankError):
+    """A span's offsets do not match the article text."""
+
+
+class CorpusError(SpanbankError):
+    """A corpus table is missing, malformed or inconsistent."""
+
+
+class LockError(CorpusError):
+    """Another process holds the corpus write lock."""
+
+
+class IngestError(SpanbankError):
+    """An input file cannot be read as articles."""
+
+
+class LabelStudioError(SpanbankError):
+    """Label Studio is unreachable, refused the request, or answered badly."""
+
+
+class AuthError(LabelStudioError):
+    """Label Studio refused the API key."""
+
+
+class ServerError(SpanbankError):
+    """The local Label Studio server could not be installed, started or stopped."""
+
+
+class ExportError(SpanbankError):
+    """An export could not be written or failed its checks."""

@@ -1,0 +1,151 @@
+"""Code point <-> UTF-16 offsets, and verifying (or repairing) a span against its article text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from spanbank.errors import OffsetError
+
+UTF16 = "utf16"
+SEARCH = "search"
+SEARCH_WINDOW = 2000
+
+
+def _astral_positions(text: str) -> np.ndarray:
+    """Code point indices of characters outside the BMP (two UTF-16 units each)."""
+    if text.isascii():
+        return np.empty(0, dtype=np.int64)
+    return np.fromiter((i for i, ch in enumerate(text) if ord(ch) > 0xFFFF), dtype=np.int64)
+
+
+def cp_to_utf16(text: str, offsets):
+    """Code point offsets -> UTF-16 code unit offsets (scalar or array)."""
+    astral = _astral_positions(text)
+    arr = np.asarray(offsets, dtype=np.int64)
+    out = arr + np.searchsorted(astral, arr, side="left")
+    return int(out) if np.ndim(offsets) == 0 else out
+
+
+def utf16_to_cp(text: str, offsets):
+    """UTF-16 code unit offsets -> code point offsets; raises OffsetError inside a surrogate pair."""
+    astral = _astral_positions(text)
+    # UTF-16 position of each astral char; units at u16+1 are the low surrogate (not a boundary).
+    astral_u16 = astral + np.arange(len(astral))
+    arr = np.asarray(offsets, dtype=np.int64)
+    before = np.searchsorted(astral_u16, arr, side="left")
+    inside = np.isin(arr - 1, astral_u16)
+    if inside.any():
+        raise OffsetError("offset falls inside a surrogate pair (not a UTF-16 character boundary)")
+    out = arr - before
+    return int(out) if np.ndim(offsets) == 0 else out
+
+
+def utf16_len(text: str) -> int:
+    return len(text) + len(_astral_positions(text))
+
+
+_WS = re.compile(r"\s+")
+
+
+def tolerant(s: str) -> str:
+    """What the Label Studio frontend may change: whitespace runs, line ends, Unicode composition."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", s)).strip()
+
+
+@dataclass(frozen=True)
+class SpanFix:
+    """Where a span really is in the text, and which repair (None, `utf16`, `search`) found it."""
+
+    start: int
+    end: int
+    repair: str | None
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def resolve_span(text: str, start, end, claimed: str | None = None, window: int = SEARCH_WINDOW) -> SpanFix:
+    """Find the true code point offsets of a span whose offsets and text come from outside.
+
+    `claimed` is the span text the source said it covered (None: trust bounds only). Raises
+    OffsetError with the reason when no reading of the evidence fits.
+    """
+    if not (_is_int(start) and _is_int(end)):
+        raise OffsetError(f"offsets must be integers, got {start!r}..{end!r}")
+    start, end = int(start), int(end)
+    if start < 0 or end < 0:
+        raise OffsetError(f"negative offset {start}..{end}")
+    if start >= end:
+        raise OffsetError(f"empty or reversed span {start}..{end}")
+    n = len(text)
+    if claimed is None:
+        if end > n:
+            raise OffsetError(f"span {start}..{end} lies beyond the text (length {n})")
+        return SpanFix(start, end, None)
+    if end <= n and text[start:end] == claimed:
+        return SpanFix(start, end, None)
+    target = tolerant(claimed)
+    if not target:
+        raise OffsetError("span text is empty or whitespace")
+    # Label Studio has counted UTF-16 code units on some paths: astral characters count twice.
+    if not text.isascii():
+        try:
+            s16, e16 = utf16_to_cp(text, [start, end]).tolist()
+        except OffsetError:
+            s16 = e16 = None
+        if s16 is not None and s16 < e16 <= n and (s16, e16) != (start, end):
+            if text[s16:e16] == claimed or tolerant(text[s16:e16]) == target:
+                return SpanFix(s16, e16, UTF16)
+    if end <= n and tolerant(text[start:end]) == target:
+        return SpanFix(start, end, None)
+    found = _search_near(text, claimed, start, window)
+    if found is not None:
+        return SpanFix(found[0], found[1], SEARCH)
+    shown = claimed if len(claimed) <= 40 else claimed[:37] + "..."
+    if end > n:
+        raise OffsetError(f"span {start}..{end} lies beyond the text (length {n}) and {shown!r} is not nearby")
+    raise _rejection(start, end, text, shown)
+
+
+def _rejection(start: int, end: int, text: str, shown: str) -> OffsetError:
+    actual = text[start:end]
+    actual = actual if len(actual) <= 40 else actual[:37] + "..."
+    return OffsetError(f"span {start}..{end} covers {actual!r}, not {shown!r}, and no nearby match")
+
+
+def _pattern(claimed: str) -> re.Pattern:
+    parts = [re.escape(p) for p in _WS.split(unicodedata.normalize("NFC", claimed).strip()) if p]
+    return re.compile(r"\s+".join(parts))
+
+
+def _search_near(text: str, claimed: str, start: int, window: int) -> tuple[int, int] | None:
+    """Nearest occurrence of `claimed` (whitespace-tolerant) within `window` of `start`."""
+    lo, hi = max(0, start - window), min(len(text), start + len(claimed) + window)
+    hay = text[lo:hi]
+    candidates = []
+    for variant in {claimed, claimed.strip()}:
+        idx = hay.find(variant)
+        while idx != -1 and variant:
+            candidates.append((lo + idx, lo + idx + len(variant)))
+            idx = hay.find(variant, idx + 1)
+    if not candidates:
+        pat = _pattern(claimed)
+        candidates = [(lo + m.start(), lo + m.end()) for m in pat.finditer(unicodedata.normalize("NFC", hay))]
+        if not hay.isascii() and unicodedata.normalize("NFC", hay) != hay:
+            return None  # composition changed lengths: offsets in `hay` would not be ours
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (abs(c[0] - start), c[0]))
+
+
+def check_span(text: str, start: int, end: int, span_text: str | None = None) -> None:
+    """Raise OffsetError unless text[start:end] is exactly the span (and equals span_text if given)."""
+    if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= len(text):
+        raise OffsetError(f"span {start!r}..{end!r} is outside the text (length {len(text)})")
+    if span_text is not None and text[start:end] != span_text:
+        raise OffsetError(f"span {start}..{end} covers {text[start:end][:40]!r}, not {span_text[:40]!r}")

@@ -1,0 +1,205 @@
+"""Load and validate a label schema, and render its Label Studio labeling config."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import yaml
+
+from spanbank.errors import SchemaError
+
+DEFAULT_SCHEMA = "news"
+LS_LABELS_NAME = "label"
+LS_TEXT_NAME = "text"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    values: tuple[str, ...]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    description: str = ""
+    color: str = "#888888"
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    version: int
+    labels: dict[str, Label]
+    relations: dict[str, Relation]
+    import_mapping: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def ident(self) -> str:
+        """`name-vN`, the version tag written into tasks and manifests."""
+        return f"{self.name}-v{self.version}"
+
+    def label_config(self) -> str:
+        """Label Studio XML for this schema (labels, per-region attribute choices, relations)."""
+        return render_label_config(self)
+
+    def config_fingerprint(self) -> str:
+        return hashlib.sha256(normalise_config(self.label_config()).encode()).hexdigest()[:16]
+
+    def check_span(self, label: str, attributes: dict | None = None) -> str | None:
+        """Return why a span's label/attributes are not in the schema, or None if they are."""
+        if label not in self.labels:
+            return f"label {label!r} is not in schema {self.ident} (labels: {', '.join(self.labels)})"
+        for key, value in (attributes or {}).items():
+            attr = self.labels[label].attributes.get(key)
+            if attr is None:
+                return f"attribute {key!r} is not defined for label {label}"
+            if value is not None and value not in attr.values:
+                return f"value {value!r} of {label}.{key} is not one of {', '.join(attr.values)}"
+        return None
+
+    def check_relation(self, name: str, source_label: str, target_label: str) -> str | None:
+        """Return why a relation does not fit the schema, or None if it does."""
+        rel = self.relations.get(name)
+        if rel is None:
+            return f"relation {name!r} is not in schema {self.ident}"
+        if (rel.source, rel.target) != (source_label, target_label):
+            return f"relation {name} goes {rel.source} -> {rel.target}, not {source_label} -> {target_label}"
+        return None
+
+    def infer_relation(self, source_label: str, target_label: str) -> str | None:
+        """The one relation defined between these labels (in either direction), if any."""
+        for rel in self.relations.values():
+            if (rel.source, rel.target) == (source_label, target_label):
+                return rel.name
+        return None
+
+    def map_import_label(self, fmt: str, label: str) -> str | None:
+        """Our label for a foreign one (e.g. brat `Source` -> `SPEAKER`); None if unmapped."""
+        if label in self.labels:
+            return label
+        return self.import_mapping.get(fmt, {}).get("labels", {}).get(label)
+
+    def map_import_role(self, fmt: str, role: str) -> str | None:
+        if role in self.relations:
+            return role
+        return self.import_mapping.get(fmt, {}).get("roles", {}).get(role)
+
+
+def _parse(data: dict, where: str) -> Schema:
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where}: a schema must be a mapping with name, version, labels")
+    for key in ("name", "version", "labels"):
+        if key not in data:
+            raise SchemaError(f"{where}: missing key {key!r}")
+    if not isinstance(data["version"], int):
+        raise SchemaError(f"{where}: version must be an integer")
+    labels: dict[str, Label] = {}
+    raw_labels = data["labels"]
+    if not isinstance(raw_labels, dict) or not raw_labels:
+        raise SchemaError(f"{where}: labels must be a non-empty mapping")
+    for name, spec in raw_labels.items():
+        spec = spec or {}
+        if not str(name).isidentifier():
+            raise SchemaError(f"{where}: label name {name!r} must be an identifier")
+        attrs = {}
+        for aname, aspec in (spec.get("attributes") or {}).items():
+            values = tuple(str(v) for v in (aspec or {}).get("values") or ())
+            if not values:
+                raise SchemaError(f"{where}: attribute {name}.{aname} has no values")
+            attrs[aname] = Attribute(aname, values, bool(aspec.get("required", False)))
+        labels[name] = Label(name, spec.get("description", ""), spec.get("color", "#888888"), attrs)
+    relations: dict[str, Relation] = {}
+    for rname, spec in (data.get("relations") or {}).items():
+        if not isinstance(spec, dict) or "from" not in spec or "to" not in spec:
+            raise SchemaError(f"{where}: relation {rname!r} needs 'from' and 'to'")
+        for end in (spec["from"], spec["to"]):
+            if end not in labels:
+                raise SchemaError(f"{where}: relation {rname!r} refers to unknown label {end!r}")
+        relations[rname] = Relation(rname, spec["from"], spec["to"])
+    mapping = data.get("import_mapping") or {}
+    for fmt, spec in mapping.items():
+        for foreign, ours in (spec.get("labels") or {}).items():
+            if ours not in labels:
+                raise SchemaError(f"{where}: import mapping {fmt}:{foreign} -> unknown label {ours!r}")
+        for foreign, ours in (spec.get("roles") or {}).items():
+            if ours not in relations:
+                raise SchemaError(f"{where}: import role {fmt}:{foreign} -> unknown relation {ours!r}")
+    return Schema(str(data["name"]), data["version"], labels, relations, mapping, data.get("description", ""))
+
+
+def load_schema(path: str | os.PathLike | None = None) -> Schema:
+    """Load a schema file; None means the bundled default `news` schema."""
+    if path is None:
+        text = resources.files("spanbank").joinpath("data/schemas/news.yaml").read_text("utf-8")
+        where = "news.yaml"
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text("utf-8")
+        except FileNotFoundError:
+            raise SchemaError(f"schema file not found: {p}") from None
+        except UnicodeDecodeError:
+            raise SchemaError(f"{p}: not UTF-8") from None
+        where = str(p)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise SchemaError(f"{where}: not valid YAML{at}") from None
+    return _parse(data, where)
+
+
+def default_schema_text() -> str:
+    return resources.files("spanbank").joinpath("data/schemas/news.yaml").read_text("utf-8")
+
+
+def attribute_control_name(label: str, attribute: str) -> str:
+    """Name of the per-region Choices control holding `label`'s `attribute` in Label Studio."""
+    return f"{label}_{attribute}"
+
+
+def render_label_config(schema: Schema) -> str:
+    q = quoteattr
+    lines = ["<View>", "  <Relations>"]
+    lines += [f"    <Relation value={q(r)}/>" for r in schema.relations]
+    lines += ["  </Relations>", f"  <Labels name={q(LS_LABELS_NAME)} toName={q(LS_TEXT_NAME)}>"]
+    lines += [
+        f"    <Label value={q(lab.name)} background={q(lab.color)}/>" for lab in schema.labels.values()
+    ]
+    lines += ["  </Labels>", f"  <Text name={q(LS_TEXT_NAME)} value=\"$text\"/>"]
+    for lab in schema.labels.values():
+        for attr in lab.attributes.values():
+            name = attribute_control_name(lab.name, attr.name)
+            lines.append(f"  <View visibleWhen=\"region-selected\" whenLabelValue={q(lab.name)}>")
+            lines.append(f"    <Header value={q(f'{lab.name} {attr.name}')}/>")
+            required = ' required="true"' if attr.required else ""
+            lines.append(
+                f"    <Choices name={q(name)} toName={q(LS_TEXT_NAME)} perRegion=\"true\""
+                f" choice=\"single-radio\"{required}>"
+            )
+            lines += [f"      <Choice value={q(v)}/>" for v in attr.values]
+            lines += ["    </Choices>", "  </View>"]
+    lines.append("</View>")
+    return "\n".join(lines) + "\n"
+
+
+def normalise_config(xml: str) -> str:
+    """Whitespace-insensitive form of a labeling config, for drift checks."""
+    return "".join(line.strip() for line in xml.splitlines())

@@ -1,0 +1,314 @@
+"""Agreement report on small hand-built corpus tables, its renderers and the `agree` command."""
+
+import json
+import math
+
+import click
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from spanbank.agreement import AgreementError, cohen_kappa, krippendorff_alpha, unitizing_alpha
+from spanbank.agreement_report import (
+    agreement_report,
+    build_report,
+    latest_human_annotations,
+    render_table,
+    to_csv,
+    to_html,
+    to_json,
+    tokenize,
+)
+from spanbank.cli.agree import agree
+from spanbank.errors import SpanbankError
+
+TEXT1 = 'Smith said: "We will win." The mayor disagreed.'
+TEXT2 = "Rain fell. Jones told reporters it was fine."
+
+ANN_COLS = [
+    "annotation_id",
+    "project",
+    "article_id",
+    "annotator",
+    "origin",
+    "cancelled",
+    "superseded",
+    "deleted_at",
+]
+SPAN_COLS = ["annotation_id", "span_id", "article_id", "label", "start", "end"]
+
+
+def tables():
+    articles = pd.DataFrame({"article_id": ["a1", "a2", "a3"], "text": [TEXT1, TEXT2, "solo"]})
+    annotations = pd.DataFrame(
+        [
+            ("x1", "p", "a1", "ann", "human", False, False, None),
+            ("x2", "p", "a1", "bob", "human", False, False, None),
+            ("x3", "p", "a2", "ann", "human", False, False, None),
+            ("x4", "p", "a2", "bob", "import", False, False, None),
+            ("x5", "p", "a3", "ann", "human", False, False, None),  # single annotator: left out
+            ("x6", "p", "a1", "cat", "prediction", False, False, None),  # not human
+            ("x7", "p", "a2", "cat", "human", True, False, None),  # cancelled
+            ("x8", "p", "a2", "dan", "human", False, True, None),  # superseded
+            ("x9", "p", "a2", "eve", "human", False, False, pd.Timestamp("2024-01-01", tz="UTC")),
+        ],
+        columns=ANN_COLS,
+    )
+    spans = pd.DataFrame(
+        [
+            ("x1", "s1", "a1", "SPEAKER", 0, 5),
+            ("x1", "s2", "a1", "QUOTE", 12, 26),
+            ("x2", "s1", "a1", "SPEAKER", 0, 5),
+            ("x2", "s2", "a1", "QUOTE", 13, 25),
+            ("x3", "s1", "a2", "SPEAKER", 11, 16),
+            ("x3", "s2", "a2", "QUOTE", 31, 43),
+            ("x4", "s1", "a2", "SPEAKER", 11, 16),
+            ("x6", "s1", "a1", "SPEAKER", 30, 35),
+            ("x7", "s1", "a2", "EVENT", 0, 10),
+        ],
+        columns=SPAN_COLS,
+    )
+    relations = pd.DataFrame(
+        [
+            ("x1", "s2", "s1", "said_by"),
+            ("x2", "s2", "s1", "said_by"),
+            ("x3", "s2", "s1", "said_by"),
+        ],
+        columns=["annotation_id", "from_span_id", "to_span_id", "label"],
+    )
+    tasks = pd.DataFrame(
+        {
+            "project": ["p"],
+            "ls_url": ["http://localhost:8080/"],
+            "ls_project_id": [3],
+            "article_id": ["a1"],
+            "ls_task_id": [17],
+        }
+    )
+    return {
+        "articles": articles,
+        "annotations": annotations,
+        "spans": spans,
+        "relations": relations,
+        "tasks": tasks,
+    }
+
+
+class FakeCorpus:
+    def __init__(self, t):
+        self.t = t
+
+    def read(self, name):
+        return self.t[name]
+
+
+def report(**kw):
+    t = tables()
+    kw.setdefault("bootstrap", 50)
+    return build_report(
+        t["articles"], t["annotations"], t["spans"], t["relations"], t["tasks"], **kw
+    )
+
+
+def row(rep, label):
+    return next(r for r in rep["labels"] if r["label"] == label)
+
+
+def test_selection_keeps_latest_live_human_annotations():
+    sel = latest_human_annotations(tables()["annotations"])
+    assert sorted(sel["annotation_id"]) == ["x1", "x2", "x3", "x4", "x5"]
+    rep = report()
+    assert rep["coverage"]["articles_with_2plus"] == 2
+    assert rep["coverage"]["annotators"] == ["ann", "bob"]
+    assert rep["selection"]["labels"] == ["QUOTE", "SPEAKER"]  # EVENT only in a cancelled one
+
+
+def test_span_f1_figures():
+    rep = report()
+    # SPEAKER: identical in both articles -> 1. QUOTE: a1 [12,26) vs [13,25) IoU 12/14 matches
+    # at 0.5 but not exactly; a2 only ann has a quote -> 2*1/3.
+    assert row(rep, "SPEAKER")["span_f1_exact"] == 1.0
+    assert row(rep, "QUOTE")["span_f1_exact"] == 0.0
+    assert row(rep, "QUOTE")["span_f1_overlap"] == pytest.approx(2 / 3)
+    assert row(rep, "micro")["span_f1_overlap"] == pytest.approx(2 * 3 / 7)
+    assert row(rep, "macro")["span_f1_overlap"] == pytest.approx((1 + 2 / 3) / 2)
+    assert report(iou=0.9)["summary"]["span_f1_overlap"]["value"] == pytest.approx(2 * 2 / 7)
+
+
+def token_layer(text, spans):
+    """Independent slow path: each token 1 if it overlaps one of the spans, else 0."""
+    import re
+
+    return [
+        int(any(s < m.end() and m.start() < e for s, e in spans))
+        for m in re.finditer(r"\w+|[^\w\s]", text)
+    ]
+
+
+def test_token_measures_match_the_coefficients():
+    rep = report()
+    ann_q = token_layer(TEXT1, [(12, 26)]) + token_layer(TEXT2, [(31, 43)])
+    bob_q = token_layer(TEXT1, [(13, 25)]) + token_layer(TEXT2, [])
+    assert row(rep, "QUOTE")["alpha"] == pytest.approx(krippendorff_alpha([ann_q, bob_q]))
+    pair = next(r for r in rep["pairs"] if r["label"] == "QUOTE")
+    assert pair["cohen_kappa"] == pytest.approx(cohen_kappa(ann_q, bob_q))
+    some = [i for i in range(len(ann_q)) if ann_q[i] or bob_q[i]]
+    assert pair["cohen_kappa_no_o"] == pytest.approx(
+        cohen_kappa([ann_q[i] for i in some], [bob_q[i] for i in some], categories=[0, 1])
+    )
+    # every article has two annotators, so Fleiss is defined
+    assert not math.isnan(row(rep, "QUOTE")["fleiss_kappa"])
+    # SPEAKER tokens: both agree everywhere; without O every value is "SPEAKER" -> undefined
+    assert row(rep, "SPEAKER")["alpha"] == pytest.approx(1.0)
+    assert math.isnan(row(rep, "SPEAKER")["alpha_no_o"])
+
+
+def test_unitizing_alpha_per_article_matches_function():
+    rep = report()
+    a1 = next(r for r in rep["articles"] if r["article_id"] == "a1")
+    units = [
+        ("ann", "SPEAKER", 0, 5),
+        ("ann", "QUOTE", 12, 26),
+        ("bob", "SPEAKER", 0, 5),
+        ("bob", "QUOTE", 13, 25),
+    ]
+    assert a1["alpha_u"] == pytest.approx(unitizing_alpha(units, (0, len(TEXT1))))
+
+
+def test_single_article_report_alpha_u_equals_function():
+    t = tables()
+    t["annotations"] = t["annotations"][t["annotations"]["article_id"] == "a1"]
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    units = [
+        ("ann", "SPEAKER", 0, 5),
+        ("ann", "QUOTE", 12, 26),
+        ("bob", "SPEAKER", 0, 5),
+        ("bob", "QUOTE", 13, 25),
+    ]
+    assert row(rep, "micro")["alpha_u"] == pytest.approx(unitizing_alpha(units, (0, len(TEXT1))))
+    assert row(rep, "QUOTE")["alpha_u"] == pytest.approx(
+        unitizing_alpha(units, (0, len(TEXT1)), label="QUOTE")
+    )
+    assert math.isnan(rep["summary"]["alpha"]["ci_low"])  # bootstrap=0: no CI
+
+
+def test_relations_end_to_end_and_conditional():
+    rel = report()["relations"]["overall"]
+    # a1: both link quote->speaker with aligned endpoints (hit); a2: ann's quote has no match.
+    assert rel["relation_f1"] == pytest.approx(2 * 1 / 3)
+    assert rel["relation_f1_conditional"] == pytest.approx(1.0)
+
+
+def test_bootstrap_is_seeded_and_brackets_value():
+    a, b = report(seed=3), report(seed=3)
+    assert a["summary"] == b["summary"]
+    s = a["summary"]["span_f1_overlap"]
+    assert s["ci_low"] <= s["value"] <= s["ci_high"]
+
+
+def test_lowest_articles_with_links():
+    rep = report()
+    assert [r["article_id"] for r in rep["lowest_articles"]] == ["a2", "a1"]
+    a1 = rep["lowest_articles"][1]
+    assert a1["link"] == "http://localhost:8080/projects/3/data?task=17"
+    assert rep["lowest_articles"][0]["link"] is None
+
+
+def test_filters_and_errors():
+    with pytest.raises(SpanbankError, match="no article has two or more annotators"):
+        report(annotators=["ann"])
+    with pytest.raises(
+        AgreementError, match="no article has two or more annotators in project 'q'"
+    ):
+        report(project="q")
+    rep = report(labels=["SPEAKER"])
+    assert [r["label"] for r in rep["labels"]] == ["SPEAKER", "micro", "macro"]
+    t = tables()
+    t["spans"].loc[0, "start"] = 9
+    with pytest.raises(AgreementError, match="start=9 end=5"):
+        build_report(t["articles"], t["annotations"], t["spans"])
+
+
+def test_three_annotators_varying_raters():
+    t = tables()
+    extra = pd.DataFrame([("y1", "p", "a1", "cy", "human", False, False, None)], columns=ANN_COLS)
+    t["annotations"] = pd.concat([t["annotations"], extra], ignore_index=True)
+    t["spans"] = pd.concat(
+        [t["spans"], pd.DataFrame([("y1", "s1", "a1", "SPEAKER", 0, 5)], columns=SPAN_COLS)],
+        ignore_index=True,
+    )
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=10)
+    pairs = {(r["annotator_a"], r["annotator_b"]) for r in rep["pairs"]}
+    assert pairs == {("ann", "bob"), ("ann", "cy"), ("bob", "cy")}
+    assert math.isnan(row(rep, "SPEAKER")["fleiss_kappa"])  # 3 raters on a1, 2 on a2
+    assert any("Fleiss" in n for n in rep["notes"])
+    assert rep["coverage"]["raters_per_article"] == {"2": 1, "3": 1}
+
+
+def test_renderers():
+    rep = report()
+    txt = render_table(rep)
+    assert "span_f1_overlap" in txt and "ann / bob" in txt and "task=17" in txt
+    data = json.loads(to_json(rep))
+    assert data["labels"][1]["alpha_no_o"] is None  # NaN -> null
+    lines = to_csv(rep).splitlines()
+    assert lines[0] == "scope,label,annotator_a,annotator_b,measure,value,ci_low,ci_high"
+    assert any(line.startswith("pair,micro,ann,bob,span_f1_overlap,") for line in lines)
+    page = to_html(rep)
+    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+    assert 'href="http://localhost:8080/projects/3/data?task=17"' in page
+
+
+def test_tokenize_offsets():
+    art, start, end, _ = tokenize(["Hé said: «ok»", "x_1 2"])
+    got = [("Hé said: «ok»", "x_1 2")[a][s:e] for a, s, e in zip(art, start, end, strict=True)]
+    assert got == ["Hé", "said", ":", "«", "ok", "»", "x_1", "2"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@click.group()
+@click.pass_context
+def cli(ctx):
+    ctx.obj = type("Obj", (), {"corpus": FakeCorpus(tables())})()
+
+
+cli.add_command(agree)
+
+
+def test_cli_table_json_csv_html(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["agree", "--bootstrap", "20"])
+    assert res.exit_code == 0, res.output
+    assert "Per label" in res.output
+    res = runner.invoke(cli, ["agree", "--json", "--labels", "SPEAKER", "--bootstrap", "0"])
+    assert res.exit_code == 0
+    assert json.loads(res.output)["selection"]["labels"] == ["SPEAKER"]
+    res = runner.invoke(cli, ["agree", "--csv", "--bootstrap", "0"])
+    assert res.output.startswith("scope,label,")
+    out = tmp_path / "r.html"
+    res = runner.invoke(cli, ["agree", "--html", str(out), "--quiet", "--bootstrap", "0"])
+    assert res.exit_code == 0 and res.output == ""
+    assert "<h1>Agreement report</h1>" in out.read_text()
+
+
+def test_cli_errors_are_one_line():
+    res = CliRunner().invoke(cli, ["agree", "--annotators", "ann"])
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: no article has two or more annotators;")
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["agree", "--json", "--csv"])
+    assert res.exit_code == 2
+
+
+def test_cli_help_has_example():
+    res = CliRunner().invoke(cli, ["agree", "--help"])
+    assert res.exit_code == 0 and "Example:" in res.output
+
+
+def test_agreement_report_reads_only_through_corpus():
+    rep = agreement_report(FakeCorpus(tables()), project="p", bootstrap=0)
+    assert rep["selection"]["project"] == "p"
+    assert np.isfinite(rep["summary"]["span_f1_exact"]["value"])
