@@ -66,6 +66,8 @@ class Schema:
         if label not in self.labels:
             return f"label {label!r} is not in schema {self.ident} (labels: {', '.join(self.labels)})"
         for key, value in (attributes or {}).items():
+            if key.startswith("_"):
+                continue  # bookkeeping keys (e.g. `_fragment_of`), not annotator choices
             attr = self.labels[label].attributes.get(key)
             if attr is None:
                 return f"attribute {key!r} is not defined for label {label}"
@@ -94,6 +96,9 @@ class Schema:
         if label in self.labels:
             return label
         return self.import_mapping.get(fmt, {}).get("labels", {}).get(label)
+
+    def ignores_import_label(self, fmt: str, label: str) -> bool:
+        return label in (self.import_mapping.get(fmt, {}).get("ignore") or ())
 
     def map_import_role(self, fmt: str, role: str) -> str | None:
         if role in self.relations:

@@ -1,0 +1,35 @@
+# spanbank: `make demo` runs the main job on the local Label Studio; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SPANBANK := $(BIN)/spanbank
+DEMO_PROJECT ?= spanbank-demo
+
+.PHONY: install demo test lint bench clean-demo
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(SPANBANK) server start
+	$(SPANBANK) init
+	$(SPANBANK) ingest seeds/
+	$(SPANBANK) push --project $(DEMO_PROJECT) --overlap 2 --preannotate rules
+	$(SPANBANK) status
+	@echo
+	@echo "Next: open the project URL above, log in with the credentials printed by 'spanbank server start',"
+	@echo "annotate, then:  $(SPANBANK) pull --project $(DEMO_PROJECT) && $(SPANBANK) agree"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+
+bench: install
+	$(BIN)/python benchmarks/run.py --quick

@@ -1,0 +1,38 @@
+"""`spanbank ingest`: add articles (and brat annotations) to the corpus."""
+
+import click
+
+from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+from spanbank.ingest import FORMATS, Columns, ingest_paths
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Input format (default: by file suffix).")
+@click.option("--id-col", help="Column holding the article id (default: article_id or id; else a hash of the text).")
+@click.option("--text-col", default="text", show_default=True, help="Column holding the article text.")
+@click.option("--title-col", help="Column holding the title.")
+@click.option("--source-col", help="Column holding the outlet.")
+@click.option("--url-col", help="Column holding the URL.")
+@click.option("--date-col", help="Column holding the publication date.")
+@click.option("--language-col", help="Column holding the language code.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the input files.")
+@click.option("--annotator", help="brat: annotator name for .ann files without a _<annotator> suffix.")
+@click.option("--wait", is_flag=True, help="Wait for another writer to finish instead of failing.")
+@quiet_option
+@json_option
+@click.pass_obj
+def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, date_col, language_col, encoding, annotator, wait, quiet, as_json):
+    """Add articles from txt, jsonl, csv, parquet files or brat folders.
+
+    A .txt file's first line is its title; its text is stored unchanged.
+
+    Example:
+
+        spanbank ingest seeds/ articles.jsonl --id-col uid
+        spanbank ingest --format brat data/brat/ --annotator alice
+    """
+    cols = Columns(id=id_col, text=text_col, title=title_col, source=source_col, url=url_col, published_at=date_col, language=language_col)
+    with errors_as_click(), Progress(quiet) as bar:
+        summary = ingest_paths(obj.corpus, paths, fmt, cols, encoding, annotator, wait, bar.update)
+    echo_summary(summary.as_dict(), quiet, as_json)
