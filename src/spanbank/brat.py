@@ -36,13 +36,17 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
     pending_rel: list[tuple[str, str, str, str, str]] = []  # (rel_type, arg1, arg2, line, rid)
     pending_attr: list[tuple[str, str, str | None, str]] = []
     spans_by_id: dict[str, dict] = {}
-    for lineno, line in enumerate(ann.splitlines(), 1):
+    # only "\n" ends an .ann line: splitlines() would also split span text at U+2028, NEL, ...
+    for lineno, line in enumerate(ann.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip() or line.startswith("#"):
             continue
         kind = line[0]
         parts = line.split("\t")
         ident = parts[0]
         try:
+            if len(parts) < 2 and kind not in "#*":
+                raise ValueError("expected a tab between the id and the annotation")
             if kind == "T":
                 if len(parts) < 3:
                     raise ValueError("a T line needs id, type and offsets, and text")
@@ -69,21 +73,23 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
                         spans_by_id[ident] = row
             elif kind == "R":
                 rel_type, *args = parts[1].split()
-                roles = dict(a.split(":", 1) for a in args)
+                roles = dict(a.split(":", 1) for a in args if ":" in a)
                 if "Arg1" not in roles or "Arg2" not in roles:
                     raise ValueError("an R line needs Arg1 and Arg2")
                 pending_rel.append((rel_type, roles["Arg1"], roles["Arg2"], line, ident))
             elif kind == "E":
                 trigger, *args = parts[1].split()
                 roles = [a.split(":", 1) for a in args]
-                if any(len(r) != 2 for r in roles):
+                if any(len(r) != 2 for r in roles) or ":" not in trigger:
                     raise ValueError(f"bad event arguments {parts[1]!r}")
                 for role, arg in roles:
                     rel = schema.map_import_role("brat", role.rstrip("0123456789"))
                     if rel is None:
                         continue
                     source_label = schema.relations[rel].source
-                    heads = [a for r, a in roles if schema.map_import_label("brat", r.rstrip("0123456789")) == source_label]
+                    # the head (e.g. the quote) is an argument, or the trigger itself (`Quote:T3 Source:T1`)
+                    heads = [a for r, a in [trigger.split(":", 1), *roles]
+                             if schema.map_import_label("brat", r.rstrip("0123456789")) == source_label]
                     for head in heads:
                         pending_rel.append((rel, head, arg, line, ident))
             elif kind == "A" or kind == "M":

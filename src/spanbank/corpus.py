@@ -64,6 +64,9 @@ CONFIG_FILE = "spanbank.yaml"
 SCHEMA_FILE = "schema.yaml"
 LOCK_FILE = ".lock"
 ENV_CORPUS = "SPANBANK_CORPUS"
+# mkstemp creates files 0600; tables get the mode a plain open() would give them
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def default_corpus_dir() -> Path:
@@ -142,6 +145,7 @@ def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
             fh.flush()
@@ -158,8 +162,7 @@ def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
+        os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -240,6 +243,14 @@ class Corpus:
             table = pq.read_table(path, columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
+        if name in TABLES:  # compatible types (another tool's writer) are read as ours
+            want = {f.name: f.type for f in TABLES[name]}
+            schema = pa.schema([f.with_type(want.get(f.name, f.type)) for f in table.schema])
+            if schema != table.schema:
+                try:
+                    table = table.cast(schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise CorpusError(f"{path}: columns do not fit the table's types ({exc})") from None
         return table
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -261,11 +272,13 @@ class Corpus:
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        locked = False
         try:
             deadline = None if wait is True else time.monotonic() + float(wait or 0)
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    locked = True
                     break
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
@@ -281,8 +294,9 @@ class Corpus:
             os.pwrite(fd, str(os.getpid()).encode(), 0)
             yield Writer(self)
         finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            if locked:  # the holder's pid is not ours to erase
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             os.close(fd)  # closing releases the flock
 
 

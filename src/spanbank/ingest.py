@@ -111,9 +111,11 @@ def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
         title = text.split("\n", 1)[0].strip() if text.strip() else ""
         return pd.DataFrame({"text": [text], "title": [title], "_where": [str(path)]})
     if kind == "jsonl":
-        raw = _decode(path.read_bytes(), path, encoding)
+        raw = _decode(path.read_bytes(), path, encoding).removeprefix("\ufeff")  # a BOM is not JSON
         rows, where, bad = [], [], []
-        for n, line in enumerate(raw.splitlines(), 1):
+        # only "\n" ends a JSON line: splitlines() would also split at U+2028, NEL, form feed...
+        # inside strings written with ensure_ascii=False
+        for n, line in enumerate(raw.split("\n"), 1):
             if not line.strip():
                 continue
             try:
@@ -126,7 +128,8 @@ def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
                 continue
             rows.append(obj)
             where.append(f"{path}:{n}")
-        df = pd.DataFrame(rows)
+        # object columns: ints stay ints when some rows lack them, lone surrogates stay refusable
+        df = pd.DataFrame(rows, dtype=object)
         df["_where"] = where
         df.attrs["bad"] = bad
         return df
@@ -140,7 +143,7 @@ def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
         return df
     if kind == "parquet":
         try:
-            df = pq.read_table(path).to_pandas()
+            df = pq.read_table(path).to_pandas(integer_object_nulls=True)  # ids 1, not 1.0
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise IngestError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
         df["_where"] = [f"{path}:row {i}" for i in range(len(df))]
@@ -171,29 +174,24 @@ def normalise(df: pd.DataFrame, cols: Columns, origin: str, path: Path) -> tuple
     ids = df[id_col].map(lambda v: None if v is None or v != v or str(v).strip() == "" else str(v)) if id_col else None
     out["article_id"] = ids if ids is not None else None
     out["origin"] = origin
-    keep = pd.Series(True, index=out.index)
-    for i in out.index:
-        t = out.at[i, "text"]
-        why = None
-        if t is None:
-            why = "text is missing or not a string"
-        elif not t.strip():
-            why = "text is empty or whitespace only"
-        else:
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError:
-                why = "text contains a lone surrogate (not valid Unicode)"
-        if why:
-            refused.append(f"{out.at[i, '_where']}: {why}")
-            keep[i] = False
+    t = out["text"]
+    why = pd.Series(None, index=out.index, dtype=object)
+    why[t.isna()] = "text is missing or not a string"
+    present = t.notna()
+    why[present & (t.str.strip() == "")] = "text is empty or whitespace only"
+    if t.dtype == object:  # only JSON escapes make lone surrogates; Arrow strings cannot hold them
+        why[present & why.isna() & t.str.contains("[\ud800-\udfff]", regex=True, na=False)] = (
+            "text contains a lone surrogate (not valid Unicode)"
+        )
+    keep = why.isna()
+    refused += [f"{w}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)]
     out = out[keep]
     missing_id = out["article_id"].isna()
     out.loc[missing_id, "article_id"] = out.loc[missing_id, "text"].map(article_id_for)
     if out["published_at"].notna().any():
         parsed = pd.to_datetime(out["published_at"], utc=True, errors="coerce", format="mixed")
         bad = parsed.isna() & out["published_at"].notna()
-        for w, v in zip(out.loc[bad, "_where"], out.loc[bad, "published_at"]):
+        for w, v in zip(out.loc[bad, "_where"], out.loc[bad, "published_at"], strict=True):
             refused.append(f"{w}: published_at {v!r} is not a date")
         out = out[~bad].assign(published_at=parsed[~bad])
     return out, refused
@@ -201,27 +199,26 @@ def normalise(df: pd.DataFrame, cols: Columns, origin: str, path: Path) -> tuple
 
 def _dedupe(batch: pd.DataFrame, existing: dict[str, str], summary: IngestSummary) -> pd.DataFrame:
     """Drop rows already stored with the same text; refuse other text under a known id."""
-    batch = batch.assign(text_sha256=batch["text"].map(text_sha256))
-    keep = []
-    seen: dict[str, tuple[str, str]] = {}
-    for row in batch[["article_id", "text_sha256", "_where"]].itertuples(index=False):
-        aid, sha, where = row
-        if aid in existing:
-            if existing[aid] == sha:
-                summary.unchanged += 1
-            else:
-                summary.refused.append(f"{where}: id {aid} is stored with another text (re-ingesting would misalign its annotations)")
-            keep.append(False)
-        elif aid in seen:
-            if seen[aid][0] == sha:
-                summary.unchanged += 1
-            else:
-                summary.refused.append(f"{where}: duplicate id {aid} (first at {seen[aid][1]}) with another text")
-            keep.append(False)
-        else:
-            seen[aid] = (sha, where)
-            keep.append(True)
-    return batch[keep]
+    batch = batch.assign(text_sha256=[text_sha256(t) for t in batch["text"]])
+    stored = batch["article_id"].map(existing)
+    same_stored = stored == batch["text_sha256"]
+    other_stored = stored.notna() & ~same_stored
+    first = batch.drop_duplicates("article_id")
+    first_sha = batch["article_id"].map(first.set_index("article_id")["text_sha256"])
+    first_where = batch["article_id"].map(first.set_index("article_id")["_where"])
+    repeat = batch["article_id"].duplicated() & stored.isna()
+    same_repeat = repeat & (first_sha == batch["text_sha256"])
+    other_repeat = repeat & ~same_repeat
+    summary.unchanged += int(same_stored.sum() + same_repeat.sum())
+    summary.refused += [
+        f"{w}: id {a} is stored with another text (re-ingesting would misalign its annotations)"
+        for w, a in zip(batch.loc[other_stored, "_where"], batch.loc[other_stored, "article_id"], strict=True)
+    ]
+    summary.refused += [
+        f"{w}: duplicate id {a} (first at {f}) with another text"
+        for w, a, f in zip(batch.loc[other_repeat, "_where"], batch.loc[other_repeat, "article_id"], first_where[other_repeat], strict=True)
+    ]
+    return batch[stored.isna() & ~repeat]
 
 
 def ingest_paths(
@@ -259,7 +256,7 @@ def ingest_paths(
     batch = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     with corpus.writer(wait) as w:
         stored = corpus.read("articles", columns=["article_id", "text_sha256"])
-        existing = dict(zip(stored["article_id"], stored["text_sha256"]))
+        existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
         new = _dedupe(batch, existing, summary) if len(batch) else batch
         if len(new):
             new = new.drop(columns="_where").assign(ingested_at=datetime.now(timezone.utc))
@@ -296,6 +293,11 @@ def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tupl
             pairs.append((base, txts[base], ann, who))
         else:
             raise IngestError(f"{ann}: no text file {stem}.txt (or {base}.txt) for it")
+    by_key: dict[tuple[str, str], Path] = {}
+    for aid, _, ann, who in pairs:  # two live annotations by one annotator would contradict
+        if (aid, who) in by_key:
+            raise IngestError(f"two annotation files for {aid} by {who}: {by_key[aid, who]} and {ann}")
+        by_key[aid, who] = ann
     paired = {p[0] for p in pairs}
     pairs += [(aid, txt, None, annotator or "import") for aid, txt in txts.items() if aid not in paired]
     return sorted(pairs, key=lambda p: (p[0], p[3]))
@@ -319,7 +321,7 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
     ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
     with corpus.writer(wait) as w:
         stored = corpus.read("articles", columns=["article_id", "text_sha256"])
-        existing = dict(zip(stored["article_id"], stored["text_sha256"]))
+        existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
         new = _dedupe(articles, existing, summary)
         refused_ids = ok_ids - set(new["article_id"]) - {a for a in ok_ids if a in existing and existing[a] == text_sha256(texts[a][0])}
         old_ann = corpus.read("annotations")
@@ -331,11 +333,14 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
             raw = _decode(ann.read_bytes(), ann, encoding)
             digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
             ann_id = f"import-{aid}-{who}-{digest}"
-            if ann_id in known:
-                continue  # this very file was imported before
+            prev = old_ann[(old_ann["article_id"] == aid) & (old_ann["annotator"] == who) & (old_ann["origin"] == "import")]
+            live = prev.loc[~prev["superseded"].fillna(False).astype(bool), "annotation_id"]
+            if any(i == ann_id or i.startswith(f"{ann_id}-v") for i in live):
+                continue  # this very file is the current version
+            if ann_id in known:  # back to an earlier file: a new version, under a new id
+                ann_id = f"{ann_id}-v{len(prev) + 1}"
             parsed = parse_ann(raw, text, schema)
             summary.ignored += parsed.ignored
-            prev = old_ann[(old_ann["article_id"] == aid) & (old_ann["annotator"] == who) & (old_ann["origin"] == "import")]
             ann_rows.append({
                 "annotation_id": ann_id, "project": None, "article_id": aid, "ls_task_id": None,
                 "ls_annotation_id": None, "annotator": who, "origin": "import", "created_at": now,
@@ -353,7 +358,7 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         if ann_rows:
             new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
             old = old_ann.copy()
-            hit = pd.Series([(a, b) in new_keys for a, b in zip(old["article_id"], old["annotator"])], index=old.index, dtype=bool)
+            hit = pd.Series([(a, b) in new_keys for a, b in zip(old["article_id"], old["annotator"], strict=True)], index=old.index, dtype=bool)
             old.loc[hit & (old["origin"] == "import"), "superseded"] = True
             w.replace("annotations", pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows)
             w.append("spans", span_rows)

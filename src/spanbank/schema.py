@@ -95,7 +95,7 @@ class Schema:
         """Our label for a foreign one (e.g. brat `Source` -> `SPEAKER`); None if unmapped."""
         if label in self.labels:
             return label
-        return self.import_mapping.get(fmt, {}).get("labels", {}).get(label)
+        return (self.import_mapping.get(fmt, {}).get("labels") or {}).get(label)
 
     def ignores_import_label(self, fmt: str, label: str) -> bool:
         return label in (self.import_mapping.get(fmt, {}).get("ignore") or ())
@@ -103,7 +103,16 @@ class Schema:
     def map_import_role(self, fmt: str, role: str) -> str | None:
         if role in self.relations:
             return role
-        return self.import_mapping.get(fmt, {}).get("roles", {}).get(role)
+        return (self.import_mapping.get(fmt, {}).get("roles") or {}).get(role)
+
+
+def _mapping(value, where: str, what: str) -> dict:
+    """`value` as a mapping (None: empty), or a SchemaError saying what should have been one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError(f"{where}: {what} must be a mapping, not {type(value).__name__}")
+    return value
 
 
 def _parse(data: dict, where: str) -> Schema:
@@ -112,39 +121,46 @@ def _parse(data: dict, where: str) -> Schema:
     for key in ("name", "version", "labels"):
         if key not in data:
             raise SchemaError(f"{where}: missing key {key!r}")
-    if not isinstance(data["version"], int):
+    if not isinstance(data["version"], int) or isinstance(data["version"], bool):
         raise SchemaError(f"{where}: version must be an integer")
     labels: dict[str, Label] = {}
     raw_labels = data["labels"]
     if not isinstance(raw_labels, dict) or not raw_labels:
         raise SchemaError(f"{where}: labels must be a non-empty mapping")
     for name, spec in raw_labels.items():
-        spec = spec or {}
         if not str(name).isidentifier():
             raise SchemaError(f"{where}: label name {name!r} must be an identifier")
+        spec = _mapping(spec, where, f"label {name}")
         attrs = {}
-        for aname, aspec in (spec.get("attributes") or {}).items():
-            values = tuple(str(v) for v in (aspec or {}).get("values") or ())
+        for aname, aspec in _mapping(spec.get("attributes"), where, f"label {name} attributes").items():
+            aspec = _mapping(aspec, where, f"attribute {name}.{aname}")
+            values = aspec.get("values") or ()
+            if not isinstance(values, (list, tuple)):
+                raise SchemaError(f"{where}: attribute {name}.{aname} values must be a list")
+            values = tuple(str(v) for v in values)
             if not values:
                 raise SchemaError(f"{where}: attribute {name}.{aname} has no values")
             attrs[aname] = Attribute(aname, values, bool(aspec.get("required", False)))
         labels[name] = Label(name, spec.get("description", ""), spec.get("color", "#888888"), attrs)
     relations: dict[str, Relation] = {}
-    for rname, spec in (data.get("relations") or {}).items():
+    for rname, spec in _mapping(data.get("relations"), where, "relations").items():
         if not isinstance(spec, dict) or "from" not in spec or "to" not in spec:
             raise SchemaError(f"{where}: relation {rname!r} needs 'from' and 'to'")
         for end in (spec["from"], spec["to"]):
-            if end not in labels:
+            if not isinstance(end, str) or end not in labels:
                 raise SchemaError(f"{where}: relation {rname!r} refers to unknown label {end!r}")
         relations[rname] = Relation(rname, spec["from"], spec["to"])
-    mapping = data.get("import_mapping") or {}
+    mapping = _mapping(data.get("import_mapping"), where, "import_mapping")
     for fmt, spec in mapping.items():
-        for foreign, ours in (spec.get("labels") or {}).items():
-            if ours not in labels:
+        spec = _mapping(spec, where, f"import mapping {fmt}")
+        for foreign, ours in _mapping(spec.get("labels"), where, f"import mapping {fmt} labels").items():
+            if not isinstance(ours, str) or ours not in labels:
                 raise SchemaError(f"{where}: import mapping {fmt}:{foreign} -> unknown label {ours!r}")
-        for foreign, ours in (spec.get("roles") or {}).items():
-            if ours not in relations:
+        for foreign, ours in _mapping(spec.get("roles"), where, f"import mapping {fmt} roles").items():
+            if not isinstance(ours, str) or ours not in relations:
                 raise SchemaError(f"{where}: import role {fmt}:{foreign} -> unknown relation {ours!r}")
+        if not isinstance(spec.get("ignore") or [], list):
+            raise SchemaError(f"{where}: import mapping {fmt} ignore must be a list of labels")
     return Schema(str(data["name"]), data["version"], labels, relations, mapping, data.get("description", ""))
 
 
@@ -161,6 +177,8 @@ def load_schema(path: str | os.PathLike | None = None) -> Schema:
             raise SchemaError(f"schema file not found: {p}") from None
         except UnicodeDecodeError:
             raise SchemaError(f"{p}: not UTF-8") from None
+        except OSError as exc:
+            raise SchemaError(f"{p}: cannot read the schema ({exc.strerror})") from None
         where = str(p)
     try:
         data = yaml.safe_load(text)

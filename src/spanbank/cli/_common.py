@@ -33,9 +33,8 @@ class Progress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import Progress as RichProgress
-
             from rich.console import Console
+            from rich.progress import Progress as RichProgress
 
             self._progress = RichProgress(console=Console(stderr=True), transient=True)
             self._progress.__enter__()

@@ -1,0 +1,88 @@
+"""`spanbank export`: training datasets in several formats, split by article, with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+
+
+@click.command()
+@click.option(
+    "--format",
+    "formats",
+    required=True,
+    help="Comma-separated formats: jsonl, spacy, hf, conll, brat, quotes.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: exports/<name>); replaced only when the export is complete.",
+)
+@click.option("--name", help="Dataset name (default: the corpus directory's name).")
+@click.option(
+    "--gold",
+    default="auto",
+    show_default=True,
+    help="Which annotation per article: auto (reviewed, then automatic gold, then the single "
+    "human annotation, then majority), a strategy name, or an annotator pseudonym.",
+)
+@click.option("--labels", help="Comma-separated labels to export (default: all schema labels).")
+@click.option("--project", help="Only annotations of this project.")
+@click.option(
+    "--split",
+    "split_spec",
+    default="train=0.8,dev=0.1,test=0.1",
+    show_default=True,
+    help="Split names and fractions (summing to 1).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split hash.")
+@click.option("--group-by", help="Articles column whose equal values stay in one split (e.g. source).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Articles processed and written per chunk (bounds memory).",
+)
+@quiet_option
+@json_option
+@click.pass_obj
+def export(obj, formats, out, name, gold, labels, project, split_spec, seed, group_by, chunk_size, quiet, as_json):
+    """Export gold annotations as training data, split by article, with manifest.json.
+
+    Example:
+
+        spanbank export --format jsonl,spacy,hf --split train=0.8,dev=0.1,test=0.1 --seed 1
+    """
+    from spanbank.export import export_dataset
+
+    label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
+    with errors_as_click(), Progress(quiet or as_json) as bar:
+        summary = export_dataset(
+            obj.corpus,
+            formats,
+            out,
+            gold=gold,
+            project=project,
+            labels=label_list,
+            split=split_spec,
+            seed=seed,
+            group_by=group_by,
+            name=name,
+            chunk_size=chunk_size,
+            progress=bar.update,
+        )
+    if not as_json and not quiet:
+        summary = dict(summary)
+        summary["splits"] = ", ".join(f"{k}={v}" for k, v in summary["splits"].items())
+        summary["label_counts"] = [
+            f"{s}: " + ", ".join(f"{lab}={n}" for lab, n in counts.items())
+            for s, counts in summary.pop("label_counts").items()
+        ]
+        summary["formats"] = ", ".join(summary["formats"])
+        summary["notes"] = [f"{k}: {v}" for k, v in summary["notes"].items() if v]
+    echo_summary(summary, quiet, as_json)

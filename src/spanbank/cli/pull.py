@@ -1,0 +1,35 @@
+"""`spanbank pull`: fetch annotations from a Label Studio project into the corpus."""
+
+from __future__ import annotations
+
+import click
+
+from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+from spanbank.cli.push import key_option, url_option, wait_option
+
+
+@click.command()
+@click.option("--project", required=True, help="Label Studio project title.")
+@click.option("--full", is_flag=True, help="Re-check every annotated task, not only those changed since the last pull.")
+@url_option
+@key_option
+@wait_option
+@quiet_option
+@json_option
+@click.pass_obj
+def pull(obj, project, full, url, api_key, wait, quiet, as_json):
+    """Pull new, edited and deleted annotations of PROJECT; verify offsets; store versions.
+
+    Example:
+
+        spanbank pull --project news-batch1 --json
+    """
+    from spanbank.sync import pull as pull_annotations
+    from spanbank.sync import run
+
+    with errors_as_click(), Progress(quiet or as_json) as bar:
+        summary = run(
+            pull_annotations(obj.corpus, project, url=url, api_key=api_key, full=full, wait=wait),
+            lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+        )
+    echo_summary(summary, quiet, as_json)

@@ -1,0 +1,60 @@
+"""`spanbank push`: send a batch of not-yet-pushed articles to a Label Studio project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+
+url_option = click.option("--url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).")
+key_option = click.option("--api-key", default=None, help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).")
+wait_option = click.option("--wait", is_flag=True, help="Wait for another spanbank process to release the corpus.")
+
+
+@click.command()
+@click.option("--project", required=True, help="Label Studio project title (created if missing).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Push at most N articles (default: all not yet pushed).")
+@click.option("--overlap", type=click.IntRange(1), default=None, help="Annotators per task (the project's maximum_annotations).")
+@click.option("--sample", type=click.IntRange(1), default=None, help="Push a random sample of N not-yet-pushed articles.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="File of article ids, one a line.")
+@click.option("--where", default=None, help="pandas query on article columns, e.g. \"source == 'reuters'\".")
+@click.option("--preannotate", default="none", show_default=True, help="Predictions: rules, none, or a Parquet/JSONL file of spans.")
+@click.option("--update-config", is_flag=True, help="Replace the project's labeling config when it differs from the schema.")
+@click.option("--chunk-size", type=click.IntRange(1, 5000), default=1000, show_default=True, help="Tasks per import request.")
+@click.option("--dry-run", is_flag=True, help="Say what would be pushed; change nothing.")
+@url_option
+@key_option
+@wait_option
+@quiet_option
+@json_option
+@click.pass_obj
+def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, preannotate,
+         update_config, chunk_size, dry_run, url, api_key, wait, quiet, as_json):
+    """Push articles not yet in project PROJECT to Label Studio as tasks.
+
+    Creates the project from the corpus schema if needed; safe to re-run (it never makes a
+    second task for an article, even after a crash).
+
+    Example:
+
+        spanbank push --project news-batch1 --batch-size 200 --overlap 2 --preannotate rules
+    """
+    from spanbank.sync import push_batch, run
+
+    ids = None
+    if ids_file is not None:
+        ids = [line.strip() for line in ids_file.read_text("utf-8").splitlines() if line.strip()]
+    with errors_as_click(), Progress(quiet or as_json) as bar:
+        summary = run(
+            push_batch(
+                obj.corpus, project, url=url, api_key=api_key, batch_size=batch_size,
+                overlap=overlap, sample=sample, seed=seed, ids=ids, where=where,
+                preannotate=preannotate, update_config=update_config, dry_run=dry_run, wait=wait,
+                chunk_size=chunk_size,
+            ),
+            lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+        )
+    echo_summary(summary, quiet, as_json)

@@ -1,0 +1,469 @@
+"""Export training datasets: select gold annotations, split by article, stream chunks to format writers.
+
+`export_dataset(corpus, formats, out)` is the one entry point. It reads articles in chunks
+(`chunk_size` articles at a time, never the whole corpus as documents), re-checks every
+span against its text, hands each chunk to every format writer, and writes everything
+into a temporary directory beside `out` that is renamed into place only when complete and
+checksummed (`manifest.json`). The same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from spanbank.errors import ExportError
+from spanbank.export.brat import BratWriter
+from spanbank.export.conll import ConllWriter
+from spanbank.export.docs import META_COLUMNS, build_documents
+from spanbank.export.hf import HfWriter
+from spanbank.export.jsonl import JsonlWriter
+from spanbank.export.manifest import (
+    CARD,
+    MANIFEST,
+    MANIFEST_VERSION,
+    Fingerprint,
+    checksums,
+    dataset_card,
+    dumps,
+    verify,
+)
+from spanbank.export.quotes import QuotesWriter
+from spanbank.export.spacy import SpacyWriter
+from spanbank.export.split import assign_splits, parse_split
+
+__all__ = ["FORMATS", "export_dataset", "parse_formats", "verify"]
+
+WRITERS = {
+    "jsonl": JsonlWriter,
+    "spacy": SpacyWriter,
+    "hf": HfWriter,
+    "conll": ConllWriter,
+    "brat": BratWriter,
+    "quotes": QuotesWriter,
+}
+FORMATS = tuple(WRITERS)
+CHUNK_SIZE = 1000
+EXPORTS_DIR = "exports"
+
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def parse_formats(formats: str | Iterable[str]) -> list[str]:
+    """`jsonl,spacy` or a list -> known format names, in order, without repeats."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out: list[str] = []
+    for f in (str(x).strip().lower() for x in items):
+        if not f:
+            continue
+        if f not in WRITERS:
+            raise ExportError(f"unknown export format {f!r}; choose from {', '.join(FORMATS)}")
+        if f not in out:
+            out.append(f)
+    if not out:
+        raise ExportError(f"no export format given; choose from {', '.join(FORMATS)}")
+    return out
+
+
+def export_dataset(
+    corpus,
+    formats: str | Iterable[str],
+    out: str | os.PathLike | None = None,
+    *,
+    gold: str = "auto",
+    project: str | None = None,
+    labels: Iterable[str] | None = None,
+    split: str | dict | None = None,
+    seed: int = 0,
+    group_by: str | None = None,
+    name: str | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    annotations: pd.DataFrame | None = None,
+    agreement: bool = True,
+    progress: Progress | None = None,
+) -> dict:
+    """Export the corpus's gold annotations as training data; returns a summary dict.
+
+    `gold` is `auto`, a strategy name or an annotator pseudonym (see `spanbank.gold`);
+    `annotations` (one row per article, columns as the annotations table) bypasses that
+    selection and reads those annotations' spans straight from the corpus. `split` is
+    `train=0.8,dev=0.1,test=0.1` (or a dict); `group_by` names an articles column whose
+    equal values always share a split. Raises ExportError, leaving no partial output.
+    """
+    fmts = parse_formats(formats)
+    fractions = parse_split(split)
+    if chunk_size < 1:
+        raise ExportError("chunk size must be at least 1")
+    corpus.require()
+    if not corpus.has("articles"):
+        raise ExportError(f"corpus {corpus.path} has no articles; ingest some first")
+    schema = corpus.schema
+    layer_labels = _labels(schema, labels)
+    name = name or _default_name(corpus)
+    out = Path(out) if out is not None else Path(EXPORTS_DIR) / name
+    _check_target(out)
+
+    ann, span_source, gold_desc = _selection(corpus, gold, project, annotations)
+    chosen_by = (
+        {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items())}
+        if "selection" in ann else None
+    )
+    art_cols = set(pq.read_schema(_article_files(corpus)[0]).names)
+    if group_by is not None and group_by not in art_cols:
+        raise ExportError(f"--group-by {group_by!r} is not an articles column ({', '.join(sorted(art_cols))})")
+    split_of = _split_articles(corpus, ann, fractions, seed, group_by)
+    splits = list(fractions)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    writers = []
+    try:
+        for fmt in fmts:
+            writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
+        stats = _stream(corpus, ann, span_source, split_of, splits, layer_labels, schema,
+                        writers, group_by, chunk_size, art_cols, progress)
+        notes = dict(stats.pop("notes"))
+        for w in writers:
+            notes.update(w.close())
+        writers = []
+        agree = _agreement(corpus, project) if agreement else None
+        manifest = _manifest(name, schema, gold_desc, project, layer_labels, fmts, seed, fractions,
+                             group_by, chunk_size, stats, notes, agree)
+        manifest["gold_selection"] = chosen_by
+        (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
+        manifest["files"] = checksums(tmp)
+        (tmp / MANIFEST).write_bytes(dumps(manifest))
+        _fsync_tree(tmp)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        for w in writers:
+            with contextlib.suppress(Exception):
+                w.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {
+        "out": str(out),
+        "formats": fmts,
+        "gold": gold_desc,
+        "articles": manifest["articles"],
+        "spans": manifest["spans"],
+        "relations": manifest["relations"],
+        "splits": {s: v["articles"] for s, v in manifest["splits"].items()},
+        "label_counts": {s: v["label_counts"] for s, v in manifest["splits"].items()},
+        "notes": notes,
+        "fingerprint": manifest["fingerprint"]["sha256"],
+        "files": len(manifest["files"]),
+    }
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _labels(schema, labels) -> list[str]:
+    if labels is None:
+        return list(schema.labels)
+    chosen = [lab.strip() for lab in labels if lab and lab.strip()]
+    unknown = [lab for lab in chosen if lab not in schema.labels]
+    if unknown:
+        raise ExportError(
+            f"label(s) {', '.join(unknown)} not in schema {schema.ident} (labels: {', '.join(schema.labels)})"
+        )
+    if not chosen:
+        raise ExportError("--labels is empty")
+    return [lab for lab in schema.labels if lab in chosen]  # schema order: stable columns
+
+
+def _default_name(corpus) -> str:
+    return Path(corpus.path).resolve().name or "corpus"
+
+
+def _selection(corpus, gold, project, annotations):
+    """(one annotation row per article, chunk -> (spans, relations), description of the choice)."""
+    if annotations is not None:
+        ann = annotations.reset_index(drop=True)
+        gold_mod = None
+        desc = "given"
+    else:
+        try:
+            from spanbank import gold as gold_mod
+        except ImportError:
+            raise ExportError("gold selection needs spanbank.gold, which is not installed here") from None
+        ann = gold_mod.select_annotations(corpus, gold=gold, project=project).reset_index(drop=True)
+        desc = gold
+    # Stored annotations: their rows are read once, kept as Arrow and sliced per chunk.
+    # Gold computed on the fly (not stored) is recomputed by spanbank.gold, chunk by chunk.
+    stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
+    in_store = ann["annotation_id"].isin(stored_ids)
+    if "selection" in ann:
+        in_store &= ann["selection"] != "computed"
+    ann = ann.assign(_stored=in_store.to_numpy())
+    if gold_mod is None and not in_store.all():
+        missing = ann.loc[~in_store, "annotation_id"].astype(str).tolist()
+        raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
+    spans, rels = _corpus_rows(corpus, ann.loc[in_store, "annotation_id"])
+
+    def source(chunk: pd.DataFrame):
+        stored = chunk[chunk["_stored"]]
+        ids = pa.array(stored["annotation_id"].astype(str).tolist(), pa.string())
+        sp = spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)).to_pylist()
+        rl = rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)).to_pylist()
+        todo = chunk[~chunk["_stored"]]
+        if len(todo):
+            more_sp, more_rl = gold_mod.annotation_spans(corpus, todo.drop(columns="_stored"))
+            sp += more_sp.to_dict("records")
+            rl += more_rl.to_dict("records")
+        return sp, rl
+
+    if not len(ann):
+        where = f" in project {project!r}" if project else ""
+        raise ExportError(f"no annotations to export{where} (gold={gold}); pull or import some first")
+    dup = ann["article_id"][ann["article_id"].duplicated()]
+    if len(dup):
+        raise ExportError(f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}")
+    return ann, source, desc
+
+
+def _corpus_rows(corpus, annotation_ids) -> tuple[pa.Table, pa.Table]:
+    """Spans and relations of the given annotations, as Arrow (compact, sliced per chunk later)."""
+    ids = pa.array(pd.Series(annotation_ids).astype(str).tolist(), pa.string())
+    spans = corpus.read_arrow("spans")
+    rels = corpus.read_arrow("relations")
+    return (
+        spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)),
+        rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)),
+    )
+
+
+def _article_files(corpus) -> list[Path]:
+    path = corpus.table_path("articles")
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise ExportError(f"{path} holds no Parquet files")
+    return files
+
+
+def _article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Articles table batches in file order (deterministic), reading only `columns`."""
+    for f in _article_files(corpus):
+        pf = pq.ParquetFile(f)
+        cols = [c for c in columns if c in pf.schema_arrow.names]
+        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
+
+
+def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
+    """article_id -> split name for every selected article (checking each has a text)."""
+    wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
+    cols = ["article_id"] + ([group_by] if group_by else [])
+    ids: list[str] = []
+    keys: list[str] = []
+    for batch in _article_batches(corpus, cols, 65536):
+        batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        if not batch.num_rows:
+            continue
+        aids = batch.column("article_id").to_pylist()
+        ids += aids
+        if group_by:
+            # articles without a group value are their own group
+            groups = batch.column(group_by).to_pylist()
+            keys += [f"g\x00{g}" if g is not None else f"a\x00{a}" for g, a in zip(groups, aids, strict=True)]
+        else:
+            keys += aids
+    missing = set(ann["article_id"].astype(str)) - set(ids)
+    if missing:
+        raise ExportError(
+            f"{len(missing)} annotated article(s) are not in the articles table: {', '.join(sorted(missing)[:5])}"
+        )
+    if len(ids) != len(set(ids)):
+        raise ExportError("the articles table holds an article_id twice; the corpus is inconsistent")
+    return dict(zip(ids, assign_splits(keys, fractions, seed).tolist(), strict=True))
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def _stream(corpus, ann, span_source, split_of, splits, labels, schema, writers, group_by,
+            chunk_size, art_cols, progress) -> dict:
+    ann_by_id = ann.set_index(ann["article_id"].astype(str), drop=False)
+    wanted = pa.array(list(split_of), pa.string())
+    cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
+    if group_by and group_by not in cols:
+        cols.append(group_by)
+    total = len(split_of)
+    stats = {
+        "articles": {s: 0 for s in splits},
+        "labels": {s: Counter() for s in splits},
+        "relations": {s: Counter() for s in splits},
+        "notes": Counter(),
+        "fingerprint": Fingerprint(),
+        "as_of": None,
+    }
+    pending: list[pa.RecordBatch] = []
+    held = done = 0
+
+    def flush():
+        nonlocal pending, held, done
+        if not held:
+            return
+        rows = pa.Table.from_batches(pending).to_pylist()
+        pending, held = [], 0
+        _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, group_by, stats)
+        done += len(rows)
+        if progress:
+            progress("exporting", done, total)
+
+    for batch in _article_batches(corpus, cols, chunk_size):
+        batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        while batch.num_rows:
+            take = min(chunk_size - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held >= chunk_size:
+                flush()
+    flush()
+    return stats
+
+
+def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, group_by, stats):
+    ids = [r["article_id"] for r in rows]
+    chunk_ann = ann_by_id.loc[ids].reset_index(drop=True)
+    spans, rels = span_source(chunk_ann)
+    ann_rows = {r["article_id"]: r for r in chunk_ann.to_dict("records")}
+    if group_by:
+        for r in rows:
+            r["group"] = r.get(group_by)
+    docs, notes = build_documents(rows, ann_rows, spans, rels, labels=labels, known_labels=schema.labels)
+    stats["notes"].update(notes)
+    by_split: dict[str, list[dict]] = {}
+    fp = stats["fingerprint"]
+    for d in docs:
+        s = split_of[d["article_id"]]
+        by_split.setdefault(s, []).append(d)
+        stats["articles"][s] += 1
+        stats["labels"][s].update(sp["label"] for sp in d["spans"])
+        stats["relations"][s].update(r["label"] for r in d["relations"])
+        a = ann_rows[d["article_id"]]
+        fp.add(d["article_id"], d["text"], a.get("annotation_id"), a.get("version"), a.get("updated_at"))
+        ts = a.get("updated_at")
+        if ts is not None and not pd.isna(ts) and (stats["as_of"] is None or ts > stats["as_of"]):
+            stats["as_of"] = ts
+    for split, docs_s in by_split.items():
+        for w in writers:
+            w.write(split, docs_s)
+
+
+# --------------------------------------------------------------------------- manifest and files
+
+
+def _agreement(corpus, project) -> dict | None:
+    """Headline agreement figures when the corpus has overlapping annotations; None otherwise."""
+    try:
+        from spanbank.agreement_report import agreement_report
+
+        # cheap check first: the report reads whole tables, pointless without overlap
+        live = corpus.latest_annotations(project=project)
+        if not (live.groupby("article_id")["annotator"].nunique() >= 2).any():
+            return None
+        report = agreement_report(corpus, project=project, bootstrap=0)
+        summary = {k: v.get("value") if isinstance(v, dict) else v for k, v in report.get("summary", {}).items()}
+        summary = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
+        articles = report.get("coverage", {}).get("articles_with_2plus", 0)
+        if not articles:
+            return None
+        return {"articles_with_2plus": articles, **summary}
+    except Exception:  # agreement is a courtesy in the manifest; never a reason to fail an export
+        return None
+
+
+def _versions(fmts) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ["pyarrow", *(["spacy"] if "spacy" in fmts else []), *(["datasets"] if "hf" in fmts else [])]:
+        with contextlib.suppress(PackageNotFoundError):
+            out[pkg] = version(pkg)
+    return out
+
+
+def _manifest(name, schema, gold, project, labels, fmts, seed, fractions, group_by, chunk_size,
+              stats, notes, agree) -> dict:
+    from spanbank import __version__
+
+    splits = {
+        s: {
+            "articles": stats["articles"][s],
+            "label_counts": {lab: stats["labels"][s].get(lab, 0) for lab in labels},
+            "relation_counts": dict(sorted(stats["relations"][s].items())),
+        }
+        for s in fractions
+    }
+    as_of = stats["as_of"]
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "name": name,
+        "spanbank_version": __version__,
+        "tools": _versions(fmts),
+        "schema": {"name": schema.name, "version": schema.version, "ident": schema.ident},
+        "gold": gold,
+        "project": project,
+        "labels": labels,
+        "formats": fmts,
+        "seed": seed,
+        "split_fractions": fractions,
+        "group_by": group_by,
+        "chunk_size": chunk_size,
+        "articles": sum(v["articles"] for v in splits.values()),
+        "spans": sum(sum(v["label_counts"].values()) for v in splits.values()),
+        "relations": sum(sum(v["relation_counts"].values()) for v in splits.values()),
+        "splits": splits,
+        "fingerprint": stats["fingerprint"].digests(),
+        # deterministic stand-in for a creation time: the newest annotation that went in
+        "corpus_as_of": as_of.isoformat() if as_of is not None else None,
+        "notes": dict(sorted((k, int(v)) for k, v in notes.items())),
+        "agreement": agree,
+    }
+
+
+def _check_target(out: Path) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise ExportError(f"{out} exists and is not a directory")
+        if any(out.iterdir()) and not (out / MANIFEST).exists():
+            raise ExportError(f"{out} is not empty and not a spanbank export; choose another --out")
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder to disk, so the renamed export is complete after a crash too."""
+    for path in sorted(root.rglob("*"), reverse=True):  # files before the folders holding them
+        _fsync_path(path)
+    _fsync_path(root)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished temp dir to `out`, replacing an earlier export there."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / "x")
+    os.rename(tmp, out)
+    _fsync_path(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""brat standoff writer: `brat/<split>/<article>.txt` + `.ann` (T, R, A lines) and `annotation.conf`.
+
+Offsets are code points (what brat counts for text written by Python). A span crossing a
+line end stays one contiguous `T` span; its text field has line ends shown as spaces (an
+`.ann` line cannot hold them). Files are named by article_id; an id that is not a safe file
+name is percent-encoded. `spanbank ingest --format brat brat/` re-imports everything.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def file_stem(article_id: str) -> str:
+    return article_id if _SAFE.match(article_id) else quote(article_id, safe="")
+
+
+def to_ann(doc: dict) -> str:
+    lines = []
+    attr_n = 0
+    for i, sp in enumerate(doc["spans"], 1):
+        shown = re.sub(r"[\r\n\t]", " ", sp["text"])
+        lines.append(f"T{i}\t{sp['label']} {sp['start']} {sp['end']}\t{shown}")
+        for name, value in sorted(sp["attributes"].items()):
+            if value is None:
+                continue
+            attr_n += 1
+            lines.append(f"A{attr_n}\t{name} T{i} {value}")
+    for k, rel in enumerate(doc["relations"], 1):
+        lines.append(f"R{k}\t{rel['label']} Arg1:T{rel['head'] + 1} Arg2:T{rel['tail'] + 1}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def annotation_conf(schema, labels: list[str]) -> str:
+    """brat's `annotation.conf` for the exported labels (attributes merged by name)."""
+    lines = ["[entities]", *labels, "", "[relations]"]
+    for rel in schema.relations.values() if schema else ():
+        if rel.source in labels and rel.target in labels:
+            lines.append(f"{rel.name}\tArg1:{rel.source}, Arg2:{rel.target}")
+    lines.append("<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>")
+    lines += ["", "[events]", "", "[attributes]"]
+    attrs: dict[str, tuple[list[str], list[str]]] = {}
+    for lab in labels:
+        spec = schema.labels.get(lab) if schema else None
+        for attr in (spec.attributes.values() if spec else ()):
+            owners, values = attrs.setdefault(attr.name, ([], []))
+            owners.append(lab)
+            values += [v for v in attr.values if v not in values]
+    for name, (owners, values) in attrs.items():
+        lines.append(f"{name}\tArg:{'|'.join(owners)}, Value:{'|'.join(values)}")
+    return "\n".join(lines) + "\n"
+
+
+class BratWriter:
+    name = "brat"
+
+    def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
+        self.dir = Path(root) / "brat"
+        for s in splits:
+            (self.dir / s).mkdir(parents=True, exist_ok=True)
+        (self.dir / "annotation.conf").write_text(annotation_conf(schema, list(labels)), encoding="utf-8")
+
+    def write(self, split: str, docs: list[dict]) -> None:
+        for d in docs:
+            base = self.dir / split / file_stem(d["article_id"])
+            Path(f"{base}.txt").write_bytes(d["text"].encode("utf-8"))
+            Path(f"{base}.ann").write_bytes(to_ann(d).encode("utf-8"))
+
+    def close(self) -> dict:
+        return {}
+
+    def abort(self) -> None:
+        pass

@@ -1,0 +1,67 @@
+"""CoNLL writer: `conll/<split>.conll`, one token per line with one BIO column per label layer.
+
+Columns are tab-separated: the token, then `B-/I-/O` tags for each label in schema order
+(one column per layer, so nested spans of different labels survive). Each article starts
+with a `-DOCSTART-` line (its second column is the article_id) and a blank line; a blank line
+ends it. Tokens are regex words/punctuation cut at span boundaries (as in the hf format).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spanbank.export.docs import bio_layers, tokenize
+
+DOCSTART = "-DOCSTART-"
+
+
+def to_conll(doc: dict, labels: list[str], notes: dict) -> str:
+    text = doc["text"]
+    starts, ends = tokenize(text, doc["spans"])
+    layers, n = bio_layers(starts, ends, doc["spans"], labels)
+    for k, v in n.items():
+        notes[f"conll_{k}"] = notes.get(f"conll_{k}", 0) + v
+    names = {lab: ("O", f"B-{lab}", f"I-{lab}") for lab in labels}
+    lines = [f"{DOCSTART}\t{doc['article_id']}", ""]
+    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        lines.append("\t".join([text[s:e], *(names[lab][layers[lab][i]] for lab in labels)]))
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+class ConllWriter:
+    name = "conll"
+
+    def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
+        self.dir = Path(root) / "conll"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.labels = list(labels)
+        self._files = {s: open(self.dir / f"{s}.conll", "w", encoding="utf-8", newline="\n") for s in splits}
+        self.notes: dict[str, int] = {}
+
+    def write(self, split: str, docs: list[dict]) -> None:
+        self._files[split].write("".join(to_conll(d, self.labels, self.notes) for d in docs))
+
+    def close(self) -> dict:
+        self.abort()
+        return dict(sorted(self.notes.items()))
+
+    def abort(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+
+
+def read_conll(path, labels: list[str]) -> list[dict]:
+    """Parse an exported `.conll` file back into [{article_id, tokens, tags: {label: [...]}}]."""
+    docs: list[dict] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith(DOCSTART):
+                docs.append({"article_id": line.split("\t", 1)[1], "tokens": [], "tags": {lab: [] for lab in labels}})
+            elif line:
+                token, *tags = line.split("\t")
+                docs[-1]["tokens"].append(token)
+                for lab, tag in zip(labels, tags, strict=False):
+                    docs[-1]["tags"][lab].append(tag)
+    return docs

@@ -1,0 +1,239 @@
+"""Corpus rows -> export documents, every span re-checked against its article text.
+
+A document is a plain dict, the one shape every format writer reads:
+
+    {"article_id": str, "text": str,
+     "spans": [{"span_id", "start", "end", "label", "text", "attributes": dict}, ...],
+     "relations": [{"head": int, "tail": int, "label": str}, ...],
+     "meta": {"title", "source", "url", "published_at", "language",
+              "annotation_id", "annotator", "origin", "group"}}
+
+Offsets are code points, end-exclusive (`text[start:end] == span["text"]`). Spans are
+sorted by (start, -end, label, span_id); a relation's `head`/`tail` are indices into that
+list (`head` is the relation's source, e.g. the QUOTE of `said_by`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from collections.abc import Iterable
+
+import pandas as pd
+
+from spanbank.corpus import parse_attributes
+from spanbank.errors import ExportError, OffsetError
+from spanbank.offsets import check_span
+
+META_COLUMNS = ("title", "source", "url", "published_at", "language")
+MAX_NAMED = 10
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def pseudonym(annotator) -> str | None:
+    """The annotator as exported: a pseudonym, never an e-mail (an e-mail is replaced by its hash)."""
+    if annotator is None or (isinstance(annotator, float) and annotator != annotator):
+        return None
+    name = str(annotator)
+    if _EMAIL.search(name):
+        return "annotator-" + hashlib.sha256(name.encode()).hexdigest()[:10]
+    return name
+
+
+def _plain(value):
+    """A metadata value as JSON-friendly data (timestamps as ISO 8601, missing as None)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value
+
+
+def _sort_key(span: dict) -> tuple:
+    return (span["start"], -span["end"], span["label"], span["span_id"])
+
+
+def build_documents(
+    articles: Iterable[dict],
+    annotations: dict[str, dict],
+    spans,
+    relations,
+    labels: Iterable[str] | None = None,
+    known_labels: Iterable[str] | None = None,
+) -> tuple[list[dict], dict]:
+    """Build export documents for a chunk of articles.
+
+    `articles`: dicts with `article_id`, `text` and optional META_COLUMNS / `group`;
+    `annotations`: article_id -> the selected annotation row (dict) of that article;
+    `spans`/`relations`: rows of those annotations (DataFrame, Arrow table or list of
+    dicts), columns as the corpus tables.
+    `labels` keeps only these labels (relations touching a dropped span are counted as
+    dropped); `known_labels` is the schema's labels: a span of another label fails.
+
+    Returns (documents, notes) where notes counts `relations_dropped` (by the label filter).
+    Raises ExportError naming every misaligned or unknown-label span of the chunk.
+    """
+    keep = set(labels) if labels is not None else None
+    known = set(known_labels) if known_labels is not None else None
+    by_ann_spans = _group(spans, "annotation_id")
+    by_ann_rels = _group(relations, "annotation_id")
+    problems: list[str] = []
+    docs: list[dict] = []
+    dropped = 0
+    for art in articles:
+        aid = art["article_id"]
+        text = art["text"]
+        ann = annotations.get(aid)
+        ann_id = ann.get("annotation_id") if ann else None
+        doc_spans: list[dict] = []
+        by_id: dict[str, dict] = {}
+        for row in by_ann_spans.get(ann_id, ()):
+            if row.get("article_id") not in (None, aid) and not _missing(row.get("article_id")):
+                problems.append(f"{aid}/{row['span_id']}: span belongs to article {row['article_id']}")
+                continue
+            label = row["label"]
+            if keep is not None and label not in keep:
+                by_id[row["span_id"]] = None  # filtered out, not missing
+                continue
+            if known is not None and label not in known:
+                problems.append(f"{aid}/{row['span_id']}: label {label!r} is not in the schema")
+                continue
+            start, end = row["start"], row["end"]
+            try:
+                start, end = int(start), int(end)
+                claimed = None if _missing(row.get("text")) else row.get("text")
+                check_span(text, start, end, claimed)
+            except (OffsetError, TypeError, ValueError) as exc:
+                problems.append(f"{aid}/{row['span_id']} ({label}): {exc}")
+                continue
+            span = {
+                "span_id": str(row["span_id"]),
+                "start": start,
+                "end": end,
+                "label": str(label),
+                "text": text[start:end],
+                "attributes": parse_attributes(row.get("attributes")),
+            }
+            doc_spans.append(span)
+            by_id[span["span_id"]] = span
+        doc_spans.sort(key=_sort_key)
+        index = {s["span_id"]: i for i, s in enumerate(doc_spans)}
+        doc_rels = []
+        for row in by_ann_rels.get(ann_id, ()):
+            src, dst = str(row["from_span_id"]), str(row["to_span_id"])
+            if src not in by_id or dst not in by_id:
+                gone = src if src not in by_id else dst
+                problems.append(f"{aid}: relation {row['label']} points to span {gone}, which is not in the annotation")
+                continue
+            if by_id[src] is None or by_id[dst] is None:
+                dropped += 1
+                continue
+            doc_rels.append({"head": index[src], "tail": index[dst], "label": str(row["label"])})
+        doc_rels.sort(key=lambda r: (r["head"], r["tail"], r["label"]))
+        meta = {k: _plain(art.get(k)) for k in META_COLUMNS if k in art}
+        if ann:
+            meta["annotation_id"] = _plain(ann_id)
+            meta["annotator"] = pseudonym(ann.get("annotator"))
+            meta["origin"] = _plain(ann.get("origin"))
+        if "group" in art:
+            meta["group"] = _plain(art["group"])
+        docs.append({"article_id": aid, "text": text, "spans": doc_spans, "relations": doc_rels, "meta": meta})
+    if problems:
+        named = "; ".join(problems[:MAX_NAMED])
+        more = f" (and {len(problems) - MAX_NAMED} more)" if len(problems) > MAX_NAMED else ""
+        raise ExportError(
+            f"{len(problems)} span(s) do not match their article text or schema, export stopped: {named}{more}"
+        )
+    return docs, {"relations_dropped": dropped}
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _group(rows, key: str) -> dict[str, list[dict]]:
+    """Rows (DataFrame, Arrow table or list of dicts) grouped by `key`, in their order."""
+    if rows is None:
+        return {}
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict("records")
+    elif hasattr(rows, "to_pylist"):
+        rows = rows.to_pylist()
+    out: dict[str, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row[key], []).append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- tokens and BIO
+
+TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
+BIO = ("O", "B", "I")
+
+
+def tokenize(text: str, spans: list[dict]) -> tuple[list[int], list[int]]:
+    """Token (starts, ends): regex words/punctuation, cut again at every span boundary.
+
+    Cutting at span boundaries means a span's tokens cover exactly its non-space characters,
+    so BIO tags made from these tokens decode back to the span (up to outer whitespace).
+    """
+    cuts = sorted({s["start"] for s in spans} | {s["end"] for s in spans})
+    starts: list[int] = []
+    ends: list[int] = []
+    ci = 0
+    for m in TOKEN_PATTERN.finditer(text):
+        s, e = m.span()
+        while ci < len(cuts) and cuts[ci] <= s:
+            ci += 1
+        j = ci
+        while j < len(cuts) and cuts[j] < e:
+            starts.append(s)
+            ends.append(cuts[j])
+            s = cuts[j]
+            j += 1
+        starts.append(s)
+        ends.append(e)
+    return starts, ends
+
+
+def bio_layers(
+    starts: list[int], ends: list[int], spans: list[dict], labels: list[str]
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """One BIO layer per label: tag ids 0=O, 1=B, 2=I over the tokens (starts, ends).
+
+    A span that overlaps an earlier span of the same label cannot be held by one BIO layer;
+    it is left out of the layer and counted (`conflicts`). `moved` counts span boundaries
+    that differ from the token boundaries (outer whitespace); `untaggable` spans cover no token.
+    """
+    n = len(starts)
+    layers = {lab: [0] * n for lab in labels}
+    notes = {"conflicts": 0, "moved": 0, "untaggable": 0}
+    for sp in spans:
+        tags = layers.get(sp["label"])
+        if tags is None:
+            continue
+        i = bisect.bisect_left(starts, sp["start"])
+        j = bisect.bisect_left(starts, sp["end"])
+        # tokens fully inside [start, end): starts are sorted and tokens never straddle a boundary
+        if i >= j:
+            notes["untaggable"] += 1
+            continue
+        if any(tags[k] for k in range(i, j)):
+            notes["conflicts"] += 1
+            continue
+        tags[i] = 1
+        for k in range(i + 1, j):
+            tags[k] = 2
+        notes["moved"] += (starts[i] != sp["start"]) + (ends[j - 1] != sp["end"])
+    return layers, notes
+
+
+def layer_names(label: str) -> list[str]:
+    return ["O", f"B-{label}", f"I-{label}"]

@@ -1,0 +1,171 @@
+"""Hugging Face writer: a `DatasetDict` saved with `save_to_disk` under `hf/`, plus Parquet per split.
+
+Columns: `article_id`, `text`, `tokens`, `token_starts`/`token_ends` (code points), one
+BIO `ClassLabel` sequence per label layer (`ner_tags_SPEAKER`, `ner_tags_QUOTE`, ... so a
+SPEAKER nested in a QUOTE survives), and the lossless `spans` (span_id, start, end, label,
+text, attributes as JSON) and `relations` (head/tail index into `spans`). Tokens are cut at
+span boundaries, so every span lies on token boundaries; a span overlapping another of
+the same label cannot sit in that label's BIO layer and is counted (it stays in `spans`).
+
+Rows stream into one Arrow file and one Parquet file per split, chunk by chunk;
+`save_to_disk` then copies the memory-mapped Arrow files, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spanbank.errors import ExportError
+from spanbank.export.docs import bio_layers, layer_names, tokenize
+
+SCRATCH = "_hf_scratch"
+
+
+def _datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise ExportError("the hf format needs the datasets library: pip install 'spanbank[hf]'") from None
+    return datasets
+
+
+def tag_column(label: str) -> str:
+    return f"ner_tags_{label}"
+
+
+def features(labels: list[str]):
+    """The `datasets.Features` of the exported rows."""
+    ds = _datasets()
+    List = getattr(ds, "List", None) or ds.Sequence
+    cols = {
+        "article_id": ds.Value("string"),
+        "text": ds.Value("string"),
+        "tokens": List(ds.Value("string")),
+        "token_starts": List(ds.Value("int32")),
+        "token_ends": List(ds.Value("int32")),
+    }
+    for lab in labels:
+        cols[tag_column(lab)] = List(ds.ClassLabel(names=layer_names(lab)))
+    cols["spans"] = List({
+        "span_id": ds.Value("string"), "start": ds.Value("int64"), "end": ds.Value("int64"),
+        "label": ds.Value("string"), "text": ds.Value("string"), "attributes": ds.Value("string"),
+    })
+    cols["relations"] = List({"head": ds.Value("int32"), "tail": ds.Value("int32"), "label": ds.Value("string")})
+    return ds.Features(cols)
+
+
+def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]:
+    """Documents -> columns (dict of lists) in the order of `features(labels)`."""
+    cols: dict[str, list] = {k: [] for k in ("article_id", "text", "tokens", "token_starts", "token_ends")}
+    for lab in labels:
+        cols[tag_column(lab)] = []
+    cols["spans"], cols["relations"] = [], []
+    for d in docs:
+        text = d["text"]
+        starts, ends = tokenize(text, d["spans"])
+        layers, n = bio_layers(starts, ends, d["spans"], labels)
+        for k, v in n.items():
+            notes[f"bio_{k}"] = notes.get(f"bio_{k}", 0) + v
+        cols["article_id"].append(d["article_id"])
+        cols["text"].append(text)
+        cols["tokens"].append([text[s:e] for s, e in zip(starts, ends, strict=True)])
+        cols["token_starts"].append(starts)
+        cols["token_ends"].append(ends)
+        for lab in labels:
+            cols[tag_column(lab)].append(layers[lab])
+        cols["spans"].append([
+            {**{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
+             "attributes": json.dumps(sp["attributes"], sort_keys=True, ensure_ascii=False) if sp["attributes"] else None}
+            for sp in d["spans"]
+        ])
+        cols["relations"].append(d["relations"])
+    return cols
+
+
+class HfWriter:
+    name = "hf"
+
+    def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
+        self.ds = _datasets()
+        self.root = Path(root)
+        self.splits = splits
+        self.labels = list(labels)
+        self.features = features(self.labels)
+        self.schema = self.features.arrow_schema
+        self.scratch = self.root / SCRATCH
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        (self.root / "hf" / "parquet").mkdir(parents=True, exist_ok=True)
+        self._arrow = {}
+        self._parquet = {}
+        for s in splits:
+            sink = pa.OSFile(str(self.scratch / f"{s}.arrow"), "wb")
+            self._arrow[s] = (sink, pa.ipc.new_stream(sink, self.schema))
+            self._parquet[s] = pq.ParquetWriter(
+                self.root / "hf" / "parquet" / f"{s}.parquet", self.schema, compression="zstd"
+            )
+        self.notes: dict[str, int] = {}
+        self._rows = dict.fromkeys(splits, 0)
+
+    def write(self, split: str, docs: list[dict]) -> None:
+        if not docs:
+            return
+        table = pa.Table.from_pydict(to_rows(docs, self.labels, self.notes), schema=self.schema)
+        self._arrow[split][1].write_table(table)
+        self._parquet[split].write_table(table)
+        self._rows[split] += table.num_rows
+
+    def _close_files(self) -> None:
+        for sink, writer in self._arrow.values():
+            writer.close()
+            sink.close()
+        for writer in self._parquet.values():
+            writer.close()
+        self._arrow, self._parquet = {}, {}
+
+    def close(self) -> dict:
+        self._close_files()
+        ds = self.ds
+        was_enabled = ds.is_progress_bar_enabled()
+        ds.disable_progress_bars()
+        try:
+            parts = {}
+            # datasets (5.x) cannot load back a split with no rows: leave empty splits out
+            # of the DatasetDict (their Parquet file is still written) and say so
+            empty = [s for s in self.splits if not self._rows[s]]
+            if empty:
+                self.notes["empty_splits_left_out"] = len(empty)
+            for s in self.splits:
+                if s in empty:
+                    continue
+                path = self.scratch / f"{s}.arrow"
+                part = ds.Dataset.from_file(str(path), in_memory=False)
+                # datasets gives an in-memory dataset a random fingerprint; ours is its content hash
+                part._fingerprint = _file_sha(path)[:16]
+                parts[s] = part
+            ds.DatasetDict(parts).save_to_disk(str(self.root / "hf"))
+            del parts
+        finally:
+            if was_enabled:
+                ds.enable_progress_bars()
+        shutil.rmtree(self.scratch)
+        return {f"hf_{k}": v for k, v in sorted(self.notes.items())}
+
+    def abort(self) -> None:
+        try:
+            self._close_files()
+        except Exception:  # the export is failing already; its temp dir is removed
+            pass
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,46 @@
+"""JSON Lines writer: one `<split>.jsonl` per split, one lossless document per line.
+
+Each line is a document as built by `spanbank.export.docs` (article_id, text, spans with
+span_id/start/end/label/text/attributes, relations with `head`/`tail` as indices into the
+article's `spans` list, meta). Offsets are code points, end-exclusive.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def dumps(doc: dict) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+class JsonlWriter:
+    """Streams documents to `jsonl/<split>.jsonl`."""
+
+    name = "jsonl"
+
+    def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
+        self.dir = Path(root) / "jsonl"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # every declared split gets a file, empty or not
+        self._files = {s: open(self.dir / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") for s in splits}
+
+    def write(self, split: str, docs: list[dict]) -> None:
+        fh = self._files[split]
+        fh.write("".join(dumps(d) + "\n" for d in docs))
+
+    def close(self) -> dict:
+        for fh in self._files.values():
+            fh.close()
+        return {}
+
+    def abort(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+
+
+def read_jsonl(path) -> list[dict]:
+    """Documents of one exported `.jsonl` file."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

@@ -1,0 +1,148 @@
+"""The export manifest (`manifest.json`: fingerprint, splits, counts, checksums) and dataset card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+MANIFEST_VERSION = 1
+
+
+class Fingerprint:
+    """sha256 over what went into an export: sorted (annotation_id, version, updated_at) and text hashes."""
+
+    def __init__(self):
+        self.annotations: list[tuple[str, str, str]] = []
+        self.texts: list[tuple[str, str]] = []
+
+    def add(self, article_id: str, text: str, annotation_id, version, updated_at) -> None:
+        self.texts.append((str(article_id), hashlib.sha256(text.encode("utf-8")).hexdigest()))
+        self.annotations.append((str(annotation_id), _s(version), _s(updated_at)))
+
+    def digests(self) -> dict:
+        ann = hashlib.sha256()
+        for row in sorted(self.annotations):
+            ann.update("\x1f".join(row).encode() + b"\x1e")
+        txt = hashlib.sha256()
+        for row in sorted(self.texts):
+            txt.update("\x1f".join(row).encode() + b"\x1e")
+        both = hashlib.sha256((ann.hexdigest() + txt.hexdigest()).encode()).hexdigest()
+        return {"sha256": both, "annotations_sha256": ann.hexdigest(), "texts_sha256": txt.hexdigest()}
+
+
+def _s(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if hasattr(value, "isoformat"):
+        try:
+            return value.isoformat()
+        except ValueError:  # NaT
+            return ""
+    return str(value)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksums(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root` (relative POSIX path -> hex), manifest excluded."""
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel != MANIFEST:
+            out[rel] = file_sha256(p)
+    return out
+
+
+def verify(root: str | Path) -> list[str]:
+    """Problems with an export directory's files against its manifest (empty list: all good)."""
+    root = Path(root)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{MANIFEST}: cannot read ({exc})"]
+    want = manifest.get("files", {})
+    got = checksums(root)
+    problems = [f"{f}: missing" for f in want if f not in got]
+    problems += [f"{f}: checksum differs" for f in want if f in got and got[f] != want[f]]
+    problems += [f"{f}: not in the manifest" for f in got if f not in want]
+    return problems
+
+
+def dumps(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+LOADERS = {
+    "jsonl": "pandas.read_json('jsonl/train.jsonl', lines=True)",
+    "spacy": "list(DocBin().from_disk('spacy/train.spacy').get_docs(spacy.blank('en').vocab))",
+    "hf": "datasets.load_from_disk('hf')  # or pandas.read_parquet('hf/parquet/train.parquet')",
+    "conll": "spanbank.export.conll.read_conll('conll/train.conll', labels)  # token + one BIO column per label",
+    "brat": "spanbank ingest --format brat brat/  # or open brat/ in brat",
+    "quotes": "pandas.read_parquet('quotes/quotes.parquet')",
+}
+
+FORMAT_NOTES = {
+    "jsonl": "one article per line: text, spans (code point offsets, end-exclusive), relations (head/tail = index into spans), meta",
+    "spacy": "DocBin per split; all spans in doc.spans['sc'] (span.id_ = span_id); lossless spans, relations, meta in doc.user_data",
+    "hf": "DatasetDict: tokens, token_starts/ends, ner_tags_<LABEL> (BIO ClassLabel per label), lossless spans and relations",
+    "conll": "token<TAB>one BIO tag per label, `-DOCSTART-<TAB>article_id` before each article",
+    "brat": "<split>/<article>.txt + .ann (T/R/A lines), annotation.conf",
+    "quotes": "one row per QUOTE with type, speaker (said_by), cue, context window; quotes.parquet and quotes.jsonl",
+}
+
+
+def dataset_card(manifest: dict) -> str:
+    """A README.md for people: what the export is, its counts and splits, how to load each format."""
+    labels = manifest["labels"]
+    splits = manifest["splits"]
+    lines = [
+        f"# {manifest['name']}",
+        "",
+        f"Annotated news articles exported by spanbank {manifest['spanbank_version']} "
+        f"(schema `{manifest['schema']['ident']}`): spans {', '.join(labels)} and their relations.",
+        "",
+        f"- gold selection: `{manifest['gold']}`" + (f", project `{manifest['project']}`" if manifest.get("project") else ""),
+        f"- articles: {manifest['articles']}, spans: {manifest['spans']}, relations: {manifest['relations']}",
+        f"- corpus fingerprint: `{manifest['fingerprint']['sha256']}`",
+        f"- split: by {'`' + manifest['group_by'] + '` group' if manifest.get('group_by') else 'article'}, "
+        f"seed {manifest['seed']} ({', '.join(f'{k}={v:g}' for k, v in manifest['split_fractions'].items())})",
+        "",
+        "## Splits",
+        "",
+        "| split | articles | " + " | ".join(labels) + " | relations |",
+        "|---|---:|" + "---:|" * len(labels) + "---:|",
+    ]
+    for name, info in splits.items():
+        counts = info["label_counts"]
+        lines.append(
+            f"| {name} | {info['articles']} | "
+            + " | ".join(str(counts.get(lab, 0)) for lab in labels)
+            + f" | {sum(info['relation_counts'].values())} |"
+        )
+    lines += ["", "## Formats", ""]
+    for fmt in manifest["formats"]:
+        lines.append(f"- **{fmt}** (`{fmt}/`): {FORMAT_NOTES[fmt]}.  ")
+        lines.append(f"  Load: `{LOADERS[fmt]}`")
+    notes = {k: v for k, v in manifest.get("notes", {}).items() if v}
+    if notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {k}: {v}" for k, v in sorted(notes.items())]
+    if manifest.get("agreement"):
+        lines += ["", "## Agreement", ""]
+        lines += [f"- {k}: {v}" for k, v in manifest["agreement"].items()]
+    lines += [
+        "",
+        "Offsets are Unicode code points into the article text, end-exclusive. Annotators appear "
+        "by pseudonym only. `manifest.json` lists the sha256 of every file.",
+        "",
+    ]
+    return "\n".join(lines)

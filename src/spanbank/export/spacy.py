@@ -1,0 +1,111 @@
+"""spaCy writer: one `DocBin` per split (`spacy/<split>.spacy`), spans in `doc.spans["sc"]`.
+
+Tokens come from `spacy.blank(<lang>)`. A span whose offsets are not token boundaries is
+aligned with `char_span(alignment_mode="expand")`; every boundary that moved is counted
+and reported, and the exact offsets stay in `doc.user_data["spans"]`. Each `sc` span has
+`span.id_` = the corpus span_id. `doc.user_data` holds `article_id`, `spans` (lossless,
+with `sc`: the index in `doc.spans["sc"]` or None), `relations` (`head`/`tail` index
+into `user_data["spans"]`) and `meta`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from spanbank.errors import ExportError
+
+SPAN_KEY = "sc"
+# a blank pipeline sets nothing else; fewer attributes keep the DocBin (held until close) small
+DOCBIN_ATTRS = ["ORTH", "SPACY"]
+
+
+@contextlib.contextmanager
+def _encoders_looked_up_once():
+    """Let srsly look up its msgpack encoders once instead of on every msgpack call.
+
+    srsly builds a Packer per `msgpack_dumps`, and each Packer scans the installed packages'
+    entry points for encoders; DocBin.add packs 2-3 times per doc, so that scan was a third
+    of the export time. The encoders are the same objects, so the bytes are the same.
+    """
+    try:
+        from srsly.msgpack import msgpack_encoders
+    except ImportError:  # another srsly layout: just run unoptimised
+        yield
+        return
+    encoders = msgpack_encoders.get_all()
+    msgpack_encoders.get_all = lambda: encoders
+    try:
+        yield
+    finally:
+        del msgpack_encoders.get_all  # back to the class's method
+
+
+def _spacy():
+    try:
+        import spacy
+        from spacy.tokens import DocBin
+    except ImportError:
+        raise ExportError("the spacy format needs spaCy: pip install 'spanbank[spacy]'") from None
+    return spacy, DocBin
+
+
+def to_doc(nlp, doc_data: dict) -> tuple[object, dict]:
+    """One export document -> (spaCy Doc, notes with `moved` boundaries and `unaligned` spans)."""
+    doc = nlp.make_doc(doc_data["text"])
+    group = []
+    moved = unaligned = 0
+    lossless = []
+    for sp in doc_data["spans"]:
+        s, e = sp["start"], sp["end"]
+        cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"])
+        if cs is None:
+            cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"], alignment_mode="expand")
+            if cs is not None:
+                moved += (cs.start_char != s) + (cs.end_char != e)
+        if cs is None or len(cs) == 0:
+            unaligned += 1  # e.g. whitespace only: kept in user_data, reported, not in `sc`
+            index = None
+        else:
+            index = len(group)
+            group.append(cs)
+        lossless.append({**sp, SPAN_KEY: index})
+    doc.spans[SPAN_KEY] = group
+    doc.user_data["article_id"] = doc_data["article_id"]
+    doc.user_data["spans"] = lossless
+    doc.user_data["relations"] = doc_data["relations"]
+    doc.user_data["meta"] = doc_data["meta"]
+    return doc, {"moved": moved, "unaligned": unaligned}
+
+
+class SpacyWriter:
+    """Adds documents to one DocBin per split; DocBin keeps compact token arrays, not Docs."""
+
+    name = "spacy"
+
+    def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None, lang: str = "en"):
+        spacy, DocBin = _spacy()
+        self.dir = Path(root) / "spacy"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.nlp = spacy.blank(lang)
+        self.bins = {s: DocBin(attrs=DOCBIN_ATTRS, store_user_data=True) for s in splits}
+        self.notes = {"spacy_boundaries_moved": 0, "spacy_spans_unaligned": 0}
+
+    def write(self, split: str, docs: list[dict]) -> None:
+        db = self.bins[split]
+        with _encoders_looked_up_once():
+            for d in docs:
+                doc, notes = to_doc(self.nlp, d)
+                self.notes["spacy_boundaries_moved"] += notes["moved"]
+                self.notes["spacy_spans_unaligned"] += notes["unaligned"]
+                db.add(doc)
+
+    def close(self) -> dict:
+        with _encoders_looked_up_once():
+            for split, db in self.bins.items():
+                db.to_disk(self.dir / f"{split}.spacy")
+        self.bins = {}
+        return dict(self.notes)
+
+    def abort(self) -> None:
+        self.bins = {}

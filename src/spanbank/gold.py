@@ -1,0 +1,451 @@
+"""Gold annotations in the corpus: store automatic adjudications and pick each article's gold for export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
+from spanbank.agreement_report import latest_human_annotations
+from spanbank.corpus import TABLES, Corpus, attributes_json, to_arrow
+from spanbank.errors import CorpusError, SpanbankError
+
+__all__ = [
+    "CONFLICTS_TABLE",
+    "CONFLICTS_SCHEMA",
+    "GOLD_ORIGIN",
+    "REVIEW_ANNOTATOR",
+    "annotation_spans",
+    "gold_annotation_id",
+    "gold_annotator",
+    "run_adjudication",
+    "select_annotations",
+]
+
+GOLD_ORIGIN = "gold"
+REVIEW_ANNOTATOR = "gold:review"
+CONFLICTS_TABLE = "conflicts"
+CONFLICTS_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("project", pa.string()),
+        ("strategy", pa.string()),
+        ("group_id", pa.string()),
+        ("kind", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+def gold_annotator(strategy: str) -> str:
+    """The pseudonym automatic gold of a strategy is stored under, e.g. ``gold:majority``."""
+    return f"gold:{strategy}"
+
+
+def gold_annotation_id(strategy: str, article_id: str, project: str | None = None) -> str:
+    """``gold-<strategy>-<article_id>``, or ``gold-<strategy>-<project>-<article_id>`` for a project."""
+    return (
+        f"gold-{strategy}-{article_id}"
+        if project is None
+        else f"gold-{strategy}-{project}-{article_id}"
+    )
+
+
+# --------------------------------------------------------------------------- adjudicating
+
+
+@dataclass
+class _Gold:
+    """Automatic gold for some articles, as corpus rows."""
+
+    annotations: pd.DataFrame
+    spans: pd.DataFrame
+    relations: pd.DataFrame
+    conflicts: pd.DataFrame
+    single: int  # articles left out for having one annotator
+
+
+def _human_inputs(corpus: Corpus, project, article_ids=None):
+    """Latest human annotations and their spans/relations, each row tagged with its annotator."""
+    ann = latest_human_annotations(corpus.read("annotations"), project=project)
+    if article_ids is not None:
+        ann = ann[ann["article_id"].isin(list(article_ids))]
+    who = ann[["annotation_id", "article_id", "annotator"]]
+    spans = _rows_of(corpus, "spans", who["annotation_id"])
+    rels = _rows_of(corpus, "relations", who["annotation_id"])
+    spans = spans.drop(columns=["article_id"]).merge(who, on="annotation_id")
+    rels = rels.merge(who, on="annotation_id")
+    return ann.reset_index(drop=True), spans, rels
+
+
+def _rows_of(corpus: Corpus, name: str, annotation_ids) -> pd.DataFrame:
+    """Rows of a table belonging to some annotations, filtered in Arrow before pandas.
+
+    Exports call this chunk by chunk, so whole tables are never converted.
+    """
+    table = corpus.read_arrow(name)
+    ids = pa.array(pd.Series(annotation_ids, dtype=object).astype(str).tolist(), pa.string())
+    return table.filter(
+        pc.fill_null(pc.is_in(table["annotation_id"], value_set=ids), False)
+    ).to_pandas()
+
+
+def _adjudicate_store(
+    corpus: Corpus, strategy: str, project, min_votes=None, article_ids=None
+) -> _Gold:
+    """Adjudicate articles with >= 2 annotators; rows shaped as the corpus tables."""
+    _, preferred = parse_strategy(strategy)
+    ann, spans, rels = _human_inputs(corpus, project, article_ids)
+    n = ann.groupby("article_id")["annotator"].nunique()
+    multi = n[n >= 2].index
+    # (only for a whole run: a chunk of articles may simply not include theirs)
+    if article_ids is None and preferred is not None and preferred not in set(ann["annotator"]):
+        raise AdjudicationError(
+            f"annotator {preferred!r} has no annotations here "
+            f"(annotators: {', '.join(sorted(set(ann['annotator'])))})"
+        )
+    ann = ann[ann["article_id"].isin(multi)]
+    spans = spans[spans["article_id"].isin(multi)]
+    rels = rels[rels["article_id"].isin(multi)]
+    gold, links, conflicts = adjudicate(
+        spans, rels, strategy, min_votes=min_votes, annotators=ann[["article_id", "annotator"]]
+    )
+    now = pd.Timestamp(datetime.now(timezone.utc))
+    arts = sorted(multi)
+    prefix = f"gold-{strategy}-" if project is None else f"gold-{strategy}-{project}-"
+    ann_rows = pd.DataFrame(
+        {
+            "annotation_id": [prefix + a for a in arts],
+            "project": project,
+            "article_id": arts,
+            "ls_task_id": None,
+            "ls_annotation_id": None,
+            "annotator": gold_annotator(strategy),
+            "origin": GOLD_ORIGIN,
+            "created_at": now,
+            "updated_at": now,
+            "lead_time_s": None,
+            "cancelled": False,
+            "version": 1,
+            "superseded": False,
+            "deleted_at": None,
+            "pulled_at": None,
+        },
+        columns=TABLES["annotations"].names,
+    )
+    span_rows = gold.assign(
+        annotation_id=prefix + gold["article_id"].astype(str),
+        attributes=gold["attributes"].map(attributes_json),
+        offset_repair=None,
+    )
+    span_rows["text"] = _span_texts(corpus, span_rows, spans)
+    rel_rows = links.assign(annotation_id=prefix + links["article_id"].astype(str))
+    conflicts = conflicts.assign(project=project, strategy=strategy)
+    return _Gold(
+        annotations=ann_rows,
+        spans=span_rows[TABLES["spans"].names].reset_index(drop=True),
+        relations=rel_rows[TABLES["relations"].names].reset_index(drop=True),
+        conflicts=conflicts[CONFLICTS_SCHEMA.names].reset_index(drop=True),
+        single=int((n < 2).sum()),
+    )
+
+
+def _span_texts(corpus: Corpus, gold: pd.DataFrame, human: pd.DataFrame) -> list[str]:
+    """text[start:end] of every gold span, checked against the article and the human spans."""
+    if gold.empty:
+        return []
+    arts = corpus.read("articles", columns=["article_id", "text"])
+    texts = dict(zip(arts["article_id"], arts["text"], strict=True))
+    missing = sorted(set(gold["article_id"]) - set(texts))
+    if missing:
+        raise CorpusError(
+            f"annotated article(s) {', '.join(missing[:5])} are not in the articles table; "
+            "ingest them before adjudicating"
+        )
+    out = []
+    for a, s, e in zip(gold["article_id"], gold["start"], gold["end"], strict=True):
+        text = texts[a]
+        if not 0 <= s <= e <= len(text):
+            raise CorpusError(
+                f"article {a}: span [{s}, {e}) lies outside its {len(text)} characters; "
+                "the annotations do not fit the article text"
+            )
+        out.append(text[s:e])
+    # Gold offsets are copied from human spans: their stored text must be the same slice.
+    check = (
+        gold[["article_id", "start", "end"]]
+        .assign(gold_text=out)
+        .merge(
+            human[["article_id", "start", "end", "text"]].dropna(subset=["text"]),
+            on=["article_id", "start", "end"],
+        )
+    )
+    bad = check[check["gold_text"] != check["text"]]
+    if len(bad):
+        b = bad.iloc[0]
+        raise CorpusError(
+            f"article {b['article_id']}: stored span text {b['text']!r} at [{b['start']}, "
+            f"{b['end']}) differs from the article text {b['gold_text']!r}; repair the corpus first"
+        )
+    return out
+
+
+def run_adjudication(
+    corpus: Corpus,
+    strategy: str,
+    project: str | None = None,
+    min_votes: int | None = None,
+    wait: bool | float = False,
+) -> dict:
+    """Adjudicate every article with >= 2 human annotators and store the gold; returns a summary.
+
+    Reads the latest live human annotations (origin human/import, not superseded, deleted
+    or skipped; of ``project`` when given), adjudicates them with ``strategy`` (see
+    :mod:`spanbank.adjudicate`) and writes one annotation per article (origin ``gold``,
+    annotator ``gold:<strategy>``, id :func:`gold_annotation_id`, version 1) with its spans
+    and relations, plus the ``conflicts`` table. The previous automatic gold of this
+    strategy and project (annotations, spans, relations, conflicts) is replaced, all
+    under the corpus write lock; human work and reviewed gold are never touched.
+    """
+    corpus.require()
+    result = _adjudicate_store(corpus, strategy, project, min_votes=min_votes)
+    annotator = gold_annotator(strategy)
+    with corpus.writer(wait) as w:
+        old = corpus.read_arrow("annotations")
+        same_project = (
+            pc.is_null(old["project"])
+            if project is None
+            else pc.fill_null(pc.equal(old["project"], project), False)
+        )
+        mask = pc.and_(
+            pc.and_(
+                pc.fill_null(pc.equal(old["annotator"], annotator), False),
+                pc.fill_null(pc.equal(old["origin"], GOLD_ORIGIN), False),
+            ),
+            same_project,
+        )
+        stale = pa.array(
+            old["annotation_id"].filter(mask).to_pylist()
+            + result.annotations["annotation_id"].tolist(),
+            pa.string(),
+        )
+        # Contents first, annotation rows after: ids are deterministic, so a crash in
+        # between leaves the old gold rows pointing at the new contents, and a re-run heals it.
+        for name, rows in (("spans", result.spans), ("relations", result.relations)):
+            _replace_rows(w, corpus, name, stale, rows)
+        _replace_rows(w, corpus, "annotations", stale, result.annotations)
+        old_conf = corpus.read_arrow(CONFLICTS_TABLE)
+        if old_conf.num_rows:
+            conf_project = (
+                pc.is_null(old_conf["project"])
+                if project is None
+                else pc.fill_null(pc.equal(old_conf["project"], project), False)
+            )
+            drop = pc.and_(
+                conf_project, pc.fill_null(pc.equal(old_conf["strategy"], strategy), False)
+            )
+            old_conf = old_conf.filter(pc.invert(drop)).cast(CONFLICTS_SCHEMA)
+        new_conf = pa.Table.from_pandas(
+            result.conflicts, schema=CONFLICTS_SCHEMA, preserve_index=False
+        )
+        w.replace(
+            CONFLICTS_TABLE,
+            pa.concat_tables([old_conf, new_conf]) if old_conf.num_rows else new_conf,
+        )
+    kinds = result.conflicts["kind"].value_counts().sort_index()
+    return {
+        "strategy": strategy,
+        "project": project,
+        "articles": len(result.annotations),
+        "skipped_single_annotator": result.single,
+        "spans_kept": len(result.spans),
+        "relations_kept": len(result.relations),
+        "replaced": int(pc.sum(mask).as_py() or 0),
+        "conflicts": len(result.conflicts),
+        "conflicts_by_kind": {str(k): int(v) for k, v in kinds.items()},
+        "articles_with_conflicts": int(result.conflicts["article_id"].nunique()),
+    }
+
+
+def _replace_rows(w, corpus: Corpus, name: str, stale: pa.Array, rows: pd.DataFrame) -> None:
+    """Rewrite table `name` without the rows of the `stale` annotations, plus `rows`."""
+    old = corpus.read_arrow(name)
+    kept = old.filter(
+        pc.invert(pc.fill_null(pc.is_in(old["annotation_id"], value_set=stale), False))
+    )
+    parts = [to_arrow(name, kept), to_arrow(name, rows)]
+    w.replace(name, pa.concat_tables(parts, promote_options="permissive"))
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _live(ann: pd.DataFrame) -> pd.DataFrame:
+    keep = ~ann["superseded"].fillna(False).astype(bool) & ~ann["cancelled"].fillna(False).astype(
+        bool
+    )
+    keep &= ann["deleted_at"].isna()
+    return ann[keep]
+
+
+def _latest_first(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(
+        ["updated_at", "created_at", "version"], ascending=False, kind="stable", na_position="last"
+    )
+
+
+def select_annotations(
+    corpus: Corpus, gold: str = "auto", project: str | None = None
+) -> pd.DataFrame:
+    """One annotations row per article: the annotation an export should use.
+
+    ``gold="auto"``: the reviewed gold (annotator ``gold:review``) when there is one, else
+    stored automatic gold (any ``gold:*``, ``gold:majority`` first), else the article's
+    only human annotation when it has a single annotator, else majority computed on the
+    fly (nothing is written; :func:`annotation_spans` recomputes its spans). A strategy
+    (``majority``, ``union``, ``intersection``, ``prefer:X``): that strategy's stored gold,
+    else computed on the fly, for articles with >= 2 annotators. Anything else: that
+    annotator's latest live annotation. With ``project``, annotations of that project
+    (gold stored without a project counts for the project's articles).
+
+    Returns the annotations table's columns plus ``selection`` (review, gold, single,
+    computed, annotator), sorted by article_id.
+    """
+    corpus.require()
+    if not isinstance(gold, str) or not gold:
+        raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
+    ann = corpus.read("annotations")
+    live = _live(ann)
+    humans = latest_human_annotations(ann, project=project)
+    is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
+    if gold != "auto" and not is_strategy:
+        rows = live[live["annotator"] == gold]
+        if project is not None:
+            rows = rows[rows["project"] == project]
+        if rows.empty:
+            known = sorted(set(live["annotator"].dropna()))
+            raise SpanbankError(
+                f"no annotations by {gold!r}{'' if project is None else f' in project {project}'}; "
+                f"use auto, a strategy or one of: {', '.join(known) or '(none)'}"
+            )
+        rows = _latest_first(rows).drop_duplicates("article_id")
+        return _finish(rows.assign(selection="annotator"))
+
+    golds = live[
+        (live["origin"] == GOLD_ORIGIN) & live["annotator"].str.startswith("gold:", na=False)
+    ]
+    if project is not None:
+        scope = set(humans["article_id"]) | set(
+            golds.loc[golds["project"] == project, "article_id"]
+        )
+        golds = golds[
+            (golds["project"] == project)
+            | (golds["project"].isna() & golds["article_id"].isin(scope))
+        ]
+    if is_strategy:
+        parse_strategy(gold)
+        golds = golds[golds["annotator"] == gold_annotator(gold)]
+        strategy = gold
+    else:
+        strategy = "majority"
+    rank = np.select(
+        [golds["annotator"] == REVIEW_ANNOTATOR, golds["annotator"] == gold_annotator("majority")],
+        [0, 1],
+        2,
+    )
+    golds = golds.assign(_rank=rank, _global=golds["project"].isna())
+    golds = _latest_first(golds).sort_values(["_rank", "_global", "annotator"], kind="stable")
+    chosen = golds.drop_duplicates("article_id").drop(columns=["_rank", "_global"])
+    chosen = chosen.assign(
+        selection=np.where(chosen["annotator"] == REVIEW_ANNOTATOR, "review", "gold")
+    )
+    n = humans.groupby("article_id")["annotator"].nunique()
+    rest = n[~n.index.isin(chosen["article_id"])]
+    parts = [chosen]
+    if not is_strategy:
+        single = humans[humans["article_id"].isin(rest[rest == 1].index)]
+        parts.append(single.assign(selection="single"))
+    multi = sorted(rest[rest >= 2].index)
+    if multi:
+        parse_strategy(strategy)
+        prefix = f"gold-{strategy}-" if project is None else f"gold-{strategy}-{project}-"
+        parts.append(
+            pd.DataFrame(
+                {
+                    "annotation_id": [prefix + a for a in multi],
+                    "project": project,
+                    "article_id": multi,
+                    "annotator": gold_annotator(strategy),
+                    "origin": GOLD_ORIGIN,
+                    "version": 1,
+                    "cancelled": False,
+                    "superseded": False,
+                    "selection": "computed",
+                }
+            )
+        )
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _finish(ann.iloc[:0].assign(selection=pd.Series(dtype=object)))
+    return _finish(pd.concat(parts, ignore_index=True))
+
+
+def _finish(rows: pd.DataFrame) -> pd.DataFrame:
+    cols = TABLES["annotations"].names + ["selection"]
+    rows = rows.reindex(columns=cols)
+    return rows.sort_values("article_id", kind="stable").reset_index(drop=True)
+
+
+def annotation_spans(
+    corpus: Corpus, annotations: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(spans, relations) of the given annotations rows, with the corpus tables' columns.
+
+    Stored annotations are read from the corpus; gold chosen by :func:`select_annotations`
+    but not stored (``selection == "computed"``, or a ``gold:<strategy>`` id the corpus
+    lacks) is adjudicated again in memory, deterministically, with the same ids.
+    """
+    stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
+    in_store = annotations["annotation_id"].isin(stored_ids)
+    if "selection" in annotations:
+        in_store &= annotations["selection"] != "computed"
+    ids = annotations.loc[in_store, "annotation_id"]
+    spans = [_rows_of(corpus, "spans", ids)]
+    rels = [_rows_of(corpus, "relations", ids)]
+    todo = annotations[~in_store]
+    if len(todo):
+        bad = todo[~todo["annotator"].fillna("").str.startswith("gold:")]
+        if len(bad):
+            raise CorpusError(
+                f"annotation {bad['annotation_id'].iloc[0]!r} is not in the corpus; "
+                "select annotations with select_annotations()"
+            )
+        keys = todo.assign(
+            _project=todo["project"].astype(object).where(todo["project"].notna(), None)
+        )
+        for (annotator, project), part in keys.groupby(["annotator", "_project"], dropna=False):
+            project = None if project is None or project != project else project
+            result = _adjudicate_store(
+                corpus, annotator[len("gold:") :], project, article_ids=part["article_id"]
+            )
+            want = set(part["annotation_id"])
+            # through Arrow so computed rows have the dtypes stored rows are read with
+            spans.append(
+                to_arrow(
+                    "spans", result.spans[result.spans["annotation_id"].isin(want)]
+                ).to_pandas()
+            )
+            rels.append(
+                to_arrow(
+                    "relations", result.relations[result.relations["annotation_id"].isin(want)]
+                ).to_pandas()
+            )
+    span_cols, rel_cols = TABLES["spans"].names, TABLES["relations"].names
+    spans = pd.concat([s[span_cols] for s in spans], ignore_index=True)
+    rels = pd.concat([r[rel_cols] for r in rels], ignore_index=True)
+    return spans, rels

@@ -1,0 +1,251 @@
+"""Label Studio over HTTP: the only module importing label_studio_sdk; retries, timeouts, paging."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from label_studio_sdk import LabelStudio
+
+from spanbank.errors import AuthError, LabelStudioError
+
+DEFAULT_TIMEOUT_S = 30.0
+LONG_TIMEOUT_S = 120.0  # imports and task pages with annotations
+TRIES = 4
+BACKOFF_S = 0.5
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+AUTH_MESSAGE = "Label Studio refused the API key (check LABEL_STUDIO_API_KEY)"
+
+
+class LabelStudioClient:
+    """A Label Studio server at `url` with API key `api_key` (never shown in messages or repr).
+
+    Small calls go through the SDK's typed methods; bulk paths (imports, task pages) use the
+    SDK's own HTTP client and plain JSON, because building pydantic models for thousands of
+    tasks costs more than the HTTP round trips. Every call has an explicit timeout and is
+    retried with exponential backoff on connection errors, 429 and 5xx (non-idempotent
+    calls only when the request certainly did not reach the server).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        tries: int = TRIES,
+        backoff: float = BACKOFF_S,
+    ):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.tries = max(1, tries)
+        self.backoff = backoff
+        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        self._http = self._sdk._client_wrapper.httpx_client
+
+    def __repr__(self) -> str:
+        return f"LabelStudioClient({self.url!r})"
+
+    # -- transport ----------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,
+        idempotent: bool | None = None,
+        ok_404: bool = False,
+    ) -> Any:
+        """One API call with retries; returns the decoded JSON (None for an empty body)."""
+        if idempotent is None:
+            idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
+        opts = {"max_retries": 0, "timeout_in_seconds": timeout or self.timeout}
+        # encoded once here: the SDK's generic encoder walks every value of a bulk body
+        body = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        last = ""
+        for attempt in range(self.tries):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 4))
+            try:
+                resp = self._http.request(
+                    path.lstrip("/"), method=method, params=params, content=body,
+                    headers=headers, request_options=opts,
+                )
+            except httpx.ConnectError:
+                last = "unreachable"
+                continue  # nothing was sent: always safe to retry
+            except httpx.TimeoutException:
+                last = f"timed out after {opts['timeout_in_seconds']:.0f} s"
+                if idempotent:
+                    continue
+                break
+            except httpx.HTTPError as exc:
+                last = f"connection failed ({type(exc).__name__})"
+                if idempotent:
+                    continue
+                break
+            status = resp.status_code
+            if status == 401 or (status == 403 and _is_auth_failure(resp)):
+                raise AuthError(AUTH_MESSAGE)
+            if status in RETRY_STATUS:
+                last = f"answered {status}"
+                if idempotent or status == 429:
+                    continue
+                break
+            if status == 404 and ok_404:
+                return None
+            if status >= 400:
+                raise LabelStudioError(
+                    f"Label Studio refused {method} {_short(path)} ({status}): {_detail(resp)}"
+                )
+            if not resp.content:
+                return None
+            try:
+                return resp.json()
+            except ValueError:
+                raise LabelStudioError(
+                    f"Label Studio answered {method} {_short(path)} with non-JSON; is {self.url} "
+                    "a Label Studio server?"
+                ) from None
+        if last == "unreachable":
+            raise LabelStudioError(
+                f"cannot reach Label Studio at {self.url}; is it running? (`spanbank server start`)"
+            )
+        raise LabelStudioError(
+            f"Label Studio at {self.url} {last} on {method} {_short(path)}"
+            f"{f' after {self.tries} tries' if idempotent else ''}; check the server and its log"
+        )
+
+    # -- account ------------------------------------------------------------------------
+    def whoami(self) -> dict:
+        """The user the key belongs to (checks the URL and the key in one call)."""
+        return self.request("GET", "api/current-user/whoami")
+
+    def list_users(self) -> list[dict]:
+        return self.request("GET", "api/users/")
+
+    def create_user(self, email: str, username: str | None = None, **fields) -> dict:
+        body = {"email": email, "username": username or email.split("@")[0], **fields}
+        return self.request("POST", "api/users/", json_body=body)
+
+    # -- projects -----------------------------------------------------------------------
+    def find_project(self, title: str) -> dict | None:
+        """The project with exactly this title (the lowest id if several), or None."""
+        found = []
+        for page in self._pages("api/projects/", {"title": title, "page_size": 100}, "results"):
+            found += [p for p in page if p.get("title") == title]
+        return min(found, key=lambda p: p["id"]) if found else None
+
+    def get_project(self, project_id: int) -> dict:
+        return self.request("GET", f"api/projects/{int(project_id)}/")
+
+    def create_project(self, title: str, label_config: str, **fields) -> dict:
+        body = {"title": title, "label_config": label_config, **fields}
+        return self.request("POST", "api/projects/", json_body=body)
+
+    def update_project(self, project_id: int, **fields) -> dict:
+        return self.request("PATCH", f"api/projects/{int(project_id)}/", json_body=fields,
+                            idempotent=True)
+
+    def project_url(self, project_id: int) -> str:
+        return f"{self.url}/projects/{int(project_id)}/data"
+
+    # -- tasks --------------------------------------------------------------------------
+    def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
+        """Create tasks in one POST; returns their ids in order. Not retried once sent."""
+        out = self.request(
+            "POST", f"api/projects/{int(project_id)}/import", params={"return_task_ids": "true"},
+            json_body=tasks, timeout=LONG_TIMEOUT_S, idempotent=False,
+        )
+        ids = (out or {}).get("task_ids")
+        if not isinstance(ids, list) or len(ids) != len(tasks):
+            raise LabelStudioError(
+                f"Label Studio imported {len(ids or [])} of {len(tasks)} tasks without saying which; "
+                "re-run to reconcile"
+            )
+        return [int(i) for i in ids]
+
+    def task_pages(
+        self,
+        project_id: int,
+        *,
+        include: list[str] | None = None,
+        ids: list[int] | None = None,
+        page_size: int = 500,
+        timeout: float = LONG_TIMEOUT_S,
+    ) -> Iterator[list[dict]]:
+        """Pages of a project's tasks with annotations and predictions (`include`: only those fields).
+
+        `ids` limits the listing to those tasks (fetched in bounded chunks).
+        """
+        base: dict[str, Any] = {"project": int(project_id), "fields": "all"}
+        if include:
+            base["include"] = ",".join(include)
+        if ids is None:
+            yield from self._pages("api/tasks", {**base, "page_size": page_size}, "tasks", timeout)
+            return
+        for i in range(0, len(ids), page_size):
+            chunk = [int(t) for t in ids[i : i + page_size]]
+            query = json.dumps({"selectedItems": {"all": False, "included": chunk}})
+            params = {**base, "page_size": len(chunk), "query": query}
+            yield from self._pages("api/tasks", params, "tasks", timeout)
+
+    def _pages(self, path: str, params: dict, key: str, timeout: float | None = None):
+        page = 1
+        seen = 0
+        while True:
+            out = self.request("GET", path, params={**params, "page": page}, timeout=timeout,
+                               ok_404=page > 1)
+            if out is None:  # Django answers 404 "Invalid page" past the end
+                return
+            items = out.get(key, []) if isinstance(out, dict) else out
+            if not items:
+                return
+            yield items
+            seen += len(items)
+            total = out.get("total", out.get("count")) if isinstance(out, dict) else None
+            if total is None or seen >= total or isinstance(out, list):
+                return
+            page += 1
+
+    def delete_task(self, task_id: int) -> None:
+        self.request("DELETE", f"api/tasks/{int(task_id)}/")
+
+    # -- annotations (tests, reviews) ---------------------------------------------------
+    def create_annotation(self, task_id: int, result: list[dict], **fields) -> dict:
+        return self.request("POST", f"api/tasks/{int(task_id)}/annotations/",
+                            json_body={"result": result, **fields})
+
+    def update_annotation(self, annotation_id: int, **fields) -> dict:
+        return self.request("PATCH", f"api/annotations/{int(annotation_id)}/", json_body=fields,
+                            idempotent=True)
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        self.request("DELETE", f"api/annotations/{int(annotation_id)}/")
+
+
+def _is_auth_failure(resp: httpx.Response) -> bool:
+    text = resp.text.lower()
+    return any(w in text for w in ("credentials", "token", "not authenticated"))
+
+
+def _short(path: str) -> str:
+    return "/" + path.lstrip("/").split("?", 1)[0]
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:200].replace("\n", " ")
+    if isinstance(body, dict):
+        for key in ("validation_errors", "detail", "error"):
+            if body.get(key):
+                return json.dumps(body[key], ensure_ascii=False)[:300]
+    return json.dumps(body, ensure_ascii=False)[:300]

@@ -1,0 +1,576 @@
+"""Push and pull workflows between the corpus and Label Studio: generators yielding progress, never printing.
+
+Each workflow is a generator: iterate it for progress events (dicts with `stage`, `done`,
+`total`), and its return value (``StopIteration.value``, or use `run`) is the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from spanbank.corpus import Corpus
+from spanbank.errors import CorpusError, LabelStudioError, SpanbankError
+from spanbank.labelstudio import convert
+from spanbank.labelstudio.client import LabelStudioClient
+from spanbank.schema import normalise_config
+
+PROJECTS_TABLE = "projects"  # per project: LS id, schema, pull cursor (an extra table)
+PSEUDONYM_KEY_FILE = ".pseudonym_key"
+CHUNK_SIZE = 1000
+PAGE_SIZE = 500
+MIN_TITLE = 3
+
+Event = dict
+Workflow = Generator[Event, None, dict]
+
+
+def run(workflow: Workflow, on_event: Callable[[Event], None] | None = None) -> dict:
+    """Drive a workflow generator to its end, passing events to `on_event`; returns the summary."""
+    while True:
+        try:
+            event = next(workflow)
+        except StopIteration as stop:
+            return stop.value
+        if on_event is not None:
+            on_event(event)
+
+
+def connect(url: str | None = None, api_key: str | None = None) -> LabelStudioClient:
+    """A client for flags > LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY > the local server's env file."""
+    from spanbank.server import connection
+
+    return LabelStudioClient(*connection(url, api_key))
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("us")
+
+
+# ======================================================================== project records
+def _project_records(corpus: Corpus) -> pd.DataFrame:
+    df = corpus.read(PROJECTS_TABLE)
+    if df.empty or "project" not in df.columns:
+        return pd.DataFrame(columns=["project", "ls_url", "ls_project_id", "schema_version",
+                                     "created_at", "pull_cursor", "last_pull_at"])
+    return df
+
+
+def _save_project(writer, corpus: Corpus, **fields) -> None:
+    rows = _project_records(corpus).to_dict("records")
+    key = (fields["project"], fields["ls_url"])
+    for row in rows:
+        if (row["project"], row["ls_url"]) == key:
+            row.update({k: v for k, v in fields.items() if v is not None})
+            break
+    else:
+        rows.append({"pull_cursor": None, "last_pull_at": None} | fields)
+    df = pd.DataFrame(rows)
+    for col in ("created_at", "pull_cursor", "last_pull_at"):
+        df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[us, UTC]")
+    df["ls_project_id"] = df["ls_project_id"].astype("int64")
+    writer.replace(PROJECTS_TABLE, df)
+
+
+def ensure_project(
+    client: LabelStudioClient, corpus: Corpus, project: str, *, overlap: int | None = None,
+    update_config: bool = False, create: bool = True,
+) -> tuple[dict | None, str]:
+    """Find the LS project titled `project` (creating it from the schema), check its config.
+
+    Returns (project JSON or None in a dry run, what happened: found/created/updated).
+    """
+    schema = corpus.schema
+    config = schema.label_config()
+    found = client.find_project(project)
+    if found is None:
+        if not create:
+            return None, "would create"
+        body = {"description": f"spanbank corpus {corpus.path.name}; schema {schema.ident}"}
+        if overlap:
+            body["maximum_annotations"] = int(overlap)
+        return client.create_project(project, config, **body), "created"
+    state = "found"
+    if normalise_config(found.get("label_config") or "") != normalise_config(config):
+        if not update_config:
+            raise SpanbankError(
+                f"project {project}'s labeling config differs from schema {schema.ident}; "
+                "pass --update-config to replace it"
+            )
+        if create:
+            found = client.update_project(found["id"], label_config=config)
+        state = "config updated"
+    if overlap and found.get("maximum_annotations") != overlap and create:
+        found = client.update_project(found["id"], maximum_annotations=int(overlap))
+    return found, state
+
+
+# ======================================================================== push
+def select_articles(
+    articles: pd.DataFrame, *, ids: Iterable[str] | None = None, where: str | None = None,
+) -> tuple[pd.DataFrame, Counter]:
+    """Articles matching `ids` and the pandas query `where`; also counts of what was left out."""
+    skipped: Counter = Counter()
+    if ids is not None:
+        wanted = pd.Index(pd.unique(pd.Series(list(ids), dtype=object)))
+        unknown = wanted.difference(pd.Index(articles["article_id"]))
+        if len(unknown):
+            skipped["not in corpus"] += len(unknown)
+        articles = articles[articles["article_id"].isin(wanted)]
+    if where:
+        meta = articles.drop(columns=["text"])
+        try:
+            keep = meta.query(where, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad expression
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpanbankError(
+                f"--where {where!r} is not a valid filter on article columns "
+                f"({', '.join(meta.columns)}): {msg}"
+            ) from None
+        skipped["filtered out by --where"] += len(articles) - len(keep)
+        articles = articles.loc[keep.index]
+    return articles, skipped
+
+
+def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
+    """article_id -> LS predictions, from the rule tagger or a spans file (Parquet/JSONL)."""
+    if not mode or mode == "none":
+        return {}
+    texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
+    out: dict[str, list[dict]] = {}
+    if mode == "rules":
+        from spanbank.preannotate import TAGGER_VERSION, preannotate
+
+        for aid, text in texts.items():
+            tagged = preannotate(text)
+            if tagged["spans"]:
+                result = convert.spans_to_result(text, tagged["spans"], tagged["relations"], schema)
+                scores = [s.get("score", 1.0) for s in tagged["spans"]]
+                out[aid] = [convert.prediction(result, TAGGER_VERSION, sum(scores) / len(scores))]
+        return out
+    path = Path(mode)
+    if not path.exists():
+        raise SpanbankError(f"--preannotate: {mode!r} is neither rules, none nor an existing file")
+    try:
+        if path.suffix in (".jsonl", ".ndjson", ".json"):
+            spans = pd.read_json(path, lines=path.suffix != ".json")
+        else:
+            spans = pd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise SpanbankError(f"--preannotate: cannot read {path}: {str(exc).splitlines()[0]}") from None
+    missing = {"article_id", "label", "start", "end"} - set(spans.columns)
+    if missing:
+        raise SpanbankError(f"--preannotate: {path} lacks column(s) {', '.join(sorted(missing))}")
+    spans = spans[spans["article_id"].isin(texts)]
+    version = f"file:{path.name}"
+    for aid, group in spans.groupby("article_id", sort=False):
+        text = texts[aid]
+        rows = group.to_dict("records")
+        good = [r for r in rows if 0 <= int(r["start"]) < int(r["end"]) <= len(text)]
+        if good:
+            out[aid] = [convert.prediction(convert.spans_to_result(text, good, (), schema), version)]
+    return out
+
+
+def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:
+    """(ls_task_id, article_id) of every task in the project, listed cheaply (id + meta)."""
+    rows, bare = [], []
+    for page in client.task_pages(project_id, include=["id", "meta"], page_size=1000):
+        for t in page:
+            aid = (t.get("meta") or {}).get("article_id")
+            (rows.append((t["id"], aid)) if aid is not None else bare.append(t["id"]))
+    if bare:  # tasks made elsewhere: their article_id, if any, is in data
+        for page in client.task_pages(project_id, include=["id", "data"], ids=bare):
+            rows += [(t["id"], (t.get("data") or {}).get("article_id")) for t in page]
+    return pd.DataFrame(rows, columns=["ls_task_id", "article_id"]).astype({"ls_task_id": "int64"})
+
+
+def push_batch(
+    corpus: Corpus,
+    project: str,
+    *,
+    client: LabelStudioClient | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    batch_size: int | None = None,
+    overlap: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    ids: Iterable[str] | None = None,
+    where: str | None = None,
+    preannotate: str | None = None,
+    update_config: bool = False,
+    dry_run: bool = False,
+    wait: bool | float = False,
+    chunk_size: int = CHUNK_SIZE,
+) -> Workflow:
+    """Push articles not yet in Label Studio project `project` as tasks; summary as return value.
+
+    Creates the project from the corpus schema if needed (or checks its config), reconciles
+    with the tasks already on the server (recording any we lost track of), then imports in
+    chunks, recording each chunk in `tasks` as soon as the server confirms it. Holding the
+    corpus lock throughout keeps two pushes from creating tasks for the same article.
+    """
+    corpus.require()
+    if len(project) < MIN_TITLE:
+        raise SpanbankError(f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters")
+    if overlap is not None and overlap < 1:
+        raise SpanbankError("--overlap must be at least 1")
+    schema = corpus.schema
+    articles = corpus.read("articles")
+    if articles.empty:
+        raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
+    selected, skipped = select_articles(articles, ids=ids, where=where)
+    client = client or connect(url, api_key)
+    batch_id = f"{project}-{_now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    summary = {"project": project, "ls_url": client.url, "batch_id": batch_id, "dry_run": dry_run}
+    with corpus.writer(wait) as writer:
+        yield {"stage": "project", "done": 0, "total": None}
+        proj, state = ensure_project(client, corpus, project, overlap=overlap,
+                                     update_config=update_config, create=not dry_run)
+        summary["project_state"] = state
+        pid = int(proj["id"]) if proj else None
+        summary["ls_project_id"] = pid
+        summary["project_url"] = client.project_url(pid) if pid else None
+        if pid is not None and not dry_run:
+            _save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
+                          schema_version=schema.ident, created_at=_now())
+        local = corpus.read("tasks")
+        local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
+        # reconcile: tasks the server holds for our articles that `tasks` lacks
+        reconciled = pd.DataFrame(columns=["ls_task_id", "article_id"])
+        if pid is not None:
+            yield {"stage": "reconcile", "done": 0, "total": None}
+            remote = _server_tasks(client, pid)
+            dup = remote["article_id"].dropna().duplicated().sum()
+            if dup:
+                summary["duplicate_tasks_on_server"] = int(dup)
+            ours = remote[remote["article_id"].isin(articles["article_id"])]
+            reconciled = ours[~ours["ls_task_id"].isin(local["ls_task_id"])]
+            reconciled = reconciled[~reconciled["article_id"].isin(local["article_id"])]
+            reconciled = reconciled.drop_duplicates("article_id")
+            if len(reconciled) and not dry_run:
+                writer.append("tasks", _task_rows(reconciled, project, client.url, pid,
+                                                  f"{batch_id}-reconciled", schema.ident))
+            missing = ~local["ls_task_id"].isin(remote["ls_task_id"])
+            if missing.any():
+                summary["recorded_but_gone_from_server"] = int(missing.sum())
+        pushed_ids = set(local["article_id"]) | set(reconciled["article_id"])
+        already = selected["article_id"].isin(pushed_ids)
+        skipped["already pushed"] += int(already.sum())
+        todo = selected[~already]
+        if sample is not None and sample < len(todo):
+            skipped["not sampled"] += len(todo) - sample
+            todo = todo.sample(n=sample, random_state=seed).sort_index()
+        if batch_size is not None and batch_size < len(todo):
+            skipped["beyond --batch-size"] += len(todo) - batch_size
+            todo = todo.iloc[:batch_size]
+        summary["reconciled"] = len(reconciled)
+        summary["selected"] = len(todo)
+        preds = _predictions(preannotate, todo, schema) if len(todo) else {}
+        summary["predictions"] = len(preds)
+        pushed = 0
+        if dry_run:
+            summary["pushed"] = 0
+            summary["would_push"] = len(todo)
+            summary["skipped"] = {k: v for k, v in skipped.items() if v}
+            return summary
+        records = todo[["article_id", "title", "text"] + [c for c in ("source", "url", "language") if c in todo]]
+        rows = records.to_dict("records")
+        total = len(rows)
+        yield {"stage": "push", "done": 0, "total": total}
+        for i in range(0, total, chunk_size):
+            chunk = rows[i : i + chunk_size]
+            tasks = [convert.article_task(r, preds.get(r["article_id"])) for r in chunk]
+            for t, r in zip(tasks, chunk, strict=True):
+                t["meta"]["article_id"] = r["article_id"]
+            try:
+                task_ids = client.import_tasks(pid, tasks)
+            except LabelStudioError:
+                # the server may have created some before failing: learn which, send the rest once
+                remote = _server_tasks(client, pid)
+                have = remote[remote["article_id"].isin([r["article_id"] for r in chunk])]
+                have = have.drop_duplicates("article_id")
+                if len(have):
+                    writer.append("tasks", _task_rows(have, project, client.url, pid,
+                                                      f"{batch_id}-reconciled", schema.ident))
+                    summary["reconciled"] += len(have)
+                rest = [(t, r) for t, r in zip(tasks, chunk, strict=True)
+                        if r["article_id"] not in set(have["article_id"])]
+                if not rest:
+                    continue
+                task_ids = client.import_tasks(pid, [t for t, _ in rest])
+                chunk = [r for _, r in rest]
+            done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
+            writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
+            pushed += len(chunk)
+            yield {"stage": "push", "done": pushed, "total": total}
+    summary["pushed"] = pushed
+    summary["skipped"] = {k: v for k, v in skipped.items() if v}
+    return summary
+
+
+def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version) -> pd.DataFrame:
+    return pd.DataFrame({
+        "project": project, "ls_url": ls_url, "ls_project_id": int(pid),
+        "article_id": df["article_id"].to_numpy(), "ls_task_id": df["ls_task_id"].astype("int64").to_numpy(),
+        "batch_id": batch_id, "pushed_at": _now(), "schema_version": schema_version,
+    })
+
+
+# ======================================================================== pull
+def pseudonym_key(corpus: Corpus) -> bytes:
+    """The corpus's secret for annotator pseudonyms (`<corpus>/.pseudonym_key`, 0600, made once)."""
+    path = corpus.path / PSEUDONYM_KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex())
+    return key
+
+
+def pseudonym(key: bytes, ls_url: str, user_id) -> str:
+    """`ann-` + 8 hex of HMAC-SHA256(key, ls_url|user id): stable, not reversible without the key."""
+    msg = f"{ls_url.rstrip('/')}|{user_id}".encode()
+    return "ann-" + hmac.new(key, msg, hashlib.sha256).hexdigest()[:8]
+
+
+def _ts(value) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
+    except (ValueError, TypeError):
+        return None
+
+
+def _project_id(client, corpus, project) -> int:
+    tasks = corpus.read("tasks", columns=["project", "ls_url", "ls_project_id"])
+    mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
+    if len(mine):
+        return int(mine["ls_project_id"].iloc[-1])
+    found = client.find_project(project)
+    if found is None:
+        raise SpanbankError(f"no project {project!r} on {client.url}; push to it first (`spanbank push --project {project}`)")
+    return int(found["id"])
+
+
+def pull(
+    corpus: Corpus,
+    project: str,
+    *,
+    client: LabelStudioClient | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    full: bool = False,
+    wait: bool | float = False,
+    page_size: int = PAGE_SIZE,
+) -> Workflow:
+    """Fetch new, edited and deleted annotations of `project` and store them as versions.
+
+    A cheap listing (task id, annotation ids, updated_at) finds the tasks changed since the
+    last pull's cursor and the annotations deleted in Label Studio; only those tasks are
+    fetched in full (`full` fetches every annotated task). Spans are verified against the
+    article text; edits become new versions (the old one superseded), deletions get
+    `deleted_at`. Nothing an earlier pull stored is dropped.
+    """
+    corpus.require()
+    schema = corpus.schema
+    client = client or connect(url, api_key)
+    summary: dict = {"project": project, "ls_url": client.url}
+    counts: Counter = Counter()
+    repairs: Counter = Counter()
+    with corpus.writer(wait) as writer:
+        pid = _project_id(client, corpus, project)
+        summary["ls_project_id"] = pid
+        records = _project_records(corpus)
+        rec = records[(records["project"] == project) & (records["ls_url"] == client.url)]
+        cursor = None if full or rec.empty else _ts(rec["pull_cursor"].iloc[-1])
+        if cursor is not None and pd.isna(cursor):
+            cursor = None
+        # 1. cheap listing
+        yield {"stage": "list", "done": 0, "total": None}
+        listing = {}
+        for page in client.task_pages(pid, include=["id", "annotations_ids", "updated_at"], page_size=1000):
+            for t in page:
+                ann_ids = {int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()}
+                listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
+            yield {"stage": "list", "done": len(listing), "total": None}
+        all_ann = corpus.read("annotations")
+        extra_cols = [c for c in ("ls_url", "result_sha") if c not in all_ann.columns]
+        for c in extra_cols:
+            all_ann[c] = None
+        is_mine = (all_ann["project"] == project) & (all_ann["ls_url"].fillna(client.url) == client.url)
+        is_mine &= all_ann["origin"] == "human"
+        current = all_ann[is_mine & ~all_ann["superseded"].fillna(False).astype(bool)]
+        live = current[current["deleted_at"].isna()]
+        local_ids = live.groupby("ls_task_id")["ls_annotation_id"].agg(set).to_dict()
+        # 2. which tasks to fetch
+        fetch = []
+        for tid, (updated, ann_ids) in listing.items():
+            if not ann_ids:
+                continue
+            ts = _ts(updated)
+            if cursor is None or ts is None or ts > cursor or ann_ids - local_ids.get(tid, set()):
+                fetch.append(tid)
+        summary["tasks_listed"] = len(listing)
+        summary["tasks_fetched"] = len(fetch)
+        # 3. deletions: annotations we hold whose task no longer lists them
+        now = _now()
+        on_server = pd.MultiIndex.from_tuples(
+            [(tid, a) for tid, (_, ids) in listing.items() for a in ids], names=["t", "a"]
+        ) if listing else pd.MultiIndex.from_tuples([], names=["t", "a"])
+        pairs = pd.MultiIndex.from_arrays(
+            [live["ls_task_id"].astype("int64"), live["ls_annotation_id"].astype("int64")]
+        )
+        deleted_idx = list(live.index[~pairs.isin(on_server)]) if len(live) else []
+        counts["deleted"] = len(deleted_idx)
+        # 4. fetch and convert
+        latest = current.set_index("ls_annotation_id") if len(current) else None
+        articles = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
+        task_articles = corpus.read("tasks", columns=["ls_task_id", "article_id", "project"])
+        task_articles = task_articles[task_articles["project"] == project].drop_duplicates("ls_task_id")
+        task_article = dict(zip(task_articles["ls_task_id"], task_articles["article_id"], strict=True))
+        key = pseudonym_key(corpus)
+        known_users = corpus.read("annotators")
+        known_users = set(zip(known_users["ls_url"], known_users["ls_user_id"], strict=True))
+        new_users: dict[int, str] = {}
+        ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
+        superseded_idx = []
+        pages = client.task_pages(pid, ids=fetch if len(fetch) < 0.5 * len(listing) else None,
+                                  page_size=page_size)
+        wanted = set(fetch)
+        done = 0
+        yield {"stage": "pull", "done": 0, "total": len(fetch)}
+        for page in pages if fetch else ():
+            for task in page:
+                tid = int(task["id"])
+                if tid not in wanted:
+                    continue
+                done += 1
+                aid = task_article.get(tid) or (task.get("meta") or {}).get("article_id") \
+                    or (task.get("data") or {}).get("article_id")
+                if aid is None or aid not in articles.index:
+                    counts["unknown_tasks"] += 1
+                    continue
+                text = articles.at[aid]
+                task_text = (task.get("data") or {}).get("text")
+                for ann in task.get("annotations") or []:
+                    ls_aid = int(ann["id"])
+                    sha = convert.result_sha(ann.get("result"))
+                    updated = _ts(ann.get("updated_at")) or _ts(ann.get("created_at"))
+                    version = 1
+                    if latest is not None and ls_aid in latest.index:
+                        prev = latest.loc[ls_aid]
+                        if isinstance(prev, pd.DataFrame):
+                            prev = prev.sort_values("version").iloc[-1]
+                        same = prev["result_sha"] == sha if isinstance(prev["result_sha"], str) else False
+                        same = same or (prev["result_sha"] is None and _ts(prev["updated_at"]) == updated)
+                        if same and pd.isna(prev["deleted_at"]) and bool(prev["cancelled"]) == bool(ann.get("was_cancelled")):
+                            continue
+                        version = int(prev["version"]) + 1
+                        superseded_idx.append(int(all_ann.index[
+                            (all_ann["annotation_id"] == prev["annotation_id"])][0]))
+                        counts["updated"] += 1
+                    else:
+                        counts["new"] += 1
+                    user = ann.get("completed_by")
+                    user = user.get("id") if isinstance(user, dict) else user
+                    if user is not None and (client.url, int(user)) not in known_users:
+                        new_users[int(user)] = pseudonym(key, client.url, user)
+                    annotation_id = f"ls-{pid}-{ls_aid}-v{version}"
+                    cancelled = bool(ann.get("was_cancelled"))
+                    counts["cancelled"] += cancelled
+                    ann_rows.append({
+                        "annotation_id": annotation_id, "project": project, "article_id": aid,
+                        "ls_task_id": tid, "ls_annotation_id": ls_aid,
+                        "annotator": pseudonym(key, client.url, user) if user is not None else None,
+                        "origin": "human", "created_at": _ts(ann.get("created_at")),
+                        "updated_at": updated, "lead_time_s": ann.get("lead_time"),
+                        "cancelled": cancelled, "version": version, "superseded": False,
+                        "deleted_at": None, "pulled_at": now, "ls_url": client.url, "result_sha": sha,
+                    })
+                    if task_text is not None and task_text != text:
+                        rej_rows.append({"annotation_id": annotation_id, "span_id": None,
+                                         "reason": "task text in Label Studio differs from the article text",
+                                         "raw": json.dumps(ann.get("result"), ensure_ascii=False)})
+                        continue
+                    conv = convert.convert_annotation(ann.get("result"), text, schema, annotation_id, aid)
+                    span_rows += conv.spans
+                    rel_rows += conv.relations
+                    rej_rows += conv.rejects
+                    repairs.update({k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR})
+            yield {"stage": "pull", "done": done, "total": len(fetch)}
+        # 5. store: details first, annotations last (a crash before that leaves orphans the
+        # next pull replaces, never duplicates)
+        new_ids = {r["annotation_id"] for r in ann_rows}
+        for name, rows in (("spans", span_rows), ("relations", rel_rows), ("rejects", rej_rows)):
+            if name == "rejects":
+                for r in rows:
+                    r["pulled_at"] = now
+            old = corpus.read_arrow(name)
+            stale = old.num_rows and pd.Series(old.column("annotation_id").to_pylist()).isin(new_ids).any()
+            if stale:
+                keep = ~pd.Series(old.column("annotation_id").to_pylist()).isin(new_ids)
+                writer.replace(name, pd.concat([old.to_pandas()[keep.to_numpy()], pd.DataFrame(rows)],
+                                               ignore_index=True) if rows else old.to_pandas()[keep.to_numpy()])
+            elif rows:
+                writer.append(name, rows)
+        if new_users:
+            emails = {}
+            try:
+                emails = {int(u["id"]): u.get("email") for u in client.list_users()}
+            except LabelStudioError:
+                pass  # pseudonyms work without the e-mail; it is filled on a later pull
+            writer.append("annotators", [
+                {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
+                for u, p in new_users.items()
+            ])
+        if superseded_idx or deleted_idx or ann_rows:
+            table = all_ann
+            if superseded_idx:
+                table.loc[superseded_idx, "superseded"] = True
+            if deleted_idx:
+                table["deleted_at"] = table["deleted_at"].astype("datetime64[us, UTC]")
+                table.loc[deleted_idx, "deleted_at"] = now
+            if ann_rows:
+                new = pd.DataFrame(ann_rows)
+                table = pd.concat([table, new], ignore_index=True) if len(table) else new
+            for c in ("created_at", "updated_at", "deleted_at", "pulled_at"):
+                table[c] = pd.to_datetime(table[c], utc=True)
+            if superseded_idx or deleted_idx:
+                writer.replace("annotations", table)
+            else:
+                writer.append("annotations", pd.DataFrame(ann_rows))
+        cursor_ts = max((t for t in (_ts(u) for u, _ in listing.values()) if t is not None), default=cursor)
+        prev_cursor = None if rec.empty else _ts(rec["pull_cursor"].iloc[-1])
+        if prev_cursor is not None and not pd.isna(prev_cursor) and (cursor_ts is None or prev_cursor > cursor_ts):
+            cursor_ts = prev_cursor
+        _save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
+                      schema_version=schema.ident,
+                      created_at=None if rec.empty else rec["created_at"].iloc[-1],
+                      pull_cursor=cursor_ts, last_pull_at=now)
+    summary.update({
+        "new": counts["new"], "updated": counts["updated"], "deleted": counts["deleted"],
+        "cancelled": counts["cancelled"], "spans": len(span_rows), "relations": len(rel_rows),
+        "repaired": dict(repairs), "rejected": len(rej_rows),
+    })
+    if counts["unknown_tasks"]:
+        summary["skipped_unknown_tasks"] = counts["unknown_tasks"]
+    return summary
+

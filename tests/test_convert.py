@@ -1,0 +1,170 @@
+"""spanbank.labelstudio.convert on payloads recorded from a real Label Studio (no server needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from spanbank.labelstudio.convert import (
+    article_task,
+    convert_annotation,
+    prediction,
+    result_sha,
+    spans_to_result,
+)
+from spanbank.offsets import cp_to_utf16
+from spanbank.preannotate import preannotate
+from spanbank.schema import load_schema
+
+LS = Path(__file__).parent / "data" / "ls"
+SCHEMA = load_schema()
+
+
+def _tasks(name="api_tasks.json"):
+    return json.loads((LS / name).read_text("utf-8"))
+
+
+def _task(text_start: str, name="api_tasks.json"):
+    return next(t for t in _tasks(name) if t["data"]["text"].startswith(text_start))
+
+
+def _convert(result, text):
+    return convert_annotation(result, text, SCHEMA, "ann-1", "a1")
+
+
+def test_emoji_offsets_code_points_and_utf16_agree():
+    task = _task("Fans")
+    text = task["data"]["text"]
+    assert len(task["annotations"]) == 2
+    got = []
+    for ann in task["annotations"]:
+        out = _convert(ann["result"], text)
+        assert not out.rejects
+        got.append(sorted((s["label"], s["start"], s["end"], s["text"]) for s in out.spans))
+        repairs = {s["offset_repair"] for s in out.spans}
+        assert repairs in ({None}, {"utf16"})
+    assert got[0] == got[1]
+    quote = next(s for s in got[0] if s[0] == "QUOTE")
+    assert quote[3] == "“We won the cup,”" and text[quote[1] : quote[2]] == quote[3]
+
+
+def test_attributes_and_relations_from_recorded_annotation():
+    task = _task("Fans")
+    ann = next(a for a in task["annotations"] if a["lead_time"] == 3.5)
+    out = _convert(ann["result"], task["data"]["text"])
+    q = next(s for s in out.spans if s["label"] == "QUOTE")
+    assert json.loads(q["attributes"]) == {"type": "direct"}
+    assert all(s["attributes"] is None for s in out.spans if s["label"] != "QUOTE")
+    # one relation carried its label, the other was unlabeled and is inferred from the schema
+    assert sorted((r["from_span_id"], r["to_span_id"], r["label"]) for r in out.relations) == [
+        ("q1", "c1", "cue"), ("q1", "s1", "said_by")]
+
+
+def test_crlf_region_text_tolerated_and_rejects():
+    task = _task("Headline")
+    text = task["data"]["text"]
+    out = _convert(task["annotations"][0]["result"], text)
+    q = next(s for s in out.spans if s["label"] == "QUOTE")
+    assert q["text"] == "“Roads will\r\nreopen soon.”" and text[q["start"] : q["end"]] == q["text"]
+    reasons = sorted(r["reason"] for r in out.rejects)
+    assert any("'HEADLINE' is not in schema news-v1" in r for r in reasons)
+    assert any("missing or rejected region 'zz'" in r for r in reasons)
+    raw = [json.loads(r["raw"]) for r in out.rejects]
+    assert {"from_id": "q1", "to_id": "zz", "type": "relation", "direction": "right", "labels": ["cue"]} in raw
+    assert [r["label"] for r in out.relations] == ["said_by"]
+
+
+def test_search_repair_for_shifted_offsets():
+    task = _task("Headline")
+    text = task["data"]["text"]
+    result = copy.deepcopy(task["annotations"][0]["result"])
+    speaker = next(r for r in result if r.get("value", {}).get("labels") == ["SPEAKER"])
+    speaker["value"]["start"] -= 2  # e.g. the frontend dropped the \r of two CRLFs
+    speaker["value"]["end"] -= 2
+    out = _convert(result, text)
+    s = next(s for s in out.spans if s["label"] == "SPEAKER")
+    assert (s["text"], s["offset_repair"]) == ("The mayor", "search")
+    assert out.repairs["search"] == 1
+
+
+def test_edited_payload_changes_fingerprint():
+    before = next(a for a in _task("Fans")["annotations"] if a["lead_time"] == 3.5)
+    after = next(a for a in _task("Fans", "api_tasks_edited.json")["annotations"] if a["id"] == before["id"])
+    assert after["updated_at"] > before["updated_at"]
+    assert result_sha(after["result"]) != result_sha(before["result"])
+    assert result_sha(copy.deepcopy(before["result"])) == result_sha(before["result"])
+    assert _convert(after["result"], _task("Fans")["data"]["text"]).relations == []
+
+
+TEXT = "Tom 😀 said “hi”."
+
+
+def _lab(rid, start, end, label, text=None):
+    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
+            "value": {"start": start, "end": end, "text": text if text is not None else TEXT[start:end],
+                      "labels": [label]}}
+
+
+@pytest.mark.parametrize(
+    "item, reason",
+    [
+        ({"id": "a", "type": "labels", "value": {"start": "1", "end": 3, "labels": ["CUE"]}}, "offsets"),
+        ({"id": "a", "type": "labels", "value": {"start": 0, "end": 3}}, "no label"),
+        ({"id": "a", "type": "labels", "value": [1, 2]}, "not an object"),
+        ({"id": "a", "type": "textarea", "value": {"text": ["x"]}}, "unsupported result type"),
+        (_lab("a", 0, 3, "SPEAKER", "Bob"), "no nearby match"),
+        (_lab("a", 30, 33, "SPEAKER", "Tom!"), "beyond the text"),
+    ],
+)
+def test_malformed_regions_rejected(item, reason):
+    out = _convert([item], TEXT)
+    assert not out.spans and len(out.rejects) == 1 and reason in out.rejects[0]["reason"]
+
+
+def test_choices_on_wrong_label_and_bad_value_rejected():
+    cue = _lab("c", 6, 10, "CUE")
+    quote = _lab("q", 11, 15, "QUOTE")
+    items = [cue, quote,
+             {"id": "c", "from_name": "QUOTE_type", "type": "choices", "value": {"choices": ["direct"]}},
+             {"id": "q", "from_name": "QUOTE_type", "type": "choices", "value": {"choices": ["shouted"]}}]
+    out = _convert(items, TEXT)
+    assert len(out.spans) == 2 and all(s["attributes"] is None for s in out.spans)
+    assert sorted(r["span_id"] for r in out.rejects) == ["c", "q"]
+
+
+def test_unlabeled_reverse_relation_inferred():
+    items = [_lab("s", 0, 3, "SPEAKER"), _lab("q", 11, 15, "QUOTE"),
+             {"from_id": "s", "to_id": "q", "type": "relation", "direction": "right", "labels": []}]
+    out = _convert(items, TEXT)
+    assert out.relations == [{"annotation_id": "ann-1", "from_span_id": "q", "to_span_id": "s", "label": "said_by"}]
+    items[2]["labels"] = ["cue"]
+    assert "relation cue goes QUOTE -> CUE" in _convert(items, TEXT).rejects[0]["reason"]
+
+
+def test_utf16_offsets_from_frontend():
+    s, e = cp_to_utf16(TEXT, [11, 15]).tolist()
+    out = _convert([_lab("q", s, e, "QUOTE", "“hi”")], TEXT)
+    assert (out.spans[0]["start"], out.spans[0]["end"], out.spans[0]["offset_repair"]) == (11, 15, "utf16")
+
+
+def test_prediction_round_trip_through_converter():
+    text = _task("Fans")["data"]["text"]
+    tagged = preannotate(text)
+    result = spans_to_result(text, tagged["spans"], tagged["relations"], SCHEMA)
+    out = _convert(result, text)
+    assert not out.rejects
+    assert sorted((s["label"], s["start"], s["end"]) for s in out.spans) == sorted(
+        (s["label"], s["start"], s["end"]) for s in tagged["spans"])
+    assert len(out.relations) == len(tagged["relations"])
+    pred = prediction(result, "v1", 0.5)
+    assert pred["model_version"] == "v1" and pred["score"] == 0.5
+
+
+def test_article_task_shape():
+    task = article_task({"article_id": "a1", "title": None, "text": "T", "source": "ap", "url": float("nan")},
+                        [prediction([], "m")])
+    assert task["data"] == {"text": "T", "article_id": "a1", "title": ""}
+    assert task["meta"] == {"source": "ap"} and task["predictions"][0]["model_version"] == "m"

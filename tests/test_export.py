@@ -1,0 +1,570 @@
+"""Export: every format loaded by its real consumer and compared with the corpus; splits, manifest, atomicity."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from spanbank.corpus import TABLES, Corpus, attributes_json
+from spanbank.errors import ExportError
+from spanbank.export import export_dataset, parse_formats, verify
+from spanbank.export.conll import read_conll
+from spanbank.export.docs import bio_layers, build_documents, tokenize
+from spanbank.export.jsonl import read_jsonl
+from spanbank.export.split import assign_splits, parse_split
+
+ALL = ["jsonl", "spacy", "hf", "conll", "brat", "quotes"]
+T0 = pd.Timestamp("2024-05-01T12:00:00Z")
+
+# (text, [(key, label, surface, occurrence, attrs)], [(from_key, to_key, label)])
+ARTICLES = {
+    "a1": (
+        'Smith said: "We will win." The mayor disagreed.',
+        [("s1", "SPEAKER", "Smith", 0, None), ("c1", "CUE", "said", 0, None),
+         ("q1", "QUOTE", '"We will win."', 0, {"type": "direct"}),
+         ("s2", "SPEAKER", "We", 0, None),  # nested inside the quote
+         ("e1", "EVENT", "disagreed", 0, {"type": "statement"})],
+        [("q1", "s1", "said_by"), ("q1", "c1", "cue")],
+    ),
+    "a2": (
+        "Der Bürgermeister 🎉 sagte:\nAlles wird gut, sagte er.",
+        [("s1", "SPEAKER", "Der Bürgermeister", 0, None), ("c1", "CUE", "sagte", 0, None),
+         ("q1", "QUOTE", "Alles wird gut", 0, {"type": "indirect"}),
+         ("q2", "QUOTE", "🎉 sagte:\nAlles", 0, {"type": "mixed"})],  # crosses a line end
+        [("q1", "s1", "said_by"), ("q1", "c1", "cue")],
+    ),
+}
+for i in range(3, 31):
+    ARTICLES[f"a{i:02d}"] = (
+        f"Report {i}. Officials said that item {i} was ready.",
+        [("s1", "SPEAKER", "Officials", 0, None), ("c1", "CUE", "said", 0, None),
+         ("q1", "QUOTE", f"that item {i} was ready", 0, {"type": "indirect"})],
+        [("q1", "s1", "said_by"), ("q1", "c1", "cue")],
+    )
+
+
+def _find(text: str, surface: str, occurrence: int) -> int:
+    pos = -1
+    for _ in range(occurrence + 1):
+        pos = text.index(surface, pos + 1)
+    return pos
+
+
+def _rows(table: str, rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for col in TABLES[table].names:
+        if col not in df:
+            df[col] = None
+    return df
+
+
+def build_corpus(path: Path, articles=ARTICLES, extra_spans=()) -> Corpus:
+    corpus = Corpus.init(path)
+    arts, anns, spans, rels = [], [], [], []
+    for n, (aid, (text, sps, rs)) in enumerate(articles.items()):
+        ann_id = f"ann-{aid}"
+        arts.append({"article_id": aid, "text": text, "title": text[:20], "source": f"outlet{n % 6}",
+                     "language": "en", "origin": "test", "published_at": T0})
+        anns.append({"annotation_id": ann_id, "project": "news", "article_id": aid, "annotator": "alice",
+                     "origin": "human", "cancelled": False, "superseded": False, "version": 1,
+                     "created_at": T0, "updated_at": T0 + pd.Timedelta(minutes=n)})
+        for key, label, surface, occ, attrs in sps:
+            s = _find(text, surface, occ)
+            spans.append({"annotation_id": ann_id, "span_id": f"{aid}-{key}", "article_id": aid, "label": label,
+                          "start": s, "end": s + len(surface), "text": surface, "attributes": attributes_json(attrs)})
+        for src, dst, label in rs:
+            rels.append({"annotation_id": ann_id, "from_span_id": f"{aid}-{src}", "to_span_id": f"{aid}-{dst}",
+                         "label": label})
+    spans += list(extra_spans)
+    with corpus.writer() as w:
+        w.append("articles", _rows("articles", arts))
+        w.append("annotations", _rows("annotations", anns))
+        w.append("spans", _rows("spans", spans))
+        w.append("relations", _rows("relations", rels))
+        w.append("annotators", _rows("annotators", [{"annotator": "alice", "ls_user_id": 7,
+                                                     "email": "alice@example.org"}]))
+    return corpus
+
+
+def given(corpus: Corpus) -> pd.DataFrame:
+    """Stand-in for spanbank.gold.select_annotations: the one human annotation per article."""
+    return corpus.latest_annotations()
+
+
+def run(corpus, out, formats=ALL, **kw):
+    kw.setdefault("annotations", given(corpus))
+    return export_dataset(corpus, formats, out, **kw)
+
+
+def corpus_spans(corpus) -> dict[str, list[tuple]]:
+    sp = corpus.read("spans")
+    out: dict[str, list[tuple]] = {}
+    for r in sp.itertuples():
+        out.setdefault(r.article_id, []).append((r.span_id, r.label, int(r.start), int(r.end), r.text))
+    return {k: sorted(v, key=lambda t: (t[2], -t[3], t[1], t[0])) for k, v in out.items()}
+
+
+def corpus_relations(corpus) -> dict[str, set]:
+    rel = corpus.read("relations")
+    out: dict[str, set] = {}
+    for r in rel.itertuples():
+        out.setdefault(r.annotation_id[4:], set()).add((r.from_span_id, r.to_span_id, r.label))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    corpus = build_corpus(root / "corpus")
+    summary = run(corpus, root / "out", group_by="source", seed=6)  # seed 6: three non-empty splits
+    return corpus, root / "out", summary
+
+
+def all_docs(out: Path) -> dict[str, dict]:
+    docs = {}
+    for f in sorted((out / "jsonl").glob("*.jsonl")):
+        for d in read_jsonl(f):
+            d["_split"] = f.stem
+            docs[d["article_id"]] = d
+    return docs
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def test_jsonl_is_lossless(exported):
+    corpus, out, summary = exported
+    docs = all_docs(out)
+    assert set(docs) == set(ARTICLES)
+    want = corpus_spans(corpus)
+    rels = corpus_relations(corpus)
+    for aid, d in docs.items():
+        got = [(s["span_id"], s["label"], s["start"], s["end"], s["text"]) for s in d["spans"]]
+        assert got == want[aid]
+        for s in d["spans"]:
+            assert d["text"][s["start"]:s["end"]] == s["text"]
+        ids = [s["span_id"] for s in d["spans"]]
+        assert {(ids[r["head"]], ids[r["tail"]], r["label"]) for r in d["relations"]} == rels[aid]
+        assert d["meta"]["annotator"] == "alice"
+    assert docs["a1"]["spans"][2]["attributes"] == {"type": "direct"}
+    assert summary["articles"] == len(ARTICLES)
+
+
+def test_spacy_docbin_loads_with_nested_spans(exported):
+    import spacy
+    from spacy.tokens import DocBin
+
+    corpus, out, summary = exported
+    nlp = spacy.blank("en")
+    want = corpus_spans(corpus)
+    seen = set()
+    for f in sorted((out / "spacy").glob("*.spacy")):
+        for doc in DocBin().from_disk(f).get_docs(nlp.vocab):
+            aid = doc.user_data["article_id"]
+            seen.add(aid)
+            got = sorted(((s.id_, s.label_, s.start_char, s.end_char, s.text) for s in doc.spans["sc"]),
+                         key=lambda t: (t[2], -t[3], t[1], t[0]))
+            assert got == want[aid]
+            assert len(doc.user_data["relations"]) == len(corpus_relations(corpus)[aid])
+    assert seen == set(ARTICLES)
+    assert summary["notes"]["spacy_boundaries_moved"] == 0
+    assert summary["notes"]["spacy_spans_unaligned"] == 0
+    # the nested SPEAKER "We" sits inside the QUOTE in the same span group
+    doc = next(d for f in (out / "spacy").glob("*.spacy") for d in DocBin().from_disk(f).get_docs(nlp.vocab)
+               if d.user_data["article_id"] == "a1")
+    labels = {s.text: s.label_ for s in doc.spans["sc"]}
+    assert labels["We"] == "SPEAKER" and labels['"We will win."'] == "QUOTE"
+
+
+def test_spacy_counts_moved_boundaries(tmp_path):
+    import spacy
+    from spacy.tokens import DocBin
+
+    extra = [{"annotation_id": "ann-a1", "span_id": "a1-x", "article_id": "a1", "label": "SPEAKER",
+              "start": 1, "end": 4, "text": "mit", "attributes": None}]
+    corpus = build_corpus(tmp_path / "c", extra_spans=extra)
+    summary = run(corpus, tmp_path / "o", ["spacy", "jsonl"], split="train=1")
+    assert summary["notes"]["spacy_boundaries_moved"] == 2
+    docs = list(DocBin().from_disk(tmp_path / "o/spacy/train.spacy").get_docs(spacy.blank("en").vocab))
+    a1 = next(d for d in docs if d.user_data["article_id"] == "a1")
+    moved = next(s for s in a1.spans["sc"] if s.id_ == "a1-x")
+    assert moved.text == "Smith"  # expanded to the token
+    lossless = next(s for s in a1.user_data["spans"] if s["span_id"] == "a1-x")
+    assert (lossless["start"], lossless["end"], lossless["text"]) == (1, 4, "mit")
+    assert json.loads((tmp_path / "o/manifest.json").read_text())["notes"]["spacy_boundaries_moved"] == 2
+
+
+def test_hf_load_from_disk(exported):
+    import datasets
+
+    corpus, out, summary = exported
+    dd = datasets.load_from_disk(str(out / "hf"))
+    assert set(dd) == {"train", "dev", "test"}
+    assert sum(len(dd[s]) for s in dd) == len(ARTICLES)
+    assert dd["train"].features["ner_tags_QUOTE"].feature.names == ["O", "B-QUOTE", "I-QUOTE"]
+    want = corpus_spans(corpus)
+    for split in dd:
+        for row in dd[split]:
+            aid = row["article_id"]
+            got = [(s["span_id"], s["label"], s["start"], s["end"], s["text"]) for s in row["spans"]]
+            assert got == want[aid]
+            # each BIO layer decodes back to that label's spans (tokens are cut at span boundaries)
+            for lab in ("SPEAKER", "QUOTE", "CUE", "EVENT"):
+                decoded = _decode_bio(row["ner_tags_" + lab], row["token_starts"], row["token_ends"], {0: "O", 1: "B", 2: "I"})
+                assert decoded == [(s[2], s[3]) for s in _one_layer(want[aid], lab)]
+            pq_rows = pd.read_parquet(out / "hf" / "parquet" / f"{split}.parquet")
+            assert aid in set(pq_rows["article_id"])
+    a1 = next(r for s in dd for r in dd[s] if r["article_id"] == "a1")
+    toks = a1["tokens"]
+    we = toks.index("We")
+    assert a1["ner_tags_SPEAKER"][we] == 1 and a1["ner_tags_QUOTE"][we] == 2  # nested survives
+    # a2's two QUOTEs overlap: one BIO layer holds one of them; the other is counted, and kept in `spans`
+    assert summary["notes"]["hf_bio_conflicts"] == 1
+
+
+def _one_layer(spans, label):
+    """What one BIO layer can hold: spans of `label` in order, skipping any overlapping an earlier one."""
+    kept = []
+    for sp in spans:
+        if sp[1] == label and not any(k[2] < sp[3] and sp[2] < k[3] for k in kept):
+            kept.append(sp)
+    return sorted(kept, key=lambda t: t[2])
+
+
+def _decode_bio(tags, starts, ends, names) -> list[tuple[int, int]]:
+    spans, cur = [], None
+    for t, s, e in zip(tags, starts, ends, strict=False):
+        tag = names[t] if isinstance(t, int) else t[0]
+        if tag == "B" or (tag == "I" and cur is None):
+            if cur:
+                spans.append(tuple(cur))
+            cur = [s, e]
+        elif tag == "I":
+            cur[1] = e
+        else:
+            if cur:
+                spans.append(tuple(cur))
+            cur = None
+    if cur:
+        spans.append(tuple(cur))
+    return sorted(spans)
+
+
+def test_conll_parses_back_to_spans(exported):
+    corpus, out, _ = exported
+    labels = ["SPEAKER", "QUOTE", "CUE", "EVENT"]
+    docs = {}
+    for f in sorted((out / "conll").glob("*.conll")):
+        for d in read_conll(f, labels):
+            docs[d["article_id"]] = d
+    assert set(docs) == set(ARTICLES)
+    want = corpus_spans(corpus)
+    jd = all_docs(out)
+    for aid, d in docs.items():
+        text = jd[aid]["text"]
+        # recover token offsets by walking the text
+        starts, ends, pos = [], [], 0
+        for tok in d["tokens"]:
+            pos = text.index(tok, pos)
+            starts.append(pos)
+            ends.append(pos + len(tok))
+            pos += len(tok)
+        for lab in labels:
+            got = _decode_bio(d["tags"][lab], starts, ends, None)
+            # a span over a line end decodes with the same characters
+            assert [text[s:e] for s, e in got] == [s[4] for s in _one_layer(want[aid], lab)]
+    assert docs["a1"]["tags"]["SPEAKER"][docs["a1"]["tokens"].index("We")] == "B-SPEAKER"
+    assert docs["a1"]["tags"]["QUOTE"][docs["a1"]["tokens"].index("We")] == "I-QUOTE"
+
+
+def test_brat_round_trip_through_our_import(exported, tmp_path):
+    from spanbank.ingest import ingest_paths
+
+    corpus, out, _ = exported
+    conf = (out / "brat" / "annotation.conf").read_text()
+    assert "said_by\tArg1:QUOTE, Arg2:SPEAKER" in conf and "type\tArg:QUOTE|EVENT" in conf
+    back = Corpus.init(tmp_path / "back")
+    ingest_paths(back, [out / "brat"], fmt="brat")
+    arts = back.read("articles").set_index("article_id")["text"]
+    orig = corpus.read("articles").set_index("article_id")["text"]
+    assert arts.sort_index().equals(orig.sort_index())
+    sp = back.read("spans")
+    rel = back.read("relations")
+    osp = corpus.read("spans")
+    key = lambda df: sorted(  # noqa: E731
+        (r.article_id, r.label, int(r.start), int(r.end), r.text, "" if pd.isna(r.attributes) else r.attributes)
+        for r in df.itertuples())
+    assert key(sp) == key(osp)
+    def ends(spans, relations):  # relations by the (article, start, end) of their spans
+        at = {(r.annotation_id, r.span_id): (r.article_id, int(r.start), int(r.end)) for r in spans.itertuples()}
+        return sorted((at[r.annotation_id, r.from_span_id], at[r.annotation_id, r.to_span_id], r.label)
+                      for r in relations.itertuples())
+
+    assert ends(sp, rel) == ends(osp, corpus.read("relations"))
+    assert back.read("rejects").empty
+
+
+def test_brat_ann_parses_back_with_the_import_parser(exported):
+    """The same round trip one level down: our brat import's parser over the exported files."""
+    from spanbank.brat import parse_ann
+
+    corpus, out, _ = exported
+    want = corpus_spans(corpus)
+    rels = corpus_relations(corpus)
+    attrs = {r.span_id: None if pd.isna(r.attributes) else r.attributes for r in corpus.read("spans").itertuples()}
+    for txt in sorted((out / "brat").rglob("*.txt")):
+        aid = txt.stem
+        text = txt.read_bytes().decode("utf-8")
+        parsed = parse_ann(txt.with_suffix(".ann").read_text("utf-8"), text, corpus.schema)
+        assert parsed.rejects == [] and parsed.ignored == 0
+        # brat ids are T1.. in exported order; map them back through offsets
+        got = sorted((s["label"], s["start"], s["end"], s["text"], attributes_json(s["attributes"])) for s in parsed.spans)
+        assert got == sorted((w[1], w[2], w[3], w[4], attrs[w[0]]) for w in want[aid])
+        by_t = {s["span_id"]: (s["start"], s["end"]) for s in parsed.spans}
+        by_c = {w[0]: (w[2], w[3]) for w in want[aid]}
+        assert {(by_t[r["from_span_id"]], by_t[r["to_span_id"]], r["label"]) for r in parsed.relations} == {
+            (by_c[a], by_c[b], lab) for a, b, lab in rels[aid]}
+
+
+def test_quotes_table(exported):
+    corpus, out, _ = exported
+    q = pd.read_parquet(out / "quotes" / "quotes.parquet")
+    assert len(q) == (corpus.read("spans")["label"] == "QUOTE").sum()
+    row = q[q["quote_span_id"] == "a1-q1"].iloc[0]
+    assert (row["quote_text"], row["quote_type"], row["speaker_text"], row["cue_text"]) == (
+        '"We will win."', "direct", "Smith", "said")
+    assert row["context"] == ARTICLES["a1"][0]  # short article: the window is the whole text
+    lines = [json.loads(x) for x in (out / "quotes" / "quotes.jsonl").read_text().splitlines()]
+    assert [x["quote_span_id"] for x in lines] == list(q["quote_span_id"])
+    assert pd.isna(q[q["quote_span_id"] == "a2-q2"].iloc[0]["speaker_text"])
+
+
+# --------------------------------------------------------------------------- manifest, splits, guarantees
+
+
+def test_manifest_checksums_and_card(exported):
+    corpus, out, summary = exported
+    assert verify(out) == []
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["schema"]["ident"] == "news-v1"
+    assert set(m["files"]) >= {"README.md", "jsonl/train.jsonl", "spacy/train.spacy", "hf/dataset_dict.json"}
+    assert m["fingerprint"]["sha256"] == summary["fingerprint"]
+    assert sum(v["articles"] for v in m["splits"].values()) == len(ARTICLES)
+    total_quotes = sum(v["label_counts"]["QUOTE"] for v in m["splits"].values())
+    assert total_quotes == (corpus.read("spans")["label"] == "QUOTE").sum()
+    card = (out / "README.md").read_text()
+    assert "load_from_disk" in card and "DocBin" in card
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir() if p.name.startswith(".out"))
+
+
+def test_hf_leaves_out_empty_splits_and_says_so(tmp_path):
+    import datasets
+
+    corpus = build_corpus(tmp_path / "c")
+    s = run(corpus, tmp_path / "o", ["hf"], split="train=0.5,dev=0.5,never=0")
+    assert s["splits"]["never"] == 0 and s["notes"]["hf_empty_splits_left_out"] == 1
+    assert set(datasets.load_from_disk(str(tmp_path / "o/hf"))) == {"train", "dev"}
+    assert pd.read_parquet(tmp_path / "o/hf/parquet/never.parquet").empty
+
+
+def test_manifest_verify_detects_tampering(tmp_path):
+    corpus = build_corpus(tmp_path / "c")
+    run(corpus, tmp_path / "o", ["jsonl"])
+    with open(tmp_path / "o/jsonl/train.jsonl", "a") as fh:
+        fh.write("\n")
+    assert verify(tmp_path / "o") == ["jsonl/train.jsonl: checksum differs"]
+
+
+def test_split_disjoint_deterministic_and_grouped(exported, tmp_path):
+    corpus, out, _ = exported
+    docs = all_docs(out)
+    by_source: dict[str, set] = {}
+    for d in docs.values():
+        by_source.setdefault(d["meta"]["source"], set()).add(d["_split"])
+    assert all(len(s) == 1 for s in by_source.values())  # group-by keeps groups together
+    per_split = [{d["article_id"] for d in read_jsonl(f)} for f in (out / "jsonl").glob("*.jsonl")]
+    assert sum(map(len, per_split)) == len(set().union(*per_split)) == len(ARTICLES)
+    keys = [f"k{i}" for i in range(2000)]
+    fr = parse_split("train=0.8,dev=0.1,test=0.1")
+    a, b, c = assign_splits(keys, fr, 1), assign_splits(keys, fr, 1), assign_splits(keys, fr, 2)
+    assert list(a) == list(b) and list(a) != list(c)
+    share = pd.Series(a).value_counts(normalize=True)
+    assert abs(share["train"] - 0.8) < 0.04 and abs(share["test"] - 0.1) < 0.03
+    assert set(assign_splits(keys, parse_split("train=0.5,dev=0.5,test=0"), 0)) == {"train", "dev"}
+
+
+def test_split_spec_errors():
+    with pytest.raises(ExportError, match="sum to 0.9"):
+        parse_split("train=0.8,test=0.1")
+    with pytest.raises(ExportError, match="needs a fraction"):
+        parse_split("train")
+    with pytest.raises(ExportError, match="unknown export format 'xml'"):
+        parse_formats("jsonl,xml")
+
+
+def test_reexport_is_byte_identical(tmp_path):
+    corpus = build_corpus(tmp_path / "c")
+    run(corpus, tmp_path / "o1", seed=3, chunk_size=7)
+    run(corpus, tmp_path / "o2", seed=3, chunk_size=7)
+    f1 = sorted(p.relative_to(tmp_path / "o1") for p in (tmp_path / "o1").rglob("*") if p.is_file())
+    f2 = sorted(p.relative_to(tmp_path / "o2") for p in (tmp_path / "o2").rglob("*") if p.is_file())
+    assert f1 == f2
+    for rel in f1:
+        assert (tmp_path / "o1" / rel).read_bytes() == (tmp_path / "o2" / rel).read_bytes(), rel
+    # exporting again over an earlier export replaces it whole
+    before = (tmp_path / "o1/manifest.json").read_bytes()
+    run(corpus, tmp_path / "o1", seed=3, chunk_size=7)
+    assert (tmp_path / "o1/manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "o1", "o2"]
+
+
+def test_misaligned_span_fails_naming_it_and_leaves_nothing(tmp_path):
+    bad = [{"annotation_id": "ann-a05", "span_id": "a05-bad", "article_id": "a05", "label": "SPEAKER",
+            "start": 0, "end": 6, "text": "Rapport", "attributes": None}]
+    corpus = build_corpus(tmp_path / "c", extra_spans=bad)
+    with pytest.raises(ExportError, match=r"a05/a05-bad \(SPEAKER\): span 0\.\.6 covers 'Report'"):
+        run(corpus, tmp_path / "o", ALL, chunk_size=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def test_no_emails_in_any_exported_byte(exported):
+    _, out, _ = exported
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert b"example.org" not in p.read_bytes(), p
+
+
+def test_email_annotator_is_pseudonymised():
+    docs, _ = build_documents(
+        [{"article_id": "x", "text": "Hi there"}],
+        {"x": {"annotation_id": "n", "annotator": "bob@example.org"}},
+        pd.DataFrame(columns=TABLES["spans"].names), pd.DataFrame(columns=TABLES["relations"].names))
+    assert docs[0]["meta"]["annotator"].startswith("annotator-")
+
+
+def test_labels_filter_drops_and_counts_relations(tmp_path):
+    corpus = build_corpus(tmp_path / "c")
+    s = run(corpus, tmp_path / "o", ["jsonl", "hf"], labels=["QUOTE", "SPEAKER"])
+    assert s["notes"]["relations_dropped"] == len(ARTICLES)  # every `cue` link lost its CUE
+    docs = all_docs(tmp_path / "o")
+    assert {sp["label"] for d in docs.values() for sp in d["spans"]} == {"QUOTE", "SPEAKER"}
+    import datasets
+
+    dd = datasets.load_from_disk(str(tmp_path / "o/hf"))
+    assert [c for c in dd["train"].column_names if c.startswith("ner_tags_")] == ["ner_tags_SPEAKER", "ner_tags_QUOTE"]
+    with pytest.raises(ExportError, match="label\\(s\\) NOPE not in schema news-v1"):
+        run(corpus, tmp_path / "o2", ["jsonl"], labels=["NOPE"])
+
+
+def test_missing_extra_names_it(tmp_path, monkeypatch):
+    corpus = build_corpus(tmp_path / "c")
+    monkeypatch.setitem(sys.modules, "spacy", None)
+    with pytest.raises(ExportError, match=r"pip install 'spanbank\[spacy\]'"):
+        run(corpus, tmp_path / "o", ["jsonl", "spacy"])
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ExportError, match=r"pip install 'spanbank\[hf\]'"):
+        run(corpus, tmp_path / "o", ["hf"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_refuses_to_overwrite_a_foreign_directory(tmp_path):
+    corpus = build_corpus(tmp_path / "c")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not a spanbank export"):
+        run(corpus, tmp_path / "o", ["jsonl"])
+    assert (tmp_path / "o" / "notes.txt").read_text() == "mine"
+
+
+def test_tokens_cut_at_span_boundaries():
+    spans = [{"start": 1, "end": 4, "label": "X"}, {"start": 0, "end": 5, "label": "Y"}]
+    starts, ends = tokenize("Smith said", spans)
+    assert list(zip(starts, ends, strict=True)) == [(0, 1), (1, 4), (4, 5), (6, 10)]
+    layers, notes = bio_layers(starts, ends, spans + [{"start": 0, "end": 1, "label": "Y"}], ["X", "Y"])
+    assert layers == {"X": [0, 1, 0, 0], "Y": [1, 2, 2, 0]} and notes["conflicts"] == 1
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def gold_module(monkeypatch):
+    """spanbank.gold when it exists; otherwise a tiny stand-in with its interface."""
+    try:
+        import spanbank.gold  # noqa: F401
+        return
+    except ImportError:
+        pass
+    fake = types.ModuleType("spanbank.gold")
+
+    def select_annotations(corpus, gold="auto", project=None):
+        return corpus.latest_annotations(project=project)
+
+    def annotation_spans(corpus, annotations):
+        ids = set(annotations["annotation_id"])
+        sp, rel = corpus.read("spans"), corpus.read("relations")
+        return sp[sp["annotation_id"].isin(ids)], rel[rel["annotation_id"].isin(ids)]
+
+    fake.select_annotations, fake.annotation_spans = select_annotations, annotation_spans
+    monkeypatch.setitem(sys.modules, "spanbank.gold", fake)
+
+
+def test_cli_export_json(tmp_path, gold_module):
+    from spanbank.cli import cli
+
+    build_corpus(tmp_path / "c")
+    res = CliRunner().invoke(cli, ["--corpus", str(tmp_path / "c"), "export", "--format", "jsonl,conll",
+                                   "--out", str(tmp_path / "o"), "--seed", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["articles"] == len(ARTICLES) and summary["formats"] == ["jsonl", "conll"]
+    assert set(summary["label_counts"]) == {"train", "dev", "test"}
+    assert verify(tmp_path / "o") == []
+
+
+def test_cli_errors_are_one_line(tmp_path, gold_module):
+    from spanbank.cli import cli
+
+    build_corpus(tmp_path / "c")
+    res = CliRunner().invoke(cli, ["--corpus", str(tmp_path / "c"), "export", "--format", "xml",
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert res.output.strip() == "Error: unknown export format 'xml'; choose from jsonl, spacy, hf, conll, brat, quotes"
+    res = CliRunner().invoke(cli, ["export", "--help"])
+    assert res.exit_code == 0 and "Example:" in res.output
+
+
+def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
+    """Real spanbank.gold: articles with two annotators get majority gold computed on the fly."""
+    corpus = build_corpus(tmp_path / "c")
+    ann = corpus.read("annotations")
+    sp = corpus.read("spans")
+    rel = corpus.read("relations")
+    twice = ["a03", "a04", "a05"]
+    want = corpus_spans(corpus)
+    bob = ann[ann["article_id"].isin(twice)].assign(
+        annotation_id=lambda d: d["annotation_id"] + "-bob", annotator="bob")
+    bob_sp = sp[sp["article_id"].isin(twice)].assign(annotation_id=lambda d: d["annotation_id"] + "-bob")
+    bob_rel = rel[rel["annotation_id"].isin("ann-" + pd.Series(twice))].assign(
+        annotation_id=lambda d: d["annotation_id"] + "-bob")
+    with corpus.writer() as w:
+        w.append("annotations", bob)
+        w.append("spans", bob_sp)
+        w.append("relations", bob_rel)
+    s = export_dataset(corpus, ["jsonl"], tmp_path / "o")
+    m = json.loads((tmp_path / "o/manifest.json").read_text())
+    assert m["gold"] == "auto" and m["gold_selection"] == {"computed": 3, "single": len(ARTICLES) - 3}
+    assert s["articles"] == len(ARTICLES)
+    docs = all_docs(tmp_path / "o")
+    for aid in twice:  # both annotators agree, so the majority is their annotation
+        assert [(x["label"], x["start"], x["end"]) for x in docs[aid]["spans"]] == [
+            (w[1], w[2], w[3]) for w in want[aid]]
+        assert len(docs[aid]["relations"]) == 2
+    assert m["agreement"] is not None and m["agreement"]["articles_with_2plus"] == 3
+    assert verify(tmp_path / "o") == []

@@ -1,0 +1,375 @@
+"""Ingest of txt / jsonl / csv / parquet files and folders into the articles table."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spanbank.corpus import TABLES, Corpus
+from spanbank.errors import IngestError, LockError
+from spanbank.ingest import Columns, article_id_for, ingest_paths, text_sha256
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return Corpus.init(tmp_path / "corpus")
+
+
+def _jsonl(path: Path, rows, ensure_ascii=False) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _articles(corpus) -> dict[str, dict]:
+    df = corpus.read("articles")
+    return {r["article_id"]: r for r in df.to_dict("records")}
+
+
+def _snapshot(corpus) -> bytes:
+    return corpus.table_path("articles").read_bytes()
+
+
+# -- formats ------------------------------------------------------------------------------
+
+
+def test_txt_first_line_is_title_and_text_is_exact(corpus, tmp_path):
+    raw = "  Minister resigns\r\n\r\nThe minister said \u201cI quit\u201d.\r\n  \t"
+    f = tmp_path / "story.txt"
+    f.write_bytes(raw.encode("utf-8"))
+    g = tmp_path / "no_newline.txt"
+    g.write_bytes(b"Just one line")
+    summary = ingest_paths(corpus, [f, g])
+    assert (summary.added, summary.unchanged, summary.refused) == (2, 0, [])
+    arts = _articles(corpus)
+    a = arts[article_id_for(raw)]
+    assert a["text"] == raw
+    assert a["title"] == "Minister resigns"
+    assert a["text_sha256"] == text_sha256(raw)
+    assert a["origin"] == "txt:story.txt"
+    assert arts[article_id_for("Just one line")]["text"] == "Just one line"
+    assert corpus.read_arrow("articles").schema == TABLES["articles"]
+
+
+def test_jsonl_with_column_mapping(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [
+        {"uid": "n1", "body": "First text.", "headline": "One", "outlet": "Daily", "when": "2024-03-01T10:00:00+01:00", "link": "http://x/1", "lang": "en"},
+        {"uid": 7, "body": "Second text.", "headline": "Two", "outlet": None, "when": "", "link": None, "lang": "fr"},
+    ])
+    cols = Columns(id="uid", text="body", title="headline", source="outlet", published_at="when", url="link", language="lang")
+    summary = ingest_paths(corpus, [f], columns=cols)
+    assert (summary.added, summary.refused) == (2, [])
+    arts = _articles(corpus)
+    n1 = arts["n1"]
+    assert (n1["text"], n1["title"], n1["source"], n1["url"], n1["language"]) == ("First text.", "One", "Daily", "http://x/1", "en")
+    assert n1["published_at"] == pd.Timestamp("2024-03-01T09:00:00Z")
+    assert pd.isna(arts["7"]["source"]) and pd.isna(arts["7"]["published_at"])
+
+
+def test_usual_column_names_are_guessed(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "g1", "text": "T.", "headline": "H", "outlet": "O", "date": "2020-01-02", "lang": "de"}])
+    ingest_paths(corpus, [f])
+    a = _articles(corpus)["g1"]
+    assert (a["title"], a["source"], a["language"]) == ("H", "O", "de")
+    assert a["published_at"] == pd.Timestamp("2020-01-02", tz="UTC")
+
+
+def test_numeric_ids_stay_integers(corpus, tmp_path):
+    # pandas turns an int column with a gap into floats; ids must not become "1.0"
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "one"}, {"text": "two"}, {"id": 3, "text": "three"}])
+    ingest_paths(corpus, [f])
+    assert set(_articles(corpus)) == {"1", "3", article_id_for("two")}
+    t = pa.table({"id": pa.array([11, None], pa.int64()), "text": ["eleven", "twelve"]})
+    pq.write_table(t, tmp_path / "b.parquet")
+    ingest_paths(corpus, [tmp_path / "b.parquet"])
+    assert {"11", article_id_for("twelve")} <= set(_articles(corpus))
+
+
+def test_csv_with_mapping_and_multiline_text(corpus, tmp_path):
+    df = pd.DataFrame({"key": ["c1", "c2"], "content": ["Line one\nline two", "Caf\u00e9 \U0001F600"], "hl": ["A", ""]})
+    df.to_csv(tmp_path / "a.csv", index=False)
+    summary = ingest_paths(corpus, [tmp_path / "a.csv"], columns=Columns(id="key", text="content", title="hl"))
+    assert summary.added == 2
+    arts = _articles(corpus)
+    assert arts["c1"]["text"] == "Line one\nline two"
+    assert arts["c2"]["text"] == "Caf\u00e9 \U0001F600" and pd.isna(arts["c2"]["title"])
+
+
+def test_parquet(corpus, tmp_path):
+    t = pa.table({"article_id": ["p1", "p2"], "text": ["Alpha \U0001F600", "Beta"], "title": ["a", "b"],
+                  "published_at": pa.array([pd.Timestamp("2021-06-01", tz="UTC"), None], pa.timestamp("us", tz="UTC"))})
+    pq.write_table(t, tmp_path / "a.parquet")
+    summary = ingest_paths(corpus, [tmp_path / "a.parquet"])
+    assert summary.added == 2
+    arts = _articles(corpus)
+    assert arts["p1"]["text"] == "Alpha \U0001F600"
+    assert arts["p1"]["published_at"] == pd.Timestamp("2021-06-01", tz="UTC")
+    assert arts["p2"]["title"] == "b"
+
+
+def test_directory_mixing_formats(corpus, tmp_path):
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    (d / "one.txt").write_text("Title one\nBody one", encoding="utf-8")
+    _jsonl(d / "two.jsonl", [{"id": "j1", "text": "Body two"}])
+    pd.DataFrame({"id": ["c1"], "text": ["Body three"]}).to_csv(d / "sub" / "three.csv", index=False)
+    pq.write_table(pa.table({"id": ["q1"], "text": ["Body four"]}), d / "sub" / "four.parquet")
+    (d / "README.md").write_text("not an article")
+    summary = ingest_paths(corpus, [d])
+    assert (summary.added, summary.refused) == (4, [])
+    arts = _articles(corpus)
+    assert {"j1", "c1", "q1", article_id_for("Title one\nBody one")} == set(arts)
+    assert {a["origin"] for a in arts.values()} == {"txt:one.txt", "jsonl:two.jsonl", "csv:three.csv", "parquet:four.parquet"}
+    # --format restricts a folder to one kind
+    corpus2 = Corpus.init(tmp_path / "c2")
+    assert ingest_paths(corpus2, [d], fmt="jsonl").added == 1
+
+
+def test_unknown_file_type_is_an_error(corpus, tmp_path):
+    f = tmp_path / "notes.md"
+    f.write_text("hello")
+    with pytest.raises(IngestError, match="notes.md: unknown file type; pass --format"):
+        ingest_paths(corpus, [f])
+    assert ingest_paths(corpus, [f], fmt="txt").added == 1
+
+
+def test_missing_path_and_uninitialised_corpus(tmp_path):
+    corpus = Corpus.init(tmp_path / "c")
+    with pytest.raises(IngestError, match="nope.txt: no such file or directory"):
+        ingest_paths(corpus, [tmp_path / "nope.txt"])
+    f = tmp_path / "a.txt"
+    f.write_text("x")
+    with pytest.raises(Exception, match="spanbank init"):
+        ingest_paths(Corpus(tmp_path / "missing"), [f])
+    with pytest.raises(IngestError, match="unknown format 'docx'"):
+        ingest_paths(corpus, [f], fmt="docx")
+
+
+# -- ids and re-ingest ----------------------------------------------------------------------
+
+
+def test_ids_are_given_or_hash_of_text(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "given", "text": "A"}, {"text": "B"}, {"id": "  ", "text": "C"}])
+    ingest_paths(corpus, [f])
+    assert set(_articles(corpus)) == {"given", article_id_for("B"), article_id_for("C")}
+    assert article_id_for("B") == article_id_for("B") != article_id_for("B ")
+
+
+def test_identical_reingest_is_a_noop(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "x", "text": "A"}, {"text": "B"}])
+    ingest_paths(corpus, [f])
+    before = _snapshot(corpus)
+    summary = ingest_paths(corpus, [f])
+    assert (summary.added, summary.unchanged, summary.refused) == (0, 2, [])
+    assert _snapshot(corpus) == before
+
+
+def test_other_text_for_stored_id_is_refused(corpus, tmp_path):
+    ingest_paths(corpus, [_jsonl(tmp_path / "a.jsonl", [{"id": "x", "text": "Original"}])])
+    f = _jsonl(tmp_path / "b.jsonl", [{"id": "x", "text": "Edited"}, {"id": "y", "text": "New"}])
+    summary = ingest_paths(corpus, [f])
+    assert summary.added == 1
+    assert len(summary.refused) == 1
+    assert summary.refused[0] == f"{f}:1: id x is stored with another text (re-ingesting would misalign its annotations)"
+    arts = _articles(corpus)
+    assert arts["x"]["text"] == "Original" and arts["y"]["text"] == "New"
+    # only refused rows: nothing stored changes
+    ingest_paths(corpus, [_jsonl(tmp_path / "c.jsonl", [{"id": "x", "text": "Edited again"}])])
+    assert len(_articles(corpus)) == 2
+
+
+def test_refusal_alone_leaves_table_bytes_unchanged(corpus, tmp_path):
+    ingest_paths(corpus, [_jsonl(tmp_path / "a.jsonl", [{"id": "x", "text": "Original"}])])
+    before = _snapshot(corpus)
+    summary = ingest_paths(corpus, [_jsonl(tmp_path / "b.jsonl", [{"id": "x", "text": "Edited"}])])
+    assert summary.added == 0 and len(summary.refused) == 1
+    assert _snapshot(corpus) == before
+
+
+def test_duplicate_ids_in_one_input(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "d", "text": "First"}, {"id": "d", "text": "Second"}, {"id": "d", "text": "First"}])
+    summary = ingest_paths(corpus, [f])
+    assert summary.added == 1
+    assert summary.refused == [f"{f}:2: duplicate id d (first at {f}:1) with another text"]
+    assert _articles(corpus)["d"]["text"] == "First"
+
+
+def test_empty_and_whitespace_texts_are_refused(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "e", "text": ""}, {"id": "w", "text": " \r\n\t "}, {"id": "n", "text": None},
+                                      {"id": "m"}, {"id": "num", "text": 5}, {"id": "ok", "text": "fine"}])
+    summary = ingest_paths(corpus, [f])
+    assert summary.added == 1
+    assert summary.refused == [
+        f"{f}:1: text is empty or whitespace only",
+        f"{f}:2: text is empty or whitespace only",
+        f"{f}:3: text is missing or not a string",
+        f"{f}:4: text is missing or not a string",
+        f"{f}:5: text is missing or not a string",
+    ]
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    summary = ingest_paths(corpus, [tmp_path / "blank.txt"])
+    assert summary.added == 0 and summary.refused == [f"{tmp_path / 'blank.txt'}: text is empty or whitespace only"]
+
+
+def test_bad_date_is_refused(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "a", "text": "x", "date": "not a date"}, {"id": "b", "text": "y", "date": "2024-01-01"}])
+    summary = ingest_paths(corpus, [f])
+    assert summary.added == 1 and summary.refused == [f"{f}:1: published_at 'not a date' is not a date"]
+
+
+def test_non_utf8_file_names_file_and_suggests_encoding(corpus, tmp_path):
+    f = tmp_path / "latin.txt"
+    f.write_bytes("Caf\xe9 cr\xe8me\nLe ministre a dit.".encode("latin-1"))
+    with pytest.raises(IngestError) as info:
+        ingest_paths(corpus, [f])
+    assert str(f) in str(info.value) and "--encoding" in str(info.value)
+    assert not corpus.has("articles")
+    assert ingest_paths(corpus, [f], encoding="latin-1").added == 1
+    a = next(iter(_articles(corpus).values()))
+    assert a["title"] == "Caf\u00e9 cr\u00e8me"
+    c = tmp_path / "latin.csv"
+    c.write_bytes("id,text\nl1,na\xefve\n".encode("latin-1"))
+    with pytest.raises(IngestError, match=f"{c}: not valid utf-8"):
+        ingest_paths(corpus, [c])
+    ingest_paths(corpus, [c], encoding="latin-1")
+    assert _articles(corpus)["l1"]["text"] == "na\u00efve"
+    with pytest.raises(IngestError, match="unknown encoding 'klingon'"):
+        ingest_paths(corpus, [c], encoding="klingon")
+
+
+def test_a_bad_file_among_good_ones_stores_nothing(corpus, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.txt").write_text("good")
+    (d / "b.txt").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(IngestError, match="b.txt"):
+        ingest_paths(corpus, [d])
+    assert not corpus.has("articles")
+
+
+def test_unknown_or_missing_columns(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"id": "a", "body": "x"}])
+    with pytest.raises(IngestError) as info:
+        ingest_paths(corpus, [f])
+    assert str(info.value) == f"{f}: no column 'text' (columns: id, body); pass --text-col"
+    with pytest.raises(IngestError, match=r"no column 'uid' for id \(columns: id, body\)"):
+        ingest_paths(corpus, [f], columns=Columns(id="uid", text="body"))
+    with pytest.raises(IngestError, match="no column 'hl' for title"):
+        ingest_paths(corpus, [f], columns=Columns(text="body", title="hl"))
+    pd.DataFrame({"x": ["1"]}).to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(IngestError, match="a.csv: no column 'text'"):
+        ingest_paths(corpus, [tmp_path / "a.csv"])
+    assert not corpus.has("articles")
+
+
+def test_malformed_jsonl_line_refused_with_line_number(corpus, tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"id": "a", "text": "ok"}\n{"id": "b", "text": \n\n["a list"]\n{"id": "c", "text": "also ok"}\n', encoding="utf-8")
+    summary = ingest_paths(corpus, [f])
+    assert summary.added == 2
+    assert len(summary.refused) == 2
+    assert summary.refused[0].startswith(f"{f}:2: not valid JSON")
+    assert summary.refused[1] == f"{f}:4: a line must be a JSON object"
+
+
+def test_jsonl_line_separators_inside_strings(corpus, tmp_path):
+    # U+2028, NEL, form feed etc. are not line ends in JSON Lines
+    text = "a\u2028b\u2029c\x85d\x0be\x0cf\x1cg\rh"
+    f = tmp_path / "a.jsonl"
+    f.write_text(json.dumps({"id": "s", "text": text}, ensure_ascii=False) + "\r\n" + json.dumps({"id": "t", "text": "x"}) + "\n", encoding="utf-8")
+    summary = ingest_paths(corpus, [f])
+    assert (summary.added, summary.refused) == (2, [])
+    assert _articles(corpus)["s"]["text"] == text
+
+
+def test_byte_order_marks(corpus, tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"id": "j", "text": "hi"}\n')
+    (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbfid,text\nc,hello\n")
+    summary = ingest_paths(corpus, [tmp_path / "a.jsonl", tmp_path / "a.csv"])
+    assert (summary.added, summary.refused) == (2, [])
+    assert set(_articles(corpus)) == {"j", "c"}
+
+
+def test_empty_inputs(corpus, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    assert ingest_paths(corpus, [tmp_path / "empty.jsonl"]).added == 0
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(IngestError, match="empty.csv: not a readable CSV"):
+        ingest_paths(corpus, [tmp_path / "empty.csv"])
+    (tmp_path / "bad.parquet").write_bytes(b"nope")
+    with pytest.raises(IngestError, match="bad.parquet: not a readable Parquet"):
+        ingest_paths(corpus, [tmp_path / "bad.parquet"])
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IngestError, match="no input files"):
+        ingest_paths(corpus, [tmp_path / "d"])
+
+
+def test_locked_corpus(corpus, tmp_path):
+    f = _jsonl(tmp_path / "a.jsonl", [{"text": "x"}])
+    with corpus.writer():
+        with pytest.raises(LockError, match="--wait"):
+            ingest_paths(Corpus(corpus.path), [f])
+    assert ingest_paths(corpus, [f]).added == 1
+
+
+def test_progress_is_reported(corpus, tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(f"text {i}")
+    calls = []
+    ingest_paths(corpus, [tmp_path / f"{i}.txt" for i in range(3)], progress=lambda *a: calls.append(a))
+    assert calls == [("reading", 1, 3), ("reading", 2, 3), ("reading", 3, 3)]
+
+
+# -- property: arbitrary Unicode is stored exactly or refused with a reason ------------------
+
+unicode_text = st.lists(  # st.text() never yields lone surrogates; JSON escapes can
+    st.one_of(
+        st.characters(),  # any code point, control characters included
+        st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF),
+        st.sampled_from(["\r\n", "\r", "\n", "\u2028", "\x85", "\x00", "\ufeff", " "]),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(unicode_text, min_size=1, max_size=4), long_line=st.booleans(), ascii_json=st.booleans())
+def test_arbitrary_unicode_is_stored_exactly_or_refused(texts, long_line, ascii_json):
+    if long_line:
+        texts = [t * 2000 + "x" * 100_000 for t in texts[:1]]
+    # JSON reads an escaped surrogate pair as the one character it encodes; lone ones stay lone
+    texts = [t.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass") for t in texts]
+    has_surrogate = any(0xD800 <= ord(c) <= 0xDFFF for t in texts for c in t)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        corpus = Corpus.init(tmp / "c")
+        f = tmp / "in.jsonl"
+        rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
+        f.write_text("".join(json.dumps(r, ensure_ascii=ascii_json) + "\n" for r in rows), encoding="utf-8", errors="surrogatepass")
+        if has_surrogate and not ascii_json:  # raw surrogates in the file: not UTF-8 at all
+            with pytest.raises(IngestError, match=f"{f}: not valid utf-8 .*--encoding"):
+                ingest_paths(corpus, [f])
+            assert not corpus.has("articles")
+            return
+        summary = ingest_paths(corpus, [f])
+        stored = _articles(corpus) if corpus.has("articles") else {}
+        refused = {r.split(": ", 1)[0]: r.split(": ", 1)[1] for r in summary.refused}
+        assert summary.added == len(stored)
+        for i, t in enumerate(texts):
+            where = f"{f}:{i + 1}"
+            if f"r{i}" in stored:
+                assert stored[f"r{i}"]["text"] == t
+                assert where not in refused
+            else:
+                assert where in refused, (t, summary.refused)
+                if not t.strip():
+                    assert refused[where] == "text is empty or whitespace only"
+                else:
+                    assert refused[where] == "text contains a lone surrogate (not valid Unicode)"
+                    assert any(0xD800 <= ord(c) <= 0xDFFF for c in t)

@@ -1,0 +1,274 @@
+"""push/pull against the real local Label Studio (started once per session in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import DATA, make_corpus
+
+from spanbank import sync
+from spanbank.errors import SpanbankError
+from spanbank.offsets import cp_to_utf16
+from spanbank.schema import load_schema, normalise_config
+
+pytestmark = pytest.mark.labelstudio
+
+EMOJI = "Fans 😀🎉 cheered in ‘Rome’. “We won the cup,” said Ana López, beaming 🏆.\nThe end."
+CRLF = "Headline here\r\n\r\nThe mayor said: “Roads will\r\nreopen soon.”\r\nMore later."
+
+
+def _texts(n: int) -> dict[str, str]:
+    texts = {f"a{i:04d}": f"Story {i}. “Prices will rise,” the minister said on Monday." for i in range(n)}
+    texts["a0001"] = EMOJI
+    texts["a0002"] = CRLF
+    return texts
+
+
+def _region(rid, text, sub, label, utf16=False, claimed=None, nth=0):
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(sub, start + 1)
+    end = start + len(sub)
+    if utf16:
+        start, end = cp_to_utf16(text, start), cp_to_utf16(text, end)
+    value = {"start": start, "end": end, "text": claimed if claimed is not None else sub}
+    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
+            "value": {**value, "labels": [label]}}
+
+
+def _choice(region, control, choice):
+    return {"id": region["id"], "from_name": control, "to_name": "text", "type": "choices",
+            "value": {**{k: region["value"][k] for k in ("start", "end", "text")}, "choices": [choice]}}
+
+
+def _rel(a, b, label=None):
+    return {"from_id": a, "to_id": b, "type": "relation", "direction": "right",
+            "labels": [label] if label else []}
+
+
+def emoji_result(utf16: bool) -> list[dict]:
+    q = _region("q1", EMOJI, "“We won the cup,”", "QUOTE", utf16)
+    s = _region("s1", EMOJI, "Ana López", "SPEAKER", utf16)
+    c = _region("c1", EMOJI, "said", "CUE", utf16)
+    return [q, _choice(q, "QUOTE_type", "direct"), s, c, _rel("q1", "s1", "said_by"), _rel("q1", "c1")]
+
+
+def crlf_result() -> list[dict]:
+    # the frontend's text for a region across a line break can differ from the article's
+    q = _region("q1", CRLF, "“Roads will\r\nreopen soon.”", "QUOTE", claimed="“Roads will\nreopen soon.”")
+    s = _region("s1", CRLF, "The mayor", "SPEAKER")
+    bad = _region("x1", CRLF, "Headline", "HEADLINE")  # not in the schema
+    return [q, s, bad, _rel("q1", "s1", "said_by"), _rel("q1", "zz", "cue")]
+
+
+def _users(client, n=2):
+    tag = uuid.uuid4().hex[:6]
+    return [client.create_user(f"annot{i}-{tag}@example.org", f"annot{i}{tag}") for i in range(n)]
+
+
+def test_schema_config_accepted_by_server(ls_client, project_name):
+    config = load_schema().label_config()
+    proj = ls_client.create_project(project_name, config)
+    got = ls_client.get_project(proj["id"])
+    assert normalise_config(got["label_config"]) == normalise_config(config)
+    assert set(got["parsed_label_config"]) >= {"label", "QUOTE_type", "EVENT_type"}
+
+
+@pytest.fixture
+def pushed(tmp_path, ls_client, project_name):
+    corpus = make_corpus(tmp_path / "corpus", _texts(50))
+    summary = sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2,
+                                       preannotate="rules", chunk_size=20))
+    return corpus, summary
+
+
+def _server_articles(client, pid) -> pd.Series:
+    rows = [(t["meta"] or {}).get("article_id") for p in client.task_pages(pid, include=["id", "meta"]) for t in p]
+    return pd.Series(rows)
+
+
+def test_push_pull_versions(pushed, ls_client, project_name):
+    corpus, summary = pushed
+    assert summary["pushed"] == 50 and summary["predictions"] > 0
+    pid = summary["ls_project_id"]
+    assert ls_client.get_project(pid)["maximum_annotations"] == 2
+    tasks = corpus.read("tasks")
+    assert len(tasks) == 50 and tasks["ls_task_id"].is_unique and set(tasks["schema_version"]) == {"news-v1"}
+    tid = dict(zip(tasks["article_id"], tasks["ls_task_id"], strict=True))
+    u1, u2 = _users(ls_client)
+    simple = lambda t: [_region("q", t, "“Prices will rise,”", "QUOTE"), _region("c", t, "said", "CUE")]  # noqa: E731
+    posted = {
+        "e1": ls_client.create_annotation(tid["a0001"], emoji_result(False), completed_by=u1["id"], lead_time=3.5),
+        "e2": ls_client.create_annotation(tid["a0001"], emoji_result(True), completed_by=u2["id"]),
+        "c1": ls_client.create_annotation(tid["a0002"], crlf_result(), completed_by=u1["id"]),
+        "s1": ls_client.create_annotation(tid["a0003"], simple(_texts(4)["a0003"]), completed_by=u1["id"]),
+        "s2": ls_client.create_annotation(tid["a0003"], simple(_texts(4)["a0003"]), completed_by=u2["id"]),
+        "x2": ls_client.create_annotation(tid["a0004"], [], completed_by=u2["id"], was_cancelled=True),
+    }
+    if os.environ.get("SPANBANK_RECORD_LS"):
+        _record(ls_client, pid, [tid["a0001"], tid["a0002"]], "api_tasks.json")
+
+    first = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    assert (first["new"], first["updated"], first["deleted"], first["cancelled"]) == (6, 0, 0, 1)
+    assert first["repaired"] == {"utf16": 3}
+    ann = corpus.read("annotations")
+    assert len(ann) == 6 and set(ann["origin"]) == {"human"} and ann["version"].eq(1).all()
+    assert ann["annotation_id"].str.fullmatch(rf"ls-{pid}-\d+-v1").all()
+    assert ann["annotator"].str.fullmatch(r"ann-[0-9a-f]{8}").all() and ann["annotator"].nunique() == 2
+    spans = corpus.read("spans")
+    texts = corpus.read("articles").set_index("article_id")["text"]
+    for s in spans.itertuples():
+        assert texts[s.article_id][s.start : s.end] == s.text
+    emoji = spans[spans["article_id"] == "a0001"]
+    assert len(emoji) == 6
+    for _, grp in emoji.groupby("annotation_id"):
+        q = grp[grp["label"] == "QUOTE"].iloc[0]
+        assert (q["start"], q["end"], q["text"]) == (EMOJI.index("“We"), EMOJI.index("“We") + 17, "“We won the cup,”")
+        assert json.loads(q["attributes"]) == {"type": "direct"}
+        assert grp.loc[grp["label"] == "SPEAKER", "text"].item() == "Ana López"
+    assert sorted(emoji["offset_repair"].dropna()) == ["utf16"] * 3
+    crlf = spans[spans["article_id"] == "a0002"]
+    assert sorted(crlf["label"]) == ["QUOTE", "SPEAKER"]
+    assert crlf.loc[crlf["label"] == "QUOTE", "text"].item() == "“Roads will\r\nreopen soon.”"
+    rels = corpus.read("relations")
+    e1 = ann.loc[ann["ls_annotation_id"] == posted["e1"]["id"], "annotation_id"].item()
+    assert sorted(map(tuple, rels[rels["annotation_id"] == e1][["from_span_id", "to_span_id", "label"]].values)) == [
+        ("q1", "c1", "cue"), ("q1", "s1", "said_by")]
+    rejects = corpus.read("rejects")
+    reasons = " | ".join(rejects["reason"])
+    assert "HEADLINE" in reasons and "missing or rejected region 'zz'" in reasons
+    # e-mails live in annotators only
+    people = corpus.read("annotators")
+    assert set(people["email"]) == {u1["email"], u2["email"]}
+    for f in Path(corpus.path).glob("*.parquet"):
+        if f.stem != "annotators":
+            cells = corpus.read(f.stem).astype(str).to_numpy().ravel()
+            assert not any("@example.org" in str(c) for c in cells), f.stem
+
+    # edit one annotation, delete another; pull again
+    edited = emoji_result(False)[:4]  # drop both relations
+    ls_client.update_annotation(posted["e1"]["id"], result=edited)
+    ls_client.delete_annotation(posted["s2"]["id"])
+    second = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    assert (second["new"], second["updated"], second["deleted"]) == (0, 1, 1)
+    ann2 = corpus.read("annotations")
+    assert len(ann2) == 7  # nothing dropped: the edit is a new row
+    old = ann2[ann2["annotation_id"] == e1].iloc[0]
+    assert old["superseded"] and pd.isna(old["deleted_at"])
+    new = ann2[(ann2["ls_annotation_id"] == posted["e1"]["id"]) & (ann2["version"] == 2)].iloc[0]
+    assert not new["superseded"] and new["annotation_id"].endswith("-v2")
+    gone = ann2[ann2["ls_annotation_id"] == posted["s2"]["id"]].iloc[0]
+    assert pd.notna(gone["deleted_at"]) and not gone["superseded"]
+    rels2 = corpus.read("relations")
+    assert len(rels2[rels2["annotation_id"] == e1]) == 2 and not (rels2["annotation_id"] == new["annotation_id"]).any()
+    assert len(corpus.read("spans")) == len(spans) + 3
+    latest = corpus.latest_annotations(project_name)
+    assert len(latest) == 4  # 6 - cancelled - deleted (edited one counted once)
+    if os.environ.get("SPANBANK_RECORD_LS"):
+        _record(ls_client, pid, [tid["a0001"]], "api_tasks_edited.json")
+
+    # the same state again changes nothing
+    before = {n: corpus.read(n) for n in ("annotations", "spans", "relations", "rejects")}
+    third = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    assert (third["new"], third["updated"], third["deleted"], third["tasks_fetched"]) == (0, 0, 0, 0)
+    for n, df in before.items():
+        pd.testing.assert_frame_equal(corpus.read(n), df)
+    full = sync.run(sync.pull(corpus, project_name, client=ls_client, full=True))
+    assert (full["new"], full["updated"], full["deleted"]) == (0, 0, 0)
+
+    # re-push: nothing new, one task per article on the server
+    again = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    assert again["pushed"] == 0 and again["skipped"] == {"already pushed": 50}
+    on_server = _server_articles(ls_client, pid)
+    assert len(on_server) == 50 and on_server.is_unique
+
+
+def _record(client, pid, task_ids, name):
+    """Save tasks as this Label Studio returns them (e-mails scrubbed) for test_convert.py."""
+    tasks = [t for p in client.task_pages(pid, ids=task_ids) for t in p]
+    for t in tasks:
+        for a in t.get("annotations", []):
+            a["created_username"] = "annotator"
+        t["annotators"] = []
+    out = DATA / "ls" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def test_reconcile_records_lost_tasks(pushed, ls_client, project_name):
+    """Tasks the server made but `tasks` lacks (killed before the write) are recorded, not re-pushed."""
+    corpus, summary = pushed
+    tasks = corpus.read("tasks")
+    with corpus.writer() as w:
+        w.replace("tasks", tasks.iloc[:30])
+    again = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    assert (again["reconciled"], again["pushed"]) == (20, 0)
+    after = corpus.read("tasks")
+    assert len(after) == 50 and after["article_id"].is_unique
+    assert _server_articles(ls_client, summary["ls_project_id"]).is_unique
+
+
+def test_push_selection_and_errors(tmp_path, ls_client, project_name):
+    corpus = make_corpus(tmp_path / "c", _texts(12))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("a0003\na0004\na0005\nnope\n")
+    dry = sync.run(sync.push_batch(corpus, project_name, client=ls_client, dry_run=True))
+    assert dry["would_push"] == 12 and ls_client.find_project(project_name) is None
+    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, where="source == 'reuters'",
+                                 ids=ids.read_text().split()))
+    assert s["pushed"] == 2 and s["skipped"] == {"not in corpus": 1, "filtered out by --where": 1}
+    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, sample=3, seed=1))
+    assert s["pushed"] == 3
+    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, batch_size=4))
+    assert s["pushed"] == 4 and s["skipped"]["beyond --batch-size"] == 3
+    with pytest.raises(SpanbankError, match="is not a valid filter"):
+        sync.run(sync.push_batch(corpus, project_name, client=ls_client, where="source =="))
+    ls_client.update_project(ls_client.find_project(project_name)["id"], label_config=load_schema().label_config().replace('"EVENT"', '"EVT"'))
+    with pytest.raises(SpanbankError, match=r"labeling config differs from schema news-v1; pass --update-config"):
+        sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, update_config=True))
+    assert s["project_state"] == "config updated" and s["pushed"] == 3
+
+
+def test_push_survives_sigkill(tmp_path, ls_conn, ls_client, project_name):
+    """Kill a push after its first chunk is recorded; the re-run leaves one task per article."""
+    n = 2000
+    corpus = make_corpus(tmp_path / "big", {f"b{i:05d}": f"Item {i}: “Yes,” she said." for i in range(n)})
+    env = {**os.environ, "LABEL_STUDIO_URL": ls_conn[0], "LABEL_STUDIO_API_KEY": ls_conn[1]}
+    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name,
+           "--chunk-size", "100", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tasks_file = corpus.table_path("tasks")
+    deadline = time.monotonic() + 120
+    while not tasks_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    recorded = len(corpus.read("tasks"))
+    assert 0 < recorded < n, "the kill should land part-way"
+    out = subprocess.run(cmd[:-1] + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["reconciled"] + summary["pushed"] + recorded == n
+    assert ls_conn[1] not in out.stdout + out.stderr
+    pid = summary["ls_project_id"]
+    on_server = _server_articles(ls_client, pid)
+    assert len(on_server) == n and on_server.is_unique
+    tasks = corpus.read("tasks")
+    assert len(tasks) == n and tasks["article_id"].is_unique and tasks["ls_task_id"].is_unique
+
+
+def test_pull_unknown_project(tmp_path, ls_client):
+    corpus = make_corpus(tmp_path / "c", _texts(3))
+    with pytest.raises(SpanbankError, match=re.escape("push to it first")):
+        sync.run(sync.pull(corpus, f"nope-{uuid.uuid4().hex[:6]}", client=ls_client))
