@@ -1,0 +1,48 @@
+"""How good the rule-based pre-annotator is on the corpus's own gold (or any annotator's work)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from spanbank.corpus import Corpus, parse_attributes
+from spanbank.errors import SpanbankError
+from spanbank.gold import annotation_spans, select_annotations
+from spanbank.preannotate import TAGGER_VERSION, evaluate, preannotate
+
+
+def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "auto") -> dict:
+    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold."""
+    chosen = select_annotations(corpus, gold=gold, project=project)
+    if chosen.empty:
+        raise SpanbankError("no annotated article to evaluate against; pull or import annotations first")
+    spans, rels = annotation_spans(corpus, chosen)
+    arts = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
+    spans_by = {k: g for k, g in spans.groupby("annotation_id")}
+    rels_by = {k: g for k, g in rels.groupby("annotation_id")}
+    totals: dict[str, dict[str, list[int]]] = {"exact": defaultdict(lambda: [0, 0, 0]), "overlap": defaultdict(lambda: [0, 0, 0])}
+    for ann_id, article_id in zip(chosen["annotation_id"], chosen["article_id"]):
+        g = spans_by.get(ann_id)
+        gold_spans = [] if g is None else [
+            {"span_id": r.span_id, "label": r.label, "start": int(r.start), "end": int(r.end), "attributes": parse_attributes(r.attributes)}
+            for r in g.itertuples()
+        ]
+        r = rels_by.get(ann_id)
+        gold_rels = [] if r is None else [
+            {"from_span_id": x.from_span_id, "to_span_id": x.to_span_id, "label": x.label} for x in r.itertuples()
+        ]
+        pred = preannotate(arts[article_id])
+        res = evaluate(pred["spans"], gold_spans, pred["relations"], gold_rels)
+        for mode, per in res.items():
+            for key, v in per.items():
+                t = totals[mode][key]
+                t[0] += v["tp"]
+                t[1] += v["n_pred"]
+                t[2] += v["n_gold"]
+    out = {"tagger": TAGGER_VERSION, "gold": gold, "articles": len(chosen), "exact": {}, "overlap": {}}
+    for mode, per in totals.items():
+        for key, (tp, n_pred, n_gold) in sorted(per.items()):
+            p = tp / n_pred if n_pred else float("nan")
+            rec = tp / n_gold if n_gold else float("nan")
+            f = 2 * p * rec / (p + rec) if n_pred and n_gold and p + rec else (0.0 if n_pred and n_gold else float("nan"))
+            out[mode][key] = {"precision": p, "recall": rec, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
+    return out
