@@ -43,8 +43,9 @@ def test_tagger_finds_seed_direct_quotes_and_speakers(tmp_path):
     assert res["articles"] == 1
     assert res["exact"]["QUOTE:direct"]["f1"] == 1.0
     assert res["exact"]["said_by"]["f1"] >= 0.9
-    # EVENT is not tagged by the rules: recall 0, precision undefined (nan), never a made-up number.
+    # EVENT is not tagged by the rules: recall and F1 0, precision undefined (nan), never a made-up number.
     assert res["exact"]["EVENT"]["n_pred"] == 0 and res["exact"]["EVENT"]["recall"] == 0.0
+    assert res["exact"]["EVENT"]["f1"] == 0.0
     assert res["exact"]["EVENT"]["precision"] != res["exact"]["EVENT"]["precision"]
 
 

@@ -43,6 +43,6 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
         for key, (tp, n_pred, n_gold) in sorted(per.items()):
             p = tp / n_pred if n_pred else float("nan")
             rec = tp / n_gold if n_gold else float("nan")
-            f = 2 * p * rec / (p + rec) if n_pred and n_gold and p + rec else (0.0 if n_pred and n_gold else float("nan"))
+            f = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else float("nan")
             out[mode][key] = {"precision": p, "recall": rec, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
     return out
