@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DATA, make_corpus
 
+from conftest import DATA, make_corpus
 from spanbank import sync
 from spanbank.errors import SpanbankError
 from spanbank.offsets import cp_to_utf16

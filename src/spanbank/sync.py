@@ -13,6 +13,7 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -247,7 +248,7 @@ def push_batch(
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
         # reconcile: tasks the server holds for our articles that `tasks` lacks
         reconciled = pd.DataFrame(columns=["ls_task_id", "article_id"])
-        if pid is not None:
+        if pid is not None and state != "created":  # a new project holds no tasks yet
             yield {"stage": "reconcile", "done": 0, "total": None}
             remote = _server_tasks(client, pid)
             dup = remote["article_id"].dropna().duplicated().sum()
@@ -287,35 +288,48 @@ def push_batch(
         rows = records.to_dict("records")
         total = len(rows)
         yield {"stage": "push", "done": 0, "total": total}
-        for i in range(0, total, chunk_size):
-            chunk = rows[i : i + chunk_size]
+        chunks = [rows[i : i + chunk_size] for i in range(0, total, chunk_size)]
+
+        def build(chunk):
             tasks = [convert.article_task(r, preds.get(r["article_id"])) for r in chunk]
             for t, r in zip(tasks, chunk, strict=True):
                 t["meta"]["article_id"] = r["article_id"]
-            try:
-                task_ids = client.import_tasks(pid, tasks)
-            except LabelStudioError:
-                # the server may have created some before failing: learn which, send the rest once
-                remote = _server_tasks(client, pid)
-                have = remote[remote["article_id"].isin([r["article_id"] for r in chunk])]
-                have = have.drop_duplicates("article_id")
-                if len(have):
-                    writer.append("tasks", _task_rows(have, project, client.url, pid,
-                                                      f"{batch_id}-reconciled", schema.ident))
-                    summary["reconciled"] += len(have)
-                rest = [(t, r) for t, r in zip(tasks, chunk, strict=True)
-                        if r["article_id"] not in set(have["article_id"])]
-                if not rest:
-                    continue
-                task_ids = client.import_tasks(pid, [t for t, _ in rest])
-                chunk = [r for _, r in rest]
-            done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
-            writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
-            pushed += len(chunk)
-            yield {"stage": "push", "done": pushed, "total": total}
+            return tasks
+
+        # the next chunk travels while this one is recorded: a chunk is still recorded only
+        # after the server confirmed it, and anything in flight at a crash is reconciled
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(lambda c: client.import_tasks(pid, build(c)), chunks[0]) if chunks else None
+            for k, chunk in enumerate(chunks):
+                try:
+                    task_ids = future.result()
+                except LabelStudioError:
+                    task_ids, chunk, found = _recover_chunk(client, pid, build(chunk), chunk)
+                    if len(found):
+                        writer.append("tasks", _task_rows(found, project, client.url, pid,
+                                                          f"{batch_id}-reconciled", schema.ident))
+                        summary["reconciled"] += len(found)
+                if k + 1 < len(chunks):
+                    future = pool.submit(lambda c: client.import_tasks(pid, build(c)), chunks[k + 1])
+                if chunk:
+                    done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
+                    writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
+                    pushed += len(chunk)
+                yield {"stage": "push", "done": pushed, "total": total}
     summary["pushed"] = pushed
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary
+
+
+def _recover_chunk(client, pid, tasks, chunk):
+    """After a failed import: which of the chunk's articles the server has, and import the rest once."""
+    remote = _server_tasks(client, pid)
+    found = remote[remote["article_id"].isin([r["article_id"] for r in chunk])].drop_duplicates("article_id")
+    have = set(found["article_id"])
+    rest = [(t, r) for t, r in zip(tasks, chunk, strict=True) if r["article_id"] not in have]
+    if not rest:
+        return [], [], found
+    return client.import_tasks(pid, [t for t, _ in rest]), [r for _, r in rest], found
 
 
 def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version) -> pd.DataFrame:
