@@ -168,3 +168,19 @@ def test_article_task_shape():
                         [prediction([], "m")])
     assert task["data"] == {"text": "T", "article_id": "a1", "title": ""}
     assert task["meta"] == {"source": "ap"} and task["predictions"][0]["model_version"] == "m"
+
+
+@pytest.mark.parametrize("name", ["emoji", "crlf", "tabs", "combining", "mixed"])
+def test_ui_payloads_land_on_the_selected_text(name):
+    """Payloads Label Studio's own UI submitted (tests/record_ui_payloads.py) map to the true offsets."""
+    task = json.loads((LS / f"ui_{name}.json").read_text("utf-8"))
+    text = task["data"]["text"]
+    (ann,) = task["annotations"]
+    out = _convert(ann["result"], text)
+    assert not out.rejects
+    got = sorted((s["label"], s["start"], s["end"], s["text"]) for s in out.spans)
+    want = sorted((label, text.index(sub), text.index(sub) + len(sub), sub) for label, sub in task["spanbank_selected"])
+    assert got == want
+    # Label Studio 1.23's UI sends code point offsets and the exact characters (CRLF, tabs,
+    # combining marks, emoji included): no repair needed on this path
+    assert {s["offset_repair"] for s in out.spans} == {None}

@@ -20,7 +20,7 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
     spans_by = {k: g for k, g in spans.groupby("annotation_id")}
     rels_by = {k: g for k, g in rels.groupby("annotation_id")}
     totals: dict[str, dict[str, list[int]]] = {"exact": defaultdict(lambda: [0, 0, 0]), "overlap": defaultdict(lambda: [0, 0, 0])}
-    for ann_id, article_id in zip(chosen["annotation_id"], chosen["article_id"]):
+    for ann_id, article_id in zip(chosen["annotation_id"], chosen["article_id"], strict=True):
         g = spans_by.get(ann_id)
         gold_spans = [] if g is None else [
             {"span_id": r.span_id, "label": r.label, "start": int(r.start), "end": int(r.end), "attributes": parse_attributes(r.attributes)}
