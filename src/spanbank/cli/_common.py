@@ -79,5 +79,7 @@ def echo_summary(summary: dict, quiet: bool, as_json: bool) -> None:
                 click.echo(f"{key}:")
                 for item in value:
                     click.echo(f"  - {item}")
+            elif isinstance(value, dict):
+                click.echo(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
             else:
                 click.echo(f"{key}: {value}")
