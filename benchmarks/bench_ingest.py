@@ -1,6 +1,7 @@
-"""Ingest benchmark: `spanbank ingest` of N synthetic articles vs pyarrow writing the same table.
+"""Ingest benchmark: `ingest_paths` of N synthetic articles (Parquet input) vs pyarrow writing the same table.
 
-Each side runs in a fresh process so peak RSS is its own. Prints MB/s of text and the ratio.
+Each side runs in its own child process (peak RSS is its own); median of --repeat runs.
+Prints seconds, MB/s of text and the ratio ours / baseline.
 Usage: python benchmarks/bench_ingest.py --n 100000
 """
 
@@ -8,82 +9,89 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import fmt_row, measure, synth_corpus
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+WORKLOAD = "ingest"
 
 
-def _ours(src: str, work: str, q) -> None:
+def prepare(n: int, work: Path) -> dict:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    src = synth_corpus(n) / "articles.parquet"
+    text = pq.read_table(src, columns=["text"]).column("text")
+    return {"src": str(src), "work": str(work), "mb_text": pc.sum(pc.binary_length(text)).as_py() / 1e6}
+
+
+def ours(p: dict, rep: int) -> dict:
     from spanbank.corpus import Corpus
     from spanbank.ingest import ingest_paths
 
-    corpus = Corpus.init(Path(work) / "corpus")
-    t0 = time.perf_counter()
-    summary = ingest_paths(corpus, [src])
-    q.put({"s": time.perf_counter() - t0, "rss": _peak_mb(), "added": summary.added})
+    with tempfile.TemporaryDirectory(dir=p["work"]) as work:
+        corpus = Corpus.init(Path(work) / "corpus")
+        t0 = time.perf_counter()
+        summary = ingest_paths(corpus, [p["src"]])
+        dt = time.perf_counter() - t0
+    return {"s": dt, "mb_s": p["mb_text"] / dt, "added": summary.added}
 
 
-def _baseline(src: str, work: str, q) -> None:
+def baseline(p: dict, rep: int) -> dict:
     import pyarrow.parquet as pq
 
-    t0 = time.perf_counter()
-    table = pq.read_table(src)
-    pq.write_table(table, Path(work) / "articles.parquet", compression="zstd")
-    q.put({"s": time.perf_counter() - t0, "rss": _peak_mb(), "added": table.num_rows})
+    with tempfile.TemporaryDirectory(dir=p["work"]) as work:
+        t0 = time.perf_counter()
+        table = pq.read_table(p["src"])
+        pq.write_table(table, Path(work) / "articles.parquet", compression="zstd")
+        dt = time.perf_counter() - t0
+    return {"s": dt, "mb_s": p["mb_text"] / dt}
 
 
-def _run(fn, src: str) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
+def append_growth(n: int, batches: int = 5) -> list[float]:
+    """Seconds of each of `batches` successive ingests of n/batches articles into one corpus."""
+    import pyarrow.parquet as pq
+
+    from spanbank.corpus import Corpus
+    from spanbank.ingest import ingest_paths
+
+    table = pq.read_table(synth_corpus(n) / "articles.parquet")
+    step = n // batches
+    out = []
     with tempfile.TemporaryDirectory() as work:
-        p = ctx.Process(target=fn, args=(src, work, q))
-        p.start()
-        out = q.get()
-        p.join()
+        corpus = Corpus.init(Path(work) / "corpus")
+        for k in range(batches):
+            part = Path(work) / f"part{k}.parquet"
+            pq.write_table(table.slice(k * step, step), part)
+            t0 = time.perf_counter()
+            ingest_paths(corpus, [part])
+            out.append(time.perf_counter() - t0)
+    shutil.rmtree(Path(work), ignore_errors=True)
     return out
-
-
-def bench(n: int, repeat: int = 3) -> dict:
-    import pyarrow.parquet as pq
-
-    from spanbank.synth import synth_articles
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src = str(Path(tmp) / "input.parquet")
-        arts = synth_articles(n)
-        mb = arts["text"].str.len().sum() / 1e6
-        pq.write_table(__import__("pyarrow").Table.from_pandas(arts, preserve_index=False), src)
-        del arts
-        ours = sorted((_run(_ours, src) for _ in range(repeat)), key=lambda r: r["s"])[repeat // 2]
-        base = sorted((_run(_baseline, src) for _ in range(repeat)), key=lambda r: r["s"])[repeat // 2]
-    return {
-        "workload": "ingest", "n": n, "ours_s": ours["s"], "baseline_s": base["s"],
-        "ratio": ours["s"] / base["s"], "peak_rss_mb": ours["rss"], "baseline_rss_mb": base["rss"],
-        "mb_text": mb, "ours_mb_s": mb / ours["s"], "baseline_mb_s": mb / base["s"],
-    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--n", type=int, nargs="+", default=[100_000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--appends", type=int, default=0, help="also time N successive appends (growth)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    r = bench(args.n, args.repeat)
+    rows = [measure("bench_ingest", WORKLOAD, n, args.repeat) for n in args.n]
     if args.json:
-        json.dump(r, sys.stdout)
+        json.dump(rows, sys.stdout, indent=1)
         print()
     else:
-        print(f"ingest {r['n']} articles ({r['mb_text']:.0f} MB text): ours {r['ours_s']:.2f} s "
-              f"({r['ours_mb_s']:.1f} MB/s, peak {r['peak_rss_mb']:.0f} MB) vs pyarrow {r['baseline_s']:.2f} s "
-              f"({r['baseline_mb_s']:.1f} MB/s, peak {r['baseline_rss_mb']:.0f} MB); ratio ours/baseline {r['ratio']:.2f}")
+        for r in rows:
+            print(fmt_row(r) + f"  ({r['mb_s']:.1f} vs {r['baseline_mb_s']:.1f} MB/s of text)")
+    if args.appends:
+        times = append_growth(args.n[-1], args.appends)
+        print(f"{args.appends} appends of {args.n[-1] // args.appends:,} articles: "
+              + ", ".join(f"{t:.2f}" for t in times) + " s")
 
 
 if __name__ == "__main__":

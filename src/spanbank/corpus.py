@@ -132,7 +132,8 @@ def to_arrow(name: str, data) -> pa.Table:
         raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file or folder entry to disk (a rename is durable only once its folder is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -140,39 +141,32 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
-    """Write `table` to `dest` via a temp file in the same folder, fsync, then rename over it."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None:
+def _write_atomic(dest: Path, write, mode: int | None) -> None:
+    """Call `write(fh)` on a temp file beside `dest`, fsync, rename over `dest`, fsync the folder."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_path(dest.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
+    """Replace `dest` with `table` atomically: readers see the old file or the new, never half."""
+    _write_atomic(dest, lambda fh: pq.write_table(table, fh, compression="zstd"), None)
+
+
+def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None:
+    """Replace `dest` with `data` atomically (`mode` e.g. 0o600 for secrets)."""
+    _write_atomic(dest, lambda fh: fh.write(data), mode)
 
 
 class Corpus:

@@ -311,7 +311,8 @@ def select_annotations(
     (``majority``, ``union``, ``intersection``, ``prefer:X``): that strategy's stored gold,
     else computed on the fly, for articles with >= 2 annotators. Anything else: that
     annotator's latest live annotation. With ``project``, annotations of that project
-    (gold stored without a project counts for the project's articles).
+    (gold stored without a project counts for the project's articles, and so does the
+    reviewed gold pulled from its review project, whose rows say ``review_of``).
 
     Returns the annotations table's columns plus ``selection`` (review, gold, single,
     computed, annotator), sorted by article_id.
@@ -343,9 +344,14 @@ def select_annotations(
         scope = set(humans["article_id"]) | set(
             golds.loc[golds["project"] == project, "article_id"]
         )
+        # reviewed gold lives in the review project (NAME-review) and names its source
+        reviewed = (
+            golds["review_of"] == project if "review_of" in golds else np.zeros(len(golds), bool)
+        )
         golds = golds[
             (golds["project"] == project)
             | (golds["project"].isna() & golds["article_id"].isin(scope))
+            | reviewed
         ]
     if is_strategy:
         parse_strategy(gold)

@@ -25,6 +25,7 @@ from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.schema import normalise_config
 
 PROJECTS_TABLE = "projects"  # per project: LS id, schema, pull cursor (an extra table)
+REVIEW_KIND = "review"  # projects.kind of a review project (spanbank.review); null: annotation
 PSEUDONYM_KEY_FILE = ".pseudonym_key"
 CHUNK_SIZE = 1000
 PAGE_SIZE = 500
@@ -142,7 +143,10 @@ def select_articles(
 
 
 def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
-    """article_id -> LS predictions, from the rule tagger or a spans file (Parquet/JSONL)."""
+    """article_id -> LS predictions, from the rule tagger, a spans file (Parquet/JSONL) or a
+    callable given the candidate articles (how `spanbank.review` attaches its predictions)."""
+    if callable(mode):
+        return mode(candidates)
     if not mode or mode == "none":
         return {}
     texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
@@ -207,7 +211,7 @@ def push_batch(
     seed: int = 0,
     ids: Iterable[str] | None = None,
     where: str | None = None,
-    preannotate: str | None = None,
+    preannotate: str | Callable[[pd.DataFrame], dict[str, list[dict]]] | None = None,
     update_config: bool = False,
     dry_run: bool = False,
     wait: bool | float = False,
@@ -417,6 +421,11 @@ def pull(
         cursor = None if full or rec.empty else _ts(rec["pull_cursor"].iloc[-1])
         if cursor is not None and pd.isna(cursor):
             cursor = None
+        # a review project's annotations are adjudicated gold, not another annotator's work
+        review_of = rec.iloc[-1].get("review_of") if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND else None
+        origin = "gold" if review_of is not None else "human"
+        if review_of is not None:
+            from spanbank.gold import REVIEW_ANNOTATOR
         # 1. cheap listing
         yield {"stage": "list", "done": 0, "total": None}
         listing = {}
@@ -430,7 +439,7 @@ def pull(
         for c in extra_cols:
             all_ann[c] = None
         is_mine = (all_ann["project"] == project) & (all_ann["ls_url"].fillna(client.url) == client.url)
-        is_mine &= all_ann["origin"] == "human"
+        is_mine &= all_ann["origin"] == origin
         current = all_ann[is_mine & ~all_ann["superseded"].fillna(False).astype(bool)]
         live = current[current["deleted_at"].isna()]
         local_ids = live.groupby("ls_task_id")["ls_annotation_id"].agg(set).to_dict()
@@ -519,6 +528,9 @@ def pull(
                         "cancelled": cancelled, "version": version, "superseded": False,
                         "deleted_at": None, "pulled_at": now, "ls_url": client.url, "result_sha": sha,
                     })
+                    if review_of is not None:  # the reviewer's pseudonym moves to `reviewer`
+                        ann_rows[-1].update(annotator=REVIEW_ANNOTATOR, origin=origin,
+                                            reviewer=ann_rows[-1]["annotator"], review_of=review_of)
                     if task_text is not None and task_text != text:
                         rej_rows.append({"annotation_id": annotation_id, "span_id": None,
                                          "reason": "task text in Label Studio differs from the article text",

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spanbank.corpus import fsync_path
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -445,16 +446,8 @@ def _check_target(out: Path) -> None:
 def _fsync_tree(root: Path) -> None:
     """Flush every file and folder to disk, so the renamed export is complete after a crash too."""
     for path in sorted(root.rglob("*"), reverse=True):  # files before the folders holding them
-        _fsync_path(path)
-    _fsync_path(root)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(path)
+    fsync_path(root)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -464,6 +457,6 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         os.rename(out, old / "x")
     os.rename(tmp, out)
-    _fsync_path(out.parent)
+    fsync_path(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

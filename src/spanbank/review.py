@@ -1,0 +1,170 @@
+"""The review loop: articles whose automatic gold has conflicts go to a Label Studio review project.
+
+`push_review` sends each such article of project NAME to the project ``NAME-review`` (same
+schema and config) with every annotator's latest version attached as a prediction
+(``model_version`` = their pseudonym) and the automatic gold as one more prediction
+(``model_version`` = ``gold:<strategy>``). The review project's ``model_version`` is set
+to that gold one: Label Studio 1.23 pre-fills the labeling stream with the predictions of
+the project's ``model_version`` only (with "show predictions to annotators" on), so the
+reviewer starts from the automatic gold and accepts or edits it, while the annotators'
+versions stay one click away (the task's predictions, the Data Manager's model filter).
+
+The review project is recorded in the corpus's ``projects`` table with ``kind = review``
+and ``review_of = NAME`` before any task is made, so `spanbank.sync.pull` stores what a
+reviewer submits as gold (origin ``gold``, annotator ``gold:review``, the reviewer's
+pseudonym in ``reviewer``): it never counts as another annotator, and exports prefer it
+over automatic gold (`spanbank.gold.select_annotations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from spanbank import sync
+from spanbank.adjudicate import parse_strategy
+from spanbank.agreement_report import latest_human_annotations
+from spanbank.corpus import Corpus
+from spanbank.errors import LabelStudioError, SpanbankError
+from spanbank.gold import (
+    CONFLICTS_TABLE,
+    GOLD_ORIGIN,
+    annotation_spans,
+    gold_annotation_id,
+    gold_annotator,
+)
+from spanbank.labelstudio import convert
+from spanbank.labelstudio.client import LabelStudioClient
+
+__all__ = [
+    "REVIEW_SUFFIX",
+    "conflict_articles",
+    "push_review",
+    "review_predictions",
+    "review_project_name",
+]
+
+REVIEW_SUFFIX = "-review"
+
+
+def review_project_name(project: str) -> str:
+    """The review project of `project`: ``<project>-review``."""
+    return project + REVIEW_SUFFIX
+
+
+def conflict_articles(corpus: Corpus, project: str, strategy: str) -> list[str]:
+    """Sorted ids of the articles of `project` whose stored `strategy` gold has conflicts.
+
+    Raises SpanbankError when that gold was never stored (run the adjudication first).
+    """
+    conflicts = corpus.read(CONFLICTS_TABLE) if corpus.has(CONFLICTS_TABLE) else pd.DataFrame()
+    if len(conflicts):
+        conflicts = conflicts[(conflicts["project"] == project) & (conflicts["strategy"] == strategy)]
+    if conflicts.empty:
+        ann = corpus.read("annotations", columns=["annotator", "origin", "project"])
+        stored = (ann["annotator"] == gold_annotator(strategy)) & (ann["origin"] == GOLD_ORIGIN)
+        if not (stored & (ann["project"] == project)).any():
+            raise SpanbankError(
+                f"no {strategy} gold for project {project!r}; run "
+                f"`spanbank adjudicate --strategy {strategy} --project {project}` first"
+            )
+        return []
+    return sorted(conflicts["article_id"].unique())
+
+
+def review_predictions(
+    corpus: Corpus, project: str, strategy: str, article_ids: Iterable[str]
+) -> dict[str, list[dict]]:
+    """article_id -> LS predictions for a review task: each annotator's version, then the gold.
+
+    Annotators' latest live versions in `project` come first, ordered by pseudonym
+    (``model_version`` = the pseudonym); the automatic gold of `strategy` stored for
+    `project` (``model_version`` = ``gold:<strategy>``) comes last. Articles without
+    stored gold get none.
+    """
+    wanted = pd.Index(pd.unique(pd.Series(list(article_ids), dtype=object)))
+    ann = corpus.read("annotations")
+    humans = latest_human_annotations(ann, project=project)
+    humans = humans[humans["article_id"].isin(wanted)].sort_values(["article_id", "annotator"])
+    gold_ids = [gold_annotation_id(strategy, a, project) for a in wanted]
+    golds = ann[ann["annotation_id"].isin(gold_ids) & (ann["origin"] == GOLD_ORIGIN)]
+    golds = golds[~golds["superseded"].fillna(False).astype(bool) & golds["deleted_at"].isna()]
+    rows = pd.concat([humans, golds], ignore_index=True)
+    if rows.empty:
+        return {}
+    spans, rels = annotation_spans(corpus, rows)
+    spans_by = {k: g.to_dict("records") for k, g in spans.groupby("annotation_id", sort=False)}
+    rels_by = {k: g.to_dict("records") for k, g in rels.groupby("annotation_id", sort=False)}
+    arts = corpus.read("articles", columns=["article_id", "text"])
+    texts = dict(zip(arts["article_id"], arts["text"], strict=True))
+    schema = corpus.schema
+    out: dict[str, list[dict]] = {}
+    for ann_id, art, who in zip(rows["annotation_id"], rows["article_id"], rows["annotator"], strict=True):
+        if art not in texts:
+            continue
+        result = convert.spans_to_result(texts[art], spans_by.get(ann_id, []), rels_by.get(ann_id, []), schema)
+        out.setdefault(art, []).append(convert.prediction(result, who))
+    # an article whose gold is missing would pre-fill nothing: leave it to a later run
+    gold_mv = gold_annotator(strategy)
+    return {a: p for a, p in out.items() if p[-1]["model_version"] == gold_mv}
+
+
+def push_review(
+    corpus: Corpus,
+    project: str,
+    strategy: str = "majority",
+    *,
+    client: LabelStudioClient | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    wait: bool | float = False,
+    chunk_size: int = sync.CHUNK_SIZE,
+) -> sync.Workflow:
+    """Push the articles of `project` with `strategy` conflicts to ``<project>-review``.
+
+    A workflow (see `spanbank.sync.run`): yields progress, returns a summary. Needs the
+    gold stored by `spanbank.gold.run_adjudication(corpus, strategy, project)`. Safe to
+    re-run: an article already in the review project (recorded, or found on the server by
+    its article_id) is not pushed again.
+    """
+    corpus.require()
+    parse_strategy(strategy)
+    name = review_project_name(project)
+    ids = conflict_articles(corpus, project, strategy)
+    gold_mv = gold_annotator(strategy)
+    summary: dict = {"project": name, "review_of": project, "strategy": strategy,
+                     "articles_with_conflicts": len(ids), "pushed": 0}
+    if not ids:
+        return summary
+    client = client or sync.connect(url, api_key)
+    # recorded as a review project before any task exists, so no pull can take it for
+    # an annotation project
+    with corpus.writer(wait) as writer:
+        yield {"stage": "project", "done": 0, "total": None}
+        proj, state = sync.ensure_project(client, corpus, name)
+        sync._save_project(writer, corpus, project=name, ls_url=client.url,
+                           ls_project_id=int(proj["id"]), schema_version=corpus.schema.ident,
+                           created_at=sync._now(), kind=sync.REVIEW_KIND, review_of=project,
+                           strategy=strategy)
+    pushed = yield from sync.push_batch(
+        corpus, name, client=client, ids=ids, wait=wait, chunk_size=chunk_size,
+        preannotate=lambda todo: review_predictions(corpus, project, strategy, todo["article_id"]),
+    )
+    pid = int(pushed["ls_project_id"])
+    summary.update(
+        ls_url=client.url, ls_project_id=pid, project_url=pushed["project_url"],
+        project_state=state, pushed=pushed["pushed"], reconciled=pushed["reconciled"],
+        already_in_review=pushed["skipped"].get("already pushed", 0),
+    )
+    # pre-fill the gold: Label Studio only accepts a model_version some prediction has
+    current = client.get_project(pid)
+    if current.get("model_version") != gold_mv or not current.get("show_collab_predictions"):
+        try:
+            client.update_project(pid, model_version=gold_mv, show_collab_predictions=True)
+        except LabelStudioError:
+            if pushed["pushed"]:
+                raise
+            summary["prefill"] = f"unchanged ({current.get('model_version') or 'none'})"
+    summary.setdefault("prefill", gold_mv)
+    return summary
