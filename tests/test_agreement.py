@@ -365,3 +365,34 @@ def test_krippendorff_coder_order_and_fast_path(rows):
     counts = np.stack([(data == v).sum(0) for v in (0.0, 1.0, 2.0)], axis=1)
     z = nominal_alpha_from_counts(counts)
     assert (math.isnan(x) and math.isnan(z)) or x == pytest.approx(z)
+
+
+def test_unitizing_alpha_krippendorff_2004_sample_study():
+    """Krippendorff (2004), "Measuring the reliability of qualitative text analysis data",
+    Quality & Quantity 38: two observers on a continuum 150..450, categories c and k. The
+    published figures, as DKPro Statistics' AlphaUnitizedAgreementTest reproduces them
+    (unrounded): alpha_c = 0.7285, alpha_k = 1.0, joint alpha = 0.8587."""
+    units = [
+        (0, "c", 225, 295), (0, "c", 370, 400),
+        (1, "c", 220, 300), (1, "c", 355, 375), (1, "c", 400, 420),
+        (0, "k", 180, 240), (0, "k", 300, 350),
+        (1, "k", 180, 240), (1, "k", 300, 350),
+    ]
+    assert unitizing_alpha(units, (150, 450), label="c") == pytest.approx(0.7285, abs=1e-4)
+    assert unitizing_alpha(units, (150, 450), label="k") == pytest.approx(1.0)
+    assert unitizing_alpha(units, (150, 450)) == pytest.approx(0.8587, abs=1e-4)
+
+
+# Gwet (2014), Handbook of Inter-Rater Reliability, 4th ed.; the irrCAC package's dataset
+# `cont3x3abstractors`: 100 pregnancies classified Ectopic/AIU/NIU by two abstractors. Its
+# vignette reports Cohen's kappa = 0.7964094, Gwet's AC1 = 0.8493305, percent agreement 0.89.
+ABSTRACTORS = (
+    [("Ectopic", "Ectopic")] * 13 + [("AIU", "AIU")] * 20 + [("AIU", "NIU")] * 7
+    + [("NIU", "AIU")] * 4 + [("NIU", "NIU")] * 56
+)
+
+
+def test_gwet_ac1_and_cohen_kappa_irrcac_abstractors():
+    a, b = zip(*ABSTRACTORS)
+    assert gwet_ac1(a, b) == pytest.approx(0.8493305, abs=1e-6)
+    assert cohen_kappa(a, b) == pytest.approx(0.7964094, abs=1e-6)
