@@ -129,10 +129,14 @@ def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, prox
         for k, u in enumerate(users):
             a = ls_client.create_annotation(tid[aid], _result(_text(i), k), completed_by=u["id"])
             posted[(aid, k)] = a["id"]
+    sync.pseudonym_key(corpus)  # made once; the reference copies share it
+    clean = LabelStudioClient(proxy.url, ls_conn[1])  # same URL, so the same pseudonyms
     for round_ in range(2):
         reference = Corpus(tmp_path / f"ref{round_}")
         shutil.copytree(corpus.path, reference.path)
-        sync.run(sync.pull(reference, project_name, client=ls_client))
+        plan, proxy.plan = proxy.plan, None
+        sync.run(sync.pull(reference, project_name, client=clean))
+        proxy.plan = plan
         summary, errors = until_done(lambda: sync.pull(corpus, project_name, client=faulty), "pull")
         FIGURES["pull_runs"] += 1 + len(errors)
         assert_same_pull(corpus, reference)
@@ -158,13 +162,15 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
     the re-run after the 'restart' gives the same state as a clean pull.
     """
     corpus = make_corpus(tmp_path / "c", {f"d{i:03d}": _text(i) for i in range(30)})
-    push = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    clean = LabelStudioClient(proxy.url, ls_conn[1])
+    push = sync.run(sync.push_batch(corpus, project_name, client=clean))
+    sync.pseudonym_key(corpus)
     tasks = corpus.read("tasks")
     for i, (aid, t) in enumerate(zip(tasks["article_id"], tasks["ls_task_id"], strict=True)):
         ls_client.create_annotation(int(t), _result(_text(int(aid[1:])), i % 2), completed_by=users[i % 2]["id"])
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
-    sync.run(sync.pull(reference, project_name, client=ls_client))
+    sync.run(sync.pull(reference, project_name, client=clean))
 
     outcomes = Counter()
     # outage starting at request k: short (retries absorb it) and long (one-line stop)

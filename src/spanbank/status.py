@@ -24,12 +24,15 @@ def corpus_status(corpus: Corpus) -> dict:
         "projects": [],
     }
     conflicts = corpus.read("conflicts") if corpus.has("conflicts") else pd.DataFrame()
+    projects_df = corpus.read("projects") if corpus.has("projects") else pd.DataFrame()
     projects = sorted(set(tasks["project"].dropna()) | set(live["project"].dropna()))
     for project in projects:
         t = tasks[tasks["project"] == project]
         human = live[(live["project"] == project) & (live["origin"] == "human") & ~live["cancelled"].fillna(False).astype(bool)]
         annotated = set(human["article_id"])
         pulled = ann.loc[ann["project"] == project, "pulled_at"].max()
+        if len(projects_df) and "last_pull_at" in projects_df:
+            pulled = projects_df.loc[projects_df["project"] == project, "last_pull_at"].max()
         gold = live[(live["origin"] == "gold") & live["article_id"].isin(set(t["article_id"]))]
         row = {
             "project": project,

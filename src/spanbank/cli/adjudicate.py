@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import echo_json, errors_as_click, json_option, quiet_option
+from spanbank.cli._common import Progress, echo_json, errors_as_click, json_option, quiet_option
+from spanbank.cli.push import key_option, url_option
 
 
 @click.command()
@@ -20,19 +21,30 @@ from spanbank.cli._common import echo_json, errors_as_click, json_option, quiet_
     type=click.IntRange(1),
     help="Annotators a span needs under majority (default: more than half).",
 )
+@click.option(
+    "--review",
+    is_flag=True,
+    help="Push the articles with conflicts to the Label Studio project PROJECT-review, "
+    "each annotator's version and the gold attached; pull that project to store the review.",
+)
+@url_option
+@key_option
 @click.option("--wait", is_flag=True, help="Wait for another process holding the corpus lock.")
 @quiet_option
 @json_option
 @click.pass_obj
-def adjudicate(obj, strategy, project, min_votes, wait, quiet, as_json):
+def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, quiet, as_json):
     """Adjudicate articles with several annotators into gold annotations, reporting conflicts.
 
     Re-running replaces the earlier gold of the same strategy; human annotations are
-    never changed. Conflicts go to the corpus's conflicts table.
+    never changed. Conflicts go to the corpus's conflicts table. With --review, the
+    articles with conflicts go to PROJECT-review in Label Studio, pre-filled with the gold
+    for a reviewer to accept or edit; `spanbank pull --project PROJECT-review` then stores
+    the reviewed gold, which exports prefer.
 
     Example:
 
-        spanbank adjudicate --strategy majority --project news
+        spanbank adjudicate --strategy majority --project news --review
     """
     from spanbank.adjudicate import parse_strategy
     from spanbank.gold import run_adjudication
@@ -41,9 +53,20 @@ def adjudicate(obj, strategy, project, min_votes, wait, quiet, as_json):
         parse_strategy(strategy)
         if min_votes is not None and strategy != "majority" and not strategy.startswith("prefer:"):
             raise click.UsageError("--min-votes only applies to majority and prefer:ANNOTATOR")
+        if review and project is None:
+            raise click.UsageError("--review needs --project NAME (the review project is NAME-review)")
         summary = run_adjudication(
             obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
         )
+        if review:
+            from spanbank.review import push_review
+            from spanbank.sync import run
+
+            with Progress(quiet or as_json) as bar:
+                summary["review"] = run(
+                    push_review(obj.corpus, project, strategy, url=url, api_key=api_key, wait=wait),
+                    lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+                )
     if as_json:
         echo_json(summary)
     elif not quiet:
@@ -65,4 +88,14 @@ def _render(s: dict) -> str:
         f"conflicts: {s['conflicts']} in {s['articles_with_conflicts']} article(s)"
         + (f" ({kinds})" if kinds else "")
     )
+    r = s.get("review")
+    if r is not None:
+        line = f"review: {r['pushed']} article(s) pushed to {r['project']}"
+        if r.get("already_in_review"):
+            line += f", {r['already_in_review']} already there"
+        if r.get("project_url"):
+            line += f" ({r['project_url']})"
+        lines.append(line)
+        if r["articles_with_conflicts"]:
+            lines.append(f"after reviewing: spanbank pull --project {r['project']}")
     return "\n".join(lines)
