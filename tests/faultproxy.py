@@ -55,6 +55,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):  # a client that gave up is expected here
+        pass
+
 
 class FaultProxy:
     """Forward HTTP from 127.0.0.1:<port> to `upstream`, injecting the faults `plan` picks."""

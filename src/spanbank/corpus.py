@@ -60,6 +60,9 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 HUMAN_ORIGINS = ("human", "import")
+# bounded row groups: a reader streaming a table (export, push's text lookup) holds one group of
+# texts at a time, not the whole column (one group of a million articles is a gigabyte)
+ROW_GROUP_ROWS = 32_768
 CONFIG_FILE = "spanbank.yaml"
 SCHEMA_FILE = "schema.yaml"
 LOCK_FILE = ".lock"
@@ -161,7 +164,7 @@ def _write_atomic(dest: Path, write, mode: int | None) -> None:
 
 def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
     """Replace `dest` with `table` atomically: readers see the old file or the new, never half."""
-    _write_atomic(dest, lambda fh: pq.write_table(table, fh, compression="zstd"), None)
+    _write_atomic(dest, lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS), None)
 
 
 def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None:

@@ -18,8 +18,6 @@ over automatic gold (`spanbank.gold.select_annotations`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pandas as pd
 
 from spanbank import sync
@@ -60,7 +58,9 @@ def conflict_articles(corpus: Corpus, project: str, strategy: str) -> list[str]:
     """
     conflicts = corpus.read(CONFLICTS_TABLE) if corpus.has(CONFLICTS_TABLE) else pd.DataFrame()
     if len(conflicts):
-        conflicts = conflicts[(conflicts["project"] == project) & (conflicts["strategy"] == strategy)]
+        conflicts = conflicts[
+            (conflicts["project"] == project) & (conflicts["strategy"] == strategy)
+        ]
     if conflicts.empty:
         ann = corpus.read("annotations", columns=["annotator", "origin", "project"])
         stored = (ann["annotator"] == gold_annotator(strategy)) & (ann["origin"] == GOLD_ORIGIN)
@@ -74,16 +74,17 @@ def conflict_articles(corpus: Corpus, project: str, strategy: str) -> list[str]:
 
 
 def review_predictions(
-    corpus: Corpus, project: str, strategy: str, article_ids: Iterable[str]
+    corpus: Corpus, project: str, strategy: str, articles: pd.DataFrame
 ) -> dict[str, list[dict]]:
-    """article_id -> LS predictions for a review task: each annotator's version, then the gold.
+    """article_id -> LS predictions for the review tasks of `articles` (article_id, text).
 
     Annotators' latest live versions in `project` come first, ordered by pseudonym
     (``model_version`` = the pseudonym); the automatic gold of `strategy` stored for
     `project` (``model_version`` = ``gold:<strategy>``) comes last. Articles without
     stored gold get none.
     """
-    wanted = pd.Index(pd.unique(pd.Series(list(article_ids), dtype=object)))
+    texts = dict(zip(articles["article_id"], articles["text"], strict=True))
+    wanted = list(texts)
     ann = corpus.read("annotations")
     humans = latest_human_annotations(ann, project=project)
     humans = humans[humans["article_id"].isin(wanted)].sort_values(["article_id", "annotator"])
@@ -94,16 +95,17 @@ def review_predictions(
     if rows.empty:
         return {}
     spans, rels = annotation_spans(corpus, rows)
+    spans = spans.astype(object).where(spans.notna(), None)  # NaN attributes -> none
     spans_by = {k: g.to_dict("records") for k, g in spans.groupby("annotation_id", sort=False)}
     rels_by = {k: g.to_dict("records") for k, g in rels.groupby("annotation_id", sort=False)}
-    arts = corpus.read("articles", columns=["article_id", "text"])
-    texts = dict(zip(arts["article_id"], arts["text"], strict=True))
     schema = corpus.schema
     out: dict[str, list[dict]] = {}
-    for ann_id, art, who in zip(rows["annotation_id"], rows["article_id"], rows["annotator"], strict=True):
-        if art not in texts:
-            continue
-        result = convert.spans_to_result(texts[art], spans_by.get(ann_id, []), rels_by.get(ann_id, []), schema)
+    for ann_id, art, who in zip(
+        rows["annotation_id"], rows["article_id"], rows["annotator"], strict=True
+    ):
+        result = convert.spans_to_result(
+            texts[art], spans_by.get(ann_id, []), rels_by.get(ann_id, []), schema
+        )
         out.setdefault(art, []).append(convert.prediction(result, who))
     # an article whose gold is missing would pre-fill nothing: leave it to a later run
     gold_mv = gold_annotator(strategy)
@@ -133,8 +135,13 @@ def push_review(
     name = review_project_name(project)
     ids = conflict_articles(corpus, project, strategy)
     gold_mv = gold_annotator(strategy)
-    summary: dict = {"project": name, "review_of": project, "strategy": strategy,
-                     "articles_with_conflicts": len(ids), "pushed": 0}
+    summary: dict = {
+        "project": name,
+        "review_of": project,
+        "strategy": strategy,
+        "articles_with_conflicts": len(ids),
+        "pushed": 0,
+    }
     if not ids:
         return summary
     client = client or sync.connect(url, api_key)
@@ -143,18 +150,35 @@ def push_review(
     with corpus.writer(wait) as writer:
         yield {"stage": "project", "done": 0, "total": None}
         proj, state = sync.ensure_project(client, corpus, name)
-        sync._save_project(writer, corpus, project=name, ls_url=client.url,
-                           ls_project_id=int(proj["id"]), schema_version=corpus.schema.ident,
-                           created_at=sync._now(), kind=sync.REVIEW_KIND, review_of=project,
-                           strategy=strategy)
+        sync._save_project(
+            writer,
+            corpus,
+            project=name,
+            ls_url=client.url,
+            ls_project_id=int(proj["id"]),
+            schema_version=corpus.schema.ident,
+            created_at=sync._now(),
+            kind=sync.REVIEW_KIND,
+            review_of=project,
+            strategy=strategy,
+        )
     pushed = yield from sync.push_batch(
-        corpus, name, client=client, ids=ids, wait=wait, chunk_size=chunk_size,
-        preannotate=lambda todo: review_predictions(corpus, project, strategy, todo["article_id"]),
+        corpus,
+        name,
+        client=client,
+        ids=ids,
+        wait=wait,
+        chunk_size=chunk_size,
+        preannotate=lambda todo: review_predictions(corpus, project, strategy, todo),
     )
     pid = int(pushed["ls_project_id"])
     summary.update(
-        ls_url=client.url, ls_project_id=pid, project_url=pushed["project_url"],
-        project_state=state, pushed=pushed["pushed"], reconciled=pushed["reconciled"],
+        ls_url=client.url,
+        ls_project_id=pid,
+        project_url=pushed["project_url"],
+        project_state=state,
+        pushed=pushed["pushed"],
+        reconciled=pushed["reconciled"],
         already_in_review=pushed["skipped"].get("already pushed", 0),
     )
     # pre-fill the gold: Label Studio only accepts a model_version some prediction has

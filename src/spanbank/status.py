@@ -28,7 +28,13 @@ def corpus_status(corpus: Corpus) -> dict:
     projects = sorted(set(tasks["project"].dropna()) | set(live["project"].dropna()))
     for project in projects:
         t = tasks[tasks["project"] == project]
-        human = live[(live["project"] == project) & (live["origin"] == "human") & ~live["cancelled"].fillna(False).astype(bool)]
+        is_review = len(projects_df) and "kind" in projects_df and (
+            projects_df.loc[projects_df["project"] == project, "kind"] == "review").any()
+        # a review project's annotations are stored as gold (annotator gold:review), not human
+        origin, who = ("gold", "reviewer") if is_review else ("human", "annotator")
+        human = live[(live["project"] == project) & (live["origin"] == origin) & ~live["cancelled"].fillna(False).astype(bool)]
+        if who not in human:
+            who = "annotator"
         annotated = set(human["article_id"])
         pulled = ann.loc[ann["project"] == project, "pulled_at"].max()
         if len(projects_df) and "last_pull_at" in projects_df:
@@ -39,7 +45,7 @@ def corpus_status(corpus: Corpus) -> dict:
             "pushed": int(t["article_id"].nunique()),
             "annotated": len(annotated),
             "pending": int(len(set(t["article_id"]) - annotated)),
-            "annotators": int(human["annotator"].nunique()),
+            "annotators": int(human[who].nunique()),
             "last_pull": None if pd.isna(pulled) else pulled.isoformat(),
             "adjudicated": int(gold["article_id"].nunique()),
             "reviewed": int(gold.loc[gold["annotator"] == "gold:review", "article_id"].nunique()),

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spanbank.corpus import Corpus
 from spanbank.errors import CorpusError, LabelStudioError, SpanbankError
@@ -128,7 +130,7 @@ def select_articles(
             skipped["not in corpus"] += len(unknown)
         articles = articles[articles["article_id"].isin(wanted)]
     if where:
-        meta = articles.drop(columns=["text"])
+        meta = articles.drop(columns=["text"], errors="ignore")
         try:
             keep = meta.query(where, engine="python")
         except Exception as exc:  # pandas raises many types for a bad expression
@@ -140,6 +142,68 @@ def select_articles(
         skipped["filtered out by --where"] += len(articles) - len(keep)
         articles = articles.loc[keep.index]
     return articles, skipped
+
+
+def _article_meta(corpus: Corpus) -> pd.DataFrame:
+    """Every articles column but `text`, in table order: what selection filters on."""
+    path = corpus.table_path("articles")
+    if not path.exists():
+        return corpus.read("articles").drop(columns="text")
+    names = pq.read_schema(path).names if path.is_file() else pq.ParquetDataset(path).schema.names
+    return corpus.read("articles", columns=[c for c in names if c != "text"])
+
+
+def _pick(selected: pd.DataFrame, pushed_ids: set, skipped: Counter, sample: int | None, seed: int,
+          batch_size: int | None) -> pd.DataFrame:
+    """The selected articles not yet pushed, sampled, at most `batch_size`; counts the rest in `skipped`."""
+    already = selected["article_id"].isin(pushed_ids)
+    skipped["already pushed"] += int(already.sum())
+    todo = selected[~already]
+    if sample is not None and sample < len(todo):
+        skipped["not sampled"] += len(todo) - sample
+        todo = todo.sample(n=sample, random_state=seed).sort_index()
+    if batch_size is not None and batch_size < len(todo):
+        skipped["beyond --batch-size"] += len(todo) - batch_size
+        todo = todo.iloc[:batch_size]
+    return todo
+
+
+def _attach_text(corpus: Corpus, todo: pd.DataFrame) -> pd.DataFrame:
+    """`todo` with its articles' text, read only from the row groups that hold them."""
+    if "text" in todo.columns:
+        return todo
+    if todo.empty:
+        return todo.assign(text=pd.Series(dtype=object))
+    import pyarrow.compute as pc
+
+    wanted = pa.array(todo["article_id"].astype(str).tolist(), pa.string())
+    path = corpus.table_path("articles")
+    texts: dict[str, str] = {}
+    for f in sorted(path.rglob("*.parquet")) if path.is_dir() else [path]:
+        pf = pq.ParquetFile(f)
+        for g in range(pf.num_row_groups):
+            hit = pc.is_in(pf.read_row_group(g, columns=["article_id"]).column(0), value_set=wanted)
+            if not pc.any(hit).as_py():
+                continue
+            found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
+            texts.update(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))
+            if len(texts) >= len(wanted):
+                break
+    return todo.assign(text=todo["article_id"].map(texts))
+
+
+def select_batch(
+    corpus: Corpus, project: str, ls_url: str, *, ids: Iterable[str] | None = None, where: str | None = None,
+    sample: int | None = None, seed: int = 0, batch_size: int | None = None,
+) -> tuple[pd.DataFrame, Counter]:
+    """The articles (with text) a push to `project` on `ls_url` would send next, as push_batch picks
+    them from the corpus alone (without reconciling with the server), and counts of what was left out."""
+    articles = _article_meta(corpus)
+    selected, skipped = select_articles(articles, ids=ids, where=where)
+    local = corpus.read("tasks", columns=["project", "ls_url", "article_id"])
+    local = local[(local["project"] == project) & (local["ls_url"] == ls_url.rstrip("/"))]
+    todo = _pick(selected, set(local["article_id"]), skipped, sample, seed, batch_size)
+    return _attach_text(corpus, todo), skipped
 
 
 def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
@@ -230,7 +294,7 @@ def push_batch(
     if overlap is not None and overlap < 1:
         raise SpanbankError("--overlap must be at least 1")
     schema = corpus.schema
-    articles = corpus.read("articles")
+    articles = _article_meta(corpus)  # no text: a batch is small, the corpus may not be
     if articles.empty:
         raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
     selected, skipped = select_articles(articles, ids=ids, where=where)
@@ -256,6 +320,13 @@ def push_batch(
             yield {"stage": "reconcile", "done": 0, "total": None}
             remote = _server_tasks(client, pid)
             dup = remote["article_id"].dropna().duplicated().sum()
+            if dup and not dry_run:
+                # an import the client gave up on (timeout) can land after its retry did
+                removed = _remove_duplicate_tasks(client, pid, remote, local)
+                if removed:
+                    summary["duplicate_tasks_removed"] = len(removed)
+                    remote = remote[~remote["ls_task_id"].isin(removed)]
+                dup -= len(removed)
             if dup:
                 summary["duplicate_tasks_on_server"] = int(dup)
             ours = remote[remote["article_id"].isin(articles["article_id"])]
@@ -269,15 +340,7 @@ def push_batch(
             if missing.any():
                 summary["recorded_but_gone_from_server"] = int(missing.sum())
         pushed_ids = set(local["article_id"]) | set(reconciled["article_id"])
-        already = selected["article_id"].isin(pushed_ids)
-        skipped["already pushed"] += int(already.sum())
-        todo = selected[~already]
-        if sample is not None and sample < len(todo):
-            skipped["not sampled"] += len(todo) - sample
-            todo = todo.sample(n=sample, random_state=seed).sort_index()
-        if batch_size is not None and batch_size < len(todo):
-            skipped["beyond --batch-size"] += len(todo) - batch_size
-            todo = todo.iloc[:batch_size]
+        todo = _attach_text(corpus, _pick(selected, pushed_ids, skipped, sample, seed, batch_size))
         summary["reconciled"] = len(reconciled)
         summary["selected"] = len(todo)
         preds = _predictions(preannotate, todo, schema) if len(todo) else {}
@@ -334,6 +397,34 @@ def _recover_chunk(client, pid, tasks, chunk):
     if not rest:
         return [], [], found
     return client.import_tasks(pid, [t for t, _ in rest]), [r for _, r in rest], found
+
+
+def _remove_duplicate_tasks(client, pid, remote: pd.DataFrame, local: pd.DataFrame) -> list[int]:
+    """Delete extra server tasks of one article that hold no human work; returns their ids.
+
+    The task kept is the one `tasks` records, else the oldest; a duplicate with annotations,
+    skips or drafts is left alone (and still reported as a duplicate).
+    """
+    ours = remote.dropna(subset=["article_id"])
+    ours = ours[ours["article_id"].duplicated(keep=False)].sort_values("ls_task_id")
+    recorded = set(local["ls_task_id"].astype("int64"))
+    extra = []
+    for _, group in ours.groupby("article_id", sort=False):
+        ids = group["ls_task_id"].astype("int64").tolist()
+        keep = next((t for t in ids if t in recorded), ids[0])
+        extra += [t for t in ids if t != keep and t not in recorded]
+    if not extra:
+        return []
+    fields = ["id", "total_annotations", "cancelled_annotations", "drafts"]
+    idle = [
+        int(t["id"])
+        for page in client.task_pages(pid, include=fields, ids=extra)
+        for t in page
+        if t.get("total_annotations") == 0 and t.get("cancelled_annotations") == 0 and not t.get("drafts")
+    ]
+    for tid in idle:
+        client.delete_task(tid)
+    return idle
 
 
 def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version) -> pd.DataFrame:

@@ -54,7 +54,9 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
         if min_votes is not None and strategy != "majority" and not strategy.startswith("prefer:"):
             raise click.UsageError("--min-votes only applies to majority and prefer:ANNOTATOR")
         if review and project is None:
-            raise click.UsageError("--review needs --project NAME (the review project is NAME-review)")
+            raise click.UsageError(
+                "--review needs --project NAME (the review project is NAME-review)"
+            )
         summary = run_adjudication(
             obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
         )

@@ -1,0 +1,92 @@
+"""Batch selection benchmark: pick 1,000 not-yet-pushed articles matching a filter, as `push` does, vs DuckDB.
+
+Ours: the selection `spanbank.sync.push_batch` runs before it talks to Label Studio
+(`select_articles` with `--where "source == 'reuters'"` over the corpus's articles, minus the
+articles already in `tasks`, first 1,000). Baseline: one DuckDB query over the same Parquet
+files. A tenth of the corpus counts as already pushed.
+Usage: python benchmarks/bench_select.py --n 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from _common import fmt_row, measure, synth_corpus
+
+WORKLOAD = "select"
+BATCH = 1000
+WHERE = "source == 'reuters'"
+
+
+def prepare(n: int, work: Path) -> dict:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from spanbank.corpus import Corpus, to_arrow, write_parquet_atomic
+
+    root = work / f"select-{n}"
+    corpus_dir = root / "corpus"
+    if not (root / "done").exists():
+        src = synth_corpus(n)
+        corpus = Corpus.init(corpus_dir)
+        arts = pq.read_table(src / "articles.parquet").to_pandas()
+        arts = arts.assign(url=None, language="en", origin="synth", text_sha256=None, ingested_at=arts["published_at"])
+        write_parquet_atomic(to_arrow("articles", arts), corpus.table_path("articles"))
+        pushed = arts["article_id"].iloc[: n // 10]
+        tasks = pd.DataFrame({"project": "bench", "ls_url": "http://127.0.0.1:1", "ls_project_id": 1,
+                              "article_id": pushed, "ls_task_id": range(1, len(pushed) + 1),
+                              "batch_id": "b0", "pushed_at": arts["published_at"].iloc[0], "schema_version": "x"})
+        write_parquet_atomic(to_arrow("tasks", tasks), corpus.table_path("tasks"))
+        (root / "done").write_text("ok\n")
+    return {"corpus": str(corpus_dir)}
+
+
+def ours(p: dict, rep: int) -> dict:
+    from spanbank.corpus import Corpus
+    from spanbank.sync import select_batch
+
+    t0 = time.perf_counter()
+    todo, _ = select_batch(Corpus(p["corpus"]), "bench", "http://127.0.0.1:1", where=WHERE, batch_size=BATCH)
+    dt = time.perf_counter() - t0
+    assert len(todo) == BATCH and todo["text"].notna().all()
+    return {"s": dt, "first": todo["article_id"].iloc[0]}
+
+
+def baseline(p: dict, rep: int) -> dict:
+    import duckdb
+
+    corpus = Path(p["corpus"])
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    todo = con.execute(f"""
+        SELECT article_id, title, text, source, url, language
+        FROM read_parquet('{corpus / "articles.parquet"}', file_row_number = true)
+        WHERE source = 'reuters' AND article_id NOT IN (
+            SELECT article_id FROM read_parquet('{corpus / "tasks.parquet"}') WHERE project = 'bench')
+        ORDER BY file_row_number LIMIT {BATCH}""").df()
+    con.close()
+    dt = time.perf_counter() - t0
+    assert len(todo) == BATCH
+    return {"s": dt, "first": todo["article_id"].iloc[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = [measure("bench_select", WORKLOAD, n, args.repeat) for n in args.n]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+    for r in rows if not args.json else ():
+        print(fmt_row(r) + f"  (same first article: {r['first'] == r['baseline_first']})")
+
+
+if __name__ == "__main__":
+    main()
