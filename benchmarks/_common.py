@@ -73,9 +73,8 @@ def in_child(module: str, side: str, params, repeat: int) -> dict:
         raise RuntimeError(f"{module}.{side}: {out['error']}\n{out.get('trace', '')}")
     runs = out["runs"]
     res = {"s": statistics.median(r["s"] for r in runs), "rss": out["rss"], "runs": [r["s"] for r in runs]}
-    for key in runs[0]:
-        if key != "s":
-            res[key] = runs[len(runs) // 2][key]
+    for run in (runs[0], runs[len(runs) // 2]):  # extras of the middle run, or the first's only
+        res.update({k: v for k, v in run.items() if k != "s"})
     return res
 
 

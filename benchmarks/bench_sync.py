@@ -8,7 +8,6 @@ time <= 1.25 (>= 0.8 of the raw rate).
 pull: the pull-side conversion of N annotated tasks (`labelstudio.convert.convert_annotation`
 on every annotation of a JSON payload shaped as Label Studio returns it: offsets verified
 against the text, spans/relations/rejects built) vs plain `json.loads` of the same payload.
-With --server-pull, also the whole `spanbank pull --full` vs a raw paged fetch.
 
 The server is the local one (`spanbank.server`, data dir `<cache>/bench-server`); it is started
 if needed and left running. Usage: python benchmarks/bench_sync.py --n 5000

@@ -1,6 +1,7 @@
-"""Write a synthetic newsroom corpus as files: articles.jsonl (or .parquet) and annotators' spans.
+"""Write a synthetic newsroom corpus as Parquet files: articles, spans and relations (spanbank.synth).
 
-Usage: python scripts/synth_corpus.py --n 100000 --annotators 3 --out /tmp/synth
+Usage: python scripts/synth_corpus.py --n 1000000 --annotators 3 --out /tmp/synth
+Deterministic by --seed. One million articles (truth spans only) take about 25 s on 2 cores.
 """
 
 import argparse
@@ -23,11 +24,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     writers = {}
-    for arts, spans, rels in synth_chunks(args.n, args.seed, args.annotators):
+    for arts, spans, rels in synth_chunks(args.n, args.seed, args.annotators, chunk=20_000):
         for name, df in (("articles", arts), ("spans", spans), ("relations", rels)):
             table = pa.Table.from_pandas(df, preserve_index=False)
             if name not in writers:
-                writers[name] = pq.ParquetWriter(args.out / f"{name}.parquet", table.schema)
+                writers[name] = pq.ParquetWriter(args.out / f"{name}.parquet", table.schema, compression="zstd")
             writers[name].write_table(table)
     for w in writers.values():
         w.close()

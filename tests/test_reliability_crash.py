@@ -200,9 +200,9 @@ def world(tmp_path_factory, ls_conn, ls_client):
 
 def test_push_killed_at_random_points(world, tmp_path, ls_client):
     runner, rng = world["runner"], random.Random(SEED)
-    n = 300
+    n = 150
     texts = {f"p{i:04d}": _text(i) for i in range(n)}
-    args = ("push", "--chunk-size", 25, "--preannotate", "rules", "--quiet")
+    args = ("push", "--chunk-size", 15, "--preannotate", "rules", "--quiet")
     calib = make_corpus(tmp_path / "calib", texts)
     _, window = runner.run(calib.path, *args, "--project", f"calib-{uuid.uuid4().hex[:8]}")
     killed = 0
@@ -240,7 +240,8 @@ def test_pull_killed_at_random_points(world, tmp_path):
         before = set(corpus.read("annotations")["annotation_id"])
         killed += runner.kill(corpus.path, *args, delay=rng.uniform(0, windows[name]))
         after_kill = readable(corpus)
-        assert before <= set(after_kill["annotations"]["annotation_id"])
+        if before:
+            assert before <= set(after_kill["annotations"]["annotation_id"])
         FIGURES["pull_leftover_tmp_files"] += leftovers(corpus.path)
         runner.run(corpus.path, *args)
         ann = corpus.read("annotations")

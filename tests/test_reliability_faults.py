@@ -30,7 +30,7 @@ from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio
 
-TRIALS = int(os.environ.get("SPANBANK_FAULT_TRIALS", "3"))
+TRIALS = int(os.environ.get("SPANBANK_FAULT_TRIALS", "2"))
 RATE = float(os.environ.get("SPANBANK_FAULT_RATE", "0.3"))
 MAX_ATTEMPTS = 25  # faulty re-runs before the final clean one
 FIGURES: Counter = Counter()

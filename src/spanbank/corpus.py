@@ -237,7 +237,11 @@ class Corpus:
                 if got != f.type and not _compatible(got, f.type):
                     raise CorpusError(f"{path}: column {f.name!r} has type {got}, expected {f.type}")
         try:
-            table = pq.read_table(path, columns=columns)
+            if path.is_file():  # one open file: a writer's rename in between cannot tear the read
+                with open(path, "rb") as fh:
+                    table = pq.read_table(fh, columns=columns)
+            else:
+                table = pq.read_table(path, columns=columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
         if name in TABLES:  # compatible types (another tool's writer) are read as ours

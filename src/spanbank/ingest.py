@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -134,9 +135,10 @@ def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
         df.attrs["bad"] = bad
         return df
     if kind == "csv":
-        _decode(path.read_bytes(), path, encoding)  # fail with the file's name before pandas does
+        # decoded here: errors name the file, and a BOM (Excel writes one) is not a column name
+        raw = _decode(path.read_bytes(), path, encoding).removeprefix("\ufeff")
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            df = pd.read_csv(io.StringIO(raw), dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise IngestError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
         df["_where"] = [f"{path}:{i + 2}" for i in range(len(df))]
@@ -165,13 +167,13 @@ def normalise(df: pd.DataFrame, cols: Columns, origin: str, path: Path) -> tuple
             raise IngestError(f"{path}: no column {given!r} for {field_} (columns: {', '.join(map(str, available))})")
     out = pd.DataFrame({"_where": df["_where"]})
     text = df[cols.text]
-    ok_type = text.map(lambda t: isinstance(t, str))
+    ok_type = text.notna() if isinstance(text.dtype, pd.StringDtype) else text.map(lambda t: isinstance(t, str))
     out["text"] = text.where(ok_type, None)
     for field_ in META:
         src = cols.pick(field_, df.columns)
-        out[field_] = df[src].map(lambda v: None if v is None or v != v or v == "" else str(v)) if src else None
+        out[field_] = _present_str(df[src], field_ == "published_at") if src else None
     id_col = cols.pick("id", df.columns)
-    ids = df[id_col].map(lambda v: None if v is None or v != v or str(v).strip() == "" else str(v)) if id_col else None
+    ids = _present_str(df[id_col], strip=True) if id_col else None
     out["article_id"] = ids if ids is not None else None
     out["origin"] = origin
     t = out["text"]
@@ -197,9 +199,20 @@ def normalise(df: pd.DataFrame, cols: Columns, origin: str, path: Path) -> tuple
     return out, refused
 
 
+def _present_str(col: pd.Series, keep_dates: bool = False, strip: bool = False) -> pd.Series:
+    """Values as strings, missing for None/NaN/empty ones; vectorised for string and date columns."""
+    if keep_dates and pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return col  # already dates: no round trip through strings
+    if isinstance(col.dtype, pd.StringDtype):
+        return col.where(col.notna() & ((col.str.strip() if strip else col) != ""), None)
+    if strip:
+        return col.map(lambda v: None if v is None or v != v or str(v).strip() == "" else str(v))
+    return col.map(lambda v: None if v is None or v != v or v == "" else str(v))
+
+
 def _dedupe(batch: pd.DataFrame, existing: dict[str, str], summary: IngestSummary) -> pd.DataFrame:
     """Drop rows already stored with the same text; refuse other text under a known id."""
-    batch = batch.assign(text_sha256=[text_sha256(t) for t in batch["text"]])
+    batch = batch.assign(text_sha256=[text_sha256(t) for t in batch["text"].tolist()])
     stored = batch["article_id"].map(existing)
     same_stored = stored == batch["text_sha256"]
     other_stored = stored.notna() & ~same_stored

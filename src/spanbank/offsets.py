@@ -90,17 +90,20 @@ def resolve_span(text: str, start, end, claimed: str | None = None, window: int 
     if end <= n and text[start:end] == claimed:
         return SpanFix(start, end, None)
     target = tolerant(claimed)
-    if not target:
-        raise OffsetError("span text is empty or whitespace")
     # Label Studio has counted UTF-16 code units on some paths: astral characters count twice.
-    if not text.isascii():
+    s16 = e16 = None
+    if not text.isascii() and end <= 2 * n:  # past 2n no UTF-16 reading fits (nor an int64)
         try:
             s16, e16 = utf16_to_cp(text, [start, end]).tolist()
         except OffsetError:
+            pass
+        if s16 is not None and not s16 < e16 <= n:
             s16 = e16 = None
-        if s16 is not None and s16 < e16 <= n and (s16, e16) != (start, end):
-            if text[s16:e16] == claimed or tolerant(text[s16:e16]) == target:
-                return SpanFix(s16, e16, UTF16)
+    if not target:
+        raise OffsetError("span text is empty or whitespace")
+    if s16 is not None and (s16, e16) != (start, end):
+        if text[s16:e16] == claimed or tolerant(text[s16:e16]) == target:
+            return SpanFix(s16, e16, UTF16)
     if end <= n and tolerant(text[start:end]) == target:
         return SpanFix(start, end, None)
     found = _search_near(text, claimed, start, window)

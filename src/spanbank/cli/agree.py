@@ -73,8 +73,11 @@ def agree(
     except SpanbankError as err:
         raise click.ClickException(str(err)) from err
     if page is not None:
-        with open(html_path, "w", encoding="utf-8") as fh:
-            fh.write(page)
+        try:
+            with open(html_path, "w", encoding="utf-8") as fh:
+                fh.write(page)
+        except OSError as err:
+            raise click.ClickException(f"cannot write {html_path}: {err.strerror}") from None
         if not quiet:
             click.echo(f"wrote {html_path}", err=True)
     if as_json:

@@ -144,10 +144,11 @@ def convert_annotation(result, text: str, schema: Schema, annotation_id: str, ar
     attrs: dict[str, dict] = {}
     for item in choices:
         rid = str(item.get("id")) if item.get("id") is not None else None
-        target = controls.get(item.get("from_name"))
-        values = (item.get("value") or {}).get("choices")
-        if rid in rejected_regions:
-            continue  # the region itself is already rejected
+        name, value = item.get("from_name"), item.get("value")
+        target = controls.get(name) if isinstance(name, str) else None
+        values = value.get("choices") if isinstance(value, dict) else None
+        if rid in rejected_regions and rid not in regions:
+            continue  # the region itself is already rejected (a duplicate id may still be kept)
         if target is None:
             reason = f"choices control {item.get('from_name')!r} is not in schema {schema.ident}"
         elif rid not in regions:
@@ -218,6 +219,8 @@ def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str):
             return None, f"relation refers to missing or rejected region {end!r}"
     la, lb = regions[a]["label"], regions[b]["label"]
     labels = item.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        return None, f"relation labels must be a list of names, got {labels!r}"
     if labels:
         name = labels[0]
         reason = schema.check_relation(name, la, lb)
