@@ -393,6 +393,6 @@ ABSTRACTORS = (
 
 
 def test_gwet_ac1_and_cohen_kappa_irrcac_abstractors():
-    a, b = zip(*ABSTRACTORS)
+    a, b = zip(*ABSTRACTORS, strict=True)
     assert gwet_ac1(a, b) == pytest.approx(0.8493305, abs=1e-6)
     assert cohen_kappa(a, b) == pytest.approx(0.7964094, abs=1e-6)
