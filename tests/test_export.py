@@ -568,3 +568,28 @@ def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
         assert len(docs[aid]["relations"]) == 2
     assert m["agreement"] is not None and m["agreement"]["articles_with_2plus"] == 3
     assert verify(tmp_path / "o") == []
+
+
+def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(tmp_path):
+    corpus = build_corpus(tmp_path / "c")
+    out = tmp_path / "exp"
+    run(corpus, out, formats="jsonl")
+    before = (out / "manifest.json").read_bytes()
+    # a kill between the two renames of a later export: the old export sits in .old-*/x
+    (tmp_path / ".exp.old-abc").mkdir()
+    out.rename(tmp_path / ".exp.old-abc" / "x")
+    (tmp_path / ".exp.tmp-def").mkdir()
+    (tmp_path / ".exp.tmp-def" / "half.jsonl").write_text("{", encoding="utf-8")
+    run(corpus, out, formats="jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "exp"]
+    assert (out / "manifest.json").read_bytes() == before
+    assert verify(out) == []
+
+
+def test_export_waits_for_or_refuses_a_locked_corpus(tmp_path):
+    from spanbank.errors import LockError
+
+    corpus = build_corpus(tmp_path / "c")
+    with corpus.writer(), pytest.raises(LockError, match="pass --wait"):
+        run(corpus, tmp_path / "exp", formats="jsonl")
+    assert not (tmp_path / "exp").exists()

@@ -48,10 +48,11 @@ from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_o
     show_default=True,
     help="Articles processed and written per chunk (bounds memory).",
 )
+@click.option("--wait", is_flag=True, help="Wait for another spanbank process to release the corpus.")
 @quiet_option
 @json_option
 @click.pass_obj
-def export(obj, formats, out, name, gold, labels, project, split_spec, seed, group_by, chunk_size, quiet, as_json):
+def export(obj, formats, out, name, gold, labels, project, split_spec, seed, group_by, chunk_size, wait, quiet, as_json):
     """Export gold annotations as training data, split by article, with manifest.json.
 
     Example:
@@ -66,6 +67,7 @@ def export(obj, formats, out, name, gold, labels, project, split_spec, seed, gro
             obj.corpus,
             formats,
             out,
+            wait=wait,
             gold=gold,
             project=project,
             labels=label_list,

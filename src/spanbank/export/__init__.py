@@ -76,7 +76,30 @@ def parse_formats(formats: str | Iterable[str]) -> list[str]:
     return out
 
 
-def export_dataset(
+def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **options) -> dict:
+    """Export the corpus's gold annotations as training data; returns a summary dict.
+
+    Holds the corpus lock (`wait` as for other writers) so the export reads one consistent
+    corpus and no other export races it; leftovers of a killed export are removed first.
+    Options are those of :func:`_export_dataset`.
+    """
+    with corpus.writer(wait):
+        return _export_dataset(corpus, formats, out, **options)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete temp folders a killed export left beside `out`; restore `out` if a kill came mid-swap."""
+    if not out.parent.is_dir():
+        return
+    for stale in out.parent.glob(f".{out.name}.old-*"):
+        if not out.exists() and (stale / "x").is_dir():
+            os.rename(stale / "x", out)  # killed between the two renames: keep the old export
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _export_dataset(
     corpus,
     formats: str | Iterable[str],
     out: str | os.PathLike | None = None,
@@ -93,7 +116,7 @@ def export_dataset(
     agreement: bool = True,
     progress: Progress | None = None,
 ) -> dict:
-    """Export the corpus's gold annotations as training data; returns a summary dict.
+    """The export itself (see :func:`export_dataset`).
 
     `gold` is `auto`, a strategy name or an annotator pseudonym (see `spanbank.gold`);
     `annotations` (one row per article, columns as the annotations table) bypasses that
@@ -112,6 +135,7 @@ def export_dataset(
     layer_labels = _labels(schema, labels)
     name = name or _default_name(corpus)
     out = Path(out) if out is not None else Path(EXPORTS_DIR) / name
+    _remove_leftovers(out)
     _check_target(out)
 
     ann, span_source, gold_desc = _selection(corpus, gold, project, annotations)
