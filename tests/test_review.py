@@ -158,6 +158,8 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
     records = corpus.read(sync.PROJECTS_TABLE).set_index("project")
     assert records.at[name, "kind"] == "review" and records.at[name, "review_of"] == project_name
     assert pd.isna(records.at[project_name, "kind"])
+    with pytest.raises(SpanbankError, match="is a review project"):
+        sync.run(sync.push_batch(corpus, name, client=ls_client))
 
     tasks = _review_tasks(ls_client, pid)
     assert sorted(tasks) == ["r1", "r2"]

@@ -293,6 +293,13 @@ def push_batch(
         raise SpanbankError(f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters")
     if overlap is not None and overlap < 1:
         raise SpanbankError("--overlap must be at least 1")
+    if not callable(preannotate):  # spanbank.review pushes review tasks with a callable
+        records = _project_records(corpus)
+        if "kind" in records and (records.loc[records["project"] == project, "kind"] == REVIEW_KIND).any():
+            raise SpanbankError(
+                f"{project} is a review project; send conflicts to it with "
+                "`spanbank adjudicate --review`, not `spanbank push`"
+            )
     schema = corpus.schema
     articles = _article_meta(corpus)  # no text: a batch is small, the corpus may not be
     if articles.empty:
