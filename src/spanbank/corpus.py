@@ -108,18 +108,18 @@ def to_arrow(name: str, data) -> pa.Table:
         arrays, fields = [], []
         for f in TABLES[name]:
             col = data[f.name]
-            if pa.types.is_timestamp(f.type):
-                col = pd.to_datetime(col, utc=True)
-            elif pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type):
-                col = col.astype(object).where(col.notna(), None)
             try:
-                arrays.append(pa.array(col, type=f.type, from_pandas=True))
+                if pa.types.is_timestamp(f.type):
+                    col = pd.to_datetime(col, utc=True)
+                elif pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type):
+                    col = col.astype(object).where(col.notna(), None)
+                arrays.append(_array(col, f.type))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
                 raise CorpusError(f"{name}: column {f.name} cannot be stored as {f.type}: {exc}") from None
             fields.append(f)
         extra = [c for c in data.columns if c not in TABLES[name].names]
         for c in extra:
-            arrays.append(pa.array(data[c], from_pandas=True))
+            arrays.append(_array(data[c]))
             fields.append(pa.field(c, arrays[-1].type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
     table = data
@@ -133,6 +133,14 @@ def to_arrow(name: str, data) -> pa.Table:
         return table.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
+
+
+def _array(col: pd.Series, type_: pa.DataType | None = None) -> pa.Array:
+    """pa.array of a column; tz-aware datetimes go through UTC epoch values (pandas 3 warns otherwise)."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        type_ = type_ or pa.timestamp("us", tz="UTC")
+        col = col.dt.tz_convert(None).to_numpy()
+    return pa.array(col, type=type_, from_pandas=True)
 
 
 def fsync_path(path: Path) -> None:
