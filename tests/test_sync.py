@@ -123,7 +123,7 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     assert first["repaired"] == {"utf16": 3}
     ann = corpus.read("annotations")
     assert len(ann) == 6 and set(ann["origin"]) == {"human"} and ann["version"].eq(1).all()
-    assert ann["annotation_id"].str.fullmatch(rf"ls-{pid}-\d+-v1").all()
+    assert ann["annotation_id"].str.fullmatch(rf"ls-{sync.server_tag(ls_client.url)}-{pid}-\d+-v1").all()
     assert ann["annotator"].str.fullmatch(r"ann-[0-9a-f]{8}").all() and ann["annotator"].nunique() == 2
     spans = corpus.read("spans")
     texts = corpus.read("articles").set_index("article_id")["text"]

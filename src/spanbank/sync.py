@@ -443,6 +443,11 @@ def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version)
 
 
 # ======================================================================== pull
+def server_tag(ls_url: str) -> str:
+    """Six hex digits naming a Label Studio server, so ids pulled from two servers never clash."""
+    return hashlib.sha256(ls_url.rstrip("/").encode()).hexdigest()[:6]
+
+
 def pseudonym_key(corpus: Corpus) -> bytes:
     """The corpus's secret for annotator pseudonyms (`<corpus>/.pseudonym_key`, 0600, made once)."""
     path = corpus.path / PSEUDONYM_KEY_FILE
@@ -614,7 +619,7 @@ def pull(
                     user = user.get("id") if isinstance(user, dict) else user
                     if user is not None and (client.url, int(user)) not in known_users:
                         new_users[int(user)] = pseudonym(key, client.url, user)
-                    annotation_id = f"ls-{pid}-{ls_aid}-v{version}"
+                    annotation_id = f"ls-{server_tag(client.url)}-{pid}-{ls_aid}-v{version}"
                     cancelled = bool(ann.get("was_cancelled"))
                     counts["cancelled"] += cancelled
                     ann_rows.append({
