@@ -373,3 +373,100 @@ def test_arbitrary_unicode_is_stored_exactly_or_refused(texts, long_line, ascii_
                 else:
                     assert refused[where] == "text contains a lone surrogate (not valid Unicode)"
                     assert any(0xD800 <= ord(c) <= 0xDFFF for c in t)
+
+
+# -- inputs bigger than one batch ----------------------------------------------------------
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    import spanbank.ingest as ingest
+
+    monkeypatch.setattr(ingest, "BATCH_ROWS", 4)
+    monkeypatch.setattr(ingest, "READ_BLOCK", 16)  # lines and characters split across blocks too
+    return ingest
+
+
+def _rows_25():
+    rows = [{"id": f"r{i}", "text": f"text {i} \u00e9\U0001F600", "date": "2024-01-02"} for i in range(25)]
+    rows[14] = {"id": "r1", "text": "other text"}  # duplicate id, batch 4 vs batch 1
+    rows[17] = {"id": "r2", "text": "text 2 \u00e9\U0001F600"}  # same text again: unchanged
+    rows[19] = {"text": "no id"}
+    rows[21]["date"] = "nope"
+    rows[22]["text"] = " \u3000\x1c"  # whitespace to str.strip()
+    return rows
+
+
+def _write_inputs(tmp_path, rows):
+    j = _jsonl(tmp_path / "a.jsonl", rows)
+    lines = j.read_text("utf-8").split("\n")
+    lines.insert(20, '{"id": "broken", "text": ')  # malformed, in a later batch
+    j.write_text("\n".join(lines), encoding="utf-8")
+    df = pd.DataFrame([{"id": r.get("id", ""), "text": r["text"], "date": r.get("date", "")} for r in rows])
+    c = tmp_path / "b.csv"
+    df.assign(id=df["id"].map(lambda i: f"c{i}" if i else "")).to_csv(c, index=False)
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pandas(df.assign(id=df["id"].map(lambda i: f"p{i}" if i else None))), p)
+    return [j, c, p]
+
+
+def test_batched_ingest_matches_whole_file_ingest(tmp_path, monkeypatch):
+    import spanbank.ingest as ingest
+
+    results = []
+    for rows_per_batch in (4, 1000):
+        monkeypatch.setattr(ingest, "BATCH_ROWS", rows_per_batch)
+        monkeypatch.setattr(ingest, "READ_BLOCK", 16 if rows_per_batch == 4 else 1 << 22)
+        d = tmp_path / str(rows_per_batch)
+        d.mkdir()
+        corpus = Corpus.init(d / "corpus")
+        _jsonl(d / "first.jsonl", [{"id": "r3", "text": "stored"}, {"id": "r4", "text": "text 4 \u00e9\U0001F600"}])
+        ingest_paths(corpus, [d / "first.jsonl"])
+        files = _write_inputs(d, _rows_25())
+        summary = ingest_paths(corpus, files)
+        arts = corpus.read("articles").drop(columns=["ingested_at"])
+        arts["origin"] = arts["origin"].str.replace(str(d), "")
+        results.append((summary.as_dict() | {"reasons": [r.replace(str(d), "") for r in summary.refused]},
+                        arts.sort_values("article_id").reset_index(drop=True)))
+        assert sorted(p.name for p in corpus.path.iterdir() if p.name.startswith(".")) == [".lock"]
+    (batched, arts_b), (whole, arts_w) = results
+    assert batched == whole
+    pd.testing.assert_frame_equal(arts_b, arts_w)
+    reasons = batched["reasons"]
+    assert "/a.jsonl:21: not valid JSON (Expecting value)" in reasons
+    assert "/a.jsonl:15: duplicate id r1 (first at /a.jsonl:2) with another text" in reasons
+    assert "/a.jsonl:4: id r3 is stored with another text (re-ingesting would misalign its annotations)" in reasons
+    assert "/c.parquet:row 14: duplicate id pr1 (first at /c.parquet:row 1) with another text" in reasons
+    assert "/b.csv:16: duplicate id cr1 (first at /b.csv:3) with another text" in reasons
+    assert "/a.jsonl:24: text is empty or whitespace only" in reasons
+    # per file 3 refused and r2 again; in a.jsonl r3 (clash) and r4 (stored); "no id" twice again
+    assert batched["added"] == 3 * (25 - 4) - 2 - 2
+    assert batched["unchanged"] == 3 + 1 + 2
+    assert article_id_for("no id") in set(arts_b["article_id"])
+
+
+def test_bad_later_batch_leaves_corpus_untouched(corpus, tmp_path, small_batches):
+    ingest_paths(corpus, [_jsonl(tmp_path / "first.jsonl", [{"id": "x", "text": "kept"}])])
+    before = _snapshot(corpus)
+    rows = [{"id": f"r{i}", "text": f"t{i}"} for i in range(30)] + [{"id": "r1", "text": "again"}]
+    j = _jsonl(tmp_path / "a.jsonl", rows)
+    j.write_bytes(j.read_bytes() + b'{"id": "z", "text": "caf\xe9"}\n')  # not UTF-8, after 7 batches
+    with pytest.raises(IngestError, match=f"{j}: not valid utf-8 \\(byte {j.stat().st_size - 4}\\)"):
+        ingest_paths(corpus, [j])
+    c = tmp_path / "a.csv"
+    c.write_text("id,text\n" + "".join(f"c{i},t{i}\n" for i in range(30)) + "c99,t,extra\n", encoding="utf-8")
+    with pytest.raises(IngestError, match=f"{c}: not a readable CSV file"):
+        ingest_paths(corpus, [tmp_path / "first.jsonl", c])
+    assert _snapshot(corpus) == before
+    assert sorted(p.name for p in corpus.path.iterdir() if p.name.startswith(".")) == [".lock"]
+    assert set(_articles(corpus)) == {"x"}
+
+
+def test_jsonl_columns_are_those_of_the_whole_file(corpus, tmp_path, small_batches):
+    rows = [{"id": f"r{i}", "body": f"t{i}"} for i in range(10)] + [{"id": "h", "body": "t", "hl": "Headline"}]
+    f = _jsonl(tmp_path / "a.jsonl", rows)
+    summary = ingest_paths(corpus, [f], columns=Columns(text="body", title="hl"))  # hl only in the last batch
+    assert summary.added == 11
+    assert _articles(corpus)["h"]["title"] == "Headline"
+    with pytest.raises(IngestError, match=r"no column 'text' \(columns: id, body, hl\)"):
+        ingest_paths(corpus, [f])

@@ -166,16 +166,29 @@ def _store_two_articles(corpus):
     return corpus.read_arrow("articles"), corpus.table_path("articles").read_bytes()
 
 
-def test_write_failing_half_way_leaves_old_table(corpus, monkeypatch):
+@pytest.mark.parametrize("op", ["replace", "append"])
+def test_write_failing_half_way_leaves_old_table(corpus, monkeypatch, op):
     before, raw = _store_two_articles(corpus)
 
     def half_write(table, where, **kwargs):
         where.write(b"PAR1" + b"\0" * 1000)  # some bytes, then the disk fills up
         raise OSError(28, "No space left on device")
 
+    real = pq.ParquetWriter.write_table
+    calls = []
+
+    def second_group_fails(self, table, **kwargs):  # the old rows are copied, then the disk fills up
+        calls.append(table.num_rows)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return real(self, table, **kwargs)
+
     monkeypatch.setattr(pq, "write_table", half_write)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", second_group_fails)
     with corpus.writer() as w, pytest.raises(OSError, match="No space left"):
-        w.append("articles", _rows("articles", 5))
+        getattr(w, op)("articles", _rows("articles", 5))
+    if op == "append":
+        assert calls == [2, 5]
     monkeypatch.undo()
     assert corpus.table_path("articles").read_bytes() == raw
     assert corpus.read_arrow("articles").equals(before)
@@ -302,3 +315,98 @@ def test_lock_released_after_an_error_inside(corpus):
         w.append("spans", [{"span_id": "x"}])
     with corpus.writer():
         pass
+
+
+# -- streamed append ------------------------------------------------------------------------
+
+
+def _no_whole_reads(monkeypatch):
+    """An append that read the old table whole would fail here."""
+    def whole(*a, **k):
+        raise AssertionError("append read the whole old table")
+    monkeypatch.setattr(Corpus, "read_arrow", whole)
+    monkeypatch.setattr(pq, "read_table", whole)
+
+
+def test_append_streams_the_old_file_group_by_group(corpus, monkeypatch):
+    import spanbank.corpus as store
+
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2)
+    rows = [dict(r, article_id=f"a{i}") for i, r in enumerate(_rows("articles", 3) * 3)]
+    with corpus.writer() as w:
+        w.replace("articles", rows[:5])
+    assert pq.ParquetFile(corpus.table_path("articles")).metadata.num_row_groups == 3
+    _no_whole_reads(monkeypatch)
+    with corpus.writer() as w:
+        w.append("articles", pd.DataFrame(rows[5:]))  # pandas in: ints, nulls and timestamps typed again
+        assert w.append_batches("articles", [rows[7:8], [], pd.DataFrame(rows[8:])]) == 2
+    monkeypatch.undo()
+    table = corpus.read_arrow("articles")
+    assert table.schema == TABLES["articles"]
+    assert table.to_pylist() == rows + rows[7:]
+    meta = pq.ParquetFile(corpus.table_path("articles")).metadata
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 2
+
+
+@pytest.mark.parametrize("where", ["old", "new", "both"])
+def test_append_keeps_extra_columns_like_a_concat(corpus, monkeypatch, where):
+    old = [dict(r, reviewer="ann") if where in ("old", "both") else r for r in _rows("relations", 3)]
+    new = [dict(r, reviewer="bob") if where in ("new", "both") else r for r in _rows("relations", 2)]
+    with corpus.writer() as w:
+        w.replace("relations", old)
+    expected = pa.concat_tables([to_arrow("relations", old), to_arrow("relations", new)], promote_options="permissive")
+    _no_whole_reads(monkeypatch)
+    with corpus.writer() as w:
+        w.append("relations", new)
+    monkeypatch.undo()
+    got = corpus.read_arrow("relations")
+    assert got.column_names == TABLES["relations"].names + ["reviewer"]
+    assert got.equals(expected)
+
+
+def test_append_to_a_file_of_another_writer_gives_our_types(corpus):
+    # another tool wrote plain strings, millisecond timestamps and its own column order
+    table = to_arrow("articles", _rows("articles"))
+    schema = pa.schema([
+        f.with_type(pa.string()) if f.name == "text" else f.with_type(pa.timestamp("ms", tz="UTC"))
+        if pa.types.is_timestamp(f.type) else f
+        for f in reversed(list(TABLES["articles"]))
+    ])
+    pq.write_table(table.select(schema.names).cast(schema), corpus.table_path("articles"))
+    with corpus.writer() as w:
+        w.append("articles", _rows("articles", 2))
+    got = corpus.read_arrow("articles")
+    assert got.schema == TABLES["articles"]
+    assert got.to_pylist() == _rows("articles") + _rows("articles", 2)
+
+
+def test_append_of_mistyped_or_missing_old_columns_is_refused(corpus):
+    table = to_arrow("spans", _rows("spans")).drop_columns(["label"])
+    pq.write_table(table, corpus.table_path("spans"))
+    raw = corpus.table_path("spans").read_bytes()
+    with corpus.writer() as w, pytest.raises(CorpusError, match="missing column 'label'"):
+        w.append("spans", _rows("spans", 1))
+    assert corpus.table_path("spans").read_bytes() == raw
+
+
+def test_append_failing_in_a_later_part_leaves_old_table(corpus):
+    before, raw = _store_two_articles(corpus)
+
+    def parts():
+        yield _rows("articles", 2)
+        bad = _rows("articles", 1)
+        bad[0]["published_at"] = "not a date"
+        yield bad
+
+    with corpus.writer() as w, pytest.raises(CorpusError, match="published_at"):
+        w.append_batches("articles", parts())
+    with corpus.writer() as w, pytest.raises(CorpusError, match="earlier rows lack"):
+        w.append_batches("articles", [_rows("articles", 1), [dict(r, late="x") for r in _rows("articles", 1)]])
+    assert corpus.table_path("articles").read_bytes() == raw
+    assert corpus.read_arrow("articles").equals(before)
+    assert _temp_files(corpus) == []
+    # no rows at all: nothing written, not even an empty table
+    with corpus.writer() as w:
+        assert w.append_batches("spans", [[], pd.DataFrame(columns=TABLES["spans"].names)]) == 0
+    assert not corpus.has("spans")
+    assert corpus.table_path("articles").read_bytes() == raw

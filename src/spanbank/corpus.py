@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -235,15 +236,7 @@ class Corpus:
             schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
-        if name in TABLES:
-            for f in TABLES[name]:
-                if columns and f.name not in columns:
-                    continue
-                if f.name not in schema.names:
-                    raise CorpusError(f"{path}: missing column {f.name!r}")
-                got = schema.field(f.name).type
-                if got != f.type and not _compatible(got, f.type):
-                    raise CorpusError(f"{path}: column {f.name!r} has type {got}, expected {f.type}")
+        _check_columns(path, name, schema, columns)
         try:
             if path.is_file():  # one open file: a writer's rename in between cannot tear the read
                 with open(path, "rb") as fh:
@@ -309,6 +302,20 @@ class Corpus:
             os.close(fd)  # closing releases the flock
 
 
+def _check_columns(path: Path, name: str, schema: pa.Schema, columns: list[str] | None = None) -> None:
+    """A stored file's columns against the table's: each declared one present, of a compatible type."""
+    if name not in TABLES:
+        return
+    for f in TABLES[name]:
+        if columns and f.name not in columns:
+            continue
+        if f.name not in schema.names:
+            raise CorpusError(f"{path}: missing column {f.name!r}")
+        got = schema.field(f.name).type
+        if got != f.type and not _compatible(got, f.type):
+            raise CorpusError(f"{path}: column {f.name!r} has type {got}, expected {f.type}")
+
+
 def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
     """Types a reader can take for ours (string vs large_string, timestamp units, null columns)."""
     if pa.types.is_null(got):
@@ -334,15 +341,99 @@ class Writer:
         return table
 
     def append(self, name: str, rows) -> pa.Table:
+        """Add rows to a table; the old file is copied a row group at a time, not read whole."""
         new = to_arrow(name, rows) if name in TABLES else _as_table(rows)
-        if new.num_rows == 0 and self.corpus.has(name):
+        if new.num_rows == 0:
+            if not self.corpus.has(name):
+                write_parquet_atomic(new, self.corpus.table_path(name))
             return new
+        self._append_stream(name, new, iter(()))
+        return new
+
+    def append_batches(self, name: str, parts: Iterable) -> int:
+        """Append rows that arrive in parts (tables, DataFrames or lists of dicts); returns the count.
+
+        Memory is one part plus one row group of the old table. Every part must have the first
+        non-empty part's columns. Nothing is written when no rows arrive; an error from a part
+        (or from producing one) leaves the table as it was.
+        """
+        tables = (to_arrow(name, p) if name in TABLES else _as_table(p) for p in parts)
+        first = next((t for t in tables if t.num_rows), None)
+        return 0 if first is None else self._append_stream(name, first, tables)
+
+    def _append_stream(self, name: str, first: pa.Table, rest: Iterator[pa.Table]) -> int:
+        """Write old rows (group by group) then `first` and `rest` to a temp file, and rename it over the table."""
+        dest = self.corpus.table_path(name)
+        if dest.exists() and not dest.is_file():  # a folder of parts: the whole-table path
+            return self._append_concat(name, pa.concat_tables([first, *rest], promote_options="permissive"))
+        with contextlib.ExitStack() as stack:
+            old, old_schema = None, None
+            if dest.exists():
+                try:
+                    old = stack.enter_context(pq.ParquetFile(dest))
+                    raw = old.schema_arrow
+                except (pa.ArrowInvalid, OSError) as exc:
+                    raise CorpusError(f"{dest}: not a readable Parquet file ({exc})") from None
+                _check_columns(dest, name, raw)
+                old_schema = raw
+                if name in TABLES:  # ours first (compatible types read as ours), then extra columns
+                    old_schema = pa.schema(list(TABLES[name]) + [f for f in raw if f.name not in TABLES[name].names],
+                                           metadata=raw.metadata)
+            try:
+                target = first.schema if old_schema is None else pa.unify_schemas(
+                    [old_schema, first.schema], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # columns that cannot be merged: as before
+                stack.close()
+                return self._append_concat(name, pa.concat_tables([first, *rest], promote_options="permissive"))
+            count = 0
+
+            def write(fh) -> None:
+                nonlocal count
+                with pq.ParquetWriter(fh, target, compression="zstd") as out:
+                    for part in _row_groups(old) if old is not None else ():
+                        out.write_table(_conform(name, to_arrow(name, part) if name in TABLES else part, target),
+                                        row_group_size=ROW_GROUP_ROWS)
+                    for part in itertools.chain([first], rest):
+                        if part.num_rows:
+                            out.write_table(_conform(name, part, target), row_group_size=ROW_GROUP_ROWS)
+                            count += part.num_rows
+
+            _write_atomic(dest, write, None)
+        return count
+
+    def _append_concat(self, name: str, new: pa.Table) -> int:
+        """Append by reading the whole old table (a folder of parts, or columns that do not unify)."""
         old = self.corpus.read_arrow(name)
         if name in TABLES:
             old = to_arrow(name, old)
         combined = pa.concat_tables([old, new], promote_options="permissive") if old.num_rows else new
         write_parquet_atomic(combined, self.corpus.table_path(name))
-        return new
+        return new.num_rows
+
+
+def _row_groups(pf: pq.ParquetFile) -> Iterator[pa.Table]:
+    """A file's rows a row group at a time (one thread: no read-ahead); big groups of other writers in slices."""
+    for i in range(pf.num_row_groups):
+        if pf.metadata.row_group(i).num_rows <= 2 * ROW_GROUP_ROWS:
+            yield pf.read_row_group(i, use_threads=False)
+        else:
+            for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS, row_groups=[i], use_threads=False):
+                yield pa.Table.from_batches([batch])
+
+
+def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with `schema`'s columns in its order: missing ones null, types promoted."""
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    unknown = [c for c in table.column_names if c not in schema.names]
+    if unknown:
+        raise CorpusError(f"{name}: rows have column(s) {', '.join(unknown)} that earlier rows lack")
+    try:
+        arrays = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+                  for f in schema]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _as_table(rows) -> pa.Table:

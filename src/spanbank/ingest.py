@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spanbank.brat import parse_ann
-from spanbank.corpus import Corpus, attributes_json
+from spanbank.corpus import TS, Corpus, attributes_json, to_arrow
 from spanbank.errors import IngestError
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
 SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 META = ("title", "source", "url", "published_at", "language")
+# rows per batch when reading inputs and appending: memory is bounded by a batch, not by the input
+BATCH_ROWS = 50_000
+READ_BLOCK = 1 << 22  # bytes of a JSON Lines / CSV file decoded at a time
+SPOOL_COMPRESSION = "none"  # the temp file of new rows: written and read once, fast beats small
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -105,98 +117,247 @@ def _expand(paths: Iterable[str | Path], fmt: str | None) -> list[tuple[Path, st
     return out
 
 
-def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
-    """One input file as a DataFrame of strings; a `_where` column says file and line for reasons."""
+class _Decoded(io.TextIOBase):
+    """A binary file decoded a block at a time; a decoding error names the file and the byte."""
+
+    def __init__(self, fh, path: Path, encoding: str):
+        try:
+            self._dec = codecs.getincrementaldecoder(encoding)()
+        except LookupError:
+            raise IngestError(f"unknown encoding {encoding!r}") from None
+        self._fh, self._path, self._encoding = fh, path, encoding
+        self._fed = 0  # bytes given to the decoder so far
+        self._start = True
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        """Some decoded text (a block, whatever `size`); "" only at the end. A leading BOM is dropped."""
+        while not self._eof:
+            data = self._fh.read(READ_BLOCK)
+            self._eof = not data
+            if self._fed == 0:
+                self._native_order(data)
+            state = self._dec.getstate()
+            pending = len(state[0]) if isinstance(state, tuple) and isinstance(state[0], bytes) else 0
+            try:
+                text = self._dec.decode(data, final=self._eof)
+            except UnicodeDecodeError as exc:
+                raise IngestError(
+                    f"{self._path}: not valid {self._encoding} (byte {self._fed - pending + exc.start}); "
+                    "pass --encoding (e.g. --encoding latin-1)"
+                ) from None
+            except UnicodeError:
+                raise IngestError(f"{self._path}: not valid {self._encoding}; pass --encoding (e.g. --encoding latin-1)") from None
+            self._fed += len(data)
+            if self._start and text:
+                self._start = False
+                text = text.removeprefix("\ufeff")  # a BOM is not JSON, nor a column name
+            if text:
+                return text
+        return ""
+
+    def _native_order(self, head: bytes) -> None:
+        """UTF-16/32 without a BOM: native byte order, as bytes.decode does (the incremental decoder refuses)."""
+        name = codecs.lookup(self._encoding).name
+        boms = {"utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+                "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)}.get(name)
+        if boms and not head.startswith(boms):
+            self._dec = codecs.getincrementaldecoder(f"{name}-{'le' if sys.byteorder == 'little' else 'be'}")()
+
+    def lines(self) -> Iterator[str]:
+        """The text split at "\n" only: splitlines() would also split at U+2028, NEL, form feed...
+        inside strings written with ensure_ascii=False."""
+        pending: list[str] = []
+        while text := self.read():
+            if "\n" not in text:
+                pending.append(text)
+                continue
+            parts = text.split("\n")
+            parts[0] = "".join(pending) + parts[0]
+            pending = [parts.pop()]
+            yield from parts
+        yield "".join(pending)
+
+
+def _label(path: Path, kind: str) -> Callable[[int], str]:
+    """How reasons name a row of an input file from its `_where` number."""
+    if kind == "txt":
+        return lambda n: str(path)
+    if kind == "parquet":
+        return lambda n: f"{path}:row {n}"
+    return lambda n: f"{path}:{n}"  # line of a JSON Lines file, or of a CSV file counting its header
+
+
+def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """One input file as DataFrames of at most `rows` rows; `_where` numbers the rows (see `_label`).
+
+    JSON Lines batches have object columns and list malformed lines in `attrs["bad"]`; a batch can
+    lack a column that other batches of the file have.
+    """
+    rows = rows or BATCH_ROWS
     if kind == "txt":
         text = _decode(path.read_bytes(), path, encoding)
         title = text.split("\n", 1)[0].strip() if text.strip() else ""
-        return pd.DataFrame({"text": [text], "title": [title], "_where": [str(path)]})
-    if kind == "jsonl":
-        raw = _decode(path.read_bytes(), path, encoding).removeprefix("\ufeff")  # a BOM is not JSON
-        rows, where, bad = [], [], []
-        # only "\n" ends a JSON line: splitlines() would also split at U+2028, NEL, form feed...
-        # inside strings written with ensure_ascii=False
-        for n, line in enumerate(raw.split("\n"), 1):
-            if not line.strip():
-                continue
+        yield pd.DataFrame({"text": [text], "title": [title], "_where": [0]})
+    elif kind == "jsonl":
+        with open(path, "rb") as fh:
+            objs, where, bad = [], [], []
+            for n, line in enumerate(_Decoded(fh, path, encoding).lines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    bad.append(f"{path}:{n}: not valid JSON ({exc.msg})")
+                    continue
+                if not isinstance(obj, dict):
+                    bad.append(f"{path}:{n}: a line must be a JSON object")
+                    continue
+                objs.append(obj)
+                where.append(n)
+                if len(objs) >= rows:
+                    yield _jsonl_frame(objs, where, bad)
+                    objs, where, bad = [], [], []
+            if objs or bad:
+                yield _jsonl_frame(objs, where, bad)
+    elif kind == "csv":
+        with open(path, "rb") as fh:
+            start = 2  # line 1 is the header
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                bad.append(f"{path}:{n}: not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(obj, dict):
-                bad.append(f"{path}:{n}: a line must be a JSON object")
-                continue
-            rows.append(obj)
-            where.append(f"{path}:{n}")
-        # object columns: ints stay ints when some rows lack them, lone surrogates stay refusable
-        df = pd.DataFrame(rows, dtype=object)
-        df["_where"] = where
-        df.attrs["bad"] = bad
-        return df
-    if kind == "csv":
-        # decoded here: errors name the file, and a BOM (Excel writes one) is not a column name
-        raw = _decode(path.read_bytes(), path, encoding).removeprefix("\ufeff")
+                # decoded by us: errors name the file, and a BOM (Excel writes one) is not a column name
+                for df in pd.read_csv(_Decoded(fh, path, encoding), dtype=str, keep_default_na=False, chunksize=rows):
+                    df["_where"] = np.arange(start, start + len(df))
+                    start += len(df)
+                    yield df
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise IngestError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    elif kind == "parquet":
+        start = 0
         try:
-            df = pd.read_csv(io.StringIO(raw), dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise IngestError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-        df["_where"] = [f"{path}:{i + 2}" for i in range(len(df))]
-        return df
-    if kind == "parquet":
-        try:
-            df = pq.read_table(path).to_pandas(integer_object_nulls=True)  # ids 1, not 1.0
+            with pq.ParquetFile(path) as pf:
+                for batch in pf.iter_batches(batch_size=rows):
+                    df = batch.to_pandas(integer_object_nulls=True)  # ids 1, not 1.0
+                    df["_where"] = np.arange(start, start + len(df))
+                    start += len(df)
+                    yield df
         except Exception as exc:  # pyarrow raises several types for a bad file
             raise IngestError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-        df["_where"] = [f"{path}:row {i}" for i in range(len(df))]
-        return df
-    raise IngestError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
+    else:
+        raise IngestError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
 
 
-def normalise(df: pd.DataFrame, cols: Columns, origin: str, path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Input columns -> article columns; rows that cannot be articles are refused with reasons."""
-    refused = list(df.attrs.get("bad", []))
-    if df.empty:
-        return pd.DataFrame(columns=["article_id", "text", *META, "origin", "_where"]), refused
-    available = [c for c in df.columns if c != "_where"]
-    if cols.text not in df.columns:
+def _jsonl_frame(objs: list[dict], where: list[int], bad: list[str]) -> pd.DataFrame:
+    # object columns: ints stay ints when some rows lack them, lone surrogates stay refusable
+    df = pd.DataFrame(objs, dtype=object)
+    df["_where"] = where
+    df.attrs["bad"] = bad
+    return df
+
+
+def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
+    """One whole input file as a DataFrame of strings; a `_where` column says file and line for reasons."""
+    frames = list(read_batches(path, kind, encoding, rows=2**62))
+    df = frames[0] if frames else pd.DataFrame({"_where": []}, dtype=object)
+    df["_where"] = df["_where"].map(_label(path, kind))
+    return df
+
+
+def _check_columns(cols: Columns, available: list, path: Path) -> None:
+    """The text column, and every column named on the command line, must be in the input."""
+    if cols.text not in available:
         raise IngestError(f"{path}: no column {cols.text!r} (columns: {', '.join(map(str, available))}); pass --text-col")
     for field_ in ("id", *META):
         given = getattr(cols, field_)
-        if given is not None and given not in df.columns:
+        if given is not None and given not in available:
             raise IngestError(f"{path}: no column {given!r} for {field_} (columns: {', '.join(map(str, available))})")
+
+
+def normalise(
+    df: pd.DataFrame, cols: Columns, origin: str, path: Path,
+    label: Callable[[object], str] = str, lenient: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Input columns -> article columns (with `text_sha256`); rows that cannot be articles are refused.
+
+    `label` turns a row's `_where` into the name reasons give it. `lenient`: a column that this
+    batch lacks is taken as missing in every row (the caller checks the file's columns as a whole).
+    """
+    refused = list(df.attrs.get("bad", []))
+    if df.empty:
+        return pd.DataFrame(columns=["article_id", "text", *META, "origin", "text_sha256", "_where"]), refused
+    if not lenient:
+        _check_columns(cols, [c for c in df.columns if c != "_where"], path)
     out = pd.DataFrame({"_where": df["_where"]})
-    text = df[cols.text]
-    ok_type = text.notna() if isinstance(text.dtype, pd.StringDtype) else text.map(lambda t: isinstance(t, str))
-    out["text"] = text.where(ok_type, None)
+    text = df[cols.text] if cols.text in df.columns else pd.Series(None, index=df.index, dtype=object)
+    if isinstance(text.dtype, pd.StringDtype):
+        out["text"] = text
+    else:
+        out["text"] = text.where(text.map(lambda t: isinstance(t, str)), None)
     for field_ in META:
         src = cols.pick(field_, df.columns)
-        out[field_] = _present_str(df[src], field_ == "published_at") if src else None
+        out[field_] = _present_str(df[src], field_ == "published_at") if src in df.columns else None
     id_col = cols.pick("id", df.columns)
-    ids = _present_str(df[id_col], strip=True) if id_col else None
-    out["article_id"] = ids if ids is not None else None
+    out["article_id"] = _present_str(df[id_col], strip=True) if id_col in df.columns else None
     out["origin"] = origin
     t = out["text"]
     why = pd.Series(None, index=out.index, dtype=object)
-    why[t.isna()] = "text is missing or not a string"
     present = t.notna()
-    why[present & (t.str.strip() == "")] = "text is empty or whitespace only"
+    why[~present] = "text is missing or not a string"
+    why[present & _blank(t)] = "text is empty or whitespace only"
     if t.dtype == object:  # only JSON escapes make lone surrogates; Arrow strings cannot hold them
         why[present & why.isna() & t.str.contains("[\ud800-\udfff]", regex=True, na=False)] = (
             "text contains a lone surrogate (not valid Unicode)"
         )
     keep = why.isna()
-    refused += [f"{w}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)]
-    out = out[keep]
-    missing_id = out["article_id"].isna()
-    out.loc[missing_id, "article_id"] = out.loc[missing_id, "text"].map(article_id_for)
+    if not keep.all():  # filtering copies every column, the texts too
+        refused += [f"{label(w)}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)]
+        out = out[keep]
     if out["published_at"].notna().any():
         parsed = pd.to_datetime(out["published_at"], utc=True, errors="coerce", format="mixed")
         bad = parsed.isna() & out["published_at"].notna()
         for w, v in zip(out.loc[bad, "_where"], out.loc[bad, "published_at"], strict=True):
-            refused.append(f"{w}: published_at {v!r} is not a date")
-        out = out[~bad].assign(published_at=parsed[~bad])
+            refused.append(f"{label(w)}: published_at {v!r} is not a date")
+        out = out[~bad].assign(published_at=parsed[~bad]) if bad.any() else out.assign(published_at=parsed)
+    sha = pd.Series(_sha256s(out["text"]), index=out.index, dtype=object)
+    out["text_sha256"] = sha
+    missing_id = out["article_id"].isna()
+    if missing_id.any():  # article_id_for, from the hash already made
+        out["article_id"] = out["article_id"].astype(object).where(~missing_id, "a" + sha.str[:16])
     return out, refused
+
+
+# what str.strip() strips (str.isspace): a text of only these is blank
+_SPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
+def _blank(t: pd.Series) -> pd.Series:
+    """Texts that are empty or whitespace only (False for missing ones), as str.strip() sees it."""
+    if t.dtype == object:
+        return (t.str.strip() == "").fillna(False).astype(bool)
+    # Arrow strings: a regex scan stops at the first other character; strip() would copy every text
+    return t.str.fullmatch(f"[{_SPACE}]*").fillna(False).astype(bool)
+
+
+def _sha256s(texts: pd.Series) -> list[str]:
+    """text_sha256 of each (present) text; Arrow-backed texts are hashed from their UTF-8 buffer."""
+    if not isinstance(texts.dtype, pd.StringDtype) or texts.isna().any():
+        return [text_sha256(t) for t in texts.tolist()]
+    arr = pa.array(texts.array)
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    out: list[str] = []
+    sha = hashlib.sha256
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        if not pa.types.is_large_string(chunk.type):
+            chunk = chunk.cast(pa.large_string())
+        _, offsets, data = chunk.buffers()
+        pos = np.frombuffer(offsets, dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8).tolist()
+        view = memoryview(data) if data is not None else memoryview(b"")
+        out += [sha(view[a:b]).hexdigest() for a, b in zip(pos[:-1], pos[1:], strict=True)]
+    return out
 
 
 def _present_str(col: pd.Series, keep_dates: bool = False, strip: bool = False) -> pd.Series:
@@ -212,7 +373,8 @@ def _present_str(col: pd.Series, keep_dates: bool = False, strip: bool = False) 
 
 def _dedupe(batch: pd.DataFrame, existing: dict[str, str], summary: IngestSummary) -> pd.DataFrame:
     """Drop rows already stored with the same text; refuse other text under a known id."""
-    batch = batch.assign(text_sha256=[text_sha256(t) for t in batch["text"].tolist()])
+    if "text_sha256" not in batch.columns:
+        batch = batch.assign(text_sha256=_sha256s(batch["text"]))
     stored = batch["article_id"].map(existing)
     same_stored = stored == batch["text_sha256"]
     other_stored = stored.notna() & ~same_stored
@@ -259,23 +421,156 @@ def ingest_paths(
     if not files:
         raise IngestError("no input files found (expected .txt, .jsonl, .csv or .parquet)")
     summary = IngestSummary()
-    frames = []
-    for n, (path, kind) in enumerate(files, 1):
-        df, refused = normalise(read_table(path, kind, encoding), cols, f"{kind}:{path.name}", path)
-        summary.refused += refused
-        frames.append(df)
-        if progress:
-            progress("reading", n, len(files))
-    batch = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    with corpus.writer(wait) as w:
-        stored = corpus.read("articles", columns=["article_id", "text_sha256"])
-        existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
-        new = _dedupe(batch, existing, summary) if len(batch) else batch
-        if len(new):
-            new = new.drop(columns="_where").assign(ingested_at=datetime.now(timezone.utc))
-            w.append("articles", new)
-        summary.added = len(new)
+    labels = [_label(path, kind) for path, kind in files]
+    seen: dict[str, tuple[str, int, int]] = {}  # id -> (sha256, file, where) of its first row in the input
+    repeats: list[tuple[int, int, str, str, tuple[str, int, int]]] = []  # later rows under a seen id
+    # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
+    # a temp file; a bad file raises here, before anything is written
+    with _Spool(corpus.path) as spool:
+        for k, (path, kind) in enumerate(files):
+            lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
+            file_columns: dict = {}
+            had_rows = False
+            for df in read_batches(path, kind, encoding):
+                if lenient and len(df):
+                    had_rows = True
+                    file_columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
+                out, refused = normalise(df, cols, f"{kind}:{path.name}", path, labels[k], lenient)
+                summary.refused += refused
+                if len(out):
+                    spool.write(_first_rows(out, k, seen, repeats))
+            if had_rows:
+                _check_columns(cols, list(file_columns), path)
+            if progress:
+                progress("reading", k + 1, len(files))
+        del seen
+        # pass 2, under the lock: drop what is stored, append the rest a batch at a time
+        with corpus.writer(wait) as w:
+            stored = _Stored(corpus.read_arrow("articles", columns=["article_id", "text_sha256"]))
+            clashes: list[tuple[int, int, str]] = []  # (file, where, id) of rows stored with another text
+            now = pa.scalar(datetime.now(timezone.utc), type=TS)
+
+            def new_rows() -> Iterator[pa.Table]:
+                for table in spool.batches():
+                    known = stored.sha_of(table.column("article_id"))
+                    same = pc.fill_null(pc.equal(known, table.column("text_sha256")), False)
+                    summary.unchanged += pc.sum(same).as_py() or 0
+                    is_stored = pc.is_valid(known)
+                    clash = pc.and_(is_stored, pc.invert(same))
+                    if pc.any(clash).as_py():
+                        c = table.filter(clash)
+                        clashes.extend(zip(c.column("_file").to_pylist(), c.column("_where").to_pylist(),
+                                           c.column("article_id").to_pylist(), strict=True))
+                    if pc.any(is_stored).as_py():
+                        table = table.filter(pc.invert(is_stored))
+                    table = table.drop_columns(["_file", "_where"])
+                    yield table.set_column(table.schema.get_field_index("ingested_at"), "ingested_at",
+                                           pa.repeat(now, table.num_rows))
+
+            summary.added = w.append_batches("articles", new_rows()) if spool.rows else 0
+    duplicates = []
+    if repeats:
+        known = stored.sha_of(pa.array([r[2] for r in repeats], pa.string())).to_pylist()
+        for (k, where, aid, sha, (first_sha, first_k, first_where)), stored_sha in zip(repeats, known, strict=True):
+            if stored_sha is not None:  # judged against the stored text, as its first row was
+                if stored_sha == sha:
+                    summary.unchanged += 1
+                else:
+                    clashes.append((k, where, aid))
+            elif sha == first_sha:
+                summary.unchanged += 1
+            else:
+                duplicates.append(f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)}) with another text")
+    summary.refused += [
+        f"{labels[k](where)}: id {aid} is stored with another text (re-ingesting would misalign its annotations)"
+        for k, where, aid in sorted(clashes)
+    ]
+    summary.refused += duplicates
     return summary
+
+
+def _first_rows(out: pd.DataFrame, k: int, seen: dict, repeats: list) -> pd.DataFrame:
+    """Rows of file `k` whose id the input has not had yet (the others go to `repeats`)."""
+    ids = out["article_id"].tolist()
+    vals = [(sha, k, where) for sha, where in zip(out["text_sha256"].tolist(), out["_where"].tolist(), strict=True)]
+    firsts = [seen.setdefault(aid, v) for aid, v in zip(ids, vals, strict=True)]
+    is_first = [f is v for f, v in zip(firsts, vals, strict=True)]
+    if not all(is_first):
+        repeats += [(k, v[2], aid, v[0], f) for aid, v, f, ok in zip(ids, vals, firsts, is_first, strict=True) if not ok]
+        out = out[is_first]
+    return out.assign(_file=k)
+
+
+class _Spool:
+    """New article rows, kept in memory up to one batch, beyond that parked in a temp Parquet file
+    in the corpus folder (removed on exit)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path: Path | None = None
+        self.rows = 0
+        self._held: list[pa.Table] = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._held = []
+        with contextlib.suppress(Exception):
+            if self._writer is not None:
+                self._writer.close()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def write(self, df: pd.DataFrame) -> None:
+        table = to_arrow("articles", df.assign(ingested_at=None))  # types are checked here, in pass 1
+        if self._held and not table.schema.equals(self._held[0].schema, check_metadata=False):
+            table = table.cast(self._held[0].schema)
+        self._held.append(table)
+        self.rows += table.num_rows
+        if sum(t.num_rows for t in self._held) > BATCH_ROWS:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._writer is None:
+            fd, name = tempfile.mkstemp(prefix=".ingest.", suffix=".tmp", dir=self.folder)
+            os.close(fd)
+            self.path = Path(name)
+            self._writer = pq.ParquetWriter(self.path, self._held[0].schema, compression=SPOOL_COMPRESSION)
+        for table in self._held:
+            self._writer.write_table(table.cast(self._writer.schema), row_group_size=BATCH_ROWS)
+        self._held = []
+
+    def batches(self) -> Iterator[pa.Table]:
+        if self._writer is None:  # all in memory
+            held, self._held = self._held, []
+            yield from held
+            return
+        self._spill()
+        self._writer.close()
+        with pq.ParquetFile(self.path) as pf:
+            for i in range(pf.num_row_groups):
+                yield pf.read_row_group(i, use_threads=False)
+
+
+class _Stored:
+    """Stored article ids -> text_sha256, looked up a column at a time."""
+
+    def __init__(self, table: pa.Table):
+        index = pd.Index(table.column("article_id").to_numpy(zero_copy_only=False), dtype=object)
+        sha = table.column("text_sha256").combine_chunks()
+        if not index.is_unique:  # should not happen; the last one wins, as in a dict
+            last = ~index.duplicated(keep="last")
+            index, sha = index[last], sha.filter(pa.array(last))
+        self.index, self.sha = index, sha
+
+    def sha_of(self, ids) -> pa.Array:
+        """The stored sha256 of each id (null when the id is not stored)."""
+        ids = ids.to_numpy(zero_copy_only=False) if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
+        pos = self.index.get_indexer(ids)
+        return self.sha.take(pa.array(pos, mask=pos < 0))
 
 
 def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tuple[str, Path, Path, str]]:

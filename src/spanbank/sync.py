@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from spanbank.corpus import Corpus
 from spanbank.errors import CorpusError, LabelStudioError, SpanbankError
 from spanbank.labelstudio import convert
-from spanbank.labelstudio.client import LabelStudioClient
+from spanbank.labelstudio.client import LabelStudioClient, encode_json
 from spanbank.schema import normalise_config
 
 PROJECTS_TABLE = "projects"  # per project: LS id, schema, pull cursor (an extra table)
@@ -32,6 +32,8 @@ PSEUDONYM_KEY_FILE = ".pseudonym_key"
 CHUNK_SIZE = 1000
 PAGE_SIZE = 500
 MIN_TITLE = 3
+# what ensure_project reads of a found project (the full JSON counts its tasks: slow on a big one)
+PROJECT_FIELDS = ("id", "title", "label_config", "maximum_annotations")
 
 Event = dict
 Workflow = Generator[Event, None, dict]
@@ -94,7 +96,7 @@ def ensure_project(
     """
     schema = corpus.schema
     config = schema.label_config()
-    found = client.find_project(project)
+    found = client.find_project(project, fields=PROJECT_FIELDS)
     if found is None:
         if not create:
             return None, "would create"
@@ -308,19 +310,45 @@ def push_batch(
     client = client or connect(url, api_key)
     batch_id = f"{project}-{_now().strftime('%Y%m%dT%H%M%S%fZ')}"
     summary = {"project": project, "ls_url": client.url, "batch_id": batch_id, "dry_run": dry_run}
-    with corpus.writer(wait) as writer:
+    with corpus.writer(wait) as writer, ThreadPoolExecutor(max_workers=1) as server_side, \
+            ThreadPoolExecutor(max_workers=1) as encoder:
         yield {"stage": "project", "done": 0, "total": None}
-        proj, state = ensure_project(client, corpus, project, overlap=overlap,
-                                     update_config=update_config, create=not dry_run)
+        # the project is looked up (or created) while the batch is read and its first chunks
+        # are encoded here; only a project that already held tasks can change the batch
+        looked_up = server_side.submit(ensure_project, client, corpus, project, overlap=overlap,
+                                   update_config=update_config, create=not dry_run)
+        local = corpus.read("tasks")
+        local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
+
+        def pick(pushed_ids: set) -> tuple[pd.DataFrame, Counter]:
+            counts = Counter()
+            return _pick(selected, pushed_ids, counts, sample, seed, batch_size), counts
+
+        def build(chunk, preds):
+            tasks = [convert.article_task(r, preds.get(r["article_id"])) for r in chunk]
+            for t, r in zip(tasks, chunk, strict=True):
+                t["meta"]["article_id"] = r["article_id"]
+            return tasks
+
+        def plan(todo):
+            """The batch's predictions and rows in chunks; the first two chunks start encoding."""
+            preds = _predictions(preannotate, todo, schema) if len(todo) else {}
+            cols = ["article_id", "title", "text"] + [c for c in ("source", "url", "language") if c in todo]
+            rows = todo[cols].to_dict("records")
+            chunks = [rows[i : i + chunk_size] for i in range(0, len(rows), chunk_size)]
+            bodies = {} if dry_run else {
+                k: encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k]) for k in range(min(2, len(chunks)))
+            }
+            return preds, chunks, bodies
+
+        batch, picked = pick(set(local["article_id"]))
+        todo = _attach_text(corpus, batch)
+        preds, chunks, bodies = plan(todo)
+        proj, state = looked_up.result()
         summary["project_state"] = state
         pid = int(proj["id"]) if proj else None
         summary["ls_project_id"] = pid
         summary["project_url"] = client.project_url(pid) if pid else None
-        if pid is not None and not dry_run:
-            _save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                          schema_version=schema.ident, created_at=_now())
-        local = corpus.read("tasks")
-        local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
         # reconcile: tasks the server holds for our articles that `tasks` lacks
         reconciled = pd.DataFrame(columns=["ls_task_id", "article_id"])
         if pid is not None and state != "created":  # a new project holds no tasks yet
@@ -346,11 +374,14 @@ def push_batch(
             missing = ~local["ls_task_id"].isin(remote["ls_task_id"])
             if missing.any():
                 summary["recorded_but_gone_from_server"] = int(missing.sum())
-        pushed_ids = set(local["article_id"]) | set(reconciled["article_id"])
-        todo = _attach_text(corpus, _pick(selected, pushed_ids, skipped, sample, seed, batch_size))
+        if len(reconciled):  # the batch as if those tasks had been recorded all along
+            again, picked = pick(set(local["article_id"]) | set(reconciled["article_id"]))
+            if again["article_id"].tolist() != batch["article_id"].tolist():
+                todo = _attach_text(corpus, again)
+                preds, chunks, bodies = plan(todo)
+        skipped.update(picked)
         summary["reconciled"] = len(reconciled)
         summary["selected"] = len(todo)
-        preds = _predictions(preannotate, todo, schema) if len(todo) else {}
         summary["predictions"] = len(preds)
         pushed = 0
         if dry_run:
@@ -358,38 +389,37 @@ def push_batch(
             summary["would_push"] = len(todo)
             summary["skipped"] = {k: v for k, v in skipped.items() if v}
             return summary
-        records = todo[["article_id", "title", "text"] + [c for c in ("source", "url", "language") if c in todo]]
-        rows = records.to_dict("records")
-        total = len(rows)
+        total = len(todo)
+
+        def send(k: int) -> list[int]:
+            return client.import_tasks(pid, bodies.pop(k).result(), len(chunks[k]))
+
+        # one import at a time: the next chunk travels while this one is recorded, and the one
+        # after it is encoded meanwhile, so the server never waits on us between chunks. A chunk
+        # is still recorded only after the server confirmed it; anything in flight at a crash is
+        # reconciled by the next push (the project is found by its title).
+        future = server_side.submit(send, 0) if chunks else None
+        _save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
+                      schema_version=schema.ident, created_at=_now())
         yield {"stage": "push", "done": 0, "total": total}
-        chunks = [rows[i : i + chunk_size] for i in range(0, total, chunk_size)]
-
-        def build(chunk):
-            tasks = [convert.article_task(r, preds.get(r["article_id"])) for r in chunk]
-            for t, r in zip(tasks, chunk, strict=True):
-                t["meta"]["article_id"] = r["article_id"]
-            return tasks
-
-        # the next chunk travels while this one is recorded: a chunk is still recorded only
-        # after the server confirmed it, and anything in flight at a crash is reconciled
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(lambda c: client.import_tasks(pid, build(c)), chunks[0]) if chunks else None
-            for k, chunk in enumerate(chunks):
-                try:
-                    task_ids = future.result()
-                except LabelStudioError:
-                    task_ids, chunk, found = _recover_chunk(client, pid, build(chunk), chunk)
-                    if len(found):
-                        writer.append("tasks", _task_rows(found, project, client.url, pid,
-                                                          f"{batch_id}-reconciled", schema.ident))
-                        summary["reconciled"] += len(found)
-                if k + 1 < len(chunks):
-                    future = pool.submit(lambda c: client.import_tasks(pid, build(c)), chunks[k + 1])
-                if chunk:
-                    done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
-                    writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
-                    pushed += len(chunk)
-                yield {"stage": "push", "done": pushed, "total": total}
+        for k, chunk in enumerate(chunks):
+            try:
+                task_ids = future.result()
+            except LabelStudioError:
+                task_ids, chunk, found = _recover_chunk(client, pid, build(chunk, preds), chunk)
+                if len(found):
+                    writer.append("tasks", _task_rows(found, project, client.url, pid,
+                                                      f"{batch_id}-reconciled", schema.ident))
+                    summary["reconciled"] += len(found)
+            if k + 1 < len(chunks):
+                future = server_side.submit(send, k + 1)
+            if k + 2 < len(chunks):
+                bodies[k + 2] = encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k + 2])
+            if chunk:
+                done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
+                writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
+                pushed += len(chunk)
+            yield {"stage": "push", "done": pushed, "total": total}
     summary["pushed"] = pushed
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary
@@ -485,7 +515,7 @@ def _project_id(client, corpus, project) -> int:
     mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
     if len(mine):
         return int(mine["ls_project_id"].iloc[-1])
-    found = client.find_project(project)
+    found = client.find_project(project, fields=("id",))
     if found is None:
         raise SpanbankError(f"no project {project!r} on {client.url}; push to it first (`spanbank push --project {project}`)")
     return int(found["id"])

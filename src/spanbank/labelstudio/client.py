@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -57,16 +57,20 @@ class LabelStudioClient:
         *,
         params: dict | None = None,
         json_body: Any = None,
+        content: bytes | None = None,
         timeout: float | None = None,
         idempotent: bool | None = None,
         ok_404: bool = False,
     ) -> Any:
-        """One API call with retries; returns the decoded JSON (None for an empty body)."""
+        """One API call with retries; returns the decoded JSON (None for an empty body).
+
+        `content` is a JSON body already encoded (`encode_json`), instead of `json_body`.
+        """
         if idempotent is None:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
         opts = {"max_retries": 0, "timeout_in_seconds": timeout or self.timeout}
         # encoded once here: the SDK's generic encoder walks every value of a bulk body
-        body = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        body = content if content is not None else None if json_body is None else encode_json(json_body)
         headers = {"Content-Type": "application/json"} if body is not None else None
         last = ""
         for attempt in range(self.tries):
@@ -135,10 +139,17 @@ class LabelStudioClient:
         return self.request("POST", "api/users/", json_body=body)
 
     # -- projects -----------------------------------------------------------------------
-    def find_project(self, title: str) -> dict | None:
-        """The project with exactly this title (the lowest id if several), or None."""
+    def find_project(self, title: str, fields: Iterable[str] | None = None) -> dict | None:
+        """The project with exactly this title (the lowest id if several), or None.
+
+        `fields` limits the JSON to those fields (plus id and title): the full project JSON
+        counts the project's tasks and annotations, which costs the server time on a big one.
+        """
+        params: dict[str, Any] = {"title": title, "page_size": 100}
+        if fields is not None:
+            params["include"] = ",".join(dict.fromkeys(["id", "title", *fields]))
         found = []
-        for page in self._pages("api/projects/", {"title": title, "page_size": 100}, "results"):
+        for page in self._pages("api/projects/", params, "results"):
             found += [p for p in page if p.get("title") == title]
         return min(found, key=lambda p: p["id"]) if found else None
 
@@ -157,16 +168,27 @@ class LabelStudioClient:
         return f"{self.url}/projects/{int(project_id)}/data"
 
     # -- tasks --------------------------------------------------------------------------
-    def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
-        """Create tasks in one POST; returns their ids in order. Not retried once sent."""
+    def import_tasks(self, project_id: int, tasks: list[dict] | bytes, count: int | None = None) -> list[int]:
+        """Create tasks in one POST; returns their ids in order. Not retried once sent.
+
+        `tasks` may come encoded already (`encode_json(tasks)`, e.g. while an earlier import is
+        on the server), with their `count`. Asking for the ids costs the server nothing
+        measurable (it lists the tasks it just made).
+        """
+        if isinstance(tasks, bytes | bytearray):
+            if count is None:
+                raise ValueError("import_tasks: pass the count of encoded tasks")
+            body, n = bytes(tasks), int(count)
+        else:
+            body, n = encode_json(tasks), len(tasks)
         out = self.request(
             "POST", f"api/projects/{int(project_id)}/import", params={"return_task_ids": "true"},
-            json_body=tasks, timeout=LONG_TIMEOUT_S, idempotent=False,
+            content=body, timeout=LONG_TIMEOUT_S, idempotent=False,
         )
         ids = (out or {}).get("task_ids")
-        if not isinstance(ids, list) or len(ids) != len(tasks):
+        if not isinstance(ids, list) or len(ids) != n:
             raise LabelStudioError(
-                f"Label Studio imported {len(ids or [])} of {len(tasks)} tasks without saying which; "
+                f"Label Studio imported {len(ids or [])} of {n} tasks without saying which; "
                 "re-run to reconcile"
             )
         return [int(i) for i in ids]
@@ -228,6 +250,11 @@ class LabelStudioClient:
 
     def delete_annotation(self, annotation_id: int) -> None:
         self.request("DELETE", f"api/annotations/{int(annotation_id)}/")
+
+
+def encode_json(value: Any) -> bytes:
+    """A request body: compact UTF-8 JSON (what `request` sends for `json_body`)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _is_auth_failure(resp: httpx.Response) -> bool:
