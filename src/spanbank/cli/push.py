@@ -23,7 +23,8 @@ wait_option = click.option("--wait", is_flag=True, help="Wait for another spanba
 @click.option("--where", default=None, help="pandas query on article columns, e.g. \"source == 'reuters'\".")
 @click.option("--preannotate", default="none", show_default=True, help="Predictions: rules, none, or a Parquet/JSONL file of spans.")
 @click.option("--update-config", is_flag=True, help="Replace the project's labeling config when it differs from the schema.")
-@click.option("--chunk-size", type=click.IntRange(1, 5000), default=1000, show_default=True, help="Tasks per import request.")
+@click.option("--chunk-size", type=click.IntRange(1, 5000), default=2500, show_default=True,
+              help="Tasks per import request (default: spanbank.sync.CHUNK_SIZE).")
 @click.option("--dry-run", is_flag=True, help="Say what would be pushed; change nothing.")
 @url_option
 @key_option
