@@ -13,7 +13,6 @@ Rows stream into one Arrow file and one Parquet file per split, chunk by chunk;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from spanbank.errors import ExportError
 from spanbank.export.docs import bio_layers, layer_names, tokenize
+from spanbank.export.manifest import file_sha256
 
 SCRATCH = "_hf_scratch"
 
@@ -146,7 +146,7 @@ class HfWriter:
                 path = self.scratch / f"{s}.arrow"
                 part = ds.Dataset.from_file(str(path), in_memory=False)
                 # datasets gives an in-memory dataset a random fingerprint; ours is its content hash
-                part._fingerprint = _file_sha(path)[:16]
+                part._fingerprint = file_sha256(path)[:16]
                 parts[s] = part
             ds.DatasetDict(parts).save_to_disk(str(self.root / "hf"))
             del parts
@@ -162,10 +162,3 @@ class HfWriter:
         except Exception:  # the export is failing already; its temp dir is removed
             pass
 
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
