@@ -161,4 +161,3 @@ class HfWriter:
             self._close_files()
         except Exception:  # the export is failing already; its temp dir is removed
             pass
-
