@@ -441,4 +441,5 @@ def _as_table(rows) -> pa.Table:
         return rows
     if isinstance(rows, list):
         rows = pd.DataFrame(rows)
-    return pa.Table.from_pandas(rows, preserve_index=False)
+    rows = rows.reset_index(drop=True)
+    return pa.Table.from_arrays([_array(rows[c]) for c in rows.columns], names=[str(c) for c in rows.columns])
