@@ -10,8 +10,10 @@ the median time. Benchmarks print figures; they never assert times.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -98,14 +100,27 @@ def measure(module: str, workload: str, n: int, repeat: int = 3, work: Path | No
     return row
 
 
-def median_time(fn, repeat: int = 3) -> float:
-    """Median wall seconds of `fn()` over `repeat` calls (for in-process use)."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def bench_main(module: str, workload: str, doc: str, default_n: list[int], describe=None, add_arguments=None):
+    """The command line every bench_*.py shares: --n (sizes), --repeat, --json; returns (args, rows).
+
+    Prints one `fmt_row` line per size (plus `describe(row)`), or the rows as JSON with --json.
+    `add_arguments(parser)` adds a script's own options.
+    """
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=default_n)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    if add_arguments:
+        add_arguments(ap)
+    args = ap.parse_args()
+    rows = [measure(module, workload, n, args.repeat) for n in args.n]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+    else:
+        for r in rows:
+            print(fmt_row(r) + (describe(r) if describe else ""))
+    return args, rows
 
 
 def synth_corpus(n: int, seed: int = 0, annotators: int = 0) -> Path:

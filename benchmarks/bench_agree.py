@@ -9,15 +9,12 @@ Usage: python benchmarks/bench_agree.py --n 10000
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import fmt_row, measure, synth_corpus
+from _common import bench_main, synth_corpus
 
 WORKLOAD = "agree"
 ANNOTATORS = 3
@@ -89,18 +86,9 @@ def baseline(p: dict, rep: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[10_000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    rows = [measure("bench_agree", WORKLOAD, n, args.repeat) for n in args.n]
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        print()
-    for r in rows if not args.json else ():
-        print(fmt_row(r) + f"  (alpha {r['alpha']:.6f} vs {r['baseline_alpha']:.6f} over {r['tokens']:,} tokens; "
-              f"whole report {r['report_s']:.1f} s)")
+    bench_main("bench_agree", WORKLOAD, __doc__, [10_000], lambda r: (
+        f"  (alpha {r['alpha']:.6f} vs {r['baseline_alpha']:.6f} over {r['tokens']:,} tokens; "
+        f"whole report {r['report_s']:.1f} s)"))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,12 @@ Usage: python benchmarks/bench_export.py --n 100000
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import corpus_from_synth, fmt_row, in_child, measure
+from _common import CACHE, bench_main, corpus_from_synth, in_child
 
 WORKLOAD = "export"
 
@@ -64,22 +61,14 @@ def baseline(p: dict, rep: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[100_000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--formats", default="", help="also time these formats (ours only), e.g. jsonl,hf")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    rows = [measure("bench_export", WORKLOAD, n, args.repeat) for n in args.n]
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        print()
-    for r in rows if not args.json else ():
-        print(fmt_row(r))
+    args, _ = bench_main(
+        "bench_export", WORKLOAD, __doc__, [100_000],
+        add_arguments=lambda ap: ap.add_argument(
+            "--formats", default="", help="also time these formats (ours only), e.g. jsonl,hf"),
+    )
     for fmt in filter(None, args.formats.split(",")):
         for n in args.n:
-            r = in_child("bench_export", "ours", prepare(n, Path(tempfile.gettempdir()) / "spanbank-bench" / "work",
-                                                          fmt), args.repeat)
+            r = in_child("bench_export", "ours", prepare(n, CACHE / "work", fmt), args.repeat)  # where measure() put it
             print(f"export {fmt:>6} n={n:>9,}  {r['s']:8.3f} s  peak RSS {r['rss']:7.0f} MB")
 
 

@@ -7,15 +7,11 @@ Usage: python benchmarks/bench_ingest.py --n 100000
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import fmt_row, measure, synth_corpus
+from _common import bench_main, synth_corpus
 
 WORKLOAD = "ingest"
 
@@ -70,24 +66,15 @@ def append_growth(n: int, batches: int = 5) -> list[float]:
             t0 = time.perf_counter()
             ingest_paths(corpus, [part])
             out.append(time.perf_counter() - t0)
-    shutil.rmtree(Path(work), ignore_errors=True)
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[100_000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--appends", type=int, default=0, help="also time N successive appends (growth)")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    rows = [measure("bench_ingest", WORKLOAD, n, args.repeat) for n in args.n]
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        print()
-    else:
-        for r in rows:
-            print(fmt_row(r) + f"  ({r['mb_s']:.1f} vs {r['baseline_mb_s']:.1f} MB/s of text)")
+    args, _ = bench_main(
+        "bench_ingest", WORKLOAD, __doc__, [100_000],
+        lambda r: f"  ({r['mb_s']:.1f} vs {r['baseline_mb_s']:.1f} MB/s of text)",
+        lambda ap: ap.add_argument("--appends", type=int, default=0, help="also time N successive appends (growth)"),
+    )
     if args.appends:
         times = append_growth(args.n[-1], args.appends)
         print(f"{args.appends} appends of {args.n[-1] // args.appends:,} articles: "

@@ -8,14 +8,12 @@ Usage: python benchmarks/bench_preannotate.py --n 5000
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, fmt_row, measure, synth_corpus
+from _common import ROOT, bench_main, synth_corpus
 
 WORKLOAD = "preannotate"
 GOAL = 500.0
@@ -64,19 +62,11 @@ def seed_scores() -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[5000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    rows = [measure("bench_preannotate", WORKLOAD, n, args.repeat) for n in args.n]
+    args, _ = bench_main("bench_preannotate", WORKLOAD, __doc__, [5000], lambda r: (
+        f"  ({r['articles_per_s']:.0f} articles/s, {r['articles_per_s'] / GOAL:.1f}x the "
+        f"{GOAL:.0f}/s goal; {r['spans_per_article']:.1f} spans/article)"))
     if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        print()
         return
-    for r in rows:
-        print(fmt_row(r) + f"  ({r['articles_per_s']:.0f} articles/s, {r['articles_per_s'] / GOAL:.1f}x the "
-              f"{GOAL:.0f}/s goal; {r['spans_per_article']:.1f} spans/article)")
     rep = seed_scores()
     print("seed gold (000_2e13a8ea3bc18025):")
     for key in ("QUOTE", "QUOTE:direct", "QUOTE:indirect", "SPEAKER", "CUE", "said_by", "cue"):

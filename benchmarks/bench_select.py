@@ -9,13 +9,10 @@ Usage: python benchmarks/bench_select.py --n 100000 1000000
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
-from _common import fmt_row, measure, synth_corpus
+from _common import bench_main, synth_corpus
 
 WORKLOAD = "select"
 BATCH = 1000
@@ -75,17 +72,8 @@ def baseline(p: dict, rep: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    rows = [measure("bench_select", WORKLOAD, n, args.repeat) for n in args.n]
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1)
-        print()
-    for r in rows if not args.json else ():
-        print(fmt_row(r) + f"  (same first article: {r['first'] == r['baseline_first']})")
+    bench_main("bench_select", WORKLOAD, __doc__, [100_000, 1_000_000],
+               lambda r: f"  (same first article: {r['first'] == r['baseline_first']})")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,6 @@ class FaultProxy:
         self.plan = plan
         self.injected: Counter = Counter()  # fault kind -> times injected
         self.requests = 0
-        self.log: list[tuple[str, str, str | None]] = []  # (method, path, fault)
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -129,9 +128,8 @@ class FaultProxy:
             self.requests += 1
             n = self.requests
         fault = self.plan(method, path, n) if self.plan else None
-        with self._lock:
-            self.log.append((method, path, fault))
-            if fault:
+        if fault:
+            with self._lock:
                 self.injected[fault.split(":")[0] if fault.startswith("delay") else fault] += 1
         return fault
 

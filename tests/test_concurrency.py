@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from _helpers import region
 from conftest import make_corpus
 from spanbank import sync
 from spanbank.corpus import Corpus
@@ -22,12 +23,6 @@ FIGURES: dict = {}
 
 def _text(i: int) -> str:
     return f"Note {i}. “Trains will run,” the minister said. Mr Obi agreed."
-
-
-def _region(rid, text, sub, label):
-    start = text.index(sub)
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label]}}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def annotated(tmp_path_factory, ls_client):
     for i, t in enumerate(tasks["ls_task_id"]):
         for u in users:
             text = _text(i)
-            ls_client.create_annotation(int(t), [_region("q", text, "“Trains will run,”", "QUOTE")],
+            ls_client.create_annotation(int(t), [region("q", text, "“Trains will run,”", "QUOTE")],
                                         completed_by=u["id"])
     return corpus, project
 

@@ -490,6 +490,15 @@ def test_tokens_cut_at_span_boundaries():
     assert layers == {"X": [0, 1, 0, 0], "Y": [1, 2, 2, 0]} and notes["conflicts"] == 1
 
 
+def test_tokens_without_spans_are_the_agreement_report_tokens():
+    """Export and agreement count the same tokens (one definition, two implementations)."""
+    from spanbank.agreement_report import tokenize as report_tokenize
+
+    text = 'Der Bürgermeister 🎉 sagte:\nAlles wird gut, "sagte" er_2 — é́ 3.5%'
+    _, starts, ends, _ = report_tokenize([text])
+    assert tokenize(text, []) == (starts.tolist(), ends.tolist())
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -580,6 +589,12 @@ def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(t
     out.rename(tmp_path / ".exp.old-abc" / "x")
     (tmp_path / ".exp.tmp-def").mkdir()
     (tmp_path / ".exp.tmp-def" / "half.jsonl").write_text("{", encoding="utf-8")
+    # an export that fails after clearing the leftovers shows the earlier export was put back
+    # (a successful one would rewrite the same bytes and hide whether it was)
+    with pytest.raises(ExportError, match="not an articles column"):
+        run(corpus, out, formats="jsonl", group_by="no_such_column")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "exp"]
+    assert (out / "manifest.json").read_bytes() == before
     run(corpus, out, formats="jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "exp"]
     assert (out / "manifest.json").read_bytes() == before

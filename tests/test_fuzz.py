@@ -7,6 +7,7 @@ rejected item has a reason (in `rejects` or the ingest summary), nothing valid i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -192,54 +193,56 @@ def _not_object(t: str) -> bool:
         return True
 
 
-def _corpus() -> tuple[Corpus, Path]:
-    d = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    return Corpus.init(d / "c"), d
+@contextlib.contextmanager
+def _corpus():
+    """(a fresh corpus, its folder), removed afterwards: hypothesis runs many examples per test."""
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
+        yield Corpus.init(Path(tmp) / "c"), Path(tmp)
 
 
 @fuzz_files
 @given(st.lists(record, max_size=6), st.lists(bad_line, max_size=5), st.randoms())
 def test_jsonl_ingest_refuses_with_reasons_and_keeps_valid(records, bad, rnd):
-    corpus, d = _corpus()
-    lines = [json.dumps({**r, "article_id": f"id{i}"}, ensure_ascii=rnd.random() < 0.5) for i, r in enumerate(records)]
-    lines += bad
-    rnd.shuffle(lines)
-    f = d / "in.jsonl"
-    f.write_bytes(("\n".join(lines)).encode("utf-8", "surrogatepass"))
-    try:
-        summary = ingest_paths(corpus, [f])
-    except SpanbankError as exc:
-        assert "\n" not in str(exc)
-        assert not records, exc  # only an input with nothing valid may be refused as a whole
-        FIGURES["ingest_files_refused"] += 1
-        return
-    FIGURES["ingest_files"] += 1
-    FIGURES["ingest_lines"] += len(lines)
-    stored = corpus.read("articles").set_index("article_id")["text"]
-    for i, r in enumerate(records):
-        assert stored[f"id{i}"] == r["text"], "a valid article was lost or altered"
-    assert summary.added == len(records)
-    assert len(summary.refused) == len(bad), summary.refused
-    FIGURES["ingest_refused_with_reason"] += len(summary.refused)
+    with _corpus() as (corpus, d):
+        lines = [json.dumps({**r, "article_id": f"id{i}"}, ensure_ascii=rnd.random() < 0.5) for i, r in enumerate(records)]
+        lines += bad
+        rnd.shuffle(lines)
+        f = d / "in.jsonl"
+        f.write_bytes(("\n".join(lines)).encode("utf-8", "surrogatepass"))
+        try:
+            summary = ingest_paths(corpus, [f])
+        except SpanbankError as exc:
+            assert "\n" not in str(exc)
+            assert not records, exc  # only an input with nothing valid may be refused as a whole
+            FIGURES["ingest_files_refused"] += 1
+            return
+        FIGURES["ingest_files"] += 1
+        FIGURES["ingest_lines"] += len(lines)
+        stored = corpus.read("articles").set_index("article_id")["text"]
+        for i, r in enumerate(records):
+            assert stored[f"id{i}"] == r["text"], "a valid article was lost or altered"
+        assert summary.added == len(records)
+        assert len(summary.refused) == len(bad), summary.refused
+        FIGURES["ingest_refused_with_reason"] += len(summary.refused)
 
 
 @fuzz_files
 @given(st.binary(max_size=300), st.sampled_from(["in.jsonl", "in.csv", "in.txt"]),
        st.sampled_from(["utf-8", "latin-1", "utf-16", "cp1252"]))
 def test_arbitrary_bytes_never_traceback(data, name, encoding):
-    corpus, d = _corpus()
-    f = d / name
-    f.write_bytes(data)
-    try:
-        summary = ingest_paths(corpus, [f], encoding=encoding)
-    except SpanbankError as exc:
-        assert "\n" not in str(exc)
-        FIGURES["bytes_refused_cleanly"] += 1
-    else:
-        assert summary.added + summary.unchanged + len(summary.refused) >= 0
-        corpus.read("articles")
-        FIGURES["bytes_ingested"] += 1
-    FIGURES["bytes_inputs"] += 1
+    with _corpus() as (corpus, d):
+        f = d / name
+        f.write_bytes(data)
+        try:
+            summary = ingest_paths(corpus, [f], encoding=encoding)
+        except SpanbankError as exc:
+            assert "\n" not in str(exc)
+            FIGURES["bytes_refused_cleanly"] += 1
+        else:
+            assert all(r.split(": ", 1)[1].strip() for r in summary.refused), summary.refused  # each with a reason
+            corpus.read("articles")
+            FIGURES["bytes_ingested"] += 1
+        FIGURES["bytes_inputs"] += 1
 
 
 @fuzz_files
@@ -247,26 +250,26 @@ def test_arbitrary_bytes_never_traceback(data, name, encoding):
 def test_csv_ingest_cells_roundtrip_or_refuse(rows):
     import csv
 
-    corpus, d = _corpus()
-    f = d / "in.csv"
-    with open(f, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "text", "title"])
-        for i, (text, title, _) in enumerate(rows):
-            w.writerow([f"r{i}", text, title])
-    try:
-        summary = ingest_paths(corpus, [f])
-    except SpanbankError as exc:
-        assert "\n" not in str(exc)
-        FIGURES["csv_refused_cleanly"] += 1
-        return
-    stored = corpus.read("articles").set_index("article_id")["text"]
-    for i, (text, _, _) in enumerate(rows):
-        # csv turns \r\n / \r inside quoted cells into what it read; compare what pandas sees
-        if text.strip() and "\x00" not in text and "\r" not in text:
-            assert stored[f"r{i}"] == text
-    assert summary.added + len(summary.refused) == len(rows)
-    FIGURES["csv_files"] += 1
+    with _corpus() as (corpus, d):
+        f = d / "in.csv"
+        with open(f, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "text", "title"])
+            for i, (text, title, _) in enumerate(rows):
+                w.writerow([f"r{i}", text, title])
+        try:
+            summary = ingest_paths(corpus, [f])
+        except SpanbankError as exc:
+            assert "\n" not in str(exc)
+            FIGURES["csv_refused_cleanly"] += 1
+            return
+        stored = corpus.read("articles").set_index("article_id")["text"]
+        for i, (text, _, _) in enumerate(rows):
+            # csv turns \r\n / \r inside quoted cells into what it read; compare what pandas sees
+            if text.strip() and "\x00" not in text and "\r" not in text:
+                assert stored[f"r{i}"] == text
+        assert summary.added + len(summary.refused) == len(rows)
+        FIGURES["csv_files"] += 1
 
 
 def test_huge_and_empty_inputs(tmp_path):

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from _helpers import region, server_articles
 from conftest import make_corpus
 from spanbank import sync
 from spanbank.corpus import TABLES, Corpus
@@ -44,19 +45,13 @@ def _text(i: int) -> str:
     return f"Report {i}. “Rents will fall,” the mayor said on Friday. Ms Ruiz 🏠 disagreed."
 
 
-def _region(rid, text, sub, label):
-    start = text.index(sub)
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label]}}
-
-
 def _result(text, variant):
-    out = [_region("q", text, "“Rents will fall,”", "QUOTE"), _region("c", text, "said", "CUE")]
+    out = [region("q", text, "“Rents will fall,”", "QUOTE"), region("c", text, "said", "CUE")]
     if variant % 2:
-        out.append(_region("s", text, "the mayor", "SPEAKER"))
+        out.append(region("s", text, "the mayor", "SPEAKER"))
         out.append({"from_id": "q", "to_id": "s", "type": "relation", "direction": "right", "labels": ["said_by"]})
     if variant % 3 == 2:
-        out.append(_region("r", text, "Ms Ruiz", "SPEAKER"))
+        out.append(region("r", text, "Ms Ruiz", "SPEAKER"))
     return out
 
 
@@ -135,11 +130,6 @@ def copy(src: Corpus, dest: Path) -> Corpus:
     if lock.exists():
         lock.write_bytes(b"")
     return Corpus(dest)
-
-
-def server_articles(client, pid) -> pd.Series:
-    return pd.Series([(t.get("meta") or {}).get("article_id")
-                      for p in client.task_pages(pid, include=["id", "meta"]) for t in p])
 
 
 def state(corpus: Corpus) -> dict[str, pd.DataFrame]:
@@ -308,10 +298,11 @@ def test_export_killed_at_random_points(world, pulled, tmp_path):
             assert verify(out) == [], "an export that exists must be complete and checksummed"
         else:
             absent += 1
+        FIGURES["export_leftover_tmp_dirs"] += sum(1 for _ in out.parent.glob(f".{out.name}.*"))
         runner.run(corpus.path, *args(out))
         assert verify(out) == []
         assert json.loads((out / "manifest.json").read_text())["files"] == ref_files
-        FIGURES["export_leftover_tmp_dirs"] += sum(1 for _ in out.parent.glob(f".{out.name}.*"))
+        assert not any(out.parent.glob(f".{out.name}.*")), "the re-run removes what the killed export left"
     FIGURES["export_trials"] += TRIALS
     FIGURES["export_killed_mid_run"] += killed
     FIGURES["export_absent_after_kill"] += absent

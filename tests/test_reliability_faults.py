@@ -21,6 +21,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
+from _helpers import region, server_articles
 from conftest import make_corpus
 from faultproxy import FaultProxy, random_plan
 from spanbank import sync
@@ -40,16 +41,10 @@ def _text(i: int) -> str:
     return f"Story {i}. “Prices will rise,” the minister said. Ana López 😀 agreed."
 
 
-def _region(rid, text, sub, label):
-    start = text.index(sub)
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label]}}
-
-
 def _result(text, variant=0):
-    out = [_region("q", text, "“Prices will rise,”", "QUOTE"), _region("c", text, "said", "CUE")]
+    out = [region("q", text, "“Prices will rise,”", "QUOTE"), region("c", text, "said", "CUE")]
     if variant:
-        out.append(_region("s", text, "the minister", "SPEAKER"))
+        out.append(region("s", text, "the minister", "SPEAKER"))
         out.append({"from_id": "q", "to_id": "s", "type": "relation", "direction": "right", "labels": ["said_by"]})
     return out
 
@@ -66,11 +61,6 @@ def until_done(make, label: str) -> tuple[dict, list[str]]:
             errors.append(msg)
             FIGURES[f"{label}_stopped_with_error"] += 1
     raise AssertionError(f"{label} never finished under faults: {errors[-3:]}")
-
-
-def server_articles(client, pid) -> pd.Series:
-    return pd.Series([(t.get("meta") or {}).get("article_id")
-                      for p in client.task_pages(pid, include=["id", "meta"]) for t in p])
 
 
 def pulled_state(corpus: Corpus) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -146,7 +136,7 @@ def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, prox
             ls_client.create_annotation(tid["f020"], _result(_text(20)), completed_by=users[0]["id"])
     final = corpus.read("annotations")
     assert len(final) == 2 * 16 + 2 and final["deleted_at"].notna().sum() == 1
-    FIGURES["faults_injected"] += sum(v for k, v in proxy.injected.items())
+    FIGURES["faults_injected"] += sum(proxy.injected.values())
     FIGURES["requests_proxied"] += proxy.requests
     for k, v in proxy.injected.items():
         FIGURES[f"fault:{k}"] += v
@@ -254,6 +244,7 @@ def test_slow_import_past_the_timeout_makes_no_duplicates(tmp_path, ls_conn, ls_
                                      "slow-push")
     finally:
         client_mod.LONG_TIMEOUT_S = old
+    assert imports["n"] > 12 // 4, "the delayed import was given up on and sent again"
     time.sleep(3)  # let the late import land, then re-run to reconcile
     proxy.plan = None
     again = sync.run(sync.push_batch(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))

@@ -21,16 +21,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from _helpers import region
 from spanbank import server
 
 pytestmark = pytest.mark.labelstudio
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-
-
-def _region(rid, text, sub, label):
-    start = text.index(sub)
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label]}}
 
 
 def _contents(path: Path) -> list[bytes]:
@@ -92,7 +87,7 @@ def test_key_and_emails_stay_private(tmp_path, ls_server, ls_client):
         text = texts[aid]
         words = [w for w in text.split() if len(w) > 3][:3]
         for k, u in enumerate(users):
-            result = [_region(f"r{j}", text, w, ("SPEAKER", "CUE", "EVENT")[(j + k) % 3]) for j, w in enumerate(words[: 2 + k])]
+            result = [region(f"r{j}", text, w, ("SPEAKER", "CUE", "EVENT")[(j + k) % 3]) for j, w in enumerate(words[: 2 + k])]
             ls_client.create_annotation(int(tid), result, completed_by=u["id"])
     sb("pull", "--project", project)
     sb("pull", "--project", project, "--json", "--full")

@@ -186,9 +186,11 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     full = sync.run(sync.pull(corpus, project_name, client=ls_client, full=True))
     assert (full["new"], full["updated"], full["deleted"]) == (0, 0, 0)
 
-    # re-push: nothing new, one task per article on the server
+    # re-push: nothing new, one task per article on the server, the project record's birth kept
+    created = corpus.read(sync.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"]
     again = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
     assert again["pushed"] == 0 and again["skipped"] == {"already pushed": 50}
+    assert corpus.read(sync.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"] == created
     on_server = _server_articles(ls_client, pid)
     assert len(on_server) == 50 and on_server.is_unique
 

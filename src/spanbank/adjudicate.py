@@ -202,9 +202,8 @@ def _frame(rows, cols: list[str], who: str) -> pd.DataFrame:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise AdjudicationError(f"{who} rows lack column(s) {', '.join(missing)}")
-    if "attributes" in cols or who == "spans":
-        if "attributes" not in df.columns:
-            df["attributes"] = None
+    if who == "spans" and "attributes" not in df.columns:
+        df["attributes"] = None
     return df.reset_index(drop=True)
 
 
@@ -398,8 +397,8 @@ def _attributes(sp, groups, preferred):
     attrs: dict = {}
     for (comp, key), value in chosen.items():
         d = attrs.setdefault(comp, {})
-        if _decode(value) is not None:
-            d[key] = _decode(value)
+        if (decoded := _decode(value)) is not None:
+            d[key] = decoded
 
     n_values = counts.groupby(["comp", "key"]).size()
     disputed = set(n_values[n_values > 1].index)
@@ -562,12 +561,8 @@ def _relations(sp, rel, groups, mode, preferred, everyone):
     links["n"] = gf["n"].to_numpy()
     links["k"] = gf["k"].to_numpy()
     ends_kept = gf["kept"].to_numpy() & gt["kept"].to_numpy()
-    if mode == "majority":
-        vote = links["support"] >= links["k"]
-    elif mode == "union":
-        vote = pd.Series(True, index=links.index)
-    elif mode == "intersection":
-        vote = links["support"] == links["n"]
+    if mode != "prefer":
+        vote = _survives(mode, links["support"], links["n"], links["k"], None)
     else:
         pref_both = (
             gf["by"].map(lambda b: preferred in b).to_numpy()

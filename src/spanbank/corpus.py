@@ -90,6 +90,15 @@ def parse_attributes(value) -> dict:
     return json.loads(value)
 
 
+def live_annotations(ann: pd.DataFrame, origins=None) -> pd.DataFrame:
+    """Rows of an annotations frame not superseded, deleted or skipped (of `origins`; None: any)."""
+    keep = ~ann["superseded"].fillna(False).astype(bool) & ~ann["cancelled"].fillna(False).astype(bool)
+    keep &= ann["deleted_at"].isna()
+    if origins is not None:
+        keep &= ann["origin"].isin(list(origins))
+    return ann[keep]
+
+
 def empty_table(name: str) -> pa.Table:
     return TABLES[name].empty_table()
 
@@ -260,12 +269,10 @@ class Corpus:
 
     def latest_annotations(self, project: str | None = None, origins=HUMAN_ORIGINS) -> pd.DataFrame:
         """Current annotations: not superseded, not deleted, not skipped, of the given origins."""
-        ann = self.read("annotations")
-        keep = ann["origin"].isin(list(origins)) & ~ann["superseded"].fillna(False).astype(bool)
-        keep &= ann["deleted_at"].isna() & ~ann["cancelled"].fillna(False).astype(bool)
+        ann = live_annotations(self.read("annotations"), origins)
         if project is not None:
-            keep &= ann["project"] == project
-        return ann[keep].reset_index(drop=True)
+            ann = ann[ann["project"] == project]
+        return ann.reset_index(drop=True)
 
     # -- writing ------------------------------------------------------------------
     @contextlib.contextmanager

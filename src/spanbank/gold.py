@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
 from spanbank.agreement_report import latest_human_annotations
-from spanbank.corpus import TABLES, Corpus, attributes_json, to_arrow
+from spanbank.corpus import TABLES, Corpus, attributes_json, live_annotations, to_arrow
 from spanbank.errors import CorpusError, SpanbankError
 
 __all__ = [
@@ -49,11 +49,12 @@ def gold_annotator(strategy: str) -> str:
 
 def gold_annotation_id(strategy: str, article_id: str, project: str | None = None) -> str:
     """``gold-<strategy>-<article_id>``, or ``gold-<strategy>-<project>-<article_id>`` for a project."""
-    return (
-        f"gold-{strategy}-{article_id}"
-        if project is None
-        else f"gold-{strategy}-{project}-{article_id}"
-    )
+    return _gold_prefix(strategy, project) + article_id
+
+
+def _gold_prefix(strategy: str, project: str | None) -> str:
+    """What :func:`gold_annotation_id` puts before the article id (prefixed to id columns at once)."""
+    return f"gold-{strategy}-" if project is None else f"gold-{strategy}-{project}-"
 
 
 # --------------------------------------------------------------------------- adjudicating
@@ -117,7 +118,7 @@ def _adjudicate_store(
     )
     now = pd.Timestamp(datetime.now(timezone.utc))
     arts = sorted(multi)
-    prefix = f"gold-{strategy}-" if project is None else f"gold-{strategy}-{project}-"
+    prefix = _gold_prefix(strategy, project)
     ann_rows = pd.DataFrame(
         {
             "annotation_id": [prefix + a for a in arts],
@@ -217,17 +218,12 @@ def run_adjudication(
     annotator = gold_annotator(strategy)
     with corpus.writer(wait) as w:
         old = corpus.read_arrow("annotations")
-        same_project = (
-            pc.is_null(old["project"])
-            if project is None
-            else pc.fill_null(pc.equal(old["project"], project), False)
-        )
         mask = pc.and_(
             pc.and_(
                 pc.fill_null(pc.equal(old["annotator"], annotator), False),
                 pc.fill_null(pc.equal(old["origin"], GOLD_ORIGIN), False),
             ),
-            same_project,
+            _of_project(old, project),
         )
         stale = pa.array(
             old["annotation_id"].filter(mask).to_pylist()
@@ -237,17 +233,13 @@ def run_adjudication(
         # Contents first, annotation rows after: ids are deterministic, so a crash in
         # between leaves the old gold rows pointing at the new contents, and a re-run heals it.
         for name, rows in (("spans", result.spans), ("relations", result.relations)):
-            _replace_rows(w, corpus, name, stale, rows)
-        _replace_rows(w, corpus, "annotations", stale, result.annotations)
+            _replace_rows(w, name, corpus.read_arrow(name), stale, rows)
+        _replace_rows(w, "annotations", old, stale, result.annotations)
         old_conf = corpus.read_arrow(CONFLICTS_TABLE)
         if old_conf.num_rows:
-            conf_project = (
-                pc.is_null(old_conf["project"])
-                if project is None
-                else pc.fill_null(pc.equal(old_conf["project"], project), False)
-            )
             drop = pc.and_(
-                conf_project, pc.fill_null(pc.equal(old_conf["strategy"], strategy), False)
+                _of_project(old_conf, project),
+                pc.fill_null(pc.equal(old_conf["strategy"], strategy), False),
             )
             old_conf = old_conf.filter(pc.invert(drop)).cast(CONFLICTS_SCHEMA)
         new_conf = pa.Table.from_pandas(
@@ -272,9 +264,15 @@ def run_adjudication(
     }
 
 
-def _replace_rows(w, corpus: Corpus, name: str, stale: pa.Array, rows: pd.DataFrame) -> None:
-    """Rewrite table `name` without the rows of the `stale` annotations, plus `rows`."""
-    old = corpus.read_arrow(name)
+def _of_project(table: pa.Table, project: str | None) -> pa.ChunkedArray:
+    """Rows stored under `project` (None: rows stored without a project)."""
+    if project is None:
+        return pc.is_null(table["project"])
+    return pc.fill_null(pc.equal(table["project"], project), False)
+
+
+def _replace_rows(w, name: str, old: pa.Table, stale: pa.Array, rows: pd.DataFrame) -> None:
+    """Rewrite table `name` (read as `old`) without the rows of the `stale` annotations, plus `rows`."""
     kept = old.filter(
         pc.invert(pc.fill_null(pc.is_in(old["annotation_id"], value_set=stale), False))
     )
@@ -283,14 +281,6 @@ def _replace_rows(w, corpus: Corpus, name: str, stale: pa.Array, rows: pd.DataFr
 
 
 # --------------------------------------------------------------------------- selection
-
-
-def _live(ann: pd.DataFrame) -> pd.DataFrame:
-    keep = ~ann["superseded"].fillna(False).astype(bool) & ~ann["cancelled"].fillna(False).astype(
-        bool
-    )
-    keep &= ann["deleted_at"].isna()
-    return ann[keep]
 
 
 def _latest_first(df: pd.DataFrame) -> pd.DataFrame:
@@ -321,7 +311,7 @@ def select_annotations(
     if not isinstance(gold, str) or not gold:
         raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
     ann = corpus.read("annotations")
-    live = _live(ann)
+    live = live_annotations(ann)
     humans = latest_human_annotations(ann, project=project)
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
     if gold != "auto" and not is_strategy:
@@ -379,7 +369,7 @@ def select_annotations(
     multi = sorted(rest[rest >= 2].index)
     if multi:
         parse_strategy(strategy)
-        prefix = f"gold-{strategy}-" if project is None else f"gold-{strategy}-{project}-"
+        prefix = _gold_prefix(strategy, project)
         parts.append(
             pd.DataFrame(
                 {

@@ -257,14 +257,6 @@ def _jsonl_frame(objs: list[dict], where: list[int], bad: list[str]) -> pd.DataF
     return df
 
 
-def read_table(path: Path, kind: str, encoding: str = "utf-8") -> pd.DataFrame:
-    """One whole input file as a DataFrame of strings; a `_where` column says file and line for reasons."""
-    frames = list(read_batches(path, kind, encoding, rows=2**62))
-    df = frames[0] if frames else pd.DataFrame({"_where": []}, dtype=object)
-    df["_where"] = df["_where"].map(_label(path, kind))
-    return df
-
-
 def _check_columns(cols: Columns, available: list, path: Path) -> None:
     """The text column, and every column named on the command line, must be in the input."""
     if cols.text not in available:
@@ -631,9 +623,11 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         stored = corpus.read("articles", columns=["article_id", "text_sha256"])
         existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
         new = _dedupe(articles, existing, summary)
-        refused_ids = ok_ids - set(new["article_id"]) - {a for a in ok_ids if a in existing and existing[a] == text_sha256(texts[a][0])}
+        sha = dict(zip(articles["article_id"], articles["text_sha256"], strict=True))
+        refused_ids = {a for a in ok_ids if pd.notna(existing.get(a)) and existing[a] != sha[a]}  # stored with another text
         old_ann = corpus.read("annotations")
         known = set(old_ann["annotation_id"])
+        imported = dict(list(old_ann[old_ann["origin"] == "import"].groupby(["article_id", "annotator"])))
         for n, (aid, _, ann, who) in enumerate(pairs, 1):
             if ann is None or aid not in ok_ids or aid in refused_ids:
                 continue
@@ -641,7 +635,7 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
             raw = _decode(ann.read_bytes(), ann, encoding)
             digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
             ann_id = f"import-{aid}-{who}-{digest}"
-            prev = old_ann[(old_ann["article_id"] == aid) & (old_ann["annotator"] == who) & (old_ann["origin"] == "import")]
+            prev = imported.get((aid, who), old_ann.iloc[:0])
             live = prev.loc[~prev["superseded"].fillna(False).astype(bool), "annotation_id"]
             if any(i == ann_id or i.startswith(f"{ann_id}-v") for i in live):
                 continue  # this very file is the current version
@@ -666,7 +660,7 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         if ann_rows:
             new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
             old = old_ann.copy()
-            hit = pd.Series([(a, b) in new_keys for a, b in zip(old["article_id"], old["annotator"], strict=True)], index=old.index, dtype=bool)
+            hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
             old.loc[hit & (old["origin"] == "import"), "superseded"] = True
             w.replace("annotations", pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows)
             w.append("spans", span_rows)

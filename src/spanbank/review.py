@@ -150,14 +150,14 @@ def push_review(
     with corpus.writer(wait) as writer:
         yield {"stage": "project", "done": 0, "total": None}
         proj, state = sync.ensure_project(client, corpus, name)
-        sync._save_project(
+        sync.save_project(
             writer,
             corpus,
             project=name,
             ls_url=client.url,
             ls_project_id=int(proj["id"]),
             schema_version=corpus.schema.ident,
-            created_at=sync._now(),
+            created_at=sync.utc_now(),
             kind=sync.REVIEW_KIND,
             review_of=project,
             strategy=strategy,

@@ -23,8 +23,8 @@ def corpus_status(corpus: Corpus) -> dict:
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [],
     }
-    conflicts = corpus.read("conflicts") if corpus.has("conflicts") else pd.DataFrame()
-    projects_df = corpus.read("projects") if corpus.has("projects") else pd.DataFrame()
+    conflicts = corpus.read("conflicts")  # tables other commands add: empty when absent
+    projects_df = corpus.read("projects")
     projects = sorted(set(tasks["project"].dropna()) | set(live["project"].dropna()))
     for project in projects:
         t = tasks[tasks["project"] == project]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spanbank.corpus import Corpus
@@ -57,7 +58,8 @@ def connect(url: str | None = None, api_key: str | None = None) -> LabelStudioCl
     return LabelStudioClient(*connection(url, api_key))
 
 
-def _now() -> pd.Timestamp:
+def utc_now() -> pd.Timestamp:
+    """Now in UTC, to the microsecond (what the tables' timestamps hold)."""
     return pd.Timestamp.now(tz="UTC").floor("us")
 
 
@@ -70,12 +72,17 @@ def _project_records(corpus: Corpus) -> pd.DataFrame:
     return df
 
 
-def _save_project(writer, corpus: Corpus, **fields) -> None:
+def save_project(writer, corpus: Corpus, **fields) -> None:
+    """Insert or update the `projects` record of (fields["project"], fields["ls_url"]).
+
+    None fields keep their value, and so does an existing record's `created_at`.
+    """
     rows = _project_records(corpus).to_dict("records")
     key = (fields["project"], fields["ls_url"])
     for row in rows:
         if (row["project"], row["ls_url"]) == key:
-            row.update({k: v for k, v in fields.items() if v is not None})
+            keep = {"created_at"} if pd.notna(row.get("created_at")) else set()
+            row.update({k: v for k, v in fields.items() if v is not None and k not in keep})
             break
     else:
         rows.append({"pull_cursor": None, "last_pull_at": None} | fields)
@@ -176,8 +183,6 @@ def _attach_text(corpus: Corpus, todo: pd.DataFrame) -> pd.DataFrame:
         return todo
     if todo.empty:
         return todo.assign(text=pd.Series(dtype=object))
-    import pyarrow.compute as pc
-
     wanted = pa.array(todo["article_id"].astype(str).tolist(), pa.string())
     path = corpus.table_path("articles")
     texts: dict[str, str] = {}
@@ -257,7 +262,10 @@ def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:
     for page in client.task_pages(project_id, include=["id", "meta"], page_size=1000):
         for t in page:
             aid = (t.get("meta") or {}).get("article_id")
-            (rows.append((t["id"], aid)) if aid is not None else bare.append(t["id"]))
+            if aid is not None:
+                rows.append((t["id"], aid))
+            else:
+                bare.append(t["id"])
     if bare:  # tasks made elsewhere: their article_id, if any, is in data
         for page in client.task_pages(project_id, include=["id", "data"], ids=bare):
             rows += [(t["id"], (t.get("data") or {}).get("article_id")) for t in page]
@@ -308,7 +316,7 @@ def push_batch(
         raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
     selected, skipped = select_articles(articles, ids=ids, where=where)
     client = client or connect(url, api_key)
-    batch_id = f"{project}-{_now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    batch_id = f"{project}-{utc_now().strftime('%Y%m%dT%H%M%S%fZ')}"
     summary = {"project": project, "ls_url": client.url, "batch_id": batch_id, "dry_run": dry_run}
     with corpus.writer(wait) as writer, ThreadPoolExecutor(max_workers=1) as server_side, \
             ThreadPoolExecutor(max_workers=1) as encoder:
@@ -399,8 +407,8 @@ def push_batch(
         # is still recorded only after the server confirmed it; anything in flight at a crash is
         # reconciled by the next push (the project is found by its title).
         future = server_side.submit(send, 0) if chunks else None
-        _save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                      schema_version=schema.ident, created_at=_now())
+        save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
+                     schema_version=schema.ident, created_at=utc_now())
         yield {"stage": "push", "done": 0, "total": total}
         for k, chunk in enumerate(chunks):
             try:
@@ -468,7 +476,7 @@ def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version)
     return pd.DataFrame({
         "project": project, "ls_url": ls_url, "ls_project_id": int(pid),
         "article_id": df["article_id"].to_numpy(), "ls_task_id": df["ls_task_id"].astype("int64").to_numpy(),
-        "batch_id": batch_id, "pushed_at": _now(), "schema_version": schema_version,
+        "batch_id": batch_id, "pushed_at": utc_now(), "schema_version": schema_version,
     })
 
 
@@ -510,8 +518,7 @@ def _ts(value) -> pd.Timestamp | None:
         return None
 
 
-def _project_id(client, corpus, project) -> int:
-    tasks = corpus.read("tasks", columns=["project", "ls_url", "ls_project_id"])
+def _project_id(client, tasks: pd.DataFrame, project) -> int:
     mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
     if len(mine):
         return int(mine["ls_project_id"].iloc[-1])
@@ -547,13 +554,15 @@ def pull(
     counts: Counter = Counter()
     repairs: Counter = Counter()
     with corpus.writer(wait) as writer:
-        pid = _project_id(client, corpus, project)
+        tasks = corpus.read("tasks", columns=["project", "ls_url", "ls_project_id", "ls_task_id", "article_id"])
+        pid = _project_id(client, tasks, project)
         summary["ls_project_id"] = pid
         records = _project_records(corpus)
         rec = records[(records["project"] == project) & (records["ls_url"] == client.url)]
-        cursor = None if full or rec.empty else _ts(rec["pull_cursor"].iloc[-1])
-        if cursor is not None and pd.isna(cursor):
-            cursor = None
+        saved_cursor = None if rec.empty else _ts(rec["pull_cursor"].iloc[-1])
+        if saved_cursor is not None and pd.isna(saved_cursor):
+            saved_cursor = None
+        cursor = None if full else saved_cursor
         # a review project's annotations are adjudicated gold, not another annotator's work
         review_of = rec.iloc[-1].get("review_of") if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND else None
         origin = "gold" if review_of is not None else "human"
@@ -587,7 +596,7 @@ def pull(
         summary["tasks_listed"] = len(listing)
         summary["tasks_fetched"] = len(fetch)
         # 3. deletions: annotations we hold whose task no longer lists them
-        now = _now()
+        now = utc_now()
         on_server = pd.MultiIndex.from_tuples(
             [(tid, a) for tid, (_, ids) in listing.items() for a in ids], names=["t", "a"]
         ) if listing else pd.MultiIndex.from_tuples([], names=["t", "a"])
@@ -597,13 +606,13 @@ def pull(
         deleted_idx = list(live.index[~pairs.isin(on_server)]) if len(live) else []
         counts["deleted"] = len(deleted_idx)
         # 4. fetch and convert
-        latest = current.set_index("ls_annotation_id") if len(current) else None
+        # `_row`: the annotation's row in all_ann, to mark it superseded
+        latest = current.assign(_row=current.index).set_index("ls_annotation_id") if len(current) else None
         articles = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
-        task_articles = corpus.read("tasks", columns=["ls_task_id", "article_id", "project"])
-        task_articles = task_articles[task_articles["project"] == project].drop_duplicates("ls_task_id")
+        task_articles = tasks[tasks["project"] == project].drop_duplicates("ls_task_id")
         task_article = dict(zip(task_articles["ls_task_id"], task_articles["article_id"], strict=True))
         key = pseudonym_key(corpus)
-        known_users = corpus.read("annotators")
+        known_users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
         known_users = set(zip(known_users["ls_url"], known_users["ls_user_id"], strict=True))
         new_users: dict[int, str] = {}
         ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
@@ -640,8 +649,7 @@ def pull(
                         if same and pd.isna(prev["deleted_at"]) and bool(prev["cancelled"]) == bool(ann.get("was_cancelled")):
                             continue
                         version = int(prev["version"]) + 1
-                        superseded_idx.append(int(all_ann.index[
-                            (all_ann["annotation_id"] == prev["annotation_id"])][0]))
+                        superseded_idx.append(int(prev["_row"]))
                         counts["updated"] += 1
                     else:
                         counts["new"] += 1
@@ -677,17 +685,16 @@ def pull(
             yield {"stage": "pull", "done": done, "total": len(fetch)}
         # 5. store: details first, annotations last (a crash before that leaves orphans the
         # next pull replaces, never duplicates)
-        new_ids = {r["annotation_id"] for r in ann_rows}
+        new_ids = pa.array(sorted({r["annotation_id"] for r in ann_rows}), pa.string())
         for name, rows in (("spans", span_rows), ("relations", rel_rows), ("rejects", rej_rows)):
             if name == "rejects":
                 for r in rows:
                     r["pulled_at"] = now
-            old = corpus.read_arrow(name)
-            stale = old.num_rows and pd.Series(old.column("annotation_id").to_pylist()).isin(new_ids).any()
-            if stale:
-                keep = ~pd.Series(old.column("annotation_id").to_pylist()).isin(new_ids)
-                writer.replace(name, pd.concat([old.to_pandas()[keep.to_numpy()], pd.DataFrame(rows)],
-                                               ignore_index=True) if rows else old.to_pandas()[keep.to_numpy()])
+            ids = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
+            stale = pc.fill_null(pc.is_in(ids, value_set=new_ids), False)
+            if pc.any(stale).as_py():
+                kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
+                writer.replace(name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept)
             elif rows:
                 writer.append(name, rows)
         if new_users:
@@ -717,13 +724,12 @@ def pull(
             else:
                 writer.append("annotations", pd.DataFrame(ann_rows))
         cursor_ts = max((t for t in (_ts(u) for u, _ in listing.values()) if t is not None), default=cursor)
-        prev_cursor = None if rec.empty else _ts(rec["pull_cursor"].iloc[-1])
-        if prev_cursor is not None and not pd.isna(prev_cursor) and (cursor_ts is None or prev_cursor > cursor_ts):
-            cursor_ts = prev_cursor
-        _save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                      schema_version=schema.ident,
-                      created_at=None if rec.empty else rec["created_at"].iloc[-1],
-                      pull_cursor=cursor_ts, last_pull_at=now)
+        if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
+            cursor_ts = saved_cursor
+        save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
+                     schema_version=schema.ident,
+                     created_at=None if rec.empty else rec["created_at"].iloc[-1],
+                     pull_cursor=cursor_ts, last_pull_at=now)
     summary.update({
         "new": counts["new"], "updated": counts["updated"], "deleted": counts["deleted"],
         "cancelled": counts["cancelled"], "spans": len(span_rows), "relations": len(rel_rows),

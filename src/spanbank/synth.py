@@ -86,8 +86,8 @@ def _paragraphs(kind: int) -> Iterator[_Builder]:
                 for ev, typ in EVENTS if kind == 3 else [(None, None)]:
                     for filler in FILLER:
                         b = _Builder()
-                        if kind == 0:  # “Direct,” speaker said.
-                            q = b.add(f"“{content[0].upper()}{content[1:]},”", "QUOTE", "direct")
+                        if kind in (0, 2):  # “Direct,” speaker said. / “Direct.” he said.
+                            q = b.add(f"“{content[0].upper()}{content[1:]}{',' if kind == 0 else '.'}”", "QUOTE", "direct")
                             b.add(" ")
                             s = b.add(spk, "SPEAKER")
                             b.add(" ")
@@ -99,13 +99,6 @@ def _paragraphs(kind: int) -> Iterator[_Builder]:
                             c = b.add(cue, "CUE")
                             b.add(" that ")
                             q = b.add(content, "QUOTE", "indirect")
-                            b.add(".")
-                        elif kind == 2:  # “Direct.” he said.
-                            q = b.add(f"“{content[0].upper()}{content[1:]}.”", "QUOTE", "direct")
-                            b.add(" ")
-                            s = b.add(spk, "SPEAKER")
-                            b.add(" ")
-                            c = b.add(cue, "CUE")
                             b.add(".")
                         elif kind == 3:  # event sentence
                             b.add("The ")
@@ -264,7 +257,3 @@ def synth_chunks(
             rels = rels.sort_values("annotation_id", kind="stable", ignore_index=True)
         yield articles, spans, rels
 
-
-def synth_articles(n: int, seed: int = 0) -> pd.DataFrame:
-    """Just the articles of a synthetic corpus, as one frame."""
-    return pd.concat([a for a, _, _ in synth_chunks(n, seed)], ignore_index=True)

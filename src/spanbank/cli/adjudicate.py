@@ -50,8 +50,8 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
     from spanbank.gold import run_adjudication
 
     with errors_as_click():
-        parse_strategy(strategy)
-        if min_votes is not None and strategy != "majority" and not strategy.startswith("prefer:"):
+        mode, _ = parse_strategy(strategy)
+        if min_votes is not None and mode not in ("majority", "prefer"):
             raise click.UsageError("--min-votes only applies to majority and prefer:ANNOTATOR")
         if review and project is None:
             raise click.UsageError(

@@ -61,7 +61,6 @@ def export(obj, formats, out, name, gold, labels, project, split_spec, seed, gro
     """
     from spanbank.export import export_dataset
 
-    label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
     with errors_as_click(), Progress(quiet or as_json) as bar:
         summary = export_dataset(
             obj.corpus,
@@ -70,7 +69,7 @@ def export(obj, formats, out, name, gold, labels, project, split_spec, seed, gro
             wait=wait,
             gold=gold,
             project=project,
-            labels=label_list,
+            labels=labels.split(",") if labels else None,  # export_dataset strips and checks them
             split=split_spec,
             seed=seed,
             group_by=group_by,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spanbank.export.docs import bio_layers, tokenize
+from spanbank.export.docs import bio_layers, layer_names, tokenize
 
 DOCSTART = "-DOCSTART-"
 
@@ -21,7 +21,7 @@ def to_conll(doc: dict, labels: list[str], notes: dict) -> str:
     layers, n = bio_layers(starts, ends, doc["spans"], labels)
     for k, v in n.items():
         notes[f"conll_{k}"] = notes.get(f"conll_{k}", 0) + v
-    names = {lab: ("O", f"B-{lab}", f"I-{lab}") for lab in labels}
+    names = {lab: layer_names(lab) for lab in labels}
     lines = [f"{DOCSTART}\t{doc['article_id']}", ""]
     for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
         lines.append("\t".join([text[s:e], *(names[lab][layers[lab][i]] for lab in labels)]))

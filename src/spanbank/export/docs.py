@@ -33,7 +33,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 def pseudonym(annotator) -> str | None:
     """The annotator as exported: a pseudonym, never an e-mail (an e-mail is replaced by its hash)."""
-    if annotator is None or (isinstance(annotator, float) and annotator != annotator):
+    if _missing(annotator):
         return None
     name = str(annotator)
     if _EMAIL.search(name):
@@ -43,9 +43,7 @@ def pseudonym(annotator) -> str | None:
 
 def _plain(value):
     """A metadata value as JSON-friendly data (timestamps as ISO 8601, missing as None)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:
+    if _missing(value):
         return None
     if isinstance(value, pd.Timestamp):
         return None if pd.isna(value) else value.isoformat()
@@ -95,7 +93,7 @@ def build_documents(
         doc_spans: list[dict] = []
         by_id: dict[str, dict] = {}
         for row in by_ann_spans.get(ann_id, ()):
-            if row.get("article_id") not in (None, aid) and not _missing(row.get("article_id")):
+            if not _missing(row.get("article_id")) and row["article_id"] != aid:
                 problems.append(f"{aid}/{row['span_id']}: span belongs to article {row['article_id']}")
                 continue
             label = row["label"]

@@ -13,13 +13,13 @@ Rows stream into one Arrow file and one Parquet file per split, chunk by chunk;
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spanbank.corpus import attributes_json
 from spanbank.errors import ExportError
 from spanbank.export.docs import bio_layers, layer_names, tokenize
 from spanbank.export.manifest import file_sha256
@@ -81,7 +81,7 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
             cols[tag_column(lab)].append(layers[lab])
         cols["spans"].append([
             {**{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
-             "attributes": json.dumps(sp["attributes"], sort_keys=True, ensure_ascii=False) if sp["attributes"] else None}
+             "attributes": attributes_json(sp["attributes"])}
             for sp in d["spans"]
         ])
         cols["relations"].append(d["relations"])

@@ -31,8 +31,7 @@ class JsonlWriter:
         fh.write("".join(dumps(d) + "\n" for d in docs))
 
     def close(self) -> dict:
-        for fh in self._files.values():
-            fh.close()
+        self.abort()
         return {}
 
     def abort(self) -> None:

@@ -8,11 +8,12 @@ window of CONTEXT characters either side (`context`, `context_start`, `context_e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from spanbank.export.jsonl import dumps
 
 CONTEXT = 200
 QUOTE, SPEAKER, CUE = "QUOTE", "SPEAKER", "CUE"
@@ -80,7 +81,7 @@ class QuotesWriter:
             return
         self.count += len(rows)
         self._parquet.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-        self._jsonl.write("".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows))
+        self._jsonl.write("".join(dumps(r) + "\n" for r in rows))
 
     def close(self) -> dict:
         self.abort()
