@@ -153,15 +153,20 @@ def test_token_measures_match_the_coefficients():
     assert row(rep, "QUOTE")["alpha"] == pytest.approx(krippendorff_alpha([ann_q, bob_q]))
     pair = next(r for r in rep["pairs"] if r["label"] == "QUOTE")
     assert pair["cohen_kappa"] == pytest.approx(cohen_kappa(ann_q, bob_q))
-    some = [i for i in range(len(ann_q)) if ann_q[i] or bob_q[i]]
+    ann_s = token_layer(TEXT1, [(0, 5)]) + token_layer(TEXT2, [(11, 16)])
+    bob_s = ann_s
+    # "-O": tokens either annotator labelled with any label, where QUOTE vs not-QUOTE can agree
+    some = [i for i in range(len(ann_q)) if ann_q[i] or bob_q[i] or ann_s[i] or bob_s[i]]
     assert pair["cohen_kappa_no_o"] == pytest.approx(
         cohen_kappa([ann_q[i] for i in some], [bob_q[i] for i in some], categories=[0, 1])
     )
+    assert pair["cohen_kappa_no_o"] > 0
     # every article has two annotators, so Fleiss is defined
     assert not math.isnan(row(rep, "QUOTE")["fleiss_kappa"])
-    # SPEAKER tokens: both agree everywhere; without O every value is "SPEAKER" -> undefined
     assert row(rep, "SPEAKER")["alpha"] == pytest.approx(1.0)
-    assert math.isnan(row(rep, "SPEAKER")["alpha_no_o"])
+    assert row(rep, "SPEAKER")["alpha_no_o"] == pytest.approx(
+        krippendorff_alpha([[ann_s[i] for i in some], [bob_s[i] for i in some]])
+    )
 
 
 def test_unitizing_alpha_per_article_matches_function():
@@ -241,8 +246,10 @@ def test_three_annotators_varying_raters():
     rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=10)
     pairs = {(r["annotator_a"], r["annotator_b"]) for r in rep["pairs"]}
     assert pairs == {("ann", "bob"), ("ann", "cy"), ("bob", "cy")}
-    assert math.isnan(row(rep, "SPEAKER")["fleiss_kappa"])  # 3 raters on a1, 2 on a2
-    assert any("Fleiss" in n for n in rep["notes"])
+    # 3 raters on a1, 2 on a2: Fleiss' kappa generalised to a varying number of raters
+    assert row(rep, "SPEAKER")["fleiss_kappa"] == pytest.approx(1.0)
+    assert np.isfinite(rep["summary"]["token_fleiss_kappa"]["value"])
+    assert not any("Fleiss" in n for n in rep["notes"])
     assert rep["coverage"]["raters_per_article"] == {"2": 1, "3": 1}
 
 
@@ -251,7 +258,8 @@ def test_renderers():
     txt = render_table(rep)
     assert "span_f1_overlap" in txt and "ann / bob" in txt and "task=17" in txt
     data = json.loads(to_json(rep))
-    assert data["labels"][1]["alpha_no_o"] is None  # NaN -> null
+    assert data["labels"][1]["alpha_no_o"] is not None
+    assert json.loads(to_json(report(labels=["SPEAKER"])))["labels"][0]["alpha_no_o"] is None
     lines = to_csv(rep).splitlines()
     assert lines[0] == "scope,label,annotator_a,annotator_b,measure,value,ci_low,ci_high"
     assert any(line.startswith("pair,micro,ann,bob,span_f1_overlap,") for line in lines)

@@ -13,10 +13,13 @@ __all__ = [
     "AgreementError",
     "align_span_arrays",
     "align_spans",
+    "category_figures",
+    "category_item_stats",
     "cohen_kappa",
     "fleiss_kappa",
     "gwet_ac1",
     "krippendorff_alpha",
+    "multi_rater_agreement",
     "nominal_alpha_from_counts",
     "observed_agreement",
     "relation_f1",
@@ -130,35 +133,98 @@ def gwet_ac1(a: Sequence, b: Sequence, categories: Sequence | None = None) -> fl
 # --------------------------------------------------------------------------- many raters
 
 
-def fleiss_kappa(counts) -> float:
-    """Fleiss' (1971) kappa from a count matrix.
-
-    ``counts``: array_like, shape (N, k); ``counts[i, j]`` is how many raters put subject i
-    in category j. Every subject needs the same number of raters n. NaN when there are no
-    subjects, n < 2, or chance agreement is 1.
-    """
+def _count_matrix(counts, who: str) -> np.ndarray:
     x = np.asarray(counts, dtype=float)
     if x.ndim != 2:
-        raise AgreementError(
-            f"fleiss_kappa needs a 2-D subjects x categories matrix, got {x.ndim}-D"
-        )
+        raise AgreementError(f"{who} needs a 2-D subjects x categories matrix, got {x.ndim}-D")
     if x.size and (np.isnan(x).any() or (x < 0).any()):
-        raise AgreementError("fleiss_kappa: counts must be non-negative numbers")
+        raise AgreementError(f"{who}: counts must be non-negative numbers")
+    return x
+
+
+def category_item_stats(counts) -> np.ndarray:
+    """Per-subject sums behind the multi-rater figures, so they add up over subjects.
+
+    ``counts``: ndarray, shape (N, q), raters per (subject, category); subjects with fewer
+    than two ratings carry no pair and get a zero row. Returns ndarray, shape (N, 3 + 2q):
+    [1, p_a(i), o(i), r_ik (q), r_ik / r_i (q)] with r_i = sum_k r_ik,
+    p_a(i) = sum_k r_ik (r_ik - 1) / (r_i (r_i - 1)) and o(i) = sum_k r_ik (r_ik - 1) / (r_i - 1),
+    Krippendorff's coincidence diagonal of the subject. See :func:`category_figures`.
+    """
+    x = np.asarray(counts, dtype=float)
+    r = x.sum(1)
+    ok = r >= 2
+    same = (x * (x - 1)).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_a = np.where(ok, same / (r * (r - 1)), 0.0)
+        o = np.where(ok, same / (r - 1), 0.0)
+        share = np.where(ok[:, None], x / r[:, None], 0.0)
+    return np.column_stack([ok.astype(float), p_a, o, np.where(ok[:, None], x, 0.0), share])
+
+
+def category_figures(sums, q: int | None = None) -> dict:
+    """Krippendorff's alpha, Fleiss' kappa, Gwet's AC1 and observed agreement from summed stats.
+
+    ``sums``: ndarray, shape (..., 3 + 2q), :func:`category_item_stats` summed over subjects
+    (a leading axis = bootstrap replicates). With n' subjects rated at least twice, r_i
+    raters of subject i and pi_k = (1/n') sum_i r_ik / r_i (Gwet 2014, Handbook of
+    Inter-Rater Reliability, 4th ed., ch. 2 and 4, for a varying number of raters):
+
+        p_a = (1/n') sum_i sum_k r_ik (r_ik - 1) / (r_i (r_i - 1))
+        Fleiss' kappa = (p_a - sum_k pi_k^2) / (1 - sum_k pi_k^2)      (Fleiss 1971)
+        AC1 = (p_a - p_e) / (1 - p_e),  p_e = sum_k pi_k (1 - pi_k) / (q - 1)   (Gwet 2008)
+
+    With the same number of raters everywhere these are Fleiss' (1971) and Gwet's formulas
+    exactly. alpha is Krippendorff's nominal alpha from the coincidence diagonal and the
+    pairable values per category. ``q`` (default: every category column) is the size of
+    the scale for AC1. Values NaN where undefined.
+    """
+    s = np.asarray(sums, dtype=float)
+    k = (s.shape[-1] - 3) // 2
+    q = k if q is None else q
+    items, pa = s[..., 0], s[..., 1]
+    n_c, share = s[..., 3 : 3 + k], s[..., 3 + k :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_a = np.where(items > 0, pa / items, np.nan)
+        pi = share / items[..., None]
+        pe_f = (pi * pi).sum(-1)
+        pe_g = (pi * (1 - pi)).sum(-1) / (q - 1) if q > 1 else np.full_like(p_a, np.nan)
+        fleiss = np.where(pe_f < 1, (p_a - pe_f) / (1 - pe_f), np.nan)
+        ac1 = np.where(pe_g < 1, (p_a - pe_g) / (1 - pe_g), np.nan)
+    out = {
+        "alpha": _alpha_nominal_stats(s[..., 2], n_c),
+        "fleiss_kappa": fleiss,
+        "ac1": ac1,
+        "observed": p_a,
+    }
+    return {key: (float(v) if np.ndim(v) == 0 else v) for key, v in out.items()}
+
+
+def fleiss_kappa(counts) -> float:
+    """Fleiss' (1971) kappa from a count matrix, for a constant or varying number of raters.
+
+    ``counts``: array_like, shape (N, k); ``counts[i, j]`` is how many raters put subject i
+    in category j. Subjects rated fewer than twice are left out; with a varying number of
+    raters the chance term uses the mean per-subject proportions (Gwet 2014, see
+    :func:`category_figures`), which is Fleiss' formula when the number is constant. NaN
+    when no subject has two ratings or chance agreement is 1.
+    """
+    x = _count_matrix(counts, "fleiss_kappa")
     if x.shape[0] == 0 or x.shape[1] == 0:
         return NAN
-    n_i = x.sum(1)
-    n = n_i[0]
-    if not np.allclose(n_i, n):
-        raise AgreementError(
-            "fleiss_kappa needs the same number of raters for every subject; "
-            "use krippendorff_alpha for a varying number"
-        )
-    if n < 2:
-        return NAN
-    p_j = x.sum(0) / x.sum()
-    p_bar = float(((x * x).sum(1) - n).mean() / (n * (n - 1)))
-    p_e = float((p_j * p_j).sum())
-    return _ratio(p_bar - p_e, 1.0 - p_e) if p_e < 1 else NAN
+    return category_figures(category_item_stats(x).sum(0))["fleiss_kappa"]
+
+
+def multi_rater_agreement(counts, q: int | None = None) -> dict:
+    """alpha, Fleiss' kappa, Gwet's AC1 and observed agreement of a count matrix at once.
+
+    ``counts``: array_like, shape (N, k), raters per (subject, category); the number of
+    raters may vary (missing ratings). ``q``: the scale size for AC1 (default k).
+    """
+    x = _count_matrix(counts, "multi_rater_agreement")
+    if x.shape[1] == 0:
+        return dict.fromkeys(("alpha", "fleiss_kappa", "ac1", "observed"), NAN)
+    return category_figures(category_item_stats(x).sum(0), q)
 
 
 def nominal_alpha_from_counts(value_counts) -> float:

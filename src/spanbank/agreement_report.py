@@ -15,9 +15,10 @@ import pandas as pd
 from spanbank.agreement import (
     AgreementError,
     _ac1_from_table,
-    _alpha_nominal_stats,
     _kappa_from_table,
     align_span_arrays,
+    category_figures,
+    category_item_stats,
     unitizing_components,
 )
 
@@ -38,6 +39,10 @@ TOKEN_PATTERN = r"\w+|[^\w\s]"
 SPAN_MEASURES = ("span_f1_exact", "span_f1_overlap", "span_f1_any")
 TOKEN_MEASURES = ("alpha", "fleiss_kappa", "ac1", "observed")
 PAIR_TOKEN_MEASURES = ("cohen_kappa", "ac1", "observed")
+CATEGORY_RULE = (
+    "each token takes one value per annotator: none, or the label of the innermost (shortest) "
+    "of that annotator's spans covering it; equal lengths: the label listed first"
+)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -153,37 +158,56 @@ def _f1(two_tp, n) -> float:
     return _f(two_tp / n) if n else NAN
 
 
-def _multi_rater(stats: np.ndarray, m_const) -> dict:
-    """Multi-rater token measures from summed stats [items, o_diag, n0, n1, pa, pi0, pi1]."""
-    items, o_diag, n0, n1, pa, pi0, pi1 = (float(v) for v in stats)
-    out = {"alpha": _alpha_nominal_stats(o_diag, [n0, n1])}
-    if items:
-        p_a = pa / items
-        pi = np.array([pi0, pi1]) / items
-        p_e = float((pi * (1 - pi)).sum())  # q = 2 categories: label / O
-        out["ac1"] = (p_a - p_e) / (1 - p_e) if p_e < 1 else NAN
-        out["observed"] = p_a
-        if m_const:
-            p_j = np.array([n0, n1]) / (items * m_const)
-            pe_f = float((p_j * p_j).sum())
-            out["fleiss_kappa"] = (p_a - pe_f) / (1 - pe_f) if pe_f < 1 else NAN
-        else:
-            out["fleiss_kappa"] = NAN
-    else:
-        out.update(ac1=NAN, observed=NAN, fleiss_kappa=NAN)
-    return {k: _f(v) for k, v in out.items()}
+def _multi_rater(stats: np.ndarray, ok: bool = True) -> dict:
+    """Token measures of a binary (O / label) layer from summed category stats; NaN unless ``ok``."""
+    out = category_figures(stats, q=2)
+    return {k: _f(v) if ok else NAN for k, v in out.items()}
 
 
-def _pair_token(t: np.ndarray) -> dict:
-    """Cohen's kappa, AC1, observed agreement from [n00, n01, n10, n11], with and without O."""
+def _pair_token(t: np.ndarray, t_labelled: np.ndarray, ok: bool = True) -> dict:
+    """Cohen's kappa, AC1, observed agreement from [n00, n01, n10, n11], over all and labelled tokens."""
     out = {}
-    for suffix, tt in (("", t), ("_no_o", np.array([0.0, t[1], t[2], t[3]]))):
+    for suffix, tt in (("", t), ("_no_o", t_labelled)):
         table = np.asarray(tt, dtype=float).reshape(2, 2)
         n = table.sum()
-        out["cohen_kappa" + suffix] = _f(_kappa_from_table(table))
-        out["ac1" + suffix] = _f(_ac1_from_table(table))
-        out["observed" + suffix] = _f(np.trace(table) / n) if n else NAN
+        defined = ok or not suffix
+        out["cohen_kappa" + suffix] = _f(_kappa_from_table(table)) if defined else NAN
+        out["ac1" + suffix] = _f(_ac1_from_table(table)) if defined else NAN
+        out["observed" + suffix] = _f(np.trace(table) / n) if n and defined else NAN
     return out
+
+
+def token_categories(lo, hi, slot, length, label, n_tok: int, n_slots: int, n_labels: int):
+    """The category of every (annotator slot, token): 0 = none, else 1 + the label of the innermost span.
+
+    ``lo``/``hi``: int arrays, the token range [lo, hi) each span covers; ``slot``,
+    ``length`` (characters) and ``label`` (0..n_labels-1) per span. Nested or overlapping
+    spans of one annotator give a token one value: the shortest span covering it wins, and
+    between spans of equal length the label listed first. Returns ndarray, shape
+    (n_slots, n_tok).
+    """
+    cnt = np.maximum(np.asarray(hi) - np.asarray(lo), 0)
+    span = np.repeat(np.arange(len(cnt)), cnt)
+    tok = np.asarray(lo)[span] + np.arange(int(cnt.sum())) - (np.cumsum(cnt) - cnt)[span]
+    rank = np.asarray(length, dtype=np.int64)[span] * n_labels + np.asarray(label)[span]
+    none = np.iinfo(np.int64).max
+    best = np.full(n_slots * n_tok, none, dtype=np.int64)
+    np.minimum.at(best, np.asarray(slot, dtype=np.int64)[span] * n_tok + tok, rank)
+    return np.where(best == none, 0, best % max(n_labels, 1) + 1).reshape(n_slots, n_tok)
+
+
+def _category_counts(cat: np.ndarray, q: int) -> np.ndarray:
+    """Raters per (token, category) from the (slot, token) category matrix (-1 = missing)."""
+    n_tok = cat.shape[1]
+    tok = np.broadcast_to(np.arange(n_tok), cat.shape)
+    ok = cat >= 0
+    return np.bincount(tok[ok] * q + cat[ok], minlength=n_tok * q).reshape(n_tok, q)
+
+
+def _per_article(stats: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per-token rows summed per article (tokens are grouped by article; ``bounds`` from searchsorted)."""
+    cs = np.concatenate([np.zeros((1, stats.shape[1])), np.cumsum(stats, axis=0)])
+    return cs[bounds[1:]] - cs[bounds[:-1]]
 
 
 def build_report(
@@ -305,18 +329,29 @@ def build_report(
     g_tok_s = offsets[t_art] + t_start
     g_tok_e = offsets[t_art] + t_end
     m_tok = n_coders[t_art]
-    m_const = int(n_coders[0]) if (n_coders == n_coders[0]).all() else 0
-    if not m_const:
-        notes.append("Fleiss' kappa is undefined: the number of annotators varies between articles")
-    pair_tok = {p: np.zeros((n_lab, n_art, 4)) for p in slot_pairs}
-    multi_stats = np.zeros((2, n_lab, n_art, 7))  # [with O, without O]
+    art_bounds = np.searchsorted(t_art, np.arange(n_art + 1))
+    span_lo = np.searchsorted(g_tok_e, offsets[s_art] + s_start, "right")
+    span_hi = np.searchsorted(g_tok_s, offsets[s_art] + s_end, "left")
+    # the multi-category layer: one value per (annotator, token), none = 0, label c = c + 1
+    cat = token_categories(span_lo, span_hi, s_slot, s_end - s_start, lab_idx, n_tok, max_m, n_lab)
+    cat[np.arange(max_m)[:, None] >= m_tok[None, :]] = -1  # annotator did not annotate it
+    q = n_lab + 1
+    tok_counts = _category_counts(cat, q)
+    labelled = tok_counts[:, 0] < m_tok  # at least one annotator gave a label
+    cat_stats = category_item_stats(tok_counts)
+    cat_art = _per_article(cat_stats, art_bounds)
+    cat_art_l = _per_article(cat_stats * labelled[:, None], art_bounds)
+    pair_conf = {}  # (i, j) -> (n_art, q * q) token confusion counts, rows annotator i
+    for i, j in slot_pairs:
+        valid = m_tok > j
+        code = t_art[valid] * q * q + cat[i][valid] * q + cat[j][valid]
+        pair_conf[(i, j)] = np.bincount(code, minlength=n_art * q * q).reshape(n_art, q * q)
+    pair_tok = {p: np.zeros((2, n_lab, n_art, 4)) for p in slot_pairs}  # [all, labelled]
+    multi_stats = np.zeros((2, n_lab, n_art, 7))  # [all tokens, tokens someone labelled]
     prevalence = np.zeros(n_lab)
     for c in range(len(labels)):
         sel = np.flatnonzero(lab_idx == c)
-        g_s = offsets[s_art[sel]] + s_start[sel]
-        g_e = offsets[s_art[sel]] + s_end[sel]
-        lo = np.searchsorted(g_tok_e, g_s, "right")
-        hi = np.searchsorted(g_tok_s, g_e, "left")
+        lo, hi = span_lo[sel], span_hi[sel]
         ok = hi > lo
         lay = s_slot[sel][ok]
         diff = np.bincount(lay * (n_tok + 1) + lo[ok], minlength=max_m * (n_tok + 1))
@@ -325,25 +360,22 @@ def build_report(
         n1 = inside.sum(0)
         n0 = m_tok - n1
         prevalence[c] = n1.sum() / m_tok.sum() if n_tok else NAN
-        for v, mask in enumerate((np.ones(n_tok, bool), n1 > 0)):
-            mm, a1, a0, ta = m_tok[mask], n1[mask], n0[mask], t_art[mask]
-            cols = (
-                np.ones(len(mm)),
-                (a1 * (a1 - 1) + a0 * (a0 - 1)) / (mm - 1),
-                a0,
-                a1,
-                (a1 * (a1 - 1) + a0 * (a0 - 1)) / (mm * (mm - 1)),
-                a0 / mm,
-                a1 / mm,
-            )
-            for k, col in enumerate(cols):
-                multi_stats[v, c, :, k] = np.bincount(ta, weights=col, minlength=n_art)
+        stats = category_item_stats(np.column_stack([n0, n1]))
+        multi_stats[0, c] = _per_article(stats, art_bounds)
+        multi_stats[1, c] = _per_article(stats * labelled[:, None], art_bounds)
         for i, j in slot_pairs:
             valid = m_tok > j
             code = inside[i][valid].astype(np.int64) * 2 + inside[j][valid]
-            pair_tok[(i, j)][c] = np.bincount(t_art[valid] * 4 + code, minlength=n_art * 4).reshape(
-                n_art, 4
-            )
+            some = (cat[i][valid] > 0) | (cat[j][valid] > 0)
+            for v, keep in enumerate((np.ones(len(code), bool), some)):
+                pair_tok[(i, j)][v, c] = np.bincount(
+                    t_art[valid][keep] * 4 + code[keep], minlength=n_art * 4
+                ).reshape(n_art, 4)
+    if n_lab < 2:
+        notes.append(
+            "figures over labelled tokens only (-O) need two or more labels: with one, every "
+            "such token is that label for someone, so they cannot be positive; left undefined"
+        )
 
     # ---- unitizing alpha
     d_o, d_e = unitizing_components(
@@ -379,7 +411,8 @@ def build_report(
             continue
         cnt = span_counts[(i, j)]
         for c in range(len(labels)):
-            t = pair_tok[(i, j)][c][arts]
+            t = pair_tok[(i, j)][0, c][arts]
+            tl = pair_tok[(i, j)][1, c][arts]
             frames.append(
                 pd.DataFrame(
                     {
@@ -396,11 +429,24 @@ def build_report(
                         "n01": t[:, 1],
                         "n10": t[:, 2],
                         "n11": t[:, 3],
+                        "l00": tl[:, 0],
+                        "l01": tl[:, 1],
+                        "l10": tl[:, 2],
+                        "l11": tl[:, 3],
                     }
                 )
             )
     pair_df = pd.concat(frames, ignore_index=True)
-    sum_cols = ["tp_exact", "tp_overlap", "tp_any", "n_a", "n_b", "n00", "n01", "n10", "n11"]
+    tab_cols = ["n00", "n01", "n10", "n11"]
+    tab_cols_l = ["l00", "l01", "l10", "l11"]
+    sum_cols = ["tp_exact", "tp_overlap", "tp_any", "n_a", "n_b", *tab_cols, *tab_cols_l]
+    multi_label = n_lab >= 2
+
+    def pair_token(g) -> dict:
+        return _pair_token(
+            g[tab_cols].to_numpy(float), g[tab_cols_l].to_numpy(float), multi_label
+        )
+
 
     def span_measures(row) -> dict:
         n = row["n_a"] + row["n_b"]
@@ -421,7 +467,7 @@ def build_report(
             else dict.fromkeys(SPAN_MEASURES, NAN)
         )
         for v, suffix in ((0, ""), (1, "_no_o")):
-            for k, val in _multi_rater(multi_stats[v, c].sum(0), m_const).items():
+            for k, val in _multi_rater(multi_stats[v, c].sum(0), v == 0 or multi_label).items():
                 row[k + suffix] = val
         row["alpha_u"] = _f(alpha_u[c])
         row["units"] = int(units_per_label[c])
@@ -430,7 +476,7 @@ def build_report(
     micro = {"label": "micro"}
     micro.update(span_measures(pair_df[sum_cols].sum()))
     for v, suffix in ((0, ""), (1, "_no_o")):
-        for k, val in _multi_rater(multi_stats[v].sum((0, 1)), m_const).items():
+        for k, val in _multi_rater(multi_stats[v].sum((0, 1)), v == 0 or multi_label).items():
             micro[k + suffix] = val
     micro["alpha_u"] = _f(alpha_u_overall)
     micro["units"] = int(units_per_label.sum())
@@ -445,6 +491,7 @@ def build_report(
     label_rows += [micro, macro]
 
     # per annotator pair
+    pair_cat = _confusion_by_pair(pair_conf, slot_name, n_coders)
     pair_rows = []
     pair_articles = pair_df.groupby(["annotator_a", "annotator_b"])["a_idx"].nunique()
     grouped = pair_df.groupby(["annotator_a", "annotator_b", "label"], sort=True)[sum_cols].sum()
@@ -456,17 +503,18 @@ def build_report(
             g = grouped.loc[(pa, pb, lab)]
             r = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared), "label": lab}
             r.update(span_measures(g))
-            r.update(_pair_token(g[["n00", "n01", "n10", "n11"]].to_numpy(float)))
+            r.update(pair_token(g))
             per.append(r)
         tot = grouped.loc[(pa, pb)].sum()
         mic = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared), "label": "micro"}
         mic.update(span_measures(tot))
-        mic.update(_pair_token(tot[["n00", "n01", "n10", "n11"]].to_numpy(float)))
+        mic.update(pair_token(tot))
         mac = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared), "label": "macro"}
         for k in mic:
             if k not in mac:
                 vals = [r[k] for r in per if not math.isnan(r[k])]
                 mac[k] = _f(np.mean(vals)) if vals else NAN
+        mic.update(_pair_categorical(pair_cat.get((pa, pb)), q, multi_label))
         if rel_rows is not None and len(rel_rows):
             rp = rel_rows[(rel_rows["annotator_a"] == pa) & (rel_rows["annotator_b"] == pb)]
             rel = _relation_measures(rp)
@@ -485,9 +533,9 @@ def build_report(
     with np.errstate(divide="ignore", invalid="ignore"):
         art_f1_exact = np.where(n_ab > 0, 2 * art_sum["tp_exact"].to_numpy() / n_ab, np.nan)
         art_f1_overlap = np.where(n_ab > 0, 2 * art_sum["tp_overlap"].to_numpy() / n_ab, np.nan)
-    tok_art = multi_stats[0].sum(0)  # (n_art, 7) summed over labels
-    art_alpha = _alpha_nominal_stats(tok_art[:, 1], tok_art[:, 2:4])
-    art_alpha = np.atleast_1d(art_alpha)
+    tok_art = multi_stats[0].sum(0)  # (n_art, 7) binary-layer stats summed over labels
+    art_alpha = np.atleast_1d(category_figures(tok_art, q=2)["alpha"])
+    art_token_alpha = np.atleast_1d(category_figures(cat_art, q=q)["alpha"])
     links = _task_links(tasks, art_ids, project)
     spans_per_art = np.bincount(s_art, minlength=n_art)
     article_rows = [
@@ -497,34 +545,74 @@ def build_report(
             "spans": int(spans_per_art[k]),
             "span_f1_exact": _f(art_f1_exact[k]),
             "span_f1_overlap": _f(art_f1_overlap[k]),
+            "token_alpha": _f(art_token_alpha[k]),
             "alpha": _f(art_alpha[k]),
             "alpha_u": _f(art_alpha_u[k]),
             "link": links.get(art_ids[k]),
         }
         for k in range(n_art)
     ]
-    rank = np.lexsort((art_alpha, np.nan_to_num(art_f1_overlap, nan=np.inf)))
-    rank = [k for k in rank if not (math.isnan(art_f1_overlap[k]) and math.isnan(art_alpha[k]))]
+    # least agreed first: token alpha, then overlap F1 (undefined last)
+    rank = np.lexsort(
+        (np.nan_to_num(art_f1_overlap, nan=np.inf), np.nan_to_num(art_token_alpha, nan=np.inf))
+    )
+    rank = [
+        k for k in rank if not (math.isnan(art_f1_overlap[k]) and math.isnan(art_token_alpha[k]))
+    ]
     lowest_rows = [article_rows[k] for k in rank[:lowest]]
+
+    # ---- token categories: the headline
+    token_all = category_figures(cat_art.sum(0), q=q)
+    token_lab = category_figures(cat_art_l.sum(0), q=q)
+    conf = sum(c.sum(0) for c in pair_conf.values()).reshape(q, q)
+    token_out = {
+        "categories": ["none", *labels],
+        "rule": CATEGORY_RULE,
+        "tokens_labelled": int(labelled.sum()),
+        **{f"token_{k}": _f(v) for k, v in token_all.items()},
+        **{f"token_{k}_labelled": _f(v) if multi_label else NAN for k, v in token_lab.items()},
+        "confusion": (conf + conf.T).astype(int).tolist(),
+    }
 
     # ---- bootstrap over articles
     rel_art = _relation_article_stats(rel_rows, n_art)
-    stat_cols = np.column_stack(
+    span_cols = np.column_stack(
         [
             2 * art_sum["tp_exact"].to_numpy(float),
             2 * art_sum["tp_overlap"].to_numpy(float),
             2 * art_sum["tp_any"].to_numpy(float),
             n_ab,
-            tok_art[:, 1],
-            tok_art[:, 2],
-            tok_art[:, 3],
-            multi_stats[1].sum(0)[:, 1],
-            multi_stats[1].sum(0)[:, 2],
-            multi_stats[1].sum(0)[:, 3],
             rel_art,
         ]
     )
+
+    def cat_fig(key, labelled_only=False):
+        if labelled_only and not multi_label:
+            return lambda r: np.full(len(r), np.nan)
+        return lambda r: category_figures(r, q=q)[key]
+
+    blocks = {
+        "token_alpha": (cat_art, cat_fig("alpha")),
+        "token_alpha_labelled": (cat_art_l, cat_fig("alpha", True)),
+        "token_fleiss_kappa": (cat_art, cat_fig("fleiss_kappa")),
+        "token_ac1": (cat_art, cat_fig("ac1")),
+        "span_f1_exact": (span_cols, lambda r: r[:, 0] / r[:, 3]),
+        "span_f1_overlap": (span_cols, lambda r: r[:, 1] / r[:, 3]),
+        "span_f1_any": (span_cols, lambda r: r[:, 2] / r[:, 3]),
+        "alpha": (tok_art, lambda r: category_figures(r, q=2)["alpha"]),
+        "alpha_no_o": (
+            multi_stats[1].sum(0),
+            (lambda r: category_figures(r, q=2)["alpha"])
+            if multi_label
+            else (lambda r: np.full(len(r), np.nan)),
+        ),
+        "relation_f1": (span_cols, lambda r: r[:, 4] / r[:, 5]),
+    }
     summary = {
+        "token_alpha": token_out["token_alpha"],
+        "token_alpha_labelled": token_out["token_alpha_labelled"],
+        "token_fleiss_kappa": token_out["token_fleiss_kappa"],
+        "token_ac1": token_out["token_ac1"],
         "span_f1_exact": micro["span_f1_exact"],
         "span_f1_overlap": micro["span_f1_overlap"],
         "span_f1_any": micro["span_f1_any"],
@@ -533,7 +621,7 @@ def build_report(
         "alpha_u": micro["alpha_u"],
         "relation_f1": relations_out["overall"]["relation_f1"],
     }
-    cis = _bootstrap(stat_cols, bootstrap, seed)
+    cis = _bootstrap(blocks, bootstrap, seed)
     summary = {
         k: {"value": v, "ci_low": cis.get(k, (NAN, NAN))[0], "ci_high": cis.get(k, (NAN, NAN))[1]}
         for k, v in summary.items()
@@ -573,9 +661,41 @@ def build_report(
         "labels": label_rows,
         "pairs": pair_rows,
         "relations": relations_out,
+        "token_categories": token_out,
         "articles": article_rows,
         "lowest_articles": lowest_rows,
         "notes": notes,
+    }
+
+
+def _confusion_by_pair(pair_conf: dict, slot_name, n_coders) -> dict:
+    """(annotator a, annotator b) -> token category confusion summed over their shared articles."""
+    frames = []
+    for (i, j), conf in pair_conf.items():
+        arts = np.flatnonzero(n_coders > j)
+        df = pd.DataFrame(conf[arts])
+        df["a"], df["b"] = slot_name[arts, i], slot_name[arts, j]
+        frames.append(df)
+    if not frames:
+        return {}
+    summed = pd.concat(frames, ignore_index=True).groupby(["a", "b"]).sum()
+    return {k: row.to_numpy(float) for k, row in summed.iterrows()}
+
+
+def _pair_categorical(conf, q: int, multi_label: bool) -> dict:
+    """Cohen's kappa, AC1 and observed agreement of two annotators over the token categories."""
+    keys = ("token_cohen_kappa", "token_ac1", "token_observed", "token_cohen_kappa_labelled")
+    if conf is None:
+        return dict.fromkeys(keys, NAN)
+    table = np.asarray(conf, dtype=float).reshape(q, q)
+    labelled = table.copy()
+    labelled[0, 0] = 0  # tokens neither annotator labelled
+    n = table.sum()
+    return {
+        "token_cohen_kappa": _f(_kappa_from_table(table)),
+        "token_ac1": _f(_ac1_from_table(table)),
+        "token_observed": _f(np.trace(table) / n) if n else NAN,
+        "token_cohen_kappa_labelled": _f(_kappa_from_table(labelled)) if multi_label else NAN,
     }
 
 
@@ -683,32 +803,27 @@ def _relation_article_stats(rows, n_art) -> np.ndarray:
     return out
 
 
-def _bootstrap(stats: np.ndarray, n_boot: int, seed: int) -> dict:
+def _bootstrap(blocks: dict, n_boot: int, seed: int) -> dict:
     """95% percentile CIs from resampling articles with replacement (seeded).
 
-    ``stats``: ndarray, shape (n_articles, 12): per-article sums the figures are ratios of,
-    so a replicate is just a weighted sum of rows.
+    ``blocks``: name -> (per-article sums, ndarray shape (n_articles, w); a function of
+    replicate sums, shape (B, w), returning the figure per replicate). Every figure is a
+    function of sums over articles, so a replicate is a weighted sum of rows; all figures
+    share the same resamples.
     """
-    if n_boot <= 0:
+    if n_boot <= 0 or not blocks:
         return {}
-    n = len(stats)
+    n = len(next(iter(blocks.values()))[0])
     rng = np.random.default_rng(seed)
-    reps = []
+    reps: dict = {k: [] for k in blocks}
     for lo in range(0, n_boot, 200):
         w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(200, n_boot - lo)).astype(float)
-        reps.append(w @ stats)
-    r = np.concatenate(reps)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        figs = {
-            "span_f1_exact": r[:, 0] / r[:, 3],
-            "span_f1_overlap": r[:, 1] / r[:, 3],
-            "span_f1_any": r[:, 2] / r[:, 3],
-            "alpha": _alpha_nominal_stats(r[:, 4], r[:, 5:7]),
-            "alpha_no_o": _alpha_nominal_stats(r[:, 7], r[:, 8:10]),
-            "relation_f1": r[:, 10] / r[:, 11],
-        }
+        for k, (m, _) in blocks.items():
+            reps[k].append(w @ m)
     out = {}
-    for k, v in figs.items():
+    for k, (_, fig) in blocks.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.asarray(fig(np.concatenate(reps[k])), dtype=float)
         v = v[np.isfinite(v)]
         out[k] = (_f(np.percentile(v, 2.5)), _f(np.percentile(v, 97.5))) if len(v) else (NAN, NAN)
     return out
@@ -776,12 +891,16 @@ def render_table(report: dict) -> str:
         f"{cov['tokens']} tokens; IoU >= {sel['iou']})",
         "",
     ]
+    out.insert(1, f"Headline: token_alpha, Krippendorff's alpha over token categories ({CATEGORY_RULE})")
     srows = []
     for k, v in report["summary"].items():
         ci = "" if math.isnan(v["ci_low"]) else f"[{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
         srows.append([k, _fmt(v["value"]), ci])
     out += [_grid(["measure", "value", "95% CI"], srows), ""]
-    out.append("Per label (token measures: alpha, Fleiss, AC1, obs; -O = tokens someone labelled)")
+    out.append(
+        "Per label (token measures over binary layers, label vs O: alpha, Fleiss, AC1, obs; "
+        "-O = tokens someone labelled with any label)"
+    )
     out.append(
         _grid(
             ["label"] + [h for h, _ in LABEL_COLUMNS],
@@ -806,12 +925,12 @@ def render_table(report: dict) -> str:
         out += ["", "Lowest-agreement articles"]
         out.append(
             _grid(
-                ["article", "F1 IoU", "alpha", "alpha_U", "link"],
+                ["article", "token alpha", "F1 IoU", "alpha_U", "link"],
                 [
                     [
                         r["article_id"],
+                        _fmt(r["token_alpha"]),
                         _fmt(r["span_f1_overlap"]),
-                        _fmt(r["alpha"]),
                         _fmt(r["alpha_u"]),
                         r["link"] or "-",
                     ]
