@@ -320,3 +320,39 @@ def test_agreement_report_reads_only_through_corpus():
     rep = agreement_report(FakeCorpus(tables()), project="p", bootstrap=0)
     assert rep["selection"]["project"] == "p"
     assert np.isfinite(rep["summary"]["span_f1_exact"]["value"])
+
+
+def test_attribution_agreement_quote_and_full():
+    rep = report()
+    att = rep["attributions"]["overall"]
+    # a1: quotes [12,26) / [13,25) match at IoU, not exactly, both said_by the same speaker;
+    # a2: only ann has a quote. 3 attributions, 1 matched.
+    assert att["attributions"] == 3
+    assert att["attribution_f1"] == pytest.approx(2 / 3)
+    assert att["attribution_f1_full"] == pytest.approx(2 / 3)
+    assert att["attribution_f1_exact"] == 0.0
+    assert rep["summary"]["attribution_f1"]["value"] == pytest.approx(2 / 3)
+    assert [(p["annotator_a"], p["annotator_b"]) for p in rep["attributions"]["pairs"]] == [("ann", "bob")]
+    # bob links his quote to no speaker: the quote still matches, the attribution does not
+    t = tables()
+    t["relations"] = t["relations"][t["relations"]["annotation_id"] != "x2"]
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=20)
+    att = rep["attributions"]["overall"]
+    assert att["attribution_f1"] == pytest.approx(2 / 3)
+    assert att["attribution_f1_full"] == 0.0
+    s = rep["summary"]["attribution_f1"]
+    assert s["ci_low"] <= s["value"] <= s["ci_high"]
+
+
+def test_attribution_quote_fragments_join():
+    """A quote broken by its cue is one attribution: fragments take the outer bounds."""
+    t = tables()
+    frag = pd.DataFrame(
+        [("x1", "s2:2", "a1", "QUOTE", 27, 30, '{"_fragment_of": "s2"}')],
+        columns=[*SPAN_COLS, "attributes"],
+    )
+    t["spans"] = pd.concat([t["spans"].assign(attributes=None), frag], ignore_index=True)
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.8)
+    # ann's quote is now [12,30) against bob's [13,25): IoU 12/18 < 0.8, no match
+    assert rep["attributions"]["overall"]["attribution_f1"] == 0.0
+    assert rep["attributions"]["overall"]["attributions"] == 3

@@ -39,6 +39,13 @@ TOKEN_PATTERN = r"\w+|[^\w\s]"
 SPAN_MEASURES = ("span_f1_exact", "span_f1_overlap", "span_f1_any")
 TOKEN_MEASURES = ("alpha", "fleiss_kappa", "ac1", "observed")
 PAIR_TOKEN_MEASURES = ("cohen_kappa", "ac1", "observed")
+QUOTE_LABEL, SOURCE_RELATION, CUE_RELATION = "QUOTE", "said_by", "cue"
+ATTRIBUTION_MEASURES = (
+    "attribution_f1",
+    "attribution_f1_exact",
+    "attribution_f1_full",
+    "attribution_f1_full_exact",
+)
 CATEGORY_RULE = (
     "each token takes one value per annotator: none, or the label of the innermost (shortest) "
     "of that annotator's spans covering it; equal lengths: the label listed first"
@@ -273,6 +280,7 @@ def build_report(
     sp = spans.merge(
         ann[["annotation_id", "a_idx", "slot", "annotator"]], on="annotation_id", how="inner"
     )
+    sp_all = sp
     if labels is not None:
         labels = list(labels)
         sp = sp[sp["label"].isin(labels)]
@@ -402,6 +410,8 @@ def build_report(
 
     # ---- relations
     rel_rows = _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders)
+    attr_rows = _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, iou)
+    attributions_out = _attribution_report(attr_rows)
 
     # ---- per-pair table (one row per article x slot pair x label)
     frames = []
@@ -607,6 +617,7 @@ def build_report(
             else (lambda r: np.full(len(r), np.nan)),
         ),
         "relation_f1": (span_cols, lambda r: r[:, 4] / r[:, 5]),
+        **_attribution_blocks(attr_rows, n_art),
     }
     summary = {
         "token_alpha": token_out["token_alpha"],
@@ -620,6 +631,7 @@ def build_report(
         "alpha_no_o": micro["alpha_no_o"],
         "alpha_u": micro["alpha_u"],
         "relation_f1": relations_out["overall"]["relation_f1"],
+        **{k: attributions_out["overall"][k] for k in ATTRIBUTION_MEASURES},
     }
     cis = _bootstrap(blocks, bootstrap, seed)
     summary = {
@@ -662,6 +674,7 @@ def build_report(
         "pairs": pair_rows,
         "relations": relations_out,
         "token_categories": token_out,
+        "attributions": attributions_out,
         "articles": article_rows,
         "lowest_articles": lowest_rows,
         "notes": notes,
@@ -778,6 +791,147 @@ def _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders):
         ).to_numpy()
         out.append(df)
     return pd.concat(out, ignore_index=True) if out else None
+
+
+def _units(sp: pd.DataFrame, lengths: np.ndarray) -> pd.DataFrame:
+    """One row per span (a discontinuous span's fragments joined to its outer bounds), by (annotation, span id)."""
+    head = sp["span_id"].astype(str)
+    if "attributes" in sp:
+        attrs = sp["attributes"].astype(str)
+        frag = attrs.str.contains('"_fragment_of"', regex=False).to_numpy()
+        if frag.any():
+            head = head.copy()
+            head[frag] = [json.loads(a).get("_fragment_of") for a in attrs[frag]]
+    end = np.minimum(sp["end"].to_numpy(np.int64), lengths[sp["a_idx"].to_numpy(np.int64)])
+    u = sp.assign(head=head.to_numpy(), start=np.minimum(sp["start"].to_numpy(np.int64), end), end=end)
+    return u.groupby(["annotation_id", "head"], sort=False).agg(
+        label=("label", "first"),
+        start=("start", "min"),
+        end=("end", "max"),
+        a_idx=("a_idx", "first"),
+        slot=("slot", "first"),
+    )
+
+
+def _targets_match(ta: list, tb: list, threshold: float) -> bool:
+    """Two quotes' speakers (or cues) agree: none on both sides, or aligned one to one."""
+    if len(ta) != len(tb):
+        return False
+    if not ta:
+        return True
+    ia, _ = align_span_arrays(
+        np.zeros(len(ta)), [s for s, _ in ta], [e for _, e in ta],
+        np.zeros(len(tb)), [s for s, _ in tb], [e for _, e in tb], threshold,
+    )
+    return len(ia) == len(ta)
+
+
+def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, iou):
+    """Per (article, annotator pair): attributions of a and b, quote matches, and full matches.
+
+    An attribution is a QUOTE span with its said_by speakers and cue spans. Quotes match one
+    to one (exact offsets, or IoU >= ``iou``); a full match also needs the speakers and the
+    cues to match at the same threshold (none on both sides counts as a match).
+    """
+    if not len(sp_all):
+        return None
+    units = _units(sp_all, lengths)
+    quotes = units[units["label"] == QUOTE_LABEL]
+    if not len(quotes):
+        return None
+    targets: dict = {}
+    if relations is not None and len(relations):
+        rel = relations[relations["label"].isin([SOURCE_RELATION, CUE_RELATION])]
+        rel = rel[rel["annotation_id"].isin(set(quotes.index.get_level_values(0)))]
+        to = units.reindex(pd.MultiIndex.from_arrays([rel["annotation_id"], rel["to_span_id"]]))
+        for aid, f, lab, s, e in zip(
+            rel["annotation_id"], rel["from_span_id"], rel["label"], to["start"], to["end"],
+            strict=True,
+        ):
+            if not pd.isna(s):
+                targets.setdefault((aid, str(f), lab), []).append((int(s), int(e)))
+    keys = list(quotes.index)
+    q_art = quotes["a_idx"].to_numpy(np.int64)
+    q_slot = quotes["slot"].to_numpy(np.int64)
+    q_s, q_e = quotes["start"].to_numpy(np.int64), quotes["end"].to_numpy(np.int64)
+    slot_names = ann.set_index(["a_idx", "slot"])["annotator"]
+    n_art = len(n_coders)
+    out = []
+    for i, j in slot_pairs:
+        ai = np.flatnonzero((q_slot == i) & (n_coders[q_art] > j))
+        bj = np.flatnonzero(q_slot == j)
+        if not len(ai) and not len(bj):
+            continue
+        row = {"n_a": np.bincount(q_art[ai], minlength=n_art),
+               "n_b": np.bincount(q_art[bj], minlength=n_art)}
+        for mode, thr in (("exact", 1.0), ("overlap", iou)):
+            ia, ib = align_span_arrays(q_art[ai], q_s[ai], q_e[ai], q_art[bj], q_s[bj], q_e[bj], thr)
+            full = np.array([
+                all(
+                    _targets_match(targets.get((*keys[x], r), []), targets.get((*keys[y], r), []), thr)
+                    for r in (SOURCE_RELATION, CUE_RELATION)
+                )
+                for x, y in zip(ai[ia], bj[ib], strict=True)
+            ], dtype=bool)
+            row[f"quote_{mode}"] = np.bincount(q_art[ai][ia], minlength=n_art)
+            row[f"full_{mode}"] = np.bincount(q_art[ai][ia][full], minlength=n_art)
+        df = pd.DataFrame(row)
+        df["a_idx"] = np.arange(n_art)
+        df = df[n_coders > j]
+        arts = df["a_idx"].to_numpy()
+        for col, slot in (("annotator_a", i), ("annotator_b", j)):
+            df[col] = slot_names.reindex(
+                pd.MultiIndex.from_arrays([arts, np.full(len(arts), slot)])
+            ).to_numpy()
+        out.append(df)
+    return pd.concat(out, ignore_index=True) if out else None
+
+
+def _attribution_measures(rows) -> dict:
+    if rows is None or not len(rows):
+        return {**dict.fromkeys(ATTRIBUTION_MEASURES, NAN), "attributions": 0}
+    s = rows[["n_a", "n_b", "quote_exact", "quote_overlap", "full_exact", "full_overlap"]].sum()
+    n = s["n_a"] + s["n_b"]
+    return {
+        "attribution_f1": _f1(2 * s["quote_overlap"], n),
+        "attribution_f1_exact": _f1(2 * s["quote_exact"], n),
+        "attribution_f1_full": _f1(2 * s["full_overlap"], n),
+        "attribution_f1_full_exact": _f1(2 * s["full_exact"], n),
+        "attributions": int(n),
+    }
+
+
+def _attribution_report(rows) -> dict:
+    """Attribution agreement pooled over every pair and per annotator pair."""
+    out = {
+        "quote_label": QUOTE_LABEL,
+        "source_relation": SOURCE_RELATION,
+        "cue_relation": CUE_RELATION,
+        "overall": _attribution_measures(rows),
+        "pairs": [],
+    }
+    if rows is not None and len(rows):
+        for (a, b), g in rows.groupby(["annotator_a", "annotator_b"], sort=True):
+            out["pairs"].append(
+                {"annotator_a": a, "annotator_b": b, "articles": int(g["a_idx"].nunique()),
+                 **_attribution_measures(g)}
+            )
+    return out
+
+
+def _attribution_blocks(rows, n_art: int) -> dict:
+    """Bootstrap blocks (per-article sums and figure) of the attribution F1s."""
+    cols = ["quote_overlap", "quote_exact", "full_overlap", "full_exact"]
+    m = np.zeros((n_art, 5))
+    if rows is not None and len(rows):
+        a = rows["a_idx"].to_numpy()
+        for k, c in enumerate(cols):
+            m[:, k] = np.bincount(a, weights=2 * rows[c].to_numpy(float), minlength=n_art)
+        m[:, 4] = np.bincount(a, weights=(rows["n_a"] + rows["n_b"]).to_numpy(float), minlength=n_art)
+    return {
+        name: (m, (lambda r, k=k: r[:, k] / r[:, 4]))
+        for k, name in enumerate(ATTRIBUTION_MEASURES)
+    }
 
 
 def _relation_measures(rows) -> dict:
@@ -921,6 +1075,14 @@ def render_table(report: dict) -> str:
         f"Relations: F1 {_fmt(rel['relation_f1'])}, conditional on matched endpoints "
         f"{_fmt(rel['relation_f1_conditional'])} ({rel['links']} links)",
     ]
+    att = report.get("attributions", {}).get("overall")
+    if att:
+        out.append(
+            f"Attributions ({att['attributions']} quotes with speaker and cue): quote F1 "
+            f"{_fmt(att['attribution_f1'])} (exact {_fmt(att['attribution_f1_exact'])}); "
+            f"with speaker and cue {_fmt(att['attribution_f1_full'])} "
+            f"(exact {_fmt(att['attribution_f1_full_exact'])})"
+        )
     if report["lowest_articles"]:
         out += ["", "Lowest-agreement articles"]
         out.append(
