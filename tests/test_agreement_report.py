@@ -86,7 +86,12 @@ def tables():
             "ls_task_id": [17],
         }
     )
+    annotators = pd.DataFrame(
+        {"annotator": ["ann", "bob"], "ls_url": "http://localhost:8080/", "ls_user_id": [1, 2],
+         "email": ["ann@example.org", None]}
+    )
     return {
+        "annotators": annotators,
         "articles": articles,
         "annotations": annotations,
         "spans": spans,
@@ -356,3 +361,38 @@ def test_attribution_quote_fragments_join():
     # ann's quote is now [12,30) against bob's [13,25): IoU 12/18 < 0.8, no match
     assert rep["attributions"]["overall"]["attribution_f1"] == 0.0
     assert rep["attributions"]["overall"]["attributions"] == 3
+
+
+def test_csv_neutralises_formulas_in_names():
+    t = tables()
+    evil = "=cmd|' -C calc'!A0"
+    t["annotations"]["annotator"] = t["annotations"]["annotator"].replace({"bob": evil})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    text = to_csv(rep)
+    cells = [c for line in text.splitlines() for c in line.split(",")]
+    assert not any(c.startswith(("=", "+", "@", "\t", "\r")) for c in cells)
+    assert any(c.startswith("'=cmd") for c in cells)
+    # numbers stay numbers: a negative figure is not a formula
+    from spanbank.csvsafe import safe_cell
+
+    assert safe_cell(-0.25) == -0.25 and safe_cell("-x") == "'-x" and safe_cell("@a") == "'@a"
+    assert safe_cell("\tx") == "'\tx" and safe_cell("\rx") == "'\rx" and safe_cell(float("nan")) == ""
+
+
+def test_heatmap_names_are_literal_text():
+    from spanbank.agreement_html import heatmap_png
+
+    names = [r"$\nocommand$", "a$b", "$x^2$"]
+    png = heatmap_png(names, {(names[0], names[1]): 0.5, (names[1], names[2]): -0.2}, "t $1 $")
+    assert len(png) > 100
+
+
+def test_cli_show_names_html(tmp_path):
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(cli, ["agree", "--html", str(out), "--show-names", "--bootstrap", "0"])
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert "ann@example.org (ann)" in page and "Where they disagree" in page
+    assert "_views" not in to_json(report(views=True))
+    res = CliRunner().invoke(cli, ["agree", "--html", str(tmp_path / "s.html"), "--bootstrap", "0"])
+    assert "ann@example.org" not in (tmp_path / "s.html").read_text()

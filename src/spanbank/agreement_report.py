@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import json
 import math
 import re
@@ -21,6 +18,7 @@ from spanbank.agreement import (
     category_item_stats,
     unitizing_components,
 )
+from spanbank.csvsafe import csv_text
 
 __all__ = [
     "agreement_report",
@@ -63,6 +61,7 @@ def agreement_report(
     iou: float = 0.5,
     bootstrap: int = 1000,
     seed: int = 0,
+    views: bool = False,
 ) -> dict:
     """Agreement report for the latest human annotations of a corpus (see :func:`build_report`)."""
     return build_report(
@@ -77,6 +76,7 @@ def agreement_report(
         iou=iou,
         bootstrap=bootstrap,
         seed=seed,
+        views=views,
     )
 
 
@@ -86,7 +86,7 @@ def _flag(col: pd.Series) -> np.ndarray:
 
 
 def latest_human_annotations(
-    annotations: pd.DataFrame, project=None, annotators=None
+    annotations: pd.DataFrame, project=None, annotators=None, origins=HUMAN_ORIGINS
 ) -> pd.DataFrame:
     """The annotations agreement is computed on: the latest live human version per article and annotator.
 
@@ -94,7 +94,7 @@ def latest_human_annotations(
     left for one (article, annotator), the last by updated_at/created_at/version.
     """
     a = annotations
-    keep = np.array(a["origin"].isin(HUMAN_ORIGINS), dtype=bool)
+    keep = np.array(a["origin"].isin(list(origins)), dtype=bool)
     for col in ("cancelled", "superseded"):
         if col in a:
             keep = keep & ~_flag(a[col])
@@ -231,6 +231,7 @@ def build_report(
     bootstrap: int = 1000,
     seed: int = 0,
     lowest: int = 10,
+    views: bool = False,
 ) -> dict:
     """Agreement report from the corpus tables (pandas DataFrames as stored).
 
@@ -238,7 +239,9 @@ def build_report(
     on articles that two or more annotators annotated. Returns a JSON-ready dict:
     ``selection``, ``coverage``, ``summary`` (headline figures with bootstrap CIs),
     ``labels`` (per label, then micro and macro), ``pairs`` (per annotator pair and label),
-    ``relations``, ``articles`` (per article) and ``lowest_articles``. Undefined figures
+    ``relations``, ``token_categories``, ``attributions``, ``gold``, ``articles`` (per
+    article) and ``lowest_articles``; with ``views`` also ``_views``, what the HTML page
+    needs to show the least-agreed articles' text (left out of JSON). Undefined figures
     are NaN. Raises :class:`~spanbank.agreement.AgreementError` on an empty selection.
     """
     if not 0 <= iou <= 1:
@@ -658,6 +661,14 @@ def build_report(
         },
         "prevalence": {lab: _f(prevalence[c]) for c, lab in enumerate(labels)},
     }
+    view_rows = (
+        _article_views(
+            [int(a_index[r["article_id"]]) for r in lowest_rows], texts, cat, art_bounds,
+            t_start, t_end, slot_name, n_coders, ["none", *labels], sp_all, relations, lengths,
+        )
+        if views
+        else None
+    )
     return {
         "selection": {
             "project": project,
@@ -675,9 +686,11 @@ def build_report(
         "relations": relations_out,
         "token_categories": token_out,
         "attributions": attributions_out,
+        "gold": _gold_scores(annotations, spans, project, annotators, labels, iou),
         "articles": article_rows,
         "lowest_articles": lowest_rows,
         "notes": notes,
+        **({"_views": view_rows} if views else {}),
     }
 
 
@@ -826,19 +839,14 @@ def _targets_match(ta: list, tb: list, threshold: float) -> bool:
     return len(ia) == len(ta)
 
 
-def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, iou):
-    """Per (article, annotator pair): attributions of a and b, quote matches, and full matches.
-
-    An attribution is a QUOTE span with its said_by speakers and cue spans. Quotes match one
-    to one (exact offsets, or IoU >= ``iou``); a full match also needs the speakers and the
-    cues to match at the same threshold (none on both sides counts as a match).
-    """
+def _attribution_units(sp_all, relations, lengths):
+    """(quotes, targets): QUOTE units indexed by (annotation, span id); (annotation, quote id, relation) -> [(start, end)]."""
     if not len(sp_all):
-        return None
+        return None, {}
     units = _units(sp_all, lengths)
     quotes = units[units["label"] == QUOTE_LABEL]
     if not len(quotes):
-        return None
+        return None, {}
     targets: dict = {}
     if relations is not None and len(relations):
         rel = relations[relations["label"].isin([SOURCE_RELATION, CUE_RELATION])]
@@ -850,6 +858,83 @@ def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, i
         ):
             if not pd.isna(s):
                 targets.setdefault((aid, str(f), lab), []).append((int(s), int(e)))
+    return quotes, targets
+
+
+def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[dict]:
+    """Per annotator: span precision/recall/F1 (same label, IoU >= ``iou``) against adjudicated gold."""
+    gold = latest_human_annotations(annotations, project, None, origins=("gold",))
+    if not len(gold):
+        return []
+    gold = gold.drop_duplicates("article_id", keep="last")
+    human = latest_human_annotations(annotations, project, annotators)
+    human = human[human["article_id"].isin(set(gold["article_id"]))]
+    sp = spans[spans["label"].isin(labels)]
+    g = sp.merge(gold[["annotation_id", "article_id"]], on=["annotation_id", "article_id"])
+    arts = pd.Index(sorted(set(gold["article_id"])))
+    lab = pd.Index(labels)
+    out = []
+    for who, mine in human.groupby("annotator", sort=True):
+        h = sp.merge(mine[["annotation_id", "article_id"]], on=["annotation_id", "article_id"])
+        gg = g[g["article_id"].isin(set(mine["article_id"]))]
+        key_h = arts.get_indexer(h["article_id"]) * len(lab) + lab.get_indexer(h["label"])
+        key_g = arts.get_indexer(gg["article_id"]) * len(lab) + lab.get_indexer(gg["label"])
+        row = {"annotator": who, "articles": int(mine["article_id"].nunique())}
+        for name, thr in (("", iou), ("_exact", 1.0)):
+            ia, _ = align_span_arrays(
+                key_h, h["start"], h["end"], key_g, gg["start"], gg["end"], thr
+            )
+            p = _f(len(ia) / len(h)) if len(h) else NAN
+            r = _f(len(ia) / len(gg)) if len(gg) else NAN
+            row["precision" + name] = p
+            row["recall" + name] = r
+            row["f1" + name] = _f1(2 * len(ia), len(h) + len(gg))
+        out.append(row)
+    return out
+
+
+def _article_views(
+    arts, texts, cat, bounds, t_start, t_end, slot_name, n_coders, categories, sp_all,
+    relations, lengths,
+) -> list[dict]:
+    """What the HTML page shows of each least-agreed article: its tokens and every annotator's categories and attributions."""
+    quotes, targets = _attribution_units(sp_all, relations, lengths)
+    out = []
+    for k in arts:
+        lo, hi = bounds[k], bounds[k + 1]
+        m = int(n_coders[k])
+        who = [str(x) for x in slot_name[k, :m]]
+        attrs = {w: [] for w in who}
+        if quotes is not None:
+            mine = quotes[quotes["a_idx"] == k]
+            for (aid, qid), r in mine.iterrows():
+                attrs[str(slot_name[k, int(r["slot"])])].append({
+                    "quote": [int(r["start"]), int(r["end"])],
+                    "speakers": targets.get((aid, qid, SOURCE_RELATION), []),
+                    "cues": targets.get((aid, qid, CUE_RELATION), []),
+                })
+        out.append({
+            "article_index": int(k),
+            "text": texts[k],
+            "categories": categories,
+            "tokens": np.column_stack([t_start[lo:hi], t_end[lo:hi]]).tolist(),
+            "annotators": who,
+            "values": cat[:m, lo:hi].tolist(),
+            "attributions": [sorted(attrs[w], key=lambda a: a["quote"]) for w in who],
+        })
+    return out
+
+
+def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, iou):
+    """Per (article, annotator pair): attributions of a and b, quote matches, and full matches.
+
+    An attribution is a QUOTE span with its said_by speakers and cue spans. Quotes match one
+    to one (exact offsets, or IoU >= ``iou``); a full match also needs the speakers and the
+    cues to match at the same threshold (none on both sides counts as a match).
+    """
+    quotes, targets = _attribution_units(sp_all, relations, lengths)
+    if quotes is None:
+        return None
     keys = list(quotes.index)
     q_art = quotes["a_idx"].to_numpy(np.int64)
     q_slot = quotes["slot"].to_numpy(np.int64)
@@ -1119,7 +1204,8 @@ def _jsonable(x):
 
 def to_json(report: dict) -> str:
     """The report as JSON; NaN (undefined) becomes null."""
-    return json.dumps(_jsonable(report), indent=2, ensure_ascii=False)
+    public = {k: v for k, v in report.items() if not k.startswith("_")}
+    return json.dumps(_jsonable(public), indent=2, ensure_ascii=False)
 
 
 def _csv_rows(report: dict):
@@ -1138,135 +1224,27 @@ def _csv_rows(report: dict):
         for k, v in r.items():
             if k != "label":
                 yield ["relation", r["label"], "", "", k, v, "", ""]
+    att = report.get("attributions")
+    if att:
+        for k, v in att["overall"].items():
+            yield ["attribution", "all", "", "", k, v, "", ""]
+        for r in att["pairs"]:
+            for k, v in r.items():
+                if k not in ("annotator_a", "annotator_b", "articles"):
+                    yield ["attribution", "all", r["annotator_a"], r["annotator_b"], k, v, "", ""]
 
 
 def to_csv(report: dict) -> str:
-    """The report as CSV, one row per scope/label/pair/measure (undefined = empty)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        ["scope", "label", "annotator_a", "annotator_b", "measure", "value", "ci_low", "ci_high"]
-    )
-    for row in _csv_rows(report):
-        w.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in row])
-    return buf.getvalue()
+    """The report as CSV, one row per scope/label/pair/measure (undefined = empty, formulas neutralised)."""
+    header = ["scope", "label", "annotator_a", "annotator_b", "measure", "value", "ci_low", "ci_high"]
+    return csv_text(header, _csv_rows(report))
 
 
-def _heatmap_png(names: list[str], values: dict, title: str) -> str:
-    """A symmetric annotator x annotator heatmap as a base64 PNG."""
-    try:
-        import matplotlib
+def to_html(report: dict, names: dict | None = None) -> str:
+    """A self-contained HTML page (see :func:`spanbank.agreement_html.render_html`).
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise AgreementError(
-            "the HTML report needs matplotlib: pip install 'spanbank[plot]'"
-        ) from err
-    import base64
+    ``names``: pseudonym -> name to show beside it (``agree --show-names``, local use only).
+    """
+    from spanbank.agreement_html import render_html
 
-    n = len(names)
-    m = np.full((n, n), np.nan)
-    for (a, b), v in values.items():
-        i, j = names.index(a), names.index(b)
-        m[i, j] = m[j, i] = v
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * n, 1.0 + 0.5 * n), dpi=100)
-    im = ax.imshow(
-        m, vmin=min(0.0, np.nanmin(m)) if np.isfinite(m).any() else 0, vmax=1, cmap="viridis"
-    )
-    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), names, fontsize=8)
-    for i in range(n):
-        for j in range(n):
-            if np.isfinite(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def to_html(report: dict) -> str:
-    """A self-contained HTML page: summary, per-label table, pair heatmaps, lowest articles."""
-    e = html.escape
-    cov = report["coverage"]
-    names = cov["annotators"]
-
-    def table(header, rows):
-        h = "".join(f"<th>{e(x)}</th>" for x in header)
-        b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
-
-    summary = table(
-        ["measure", "value", "95% CI"],
-        [
-            [
-                e(k),
-                _fmt(v["value"]),
-                "" if math.isnan(v["ci_low"]) else f"{_fmt(v['ci_low'])} – {_fmt(v['ci_high'])}",
-            ]
-            for k, v in report["summary"].items()
-        ],
-    )
-    labels = table(
-        ["label"] + [h for h, _ in LABEL_COLUMNS],
-        [
-            [e(str(r["label"]))] + [_fmt(r.get(k)) for _, k in LABEL_COLUMNS]
-            for r in report["labels"]
-        ],
-    )
-    heat = []
-    pairs_micro = [r for r in report["pairs"] if r["label"] == "micro"]
-    for key, title in (
-        ("span_f1_overlap", f"span F1 (IoU >= {report['selection']['iou']})"),
-        ("cohen_kappa", "token Cohen's kappa"),
-        ("span_f1_exact", "span F1 exact"),
-    ):
-        vals = {(r["annotator_a"], r["annotator_b"]): r[key] for r in pairs_micro}
-        png = _heatmap_png(names, vals, title)
-        heat.append(
-            f'<figure><img alt="{e(title)}" src="data:image/png;base64,{png}"><figcaption>{e(title)}</figcaption></figure>'
-        )
-    lowest = table(
-        ["article", "annotators", "F1 IoU", "F1 exact", "alpha", "alpha_U"],
-        [
-            [
-                f'<a href="{e(r["link"])}">{e(r["article_id"])}</a>'
-                if r["link"]
-                else e(r["article_id"]),
-                e(", ".join(r["annotators"])),
-                _fmt(r["span_f1_overlap"]),
-                _fmt(r["span_f1_exact"]),
-                _fmt(r["alpha"]),
-                _fmt(r["alpha_u"]),
-            ]
-            for r in report["lowest_articles"]
-        ],
-    )
-    rel = report["relations"]["overall"]
-    notes = "".join(f"<li>{e(n)}</li>" for n in report.get("notes", []))
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:.5em}"
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>spanbank agreement report</title>
-<style>{style}</style></head><body>
-<h1>Agreement report</h1>
-<p>{cov["articles_with_2plus"]} articles with two or more annotators ({cov["annotations"]} annotations by
-{len(names)} annotators: {e(", ".join(names))}); {cov["tokens"]} tokens.</p>
-<h2>Summary</h2>{summary}
-<h2>Per label</h2>{labels}
-<p>Token measures treat each label as its own layer (token inside a span of that label, or O);
-&ldquo;-O&rdquo; keeps only tokens some annotator labelled.</p>
-<h2>Annotator pairs</h2>{"".join(heat)}
-<h2>Relations</h2><p>F1 {_fmt(rel["relation_f1"])}; conditional on matched endpoints
-{_fmt(rel["relation_f1_conditional"])} ({rel["links"]} links).</p>
-<h2>Lowest-agreement articles</h2>{lowest}
-{f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
-</body></html>
-"""
+    return render_html(report, names)

@@ -14,6 +14,14 @@ def _split(value: str | None) -> list[str] | None:
     return items or None
 
 
+def _names(corpus) -> dict:
+    """pseudonym -> e-mail from the local annotators table (empty when there is none)."""
+    table = corpus.read("annotators")
+    if not len(table):
+        return {}
+    return dict(zip(table["annotator"], table["email"].fillna(""), strict=True))
+
+
 @click.command()
 @click.option("--project", help="Only annotations of this project.")
 @click.option("--labels", help="Comma-separated labels to compare (default: all labels present).")
@@ -41,15 +49,24 @@ def _split(value: str | None) -> list[str] | None:
     type=click.Path(dir_okay=False, writable=True),
     help="Also write a self-contained HTML report with heatmaps to this file.",
 )
+@click.option(
+    "--show-names",
+    is_flag=True,
+    help="In the HTML page, show each annotator's e-mail beside the pseudonym "
+    "(local use only: the file then holds personal data; do not share it).",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing except --json/--csv output.")
 @click.pass_obj
 def agree(
-    obj, project, labels, annotators, iou, bootstrap, seed, as_json, as_csv, html_path, quiet
+    obj, project, labels, annotators, iou, bootstrap, seed, as_json, as_csv, html_path, show_names,
+    quiet,
 ):
     """Inter-annotator agreement of the latest human annotations.
 
-    Span F1 (exact and overlap), token-level kappa/alpha/AC1, unitizing alpha and
-    relation F1, per label, annotator pair and article.
+    Headline: Krippendorff's alpha over token categories (none / the label of the
+    innermost span). Also Fleiss' kappa and AC1 over the same categories, span F1
+    (exact and overlap), per-label token layers, unitizing alpha, relation and
+    attribution F1, per label, annotator pair and article.
 
     Example:
 
@@ -68,8 +85,10 @@ def agree(
             iou=iou,
             bootstrap=bootstrap,
             seed=seed,
+            views=bool(html_path),
         )
-        page = to_html(report) if html_path else None
+        names = _names(obj.corpus) if show_names and html_path else None
+        page = to_html(report, names) if html_path else None
     except SpanbankError as err:
         raise click.ClickException(str(err)) from err
     if page is not None:
