@@ -832,6 +832,12 @@ def _targets_match(ta: list, tb: list, threshold: float) -> bool:
         return False
     if not ta:
         return True
+    if len(ta) == 1:  # the common case, without the array machinery
+        (sa, ea), (sb, eb) = ta[0], tb[0]
+        if (sa, ea) == (sb, eb):
+            return True
+        inter = min(ea, eb) - max(sa, sb)
+        return inter > 0 and inter / ((ea - sa) + (eb - sb) - inter) >= threshold
     ia, _ = align_span_arrays(
         np.zeros(len(ta)), [s for s, _ in ta], [e for _, e in ta],
         np.zeros(len(tb)), [s for s, _ in tb], [e for _, e in tb], threshold,
