@@ -1117,6 +1117,7 @@ LABEL_COLUMNS = [
     ("units", "units"),
 ]
 PAIR_COLUMNS = [
+    ("token kappa", "token_cohen_kappa"),
     ("F1 exact", "span_f1_exact"),
     ("F1 IoU", "span_f1_overlap"),
     ("kappa", "cohen_kappa"),
@@ -1169,7 +1170,7 @@ def render_table(report: dict) -> str:
     att = report.get("attributions", {}).get("overall")
     if att:
         out.append(
-            f"Attributions ({att['attributions']} quotes with speaker and cue): quote F1 "
+            f"Attributions ({att['attributions']} quotes compared): quote F1 "
             f"{_fmt(att['attribution_f1'])} (exact {_fmt(att['attribution_f1_exact'])}); "
             f"with speaker and cue {_fmt(att['attribution_f1_full'])} "
             f"(exact {_fmt(att['attribution_f1_full_exact'])})"
