@@ -14,6 +14,7 @@ def status(obj, as_json):
 
     Example:
 
+    \b
         spanbank status --json
     """
     with errors_as_click():
