@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus import Corpus, live_annotations
@@ -29,7 +28,7 @@ def corpus_status(corpus: Corpus) -> dict:
     tasks = corpus.read("tasks")
     records = corpus.read("projects")
     conflicts = corpus.read("conflicts")  # tables other commands add: empty when absent
-    projects = sorted(set(tasks["project"].dropna()) | set(live["project"].dropna()))
+    projects = sorted(set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique()))
     return {
         "corpus": str(corpus.path.resolve()),
         "schema": corpus.schema.ident,
@@ -46,14 +45,13 @@ def corpus_status(corpus: Corpus) -> dict:
 
 def _spans_per_annotation(corpus: Corpus, live_ids: pd.Series) -> pd.Series:
     """Span count per live annotation id (superseded, deleted or skipped versions' spans left out)."""
-    ids = corpus.read_arrow("spans", columns=["annotation_id"]).column(0)
-    ids = ids.filter(pc.fill_null(pc.is_in(ids, value_set=pa.array(live_ids, pa.string())), False))
-    counts = pc.value_counts(ids)
-    return pd.Series(
+    counts = pc.value_counts(corpus.read_arrow("spans", columns=["annotation_id"]).column(0))
+    counts = pd.Series(
         counts.field("counts").to_numpy(zero_copy_only=False),
-        index=counts.field("values").to_pylist(),
+        index=counts.field("values").to_pandas(),
         dtype="int64",
     )
+    return counts.reindex(live_ids.to_numpy(), fill_value=0)
 
 
 def _record(records: pd.DataFrame, project: str) -> dict:
@@ -68,7 +66,7 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
     """One project's row of `corpus_status`."""
     rec = _record(records, project)
     t = tasks[tasks["project"] == project]
-    articles = set(t["article_id"])  # pushed
+    articles = pd.Index(t["article_id"].unique())  # pushed
     is_review = rec.get("kind") == REVIEW_KIND
     # a review project's annotations are stored as gold (annotator gold:review), not human
     origin, who = ("gold", "reviewer") if is_review else ("human", "annotator")
@@ -77,7 +75,7 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
         who = "annotator"
     overlap = _overlap(rec)
     per_article = mine.groupby("article_id")[who].nunique()
-    per_article = per_article.reindex(sorted(articles | set(per_article.index)), fill_value=0)
+    per_article = per_article.reindex(articles.union(per_article.index), fill_value=0)
     missing = (overlap or DEFAULT_OVERLAP) - per_article
     missing = missing[missing > 0]
     gold = live[(live["origin"] == "gold") & (live["project"] == project)
@@ -91,7 +89,7 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
         "tasks": int(t[["ls_url", "ls_task_id"]].drop_duplicates().shape[0]),
         "pushed": len(articles),
         "annotated": int((per_article > 0).sum()),
-        "pending": int((per_article.reindex(sorted(articles)) == 0).sum()),
+        "pending": int((per_article.reindex(articles) == 0).sum()),
         "overlap": overlap,
         "needs_more": {str(k): int(v) for k, v in missing.value_counts().sort_index().items()},
         "under_annotated": len(missing),
