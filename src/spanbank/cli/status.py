@@ -10,7 +10,7 @@ from spanbank.status import corpus_status
 @json_option
 @click.pass_obj
 def status(obj, as_json):
-    """Counts of articles and live annotations, and per project: tasks, coverage, progress.
+    """What the corpus holds and where each project stands (tasks, coverage, progress).
 
     Per project: tasks pushed, articles still short of the overlap, each annotator's done /
     assigned, and that project's adjudicated, reviewed and conflicting articles.
