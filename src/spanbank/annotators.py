@@ -76,11 +76,15 @@ def resolve_annotators(corpus: Corpus, names: Iterable[str]) -> list[str]:
     In the order given, without repeats; one user seen on two servers gives both pseudonyms.
     A name that matches nothing (or a user name shared by two e-mails) is an AnnotatorError.
     """
-    users = _users(corpus)
-    known = set(users["annotator"]) | set(corpus.read("annotations", columns=["annotator"])["annotator"].dropna())
+    known = set(corpus.read("annotations")["annotator"].dropna().unique())
+    users = None  # read only when a name is not a pseudonym already
     out: list[str] = []
     for name in names:
-        found = [name] if name in known else _by_user(users, name)
+        if name in known:
+            found = [name]
+        else:
+            users = _users(corpus) if users is None else users
+            found = [name] if name in set(users["annotator"]) else _by_user(users, name)
         out += [p for p in found if p not in out]
     return out
 
