@@ -164,7 +164,7 @@ def test_status(runner, corpus_dir, tmp_path):
     result = _run(runner, corpus_dir, "status")
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        f"corpus {corpus_dir} (schema news-v1)",
+        f"corpus at {corpus_dir.resolve()} (schema news-v1)",
         "articles: 0  spans: 0  rejects: 0",
         "annotations: none",
     ]
@@ -198,7 +198,7 @@ def test_status_per_project(runner, corpus_dir):
     assert (p["project"], p["pushed"], p["annotated"], p["pending"], p["annotators"]) == ("p", 3, 1, 2, 2)
     assert p["last_pull"].startswith("2024-01-01")
     out = _run(runner, corpus_dir, "status").output
-    assert "project p: pushed 3, annotated 1, pending 2, annotators 2, last pull 2024-01-01" in out
+    assert "project p: tasks 3, pushed 3, annotated 1, pending 2, annotators 2, spans 0, last pull 2024-01-01" in out
 
 
 def test_status_without_corpus(runner, tmp_path):

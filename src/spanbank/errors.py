@@ -39,3 +39,7 @@ class ServerError(SpanbankError):
 
 class ExportError(SpanbankError):
     """An export could not be written or failed its checks."""
+
+
+class AnnotatorError(SpanbankError):
+    """A name given for an annotator matches no pseudonym, Label Studio user name or e-mail."""

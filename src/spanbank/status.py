@@ -1,56 +1,140 @@
-"""Corpus counts for `spanbank status`: articles, annotations by origin, per-project sync state."""
+"""Corpus counts for `spanbank status`: articles, live annotations, and where each project stands."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow.compute as pc
 
-from spanbank.corpus import Corpus
+from spanbank.corpus import Corpus, live_annotations
+from spanbank.gold import REVIEW_ANNOTATOR
+from spanbank.sync import REVIEW_KIND
+
+DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
 
 
 def corpus_status(corpus: Corpus) -> dict:
-    """Counts a user checks before and after each step; no e-mails, no keys."""
+    """Counts a user checks before and after each step; no e-mails, no keys.
+
+    Annotations and spans are counted over live annotations only (not superseded, deleted
+    or skipped); per project: tasks, coverage against the overlap, per-annotator progress,
+    and gold, reviews and conflicts of that project alone.
+    """
     corpus.require()
-    articles = corpus.read_arrow("articles", columns=["article_id"]).num_rows
     ann = corpus.read("annotations")
+    live = live_annotations(ann)
+    span_counts = _spans_per_annotation(corpus, live["annotation_id"])
+    skipped = ann[~ann["superseded"].fillna(False).astype(bool) & ann["deleted_at"].isna()
+                  & ann["cancelled"].fillna(False).astype(bool)]
     tasks = corpus.read("tasks")
-    live = ann[~ann["superseded"].fillna(False).astype(bool) & ann["deleted_at"].isna()]
-    out = {
-        "corpus": str(corpus.path),
-        "schema": corpus.schema.ident,
-        "articles": articles,
-        "annotations": {str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()},
-        "spans": corpus.read_arrow("spans", columns=["span_id"]).num_rows,
-        "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
-        "projects": [],
-    }
+    records = corpus.read("projects")
     conflicts = corpus.read("conflicts")  # tables other commands add: empty when absent
-    projects_df = corpus.read("projects")
-    projects = sorted(set(tasks["project"].dropna()) | set(live["project"].dropna()))
-    for project in projects:
-        t = tasks[tasks["project"] == project]
-        is_review = len(projects_df) and "kind" in projects_df and (
-            projects_df.loc[projects_df["project"] == project, "kind"] == "review").any()
-        # a review project's annotations are stored as gold (annotator gold:review), not human
-        origin, who = ("gold", "reviewer") if is_review else ("human", "annotator")
-        human = live[(live["project"] == project) & (live["origin"] == origin) & ~live["cancelled"].fillna(False).astype(bool)]
-        if who not in human:
-            who = "annotator"
-        annotated = set(human["article_id"])
-        pulled = ann.loc[ann["project"] == project, "pulled_at"].max()
-        if len(projects_df) and "last_pull_at" in projects_df:
-            pulled = projects_df.loc[projects_df["project"] == project, "last_pull_at"].max()
-        gold = live[(live["origin"] == "gold") & live["article_id"].isin(set(t["article_id"]))]
-        row = {
-            "project": project,
-            "pushed": int(t["article_id"].nunique()),
-            "annotated": len(annotated),
-            "pending": int(len(set(t["article_id"]) - annotated)),
-            "annotators": int(human[who].nunique()),
-            "last_pull": None if pd.isna(pulled) else pulled.isoformat(),
-            "adjudicated": int(gold["article_id"].nunique()),
-            "reviewed": int(gold.loc[gold["annotator"] == "gold:review", "article_id"].nunique()),
-        }
-        if len(conflicts) and "article_id" in conflicts:
-            row["with_conflicts"] = int(conflicts.loc[conflicts["article_id"].isin(set(t["article_id"])), "article_id"].nunique())
-        out["projects"].append(row)
-    return out
+    projects = sorted(set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique()))
+    return {
+        "corpus": str(corpus.path.resolve()),
+        "schema": corpus.schema.ident,
+        "articles": corpus.read_arrow("articles", columns=["article_id"]).num_rows,
+        "annotations": {str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()},
+        "skipped": len(skipped),
+        "spans": int(span_counts.sum()),
+        "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
+        "projects": [
+            _project_status(p, tasks, live, skipped, span_counts, records, conflicts) for p in projects
+        ],
+    }
+
+
+def _spans_per_annotation(corpus: Corpus, live_ids: pd.Series) -> pd.Series:
+    """Span count per live annotation id (superseded, deleted or skipped versions' spans left out)."""
+    counts = pc.value_counts(corpus.read_arrow("spans", columns=["annotation_id"]).column(0))
+    counts = pd.Series(
+        counts.field("counts").to_numpy(zero_copy_only=False),
+        index=counts.field("values").to_pandas(),
+        dtype="int64",
+    )
+    return counts.reindex(live_ids.to_numpy(), fill_value=0)
+
+
+def _record(records: pd.DataFrame, project: str) -> dict:
+    """The project's latest `projects` record as a dict ({} when it has none)."""
+    if records.empty or "project" not in records:
+        return {}
+    rec = records[records["project"] == project]
+    return {} if rec.empty else rec.iloc[-1].to_dict()
+
+
+def _project_status(project, tasks, live, skipped, span_counts, records, conflicts) -> dict:
+    """One project's row of `corpus_status`."""
+    rec = _record(records, project)
+    t = tasks[tasks["project"] == project]
+    articles = pd.Index(t["article_id"].unique())  # pushed
+    is_review = rec.get("kind") == REVIEW_KIND
+    # a review project's annotations are stored as gold (annotator gold:review), not human
+    origin, who = ("gold", "reviewer") if is_review else ("human", "annotator")
+    mine = live[(live["project"] == project) & (live["origin"] == origin)]
+    if who not in mine:
+        who = "annotator"
+    overlap = _overlap(rec)
+    per_article = mine.groupby("article_id")[who].nunique()
+    per_article = per_article.reindex(articles.union(per_article.index), fill_value=0)
+    missing = (overlap or DEFAULT_OVERLAP) - per_article
+    missing = missing[missing > 0]
+    gold = live[(live["origin"] == "gold") & (live["project"] == project)
+                & (live["annotator"] != REVIEW_ANNOTATOR)]
+    pulled = rec.get("last_pull_at")
+    if pulled is None or pd.isna(pulled):
+        pulled = live.loc[live["project"] == project, "pulled_at"].max()
+    row = {
+        "project": project,
+        "kind": "review" if is_review else "annotation",
+        "tasks": int(t[["ls_url", "ls_task_id"]].drop_duplicates().shape[0]),
+        "pushed": len(articles),
+        "annotated": int((per_article > 0).sum()),
+        "pending": int((per_article.reindex(articles) == 0).sum()),
+        "overlap": overlap,
+        "needs_more": {str(k): int(v) for k, v in missing.value_counts().sort_index().items()},
+        "under_annotated": len(missing),
+        "annotators": int(mine[who].nunique()),
+        "progress": _progress(mine, skipped[skipped["project"] == project], who, len(articles)),
+        "spans": int(span_counts.reindex(mine["annotation_id"]).fillna(0).sum()),
+        "last_pull": None if pd.isna(pulled) else pd.Timestamp(pulled).isoformat(),
+        "adjudicated": int(gold["article_id"].nunique()),
+        "reviewed": int(_reviews_of(live, project)["article_id"].nunique()),
+        **_conflicts_of(conflicts, project),
+    }
+    if is_review:
+        row["review_of"] = rec.get("review_of")
+    return row
+
+
+def _overlap(rec: dict) -> int | None:
+    """Annotators per task asked of the project (its Label Studio maximum_annotations), if recorded."""
+    value = rec.get("maximum_annotations", rec.get("overlap"))
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _progress(mine: pd.DataFrame, skipped: pd.DataFrame, who: str, assigned: int) -> list[dict]:
+    """Per annotator: articles done, skipped, and assigned (Label Studio offers every task to every
+    annotator until it has its overlap, so each is assigned the project's tasks)."""
+    done = mine.groupby(who)["article_id"].nunique()
+    skips = skipped.groupby(who)["article_id"].nunique() if who in skipped else pd.Series(dtype="int64")
+    names = sorted(set(done.index) | set(skips.index))
+    return [
+        {"annotator": a, "done": int(done.get(a, 0)), "skipped": int(skips.get(a, 0)), "assigned": assigned}
+        for a in names
+    ]
+
+
+def _reviews_of(live: pd.DataFrame, project: str) -> pd.DataFrame:
+    """Live reviewed gold of `project` (pulled from its review project)."""
+    reviews = live[live["annotator"] == REVIEW_ANNOTATOR]
+    if "review_of" in reviews:
+        return reviews[reviews["review_of"] == project]
+    return reviews.iloc[:0]
+
+
+def _conflicts_of(conflicts: pd.DataFrame, project: str) -> dict:
+    """Conflicts adjudication recorded for `project` (rows, and articles with any)."""
+    if conflicts.empty or "project" not in conflicts:
+        return {"conflicts": 0, "with_conflicts": 0}
+    mine = conflicts[conflicts["project"] == project]
+    return {"conflicts": len(mine), "with_conflicts": int(mine["article_id"].nunique())}

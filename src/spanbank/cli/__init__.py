@@ -26,6 +26,7 @@ COMMANDS = {
     "adjudicate": "adjudicate",
     "export": "export",
     "preannotate": "preannotate",
+    "annotators": "annotators",
 }
 
 
@@ -67,6 +68,7 @@ def cli(ctx, corpus):
 
     Example:
 
+    \b
         spanbank init && spanbank ingest seeds/ && spanbank push --project news
     """
     ctx.obj = Context(Corpus(corpus or default_corpus_dir()))

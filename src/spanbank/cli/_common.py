@@ -10,8 +10,16 @@ import click
 
 from spanbank.errors import SpanbankError
 
+# options several commands share, each defined here once (as sqlite-utils' output_options)
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+wait_option = click.option(
+    "--wait", is_flag=True, help="Wait for another spanbank process to release the corpus instead of failing."
+)
+url_option = click.option("--url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).")
+key_option = click.option("--api-key", default=None, help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).")
+project_option = click.option("--project", required=True, help="Label Studio project title.")
+project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 
 @contextlib.contextmanager

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import Progress, echo_json, errors_as_click, json_option, quiet_option
-from spanbank.cli.push import key_option, url_option
+from spanbank.cli._common import (
+    Progress,
+    echo_json,
+    errors_as_click,
+    json_option,
+    key_option,
+    project_filter_option,
+    quiet_option,
+    url_option,
+    wait_option,
+)
 
 
 @click.command()
@@ -15,7 +24,7 @@ from spanbank.cli.push import key_option, url_option
     show_default=True,
     help="majority, union, intersection or prefer:ANNOTATOR (that annotator wins conflicts).",
 )
-@click.option("--project", help="Only annotations of this project (the gold is stored under it).")
+@project_filter_option
 @click.option(
     "--min-votes",
     type=click.IntRange(1),
@@ -29,7 +38,7 @@ from spanbank.cli.push import key_option, url_option
 )
 @url_option
 @key_option
-@click.option("--wait", is_flag=True, help="Wait for another process holding the corpus lock.")
+@wait_option
 @quiet_option
 @json_option
 @click.pass_obj
@@ -44,6 +53,7 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
 
     Example:
 
+    \b
         spanbank adjudicate --strategy majority --project news --review
     """
     from spanbank.adjudicate import parse_strategy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from spanbank.cli._common import json_option, project_filter_option, quiet_option
 from spanbank.errors import SpanbankError
 
 
@@ -22,10 +23,21 @@ def _names(corpus) -> dict:
     return dict(zip(table["annotator"], table["email"].fillna(""), strict=True))
 
 
+def _resolve(corpus, names: list[str] | None) -> list[str] | None:
+    """Pseudonyms for --annotators given as pseudonyms, user names or e-mails (None: all)."""
+    from spanbank.annotators import resolve_annotators
+
+    return None if names is None else resolve_annotators(corpus, names)
+
+
 @click.command()
-@click.option("--project", help="Only annotations of this project.")
+@project_filter_option
 @click.option("--labels", help="Comma-separated labels to compare (default: all labels present).")
-@click.option("--annotators", help="Comma-separated annotators to compare (default: all).")
+@click.option(
+    "--annotators",
+    help="Comma-separated annotators to compare: pseudonyms, Label Studio user names or e-mails "
+    "(default: all).",
+)
 @click.option(
     "--iou",
     type=click.FloatRange(0, 1),
@@ -41,7 +53,7 @@ def _names(corpus) -> dict:
     help="Bootstrap resamples of articles for the confidence intervals (0 = none).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print the report as CSV, one row per measure.")
 @click.option(
     "--html",
@@ -55,7 +67,7 @@ def _names(corpus) -> dict:
     help="In the HTML page, show each annotator's e-mail beside the pseudonym "
     "(local use only: the file then holds personal data; do not share it).",
 )
-@click.option("--quiet", is_flag=True, help="Print nothing except --json/--csv output.")
+@quiet_option
 @click.pass_obj
 def agree(
     obj, project, labels, annotators, iou, bootstrap, seed, as_json, as_csv, html_path, show_names,
@@ -70,6 +82,7 @@ def agree(
 
     Example:
 
+    \b
         spanbank agree --project news --labels SPEAKER,QUOTE --html agreement.html
     """
     from spanbank.agreement_report import agreement_report, render_table, to_csv, to_html, to_json
@@ -81,7 +94,7 @@ def agree(
             obj.corpus,
             project=project,
             labels=_split(labels),
-            annotators=_split(annotators),
+            annotators=_resolve(obj.corpus, _split(annotators)),
             iou=iou,
             bootstrap=bootstrap,
             seed=seed,

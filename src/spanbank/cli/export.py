@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+from spanbank.cli._common import (
+    Progress,
+    echo_summary,
+    errors_as_click,
+    json_option,
+    project_filter_option,
+    quiet_option,
+    wait_option,
+)
 
 
 @click.command()
@@ -31,7 +39,7 @@ from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_o
     "human annotation, then majority), a strategy name, or an annotator pseudonym.",
 )
 @click.option("--labels", help="Comma-separated labels to export (default: all schema labels).")
-@click.option("--project", help="Only annotations of this project.")
+@project_filter_option
 @click.option(
     "--split",
     "split_spec",
@@ -48,7 +56,7 @@ from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_o
     show_default=True,
     help="Articles processed and written per chunk (bounds memory).",
 )
-@click.option("--wait", is_flag=True, help="Wait for another spanbank process to release the corpus.")
+@wait_option
 @quiet_option
 @json_option
 @click.pass_obj
@@ -57,6 +65,7 @@ def export(obj, formats, out, name, gold, labels, project, split_spec, seed, gro
 
     Example:
 
+    \b
         spanbank export --format jsonl,spacy,hf --split train=0.8,dev=0.1,test=0.1 --seed 1
     """
     from spanbank.export import export_dataset

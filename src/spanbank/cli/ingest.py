@@ -2,7 +2,14 @@
 
 import click
 
-from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+from spanbank.cli._common import (
+    Progress,
+    echo_summary,
+    errors_as_click,
+    json_option,
+    quiet_option,
+    wait_option,
+)
 from spanbank.ingest import FORMATS, Columns, ingest_paths
 
 
@@ -18,7 +25,7 @@ from spanbank.ingest import FORMATS, Columns, ingest_paths
 @click.option("--language-col", help="Column holding the language code.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the input files.")
 @click.option("--annotator", help="brat: annotator name for .ann files without a _<annotator> suffix.")
-@click.option("--wait", is_flag=True, help="Wait for another writer to finish instead of failing.")
+@wait_option
 @quiet_option
 @json_option
 @click.pass_obj
@@ -29,6 +36,7 @@ def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, da
 
     Example:
 
+    \b
         spanbank ingest seeds/ articles.jsonl --id-col uid
         spanbank ingest --format brat data/brat/ --annotator alice
     """

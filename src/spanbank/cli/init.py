@@ -15,6 +15,7 @@ def init(obj, directory, schema_path):
 
     Example:
 
+    \b
         spanbank init corpus/
     """
     with errors_as_click():

@@ -2,12 +2,12 @@
 
 import click
 
-from spanbank.cli._common import echo_json, errors_as_click, json_option
+from spanbank.cli._common import echo_json, errors_as_click, json_option, project_filter_option
 
 
 @click.command()
 @click.option("--eval", "do_eval", is_flag=True, required=True, help="Evaluate the tagger against the corpus's gold.")
-@click.option("--project", help="Only articles of this Label Studio project.")
+@project_filter_option
 @click.option("--gold", default="auto", show_default=True, help="Which annotation is gold: auto, a strategy or an annotator.")
 @json_option
 @click.pass_obj
@@ -19,6 +19,7 @@ def preannotate(obj, do_eval, project, gold, as_json):
 
     Example:
 
+    \b
         spanbank preannotate --eval --project news
     """
     from spanbank.tagger_eval import evaluate_tagger

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
-from spanbank.cli.push import key_option, url_option, wait_option
+from spanbank.cli._common import (
+    Progress,
+    echo_summary,
+    errors_as_click,
+    json_option,
+    key_option,
+    project_option,
+    quiet_option,
+    url_option,
+    wait_option,
+)
 
 
 @click.command()
-@click.option("--project", required=True, help="Label Studio project title.")
+@project_option
 @click.option("--full", is_flag=True, help="Re-check every annotated task, not only those changed since the last pull.")
 @url_option
 @key_option
@@ -22,6 +31,7 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
 
     Example:
 
+    \b
         spanbank pull --project news-batch1 --json
     """
     from spanbank.sync import pull as pull_annotations

@@ -6,15 +6,21 @@ from pathlib import Path
 
 import click
 
-from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
-
-url_option = click.option("--url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).")
-key_option = click.option("--api-key", default=None, help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).")
-wait_option = click.option("--wait", is_flag=True, help="Wait for another spanbank process to release the corpus.")
+from spanbank.cli._common import (
+    Progress,
+    echo_summary,
+    errors_as_click,
+    json_option,
+    key_option,
+    project_option,
+    quiet_option,
+    url_option,
+    wait_option,
+)
 
 
 @click.command()
-@click.option("--project", required=True, help="Label Studio project title (created if missing).")
+@project_option
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Push at most N articles (default: all not yet pushed).")
 @click.option("--overlap", type=click.IntRange(1), default=None, help="Annotators per task (the project's maximum_annotations).")
 @click.option("--sample", type=click.IntRange(1), default=None, help="Push a random sample of N not-yet-pushed articles.")
@@ -41,6 +47,7 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
 
     Example:
 
+    \b
         spanbank push --project news-batch1 --batch-size 200 --overlap 2 --preannotate rules
     """
     from spanbank.sync import push_batch, run

@@ -20,6 +20,7 @@ def schema():
 
     Example:
 
+    \b
         spanbank schema config > config.xml
     """
 
@@ -32,6 +33,7 @@ def show(obj, path):
 
     Example:
 
+    \b
         spanbank schema show
     """
     with errors_as_click():
@@ -52,6 +54,7 @@ def config(obj, path):
 
     Example:
 
+    \b
         spanbank schema config schemas/news.yaml
     """
     with errors_as_click():
@@ -66,6 +69,7 @@ def validate(obj, path):
 
     Example:
 
+    \b
         spanbank schema validate schemas/news.yaml
     """
     with errors_as_click():

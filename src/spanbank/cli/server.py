@@ -23,6 +23,7 @@ def server():
 
     Example:
 
+    \b
         spanbank server start && eval "$(spanbank server env)"
     """
 
@@ -37,6 +38,7 @@ def start(port, data_dir, quiet, as_json):
 
     Example:
 
+    \b
         spanbank server start --port 8080
     """
     from spanbank import server as srv
@@ -64,6 +66,7 @@ def stop(data_dir, quiet):
 
     Example:
 
+    \b
         spanbank server stop
     """
     from spanbank import server as srv
@@ -82,6 +85,7 @@ def status(data_dir, as_json):
 
     Example:
 
+    \b
         spanbank server status --json
     """
     from spanbank import server as srv
@@ -105,6 +109,7 @@ def env(data_dir):
 
     Example:
 
+    \b
         eval "$(spanbank server env)"
     """
     from spanbank import server as srv

@@ -10,10 +10,14 @@ from spanbank.status import corpus_status
 @json_option
 @click.pass_obj
 def status(obj, as_json):
-    """Counts of articles and annotations, and per project: pushed, annotated, pending.
+    """What the corpus holds and where each project stands (tasks, coverage, progress).
+
+    Per project: tasks pushed, articles still short of the overlap, each annotator's done /
+    assigned, and that project's adjudicated, reviewed and conflicting articles.
 
     Example:
 
+    \b
         spanbank status --json
     """
     with errors_as_click():
@@ -21,15 +25,34 @@ def status(obj, as_json):
     if as_json:
         echo_json(st)
         return
-    click.echo(f"corpus {st['corpus']} (schema {st['schema']})")
+    click.echo(f"corpus at {st['corpus']} (schema {st['schema']})")
     click.echo(f"articles: {st['articles']}  spans: {st['spans']}  rejects: {st['rejects']}")
     by_origin = ", ".join(f"{k} {v}" for k, v in st["annotations"].items()) or "none"
-    click.echo(f"annotations: {by_origin}")
+    skipped = f" (skipped {st['skipped']})" if st["skipped"] else ""
+    click.echo(f"annotations: {by_origin}{skipped}")
     for p in st["projects"]:
-        extra = f", adjudicated {p['adjudicated']}, reviewed {p['reviewed']}"
-        if "with_conflicts" in p:
-            extra += f", with conflicts {p['with_conflicts']}"
-        click.echo(
-            f"project {p['project']}: pushed {p['pushed']}, annotated {p['annotated']}, pending {p['pending']}, "
-            f"annotators {p['annotators']}, last pull {p['last_pull'] or 'never'}{extra}"
-        )
+        click.echo("\n".join(_project_lines(p)))
+
+
+def _project_lines(p: dict) -> list[str]:
+    """A project's status as text: a summary line, then indented details."""
+    kind = f" (review of {p['review_of']})" if p["kind"] == "review" else ""
+    lines = [
+        f"project {p['project']}{kind}: tasks {p['tasks']}, pushed {p['pushed']}, annotated "
+        f"{p['annotated']}, pending {p['pending']}, annotators {p['annotators']}, spans {p['spans']}, "
+        f"last pull {p['last_pull'] or 'never'}"
+    ]
+    overlap = f"overlap {p['overlap']}" if p["overlap"] is not None else "overlap not recorded (taken as 1)"
+    if p["under_annotated"]:
+        needs = ", ".join(f"{n} need {k} more" for k, n in p["needs_more"].items())
+        lines.append(f"  {overlap}: {p['under_annotated']} article(s) short ({needs})")
+    else:
+        lines.append(f"  {overlap}: every pushed article has its annotators")
+    lines.append(
+        f"  adjudicated {p['adjudicated']}, reviewed {p['reviewed']}, "
+        f"conflicts {p['conflicts']} in {p['with_conflicts']} article(s)"
+    )
+    for a in p["progress"]:
+        skipped = f", skipped {a['skipped']}" if a["skipped"] else ""
+        lines.append(f"  {a['annotator']}: done {a['done']} / assigned {a['assigned']}{skipped}")
+    return lines
