@@ -39,3 +39,11 @@ class ServerError(SpanbankError):
 
 class ExportError(SpanbankError):
     """An export could not be written or failed its checks."""
+
+
+class UnknownProjectError(SpanbankError):
+    """No project of that name in the corpus (or on the Label Studio server)."""
+
+
+class ProjectMissingError(UnknownProjectError):
+    """The Label Studio project does not exist on the server (not yet, or not any more)."""
