@@ -26,6 +26,7 @@ COMMANDS = {
     "adjudicate": "adjudicate",
     "export": "export",
     "preannotate": "preannotate",
+    "doctor": "doctor",
 }
 
 
