@@ -147,16 +147,44 @@ def resolve_server(client, corpus: Corpus, writer) -> Server:
         return Server(url, fp, row["tag"], row["basis"], moved_from=old)
     held = (servers["ls_url"] == url).any()
     servers = _set_aside_others(writer, corpus, servers, url, fp)
+    moved_from = None
     if not held and _has_records_at(corpus, url):
         tag, basis = url_tag(url), url  # adopt what this URL recorded before fingerprints
+    elif not held and (moved_from := _earlier_url(client, corpus, set(servers["ls_url"].dropna()))):
+        rewrite_url(writer, corpus, moved_from, url)  # recorded before fingerprints, at another URL
+        servers = server_records(corpus)
+        tag, basis = url_tag(moved_from), moved_from
     else:
         tag, basis = fp[:6], f"server:{fp}"
     row = {"server_id": fp, "ls_url": url, "tag": tag, "basis": basis, "org_id": org["id"],
-           "org_created_at": org["created_at"], "first_seen_at": _now(), "moved_from": None,
-           "moved_at": None}
+           "org_created_at": org["created_at"], "first_seen_at": _now(), "moved_from": moved_from,
+           "moved_at": _now() if moved_from else None}
     _save_servers(writer, pd.concat([servers, pd.DataFrame([row])], ignore_index=True)
                   if len(servers) else pd.DataFrame([row]))
-    return Server(url, fp, tag, basis)
+    return Server(url, fp, tag, basis, moved_from=moved_from)
+
+
+def _earlier_url(client, corpus: Corpus, fingerprinted: set[str]) -> str | None:
+    """The URL this server was pulled from before servers had fingerprints, if the corpus has one.
+
+    Evidence is an annotation: the server holds, under the same id on the same task, one
+    created at the same microsecond as an annotation stored from that URL (two servers never do).
+    """
+    ann = corpus.read("annotations")
+    if "ls_url" not in ann.columns:
+        return None
+    ann = ann.dropna(subset=["ls_url", "ls_task_id", "ls_annotation_id", "created_at"])
+    ann = ann[~ann["ls_url"].isin(fingerprinted) & ~ann["ls_url"].str.contains("#gone-", regex=False)]
+    for _, row in ann.drop_duplicates("ls_url", keep="last").iterrows():
+        try:
+            task = client.request("GET", f"api/tasks/{int(row['ls_task_id'])}/", ok_404=True)
+        except LabelStudioError:
+            continue
+        for a in (task or {}).get("annotations") or []:
+            if a.get("id") == int(row["ls_annotation_id"]) and a.get("created_at") \
+                    and pd.Timestamp(a["created_at"]) == pd.Timestamp(row["created_at"]):
+                return row["ls_url"]
+    return None
 
 
 def _set_aside_others(writer, corpus: Corpus, servers: pd.DataFrame, url: str, fp: str) -> pd.DataFrame:
