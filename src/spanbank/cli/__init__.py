@@ -68,7 +68,7 @@ def cli(ctx, corpus):
 
     Example:
 
-        spanbank init && spanbank ingest seeds/ && spanbank push --project news
+        spanbank init && spanbank ingest seeds/ && spanbank push --project news --create
     """
     ctx.obj = Context(Corpus(corpus or default_corpus_dir()))
 
