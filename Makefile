@@ -19,7 +19,7 @@ demo: install
 	$(SPANBANK) server start
 	$(SPANBANK) init
 	$(SPANBANK) ingest seeds/
-	$(SPANBANK) push --project $(DEMO_PROJECT) --overlap 2 --preannotate rules
+	$(SPANBANK) push --project $(DEMO_PROJECT) --create --overlap 2 --preannotate rules
 	$(SPANBANK) status
 	@echo
 	@echo "Next: open the project URL above, log in with the credentials printed by 'spanbank server start',"

@@ -192,7 +192,7 @@ def test_push_killed_at_random_points(world, tmp_path, ls_client):
     runner, rng = world["runner"], random.Random(SEED)
     n = 150
     texts = {f"p{i:04d}": _text(i) for i in range(n)}
-    args = ("push", "--chunk-size", 15, "--preannotate", "rules", "--quiet")
+    args = ("push", "--create", "--chunk-size", 15, "--preannotate", "rules", "--quiet")
     calib = make_corpus(tmp_path / "calib", texts)
     _, window = runner.run(calib.path, *args, "--project", f"calib-{uuid.uuid4().hex[:8]}")
     killed = 0

@@ -208,7 +208,7 @@ def test_cli_persistent_503_is_one_line_and_rerun_finishes(tmp_path, ls_conn, ls
     """Every request answered 503: the command retries, then prints one line; a re-run finishes."""
     corpus = make_corpus(tmp_path / "c", {f"e{i}": _text(i) for i in range(5)})
     env = {**os.environ, "LABEL_STUDIO_URL": proxy.url, "LABEL_STUDIO_API_KEY": ls_conn[1]}
-    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name, "--json"]
+    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name, "--create", "--json"]
     proxy.plan = lambda m, p, n: "status:503"
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1

@@ -77,7 +77,7 @@ def test_key_and_emails_stay_private(tmp_path, ls_server, ls_client):
     sb("init")
     sb("ingest", SEEDS)
     sb("status")
-    sb("push", "--project", project, "--overlap", "2", "--preannotate", "rules")
+    sb("push", "--project", project, "--create", "--overlap", "2", "--preannotate", "rules")
     sb("push", "--project", project, "--json")
     from spanbank.corpus import Corpus
 

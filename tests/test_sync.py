@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import DATA, make_corpus
-from spanbank import sync
+from spanbank import identity, sync
 from spanbank.errors import SpanbankError
 from spanbank.offsets import cp_to_utf16
 from spanbank.schema import load_schema, normalise_config
@@ -123,7 +123,8 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     assert first["repaired"] == {"utf16": 3}
     ann = corpus.read("annotations")
     assert len(ann) == 6 and set(ann["origin"]) == {"human"} and ann["version"].eq(1).all()
-    assert ann["annotation_id"].str.fullmatch(rf"ls-{sync.server_tag(ls_client.url)}-{pid}-\d+-v1").all()
+    tag = identity.server_records(corpus)["tag"].iloc[0]  # the server's, not its URL's
+    assert ann["annotation_id"].str.fullmatch(rf"ls-{tag}-{pid}-\d+-v1").all()
     assert ann["annotator"].str.fullmatch(r"ann-[0-9a-f]{8}").all() and ann["annotator"].nunique() == 2
     spans = corpus.read("spans")
     texts = corpus.read("articles").set_index("article_id")["text"]
@@ -247,7 +248,7 @@ def test_push_survives_sigkill(tmp_path, ls_conn, ls_client, project_name):
     n = 2000
     corpus = make_corpus(tmp_path / "big", {f"b{i:05d}": f"Item {i}: “Yes,” she said." for i in range(n)})
     env = {**os.environ, "LABEL_STUDIO_URL": ls_conn[0], "LABEL_STUDIO_API_KEY": ls_conn[1]}
-    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name,
+    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name, "--create",
            "--chunk-size", "100", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     tasks_file = corpus.table_path("tasks")

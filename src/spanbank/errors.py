@@ -43,3 +43,11 @@ class ExportError(SpanbankError):
 
 class AnnotatorError(SpanbankError):
     """A name given for an annotator matches no pseudonym, Label Studio user name or e-mail."""
+
+
+class UnknownProjectError(SpanbankError):
+    """No project of that name in the corpus (or on the Label Studio server)."""
+
+
+class ProjectMissingError(UnknownProjectError):
+    """The Label Studio project does not exist on the server (not yet, or not any more)."""

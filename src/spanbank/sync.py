@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spanbank import identity
 from spanbank.corpus import Corpus
-from spanbank.errors import CorpusError, LabelStudioError, SpanbankError
+from spanbank.errors import CorpusError, LabelStudioError, ProjectMissingError, SpanbankError
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.client import LabelStudioClient, encode_json
 from spanbank.schema import normalise_config
@@ -34,7 +35,7 @@ CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms o
 PAGE_SIZE = 500
 MIN_TITLE = 3
 # what ensure_project reads of a found project (the full JSON counts its tasks: slow on a big one)
-PROJECT_FIELDS = ("id", "title", "label_config", "maximum_annotations")
+PROJECT_FIELDS = ("id", "title", "label_config", "maximum_annotations", "created_at")
 
 Event = dict
 Workflow = Generator[Event, None, dict]
@@ -95,16 +96,19 @@ def save_project(writer, corpus: Corpus, **fields) -> None:
 
 def ensure_project(
     client: LabelStudioClient, corpus: Corpus, project: str, *, overlap: int | None = None,
-    update_config: bool = False, create: bool = True,
+    update_config: bool = False, create: bool = True, allow_new: bool = True,
 ) -> tuple[dict | None, str]:
     """Find the LS project titled `project` (creating it from the schema), check its config.
 
-    Returns (project JSON or None in a dry run, what happened: found/created/updated).
+    Returns (project JSON or None in a dry run, what happened: found/created/updated);
+    (None, "missing") when it does not exist and `allow_new` is False.
     """
     schema = corpus.schema
     config = schema.label_config()
     found = client.find_project(project, fields=PROJECT_FIELDS)
     if found is None:
+        if not allow_new:
+            return None, "missing"
         if not create:
             return None, "would create"
         body = {"description": f"spanbank corpus {corpus.path.name}; schema {schema.ident}"}
@@ -124,6 +128,49 @@ def ensure_project(
     if overlap and found.get("maximum_annotations") != overlap and create:
         found = client.update_project(found["id"], maximum_annotations=int(overlap))
     return found, state
+
+
+def recorded_project(corpus: Corpus, tasks: pd.DataFrame, project: str, ls_url: str) -> tuple[int | None, str | None]:
+    """(Label Studio id, its creation stamp) the corpus last recorded for `project` on `ls_url`."""
+    records = _project_records(corpus)
+    rec = records[(records["project"] == project) & (records["ls_url"] == ls_url)]
+    if len(rec):
+        stamp = rec["ls_created_at"].iloc[-1] if "ls_created_at" in rec else None
+        return int(rec["ls_project_id"].iloc[-1]), stamp if isinstance(stamp, str) else None
+    mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == ls_url)]
+    return (int(mine["ls_project_id"].iloc[-1]), None) if len(mine) else (None, None)
+
+
+def project_change(recorded: tuple[int | None, str | None], found: dict | None) -> str | None:
+    """How the server's project differs from the one recorded: None, "deleted" or "recreated"."""
+    pid, stamp = recorded
+    if pid is None:
+        return None
+    if found is None:
+        return "deleted"
+    if int(found["id"]) != pid or (stamp and found.get("created_at") and found["created_at"] != stamp):
+        return "recreated"
+    return None
+
+
+def _missing_project(client: LabelStudioClient, corpus: Corpus, project: str, pid: int | None, *, pulling: bool) -> ProjectMissingError:
+    """The one-line error for a project title the server lacks (deleted, or never made, or a typo)."""
+    if pid is not None:
+        return ProjectMissingError(
+            f"project {project} (Label Studio id {pid}) is gone from {client.url}: deleted in Label Studio? "
+            f"{'nothing pulled; ' if pulling else ''}push its articles again with "
+            f"`spanbank push --project {project} --create --repush-missing`"
+        )
+    names = identity.known_projects(corpus)
+    try:
+        listed = client.request("GET", "api/projects/", params={"include": "id,title", "page_size": 1000})
+        names += [p.get("title") for p in (listed or {}).get("results", []) if p.get("title")]
+    except LabelStudioError:
+        pass  # suggestions from the corpus alone
+    hint = identity.did_you_mean(project, names)
+    todo = (f"push to it first (`spanbank push --project {project} --create`)" if pulling
+            else "pass --create to create it")
+    return ProjectMissingError(f"no project {project!r} on {client.url}; {todo}{hint}")
 
 
 # ======================================================================== push
@@ -290,13 +337,17 @@ def push_batch(
     dry_run: bool = False,
     wait: bool | float = False,
     chunk_size: int = CHUNK_SIZE,
+    create: bool = True,
+    repush_missing: bool = False,
 ) -> Workflow:
     """Push articles not yet in Label Studio project `project` as tasks; summary as return value.
 
-    Creates the project from the corpus schema if needed (or checks its config), reconciles
-    with the tasks already on the server (recording any we lost track of), then imports in
-    chunks, recording each chunk in `tasks` as soon as the server confirms it. Holding the
-    corpus lock throughout keeps two pushes from creating tasks for the same article.
+    Creates the project from the corpus schema if needed and `create` (or checks its config),
+    reconciles with the tasks already on the server (recording any we lost track of), then
+    imports in chunks, recording each chunk in `tasks` as soon as the server confirms it.
+    Articles recorded as pushed whose tasks are gone from the server (a project deleted or
+    recreated in Label Studio) are counted, and pushed again with `repush_missing`. Holding
+    the corpus lock throughout keeps two pushes from creating tasks for the same article.
     """
     corpus.require()
     if len(project) < MIN_TITLE:
@@ -324,8 +375,13 @@ def push_batch(
         # the project is looked up (or created) while the batch is read and its first chunks
         # are encoded here; only a project that already held tasks can change the batch
         looked_up = server_side.submit(ensure_project, client, corpus, project, overlap=overlap,
-                                       update_config=update_config, create=not dry_run)
+                                       update_config=update_config, create=not dry_run,
+                                       allow_new=create or dry_run)
+        server = identity.resolve_server(client, corpus, writer)
+        if server.moved_from:
+            summary["moved_from"] = server.moved_from
         local = corpus.read("tasks")
+        recorded = recorded_project(corpus, local, project, client.url)
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
 
         def pick(pushed_ids: set) -> tuple[pd.DataFrame, Counter]:
@@ -353,6 +409,11 @@ def push_batch(
         todo = _attach_text(corpus, batch)
         preds, chunks, bodies = plan(todo)
         proj, state = looked_up.result()
+        if state == "missing":
+            raise _missing_project(client, corpus, project, recorded[0], pulling=False)
+        change = project_change(recorded, proj)
+        if change:
+            summary[f"project_{change}"] = f"was Label Studio id {recorded[0]}"
         summary["project_state"] = state
         pid = int(proj["id"]) if proj else None
         summary["ls_project_id"] = pid
@@ -379,11 +440,16 @@ def push_batch(
             if len(reconciled) and not dry_run:
                 writer.append("tasks", _task_rows(reconciled, project, client.url, pid,
                                                   f"{batch_id}-reconciled", schema.ident))
-            missing = ~local["ls_task_id"].isin(remote["ls_task_id"])
-            if missing.any():
-                summary["recorded_but_gone_from_server"] = int(missing.sum())
-        if len(reconciled):  # the batch as if those tasks had been recorded all along
-            again, picked = pick(set(local["article_id"]) | set(reconciled["article_id"]))
+            gone = _gone_articles(local, remote)
+        else:  # a project just made (or to be made) holds none of what `tasks` records
+            gone = set(local["article_id"])
+        if gone:
+            summary["missing_from_server"] = len(gone)
+            if not repush_missing:
+                summary["hint"] = "articles recorded as pushed are gone from the server; pass --repush-missing to push them again"
+        if len(reconciled) or (gone and repush_missing):  # the batch as if those tasks had been recorded all along
+            done_ids = set(local["article_id"]) - (gone if repush_missing else set())
+            again, picked = pick(done_ids | set(reconciled["article_id"]))
             if again["article_id"].tolist() != batch["article_id"].tolist():
                 todo = _attach_text(corpus, again)
                 preds, chunks, bodies = plan(todo)
@@ -408,7 +474,9 @@ def push_batch(
         # reconciled by the next push (the project is found by its title).
         future = server_side.submit(send, 0) if chunks else None
         save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                     schema_version=schema.ident, created_at=utc_now())
+                     schema_version=schema.ident, created_at=utc_now(), ls_created_at=proj.get("created_at"),
+                     maximum_annotations=proj.get("maximum_annotations"),
+                     **({"pull_cursor": pd.NaT} if change else {}))
         yield {"stage": "push", "done": 0, "total": total}
         for k, chunk in enumerate(chunks):
             try:
@@ -431,6 +499,12 @@ def push_batch(
     summary["pushed"] = pushed
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary
+
+
+def _gone_articles(local: pd.DataFrame, remote: pd.DataFrame) -> set:
+    """Articles `local` records as pushed none of whose recorded tasks the server still has."""
+    present = local.loc[local["ls_task_id"].isin(remote["ls_task_id"]), "article_id"]
+    return set(local["article_id"]) - set(present)
 
 
 def _recover_chunk(client, pid, tasks, chunk):
@@ -482,8 +556,9 @@ def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version)
 
 # ======================================================================== pull
 def server_tag(ls_url: str) -> str:
-    """Six hex digits naming a Label Studio server, so ids pulled from two servers never clash."""
-    return hashlib.sha256(ls_url.rstrip("/").encode()).hexdigest()[:6]
+    """Six hex digits of a URL: the tag of a server first seen before servers had fingerprints
+    (`identity.resolve_server` gives every server's tag)."""
+    return identity.url_tag(ls_url)
 
 
 def pseudonym_key(corpus: Corpus) -> bytes:
@@ -504,7 +579,11 @@ def pseudonym_key(corpus: Corpus) -> bytes:
 
 
 def pseudonym(key: bytes, ls_url: str, user_id) -> str:
-    """`ann-` + 8 hex of HMAC-SHA256(key, ls_url|user id): stable, not reversible without the key."""
+    """`ann-` + 8 hex of HMAC-SHA256(key, basis|user id): stable, not reversible without the key.
+
+    `ls_url` is the server's pseudonym basis (`identity.Server.basis`): its URL for a server
+    first seen before fingerprints, else its fingerprint, so a new URL keeps every pseudonym.
+    """
     msg = f"{ls_url.rstrip('/')}|{user_id}".encode()
     return "ann-" + hmac.new(key, msg, hashlib.sha256).hexdigest()[:8]
 
@@ -518,14 +597,24 @@ def _ts(value) -> pd.Timestamp | None:
         return None
 
 
-def _project_id(client, tasks: pd.DataFrame, project) -> int:
-    mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
-    if len(mine):
-        return int(mine["ls_project_id"].iloc[-1])
-    found = client.find_project(project, fields=("id",))
+def _pull_project(client, corpus: Corpus, tasks: pd.DataFrame, project: str) -> tuple[dict, int | None]:
+    """The server's project titled `project`, and the Label Studio id recorded for it when that
+    project was since deleted and made again (else None).
+
+    A project the corpus recorded that the server no longer has is an error: pulling it would
+    mark every stored annotation deleted.
+    """
+    found = client.find_project(project, fields=("id", "created_at"))
+    recorded = recorded_project(corpus, tasks, project, client.url)
     if found is None:
-        raise SpanbankError(f"no project {project!r} on {client.url}; push to it first (`spanbank push --project {project}`)")
-    return int(found["id"])
+        raise _missing_project(client, corpus, project, recorded[0], pulling=True)
+    return found, recorded[0] if project_change(recorded, found) else None
+
+
+def annotation_project_ids(annotation_ids: pd.Series) -> pd.Series:
+    """The Label Studio project id inside pulled annotation ids (`ls-<tag>-<pid>-<id>-v<n>`); NaN for others."""
+    got = annotation_ids.astype("string").str.extract(r"^ls-[0-9a-f]+-(\d+)-\d+-v\d+$")[0]
+    return pd.to_numeric(got, errors="coerce")
 
 
 def pull(
@@ -554,12 +643,22 @@ def pull(
     counts: Counter = Counter()
     repairs: Counter = Counter()
     with corpus.writer(wait) as writer:
+        server = identity.resolve_server(client, corpus, writer)
+        if server.moved_from:  # a restart on another port, a new host name: the same server
+            summary["moved_from"] = server.moved_from
         tasks = corpus.read("tasks", columns=["project", "ls_url", "ls_project_id", "ls_task_id", "article_id"])
-        pid = _project_id(client, tasks, project)
+        found, change = _pull_project(client, corpus, tasks, project)
+        pid = int(found["id"])
         summary["ls_project_id"] = pid
+        if change:
+            summary["project_recreated"] = (
+                f"the Label Studio project was deleted and made again (was id {change}); earlier "
+                f"annotations are kept; push its articles again with "
+                f"`spanbank push --project {project} --repush-missing`"
+            )
         records = _project_records(corpus)
         rec = records[(records["project"] == project) & (records["ls_url"] == client.url)]
-        saved_cursor = None if rec.empty else _ts(rec["pull_cursor"].iloc[-1])
+        saved_cursor = None if rec.empty or change else _ts(rec["pull_cursor"].iloc[-1])
         if saved_cursor is not None and pd.isna(saved_cursor):
             saved_cursor = None
         cursor = None if full else saved_cursor
@@ -584,6 +683,8 @@ def pull(
         is_mine &= all_ann["origin"] == origin
         current = all_ann[is_mine & ~all_ann["superseded"].fillna(False).astype(bool)]
         live = current[current["deleted_at"].isna()]
+        # an earlier (deleted) project's annotations are not deletions in this one
+        live = live[annotation_project_ids(live["annotation_id"]).fillna(pid) == pid]
         local_ids = live.groupby("ls_task_id")["ls_annotation_id"].agg(set).to_dict()
         # 2. which tasks to fetch
         fetch = []
@@ -609,7 +710,8 @@ def pull(
         # `_row`: the annotation's row in all_ann, to mark it superseded
         latest = current.assign(_row=current.index).set_index("ls_annotation_id") if len(current) else None
         articles = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
-        task_articles = tasks[tasks["project"] == project].drop_duplicates("ls_task_id")
+        task_articles = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
+        task_articles = task_articles.drop_duplicates("ls_task_id")
         task_article = dict(zip(task_articles["ls_task_id"], task_articles["article_id"], strict=True))
         key = pseudonym_key(corpus)
         known_users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
@@ -656,14 +758,14 @@ def pull(
                     user = ann.get("completed_by")
                     user = user.get("id") if isinstance(user, dict) else user
                     if user is not None and (client.url, int(user)) not in known_users:
-                        new_users[int(user)] = pseudonym(key, client.url, user)
-                    annotation_id = f"ls-{server_tag(client.url)}-{pid}-{ls_aid}-v{version}"
+                        new_users[int(user)] = pseudonym(key, server.basis, user)
+                    annotation_id = f"ls-{server.tag}-{pid}-{ls_aid}-v{version}"
                     cancelled = bool(ann.get("was_cancelled"))
                     counts["cancelled"] += cancelled
                     ann_rows.append({
                         "annotation_id": annotation_id, "project": project, "article_id": aid,
                         "ls_task_id": tid, "ls_annotation_id": ls_aid,
-                        "annotator": pseudonym(key, client.url, user) if user is not None else None,
+                        "annotator": pseudonym(key, server.basis, user) if user is not None else None,
                         "origin": "human", "created_at": _ts(ann.get("created_at")),
                         "updated_at": updated, "lead_time_s": ann.get("lead_time"),
                         "cancelled": cancelled, "version": version, "superseded": False,
@@ -727,7 +829,7 @@ def pull(
         if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
             cursor_ts = saved_cursor
         save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                     schema_version=schema.ident,
+                     schema_version=schema.ident, ls_created_at=found.get("created_at"),
                      created_at=None if rec.empty else rec["created_at"].iloc[-1],
                      pull_cursor=cursor_ts, last_pull_at=now)
     summary.update({

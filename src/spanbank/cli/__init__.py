@@ -27,6 +27,7 @@ COMMANDS = {
     "export": "export",
     "preannotate": "preannotate",
     "annotators": "annotators",
+    "doctor": "doctor",
 }
 
 
@@ -69,7 +70,7 @@ def cli(ctx, corpus):
     Example:
 
     \b
-        spanbank init && spanbank ingest seeds/ && spanbank push --project news
+        spanbank init && spanbank ingest seeds/ && spanbank push --project news --create
     """
     ctx.obj = Context(Corpus(corpus or default_corpus_dir()))
 

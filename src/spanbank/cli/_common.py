@@ -18,7 +18,7 @@ wait_option = click.option(
 )
 url_option = click.option("--url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).")
 key_option = click.option("--api-key", default=None, help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).")
-project_option = click.option("--project", required=True, help="Label Studio project title.")
+project_option = click.option("--project", required=True, help="Label Studio project title (push creates it only with --create).")
 project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 

@@ -58,6 +58,7 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
     """
     from spanbank.adjudicate import parse_strategy
     from spanbank.gold import run_adjudication
+    from spanbank.identity import require_known_project
 
     with errors_as_click():
         mode, _ = parse_strategy(strategy)
@@ -67,6 +68,7 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
             raise click.UsageError(
                 "--review needs --project NAME (the review project is NAME-review)"
             )
+        require_known_project(obj.corpus, project)
         summary = run_adjudication(
             obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
         )

@@ -86,10 +86,12 @@ def agree(
         spanbank agree --project news --labels SPEAKER,QUOTE --html agreement.html
     """
     from spanbank.agreement_report import agreement_report, render_table, to_csv, to_html, to_json
+    from spanbank.identity import require_known_project
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     try:
+        require_known_project(obj.corpus, project)
         report = agreement_report(
             obj.corpus,
             project=project,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -31,6 +32,9 @@ from spanbank.cli._common import (
 @click.option("--update-config", is_flag=True, help="Replace the project's labeling config when it differs from the schema.")
 @click.option("--chunk-size", type=click.IntRange(1, 5000), default=2500, show_default=True,
               help="Tasks per import request (default: spanbank.sync.CHUNK_SIZE).")
+@click.option("--create", is_flag=True, help="Create the project if Label Studio has none of this title (asked on a terminal).")
+@click.option("--repush-missing", is_flag=True,
+              help="Push again articles recorded as pushed whose tasks are gone (project deleted or recreated in Label Studio).")
 @click.option("--dry-run", is_flag=True, help="Say what would be pushed; change nothing.")
 @url_option
 @key_option
@@ -39,30 +43,47 @@ from spanbank.cli._common import (
 @json_option
 @click.pass_obj
 def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, preannotate,
-         update_config, chunk_size, dry_run, url, api_key, wait, quiet, as_json):
+         update_config, chunk_size, create, repush_missing, dry_run, url, api_key, wait, quiet, as_json):
     """Push articles not yet in project PROJECT to Label Studio as tasks.
 
-    Creates the project from the corpus schema if needed; safe to re-run (it never makes a
-    second task for an article, even after a crash).
+    Creates the project from the corpus schema with --create (or when you say yes on a
+    terminal); safe to re-run (it never makes a second task for an article, even after a crash).
 
     Example:
 
     \b
-        spanbank push --project news-batch1 --batch-size 200 --overlap 2 --preannotate rules
+        spanbank push --project news-batch1 --create --batch-size 200 --overlap 2 --preannotate rules
     """
+    from spanbank.errors import ProjectMissingError
     from spanbank.sync import push_batch, run
 
     ids = None
     if ids_file is not None:
         ids = [line.strip() for line in ids_file.read_text("utf-8").splitlines() if line.strip()]
-    with errors_as_click(), Progress(quiet or as_json) as bar:
-        summary = run(
-            push_batch(
-                obj.corpus, project, url=url, api_key=api_key, batch_size=batch_size,
-                overlap=overlap, sample=sample, seed=seed, ids=ids, where=where,
-                preannotate=preannotate, update_config=update_config, dry_run=dry_run, wait=wait,
-                chunk_size=chunk_size,
-            ),
-            lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
-        )
+
+    def attempt(create_project: bool) -> dict:
+        with Progress(quiet or as_json) as bar:
+            return run(
+                push_batch(
+                    obj.corpus, project, url=url, api_key=api_key, batch_size=batch_size,
+                    overlap=overlap, sample=sample, seed=seed, ids=ids, where=where,
+                    preannotate=preannotate, update_config=update_config, dry_run=dry_run, wait=wait,
+                    chunk_size=chunk_size, create=create_project, repush_missing=repush_missing,
+                ),
+                lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+            )
+
+    with errors_as_click():
+        try:
+            summary = attempt(create)
+        except ProjectMissingError as exc:
+            if create or not sys.stdin.isatty():
+                raise
+            click.echo(str(exc), err=True)
+            if not click.confirm(f"create project {project} now?", default=False, err=True):
+                raise
+            summary = attempt(True)
+    if summary.get("moved_from") and not quiet and not as_json:
+        click.echo(f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "
+                   "followed it (same server, same records)", err=True)
     echo_summary(summary, quiet, as_json)

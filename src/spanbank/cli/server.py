@@ -119,3 +119,30 @@ def env(data_dir):
         raise click.ClickException("no local Label Studio env file; run `spanbank server start`")
     for name in (srv.ENV_URL, srv.ENV_KEY):
         click.echo(f"export {name}={shlex.quote(values.get(name, ''))}")
+
+
+@server.command()
+@click.argument("old_url")
+@click.argument("new_url")
+@click.option("--wait", is_flag=True, help="Wait for another spanbank process to release the corpus.")
+@json_option
+@click.pass_obj
+def move(obj, old_url, new_url, wait, as_json):
+    """Tell the corpus a Label Studio server moved: its records at OLD_URL now name NEW_URL.
+
+    A pull finds a moved server by itself (by its identity, not its URL); use this when the
+    old URL was recorded before that, or to fix the records without reaching the server.
+
+    \b
+    Example:
+        spanbank server move http://old-host:8080 https://labels.example.org
+    """
+    from spanbank.identity import move_server
+
+    with errors_as_click():
+        out = move_server(obj.corpus, old_url, new_url, wait=wait)
+    if as_json:
+        echo_json(out)
+    else:
+        changed = ", ".join(f"{k} {v}" for k, v in out["changed"].items()) or "nothing"
+        click.echo(f"moved {out['from']} -> {out['to']} (rows rewritten: {changed})")
