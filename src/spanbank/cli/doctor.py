@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import echo_json, errors_as_click, json_option, quiet_option
-from spanbank.cli.push import wait_option
+from spanbank.cli._common import echo_json, errors_as_click, json_option, quiet_option, wait_option
 
 SHOWN = 20
 

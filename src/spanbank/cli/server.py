@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from spanbank.cli._common import echo_json, errors_as_click, json_option, quiet_option
+from spanbank.cli._common import echo_json, errors_as_click, json_option, quiet_option, wait_option
 
 data_dir_option = click.option(
     "--data-dir",
@@ -124,7 +124,7 @@ def env(data_dir):
 @server.command()
 @click.argument("old_url")
 @click.argument("new_url")
-@click.option("--wait", is_flag=True, help="Wait for another spanbank process to release the corpus.")
+@wait_option
 @json_option
 @click.pass_obj
 def move(obj, old_url, new_url, wait, as_json):
