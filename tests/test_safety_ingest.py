@@ -1,0 +1,101 @@
+"""Ingest and export safety (issue 12 items 1, 2, 8, 9, 12, 13; issue 13 item 7): nothing of the
+user's is deleted, misfiled or leaked, and bad input is refused with a reason."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from spanbank.cli import cli
+from spanbank.corpus import Corpus
+from spanbank.errors import ExportError
+from spanbank.export import export_dataset, verify
+from spanbank.ingest import ingest_paths
+
+TEXT = "The mayor said hello.\n"
+ANN = "T1\tSource 0 9\tThe mayor\nT2\tCue 10 14\tsaid\n"
+
+
+def brat_folder(path: Path, docs: dict[str, str], who: str = "alice", ann: str = ANN) -> Path:
+    """A brat folder: `<id>.txt` + `<id>_<who>.ann` for each {id: text}."""
+    path.mkdir(parents=True, exist_ok=True)
+    for aid, text in docs.items():
+        (path / f"{aid}.txt").write_text(text, encoding="utf-8")
+        (path / f"{aid}_{who}.ann").write_text(ann, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Corpus:
+    return Corpus.init(tmp_path / "corpus")
+
+
+@pytest.fixture
+def annotated(corpus, tmp_path) -> Corpus:
+    ingest_paths(corpus, [brat_folder(tmp_path / "b", {"d1": TEXT, "d2": "Ms Ruiz said no.\n"})], fmt="brat")
+    return corpus
+
+
+def tree(path: Path) -> list[str]:
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
+
+
+# -- 12.1: export --out never deletes what is not a previous export ---------------------------------
+
+
+def test_export_refuses_a_folder_with_a_fake_manifest_a_corpus_and_notes(annotated, tmp_path):
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "manifest.json").write_text("{}")
+    (p / "NOTES.md").write_text("x")
+    before = tree(p)
+    with pytest.raises(ExportError, match="not a spanbank export"):
+        export_dataset(annotated, "jsonl", p)
+    assert tree(p) == before
+
+
+def test_export_refuses_a_real_export_holding_unlisted_files_or_a_corpus(annotated, tmp_path):
+    out = tmp_path / "e"
+    export_dataset(annotated, "jsonl", out)
+    (out / "jsonl" / "mine.txt").write_text("my notes")
+    with pytest.raises(ExportError, match="mine.txt is not in its manifest"):
+        export_dataset(annotated, "jsonl", out)
+    assert (out / "jsonl" / "mine.txt").read_text() == "my notes"
+    (out / "jsonl" / "mine.txt").unlink()
+    Corpus.init(out / "sub")
+    with pytest.raises(ExportError, match="sub/ holds a corpus"):
+        export_dataset(annotated, "jsonl", out)
+    assert (out / "sub" / "spanbank.yaml").exists()
+
+
+def test_export_replaces_a_previous_export(annotated, tmp_path):
+    out = tmp_path / "e"
+    export_dataset(annotated, "jsonl", out)
+    export_dataset(annotated, "jsonl,conll", out)
+    assert verify(out) == [] and (out / "conll").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "corpus", "e"]
+
+
+def test_export_out_dot_is_refused_and_leaves_nothing(annotated, tmp_path, monkeypatch):
+    out = tmp_path / "e"
+    export_dataset(annotated, "jsonl", out)
+    monkeypatch.chdir(out)
+    with pytest.raises(ExportError, match="current folder"):
+        export_dataset(annotated, "jsonl", ".")
+    assert verify(out) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "corpus", "e"]
+
+
+def test_cli_export_into_the_corpus_parent_keeps_everything(annotated, tmp_path):
+    p = tmp_path / "p"
+    p.mkdir()
+    (p / "manifest.json").write_text(json.dumps({"manifest_version": 1, "spanbank_version": "0", "files": {}}))
+    (p / "NOTES.md").write_text("x")
+    os.rename(annotated.path, p / "corpus")
+    result = CliRunner().invoke(cli, ["--corpus", str(p / "corpus"), "export", "--format", "jsonl", "--out", str(p)])
+    assert result.exit_code == 1 and "corpus/ holds a corpus" in result.output
+    assert (p / "NOTES.md").exists() and (p / "corpus" / "spanbank.yaml").exists()
