@@ -99,3 +99,22 @@ def test_cli_export_into_the_corpus_parent_keeps_everything(annotated, tmp_path)
     result = CliRunner().invoke(cli, ["--corpus", str(p / "corpus"), "export", "--format", "jsonl", "--out", str(p)])
     assert result.exit_code == 1 and "corpus/ holds a corpus" in result.output
     assert (p / "NOTES.md").exists() and (p / "corpus" / "spanbank.yaml").exists()
+
+
+# -- 13.7: brat annotation ids carry the pseudonym, never an e-mail ---------------------------------
+
+
+def test_brat_email_annotator_becomes_a_pseudonym_in_ids_and_rows(corpus, tmp_path):
+    email = "alice.secret@corp.example"
+    ingest_paths(corpus, [brat_folder(tmp_path / "b", {"d1": TEXT}, who=email)], fmt="brat")
+    for name in ("annotations", "spans", "rejects", "relations"):
+        df = corpus.read(name)
+        assert not df.astype(str).apply(lambda c: c.str.contains("secret")).any().any(), name
+    ann = corpus.read("annotations")
+    who = ann["annotator"].iloc[0]
+    assert who.startswith("ann-") and ann["annotation_id"].iloc[0].startswith(f"import-d1-{who}-")
+    people = corpus.read("annotators")
+    assert people[["annotator", "email"]].values.tolist() == [[who, email]]
+    # the same file again is unchanged, and the pseudonym is stable
+    summary = ingest_paths(corpus, [tmp_path / "b"], fmt="brat")
+    assert summary.annotations == 0 and len(corpus.read("annotators")) == 1

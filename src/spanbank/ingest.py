@@ -628,9 +628,11 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         old_ann = corpus.read("annotations")
         known = set(old_ann["annotation_id"])
         imported = dict(list(old_ann[old_ann["origin"] == "import"].groupby(["article_id", "annotator"])))
-        for n, (aid, _, ann, who) in enumerate(pairs, 1):
+        stored_as, people = _import_annotators(corpus, {p[3] for p in pairs if p[2] is not None})
+        for n, (aid, _, ann, name) in enumerate(pairs, 1):
             if ann is None or aid not in ok_ids or aid in refused_ids:
                 continue
+            who = stored_as[name]
             text = texts[aid][0]
             raw = _decode(ann.read_bytes(), ann, encoding)
             digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
@@ -658,16 +660,53 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         if len(new):
             w.append("articles", new.drop(columns="_where").assign(ingested_at=now))
         if ann_rows:
+            # children first, the annotation rows last: every prefix of these writes is consistent,
+            # and a re-run after a kill replaces the orphans it left (ids are deterministic)
+            ids = {r["annotation_id"] for r in ann_rows}
+            for name, rows in (("spans", span_rows), ("relations", rel_rows), ("rejects", rej_rows)):
+                _replace_children(corpus, w, name, rows, ids)
+            if people:
+                w.append("annotators", people)
             new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
             old = old_ann.copy()
             hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
             old.loc[hit & (old["origin"] == "import"), "superseded"] = True
             w.replace("annotations", pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows)
-            w.append("spans", span_rows)
-            w.append("relations", rel_rows)
-            w.append("rejects", rej_rows)
         summary.added = len(new)
         summary.annotations = len(ann_rows)
         summary.spans = len(span_rows)
         summary.relations = len(rel_rows)
     return summary
+
+
+def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str], list[dict]]:
+    """brat annotator names -> what `annotator` (and so `annotation_id`) stores, plus new `annotators` rows.
+
+    An e-mail becomes a keyed pseudonym (`ann-…`, as pull makes) and is kept only in `annotators`;
+    other names (`4b22`, `alice`) are the user's own labels and stay as given.
+    """
+    out = {n: n for n in names}
+    emails = sorted(n for n in names if "@" in n)
+    if not emails:
+        return out, []
+    from spanbank.sync import pseudonym, pseudonym_key  # here: sync loads the Label Studio SDK
+
+    key = pseudonym_key(corpus)
+    known = set(corpus.read("annotators", columns=["annotator"])["annotator"])
+    people = []
+    for email in emails:
+        out[email] = pseudonym(key, "brat", email)
+        if out[email] not in known:
+            people.append({"annotator": out[email], "ls_url": None, "ls_user_id": None, "email": email})
+    return out, people
+
+
+def _replace_children(corpus: Corpus, w, name: str, rows: list[dict], ids: set[str]) -> None:
+    """Append `rows` to a child table, first dropping rows a killed run left under the same `ids`."""
+    stored = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
+    stale = pc.fill_null(pc.is_in(stored, value_set=pa.array(sorted(ids), pa.string())), False)
+    if pc.any(stale).as_py():
+        kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
+        w.replace(name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept)
+    else:
+        w.append(name, rows)
