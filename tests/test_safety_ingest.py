@@ -118,3 +118,56 @@ def test_brat_email_annotator_becomes_a_pseudonym_in_ids_and_rows(corpus, tmp_pa
     # the same file again is unchanged, and the pseudonym is stable
     summary = ingest_paths(corpus, [tmp_path / "b"], fmt="brat")
     assert summary.annotations == 0 and len(corpus.read("annotators")) == 1
+
+
+# -- 12.9: brat A lines are found by id, so parsing stays linear ----------------------------------
+
+
+def _ann_with_attributes(n: int) -> tuple[str, str]:
+    """(text, ann) of n words, each a QUOTE span (every tenth discontinuous) with a Type line."""
+    words = [f"w{i}" for i in range(n + 1)]
+    text = " ".join(words)
+    lines, pos = [], 0
+    for i in range(n):
+        end = pos + len(words[i])
+        if i % 10 == 9:
+            nxt = end + 1 + len(words[i + 1])
+            lines.append(f"T{i}\tContent {pos} {end};{end + 1} {nxt}\t{words[i]} {words[i + 1]}")
+        else:
+            lines.append(f"T{i}\tContent {pos} {end}\t{words[i]}")
+        lines.append(f"A{i}\tType T{i} direct")
+        pos = end + 1
+    return text, "\n".join(lines) + "\n"
+
+
+def _parse_steps(n: int) -> int:
+    """Lines of `parse_ann` executed for an .ann of n T + n A lines (deterministic, unlike time)."""
+    import sys
+
+    from spanbank.brat import parse_ann
+    from spanbank.schema import load_schema
+
+    text, ann = _ann_with_attributes(n)
+    schema = load_schema()
+    steps = 0
+
+    def tracer(frame, event, arg):
+        nonlocal steps
+        if frame.f_code is parse_ann.__code__:
+            if event == "line":
+                steps += 1
+            return tracer
+        return None
+
+    sys.settrace(tracer)
+    try:
+        result = parse_ann(ann, text, schema)
+    finally:
+        sys.settrace(None)
+    assert not result.rejects and all(s["attributes"].get("type") == "direct" for s in result.spans)
+    return steps
+
+
+def test_brat_attribute_lines_take_linear_work():
+    small, large = _parse_steps(400), _parse_steps(1600)
+    assert large < 5 * small, f"{small} -> {large} steps for 4x the lines: not linear"

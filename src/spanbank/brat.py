@@ -36,6 +36,7 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
     pending_rel: list[tuple[str, str, str, str, str]] = []  # (rel_type, arg1, arg2, line, rid)
     pending_attr: list[tuple[str, str, str | None, str]] = []
     spans_by_id: dict[str, dict] = {}
+    fragments: dict[str, list[dict]] = {}  # brat id -> its later fragments: an A line finds them by id
     # only "\n" ends an .ann line: splitlines() would also split span text at U+2028, NEL, ...
     for lineno, line in enumerate(ann.split("\n"), 1):
         line = line.removesuffix("\r")
@@ -71,6 +72,8 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
                     out.spans.append(row)
                     if k == 0:
                         spans_by_id[ident] = row
+                    else:
+                        fragments.setdefault(ident, []).append(row)
             elif kind == "R":
                 rel_type, *args = parts[1].split()
                 roles = dict(a.split(":", 1) for a in args if ":" in a)
@@ -129,9 +132,8 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
             _reject(out, target, f"attribute {name}: {problem}", line)
             continue
         span["attributes"][key] = value
-        for frag in out.spans:
-            if frag["attributes"].get(FRAGMENT_KEY) == target:
-                frag["attributes"][key] = value
+        for frag in fragments.get(target, ()):
+            frag["attributes"][key] = value
     return out
 
 
