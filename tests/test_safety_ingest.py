@@ -171,3 +171,53 @@ def _parse_steps(n: int) -> int:
 def test_brat_attribute_lines_take_linear_work():
     small, large = _parse_steps(400), _parse_steps(1600)
     assert large < 5 * small, f"{small} -> {large} steps for 4x the lines: not linear"
+
+
+# -- 12.8: article ids: no control characters, safe file names, brat names round-trip --------------
+
+
+def test_ids_with_control_characters_are_refused_with_a_reason(corpus, tmp_path):
+    rows = [{"id": i, "text": f"Text of {i!r}."} for i in ("x\ny", "nul\x00id", "tab\tid", "ok-1", "sep\u2028x")]
+    src = tmp_path / "a.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    summary = ingest_paths(corpus, [src])
+    assert summary.added == 1 and list(corpus.read("articles")["article_id"]) == ["ok-1"]
+    assert len(summary.refused) == 4
+    assert all("contains a control character" in r for r in summary.refused)
+    assert "'x\\ny'" in summary.refused[0] and "\n" not in "".join(summary.refused)
+
+
+ODD_IDS = [".", "..", "a/b", "../up", "with space", "ünï cödé", "100%", "%41", "a.b", "-x", "_y",
+           "x" * 300, "é" * 200]
+
+
+def test_brat_export_names_stay_in_their_split_and_round_trip(tmp_path):
+    corpus = Corpus.init(tmp_path / "c")
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": a, "text": f"The mayor said {k}."}) + "\n"
+                           for k, a in enumerate(ODD_IDS)), encoding="utf-8")
+    assert ingest_paths(corpus, [src]).added == len(ODD_IDS)
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    from spanbank.export.brat import file_stem
+    for k, a in enumerate(ODD_IDS):  # a human annotation per article, through brat import
+        (ann / f"{file_stem(a)}.txt").write_text(f"The mayor said {k}.", encoding="utf-8")
+        (ann / f"{file_stem(a)}_alice.ann").write_text(ANN, encoding="utf-8")
+    hashed = {file_stem(a): a for a in ODD_IDS if len(a.encode()) > 255}
+    assert len(hashed) == 2
+    (ann / "article_ids.json").write_text(json.dumps(hashed), encoding="utf-8")
+    summary = ingest_paths(corpus, [ann], fmt="brat")
+    assert summary.added == 0 and summary.unchanged == len(ODD_IDS) and summary.annotations == len(ODD_IDS)
+    out = tmp_path / "e"
+    export_dataset(corpus, "brat", out, split="train=1")
+    files = [p for p in (out / "brat").rglob("*") if p.is_file()]
+    assert all(p.parent.name == "train" or p.parent == out / "brat" for p in files)
+    assert all(len(p.name.encode()) <= 255 for p in files)
+    assert len([p for p in files if p.suffix == ".txt"]) == len(ODD_IDS)
+    again = ingest_paths(corpus, [out / "brat"], fmt="brat")  # the same ids: nothing new
+    assert again.added == 0 and again.unchanged == len(ODD_IDS)
+    assert sorted(corpus.read("articles")["article_id"]) == sorted(ODD_IDS)
+    back = Corpus.init(tmp_path / "back")
+    ingest_paths(back, [out / "brat"], fmt="brat")
+    assert sorted(back.read("articles")["article_id"]) == sorted(ODD_IDS)
+

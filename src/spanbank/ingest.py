@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spanbank.brat import parse_ann
+from spanbank.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus import TS, Corpus, attributes_json, to_arrow
 from spanbank.errors import IngestError
 
@@ -302,6 +302,11 @@ def normalise(
         why[present & why.isna() & t.str.contains("[\ud800-\udfff]", regex=True, na=False)] = (
             "text contains a lone surrogate (not valid Unicode)"
         )
+    ids = out["article_id"]
+    bad_id = why.isna() & ids.notna() & ids.astype(object).str.contains(_CONTROL, regex=True, na=False)
+    if bad_id.any():
+        why[bad_id] = [f"article id {_shown(a)} contains a control character (ids name export files and lines)"
+                       for a in ids[bad_id]]
     keep = why.isna()
     if not keep.all():  # filtering copies every column, the texts too
         refused += [f"{label(w)}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)]
@@ -318,6 +323,16 @@ def normalise(
     if missing_id.any():  # article_id_for, from the hash already made
         out["article_id"] = out["article_id"].astype(object).where(~missing_id, "a" + sha.str[:16])
     return out, refused
+
+
+# newline, NUL, tab, ... and the line/paragraph separators: an id holding one breaks file names and lines
+_CONTROL = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A value for a one-line reason: repr (control characters escaped), shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # what str.strip() strips (str.isspace): a text of only these is blank
@@ -566,9 +581,14 @@ class _Stored:
 
 
 def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tuple[str, Path, Path, str]]:
-    """(article_id, txt, ann, annotator) for `X.txt` + `X.ann` / `X_<annotator>.ann` files."""
+    """(article_id, txt, ann, annotator) for `X.txt` + `X.ann` / `X_<annotator>.ann` files.
+
+    The id is the file stem, decoded as our brat export encoded it (see `brat.file_stem`), or
+    what an `article_ids.json` beside the files says for a stem shortened with a hash.
+    """
     txts: dict[str, Path] = {}
     anns: list[Path] = []
+    named: dict[Path, str] = {}  # file path without suffix -> article id, from article_ids.json
     for p in map(Path, paths):
         if not p.exists():
             raise IngestError(f"{p}: no such file or directory")
@@ -580,6 +600,8 @@ def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tupl
                 txts[f.stem] = f
             elif f.suffix == ".ann":
                 anns.append(f)
+            elif f.name == IDS_FILE:
+                named.update(_named_ids(f))
     if not txts:
         raise IngestError("no brat .txt files found")
     pairs = []
@@ -593,14 +615,28 @@ def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tupl
             pairs.append((base, txts[base], ann, who))
         else:
             raise IngestError(f"{ann}: no text file {stem}.txt (or {base}.txt) for it")
+    paired = {p[0] for p in pairs}
+    pairs += [(stem, txt, None, annotator or "import") for stem, txt in txts.items() if stem not in paired]
+    pairs = [(named.get(txt.parent / stem) or article_id_of(stem), txt, ann, who) for stem, txt, ann, who in pairs]
     by_key: dict[tuple[str, str], Path] = {}
     for aid, _, ann, who in pairs:  # two live annotations by one annotator would contradict
+        if ann is None:
+            continue
         if (aid, who) in by_key:
             raise IngestError(f"two annotation files for {aid} by {who}: {by_key[aid, who]} and {ann}")
         by_key[aid, who] = ann
-    paired = {p[0] for p in pairs}
-    pairs += [(aid, txt, None, annotator or "import") for aid, txt in txts.items() if aid not in paired]
     return sorted(pairs, key=lambda p: (p[0], p[3]))
+
+
+def _named_ids(path: Path) -> dict[Path, str]:
+    """An export's `article_ids.json` ({"<split>/<stem>": id}) as {file path without suffix: id}."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        raise IngestError(f"{path}: not readable JSON") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise IngestError(f"{path}: expected an object of file stems to article ids")
+    return {path.parent / rel: aid for rel, aid in data.items()}
 
 
 def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSummary:
