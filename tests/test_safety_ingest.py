@@ -221,3 +221,47 @@ def test_brat_export_names_stay_in_their_split_and_round_trip(tmp_path):
     ingest_paths(back, [out / "brat"], fmt="brat")
     assert sorted(back.read("articles")["article_id"]) == sorted(ODD_IDS)
 
+
+
+# -- 12.13: a YAML alias bomb in a schema is refused before it is expanded -------------------------
+
+
+def _bomb(levels: int) -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]" for k in range(1, levels)]
+    return "\n".join(lines) + f"""
+name: bomb
+version: 1
+labels:
+  QUOTE:
+    attributes:
+      type:
+        values: *l{levels - 1}
+"""
+
+
+def test_schema_alias_bomb_is_refused(tmp_path):
+    from spanbank.errors import SchemaError
+    from spanbank.schema import load_schema
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_bomb(7))  # 9**7 = 4.8 million strings once expanded
+    with pytest.raises(SchemaError, match="alias bomb"):
+        load_schema(bomb)
+    result = CliRunner().invoke(cli, ["schema", "show", str(bomb)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "alias bomb" in result.output
+    (tmp_path / "self.yaml").write_text("name: &n [*n]\nversion: 1\nlabels: {A: {}}\n")
+    with pytest.raises(SchemaError):
+        load_schema(tmp_path / "self.yaml")
+    (tmp_path / "big.yaml").write_text("# " + "x" * (2 << 20))
+    with pytest.raises(SchemaError, match="too large"):
+        load_schema(tmp_path / "big.yaml")
+
+
+def test_schema_with_a_few_aliases_still_loads(tmp_path):
+    from spanbank.schema import load_schema
+
+    (tmp_path / "s.yaml").write_text(
+        "name: s\nversion: 1\nlabels:\n  QUOTE:\n    attributes:\n      type: &t {values: [a, b]}\n"
+        "  EVENT:\n    attributes:\n      type: *t\n")
+    assert load_schema(tmp_path / "s.yaml").labels["EVENT"].attributes["type"].values == ("a", "b")
