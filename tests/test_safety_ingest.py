@@ -265,3 +265,96 @@ def test_schema_with_a_few_aliases_still_loads(tmp_path):
         "name: s\nversion: 1\nlabels:\n  QUOTE:\n    attributes:\n      type: &t {values: [a, b]}\n"
         "  EVENT:\n    attributes:\n      type: *t\n")
     assert load_schema(tmp_path / "s.yaml").labels["EVENT"].attributes["type"].values == ("a", "b")
+
+
+# -- 12.12: binary and gzip inputs, --skip-bad, --strict --------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+
+
+@pytest.mark.parametrize("name, data, what", [
+    ("pic.txt", PNG, "a PNG image"),
+    ("doc.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
+    ("rows.jsonl", b"PK\x03\x04\x14\x00\x00\x00", "a zip archive"),
+    ("rows.csv", b"text\nabc\x00def\n", "a NUL byte at byte 8"),
+])
+def test_binary_files_are_named_not_sent_to_encoding(corpus, tmp_path, name, data, what):
+    from spanbank.errors import IngestError
+
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(IngestError, match=what) as exc:
+        ingest_paths(corpus, [tmp_path / name])
+    assert "--encoding" not in str(exc.value)
+    with pytest.raises(IngestError, match=what):  # following the old advice changes nothing
+        ingest_paths(corpus, [tmp_path / name], encoding="latin-1")
+    assert not corpus.has("articles") or len(corpus.read("articles")) == 0
+
+
+def test_utf16_text_with_nul_bytes_is_still_text(corpus, tmp_path):
+    (tmp_path / "a.txt").write_bytes("Title\nBody text.".encode("utf-16"))
+    assert ingest_paths(corpus, [tmp_path / "a.txt"], encoding="utf-16").added == 1
+
+
+def test_gzip_jsonl_csv_and_txt_are_read_directly(corpus, tmp_path):
+    import gzip
+
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"id": "j1", "text": "From JSON Lines."}\n'))
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(b"id,text\nc1,From CSV.\n"))
+    (tmp_path / "c.txt.gz").write_bytes(gzip.compress("Title\nFrom text ü.".encode()))
+    summary = ingest_paths(corpus, [tmp_path])
+    assert summary.added == 3 and summary.refused == []
+    arts = corpus.read("articles").set_index("article_id")["text"]
+    assert arts["j1"] == "From JSON Lines." and arts["c1"] == "From CSV."
+    assert "Title\nFrom text ü." in set(arts)
+    (tmp_path / "bad.jsonl.gz").write_bytes(gzip.compress(b'{"id": "x", "text": "t"}\n')[:-12])
+    from spanbank.errors import IngestError
+    with pytest.raises(IngestError, match="bad.jsonl.gz: not a readable gzip file"):
+        ingest_paths(corpus, [tmp_path / "bad.jsonl.gz"])
+
+
+def _mixed_folder(tmp_path: Path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.jsonl").write_text('{"id": "a1", "text": "Good one."}\n{"id": "a2", "text": ""}\n')
+    (d / "b.txt").write_bytes(PNG)
+    (d / "c.csv").write_text("id,text\nc1,Also good.\n")
+    (d / "d.jsonl").write_bytes(b'{"id": "d1", "text": "partly read"}\n' + "\xff".encode("latin-1") + b"\n")
+    return d
+
+
+def test_skip_bad_leaves_out_each_bad_file_with_its_reason(corpus, tmp_path):
+    from spanbank.errors import IngestError
+
+    d = _mixed_folder(tmp_path)
+    with pytest.raises(IngestError, match="b.txt: a PNG image"):
+        ingest_paths(corpus, [d])
+    summary = ingest_paths(corpus, [d], skip_bad=True)
+    assert sorted(corpus.read("articles")["article_id"]) == ["a1", "c1"]  # nothing of d.jsonl either
+    assert summary.added == 2 and len(summary.skipped) == 2
+    assert "b.txt: a PNG image" in summary.skipped[0] and "d.jsonl: not valid utf-8" in summary.skipped[1]
+    assert summary.refused == [f"{d / 'a.jsonl'}:2: text is empty or whitespace only"]
+
+
+def test_cli_skip_bad_and_strict(tmp_path):
+    d = _mixed_folder(tmp_path)
+    runner = CliRunner()
+    c = str(tmp_path / "c")
+    assert runner.invoke(cli, ["--corpus", c, "init"]).exit_code == 0
+    plain = runner.invoke(cli, ["--corpus", c, "ingest", str(d)])
+    assert plain.exit_code == 1 and plain.output.startswith("Error: ") and plain.output.count("\n") == 1
+    ok = runner.invoke(cli, ["--corpus", c, "ingest", str(d), "--skip-bad", "--json"])
+    assert ok.exit_code == 0, ok.output
+    out = json.loads(ok.output)
+    assert out["added"] == 2 and out["skipped_files"] == 2 and len(out["reasons"]) == 3
+    strict = runner.invoke(cli, ["--corpus", c, "ingest", str(d), "--skip-bad", "--strict"])
+    assert strict.exit_code == 1 and "Error: --strict: 3 " in strict.output
+    (tmp_path / "fine.jsonl").write_text('{"id": "f1", "text": "Fine."}\n')
+    assert runner.invoke(cli, ["--corpus", c, "ingest", str(tmp_path / "fine.jsonl"), "--strict"]).exit_code == 0
+
+
+def test_brat_skip_bad(corpus, tmp_path):
+    d = brat_folder(tmp_path / "b", {"d1": TEXT, "d2": TEXT})
+    (d / "d2_alice.ann").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    summary = ingest_paths(corpus, [d], fmt="brat", skip_bad=True)
+    assert summary.added == 2 and summary.annotations == 1
+    assert len(summary.skipped) == 1 and "d2_alice.ann: not a readable gzip file" in summary.skipped[0]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import gzip
 import hashlib
 import io
 import json
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -70,13 +72,16 @@ class IngestSummary:
     relations: int = 0
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
+    skipped: list[str] = field(default_factory=list)  # whole files left out (--skip-bad), with the reason
 
     def as_dict(self) -> dict:
         out = {"added": self.added, "unchanged": self.unchanged, "refused": len(self.refused)}
+        if self.skipped:
+            out["skipped_files"] = len(self.skipped)
         if self.annotations or self.rejected:
             out |= {"annotations": self.annotations, "spans": self.spans, "relations": self.relations,
                     "rejected": len(self.rejected), "ignored": self.ignored}
-        return out | {"reasons": self.refused + self.rejected}
+        return out | {"reasons": self.skipped + self.refused + self.rejected}
 
 
 def text_sha256(text: str) -> str:
@@ -86,6 +91,67 @@ def text_sha256(text: str) -> str:
 def article_id_for(text: str) -> str:
     """The id of an article that came without one: a hash of its text."""
     return "a" + text_sha256(text)[:16]
+
+
+# what a file is, by its first bytes: such a file is never text, whatever --encoding says
+MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a zip archive (or a .docx/.xlsx/.odt file)"),
+    (b"\x1f\x8b", "gzip-compressed"), (b"BZh", "bzip2-compressed"), (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"(\xb5/\xfd", "zstd-compressed"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"PAR1", "a Parquet file"), (b"SQLite format 3\x00", "an SQLite database"), (b"\x7fELF", "a program (ELF)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.doc/.xls)"),
+)
+SNIFF_BYTES = 8192
+
+
+def _sniff(head: bytes, path: Path, encoding: str) -> None:
+    """Refuse bytes that are not text (a known magic number, or a NUL byte outside UTF-16/32), saying what they are."""
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            raise IngestError(f"{path}: {what}, not a text file; leave it out (or pass --skip-bad)")
+    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")) if _known(encoding) else False
+    if not wide and b"\x00" in head:
+        raise IngestError(f"{path}: binary data (a NUL byte at byte {head.index(0)}), not a text file; "
+                          "leave it out (or pass --skip-bad)")
+
+
+def _known(encoding: str) -> bool:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise IngestError(f"unknown encoding {encoding!r}") from None
+    return True
+
+
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # a corrupt or truncated .gz, found while reading
+
+
+def _open_text_bytes(path: Path, encoding: str):
+    """A text input as a binary file object: gzip is decompressed on the fly; binary files are refused."""
+    fh = open(path, "rb")
+    try:
+        if fh.peek(2)[:2] == b"\x1f\x8b":
+            fh = gzip.GzipFile(fileobj=fh, mode="rb")
+            try:
+                head = fh.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+            except GZIP_ERRORS as exc:
+                raise IngestError(f"{path}: not a readable gzip file ({exc})") from None
+        else:
+            head = fh.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        _sniff(head, path, encoding)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _read_all(path: Path, encoding: str) -> bytes:
+    with _open_text_bytes(path, encoding) as fh:
+        try:
+            return fh.read()
+        except GZIP_ERRORS as exc:
+            raise IngestError(f"{path}: not a readable gzip file ({exc})") from None
 
 
 def _decode(data: bytes, path: Path, encoding: str) -> str:
@@ -106,15 +172,23 @@ def _expand(paths: Iterable[str | Path], fmt: str | None) -> list[tuple[Path, st
             raise IngestError(f"{p}: no such file or directory")
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
         for f in files:
-            kind = fmt or SUFFIXES.get(f.suffix.lower())
+            kind = fmt or _kind_of(f)
             if kind is None:
                 if p.is_dir():
                     continue  # other files in a folder are not articles
-                raise IngestError(f"{f}: unknown file type; pass --format ({', '.join(FORMATS[:-1])})")
-            if p.is_dir() and fmt and SUFFIXES.get(f.suffix.lower()) != fmt:
+                raise IngestError(f"{f}: unknown file type; pass --format ({', '.join(FORMATS[:-1])}; .gz is read too)")
+            if p.is_dir() and fmt and _kind_of(f) != fmt:
                 continue
             out.append((f, kind))
     return out
+
+
+def _kind_of(path: Path) -> str | None:
+    """The format a file's suffix names; `x.jsonl.gz` is JSON Lines (read through gzip)."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes.pop()
+    return SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
 class _Decoded(io.TextIOBase):
@@ -136,7 +210,10 @@ class _Decoded(io.TextIOBase):
     def read(self, size: int | None = -1) -> str:
         """Some decoded text (a block, whatever `size`); "" only at the end. A leading BOM is dropped."""
         while not self._eof:
-            data = self._fh.read(READ_BLOCK)
+            try:
+                data = self._fh.read(READ_BLOCK)
+            except GZIP_ERRORS as exc:
+                raise IngestError(f"{self._path}: not a readable gzip file ({exc})") from None
             self._eof = not data
             if self._fed == 0:
                 self._native_order(data)
@@ -199,11 +276,11 @@ def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | Non
     """
     rows = rows or BATCH_ROWS
     if kind == "txt":
-        text = _decode(path.read_bytes(), path, encoding)
+        text = _decode(_read_all(path, encoding), path, encoding)
         title = text.split("\n", 1)[0].strip() if text.strip() else ""
         yield pd.DataFrame({"text": [text], "title": [title], "_where": [0]})
     elif kind == "jsonl":
-        with open(path, "rb") as fh:
+        with _open_text_bytes(path, encoding) as fh:
             objs, where, bad = [], [], []
             for n, line in enumerate(_Decoded(fh, path, encoding).lines(), 1):
                 if not line.strip():
@@ -224,7 +301,7 @@ def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | Non
             if objs or bad:
                 yield _jsonl_frame(objs, where, bad)
     elif kind == "csv":
-        with open(path, "rb") as fh:
+        with _open_text_bytes(path, encoding) as fh:
             start = 2  # line 1 is the header
             try:
                 # decoded by us: errors name the file, and a BOM (Excel writes one) is not a column name
@@ -412,17 +489,19 @@ def ingest_paths(
     annotator: str | None = None,
     wait: bool | float = False,
     progress: Progress | None = None,
+    skip_bad: bool = False,
 ) -> IngestSummary:
     """Read articles (and brat annotations) from files or folders and add them to the corpus.
 
     Identical re-ingest is a no-op; another text under a stored id is refused. Everything is read
-    and checked before the first write, so a bad file leaves the corpus untouched.
+    and checked before the first write, so a bad file leaves the corpus untouched; with `skip_bad`
+    a file that cannot be read is left out instead (`summary.skipped` says which and why).
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     corpus.require()
     if fmt == "brat":
-        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress)
+        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad)
     cols = columns or Columns()
     files = _expand(paths, fmt)
     if not files:
@@ -434,20 +513,19 @@ def ingest_paths(
     # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
     # a temp file; a bad file raises here, before anything is written
     with _Spool(corpus.path) as spool:
+        skipped: list[int] = []  # files left out by skip_bad; their spooled rows are dropped in pass 2
         for k, (path, kind) in enumerate(files):
-            lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
-            file_columns: dict = {}
-            had_rows = False
-            for df in read_batches(path, kind, encoding):
-                if lenient and len(df):
-                    had_rows = True
-                    file_columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
-                out, refused = normalise(df, cols, f"{kind}:{path.name}", path, labels[k], lenient)
-                summary.refused += refused
-                if len(out):
-                    spool.write(_first_rows(out, k, seen, repeats))
-            if had_rows:
-                _check_columns(cols, list(file_columns), path)
+            refused_before, repeats_before = len(summary.refused), len(repeats)
+            try:
+                _read_file(spool, path, kind, k, encoding, cols, labels[k], summary, seen, repeats)
+            except IngestError as exc:
+                if not skip_bad:
+                    raise
+                summary.skipped.append(f"{exc} (file skipped)")
+                skipped.append(k)
+                del summary.refused[refused_before:], repeats[repeats_before:]
+                for aid in [a for a, v in seen.items() if v[1] == k]:
+                    del seen[aid]
             if progress:
                 progress("reading", k + 1, len(files))
         del seen
@@ -459,6 +537,8 @@ def ingest_paths(
 
             def new_rows() -> Iterator[pa.Table]:
                 for table in spool.batches():
+                    if skipped:
+                        table = table.filter(pc.invert(pc.is_in(table.column("_file"), value_set=pa.array(skipped, pa.int64()))))
                     known = stored.sha_of(table.column("article_id"))
                     same = pc.fill_null(pc.equal(known, table.column("text_sha256")), False)
                     summary.unchanged += pc.sum(same).as_py() or 0
@@ -494,6 +574,24 @@ def ingest_paths(
     ]
     summary.refused += duplicates
     return summary
+
+
+def _read_file(spool, path: Path, kind: str, k: int, encoding: str, cols: Columns, label, summary: IngestSummary,
+               seen: dict, repeats: list) -> None:
+    """Pass 1 for input file `k`: check its rows a batch at a time, parking new ones in the spool."""
+    lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
+    file_columns: dict = {}
+    had_rows = False
+    for df in read_batches(path, kind, encoding):
+        if lenient and len(df):
+            had_rows = True
+            file_columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
+        out, refused = normalise(df, cols, f"{kind}:{path.name}", path, label, lenient)
+        summary.refused += refused
+        if len(out):
+            spool.write(_first_rows(out, k, seen, repeats))
+    if had_rows:
+        _check_columns(cols, list(file_columns), path)
 
 
 def _first_rows(out: pd.DataFrame, k: int, seen: dict, repeats: list) -> pd.DataFrame:
@@ -639,15 +737,27 @@ def _named_ids(path: Path) -> dict[Path, str]:
     return {path.parent / rel: aid for rel, aid in data.items()}
 
 
-def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSummary:
+def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=False) -> IngestSummary:
     schema = corpus.schema
     summary = IngestSummary()
     pairs = _brat_pairs(paths, annotator)
     now = datetime.now(timezone.utc)
+
+    def read(path: Path) -> str | None:
+        """A brat file's text; None (the file skipped, with its reason) when unreadable and skip_bad."""
+        try:
+            return _decode(_read_all(path, encoding), path, encoding)
+        except IngestError as exc:
+            if not skip_bad:
+                raise
+            summary.skipped.append(f"{exc} (file skipped)")
+            return None
+
     texts: dict[str, tuple[str, Path]] = {}
     for aid, txt, _, _ in pairs:
-        if aid not in texts:
-            texts[aid] = (_decode(txt.read_bytes(), txt, encoding), txt)
+        if aid not in texts and (text := read(txt)) is not None:
+            texts[aid] = (text, txt)
+    pairs = [p for p in pairs if p[0] in texts]
     articles = pd.DataFrame(
         [{"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)} for aid, (t, p) in texts.items()]
     )
@@ -670,7 +780,9 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
                 continue
             who = stored_as[name]
             text = texts[aid][0]
-            raw = _decode(ann.read_bytes(), ann, encoding)
+            raw = read(ann)
+            if raw is None:
+                continue
             digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
             ann_id = f"import-{aid}-{who}-{digest}"
             prev = imported.get((aid, who), old_ann.iloc[:0])
