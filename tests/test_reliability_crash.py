@@ -1,4 +1,5 @@
-"""Crash safety: SIGKILL `push`, `pull`, `adjudicate` and `export` at seeded random points, then re-run.
+"""Crash safety: SIGKILL `push`, `pull`, `adjudicate` and `export` at seeded random points, and
+brat `ingest` before each of its table writes, then re-run.
 
 Each command runs as `python -m spanbank --corpus X ...` against the real local Label
 Studio. The kill lands a seeded random delay after the command's progress marker appears
