@@ -322,9 +322,13 @@ def _mixed_folder(tmp_path: Path) -> Path:
     return d
 
 
-def test_skip_bad_leaves_out_each_bad_file_with_its_reason(corpus, tmp_path):
+def test_skip_bad_leaves_out_each_bad_file_with_its_reason(corpus, tmp_path, monkeypatch):
+    from spanbank import ingest
     from spanbank.errors import IngestError
 
+    # small blocks and batches: d.jsonl's good first row is read and parked before its bad byte
+    monkeypatch.setattr(ingest, "READ_BLOCK", 16)
+    monkeypatch.setattr(ingest, "BATCH_ROWS", 1)
     d = _mixed_folder(tmp_path)
     with pytest.raises(IngestError, match="b.txt: a PNG image"):
         ingest_paths(corpus, [d])
