@@ -23,6 +23,7 @@ from _common import CACHE, HERE, fmt_row, machine, measure
 # workload -> (module, quick sizes, full sizes); a size is n or (n, repeat)
 PLAN = {
     "ingest": ("bench_ingest", [2_000, 10_000], [10_000, 100_000, 300_000]),
+    "brat": ("bench_brat", [10_000, 40_000], [10_000, 40_000, 160_000]),
     "select": ("bench_select", [10_000, 100_000], [10_000, 100_000, 1_000_000]),
     "push": ("bench_sync", [500, 2_000], [1_000, 5_000, 10_000]),
     "pull": ("bench_sync_pull", [300, 1_000], [1_000, 5_000, 10_000]),

@@ -1,4 +1,5 @@
-"""Crash safety: SIGKILL `push`, `pull`, `adjudicate` and `export` at seeded random points, then re-run.
+"""Crash safety: SIGKILL `push`, `pull`, `adjudicate` and `export` at seeded random points, and
+brat `ingest` before each of its table writes, then re-run.
 
 Each command runs as `python -m spanbank --corpus X ...` against the real local Label
 Studio. The kill lands a seeded random delay after the command's progress marker appears
@@ -306,6 +307,81 @@ def test_export_killed_at_random_points(world, pulled, tmp_path):
     FIGURES["export_trials"] += TRIALS
     FIGURES["export_killed_mid_run"] += killed
     FIGURES["export_absent_after_kill"] += absent
+    _report()
+
+
+# SIGKILLs the process at its Nth corpus table write (0: before the first), then runs the CLI
+KILL_AT_WRITE = """
+import os, signal, sys
+from spanbank import corpus
+n = int(os.environ["SPANBANK_KILL_AT_WRITE"])
+seen = [0]
+def counted(write):
+    def run(*args, **kwargs):
+        if seen[0] == n:
+            os.kill(os.getpid(), signal.SIGKILL)
+        seen[0] += 1
+        return write(*args, **kwargs)
+    return run
+for name in ("append", "append_batches", "replace"):
+    setattr(corpus.Writer, name, counted(getattr(corpus.Writer, name)))
+from spanbank.cli import cli
+cli(sys.argv[1:], prog_name="spanbank")
+"""
+
+
+def _brat_input(root: Path, n: int) -> Path:
+    """n articles, two annotators each (an e-mail one among them), with spans, a relation, a reject."""
+    root.mkdir(parents=True)
+    for i in range(n):
+        text = _text(i)
+        (root / f"b{i:03d}.txt").write_text(text, encoding="utf-8")
+        q, c, s = (text.index(x) for x in ("“Rents will fall,”", "said", "the mayor"))
+        for who in ("alice", "bob@example.org"):
+            (root / f"b{i:03d}_{who}.ann").write_text(
+                f"T1\tContent {q} {q + 18}\t“Rents will fall,”\nT2\tCue {c} {c + 4}\tsaid\n"
+                f"T3\tSource {s} {s + 9}\tthe mayor\nT4\tWrong 0 3\tnot\n"
+                "E1\tAttribution:T2 Content:T1 Source:T3 Cue:T2\n", encoding="utf-8")
+    return root
+
+
+def test_brat_ingest_killed_at_every_write_boundary(tmp_path):
+    """brat ingest SIGKILLed before each of its table writes: the corpus stays consistent (no
+    annotation without its spans) and the re-run gives a clean run's tables."""
+    src = _brat_input(tmp_path / "brat", 20)
+    args = ("ingest", "--format", "brat", str(src), "--quiet")
+    ref = Corpus.init(tmp_path / "ref")
+    Runner(dict(os.environ)).run(ref.path, *args)
+    want_spans = len(ref.read("spans"))
+    writes, killed = 0, 0
+    for n in range(20):  # more than the writes a brat ingest makes; the loop stops at the first clean exit
+        corpus = Corpus.init(tmp_path / f"k{n}")
+        if (ref.path / sync.PSEUDONYM_KEY_FILE).exists():  # the same pseudonyms as the reference
+            shutil.copy2(ref.path / sync.PSEUDONYM_KEY_FILE, corpus.path)
+        cmd = [sys.executable, "-c", KILL_AT_WRITE, "--corpus", str(corpus.path), *args]
+        done = subprocess.run(cmd, env={**os.environ, "SPANBANK_KILL_AT_WRITE": str(n)}, capture_output=True, text=True)
+        if done.returncode == 0:
+            writes = n
+            break
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        killed += 1
+        tables = readable(corpus)
+        ann = tables.get("annotations", pd.DataFrame(columns=["annotation_id"]))
+        spans = tables.get("spans", pd.DataFrame(columns=["annotation_id"]))
+        assert set(ann["annotation_id"]) <= set(spans["annotation_id"]), "annotations stored without their spans"
+        FIGURES["brat_ingest_leftover_tmp_files"] += leftovers(corpus.path)
+        Runner(dict(os.environ)).run(corpus.path, *args)
+        got, want = state(corpus), state(ref)
+        assert sorted(got) == sorted(want)
+        for name in got:  # an import is stamped with the time it ran
+            stamped = [c for c in ("created_at", "updated_at") if c in got[name]]
+            pd.testing.assert_frame_equal(got[name].drop(columns=stamped), want[name].drop(columns=stamped), obj=name)
+        assert len(corpus.read("spans")) == want_spans
+        FIGURES["brat_ingest_annotations_checked"] += len(corpus.read("annotations"))
+    assert writes >= 6, "the harness counted too few writes to have covered the ingest"
+    FIGURES["brat_ingest_write_boundaries"] += writes
+    FIGURES["brat_ingest_killed"] += killed
+    FIGURES["brat_ingest_annotations_lost"] += 0  # asserted above
     _report()
 
 

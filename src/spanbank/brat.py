@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
 
 from spanbank.errors import OffsetError
 from spanbank.offsets import tolerant
 from spanbank.schema import Schema
 
 FRAGMENT_KEY = "_fragment_of"
+IDS_FILE = "article_ids.json"  # beside an export's split folders: file stems that are not ids -> ids
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_STEM_BYTES = 200  # a file name holds 255 bytes; room for `.txt` / `_<annotator>.ann`
+
+
+def file_stem(article_id: str) -> str:
+    """The file name (without suffix) of an article in a brat folder: the id, percent-encoded when it
+    is not a safe name (`.`, `/`, spaces...), shortened with a hash when too long for a file name."""
+    stem = article_id if _SAFE.match(article_id) else quote(article_id, safe="").replace(".", "%2E")
+    if len(stem.encode()) > MAX_STEM_BYTES:
+        stem = f"{stem[:MAX_STEM_BYTES - 40]}~{hashlib.sha256(article_id.encode()).hexdigest()[:32]}"
+    return stem
+
+
+def article_id_of(stem: str) -> str:
+    """The article id a brat file stem names: decoded when it is what `file_stem` writes for it."""
+    if "%" not in stem:
+        return stem
+    try:
+        decoded = unquote(stem, errors="strict")
+    except UnicodeDecodeError:
+        return stem
+    return decoded if file_stem(decoded) == stem else stem
 
 
 @dataclass
@@ -36,6 +62,7 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
     pending_rel: list[tuple[str, str, str, str, str]] = []  # (rel_type, arg1, arg2, line, rid)
     pending_attr: list[tuple[str, str, str | None, str]] = []
     spans_by_id: dict[str, dict] = {}
+    fragments: dict[str, list[dict]] = {}  # brat id -> its later fragments: an A line finds them by id
     # only "\n" ends an .ann line: splitlines() would also split span text at U+2028, NEL, ...
     for lineno, line in enumerate(ann.split("\n"), 1):
         line = line.removesuffix("\r")
@@ -71,6 +98,8 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
                     out.spans.append(row)
                     if k == 0:
                         spans_by_id[ident] = row
+                    else:
+                        fragments.setdefault(ident, []).append(row)
             elif kind == "R":
                 rel_type, *args = parts[1].split()
                 roles = dict(a.split(":", 1) for a in args if ":" in a)
@@ -129,9 +158,8 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
             _reject(out, target, f"attribute {name}: {problem}", line)
             continue
         span["attributes"][key] = value
-        for frag in out.spans:
-            if frag["attributes"].get(FRAGMENT_KEY) == target:
-                frag["attributes"][key] = value
+        for frag in fragments.get(target, ()):
+            frag["attributes"][key] = value
     return out
 
 

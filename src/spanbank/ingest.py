@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import gzip
 import hashlib
 import io
 import json
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spanbank.brat import parse_ann
+from spanbank.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus import TS, Corpus, attributes_json, to_arrow
 from spanbank.errors import IngestError
 
@@ -70,13 +72,16 @@ class IngestSummary:
     relations: int = 0
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
+    skipped: list[str] = field(default_factory=list)  # whole files left out (--skip-bad), with the reason
 
     def as_dict(self) -> dict:
         out = {"added": self.added, "unchanged": self.unchanged, "refused": len(self.refused)}
+        if self.skipped:
+            out["skipped_files"] = len(self.skipped)
         if self.annotations or self.rejected:
             out |= {"annotations": self.annotations, "spans": self.spans, "relations": self.relations,
                     "rejected": len(self.rejected), "ignored": self.ignored}
-        return out | {"reasons": self.refused + self.rejected}
+        return out | {"reasons": self.skipped + self.refused + self.rejected}
 
 
 def text_sha256(text: str) -> str:
@@ -86,6 +91,67 @@ def text_sha256(text: str) -> str:
 def article_id_for(text: str) -> str:
     """The id of an article that came without one: a hash of its text."""
     return "a" + text_sha256(text)[:16]
+
+
+# what a file is, by its first bytes: such a file is never text, whatever --encoding says
+MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a zip archive (or a .docx/.xlsx/.odt file)"),
+    (b"\x1f\x8b", "gzip-compressed"), (b"BZh", "bzip2-compressed"), (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"(\xb5/\xfd", "zstd-compressed"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"PAR1", "a Parquet file"), (b"SQLite format 3\x00", "an SQLite database"), (b"\x7fELF", "a program (ELF)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.doc/.xls)"),
+)
+SNIFF_BYTES = 8192
+
+
+def _sniff(head: bytes, path: Path, encoding: str) -> None:
+    """Refuse bytes that are not text (a known magic number, or a NUL byte outside UTF-16/32), saying what they are."""
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            raise IngestError(f"{path}: {what}, not a text file; leave it out (or pass --skip-bad)")
+    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")) if _known(encoding) else False
+    if not wide and b"\x00" in head:
+        raise IngestError(f"{path}: binary data (a NUL byte at byte {head.index(0)}), not a text file; "
+                          "leave it out (or pass --skip-bad)")
+
+
+def _known(encoding: str) -> bool:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise IngestError(f"unknown encoding {encoding!r}") from None
+    return True
+
+
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # a corrupt or truncated .gz, found while reading
+
+
+def _open_text_bytes(path: Path, encoding: str):
+    """A text input as a binary file object: gzip is decompressed on the fly; binary files are refused."""
+    fh = open(path, "rb")
+    try:
+        if fh.peek(2)[:2] == b"\x1f\x8b":
+            fh = gzip.GzipFile(fileobj=fh, mode="rb")
+            try:
+                head = fh.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+            except GZIP_ERRORS as exc:
+                raise IngestError(f"{path}: not a readable gzip file ({exc})") from None
+        else:
+            head = fh.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        _sniff(head, path, encoding)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _read_all(path: Path, encoding: str) -> bytes:
+    with _open_text_bytes(path, encoding) as fh:
+        try:
+            return fh.read()
+        except GZIP_ERRORS as exc:
+            raise IngestError(f"{path}: not a readable gzip file ({exc})") from None
 
 
 def _decode(data: bytes, path: Path, encoding: str) -> str:
@@ -106,15 +172,23 @@ def _expand(paths: Iterable[str | Path], fmt: str | None) -> list[tuple[Path, st
             raise IngestError(f"{p}: no such file or directory")
         files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
         for f in files:
-            kind = fmt or SUFFIXES.get(f.suffix.lower())
+            kind = fmt or _kind_of(f)
             if kind is None:
                 if p.is_dir():
                     continue  # other files in a folder are not articles
-                raise IngestError(f"{f}: unknown file type; pass --format ({', '.join(FORMATS[:-1])})")
-            if p.is_dir() and fmt and SUFFIXES.get(f.suffix.lower()) != fmt:
+                raise IngestError(f"{f}: unknown file type; pass --format ({', '.join(FORMATS[:-1])}; .gz is read too)")
+            if p.is_dir() and fmt and _kind_of(f) != fmt:
                 continue
             out.append((f, kind))
     return out
+
+
+def _kind_of(path: Path) -> str | None:
+    """The format a file's suffix names; `x.jsonl.gz` is JSON Lines (read through gzip)."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes.pop()
+    return SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
 class _Decoded(io.TextIOBase):
@@ -136,7 +210,10 @@ class _Decoded(io.TextIOBase):
     def read(self, size: int | None = -1) -> str:
         """Some decoded text (a block, whatever `size`); "" only at the end. A leading BOM is dropped."""
         while not self._eof:
-            data = self._fh.read(READ_BLOCK)
+            try:
+                data = self._fh.read(READ_BLOCK)
+            except GZIP_ERRORS as exc:
+                raise IngestError(f"{self._path}: not a readable gzip file ({exc})") from None
             self._eof = not data
             if self._fed == 0:
                 self._native_order(data)
@@ -199,11 +276,11 @@ def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | Non
     """
     rows = rows or BATCH_ROWS
     if kind == "txt":
-        text = _decode(path.read_bytes(), path, encoding)
+        text = _decode(_read_all(path, encoding), path, encoding)
         title = text.split("\n", 1)[0].strip() if text.strip() else ""
         yield pd.DataFrame({"text": [text], "title": [title], "_where": [0]})
     elif kind == "jsonl":
-        with open(path, "rb") as fh:
+        with _open_text_bytes(path, encoding) as fh:
             objs, where, bad = [], [], []
             for n, line in enumerate(_Decoded(fh, path, encoding).lines(), 1):
                 if not line.strip():
@@ -224,7 +301,7 @@ def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | Non
             if objs or bad:
                 yield _jsonl_frame(objs, where, bad)
     elif kind == "csv":
-        with open(path, "rb") as fh:
+        with _open_text_bytes(path, encoding) as fh:
             start = 2  # line 1 is the header
             try:
                 # decoded by us: errors name the file, and a BOM (Excel writes one) is not a column name
@@ -302,6 +379,11 @@ def normalise(
         why[present & why.isna() & t.str.contains("[\ud800-\udfff]", regex=True, na=False)] = (
             "text contains a lone surrogate (not valid Unicode)"
         )
+    ids = out["article_id"]
+    bad_id = why.isna() & ids.notna() & ids.astype(object).str.contains(_CONTROL, regex=True, na=False)
+    if bad_id.any():
+        why[bad_id] = [f"article id {_shown(a)} contains a control character (ids name export files and lines)"
+                       for a in ids[bad_id]]
     keep = why.isna()
     if not keep.all():  # filtering copies every column, the texts too
         refused += [f"{label(w)}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)]
@@ -318,6 +400,16 @@ def normalise(
     if missing_id.any():  # article_id_for, from the hash already made
         out["article_id"] = out["article_id"].astype(object).where(~missing_id, "a" + sha.str[:16])
     return out, refused
+
+
+# newline, NUL, tab, ... and the line/paragraph separators: an id holding one breaks file names and lines
+_CONTROL = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A value for a one-line reason: repr (control characters escaped), shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # what str.strip() strips (str.isspace): a text of only these is blank
@@ -397,17 +489,19 @@ def ingest_paths(
     annotator: str | None = None,
     wait: bool | float = False,
     progress: Progress | None = None,
+    skip_bad: bool = False,
 ) -> IngestSummary:
     """Read articles (and brat annotations) from files or folders and add them to the corpus.
 
     Identical re-ingest is a no-op; another text under a stored id is refused. Everything is read
-    and checked before the first write, so a bad file leaves the corpus untouched.
+    and checked before the first write, so a bad file leaves the corpus untouched; with `skip_bad`
+    a file that cannot be read is left out instead (`summary.skipped` says which and why).
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     corpus.require()
     if fmt == "brat":
-        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress)
+        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad)
     cols = columns or Columns()
     files = _expand(paths, fmt)
     if not files:
@@ -419,20 +513,19 @@ def ingest_paths(
     # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
     # a temp file; a bad file raises here, before anything is written
     with _Spool(corpus.path) as spool:
+        skipped: list[int] = []  # files left out by skip_bad; their spooled rows are dropped in pass 2
         for k, (path, kind) in enumerate(files):
-            lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
-            file_columns: dict = {}
-            had_rows = False
-            for df in read_batches(path, kind, encoding):
-                if lenient and len(df):
-                    had_rows = True
-                    file_columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
-                out, refused = normalise(df, cols, f"{kind}:{path.name}", path, labels[k], lenient)
-                summary.refused += refused
-                if len(out):
-                    spool.write(_first_rows(out, k, seen, repeats))
-            if had_rows:
-                _check_columns(cols, list(file_columns), path)
+            refused_before, repeats_before = len(summary.refused), len(repeats)
+            try:
+                _read_file(spool, path, kind, k, encoding, cols, labels[k], summary, seen, repeats)
+            except IngestError as exc:
+                if not skip_bad:
+                    raise
+                summary.skipped.append(f"{exc} (file skipped)")
+                skipped.append(k)
+                del summary.refused[refused_before:], repeats[repeats_before:]
+                for aid in [a for a, v in seen.items() if v[1] == k]:
+                    del seen[aid]
             if progress:
                 progress("reading", k + 1, len(files))
         del seen
@@ -444,6 +537,8 @@ def ingest_paths(
 
             def new_rows() -> Iterator[pa.Table]:
                 for table in spool.batches():
+                    if skipped:
+                        table = table.filter(pc.invert(pc.is_in(table.column("_file"), value_set=pa.array(skipped, pa.int64()))))
                     known = stored.sha_of(table.column("article_id"))
                     same = pc.fill_null(pc.equal(known, table.column("text_sha256")), False)
                     summary.unchanged += pc.sum(same).as_py() or 0
@@ -479,6 +574,24 @@ def ingest_paths(
     ]
     summary.refused += duplicates
     return summary
+
+
+def _read_file(spool, path: Path, kind: str, k: int, encoding: str, cols: Columns, label, summary: IngestSummary,
+               seen: dict, repeats: list) -> None:
+    """Pass 1 for input file `k`: check its rows a batch at a time, parking new ones in the spool."""
+    lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
+    file_columns: dict = {}
+    had_rows = False
+    for df in read_batches(path, kind, encoding):
+        if lenient and len(df):
+            had_rows = True
+            file_columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
+        out, refused = normalise(df, cols, f"{kind}:{path.name}", path, label, lenient)
+        summary.refused += refused
+        if len(out):
+            spool.write(_first_rows(out, k, seen, repeats))
+    if had_rows:
+        _check_columns(cols, list(file_columns), path)
 
 
 def _first_rows(out: pd.DataFrame, k: int, seen: dict, repeats: list) -> pd.DataFrame:
@@ -566,9 +679,14 @@ class _Stored:
 
 
 def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tuple[str, Path, Path, str]]:
-    """(article_id, txt, ann, annotator) for `X.txt` + `X.ann` / `X_<annotator>.ann` files."""
+    """(article_id, txt, ann, annotator) for `X.txt` + `X.ann` / `X_<annotator>.ann` files.
+
+    The id is the file stem, decoded as our brat export encoded it (see `brat.file_stem`), or
+    what an `article_ids.json` beside the files says for a stem shortened with a hash.
+    """
     txts: dict[str, Path] = {}
     anns: list[Path] = []
+    named: dict[Path, str] = {}  # file path without suffix -> article id, from article_ids.json
     for p in map(Path, paths):
         if not p.exists():
             raise IngestError(f"{p}: no such file or directory")
@@ -580,6 +698,8 @@ def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tupl
                 txts[f.stem] = f
             elif f.suffix == ".ann":
                 anns.append(f)
+            elif f.name == IDS_FILE:
+                named.update(_named_ids(f))
     if not txts:
         raise IngestError("no brat .txt files found")
     pairs = []
@@ -593,25 +713,51 @@ def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tupl
             pairs.append((base, txts[base], ann, who))
         else:
             raise IngestError(f"{ann}: no text file {stem}.txt (or {base}.txt) for it")
+    paired = {p[0] for p in pairs}
+    pairs += [(stem, txt, None, annotator or "import") for stem, txt in txts.items() if stem not in paired]
+    pairs = [(named.get(txt.parent / stem) or article_id_of(stem), txt, ann, who) for stem, txt, ann, who in pairs]
     by_key: dict[tuple[str, str], Path] = {}
     for aid, _, ann, who in pairs:  # two live annotations by one annotator would contradict
+        if ann is None:
+            continue
         if (aid, who) in by_key:
             raise IngestError(f"two annotation files for {aid} by {who}: {by_key[aid, who]} and {ann}")
         by_key[aid, who] = ann
-    paired = {p[0] for p in pairs}
-    pairs += [(aid, txt, None, annotator or "import") for aid, txt in txts.items() if aid not in paired]
     return sorted(pairs, key=lambda p: (p[0], p[3]))
 
 
-def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSummary:
+def _named_ids(path: Path) -> dict[Path, str]:
+    """An export's `article_ids.json` ({"<split>/<stem>": id}) as {file path without suffix: id}."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        raise IngestError(f"{path}: not readable JSON") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise IngestError(f"{path}: expected an object of file stems to article ids")
+    return {path.parent / rel: aid for rel, aid in data.items()}
+
+
+def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=False) -> IngestSummary:
     schema = corpus.schema
     summary = IngestSummary()
     pairs = _brat_pairs(paths, annotator)
     now = datetime.now(timezone.utc)
+
+    def read(path: Path) -> str | None:
+        """A brat file's text; None (the file skipped, with its reason) when unreadable and skip_bad."""
+        try:
+            return _decode(_read_all(path, encoding), path, encoding)
+        except IngestError as exc:
+            if not skip_bad:
+                raise
+            summary.skipped.append(f"{exc} (file skipped)")
+            return None
+
     texts: dict[str, tuple[str, Path]] = {}
     for aid, txt, _, _ in pairs:
-        if aid not in texts:
-            texts[aid] = (_decode(txt.read_bytes(), txt, encoding), txt)
+        if aid not in texts and (text := read(txt)) is not None:
+            texts[aid] = (text, txt)
+    pairs = [p for p in pairs if p[0] in texts]
     articles = pd.DataFrame(
         [{"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)} for aid, (t, p) in texts.items()]
     )
@@ -628,11 +774,15 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         old_ann = corpus.read("annotations")
         known = set(old_ann["annotation_id"])
         imported = dict(list(old_ann[old_ann["origin"] == "import"].groupby(["article_id", "annotator"])))
-        for n, (aid, _, ann, who) in enumerate(pairs, 1):
+        stored_as, people = _import_annotators(corpus, {p[3] for p in pairs if p[2] is not None})
+        for n, (aid, _, ann, name) in enumerate(pairs, 1):
             if ann is None or aid not in ok_ids or aid in refused_ids:
                 continue
+            who = stored_as[name]
             text = texts[aid][0]
-            raw = _decode(ann.read_bytes(), ann, encoding)
+            raw = read(ann)
+            if raw is None:
+                continue
             digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
             ann_id = f"import-{aid}-{who}-{digest}"
             prev = imported.get((aid, who), old_ann.iloc[:0])
@@ -658,16 +808,53 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress) -> IngestSu
         if len(new):
             w.append("articles", new.drop(columns="_where").assign(ingested_at=now))
         if ann_rows:
+            # children first, the annotation rows last: every prefix of these writes is consistent,
+            # and a re-run after a kill replaces the orphans it left (ids are deterministic)
+            ids = {r["annotation_id"] for r in ann_rows}
+            for name, rows in (("spans", span_rows), ("relations", rel_rows), ("rejects", rej_rows)):
+                _replace_children(corpus, w, name, rows, ids)
+            if people:
+                w.append("annotators", people)
             new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
             old = old_ann.copy()
             hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
             old.loc[hit & (old["origin"] == "import"), "superseded"] = True
             w.replace("annotations", pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows)
-            w.append("spans", span_rows)
-            w.append("relations", rel_rows)
-            w.append("rejects", rej_rows)
         summary.added = len(new)
         summary.annotations = len(ann_rows)
         summary.spans = len(span_rows)
         summary.relations = len(rel_rows)
     return summary
+
+
+def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str], list[dict]]:
+    """brat annotator names -> what `annotator` (and so `annotation_id`) stores, plus new `annotators` rows.
+
+    An e-mail becomes a keyed pseudonym (`ann-…`, as pull makes) and is kept only in `annotators`;
+    other names (`4b22`, `alice`) are the user's own labels and stay as given.
+    """
+    out = {n: n for n in names}
+    emails = sorted(n for n in names if "@" in n)
+    if not emails:
+        return out, []
+    from spanbank.sync import pseudonym, pseudonym_key  # here: sync loads the Label Studio SDK
+
+    key = pseudonym_key(corpus)
+    known = set(corpus.read("annotators", columns=["annotator"])["annotator"])
+    people = []
+    for email in emails:
+        out[email] = pseudonym(key, "brat", email)
+        if out[email] not in known:
+            people.append({"annotator": out[email], "ls_url": None, "ls_user_id": None, "email": email})
+    return out, people
+
+
+def _replace_children(corpus: Corpus, w, name: str, rows: list[dict], ids: set[str]) -> None:
+    """Append `rows` to a child table, first dropping rows a killed run left under the same `ids`."""
+    stored = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
+    stale = pc.fill_null(pc.is_in(stored, value_set=pa.array(sorted(ids), pa.string())), False)
+    if pc.any(stale).as_py():
+        kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
+        w.replace(name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept)
+    else:
+        w.append(name, rows)

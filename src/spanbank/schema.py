@@ -14,6 +14,9 @@ import yaml
 from spanbank.errors import SchemaError
 
 DEFAULT_SCHEMA = "news"
+# a schema is a few kB; the budgets refuse a YAML alias bomb before it is expanded
+MAX_SCHEMA_BYTES = 1 << 20
+MAX_SCHEMA_NODES = 100_000  # YAML nodes with every alias expanded
 LS_LABELS_NAME = "label"
 LS_TEXT_NAME = "text"
 
@@ -172,6 +175,8 @@ def load_schema(path: str | os.PathLike | None = None) -> Schema:
     else:
         p = Path(path)
         try:
+            if p.is_file() and p.stat().st_size > MAX_SCHEMA_BYTES:
+                raise SchemaError(f"{p}: {p.stat().st_size:,} bytes is too large for a schema (limit {MAX_SCHEMA_BYTES:,})")
             text = p.read_text("utf-8")
         except FileNotFoundError:
             raise SchemaError(f"schema file not found: {p}") from None
@@ -180,13 +185,44 @@ def load_schema(path: str | os.PathLike | None = None) -> Schema:
         except OSError as exc:
             raise SchemaError(f"{p}: cannot read the schema ({exc.strerror})") from None
         where = str(p)
+    return _parse(_load_yaml(text, where), where)
+
+
+def _load_yaml(text: str, where: str):
+    """YAML -> Python data, refusing documents whose aliases expand beyond MAX_SCHEMA_NODES."""
+    if len(text) > MAX_SCHEMA_BYTES:
+        raise SchemaError(f"{where}: too large for a schema (limit {MAX_SCHEMA_BYTES:,} bytes)")
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None and _expanded_nodes(node, {}) > MAX_SCHEMA_NODES:
+            raise SchemaError(f"{where}: its aliases expand to more than {MAX_SCHEMA_NODES:,} YAML nodes; "
+                              "not a schema (a YAML alias bomb?)")
+        return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" (line {line + 1})" if line is not None else ""
         raise SchemaError(f"{where}: not valid YAML{at}") from None
-    return _parse(data, where)
+    except RecursionError:
+        raise SchemaError(f"{where}: nested too deeply for a schema") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_nodes(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` stands for once every alias is expanded; linear in the distinct nodes."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = MAX_SCHEMA_NODES + 1  # an alias to an enclosing node expands without end
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_nodes(c, sizes) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_nodes(k, sizes) + _expanded_nodes(v, sizes) for k, v in node.value)
+    else:
+        size = 1
+    sizes[key] = size
+    return size
 
 
 def default_schema_text() -> str:

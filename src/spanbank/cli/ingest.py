@@ -26,11 +26,14 @@ from spanbank.ingest import FORMATS, Columns, ingest_paths
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the input files.")
 @click.option("--annotator", help="brat: annotator name for .ann files without a _<annotator> suffix.")
 @wait_option
+@click.option("--skip-bad", is_flag=True, help="Leave out files that cannot be read (each is reported with its reason) instead of stopping.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any row is refused or any file skipped.")
 @quiet_option
 @json_option
 @click.pass_obj
-def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, date_col, language_col, encoding, annotator, wait, quiet, as_json):
-    """Add articles from txt, jsonl, csv, parquet files or brat folders.
+def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, date_col, language_col, encoding, annotator,
+           wait, skip_bad, strict, quiet, as_json):
+    """Add articles from txt, jsonl, csv, parquet files (.gz read too) or brat folders.
 
     A .txt file's first line is its title; its text is stored unchanged.
 
@@ -39,8 +42,12 @@ def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, da
     \b
         spanbank ingest seeds/ articles.jsonl --id-col uid
         spanbank ingest --format brat data/brat/ --annotator alice
+        spanbank ingest downloads/ --skip-bad --strict
     """
     cols = Columns(id=id_col, text=text_col, title=title_col, source=source_col, url=url_col, published_at=date_col, language=language_col)
     with errors_as_click(), Progress(quiet) as bar:
-        summary = ingest_paths(obj.corpus, paths, fmt, cols, encoding, annotator, wait, bar.update)
+        summary = ingest_paths(obj.corpus, paths, fmt, cols, encoding, annotator, wait, bar.update, skip_bad)
     echo_summary(summary.as_dict(), quiet, as_json)
+    refused = len(summary.refused) + len(summary.rejected) + len(summary.skipped)
+    if strict and refused:
+        raise click.ClickException(f"--strict: {refused} row(s), span(s) or file(s) refused or skipped (reasons above); the rest was stored")

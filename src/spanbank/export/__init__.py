@@ -10,18 +10,20 @@ checksummed (`manifest.json`). The same inputs give byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spanbank.corpus import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus import fsync_path
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
@@ -134,7 +136,7 @@ def _export_dataset(
     schema = corpus.schema
     layer_labels = _labels(schema, labels)
     name = name or _default_name(corpus)
-    out = Path(out) if out is not None else Path(EXPORTS_DIR) / name
+    out = Path(os.path.abspath(out if out is not None else Path(EXPORTS_DIR) / name))  # `.` has no name to swap
     _remove_leftovers(out)
     _check_target(out)
 
@@ -460,11 +462,49 @@ def _manifest(name, schema, gold, project, labels, fmts, seed, fractions, group_
 
 
 def _check_target(out: Path) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise ExportError(f"{out} exists and is not a directory")
-        if any(out.iterdir()) and not (out / MANIFEST).exists():
-            raise ExportError(f"{out} is not empty and not a spanbank export; choose another --out")
+    """Refuse an `out` whose replacement could delete anything but a previous spanbank export."""
+    here = Path.cwd().resolve()
+    if out == here or out in here.parents:
+        raise ExportError(f"--out {out} is the current folder or holds it; name a subfolder (e.g. --out {EXPORTS_DIR}/NAME)")
+    if not out.exists():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory; choose another --out")
+    if not any(out.iterdir()):
+        return
+    problem = _not_an_export(out)
+    if problem:
+        raise ExportError(f"{out} is not a spanbank export ({problem}) and would be replaced as a whole; choose another --out")
+
+
+def _not_an_export(out: Path) -> str | None:
+    """Why `out` is not provably a previous export (its manifest lists every file in it), or None."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text("utf-8"))
+    except FileNotFoundError:
+        return f"no {MANIFEST}"
+    except (OSError, ValueError):
+        return f"{MANIFEST} is not readable JSON"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or "manifest_version" not in manifest or "spanbank_version" not in manifest:
+        return f"{MANIFEST} was not written by spanbank"
+    if (out / CORPUS_CONFIG).exists():
+        return "it holds a corpus"
+    listed = set(files) | {MANIFEST}
+    folders = {parent.as_posix() for f in listed for parent in PurePosixPath(f).parents}
+    for root, dirs, names in os.walk(out):
+        rel = Path(root).relative_to(out).as_posix()
+        for d in dirs:
+            path = d if rel == "." else f"{rel}/{d}"
+            if (Path(root, d) / CORPUS_CONFIG).exists():
+                return f"{path}/ holds a corpus"
+            if Path(root, d).is_symlink() or path not in folders:
+                return f"{path}/ is not in its manifest"
+        for n in names:
+            path = n if rel == "." else f"{rel}/{n}"
+            if path not in listed or Path(root, n).is_symlink():
+                return f"{path} is not in its manifest"
+    return None
 
 
 def _fsync_tree(root: Path) -> None:

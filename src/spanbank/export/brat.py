@@ -3,20 +3,17 @@
 Offsets are code points (what brat counts for text written by Python). A span crossing a
 line end stays one contiguous `T` span; its text field has line ends shown as spaces (an
 `.ann` line cannot hold them). Files are named by article_id; an id that is not a safe file
-name is percent-encoded. `spanbank ingest --format brat brat/` re-imports everything.
+name is percent-encoded, one too long for a file name is shortened with a hash and listed in
+`article_ids.json`. `spanbank ingest --format brat brat/` re-imports everything under the same ids.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from urllib.parse import quote
 
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def file_stem(article_id: str) -> str:
-    return article_id if _SAFE.match(article_id) else quote(article_id, safe="")
+from spanbank.brat import IDS_FILE, article_id_of, file_stem
 
 
 def to_ann(doc: dict) -> str:
@@ -60,17 +57,24 @@ class BratWriter:
 
     def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
         self.dir = Path(root) / "brat"
+        self.ids: dict[str, str] = {}
         for s in splits:
             (self.dir / s).mkdir(parents=True, exist_ok=True)
         (self.dir / "annotation.conf").write_text(annotation_conf(schema, list(labels)), encoding="utf-8")
 
     def write(self, split: str, docs: list[dict]) -> None:
         for d in docs:
-            base = self.dir / split / file_stem(d["article_id"])
+            stem = file_stem(d["article_id"])
+            if article_id_of(stem) != d["article_id"]:  # hashed: the name alone does not give the id back
+                self.ids[f"{split}/{stem}"] = d["article_id"]
+            base = self.dir / split / stem
             Path(f"{base}.txt").write_bytes(d["text"].encode("utf-8"))
             Path(f"{base}.ann").write_bytes(to_ann(d).encode("utf-8"))
 
     def close(self) -> dict:
+        if self.ids:
+            text = json.dumps(dict(sorted(self.ids.items())), indent=1, ensure_ascii=False) + "\n"
+            (self.dir / IDS_FILE).write_text(text, encoding="utf-8")
         return {}
 
     def abort(self) -> None:
