@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+from spanbank.cli._common import (
+    Progress,
+    echo_summary,
+    errors_as_click,
+    json_option,
+    quiet_option,
+    resume_on_interrupt,
+)
 from spanbank.cli.push import key_option, url_option, wait_option
 
 
@@ -25,11 +32,13 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
         spanbank pull --project news-batch1 --json
     """
     from spanbank.sync import pull as pull_annotations
-    from spanbank.sync import run
+    from spanbank.sync import pull_warnings, run
 
-    with errors_as_click(), Progress(quiet or as_json) as bar:
+    with resume_on_interrupt("pull"), errors_as_click(), Progress(quiet or as_json) as bar:
         summary = run(
             pull_annotations(obj.corpus, project, url=url, api_key=api_key, full=full, wait=wait),
             lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
         )
     echo_summary(summary, quiet, as_json)
+    for line in pull_warnings(summary):
+        click.echo(f"Warning: {line}", err=True)

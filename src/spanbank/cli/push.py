@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from spanbank.cli._common import Progress, echo_summary, errors_as_click, json_option, quiet_option
+from spanbank.cli._common import (
+    Progress,
+    echo_summary,
+    errors_as_click,
+    json_option,
+    quiet_option,
+    resume_on_interrupt,
+)
 
 url_option = click.option("--url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).")
 key_option = click.option("--api-key", default=None, help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).")
@@ -48,7 +55,7 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
     ids = None
     if ids_file is not None:
         ids = [line.strip() for line in ids_file.read_text("utf-8").splitlines() if line.strip()]
-    with errors_as_click(), Progress(quiet or as_json) as bar:
+    with resume_on_interrupt("push"), errors_as_click(), Progress(quiet or as_json) as bar:
         summary = run(
             push_batch(
                 obj.corpus, project, url=url, api_key=api_key, batch_size=batch_size,
