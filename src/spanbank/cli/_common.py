@@ -31,7 +31,7 @@ def resume_on_interrupt(command: str):
     except KeyboardInterrupt:
         click.echo(f"Interrupted: what was already stored is kept; run the same `spanbank {command}` "
                    "again to resume.", err=True)
-        raise click.exceptions.Exit(130) from None
+        sys.exit(130)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
 
 
 class Progress:
