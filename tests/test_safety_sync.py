@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit
@@ -216,7 +217,9 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     sync.run(sync.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))  # same URL
 
     proxy.plan, hits = _fails_page_of(bad)
+    started = time.monotonic()
     out = _cli(corpus, "pull", "--project", project_name, "--json", env=_env(proxy.url, ls_conn[1]))
+    FIGURES["unreadable_cli_pull_s"] = round(time.monotonic() - started, 1)
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
     assert summary["unreadable_tasks"] == [bad] and summary["new"] == 2 * (n - 1)

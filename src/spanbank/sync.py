@@ -818,9 +818,12 @@ def _readable_task_pages(client: LabelStudioClient, pid: int, fetch: list[int], 
 
 
 def _split_pages(client: LabelStudioClient, pid: int, ids: list[int], unreadable: list[int]):
-    """The tasks `ids` in one page, or, when Label Studio fails it, each half on its own."""
+    """The tasks `ids` in one page, or, when Label Studio fails it, each half on its own.
+
+    A single task gets the client's full retries before it is called unreadable.
+    """
     try:
-        yield from client.task_pages(pid, ids=ids, page_size=len(ids), tries=SPLIT_TRIES)
+        yield from client.task_pages(pid, ids=ids, page_size=len(ids), tries=SPLIT_TRIES if len(ids) > 1 else None)
         return
     except LabelStudioServerError:
         if len(ids) == 1:
