@@ -34,7 +34,7 @@ def _present(value) -> bool:
     """False for a missing value: None, NaN, NaT, pd.NA or an empty string."""
     try:
         return value is not None and bool(value == value) and value != ""
-    except TypeError:  # pd.NA has no truth value
+    except (TypeError, ValueError):  # pd.NA has no truth value
         return False
 
 
