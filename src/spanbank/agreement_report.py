@@ -100,6 +100,8 @@ def latest_human_annotations(
             keep = keep & ~_flag(a[col])
     if "deleted_at" in a:
         keep = keep & np.array(a["deleted_at"].isna(), dtype=bool)
+    if "invalid_reason" in a:  # see corpus.live_annotations
+        keep = keep & np.array(a["invalid_reason"].isna(), dtype=bool)
     if project is not None and "project" in a:
         keep = keep & np.array(a["project"] == project, dtype=bool)
     if annotators is not None:

@@ -91,9 +91,11 @@ def parse_attributes(value) -> dict:
 
 
 def live_annotations(ann: pd.DataFrame, origins=None) -> pd.DataFrame:
-    """Rows of an annotations frame not superseded, deleted or skipped (of `origins`; None: any)."""
+    """Rows of an annotations frame not superseded, deleted, skipped or invalid (of `origins`; None: any)."""
     keep = ~ann["superseded"].fillna(False).astype(bool) & ~ann["cancelled"].fillna(False).astype(bool)
     keep &= ann["deleted_at"].isna()
+    if "invalid_reason" in ann:  # pulled from a task whose text was edited in Label Studio
+        keep &= ann["invalid_reason"].isna()
     if origins is not None:
         keep &= ann["origin"].isin(list(origins))
     return ann[keep]

@@ -33,6 +33,10 @@ class AuthError(LabelStudioError):
     """Label Studio refused the API key."""
 
 
+class LabelStudioServerError(LabelStudioError):
+    """Label Studio kept answering a server error (5xx) to a request, through every retry."""
+
+
 class ServerError(SpanbankError):
     """The local Label Studio server could not be installed, started or stopped."""
 

@@ -23,9 +23,15 @@ import pyarrow.parquet as pq
 
 from spanbank import identity
 from spanbank.corpus import Corpus
-from spanbank.errors import CorpusError, LabelStudioError, ProjectMissingError, SpanbankError
+from spanbank.errors import (
+    CorpusError,
+    LabelStudioError,
+    LabelStudioServerError,
+    ProjectMissingError,
+    SpanbankError,
+)
 from spanbank.labelstudio import convert
-from spanbank.labelstudio.client import LabelStudioClient, encode_json
+from spanbank.labelstudio.client import LabelStudioClient, encode_json, redact_url
 from spanbank.schema import normalise_config
 
 PROJECTS_TABLE = "projects"  # per project: LS id, schema, pull cursor (an extra table)
@@ -34,6 +40,9 @@ PSEUDONYM_KEY_FILE = ".pseudonym_key"
 CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms on top of its tasks
 PAGE_SIZE = 500
 MIN_TITLE = 3
+SPLIT_TRIES = 2  # attempts per request while narrowing down a page Label Studio cannot serialise
+# annotations.invalid_reason of an annotation made on a task whose text was edited in Label Studio
+TEXT_EDITED = "task text in Label Studio differs from the article text"
 # what ensure_project reads of a found project (the full JSON counts its tasks: slow on a big one)
 PROJECT_FIELDS = ("id", "title", "label_config", "maximum_annotations", "created_at")
 
@@ -56,7 +65,10 @@ def connect(url: str | None = None, api_key: str | None = None) -> LabelStudioCl
     """A client for flags > LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY > the local server's env file."""
     from spanbank.server import connection
 
-    return LabelStudioClient(*connection(url, api_key))
+    try:
+        return LabelStudioClient(*connection(url, api_key))
+    except LabelStudioError as exc:  # its message may quote a URL holding a password
+        raise type(exc)(redact_url(str(exc))) from None
 
 
 def utc_now() -> pd.Timestamp:
@@ -292,7 +304,7 @@ def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str
     missing = {"article_id", "label", "start", "end"} - set(spans.columns)
     if missing:
         raise SpanbankError(f"--preannotate: {path} lacks column(s) {', '.join(sorted(missing))}")
-    spans = spans[spans["article_id"].isin(texts)]
+    spans = spans[spans["article_id"].isin(texts)].dropna(subset=["label", "start", "end"])
     version = f"file:{path.name}"
     for aid, group in spans.groupby("article_id", sort=False):
         text = texts[aid]
@@ -676,7 +688,7 @@ def pull(
                 listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
             yield {"stage": "list", "done": len(listing), "total": None}
         all_ann = corpus.read("annotations")
-        extra_cols = [c for c in ("ls_url", "result_sha") if c not in all_ann.columns]
+        extra_cols = [c for c in ("ls_url", "result_sha", "invalid_reason") if c not in all_ann.columns]
         for c in extra_cols:
             all_ann[c] = None
         is_mine = (all_ann["project"] == project) & (all_ann["ls_url"].fillna(client.url) == client.url)
@@ -719,8 +731,10 @@ def pull(
         new_users: dict[int, str] = {}
         ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
         superseded_idx = []
-        pages = client.task_pages(pid, ids=fetch if len(fetch) < 0.5 * len(listing) else None,
-                                  page_size=page_size)
+        invalid_tasks: set[int] = set()
+        unreadable: list[int] = []
+        pages = _readable_task_pages(client, pid, fetch, len(fetch) < 0.5 * len(listing), page_size,
+                                     unreadable)
         wanted = set(fetch)
         done = 0
         yield {"stage": "pull", "done": 0, "total": len(fetch)}
@@ -737,6 +751,7 @@ def pull(
                     continue
                 text = articles.at[aid]
                 task_text = (task.get("data") or {}).get("text")
+                invalid = TEXT_EDITED if task_text is not None and task_text != text else None
                 for ann in task.get("annotations") or []:
                     ls_aid = int(ann["id"])
                     sha = convert.result_sha(ann.get("result"))
@@ -748,6 +763,7 @@ def pull(
                             prev = prev.sort_values("version").iloc[-1]
                         same = prev["result_sha"] == sha if isinstance(prev["result_sha"], str) else False
                         same = same or (prev["result_sha"] is None and _ts(prev["updated_at"]) == updated)
+                        same = same and _invalid_reason(prev) == invalid
                         if same and pd.isna(prev["deleted_at"]) and bool(prev["cancelled"]) == bool(ann.get("was_cancelled")):
                             continue
                         version = int(prev["version"]) + 1
@@ -770,14 +786,15 @@ def pull(
                         "updated_at": updated, "lead_time_s": ann.get("lead_time"),
                         "cancelled": cancelled, "version": version, "superseded": False,
                         "deleted_at": None, "pulled_at": now, "ls_url": client.url, "result_sha": sha,
+                        "invalid_reason": invalid,
                     })
                     if review_of is not None:  # the reviewer's pseudonym moves to `reviewer`
                         ann_rows[-1].update(annotator=REVIEW_ANNOTATOR, origin=origin,
                                             reviewer=ann_rows[-1]["annotator"], review_of=review_of)
-                    if task_text is not None and task_text != text:
-                        rej_rows.append({"annotation_id": annotation_id, "span_id": None,
-                                         "reason": "task text in Label Studio differs from the article text",
+                    if invalid is not None:  # kept (not live) with its raw result in rejects
+                        rej_rows.append({"annotation_id": annotation_id, "span_id": None, "reason": invalid,
                                          "raw": json.dumps(ann.get("result"), ensure_ascii=False)})
+                        invalid_tasks.add(tid)
                         continue
                     conv = convert.convert_annotation(ann.get("result"), text, schema, annotation_id, aid)
                     span_rows += conv.spans
@@ -826,6 +843,7 @@ def pull(
             else:
                 writer.append("annotations", pd.DataFrame(ann_rows))
         cursor_ts = max((t for t in (_ts(u) for u, _ in listing.values()) if t is not None), default=cursor)
+        cursor_ts = _cursor_before(cursor_ts, [_ts(listing[t][0]) for t in unreadable])
         if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
             cursor_ts = saved_cursor
         save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
@@ -839,5 +857,87 @@ def pull(
     })
     if counts["unknown_tasks"]:
         summary["skipped_unknown_tasks"] = counts["unknown_tasks"]
+    if invalid_tasks:
+        summary["invalid"] = sum(1 for r in ann_rows if r["invalid_reason"] is not None)
+        summary["invalid_tasks"] = sorted(invalid_tasks)
+    if unreadable:
+        summary["unreadable_tasks"] = sorted(unreadable)
     return summary
+
+
+def pull_warnings(summary: dict) -> list[str]:
+    """One line for each problem a pull summary reports that needs the user's action in Label Studio."""
+    out = []
+    if summary.get("invalid"):
+        out.append(
+            f"{summary['invalid']} annotation(s) stored as not live (invalid_reason): the text of task(s) "
+            f"{_ids(summary['invalid_tasks'])} was edited in Label Studio after push; restore it there "
+            "and pull again"
+        )
+    if summary.get("unreadable_tasks"):
+        out.append(
+            f"Label Studio could not return task(s) {_ids(summary['unreadable_tasks'])} (server error); "
+            "everything else was stored; check those tasks' annotations in Label Studio (and its log) "
+            "and pull again"
+        )
+    return out
+
+
+def _ids(ids: list[int], most: int = 10) -> str:
+    """Up to `most` ids, comma-separated, and how many more."""
+    shown = ", ".join(str(i) for i in ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def _invalid_reason(row) -> str | None:
+    """A stored annotation row's invalid_reason (None when absent or null)."""
+    reason = row.get("invalid_reason")
+    return reason if isinstance(reason, str) else None
+
+
+def _cursor_before(cursor: pd.Timestamp | None, held_back: list) -> pd.Timestamp | None:
+    """`cursor`, moved to just before the earliest of `held_back` (tasks a pull could not read),
+    so the next incremental pull fetches those tasks again."""
+    times = [t for t in held_back if t is not None]
+    if cursor is None or not times:
+        return cursor
+    return min(cursor, min(times) - pd.Timedelta(1, "us"))
+
+
+def _readable_task_pages(client: LabelStudioClient, pid: int, fetch: list[int], by_ids: bool,
+                         page_size: int, unreadable: list[int]):
+    """Pages holding the tasks `fetch` (by id, or the whole project when `by_ids` is false).
+
+    A page Label Studio answers with a server error (one annotation it cannot serialise fails
+    its whole page) is fetched again in halves, down to single tasks; the ids that still fail
+    are appended to `unreadable`, and every other task is still yielded, once.
+    """
+    seen: set[int] = set()
+    try:
+        for page in client.task_pages(pid, ids=fetch if by_ids else None, page_size=page_size):
+            seen.update(int(t["id"]) for t in page)
+            yield page
+        return
+    except LabelStudioServerError:
+        pass
+    rest = [t for t in fetch if t not in seen]
+    for i in range(0, len(rest), page_size):
+        yield from _split_pages(client, pid, rest[i : i + page_size], unreadable)
+
+
+def _split_pages(client: LabelStudioClient, pid: int, ids: list[int], unreadable: list[int]):
+    """The tasks `ids` in one page, or, when Label Studio fails it, each half on its own.
+
+    A single task gets the client's full retries before it is called unreadable.
+    """
+    try:
+        yield from client.task_pages(pid, ids=ids, page_size=len(ids), tries=SPLIT_TRIES if len(ids) > 1 else None)
+        return
+    except LabelStudioServerError:
+        if len(ids) == 1:
+            unreadable.append(ids[0])
+            return
+    half = len(ids) // 2
+    yield from _split_pages(client, pid, ids[:half], unreadable)
+    yield from _split_pages(client, pid, ids[half:], unreadable)
 

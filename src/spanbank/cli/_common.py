@@ -31,6 +31,17 @@ def errors_as_click():
         raise click.ClickException(str(exc)) from None
 
 
+@contextlib.contextmanager
+def resume_on_interrupt(command: str):
+    """Turn Ctrl-C into one line saying how to resume `spanbank <command>`, and exit code 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: what was already stored is kept; run the same `spanbank {command}` "
+                   "again to resume.", err=True)
+        sys.exit(130)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
+
+
 class Progress:
     """A rich progress bar on stderr, or nothing when quiet or stderr is not a terminal."""
 
@@ -86,8 +97,15 @@ def echo_summary(summary: dict, quiet: bool, as_json: bool) -> None:
             if isinstance(value, list):
                 click.echo(f"{key}:")
                 for item in value:
-                    click.echo(f"  - {item}")
+                    click.echo(f"  - {_scalar(item)}")
             elif isinstance(value, dict):
-                click.echo(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
+                click.echo(f"{key}: " + ", ".join(f"{k} {_scalar(v)}" for k, v in value.items()))
             else:
-                click.echo(f"{key}: {value}")
+                click.echo(f"{key}: {_scalar(value)}")
+
+
+def _scalar(value):
+    """A summary value as JSON writes it when Python's spelling differs (true, false, null)."""
+    if value is None or isinstance(value, bool) or (isinstance(value, float) and value != value):
+        return json.dumps(_nan_to_none(value))
+    return value

@@ -12,6 +12,7 @@ from spanbank.cli._common import (
     key_option,
     project_option,
     quiet_option,
+    resume_on_interrupt,
     url_option,
     wait_option,
 )
@@ -35,9 +36,9 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
         spanbank pull --project news-batch1 --json
     """
     from spanbank.sync import pull as pull_annotations
-    from spanbank.sync import run
+    from spanbank.sync import pull_warnings, run
 
-    with errors_as_click(), Progress(quiet or as_json) as bar:
+    with resume_on_interrupt("pull"), errors_as_click(), Progress(quiet or as_json) as bar:
         summary = run(
             pull_annotations(obj.corpus, project, url=url, api_key=api_key, full=full, wait=wait),
             lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
@@ -46,3 +47,5 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
         click.echo(f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "
                    "followed it (same server: nothing imported twice)", err=True)
     echo_summary(summary, quiet, as_json)
+    for line in pull_warnings(summary):
+        click.echo(f"Warning: {line}", err=True)

@@ -15,6 +15,7 @@ from spanbank.cli._common import (
     key_option,
     project_option,
     quiet_option,
+    resume_on_interrupt,
     url_option,
     wait_option,
 )
@@ -73,7 +74,7 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
                 lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
             )
 
-    with errors_as_click():
+    with resume_on_interrupt("push"), errors_as_click():
         try:
             summary = attempt(create)
         except ProjectMissingError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import httpx
 from label_studio_sdk import LabelStudio
 
-from spanbank.errors import AuthError, LabelStudioError
+from spanbank.errors import AuthError, LabelStudioError, LabelStudioServerError
 
 DEFAULT_TIMEOUT_S = 30.0
 LONG_TIMEOUT_S = 120.0  # imports and task pages with annotations
@@ -19,6 +21,8 @@ TRIES = 4
 BACKOFF_S = 0.5
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 AUTH_MESSAGE = "Label Studio refused the API key (check LABEL_STUDIO_API_KEY)"
+# the user-info of a URL (`scheme://user:password@`), which we never show or store
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 
 
 class LabelStudioClient:
@@ -39,7 +43,10 @@ class LabelStudioClient:
         tries: int = TRIES,
         backoff: float = BACKOFF_S,
     ):
-        self.url = url.rstrip("/")
+        # credentials in the URL are dropped: httpx would send them as Basic auth over the
+        # API key's header, and they must not reach a message, a table or a report link
+        self.url = check_url(redact_url(str(url).strip()))
+        api_key = _check_key(api_key)
         self.timeout = timeout
         self.tries = max(1, tries)
         self.backoff = backoff
@@ -61,10 +68,12 @@ class LabelStudioClient:
         timeout: float | None = None,
         idempotent: bool | None = None,
         ok_404: bool = False,
+        tries: int | None = None,
     ) -> Any:
         """One API call with retries; returns the decoded JSON (None for an empty body).
 
-        `content` is a JSON body already encoded (`encode_json`), instead of `json_body`.
+        `content` is a JSON body already encoded (`encode_json`), instead of `json_body`;
+        `tries` overrides the client's number of attempts.
         """
         if idempotent is None:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
@@ -73,7 +82,8 @@ class LabelStudioClient:
         body = content if content is not None else None if json_body is None else encode_json(json_body)
         headers = {"Content-Type": "application/json"} if body is not None else None
         last = ""
-        for attempt in range(self.tries):
+        tries = max(1, tries or self.tries)
+        for attempt in range(tries):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 4))
             try:
@@ -121,10 +131,11 @@ class LabelStudioClient:
             raise LabelStudioError(
                 f"cannot reach Label Studio at {self.url}; is it running? (`spanbank server start`)"
             )
-        raise LabelStudioError(
-            f"Label Studio at {self.url} {last} on {method} {_short(path)}"
-            f"{f' after {self.tries} tries' if idempotent else ''}; check the server and its log"
-        )
+        message = (f"Label Studio at {self.url} {last} on {method} {_short(path)}"
+                   f"{f' after {tries} tries' if idempotent else ''}; check the server and its log")
+        if last.startswith("answered 5"):
+            raise LabelStudioServerError(message)
+        raise LabelStudioError(message)
 
     # -- account ------------------------------------------------------------------------
     def whoami(self) -> dict:
@@ -201,29 +212,32 @@ class LabelStudioClient:
         ids: list[int] | None = None,
         page_size: int = 500,
         timeout: float = LONG_TIMEOUT_S,
+        tries: int | None = None,
     ) -> Iterator[list[dict]]:
         """Pages of a project's tasks with annotations and predictions (`include`: only those fields).
 
-        `ids` limits the listing to those tasks (fetched in bounded chunks).
+        `ids` limits the listing to those tasks (fetched in bounded chunks); `tries` overrides
+        the client's attempts per page.
         """
         base: dict[str, Any] = {"project": int(project_id), "fields": "all"}
         if include:
             base["include"] = ",".join(include)
         if ids is None:
-            yield from self._pages("api/tasks", {**base, "page_size": page_size}, "tasks", timeout)
+            yield from self._pages("api/tasks", {**base, "page_size": page_size}, "tasks", timeout, tries)
             return
         for i in range(0, len(ids), page_size):
             chunk = [int(t) for t in ids[i : i + page_size]]
             query = json.dumps({"selectedItems": {"all": False, "included": chunk}})
             params = {**base, "page_size": len(chunk), "query": query}
-            yield from self._pages("api/tasks", params, "tasks", timeout)
+            yield from self._pages("api/tasks", params, "tasks", timeout, tries)
 
-    def _pages(self, path: str, params: dict, key: str, timeout: float | None = None):
+    def _pages(self, path: str, params: dict, key: str, timeout: float | None = None,
+               tries: int | None = None):
         page = 1
         seen = 0
         while True:
             out = self.request("GET", path, params={**params, "page": page}, timeout=timeout,
-                               ok_404=page > 1)
+                               ok_404=page > 1, tries=tries)
             if out is None:  # Django answers 404 "Invalid page" past the end
                 return
             items = out.get(key, []) if isinstance(out, dict) else out
@@ -253,8 +267,57 @@ class LabelStudioClient:
 
 
 def encode_json(value: Any) -> bytes:
-    """A request body: compact UTF-8 JSON (what `request` sends for `json_body`)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """A request body: compact UTF-8 JSON (what `request` sends for `json_body`); NaN/inf as null.
+
+    Label Studio refuses a whole body with one NaN in it (a missing title read by pandas), so
+    a body that has one is re-encoded with every non-finite float as null.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def redact_url(text: str) -> str:
+    """`text` with the user-info of every URL in it removed (`http://user:pw@host` -> `http://host`)."""
+    return _USERINFO.sub(r"\1", text)
+
+
+def check_url(url: str) -> str:
+    """`url` without a trailing slash, or a LabelStudioError saying why it is not an http(s) URL."""
+    url = url.rstrip("/")
+    hint = "pass --url http://HOST:PORT or set LABEL_STUDIO_URL"
+    try:
+        parsed = httpx.URL(url)
+        parsed.port  # noqa: B018 - a bad port raises only when read
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise LabelStudioError(f"Label Studio URL {url!r} is malformed ({exc}); {hint}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise LabelStudioError(f"Label Studio URL {url!r} is not an http(s)://HOST URL; {hint}")
+    return url
+
+
+def _check_key(api_key: str) -> str:
+    """The API key without surrounding whitespace, or a LabelStudioError (never showing the key)."""
+    key = str(api_key or "").strip()
+    if not key.isascii() or not key.isprintable():
+        raise LabelStudioError(
+            "the Label Studio API key holds non-ASCII or control characters, so it cannot be "
+            "sent; copy it again from Label Studio (Account & Settings) into LABEL_STUDIO_API_KEY"
+        )
+    return key
 
 
 def _is_auth_failure(resp: httpx.Response) -> bool:

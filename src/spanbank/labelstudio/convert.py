@@ -21,7 +21,7 @@ def article_task(article: dict, predictions: list[dict] | None = None) -> dict:
         "data": {
             LS_TEXT_NAME: article["text"],
             "article_id": article["article_id"],
-            "title": article.get("title") or "",
+            "title": article.get("title") if _present(article.get("title")) else "",
         },
         "meta": {k: article[k] for k in ("source", "url", "language") if _present(article.get(k))},
     }
@@ -31,7 +31,11 @@ def article_task(article: dict, predictions: list[dict] | None = None) -> dict:
 
 
 def _present(value) -> bool:
-    return value is not None and value == value and value != ""
+    """False for a missing value: None, NaN, NaT, pd.NA or an empty string."""
+    try:
+        return value is not None and bool(value == value) and value != ""
+    except (TypeError, ValueError):  # pd.NA has no truth value
+        return False
 
 
 def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), schema: Schema | None = None) -> list[dict]:
@@ -43,7 +47,7 @@ def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), sc
     result = []
     known = set()
     for i, s in enumerate(spans):
-        rid = str(s.get("span_id") or f"p{i}")
+        rid = str(s["span_id"]) if _present(s.get("span_id")) else f"p{i}"
         start, end = int(s["start"]), int(s["end"])
         if schema is not None and s["label"] not in schema.labels:
             continue
@@ -53,11 +57,11 @@ def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), sc
             "value": {**value, "labels": [s["label"]]},
         })
         known.add(rid)
-        attrs = s.get("attributes") or {}
+        attrs = s.get("attributes") if _present(s.get("attributes")) else {}
         if isinstance(attrs, str):
             attrs = json.loads(attrs)
         for key, val in attrs.items():
-            if val is None:
+            if not _present(val):
                 continue
             if schema is not None and schema.check_span(s["label"], {key: val}) is not None:
                 continue
@@ -69,13 +73,13 @@ def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), sc
         a, b = str(r["from_span_id"]), str(r["to_span_id"])
         if a in known and b in known:
             result.append({"from_id": a, "to_id": b, "type": "relation", "direction": "right",
-                           "labels": [r["label"]] if r.get("label") else []})
+                           "labels": [r["label"]] if _present(r.get("label")) else []})
     return result
 
 
 def prediction(result: list[dict], model_version: str, score: float | None = None) -> dict:
     out = {"model_version": model_version, "result": result}
-    if score is not None:
+    if _present(score):
         out["score"] = float(score)
     return out
 
