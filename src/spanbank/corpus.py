@@ -198,9 +198,11 @@ def _write_atomic(dest: Path, write, mode: int | None) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
         fsync_path(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a write through a file object names no file
+            exc.filename = str(dest)
         raise
 
 
