@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_corpus
+from conftest import article_rows, make_corpus
 from spanbank.corpus import EXTRA_TABLES, TABLES, Corpus
 from spanbank.errors import CorpusError, LockError
 from spanbank.gold import run_adjudication
@@ -87,10 +87,8 @@ def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path, how):
             # a waiting writer goes in only after the holder's rows are stored, and keeps them
             done = threading.Event()
 
-            def second(i=i):
+            def second(i=i, done=done):
                 with Corpus(corpus.path).writer(wait=60) as w:
-                    from conftest import article_rows
-
                     w.append("articles", article_rows({f"second{i}": "written by the second writer"}))
                 done.set()
 

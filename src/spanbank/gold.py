@@ -12,7 +12,14 @@ import pyarrow.compute as pc
 
 from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
 from spanbank.agreement_report import latest_human_annotations
-from spanbank.corpus import EXTRA_TABLES, TABLES, Corpus, attributes_json, live_annotations, to_arrow
+from spanbank.corpus import (
+    EXTRA_TABLES,
+    TABLES,
+    Corpus,
+    attributes_json,
+    live_annotations,
+    to_arrow,
+)
 from spanbank.errors import CorpusError, SpanbankError
 
 __all__ = [
