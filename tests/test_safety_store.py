@@ -5,6 +5,7 @@ from `init`, annotators.parquet is private, and nothing is created outside a cor
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -103,7 +104,8 @@ def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path, how):
     ids = set(corpus.read("articles")["article_id"])
     lost = sum(f"{w}{i}" not in ids for i in range(trials) for w in ("first", "second"))
     assert (excluded, lost) == (trials, 0)
-    FIGURES[f"lock_{how}"] = {"trials": trials, "second_writer_excluded": excluded, "rows_lost": lost}
+    FIGURES[f"lock_file_{how}"] = {"trials": trials, "second_writer_excluded": excluded, "rows_lost": lost}
+    print("\nSTORE FIGURES " + json.dumps(FIGURES))
 
 
 def test_lock_error_names_the_holder_even_without_a_lock_file(tmp_path):
@@ -145,20 +147,27 @@ def test_a_killed_ingest_leaves_a_spool_the_next_writer_removes(tmp_path):
         for i in range(120_000):
             fh.write(f'{{"id": "x{i}", "text": "article number {i}"}}\n')
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "ingest", str(big)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    spool = _kill_when(proc, corpus.path, ".ingest.*.tmp")
-    assert str(proc.pid) in spool  # the owner is named
-    assert _temp_files(corpus.path) == [spool]
-    res = _spanbank("--corpus", corpus.path, "ingest", _small_file(tmp_path))
-    assert res.returncode == 0, res.stderr
-    assert _temp_files(corpus.path) == []
-    assert corpus.read("articles")["article_id"].tolist() == ["s1"]
+    trials = int(os.environ.get("SPANBANK_CRASH_TRIALS", 3))
+    left = removed = 0
+    for k in range(trials):
+        proc = subprocess.Popen([sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "ingest", str(big)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spool = _kill_when(proc, corpus.path, ".ingest.*.tmp")
+        assert str(proc.pid) in spool  # the owner is named
+        assert _temp_files(corpus.path) == [spool]
+        left += 1
+        res = _spanbank("--corpus", corpus.path, "ingest", _small_file(tmp_path, f"s{k}"))
+        assert res.returncode == 0, res.stderr
+        assert _temp_files(corpus.path) == []
+        removed += 1
+    assert corpus.read("articles")["article_id"].tolist() == [f"s{k}" for k in range(trials)]
+    FIGURES["killed_ingest"] = {"trials": trials, "spools_left_by_kill": left, "removed_by_next_writer": removed}
+    print("\nSTORE FIGURES " + json.dumps(FIGURES))
 
 
-def _small_file(tmp_path: Path) -> Path:
-    f = tmp_path / "small.jsonl"
-    f.write_text('{"id": "s1", "text": "small"}\n')
+def _small_file(tmp_path: Path, article_id: str = "s1") -> Path:
+    f = tmp_path / f"{article_id}.jsonl"
+    f.write_text(f'{{"id": "{article_id}", "text": "small"}}\n')
     return f
 
 
