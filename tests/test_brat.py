@@ -296,7 +296,7 @@ def test_ann_without_text_is_an_error(corpus, tmp_path):
     _write(d / "other_alice.ann", ANN)
     with pytest.raises(IngestError, match="other_alice.ann: no text file"):
         ingest_paths(corpus, [d], fmt="brat")
-    assert not corpus.has("articles")
+    assert corpus.read_arrow("articles").num_rows == 0
     with pytest.raises(IngestError, match="no brat .txt files"):
         ingest_paths(corpus, [d / "other_alice.ann"], fmt="brat")
 
@@ -396,7 +396,7 @@ def test_underscored_ids_and_conflicting_files(corpus, tmp_path):
     corpus2 = Corpus.init(tmp_path / "c2")
     with pytest.raises(IngestError, match="two annotation files for news_01 by alice"):
         ingest_paths(corpus2, [d], fmt="brat", annotator="alice")
-    assert not corpus2.has("articles")
+    assert corpus2.read_arrow("articles").num_rows == 0
 
 
 def test_empty_brat_text_is_refused(corpus, tmp_path):

@@ -228,7 +228,7 @@ def test_non_utf8_file_names_file_and_suggests_encoding(corpus, tmp_path):
     with pytest.raises(IngestError) as info:
         ingest_paths(corpus, [f])
     assert str(f) in str(info.value) and "--encoding" in str(info.value)
-    assert not corpus.has("articles")
+    assert corpus.read_arrow("articles").num_rows == 0
     assert ingest_paths(corpus, [f], encoding="latin-1").added == 1
     a = next(iter(_articles(corpus).values()))
     assert a["title"] == "Caf\u00e9 cr\u00e8me"
@@ -249,7 +249,7 @@ def test_a_bad_file_among_good_ones_stores_nothing(corpus, tmp_path):
     (d / "b.txt").write_bytes(b"\xff\xfe bad")
     with pytest.raises(IngestError, match="b.txt"):
         ingest_paths(corpus, [d])
-    assert not corpus.has("articles")
+    assert corpus.read_arrow("articles").num_rows == 0
 
 
 def test_unknown_or_missing_columns(corpus, tmp_path):
@@ -264,7 +264,7 @@ def test_unknown_or_missing_columns(corpus, tmp_path):
     pd.DataFrame({"x": ["1"]}).to_csv(tmp_path / "a.csv", index=False)
     with pytest.raises(IngestError, match="a.csv: no column 'text'"):
         ingest_paths(corpus, [tmp_path / "a.csv"])
-    assert not corpus.has("articles")
+    assert corpus.read_arrow("articles").num_rows == 0
 
 
 def test_malformed_jsonl_line_refused_with_line_number(corpus, tmp_path):
@@ -355,7 +355,7 @@ def test_arbitrary_unicode_is_stored_exactly_or_refused(texts, long_line, ascii_
         if has_surrogate and not ascii_json:  # raw surrogates in the file: not UTF-8 at all
             with pytest.raises(IngestError, match=f"{f}: not valid utf-8 .*--encoding"):
                 ingest_paths(corpus, [f])
-            assert not corpus.has("articles")
+            assert corpus.read_arrow("articles").num_rows == 0
             return
         summary = ingest_paths(corpus, [f])
         stored = _articles(corpus) if corpus.has("articles") else {}

@@ -280,7 +280,7 @@ def test_url_credentials_are_redacted_everywhere(tmp_path, ls_conn, ls_client, u
     secret_url = url.replace("http://", "http://alice:hunter2pw@")
     texts = {"c0": _text(0), "c1": _text(1)}
     corpus = make_corpus(tmp_path / "c", texts)
-    out = _cli(corpus, "push", "--project", project_name, "--json", env=_env(secret_url, key))
+    out = _cli(corpus, "push", "--project", project_name, "--create", "--json", env=_env(secret_url, key))
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
     tid = _task_ids(corpus)
@@ -332,7 +332,7 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
     corpus = make_corpus(tmp_path / "c", texts)
     env = {**os.environ, **_env(proxy.url, ls_conn[1])}
     base = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path)]
-    push = base + ["push", "--project", project_name, "--chunk-size", "5"]
+    push = base + ["push", "--project", project_name, "--create", "--chunk-size", "5"]
     ready = threading.Event()
     imports = Counter()
 
@@ -388,12 +388,12 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
 
 def test_summaries_print_json_style_values(tmp_path, ls_conn, project_name):
     corpus = make_corpus(tmp_path / "c", {"j0": _text(0)})
-    out = _cli(corpus, "push", "--project", project_name, "--dry-run", env=_env(*ls_conn))
+    out = _cli(corpus, "push", "--project", project_name, "--create", "--dry-run", env=_env(*ls_conn))
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert "dry_run: true" in lines and "project_url: null" in lines, out.output
     assert not any(ln.endswith((": True", ": False", ": None")) for ln in lines), out.output
-    out = _cli(corpus, "push", "--project", project_name, env=_env(*ls_conn))
+    out = _cli(corpus, "push", "--project", project_name, "--create", env=_env(*ls_conn))
     assert "dry_run: false" in out.output.splitlines(), out.output
 
 

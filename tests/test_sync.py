@@ -251,9 +251,8 @@ def test_push_survives_sigkill(tmp_path, ls_conn, ls_client, project_name):
     cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name, "--create",
            "--chunk-size", "100", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tasks_file = corpus.table_path("tasks")
     deadline = time.monotonic() + 120
-    while not tasks_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not corpus.read_arrow("tasks").num_rows and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

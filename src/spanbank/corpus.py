@@ -8,6 +8,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,21 @@ TABLES: dict[str, pa.Schema] = {
     ]),
 }
 
+# tables the code adds beyond the documented ones; they too exist, empty and typed, from `init` on
+EXTRA_TABLES: dict[str, pa.Schema] = {
+    "projects": pa.schema([
+        ("project", pa.string()), ("ls_url", pa.string()), ("ls_project_id", pa.int64()),
+        ("schema_version", pa.string()), ("created_at", TS), ("pull_cursor", TS), ("last_pull_at", TS),
+    ]),
+    "conflicts": pa.schema([
+        ("article_id", pa.string()), ("project", pa.string()), ("strategy", pa.string()),
+        ("group_id", pa.string()), ("kind", pa.string()), ("detail", pa.string()),
+    ]),
+}
+# tables holding personal data (annotators' e-mails): owner-only, like the pseudonym key
+PRIVATE_TABLES = frozenset({"annotators"})
+PRIVATE_MODE = 0o600
+
 HUMAN_ORIGINS = ("human", "import")
 # bounded row groups: a reader streaming a table (export, push's text lookup) holds one group of
 # texts at a time, not the whole column (one group of a million articles is a gigabyte)
@@ -71,6 +87,14 @@ ENV_CORPUS = "SPANBANK_CORPUS"
 # mkstemp creates files 0600; tables get the mode a plain open() would give them
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+# a temp file of ours: `.<name>.<owner pid>.<mkstemp's 8 characters>.tmp`; older code left the pid out
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<pid>\d+))?\.[a-z0-9_]{8}\.tmp$")
+
+
+def temp_prefix(name: str) -> str:
+    """mkstemp prefix of a temp file beside `name`; the owner's pid in it lets the next writer
+    remove what a killed one left behind."""
+    return f".{name}.{os.getpid()}."
 
 
 def default_corpus_dir() -> Path:
@@ -167,7 +191,7 @@ def fsync_path(path: Path) -> None:
 def _write_atomic(dest: Path, write, mode: int | None) -> None:
     """Call `write(fh)` on a temp file beside `dest`, fsync, rename over `dest`, fsync the folder."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=".tmp", dir=dest.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
@@ -176,15 +200,22 @@ def _write_atomic(dest: Path, write, mode: int | None) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
         fsync_path(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a write through a file object names no file
+            exc.filename = str(dest)
         raise
 
 
-def write_parquet_atomic(table: pa.Table, dest: Path) -> None:
+def write_parquet_atomic(table: pa.Table, dest: Path, mode: int | None = None) -> None:
     """Replace `dest` with `table` atomically: readers see the old file or the new, never half."""
-    _write_atomic(dest, lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS), None)
+    _write_atomic(dest, lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS), mode)
+
+
+def table_mode(name: str) -> int | None:
+    """The file mode a table is written with (None: what the umask gives)."""
+    return PRIVATE_MODE if name in PRIVATE_TABLES else None
 
 
 def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None:
@@ -217,6 +248,9 @@ class Corpus:
         config = corpus.path / CONFIG_FILE
         if not config.exists():
             write_bytes_atomic(b"# spanbank corpus\nformat: 1\n", config)
+        if corpus.missing_tables():
+            with corpus.writer():  # creates every table, empty and typed
+                pass
         return corpus
 
     @property
@@ -232,6 +266,10 @@ class Corpus:
     def has(self, name: str) -> bool:
         return self.table_path(name).exists()
 
+    def missing_tables(self) -> list[str]:
+        """Tables (documented and extra) with no file yet, e.g. in a corpus made by older code."""
+        return [n for n in (*TABLES, *EXTRA_TABLES) if not self.has(n)]
+
     def require(self) -> None:
         if not self.path.is_dir():
             raise CorpusError(f"no corpus at {self.path}; create one with `spanbank init {self.path}`")
@@ -241,7 +279,8 @@ class Corpus:
         """Read a table (an empty typed table when it does not exist yet), checking its columns."""
         path = self.table_path(name)
         if not path.exists():
-            table = empty_table(name) if name in TABLES else pa.table({})
+            self.require()  # reading a corpus that is not there is a mistake, not an empty table
+            table = empty_table(name) if name in TABLES else EXTRA_TABLES.get(name, pa.schema([])).empty_table()
             return table.select(columns) if columns else table
         try:
             schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
@@ -279,36 +318,107 @@ class Corpus:
     # -- writing ------------------------------------------------------------------
     @contextlib.contextmanager
     def writer(self, wait: bool | float = False) -> Iterator[Writer]:
-        """Hold the corpus write lock; `wait` True waits forever, a number waits that many seconds."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path / LOCK_FILE
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        locked = False
+        """Hold the corpus write lock; `wait` True waits forever, a number waits that many seconds.
+
+        Taking it removes what killed writers left and creates any missing table (empty, typed).
+        """
+        self.require()
+        if not os.access(self.path, os.W_OK):
+            raise CorpusError(
+                f"corpus {self.path} is read-only; commands that only read it (status, agree, export) "
+                "work, to change it make it writable or copy it elsewhere"
+            )
+        with self.lock(wait):
+            self.remove_leftovers()
+            self._create_missing_tables()
+            yield Writer(self)
+
+    @contextlib.contextmanager
+    def lock(self, wait: bool | float = False) -> Iterator[None]:
+        """Hold the corpus lock without needing to write (an export of a read-only corpus).
+
+        The lock is a flock on the corpus folder itself: unlike a lock file, it cannot be deleted
+        or swapped under its holder. `.lock` only names the holder's pid, for the error message.
+        """
+        self.require()
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             deadline = None if wait is True else time.monotonic() + float(wait or 0)
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    locked = True
                     break
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
                         raise
                     if deadline is not None and time.monotonic() >= deadline:
-                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
                         raise LockError(
                             f"corpus {self.path} is being written by another spanbank process "
-                            f"(pid {holder}); wait for it to finish or pass --wait"
+                            f"(pid {self._holder()}); wait for it to finish or pass --wait"
                         ) from None
                     time.sleep(0.1)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield Writer(self)
+            self._note_holder(str(os.getpid()))
+            try:
+                yield
+            finally:
+                self._note_holder("")
         finally:
-            if locked:  # the holder's pid is not ours to erase
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
             os.close(fd)  # closing releases the flock
+
+    def _holder(self) -> str:
+        try:
+            return (self.path / LOCK_FILE).read_text(errors="replace").strip() or "?"
+        except OSError:
+            return "?"
+
+    def _note_holder(self, pid: str) -> None:
+        """Write the lock holder's pid to `.lock` (best effort: a read-only corpus has none)."""
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:  # write, then cut: a reader never sees it empty while a pid is being written
+                os.pwrite(fd, pid.encode(), 0)
+                os.ftruncate(fd, len(pid.encode()))
+            finally:
+                os.close(fd)
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete temp files (ingest spools, half-written tables) whose owner process is dead.
+
+        Called with the lock held, so no live writer owns one; a live pid's file is kept anyway
+        (an ingest reads its input into a spool before it takes the lock). Returns the names removed.
+        """
+        removed = []
+        for entry in os.scandir(self.path):
+            m = _TEMP_NAME.match(entry.name)
+            if m is None or not entry.is_file(follow_symlinks=False):
+                continue
+            if m["pid"] is not None and _alive(int(m["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        return removed
+
+    def _create_missing_tables(self) -> None:
+        """Write every missing table empty and typed; keep personal tables owner-only."""
+        for name in self.missing_tables():
+            schema = TABLES.get(name) or EXTRA_TABLES[name]
+            write_parquet_atomic(schema.empty_table(), self.table_path(name), table_mode(name))
+        for name in PRIVATE_TABLES:  # a file written before tables were private
+            path = self.table_path(name)
+            if path.is_file() and path.stat().st_mode & 0o777 != PRIVATE_MODE:
+                os.chmod(path, PRIVATE_MODE)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_columns(path: Path, name: str, schema: pa.Schema, columns: list[str] | None = None) -> None:
@@ -346,7 +456,7 @@ class Writer:
 
     def replace(self, name: str, rows) -> pa.Table:
         table = to_arrow(name, rows) if name in TABLES else _as_table(rows)
-        write_parquet_atomic(table, self.corpus.table_path(name))
+        write_parquet_atomic(table, self.corpus.table_path(name), table_mode(name))
         return table
 
     def append(self, name: str, rows) -> pa.Table:
@@ -354,7 +464,7 @@ class Writer:
         new = to_arrow(name, rows) if name in TABLES else _as_table(rows)
         if new.num_rows == 0:
             if not self.corpus.has(name):
-                write_parquet_atomic(new, self.corpus.table_path(name))
+                write_parquet_atomic(new, self.corpus.table_path(name), table_mode(name))
             return new
         self._append_stream(name, new, iter(()))
         return new
@@ -407,7 +517,7 @@ class Writer:
                             out.write_table(_conform(name, part, target), row_group_size=ROW_GROUP_ROWS)
                             count += part.num_rows
 
-            _write_atomic(dest, write, None)
+            _write_atomic(dest, write, table_mode(name))
         return count
 
     def _append_concat(self, name: str, new: pa.Table) -> int:
@@ -416,7 +526,7 @@ class Writer:
         if name in TABLES:
             old = to_arrow(name, old)
         combined = pa.concat_tables([old, new], promote_options="permissive") if old.num_rows else new
-        write_parquet_atomic(combined, self.corpus.table_path(name))
+        write_parquet_atomic(combined, self.corpus.table_path(name), table_mode(name))
         return new.num_rows
 
 

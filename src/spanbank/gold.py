@@ -12,7 +12,14 @@ import pyarrow.compute as pc
 
 from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
 from spanbank.agreement_report import latest_human_annotations
-from spanbank.corpus import TABLES, Corpus, attributes_json, live_annotations, to_arrow
+from spanbank.corpus import (
+    EXTRA_TABLES,
+    TABLES,
+    Corpus,
+    attributes_json,
+    live_annotations,
+    to_arrow,
+)
 from spanbank.errors import CorpusError, SpanbankError
 
 __all__ = [
@@ -30,16 +37,7 @@ __all__ = [
 GOLD_ORIGIN = "gold"
 REVIEW_ANNOTATOR = "gold:review"
 CONFLICTS_TABLE = "conflicts"
-CONFLICTS_SCHEMA = pa.schema(
-    [
-        ("article_id", pa.string()),
-        ("project", pa.string()),
-        ("strategy", pa.string()),
-        ("group_id", pa.string()),
-        ("kind", pa.string()),
-        ("detail", pa.string()),
-    ]
-)
+CONFLICTS_SCHEMA = EXTRA_TABLES[CONFLICTS_TABLE]
 
 
 def gold_annotator(strategy: str) -> str:
@@ -211,12 +209,14 @@ def run_adjudication(
     annotator ``gold:<strategy>``, id :func:`gold_annotation_id`, version 1) with its spans
     and relations, plus the ``conflicts`` table. The previous automatic gold of this
     strategy and project (annotations, spans, relations, conflicts) is replaced, all
-    under the corpus write lock; human work and reviewed gold are never touched.
+    under the corpus write lock, which is taken before the human annotations are read: a
+    writer that finished while this one waited is in the gold. Human work and reviewed gold
+    are never touched.
     """
     corpus.require()
-    result = _adjudicate_store(corpus, strategy, project, min_votes=min_votes)
     annotator = gold_annotator(strategy)
     with corpus.writer(wait) as w:
+        result = _adjudicate_store(corpus, strategy, project, min_votes=min_votes)
         old = corpus.read_arrow("annotations")
         mask = pc.and_(
             pc.and_(

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spanbank.brat import IDS_FILE, article_id_of, parse_ann
-from spanbank.corpus import TS, Corpus, attributes_json, to_arrow
+from spanbank.corpus import TS, Corpus, attributes_json, temp_prefix, to_arrow
 from spanbank.errors import IngestError
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
@@ -640,7 +640,7 @@ class _Spool:
 
     def _spill(self) -> None:
         if self._writer is None:
-            fd, name = tempfile.mkstemp(prefix=".ingest.", suffix=".tmp", dir=self.folder)
+            fd, name = tempfile.mkstemp(prefix=temp_prefix("ingest"), suffix=".tmp", dir=self.folder)
             os.close(fd)
             self.path = Path(name)
             self._writer = pq.ParquetWriter(self.path, self._held[0].schema, compression=SPOOL_COMPRESSION)

@@ -43,6 +43,15 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return [name for name, mod in COMMANDS.items() if _module_exists(mod)]
 
+    def invoke(self, ctx):
+        """Run the command; an OS error (read-only, disk full, ...) becomes one line, not a traceback."""
+        from spanbank.cli._common import os_error_message
+
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise click.ClickException(os_error_message(exc)) from None
+
     def get_command(self, ctx, name):
         mod = COMMANDS.get(name)
         if mod is None or not _module_exists(mod):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
+import re
 import sys
 
 import click
@@ -40,6 +43,51 @@ def resume_on_interrupt(command: str):
         click.echo(f"Interrupted: what was already stored is kept; run the same `spanbank {command}` "
                    "again to resume.", err=True)
         sys.exit(130)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
+
+
+# what to do about an OS error, by errno; `{path}` is the file it concerns
+_OS_ADVICE = {
+    errno.EROFS: "{path} is on a read-only file system; commands that only read the corpus "
+                 "(status, agree, export) work, to change it make it writable or copy it elsewhere",
+    errno.EACCES: "permission denied for {path}; check its owner and mode (ls -l) or run as its owner",
+    errno.EPERM: "operation not permitted on {path}; check its owner and mode (ls -l) or run as its owner",
+    errno.ENOSPC: "no space left on the device holding {path}; free some space and run the command "
+                  "again (the corpus keeps its last complete state)",
+    errno.EDQUOT: "disk quota exceeded writing {path}; free some space and run the command again "
+                  "(the corpus keeps its last complete state)",
+    errno.EFBIG: "{path} grew past the largest file allowed here (see `ulimit -f` and the file "
+                 "system's limit); raise the limit or write elsewhere, then run the command again",
+    errno.ENAMETOOLONG: "file name too long: {path}; use a shorter path or name",
+    errno.ENOENT: "no such file or directory: {path}",
+    errno.ENOTDIR: "not a directory: {path}",
+    errno.EISDIR: "is a directory, not a file: {path}",
+    errno.EMFILE: "too many open files; raise `ulimit -n` and run the command again",
+    errno.EIO: "input/output error on {path}; the disk or network file system failed, check it",
+}
+_ERRNO_IN_TEXT = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: what happened, to which file, and what to do.
+
+    pyarrow's own file errors carry no errno attribute, only `[Errno N]` in their text.
+    """
+    code = exc.errno
+    if code is None:
+        m = _ERRNO_IN_TEXT.search(str(exc))
+        code = int(m.group(1)) if m else None
+    path = exc.filename if exc.filename is not None else _path_in_text(str(exc))
+    advice = _OS_ADVICE.get(code)
+    if advice is not None:
+        return advice.format(path=os.fsdecode(path) if path is not None else "a file")
+    reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    return f"{reason}: {os.fsdecode(path)}" if path is not None else reason
+
+
+def _path_in_text(text: str) -> str | None:
+    """The file a pyarrow error names (`... file 'x' ...` / `... x: ...`), if any."""
+    m = re.search(r"'([^']+)'", text)
+    return m.group(1) if m else None
 
 
 class Progress:

@@ -85,7 +85,7 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
     corpus and no other export races it; leftovers of a killed export are removed first.
     Options are those of :func:`_export_dataset`.
     """
-    with corpus.writer(wait):
+    with corpus.lock(wait):  # the lock, not the writer: a read-only corpus can be exported
         return _export_dataset(corpus, formats, out, **options)
 
 
