@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -115,7 +116,9 @@ def status(data_dir, as_json):
     else:
         click.echo(f"running at {info.url} (pid {info.pid}); data in {info.data_dir}")
     if info is None:
-        raise click.exceptions.Exit(3)
+        # SystemExit, not click's Exit: `main` runs click with standalone_mode=False, where
+        # click turns Exit into a return value and the process would exit 0
+        sys.exit(3)
 
 
 @server.command("add-user")
