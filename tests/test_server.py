@@ -186,6 +186,15 @@ def test_restart_keeps_the_port(ls_server):
     again = server.start(data_dir=ls_server.data_dir, progress=notes.append)
     assert again.url == ls_server.url and not again.port_changed and not again.reused
     assert notes[0] == f"starting Label Studio at {ls_server.url}"
+    # a server started with other settings (an older spanbank) is restarted with the current ones
+    state_file = os.path.join(ls_server.data_dir, server.STATE_FILE)
+    state = json.load(open(state_file))
+    with open(state_file, "w") as fh:
+        json.dump({**state, "settings": "older"}, fh)
+    notes.clear()
+    third = server.start(data_dir=ls_server.data_dir, progress=notes.append)
+    assert notes[0].startswith("restarting Label Studio") and third.pid != again.pid
+    assert third.url == ls_server.url and server.status(ls_server.data_dir).pid == third.pid
 
 
 @pytest.mark.labelstudio
