@@ -21,11 +21,12 @@ data_dir_option = click.option(
 
 @click.group()
 def server():
-    """The local Label Studio (own venv, SQLite, bound to 127.0.0.1).
+    """The local Label Studio (own venv, SQLite, 127.0.0.1 only, no telemetry).
 
+    \b
     Example:
-
         spanbank server start && eval "$(spanbank server env)"
+        spanbank server add-user ana@example.org
     """
 
 
@@ -126,7 +127,7 @@ def status(data_dir, as_json):
 @data_dir_option
 @json_option
 def add_user(email, data_dir, as_json):
-    """Create an annotator account on the local Label Studio and print a one-time password.
+    """Create an annotator account and print its one-time password.
 
     Open signup is off: this is how annotators get in (or send them the invite link from
     Label Studio's Organization page). Give them the password privately; they can change it
@@ -150,7 +151,7 @@ def add_user(email, data_dir, as_json):
 @server.command()
 @data_dir_option
 def password(data_dir):
-    """Print the local Label Studio admin's password (log in as admin@localhost).
+    """Print the admin's password (log in as admin@localhost).
 
     \b
     Example:
