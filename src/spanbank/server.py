@@ -31,7 +31,7 @@ LOG_FILE = "server.log"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Label Studio 1.23 reads each setting NAME from LABEL_STUDIO_NAME, HEARTEX_NAME or NAME, in
 # that order (core/utils/params.py get_env): the prefixed name wins over whatever the user's
-# shell exports. Each name below is read in label_studio/core/settings/base.py.
+# shell exports. Each LABEL_STUDIO_ name below is read in label_studio/core/settings/base.py.
 PRIVATE_SETTINGS = {
     "LABEL_STUDIO_SENTRY_DSN": "",  # server error reports (they carried e-mails and article text)
     "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",  # browser error reports
@@ -134,10 +134,10 @@ def label_studio_exe(install: bool = True, progress: Progress | None = None) -> 
     venv = venv_dir()
     venv.parent.mkdir(parents=True, exist_ok=True)
     log = venv.parent / "ls-install.log"
+    _say(progress, f"installing {LS_REQUIREMENT} into {venv} (first start only, a minute or two)")
     for what, cmd in (
-        ("creating a virtual environment", [sys.executable, "-m", "venv", str(venv)]),
-        (f"installing {LS_REQUIREMENT} (first start only, a minute or two)",
-         [str(venv / "bin" / "pip"), "install", "--quiet", LS_REQUIREMENT]),
+        ("creating its virtual environment", [sys.executable, "-m", "venv", str(venv)]),
+        ("installing Label Studio", [str(venv / "bin" / "pip"), "install", "--quiet", LS_REQUIREMENT]),
     ):
         if run_with_progress(cmd, log, what, progress) != 0:
             raise ServerError(f"installing Label Studio failed ({' '.join(cmd[:3])}...); see {log}")
@@ -147,7 +147,7 @@ def label_studio_exe(install: bool = True, progress: Progress | None = None) -> 
 
 
 def run_with_progress(
-    cmd: list[str], log: Path, what: str, progress: Progress | None, every: float = 5.0
+    cmd: list[str], log: Path, what: str, progress: Progress | None, every: float = 10.0
 ) -> int:
     """Run `cmd` with output to `log`, calling `progress(what)` at its start and every `every` s."""
     with open(log, "ab") as fh:
