@@ -311,6 +311,7 @@ def start(
             )
         _say(progress, "restarting Label Studio started by an older spanbank, with current settings")
         _terminate(pid)
+        _wait_port_released(state.get("port"))
     exe = label_studio_exe(progress=progress)
     data.mkdir(parents=True, exist_ok=True)
     os.chmod(data, 0o700)
@@ -415,12 +416,21 @@ def stop(data_dir: str | os.PathLike | None = None, timeout: float = 20.0) -> bo
     if pid is None:
         return False
     stopped = False
-    if _is_ours(pid, _read_state(data)):
+    state = _read_state(data)
+    if _is_ours(pid, state):
         _terminate(pid, timeout)
+        _wait_port_released(state.get("port"))
         stopped = True
     with contextlib.suppress(FileNotFoundError):
         (data / PID_FILE).unlink()
     return stopped
+
+
+def _wait_port_released(port: int | None, timeout: float = 10.0) -> None:
+    """Wait (bounded) until the stopped server's port is free, so a restart can keep it."""
+    deadline = time.monotonic() + timeout
+    while port and not _port_free(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _terminate(pid: int, timeout: float = 20.0) -> None:
