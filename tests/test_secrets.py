@@ -1,9 +1,11 @@
 """Secrets and people: the API key appears nowhere; annotator e-mails only in the local annotators table.
 
-The whole workflow runs as CLI subprocesses against the session's Label Studio, whose key
-(generated, read from its env file) is searched for in every output stream, the server
-log and every file under the corpus and the exports (Parquet cells decoded, compressed
-files inflated). Also: the server listens on loopback only and its env file is mode 0600.
+The whole workflow runs as CLI subprocesses against a local Label Studio whose outbound
+traffic all goes to a recording proxy sink (tests/_sink.py); its key (generated, read from
+its env file) and the annotators' e-mails are searched for in every output stream, Label
+Studio's own log, everything the sink received and every file under the corpus and the
+exports (Parquet cells decoded, compressed files inflated). Also: the server listens on
+loopback only and its env file is mode 0600.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from _helpers import region
+from _sink import private_server
+from conftest import _test_data_dir
 from spanbank import server
+from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -54,8 +59,16 @@ def _hits(root: Path, needles: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def test_key_and_emails_stay_private(tmp_path, ls_server, ls_client):
+@pytest.fixture
+def private(request):
+    """(ServerInfo, Sink): a Label Studio whose outbound traffic all goes to the sink."""
+    return private_server(request.config, Path(f"{_test_data_dir()}-private"))
+
+
+def test_key_and_emails_stay_private(tmp_path, private):
+    ls_server, sink = private
     key = server.connection(env_file=ls_server.env_file)[1]
+    ls_client = LabelStudioClient(ls_server.url, key)
     assert len(key) >= 20
     tag = uuid.uuid4().hex[:6]
     emails = [f"alice.secret-{tag}@people.example", f"bob.secret-{tag}@people.example"]
@@ -111,7 +124,11 @@ def test_key_and_emails_stay_private(tmp_path, ls_server, ls_client):
         assert key not in text, f"the API key appears in the output of `{name}`"
         for e in emails:
             assert e not in text, f"an e-mail appears in the output of `{name}`"
-    assert key not in Path(ls_server.log_file).read_text("utf-8", errors="replace"), "key in the server log"
+    log = Path(ls_server.log_file).read_text("utf-8", errors="replace")
+    assert key not in log, "key in the server log"
+    assert not [e for e in emails if e in log], "an e-mail in the server log"
+    assert sink.first_lines() == [], "Label Studio reached outside the machine"
+    assert not [n for n in (key, *emails) if n.encode() in sink.blob()], "a secret reached the sink"
     for root in (corpus, exports):
         hits = _hits(root, [key, *emails])
         assert key not in hits, hits

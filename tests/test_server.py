@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 
 from spanbank import server
 from spanbank.cli import cli
-from spanbank.errors import AuthError, LabelStudioError
+from spanbank.errors import AuthError, LabelStudioError, ServerError
 from spanbank.labelstudio.client import LabelStudioClient
 
 
@@ -65,10 +67,10 @@ def test_server_running_and_env_file(ls_server, ls_conn):
     assert values["LABEL_STUDIO_URL"] == ls_server.url and len(values["LABEL_STUDIO_API_KEY"]) == 40
     assert ls_server.url.startswith("http://127.0.0.1:")
     again = server.start(data_dir=ls_server.data_dir)  # a running server is reused
-    assert again.reused and again.pid == ls_server.pid
+    assert again.reused and again.pid == server.status(ls_server.data_dir).pid
     # the key never shows in the process list or the log
     key = ls_conn[1]
-    assert key not in open(f"/proc/{ls_server.pid}/cmdline", "rb").read().decode(errors="replace")
+    assert key not in open(f"/proc/{again.pid}/cmdline", "rb").read().decode(errors="replace")
     assert key not in open(ls_server.log_file, encoding="utf-8", errors="replace").read()
 
 
@@ -108,3 +110,108 @@ def test_status_without_server(tmp_path):
     assert server.stop(tmp_path / "none") is False
     res = CliRunner().invoke(cli, ["server", "status", "--data-dir", str(tmp_path / "none")])
     assert res.exit_code == 3 and "not running" in res.output
+
+
+def _dummy(*argv: str) -> subprocess.Popen:
+    """A sleeping Python process whose command line mentions label-studio (someone else's)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *argv],
+                            start_new_session=True)
+
+
+def test_stop_signals_only_its_own_process(tmp_path):
+    data = tmp_path / "srv"
+    data.mkdir()
+    others = []
+    try:
+        # a pid file naming another user's label-studio, with no state of ours
+        other = _dummy("label-studio")
+        others.append(other)
+        (data / server.PID_FILE).write_text(str(other.pid))
+        assert server.stop(data) is False and other.poll() is None
+        assert server.status(data) is None
+        # state naming that pid and port, but recorded for a process that started at another time
+        other = _dummy("label-studio", "start", "--port", "18999")
+        others.append(other)
+        (data / server.PID_FILE).write_text(str(other.pid))
+        state = {"url": "http://127.0.0.1:18999", "port": 18999, "pid": other.pid, "proc_start": "1"}
+        (data / server.STATE_FILE).write_text(json.dumps(state))
+        assert server.stop(data) is False and other.poll() is None
+        # the same state with its true start time is ours: stop signals it
+        (data / server.PID_FILE).write_text(str(other.pid))
+        state["proc_start"] = server._proc_start(other.pid)
+        (data / server.STATE_FILE).write_text(json.dumps(state))
+        assert server.stop(data) is True
+        assert other.wait(timeout=30) is not None
+    finally:
+        for proc in others:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def test_port_is_remembered_unless_taken():
+    free = server._free_port()
+    assert server._choose_port(None, free, None) == (free, False)
+    notes = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        port, changed = server._choose_port(None, busy, notes.append)
+        assert port != busy and changed and notes == [f"port {busy} is in use by another program; using {port}"]
+        with pytest.raises(ServerError, match=f"port {busy} on 127.0.0.1 is in use"):
+            server._choose_port(busy, None, None)
+
+
+def test_install_steps_report_progress(tmp_path):
+    """A long install step calls progress again while it runs (the CLI prints elapsed time)."""
+    flag = tmp_path / "go"
+    notes = []
+
+    def progress(message):
+        notes.append(message)
+        if len(notes) == 2:
+            flag.touch()  # let the step finish only after a second report
+
+    code = f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.05)"
+    rc = server.run_with_progress([sys.executable, "-c", code], tmp_path / "log", "installing", progress, every=0.1)
+    assert rc == 0 and notes == ["installing", "installing"]
+
+
+@pytest.mark.labelstudio
+def test_restart_keeps_the_port(ls_server):
+    server.stop(ls_server.data_dir)
+    assert server.status(ls_server.data_dir) is None
+    notes = []
+    again = server.start(data_dir=ls_server.data_dir, progress=notes.append)
+    assert again.url == ls_server.url and not again.port_changed and not again.reused
+    assert notes[0] == f"starting Label Studio at {ls_server.url}"
+    # a server started with other settings (an older spanbank) is restarted with the current ones
+    state_file = os.path.join(ls_server.data_dir, server.STATE_FILE)
+    state = json.load(open(state_file))
+    with open(state_file, "w") as fh:
+        json.dump({**state, "settings": "older"}, fh)
+    notes.clear()
+    third = server.start(data_dir=ls_server.data_dir, progress=notes.append)
+    assert notes[0].startswith("restarting Label Studio") and third.pid != again.pid
+    assert third.url == ls_server.url and server.status(ls_server.data_dir).pid == third.pid
+
+
+@pytest.mark.labelstudio
+def test_cli_start_when_running_says_so_at_once(ls_server):
+    out = subprocess.run([sys.executable, "-m", "spanbank", "server", "start", "--data-dir", ls_server.data_dir],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == ""
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"Label Studio already running at {ls_server.url} (pid ")
+    assert lines[1] == ("log in as admin@localhost; password: "
+                        f"`spanbank server password --data-dir {ls_server.data_dir}`")
+    pw = subprocess.run([sys.executable, "-m", "spanbank", "server", "password", "--data-dir", ls_server.data_dir],
+                        capture_output=True, text=True, timeout=60)
+    assert pw.stdout.strip() == server.read_env_file(ls_server.env_file)["LABEL_STUDIO_PASSWORD"]
+
+
+def test_cli_status_exits_nonzero_when_not_running(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "spanbank", "server", "status", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and out.stdout.startswith("not running")

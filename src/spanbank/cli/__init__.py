@@ -87,7 +87,9 @@ def cli(ctx, corpus):
 def main() -> None:
     """Entry point: run the CLI, turning library errors into one line and exit code 1."""
     try:
-        cli.main(standalone_mode=False, prog_name="spanbank")
+        code = cli.main(standalone_mode=False, prog_name="spanbank")
+        if isinstance(code, int) and code:
+            sys.exit(code)  # without standalone mode click returns a command's exit code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)

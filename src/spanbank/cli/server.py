@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -19,17 +21,19 @@ data_dir_option = click.option(
 
 @click.group()
 def server():
-    """The local Label Studio (own venv, SQLite, bound to 127.0.0.1).
+    """The local Label Studio (own venv, SQLite, 127.0.0.1 only, no telemetry).
 
     Example:
 
     \b
         spanbank server start && eval "$(spanbank server env)"
+        spanbank server add-user ana@example.org
     """
 
 
 @server.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: a free one).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port (default: the one it used last time, else a free one).")
 @data_dir_option
 @quiet_option
 @json_option
@@ -39,23 +43,41 @@ def start(port, data_dir, quiet, as_json):
     Example:
 
     \b
-        spanbank server start --port 8080
+        spanbank server start
+        spanbank server start --port 8080 --data-dir ./ls-data
     """
     from spanbank import server as srv
 
-    if not quiet and not as_json:
-        click.echo("starting Label Studio (the first start installs it and takes a minute)...", err=True)
     with errors_as_click():
-        info = srv.start(port=port, data_dir=data_dir)
+        info = srv.start(port=port, data_dir=data_dir,
+                         progress=None if quiet or as_json else _elapsed_printer())
     if as_json:
         echo_json(info.as_dict())
         return
     if quiet:
         return
     click.echo(f"Label Studio {'already running' if info.reused else 'running'} at {info.url} (pid {info.pid})")
-    click.echo(f"log in as {info.admin_email}; the password is in {info.env_file}")
+    if info.port_changed:
+        click.echo("note: the port it used before is taken by another program, so its URL changed",
+                   err=True)
+    click.echo(f"log in as {info.admin_email}; password: `spanbank server password{_dir_arg(data_dir)}`")
+    click.echo(f"add annotators: `spanbank server add-user EMAIL{_dir_arg(data_dir)}`")
     click.echo(f"API URL and key: {info.env_file} (commands use it when LABEL_STUDIO_* are unset)")
     click.echo(f"log: {info.log_file}")
+
+
+def _elapsed_printer():
+    """A progress callback printing `[  12 s] message` on stderr, timed from the first call."""
+    t0 = time.monotonic()
+
+    def say(message: str) -> None:
+        click.echo(f"[{time.monotonic() - t0:4.0f} s] {message}...", err=True)
+
+    return say
+
+
+def _dir_arg(data_dir) -> str:
+    return f" --data-dir {shlex.quote(str(data_dir))}" if data_dir else ""
 
 
 @server.command()
@@ -99,7 +121,54 @@ def status(data_dir, as_json):
     else:
         click.echo(f"running at {info.url} (pid {info.pid}); data in {info.data_dir}")
     if info is None:
-        raise click.exceptions.Exit(3)
+        # SystemExit, not click's Exit: `main` runs click with standalone_mode=False, where
+        # click turns Exit into a return value and the process would exit 0
+        sys.exit(3)
+
+
+@server.command("add-user")
+@click.argument("email")
+@data_dir_option
+@json_option
+def add_user(email, data_dir, as_json):
+    """Create an annotator account and print its one-time password.
+
+    Open signup is off: this is how annotators get in (or send them the invite link from
+    Label Studio's Organization page). Give them the password privately; they can change it
+    under Account & Settings.
+
+    Example:
+
+    \b
+        spanbank server add-user ana@example.org
+    """
+    from spanbank import server as srv
+
+    with errors_as_click():
+        user = srv.add_user(email, data_dir)
+    if as_json:
+        echo_json({"email": user.email, "password": user.password, "login_url": user.login_url})
+        return
+    click.echo(f"created {user.email}; log in at {user.login_url}")
+    click.echo(f"one-time password (shown once, not stored): {user.password}")
+
+
+@server.command()
+@data_dir_option
+def password(data_dir):
+    """Print the admin's password (log in as admin@localhost).
+
+    Example:
+
+    \b
+        spanbank server password
+    """
+    from spanbank import server as srv
+
+    values = srv.read_env_file(srv.env_file_path(data_dir))
+    if not values.get("LABEL_STUDIO_PASSWORD"):
+        raise click.ClickException("no local Label Studio env file; run `spanbank server start`")
+    click.echo(values["LABEL_STUDIO_PASSWORD"])
 
 
 @server.command()
@@ -133,8 +202,9 @@ def move(obj, old_url, new_url, wait, as_json):
     A pull finds a moved server by itself (by its identity, not its URL); use this when the
     old URL was recorded before that, or to fix the records without reaching the server.
 
-    \b
     Example:
+
+    \b
         spanbank server move http://old-host:8080 https://labels.example.org
     """
     from spanbank.identity import move_server
