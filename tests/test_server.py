@@ -8,6 +8,8 @@ import socket
 import stat
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -114,8 +116,20 @@ def test_status_without_server(tmp_path):
 
 def _dummy(*argv: str) -> subprocess.Popen:
     """A sleeping Python process whose command line mentions label-studio (someone else's)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *argv],
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *argv],
                             start_new_session=True)
+    deadline = time.monotonic() + 30
+    while b"label-studio" not in _cmdline(proc.pid) and time.monotonic() < deadline:
+        assert proc.poll() is None, f"dummy exited with {proc.returncode}"
+        time.sleep(0.05)
+    return proc
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_stop_signals_only_its_own_process(tmp_path):
@@ -140,7 +154,8 @@ def test_stop_signals_only_its_own_process(tmp_path):
         (data / server.PID_FILE).write_text(str(other.pid))
         state["proc_start"] = server._proc_start(other.pid)
         (data / server.STATE_FILE).write_text(json.dumps(state))
-        assert server.stop(data) is True
+        seen = (other.poll(), _cmdline(other.pid), server._proc_start(other.pid), state)
+        assert server.stop(data) is True, seen
         assert other.wait(timeout=30) is not None
     finally:
         for proc in others:
