@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -14,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_corpus
-from spanbank import sync
+from spanbank import review, sync
 from spanbank.cli import cli
 from spanbank.errors import AuthError, LabelStudioError
+from spanbank.gold import run_adjudication
 from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio
@@ -105,20 +107,40 @@ def pat(ls_conn):
     return new_pat(*ls_conn)
 
 
-def test_pat_push_pull_under_path_prefix(tmp_path, ls_conn, pat, project_name):
-    corpus = make_corpus(tmp_path / "c", TEXTS)
+def _region(text: str, sub: str, label: str, rid: str, extra: dict | None = None) -> dict:
+    start = text.index(sub)
+    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
+            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label], **(extra or {})}}
+
+
+def smoke_workflow(client: LabelStudioClient, corpus_dir, project: str) -> None:
+    """The whole round trip on one server: push with predictions, pull, an edit, review push."""
+    corpus = make_corpus(corpus_dir, TEXTS)
+    pushed = sync.run(sync.push_batch(corpus, project, client=client, preannotate="rules"))
+    assert pushed["pushed"] == len(TEXTS) and pushed["predictions"] > 0
+    task = int(corpus.read("tasks").set_index("article_id").at["p0", "ls_task_id"])
+    text = TEXTS["p0"]
+    quote = _region(text, "“Prices will rise,”", "QUOTE", "q")
+    cue = _region(text, "said", "CUE", "c")
+    tag = uuid.uuid4().hex[:6]
+    users = [client.create_user(f"{n}-{tag}@example.org", f"{n}{tag}")["id"] for n in ("ann", "bob")]
+    client.create_annotation(task, [quote, cue], completed_by=users[0])
+    second = client.create_annotation(task, [quote, cue], completed_by=users[1])
+    assert sync.run(sync.pull(corpus, project, client=client))["new"] == 2
+    client.update_annotation(second["id"], result=[quote])  # bob drops the cue: a conflict
+    assert sync.run(sync.pull(corpus, project, client=client))["updated"] == 1
+    adj = run_adjudication(corpus, "majority", project=project)
+    assert adj["articles_with_conflicts"] == 1
+    review_push = sync.run(review.push_review(corpus, project, "majority", client=client))
+    assert review_push["pushed"] == 1
+
+
+def test_pat_workflow_under_path_prefix(tmp_path, ls_conn, pat, project_name):
     with prefix_proxy(ls_conn[0]) as (root, seen):
         client = LabelStudioClient(f"{root}/ls/", pat)
         assert client.uses_pat and client.url == f"{root}/ls"
-        pushed = sync.run(sync.push_batch(corpus, project_name, client=client, preannotate="rules"))
-        assert pushed["pushed"] == 6 and pushed["predictions"] > 0
-        task = corpus.read("tasks")["ls_task_id"].iloc[0]
-        result = [{"id": "q", "from_name": "label", "to_name": "text", "type": "labels",
-                   "value": {"start": 9, "end": 28, "text": "“Prices will rise,”", "labels": ["QUOTE"]}}]
-        client.create_annotation(int(task), result)
-        pulled = sync.run(sync.pull(corpus, project_name, client=client))
-        assert pulled["new"] == 1
-        assert client.project_url(pushed["ls_project_id"]).startswith(f"{root}/ls/projects/")
+        assert client.project_url(7) == f"{root}/ls/projects/7/data"
+        smoke_workflow(client, tmp_path / "c", project_name)
     assert "POST /ls/api/token/refresh/" in seen
     assert [s for s in seen if not s.split(" ", 1)[1].startswith(PREFIX)] == []
 
