@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -223,3 +226,41 @@ def test_legacy_token_on_pat_only_organisation(ls_conn, pat):
     )
     assert key not in str(err.value)
     assert LabelStudioClient(url, key).whoami()  # restored
+
+
+OLD_LS = "1.20"  # the oldest Label Studio the README promises; CI sets SPANBANK_LS_MATRIX=1
+
+
+@pytest.fixture(scope="module")
+def old_ls(tmp_path_factory):
+    """(url, key) of a local Label Studio 1.20.x in its own cached venv (installed on first use)."""
+    from spanbank import server
+
+    cache = server.cache_dir() / f"ls-{OLD_LS}"
+    exe = cache / "ls-venv" / "bin" / "label-studio"
+    if not exe.exists():
+        venv = cache / "ls-venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"label-studio=={OLD_LS}.*"],
+                       check=True, stdout=subprocess.DEVNULL)
+    data = tmp_path_factory.mktemp("ls-old")
+    saved = os.environ.get(server.ENV_CACHE)
+    os.environ[server.ENV_CACHE] = str(cache)  # server.start takes the venv from the cache dir
+    try:
+        info = server.start(data_dir=data)
+    finally:
+        if saved is None:
+            os.environ.pop(server.ENV_CACHE)
+        else:
+            os.environ[server.ENV_CACHE] = saved
+    try:
+        yield info.url, server.read_env_file(info.env_file)[server.ENV_KEY]
+    finally:
+        server.stop(data)
+
+
+@pytest.mark.skipif(not os.environ.get("SPANBANK_LS_MATRIX"), reason="set SPANBANK_LS_MATRIX=1 (CI does)")
+def test_workflow_on_label_studio_1_20(tmp_path, old_ls, project_name):
+    client = LabelStudioClient(*old_ls)
+    assert client.request("GET", "api/version")["release"].startswith(OLD_LS + ".")
+    smoke_workflow(client, tmp_path / "c", project_name)
