@@ -395,8 +395,7 @@ def _token_refused(exc: ApiError, api_key: str,
     """The one-line AuthError for a PAT the SDK or the refresh endpoint refused, with the reason."""
     body = exc.body
     reason = body.get("detail") if isinstance(body, dict) and body.get("detail") else body
-    reason = _redact(str(reason).strip().rstrip("."), api_key)
-    return AuthError(f"{what}: {reason}; {PAT_HINT}")
+    return AuthError(f"{what}: {_redact(_one_line(reason), api_key)}; {PAT_HINT}")
 
 
 def _reason(resp: httpx.Response) -> str:
@@ -406,7 +405,13 @@ def _reason(resp: httpx.Response) -> str:
     except ValueError:
         return f"HTTP {resp.status_code}"
     detail = body.get("detail") if isinstance(body, dict) else None
-    return str(detail or f"HTTP {resp.status_code}").splitlines()[0].strip().rstrip(".")[:300]
+    return _one_line(detail or f"HTTP {resp.status_code}")
+
+
+def _one_line(value: Any) -> str:
+    """`value` as text for a one-line message: its first line, at most 300 characters, no final period."""
+    lines = str(value).strip().splitlines() or [""]
+    return lines[0].strip().rstrip(".")[:300]
 
 
 def _redact(text: str, secret: str) -> str:
