@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
 
 from spanbank.errors import AuthError, LabelStudioError, LabelStudioServerError
 
@@ -21,6 +22,11 @@ TRIES = 4
 BACKOFF_S = 0.5
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 AUTH_MESSAGE = "Label Studio refused the API key (check LABEL_STUDIO_API_KEY)"
+PAT_HINT = ("create a new Personal Access Token in Label Studio (Account & Settings) and set "
+            "LABEL_STUDIO_API_KEY to it")
+LEGACY_OFF = "legacy token authentication has been disabled"
+LEGACY_OFF_HINT = ("use a Personal Access Token (Label Studio: Account & Settings) as "
+                   "LABEL_STUDIO_API_KEY, or enable legacy tokens in the organisation's API token settings")
 # the user-info of a URL (`scheme://user:password@`), which we never show or store
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 
@@ -50,8 +56,15 @@ class LabelStudioClient:
         self.timeout = timeout
         self.tries = max(1, tries)
         self.backoff = backoff
-        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        # the trailing slash keeps a path prefix (`http://host/ls/`): the SDK joins the token
+        # refresh path with urljoin, which drops the last segment of a base without one
+        try:
+            self._sdk = LabelStudio(base_url=self.url + "/", api_key=api_key, timeout=timeout)
+        except ApiError as exc:  # the SDK checks a PAT's expiry while it is built
+            raise _token_refused(exc, api_key, "the Personal Access Token cannot be used") from None
         self._http = self._sdk._client_wrapper.httpx_client
+        # the SDK's token state (private API): holds the PAT's cached access token and its lock
+        self._tokens = self._sdk._client_wrapper._tokens_client
 
     def __repr__(self) -> str:
         return f"LabelStudioClient({self.url!r})"
@@ -87,10 +100,7 @@ class LabelStudioClient:
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 4))
             try:
-                resp = self._http.request(
-                    path.lstrip("/"), method=method, params=params, content=body,
-                    headers=headers, request_options=opts,
-                )
+                resp = self._send(method, path, params, body, headers, opts)
             except httpx.ConnectError:
                 last = "unreachable"
                 continue  # nothing was sent: always safe to retry
@@ -106,7 +116,7 @@ class LabelStudioClient:
                 break
             status = resp.status_code
             if status == 401 or (status == 403 and _is_auth_failure(resp)):
-                raise AuthError(AUTH_MESSAGE)
+                raise self._auth_error(resp)
             if status in RETRY_STATUS:
                 last = f"answered {status}"
                 if idempotent or status == 429:
@@ -136,6 +146,66 @@ class LabelStudioClient:
         if last.startswith("answered 5"):
             raise LabelStudioServerError(message)
         raise LabelStudioError(message)
+
+    def _send(self, method: str, path: str, params, body, headers, opts) -> httpx.Response:
+        """One HTTP request; with a PAT, a 401 gets a fresh access token and one more try.
+
+        The access token can expire between the SDK's check and the server's (or a clock is
+        skewed); a refused request was not carried out, so sending it again is safe.
+        """
+        for fresh in (False, True):
+            self._ensure_access()
+            try:
+                resp = self._http.request(
+                    path.lstrip("/"), method=method, params=params, content=body,
+                    headers=headers, request_options=opts,
+                )
+            except ApiError as exc:  # the access token expired just after _ensure_access
+                raise _token_refused(exc, self._tokens._api_key) from None
+            if resp.status_code != 401 or fresh or not self._drop_access(resp):
+                return resp
+        return resp
+
+    @property
+    def uses_pat(self) -> bool:
+        """Whether the API key is a Personal Access Token (a JWT refresh token), not a legacy token."""
+        return not self._tokens._use_legacy_token
+
+    def _ensure_access(self) -> None:
+        """Get a PAT's access token now if it is due, so refresh failures become one-line errors."""
+        if not self.uses_pat:
+            return
+        try:
+            self._tokens.api_key  # noqa: B018 - the property refreshes when needed
+        except ApiError as exc:
+            raise _token_refused(exc, self._tokens._api_key) from None
+        except ValueError:  # the refresh answer was not JSON (a proxy's or web server's page)
+            raise LabelStudioError(
+                f"Label Studio at {self.url} answered the token refresh (POST "
+                f"{self.url}/api/token/refresh/) with something other than JSON; check the URL "
+                "and its path prefix (a server behind a proxy at http://HOST/ls needs --url "
+                "http://HOST/ls)"
+            ) from None
+
+    def _drop_access(self, resp: httpx.Response) -> bool:
+        """Forget the PAT access token `resp` was refused with; False for a legacy token."""
+        if not self.uses_pat:
+            return False
+        sent = resp.request.headers.get("authorization", "")
+        with self._tokens._token_refresh_lock:
+            # another thread may have replaced it already: then just retry with the new one
+            if sent == f"Bearer {self._tokens._access_token}":
+                self._tokens._access_token = None
+        return True
+
+    def _auth_error(self, resp: httpx.Response) -> AuthError:
+        """The one-line AuthError for a refused request, with the server's reason when it helps."""
+        reason = _redact(_reason(resp), self._tokens._api_key)
+        if LEGACY_OFF in reason:
+            return AuthError(f"Label Studio refused the API key: {reason}; {LEGACY_OFF_HINT}")
+        if self.uses_pat:
+            return AuthError(f"Label Studio refused the Personal Access Token ({reason}); {PAT_HINT}")
+        return AuthError(AUTH_MESSAGE)
 
     # -- account ------------------------------------------------------------------------
     def whoami(self) -> dict:
@@ -318,6 +388,38 @@ def _check_key(api_key: str) -> str:
             "sent; copy it again from Label Studio (Account & Settings) into LABEL_STUDIO_API_KEY"
         )
     return key
+
+
+def _token_refused(exc: ApiError, api_key: str,
+                   what: str = "Label Studio refused the Personal Access Token") -> AuthError:
+    """The one-line AuthError for a PAT the SDK or the refresh endpoint refused, with the reason."""
+    body = exc.body
+    reason = body.get("detail") if isinstance(body, dict) and body.get("detail") else body
+    return AuthError(f"{what}: {_redact(_one_line(reason), api_key)}; {PAT_HINT}")
+
+
+def _reason(resp: httpx.Response) -> str:
+    """The server's one-line reason for refusing a request (its `detail`), without a final period."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"HTTP {resp.status_code}"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return _one_line(detail or f"HTTP {resp.status_code}")
+
+
+def _one_line(value: Any) -> str:
+    """`value` as text for a one-line message: its first line, at most 300 characters, no final period."""
+    lines = str(value).strip().splitlines() or [""]
+    return lines[0].strip().rstrip(".")[:300]
+
+
+def _redact(text: str, secret: str) -> str:
+    """`text` with `secret` (and its JWT header/payload part) masked, should a server echo it."""
+    for part in {secret, secret.rsplit(".", 1)[0]}:
+        if len(part) >= 8:
+            text = text.replace(part, "***")
+    return text
 
 
 def _is_auth_failure(resp: httpx.Response) -> bool:
