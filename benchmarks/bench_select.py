@@ -23,7 +23,8 @@ def prepare(n: int, work: Path) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from spanbank.corpus import Corpus, to_arrow, write_parquet_atomic
+    from spanbank.corpus.store import Corpus, write_parquet_atomic
+    from spanbank.corpus.tables import to_arrow
 
     root = work / f"select-{n}"
     corpus_dir = root / "corpus"

@@ -11,13 +11,15 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from spanbank.corpus import TABLES, Corpus, attributes_json
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
 from spanbank.errors import ExportError
 from spanbank.export import export_dataset, parse_formats, verify
 from spanbank.export.conll import read_conll
 from spanbank.export.docs import bio_layers, build_documents, tokenize
 from spanbank.export.jsonl import read_jsonl
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.spans import attributes_json
 
 ALL = ["jsonl", "spacy", "hf", "conll", "brat", "quotes"]
 T0 = pd.Timestamp("2024-05-01T12:00:00Z")
@@ -284,7 +286,7 @@ def test_conll_parses_back_to_spans(exported):
 
 
 def test_brat_round_trip_through_our_import(exported, tmp_path):
-    from spanbank.ingest import ingest_paths
+    from spanbank.corpus.ingest import ingest_paths
 
     corpus, out, _ = exported
     conf = (out / "brat" / "annotation.conf").read_text()
@@ -312,7 +314,7 @@ def test_brat_round_trip_through_our_import(exported, tmp_path):
 
 def test_brat_ann_parses_back_with_the_import_parser(exported):
     """The same round trip one level down: our brat import's parser over the exported files."""
-    from spanbank.brat import parse_ann
+    from spanbank.corpus.brat import parse_ann
 
     corpus, out, _ = exported
     want = corpus_spans(corpus)

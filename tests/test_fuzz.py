@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spanbank.brat import parse_ann
 from spanbank.corpus import Corpus
+from spanbank.corpus.brat import parse_ann
+from spanbank.corpus.ingest import ingest_paths
 from spanbank.errors import SpanbankError
-from spanbank.ingest import ingest_paths
 from spanbank.labelstudio.convert import convert_annotation
 from spanbank.offsets import cp_to_utf16
 from spanbank.schema import load_schema

@@ -31,7 +31,8 @@ import pytest
 from _helpers import region, server_articles
 from conftest import make_corpus
 from spanbank import sync
-from spanbank.corpus import TABLES, Corpus
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
 from spanbank.export import verify
 
 pytestmark = pytest.mark.labelstudio
@@ -313,7 +314,7 @@ def test_export_killed_at_random_points(world, pulled, tmp_path):
 # SIGKILLs the process at its Nth corpus table write (0: before the first), then runs the CLI
 KILL_AT_WRITE = """
 import os, signal, sys
-from spanbank import corpus
+from spanbank.corpus import store as corpus
 n = int(os.environ["SPANBANK_KILL_AT_WRITE"])
 seen = [0]
 def counted(write):

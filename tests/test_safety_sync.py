@@ -27,7 +27,8 @@ from conftest import article_rows, make_corpus
 from faultproxy import FaultProxy
 from spanbank import review, sync
 from spanbank.cli import cli
-from spanbank.corpus import Corpus, live_annotations
+from spanbank.corpus.annotations import live_annotations
+from spanbank.corpus.store import Corpus
 from spanbank.errors import LabelStudioError
 from spanbank.gold import run_adjudication, select_annotations
 from spanbank.labelstudio.client import LabelStudioClient, encode_json

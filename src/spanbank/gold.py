@@ -12,15 +12,11 @@ import pyarrow.compute as pc
 
 from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
 from spanbank.agreement_report import latest_human_annotations
-from spanbank.corpus import (
-    EXTRA_TABLES,
-    TABLES,
-    Corpus,
-    attributes_json,
-    live_annotations,
-    to_arrow,
-)
+from spanbank.corpus.annotations import live_annotations
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import EXTRA_TABLES, TABLES, to_arrow
 from spanbank.errors import CorpusError, SpanbankError
+from spanbank.spans import attributes_json
 
 __all__ = [
     "CONFLICTS_TABLE",

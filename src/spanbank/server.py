@@ -274,7 +274,7 @@ def _read_pid(data: Path) -> int | None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    from spanbank.corpus import write_bytes_atomic
+    from spanbank.corpus.store import write_bytes_atomic
 
     write_bytes_atomic(text.encode("utf-8"), path, mode=0o600)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow.compute as pc
 
-from spanbank.corpus import Corpus, live_annotations
+from spanbank.corpus.annotations import live_annotations
+from spanbank.corpus.store import Corpus
 from spanbank.gold import REVIEW_ANNOTATOR
 from spanbank.sync import REVIEW_KIND
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from spanbank import identity
 from spanbank.corpus import Corpus
+from spanbank.corpus.articles import article_meta, attach_text
 from spanbank.errors import (
     CorpusError,
     LabelStudioError,
@@ -212,15 +212,6 @@ def select_articles(
     return articles, skipped
 
 
-def _article_meta(corpus: Corpus) -> pd.DataFrame:
-    """Every articles column but `text`, in table order: what selection filters on."""
-    path = corpus.table_path("articles")
-    if not path.exists():
-        return corpus.read("articles").drop(columns="text")
-    names = pq.read_schema(path).names if path.is_file() else pq.ParquetDataset(path).schema.names
-    return corpus.read("articles", columns=[c for c in names if c != "text"])
-
-
 def _pick(selected: pd.DataFrame, pushed_ids: set, skipped: Counter, sample: int | None, seed: int,
           batch_size: int | None) -> pd.DataFrame:
     """The selected articles not yet pushed, sampled, at most `batch_size`; counts the rest in `skipped`."""
@@ -236,40 +227,18 @@ def _pick(selected: pd.DataFrame, pushed_ids: set, skipped: Counter, sample: int
     return todo
 
 
-def _attach_text(corpus: Corpus, todo: pd.DataFrame) -> pd.DataFrame:
-    """`todo` with its articles' text, read only from the row groups that hold them."""
-    if "text" in todo.columns:
-        return todo
-    if todo.empty:
-        return todo.assign(text=pd.Series(dtype=object))
-    wanted = pa.array(todo["article_id"].astype(str).tolist(), pa.string())
-    path = corpus.table_path("articles")
-    texts: dict[str, str] = {}
-    for f in sorted(path.rglob("*.parquet")) if path.is_dir() else [path]:
-        pf = pq.ParquetFile(f)
-        for g in range(pf.num_row_groups):
-            hit = pc.is_in(pf.read_row_group(g, columns=["article_id"]).column(0), value_set=wanted)
-            if not pc.any(hit).as_py():
-                continue
-            found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
-            texts.update(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))
-            if len(texts) >= len(wanted):
-                break
-    return todo.assign(text=todo["article_id"].map(texts))
-
-
 def select_batch(
     corpus: Corpus, project: str, ls_url: str, *, ids: Iterable[str] | None = None, where: str | None = None,
     sample: int | None = None, seed: int = 0, batch_size: int | None = None,
 ) -> tuple[pd.DataFrame, Counter]:
     """The articles (with text) a push to `project` on `ls_url` would send next, as push_batch picks
     them from the corpus alone (without reconciling with the server), and counts of what was left out."""
-    articles = _article_meta(corpus)
+    articles = article_meta(corpus)
     selected, skipped = select_articles(articles, ids=ids, where=where)
     local = corpus.read("tasks", columns=["project", "ls_url", "article_id"])
     local = local[(local["project"] == project) & (local["ls_url"] == ls_url.rstrip("/"))]
     todo = _pick(selected, set(local["article_id"]), skipped, sample, seed, batch_size)
-    return _attach_text(corpus, todo), skipped
+    return attach_text(corpus, todo), skipped
 
 
 def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
@@ -374,7 +343,7 @@ def push_batch(
                 "`spanbank adjudicate --review`, not `spanbank push`"
             )
     schema = corpus.schema
-    articles = _article_meta(corpus)  # no text: a batch is small, the corpus may not be
+    articles = article_meta(corpus)  # no text: a batch is small, the corpus may not be
     if articles.empty:
         raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
     selected, skipped = select_articles(articles, ids=ids, where=where)
@@ -418,7 +387,7 @@ def push_batch(
             return preds, chunks, bodies
 
         batch, picked = pick(set(local["article_id"]))
-        todo = _attach_text(corpus, batch)
+        todo = attach_text(corpus, batch)
         preds, chunks, bodies = plan(todo)
         proj, state = looked_up.result()
         if state == "missing":
@@ -463,7 +432,7 @@ def push_batch(
             done_ids = set(local["article_id"]) - (gone if repush_missing else set())
             again, picked = pick(done_ids | set(reconciled["article_id"]))
             if again["article_id"].tolist() != batch["article_id"].tolist():
-                todo = _attach_text(corpus, again)
+                todo = attach_text(corpus, again)
                 preds, chunks, bodies = plan(todo)
         skipped.update(picked)
         summary["reconciled"] = len(reconciled)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from spanbank.corpus import Corpus, parse_attributes
+from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import annotation_spans, select_annotations
 from spanbank.preannotate import TAGGER_VERSION, evaluate, preannotate
+from spanbank.spans import parse_attributes
 
 
 def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "auto") -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from spanbank import __version__
-from spanbank.corpus import Corpus, default_corpus_dir
+from spanbank.corpus.store import Corpus, default_corpus_dir
 from spanbank.errors import SpanbankError
 
 # command name -> module under spanbank.cli defining a click command of that name

@@ -15,16 +15,16 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from spanbank.corpus import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus import fsync_path
+from spanbank.corpus.articles import article_batches, article_columns, article_files
+from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
+from spanbank.corpus.store import fsync_path
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -145,7 +145,9 @@ def _export_dataset(
         {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items())}
         if "selection" in ann else None
     )
-    art_cols = set(pq.read_schema(_article_files(corpus)[0]).names)
+    if not article_files(corpus):
+        raise ExportError(f"{corpus.table_path('articles')} holds no Parquet files")
+    art_cols = set(article_columns(corpus))
     if group_by is not None and group_by not in art_cols:
         raise ExportError(f"--group-by {group_by!r} is not an articles column ({', '.join(sorted(art_cols))})")
     split_of = _split_articles(corpus, ann, fractions, seed, group_by)
@@ -271,29 +273,13 @@ def _corpus_rows(corpus, annotation_ids) -> tuple[pa.Table, pa.Table]:
     )
 
 
-def _article_files(corpus) -> list[Path]:
-    path = corpus.table_path("articles")
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise ExportError(f"{path} holds no Parquet files")
-    return files
-
-
-def _article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Articles table batches in file order (deterministic), reading only `columns`."""
-    for f in _article_files(corpus):
-        pf = pq.ParquetFile(f)
-        cols = [c for c in columns if c in pf.schema_arrow.names]
-        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
-
-
 def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
     """article_id -> split name for every selected article (checking each has a text)."""
     wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
     cols = ["article_id"] + ([group_by] if group_by else [])
     ids: list[str] = []
     keys: list[str] = []
-    for batch in _article_batches(corpus, cols, 65536):
+    for batch in article_batches(corpus, cols, 65536):
         batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
         if not batch.num_rows:
             continue
@@ -348,7 +334,7 @@ def _stream(corpus, ann, span_source, split_of, splits, labels, schema, writers,
         if progress:
             progress("exporting", done, total)
 
-    for batch in _article_batches(corpus, cols, chunk_size):
+    for batch in article_batches(corpus, cols, chunk_size):
         batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
         while batch.num_rows:
             take = min(chunk_size - held, batch.num_rows)

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from spanbank.corpus import parse_attributes
 from spanbank.errors import ExportError, OffsetError
 from spanbank.offsets import check_span
+from spanbank.spans import parse_attributes
 
 META_COLUMNS = ("title", "source", "url", "published_at", "language")
 MAX_NAMED = 10

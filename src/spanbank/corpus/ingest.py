@@ -23,9 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spanbank.brat import IDS_FILE, article_id_of, parse_ann
-from spanbank.corpus import TS, Corpus, attributes_json, temp_prefix, to_arrow
+from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
+from spanbank.corpus.store import Corpus, temp_prefix
+from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
+from spanbank.spans import attributes_json
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
 SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
