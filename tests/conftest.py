@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spanbank import server
 from spanbank.corpus import Corpus
+from spanbank.labelstudio import server
 
 DATA = Path(__file__).parent / "data"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow.compute as pc
 
-from spanbank.corpus.annotations import live_annotations
+from spanbank.corpus.annotations import REVIEW_KIND, live_annotations
 from spanbank.corpus.store import Corpus
 from spanbank.gold import REVIEW_ANNOTATOR
-from spanbank.sync import REVIEW_KIND
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
 

@@ -73,8 +73,8 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
             obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
         )
         if review:
-            from spanbank.review import push_review
-            from spanbank.sync import run
+            from spanbank.labelstudio.review import push_review
+            from spanbank.labelstudio.workflow import run
 
             with Progress(quiet or as_json) as bar:
                 summary["review"] = run(

@@ -35,8 +35,9 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
     \b
         spanbank pull --project news-batch1 --json
     """
-    from spanbank.sync import pull as pull_annotations
-    from spanbank.sync import pull_warnings, run
+    from spanbank.labelstudio.pull import pull as pull_annotations
+    from spanbank.labelstudio.pull import pull_warnings
+    from spanbank.labelstudio.workflow import run
 
     with resume_on_interrupt("pull"), errors_as_click(), Progress(quiet or as_json) as bar:
         summary = run(
