@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from spanbank.agreement import AgreementError, cohen_kappa, krippendorff_alpha, unitizing_alpha
+from spanbank.agreement import cohen_kappa, krippendorff_alpha, unitizing_alpha
 from spanbank.agreement_report import (
     agreement_report,
     build_report,
-    latest_human_annotations,
     render_table,
     to_csv,
     to_html,
@@ -21,7 +20,8 @@ from spanbank.agreement_report import (
     tokenize,
 )
 from spanbank.cli.agree import agree
-from spanbank.errors import SpanbankError
+from spanbank.corpus.annotations import latest_per_annotator
+from spanbank.errors import AgreementError, SpanbankError
 
 TEXT1 = 'Smith said: "We will win." The mayor disagreed.'
 TEXT2 = "Rain fell. Jones told reporters it was fine."
@@ -121,7 +121,7 @@ def row(rep, label):
 
 
 def test_selection_keeps_latest_live_human_annotations():
-    sel = latest_human_annotations(tables()["annotations"])
+    sel = latest_per_annotator(tables()["annotations"])
     assert sorted(sel["annotation_id"]) == ["x1", "x2", "x3", "x4", "x5"]
     rep = report()
     assert rep["coverage"]["articles_with_2plus"] == 2

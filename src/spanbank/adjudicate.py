@@ -47,10 +47,9 @@ import numpy as np
 import pandas as pd
 
 from spanbank.agreement import align_span_arrays
-from spanbank.errors import SpanbankError
+from spanbank.errors import AdjudicationError
 
 __all__ = [
-    "AdjudicationError",
     "CONFLICT_COLUMNS",
     "GOLD_RELATION_COLUMNS",
     "GOLD_SPAN_COLUMNS",
@@ -69,10 +68,6 @@ CONFLICT_COLUMNS = ["article_id", "group_id", "kind", "detail"]
 
 _SPAN_IN = ["article_id", "annotator", "span_id", "label", "start", "end"]
 _REL_IN = ["article_id", "annotator", "from_span_id", "to_span_id", "label"]
-
-
-class AdjudicationError(SpanbankError, ValueError):
-    """Adjudication cannot run on this input or with these options."""
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None]:

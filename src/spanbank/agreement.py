@@ -7,10 +7,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from spanbank.errors import SpanbankError
+from spanbank.errors import AgreementError
 
 __all__ = [
-    "AgreementError",
     "align_span_arrays",
     "align_spans",
     "category_figures",
@@ -29,10 +28,6 @@ __all__ = [
 ]
 
 NAN = float("nan")
-
-
-class AgreementError(SpanbankError, ValueError):
-    """Agreement cannot be computed from this input or selection."""
 
 
 # --------------------------------------------------------------------------- helpers

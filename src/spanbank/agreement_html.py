@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from spanbank.agreement import AgreementError
+from spanbank.errors import AgreementError
 
 e = html.escape
 

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from spanbank.agreement import (
-    AgreementError,
     _ac1_from_table,
     _kappa_from_table,
     align_span_arrays,
@@ -18,12 +17,13 @@ from spanbank.agreement import (
     category_item_stats,
     unitizing_components,
 )
+from spanbank.corpus.annotations import latest_per_annotator
 from spanbank.csvsafe import csv_text
+from spanbank.errors import AgreementError
 
 __all__ = [
     "agreement_report",
     "build_report",
-    "latest_human_annotations",
     "render_table",
     "to_csv",
     "to_html",
@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 NAN = float("nan")
-HUMAN_ORIGINS = ("human", "import")
 TOKEN_PATTERN = r"\w+|[^\w\s]"
 SPAN_MEASURES = ("span_f1_exact", "span_f1_overlap", "span_f1_any")
 TOKEN_MEASURES = ("alpha", "fleiss_kappa", "ac1", "observed")
@@ -78,39 +77,6 @@ def agreement_report(
         seed=seed,
         views=views,
     )
-
-
-def _flag(col: pd.Series) -> np.ndarray:
-    """A nullable boolean column as a plain bool array (missing = False)."""
-    return np.array([bool(v) if not pd.isna(v) else False for v in col], dtype=bool)
-
-
-def latest_human_annotations(
-    annotations: pd.DataFrame, project=None, annotators=None, origins=HUMAN_ORIGINS
-) -> pd.DataFrame:
-    """The annotations agreement is computed on: the latest live human version per article and annotator.
-
-    Keeps origin human/import, not cancelled, not superseded, not deleted; with several
-    left for one (article, annotator), the last by updated_at/created_at/version.
-    """
-    a = annotations
-    keep = np.array(a["origin"].isin(list(origins)), dtype=bool)
-    for col in ("cancelled", "superseded"):
-        if col in a:
-            keep = keep & ~_flag(a[col])
-    if "deleted_at" in a:
-        keep = keep & np.array(a["deleted_at"].isna(), dtype=bool)
-    if "invalid_reason" in a:  # see corpus.live_annotations
-        keep = keep & np.array(a["invalid_reason"].isna(), dtype=bool)
-    if project is not None and "project" in a:
-        keep = keep & np.array(a["project"] == project, dtype=bool)
-    if annotators is not None:
-        keep = keep & np.array(a["annotator"].isin(list(annotators)), dtype=bool)
-    a = a[keep]
-    order = [c for c in ("updated_at", "created_at", "version") if c in a]
-    if order:
-        a = a.sort_values(order, kind="stable", na_position="first")
-    return a.drop_duplicates(["article_id", "annotator"], keep="last")
 
 
 # --------------------------------------------------------------------------- tokens
@@ -237,7 +203,7 @@ def build_report(
 ) -> dict:
     """Agreement report from the corpus tables (pandas DataFrames as stored).
 
-    Uses the latest live human annotation of each annotator (:func:`latest_human_annotations`)
+    Uses the latest live human annotation of each annotator (:func:`spanbank.corpus.annotations.latest_per_annotator`)
     on articles that two or more annotators annotated. Returns a JSON-ready dict:
     ``selection``, ``coverage``, ``summary`` (headline figures with bootstrap CIs),
     ``labels`` (per label, then micro and macro), ``pairs`` (per annotator pair and label),
@@ -251,7 +217,7 @@ def build_report(
     if bootstrap < 0:
         raise AgreementError(f"bootstrap must be >= 0, got {bootstrap}")
     notes: list[str] = []
-    ann = latest_human_annotations(annotations, project, annotators)
+    ann = latest_per_annotator(annotations, project, annotators)
     per_article = ann.groupby("article_id")["annotator"].nunique()
     multi = per_article[per_article >= 2].index
     if len(multi) == 0:
@@ -871,11 +837,11 @@ def _attribution_units(sp_all, relations, lengths):
 
 def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[dict]:
     """Per annotator: span precision/recall/F1 (same label, IoU >= ``iou``) against adjudicated gold."""
-    gold = latest_human_annotations(annotations, project, None, origins=("gold",))
+    gold = latest_per_annotator(annotations, project, None, origins=("gold",))
     if not len(gold):
         return []
     gold = gold.drop_duplicates("article_id", keep="last")
-    human = latest_human_annotations(annotations, project, annotators)
+    human = latest_per_annotator(annotations, project, annotators)
     human = human[human["article_id"].isin(set(gold["article_id"]))]
     sp = spans[spans["label"].isin(labels)]
     g = sp.merge(gold[["annotation_id", "article_id"]], on=["annotation_id", "article_id"])

@@ -10,12 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
-from spanbank.agreement_report import latest_human_annotations
-from spanbank.corpus.annotations import live_annotations
+from spanbank.adjudicate import adjudicate, parse_strategy
+from spanbank.corpus.annotations import latest_per_annotator, live_annotations
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import EXTRA_TABLES, TABLES, to_arrow
-from spanbank.errors import CorpusError, SpanbankError
+from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
 from spanbank.spans import attributes_json
 
 __all__ = [
@@ -67,7 +66,7 @@ class _Gold:
 
 def _human_inputs(corpus: Corpus, project, article_ids=None):
     """Latest human annotations and their spans/relations, each row tagged with its annotator."""
-    ann = latest_human_annotations(corpus.read("annotations"), project=project)
+    ann = latest_per_annotator(corpus.read("annotations"), project=project)
     if article_ids is not None:
         ann = ann[ann["article_id"].isin(list(article_ids))]
     who = ann[["annotation_id", "article_id", "annotator"]]
@@ -308,7 +307,7 @@ def select_annotations(
         raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
     ann = corpus.read("annotations")
     live = live_annotations(ann)
-    humans = latest_human_annotations(ann, project=project)
+    humans = latest_per_annotator(ann, project=project)
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
     if gold != "auto" and not is_strategy:
         rows = live[live["annotator"] == gold]

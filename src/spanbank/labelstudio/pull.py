@@ -16,7 +16,14 @@ import pyarrow.compute as pc
 
 from spanbank import identity
 from spanbank.corpus import Corpus
-from spanbank.corpus.annotations import REVIEW_KIND, TEXT_EDITED, project_records, save_project
+from spanbank.corpus.annotations import (
+    REVIEW_KIND,
+    TEXT_EDITED,
+    current_mask,
+    not_superseded,
+    project_records,
+    save_project,
+)
 from spanbank.errors import (
     LabelStudioError,
     LabelStudioServerError,
@@ -161,8 +168,8 @@ def pull(
             all_ann[c] = None
         is_mine = (all_ann["project"] == project) & (all_ann["ls_url"].fillna(client.url) == client.url)
         is_mine &= all_ann["origin"] == origin
-        current = all_ann[is_mine & ~all_ann["superseded"].fillna(False).astype(bool)]
-        live = current[current["deleted_at"].isna()]
+        current = all_ann[is_mine & not_superseded(all_ann)]
+        live = current[current_mask(current)]
         # an earlier (deleted) project's annotations are not deletions in this one
         live = live[annotation_project_ids(live["annotation_id"]).fillna(pid) == pid]
         local_ids = live.groupby("ls_task_id")["ls_annotation_id"].agg(set).to_dict()

@@ -21,9 +21,13 @@ from __future__ import annotations
 import pandas as pd
 
 from spanbank.adjudicate import parse_strategy
-from spanbank.agreement_report import latest_human_annotations
 from spanbank.corpus import Corpus
-from spanbank.corpus.annotations import REVIEW_KIND, save_project
+from spanbank.corpus.annotations import (
+    REVIEW_KIND,
+    current_mask,
+    latest_per_annotator,
+    save_project,
+)
 from spanbank.errors import LabelStudioError, SpanbankError
 from spanbank.gold import (
     CONFLICTS_TABLE,
@@ -89,11 +93,11 @@ def review_predictions(
     texts = dict(zip(articles["article_id"], articles["text"], strict=True))
     wanted = list(texts)
     ann = corpus.read("annotations")
-    humans = latest_human_annotations(ann, project=project)
+    humans = latest_per_annotator(ann, project=project)
     humans = humans[humans["article_id"].isin(wanted)].sort_values(["article_id", "annotator"])
     gold_ids = [gold_annotation_id(strategy, a, project) for a in wanted]
     golds = ann[ann["annotation_id"].isin(gold_ids) & (ann["origin"] == GOLD_ORIGIN)]
-    golds = golds[~golds["superseded"].fillna(False).astype(bool) & golds["deleted_at"].isna()]
+    golds = golds[current_mask(golds)]
     rows = pd.concat([humans, golds], ignore_index=True)
     if rows.empty:
         return {}

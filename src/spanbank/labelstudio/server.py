@@ -43,7 +43,7 @@ PRIVATE_SETTINGS = {
     # our settings module (shipped in spanbank/data/labelstudio) answers /heidi-tips/ locally
     "DJANGO_SETTINGS_MODULE": "spanbank_ls_settings",
 }
-LS_SETTINGS_DIR = Path(__file__).parent / "data" / "labelstudio"
+LS_SETTINGS_DIR = Path(__file__).parent.parent / "data" / "labelstudio"
 Progress = Callable[[str], None]
 
 
