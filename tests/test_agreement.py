@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbank.agreement import (
+from spanbank.agreement.coefficients import (
     align_span_arrays,
     align_spans,
     cohen_kappa,

@@ -494,7 +494,7 @@ def test_tokens_cut_at_span_boundaries():
 
 def test_tokens_without_spans_are_the_agreement_report_tokens():
     """Export and agreement count the same tokens (one definition, two implementations)."""
-    from spanbank.agreement_report import tokenize as report_tokenize
+    from spanbank.tokens import tokenize as report_tokenize
 
     text = 'Der Bürgermeister 🎉 sagte:\nAlles wird gut, "sagte" er_2 — é́ 3.5%'
     _, starts, ends, _ = report_tokenize([text])

@@ -256,7 +256,7 @@ def _duplicate_as_old_spanbank_did(corpus, new_url):
 
 
 def _agreement(corpus, project):
-    from spanbank.agreement_report import agreement_report
+    from spanbank.agreement.report import agreement_report
 
     report = agreement_report(corpus, project=project, bootstrap=0)
     return {k: v["value"] for k, v in report["summary"].items()}

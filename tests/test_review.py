@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_corpus
-from spanbank.agreement_report import agreement_report
+from spanbank.agreement.report import agreement_report
 from spanbank.cli import cli
 from spanbank.corpus import tables
 from spanbank.errors import SpanbankError

@@ -306,7 +306,7 @@ def test_url_credentials_are_redacted_everywhere(tmp_path, ls_conn, ls_client, u
         found += [f.name for c in cells if "hunter2pw" in c or "alice:" in c]
     assert not found, found
     assert set(corpus.read("tasks")["ls_url"]) == {url}
-    from spanbank.agreement_report import _task_links
+    from spanbank.agreement.report import _task_links
 
     links = _task_links(corpus.read("tasks"), list(texts), project_name)
     assert links and all(v.startswith(url + "/projects/") for v in links.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from spanbank.agreement.coefficients import prf
 from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import annotation_spans, select_annotations
@@ -42,8 +43,5 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
     out = {"tagger": TAGGER_VERSION, "gold": gold, "articles": len(chosen), "exact": {}, "overlap": {}}
     for mode, per in totals.items():
         for key, (tp, n_pred, n_gold) in sorted(per.items()):
-            p = tp / n_pred if n_pred else float("nan")
-            rec = tp / n_gold if n_gold else float("nan")
-            f = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else float("nan")
-            out[mode][key] = {"precision": p, "recall": rec, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
+            out[mode][key] = prf(tp, n_pred, n_gold)
     return out

@@ -381,7 +381,7 @@ def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, gr
 def _agreement(corpus, project) -> dict | None:
     """Headline agreement figures when the corpus has overlapping annotations; None otherwise."""
     try:
-        from spanbank.agreement_report import agreement_report
+        from spanbank.agreement.report import agreement_report
 
         # cheap check first: the report reads whole tables, pointless without overlap
         live = corpus.latest_annotations(project=project)
