@@ -21,6 +21,14 @@ def _test_data_dir() -> Path:
     return Path(os.environ.get("SPANBANK_TEST_LS_DIR") or server.cache_dir() / "test-server")
 
 
+def pytest_collection_modifyitems(items):
+    """A test that needs the session's Label Studio carries the `labelstudio` marker whether or
+    not it says so, so `pytest -m "not labelstudio"` (`make test-fast`) never starts a server."""
+    for item in items:
+        if "ls_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.labelstudio)
+
+
 @pytest.fixture(scope="session")
 def ls_server():
     """A real local Label Studio for the whole session: reused if running, else started and

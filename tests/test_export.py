@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 
 import pandas as pd
@@ -504,29 +503,7 @@ def test_tokens_without_spans_are_the_agreement_report_tokens():
 # --------------------------------------------------------------------------- command line
 
 
-@pytest.fixture
-def gold_module(monkeypatch):
-    """spanbank.gold when it exists; otherwise a tiny stand-in with its interface."""
-    try:
-        import spanbank.gold  # noqa: F401
-        return
-    except ImportError:
-        pass
-    fake = types.ModuleType("spanbank.gold")
-
-    def select_annotations(corpus, gold="auto", project=None):
-        return corpus.latest_annotations(project=project)
-
-    def annotation_spans(corpus, annotations):
-        ids = set(annotations["annotation_id"])
-        sp, rel = corpus.read("spans"), corpus.read("relations")
-        return sp[sp["annotation_id"].isin(ids)], rel[rel["annotation_id"].isin(ids)]
-
-    fake.select_annotations, fake.annotation_spans = select_annotations, annotation_spans
-    monkeypatch.setitem(sys.modules, "spanbank.gold", fake)
-
-
-def test_cli_export_json(tmp_path, gold_module):
+def test_cli_export_json(tmp_path):
     from spanbank.cli import cli
 
     build_corpus(tmp_path / "c")
@@ -539,7 +516,7 @@ def test_cli_export_json(tmp_path, gold_module):
     assert verify(tmp_path / "o") == []
 
 
-def test_cli_errors_are_one_line(tmp_path, gold_module):
+def test_cli_errors_are_one_line(tmp_path):
     from spanbank.cli import cli
 
     build_corpus(tmp_path / "c")

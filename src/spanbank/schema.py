@@ -13,7 +13,6 @@ import yaml
 
 from spanbank.errors import SchemaError
 
-DEFAULT_SCHEMA = "news"
 # a schema is a few kB; the budgets refuse a YAML alias bomb before it is expanded
 MAX_SCHEMA_BYTES = 1 << 20
 MAX_SCHEMA_NODES = 100_000  # YAML nodes with every alias expanded

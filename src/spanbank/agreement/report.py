@@ -27,8 +27,6 @@ __all__ = [
 
 NAN = float("nan")
 SPAN_MEASURES = ("span_f1_exact", "span_f1_overlap", "span_f1_any")
-TOKEN_MEASURES = ("alpha", "fleiss_kappa", "ac1", "observed")
-PAIR_TOKEN_MEASURES = ("cohen_kappa", "ac1", "observed")
 QUOTE_LABEL, SOURCE_RELATION, CUE_RELATION = "QUOTE", "said_by", "cue"
 ATTRIBUTION_MEASURES = (
     "attribution_f1",
