@@ -9,8 +9,7 @@ from spanbank.corpus.brat import FRAGMENT_KEY, parse_ann
 from spanbank.corpus.ingest import ingest_paths
 from spanbank.corpus.store import Corpus
 from spanbank.errors import IngestError
-from spanbank.schema import load_schema
-from spanbank.spans import parse_attributes
+from spanbank.schema import load_schema, parse_attributes
 
 TEXT = (
     "Storm hits coast\n"

@@ -18,7 +18,7 @@ from spanbank.export.conll import read_conll
 from spanbank.export.docs import bio_layers, build_documents, tokenize
 from spanbank.export.jsonl import read_jsonl
 from spanbank.export.split import assign_splits, parse_split
-from spanbank.spans import attributes_json
+from spanbank.schema import attributes_json
 
 ALL = ["jsonl", "spacy", "hf", "conll", "brat", "quotes"]
 T0 = pd.Timestamp("2024-05-01T12:00:00Z")

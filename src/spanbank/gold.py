@@ -15,7 +15,7 @@ from spanbank.corpus.annotations import latest_per_annotator, live_annotations
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import EXTRA_TABLES, TABLES, to_arrow
 from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
-from spanbank.spans import attributes_json
+from spanbank.schema import attributes_json
 
 __all__ = [
     "CONFLICTS_TABLE",

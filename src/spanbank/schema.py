@@ -1,8 +1,9 @@
-"""Load and validate a label schema, and render its Label Studio labeling config."""
+"""Load and validate a label schema, render its Label Studio labeling config; span attribute JSON."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -261,3 +262,19 @@ def render_label_config(schema: Schema) -> str:
 def normalise_config(xml: str) -> str:
     """Whitespace-insensitive form of a labeling config, for drift checks."""
     return "".join(line.strip() for line in xml.splitlines())
+
+
+# --------------------------------------------------------------------------- span attribute JSON
+
+
+def attributes_json(attrs: dict | None) -> str | None:
+    """Canonical JSON of a span's attributes (sorted keys) or None when it has none."""
+    return json.dumps(attrs, sort_keys=True, ensure_ascii=False) if attrs else None
+
+
+def parse_attributes(value) -> dict:
+    if value is None or (isinstance(value, float) and value != value):
+        return {}
+    if isinstance(value, dict):
+        return value
+    return json.loads(value)

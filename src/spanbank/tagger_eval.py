@@ -9,7 +9,7 @@ from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import annotation_spans, select_annotations
 from spanbank.preannotate import TAGGER_VERSION, evaluate, preannotate
-from spanbank.spans import parse_attributes
+from spanbank.schema import parse_attributes
 
 
 def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "auto") -> dict:

@@ -27,7 +27,7 @@ from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus.store import Corpus, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
-from spanbank.spans import attributes_json
+from spanbank.schema import attributes_json
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
 SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}

@@ -24,7 +24,7 @@ import pandas as pd
 
 from spanbank.errors import ExportError, OffsetError
 from spanbank.offsets import check_span
-from spanbank.spans import parse_attributes
+from spanbank.schema import parse_attributes
 from spanbank.tokens import TOKEN_PATTERN
 
 META_COLUMNS = ("title", "source", "url", "published_at", "language")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from spanbank.errors import ExportError
 from spanbank.export.docs import bio_layers, layer_names, tokenize
 from spanbank.export.manifest import file_sha256
-from spanbank.spans import attributes_json
+from spanbank.schema import attributes_json
 
 SCRATCH = "_hf_scratch"
 
