@@ -75,15 +75,6 @@ def pseudonym(key: bytes, ls_url: str, user_id) -> str:
     return "ann-" + hmac.new(key, msg, hashlib.sha256).hexdigest()[:8]
 
 
-def _ts(value) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
-    except (ValueError, TypeError):
-        return None
-
-
 def _pull_project(client, corpus: Corpus, tasks: pd.DataFrame, project: str) -> tuple[dict, int | None]:
     """The server's project titled `project`, and the Label Studio id recorded for it when that
     project was since deleted and made again (else None).
@@ -145,7 +136,7 @@ def pull(
             )
         records = project_records(corpus)
         rec = records[(records["project"] == project) & (records["ls_url"] == client.url)]
-        saved_cursor = None if rec.empty or change else _ts(rec["pull_cursor"].iloc[-1])
+        saved_cursor = None if rec.empty or change else convert.stamp(rec["pull_cursor"].iloc[-1])
         if saved_cursor is not None and pd.isna(saved_cursor):
             saved_cursor = None
         cursor = None if full else saved_cursor
@@ -178,7 +169,7 @@ def pull(
         for tid, (updated, ann_ids) in listing.items():
             if not ann_ids:
                 continue
-            ts = _ts(updated)
+            ts = convert.stamp(updated)
             if cursor is None or ts is None or ts > cursor or ann_ids - local_ids.get(tid, set()):
                 fetch.append(tid)
         summary["tasks_listed"] = len(listing)
@@ -229,19 +220,15 @@ def pull(
                 invalid = TEXT_EDITED if task_text is not None and task_text != text else None
                 for ann in task.get("annotations") or []:
                     ls_aid = int(ann["id"])
-                    sha = convert.result_sha(ann.get("result"))
-                    updated = _ts(ann.get("updated_at")) or _ts(ann.get("created_at"))
-                    version = 1
+                    prev = None
                     if latest is not None and ls_aid in latest.index:
                         prev = latest.loc[ls_aid]
                         if isinstance(prev, pd.DataFrame):
                             prev = prev.sort_values("version").iloc[-1]
-                        same = prev["result_sha"] == sha if isinstance(prev["result_sha"], str) else False
-                        same = same or (prev["result_sha"] is None and _ts(prev["updated_at"]) == updated)
-                        same = same and _invalid_reason(prev) == invalid
-                        if same and pd.isna(prev["deleted_at"]) and bool(prev["cancelled"]) == bool(ann.get("was_cancelled")):
-                            continue
-                        version = int(prev["version"]) + 1
+                    version = convert.pulled_version(ann, prev, invalid)
+                    if version is None:
+                        continue
+                    if prev is not None:
                         superseded_idx.append(int(prev["_row"]))
                         counts["updated"] += 1
                     else:
@@ -257,10 +244,11 @@ def pull(
                         "annotation_id": annotation_id, "project": project, "article_id": aid,
                         "ls_task_id": tid, "ls_annotation_id": ls_aid,
                         "annotator": pseudonym(key, server.basis, user) if user is not None else None,
-                        "origin": "human", "created_at": _ts(ann.get("created_at")),
-                        "updated_at": updated, "lead_time_s": ann.get("lead_time"),
+                        "origin": "human", "created_at": convert.stamp(ann.get("created_at")),
+                        "updated_at": convert.updated_at(ann), "lead_time_s": ann.get("lead_time"),
                         "cancelled": cancelled, "version": version, "superseded": False,
-                        "deleted_at": None, "pulled_at": now, "ls_url": client.url, "result_sha": sha,
+                        "deleted_at": None, "pulled_at": now, "ls_url": client.url,
+                        "result_sha": convert.result_sha(ann.get("result")),
                         "invalid_reason": invalid,
                     })
                     if review_of is not None:  # the reviewer's pseudonym moves to `reviewer`
@@ -317,8 +305,8 @@ def pull(
                 writer.replace("annotations", table)
             else:
                 writer.append("annotations", pd.DataFrame(ann_rows))
-        cursor_ts = max((t for t in (_ts(u) for u, _ in listing.values()) if t is not None), default=cursor)
-        cursor_ts = _cursor_before(cursor_ts, [_ts(listing[t][0]) for t in unreadable])
+        cursor_ts = max((t for t in (convert.stamp(u) for u, _ in listing.values()) if t is not None), default=cursor)
+        cursor_ts = _cursor_before(cursor_ts, [convert.stamp(listing[t][0]) for t in unreadable])
         if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
             cursor_ts = saved_cursor
         save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
@@ -362,12 +350,6 @@ def _ids(ids: list[int], most: int = 10) -> str:
     """Up to `most` ids, comma-separated, and how many more."""
     shown = ", ".join(str(i) for i in ids[:most])
     return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
-
-
-def _invalid_reason(row) -> str | None:
-    """A stored annotation row's invalid_reason (None when absent or null)."""
-    reason = row.get("invalid_reason")
-    return reason if isinstance(reason, str) else None
 
 
 def _cursor_before(cursor: pd.Timestamp | None, held_back: list) -> pd.Timestamp | None:
