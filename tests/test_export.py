@@ -528,14 +528,11 @@ def test_cli_errors_are_one_line(tmp_path):
     assert res.exit_code == 0 and "Example:" in res.output
 
 
-def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
-    """Real spanbank.gold: articles with two annotators get majority gold computed on the fly."""
-    corpus = build_corpus(tmp_path / "c")
+def _second_annotator(corpus, twice):
+    """Give the articles `twice` a second annotator, bob, who agrees with the first."""
     ann = corpus.read("annotations")
     sp = corpus.read("spans")
     rel = corpus.read("relations")
-    twice = ["a03", "a04", "a05"]
-    want = corpus_spans(corpus)
     bob = ann[ann["article_id"].isin(twice)].assign(
         annotation_id=lambda d: d["annotation_id"] + "-bob", annotator="bob")
     bob_sp = sp[sp["article_id"].isin(twice)].assign(annotation_id=lambda d: d["annotation_id"] + "-bob")
@@ -545,6 +542,14 @@ def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
         w.append("annotations", bob)
         w.append("spans", bob_sp)
         w.append("relations", bob_rel)
+
+
+def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
+    """Real spanbank.gold: articles with two annotators get majority gold computed on the fly."""
+    corpus = build_corpus(tmp_path / "c")
+    twice = ["a03", "a04", "a05"]
+    want = corpus_spans(corpus)
+    _second_annotator(corpus, twice)
     s = export_dataset(corpus, ["jsonl"], tmp_path / "o")
     m = json.loads((tmp_path / "o/manifest.json").read_text())
     assert m["gold"] == "auto" and m["gold_selection"] == {"computed": 3, "single": len(ARTICLES) - 3}
@@ -556,6 +561,22 @@ def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
         assert len(docs[aid]["relations"]) == 2
     assert m["agreement"] is not None and m["agreement"]["articles_with_2plus"] == 3
     assert verify(tmp_path / "o") == []
+
+
+def test_gold_computed_on_the_fly_is_adjudicated_once_not_per_chunk(tmp_path, monkeypatch):
+    """Small chunks do not make export re-read the tables and adjudicate again for each chunk."""
+    from spanbank import gold
+
+    corpus = build_corpus(tmp_path / "c")
+    _second_annotator(corpus, ["a03", "a04", "a05"])
+    calls = []
+    real = gold.annotation_spans
+    monkeypatch.setattr(gold, "annotation_spans", lambda c, a: calls.append(len(a)) or real(c, a))
+    export_dataset(corpus, ["jsonl"], tmp_path / "o", chunk_size=1)
+    assert calls == [3]  # the three computed articles, in one call
+    monkeypatch.undo()
+    export_dataset(corpus, ["jsonl"], tmp_path / "o2", chunk_size=1000)
+    assert all_docs(tmp_path / "o") == all_docs(tmp_path / "o2")
 
 
 def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(tmp_path):

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from spanbank.corpus.articles import article_batches, article_columns, article_files
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
+from spanbank.corpus.tables import TABLES, to_arrow
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -229,8 +230,8 @@ def _selection(corpus, gold, project, annotations):
             raise ExportError("gold selection needs spanbank.gold, which is not installed here") from None
         ann = gold_mod.select_annotations(corpus, gold=gold, project=project).reset_index(drop=True)
         desc = gold
-    # Stored annotations: their rows are read once, kept as Arrow and sliced per chunk.
-    # Gold computed on the fly (not stored) is recomputed by spanbank.gold, chunk by chunk.
+    # Stored annotations: their rows are read once, kept as Arrow and sliced per chunk. Gold
+    # computed on the fly (not stored) is adjudicated once, for every article, and kept the same way.
     stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
     in_store = ann["annotation_id"].isin(stored_ids)
     if "selection" in ann:
@@ -240,17 +241,16 @@ def _selection(corpus, gold, project, annotations):
         missing = ann.loc[~in_store, "annotation_id"].astype(str).tolist()
         raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
     spans, rels = _corpus_rows(corpus, ann.loc[in_store, "annotation_id"])
+    todo = ann[~in_store]
+    if len(todo):
+        more_sp, more_rl = gold_mod.annotation_spans(corpus, todo.drop(columns="_stored"))
+        spans = _with_rows("spans", spans, more_sp)
+        rels = _with_rows("relations", rels, more_rl)
 
     def source(chunk: pd.DataFrame):
-        stored = chunk[chunk["_stored"]]
-        ids = pa.array(stored["annotation_id"].astype(str).tolist(), pa.string())
+        ids = pa.array(chunk["annotation_id"].astype(str).tolist(), pa.string())
         sp = spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)).to_pylist()
         rl = rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)).to_pylist()
-        todo = chunk[~chunk["_stored"]]
-        if len(todo):
-            more_sp, more_rl = gold_mod.annotation_spans(corpus, todo.drop(columns="_stored"))
-            sp += more_sp.to_dict("records")
-            rl += more_rl.to_dict("records")
         return sp, rl
 
     if not len(ann):
@@ -271,6 +271,12 @@ def _corpus_rows(corpus, annotation_ids) -> tuple[pa.Table, pa.Table]:
         spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)),
         rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)),
     )
+
+
+def _with_rows(name: str, table: pa.Table, rows: pd.DataFrame) -> pa.Table:
+    """`table` (stored rows, as read) followed by computed `rows` of the same corpus table."""
+    cols = TABLES[name].names
+    return pa.concat_tables([to_arrow(name, table.select(cols)), to_arrow(name, rows[cols])])
 
 
 def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
