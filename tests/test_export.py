@@ -570,8 +570,9 @@ def test_gold_computed_on_the_fly_is_adjudicated_once_not_per_chunk(tmp_path, mo
     corpus = build_corpus(tmp_path / "c")
     _second_annotator(corpus, ["a03", "a04", "a05"])
     calls = []
-    real = gold.annotation_spans
-    monkeypatch.setattr(gold, "annotation_spans", lambda c, a: calls.append(len(a)) or real(c, a))
+    real = gold._adjudicate_store
+    monkeypatch.setattr(gold, "_adjudicate_store",
+                        lambda c, s, p, article_ids: calls.append(len(article_ids)) or real(c, s, p, article_ids=article_ids))
     export_dataset(corpus, ["jsonl"], tmp_path / "o", chunk_size=1)
     assert calls == [3]  # the three computed articles, in one call
     monkeypatch.undo()

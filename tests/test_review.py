@@ -15,10 +15,11 @@ from conftest import make_corpus
 from spanbank.agreement.report import agreement_report
 from spanbank.cli import cli
 from spanbank.corpus import tables
+from spanbank.corpus.annotations import REVIEW_ANNOTATOR
 from spanbank.errors import SpanbankError
 from spanbank.export import export_dataset
 from spanbank.export.jsonl import read_jsonl
-from spanbank.gold import REVIEW_ANNOTATOR, run_adjudication, select_annotations
+from spanbank.gold import run_adjudication, select_annotations
 from spanbank.labelstudio import convert, review, workflow
 from spanbank.labelstudio import pull as ls_pull
 from spanbank.labelstudio import push as ls_push

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow.compute as pc
 
-from spanbank.corpus.annotations import REVIEW_KIND, current_mask, live_annotations
+from spanbank.corpus.annotations import (
+    REVIEW_ANNOTATOR,
+    REVIEW_KIND,
+    current_mask,
+    live_annotations,
+)
 from spanbank.corpus.store import Corpus
-from spanbank.gold import REVIEW_ANNOTATOR
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
 

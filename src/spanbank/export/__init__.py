@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 from spanbank.corpus.articles import article_batches, article_columns, article_files
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
-from spanbank.corpus.tables import TABLES, to_arrow
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -219,33 +218,23 @@ def _default_name(corpus) -> str:
 
 def _selection(corpus, gold, project, annotations):
     """(one annotation row per article, chunk -> (spans, relations), description of the choice)."""
+    from spanbank import gold as gold_mod
+
     if annotations is not None:
         ann = annotations.reset_index(drop=True)
-        gold_mod = None
+        stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
+        missing = ann.loc[~ann["annotation_id"].isin(stored_ids), "annotation_id"].astype(str).tolist()
+        if missing:
+            raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
+        rows = gold_mod.gold_rows(corpus, annotations=ann)
         desc = "given"
     else:
-        try:
-            from spanbank import gold as gold_mod
-        except ImportError:
-            raise ExportError("gold selection needs spanbank.gold, which is not installed here") from None
-        ann = gold_mod.select_annotations(corpus, gold=gold, project=project).reset_index(drop=True)
+        rows = gold_mod.gold_rows(corpus, gold=gold, project=project)
+        ann = rows.annotations.reset_index(drop=True)
         desc = gold
-    # Stored annotations: their rows are read once, kept as Arrow and sliced per chunk. Gold
-    # computed on the fly (not stored) is adjudicated once, for every article, and kept the same way.
-    stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
-    in_store = ann["annotation_id"].isin(stored_ids)
-    if "selection" in ann:
-        in_store &= ann["selection"] != "computed"
-    ann = ann.assign(_stored=in_store.to_numpy())
-    if gold_mod is None and not in_store.all():
-        missing = ann.loc[~in_store, "annotation_id"].astype(str).tolist()
-        raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
-    spans, rels = _corpus_rows(corpus, ann.loc[in_store, "annotation_id"])
-    todo = ann[~in_store]
-    if len(todo):
-        more_sp, more_rl = gold_mod.annotation_spans(corpus, todo.drop(columns="_stored"))
-        spans = _with_rows("spans", spans, more_sp)
-        rels = _with_rows("relations", rels, more_rl)
+    # Stored rows are read once and gold computed on the fly adjudicated once (spanbank.gold),
+    # kept as Arrow and sliced per chunk.
+    spans, rels = rows.spans, rows.relations
 
     def source(chunk: pd.DataFrame):
         ids = pa.array(chunk["annotation_id"].astype(str).tolist(), pa.string())
@@ -260,23 +249,6 @@ def _selection(corpus, gold, project, annotations):
     if len(dup):
         raise ExportError(f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}")
     return ann, source, desc
-
-
-def _corpus_rows(corpus, annotation_ids) -> tuple[pa.Table, pa.Table]:
-    """Spans and relations of the given annotations, as Arrow (compact, sliced per chunk later)."""
-    ids = pa.array(pd.Series(annotation_ids).astype(str).tolist(), pa.string())
-    spans = corpus.read_arrow("spans")
-    rels = corpus.read_arrow("relations")
-    return (
-        spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)),
-        rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)),
-    )
-
-
-def _with_rows(name: str, table: pa.Table, rows: pd.DataFrame) -> pa.Table:
-    """`table` (stored rows, as read) followed by computed `rows` of the same corpus table."""
-    cols = TABLES[name].names
-    return pa.concat_tables([to_arrow(name, table.select(cols)), to_arrow(name, rows[cols])])
 
 
 def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:

@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 from spanbank import identity
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import (
+    GOLD_ORIGIN,
+    REVIEW_ANNOTATOR,
     REVIEW_KIND,
     TEXT_EDITED,
     current_mask,
@@ -142,9 +144,7 @@ def pull(
         cursor = None if full else saved_cursor
         # a review project's annotations are adjudicated gold, not another annotator's work
         review_of = rec.iloc[-1].get("review_of") if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND else None
-        origin = "gold" if review_of is not None else "human"
-        if review_of is not None:
-            from spanbank.gold import REVIEW_ANNOTATOR
+        origin = GOLD_ORIGIN if review_of is not None else "human"
         # 1. cheap listing
         yield {"stage": "list", "done": 0, "total": None}
         listing = {}

@@ -23,19 +23,15 @@ import pandas as pd
 from spanbank.adjudicate import parse_strategy
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import (
+    GOLD_ORIGIN,
     REVIEW_KIND,
     current_mask,
     latest_per_annotator,
     save_project,
 )
+from spanbank.corpus.tables import CONFLICTS_TABLE
 from spanbank.errors import LabelStudioError, SpanbankError
-from spanbank.gold import (
-    CONFLICTS_TABLE,
-    GOLD_ORIGIN,
-    annotation_spans,
-    gold_annotation_id,
-    gold_annotator,
-)
+from spanbank.gold import annotation_spans, gold_annotation_id, gold_annotator
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.projects import ensure_project
