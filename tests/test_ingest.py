@@ -322,7 +322,7 @@ def test_progress_is_reported(corpus, tmp_path):
     for i in range(3):
         (tmp_path / f"{i}.txt").write_text(f"text {i}")
     calls = []
-    ingest_paths(corpus, [tmp_path / f"{i}.txt" for i in range(3)], progress=lambda *a: calls.append(a))
+    ingest_paths(corpus, [tmp_path / f"{i}.txt" for i in range(3)], progress=calls.append)
     assert calls == [("reading", 1, 3), ("reading", 2, 3), ("reading", 3, 3)]
 
 

@@ -79,7 +79,7 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
             with Progress(quiet or as_json) as bar:
                 summary["review"] = run(
                     push_review(obj.corpus, project, strategy, url=url, api_key=api_key, wait=wait),
-                    lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+                    bar.update,
                 )
     if as_json:
         echo_json(summary)

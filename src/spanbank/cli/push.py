@@ -72,7 +72,7 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
                     preannotate=preannotate, update_config=update_config, dry_run=dry_run, wait=wait,
                     chunk_size=chunk_size, create=create_project, repush_missing=repush_missing,
                 ),
-                lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+                bar.update,
             )
 
     with resume_on_interrupt("push"), errors_as_click():

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -44,6 +44,7 @@ from spanbank.export.manifest import (
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.progress import Event, Progress
 
 __all__ = ["FORMATS", "export_dataset", "parse_formats", "verify"]
 
@@ -59,7 +60,6 @@ FORMATS = tuple(WRITERS)
 CHUNK_SIZE = 1000
 EXPORTS_DIR = "exports"
 
-Progress = Callable[[str, int, "int | None"], None]
 
 
 def parse_formats(formats: str | Iterable[str]) -> list[str]:
@@ -310,7 +310,7 @@ def _stream(corpus, ann, span_source, split_of, splits, labels, schema, writers,
         _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, group_by, stats)
         done += len(rows)
         if progress:
-            progress("exporting", done, total)
+            progress(Event("exporting", done, total))
 
     for batch in article_batches(corpus, cols, chunk_size):
         batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))

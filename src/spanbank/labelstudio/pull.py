@@ -38,6 +38,7 @@ from spanbank.labelstudio.projects import (
     recorded_project,
 )
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
+from spanbank.progress import Event
 
 PSEUDONYM_KEY_FILE = ".pseudonym_key"
 PAGE_SIZE = 500
@@ -146,13 +147,13 @@ def pull(
         review_of = rec.iloc[-1].get("review_of") if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND else None
         origin = GOLD_ORIGIN if review_of is not None else "human"
         # 1. cheap listing
-        yield {"stage": "list", "done": 0, "total": None}
+        yield Event("list", 0, None)
         listing = {}
         for page in client.task_pages(pid, include=["id", "annotations_ids", "updated_at"], page_size=1000):
             for t in page:
                 ann_ids = {int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()}
                 listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
-            yield {"stage": "list", "done": len(listing), "total": None}
+            yield Event("list", len(listing), None)
         all_ann = corpus.read("annotations")
         extra_cols = [c for c in ("ls_url", "result_sha", "invalid_reason") if c not in all_ann.columns]
         for c in extra_cols:
@@ -203,7 +204,7 @@ def pull(
                                      unreadable)
         wanted = set(fetch)
         done = 0
-        yield {"stage": "pull", "done": 0, "total": len(fetch)}
+        yield Event("pull", 0, len(fetch))
         for page in pages if fetch else ():
             for task in page:
                 tid = int(task["id"])
@@ -264,7 +265,7 @@ def pull(
                     rel_rows += conv.relations
                     rej_rows += conv.rejects
                     repairs.update({k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR})
-            yield {"stage": "pull", "done": done, "total": len(fetch)}
+            yield Event("pull", done, len(fetch))
         # 5. store: details first, annotations last (a crash before that leaves orphans the
         # next pull replaces, never duplicates)
         new_ids = pa.array(sorted({r["annotation_id"] for r in ann_rows}), pa.string())

@@ -27,6 +27,7 @@ from spanbank.labelstudio.projects import (
     recorded_project,
 )
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
+from spanbank.progress import Event
 
 MIN_TITLE = 3
 CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms on top of its tasks
@@ -198,7 +199,7 @@ def push_batch(
     summary = {"project": project, "ls_url": client.url, "batch_id": batch_id, "dry_run": dry_run}
     with corpus.writer(wait) as writer, ThreadPoolExecutor(max_workers=1) as server_side, \
             ThreadPoolExecutor(max_workers=1) as encoder:
-        yield {"stage": "project", "done": 0, "total": None}
+        yield Event("project", 0, None)
         # the project is looked up (or created) while the batch is read and its first chunks
         # are encoded here; only a project that already held tasks can change the batch
         looked_up = server_side.submit(ensure_project, client, corpus, project, overlap=overlap,
@@ -248,7 +249,7 @@ def push_batch(
         # reconcile: tasks the server holds for our articles that `tasks` lacks
         reconciled = pd.DataFrame(columns=["ls_task_id", "article_id"])
         if pid is not None and state != "created":  # a new project holds no tasks yet
-            yield {"stage": "reconcile", "done": 0, "total": None}
+            yield Event("reconcile", 0, None)
             remote = _server_tasks(client, pid)
             dup = remote["article_id"].dropna().duplicated().sum()
             if dup and not dry_run:
@@ -304,7 +305,7 @@ def push_batch(
                      schema_version=schema.ident, created_at=utc_now(), ls_created_at=proj.get("created_at"),
                      maximum_annotations=proj.get("maximum_annotations"),
                      **({"pull_cursor": pd.NaT} if change else {}))
-        yield {"stage": "push", "done": 0, "total": total}
+        yield Event("push", 0, total)
         for k, chunk in enumerate(chunks):
             try:
                 task_ids = future.result()
@@ -322,7 +323,7 @@ def push_batch(
                 done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
                 writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
                 pushed += len(chunk)
-            yield {"stage": "push", "done": pushed, "total": total}
+            yield Event("push", pushed, total)
     summary["pushed"] = pushed
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary

@@ -37,6 +37,7 @@ from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.projects import ensure_project
 from spanbank.labelstudio.push import CHUNK_SIZE, push_batch
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
+from spanbank.progress import Event
 
 __all__ = [
     "REVIEW_SUFFIX",
@@ -151,7 +152,7 @@ def push_review(
     # recorded as a review project before any task exists, so no pull can take it for
     # an annotation project
     with corpus.writer(wait) as writer:
-        yield {"stage": "project", "done": 0, "total": None}
+        yield Event("project", 0, None)
         proj, state = ensure_project(client, corpus, name)
         save_project(
             writer,

@@ -1,7 +1,7 @@
 """Driving a workflow: push and pull are generators yielding progress events, never printing.
 
-Each workflow is a generator: iterate it for progress events (dicts with `stage`, `done`,
-`total`), and its return value (``StopIteration.value``, or use `run`) is the summary.
+Each workflow is a generator: iterate it for progress events (`spanbank.progress.Event`: stage, done,
+total), and its return value (``StopIteration.value``, or use `run`) is the summary.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from spanbank.errors import (
     LabelStudioError,
 )
 from spanbank.labelstudio.client import LabelStudioClient, redact_url
+from spanbank.progress import Event
 
-Event = dict
 Workflow = Generator[Event, None, dict]
 
 
