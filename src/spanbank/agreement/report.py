@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -18,6 +17,7 @@ from spanbank.agreement.coefficients import (
 )
 from spanbank.corpus.annotations import latest_per_annotator
 from spanbank.errors import AgreementError
+from spanbank.schema import parse_attributes
 from spanbank.tokens import TOKEN_PATTERN, tokenize
 
 __all__ = [
@@ -735,7 +735,7 @@ def _units(sp: pd.DataFrame, lengths: np.ndarray) -> pd.DataFrame:
         frag = attrs.str.contains('"_fragment_of"', regex=False).to_numpy()
         if frag.any():
             head = head.copy()
-            head[frag] = [json.loads(a).get("_fragment_of") for a in attrs[frag]]
+            head[frag] = [parse_attributes(a).get("_fragment_of") for a in attrs[frag]]
     end = np.minimum(sp["end"].to_numpy(np.int64), lengths[sp["a_idx"].to_numpy(np.int64)])
     u = sp.assign(head=head.to_numpy(), start=np.minimum(sp["start"].to_numpy(np.int64), end), end=end)
     return u.groupby(["annotation_id", "head"], sort=False).agg(

@@ -11,7 +11,13 @@ import pandas as pd
 
 from spanbank.errors import OffsetError
 from spanbank.offsets import resolve_span
-from spanbank.schema import LS_LABELS_NAME, LS_TEXT_NAME, Schema, attribute_control_name
+from spanbank.schema import (
+    LS_LABELS_NAME,
+    LS_TEXT_NAME,
+    Schema,
+    attribute_control_name,
+    attributes_json,
+)
 
 NO_REPAIR = "none"
 
@@ -171,7 +177,7 @@ def convert_annotation(result, text: str, schema: Schema, annotation_id: str, ar
             out.rejects.append(_reject(annotation_id, rid, reason, item))
     for rid, span in regions.items():
         a = attrs.get(rid)
-        span["attributes"] = json.dumps(a, sort_keys=True, ensure_ascii=False) if a else None
+        span["attributes"] = attributes_json(a)
         out.spans.append(span)
     seen_rel = set()
     for item in rels:
