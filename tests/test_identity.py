@@ -11,13 +11,12 @@ from click.testing import CliRunner
 
 from _helpers import region
 from conftest import make_corpus
-from spanbank import identity
 from spanbank.cli import cli
 from spanbank.doctor import doctor
 from spanbank.errors import ProjectMissingError
+from spanbank.labelstudio import identity, server, workflow
 from spanbank.labelstudio import pull as ls_pull
 from spanbank.labelstudio import push as ls_push
-from spanbank.labelstudio import server, workflow
 from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio

@@ -16,12 +16,11 @@ import pandas as pd
 import pytest
 
 from conftest import DATA, make_corpus
-from spanbank import identity
 from spanbank.corpus import tables
 from spanbank.errors import SpanbankError
+from spanbank.labelstudio import identity, workflow
 from spanbank.labelstudio import pull as ls_pull
 from spanbank.labelstudio import push as ls_push
-from spanbank.labelstudio import workflow
 from spanbank.offsets import cp_to_utf16
 from spanbank.schema import load_schema, normalise_config
 

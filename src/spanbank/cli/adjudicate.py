@@ -58,7 +58,7 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
     """
     from spanbank.adjudicate import parse_strategy
     from spanbank.gold import run_adjudication
-    from spanbank.identity import require_known_project
+    from spanbank.labelstudio.identity import require_known_project
 
     with errors_as_click():
         mode, _ = parse_strategy(strategy)

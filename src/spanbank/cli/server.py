@@ -207,7 +207,7 @@ def move(obj, old_url, new_url, wait, as_json):
     \b
         spanbank server move http://old-host:8080 https://labels.example.org
     """
-    from spanbank.identity import move_server
+    from spanbank.labelstudio.identity import move_server
 
     with errors_as_click():
         out = move_server(obj.corpus, old_url, new_url, wait=wait)

@@ -58,7 +58,7 @@ EXTRA_TABLES: dict[str, pa.Schema] = {
         ("group_id", pa.string()), ("kind", pa.string()), ("detail", pa.string()),
     ]),
 }
-# the one table created on first use (by spanbank.identity), not at `init`
+# the one table created on first use (by spanbank.labelstudio.identity), not at `init`
 ON_DEMAND_TABLES: dict[str, pa.Schema] = {
     "servers": pa.schema([
         ("server_id", pa.string()), ("ls_url", pa.string()), ("tag", pa.string()), ("basis", pa.string()),

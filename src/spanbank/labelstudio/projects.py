@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from spanbank import identity
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import project_records
 from spanbank.errors import (
@@ -12,6 +11,7 @@ from spanbank.errors import (
     ProjectMissingError,
     SpanbankError,
 )
+from spanbank.labelstudio import identity
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.schema import normalise_config
 

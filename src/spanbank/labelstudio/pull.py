@@ -14,7 +14,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanbank import identity
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import (
     GOLD_ORIGIN,
@@ -30,7 +29,7 @@ from spanbank.errors import (
     LabelStudioError,
     LabelStudioServerError,
 )
-from spanbank.labelstudio import convert
+from spanbank.labelstudio import convert, identity
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.projects import (
     missing_project,

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from spanbank import identity
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import REVIEW_KIND, project_records, save_project
 from spanbank.corpus.articles import article_meta, attach_text
@@ -18,7 +17,7 @@ from spanbank.errors import (
     LabelStudioError,
     SpanbankError,
 )
-from spanbank.labelstudio import convert
+from spanbank.labelstudio import convert, identity
 from spanbank.labelstudio.client import LabelStudioClient, encode_json
 from spanbank.labelstudio.projects import (
     ensure_project,
