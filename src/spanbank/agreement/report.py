@@ -238,22 +238,8 @@ def build_report(
     group = s_art * n_lab + lab_idx
 
     # ---- span F1 per (slot pair, article, label); alignments kept for relations
-    span_counts = {}  # (i, j) -> dict of (n_art, n_lab) arrays
-    alignments = {}
-    for i, j in slot_pairs:
-        ai = np.flatnonzero((s_slot == i) & (n_coders[s_art] > j))
-        bj = np.flatnonzero(s_slot == j)
-        cnt = {}
-        for name, thr in (("exact", 1.0), ("overlap", iou), ("any", 0.0)):
-            ia, ib = align_span_arrays(
-                group[ai], s_start[ai], s_end[ai], group[bj], s_start[bj], s_end[bj], thr
-            )
-            cnt[name] = np.bincount(group[ai][ia], minlength=n_art * n_lab).reshape(n_art, n_lab)
-            if name == "overlap":
-                alignments[(i, j)] = (ai[ia], bj[ib])
-        cnt["n_a"] = np.bincount(group[ai], minlength=n_art * n_lab).reshape(n_art, n_lab)
-        cnt["n_b"] = np.bincount(group[bj], minlength=n_art * n_lab).reshape(n_art, n_lab)
-        span_counts[(i, j)] = cnt
+    span_counts, alignments = _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs,
+                                           n_art, n_lab, iou)
 
     # ---- token layers
     t_art, t_start, t_end, offsets = tokenize(texts)
@@ -310,27 +296,9 @@ def build_report(
         )
 
     # ---- unitizing alpha
-    d_o, d_e = unitizing_components(
-        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab
+    alpha_u, alpha_u_overall, art_alpha_u, units_per_label = _unitizing(
+        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art, n_lab
     )
-    units_per_label = np.bincount(lab_idx, minlength=n_lab)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha_u = np.where(d_e > 0, 1 - d_o / d_e, np.nan)
-    present = units_per_label > 0
-    alpha_u_overall = (
-        1 - d_o[present].mean() / d_e[present].mean()
-        if present.any() and d_e[present].mean() > 0
-        else NAN
-    )
-    a_do, a_de = unitizing_components(
-        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab, per_article=True
-    )
-    a_present = np.bincount(group, minlength=n_art * n_lab).reshape(n_art, n_lab) > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cnt_p = a_present.sum(1)
-        mo = np.where(a_present, a_do, 0).sum(1) / cnt_p
-        me = np.where(a_present, a_de, 0).sum(1) / cnt_p
-        art_alpha_u = np.where(me > 0, 1 - mo / me, np.nan)
 
     # ---- relations
     rel_rows = _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders)
@@ -338,39 +306,7 @@ def build_report(
     attributions_out = _attribution_report(attr_rows)
 
     # ---- per-pair table (one row per article x slot pair x label)
-    frames = []
-    for i, j in slot_pairs:
-        arts = np.flatnonzero(n_coders > j)
-        if not len(arts):
-            continue
-        cnt = span_counts[(i, j)]
-        for c in range(len(labels)):
-            t = pair_tok[(i, j)][0, c][arts]
-            tl = pair_tok[(i, j)][1, c][arts]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "a_idx": arts,
-                        "annotator_a": slot_name[arts, i],
-                        "annotator_b": slot_name[arts, j],
-                        "label": labels[c],
-                        "tp_exact": cnt["exact"][arts, c],
-                        "tp_overlap": cnt["overlap"][arts, c],
-                        "tp_any": cnt["any"][arts, c],
-                        "n_a": cnt["n_a"][arts, c],
-                        "n_b": cnt["n_b"][arts, c],
-                        "n00": t[:, 0],
-                        "n01": t[:, 1],
-                        "n10": t[:, 2],
-                        "n11": t[:, 3],
-                        "l00": tl[:, 0],
-                        "l01": tl[:, 1],
-                        "l10": tl[:, 2],
-                        "l11": tl[:, 3],
-                    }
-                )
-            )
-    pair_df = pd.concat(frames, ignore_index=True)
+    pair_df = _pair_table(slot_pairs, n_coders, span_counts, pair_tok, slot_name, labels)
     tab_cols = ["n00", "n01", "n10", "n11"]
     tab_cols_l = ["l00", "l01", "l10", "l11"]
     sum_cols = ["tp_exact", "tp_overlap", "tp_any", "n_a", "n_b", *tab_cols, *tab_cols_l]
@@ -613,6 +549,96 @@ def build_report(
         "notes": notes,
         **({"_views": view_rows} if views else {}),
     }
+
+
+def _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art: int, n_lab: int,
+                 iou: float) -> tuple[dict, dict]:
+    """Span matches per annotator slot pair: (counts, alignments).
+
+    ``counts[(i, j)]``: ``exact``/``overlap``/``any`` matches and ``n_a``/``n_b`` spans, each
+    an int array, shape (n_art, n_lab); ``alignments[(i, j)]``: the overlap-matched span
+    index pairs (kept for relations). Spans are the flat arrays of :func:`build_report`.
+    """
+    span_counts = {}  # (i, j) -> dict of (n_art, n_lab) arrays
+    alignments = {}
+    for i, j in slot_pairs:
+        ai = np.flatnonzero((s_slot == i) & (n_coders[s_art] > j))
+        bj = np.flatnonzero(s_slot == j)
+        cnt = {}
+        for name, thr in (("exact", 1.0), ("overlap", iou), ("any", 0.0)):
+            ia, ib = align_span_arrays(
+                group[ai], s_start[ai], s_end[ai], group[bj], s_start[bj], s_end[bj], thr
+            )
+            cnt[name] = np.bincount(group[ai][ia], minlength=n_art * n_lab).reshape(n_art, n_lab)
+            if name == "overlap":
+                alignments[(i, j)] = (ai[ia], bj[ib])
+        cnt["n_a"] = np.bincount(group[ai], minlength=n_art * n_lab).reshape(n_art, n_lab)
+        cnt["n_b"] = np.bincount(group[bj], minlength=n_art * n_lab).reshape(n_art, n_lab)
+        span_counts[(i, j)] = cnt
+    return span_counts, alignments
+
+
+def _unitizing(s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art: int, n_lab: int):
+    """Krippendorff's unitizing alpha: (per label, overall, per article, units per label)."""
+    d_o, d_e = unitizing_components(
+        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab
+    )
+    units_per_label = np.bincount(lab_idx, minlength=n_lab)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha_u = np.where(d_e > 0, 1 - d_o / d_e, np.nan)
+    present = units_per_label > 0
+    alpha_u_overall = (
+        1 - d_o[present].mean() / d_e[present].mean()
+        if present.any() and d_e[present].mean() > 0
+        else NAN
+    )
+    a_do, a_de = unitizing_components(
+        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab, per_article=True
+    )
+    a_present = np.bincount(group, minlength=n_art * n_lab).reshape(n_art, n_lab) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cnt_p = a_present.sum(1)
+        mo = np.where(a_present, a_do, 0).sum(1) / cnt_p
+        me = np.where(a_present, a_de, 0).sum(1) / cnt_p
+        art_alpha_u = np.where(me > 0, 1 - mo / me, np.nan)
+    return alpha_u, alpha_u_overall, art_alpha_u, units_per_label
+
+
+def _pair_table(slot_pairs, n_coders, span_counts: dict, pair_tok: dict, slot_name, labels: list) -> pd.DataFrame:
+    """One row per (article, annotator slot pair, label): span matches and token 2x2 tables."""
+    frames = []
+    for i, j in slot_pairs:
+        arts = np.flatnonzero(n_coders > j)
+        if not len(arts):
+            continue
+        cnt = span_counts[(i, j)]
+        for c in range(len(labels)):
+            t = pair_tok[(i, j)][0, c][arts]
+            tl = pair_tok[(i, j)][1, c][arts]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "a_idx": arts,
+                        "annotator_a": slot_name[arts, i],
+                        "annotator_b": slot_name[arts, j],
+                        "label": labels[c],
+                        "tp_exact": cnt["exact"][arts, c],
+                        "tp_overlap": cnt["overlap"][arts, c],
+                        "tp_any": cnt["any"][arts, c],
+                        "n_a": cnt["n_a"][arts, c],
+                        "n_b": cnt["n_b"][arts, c],
+                        "n00": t[:, 0],
+                        "n01": t[:, 1],
+                        "n10": t[:, 2],
+                        "n11": t[:, 3],
+                        "l00": tl[:, 0],
+                        "l01": tl[:, 1],
+                        "l10": tl[:, 2],
+                        "l11": tl[:, 3],
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
 
 
 def _confusion_by_pair(pair_conf: dict, slot_name, n_coders) -> dict:
