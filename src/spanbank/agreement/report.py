@@ -259,36 +259,10 @@ def build_report(
     cat_stats = category_item_stats(tok_counts)
     cat_art = _per_article(cat_stats, art_bounds)
     cat_art_l = _per_article(cat_stats * labelled[:, None], art_bounds)
-    pair_conf = {}  # (i, j) -> (n_art, q * q) token confusion counts, rows annotator i
-    for i, j in slot_pairs:
-        valid = m_tok > j
-        code = t_art[valid] * q * q + cat[i][valid] * q + cat[j][valid]
-        pair_conf[(i, j)] = np.bincount(code, minlength=n_art * q * q).reshape(n_art, q * q)
-    pair_tok = {p: np.zeros((2, n_lab, n_art, 4)) for p in slot_pairs}  # [all, labelled]
-    multi_stats = np.zeros((2, n_lab, n_art, 7))  # [all tokens, tokens someone labelled]
-    prevalence = np.zeros(n_lab)
-    for c in range(len(labels)):
-        sel = np.flatnonzero(lab_idx == c)
-        lo, hi = span_lo[sel], span_hi[sel]
-        ok = hi > lo
-        lay = s_slot[sel][ok]
-        diff = np.bincount(lay * (n_tok + 1) + lo[ok], minlength=max_m * (n_tok + 1))
-        diff = diff - np.bincount(lay * (n_tok + 1) + hi[ok], minlength=max_m * (n_tok + 1))
-        inside = np.cumsum(diff.reshape(max_m, n_tok + 1)[:, :n_tok], axis=1) > 0
-        n1 = inside.sum(0)
-        n0 = m_tok - n1
-        prevalence[c] = n1.sum() / m_tok.sum() if n_tok else NAN
-        stats = category_item_stats(np.column_stack([n0, n1]))
-        multi_stats[0, c] = _per_article(stats, art_bounds)
-        multi_stats[1, c] = _per_article(stats * labelled[:, None], art_bounds)
-        for i, j in slot_pairs:
-            valid = m_tok > j
-            code = inside[i][valid].astype(np.int64) * 2 + inside[j][valid]
-            some = (cat[i][valid] > 0) | (cat[j][valid] > 0)
-            for v, keep in enumerate((np.ones(len(code), bool), some)):
-                pair_tok[(i, j)][v, c] = np.bincount(
-                    t_art[valid][keep] * 4 + code[keep], minlength=n_art * 4
-                ).reshape(n_art, 4)
+    pair_conf = _pair_confusion(cat, m_tok, t_art, slot_pairs, n_art, q)
+    pair_tok, multi_stats, prevalence = _binary_layers(
+        span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_art, art_bounds, slot_pairs, n_art, n_lab
+    )
     if n_lab < 2:
         notes.append(
             "figures over labelled tokens only (-O) need two or more labels: with one, every "
@@ -549,6 +523,53 @@ def build_report(
         "notes": notes,
         **({"_views": view_rows} if views else {}),
     }
+
+
+def _pair_confusion(cat: np.ndarray, m_tok, t_art, slot_pairs, n_art: int, q: int) -> dict:
+    """(i, j) -> token category confusion counts per article, shape (n_art, q * q), rows annotator i."""
+    pair_conf = {}
+    for i, j in slot_pairs:
+        valid = m_tok > j
+        code = t_art[valid] * q * q + cat[i][valid] * q + cat[j][valid]
+        pair_conf[(i, j)] = np.bincount(code, minlength=n_art * q * q).reshape(n_art, q * q)
+    return pair_conf
+
+
+def _binary_layers(span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_art, art_bounds, slot_pairs,
+                   n_art: int, n_lab: int):
+    """The binary (label / O) token layer of each label: (pair 2x2 tables, multi-rater stats, prevalence).
+
+    ``pair_tok[(i, j)]``: shape (2, n_lab, n_art, 4), over all tokens and tokens someone labelled;
+    ``multi_stats``: shape (2, n_lab, n_art, 7); ``prevalence``: shape (n_lab,).
+    """
+    n_tok = len(t_art)
+    max_m = cat.shape[0]
+    pair_tok = {p: np.zeros((2, n_lab, n_art, 4)) for p in slot_pairs}  # [all, labelled]
+    multi_stats = np.zeros((2, n_lab, n_art, 7))  # [all tokens, tokens someone labelled]
+    prevalence = np.zeros(n_lab)
+    for c in range(n_lab):
+        sel = np.flatnonzero(lab_idx == c)
+        lo, hi = span_lo[sel], span_hi[sel]
+        ok = hi > lo
+        lay = s_slot[sel][ok]
+        diff = np.bincount(lay * (n_tok + 1) + lo[ok], minlength=max_m * (n_tok + 1))
+        diff = diff - np.bincount(lay * (n_tok + 1) + hi[ok], minlength=max_m * (n_tok + 1))
+        inside = np.cumsum(diff.reshape(max_m, n_tok + 1)[:, :n_tok], axis=1) > 0
+        n1 = inside.sum(0)
+        n0 = m_tok - n1
+        prevalence[c] = n1.sum() / m_tok.sum() if n_tok else NAN
+        stats = category_item_stats(np.column_stack([n0, n1]))
+        multi_stats[0, c] = _per_article(stats, art_bounds)
+        multi_stats[1, c] = _per_article(stats * labelled[:, None], art_bounds)
+        for i, j in slot_pairs:
+            valid = m_tok > j
+            code = inside[i][valid].astype(np.int64) * 2 + inside[j][valid]
+            some = (cat[i][valid] > 0) | (cat[j][valid] > 0)
+            for v, keep in enumerate((np.ones(len(code), bool), some)):
+                pair_tok[(i, j)][v, c] = np.bincount(
+                    t_art[valid][keep] * 4 + code[keep], minlength=n_art * 4
+                ).reshape(n_art, 4)
+    return pair_tok, multi_stats, prevalence
 
 
 def _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art: int, n_lab: int,
