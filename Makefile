@@ -1,11 +1,11 @@
-# spanbank: `make demo` runs the main job on the local Label Studio; `make test` runs the tests.
+# spanbank: `make demo` runs the main job on the local Label Studio; `make test` lints and runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SPANBANK := $(BIN)/spanbank
 DEMO_PROJECT ?= spanbank-demo
 
-.PHONY: install demo test lint bench clean-demo
+.PHONY: install demo test test-fast lint bench clean-demo
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ demo: install
 	@echo "annotate, then:  $(SPANBANK) pull --project $(DEMO_PROJECT) && $(SPANBANK) agree"
 
 test: install
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
+
+# the tests that need no Label Studio server (a minute or two)
+test-fast: install
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q -m "not labelstudio"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

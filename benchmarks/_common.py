@@ -154,7 +154,8 @@ def corpus_from_synth(path: Path, n: int, seed: int = 0, annotators: int = 0, ch
     """A spanbank corpus at `path` holding a synthetic corpus (tables as directories of parts)."""
     import pandas as pd
 
-    from spanbank.corpus import TABLES, Corpus, to_arrow, write_parquet_atomic
+    from spanbank.corpus.store import Corpus, write_parquet_atomic
+    from spanbank.corpus.tables import TABLES, to_arrow
     from spanbank.synth import synth_chunks
 
     corpus = Corpus.init(path)

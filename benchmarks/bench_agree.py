@@ -35,7 +35,7 @@ def tables(n: int):
 
 def alpha_matrix(articles, annotations, spans, label="QUOTE") -> np.ndarray:
     """Reliability data (annotators x tokens, 0/1) of one label layer, built like the report does."""
-    from spanbank.agreement_report import tokenize
+    from spanbank.tokens import tokenize
 
     t_art, t_s, t_e, off = tokenize(articles["text"])
     gs, ge = off[t_art] + t_s, off[t_art] + t_e
@@ -60,14 +60,14 @@ def prepare(n: int, work: Path) -> dict:
 
 
 def ours(p: dict, rep: int) -> dict:
-    from spanbank.agreement import krippendorff_alpha
+    from spanbank.agreement.coefficients import krippendorff_alpha
 
     data = np.load(p["matrix"])
     t0 = time.perf_counter()
     value = krippendorff_alpha(data, level="nominal")
     out = {"s": time.perf_counter() - t0, "alpha": value, "tokens": data.shape[1]}
     if rep == 0:
-        from spanbank.agreement_report import build_report
+        from spanbank.agreement.report import build_report
 
         articles, annotations, spans, relations = tables(p["n"])
         t0 = time.perf_counter()

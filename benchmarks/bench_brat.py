@@ -41,7 +41,7 @@ def prepare(n: int, work: Path) -> dict:
 
 def ours(p: dict, rep: int) -> dict:
     from spanbank.corpus import Corpus
-    from spanbank.ingest import ingest_paths
+    from spanbank.corpus.ingest import ingest_paths
 
     with tempfile.TemporaryDirectory(dir=p["work"]) as work:
         corpus = Corpus.init(Path(work) / "corpus")

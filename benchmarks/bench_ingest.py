@@ -27,7 +27,7 @@ def prepare(n: int, work: Path) -> dict:
 
 def ours(p: dict, rep: int) -> dict:
     from spanbank.corpus import Corpus
-    from spanbank.ingest import ingest_paths
+    from spanbank.corpus.ingest import ingest_paths
 
     with tempfile.TemporaryDirectory(dir=p["work"]) as work:
         corpus = Corpus.init(Path(work) / "corpus")
@@ -53,7 +53,7 @@ def append_growth(n: int, batches: int = 5) -> list[float]:
     import pyarrow.parquet as pq
 
     from spanbank.corpus import Corpus
-    from spanbank.ingest import ingest_paths
+    from spanbank.corpus.ingest import ingest_paths
 
     table = pq.read_table(synth_corpus(n) / "articles.parquet")
     step = n // batches

@@ -1,6 +1,6 @@
 """Batch selection benchmark: pick 1,000 not-yet-pushed articles matching a filter, as `push` does, vs DuckDB.
 
-Ours: the selection `spanbank.sync.push_batch` runs before it talks to Label Studio
+Ours: the selection `spanbank.labelstudio.push.push_batch` runs before it talks to Label Studio
 (`select_articles` with `--where "source == 'reuters'"` over the corpus's articles, minus the
 articles already in `tasks`, first 1,000). Baseline: one DuckDB query over the same Parquet
 files. A tenth of the corpus counts as already pushed.
@@ -23,7 +23,8 @@ def prepare(n: int, work: Path) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from spanbank.corpus import Corpus, to_arrow, write_parquet_atomic
+    from spanbank.corpus.store import Corpus, write_parquet_atomic
+    from spanbank.corpus.tables import to_arrow
 
     root = work / f"select-{n}"
     corpus_dir = root / "corpus"
@@ -44,7 +45,7 @@ def prepare(n: int, work: Path) -> dict:
 
 def ours(p: dict, rep: int) -> dict:
     from spanbank.corpus import Corpus
-    from spanbank.sync import select_batch
+    from spanbank.labelstudio.push import select_batch
 
     t0 = time.perf_counter()
     todo, _ = select_batch(Corpus(p["corpus"]), "bench", "http://127.0.0.1:1", where=WHERE, batch_size=BATCH)

@@ -1,6 +1,6 @@
 """Push and pull benchmarks against baselines.
 
-push: `sync.push_batch` of N synthetic articles into a new project on the local Label Studio
+push: `ls_push.push_batch` of N synthetic articles into a new project on the local Label Studio
 (read from the corpus, tasks built, imported in chunks, each chunk recorded in `tasks`) vs one
 raw bulk POST of the same task JSON to a fresh project on the same server. Goal: ours / raw
 time <= 1.25 (>= 0.8 of the raw rate). Ours also finds and creates its project (two requests,
@@ -12,7 +12,7 @@ pull: the pull-side conversion of N annotated tasks (`labelstudio.convert.conver
 on every annotation of a JSON payload shaped as Label Studio returns it: offsets verified
 against the text, spans/relations/rejects built) vs plain `json.loads` of the same payload.
 
-The server is the local one (`spanbank.server`, data dir `<cache>/bench-server`); it is started
+The server is the local one (`spanbank.labelstudio.server`, data dir `<cache>/bench-server`); it is started
 if needed and left running. Usage: python benchmarks/bench_sync.py --n 5000
 """
 
@@ -35,7 +35,7 @@ def server_info() -> dict:
     """URL and key of the local benchmark Label Studio (started once, reused)."""
     global _server
     if _server is None:
-        from spanbank import server
+        from spanbank.labelstudio import server
 
         info = server.start(data_dir=server.cache_dir() / "bench-server")
         _server = {"url": info.url, "key": server.read_env_file(info.env_file)[server.ENV_KEY]}
@@ -68,15 +68,16 @@ def prepare(n: int, work: Path) -> dict:
 def ours(p: dict, rep: int) -> dict:
     import shutil
 
-    from spanbank import sync
     from spanbank.corpus import Corpus
+    from spanbank.labelstudio import push as ls_push
+    from spanbank.labelstudio import workflow
     from spanbank.labelstudio.client import LabelStudioClient
 
     fresh = Path(p["root"]) / f"rep{rep}"
     shutil.copytree(p["corpus"], fresh)  # untimed: a corpus with nothing pushed yet
     client = LabelStudioClient(p["url"], p["key"])
     t0 = time.perf_counter()
-    summary = sync.run(sync.push_batch(Corpus(fresh), f"bench-ours-{p['tag']}-{rep}", client=client))
+    summary = workflow.run(ls_push.push_batch(Corpus(fresh), f"bench-ours-{p['tag']}-{rep}", client=client))
     dt = time.perf_counter() - t0
     assert summary["pushed"] == p["n"], summary
     shutil.rmtree(fresh, ignore_errors=True)

@@ -13,7 +13,7 @@ import socket
 import threading
 from pathlib import Path
 
-from spanbank import server
+from spanbank.labelstudio import server
 
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy")
 # loopback only: the server's calls to itself are not leaks; every other host goes to the sink

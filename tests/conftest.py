@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spanbank import server
 from spanbank.corpus import Corpus
+from spanbank.labelstudio import server
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,6 +19,14 @@ DATA = Path(__file__).parent / "data"
 def _test_data_dir() -> Path:
     """Its own server data dir, apart from the user's: $SPANBANK_TEST_LS_DIR or <cache>/test-server."""
     return Path(os.environ.get("SPANBANK_TEST_LS_DIR") or server.cache_dir() / "test-server")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the session's Label Studio carries the `labelstudio` marker whether or
+    not it says so, so `pytest -m "not labelstudio"` (`make test-fast`) never starts a server."""
+    for item in items:
+        if "ls_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.labelstudio)
 
 
 @pytest.fixture(scope="session")

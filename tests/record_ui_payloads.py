@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import DATA, _test_data_dir  # noqa: E402
-from spanbank import server  # noqa: E402
+from spanbank.labelstudio import server  # noqa: E402
 from spanbank.labelstudio.client import LabelStudioClient  # noqa: E402
 from spanbank.schema import load_schema  # noqa: E402
 

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from spanbank.adjudicate import AdjudicationError, adjudicate, adjudicate_article
+from spanbank.adjudicate import adjudicate, adjudicate_article
 from spanbank.cli import cli
-from spanbank.corpus import TABLES, Corpus
-from spanbank.errors import CorpusError, SpanbankError
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
+from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
 from spanbank.gold import annotation_spans, run_adjudication, select_annotations
 
 WHO = ["ann", "bob", "cat"]

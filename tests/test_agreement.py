@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbank.agreement import (
-    AgreementError,
+from spanbank.agreement.coefficients import (
     align_span_arrays,
     align_spans,
     cohen_kappa,
@@ -21,7 +20,7 @@ from spanbank.agreement import (
     span_f1,
     unitizing_alpha,
 )
-from spanbank.errors import SpanbankError
+from spanbank.errors import AgreementError, SpanbankError
 
 nan = np.nan
 

@@ -15,10 +15,10 @@ import krippendorff
 import numpy as np
 import pytest
 
-from spanbank.agreement import fleiss_kappa, gwet_ac1, multi_rater_agreement
-from spanbank.agreement_report import agreement_report
+from spanbank.agreement.coefficients import fleiss_kappa, gwet_ac1, multi_rater_agreement
+from spanbank.agreement.report import agreement_report
 from spanbank.corpus import Corpus
-from spanbank.ingest import ingest_paths
+from spanbank.corpus.ingest import ingest_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 POLNEAR = next(

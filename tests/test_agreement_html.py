@@ -4,7 +4,8 @@ import shutil
 
 import pandas as pd
 
-from spanbank.agreement_report import build_report, to_html
+from spanbank.agreement.render import to_html
+from spanbank.agreement.report import build_report
 from spanbank.synth import synth_chunks
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -9,19 +9,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from spanbank.agreement import AgreementError, cohen_kappa, krippendorff_alpha, unitizing_alpha
-from spanbank.agreement_report import (
-    agreement_report,
-    build_report,
-    latest_human_annotations,
-    render_table,
-    to_csv,
-    to_html,
-    to_json,
-    tokenize,
-)
+from spanbank.agreement.coefficients import cohen_kappa, krippendorff_alpha, unitizing_alpha
+from spanbank.agreement.render import render_table, to_csv, to_html, to_json
+from spanbank.agreement.report import agreement_report, build_report
 from spanbank.cli.agree import agree
-from spanbank.errors import SpanbankError
+from spanbank.corpus.annotations import latest_per_annotator
+from spanbank.errors import AgreementError, SpanbankError
+from spanbank.tokens import tokenize
 
 TEXT1 = 'Smith said: "We will win." The mayor disagreed.'
 TEXT2 = "Rain fell. Jones told reporters it was fine."
@@ -121,7 +115,7 @@ def row(rep, label):
 
 
 def test_selection_keeps_latest_live_human_annotations():
-    sel = latest_human_annotations(tables()["annotations"])
+    sel = latest_per_annotator(tables()["annotations"])
     assert sorted(sel["annotation_id"]) == ["x1", "x2", "x3", "x4", "x5"]
     rep = report()
     assert rep["coverage"]["articles_with_2plus"] == 2
@@ -380,7 +374,7 @@ def test_csv_neutralises_formulas_in_names():
 
 
 def test_heatmap_names_are_literal_text():
-    from spanbank.agreement_html import heatmap_png
+    from spanbank.agreement.render import heatmap_png
 
     names = [r"$\nocommand$", "a$b", "$x^2$"]
     png = heatmap_png(names, {(names[0], names[1]): 0.5, (names[1], names[2]): -0.2}, "t $1 $")

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from spanbank.brat import FRAGMENT_KEY, parse_ann
-from spanbank.corpus import Corpus, parse_attributes
+from spanbank.corpus.brat import FRAGMENT_KEY, parse_ann
+from spanbank.corpus.ingest import ingest_paths
+from spanbank.corpus.store import Corpus
 from spanbank.errors import IngestError
-from spanbank.ingest import ingest_paths
-from spanbank.schema import load_schema
+from spanbank.schema import load_schema, parse_attributes
 
 TEXT = (
     "Storm hits coast\n"

@@ -15,8 +15,10 @@ import pytest
 
 from _helpers import region
 from conftest import make_corpus
-from spanbank import sync
 from spanbank.corpus import Corpus
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
+from spanbank.labelstudio import workflow
 
 FIGURES: dict = {}
 
@@ -31,8 +33,8 @@ def annotated(tmp_path_factory, ls_client):
     root = tmp_path_factory.mktemp("conc")
     project = f"conc-{uuid.uuid4().hex[:8]}"
     corpus = make_corpus(root / "base", {f"c{i:03d}": _text(i) for i in range(20)})
-    sync.run(sync.push_batch(corpus, project, client=ls_client))
-    sync.pseudonym_key(corpus)
+    workflow.run(ls_push.push_batch(corpus, project, client=ls_client))
+    ls_pull.pseudonym_key(corpus)
     tag = uuid.uuid4().hex[:6]
     users = [ls_client.create_user(f"conc{i}-{tag}@example.org", f"conc{i}{tag}") for i in range(2)]
     tasks = corpus.read("tasks")

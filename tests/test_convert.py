@@ -6,8 +6,10 @@ import copy
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from spanbank.labelstudio import convert
 from spanbank.labelstudio.convert import (
     article_task,
     convert_annotation,
@@ -184,3 +186,21 @@ def test_ui_payloads_land_on_the_selected_text(name):
     # Label Studio 1.23's UI sends code point offsets and the exact characters (CRLF, tabs,
     # combining marks, emoji included): no repair needed on this path
     assert {s["offset_repair"] for s in out.spans} == {None}
+
+
+def test_pulled_version_new_unchanged_and_edited():
+    """The version pull stores an LS annotation as: 1 when new, None when unchanged, else +1."""
+    ann = {"id": 7, "result": [{"id": "a"}], "updated_at": "2026-01-02T03:04:05Z", "was_cancelled": False}
+    assert convert.pulled_version(ann, None, None) == 1
+    prev = pd.Series({"result_sha": convert.result_sha(ann["result"]), "updated_at": None, "invalid_reason": None,
+                      "deleted_at": None, "cancelled": False, "version": 2})
+    assert convert.pulled_version(ann, prev, None) is None
+    assert convert.pulled_version(ann, prev, "task text edited") == 3  # validity changed
+    assert convert.pulled_version({**ann, "result": []}, prev, None) == 3  # result edited
+    assert convert.pulled_version({**ann, "was_cancelled": True}, prev, None) == 3  # now skipped
+    gone = prev.copy()
+    gone["deleted_at"] = pd.Timestamp("2026-01-03", tz="UTC")
+    assert convert.pulled_version(ann, gone, None) == 3  # restored after a deletion
+    old = prev.copy()  # stored before result digests: compared by its time stamp
+    old["result_sha"], old["updated_at"] = None, pd.Timestamp("2026-01-02T03:04:05Z")
+    assert convert.pulled_version(ann, old, None) is None

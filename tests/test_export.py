@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from spanbank.corpus import TABLES, Corpus, attributes_json
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
 from spanbank.errors import ExportError
 from spanbank.export import export_dataset, parse_formats, verify
 from spanbank.export.conll import read_conll
 from spanbank.export.docs import bio_layers, build_documents, tokenize
 from spanbank.export.jsonl import read_jsonl
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.schema import attributes_json
 
 ALL = ["jsonl", "spacy", "hf", "conll", "brat", "quotes"]
 T0 = pd.Timestamp("2024-05-01T12:00:00Z")
@@ -284,7 +285,7 @@ def test_conll_parses_back_to_spans(exported):
 
 
 def test_brat_round_trip_through_our_import(exported, tmp_path):
-    from spanbank.ingest import ingest_paths
+    from spanbank.corpus.ingest import ingest_paths
 
     corpus, out, _ = exported
     conf = (out / "brat" / "annotation.conf").read_text()
@@ -312,7 +313,7 @@ def test_brat_round_trip_through_our_import(exported, tmp_path):
 
 def test_brat_ann_parses_back_with_the_import_parser(exported):
     """The same round trip one level down: our brat import's parser over the exported files."""
-    from spanbank.brat import parse_ann
+    from spanbank.corpus.brat import parse_ann
 
     corpus, out, _ = exported
     want = corpus_spans(corpus)
@@ -492,7 +493,7 @@ def test_tokens_cut_at_span_boundaries():
 
 def test_tokens_without_spans_are_the_agreement_report_tokens():
     """Export and agreement count the same tokens (one definition, two implementations)."""
-    from spanbank.agreement_report import tokenize as report_tokenize
+    from spanbank.tokens import tokenize as report_tokenize
 
     text = 'Der Bürgermeister 🎉 sagte:\nAlles wird gut, "sagte" er_2 — é́ 3.5%'
     _, starts, ends, _ = report_tokenize([text])
@@ -502,29 +503,7 @@ def test_tokens_without_spans_are_the_agreement_report_tokens():
 # --------------------------------------------------------------------------- command line
 
 
-@pytest.fixture
-def gold_module(monkeypatch):
-    """spanbank.gold when it exists; otherwise a tiny stand-in with its interface."""
-    try:
-        import spanbank.gold  # noqa: F401
-        return
-    except ImportError:
-        pass
-    fake = types.ModuleType("spanbank.gold")
-
-    def select_annotations(corpus, gold="auto", project=None):
-        return corpus.latest_annotations(project=project)
-
-    def annotation_spans(corpus, annotations):
-        ids = set(annotations["annotation_id"])
-        sp, rel = corpus.read("spans"), corpus.read("relations")
-        return sp[sp["annotation_id"].isin(ids)], rel[rel["annotation_id"].isin(ids)]
-
-    fake.select_annotations, fake.annotation_spans = select_annotations, annotation_spans
-    monkeypatch.setitem(sys.modules, "spanbank.gold", fake)
-
-
-def test_cli_export_json(tmp_path, gold_module):
+def test_cli_export_json(tmp_path):
     from spanbank.cli import cli
 
     build_corpus(tmp_path / "c")
@@ -537,7 +516,7 @@ def test_cli_export_json(tmp_path, gold_module):
     assert verify(tmp_path / "o") == []
 
 
-def test_cli_errors_are_one_line(tmp_path, gold_module):
+def test_cli_errors_are_one_line(tmp_path):
     from spanbank.cli import cli
 
     build_corpus(tmp_path / "c")
@@ -549,14 +528,11 @@ def test_cli_errors_are_one_line(tmp_path, gold_module):
     assert res.exit_code == 0 and "Example:" in res.output
 
 
-def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
-    """Real spanbank.gold: articles with two annotators get majority gold computed on the fly."""
-    corpus = build_corpus(tmp_path / "c")
+def _second_annotator(corpus, twice):
+    """Give the articles `twice` a second annotator, bob, who agrees with the first."""
     ann = corpus.read("annotations")
     sp = corpus.read("spans")
     rel = corpus.read("relations")
-    twice = ["a03", "a04", "a05"]
-    want = corpus_spans(corpus)
     bob = ann[ann["article_id"].isin(twice)].assign(
         annotation_id=lambda d: d["annotation_id"] + "-bob", annotator="bob")
     bob_sp = sp[sp["article_id"].isin(twice)].assign(annotation_id=lambda d: d["annotation_id"] + "-bob")
@@ -566,6 +542,14 @@ def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
         w.append("annotations", bob)
         w.append("spans", bob_sp)
         w.append("relations", bob_rel)
+
+
+def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
+    """Real spanbank.gold: articles with two annotators get majority gold computed on the fly."""
+    corpus = build_corpus(tmp_path / "c")
+    twice = ["a03", "a04", "a05"]
+    want = corpus_spans(corpus)
+    _second_annotator(corpus, twice)
     s = export_dataset(corpus, ["jsonl"], tmp_path / "o")
     m = json.loads((tmp_path / "o/manifest.json").read_text())
     assert m["gold"] == "auto" and m["gold_selection"] == {"computed": 3, "single": len(ARTICLES) - 3}
@@ -577,6 +561,23 @@ def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
         assert len(docs[aid]["relations"]) == 2
     assert m["agreement"] is not None and m["agreement"]["articles_with_2plus"] == 3
     assert verify(tmp_path / "o") == []
+
+
+def test_gold_computed_on_the_fly_is_adjudicated_once_not_per_chunk(tmp_path, monkeypatch):
+    """Small chunks do not make export re-read the tables and adjudicate again for each chunk."""
+    from spanbank import gold
+
+    corpus = build_corpus(tmp_path / "c")
+    _second_annotator(corpus, ["a03", "a04", "a05"])
+    calls = []
+    real = gold._adjudicate_store
+    monkeypatch.setattr(gold, "_adjudicate_store",
+                        lambda c, s, p, article_ids: calls.append(len(article_ids)) or real(c, s, p, article_ids=article_ids))
+    export_dataset(corpus, ["jsonl"], tmp_path / "o", chunk_size=1)
+    assert calls == [3]  # the three computed articles, in one call
+    monkeypatch.undo()
+    export_dataset(corpus, ["jsonl"], tmp_path / "o2", chunk_size=1000)
+    assert all_docs(tmp_path / "o") == all_docs(tmp_path / "o2")
 
 
 def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(tmp_path):

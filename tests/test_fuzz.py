@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spanbank.brat import parse_ann
 from spanbank.corpus import Corpus
+from spanbank.corpus.brat import parse_ann
+from spanbank.corpus.ingest import ingest_paths
 from spanbank.errors import SpanbankError
-from spanbank.ingest import ingest_paths
 from spanbank.labelstudio.convert import convert_annotation
 from spanbank.offsets import cp_to_utf16
 from spanbank.schema import load_schema
@@ -30,6 +30,15 @@ N = int(os.environ.get("SPANBANK_FUZZ_EXAMPLES", "150"))
 SCHEMA = load_schema()
 LABELS = list(SCHEMA.labels)
 FIGURES: Counter = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_figures():
+    """After this module's tests (whatever their order): the counts they fuzzed, for `-s`."""
+    yield
+    print("\nFUZZ FIGURES " + json.dumps(dict(sorted(FIGURES.items()))))
+
+
 fuzz = settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 fuzz_files = settings(max_examples=max(10, N // 4), deadline=None, suppress_health_check=list(HealthCheck),
                       derandomize=True)
@@ -288,7 +297,3 @@ def test_huge_and_empty_inputs(tmp_path):
         (tmp_path / "l1.txt").write_bytes("caf\xe9".encode("latin-1"))
         ingest_paths(corpus, [tmp_path / "l1.txt"])
     assert ingest_paths(corpus, [tmp_path / "l1.txt"], encoding="latin-1").added == 1
-
-
-def test_zz_report():
-    print("\nFUZZ FIGURES " + json.dumps(dict(sorted(FIGURES.items()))))

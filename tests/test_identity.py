@@ -11,10 +11,12 @@ from click.testing import CliRunner
 
 from _helpers import region
 from conftest import make_corpus
-from spanbank import identity, server, sync
 from spanbank.cli import cli
 from spanbank.doctor import doctor
 from spanbank.errors import ProjectMissingError
+from spanbank.labelstudio import identity, server, workflow
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
 from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio
@@ -49,7 +51,7 @@ def _annotate(client, corpus, project, users, texts, n_articles):
 
 
 def _pull(corpus, project, client):
-    return sync.run(sync.pull(corpus, project, client=client))
+    return workflow.run(ls_pull.pull(corpus, project, client=client))
 
 
 def _alias(url: str) -> str:
@@ -80,7 +82,7 @@ def test_restart_on_new_port_pulls_nothing_again(second_server, tmp_path):
     texts = _texts(4)
     corpus = make_corpus(tmp_path / "c", texts)
     project = f"restart-{uuid.uuid4().hex[:6]}"
-    sync.run(sync.push_batch(corpus, project, client=before, overlap=2))
+    workflow.run(ls_push.push_batch(corpus, project, client=before, overlap=2))
     users = _users(before)
     _annotate(before, corpus, project, users, texts, 3)
     assert _pull(corpus, project, before)["new"] == 6
@@ -126,7 +128,7 @@ def test_same_title_on_two_servers_files_each_annotation_under_its_article(secon
     texts = _texts(6)
     corpus = make_corpus(tmp_path / "c", texts)
     project = f"twin-{uuid.uuid4().hex[:6]}"
-    a = sync.run(sync.push_batch(corpus, project, client=ls_client))
+    a = workflow.run(ls_push.push_batch(corpus, project, client=ls_client))
     a_ids = sorted(_task_ids(corpus, project, ls_client.url).values())
     # bring the other server's next task id to the first one used here, so only the server
     # (not the task id) tells the two projects' tasks apart
@@ -136,8 +138,8 @@ def test_same_title_on_two_servers_files_each_annotation_under_its_article(secon
         k = min(5000, a_ids[0] - next_id)
         next_id = other.import_tasks(filler["id"], [{"data": {"t": "x"}}] * k)[-1] + 1
     # the other server gets the articles in another order: a003..a005 first, then a000..a002
-    sync.run(sync.push_batch(corpus, project, client=other, ids=["a003", "a004", "a005"]))
-    sync.run(sync.push_batch(corpus, project, client=other))
+    workflow.run(ls_push.push_batch(corpus, project, client=other, ids=["a003", "a004", "a005"]))
+    workflow.run(ls_push.push_batch(corpus, project, client=other))
     b_ids = _task_ids(corpus, project, other.url)
     assert set(b_ids.values()) & set(a_ids), "the two servers' task ids should overlap"
     assert a["pushed"] == 6 and len(b_ids) == 6
@@ -160,23 +162,23 @@ def test_same_title_on_two_servers_files_each_annotation_under_its_article(secon
 def test_same_server_under_another_host_name_is_followed(ls_client, ls_conn, tmp_path, project_name):
     texts = _texts(3)
     corpus = make_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
     _annotate(ls_client, corpus, project_name, _users(ls_client), texts, 2)
     assert _pull(corpus, project_name, ls_client)["new"] == 4
     alias = LabelStudioClient(_alias(ls_conn[0]), ls_conn[1])
     again = _pull(corpus, project_name, alias)
     assert again["new"] == 0 and again["moved_from"] == ls_client.url
-    pushed = sync.run(sync.push_batch(corpus, project_name, client=alias))
+    pushed = workflow.run(ls_push.push_batch(corpus, project_name, client=alias))
     assert pushed["pushed"] == 0 and pushed["skipped"] == {"already pushed": 3} and pushed["reconciled"] == 0
 
 
 def _make_legacy(corpus, url):
     """Turn a corpus into what spanbank stored before servers had identities: URL tags, URL pseudonyms."""
-    key = sync.pseudonym_key(corpus)
+    key = ls_pull.pseudonym_key(corpus)
     tag = identity.server_records(corpus)["tag"].iloc[0]
     old = identity.url_tag(url)
     who = corpus.read("annotators")
-    rename = dict(zip(who["annotator"], [sync.pseudonym(key, url, u) for u in who["ls_user_id"]], strict=True))
+    rename = dict(zip(who["annotator"], [ls_pull.pseudonym(key, url, u) for u in who["ls_user_id"]], strict=True))
     with corpus.writer() as w:
         for name in ("annotations", "spans", "relations", "rejects"):
             df = corpus.read(name)
@@ -193,7 +195,7 @@ def test_corpus_from_before_identities_keeps_its_ids(ls_client, ls_conn, tmp_pat
     """Annotation ids and pseudonyms stored under the old URL-based tag are recognised: no duplicates."""
     texts = _texts(3)
     corpus = make_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
     users = _users(ls_client)
     _annotate(ls_client, corpus, project_name, users, texts, 2)
     _pull(corpus, project_name, ls_client)
@@ -232,7 +234,7 @@ def test_server_move_command(tmp_path):
 def _duplicate_as_old_spanbank_did(corpus, new_url):
     """Store every annotation again as a pull before server identities did after a restart at `new_url`:
     under the new URL's tag and pseudonyms (spans and relations copied)."""
-    key = sync.pseudonym_key(corpus)
+    key = ls_pull.pseudonym_key(corpus)
     tag = identity.server_records(corpus)["tag"].iloc[0]
     new_tag = identity.url_tag(new_url)
     who = corpus.read("annotators")
@@ -240,7 +242,7 @@ def _duplicate_as_old_spanbank_did(corpus, new_url):
     ann = corpus.read("annotations")
     copy = ann.assign(
         annotation_id=ann["annotation_id"].str.replace(f"ls-{tag}-", f"ls-{new_tag}-", regex=False),
-        annotator=[sync.pseudonym(key, new_url, user_of[a]) for a in ann["annotator"]],
+        annotator=[ls_pull.pseudonym(key, new_url, user_of[a]) for a in ann["annotator"]],
         ls_url=new_url, pulled_at=ann["pulled_at"] + pd.Timedelta(seconds=5),
     )
     with corpus.writer() as w:
@@ -253,7 +255,7 @@ def _duplicate_as_old_spanbank_did(corpus, new_url):
 
 
 def _agreement(corpus, project):
-    from spanbank.agreement_report import agreement_report
+    from spanbank.agreement.report import agreement_report
 
     report = agreement_report(corpus, project=project, bootstrap=0)
     return {k: v["value"] for k, v in report["summary"].items()}
@@ -262,7 +264,7 @@ def _agreement(corpus, project):
 def test_doctor_fix_restores_agreement(ls_client, tmp_path, project_name):
     texts = _texts(4)
     corpus = make_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
     _annotate(ls_client, corpus, project_name, _users(ls_client), texts, 4)
     _pull(corpus, project_name, ls_client)
     clean = _agreement(corpus, project_name)
@@ -309,7 +311,7 @@ def test_unknown_project_suggests_nearest_names(ls_conn, tmp_path, project_name)
 def test_deleted_project_detected_and_repushable(ls_client, tmp_path, project_name):
     texts = _texts(3)
     corpus = make_corpus(tmp_path / "c", texts)
-    first = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    first = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     _annotate(ls_client, corpus, project_name, _users(ls_client, 1), texts, 1)
     assert _pull(corpus, project_name, ls_client)["new"] == 1
     ls_client.request("DELETE", f"api/projects/{first['ls_project_id']}/")
@@ -317,13 +319,13 @@ def test_deleted_project_detected_and_repushable(ls_client, tmp_path, project_na
     with pytest.raises(ProjectMissingError, match="is gone from .*nothing pulled.*--repush-missing"):
         _pull(corpus, project_name, ls_client)
     with pytest.raises(ProjectMissingError, match="is gone from"):
-        sync.run(sync.push_batch(corpus, project_name, client=ls_client, create=False))
-    made = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+        workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, create=False))
+    made = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     assert made["project_recreated"] and made["missing_from_server"] == 3 and made["pushed"] == 0
     assert "--repush-missing" in made["hint"]
-    again = sync.run(sync.push_batch(corpus, project_name, client=ls_client, repush_missing=True))
+    again = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, repush_missing=True))
     assert again["pushed"] == 3 and "project_recreated" not in again
-    assert sync.run(sync.push_batch(corpus, project_name, client=ls_client))["skipped"] == {"already pushed": 3}
+    assert workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))["skipped"] == {"already pushed": 3}
     pulled = _pull(corpus, project_name, ls_client)
     assert pulled["deleted"] == 0 and "project_recreated" not in pulled
     assert len(corpus.latest_annotations(project_name)) == 1  # the deleted project's work is kept
@@ -333,7 +335,7 @@ def test_recreated_project_pull_says_so(ls_client, tmp_path, project_name):
     """Deleted and made again in Label Studio under the same title: pull says so, keeps earlier work."""
     texts = _texts(2)
     corpus = make_corpus(tmp_path / "c", texts)
-    first = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    first = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     _annotate(ls_client, corpus, project_name, _users(ls_client, 1), texts, 2)
     assert _pull(corpus, project_name, ls_client)["new"] == 2
     ls_client.request("DELETE", f"api/projects/{first['ls_project_id']}/")

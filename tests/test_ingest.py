@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spanbank.corpus import TABLES, Corpus
+from spanbank.corpus.ingest import Columns, article_id_for, ingest_paths, text_sha256
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
 from spanbank.errors import IngestError, LockError
-from spanbank.ingest import Columns, article_id_for, ingest_paths, text_sha256
 
 
 @pytest.fixture
@@ -321,7 +322,7 @@ def test_progress_is_reported(corpus, tmp_path):
     for i in range(3):
         (tmp_path / f"{i}.txt").write_text(f"text {i}")
     calls = []
-    ingest_paths(corpus, [tmp_path / f"{i}.txt" for i in range(3)], progress=lambda *a: calls.append(a))
+    ingest_paths(corpus, [tmp_path / f"{i}.txt" for i in range(3)], progress=calls.append)
     assert calls == [("reading", 1, 3), ("reading", 2, 3), ("reading", 3, 3)]
 
 
@@ -380,7 +381,7 @@ def test_arbitrary_unicode_is_stored_exactly_or_refused(texts, long_line, ascii_
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    import spanbank.ingest as ingest
+    import spanbank.corpus.ingest as ingest
 
     monkeypatch.setattr(ingest, "BATCH_ROWS", 4)
     monkeypatch.setattr(ingest, "READ_BLOCK", 16)  # lines and characters split across blocks too
@@ -411,7 +412,7 @@ def _write_inputs(tmp_path, rows):
 
 
 def test_batched_ingest_matches_whole_file_ingest(tmp_path, monkeypatch):
-    import spanbank.ingest as ingest
+    import spanbank.corpus.ingest as ingest
 
     results = []
     for rows_per_batch in (4, 1000):

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from _helpers import region
 from _sink import NO_PROXY, Sink, canary, private_server, process_environ
 from conftest import _test_data_dir, make_corpus
-from spanbank import server
 from spanbank.cli import cli
+from spanbank.labelstudio import server
 from spanbank.labelstudio.client import LabelStudioClient
 
 

@@ -30,9 +30,12 @@ import pytest
 
 from _helpers import region, server_articles
 from conftest import make_corpus
-from spanbank import sync
-from spanbank.corpus import TABLES, Corpus
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
 from spanbank.export import verify
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
+from spanbank.labelstudio import workflow
 
 pytestmark = pytest.mark.labelstudio
 
@@ -165,8 +168,8 @@ def world(tmp_path_factory, ls_conn, ls_client):
     project = f"crash-{uuid.uuid4().hex[:8]}"
     n = 60
     base0 = make_corpus(root / "base0", {f"k{i:03d}": _text(i) for i in range(n)})
-    summary = sync.run(sync.push_batch(base0, project, client=ls_client, overlap=2))
-    sync.pseudonym_key(base0)
+    summary = workflow.run(ls_push.push_batch(base0, project, client=ls_client, overlap=2))
+    ls_pull.pseudonym_key(base0)
     tag = uuid.uuid4().hex[:6]
     users = [ls_client.create_user(f"crash{i}-{tag}@example.org", f"crash{i}{tag}") for i in range(2)]
     tasks = base0.read("tasks")
@@ -177,7 +180,7 @@ def world(tmp_path_factory, ls_conn, ls_client):
             posted[i, k] = ls_client.create_annotation(tid[f"k{i:03d}"], _result(_text(i), i + k),
                                                        completed_by=u["id"])["id"]
     base1 = copy(base0, root / "base1")
-    sync.run(sync.pull(base1, project, client=ls_client))
+    workflow.run(ls_pull.pull(base1, project, client=ls_client))
     for i in range(5):
         ls_client.update_annotation(posted[i, 0], result=_result(_text(i), i + 1))
     for i in range(5, 8):
@@ -313,7 +316,7 @@ def test_export_killed_at_random_points(world, pulled, tmp_path):
 # SIGKILLs the process at its Nth corpus table write (0: before the first), then runs the CLI
 KILL_AT_WRITE = """
 import os, signal, sys
-from spanbank import corpus
+from spanbank.corpus import store as corpus
 n = int(os.environ["SPANBANK_KILL_AT_WRITE"])
 seen = [0]
 def counted(write):
@@ -356,8 +359,8 @@ def test_brat_ingest_killed_at_every_write_boundary(tmp_path):
     writes, killed = 0, 0
     for n in range(20):  # more than the writes a brat ingest makes; the loop stops at the first clean exit
         corpus = Corpus.init(tmp_path / f"k{n}")
-        if (ref.path / sync.PSEUDONYM_KEY_FILE).exists():  # the same pseudonyms as the reference
-            shutil.copy2(ref.path / sync.PSEUDONYM_KEY_FILE, corpus.path)
+        if (ref.path / ls_pull.PSEUDONYM_KEY_FILE).exists():  # the same pseudonyms as the reference
+            shutil.copy2(ref.path / ls_pull.PSEUDONYM_KEY_FILE, corpus.path)
         cmd = [sys.executable, "-c", KILL_AT_WRITE, "--corpus", str(corpus.path), *args]
         done = subprocess.run(cmd, env={**os.environ, "SPANBANK_KILL_AT_WRITE": str(n)}, capture_output=True, text=True)
         if done.returncode == 0:

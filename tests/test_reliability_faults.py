@@ -24,9 +24,11 @@ import pytest
 from _helpers import region, server_articles
 from conftest import make_corpus
 from faultproxy import FaultProxy, random_plan
-from spanbank import sync
 from spanbank.corpus import Corpus
 from spanbank.errors import SpanbankError
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
+from spanbank.labelstudio import workflow
 from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio
@@ -54,7 +56,7 @@ def until_done(make, label: str) -> tuple[dict, list[str]]:
     errors = []
     for _ in range(MAX_ATTEMPTS):
         try:
-            return sync.run(make()), errors
+            return workflow.run(make()), errors
         except SpanbankError as exc:
             msg = str(exc)
             assert msg and "\n" not in msg, msg
@@ -102,7 +104,7 @@ def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, prox
     proxy.plan = random_plan(seed=1000 + trial, rate=RATE)
     faulty = LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)
 
-    push, errors = until_done(lambda: sync.push_batch(corpus, project_name, client=faulty, overlap=2,
+    push, errors = until_done(lambda: ls_push.push_batch(corpus, project_name, client=faulty, overlap=2,
                                                       chunk_size=7, preannotate="rules"), "push")
     pid = push["ls_project_id"]
     on_server = server_articles(ls_client, pid)
@@ -119,15 +121,15 @@ def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, prox
         for k, u in enumerate(users):
             a = ls_client.create_annotation(tid[aid], _result(_text(i), k), completed_by=u["id"])
             posted[(aid, k)] = a["id"]
-    sync.pseudonym_key(corpus)  # made once; the reference copies share it
+    ls_pull.pseudonym_key(corpus)  # made once; the reference copies share it
     clean = LabelStudioClient(proxy.url, ls_conn[1])  # same URL, so the same pseudonyms
     for round_ in range(2):
         reference = Corpus(tmp_path / f"ref{round_}")
         shutil.copytree(corpus.path, reference.path)
         plan, proxy.plan = proxy.plan, None
-        sync.run(sync.pull(reference, project_name, client=clean))
+        workflow.run(ls_pull.pull(reference, project_name, client=clean))
         proxy.plan = plan
-        summary, errors = until_done(lambda: sync.pull(corpus, project_name, client=faulty), "pull")
+        summary, errors = until_done(lambda: ls_pull.pull(corpus, project_name, client=faulty), "pull")
         FIGURES["pull_runs"] += 1 + len(errors)
         assert_same_pull(corpus, reference)
         if round_ == 0:  # edits, deletions and new work for the incremental pull
@@ -153,14 +155,14 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
     """
     corpus = make_corpus(tmp_path / "c", {f"d{i:03d}": _text(i) for i in range(30)})
     clean = LabelStudioClient(proxy.url, ls_conn[1])
-    push = sync.run(sync.push_batch(corpus, project_name, client=clean))
-    sync.pseudonym_key(corpus)
+    push = workflow.run(ls_push.push_batch(corpus, project_name, client=clean))
+    ls_pull.pseudonym_key(corpus)
     tasks = corpus.read("tasks")
     for i, (aid, t) in enumerate(zip(tasks["article_id"], tasks["ls_task_id"], strict=True)):
         ls_client.create_annotation(int(t), _result(_text(int(aid[1:])), i % 2), completed_by=users[i % 2]["id"])
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
-    sync.run(sync.pull(reference, project_name, client=clean))
+    workflow.run(ls_pull.pull(reference, project_name, client=clean))
 
     outcomes = Counter()
     # outage starting at request k: short (retries absorb it) and long (one-line stop)
@@ -186,7 +188,7 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
         t = threading.Thread(target=outage_after, daemon=True)
         t.start()
         try:
-            sync.run(sync.pull(trial, project_name, client=client))
+            workflow.run(ls_pull.pull(trial, project_name, client=client))
             outcomes["finished"] += 1
         except SpanbankError as exc:
             assert "\n" not in str(exc)
@@ -195,7 +197,7 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
         t.join(30)
         proxy.resume()
         proxy.plan = None
-        sync.run(sync.pull(trial, project_name, client=client))  # the re-run after the restart
+        workflow.run(ls_pull.pull(trial, project_name, client=client))  # the re-run after the restart
         assert_same_pull(trial, reference)
     assert outcomes["stopped"] >= 1  # the long outages outlast the retries
     FIGURES["outage_trials"] += sum(outcomes.values())
@@ -240,14 +242,14 @@ def test_slow_import_past_the_timeout_makes_no_duplicates(tmp_path, ls_conn, ls_
     old = client_mod.LONG_TIMEOUT_S
     client_mod.LONG_TIMEOUT_S = 1.0
     try:
-        summary, errors = until_done(lambda: sync.push_batch(corpus, project_name, client=client, chunk_size=4),
+        summary, errors = until_done(lambda: ls_push.push_batch(corpus, project_name, client=client, chunk_size=4),
                                      "slow-push")
     finally:
         client_mod.LONG_TIMEOUT_S = old
     assert imports["n"] > 12 // 4, "the delayed import was given up on and sent again"
     time.sleep(3)  # let the late import land, then re-run to reconcile
     proxy.plan = None
-    again = sync.run(sync.push_batch(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
+    again = workflow.run(ls_push.push_batch(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
     pid = again["ls_project_id"]
     on_server = server_articles(ls_client, pid)
     assert on_server.is_unique and len(on_server) == 12, on_server.value_counts().head()

@@ -12,14 +12,17 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_corpus
-from spanbank import review, sync
-from spanbank.agreement_report import agreement_report
+from spanbank.agreement.report import agreement_report
 from spanbank.cli import cli
+from spanbank.corpus import tables
+from spanbank.corpus.annotations import REVIEW_ANNOTATOR
 from spanbank.errors import SpanbankError
 from spanbank.export import export_dataset
 from spanbank.export.jsonl import read_jsonl
-from spanbank.gold import REVIEW_ANNOTATOR, run_adjudication, select_annotations
-from spanbank.labelstudio import convert
+from spanbank.gold import run_adjudication, select_annotations
+from spanbank.labelstudio import convert, review, workflow
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
 from spanbank.schema import load_schema
 from spanbank.status import corpus_status
 
@@ -95,7 +98,7 @@ def _review_tasks(client, pid):
 def annotated(tmp_path, ls_client, project_name):
     """Four articles pushed to a project, annotated by three users (r4 by one), pulled."""
     corpus = make_corpus(tmp_path / "corpus", TEXTS)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=3))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=3))
     tasks = corpus.read("tasks")
     tid = dict(zip(tasks["article_id"], tasks["ls_task_id"].astype(int), strict=True))
     tag = uuid.uuid4().hex[:6]
@@ -125,7 +128,7 @@ def annotated(tmp_path, ls_client, project_name):
     ls_client.create_annotation(
         tid["r4"], full(T4, "“Nothing to report,”", "a spokesman"), completed_by=a
     )
-    pulled = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    pulled = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     assert pulled["new"] == 10 and pulled["rejected"] == 0
     people = corpus.read("annotators").set_index("ls_user_id")["annotator"]
     return corpus, [people[a], people[b], people[c]]
@@ -144,7 +147,7 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
     assert review.conflict_articles(corpus, project_name, "majority") == ["r1", "r2"]
 
     # 1. push the conflicts (library call)
-    summary = sync.run(review.push_review(corpus, project_name, "majority", client=ls_client))
+    summary = workflow.run(review.push_review(corpus, project_name, "majority", client=ls_client))
     assert (summary["project"], summary["pushed"], summary["articles_with_conflicts"]) == (
         name,
         2,
@@ -155,11 +158,11 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
     proj = ls_client.get_project(pid)
     assert proj["model_version"] == "gold:majority" and proj["show_collab_predictions"] is True
     assert proj["label_config"] == ls_client.find_project(project_name)["label_config"]
-    records = corpus.read(sync.PROJECTS_TABLE).set_index("project")
+    records = corpus.read(tables.PROJECTS_TABLE).set_index("project")
     assert records.at[name, "kind"] == "review" and records.at[name, "review_of"] == project_name
     assert pd.isna(records.at[project_name, "kind"])
     with pytest.raises(SpanbankError, match="is a review project"):
-        sync.run(sync.push_batch(corpus, name, client=ls_client))
+        workflow.run(ls_push.push_batch(corpus, name, client=ls_client))
 
     tasks = _review_tasks(ls_client, pid)
     assert sorted(tasks) == ["r1", "r2"]
@@ -286,7 +289,7 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
 
     # 6. the reviewer's edit is a new version, which exports take
     ls_client.update_annotation(posted["id"], result=mine + _region("c", T1, "said", "CUE"))
-    sync.run(sync.pull(corpus, name, client=ls_client))
+    workflow.run(ls_pull.pull(corpus, name, client=ls_client))
     ann = corpus.read("annotations")
     r1 = ann[(ann["project"] == name) & (ann["article_id"] == "r1")].sort_values("version")
     assert r1["version"].tolist() == [1, 2] and r1["superseded"].tolist() == [True, False]
@@ -298,7 +301,7 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
 @pytest.mark.labelstudio
 def test_no_conflicts_pushes_nothing(tmp_path, ls_client, project_name):
     corpus = make_corpus(tmp_path / "c", {"r3": T3})
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
     tid = int(corpus.read("tasks")["ls_task_id"].iloc[0])
     tag = uuid.uuid4().hex[:6]
     for n in ("x", "y"):
@@ -306,9 +309,9 @@ def test_no_conflicts_pushes_nothing(tmp_path, ls_client, project_name):
         ls_client.create_annotation(
             tid, full(T3, "“Growth is back,”", "the governor"), completed_by=user["id"]
         )
-    sync.run(sync.pull(corpus, project_name, client=ls_client))
+    workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     run_adjudication(corpus, "majority", project=project_name)
-    summary = sync.run(review.push_review(corpus, project_name, "majority", client=ls_client))
+    summary = workflow.run(review.push_review(corpus, project_name, "majority", client=ls_client))
     assert (summary["pushed"], summary["articles_with_conflicts"]) == (0, 0)
     assert ls_client.find_project(project_name + "-review") is None
 
@@ -320,7 +323,7 @@ def test_review_needs_stored_gold(tmp_path):
         match=r"no majority gold for project 'news'; run `spanbank adjudicate "
         r"--strategy majority --project news` first",
     ):
-        sync.run(review.push_review(corpus, "news", "majority"))
+        workflow.run(review.push_review(corpus, "news", "majority"))
 
 
 def test_cli_review_needs_project(tmp_path):

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from spanbank.cli import cli
 from spanbank.corpus import Corpus
+from spanbank.corpus.ingest import ingest_paths
 from spanbank.errors import ExportError
 from spanbank.export import export_dataset, verify
-from spanbank.ingest import ingest_paths
 
 TEXT = "The mayor said hello.\n"
 ANN = "T1\tSource 0 9\tThe mayor\nT2\tCue 10 14\tsaid\n"
@@ -144,7 +144,7 @@ def _parse_steps(n: int) -> int:
     """Lines of `parse_ann` executed for an .ann of n T + n A lines (deterministic, unlike time)."""
     import sys
 
-    from spanbank.brat import parse_ann
+    from spanbank.corpus.brat import parse_ann
     from spanbank.schema import load_schema
 
     text, ann = _ann_with_attributes(n)
@@ -323,7 +323,7 @@ def _mixed_folder(tmp_path: Path) -> Path:
 
 
 def test_skip_bad_leaves_out_each_bad_file_with_its_reason(corpus, tmp_path, monkeypatch):
-    from spanbank import ingest
+    from spanbank.corpus import ingest
     from spanbank.errors import IngestError
 
     # small blocks and batches: d.jsonl's good first row is read and parked before its bad byte

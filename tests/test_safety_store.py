@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import article_rows, make_corpus
-from spanbank.corpus import EXTRA_TABLES, TABLES, Corpus
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import EXTRA_TABLES, TABLES
 from spanbank.errors import CorpusError, LockError
 from spanbank.gold import run_adjudication
 from test_adjudicate import _ann, _full, build_corpus
@@ -228,7 +229,7 @@ def test_adjudicate_waiting_for_the_lock_uses_what_the_holder_wrote(tmp_path, mo
     t = threading.Thread(target=holder)
     t.start()
     assert held.wait(30)
-    monkeypatch.setattr("spanbank.corpus.time.sleep", sleep)
+    monkeypatch.setattr("spanbank.corpus.store.time.sleep", sleep)
     try:
         run_adjudication(corpus, "majority", project="news", wait=60)
     finally:

@@ -25,11 +25,15 @@ from click.testing import CliRunner
 from _helpers import region, server_articles
 from conftest import article_rows, make_corpus
 from faultproxy import FaultProxy
-from spanbank import review, sync
 from spanbank.cli import cli
-from spanbank.corpus import Corpus, live_annotations
+from spanbank.corpus import annotations
+from spanbank.corpus.annotations import live_annotations
+from spanbank.corpus.store import Corpus
 from spanbank.errors import LabelStudioError
 from spanbank.gold import run_adjudication, select_annotations
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
+from spanbank.labelstudio import review, workflow
 from spanbank.labelstudio.client import LabelStudioClient, encode_json
 
 pytestmark = pytest.mark.labelstudio
@@ -111,7 +115,7 @@ def test_push_article_without_title(tmp_path, ls_client, project_name):
         "score": [float("nan"), 0.5, 1.0],
     })
     spans.to_parquet(tmp_path / "pred.parquet")
-    summary = sync.run(sync.push_batch(corpus, project_name, client=ls_client,
+    summary = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client,
                                        preannotate=str(tmp_path / "pred.parquet")))
     assert summary["pushed"] == 4 and summary["predictions"] == 2
     tasks = {t["data"]["article_id"]: t for p in ls_client.task_pages(summary["ls_project_id"]) for t in p}
@@ -120,7 +124,7 @@ def test_push_article_without_title(tmp_path, ls_client, project_name):
     [pred] = tasks["n0"]["predictions"]
     assert pred["result"][0]["value"]["labels"] == ["QUOTE"] and pred["result"][0]["id"] == "p0"
     # rule predictions over the same corpus, in a second project
-    summary = sync.run(sync.push_batch(corpus, project_name + "-r", client=ls_client, preannotate="rules"))
+    summary = workflow.run(ls_push.push_batch(corpus, project_name + "-r", client=ls_client, preannotate="rules"))
     assert summary["pushed"] == 4
     FIGURES["untitled_articles_pushed"] += 2
 
@@ -129,14 +133,14 @@ def test_review_push_of_article_without_title(tmp_path, ls_client, users, projec
     """The review project gets an untitled article's conflict too (review payloads have no NaN)."""
     texts = {"u0": _text(0), "u1": _text(1)}
     corpus = _untitled_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
     tid = _task_ids(corpus)
     for aid, text in texts.items():
         ls_client.create_annotation(tid[aid], _result(text), completed_by=users[0]["id"])
         ls_client.create_annotation(tid[aid], _result(text)[:1], completed_by=users[1]["id"])
-    sync.run(sync.pull(corpus, project_name, client=ls_client))
+    workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     run_adjudication(corpus, "majority", project_name)
-    summary = sync.run(review.push_review(corpus, project_name, client=ls_client))
+    summary = workflow.run(review.push_review(corpus, project_name, client=ls_client))
     assert summary["pushed"] == 2
     tasks = {t["data"]["article_id"]: t for p in ls_client.task_pages(summary["ls_project_id"]) for t in p}
     assert tasks["u0"]["data"]["title"] == ""
@@ -148,7 +152,7 @@ def test_pull_flags_annotation_on_edited_task_text(tmp_path, ls_conn, ls_client,
     """A task whose text was changed in Label Studio: its annotation is stored flagged, not live."""
     texts = {"e0": _text(0), "e1": _text(1)}
     corpus = make_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     tid = _task_ids(corpus)
     for aid, text in texts.items():
         ls_client.create_annotation(tid[aid], _result(text), completed_by=users[0]["id"])
@@ -162,18 +166,18 @@ def test_pull_flags_annotation_on_edited_task_text(tmp_path, ls_conn, ls_client,
     ann = corpus.read("annotations")
     assert len(ann) == 2
     flagged = ann[ann["article_id"] == "e0"].iloc[0]
-    assert flagged["invalid_reason"] == sync.TEXT_EDITED
+    assert flagged["invalid_reason"] == annotations.TEXT_EDITED
     assert set(live_annotations(ann)["article_id"]) == {"e1"}
     assert set(corpus.latest_annotations(project=project_name)["article_id"]) == {"e1"}
     assert set(select_annotations(corpus, "auto", project_name)["article_id"]) == {"e1"}  # export's gold
     rejects = corpus.read("rejects")
     assert (rejects["annotation_id"] == flagged["annotation_id"]).sum() == 1  # the raw result is kept
 
-    again = sync.run(sync.pull(corpus, project_name, client=ls_client))  # nothing changed: no new rows
+    again = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))  # nothing changed: no new rows
     assert again["new"] == again["updated"] == 0 and "invalid" not in again
     # the text restored in Label Studio: the annotation becomes a new, live version
     ls_client.request("PATCH", f"api/tasks/{tid['e0']}/", json_body={"data": {"text": texts["e0"], "article_id": "e0"}})
-    fixed = sync.run(sync.pull(corpus, project_name, client=ls_client, full=True))
+    fixed = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client, full=True))
     assert fixed["updated"] == 1 and "invalid" not in fixed
     live = corpus.latest_annotations(project=project_name)
     assert set(live["article_id"]) == {"e0", "e1"}
@@ -206,7 +210,7 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     n = 24
     texts = {f"s{i:02d}": _text(i) for i in range(n)}
     corpus = make_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     tid = _task_ids(corpus)
     for aid, text in texts.items():
         for u in users:
@@ -214,7 +218,7 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     bad = tid["s07"]
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
-    sync.run(sync.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))  # same URL
+    workflow.run(ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))  # same URL
 
     proxy.plan, hits = _fails_page_of(bad)
     started = time.monotonic()
@@ -231,10 +235,10 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     FIGURES["unreadable_pull_annotations_stored"] += len(ann)
 
     # incremental pulls: the unreadable task is fetched again until it can be read
-    again = sync.run(sync.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)))
+    again = workflow.run(ls_pull.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)))
     assert again["unreadable_tasks"] == [bad] and again["new"] == 0
     proxy.plan = None
-    healed = sync.run(sync.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
+    healed = workflow.run(ls_pull.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
     assert healed["new"] == 2 and "unreadable_tasks" not in healed
     got = corpus.read("annotations").sort_values("annotation_id")
     want = reference.read("annotations").sort_values("annotation_id")
@@ -246,16 +250,16 @@ def test_pull_by_ids_splits_a_failing_chunk(tmp_path, ls_conn, ls_client, proxy,
     """An incremental pull (tasks fetched by id) narrows a failing chunk down to the one task."""
     texts = {f"i{i:02d}": _text(i) for i in range(10)}
     corpus = make_corpus(tmp_path / "c", texts)
-    sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     tid = _task_ids(corpus)
     for aid in ("i00", "i01", "i02", "i03", "i04", "i05", "i06", "i07"):
         ls_client.create_annotation(tid[aid], _result(texts[aid]), completed_by=users[0]["id"])
     client = LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)
-    sync.run(sync.pull(corpus, project_name, client=client))
+    workflow.run(ls_pull.pull(corpus, project_name, client=client))
     for aid in ("i02", "i05", "i06"):  # 3 of 10 tasks changed: fetched by id
         ls_client.create_annotation(tid[aid], _result(texts[aid]), completed_by=users[1]["id"])
     proxy.plan, hits = _fails_page_of(tid["i05"])
-    summary = sync.run(sync.pull(corpus, project_name, client=client, page_size=2))
+    summary = workflow.run(ls_pull.pull(corpus, project_name, client=client, page_size=2))
     assert summary["unreadable_tasks"] == [tid["i05"]] and summary["new"] == 2
     assert hits["500"] >= 2
 
@@ -302,7 +306,7 @@ def test_url_credentials_are_redacted_everywhere(tmp_path, ls_conn, ls_client, u
         found += [f.name for c in cells if "hunter2pw" in c or "alice:" in c]
     assert not found, found
     assert set(corpus.read("tasks")["ls_url"]) == {url}
-    from spanbank.agreement_report import _task_links
+    from spanbank.agreement.report import _task_links
 
     links = _task_links(corpus.read("tasks"), list(texts), project_name)
     assert links and all(v.startswith(url + "/projects/") for v in links.values())
@@ -363,7 +367,7 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
         ls_client.create_annotation(tid[aid], _result(text), completed_by=users[0]["id"])
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
-    sync.run(sync.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
+    workflow.run(ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
     ready.clear()
 
     def slow_pages(method, path, n_):

@@ -26,7 +26,7 @@ import pytest
 from _helpers import region
 from _sink import private_server
 from conftest import _test_data_dir
-from spanbank import server
+from spanbank.labelstudio import server
 from spanbank.labelstudio.client import LabelStudioClient
 
 pytestmark = pytest.mark.labelstudio

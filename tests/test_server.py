@@ -1,4 +1,4 @@
-"""The local Label Studio (spanbank.server), connection resolution, and connection errors."""
+"""The local Label Studio (spanbank.labelstudio.server), connection resolution, and connection errors."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from spanbank import server
 from spanbank.cli import cli
 from spanbank.errors import AuthError, LabelStudioError, ServerError
+from spanbank.labelstudio import server
 from spanbank.labelstudio.client import LabelStudioClient
 
 

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spanbank.corpus import TABLES, Corpus, to_arrow
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES, to_arrow
 from spanbank.errors import CorpusError, LockError
 
 T0 = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
@@ -330,7 +331,7 @@ def _no_whole_reads(monkeypatch):
 
 
 def test_append_streams_the_old_file_group_by_group(corpus, monkeypatch):
-    import spanbank.corpus as store
+    import spanbank.corpus.store as store
 
     monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2)
     rows = [dict(r, article_id=f"a{i}") for i, r in enumerate(_rows("articles", 3) * 3)]

@@ -16,8 +16,11 @@ import pandas as pd
 import pytest
 
 from conftest import DATA, make_corpus
-from spanbank import identity, sync
+from spanbank.corpus import tables
 from spanbank.errors import SpanbankError
+from spanbank.labelstudio import identity, workflow
+from spanbank.labelstudio import pull as ls_pull
+from spanbank.labelstudio import push as ls_push
 from spanbank.offsets import cp_to_utf16
 from spanbank.schema import load_schema, normalise_config
 
@@ -87,7 +90,7 @@ def test_schema_config_accepted_by_server(ls_client, project_name):
 @pytest.fixture
 def pushed(tmp_path, ls_client, project_name):
     corpus = make_corpus(tmp_path / "corpus", _texts(50))
-    summary = sync.run(sync.push_batch(corpus, project_name, client=ls_client, overlap=2,
+    summary = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2,
                                        preannotate="rules", chunk_size=20))
     return corpus, summary
 
@@ -118,7 +121,7 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     if os.environ.get("SPANBANK_RECORD_LS"):
         _record(ls_client, pid, [tid["a0001"], tid["a0002"]], "api_tasks.json")
 
-    first = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    first = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     assert (first["new"], first["updated"], first["deleted"], first["cancelled"]) == (6, 0, 0, 1)
     assert first["repaired"] == {"utf16": 3}
     ann = corpus.read("annotations")
@@ -160,7 +163,7 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     edited = emoji_result(False)[:4]  # drop both relations
     ls_client.update_annotation(posted["e1"]["id"], result=edited)
     ls_client.delete_annotation(posted["s2"]["id"])
-    second = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    second = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     assert (second["new"], second["updated"], second["deleted"]) == (0, 1, 1)
     ann2 = corpus.read("annotations")
     assert len(ann2) == 7  # nothing dropped: the edit is a new row
@@ -180,18 +183,18 @@ def test_push_pull_versions(pushed, ls_client, project_name):
 
     # the same state again changes nothing
     before = {n: corpus.read(n) for n in ("annotations", "spans", "relations", "rejects")}
-    third = sync.run(sync.pull(corpus, project_name, client=ls_client))
+    third = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     assert (third["new"], third["updated"], third["deleted"], third["tasks_fetched"]) == (0, 0, 0, 0)
     for n, df in before.items():
         pd.testing.assert_frame_equal(corpus.read(n), df)
-    full = sync.run(sync.pull(corpus, project_name, client=ls_client, full=True))
+    full = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client, full=True))
     assert (full["new"], full["updated"], full["deleted"]) == (0, 0, 0)
 
     # re-push: nothing new, one task per article on the server, the project record's birth kept
-    created = corpus.read(sync.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"]
-    again = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    created = corpus.read(tables.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"]
+    again = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     assert again["pushed"] == 0 and again["skipped"] == {"already pushed": 50}
-    assert corpus.read(sync.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"] == created
+    assert corpus.read(tables.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"] == created
     on_server = _server_articles(ls_client, pid)
     assert len(on_server) == 50 and on_server.is_unique
 
@@ -214,7 +217,7 @@ def test_reconcile_records_lost_tasks(pushed, ls_client, project_name):
     tasks = corpus.read("tasks")
     with corpus.writer() as w:
         w.replace("tasks", tasks.iloc[:30])
-    again = sync.run(sync.push_batch(corpus, project_name, client=ls_client))
+    again = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     assert (again["reconciled"], again["pushed"]) == (20, 0)
     after = corpus.read("tasks")
     assert len(after) == 50 and after["article_id"].is_unique
@@ -225,21 +228,21 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     corpus = make_corpus(tmp_path / "c", _texts(12))
     ids = tmp_path / "ids.txt"
     ids.write_text("a0003\na0004\na0005\nnope\n")
-    dry = sync.run(sync.push_batch(corpus, project_name, client=ls_client, dry_run=True))
+    dry = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, dry_run=True))
     assert dry["would_push"] == 12 and ls_client.find_project(project_name) is None
-    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, where="source == 'reuters'",
+    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, where="source == 'reuters'",
                                  ids=ids.read_text().split()))
     assert s["pushed"] == 2 and s["skipped"] == {"not in corpus": 1, "filtered out by --where": 1}
-    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, sample=3, seed=1))
+    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, sample=3, seed=1))
     assert s["pushed"] == 3
-    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, batch_size=4))
+    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, batch_size=4))
     assert s["pushed"] == 4 and s["skipped"]["beyond --batch-size"] == 3
     with pytest.raises(SpanbankError, match="is not a valid filter"):
-        sync.run(sync.push_batch(corpus, project_name, client=ls_client, where="source =="))
+        workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, where="source =="))
     ls_client.update_project(ls_client.find_project(project_name)["id"], label_config=load_schema().label_config().replace('"EVENT"', '"EVT"'))
     with pytest.raises(SpanbankError, match=r"labeling config differs from schema news-v1; pass --update-config"):
-        sync.run(sync.push_batch(corpus, project_name, client=ls_client))
-    s = sync.run(sync.push_batch(corpus, project_name, client=ls_client, update_config=True))
+        workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
+    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, update_config=True))
     assert s["project_state"] == "config updated" and s["pushed"] == 3
 
 
@@ -273,4 +276,4 @@ def test_push_survives_sigkill(tmp_path, ls_conn, ls_client, project_name):
 def test_pull_unknown_project(tmp_path, ls_client):
     corpus = make_corpus(tmp_path / "c", _texts(3))
     with pytest.raises(SpanbankError, match=re.escape("push to it first")):
-        sync.run(sync.pull(corpus, f"nope-{uuid.uuid4().hex[:6]}", client=ls_client))
+        workflow.run(ls_pull.pull(corpus, f"nope-{uuid.uuid4().hex[:6]}", client=ls_client))

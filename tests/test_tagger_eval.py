@@ -7,8 +7,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from spanbank.cli import cli
-from spanbank.corpus import Corpus, attributes_json
-from spanbank.ingest import ingest_paths
+from spanbank.corpus.ingest import ingest_paths
+from spanbank.corpus.store import Corpus
+from spanbank.schema import attributes_json
 from spanbank.tagger_eval import evaluate_tagger
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 How it decides (the same for one article or a frame of many):
 
 1. **Groups.** Each pair of annotators' spans is aligned one-to-one with
-   :func:`spanbank.agreement.align_span_arrays` (same label, IoU >= 0.5, greedy by IoU);
+   :func:`spanbank.agreement.coefficients.align_span_arrays` (same label, IoU >= 0.5, greedy by IoU);
    aligned spans are joined transitively into groups across all annotators. A group has
    one label; its *support* is the number of distinct annotators with a span in it.
 2. **Which groups survive** (n = annotators of the article, k = ``min_votes``, default
@@ -46,11 +46,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from spanbank.agreement import align_span_arrays
-from spanbank.errors import SpanbankError
+from spanbank.agreement.coefficients import align_span_arrays
+from spanbank.errors import AdjudicationError
 
 __all__ = [
-    "AdjudicationError",
     "CONFLICT_COLUMNS",
     "GOLD_RELATION_COLUMNS",
     "GOLD_SPAN_COLUMNS",
@@ -69,10 +68,6 @@ CONFLICT_COLUMNS = ["article_id", "group_id", "kind", "detail"]
 
 _SPAN_IN = ["article_id", "annotator", "span_id", "label", "start", "end"]
 _REL_IN = ["article_id", "annotator", "from_span_id", "to_span_id", "label"]
-
-
-class AdjudicationError(SpanbankError, ValueError):
-    """Adjudication cannot run on this input or with these options."""
 
 
 def parse_strategy(strategy: str) -> tuple[str, str | None]:

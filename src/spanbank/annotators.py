@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from spanbank.corpus import HUMAN_ORIGINS, Corpus, live_annotations
+from spanbank.corpus.annotations import HUMAN_ORIGINS, live_annotations
+from spanbank.corpus.store import Corpus
 from spanbank.errors import AnnotatorError
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from spanbank.corpus import Corpus
-from spanbank.identity import server_records
+from spanbank.labelstudio.identity import server_records
 
 KEY = ["project", "article_id", "ls_annotation_id", "created_at", "origin"]
 SHOW = ["annotation_id", "kept", "project", "article_id", "annotator", "kept_annotator", "ls_url", "pulled_at"]

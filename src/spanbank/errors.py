@@ -55,3 +55,11 @@ class UnknownProjectError(SpanbankError):
 
 class ProjectMissingError(UnknownProjectError):
     """The Label Studio project does not exist on the server (not yet, or not any more)."""
+
+
+class AgreementError(SpanbankError, ValueError):
+    """Agreement cannot be computed from this input or selection."""
+
+
+class AdjudicationError(SpanbankError, ValueError):
+    """Adjudication cannot run on this input or with these options."""

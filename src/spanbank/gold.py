@@ -10,33 +10,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanbank.adjudicate import AdjudicationError, adjudicate, parse_strategy
-from spanbank.agreement_report import latest_human_annotations
-from spanbank.corpus import (
-    EXTRA_TABLES,
-    TABLES,
-    Corpus,
-    attributes_json,
+from spanbank.adjudicate import adjudicate, parse_strategy
+from spanbank.corpus.annotations import (
+    GOLD_ORIGIN,
+    REVIEW_ANNOTATOR,
+    latest_per_annotator,
     live_annotations,
-    to_arrow,
 )
-from spanbank.errors import CorpusError, SpanbankError
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, to_arrow
+from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
+from spanbank.schema import attributes_json
 
 __all__ = [
     "CONFLICTS_TABLE",
     "CONFLICTS_SCHEMA",
     "GOLD_ORIGIN",
     "REVIEW_ANNOTATOR",
+    "GoldRows",
     "annotation_spans",
+    "gold_rows",
     "gold_annotation_id",
     "gold_annotator",
     "run_adjudication",
     "select_annotations",
 ]
 
-GOLD_ORIGIN = "gold"
-REVIEW_ANNOTATOR = "gold:review"
-CONFLICTS_TABLE = "conflicts"
 CONFLICTS_SCHEMA = EXTRA_TABLES[CONFLICTS_TABLE]
 
 
@@ -71,27 +70,23 @@ class _Gold:
 
 def _human_inputs(corpus: Corpus, project, article_ids=None):
     """Latest human annotations and their spans/relations, each row tagged with its annotator."""
-    ann = latest_human_annotations(corpus.read("annotations"), project=project)
+    ann = latest_per_annotator(corpus.read("annotations"), project=project)
     if article_ids is not None:
         ann = ann[ann["article_id"].isin(list(article_ids))]
     who = ann[["annotation_id", "article_id", "annotator"]]
-    spans = _rows_of(corpus, "spans", who["annotation_id"])
-    rels = _rows_of(corpus, "relations", who["annotation_id"])
+    spans = _rows_of(corpus, "spans", who["annotation_id"]).to_pandas()
+    rels = _rows_of(corpus, "relations", who["annotation_id"]).to_pandas()
     spans = spans.drop(columns=["article_id"]).merge(who, on="annotation_id")
     rels = rels.merge(who, on="annotation_id")
     return ann.reset_index(drop=True), spans, rels
 
 
-def _rows_of(corpus: Corpus, name: str, annotation_ids) -> pd.DataFrame:
-    """Rows of a table belonging to some annotations, filtered in Arrow before pandas.
-
-    Exports call this chunk by chunk, so whole tables are never converted.
-    """
+def _rows_of(corpus: Corpus, name: str, annotation_ids) -> pa.Table:
+    """Rows of a table belonging to some annotations, filtered in Arrow, in the table's columns."""
     table = corpus.read_arrow(name)
     ids = pa.array(pd.Series(annotation_ids, dtype=object).astype(str).tolist(), pa.string())
-    return table.filter(
-        pc.fill_null(pc.is_in(table["annotation_id"], value_set=ids), False)
-    ).to_pandas()
+    table = table.filter(pc.fill_null(pc.is_in(table["annotation_id"], value_set=ids), False))
+    return to_arrow(name, table.select(TABLES[name].names))
 
 
 def _adjudicate_store(
@@ -312,7 +307,7 @@ def select_annotations(
         raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
     ann = corpus.read("annotations")
     live = live_annotations(ann)
-    humans = latest_human_annotations(ann, project=project)
+    humans = latest_per_annotator(ann, project=project)
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
     if gold != "auto" and not is_strategy:
         rows = live[live["annotator"] == gold]
@@ -397,6 +392,28 @@ def _finish(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values("article_id", kind="stable").reset_index(drop=True)
 
 
+@dataclass
+class GoldRows:
+    """The chosen gold: one annotations row per article, and its spans and relations (Arrow,
+    the corpus tables' columns)."""
+
+    annotations: pd.DataFrame
+    spans: pa.Table
+    relations: pa.Table
+
+
+def gold_rows(
+    corpus: Corpus, gold: str = "auto", project: str | None = None, annotations: pd.DataFrame | None = None
+) -> GoldRows:
+    """The one way to the gold an export or an evaluation uses: :func:`select_annotations`'
+    choice (or the given `annotations` rows), with its spans and relations. Stored rows are
+    read once; gold computed on the fly is adjudicated once, for all its articles together."""
+    if annotations is None:
+        annotations = select_annotations(corpus, gold=gold, project=project)
+    spans, relations = _annotation_rows(corpus, annotations)
+    return GoldRows(annotations, spans, relations)
+
+
 def annotation_spans(
     corpus: Corpus, annotations: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -406,6 +423,12 @@ def annotation_spans(
     but not stored (``selection == "computed"``, or a ``gold:<strategy>`` id the corpus
     lacks) is adjudicated again in memory, deterministically, with the same ids.
     """
+    spans, rels = _annotation_rows(corpus, annotations)
+    return spans.to_pandas(), rels.to_pandas()
+
+
+def _annotation_rows(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+    """:func:`annotation_spans` as Arrow tables: stored rows first, then computed ones."""
     stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
     in_store = annotations["annotation_id"].isin(stored_ids)
     if "selection" in annotations:
@@ -430,18 +453,10 @@ def annotation_spans(
                 corpus, annotator[len("gold:") :], project, article_ids=part["article_id"]
             )
             want = set(part["annotation_id"])
-            # through Arrow so computed rows have the dtypes stored rows are read with
-            spans.append(
-                to_arrow(
-                    "spans", result.spans[result.spans["annotation_id"].isin(want)]
-                ).to_pandas()
-            )
-            rels.append(
-                to_arrow(
-                    "relations", result.relations[result.relations["annotation_id"].isin(want)]
-                ).to_pandas()
-            )
+            spans.append(to_arrow("spans", result.spans[result.spans["annotation_id"].isin(want)]))
+            rels.append(to_arrow("relations", result.relations[result.relations["annotation_id"].isin(want)]))
     span_cols, rel_cols = TABLES["spans"].names, TABLES["relations"].names
-    spans = pd.concat([s[span_cols] for s in spans], ignore_index=True)
-    rels = pd.concat([r[rel_cols] for r in rels], ignore_index=True)
-    return spans, rels
+    return (
+        pa.concat_tables([s.select(span_cols) for s in spans]),
+        pa.concat_tables([r.select(rel_cols) for r in rels]),
+    )

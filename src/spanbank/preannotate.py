@@ -22,6 +22,7 @@ import json
 import re
 from importlib import resources
 
+from spanbank.agreement.coefficients import align_spans, prf
 from spanbank.errors import SpanbankError
 
 TAGGER_VERSION = "spanbank-rules-0.1"
@@ -763,42 +764,15 @@ def _norm_spans(spans) -> dict[str, dict]:
     return out
 
 
-def _iou(a, b) -> float:
-    inter = min(a["end"], b["end"]) - max(a["start"], b["start"])
-    if inter <= 0:
-        return 0.0
-    return inter / (max(a["end"], b["end"]) - min(a["start"], b["start"]))
-
-
 def _match(pred: dict, gold: dict, exact: bool) -> dict[str, str]:
-    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5)."""
-    pairs = []
-    for pid, p in pred.items():
-        for gid, g in gold.items():
-            if p["label"] != g["label"]:
-                continue
-            if exact:
-                if p["start"] == g["start"] and p["end"] == g["end"]:
-                    pairs.append((1.0, pid, gid))
-            else:
-                iou = _iou(p, g)
-                if iou >= 0.5:
-                    pairs.append((iou, pid, gid))
-    pairs.sort(key=lambda x: -x[0])
-    used_p, used_g, out = set(), set(), {}
-    for _, pid, gid in pairs:
-        if pid not in used_p and gid not in used_g:
-            used_p.add(pid)
-            used_g.add(gid)
-            out[pid] = gid
-    return out
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> dict:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": p, "recall": r, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
+    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5), by agreement's aligner."""
+    pids, gids = list(pred), list(gold)
+    pairs = align_spans(
+        [(s["label"], s["start"], s["end"]) for s in pred.values()],
+        [(s["label"], s["start"], s["end"]) for s in gold.values()],
+        threshold=1.0 if exact else 0.5,
+    )
+    return {pids[i]: gids[j] for i, j in pairs}
 
 
 def _rel_key(r) -> tuple[str, str, str]:
@@ -842,7 +816,7 @@ def evaluate(pred_spans, gold_spans, pred_rel=(), gold_rel=()) -> dict:
             n_pred = sum(1 for s in pred.values() if s["label"] == lab)
             n_gold = sum(1 for s in gold.values() if s["label"] == lab)
             tp = sum(1 for pid in m if pred[pid]["label"] == lab)
-            res[lab] = _prf(tp, n_pred, n_gold)
+            res[lab] = prf(tp, n_pred, n_gold, undefined=0.0)
 
         def qtype(s):
             return (s.get("attributes") or {}).get("type")
@@ -855,11 +829,11 @@ def evaluate(pred_spans, gold_spans, pred_rel=(), gold_rel=()) -> dict:
                 for pid, gid in m.items()
                 if pred[pid]["label"] == "QUOTE" and qtype(pred[pid]) == t and qtype(gold[gid]) == t
             )
-            res[f"QUOTE:{t}"] = _prf(tp, n_pred, n_gold)
+            res[f"QUOTE:{t}"] = prf(tp, n_pred, n_gold, undefined=0.0)
         for rl in rel_labels:
             p_r = [r for r in prel if r[2] == rl]
             g_r = {r for r in grel if r[2] == rl}
             tp = sum(1 for a, b, _ in p_r if (m.get(a), m.get(b), rl) in g_r)
-            res[rl] = _prf(tp, len(p_r), len(g_r))
+            res[rl] = prf(tp, len(p_r), len(g_r), undefined=0.0)
         report[mode] = res
     return report

@@ -1,8 +1,9 @@
-"""Load and validate a label schema, and render its Label Studio labeling config."""
+"""Load and validate a label schema, render its Label Studio labeling config; span attribute JSON."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -13,7 +14,6 @@ import yaml
 
 from spanbank.errors import SchemaError
 
-DEFAULT_SCHEMA = "news"
 # a schema is a few kB; the budgets refuse a YAML alias bomb before it is expanded
 MAX_SCHEMA_BYTES = 1 << 20
 MAX_SCHEMA_NODES = 100_000  # YAML nodes with every alias expanded
@@ -262,3 +262,19 @@ def render_label_config(schema: Schema) -> str:
 def normalise_config(xml: str) -> str:
     """Whitespace-insensitive form of a labeling config, for drift checks."""
     return "".join(line.strip() for line in xml.splitlines())
+
+
+# --------------------------------------------------------------------------- span attribute JSON
+
+
+def attributes_json(attrs: dict | None) -> str | None:
+    """Canonical JSON of a span's attributes (sorted keys) or None when it has none."""
+    return json.dumps(attrs, sort_keys=True, ensure_ascii=False) if attrs else None
+
+
+def parse_attributes(value) -> dict:
+    if value is None or (isinstance(value, float) and value != value):
+        return {}
+    if isinstance(value, dict):
+        return value
+    return json.loads(value)

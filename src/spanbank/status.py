@@ -5,9 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow.compute as pc
 
-from spanbank.corpus import Corpus, live_annotations
-from spanbank.gold import REVIEW_ANNOTATOR
-from spanbank.sync import REVIEW_KIND
+from spanbank.corpus.annotations import (
+    REVIEW_ANNOTATOR,
+    REVIEW_KIND,
+    current_mask,
+    live_annotations,
+)
+from spanbank.corpus.store import Corpus
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
 
@@ -23,8 +27,7 @@ def corpus_status(corpus: Corpus) -> dict:
     ann = corpus.read("annotations")
     live = live_annotations(ann)
     span_counts = _spans_per_annotation(corpus, live["annotation_id"])
-    skipped = ann[~ann["superseded"].fillna(False).astype(bool) & ann["deleted_at"].isna()
-                  & ann["cancelled"].fillna(False).astype(bool)]
+    skipped = ann[current_mask(ann) & ann["cancelled"].fillna(False).astype(bool).to_numpy()]
     tasks = corpus.read("tasks")
     records = corpus.read("projects")
     conflicts = corpus.read("conflicts")  # tables other commands add: empty when absent

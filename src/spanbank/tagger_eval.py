@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from spanbank.corpus import Corpus, parse_attributes
+from spanbank.agreement.coefficients import prf
+from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
-from spanbank.gold import annotation_spans, select_annotations
+from spanbank.gold import gold_rows
 from spanbank.preannotate import TAGGER_VERSION, evaluate, preannotate
+from spanbank.schema import parse_attributes
 
 
 def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "auto") -> dict:
     """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold."""
-    chosen = select_annotations(corpus, gold=gold, project=project)
+    rows = gold_rows(corpus, gold=gold, project=project)
+    chosen = rows.annotations
     if chosen.empty:
         raise SpanbankError("no annotated article to evaluate against; pull or import annotations first")
-    spans, rels = annotation_spans(corpus, chosen)
+    spans, rels = rows.spans.to_pandas(), rows.relations.to_pandas()
     arts = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
     spans_by = {k: g for k, g in spans.groupby("annotation_id")}
     rels_by = {k: g for k, g in rels.groupby("annotation_id")}
@@ -41,8 +44,5 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
     out = {"tagger": TAGGER_VERSION, "gold": gold, "articles": len(chosen), "exact": {}, "overlap": {}}
     for mode, per in totals.items():
         for key, (tp, n_pred, n_gold) in sorted(per.items()):
-            p = tp / n_pred if n_pred else float("nan")
-            rec = tp / n_gold if n_gold else float("nan")
-            f = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else float("nan")
-            out[mode][key] = {"precision": p, "recall": rec, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
+            out[mode][key] = prf(tp, n_pred, n_gold)
     return out

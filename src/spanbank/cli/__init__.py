@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from spanbank import __version__
-from spanbank.corpus import Corpus, default_corpus_dir
+from spanbank.corpus.store import Corpus, default_corpus_dir
 from spanbank.errors import SpanbankError
 
 # command name -> module under spanbank.cli defining a click command of that name
@@ -41,7 +41,7 @@ class LazyGroup(click.Group):
     """Loads a command's module only when it runs, so `spanbank --help` stays fast."""
 
     def list_commands(self, ctx):
-        return [name for name, mod in COMMANDS.items() if _module_exists(mod)]
+        return list(COMMANDS)
 
     def invoke(self, ctx):
         """Run the command; an OS error (read-only, disk full, ...) becomes one line, not a traceback."""
@@ -54,14 +54,10 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx, name):
         mod = COMMANDS.get(name)
-        if mod is None or not _module_exists(mod):
+        if mod is None:
             return None
         module = importlib.import_module(f"spanbank.cli.{mod}")
         return getattr(module, name.replace("-", "_"))
-
-
-def _module_exists(mod: str) -> bool:
-    return (Path(__file__).parent / f"{mod}.py").exists()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

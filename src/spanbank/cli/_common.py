@@ -12,6 +12,7 @@ import sys
 import click
 
 from spanbank.errors import SpanbankError
+from spanbank.progress import Event
 
 # options several commands share, each defined here once (as sqlite-utils' output_options)
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary.")
@@ -111,9 +112,11 @@ class Progress:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
-    def update(self, stage: str, done: int, total: int | None = None) -> None:
+    def update(self, event: Event) -> None:
+        """Draw one progress event (a bar per stage)."""
         if self._progress is None:
             return
+        stage, done, total = event
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=total)
         self._progress.update(self._tasks[stage], completed=done, total=total)

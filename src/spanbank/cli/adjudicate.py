@@ -58,7 +58,7 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
     """
     from spanbank.adjudicate import parse_strategy
     from spanbank.gold import run_adjudication
-    from spanbank.identity import require_known_project
+    from spanbank.labelstudio.identity import require_known_project
 
     with errors_as_click():
         mode, _ = parse_strategy(strategy)
@@ -73,13 +73,13 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
             obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
         )
         if review:
-            from spanbank.review import push_review
-            from spanbank.sync import run
+            from spanbank.labelstudio.review import push_review
+            from spanbank.labelstudio.workflow import run
 
             with Progress(quiet or as_json) as bar:
                 summary["review"] = run(
                     push_review(obj.corpus, project, strategy, url=url, api_key=api_key, wait=wait),
-                    lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+                    bar.update,
                 )
     if as_json:
         echo_json(summary)

@@ -85,8 +85,9 @@ def agree(
     \b
         spanbank agree --project news --labels SPEAKER,QUOTE --html agreement.html
     """
-    from spanbank.agreement_report import agreement_report, render_table, to_csv, to_html, to_json
-    from spanbank.identity import require_known_project
+    from spanbank.agreement.render import render_table, to_csv, to_html, to_json
+    from spanbank.agreement.report import agreement_report
+    from spanbank.labelstudio.identity import require_known_project
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")

@@ -69,7 +69,7 @@ def export(obj, formats, out, name, gold, labels, project, split_spec, seed, gro
         spanbank export --format jsonl,spacy,hf --split train=0.8,dev=0.1,test=0.1 --seed 1
     """
     from spanbank.export import export_dataset
-    from spanbank.identity import require_known_project
+    from spanbank.labelstudio.identity import require_known_project
 
     with errors_as_click(), Progress(quiet or as_json) as bar:
         require_known_project(obj.corpus, project)

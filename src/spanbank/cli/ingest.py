@@ -10,7 +10,7 @@ from spanbank.cli._common import (
     quiet_option,
     wait_option,
 )
-from spanbank.ingest import FORMATS, Columns, ingest_paths
+from spanbank.corpus.ingest import FORMATS, Columns, ingest_paths
 
 
 @click.command()

@@ -35,13 +35,14 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
     \b
         spanbank pull --project news-batch1 --json
     """
-    from spanbank.sync import pull as pull_annotations
-    from spanbank.sync import pull_warnings, run
+    from spanbank.labelstudio.pull import pull as pull_annotations
+    from spanbank.labelstudio.pull import pull_warnings
+    from spanbank.labelstudio.workflow import run
 
     with resume_on_interrupt("pull"), errors_as_click(), Progress(quiet or as_json) as bar:
         summary = run(
             pull_annotations(obj.corpus, project, url=url, api_key=api_key, full=full, wait=wait),
-            lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+            bar.update,
         )
     if summary.get("moved_from") and not quiet and not as_json:
         click.echo(f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "

@@ -32,7 +32,7 @@ from spanbank.cli._common import (
 @click.option("--preannotate", default="none", show_default=True, help="Predictions: rules, none, or a Parquet/JSONL file of spans.")
 @click.option("--update-config", is_flag=True, help="Replace the project's labeling config when it differs from the schema.")
 @click.option("--chunk-size", type=click.IntRange(1, 5000), default=2500, show_default=True,
-              help="Tasks per import request (default: spanbank.sync.CHUNK_SIZE).")
+              help="Tasks per import request (default: spanbank.labelstudio.push.CHUNK_SIZE).")
 @click.option("--create", is_flag=True, help="Create the project if Label Studio has none of this title (asked on a terminal).")
 @click.option("--repush-missing", is_flag=True,
               help="Push again articles recorded as pushed whose tasks are gone (project deleted or recreated in Label Studio).")
@@ -56,7 +56,8 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
         spanbank push --project news-batch1 --create --batch-size 200 --overlap 2 --preannotate rules
     """
     from spanbank.errors import ProjectMissingError
-    from spanbank.sync import push_batch, run
+    from spanbank.labelstudio.push import push_batch
+    from spanbank.labelstudio.workflow import run
 
     ids = None
     if ids_file is not None:
@@ -71,7 +72,7 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
                     preannotate=preannotate, update_config=update_config, dry_run=dry_run, wait=wait,
                     chunk_size=chunk_size, create=create_project, repush_missing=repush_missing,
                 ),
-                lambda ev: bar.update(ev["stage"], ev["done"], ev.get("total")),
+                bar.update,
             )
 
     with resume_on_interrupt("push"), errors_as_click():

@@ -46,7 +46,7 @@ def start(port, data_dir, quiet, as_json):
         spanbank server start
         spanbank server start --port 8080 --data-dir ./ls-data
     """
-    from spanbank import server as srv
+    from spanbank.labelstudio import server as srv
 
     with errors_as_click():
         info = srv.start(port=port, data_dir=data_dir,
@@ -91,7 +91,7 @@ def stop(data_dir, quiet):
     \b
         spanbank server stop
     """
-    from spanbank import server as srv
+    from spanbank.labelstudio import server as srv
 
     with errors_as_click():
         stopped = srv.stop(data_dir)
@@ -110,7 +110,7 @@ def status(data_dir, as_json):
     \b
         spanbank server status --json
     """
-    from spanbank import server as srv
+    from spanbank.labelstudio import server as srv
 
     with errors_as_click():
         info = srv.status(data_dir)
@@ -142,7 +142,7 @@ def add_user(email, data_dir, as_json):
     \b
         spanbank server add-user ana@example.org
     """
-    from spanbank import server as srv
+    from spanbank.labelstudio import server as srv
 
     with errors_as_click():
         user = srv.add_user(email, data_dir)
@@ -163,7 +163,7 @@ def password(data_dir):
     \b
         spanbank server password
     """
-    from spanbank import server as srv
+    from spanbank.labelstudio import server as srv
 
     values = srv.read_env_file(srv.env_file_path(data_dir))
     if not values.get("LABEL_STUDIO_PASSWORD"):
@@ -181,7 +181,7 @@ def env(data_dir):
     \b
         eval "$(spanbank server env)"
     """
-    from spanbank import server as srv
+    from spanbank.labelstudio import server as srv
 
     values = srv.read_env_file(srv.env_file_path(data_dir))
     if not values.get(srv.ENV_URL):
@@ -207,7 +207,7 @@ def move(obj, old_url, new_url, wait, as_json):
     \b
         spanbank server move http://old-host:8080 https://labels.example.org
     """
-    from spanbank.identity import move_server
+    from spanbank.labelstudio.identity import move_server
 
     with errors_as_click():
         out = move_server(obj.corpus, old_url, new_url, wait=wait)

@@ -15,16 +15,16 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from spanbank.corpus import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus import fsync_path
+from spanbank.corpus.articles import article_batches, article_columns, article_files
+from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
+from spanbank.corpus.store import fsync_path
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -44,6 +44,7 @@ from spanbank.export.manifest import (
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.progress import Event, Progress
 
 __all__ = ["FORMATS", "export_dataset", "parse_formats", "verify"]
 
@@ -59,7 +60,6 @@ FORMATS = tuple(WRITERS)
 CHUNK_SIZE = 1000
 EXPORTS_DIR = "exports"
 
-Progress = Callable[[str, int, "int | None"], None]
 
 
 def parse_formats(formats: str | Iterable[str]) -> list[str]:
@@ -145,7 +145,9 @@ def _export_dataset(
         {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items())}
         if "selection" in ann else None
     )
-    art_cols = set(pq.read_schema(_article_files(corpus)[0]).names)
+    if not article_files(corpus):
+        raise ExportError(f"{corpus.table_path('articles')} holds no Parquet files")
+    art_cols = set(article_columns(corpus))
     if group_by is not None and group_by not in art_cols:
         raise ExportError(f"--group-by {group_by!r} is not an articles column ({', '.join(sorted(art_cols))})")
     split_of = _split_articles(corpus, ann, fractions, seed, group_by)
@@ -216,39 +218,28 @@ def _default_name(corpus) -> str:
 
 def _selection(corpus, gold, project, annotations):
     """(one annotation row per article, chunk -> (spans, relations), description of the choice)."""
+    from spanbank import gold as gold_mod
+
     if annotations is not None:
         ann = annotations.reset_index(drop=True)
-        gold_mod = None
+        stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
+        missing = ann.loc[~ann["annotation_id"].isin(stored_ids), "annotation_id"].astype(str).tolist()
+        if missing:
+            raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
+        rows = gold_mod.gold_rows(corpus, annotations=ann)
         desc = "given"
     else:
-        try:
-            from spanbank import gold as gold_mod
-        except ImportError:
-            raise ExportError("gold selection needs spanbank.gold, which is not installed here") from None
-        ann = gold_mod.select_annotations(corpus, gold=gold, project=project).reset_index(drop=True)
+        rows = gold_mod.gold_rows(corpus, gold=gold, project=project)
+        ann = rows.annotations.reset_index(drop=True)
         desc = gold
-    # Stored annotations: their rows are read once, kept as Arrow and sliced per chunk.
-    # Gold computed on the fly (not stored) is recomputed by spanbank.gold, chunk by chunk.
-    stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
-    in_store = ann["annotation_id"].isin(stored_ids)
-    if "selection" in ann:
-        in_store &= ann["selection"] != "computed"
-    ann = ann.assign(_stored=in_store.to_numpy())
-    if gold_mod is None and not in_store.all():
-        missing = ann.loc[~in_store, "annotation_id"].astype(str).tolist()
-        raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
-    spans, rels = _corpus_rows(corpus, ann.loc[in_store, "annotation_id"])
+    # Stored rows are read once and gold computed on the fly adjudicated once (spanbank.gold),
+    # kept as Arrow and sliced per chunk.
+    spans, rels = rows.spans, rows.relations
 
     def source(chunk: pd.DataFrame):
-        stored = chunk[chunk["_stored"]]
-        ids = pa.array(stored["annotation_id"].astype(str).tolist(), pa.string())
+        ids = pa.array(chunk["annotation_id"].astype(str).tolist(), pa.string())
         sp = spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)).to_pylist()
         rl = rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)).to_pylist()
-        todo = chunk[~chunk["_stored"]]
-        if len(todo):
-            more_sp, more_rl = gold_mod.annotation_spans(corpus, todo.drop(columns="_stored"))
-            sp += more_sp.to_dict("records")
-            rl += more_rl.to_dict("records")
         return sp, rl
 
     if not len(ann):
@@ -260,40 +251,13 @@ def _selection(corpus, gold, project, annotations):
     return ann, source, desc
 
 
-def _corpus_rows(corpus, annotation_ids) -> tuple[pa.Table, pa.Table]:
-    """Spans and relations of the given annotations, as Arrow (compact, sliced per chunk later)."""
-    ids = pa.array(pd.Series(annotation_ids).astype(str).tolist(), pa.string())
-    spans = corpus.read_arrow("spans")
-    rels = corpus.read_arrow("relations")
-    return (
-        spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)),
-        rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)),
-    )
-
-
-def _article_files(corpus) -> list[Path]:
-    path = corpus.table_path("articles")
-    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise ExportError(f"{path} holds no Parquet files")
-    return files
-
-
-def _article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Articles table batches in file order (deterministic), reading only `columns`."""
-    for f in _article_files(corpus):
-        pf = pq.ParquetFile(f)
-        cols = [c for c in columns if c in pf.schema_arrow.names]
-        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
-
-
 def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
     """article_id -> split name for every selected article (checking each has a text)."""
     wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
     cols = ["article_id"] + ([group_by] if group_by else [])
     ids: list[str] = []
     keys: list[str] = []
-    for batch in _article_batches(corpus, cols, 65536):
+    for batch in article_batches(corpus, cols, 65536):
         batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
         if not batch.num_rows:
             continue
@@ -346,9 +310,9 @@ def _stream(corpus, ann, span_source, split_of, splits, labels, schema, writers,
         _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, group_by, stats)
         done += len(rows)
         if progress:
-            progress("exporting", done, total)
+            progress(Event("exporting", done, total))
 
-    for batch in _article_batches(corpus, cols, chunk_size):
+    for batch in article_batches(corpus, cols, chunk_size):
         batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
         while batch.num_rows:
             take = min(chunk_size - held, batch.num_rows)
@@ -395,7 +359,7 @@ def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, gr
 def _agreement(corpus, project) -> dict | None:
     """Headline agreement figures when the corpus has overlapping annotations; None otherwise."""
     try:
-        from spanbank.agreement_report import agreement_report
+        from spanbank.agreement.report import agreement_report
 
         # cheap check first: the report reads whole tables, pointless without overlap
         live = corpus.latest_annotations(project=project)

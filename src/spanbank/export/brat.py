@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from spanbank.brat import IDS_FILE, article_id_of, file_stem
+from spanbank.corpus.brat import IDS_FILE, article_id_of, file_stem
 
 
 def to_ann(doc: dict) -> str:

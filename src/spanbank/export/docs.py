@@ -22,9 +22,10 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from spanbank.corpus import parse_attributes
 from spanbank.errors import ExportError, OffsetError
 from spanbank.offsets import check_span
+from spanbank.schema import parse_attributes
+from spanbank.tokens import TOKEN_PATTERN
 
 META_COLUMNS = ("title", "source", "url", "published_at", "language")
 MAX_NAMED = 10
@@ -172,8 +173,7 @@ def _group(rows, key: str) -> dict[str, list[dict]]:
 
 # --------------------------------------------------------------------------- tokens and BIO
 
-TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
-BIO = ("O", "B", "I")
+TOKEN_RE = re.compile(TOKEN_PATTERN)  # the tokens of spanbank.tokens, cut again at span boundaries
 
 
 def tokenize(text: str, spans: list[dict]) -> tuple[list[int], list[int]]:
@@ -186,7 +186,7 @@ def tokenize(text: str, spans: list[dict]) -> tuple[list[int], list[int]]:
     starts: list[int] = []
     ends: list[int] = []
     ci = 0
-    for m in TOKEN_PATTERN.finditer(text):
+    for m in TOKEN_RE.finditer(text):
         s, e = m.span()
         while ci < len(cuts) and cuts[ci] <= s:
             ci += 1

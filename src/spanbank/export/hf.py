@@ -19,10 +19,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spanbank.corpus import attributes_json
 from spanbank.errors import ExportError
 from spanbank.export.docs import bio_layers, layer_names, tokenize
 from spanbank.export.manifest import file_sha256
+from spanbank.schema import attributes_json
 
 SCRATCH = "_hf_scratch"
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from spanbank.export.jsonl import dumps
 
 CONTEXT = 200
-QUOTE, SPEAKER, CUE = "QUOTE", "SPEAKER", "CUE"
+QUOTE, CUE = "QUOTE", "CUE"
 LINKS = {"said_by": "speaker", "cue": "cue"}
 
 SCHEMA = pa.schema([

@@ -7,9 +7,17 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from spanbank.errors import OffsetError
 from spanbank.offsets import resolve_span
-from spanbank.schema import LS_LABELS_NAME, LS_TEXT_NAME, Schema, attribute_control_name
+from spanbank.schema import (
+    LS_LABELS_NAME,
+    LS_TEXT_NAME,
+    Schema,
+    attribute_control_name,
+    attributes_json,
+)
 
 NO_REPAIR = "none"
 
@@ -169,7 +177,7 @@ def convert_annotation(result, text: str, schema: Schema, annotation_id: str, ar
             out.rejects.append(_reject(annotation_id, rid, reason, item))
     for rid, span in regions.items():
         a = attrs.get(rid)
-        span["attributes"] = json.dumps(a, sort_keys=True, ensure_ascii=False) if a else None
+        span["attributes"] = attributes_json(a)
         out.spans.append(span)
     seen_rel = set()
     for item in rels:
@@ -247,3 +255,36 @@ def _reject(annotation_id: str, span_id, reason: str, raw) -> dict:
         "annotation_id": annotation_id, "span_id": span_id, "reason": reason,
         "raw": json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str),
     }
+
+
+# --------------------------------------------------------------------------- versions
+def stamp(value) -> pd.Timestamp | None:
+    """A Label Studio time stamp as a UTC Timestamp (None when absent or unreadable)."""
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
+    except (ValueError, TypeError):
+        return None
+
+
+def updated_at(ann: dict) -> pd.Timestamp | None:
+    """When a Label Studio annotation last changed (its creation when never updated)."""
+    return stamp(ann.get("updated_at")) or stamp(ann.get("created_at"))
+
+
+def pulled_version(ann: dict, prev, invalid: str | None) -> int | None:
+    """The version a pulled annotation is stored as: 1 when there is no `prev` (the newest stored
+    row of the same Label Studio annotation), None when `prev` already holds it (same result,
+    validity and skip, not deleted), else prev's version + 1."""
+    if prev is None:
+        return 1
+    sha = result_sha(ann.get("result"))
+    stored_sha = prev["result_sha"] if isinstance(prev["result_sha"], str) else None
+    same = stored_sha == sha if stored_sha is not None else False
+    same = same or (prev["result_sha"] is None and stamp(prev["updated_at"]) == updated_at(ann))
+    stored_reason = prev.get("invalid_reason")
+    same = same and (stored_reason if isinstance(stored_reason, str) else None) == invalid
+    if same and pd.isna(prev["deleted_at"]) and bool(prev["cancelled"]) == bool(ann.get("was_cancelled")):
+        return None
+    return int(prev["version"]) + 1

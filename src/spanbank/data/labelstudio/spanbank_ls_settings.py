@@ -2,7 +2,7 @@
 
 Loaded by the Label Studio process (its own venv) through DJANGO_SETTINGS_MODULE; spanbank
 never imports it. Telemetry, Sentry, the version check, signup and allowed hosts are set
-through Label Studio's environment variables (spanbank.server.PRIVATE_SETTINGS); the one
+through Label Studio's environment variables (spanbank.labelstudio.server.PRIVATE_SETTINGS); the one
 call no variable turns off is `/heidi-tips/`, which the login page requests and the server
 answers by fetching a file from GitHub. Here it is answered locally with "no tips".
 """

@@ -43,7 +43,7 @@ PRIVATE_SETTINGS = {
     # our settings module (shipped in spanbank/data/labelstudio) answers /heidi-tips/ locally
     "DJANGO_SETTINGS_MODULE": "spanbank_ls_settings",
 }
-LS_SETTINGS_DIR = Path(__file__).parent / "data" / "labelstudio"
+LS_SETTINGS_DIR = Path(__file__).parent.parent / "data" / "labelstudio"
 Progress = Callable[[str], None]
 
 
@@ -274,7 +274,7 @@ def _read_pid(data: Path) -> int | None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    from spanbank.corpus import write_bytes_atomic
+    from spanbank.corpus.store import write_bytes_atomic
 
     write_bytes_atomic(text.encode("utf-8"), path, mode=0o600)
 

@@ -10,7 +10,7 @@ reviewer starts from the automatic gold and accepts or edits it, while the annot
 versions stay one click away (the task's predictions, the Data Manager's model filter).
 
 The review project is recorded in the corpus's ``projects`` table with ``kind = review``
-and ``review_of = NAME`` before any task is made, so `spanbank.sync.pull` stores what a
+and ``review_of = NAME`` before any task is made, so `spanbank.labelstudio.pull.pull` stores what a
 reviewer submits as gold (origin ``gold``, annotator ``gold:review``, the reviewer's
 pseudonym in ``reviewer``): it never counts as another annotator, and exports prefer it
 over automatic gold (`spanbank.gold.select_annotations`).
@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import pandas as pd
 
-from spanbank import sync
 from spanbank.adjudicate import parse_strategy
-from spanbank.agreement_report import latest_human_annotations
 from spanbank.corpus import Corpus
-from spanbank.errors import LabelStudioError, SpanbankError
-from spanbank.gold import (
-    CONFLICTS_TABLE,
+from spanbank.corpus.annotations import (
     GOLD_ORIGIN,
-    annotation_spans,
-    gold_annotation_id,
-    gold_annotator,
+    REVIEW_KIND,
+    current_mask,
+    latest_per_annotator,
+    save_project,
 )
+from spanbank.corpus.tables import CONFLICTS_TABLE
+from spanbank.errors import LabelStudioError, SpanbankError
+from spanbank.gold import annotation_spans, gold_annotation_id, gold_annotator
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.client import LabelStudioClient
+from spanbank.labelstudio.projects import ensure_project
+from spanbank.labelstudio.push import CHUNK_SIZE, push_batch
+from spanbank.labelstudio.workflow import Workflow, connect, utc_now
+from spanbank.progress import Event
 
 __all__ = [
     "REVIEW_SUFFIX",
@@ -86,11 +90,11 @@ def review_predictions(
     texts = dict(zip(articles["article_id"], articles["text"], strict=True))
     wanted = list(texts)
     ann = corpus.read("annotations")
-    humans = latest_human_annotations(ann, project=project)
+    humans = latest_per_annotator(ann, project=project)
     humans = humans[humans["article_id"].isin(wanted)].sort_values(["article_id", "annotator"])
     gold_ids = [gold_annotation_id(strategy, a, project) for a in wanted]
     golds = ann[ann["annotation_id"].isin(gold_ids) & (ann["origin"] == GOLD_ORIGIN)]
-    golds = golds[~golds["superseded"].fillna(False).astype(bool) & golds["deleted_at"].isna()]
+    golds = golds[current_mask(golds)]
     rows = pd.concat([humans, golds], ignore_index=True)
     if rows.empty:
         return {}
@@ -121,11 +125,11 @@ def push_review(
     url: str | None = None,
     api_key: str | None = None,
     wait: bool | float = False,
-    chunk_size: int = sync.CHUNK_SIZE,
-) -> sync.Workflow:
+    chunk_size: int = CHUNK_SIZE,
+) -> Workflow:
     """Push the articles of `project` with `strategy` conflicts to ``<project>-review``.
 
-    A workflow (see `spanbank.sync.run`): yields progress, returns a summary. Needs the
+    A workflow (see `spanbank.labelstudio.workflow.run`): yields progress, returns a summary. Needs the
     gold stored by `spanbank.gold.run_adjudication(corpus, strategy, project)`. Safe to
     re-run: an article already in the review project (recorded, or found on the server by
     its article_id) is not pushed again.
@@ -144,25 +148,25 @@ def push_review(
     }
     if not ids:
         return summary
-    client = client or sync.connect(url, api_key)
+    client = client or connect(url, api_key)
     # recorded as a review project before any task exists, so no pull can take it for
     # an annotation project
     with corpus.writer(wait) as writer:
-        yield {"stage": "project", "done": 0, "total": None}
-        proj, state = sync.ensure_project(client, corpus, name)
-        sync.save_project(
+        yield Event("project", 0, None)
+        proj, state = ensure_project(client, corpus, name)
+        save_project(
             writer,
             corpus,
             project=name,
             ls_url=client.url,
             ls_project_id=int(proj["id"]),
             schema_version=corpus.schema.ident,
-            created_at=sync.utc_now(),
-            kind=sync.REVIEW_KIND,
+            created_at=utc_now(),
+            kind=REVIEW_KIND,
             review_of=project,
             strategy=strategy,
         )
-    pushed = yield from sync.push_batch(
+    pushed = yield from push_batch(
         corpus,
         name,
         client=client,

@@ -23,9 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spanbank.brat import IDS_FILE, article_id_of, parse_ann
-from spanbank.corpus import TS, Corpus, attributes_json, temp_prefix, to_arrow
+from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
+from spanbank.corpus.store import Corpus, temp_prefix
+from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
+from spanbank.progress import Event, Progress
+from spanbank.schema import attributes_json
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
 SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -35,7 +38,6 @@ BATCH_ROWS = 50_000
 READ_BLOCK = 1 << 22  # bytes of a JSON Lines / CSV file decoded at a time
 SPOOL_COMPRESSION = "none"  # the temp file of new rows: written and read once, fast beats small
 
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass
@@ -527,7 +529,7 @@ def ingest_paths(
                 for aid in [a for a, v in seen.items() if v[1] == k]:
                     del seen[aid]
             if progress:
-                progress("reading", k + 1, len(files))
+                progress(Event("reading", k + 1, len(files)))
         del seen
         # pass 2, under the lock: drop what is stored, append the rest a batch at a time
         with corpus.writer(wait) as w:
@@ -804,7 +806,7 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=Fa
             rej_rows += [{**r, "annotation_id": ann_id, "pulled_at": now} for r in parsed.rejects]
             summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
             if progress:
-                progress("annotations", n, len(pairs))
+                progress(Event("annotations", n, len(pairs)))
         if len(new):
             w.append("articles", new.drop(columns="_where").assign(ingested_at=now))
         if ann_rows:
@@ -837,7 +839,10 @@ def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str],
     emails = sorted(n for n in names if "@" in n)
     if not emails:
         return out, []
-    from spanbank.sync import pseudonym, pseudonym_key  # here: sync loads the Label Studio SDK
+    from spanbank.labelstudio.pull import (  # here: pull loads the Label Studio SDK
+        pseudonym,
+        pseudonym_key,
+    )
 
     key = pseudonym_key(corpus)
     known = set(corpus.read("annotators", columns=["annotator"])["annotator"])

@@ -7,10 +7,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from spanbank.errors import SpanbankError
+from spanbank.errors import AgreementError
 
 __all__ = [
-    "AgreementError",
     "align_span_arrays",
     "align_spans",
     "category_figures",
@@ -22,6 +21,7 @@ __all__ = [
     "multi_rater_agreement",
     "nominal_alpha_from_counts",
     "observed_agreement",
+    "prf",
     "relation_f1",
     "span_f1",
     "unitizing_alpha",
@@ -31,16 +31,21 @@ __all__ = [
 NAN = float("nan")
 
 
-class AgreementError(SpanbankError, ValueError):
-    """Agreement cannot be computed from this input or selection."""
-
-
 # --------------------------------------------------------------------------- helpers
 
 
 def _ratio(num: float, den: float) -> float:
     """num / den, NaN when the denominator is zero (an undefined figure)."""
     return float(num / den) if den else NAN
+
+
+def prf(tp: int, n_pred: int, n_gold: int, undefined: float = NAN) -> dict:
+    """Precision, recall and F1 of ``tp`` matches among ``n_pred`` predicted and ``n_gold``
+    gold items, with the counts; a figure with a zero denominator is ``undefined``."""
+    p = tp / n_pred if n_pred else undefined
+    r = tp / n_gold if n_gold else undefined
+    f = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else undefined
+    return {"precision": p, "recall": r, "f1": f, "tp": tp, "n_pred": n_pred, "n_gold": n_gold}
 
 
 def _paired_codes(a: Sequence, b: Sequence, categories: Sequence | None, who: str):

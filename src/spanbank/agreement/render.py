@@ -1,16 +1,20 @@
-"""The agreement report as one self-contained HTML page that shows where annotators disagree."""
+"""Render an agreement report: a terminal table, JSON, CSV, and one self-contained HTML page showing
+where annotators disagree."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 import math
 from collections import Counter
 
 import numpy as np
 
-from spanbank.agreement import AgreementError
+from spanbank.agreement.report import CATEGORY_RULE
+from spanbank.csvsafe import csv_text
+from spanbank.errors import AgreementError
 
 e = html.escape
 
@@ -62,6 +66,7 @@ EXPLAIN = [
      "from everybody (a row of low values)."),
 ]
 
+NAN = float("nan")
 PALETTE = ["#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;line-height:1.4;color:#222}
@@ -238,8 +243,6 @@ def _confusion(tc: dict) -> str:
 
 def render_html(report: dict, names: dict | None = None) -> str:
     """The page: headline, how to read, tables, confusion, heatmaps, gold, least-agreed articles."""
-    from spanbank.agreement_report import LABEL_COLUMNS
-
     names = names or {}
 
     def show(p: str) -> str:
@@ -336,3 +339,176 @@ from the majority (all differing words when there is no majority).</p>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
 </body></html>
 """
+
+
+# --------------------------------------------------------------------------- table, JSON, CSV, HTML
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in enumerate(header)
+    ]
+    line = "  ".join(
+        h.ljust(w) if k == 0 else h.rjust(w)
+        for k, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
+    out = [line, "-" * len(line)]
+    for r in rows:
+        out.append(
+            "  ".join(
+                c.ljust(w) if k == 0 else c.rjust(w)
+                for k, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    return "\n".join(out)
+
+
+LABEL_COLUMNS = [
+    ("F1 exact", "span_f1_exact"),
+    ("F1 IoU", "span_f1_overlap"),
+    ("F1 any", "span_f1_any"),
+    ("alpha", "alpha"),
+    ("alpha-O", "alpha_no_o"),
+    ("Fleiss", "fleiss_kappa"),
+    ("AC1", "ac1"),
+    ("obs", "observed"),
+    ("alpha_U", "alpha_u"),
+    ("units", "units"),
+]
+PAIR_COLUMNS = [
+    ("token kappa", "token_cohen_kappa"),
+    ("F1 exact", "span_f1_exact"),
+    ("F1 IoU", "span_f1_overlap"),
+    ("kappa", "cohen_kappa"),
+    ("kappa-O", "cohen_kappa_no_o"),
+    ("AC1", "ac1"),
+    ("obs", "observed"),
+    ("rel F1", "relation_f1"),
+]
+
+
+def render_table(report: dict) -> str:
+    """The report as readable text tables (summary, labels, annotator pairs, lowest articles)."""
+    cov, sel = report["coverage"], report["selection"]
+    out = [
+        f"Agreement on {cov['articles_with_2plus']} articles with 2+ annotators "
+        f"({cov['annotations']} annotations, {len(cov['annotators'])} annotators, "
+        f"{cov['tokens']} tokens; IoU >= {sel['iou']})",
+        "",
+    ]
+    out.insert(1, f"Headline: token_alpha, Krippendorff's alpha over token categories ({CATEGORY_RULE})")
+    srows = []
+    for k, v in report["summary"].items():
+        ci = "" if math.isnan(v["ci_low"]) else f"[{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
+        srows.append([k, _fmt(v["value"]), ci])
+    out += [_grid(["measure", "value", "95% CI"], srows), ""]
+    out.append(
+        "Per label (token measures over binary layers, label vs O: alpha, Fleiss, AC1, obs; "
+        "-O = tokens someone labelled with any label)"
+    )
+    out.append(
+        _grid(
+            ["label"] + [h for h, _ in LABEL_COLUMNS],
+            [[r["label"]] + [_fmt(r.get(k)) for _, k in LABEL_COLUMNS] for r in report["labels"]],
+        )
+    )
+    out += ["", "Per annotator pair (micro over labels)"]
+    prow = [
+        [f"{r['annotator_a']} / {r['annotator_b']}", str(r["articles"])]
+        + [_fmt(r.get(k, NAN)) for _, k in PAIR_COLUMNS]
+        for r in report["pairs"]
+        if r["label"] == "micro"
+    ]
+    out.append(_grid(["pair", "articles"] + [h for h, _ in PAIR_COLUMNS], prow))
+    rel = report["relations"]["overall"]
+    out += [
+        "",
+        f"Relations: F1 {_fmt(rel['relation_f1'])}, conditional on matched endpoints "
+        f"{_fmt(rel['relation_f1_conditional'])} ({rel['links']} links)",
+    ]
+    att = report.get("attributions", {}).get("overall")
+    if att:
+        out.append(
+            f"Attributions ({att['attributions']} quotes compared): quote F1 "
+            f"{_fmt(att['attribution_f1'])} (exact {_fmt(att['attribution_f1_exact'])}); "
+            f"with speaker and cue {_fmt(att['attribution_f1_full'])} "
+            f"(exact {_fmt(att['attribution_f1_full_exact'])})"
+        )
+    if report["lowest_articles"]:
+        out += ["", "Lowest-agreement articles"]
+        out.append(
+            _grid(
+                ["article", "token alpha", "F1 IoU", "alpha_U", "link"],
+                [
+                    [
+                        r["article_id"],
+                        _fmt(r["token_alpha"]),
+                        _fmt(r["span_f1_overlap"]),
+                        _fmt(r["alpha_u"]),
+                        r["link"] or "-",
+                    ]
+                    for r in report["lowest_articles"]
+                ],
+            )
+        )
+    for n in report.get("notes", []):
+        out.append(f"note: {n}")
+    return "\n".join(out) + "\n"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def to_json(report: dict) -> str:
+    """The report as JSON; NaN (undefined) becomes null."""
+    public = {k: v for k, v in report.items() if not k.startswith("_")}
+    return json.dumps(_jsonable(public), indent=2, ensure_ascii=False)
+
+
+def _csv_rows(report: dict):
+    skip = {"label", "annotator_a", "annotator_b", "articles"}
+    for k, v in report["summary"].items():
+        yield ["summary", "", "", "", k, v["value"], v["ci_low"], v["ci_high"]]
+    for r in report["labels"]:
+        for k, v in r.items():
+            if k not in skip:
+                yield ["label", r["label"], "", "", k, v, "", ""]
+    for r in report["pairs"]:
+        for k, v in r.items():
+            if k not in skip:
+                yield ["pair", r["label"], r["annotator_a"], r["annotator_b"], k, v, "", ""]
+    for r in [{"label": "all", **report["relations"]["overall"]}] + report["relations"]["by_label"]:
+        for k, v in r.items():
+            if k != "label":
+                yield ["relation", r["label"], "", "", k, v, "", ""]
+    att = report.get("attributions")
+    if att:
+        for k, v in att["overall"].items():
+            yield ["attribution", "all", "", "", k, v, "", ""]
+        for r in att["pairs"]:
+            for k, v in r.items():
+                if k not in ("annotator_a", "annotator_b", "articles"):
+                    yield ["attribution", "all", r["annotator_a"], r["annotator_b"], k, v, "", ""]
+
+
+def to_csv(report: dict) -> str:
+    """The report as CSV, one row per scope/label/pair/measure (undefined = empty, formulas neutralised)."""
+    header = ["scope", "label", "annotator_a", "annotator_b", "measure", "value", "ci_low", "ci_high"]
+    return csv_text(header, _csv_rows(report))
+
+
+def to_html(report: dict, names: dict | None = None) -> str:
+    """A self-contained HTML page (see :func:`render_html`).
+
+    ``names``: pseudonym -> name to show beside it (``agree --show-names``, local use only).
+    """
+    return render_html(report, names)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
-from spanbank.agreement import (
-    AgreementError,
+from spanbank.agreement.coefficients import (
     _ac1_from_table,
     _kappa_from_table,
     align_span_arrays,
@@ -18,25 +15,18 @@ from spanbank.agreement import (
     category_item_stats,
     unitizing_components,
 )
-from spanbank.csvsafe import csv_text
+from spanbank.corpus.annotations import latest_per_annotator
+from spanbank.errors import AgreementError
+from spanbank.schema import parse_attributes
+from spanbank.tokens import TOKEN_PATTERN, tokenize
 
 __all__ = [
     "agreement_report",
     "build_report",
-    "latest_human_annotations",
-    "render_table",
-    "to_csv",
-    "to_html",
-    "to_json",
-    "tokenize",
 ]
 
 NAN = float("nan")
-HUMAN_ORIGINS = ("human", "import")
-TOKEN_PATTERN = r"\w+|[^\w\s]"
 SPAN_MEASURES = ("span_f1_exact", "span_f1_overlap", "span_f1_any")
-TOKEN_MEASURES = ("alpha", "fleiss_kappa", "ac1", "observed")
-PAIR_TOKEN_MEASURES = ("cohen_kappa", "ac1", "observed")
 QUOTE_LABEL, SOURCE_RELATION, CUE_RELATION = "QUOTE", "said_by", "cue"
 ATTRIBUTION_MEASURES = (
     "attribution_f1",
@@ -78,77 +68,6 @@ def agreement_report(
         seed=seed,
         views=views,
     )
-
-
-def _flag(col: pd.Series) -> np.ndarray:
-    """A nullable boolean column as a plain bool array (missing = False)."""
-    return np.array([bool(v) if not pd.isna(v) else False for v in col], dtype=bool)
-
-
-def latest_human_annotations(
-    annotations: pd.DataFrame, project=None, annotators=None, origins=HUMAN_ORIGINS
-) -> pd.DataFrame:
-    """The annotations agreement is computed on: the latest live human version per article and annotator.
-
-    Keeps origin human/import, not cancelled, not superseded, not deleted; with several
-    left for one (article, annotator), the last by updated_at/created_at/version.
-    """
-    a = annotations
-    keep = np.array(a["origin"].isin(list(origins)), dtype=bool)
-    for col in ("cancelled", "superseded"):
-        if col in a:
-            keep = keep & ~_flag(a[col])
-    if "deleted_at" in a:
-        keep = keep & np.array(a["deleted_at"].isna(), dtype=bool)
-    if "invalid_reason" in a:  # see corpus.live_annotations
-        keep = keep & np.array(a["invalid_reason"].isna(), dtype=bool)
-    if project is not None and "project" in a:
-        keep = keep & np.array(a["project"] == project, dtype=bool)
-    if annotators is not None:
-        keep = keep & np.array(a["annotator"].isin(list(annotators)), dtype=bool)
-    a = a[keep]
-    order = [c for c in ("updated_at", "created_at", "version") if c in a]
-    if order:
-        a = a.sort_values(order, kind="stable", na_position="first")
-    return a.drop_duplicates(["article_id", "annotator"], keep="last")
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-def tokenize(texts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Tokens ``\\w+|[^\\w\\s]`` of many texts at once, without a per-token Python loop.
-
-    Returns (article, start, end, offsets): int arrays per token (offsets local to the
-    text) and ``offsets``, shape (n_texts + 1,), where each text starts on the shared line
-    (text i occupies [offsets[i], offsets[i] + len(text_i)); one separator between texts).
-    """
-    texts = list(texts)
-    lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths + 1)])
-    joined = "\n".join(texts) + "\n"
-    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    present = np.unique(cp)
-    word = np.zeros(int(present.max()) + 1 if len(present) else 1, dtype=bool)
-    space = np.zeros_like(word)
-    w_re, s_re = re.compile(r"\w"), re.compile(r"\s")
-    for c in present.tolist():
-        ch = chr(c)
-        word[c] = w_re.match(ch) is not None
-        space[c] = s_re.match(ch) is not None
-    is_w = word[cp]
-    is_p = ~is_w & ~space[cp]
-    prev_w = np.concatenate([[False], is_w[:-1]])
-    next_w = np.concatenate([is_w[1:], [False]])
-    w_start = np.flatnonzero(is_w & ~prev_w)
-    w_end = np.flatnonzero(is_w & ~next_w) + 1
-    p_start = np.flatnonzero(is_p)
-    start = np.concatenate([w_start, p_start])
-    end = np.concatenate([w_end, p_start + 1])
-    order = np.argsort(start, kind="stable")
-    start, end = start[order], end[order]
-    art = np.searchsorted(offsets, start, "right") - 1
-    return art, start - offsets[art], end - offsets[art], offsets
 
 
 # --------------------------------------------------------------------------- the report
@@ -237,7 +156,7 @@ def build_report(
 ) -> dict:
     """Agreement report from the corpus tables (pandas DataFrames as stored).
 
-    Uses the latest live human annotation of each annotator (:func:`latest_human_annotations`)
+    Uses the latest live human annotation of each annotator (:func:`spanbank.corpus.annotations.latest_per_annotator`)
     on articles that two or more annotators annotated. Returns a JSON-ready dict:
     ``selection``, ``coverage``, ``summary`` (headline figures with bootstrap CIs),
     ``labels`` (per label, then micro and macro), ``pairs`` (per annotator pair and label),
@@ -251,7 +170,7 @@ def build_report(
     if bootstrap < 0:
         raise AgreementError(f"bootstrap must be >= 0, got {bootstrap}")
     notes: list[str] = []
-    ann = latest_human_annotations(annotations, project, annotators)
+    ann = latest_per_annotator(annotations, project, annotators)
     per_article = ann.groupby("article_id")["annotator"].nunique()
     multi = per_article[per_article >= 2].index
     if len(multi) == 0:
@@ -319,22 +238,8 @@ def build_report(
     group = s_art * n_lab + lab_idx
 
     # ---- span F1 per (slot pair, article, label); alignments kept for relations
-    span_counts = {}  # (i, j) -> dict of (n_art, n_lab) arrays
-    alignments = {}
-    for i, j in slot_pairs:
-        ai = np.flatnonzero((s_slot == i) & (n_coders[s_art] > j))
-        bj = np.flatnonzero(s_slot == j)
-        cnt = {}
-        for name, thr in (("exact", 1.0), ("overlap", iou), ("any", 0.0)):
-            ia, ib = align_span_arrays(
-                group[ai], s_start[ai], s_end[ai], group[bj], s_start[bj], s_end[bj], thr
-            )
-            cnt[name] = np.bincount(group[ai][ia], minlength=n_art * n_lab).reshape(n_art, n_lab)
-            if name == "overlap":
-                alignments[(i, j)] = (ai[ia], bj[ib])
-        cnt["n_a"] = np.bincount(group[ai], minlength=n_art * n_lab).reshape(n_art, n_lab)
-        cnt["n_b"] = np.bincount(group[bj], minlength=n_art * n_lab).reshape(n_art, n_lab)
-        span_counts[(i, j)] = cnt
+    span_counts, alignments = _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs,
+                                           n_art, n_lab, iou)
 
     # ---- token layers
     t_art, t_start, t_end, offsets = tokenize(texts)
@@ -354,36 +259,10 @@ def build_report(
     cat_stats = category_item_stats(tok_counts)
     cat_art = _per_article(cat_stats, art_bounds)
     cat_art_l = _per_article(cat_stats * labelled[:, None], art_bounds)
-    pair_conf = {}  # (i, j) -> (n_art, q * q) token confusion counts, rows annotator i
-    for i, j in slot_pairs:
-        valid = m_tok > j
-        code = t_art[valid] * q * q + cat[i][valid] * q + cat[j][valid]
-        pair_conf[(i, j)] = np.bincount(code, minlength=n_art * q * q).reshape(n_art, q * q)
-    pair_tok = {p: np.zeros((2, n_lab, n_art, 4)) for p in slot_pairs}  # [all, labelled]
-    multi_stats = np.zeros((2, n_lab, n_art, 7))  # [all tokens, tokens someone labelled]
-    prevalence = np.zeros(n_lab)
-    for c in range(len(labels)):
-        sel = np.flatnonzero(lab_idx == c)
-        lo, hi = span_lo[sel], span_hi[sel]
-        ok = hi > lo
-        lay = s_slot[sel][ok]
-        diff = np.bincount(lay * (n_tok + 1) + lo[ok], minlength=max_m * (n_tok + 1))
-        diff = diff - np.bincount(lay * (n_tok + 1) + hi[ok], minlength=max_m * (n_tok + 1))
-        inside = np.cumsum(diff.reshape(max_m, n_tok + 1)[:, :n_tok], axis=1) > 0
-        n1 = inside.sum(0)
-        n0 = m_tok - n1
-        prevalence[c] = n1.sum() / m_tok.sum() if n_tok else NAN
-        stats = category_item_stats(np.column_stack([n0, n1]))
-        multi_stats[0, c] = _per_article(stats, art_bounds)
-        multi_stats[1, c] = _per_article(stats * labelled[:, None], art_bounds)
-        for i, j in slot_pairs:
-            valid = m_tok > j
-            code = inside[i][valid].astype(np.int64) * 2 + inside[j][valid]
-            some = (cat[i][valid] > 0) | (cat[j][valid] > 0)
-            for v, keep in enumerate((np.ones(len(code), bool), some)):
-                pair_tok[(i, j)][v, c] = np.bincount(
-                    t_art[valid][keep] * 4 + code[keep], minlength=n_art * 4
-                ).reshape(n_art, 4)
+    pair_conf = _pair_confusion(cat, m_tok, t_art, slot_pairs, n_art, q)
+    pair_tok, multi_stats, prevalence = _binary_layers(
+        span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_art, art_bounds, slot_pairs, n_art, n_lab
+    )
     if n_lab < 2:
         notes.append(
             "figures over labelled tokens only (-O) need two or more labels: with one, every "
@@ -391,27 +270,9 @@ def build_report(
         )
 
     # ---- unitizing alpha
-    d_o, d_e = unitizing_components(
-        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab
+    alpha_u, alpha_u_overall, art_alpha_u, units_per_label = _unitizing(
+        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art, n_lab
     )
-    units_per_label = np.bincount(lab_idx, minlength=n_lab)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha_u = np.where(d_e > 0, 1 - d_o / d_e, np.nan)
-    present = units_per_label > 0
-    alpha_u_overall = (
-        1 - d_o[present].mean() / d_e[present].mean()
-        if present.any() and d_e[present].mean() > 0
-        else NAN
-    )
-    a_do, a_de = unitizing_components(
-        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab, per_article=True
-    )
-    a_present = np.bincount(group, minlength=n_art * n_lab).reshape(n_art, n_lab) > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cnt_p = a_present.sum(1)
-        mo = np.where(a_present, a_do, 0).sum(1) / cnt_p
-        me = np.where(a_present, a_de, 0).sum(1) / cnt_p
-        art_alpha_u = np.where(me > 0, 1 - mo / me, np.nan)
 
     # ---- relations
     rel_rows = _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders)
@@ -419,39 +280,7 @@ def build_report(
     attributions_out = _attribution_report(attr_rows)
 
     # ---- per-pair table (one row per article x slot pair x label)
-    frames = []
-    for i, j in slot_pairs:
-        arts = np.flatnonzero(n_coders > j)
-        if not len(arts):
-            continue
-        cnt = span_counts[(i, j)]
-        for c in range(len(labels)):
-            t = pair_tok[(i, j)][0, c][arts]
-            tl = pair_tok[(i, j)][1, c][arts]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "a_idx": arts,
-                        "annotator_a": slot_name[arts, i],
-                        "annotator_b": slot_name[arts, j],
-                        "label": labels[c],
-                        "tp_exact": cnt["exact"][arts, c],
-                        "tp_overlap": cnt["overlap"][arts, c],
-                        "tp_any": cnt["any"][arts, c],
-                        "n_a": cnt["n_a"][arts, c],
-                        "n_b": cnt["n_b"][arts, c],
-                        "n00": t[:, 0],
-                        "n01": t[:, 1],
-                        "n10": t[:, 2],
-                        "n11": t[:, 3],
-                        "l00": tl[:, 0],
-                        "l01": tl[:, 1],
-                        "l10": tl[:, 2],
-                        "l11": tl[:, 3],
-                    }
-                )
-            )
-    pair_df = pd.concat(frames, ignore_index=True)
+    pair_df = _pair_table(slot_pairs, n_coders, span_counts, pair_tok, slot_name, labels)
     tab_cols = ["n00", "n01", "n10", "n11"]
     tab_cols_l = ["l00", "l01", "l10", "l11"]
     sum_cols = ["tp_exact", "tp_overlap", "tp_any", "n_a", "n_b", *tab_cols, *tab_cols_l]
@@ -696,6 +525,143 @@ def build_report(
     }
 
 
+def _pair_confusion(cat: np.ndarray, m_tok, t_art, slot_pairs, n_art: int, q: int) -> dict:
+    """(i, j) -> token category confusion counts per article, shape (n_art, q * q), rows annotator i."""
+    pair_conf = {}
+    for i, j in slot_pairs:
+        valid = m_tok > j
+        code = t_art[valid] * q * q + cat[i][valid] * q + cat[j][valid]
+        pair_conf[(i, j)] = np.bincount(code, minlength=n_art * q * q).reshape(n_art, q * q)
+    return pair_conf
+
+
+def _binary_layers(span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_art, art_bounds, slot_pairs,
+                   n_art: int, n_lab: int):
+    """The binary (label / O) token layer of each label: (pair 2x2 tables, multi-rater stats, prevalence).
+
+    ``pair_tok[(i, j)]``: shape (2, n_lab, n_art, 4), over all tokens and tokens someone labelled;
+    ``multi_stats``: shape (2, n_lab, n_art, 7); ``prevalence``: shape (n_lab,).
+    """
+    n_tok = len(t_art)
+    max_m = cat.shape[0]
+    pair_tok = {p: np.zeros((2, n_lab, n_art, 4)) for p in slot_pairs}  # [all, labelled]
+    multi_stats = np.zeros((2, n_lab, n_art, 7))  # [all tokens, tokens someone labelled]
+    prevalence = np.zeros(n_lab)
+    for c in range(n_lab):
+        sel = np.flatnonzero(lab_idx == c)
+        lo, hi = span_lo[sel], span_hi[sel]
+        ok = hi > lo
+        lay = s_slot[sel][ok]
+        diff = np.bincount(lay * (n_tok + 1) + lo[ok], minlength=max_m * (n_tok + 1))
+        diff = diff - np.bincount(lay * (n_tok + 1) + hi[ok], minlength=max_m * (n_tok + 1))
+        inside = np.cumsum(diff.reshape(max_m, n_tok + 1)[:, :n_tok], axis=1) > 0
+        n1 = inside.sum(0)
+        n0 = m_tok - n1
+        prevalence[c] = n1.sum() / m_tok.sum() if n_tok else NAN
+        stats = category_item_stats(np.column_stack([n0, n1]))
+        multi_stats[0, c] = _per_article(stats, art_bounds)
+        multi_stats[1, c] = _per_article(stats * labelled[:, None], art_bounds)
+        for i, j in slot_pairs:
+            valid = m_tok > j
+            code = inside[i][valid].astype(np.int64) * 2 + inside[j][valid]
+            some = (cat[i][valid] > 0) | (cat[j][valid] > 0)
+            for v, keep in enumerate((np.ones(len(code), bool), some)):
+                pair_tok[(i, j)][v, c] = np.bincount(
+                    t_art[valid][keep] * 4 + code[keep], minlength=n_art * 4
+                ).reshape(n_art, 4)
+    return pair_tok, multi_stats, prevalence
+
+
+def _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art: int, n_lab: int,
+                 iou: float) -> tuple[dict, dict]:
+    """Span matches per annotator slot pair: (counts, alignments).
+
+    ``counts[(i, j)]``: ``exact``/``overlap``/``any`` matches and ``n_a``/``n_b`` spans, each
+    an int array, shape (n_art, n_lab); ``alignments[(i, j)]``: the overlap-matched span
+    index pairs (kept for relations). Spans are the flat arrays of :func:`build_report`.
+    """
+    span_counts = {}  # (i, j) -> dict of (n_art, n_lab) arrays
+    alignments = {}
+    for i, j in slot_pairs:
+        ai = np.flatnonzero((s_slot == i) & (n_coders[s_art] > j))
+        bj = np.flatnonzero(s_slot == j)
+        cnt = {}
+        for name, thr in (("exact", 1.0), ("overlap", iou), ("any", 0.0)):
+            ia, ib = align_span_arrays(
+                group[ai], s_start[ai], s_end[ai], group[bj], s_start[bj], s_end[bj], thr
+            )
+            cnt[name] = np.bincount(group[ai][ia], minlength=n_art * n_lab).reshape(n_art, n_lab)
+            if name == "overlap":
+                alignments[(i, j)] = (ai[ia], bj[ib])
+        cnt["n_a"] = np.bincount(group[ai], minlength=n_art * n_lab).reshape(n_art, n_lab)
+        cnt["n_b"] = np.bincount(group[bj], minlength=n_art * n_lab).reshape(n_art, n_lab)
+        span_counts[(i, j)] = cnt
+    return span_counts, alignments
+
+
+def _unitizing(s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art: int, n_lab: int):
+    """Krippendorff's unitizing alpha: (per label, overall, per article, units per label)."""
+    d_o, d_e = unitizing_components(
+        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab
+    )
+    units_per_label = np.bincount(lab_idx, minlength=n_lab)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha_u = np.where(d_e > 0, 1 - d_o / d_e, np.nan)
+    present = units_per_label > 0
+    alpha_u_overall = (
+        1 - d_o[present].mean() / d_e[present].mean()
+        if present.any() and d_e[present].mean() > 0
+        else NAN
+    )
+    a_do, a_de = unitizing_components(
+        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab, per_article=True
+    )
+    a_present = np.bincount(group, minlength=n_art * n_lab).reshape(n_art, n_lab) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cnt_p = a_present.sum(1)
+        mo = np.where(a_present, a_do, 0).sum(1) / cnt_p
+        me = np.where(a_present, a_de, 0).sum(1) / cnt_p
+        art_alpha_u = np.where(me > 0, 1 - mo / me, np.nan)
+    return alpha_u, alpha_u_overall, art_alpha_u, units_per_label
+
+
+def _pair_table(slot_pairs, n_coders, span_counts: dict, pair_tok: dict, slot_name, labels: list) -> pd.DataFrame:
+    """One row per (article, annotator slot pair, label): span matches and token 2x2 tables."""
+    frames = []
+    for i, j in slot_pairs:
+        arts = np.flatnonzero(n_coders > j)
+        if not len(arts):
+            continue
+        cnt = span_counts[(i, j)]
+        for c in range(len(labels)):
+            t = pair_tok[(i, j)][0, c][arts]
+            tl = pair_tok[(i, j)][1, c][arts]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "a_idx": arts,
+                        "annotator_a": slot_name[arts, i],
+                        "annotator_b": slot_name[arts, j],
+                        "label": labels[c],
+                        "tp_exact": cnt["exact"][arts, c],
+                        "tp_overlap": cnt["overlap"][arts, c],
+                        "tp_any": cnt["any"][arts, c],
+                        "n_a": cnt["n_a"][arts, c],
+                        "n_b": cnt["n_b"][arts, c],
+                        "n00": t[:, 0],
+                        "n01": t[:, 1],
+                        "n10": t[:, 2],
+                        "n11": t[:, 3],
+                        "l00": tl[:, 0],
+                        "l01": tl[:, 1],
+                        "l10": tl[:, 2],
+                        "l11": tl[:, 3],
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
 def _confusion_by_pair(pair_conf: dict, slot_name, n_coders) -> dict:
     """(annotator a, annotator b) -> token category confusion summed over their shared articles."""
     frames = []
@@ -816,7 +782,7 @@ def _units(sp: pd.DataFrame, lengths: np.ndarray) -> pd.DataFrame:
         frag = attrs.str.contains('"_fragment_of"', regex=False).to_numpy()
         if frag.any():
             head = head.copy()
-            head[frag] = [json.loads(a).get("_fragment_of") for a in attrs[frag]]
+            head[frag] = [parse_attributes(a).get("_fragment_of") for a in attrs[frag]]
     end = np.minimum(sp["end"].to_numpy(np.int64), lengths[sp["a_idx"].to_numpy(np.int64)])
     u = sp.assign(head=head.to_numpy(), start=np.minimum(sp["start"].to_numpy(np.int64), end), end=end)
     return u.groupby(["annotation_id", "head"], sort=False).agg(
@@ -871,11 +837,11 @@ def _attribution_units(sp_all, relations, lengths):
 
 def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[dict]:
     """Per annotator: span precision/recall/F1 (same label, IoU >= ``iou``) against adjudicated gold."""
-    gold = latest_human_annotations(annotations, project, None, origins=("gold",))
+    gold = latest_per_annotator(annotations, project, None, origins=("gold",))
     if not len(gold):
         return []
     gold = gold.drop_duplicates("article_id", keep="last")
-    human = latest_human_annotations(annotations, project, annotators)
+    human = latest_per_annotator(annotations, project, annotators)
     human = human[human["article_id"].isin(set(gold["article_id"]))]
     sp = spans[spans["label"].isin(labels)]
     g = sp.merge(gold[["annotation_id", "article_id"]], on=["annotation_id", "article_id"])
@@ -1074,186 +1040,3 @@ def _bootstrap(blocks: dict, n_boot: int, seed: int) -> dict:
         v = v[np.isfinite(v)]
         out[k] = (_f(np.percentile(v, 2.5)), _f(np.percentile(v, 97.5))) if len(v) else (NAN, NAN)
     return out
-
-
-# --------------------------------------------------------------------------- renderers
-
-
-def _fmt(v, digits=3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
-    return str(v)
-
-
-def _grid(header: list[str], rows: list[list[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in enumerate(header)
-    ]
-    line = "  ".join(
-        h.ljust(w) if k == 0 else h.rjust(w)
-        for k, (h, w) in enumerate(zip(header, widths, strict=True))
-    )
-    out = [line, "-" * len(line)]
-    for r in rows:
-        out.append(
-            "  ".join(
-                c.ljust(w) if k == 0 else c.rjust(w)
-                for k, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-    return "\n".join(out)
-
-
-LABEL_COLUMNS = [
-    ("F1 exact", "span_f1_exact"),
-    ("F1 IoU", "span_f1_overlap"),
-    ("F1 any", "span_f1_any"),
-    ("alpha", "alpha"),
-    ("alpha-O", "alpha_no_o"),
-    ("Fleiss", "fleiss_kappa"),
-    ("AC1", "ac1"),
-    ("obs", "observed"),
-    ("alpha_U", "alpha_u"),
-    ("units", "units"),
-]
-PAIR_COLUMNS = [
-    ("token kappa", "token_cohen_kappa"),
-    ("F1 exact", "span_f1_exact"),
-    ("F1 IoU", "span_f1_overlap"),
-    ("kappa", "cohen_kappa"),
-    ("kappa-O", "cohen_kappa_no_o"),
-    ("AC1", "ac1"),
-    ("obs", "observed"),
-    ("rel F1", "relation_f1"),
-]
-
-
-def render_table(report: dict) -> str:
-    """The report as readable text tables (summary, labels, annotator pairs, lowest articles)."""
-    cov, sel = report["coverage"], report["selection"]
-    out = [
-        f"Agreement on {cov['articles_with_2plus']} articles with 2+ annotators "
-        f"({cov['annotations']} annotations, {len(cov['annotators'])} annotators, "
-        f"{cov['tokens']} tokens; IoU >= {sel['iou']})",
-        "",
-    ]
-    out.insert(1, f"Headline: token_alpha, Krippendorff's alpha over token categories ({CATEGORY_RULE})")
-    srows = []
-    for k, v in report["summary"].items():
-        ci = "" if math.isnan(v["ci_low"]) else f"[{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
-        srows.append([k, _fmt(v["value"]), ci])
-    out += [_grid(["measure", "value", "95% CI"], srows), ""]
-    out.append(
-        "Per label (token measures over binary layers, label vs O: alpha, Fleiss, AC1, obs; "
-        "-O = tokens someone labelled with any label)"
-    )
-    out.append(
-        _grid(
-            ["label"] + [h for h, _ in LABEL_COLUMNS],
-            [[r["label"]] + [_fmt(r.get(k)) for _, k in LABEL_COLUMNS] for r in report["labels"]],
-        )
-    )
-    out += ["", "Per annotator pair (micro over labels)"]
-    prow = [
-        [f"{r['annotator_a']} / {r['annotator_b']}", str(r["articles"])]
-        + [_fmt(r.get(k, NAN)) for _, k in PAIR_COLUMNS]
-        for r in report["pairs"]
-        if r["label"] == "micro"
-    ]
-    out.append(_grid(["pair", "articles"] + [h for h, _ in PAIR_COLUMNS], prow))
-    rel = report["relations"]["overall"]
-    out += [
-        "",
-        f"Relations: F1 {_fmt(rel['relation_f1'])}, conditional on matched endpoints "
-        f"{_fmt(rel['relation_f1_conditional'])} ({rel['links']} links)",
-    ]
-    att = report.get("attributions", {}).get("overall")
-    if att:
-        out.append(
-            f"Attributions ({att['attributions']} quotes compared): quote F1 "
-            f"{_fmt(att['attribution_f1'])} (exact {_fmt(att['attribution_f1_exact'])}); "
-            f"with speaker and cue {_fmt(att['attribution_f1_full'])} "
-            f"(exact {_fmt(att['attribution_f1_full_exact'])})"
-        )
-    if report["lowest_articles"]:
-        out += ["", "Lowest-agreement articles"]
-        out.append(
-            _grid(
-                ["article", "token alpha", "F1 IoU", "alpha_U", "link"],
-                [
-                    [
-                        r["article_id"],
-                        _fmt(r["token_alpha"]),
-                        _fmt(r["span_f1_overlap"]),
-                        _fmt(r["alpha_u"]),
-                        r["link"] or "-",
-                    ]
-                    for r in report["lowest_articles"]
-                ],
-            )
-        )
-    for n in report.get("notes", []):
-        out.append(f"note: {n}")
-    return "\n".join(out) + "\n"
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def to_json(report: dict) -> str:
-    """The report as JSON; NaN (undefined) becomes null."""
-    public = {k: v for k, v in report.items() if not k.startswith("_")}
-    return json.dumps(_jsonable(public), indent=2, ensure_ascii=False)
-
-
-def _csv_rows(report: dict):
-    skip = {"label", "annotator_a", "annotator_b", "articles"}
-    for k, v in report["summary"].items():
-        yield ["summary", "", "", "", k, v["value"], v["ci_low"], v["ci_high"]]
-    for r in report["labels"]:
-        for k, v in r.items():
-            if k not in skip:
-                yield ["label", r["label"], "", "", k, v, "", ""]
-    for r in report["pairs"]:
-        for k, v in r.items():
-            if k not in skip:
-                yield ["pair", r["label"], r["annotator_a"], r["annotator_b"], k, v, "", ""]
-    for r in [{"label": "all", **report["relations"]["overall"]}] + report["relations"]["by_label"]:
-        for k, v in r.items():
-            if k != "label":
-                yield ["relation", r["label"], "", "", k, v, "", ""]
-    att = report.get("attributions")
-    if att:
-        for k, v in att["overall"].items():
-            yield ["attribution", "all", "", "", k, v, "", ""]
-        for r in att["pairs"]:
-            for k, v in r.items():
-                if k not in ("annotator_a", "annotator_b", "articles"):
-                    yield ["attribution", "all", r["annotator_a"], r["annotator_b"], k, v, "", ""]
-
-
-def to_csv(report: dict) -> str:
-    """The report as CSV, one row per scope/label/pair/measure (undefined = empty, formulas neutralised)."""
-    header = ["scope", "label", "annotator_a", "annotator_b", "measure", "value", "ci_low", "ci_high"]
-    return csv_text(header, _csv_rows(report))
-
-
-def to_html(report: dict, names: dict | None = None) -> str:
-    """A self-contained HTML page (see :func:`spanbank.agreement_html.render_html`).
-
-    ``names``: pseudonym -> name to show beside it (``agree --show-names``, local use only).
-    """
-    from spanbank.agreement_html import render_html
-
-    return render_html(report, names)

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from spanbank.corpus import Corpus
+from spanbank.corpus.tables import SERVER_COLUMNS, SERVERS_TABLE
 from spanbank.errors import AuthError, LabelStudioError, SpanbankError, UnknownProjectError
 
-SERVERS_TABLE = "servers"
 # tables whose rows name a server by URL: rewritten together when a server moves
 URL_TABLES = ("tasks", "projects", "annotations", "annotators")
-SERVER_COLUMNS = ["server_id", "ls_url", "tag", "basis", "org_id", "org_created_at",
-                  "first_seen_at", "moved_from", "moved_at"]
 
 
 @dataclass

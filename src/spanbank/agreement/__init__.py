@@ -1,0 +1,1 @@
+"""Inter-annotator agreement: `coefficients` (pure measures), `report` (over a corpus), `render`."""

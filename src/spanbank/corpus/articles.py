@@ -1,0 +1,63 @@
+"""Reading articles: metadata without text, texts by id, batches in table order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+def article_files(corpus) -> list[Path]:
+    """The Parquet files of the articles table, in order (empty when it has none)."""
+    path = corpus.table_path("articles")
+    return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+
+
+def article_columns(corpus) -> list[str]:
+    """The articles table's column names, read from its first file's footer."""
+    path = corpus.table_path("articles")
+    if not path.exists():
+        return list(corpus.read_arrow("articles").column_names)
+    return pq.read_schema(article_files(corpus)[0]).names
+
+
+def article_meta(corpus) -> pd.DataFrame:
+    """Every articles column but `text`, in table order: what selection filters on."""
+    path = corpus.table_path("articles")
+    if not path.exists():
+        return corpus.read("articles").drop(columns="text")
+    names = pq.read_schema(path).names if path.is_file() else pq.ParquetDataset(path).schema.names
+    return corpus.read("articles", columns=[c for c in names if c != "text"])
+
+
+def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
+    """`todo` with its articles' text, read only from the row groups that hold them."""
+    if "text" in todo.columns:
+        return todo
+    if todo.empty:
+        return todo.assign(text=pd.Series(dtype=object))
+    wanted = pa.array(todo["article_id"].astype(str).tolist(), pa.string())
+    texts: dict[str, str] = {}
+    for f in article_files(corpus):
+        pf = pq.ParquetFile(f)
+        for g in range(pf.num_row_groups):
+            hit = pc.is_in(pf.read_row_group(g, columns=["article_id"]).column(0), value_set=wanted)
+            if not pc.any(hit).as_py():
+                continue
+            found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
+            texts.update(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))
+            if len(texts) >= len(wanted):
+                break
+    return todo.assign(text=todo["article_id"].map(texts))
+
+
+def article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Articles table batches in file order (deterministic), reading only `columns`."""
+    for f in article_files(corpus):
+        pf = pq.ParquetFile(f)
+        cols = [c for c in columns if c in pf.schema_arrow.names]
+        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)

@@ -1,0 +1,382 @@
+"""Push: send a batch of articles to a Label Studio project as tasks (a generator yielding progress)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from spanbank.corpus import Corpus
+from spanbank.corpus.annotations import REVIEW_KIND, project_records, save_project
+from spanbank.corpus.articles import article_meta, attach_text
+from spanbank.errors import (
+    CorpusError,
+    LabelStudioError,
+    SpanbankError,
+)
+from spanbank.labelstudio import convert, identity
+from spanbank.labelstudio.client import LabelStudioClient, encode_json
+from spanbank.labelstudio.projects import (
+    ensure_project,
+    missing_project,
+    project_change,
+    recorded_project,
+)
+from spanbank.labelstudio.workflow import Workflow, connect, utc_now
+from spanbank.progress import Event
+
+MIN_TITLE = 3
+CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms on top of its tasks
+
+
+def select_articles(
+    articles: pd.DataFrame, *, ids: Iterable[str] | None = None, where: str | None = None,
+) -> tuple[pd.DataFrame, Counter]:
+    """Articles matching `ids` and the pandas query `where`; also counts of what was left out."""
+    skipped: Counter = Counter()
+    if ids is not None:
+        wanted = pd.Index(pd.unique(pd.Series(list(ids), dtype=object)))
+        unknown = wanted.difference(pd.Index(articles["article_id"]))
+        if len(unknown):
+            skipped["not in corpus"] += len(unknown)
+        articles = articles[articles["article_id"].isin(wanted)]
+    if where:
+        meta = articles.drop(columns=["text"], errors="ignore")
+        try:
+            keep = meta.query(where, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad expression
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpanbankError(
+                f"--where {where!r} is not a valid filter on article columns "
+                f"({', '.join(meta.columns)}): {msg}"
+            ) from None
+        skipped["filtered out by --where"] += len(articles) - len(keep)
+        articles = articles.loc[keep.index]
+    return articles, skipped
+
+
+def _pick(selected: pd.DataFrame, pushed_ids: set, skipped: Counter, sample: int | None, seed: int,
+          batch_size: int | None) -> pd.DataFrame:
+    """The selected articles not yet pushed, sampled, at most `batch_size`; counts the rest in `skipped`."""
+    already = selected["article_id"].isin(pushed_ids)
+    skipped["already pushed"] += int(already.sum())
+    todo = selected[~already]
+    if sample is not None and sample < len(todo):
+        skipped["not sampled"] += len(todo) - sample
+        todo = todo.sample(n=sample, random_state=seed).sort_index()
+    if batch_size is not None and batch_size < len(todo):
+        skipped["beyond --batch-size"] += len(todo) - batch_size
+        todo = todo.iloc[:batch_size]
+    return todo
+
+
+def select_batch(
+    corpus: Corpus, project: str, ls_url: str, *, ids: Iterable[str] | None = None, where: str | None = None,
+    sample: int | None = None, seed: int = 0, batch_size: int | None = None,
+) -> tuple[pd.DataFrame, Counter]:
+    """The articles (with text) a push to `project` on `ls_url` would send next, as push_batch picks
+    them from the corpus alone (without reconciling with the server), and counts of what was left out."""
+    articles = article_meta(corpus)
+    selected, skipped = select_articles(articles, ids=ids, where=where)
+    local = corpus.read("tasks", columns=["project", "ls_url", "article_id"])
+    local = local[(local["project"] == project) & (local["ls_url"] == ls_url.rstrip("/"))]
+    todo = _pick(selected, set(local["article_id"]), skipped, sample, seed, batch_size)
+    return attach_text(corpus, todo), skipped
+
+
+def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
+    """article_id -> LS predictions, from the rule tagger, a spans file (Parquet/JSONL) or a
+    callable given the candidate articles (how `spanbank.labelstudio.review` attaches its predictions)."""
+    if callable(mode):
+        return mode(candidates)
+    if not mode or mode == "none":
+        return {}
+    texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
+    out: dict[str, list[dict]] = {}
+    if mode == "rules":
+        from spanbank.preannotate import TAGGER_VERSION, preannotate
+
+        for aid, text in texts.items():
+            tagged = preannotate(text)
+            if tagged["spans"]:
+                result = convert.spans_to_result(text, tagged["spans"], tagged["relations"], schema)
+                scores = [s.get("score", 1.0) for s in tagged["spans"]]
+                out[aid] = [convert.prediction(result, TAGGER_VERSION, sum(scores) / len(scores))]
+        return out
+    path = Path(mode)
+    if not path.exists():
+        raise SpanbankError(f"--preannotate: {mode!r} is neither rules, none nor an existing file")
+    try:
+        if path.suffix in (".jsonl", ".ndjson", ".json"):
+            spans = pd.read_json(path, lines=path.suffix != ".json")
+        else:
+            spans = pd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise SpanbankError(f"--preannotate: cannot read {path}: {str(exc).splitlines()[0]}") from None
+    missing = {"article_id", "label", "start", "end"} - set(spans.columns)
+    if missing:
+        raise SpanbankError(f"--preannotate: {path} lacks column(s) {', '.join(sorted(missing))}")
+    spans = spans[spans["article_id"].isin(texts)].dropna(subset=["label", "start", "end"])
+    version = f"file:{path.name}"
+    for aid, group in spans.groupby("article_id", sort=False):
+        text = texts[aid]
+        rows = group.to_dict("records")
+        good = [r for r in rows if 0 <= int(r["start"]) < int(r["end"]) <= len(text)]
+        if good:
+            out[aid] = [convert.prediction(convert.spans_to_result(text, good, (), schema), version)]
+    return out
+
+
+def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:
+    """(ls_task_id, article_id) of every task in the project, listed cheaply (id + meta)."""
+    rows, bare = [], []
+    for page in client.task_pages(project_id, include=["id", "meta"], page_size=1000):
+        for t in page:
+            aid = (t.get("meta") or {}).get("article_id")
+            if aid is not None:
+                rows.append((t["id"], aid))
+            else:
+                bare.append(t["id"])
+    if bare:  # tasks made elsewhere: their article_id, if any, is in data
+        for page in client.task_pages(project_id, include=["id", "data"], ids=bare):
+            rows += [(t["id"], (t.get("data") or {}).get("article_id")) for t in page]
+    return pd.DataFrame(rows, columns=["ls_task_id", "article_id"]).astype({"ls_task_id": "int64"})
+
+
+def push_batch(
+    corpus: Corpus,
+    project: str,
+    *,
+    client: LabelStudioClient | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    batch_size: int | None = None,
+    overlap: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    ids: Iterable[str] | None = None,
+    where: str | None = None,
+    preannotate: str | Callable[[pd.DataFrame], dict[str, list[dict]]] | None = None,
+    update_config: bool = False,
+    dry_run: bool = False,
+    wait: bool | float = False,
+    chunk_size: int = CHUNK_SIZE,
+    create: bool = True,
+    repush_missing: bool = False,
+) -> Workflow:
+    """Push articles not yet in Label Studio project `project` as tasks; summary as return value.
+
+    Creates the project from the corpus schema if needed and `create` (or checks its config),
+    reconciles with the tasks already on the server (recording any we lost track of), then
+    imports in chunks, recording each chunk in `tasks` as soon as the server confirms it.
+    Articles recorded as pushed whose tasks are gone from the server (a project deleted or
+    recreated in Label Studio) are counted, and pushed again with `repush_missing`. Holding
+    the corpus lock throughout keeps two pushes from creating tasks for the same article.
+    """
+    corpus.require()
+    if len(project) < MIN_TITLE:
+        raise SpanbankError(f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters")
+    if overlap is not None and overlap < 1:
+        raise SpanbankError("--overlap must be at least 1")
+    if not callable(preannotate):  # spanbank.review pushes review tasks with a callable
+        records = project_records(corpus)
+        if "kind" in records and (records.loc[records["project"] == project, "kind"] == REVIEW_KIND).any():
+            raise SpanbankError(
+                f"{project} is a review project; send conflicts to it with "
+                "`spanbank adjudicate --review`, not `spanbank push`"
+            )
+    schema = corpus.schema
+    articles = article_meta(corpus)  # no text: a batch is small, the corpus may not be
+    if articles.empty:
+        raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
+    selected, skipped = select_articles(articles, ids=ids, where=where)
+    client = client or connect(url, api_key)
+    batch_id = f"{project}-{utc_now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    summary = {"project": project, "ls_url": client.url, "batch_id": batch_id, "dry_run": dry_run}
+    with corpus.writer(wait) as writer, ThreadPoolExecutor(max_workers=1) as server_side, \
+            ThreadPoolExecutor(max_workers=1) as encoder:
+        yield Event("project", 0, None)
+        # the project is looked up (or created) while the batch is read and its first chunks
+        # are encoded here; only a project that already held tasks can change the batch
+        looked_up = server_side.submit(ensure_project, client, corpus, project, overlap=overlap,
+                                       update_config=update_config, create=not dry_run,
+                                       allow_new=create or dry_run)
+        server = identity.resolve_server(client, corpus, writer)
+        if server.moved_from:
+            summary["moved_from"] = server.moved_from
+        local = corpus.read("tasks")
+        recorded = recorded_project(corpus, local, project, client.url)
+        local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
+
+        def pick(pushed_ids: set) -> tuple[pd.DataFrame, Counter]:
+            counts = Counter()
+            return _pick(selected, pushed_ids, counts, sample, seed, batch_size), counts
+
+        def build(chunk, preds):
+            tasks = [convert.article_task(r, preds.get(r["article_id"])) for r in chunk]
+            for t, r in zip(tasks, chunk, strict=True):
+                t["meta"]["article_id"] = r["article_id"]
+            return tasks
+
+        def plan(todo):
+            """The batch's predictions and rows in chunks; the first two chunks start encoding."""
+            preds = _predictions(preannotate, todo, schema) if len(todo) else {}
+            cols = ["article_id", "title", "text"] + [c for c in ("source", "url", "language") if c in todo]
+            rows = todo[cols].to_dict("records")
+            chunks = [rows[i : i + chunk_size] for i in range(0, len(rows), chunk_size)]
+            bodies = {} if dry_run else {
+                k: encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k]) for k in range(min(2, len(chunks)))
+            }
+            return preds, chunks, bodies
+
+        batch, picked = pick(set(local["article_id"]))
+        todo = attach_text(corpus, batch)
+        preds, chunks, bodies = plan(todo)
+        proj, state = looked_up.result()
+        if state == "missing":
+            raise missing_project(client, corpus, project, recorded[0], pulling=False)
+        change = project_change(recorded, proj)
+        if change:
+            summary[f"project_{change}"] = f"was Label Studio id {recorded[0]}"
+        summary["project_state"] = state
+        pid = int(proj["id"]) if proj else None
+        summary["ls_project_id"] = pid
+        summary["project_url"] = client.project_url(pid) if pid else None
+        # reconcile: tasks the server holds for our articles that `tasks` lacks
+        reconciled = pd.DataFrame(columns=["ls_task_id", "article_id"])
+        if pid is not None and state != "created":  # a new project holds no tasks yet
+            yield Event("reconcile", 0, None)
+            remote = _server_tasks(client, pid)
+            dup = remote["article_id"].dropna().duplicated().sum()
+            if dup and not dry_run:
+                # an import the client gave up on (timeout) can land after its retry did
+                removed = _remove_duplicate_tasks(client, pid, remote, local)
+                if removed:
+                    summary["duplicate_tasks_removed"] = len(removed)
+                    remote = remote[~remote["ls_task_id"].isin(removed)]
+                dup -= len(removed)
+            if dup:
+                summary["duplicate_tasks_on_server"] = int(dup)
+            ours = remote[remote["article_id"].isin(articles["article_id"])]
+            reconciled = ours[~ours["ls_task_id"].isin(local["ls_task_id"])]
+            reconciled = reconciled[~reconciled["article_id"].isin(local["article_id"])]
+            reconciled = reconciled.drop_duplicates("article_id")
+            if len(reconciled) and not dry_run:
+                writer.append("tasks", _task_rows(reconciled, project, client.url, pid,
+                                                  f"{batch_id}-reconciled", schema.ident))
+            gone = _gone_articles(local, remote)
+        else:  # a project just made (or to be made) holds none of what `tasks` records
+            gone = set(local["article_id"])
+        if gone:
+            summary["missing_from_server"] = len(gone)
+            if not repush_missing:
+                summary["hint"] = "articles recorded as pushed are gone from the server; pass --repush-missing to push them again"
+        if len(reconciled) or (gone and repush_missing):  # the batch as if those tasks had been recorded all along
+            done_ids = set(local["article_id"]) - (gone if repush_missing else set())
+            again, picked = pick(done_ids | set(reconciled["article_id"]))
+            if again["article_id"].tolist() != batch["article_id"].tolist():
+                todo = attach_text(corpus, again)
+                preds, chunks, bodies = plan(todo)
+        skipped.update(picked)
+        summary["reconciled"] = len(reconciled)
+        summary["selected"] = len(todo)
+        summary["predictions"] = len(preds)
+        pushed = 0
+        if dry_run:
+            summary["pushed"] = 0
+            summary["would_push"] = len(todo)
+            summary["skipped"] = {k: v for k, v in skipped.items() if v}
+            return summary
+        total = len(todo)
+
+        def send(k: int) -> list[int]:
+            return client.import_tasks(pid, bodies.pop(k).result(), len(chunks[k]))
+
+        # one import at a time: the next chunk travels while this one is recorded, and the one
+        # after it is encoded meanwhile, so the server never waits on us between chunks. A chunk
+        # is still recorded only after the server confirmed it; anything in flight at a crash is
+        # reconciled by the next push (the project is found by its title).
+        future = server_side.submit(send, 0) if chunks else None
+        save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
+                     schema_version=schema.ident, created_at=utc_now(), ls_created_at=proj.get("created_at"),
+                     maximum_annotations=proj.get("maximum_annotations"),
+                     **({"pull_cursor": pd.NaT} if change else {}))
+        yield Event("push", 0, total)
+        for k, chunk in enumerate(chunks):
+            try:
+                task_ids = future.result()
+            except LabelStudioError:
+                task_ids, chunk, found = _recover_chunk(client, pid, build(chunk, preds), chunk)
+                if len(found):
+                    writer.append("tasks", _task_rows(found, project, client.url, pid,
+                                                      f"{batch_id}-reconciled", schema.ident))
+                    summary["reconciled"] += len(found)
+            if k + 1 < len(chunks):
+                future = server_side.submit(send, k + 1)
+            if k + 2 < len(chunks):
+                bodies[k + 2] = encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k + 2])
+            if chunk:
+                done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
+                writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
+                pushed += len(chunk)
+            yield Event("push", pushed, total)
+    summary["pushed"] = pushed
+    summary["skipped"] = {k: v for k, v in skipped.items() if v}
+    return summary
+
+
+def _gone_articles(local: pd.DataFrame, remote: pd.DataFrame) -> set:
+    """Articles `local` records as pushed none of whose recorded tasks the server still has."""
+    present = local.loc[local["ls_task_id"].isin(remote["ls_task_id"]), "article_id"]
+    return set(local["article_id"]) - set(present)
+
+
+def _recover_chunk(client, pid, tasks, chunk):
+    """After a failed import: which of the chunk's articles the server has, and import the rest once."""
+    remote = _server_tasks(client, pid)
+    found = remote[remote["article_id"].isin([r["article_id"] for r in chunk])].drop_duplicates("article_id")
+    have = set(found["article_id"])
+    rest = [(t, r) for t, r in zip(tasks, chunk, strict=True) if r["article_id"] not in have]
+    if not rest:
+        return [], [], found
+    return client.import_tasks(pid, [t for t, _ in rest]), [r for _, r in rest], found
+
+
+def _remove_duplicate_tasks(client, pid, remote: pd.DataFrame, local: pd.DataFrame) -> list[int]:
+    """Delete extra server tasks of one article that hold no human work; returns their ids.
+
+    The task kept is the one `tasks` records, else the oldest; a duplicate with annotations,
+    skips or drafts is left alone (and still reported as a duplicate).
+    """
+    ours = remote.dropna(subset=["article_id"])
+    ours = ours[ours["article_id"].duplicated(keep=False)].sort_values("ls_task_id")
+    recorded = set(local["ls_task_id"].astype("int64"))
+    extra = []
+    for _, group in ours.groupby("article_id", sort=False):
+        ids = group["ls_task_id"].astype("int64").tolist()
+        keep = next((t for t in ids if t in recorded), ids[0])
+        extra += [t for t in ids if t != keep and t not in recorded]
+    if not extra:
+        return []
+    fields = ["id", "total_annotations", "cancelled_annotations", "drafts"]
+    idle = [
+        int(t["id"])
+        for page in client.task_pages(pid, include=fields, ids=extra)
+        for t in page
+        if t.get("total_annotations") == 0 and t.get("cancelled_annotations") == 0 and not t.get("drafts")
+    ]
+    for tid in idle:
+        client.delete_task(tid)
+    return idle
+
+
+def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version) -> pd.DataFrame:
+    return pd.DataFrame({
+        "project": project, "ls_url": ls_url, "ls_project_id": int(pid),
+        "article_id": df["article_id"].to_numpy(), "ls_task_id": df["ls_task_id"].astype("int64").to_numpy(),
+        "batch_id": batch_id, "pushed_at": utc_now(), "schema_version": schema_version,
+    })
+
