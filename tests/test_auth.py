@@ -18,11 +18,14 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_corpus
-from spanbank import review, sync
 from spanbank.cli import cli
 from spanbank.errors import AuthError, LabelStudioError
 from spanbank.gold import run_adjudication
+from spanbank.labelstudio import review
 from spanbank.labelstudio.client import LabelStudioClient
+from spanbank.labelstudio.pull import pull
+from spanbank.labelstudio.push import push_batch
+from spanbank.labelstudio.workflow import run
 
 pytestmark = pytest.mark.labelstudio
 
@@ -119,7 +122,7 @@ def _region(text: str, sub: str, label: str, rid: str, extra: dict | None = None
 def smoke_workflow(client: LabelStudioClient, corpus_dir, project: str) -> None:
     """The whole round trip on one server: push with predictions, pull, an edit, review push."""
     corpus = make_corpus(corpus_dir, TEXTS)
-    pushed = sync.run(sync.push_batch(corpus, project, client=client, preannotate="rules"))
+    pushed = run(push_batch(corpus, project, client=client, preannotate="rules"))
     assert pushed["pushed"] == len(TEXTS) and pushed["predictions"] > 0
     task = int(corpus.read("tasks").set_index("article_id").at["p0", "ls_task_id"])
     text = TEXTS["p0"]
@@ -129,12 +132,12 @@ def smoke_workflow(client: LabelStudioClient, corpus_dir, project: str) -> None:
     users = [client.create_user(f"{n}-{tag}@example.org", f"{n}{tag}")["id"] for n in ("ann", "bob")]
     client.create_annotation(task, [quote, cue], completed_by=users[0])
     second = client.create_annotation(task, [quote, cue], completed_by=users[1])
-    assert sync.run(sync.pull(corpus, project, client=client))["new"] == 2
+    assert run(pull(corpus, project, client=client))["new"] == 2
     client.update_annotation(second["id"], result=[quote])  # bob drops the cue: a conflict
-    assert sync.run(sync.pull(corpus, project, client=client))["updated"] == 1
+    assert run(pull(corpus, project, client=client))["updated"] == 1
     adj = run_adjudication(corpus, "majority", project=project)
     assert adj["articles_with_conflicts"] == 1
-    review_push = sync.run(review.push_review(corpus, project, "majority", client=client))
+    review_push = run(review.push_review(corpus, project, "majority", client=client))
     assert review_push["pushed"] == 1
 
 
@@ -234,7 +237,7 @@ OLD_LS = "1.20"  # the oldest Label Studio the README promises; CI sets SPANBANK
 @pytest.fixture(scope="module")
 def old_ls(tmp_path_factory):
     """(url, key) of a local Label Studio 1.20.x in its own cached venv (installed on first use)."""
-    from spanbank import server
+    from spanbank.labelstudio import server
 
     cache = server.cache_dir() / f"ls-{OLD_LS}"
     exe = cache / "ls-venv" / "bin" / "label-studio"
