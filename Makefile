@@ -26,16 +26,19 @@ demo: install
 	@echo "annotate, then:  $(SPANBANK) pull --project $(DEMO_PROJECT) && $(SPANBANK) agree"
 
 test: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check -q src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 # the tests that need no Label Studio server (a minute or two)
 test-fast: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check -q src tests benchmarks scripts
 	$(BIN)/python -m pytest -q -m "not labelstudio"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 bench: install
 	$(BIN)/python benchmarks/run.py --quick

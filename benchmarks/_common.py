@@ -37,7 +37,9 @@ def _context():
     global _ctx
     if _ctx is None:
         _ctx = mp.get_context("forkserver")
-        _ctx.set_forkserver_preload(["numpy", "pandas", "pyarrow", "pyarrow.parquet", "spanbank.corpus"])
+        _ctx.set_forkserver_preload(
+            ["numpy", "pandas", "pyarrow", "pyarrow.parquet", "spanbank.corpus"]
+        )
     return _ctx
 
 
@@ -74,7 +76,11 @@ def in_child(module: str, side: str, params, repeat: int) -> dict:
     if "error" in out:
         raise RuntimeError(f"{module}.{side}: {out['error']}\n{out.get('trace', '')}")
     runs = out["runs"]
-    res = {"s": statistics.median(r["s"] for r in runs), "rss": out["rss"], "runs": [r["s"] for r in runs]}
+    res = {
+        "s": statistics.median(r["s"] for r in runs),
+        "rss": out["rss"],
+        "runs": [r["s"] for r in runs],
+    }
     for run in (runs[0], runs[len(runs) // 2]):  # extras of the middle run, or the first's only
         res.update({k: v for k, v in run.items() if k != "s"})
     return res
@@ -89,9 +95,14 @@ def measure(module: str, workload: str, n: int, repeat: int = 3, work: Path | No
     ours = in_child(module, "ours", params, repeat)
     base = in_child(module, "baseline", params, repeat)
     row = {
-        "workload": workload, "n": n, "ours_s": ours["s"], "baseline_s": base["s"],
-        "ratio": ours["s"] / base["s"] if base["s"] else float("nan"), "peak_rss_mb": ours["rss"],
-        "baseline_rss_mb": base["rss"], "repeat": repeat,
+        "workload": workload,
+        "n": n,
+        "ours_s": ours["s"],
+        "baseline_s": base["s"],
+        "ratio": ours["s"] / base["s"] if base["s"] else float("nan"),
+        "peak_rss_mb": ours["rss"],
+        "baseline_rss_mb": base["rss"],
+        "repeat": repeat,
     }
     row.update({k: v for k, v in ours.items() if k not in ("s", "rss", "runs")})
     row.update({f"baseline_{k}": v for k, v in base.items() if k not in ("s", "rss", "runs")})
@@ -100,7 +111,9 @@ def measure(module: str, workload: str, n: int, repeat: int = 3, work: Path | No
     return row
 
 
-def bench_main(module: str, workload: str, doc: str, default_n: list[int], describe=None, add_arguments=None):
+def bench_main(
+    module: str, workload: str, doc: str, default_n: list[int], describe=None, add_arguments=None
+):
     """The command line every bench_*.py shares: --n (sizes), --repeat, --json; returns (args, rows).
 
     Prints one `fmt_row` line per size (plus `describe(row)`), or the rows as JSON with --json.
@@ -141,7 +154,9 @@ def synth_corpus(n: int, seed: int = 0, annotators: int = 0) -> Path:
             for name, df in zip(("articles", "spans", "relations"), frames, strict=True):
                 table = pa.Table.from_pandas(df, preserve_index=False)
                 if name not in writers:
-                    writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema, compression="zstd")
+                    writers[name] = pq.ParquetWriter(
+                        out / f"{name}.parquet", table.schema, compression="zstd"
+                    )
                 writers[name].write_table(table)
     finally:
         for w in writers.values():
@@ -150,7 +165,9 @@ def synth_corpus(n: int, seed: int = 0, annotators: int = 0) -> Path:
     return out
 
 
-def corpus_from_synth(path: Path, n: int, seed: int = 0, annotators: int = 0, chunk: int = 20_000) -> Path:
+def corpus_from_synth(
+    path: Path, n: int, seed: int = 0, annotators: int = 0, chunk: int = 20_000
+) -> Path:
     """A spanbank corpus at `path` holding a synthetic corpus (tables as directories of parts)."""
     import pandas as pd
 
@@ -162,15 +179,28 @@ def corpus_from_synth(path: Path, n: int, seed: int = 0, annotators: int = 0, ch
     now = pd.Timestamp("2025-06-01", tz="UTC")
     for k, (arts, spans, rels) in enumerate(synth_chunks(n, seed, annotators, chunk=chunk)):
         ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates("annotation_id")
-        ann = ann.assign(project="bench", origin="human", created_at=now, updated_at=now, version=1,
-                         cancelled=False, superseded=False)
-        tables = {"articles": arts.assign(language="en", origin="synth"), "annotations": ann,
-                  "spans": spans.drop(columns="annotator"), "relations": rels}
+        ann = ann.assign(
+            project="bench",
+            origin="human",
+            created_at=now,
+            updated_at=now,
+            version=1,
+            cancelled=False,
+            superseded=False,
+        )
+        tables = {
+            "articles": arts.assign(language="en", origin="synth"),
+            "annotations": ann,
+            "spans": spans.drop(columns="annotator"),
+            "relations": rels,
+        }
         for name, df in tables.items():
             for col in TABLES[name].names:
                 if col not in df:
                     df[col] = None
-            write_parquet_atomic(to_arrow(name, df), corpus.table_path(name) / f"part-{k:05d}.parquet")
+            write_parquet_atomic(
+                to_arrow(name, df), corpus.table_path(name) / f"part-{k:05d}.parquet"
+            )
     return path
 
 
@@ -190,14 +220,31 @@ def machine() -> dict:
 
         ram = round(psutil.virtual_memory().total / 2**30, 1)
     versions = {}
-    for pkg in ("spanbank", "pyarrow", "pandas", "numpy", "duckdb", "krippendorff", "spacy",
-                "label-studio-sdk", "httpx"):
+    for pkg in (
+        "spanbank",
+        "pyarrow",
+        "pandas",
+        "numpy",
+        "duckdb",
+        "krippendorff",
+        "spacy",
+        "label-studio-sdk",
+        "httpx",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             versions[pkg] = version(pkg)
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram, "python": platform.python_version(),
-            "platform": platform.platform(), "packages": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": ram,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
 
 
 def fmt_row(r: dict) -> str:
-    return (f"{r['workload']:<12} n={r['n']:>9,}  ours {r['ours_s']:8.3f} s  baseline {r['baseline_s']:8.3f} s  "
-            f"ratio {r['ratio']:6.2f}  peak RSS {r['peak_rss_mb']:7.0f} MB")
+    return (
+        f"{r['workload']:<12} n={r['n']:>9,}  ours {r['ours_s']:8.3f} s  baseline {r['baseline_s']:8.3f} s  "
+        f"ratio {r['ratio']:6.2f}  peak RSS {r['peak_rss_mb']:7.0f} MB"
+    )

@@ -27,9 +27,12 @@ def tables(n: int):
     articles = pq.read_table(src / "articles.parquet").to_pandas()
     spans = pq.read_table(src / "spans.parquet").to_pandas()
     relations = pq.read_table(src / "relations.parquet").to_pandas()
-    annotations = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates("annotation_id")
-    annotations = annotations.assign(project="bench", origin="human", cancelled=False, superseded=False,
-                                     deleted_at=None)
+    annotations = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates(
+        "annotation_id"
+    )
+    annotations = annotations.assign(
+        project="bench", origin="human", cancelled=False, superseded=False, deleted_at=None
+    )
     return articles, annotations, spans.drop(columns="annotator"), relations
 
 
@@ -40,7 +43,9 @@ def alpha_matrix(articles, annotations, spans, label="QUOTE") -> np.ndarray:
     t_art, t_s, t_e, off = tokenize(articles["text"])
     gs, ge = off[t_art] + t_s, off[t_art] + t_e
     a_pos = pd.Series(np.arange(len(articles)), index=articles["article_id"])
-    sp = spans[spans["label"] == label].merge(annotations[["annotation_id", "annotator"]], on="annotation_id")
+    sp = spans[spans["label"] == label].merge(
+        annotations[["annotation_id", "annotator"]], on="annotation_id"
+    )
     coder = pd.factorize(sp["annotator"], sort=True)[0]
     base = off[a_pos.loc[sp["article_id"]].to_numpy()]
     lo = np.searchsorted(ge, base + sp["start"].to_numpy(), "right")
@@ -86,9 +91,16 @@ def baseline(p: dict, rep: int) -> dict:
 
 
 def main() -> None:
-    bench_main("bench_agree", WORKLOAD, __doc__, [10_000], lambda r: (
-        f"  (alpha {r['alpha']:.6f} vs {r['baseline_alpha']:.6f} over {r['tokens']:,} tokens; "
-        f"whole report {r['report_s']:.1f} s)"))
+    bench_main(
+        "bench_agree",
+        WORKLOAD,
+        __doc__,
+        [10_000],
+        lambda r: (
+            f"  (alpha {r['alpha']:.6f} vs {r['baseline_alpha']:.6f} over {r['tokens']:,} tokens; "
+            f"whole report {r['report_s']:.1f} s)"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,13 @@ def baseline(p: dict, rep: int) -> float:
 
 
 def main() -> None:
-    bench_main("bench_brat", WORKLOAD, __doc__, [10_000, 40_000],
-               lambda r: f"  ({r['spans']:,} spans, {r['rejected']} rejected)")
+    bench_main(
+        "bench_brat",
+        WORKLOAD,
+        __doc__,
+        [10_000, 40_000],
+        lambda r: f"  ({r['spans']:,} spans, {r['rejected']} rejected)",
+    )
 
 
 if __name__ == "__main__":

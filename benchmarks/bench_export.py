@@ -35,7 +35,9 @@ def ours(p: dict, rep: int) -> dict:
 
     with tempfile.TemporaryDirectory(dir=p["work"]) as tmp:
         t0 = time.perf_counter()
-        summary = export_dataset(Corpus(p["corpus"]), [p.get("format", "spacy")], Path(tmp) / "out", agreement=False)
+        summary = export_dataset(
+            Corpus(p["corpus"]), [p.get("format", "spacy")], Path(tmp) / "out", agreement=False
+        )
         dt = time.perf_counter() - t0
     return {"s": dt, "articles_per_s": summary["articles"] / dt}
 
@@ -48,8 +50,10 @@ def baseline(p: dict, rep: int) -> dict:
     corpus = Corpus(p["corpus"])
     texts = corpus.read("articles", columns=["article_id", "text"])
     spans = corpus.read("spans", columns=["article_id", "label", "start", "end"])
-    by_article = {a: list(zip(g["start"].tolist(), g["end"].tolist(), g["label"].tolist(), strict=True))
-                  for a, g in spans.groupby("article_id", sort=False)}
+    by_article = {
+        a: list(zip(g["start"].tolist(), g["end"].tolist(), g["label"].tolist(), strict=True))
+        for a, g in spans.groupby("article_id", sort=False)
+    }
     nlp = spacy.blank("en")
     t0 = time.perf_counter()
     for aid, text in zip(texts["article_id"], texts["text"], strict=True):
@@ -62,13 +66,19 @@ def baseline(p: dict, rep: int) -> dict:
 
 def main() -> None:
     args, _ = bench_main(
-        "bench_export", WORKLOAD, __doc__, [100_000],
+        "bench_export",
+        WORKLOAD,
+        __doc__,
+        [100_000],
         add_arguments=lambda ap: ap.add_argument(
-            "--formats", default="", help="also time these formats (ours only), e.g. jsonl,hf"),
+            "--formats", default="", help="also time these formats (ours only), e.g. jsonl,hf"
+        ),
     )
     for fmt in filter(None, args.formats.split(",")):
         for n in args.n:
-            r = in_child("bench_export", "ours", prepare(n, CACHE / "work", fmt), args.repeat)  # where measure() put it
+            r = in_child(
+                "bench_export", "ours", prepare(n, CACHE / "work", fmt), args.repeat
+            )  # where measure() put it
             print(f"export {fmt:>6} n={n:>9,}  {r['s']:8.3f} s  peak RSS {r['rss']:7.0f} MB")
 
 

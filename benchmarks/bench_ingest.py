@@ -22,7 +22,11 @@ def prepare(n: int, work: Path) -> dict:
 
     src = synth_corpus(n) / "articles.parquet"
     text = pq.read_table(src, columns=["text"]).column("text")
-    return {"src": str(src), "work": str(work), "mb_text": pc.sum(pc.binary_length(text)).as_py() / 1e6}
+    return {
+        "src": str(src),
+        "work": str(work),
+        "mb_text": pc.sum(pc.binary_length(text)).as_py() / 1e6,
+    }
 
 
 def ours(p: dict, rep: int) -> dict:
@@ -71,14 +75,22 @@ def append_growth(n: int, batches: int = 5) -> list[float]:
 
 def main() -> None:
     args, _ = bench_main(
-        "bench_ingest", WORKLOAD, __doc__, [100_000],
+        "bench_ingest",
+        WORKLOAD,
+        __doc__,
+        [100_000],
         lambda r: f"  ({r['mb_s']:.1f} vs {r['baseline_mb_s']:.1f} MB/s of text)",
-        lambda ap: ap.add_argument("--appends", type=int, default=0, help="also time N successive appends (growth)"),
+        lambda ap: ap.add_argument(
+            "--appends", type=int, default=0, help="also time N successive appends (growth)"
+        ),
     )
     if args.appends:
         times = append_growth(args.n[-1], args.appends)
-        print(f"{args.appends} appends of {args.n[-1] // args.appends:,} articles: "
-              + ", ".join(f"{t:.2f}" for t in times) + " s")
+        print(
+            f"{args.appends} appends of {args.n[-1] // args.appends:,} articles: "
+            + ", ".join(f"{t:.2f}" for t in times)
+            + " s"
+        )
 
 
 if __name__ == "__main__":

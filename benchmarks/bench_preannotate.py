@@ -55,16 +55,25 @@ def seed_scores() -> dict:
 
     with open(ROOT / "seeds" / "000_2e13a8ea3bc18025.txt", encoding="utf-8", newline="") as fh:
         text = fh.read()
-    gold = json.loads((ROOT / "tests" / "data" / "000_2e13a8ea3bc18025.gold.json").read_text("utf-8"))
+    gold = json.loads(
+        (ROOT / "tests" / "data" / "000_2e13a8ea3bc18025.gold.json").read_text("utf-8")
+    )
     out = preannotate(text)
     spans = [s for s in gold["spans"] if s["label"] != "EVENT"]
     return evaluate(out["spans"], spans, out["relations"], gold["relations"])
 
 
 def main() -> None:
-    args, _ = bench_main("bench_preannotate", WORKLOAD, __doc__, [5000], lambda r: (
-        f"  ({r['articles_per_s']:.0f} articles/s, {r['articles_per_s'] / GOAL:.1f}x the "
-        f"{GOAL:.0f}/s goal; {r['spans_per_article']:.1f} spans/article)"))
+    args, _ = bench_main(
+        "bench_preannotate",
+        WORKLOAD,
+        __doc__,
+        [5000],
+        lambda r: (
+            f"  ({r['articles_per_s']:.0f} articles/s, {r['articles_per_s'] / GOAL:.1f}x the "
+            f"{GOAL:.0f}/s goal; {r['spans_per_article']:.1f} spans/article)"
+        ),
+    )
     if args.json:
         return
     rep = seed_scores()

@@ -32,12 +32,27 @@ def prepare(n: int, work: Path) -> dict:
         src = synth_corpus(n)
         corpus = Corpus.init(corpus_dir)
         arts = pq.read_table(src / "articles.parquet").to_pandas()
-        arts = arts.assign(url=None, language="en", origin="synth", text_sha256=None, ingested_at=arts["published_at"])
+        arts = arts.assign(
+            url=None,
+            language="en",
+            origin="synth",
+            text_sha256=None,
+            ingested_at=arts["published_at"],
+        )
         write_parquet_atomic(to_arrow("articles", arts), corpus.table_path("articles"))
         pushed = arts["article_id"].iloc[: n // 10]
-        tasks = pd.DataFrame({"project": "bench", "ls_url": "http://127.0.0.1:1", "ls_project_id": 1,
-                              "article_id": pushed, "ls_task_id": range(1, len(pushed) + 1),
-                              "batch_id": "b0", "pushed_at": arts["published_at"].iloc[0], "schema_version": "x"})
+        tasks = pd.DataFrame(
+            {
+                "project": "bench",
+                "ls_url": "http://127.0.0.1:1",
+                "ls_project_id": 1,
+                "article_id": pushed,
+                "ls_task_id": range(1, len(pushed) + 1),
+                "batch_id": "b0",
+                "pushed_at": arts["published_at"].iloc[0],
+                "schema_version": "x",
+            }
+        )
         write_parquet_atomic(to_arrow("tasks", tasks), corpus.table_path("tasks"))
         (root / "done").write_text("ok\n")
     return {"corpus": str(corpus_dir)}
@@ -48,7 +63,9 @@ def ours(p: dict, rep: int) -> dict:
     from spanbank.labelstudio.push import select_batch
 
     t0 = time.perf_counter()
-    todo, _ = select_batch(Corpus(p["corpus"]), "bench", "http://127.0.0.1:1", where=WHERE, batch_size=BATCH)
+    todo, _ = select_batch(
+        Corpus(p["corpus"]), "bench", "http://127.0.0.1:1", where=WHERE, batch_size=BATCH
+    )
     dt = time.perf_counter() - t0
     assert len(todo) == BATCH and todo["text"].notna().all()
     return {"s": dt, "first": todo["article_id"].iloc[0]}
@@ -73,8 +90,13 @@ def baseline(p: dict, rep: int) -> dict:
 
 
 def main() -> None:
-    bench_main("bench_select", WORKLOAD, __doc__, [100_000, 1_000_000],
-               lambda r: f"  (same first article: {r['first'] == r['baseline_first']})")
+    bench_main(
+        "bench_select",
+        WORKLOAD,
+        __doc__,
+        [100_000, 1_000_000],
+        lambda r: f"  (same first article: {r['first'] == r['baseline_first']})",
+    )
 
 
 if __name__ == "__main__":

@@ -62,7 +62,13 @@ def prepare(n: int, work: Path) -> dict:
     corpus = Corpus.init(root / "corpus")
     with corpus.writer() as w:
         w.append("articles", _articles(n))
-    return {"n": n, "root": str(root), "corpus": str(corpus.path), "tag": uuid.uuid4().hex[:6], **info}
+    return {
+        "n": n,
+        "root": str(root),
+        "corpus": str(corpus.path),
+        "tag": uuid.uuid4().hex[:6],
+        **info,
+    }
 
 
 def ours(p: dict, rep: int) -> dict:
@@ -77,7 +83,9 @@ def ours(p: dict, rep: int) -> dict:
     shutil.copytree(p["corpus"], fresh)  # untimed: a corpus with nothing pushed yet
     client = LabelStudioClient(p["url"], p["key"])
     t0 = time.perf_counter()
-    summary = workflow.run(ls_push.push_batch(Corpus(fresh), f"bench-ours-{p['tag']}-{rep}", client=client))
+    summary = workflow.run(
+        ls_push.push_batch(Corpus(fresh), f"bench-ours-{p['tag']}-{rep}", client=client)
+    )
     dt = time.perf_counter() - t0
     assert summary["pushed"] == p["n"], summary
     shutil.rmtree(fresh, ignore_errors=True)
@@ -98,8 +106,11 @@ def baseline(p: dict, rep: int) -> dict:
     for t in tasks:
         t["meta"]["article_id"] = t["data"]["article_id"]
     project = LabelStudioClient(p["url"], p["key"]).create_project(
-        f"bench-raw-{p['tag']}-{rep}", corpus.schema.label_config())
-    with httpx.Client(base_url=p["url"], headers={"Authorization": f"Token {p['key']}"}, timeout=600) as raw:
+        f"bench-raw-{p['tag']}-{rep}", corpus.schema.label_config()
+    )
+    with httpx.Client(
+        base_url=p["url"], headers={"Authorization": f"Token {p['key']}"}, timeout=600
+    ) as raw:
         t0 = time.perf_counter()
         raw.post(f"/api/projects/{project['id']}/import", json=tasks).raise_for_status()
         dt = time.perf_counter() - t0
@@ -120,22 +131,42 @@ def pull_payload(n: int, annotators: int = 2) -> str:
     from spanbank.labelstudio.convert import spans_to_result
 
     src = synth_corpus(n, seed=1, annotators=annotators)
-    arts = pq.read_table(src / "articles.parquet", columns=["article_id", "text", "title"]).to_pandas()
+    arts = pq.read_table(
+        src / "articles.parquet", columns=["article_id", "text", "title"]
+    ).to_pandas()
     spans = pq.read_table(src / "spans.parquet").to_pandas()
-    spans["attributes"] = spans["attributes"].astype(object).where(spans["attributes"].notna(), None)
+    spans["attributes"] = (
+        spans["attributes"].astype(object).where(spans["attributes"].notna(), None)
+    )
     rels = pq.read_table(src / "relations.parquet").to_pandas()
     sp_by = {k: g.to_dict("records") for k, g in spans.groupby("annotation_id", sort=False)}
     rl_by = {k: g.to_dict("records") for k, g in rels.groupby("annotation_id", sort=False)}
     tasks = []
-    for i, (aid, text, title) in enumerate(zip(arts["article_id"], arts["text"], arts["title"], strict=True)):
+    for i, (aid, text, title) in enumerate(
+        zip(arts["article_id"], arts["text"], arts["title"], strict=True)
+    ):
         anns = []
         for k in range(annotators):
             ann = f"{aid}-ann{k + 1}"
-            anns.append({"id": i * annotators + k + 1, "completed_by": k + 1, "was_cancelled": False,
-                         "created_at": "2025-06-01T10:00:00Z", "updated_at": "2025-06-01T10:00:00Z",
-                         "lead_time": 42.0, "result": spans_to_result(text, sp_by.get(ann, []), rl_by.get(ann, []))})
-        tasks.append({"id": i + 1, "data": {"text": text, "article_id": aid, "title": title},
-                      "meta": {"article_id": aid}, "annotations": anns})
+            anns.append(
+                {
+                    "id": i * annotators + k + 1,
+                    "completed_by": k + 1,
+                    "was_cancelled": False,
+                    "created_at": "2025-06-01T10:00:00Z",
+                    "updated_at": "2025-06-01T10:00:00Z",
+                    "lead_time": 42.0,
+                    "result": spans_to_result(text, sp_by.get(ann, []), rl_by.get(ann, [])),
+                }
+            )
+        tasks.append(
+            {
+                "id": i + 1,
+                "data": {"text": text, "article_id": aid, "title": title},
+                "meta": {"article_id": aid},
+                "annotations": anns,
+            }
+        )
     return json.dumps({"tasks": tasks, "total": n}, ensure_ascii=False)
 
 
@@ -158,7 +189,9 @@ def ours_pull(p: dict, rep: int) -> dict:
         text = task["data"]["text"]
         for ann in task["annotations"]:
             convert.result_sha(ann["result"])
-            conv = convert.convert_annotation(ann["result"], text, schema, f"a{ann['id']}", task["meta"]["article_id"])
+            conv = convert.convert_annotation(
+                ann["result"], text, schema, f"a{ann['id']}", task["meta"]["article_id"]
+            )
             spans += len(conv.spans)
             rejects += len(conv.rejects)
     dt = time.perf_counter() - t0
@@ -189,7 +222,11 @@ def main() -> None:
         json.dump(rows, sys.stdout, indent=1)
         print()
     for r in rows if not args.json else ():
-        extra = f"  ({r['tasks_per_s']:.0f} vs {r['baseline_tasks_per_s']:.0f} tasks/s)" if r["workload"] == "push" else ""
+        extra = (
+            f"  ({r['tasks_per_s']:.0f} vs {r['baseline_tasks_per_s']:.0f} tasks/s)"
+            if r["workload"] == "push"
+            else ""
+        )
         print(fmt_row(r) + extra)
 
 

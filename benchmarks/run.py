@@ -68,8 +68,11 @@ def _num(v, digits=3) -> str:
 
 def _extra(r: dict) -> str:
     bits = []
-    for key, fmt in (("mb_s", "{:.1f} vs {:.1f} MB/s text"), ("tasks_per_s", "{:.0f} vs {:.0f} tasks/s"),
-                     ("articles_per_s", "{:.0f} vs {:.0f} articles/s")):
+    for key, fmt in (
+        ("mb_s", "{:.1f} vs {:.1f} MB/s text"),
+        ("tasks_per_s", "{:.0f} vs {:.0f} tasks/s"),
+        ("articles_per_s", "{:.0f} vs {:.0f} articles/s"),
+    ):
         if key in r and f"baseline_{key}" in r:
             bits.append(fmt.format(r[key], r[f"baseline_{key}"]))
     if "report_s" in r:
@@ -80,11 +83,15 @@ def _extra(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| workload | n | ours s | baseline s | ratio | peak RSS MB | baseline RSS MB | notes |",
-           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = [
+        "| workload | n | ours s | baseline s | ratio | peak RSS MB | baseline RSS MB | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['workload']} | {r['n']:,} | {_num(r['ours_s'])} | {_num(r['baseline_s'])} | "
-                   f"{r['ratio']:.2f} | {r['peak_rss_mb']:.0f} | {r['baseline_rss_mb']:.0f} | {_extra(r)} |")
+        out.append(
+            f"| {r['workload']} | {r['n']:,} | {_num(r['ours_s'])} | {_num(r['baseline_s'])} | "
+            f"{r['ratio']:.2f} | {r['peak_rss_mb']:.0f} | {r['baseline_rss_mb']:.0f} | {_extra(r)} |"
+        )
     return "\n".join(out)
 
 
@@ -117,8 +124,12 @@ def write_results(saved: dict) -> None:
     for mode in ("quick", "full"):
         if mode in saved:
             s = saved[mode]
-            lines += [f"## `run.py{' --quick' if mode == 'quick' else ''}` ({s['when']}, {s['wall_s']:.0f} s)", "",
-                      table(s["rows"]), ""]
+            lines += [
+                f"## `run.py{' --quick' if mode == 'quick' else ''}` ({s['when']}, {s['wall_s']:.0f} s)",
+                "",
+                table(s["rows"]),
+                "",
+            ]
     lines += ["![time vs N](results.png)", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -135,21 +146,28 @@ def plot(saved: dict) -> None:
             rows[(r["workload"], r["n"])] = r
     workloads = [w for w in PLAN if any(k[0] == w for k in rows)]
     cols = 4
-    fig, axes = plt.subplots((len(workloads) + cols - 1) // cols, cols, figsize=(16, 7.5), squeeze=False)
+    fig, axes = plt.subplots(
+        (len(workloads) + cols - 1) // cols, cols, figsize=(16, 7.5), squeeze=False
+    )
     for ax, w in zip(axes.flat, workloads, strict=False):
         pts = sorted((r for (wl, _), r in rows.items() if wl == w), key=lambda r: r["n"])
         n = [r["n"] for r in pts]
         ax.loglog(n, [r["ours_s"] for r in pts], "o-", label="spanbank")
         ax.loglog(n, [r["baseline_s"] for r in pts], "s--", label="baseline")
         if len(n) > 1:  # a linear-growth guide through ours' first point
-            ax.loglog([n[0], n[-1]], [pts[0]["ours_s"], pts[0]["ours_s"] * n[-1] / n[0]], ":", color="grey",
-                      label="linear")
+            ax.loglog(
+                [n[0], n[-1]],
+                [pts[0]["ours_s"], pts[0]["ours_s"] * n[-1] / n[0]],
+                ":",
+                color="grey",
+                label="linear",
+            )
         ax.set_title(w)
         ax.set_xlabel("N (articles)")
         ax.set_ylabel("seconds")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(workloads):]:
+    for ax in list(axes.flat)[len(workloads) :]:
         ax.axis("off")
     fig.suptitle("spanbank benchmarks: time vs N (log-log), median of runs")
     fig.tight_layout()
@@ -169,7 +187,11 @@ def main() -> None:
     unknown = set(only or ()) - set(PLAN)
     if unknown:
         ap.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(PLAN)}")
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    log = (
+        (lambda s: print(s, file=sys.stderr, flush=True))
+        if args.json
+        else (lambda s: print(s, flush=True))
+    )
     t0 = time.perf_counter()
     rows = run(args.quick, only, args.repeat, log)
     wall = time.perf_counter() - t0
@@ -182,11 +204,19 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     store = HERE / "results"
     store.mkdir(exist_ok=True)
-    record = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wall_s": wall, "machine": machine(),
-              "only": only, "rows": rows}
+    record = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "wall_s": wall,
+        "machine": machine(),
+        "only": only,
+        "rows": rows,
+    }
     (store / f"{mode}.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
-    saved = {m: json.loads((store / f"{m}.json").read_text("utf-8")) for m in ("quick", "full")
-             if (store / f"{m}.json").exists()}
+    saved = {
+        m: json.loads((store / f"{m}.json").read_text("utf-8"))
+        for m in ("quick", "full")
+        if (store / f"{m}.json").exists()
+    }
     write_results(saved)
     plot(saved)
 

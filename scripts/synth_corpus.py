@@ -28,7 +28,9 @@ def main() -> None:
         for name, df in (("articles", arts), ("spans", spans), ("relations", rels)):
             table = pa.Table.from_pandas(df, preserve_index=False)
             if name not in writers:
-                writers[name] = pq.ParquetWriter(args.out / f"{name}.parquet", table.schema, compression="zstd")
+                writers[name] = pq.ParquetWriter(
+                    args.out / f"{name}.parquet", table.schema, compression="zstd"
+                )
             writers[name].write_table(table)
     for w in writers.values():
         w.close()

@@ -8,11 +8,21 @@ import pandas as pd
 def region(rid, text, sub, label):
     """A Label Studio `labels` result item over the first occurrence of `sub` in `text`."""
     start = text.index(sub)
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label]}}
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label]},
+    }
 
 
 def server_articles(client, pid) -> pd.Series:
     """The article_id of every task of project `pid` on the server (one per task)."""
-    return pd.Series([(t.get("meta") or {}).get("article_id")
-                      for p in client.task_pages(pid, include=["id", "meta"]) for t in p])
+    return pd.Series(
+        [
+            (t.get("meta") or {}).get("article_id")
+            for p in client.task_pages(pid, include=["id", "meta"])
+            for t in p
+        ]
+    )

@@ -51,7 +51,9 @@ class Sink:
                 data += chunk
                 if data.startswith(b"CONNECT") and b"\r\n\r\n" in data:
                     break
-            conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.sendall(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
         with self._lock:
             self.requests.append(data)
 
@@ -72,7 +74,9 @@ class Sink:
 def proxied_environ(proxy_url: str):
     """os.environ with every proxy variable pointing at `proxy_url` (restored afterwards)."""
     saved = {k: os.environ.get(k) for k in (*PROXY_VARS, "NO_PROXY", "no_proxy")}
-    os.environ.update({k: proxy_url for k in PROXY_VARS} | {"NO_PROXY": NO_PROXY, "no_proxy": NO_PROXY})
+    os.environ.update(
+        {k: proxy_url for k in PROXY_VARS} | {"NO_PROXY": NO_PROXY, "no_proxy": NO_PROXY}
+    )
     try:
         yield
     finally:
@@ -112,7 +116,9 @@ def canary() -> str:
     env.update({k: sink.url for k in PROXY_VARS} | {"NO_PROXY": NO_PROXY, "no_proxy": NO_PROXY})
     code = "import requests\ntry:\n requests.get('https://pypi.org/simple/', timeout=10)\nexcept Exception:\n pass"
     try:
-        subprocess.run([str(server.venv_dir() / "bin" / "python"), "-c", code], env=env, timeout=60, check=True)
+        subprocess.run(
+            [str(server.venv_dir() / "bin" / "python"), "-c", code], env=env, timeout=60, check=True
+        )
         return (sink.first_lines() or [""])[0]
     finally:
         sink.close()

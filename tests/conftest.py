@@ -67,10 +67,16 @@ def article_rows(texts: dict[str, str], **extra) -> list[dict]:
     now = pd.Timestamp.now(tz="UTC")
     return [
         {
-            "article_id": aid, "title": f"Title {aid}", "text": text,
-            "source": "reuters" if i % 2 else "ap", "url": f"https://example.org/{aid}",
-            "published_at": now, "language": "en", "origin": "test",
-            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "ingested_at": now,
+            "article_id": aid,
+            "title": f"Title {aid}",
+            "text": text,
+            "source": "reuters" if i % 2 else "ap",
+            "url": f"https://example.org/{aid}",
+            "published_at": now,
+            "language": "en",
+            "origin": "test",
+            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "ingested_at": now,
             **extra,
         }
         for i, (aid, text) in enumerate(texts.items())

@@ -28,8 +28,18 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-FAULTS = ("delay", "drop", "drop-after", "status:500", "status:502", "status:503", "status:429",
-          "status-after:502", "truncate", "garble")
+FAULTS = (
+    "delay",
+    "drop",
+    "drop-after",
+    "status:500",
+    "status:502",
+    "status:503",
+    "status:429",
+    "status-after:502",
+    "truncate",
+    "garble",
+)
 
 Plan = Callable[[str, str, int], "str | None"]  # (method, path, request number) -> fault
 
@@ -96,8 +106,9 @@ class FaultProxy:
                     raise
                 time.sleep(0.05)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def refuse(self) -> None:
@@ -144,8 +155,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self, body: bytes):
         p = self.owner
         conn = http.client.HTTPConnection(p.upstream_host, p.upstream_port, timeout=300)
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ("host", "connection", "keep-alive", "proxy-connection")}
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("host", "connection", "keep-alive", "proxy-connection")
+        }
         headers["Host"] = f"{p.upstream_host}:{p.upstream_port}"
         headers["Connection"] = "close"
         try:
@@ -160,14 +174,23 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the client connection at once (RST), answering nothing."""
         self.close_connection = True
         try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
         except OSError:
             pass
 
-    def _send(self, status: int, reason: str, headers, data: bytes, length: int | None = None) -> None:
+    def _send(
+        self, status: int, reason: str, headers, data: bytes, length: int | None = None
+    ) -> None:
         self.send_response_only(status, reason)
         for k, v in headers:
-            if k.lower() in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+            if k.lower() in (
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "content-encoding",
+            ):
                 continue
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data) if length is None else length))
@@ -189,11 +212,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.startswith("status:"):
             code = int(fault.split(":", 1)[1])
             extra = [("Retry-After", "0")] if code == 429 else []
-            return self._send(code, "Injected", [("Content-Type", "text/plain"), *extra], b"injected fault")
+            return self._send(
+                code, "Injected", [("Content-Type", "text/plain"), *extra], b"injected fault"
+            )
         try:
             status, reason, headers, data = self._forward(body)
         except OSError:
-            return self._send(502, "Bad Gateway", [("Content-Type", "text/plain")], b"upstream unreachable")
+            return self._send(
+                502, "Bad Gateway", [("Content-Type", "text/plain")], b"upstream unreachable"
+            )
         if fault == "drop-after":
             return self._abort()
         if fault and fault.startswith("status-after:"):

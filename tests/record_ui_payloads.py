@@ -21,16 +21,41 @@ from spanbank.labelstudio.client import LabelStudioClient  # noqa: E402
 from spanbank.schema import load_schema  # noqa: E402
 
 CASES = {
-    "emoji": ("Fans 😀🎉 cheered 🏆 in Rome. “We won the cup,” said Ana López 👍.",
-              [("EVENT", "cheered"), ("QUOTE", "“We won the cup,”"), ("CUE", "said"), ("SPEAKER", "Ana López")]),
-    "crlf": ("Headline\r\n\r\nThe mayor said: “Roads will reopen.”\r\nMore later, she added.",
-             [("SPEAKER", "The mayor"), ("CUE", "said"), ("QUOTE", "“Roads will reopen.”"), ("CUE", "added")]),
-    "tabs": ("Col1\tCol2\t\tThe minister\twarned: “No deal.”\n\tIndented line said Bo.",
-             [("SPEAKER", "The minister"), ("CUE", "warned"), ("QUOTE", "“No deal.”"), ("SPEAKER", "Bo")]),
-    "combining": ("Cafe\u0301 owner Jose\u0301 Nu\u0303n\u0303ez said “déjà vu” twice, said Zoë.",
-                  [("CUE", "said"), ("QUOTE", "“déjà vu”"), ("SPEAKER", "Zoë")]),
-    "mixed": ("Fans 😀🎉 cheered.\r\nShe said:\t“We won,” loudly. Café and Cafe\u0301 “déjà vu” said José.",
-              [("QUOTE", "“We won,”"), ("SPEAKER", "José"), ("EVENT", "cheered"), ("CUE", "said")]),
+    "emoji": (
+        "Fans 😀🎉 cheered 🏆 in Rome. “We won the cup,” said Ana López 👍.",
+        [
+            ("EVENT", "cheered"),
+            ("QUOTE", "“We won the cup,”"),
+            ("CUE", "said"),
+            ("SPEAKER", "Ana López"),
+        ],
+    ),
+    "crlf": (
+        "Headline\r\n\r\nThe mayor said: “Roads will reopen.”\r\nMore later, she added.",
+        [
+            ("SPEAKER", "The mayor"),
+            ("CUE", "said"),
+            ("QUOTE", "“Roads will reopen.”"),
+            ("CUE", "added"),
+        ],
+    ),
+    "tabs": (
+        "Col1\tCol2\t\tThe minister\twarned: “No deal.”\n\tIndented line said Bo.",
+        [
+            ("SPEAKER", "The minister"),
+            ("CUE", "warned"),
+            ("QUOTE", "“No deal.”"),
+            ("SPEAKER", "Bo"),
+        ],
+    ),
+    "combining": (
+        "Cafe\u0301 owner Jose\u0301 Nu\u0303n\u0303ez said “déjà vu” twice, said Zoë.",
+        [("CUE", "said"), ("QUOTE", "“déjà vu”"), ("SPEAKER", "Zoë")],
+    ),
+    "mixed": (
+        "Fans 😀🎉 cheered.\r\nShe said:\t“We won,” loudly. Café and Cafe\u0301 “déjà vu” said José.",
+        [("QUOTE", "“We won,”"), ("SPEAKER", "José"), ("EVENT", "cheered"), ("CUE", "said")],
+    ),
 }
 
 SELECT = """([sub]) => {
@@ -58,7 +83,8 @@ def main() -> None:
     proj = client.create_project(f"ui-{uuid.uuid4().hex[:6]}", load_schema().label_config())
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True,
+            executable_path="/usr/bin/chromium",
+            headless=True,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -70,7 +96,9 @@ def main() -> None:
         for name, (text, picks) in CASES.items():
             if sys.argv[1:] and name not in sys.argv[1:]:
                 continue
-            tid = client.import_tasks(proj["id"], [{"data": {"text": text, "article_id": name, "title": name}}])[0]
+            tid = client.import_tasks(
+                proj["id"], [{"data": {"text": text, "article_id": name, "title": name}}]
+            )[0]
             page.goto(f"{url}/projects/{proj['id']}/data?task={tid}")
             page.wait_for_selector(".lsf-richtext__line", timeout=60000)
             page.wait_for_timeout(800)
@@ -91,8 +119,14 @@ def main() -> None:
             task["spanbank_selected"] = picks
             out = DATA / "ls" / f"ui_{name}.json"
             out.write_text(json.dumps(task, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            print(out, [(r["value"]["start"], r["value"]["end"], r["value"]["text"])
-                        for a in task["annotations"] for r in a["result"]])
+            print(
+                out,
+                [
+                    (r["value"]["start"], r["value"]["end"], r["value"]["text"])
+                    for a in task["annotations"]
+                    for r in a["result"]
+                ],
+            )
         browser.close()
 
 

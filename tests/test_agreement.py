@@ -370,10 +370,15 @@ def test_unitizing_alpha_krippendorff_2004_sample_study():
     published figures, as DKPro Statistics' AlphaUnitizedAgreementTest reproduces them
     (unrounded): alpha_c = 0.7285, alpha_k = 1.0, joint alpha = 0.8587."""
     units = [
-        (0, "c", 225, 295), (0, "c", 370, 400),
-        (1, "c", 220, 300), (1, "c", 355, 375), (1, "c", 400, 420),
-        (0, "k", 180, 240), (0, "k", 300, 350),
-        (1, "k", 180, 240), (1, "k", 300, 350),
+        (0, "c", 225, 295),
+        (0, "c", 370, 400),
+        (1, "c", 220, 300),
+        (1, "c", 355, 375),
+        (1, "c", 400, 420),
+        (0, "k", 180, 240),
+        (0, "k", 300, 350),
+        (1, "k", 180, 240),
+        (1, "k", 300, 350),
     ]
     assert unitizing_alpha(units, (150, 450), label="c") == pytest.approx(0.7285, abs=1e-4)
     assert unitizing_alpha(units, (150, 450), label="k") == pytest.approx(1.0)
@@ -384,8 +389,11 @@ def test_unitizing_alpha_krippendorff_2004_sample_study():
 # `cont3x3abstractors`: 100 pregnancies classified Ectopic/AIU/NIU by two abstractors. Its
 # vignette reports Cohen's kappa = 0.7964094, Gwet's AC1 = 0.8493305, percent agreement 0.89.
 ABSTRACTORS = (
-    [("Ectopic", "Ectopic")] * 13 + [("AIU", "AIU")] * 20 + [("AIU", "NIU")] * 7
-    + [("NIU", "AIU")] * 4 + [("NIU", "NIU")] * 56
+    [("Ectopic", "Ectopic")] * 13
+    + [("AIU", "AIU")] * 20
+    + [("AIU", "NIU")] * 7
+    + [("NIU", "AIU")] * 4
+    + [("NIU", "NIU")] * 56
 )
 
 

@@ -21,10 +21,18 @@ from spanbank.corpus import Corpus
 from spanbank.corpus.ingest import ingest_paths
 
 ROOT = Path(__file__).resolve().parents[1]
-POLNEAR = next(
-    (p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if (p / "data/polnear-train").is_dir()),
-    ROOT.parent / "shared",
-) / "data" / "polnear-train"
+POLNEAR = (
+    next(
+        (
+            p
+            for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared")
+            if (p / "data/polnear-train").is_dir()
+        ),
+        ROOT.parent / "shared",
+    )
+    / "data"
+    / "polnear-train"
+)
 BRAT_LABELS = {"Source": "SPEAKER", "Cue": "CUE", "Content": "QUOTE"}
 TOKEN = re.compile(r"\w+|[^\w\s]")
 T_LINE = re.compile(r"^(T\d+)\t(\S+) ([\d ;]+)\t", re.M)
@@ -147,11 +155,19 @@ def _at(k: int, label: str, words: str, nth: int = 0) -> tuple[str, int, int]:
 
 # (label, start, end) per article; the quote of article 0 contains a speaker and a cue
 GOLD = [
-    [_at(0, "Source", "Smith"), _at(0, "Cue", "said"),
-     _at(0, "Content", '"We will win the vote, Jones told me."'),
-     _at(0, "Source", "Jones"), _at(0, "Cue", "told")],
-    [_at(1, "Source", "Jones"), _at(1, "Cue", "told"), _at(1, "Content", "it was fine"),
-     _at(1, "Source", "officials")],
+    [
+        _at(0, "Source", "Smith"),
+        _at(0, "Cue", "said"),
+        _at(0, "Content", '"We will win the vote, Jones told me."'),
+        _at(0, "Source", "Jones"),
+        _at(0, "Cue", "told"),
+    ],
+    [
+        _at(1, "Source", "Jones"),
+        _at(1, "Cue", "told"),
+        _at(1, "Content", "it was fine"),
+        _at(1, "Source", "officials"),
+    ],
     [],
 ]
 
@@ -162,12 +178,16 @@ def write_fixture(folder: Path, seed: int = 0) -> None:
     rng = random.Random(seed)
     for k, (text, spans) in enumerate(zip(ARTICLES, GOLD, strict=True)):
         (folder / f"art{k}.txt").write_text(text, encoding="utf-8")
-        ann = "\n".join(f"T{i + 1}\t{lab} {s} {e}\t{text[s:e]}" for i, (lab, s, e) in enumerate(spans))
+        ann = "\n".join(
+            f"T{i + 1}\t{lab} {s} {e}\t{text[s:e]}" for i, (lab, s, e) in enumerate(spans)
+        )
         (folder / f"art{k}_a.ann").write_text(ann + "\n", encoding="utf-8")
         for who in ("b", "c"):
             if who == "b" and k == 2:
                 continue
-            (folder / f"art{k}_{who}.ann").write_text(perturb(ann, text, rng, 0.6) + "\n", encoding="utf-8")
+            (folder / f"art{k}_{who}.ann").write_text(
+                perturb(ann, text, rng, 0.6) + "\n", encoding="utf-8"
+            )
 
 
 def test_headline_alpha_matches_krippendorff_package_on_generated_brat(tmp_path):

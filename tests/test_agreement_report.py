@@ -81,8 +81,12 @@ def tables():
         }
     )
     annotators = pd.DataFrame(
-        {"annotator": ["ann", "bob"], "ls_url": "http://localhost:8080/", "ls_user_id": [1, 2],
-         "email": ["ann@example.org", None]}
+        {
+            "annotator": ["ann", "bob"],
+            "ls_url": "http://localhost:8080/",
+            "ls_user_id": [1, 2],
+            "email": ["ann@example.org", None],
+        }
     )
     return {
         "annotators": annotators,
@@ -331,7 +335,9 @@ def test_attribution_agreement_quote_and_full():
     assert att["attribution_f1_full"] == pytest.approx(2 / 3)
     assert att["attribution_f1_exact"] == 0.0
     assert rep["summary"]["attribution_f1"]["value"] == pytest.approx(2 / 3)
-    assert [(p["annotator_a"], p["annotator_b"]) for p in rep["attributions"]["pairs"]] == [("ann", "bob")]
+    assert [(p["annotator_a"], p["annotator_b"]) for p in rep["attributions"]["pairs"]] == [
+        ("ann", "bob")
+    ]
     # bob links his quote to no speaker: the quote still matches, the attribution does not
     t = tables()
     t["relations"] = t["relations"][t["relations"]["annotation_id"] != "x2"]
@@ -351,7 +357,9 @@ def test_attribution_quote_fragments_join():
         columns=[*SPAN_COLS, "attributes"],
     )
     t["spans"] = pd.concat([t["spans"].assign(attributes=None), frag], ignore_index=True)
-    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.8)
+    rep = build_report(
+        t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.8
+    )
     # ann's quote is now [12,30) against bob's [13,25): IoU 12/18 < 0.8, no match
     assert rep["attributions"]["overall"]["attribution_f1"] == 0.0
     assert rep["attributions"]["overall"]["attributions"] == 3
@@ -370,7 +378,9 @@ def test_csv_neutralises_formulas_in_names():
     from spanbank.csvsafe import safe_cell
 
     assert safe_cell(-0.25) == -0.25 and safe_cell("-x") == "'-x" and safe_cell("@a") == "'@a"
-    assert safe_cell("\tx") == "'\tx" and safe_cell("\rx") == "'\rx" and safe_cell(float("nan")) == ""
+    assert (
+        safe_cell("\tx") == "'\tx" and safe_cell("\rx") == "'\rx" and safe_cell(float("nan")) == ""
+    )
 
 
 def test_heatmap_names_are_literal_text():

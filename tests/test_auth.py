@@ -58,13 +58,19 @@ class _PrefixHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.seen.append(f"{self.command} {self.path.split('?')[0]}")
         if not self.path.startswith(PREFIX):
-            return self._answer(404, [("Content-Type", "text/html")], b"<html><h1>Not Found</h1></html>")
+            return self._answer(
+                404, [("Content-Type", "text/html")], b"<html><h1>Not Found</h1></html>"
+            )
         host, port = self.upstream
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
         conn = http.client.HTTPConnection(host, port, timeout=120)
         try:
-            conn.request(self.command, self.path[len(PREFIX) - 1:], body=body or None,
-                         headers={**headers, "Host": f"{host}:{port}", "Connection": "close"})
+            conn.request(
+                self.command,
+                self.path[len(PREFIX) - 1 :],
+                body=body or None,
+                headers={**headers, "Host": f"{host}:{port}", "Connection": "close"},
+            )
             resp = conn.getresponse()
             self._answer(resp.status, resp.getheaders(), resp.read())
         finally:
@@ -78,7 +84,9 @@ def prefix_proxy(upstream: str):
     """A loopback reverse proxy serving `upstream` only under /ls/; yields (root URL, paths seen)."""
     parts = urlsplit(upstream)
     seen: list[str] = []
-    handler = type("Handler", (_PrefixHandler,), {"upstream": (parts.hostname, parts.port), "seen": seen})
+    handler = type(
+        "Handler", (_PrefixHandler,), {"upstream": (parts.hostname, parts.port), "seen": seen}
+    )
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -115,8 +123,19 @@ def pat(ls_conn):
 
 def _region(text: str, sub: str, label: str, rid: str, extra: dict | None = None) -> dict:
     start = text.index(sub)
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": start + len(sub), "text": sub, "labels": [label], **(extra or {})}}
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {
+            "start": start,
+            "end": start + len(sub),
+            "text": sub,
+            "labels": [label],
+            **(extra or {}),
+        },
+    }
 
 
 def smoke_workflow(client: LabelStudioClient, corpus_dir, project: str) -> None:
@@ -129,7 +148,9 @@ def smoke_workflow(client: LabelStudioClient, corpus_dir, project: str) -> None:
     quote = _region(text, "“Prices will rise,”", "QUOTE", "q")
     cue = _region(text, "said", "CUE", "c")
     tag = uuid.uuid4().hex[:6]
-    users = [client.create_user(f"{n}-{tag}@example.org", f"{n}{tag}")["id"] for n in ("ann", "bob")]
+    users = [
+        client.create_user(f"{n}-{tag}@example.org", f"{n}{tag}")["id"] for n in ("ann", "bob")
+    ]
     client.create_annotation(task, [quote, cue], completed_by=users[0])
     second = client.create_annotation(task, [quote, cue], completed_by=users[1])
     assert run(pull(corpus, project, client=client))["new"] == 2
@@ -163,7 +184,9 @@ def test_revoked_pat_is_one_line_with_reason(ls_conn, pat):
     revoke(*ls_conn, pat)
     with pytest.raises(AuthError) as err:
         LabelStudioClient(ls_conn[0], pat).whoami()
-    assert str(err.value).startswith("Label Studio refused the Personal Access Token: Token is blacklisted; create a new")
+    assert str(err.value).startswith(
+        "Label Studio refused the Personal Access Token: Token is blacklisted; create a new"
+    )
     assert pat not in str(err.value) and "\n" not in str(err.value)
 
 
@@ -172,25 +195,46 @@ def test_tampered_pat_is_one_line_with_reason(ls_conn, pat):
     tampered = f"{head}.{payload}.{sig[:5]}{'A' if sig[5] != 'A' else 'B'}{sig[6:]}"
     with pytest.raises(AuthError) as err:
         LabelStudioClient(ls_conn[0], tampered).whoami()
-    assert str(err.value).startswith("Label Studio refused the Personal Access Token: Token is invalid;")
+    assert str(err.value).startswith(
+        "Label Studio refused the Personal Access Token: Token is invalid;"
+    )
 
 
 def test_expired_pat_refused_when_client_is_built(ls_conn):
-    expired = jwt.encode({"token_type": "refresh", "exp": int(time.time()) - 60, "jti": "y", "user_id": "1"},
-                         "some-secret-some-secret-some-secret-xx", algorithm="HS256")
+    expired = jwt.encode(
+        {"token_type": "refresh", "exp": int(time.time()) - 60, "jti": "y", "user_id": "1"},
+        "some-secret-some-secret-some-secret-xx",
+        algorithm="HS256",
+    )
     with pytest.raises(AuthError) as err:
         LabelStudioClient(ls_conn[0], expired)
-    assert str(err.value).startswith("the Personal Access Token cannot be used: API key has expired.")
+    assert str(err.value).startswith(
+        "the Personal Access Token cannot be used: API key has expired."
+    )
     assert expired not in str(err.value)
 
 
 def test_cli_revoked_pat_is_one_line(tmp_path, ls_conn, pat):
     make_corpus(tmp_path / "c", {"a1": "He said “yes”."})
     revoke(*ls_conn, pat)
-    res = CliRunner().invoke(cli, ["--corpus", str(tmp_path / "c"), "pull", "--project", "abc",
-                                   "--url", ls_conn[0], "--api-key", pat])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--corpus",
+            str(tmp_path / "c"),
+            "pull",
+            "--project",
+            "abc",
+            "--url",
+            ls_conn[0],
+            "--api-key",
+            pat,
+        ],
+    )
     assert res.exit_code == 1 and pat not in res.output
-    assert res.output.startswith("Error: Label Studio refused the Personal Access Token: Token is blacklisted;")
+    assert res.output.startswith(
+        "Error: Label Studio refused the Personal Access Token: Token is blacklisted;"
+    )
     assert len(res.output.strip().splitlines()) == 1
 
 
@@ -216,7 +260,9 @@ def test_legacy_token_on_pat_only_organisation(ls_conn, pat):
     admin = LabelStudioClient(url, pat)  # the legacy key cannot turn legacy tokens back on
     before = admin.request("GET", "api/jwt/settings")
     try:
-        admin.request("POST", "api/jwt/settings", json_body={**before, "legacy_api_tokens_enabled": False})
+        admin.request(
+            "POST", "api/jwt/settings", json_body={**before, "legacy_api_tokens_enabled": False}
+        )
         with pytest.raises(AuthError) as err:
             LabelStudioClient(url, key).whoami()
     finally:
@@ -244,8 +290,11 @@ def old_ls(tmp_path_factory):
     if not exe.exists():
         venv = cache / "ls-venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"label-studio=={OLD_LS}.*"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", f"label-studio=={OLD_LS}.*"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     data = tmp_path_factory.mktemp("ls-old")
     saved = os.environ.get(server.ENV_CACHE)
     os.environ[server.ENV_CACHE] = str(cache)  # server.start takes the venv from the cache dir
@@ -262,7 +311,9 @@ def old_ls(tmp_path_factory):
         server.stop(data)
 
 
-@pytest.mark.skipif(not os.environ.get("SPANBANK_LS_MATRIX"), reason="set SPANBANK_LS_MATRIX=1 (CI does)")
+@pytest.mark.skipif(
+    not os.environ.get("SPANBANK_LS_MATRIX"), reason="set SPANBANK_LS_MATRIX=1 (CI does)"
+)
 def test_workflow_on_label_studio_1_20(tmp_path, old_ls, project_name):
     client = LabelStudioClient(*old_ls)
     assert client.request("GET", "api/version")["release"].startswith(OLD_LS + ".")

@@ -13,7 +13,7 @@ from spanbank.schema import load_schema, parse_attributes
 
 TEXT = (
     "Storm hits coast\n"
-    "The mayor said on Monday that \u201cwe will rebuild \U0001F3D7 everything\u201d, "
+    "The mayor said on Monday that \u201cwe will rebuild \U0001f3d7 everything\u201d, "
     "and the governor added it would take years.\n"
 )
 SCHEMA = load_schema()
@@ -31,16 +31,21 @@ def _t(tid: str, label: str, s: str, nth: int = 0) -> str:
     return f"{tid}\t{label} {a} {b}\t{s}"
 
 
-QUOTE = "\u201cwe will rebuild \U0001F3D7 everything\u201d"
-ANN = "\n".join([
-    _t("T1", "Source", "The mayor"),
-    _t("T2", "Cue", "said"),
-    _t("T3", "Content", QUOTE),
-    _t("T4", "Attribution", "said"),
-    "E1\tAttribution:T4 Content:T3 Cue:T2 Source:T1",
-    "A1\tType T3 direct",
-    "#1\tAnnotatorNotes T3\tnice one",
-]) + "\n"
+QUOTE = "\u201cwe will rebuild \U0001f3d7 everything\u201d"
+ANN = (
+    "\n".join(
+        [
+            _t("T1", "Source", "The mayor"),
+            _t("T2", "Cue", "said"),
+            _t("T3", "Content", QUOTE),
+            _t("T4", "Attribution", "said"),
+            "E1\tAttribution:T4 Content:T3 Cue:T2 Source:T1",
+            "A1\tType T3 direct",
+            "#1\tAnnotatorNotes T3\tnice one",
+        ]
+    )
+    + "\n"
+)
 
 
 def _spans(result):
@@ -58,7 +63,7 @@ def test_t_lines_events_and_attributes():
     assert spans["T1"]["label"] == "SPEAKER" and spans["T2"]["label"] == "CUE"
     q = spans["T3"]
     assert (q["label"], q["start"], q["end"]) == ("QUOTE", *_at(QUOTE))
-    assert TEXT[q["start"]:q["end"]] == q["text"] == QUOTE
+    assert TEXT[q["start"] : q["end"]] == q["text"] == QUOTE
     assert q["attributes"] == {"type": "direct"}
     assert sorted((x["from_span_id"], x["to_span_id"], x["label"]) for x in r.relations) == [
         ("T3", "T1", "said_by"),
@@ -68,10 +73,7 @@ def test_t_lines_events_and_attributes():
 
 def test_discontinuous_fragments():
     (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
-    ann = (
-        f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything\n"
-        f"A1\tType T1 mixed\n"
-    )
+    ann = f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything\nA1\tType T1 mixed\n"
     r = parse_ann(ann, TEXT, SCHEMA)
     assert r.rejects == []
     spans = _spans(r)
@@ -80,26 +82,30 @@ def test_discontinuous_fragments():
     assert spans["T1:2"]["attributes"] == {FRAGMENT_KEY: "T1", "type": "mixed"}
     assert spans["T1"]["attributes"] == {"type": "mixed"}
     for s in r.spans:
-        assert TEXT[s["start"]:s["end"]] == s["text"]
+        assert TEXT[s["start"] : s["end"]] == s["text"]
 
 
 def test_relations_in_either_argument_order():
-    ann = "\n".join([
-        _t("T1", "Source", "The mayor"),
-        _t("T2", "Content", QUOTE),
-        _t("T3", "Cue", "said"),
-        _t("T4", "Source", "the governor"),
-        _t("T5", "Content", "it would take years"),
-        "R1\tSource Arg1:T1 Arg2:T2",  # reversed: ours goes QUOTE -> SPEAKER
-        "R2\tcue Arg1:T2 Arg2:T3",
-        "R3\tsaid_by Arg1:T5 Arg2:T4",
-        "R4\tKnows Arg1:T1 Arg2:T4",
-        "R5\tSource Arg1:T1 Arg2:T3",
-        "R6\tSource Arg1:T9 Arg2:T2",
-    ])
+    ann = "\n".join(
+        [
+            _t("T1", "Source", "The mayor"),
+            _t("T2", "Content", QUOTE),
+            _t("T3", "Cue", "said"),
+            _t("T4", "Source", "the governor"),
+            _t("T5", "Content", "it would take years"),
+            "R1\tSource Arg1:T1 Arg2:T2",  # reversed: ours goes QUOTE -> SPEAKER
+            "R2\tcue Arg1:T2 Arg2:T3",
+            "R3\tsaid_by Arg1:T5 Arg2:T4",
+            "R4\tKnows Arg1:T1 Arg2:T4",
+            "R5\tSource Arg1:T1 Arg2:T3",
+            "R6\tSource Arg1:T9 Arg2:T2",
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert sorted((x["from_span_id"], x["to_span_id"], x["label"]) for x in r.relations) == [
-        ("T2", "T1", "said_by"), ("T2", "T3", "cue"), ("T5", "T4", "said_by"),
+        ("T2", "T1", "said_by"),
+        ("T2", "T3", "cue"),
+        ("T5", "T4", "said_by"),
     ]
     reasons = sorted(x["reason"] for x in r.rejects)
     assert len(reasons) == 3
@@ -109,41 +115,51 @@ def test_relations_in_either_argument_order():
 
 
 def test_event_with_numbered_roles_and_several_sources():
-    ann = "\n".join([
-        _t("T1", "Source", "The mayor"),
-        _t("T2", "Source", "the governor"),
-        _t("T3", "Content", "it would take years"),
-        _t("T4", "Attribution", "added"),
-        "E1\tAttribution:T4 Content:T3 Source:T1 Source2:T2",
-    ])
+    ann = "\n".join(
+        [
+            _t("T1", "Source", "The mayor"),
+            _t("T2", "Source", "the governor"),
+            _t("T3", "Content", "it would take years"),
+            _t("T4", "Attribution", "added"),
+            "E1\tAttribution:T4 Content:T3 Source:T1 Source2:T2",
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
-    assert sorted((x["from_span_id"], x["to_span_id"]) for x in r.relations) == [("T3", "T1"), ("T3", "T2")]
+    assert sorted((x["from_span_id"], x["to_span_id"]) for x in r.relations) == [
+        ("T3", "T1"),
+        ("T3", "T2"),
+    ]
 
 
 def test_event_whose_trigger_is_the_quote():
-    ann = "\n".join([
-        _t("T1", "Source", "The mayor"),
-        _t("T2", "Content", QUOTE),
-        _t("T3", "Cue", "said"),
-        "E1\tContent:T2 Source:T1 Cue:T3",
-        "E2\tContent Source:T1",
-    ])
+    ann = "\n".join(
+        [
+            _t("T1", "Source", "The mayor"),
+            _t("T2", "Content", QUOTE),
+            _t("T3", "Cue", "said"),
+            "E1\tContent:T2 Source:T1 Cue:T3",
+            "E2\tContent Source:T1",
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert sorted((x["from_span_id"], x["to_span_id"], x["label"]) for x in r.relations) == [
-        ("T2", "T1", "said_by"), ("T2", "T3", "cue"),
+        ("T2", "T1", "said_by"),
+        ("T2", "T3", "cue"),
     ]
     assert [x["reason"] for x in r.rejects] == ["line 5: bad event arguments 'Content Source:T1'"]
 
 
 def test_span_not_matching_text_is_rejected():
     a, b = _at("The mayor")
-    ann = "\n".join([
-        f"T1\tSource {a + 1} {b + 1}\tThe mayor",  # shifted by one
-        f"T2\tSource {a} 99999\tThe mayor",  # beyond the text
-        f"T3\tSource {a} {b}\tThe mayor",
-        f"T4\tSource {b} {a}\tThe mayor",  # reversed
-        "T5\tSource x y\tThe mayor",  # not numbers
-    ])
+    ann = "\n".join(
+        [
+            f"T1\tSource {a + 1} {b + 1}\tThe mayor",  # shifted by one
+            f"T2\tSource {a} 99999\tThe mayor",  # beyond the text
+            f"T3\tSource {a} {b}\tThe mayor",
+            f"T4\tSource {b} {a}\tThe mayor",  # reversed
+            "T5\tSource x y\tThe mayor",  # not numbers
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert list(_spans(r)) == ["T3"]
     rej = {x["span_id"]: x["reason"] for x in r.rejects}
@@ -163,33 +179,42 @@ def test_whitespace_in_span_text_is_tolerated():
 
 
 def test_unknown_label_and_bad_attribute_rejected():
-    ann = "\n".join([
-        _t("T1", "Location", "coast"),
-        _t("T2", "Content", QUOTE),
-        "A1\tType T2 sarcastic",
-        "A2\tType T1 direct",
-        "A3\tNegated T2",
-        "X1\tsomething odd",
-    ])
+    ann = "\n".join(
+        [
+            _t("T1", "Location", "coast"),
+            _t("T2", "Content", QUOTE),
+            "A1\tType T2 sarcastic",
+            "A2\tType T1 direct",
+            "A3\tNegated T2",
+            "X1\tsomething odd",
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert list(_spans(r)) == ["T2"] and _spans(r)["T2"]["attributes"] == {}
     reasons = [x["reason"] for x in r.rejects]
-    assert reasons[0] == "line 1: label 'Location' is not in schema news-v1 and has no import mapping"
+    assert (
+        reasons[0] == "line 1: label 'Location' is not in schema news-v1 and has no import mapping"
+    )
     assert "line 6: unknown annotation kind 'X'" in reasons
-    assert "attribute Type: value 'sarcastic' of QUOTE.type is not one of direct, indirect, mixed" in reasons
+    assert (
+        "attribute Type: value 'sarcastic' of QUOTE.type is not one of direct, indirect, mixed"
+        in reasons
+    )
     assert "attribute Type on T1, which was not stored" in reasons
     assert "attribute Negated: attribute 'negated' is not defined for label QUOTE" in reasons
 
 
 def test_malformed_lines_are_rejected_not_raised():
-    ann = "\n".join([
-        "R1 Source Arg1:T1 Arg2:T2",  # spaces instead of a tab
-        "E1 Attribution:T4",
-        "A1",
-        "R2\tSource T1 T2",
-        "T1\tSource 0 5",
-        _t("T2", "Source", "The mayor"),
-    ])
+    ann = "\n".join(
+        [
+            "R1 Source Arg1:T1 Arg2:T2",  # spaces instead of a tab
+            "E1 Attribution:T4",
+            "A1",
+            "R2\tSource T1 T2",
+            "T1\tSource 0 5",
+            _t("T2", "Source", "The mayor"),
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert list(_spans(r)) == ["T2"]
     reasons = [x["reason"] for x in r.rejects]
@@ -228,7 +253,10 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _stored(corpus):
-    return {name: corpus.read(name) for name in ("articles", "annotations", "spans", "relations", "rejects")}
+    return {
+        name: corpus.read(name)
+        for name in ("articles", "annotations", "spans", "relations", "rejects")
+    }
 
 
 def test_ingest_pair(corpus, tmp_path):
@@ -242,14 +270,21 @@ def test_ingest_pair(corpus, tmp_path):
     art = t["articles"].iloc[0]
     assert (art["article_id"], art["text"], art["title"]) == ("storm", TEXT, "Storm hits coast")
     ann = t["annotations"].iloc[0]
-    assert (ann["article_id"], ann["origin"], ann["version"], bool(ann["superseded"])) == ("storm", "import", 1, False)
+    assert (ann["article_id"], ann["origin"], ann["version"], bool(ann["superseded"])) == (
+        "storm",
+        "import",
+        1,
+        False,
+    )
     spans = t["spans"]
     assert set(spans["annotation_id"]) == {ann["annotation_id"]}
     for s in spans.to_dict("records"):
-        assert TEXT[s["start"]:s["end"]] == s["text"]
+        assert TEXT[s["start"] : s["end"]] == s["text"]
     q = spans[spans["label"] == "QUOTE"].iloc[0]
     assert parse_attributes(q["attributes"]) == {"type": "direct"}
-    assert len(t["relations"]) == 2 and set(t["relations"]["annotation_id"]) == {ann["annotation_id"]}
+    assert len(t["relations"]) == 2 and set(t["relations"]["annotation_id"]) == {
+        ann["annotation_id"]
+    }
 
 
 def test_several_annotators_in_sibling_folders(corpus, tmp_path):
@@ -305,7 +340,14 @@ def test_misaligned_span_and_unknown_label_go_to_rejects(corpus, tmp_path):
     a, b = _at("The mayor")
     d = tmp_path / "brat"
     _write(d / "storm.txt", TEXT)
-    _write(d / "storm.ann", f"T1\tSource {a + 2} {b + 2}\tThe mayor\n" + _t("T2", "Place", "coast") + "\n" + _t("T3", "Cue", "said") + "\n")
+    _write(
+        d / "storm.ann",
+        f"T1\tSource {a + 2} {b + 2}\tThe mayor\n"
+        + _t("T2", "Place", "coast")
+        + "\n"
+        + _t("T3", "Cue", "said")
+        + "\n",
+    )
     summary = ingest_paths(corpus, [d], fmt="brat")
     assert (summary.annotations, summary.spans) == (1, 1)
     assert len(summary.rejected) == 2
@@ -323,7 +365,10 @@ def test_reimport_is_a_noop(corpus, tmp_path):
     _write(d / "storm.txt", TEXT)
     _write(d / "storm_alice.ann", ANN)
     ingest_paths(corpus, [d], fmt="brat")
-    files = {n: corpus.table_path(n).read_bytes() for n in ("articles", "annotations", "spans", "relations")}
+    files = {
+        n: corpus.table_path(n).read_bytes()
+        for n in ("articles", "annotations", "spans", "relations")
+    }
     summary = ingest_paths(corpus, [d], fmt="brat")
     assert (summary.added, summary.unchanged, summary.annotations, summary.spans) == (0, 1, 0, 0)
     assert {n: corpus.table_path(n).read_bytes() for n in files} == files
@@ -348,7 +393,9 @@ def test_changed_ann_makes_a_new_version(corpus, tmp_path):
     spans = corpus.read("spans")
     new_id = alice.iloc[1]["annotation_id"]
     assert len(spans[spans["annotation_id"] == new_id]) == 4
-    assert len(spans[spans["annotation_id"] == alice.iloc[0]["annotation_id"]]) == 3  # old version kept
+    assert (
+        len(spans[spans["annotation_id"] == alice.iloc[0]["annotation_id"]]) == 3
+    )  # old version kept
     live = corpus.latest_annotations()
     assert sorted(live["annotator"]) == ["alice", "bob"] and new_id in set(live["annotation_id"])
     # a third version, and back to the first text: each is a new version

@@ -25,7 +25,9 @@ def corpus_dir(tmp_path, runner):
 
 
 def _run(runner, corpus_dir, *args, **kw):
-    return runner.invoke(cli, ["--corpus", str(corpus_dir), *map(str, args)], catch_exceptions=False, **kw)
+    return runner.invoke(
+        cli, ["--corpus", str(corpus_dir), *map(str, args)], catch_exceptions=False, **kw
+    )
 
 
 def _error_lines(result):
@@ -49,7 +51,9 @@ def test_init(tmp_path, runner):
     assert result.output == f"Corpus ready at {d} (schema news-v1).\n"
     assert (d / "schema.yaml").exists() and (d / "spanbank.yaml").exists()
     # again: keeps what is there
-    (d / "schema.yaml").write_text((d / "schema.yaml").read_text().replace("version: 1", "version: 7"))
+    (d / "schema.yaml").write_text(
+        (d / "schema.yaml").read_text().replace("version: 1", "version: 7")
+    )
     result = runner.invoke(cli, ["init", str(d)])
     assert result.exit_code == 0 and "news-v7" in result.output
 
@@ -72,7 +76,9 @@ def test_init_with_a_bad_schema(tmp_path, runner):
 
 def test_ingest_summary_and_json(tmp_path, runner, corpus_dir):
     f = tmp_path / "a.jsonl"
-    f.write_text('{"id": "a", "text": "One."}\n{"id": "b", "text": "  "}\nnot json\n', encoding="utf-8")
+    f.write_text(
+        '{"id": "a", "text": "One."}\n{"id": "b", "text": "  "}\nnot json\n', encoding="utf-8"
+    )
     result = _run(runner, corpus_dir, "ingest", f)
     assert result.exit_code == 0
     lines = result.output.splitlines()
@@ -91,28 +97,59 @@ def test_ingest_summary_and_json(tmp_path, runner, corpus_dir):
 
 def test_ingest_column_flags(tmp_path, runner, corpus_dir):
     f = tmp_path / "a.csv"
-    f.write_text("uid,body,hl,outlet,day\nx1,Hello there.,Greeting,Daily,2024-02-03\n", encoding="utf-8")
-    result = _run(runner, corpus_dir, "ingest", f, "--id-col", "uid", "--text-col", "body", "--title-col", "hl",
-                  "--source-col", "outlet", "--date-col", "day", "--json")
+    f.write_text(
+        "uid,body,hl,outlet,day\nx1,Hello there.,Greeting,Daily,2024-02-03\n", encoding="utf-8"
+    )
+    result = _run(
+        runner,
+        corpus_dir,
+        "ingest",
+        f,
+        "--id-col",
+        "uid",
+        "--text-col",
+        "body",
+        "--title-col",
+        "hl",
+        "--source-col",
+        "outlet",
+        "--date-col",
+        "day",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["added"] == 1
     a = Corpus(corpus_dir).read("articles").iloc[0]
-    assert (a["article_id"], a["text"], a["title"], a["source"]) == ("x1", "Hello there.", "Greeting", "Daily")
+    assert (a["article_id"], a["text"], a["title"], a["source"]) == (
+        "x1",
+        "Hello there.",
+        "Greeting",
+        "Daily",
+    )
 
 
 def test_ingest_brat(tmp_path, runner, corpus_dir):
     d = tmp_path / "brat"
     d.mkdir()
     (d / "n1.txt").write_text("Ana said yes.", encoding="utf-8")
-    (d / "n1.ann").write_text("T1\tSource 0 3\tAna\nT2\tCue 4 8\tsaid\nT3\tSource 0 4\tAna.\n", encoding="utf-8")
-    result = _run(runner, corpus_dir, "ingest", "--format", "brat", d, "--annotator", "alice", "--json")
+    (d / "n1.ann").write_text(
+        "T1\tSource 0 3\tAna\nT2\tCue 4 8\tsaid\nT3\tSource 0 4\tAna.\n", encoding="utf-8"
+    )
+    result = _run(
+        runner, corpus_dir, "ingest", "--format", "brat", d, "--annotator", "alice", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert (data["added"], data["annotations"], data["spans"], data["rejected"]) == (1, 1, 2, 1)
     assert "offsets cover 'Ana '" in data["reasons"][0]
     result = _run(runner, corpus_dir, "status", "--json")
     st = json.loads(result.output)
-    assert (st["articles"], st["annotations"], st["spans"], st["rejects"]) == (1, {"import": 1}, 2, 1)
+    assert (st["articles"], st["annotations"], st["spans"], st["rejects"]) == (
+        1,
+        {"import": 1},
+        2,
+        1,
+    )
 
 
 def test_ingest_missing_path(runner, corpus_dir, tmp_path):
@@ -179,15 +216,50 @@ def test_status_per_project(runner, corpus_dir):
 
     now = pd.Timestamp("2024-01-01", tz="UTC")
     corpus = Corpus(corpus_dir)
-    tasks = [{"project": "p", "ls_url": "http://x", "ls_project_id": 1, "article_id": a, "ls_task_id": i,
-              "batch_id": "b1", "pushed_at": now, "schema_version": "news-v1"} for i, a in enumerate("abc")]
-    base = {"project": "p", "ls_task_id": 1, "ls_annotation_id": 1, "created_at": now, "updated_at": now,
-            "lead_time_s": 3.0, "cancelled": False, "version": 1, "superseded": False, "deleted_at": None, "pulled_at": now}
+    tasks = [
+        {
+            "project": "p",
+            "ls_url": "http://x",
+            "ls_project_id": 1,
+            "article_id": a,
+            "ls_task_id": i,
+            "batch_id": "b1",
+            "pushed_at": now,
+            "schema_version": "news-v1",
+        }
+        for i, a in enumerate("abc")
+    ]
+    base = {
+        "project": "p",
+        "ls_task_id": 1,
+        "ls_annotation_id": 1,
+        "created_at": now,
+        "updated_at": now,
+        "lead_time_s": 3.0,
+        "cancelled": False,
+        "version": 1,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": now,
+    }
     anns = [
         {**base, "annotation_id": "1", "article_id": "a", "annotator": "u1", "origin": "human"},
         {**base, "annotation_id": "2", "article_id": "a", "annotator": "u2", "origin": "human"},
-        {**base, "annotation_id": "3", "article_id": "b", "annotator": "u1", "origin": "human", "superseded": True},
-        {**base, "annotation_id": "4", "article_id": "c", "annotator": "u2", "origin": "prediction"},
+        {
+            **base,
+            "annotation_id": "3",
+            "article_id": "b",
+            "annotator": "u1",
+            "origin": "human",
+            "superseded": True,
+        },
+        {
+            **base,
+            "annotation_id": "4",
+            "article_id": "c",
+            "annotator": "u2",
+            "origin": "prediction",
+        },
     ]
     with corpus.writer() as w:
         w.replace("tasks", tasks)
@@ -195,19 +267,32 @@ def test_status_per_project(runner, corpus_dir):
     st = json.loads(_run(runner, corpus_dir, "status", "--json").output)
     assert st["annotations"] == {"human": 2, "prediction": 1}
     [p] = st["projects"]
-    assert (p["project"], p["pushed"], p["annotated"], p["pending"], p["annotators"]) == ("p", 3, 1, 2, 2)
+    assert (p["project"], p["pushed"], p["annotated"], p["pending"], p["annotators"]) == (
+        "p",
+        3,
+        1,
+        2,
+        2,
+    )
     assert p["last_pull"].startswith("2024-01-01")
     out = _run(runner, corpus_dir, "status").output
-    assert "project p: tasks 3, pushed 3, annotated 1, pending 2, annotators 2, spans 0, last pull 2024-01-01" in out
+    assert (
+        "project p: tasks 3, pushed 3, annotated 1, pending 2, annotators 2, spans 0, last pull 2024-01-01"
+        in out
+    )
 
 
 def test_status_without_corpus(runner, tmp_path):
-    _assert_one_error(runner.invoke(cli, ["--corpus", str(tmp_path / "none"), "status"]), "no corpus at")
+    _assert_one_error(
+        runner.invoke(cli, ["--corpus", str(tmp_path / "none"), "status"]), "no corpus at"
+    )
 
 
 def test_status_with_a_broken_table(runner, corpus_dir):
     (corpus_dir / "annotations.parquet").write_bytes(b"garbage")
-    _assert_one_error(_run(runner, corpus_dir, "status"), "annotations.parquet: not a readable Parquet file")
+    _assert_one_error(
+        _run(runner, corpus_dir, "status"), "annotations.parquet: not a readable Parquet file"
+    )
 
 
 def test_schema_show_config_validate(runner, corpus_dir, tmp_path):
@@ -223,17 +308,26 @@ def test_schema_show_config_validate(runner, corpus_dir, tmp_path):
     assert result.output == "ok: news-v1, 4 labels, 2 relations\n"
     good = tmp_path / "tiny.yaml"
     good.write_text("name: tiny\nversion: 3\nlabels:\n  PER: {}\n")
-    assert _run(runner, corpus_dir, "schema", "validate", good).output == "ok: tiny-v3, 1 labels, 0 relations\n"
+    assert (
+        _run(runner, corpus_dir, "schema", "validate", good).output
+        == "ok: tiny-v3, 1 labels, 0 relations\n"
+    )
     assert "tiny-v3" in _run(runner, corpus_dir, "schema", "show", good).output
 
 
 def test_schema_validate_bad_files(runner, corpus_dir, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nversion: 1\nlabels:\n  A: {}\nrelations:\n  r: {from: A, to: B}\n")
-    _assert_one_error(_run(runner, corpus_dir, "schema", "validate", bad), "relation 'r' refers to unknown label 'B'")
+    _assert_one_error(
+        _run(runner, corpus_dir, "schema", "validate", bad),
+        "relation 'r' refers to unknown label 'B'",
+    )
     bad.write_text("name: [\n")
     _assert_one_error(_run(runner, corpus_dir, "schema", "validate", bad), "not valid YAML")
-    _assert_one_error(_run(runner, corpus_dir, "schema", "config", tmp_path / "missing.yaml"), "schema file not found")
+    _assert_one_error(
+        _run(runner, corpus_dir, "schema", "config", tmp_path / "missing.yaml"),
+        "schema file not found",
+    )
 
 
 def test_corpus_schema_is_used(runner, corpus_dir):

@@ -64,7 +64,9 @@ def _argvs(line: str) -> list[list[str]]:
             assert len(cmd) == 2 and cmd[1].startswith("$(") and cmd[1].endswith(")"), line
             argvs += _argvs(cmd[1][2:-1])
         else:
-            assert cmd[0] == "spanbank", f"example line {line!r} does not run spanbank (re-wrapped?)"
+            assert cmd[0] == "spanbank", (
+                f"example line {line!r} does not run spanbank (re-wrapped?)"
+            )
             argvs.append(cmd[1:])
     return argvs
 
@@ -89,7 +91,9 @@ def _help(path: tuple[str, ...]) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("path", [p for p, _ in _commands()], ids=lambda p: " ".join(p) or "spanbank")
+@pytest.mark.parametrize(
+    "path", [p for p, _ in _commands()], ids=lambda p: " ".join(p) or "spanbank"
+)
 def test_example_is_shown_as_written_and_parses(path):
     cmd = dict(_commands())[path]
     written = _example(cmd.help.replace("\b", ""))
@@ -147,9 +151,6 @@ def test_quiet_has_q_everywhere():
 def test_project_option_texts_are_shared():
     """--project is one of two shared options: the target project (required) or a filter."""
     texts = {
-        param.help
-        for _, cmd in _commands()
-        for param in cmd.params
-        if "--project" in param.opts
+        param.help for _, cmd in _commands() for param in cmd.params if "--project" in param.opts
     }
     assert len(texts) == 2, texts

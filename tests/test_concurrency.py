@@ -41,8 +41,9 @@ def annotated(tmp_path_factory, ls_client):
     for i, t in enumerate(tasks["ls_task_id"]):
         for u in users:
             text = _text(i)
-            ls_client.create_annotation(int(t), [region("q", text, "“Trains will run,”", "QUOTE")],
-                                        completed_by=u["id"])
+            ls_client.create_annotation(
+                int(t), [region("q", text, "“Trains will run,”", "QUOTE")], completed_by=u["id"]
+            )
     return corpus, project
 
 
@@ -74,11 +75,18 @@ def _check_tables(corpus: Corpus, articles: int, annotations: int) -> None:
 def test_second_pull_without_wait_stops_with_the_lock_error(annotated, tmp_path, ls_conn):
     corpus = _copy(annotated[0], tmp_path / "c")
     with corpus.writer():  # another writer holds the corpus
-        out = subprocess.run(_cmd(corpus, "pull", "--project", annotated[1]), env=_env(ls_conn),
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            _cmd(corpus, "pull", "--project", annotated[1]),
+            env=_env(ls_conn),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1
-    assert out.stderr.startswith(f"Error: corpus {corpus.path} is being written by another spanbank process (pid ")
+    assert out.stderr.startswith(
+        f"Error: corpus {corpus.path} is being written by another spanbank process (pid "
+    )
     assert out.stderr.rstrip().endswith("wait for it to finish or pass --wait")
     assert corpus.read_arrow("annotations").num_rows == 0
 
@@ -86,9 +94,16 @@ def test_second_pull_without_wait_stops_with_the_lock_error(annotated, tmp_path,
 @pytest.mark.labelstudio
 def test_two_pulls_at_once_with_wait(annotated, tmp_path, ls_conn):
     corpus = _copy(annotated[0], tmp_path / "c")
-    procs = [subprocess.Popen(_cmd(corpus, "pull", "--project", annotated[1], "--wait", "--json"),
-                              env=_env(ls_conn), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _cmd(corpus, "pull", "--project", annotated[1], "--wait", "--json"),
+            env=_env(ls_conn),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     news = sorted(json.loads(o)["new"] for o, _ in outs)
@@ -100,19 +115,33 @@ def test_two_pulls_at_once_with_wait(annotated, tmp_path, ls_conn):
 def test_pull_and_ingest_at_once(annotated, tmp_path, ls_conn):
     corpus = _copy(annotated[0], tmp_path / "c")
     more = tmp_path / "more.jsonl"
-    more.write_text("".join(json.dumps({"id": f"m{i}", "text": _text(100 + i)}) + "\n" for i in range(50)))
+    more.write_text(
+        "".join(json.dumps({"id": f"m{i}", "text": _text(100 + i)}) + "\n" for i in range(50))
+    )
     env = _env(ls_conn)
-    pull = subprocess.Popen(_cmd(corpus, "pull", "--project", annotated[1], "--wait", "--quiet"), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ingest = subprocess.Popen(_cmd(corpus, "ingest", str(more), "--wait", "--json"), env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pull = subprocess.Popen(
+        _cmd(corpus, "pull", "--project", annotated[1], "--wait", "--quiet"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ingest = subprocess.Popen(
+        _cmd(corpus, "ingest", str(more), "--wait", "--json"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     po, ie = pull.communicate(timeout=300), ingest.communicate(timeout=300)
     assert (pull.returncode, ingest.returncode) == (0, 0), (po, ie)
     assert json.loads(ie[0])["added"] == 50
     _check_tables(corpus, 70, 40)
     # without --wait, an ingest while a writer holds the lock stops cleanly and changes nothing
     with corpus.writer():
-        out = subprocess.run(_cmd(corpus, "ingest", str(more)), env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            _cmd(corpus, "ingest", str(more)), env=env, capture_output=True, text=True, timeout=60
+        )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "pass --wait" in out.stderr
     _check_tables(corpus, 70, 40)
 

@@ -62,7 +62,9 @@ def test_attributes_and_relations_from_recorded_annotation():
     assert all(s["attributes"] is None for s in out.spans if s["label"] != "QUOTE")
     # one relation carried its label, the other was unlabeled and is inferred from the schema
     assert sorted((r["from_span_id"], r["to_span_id"], r["label"]) for r in out.relations) == [
-        ("q1", "c1", "cue"), ("q1", "s1", "said_by")]
+        ("q1", "c1", "cue"),
+        ("q1", "s1", "said_by"),
+    ]
 
 
 def test_crlf_region_text_tolerated_and_rejects():
@@ -75,7 +77,13 @@ def test_crlf_region_text_tolerated_and_rejects():
     assert any("'HEADLINE' is not in schema news-v1" in r for r in reasons)
     assert any("missing or rejected region 'zz'" in r for r in reasons)
     raw = [json.loads(r["raw"]) for r in out.rejects]
-    assert {"from_id": "q1", "to_id": "zz", "type": "relation", "direction": "right", "labels": ["cue"]} in raw
+    assert {
+        "from_id": "q1",
+        "to_id": "zz",
+        "type": "relation",
+        "direction": "right",
+        "labels": ["cue"],
+    } in raw
     assert [r["label"] for r in out.relations] == ["said_by"]
 
 
@@ -94,7 +102,9 @@ def test_search_repair_for_shifted_offsets():
 
 def test_edited_payload_changes_fingerprint():
     before = next(a for a in _task("Fans")["annotations"] if a["lead_time"] == 3.5)
-    after = next(a for a in _task("Fans", "api_tasks_edited.json")["annotations"] if a["id"] == before["id"])
+    after = next(
+        a for a in _task("Fans", "api_tasks_edited.json")["annotations"] if a["id"] == before["id"]
+    )
     assert after["updated_at"] > before["updated_at"]
     assert result_sha(after["result"]) != result_sha(before["result"])
     assert result_sha(copy.deepcopy(before["result"])) == result_sha(before["result"])
@@ -105,15 +115,27 @@ TEXT = "Tom 😀 said “hi”."
 
 
 def _lab(rid, start, end, label, text=None):
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": end, "text": text if text is not None else TEXT[start:end],
-                      "labels": [label]}}
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {
+            "start": start,
+            "end": end,
+            "text": text if text is not None else TEXT[start:end],
+            "labels": [label],
+        },
+    }
 
 
 @pytest.mark.parametrize(
     "item, reason",
     [
-        ({"id": "a", "type": "labels", "value": {"start": "1", "end": 3, "labels": ["CUE"]}}, "offsets"),
+        (
+            {"id": "a", "type": "labels", "value": {"start": "1", "end": 3, "labels": ["CUE"]}},
+            "offsets",
+        ),
         ({"id": "a", "type": "labels", "value": {"start": 0, "end": 3}}, "no label"),
         ({"id": "a", "type": "labels", "value": [1, 2]}, "not an object"),
         ({"id": "a", "type": "textarea", "value": {"text": ["x"]}}, "unsupported result type"),
@@ -129,19 +151,32 @@ def test_malformed_regions_rejected(item, reason):
 def test_choices_on_wrong_label_and_bad_value_rejected():
     cue = _lab("c", 6, 10, "CUE")
     quote = _lab("q", 11, 15, "QUOTE")
-    items = [cue, quote,
-             {"id": "c", "from_name": "QUOTE_type", "type": "choices", "value": {"choices": ["direct"]}},
-             {"id": "q", "from_name": "QUOTE_type", "type": "choices", "value": {"choices": ["shouted"]}}]
+    items = [
+        cue,
+        quote,
+        {"id": "c", "from_name": "QUOTE_type", "type": "choices", "value": {"choices": ["direct"]}},
+        {
+            "id": "q",
+            "from_name": "QUOTE_type",
+            "type": "choices",
+            "value": {"choices": ["shouted"]},
+        },
+    ]
     out = _convert(items, TEXT)
     assert len(out.spans) == 2 and all(s["attributes"] is None for s in out.spans)
     assert sorted(r["span_id"] for r in out.rejects) == ["c", "q"]
 
 
 def test_unlabeled_reverse_relation_inferred():
-    items = [_lab("s", 0, 3, "SPEAKER"), _lab("q", 11, 15, "QUOTE"),
-             {"from_id": "s", "to_id": "q", "type": "relation", "direction": "right", "labels": []}]
+    items = [
+        _lab("s", 0, 3, "SPEAKER"),
+        _lab("q", 11, 15, "QUOTE"),
+        {"from_id": "s", "to_id": "q", "type": "relation", "direction": "right", "labels": []},
+    ]
     out = _convert(items, TEXT)
-    assert out.relations == [{"annotation_id": "ann-1", "from_span_id": "q", "to_span_id": "s", "label": "said_by"}]
+    assert out.relations == [
+        {"annotation_id": "ann-1", "from_span_id": "q", "to_span_id": "s", "label": "said_by"}
+    ]
     items[2]["labels"] = ["cue"]
     assert "relation cue goes QUOTE -> CUE" in _convert(items, TEXT).rejects[0]["reason"]
 
@@ -149,7 +184,11 @@ def test_unlabeled_reverse_relation_inferred():
 def test_utf16_offsets_from_frontend():
     s, e = cp_to_utf16(TEXT, [11, 15]).tolist()
     out = _convert([_lab("q", s, e, "QUOTE", "“hi”")], TEXT)
-    assert (out.spans[0]["start"], out.spans[0]["end"], out.spans[0]["offset_repair"]) == (11, 15, "utf16")
+    assert (out.spans[0]["start"], out.spans[0]["end"], out.spans[0]["offset_repair"]) == (
+        11,
+        15,
+        "utf16",
+    )
 
 
 def test_prediction_round_trip_through_converter():
@@ -159,15 +198,18 @@ def test_prediction_round_trip_through_converter():
     out = _convert(result, text)
     assert not out.rejects
     assert sorted((s["label"], s["start"], s["end"]) for s in out.spans) == sorted(
-        (s["label"], s["start"], s["end"]) for s in tagged["spans"])
+        (s["label"], s["start"], s["end"]) for s in tagged["spans"]
+    )
     assert len(out.relations) == len(tagged["relations"])
     pred = prediction(result, "v1", 0.5)
     assert pred["model_version"] == "v1" and pred["score"] == 0.5
 
 
 def test_article_task_shape():
-    task = article_task({"article_id": "a1", "title": None, "text": "T", "source": "ap", "url": float("nan")},
-                        [prediction([], "m")])
+    task = article_task(
+        {"article_id": "a1", "title": None, "text": "T", "source": "ap", "url": float("nan")},
+        [prediction([], "m")],
+    )
     assert task["data"] == {"text": "T", "article_id": "a1", "title": ""}
     assert task["meta"] == {"source": "ap"} and task["predictions"][0]["model_version"] == "m"
 
@@ -181,7 +223,10 @@ def test_ui_payloads_land_on_the_selected_text(name):
     out = _convert(ann["result"], text)
     assert not out.rejects
     got = sorted((s["label"], s["start"], s["end"], s["text"]) for s in out.spans)
-    want = sorted((label, text.index(sub), text.index(sub) + len(sub), sub) for label, sub in task["spanbank_selected"])
+    want = sorted(
+        (label, text.index(sub), text.index(sub) + len(sub), sub)
+        for label, sub in task["spanbank_selected"]
+    )
     assert got == want
     # Label Studio 1.23's UI sends code point offsets and the exact characters (CRLF, tabs,
     # combining marks, emoji included): no repair needed on this path
@@ -190,10 +235,23 @@ def test_ui_payloads_land_on_the_selected_text(name):
 
 def test_pulled_version_new_unchanged_and_edited():
     """The version pull stores an LS annotation as: 1 when new, None when unchanged, else +1."""
-    ann = {"id": 7, "result": [{"id": "a"}], "updated_at": "2026-01-02T03:04:05Z", "was_cancelled": False}
+    ann = {
+        "id": 7,
+        "result": [{"id": "a"}],
+        "updated_at": "2026-01-02T03:04:05Z",
+        "was_cancelled": False,
+    }
     assert convert.pulled_version(ann, None, None) == 1
-    prev = pd.Series({"result_sha": convert.result_sha(ann["result"]), "updated_at": None, "invalid_reason": None,
-                      "deleted_at": None, "cancelled": False, "version": 2})
+    prev = pd.Series(
+        {
+            "result_sha": convert.result_sha(ann["result"]),
+            "updated_at": None,
+            "invalid_reason": None,
+            "deleted_at": None,
+            "cancelled": False,
+            "version": 2,
+        }
+    )
     assert convert.pulled_version(ann, prev, None) is None
     assert convert.pulled_version(ann, prev, "task text edited") == 3  # validity changed
     assert convert.pulled_version({**ann, "result": []}, prev, None) == 3  # result edited

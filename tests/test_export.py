@@ -27,25 +27,34 @@ T0 = pd.Timestamp("2024-05-01T12:00:00Z")
 ARTICLES = {
     "a1": (
         'Smith said: "We will win." The mayor disagreed.',
-        [("s1", "SPEAKER", "Smith", 0, None), ("c1", "CUE", "said", 0, None),
-         ("q1", "QUOTE", '"We will win."', 0, {"type": "direct"}),
-         ("s2", "SPEAKER", "We", 0, None),  # nested inside the quote
-         ("e1", "EVENT", "disagreed", 0, {"type": "statement"})],
+        [
+            ("s1", "SPEAKER", "Smith", 0, None),
+            ("c1", "CUE", "said", 0, None),
+            ("q1", "QUOTE", '"We will win."', 0, {"type": "direct"}),
+            ("s2", "SPEAKER", "We", 0, None),  # nested inside the quote
+            ("e1", "EVENT", "disagreed", 0, {"type": "statement"}),
+        ],
         [("q1", "s1", "said_by"), ("q1", "c1", "cue")],
     ),
     "a2": (
         "Der Bürgermeister 🎉 sagte:\nAlles wird gut, sagte er.",
-        [("s1", "SPEAKER", "Der Bürgermeister", 0, None), ("c1", "CUE", "sagte", 0, None),
-         ("q1", "QUOTE", "Alles wird gut", 0, {"type": "indirect"}),
-         ("q2", "QUOTE", "🎉 sagte:\nAlles", 0, {"type": "mixed"})],  # crosses a line end
+        [
+            ("s1", "SPEAKER", "Der Bürgermeister", 0, None),
+            ("c1", "CUE", "sagte", 0, None),
+            ("q1", "QUOTE", "Alles wird gut", 0, {"type": "indirect"}),
+            ("q2", "QUOTE", "🎉 sagte:\nAlles", 0, {"type": "mixed"}),
+        ],  # crosses a line end
         [("q1", "s1", "said_by"), ("q1", "c1", "cue")],
     ),
 }
 for i in range(3, 31):
     ARTICLES[f"a{i:02d}"] = (
         f"Report {i}. Officials said that item {i} was ready.",
-        [("s1", "SPEAKER", "Officials", 0, None), ("c1", "CUE", "said", 0, None),
-         ("q1", "QUOTE", f"that item {i} was ready", 0, {"type": "indirect"})],
+        [
+            ("s1", "SPEAKER", "Officials", 0, None),
+            ("c1", "CUE", "said", 0, None),
+            ("q1", "QUOTE", f"that item {i} was ready", 0, {"type": "indirect"}),
+        ],
         [("q1", "s1", "said_by"), ("q1", "c1", "cue")],
     )
 
@@ -70,26 +79,67 @@ def build_corpus(path: Path, articles=ARTICLES, extra_spans=()) -> Corpus:
     arts, anns, spans, rels = [], [], [], []
     for n, (aid, (text, sps, rs)) in enumerate(articles.items()):
         ann_id = f"ann-{aid}"
-        arts.append({"article_id": aid, "text": text, "title": text[:20], "source": f"outlet{n % 6}",
-                     "language": "en", "origin": "test", "published_at": T0})
-        anns.append({"annotation_id": ann_id, "project": "news", "article_id": aid, "annotator": "alice",
-                     "origin": "human", "cancelled": False, "superseded": False, "version": 1,
-                     "created_at": T0, "updated_at": T0 + pd.Timedelta(minutes=n)})
+        arts.append(
+            {
+                "article_id": aid,
+                "text": text,
+                "title": text[:20],
+                "source": f"outlet{n % 6}",
+                "language": "en",
+                "origin": "test",
+                "published_at": T0,
+            }
+        )
+        anns.append(
+            {
+                "annotation_id": ann_id,
+                "project": "news",
+                "article_id": aid,
+                "annotator": "alice",
+                "origin": "human",
+                "cancelled": False,
+                "superseded": False,
+                "version": 1,
+                "created_at": T0,
+                "updated_at": T0 + pd.Timedelta(minutes=n),
+            }
+        )
         for key, label, surface, occ, attrs in sps:
             s = _find(text, surface, occ)
-            spans.append({"annotation_id": ann_id, "span_id": f"{aid}-{key}", "article_id": aid, "label": label,
-                          "start": s, "end": s + len(surface), "text": surface, "attributes": attributes_json(attrs)})
+            spans.append(
+                {
+                    "annotation_id": ann_id,
+                    "span_id": f"{aid}-{key}",
+                    "article_id": aid,
+                    "label": label,
+                    "start": s,
+                    "end": s + len(surface),
+                    "text": surface,
+                    "attributes": attributes_json(attrs),
+                }
+            )
         for src, dst, label in rs:
-            rels.append({"annotation_id": ann_id, "from_span_id": f"{aid}-{src}", "to_span_id": f"{aid}-{dst}",
-                         "label": label})
+            rels.append(
+                {
+                    "annotation_id": ann_id,
+                    "from_span_id": f"{aid}-{src}",
+                    "to_span_id": f"{aid}-{dst}",
+                    "label": label,
+                }
+            )
     spans += list(extra_spans)
     with corpus.writer() as w:
         w.append("articles", _rows("articles", arts))
         w.append("annotations", _rows("annotations", anns))
         w.append("spans", _rows("spans", spans))
         w.append("relations", _rows("relations", rels))
-        w.append("annotators", _rows("annotators", [{"annotator": "alice", "ls_user_id": 7,
-                                                     "email": "alice@example.org"}]))
+        w.append(
+            "annotators",
+            _rows(
+                "annotators",
+                [{"annotator": "alice", "ls_user_id": 7, "email": "alice@example.org"}],
+            ),
+        )
     return corpus
 
 
@@ -107,7 +157,9 @@ def corpus_spans(corpus) -> dict[str, list[tuple]]:
     sp = corpus.read("spans")
     out: dict[str, list[tuple]] = {}
     for r in sp.itertuples():
-        out.setdefault(r.article_id, []).append((r.span_id, r.label, int(r.start), int(r.end), r.text))
+        out.setdefault(r.article_id, []).append(
+            (r.span_id, r.label, int(r.start), int(r.end), r.text)
+        )
     return {k: sorted(v, key=lambda t: (t[2], -t[3], t[1], t[0])) for k, v in out.items()}
 
 
@@ -149,7 +201,7 @@ def test_jsonl_is_lossless(exported):
         got = [(s["span_id"], s["label"], s["start"], s["end"], s["text"]) for s in d["spans"]]
         assert got == want[aid]
         for s in d["spans"]:
-            assert d["text"][s["start"]:s["end"]] == s["text"]
+            assert d["text"][s["start"] : s["end"]] == s["text"]
         ids = [s["span_id"] for s in d["spans"]]
         assert {(ids[r["head"]], ids[r["tail"]], r["label"]) for r in d["relations"]} == rels[aid]
         assert d["meta"]["annotator"] == "alice"
@@ -169,16 +221,22 @@ def test_spacy_docbin_loads_with_nested_spans(exported):
         for doc in DocBin().from_disk(f).get_docs(nlp.vocab):
             aid = doc.user_data["article_id"]
             seen.add(aid)
-            got = sorted(((s.id_, s.label_, s.start_char, s.end_char, s.text) for s in doc.spans["sc"]),
-                         key=lambda t: (t[2], -t[3], t[1], t[0]))
+            got = sorted(
+                ((s.id_, s.label_, s.start_char, s.end_char, s.text) for s in doc.spans["sc"]),
+                key=lambda t: (t[2], -t[3], t[1], t[0]),
+            )
             assert got == want[aid]
             assert len(doc.user_data["relations"]) == len(corpus_relations(corpus)[aid])
     assert seen == set(ARTICLES)
     assert summary["notes"]["spacy_boundaries_moved"] == 0
     assert summary["notes"]["spacy_spans_unaligned"] == 0
     # the nested SPEAKER "We" sits inside the QUOTE in the same span group
-    doc = next(d for f in (out / "spacy").glob("*.spacy") for d in DocBin().from_disk(f).get_docs(nlp.vocab)
-               if d.user_data["article_id"] == "a1")
+    doc = next(
+        d
+        for f in (out / "spacy").glob("*.spacy")
+        for d in DocBin().from_disk(f).get_docs(nlp.vocab)
+        if d.user_data["article_id"] == "a1"
+    )
     labels = {s.text: s.label_ for s in doc.spans["sc"]}
     assert labels["We"] == "SPEAKER" and labels['"We will win."'] == "QUOTE"
 
@@ -187,18 +245,33 @@ def test_spacy_counts_moved_boundaries(tmp_path):
     import spacy
     from spacy.tokens import DocBin
 
-    extra = [{"annotation_id": "ann-a1", "span_id": "a1-x", "article_id": "a1", "label": "SPEAKER",
-              "start": 1, "end": 4, "text": "mit", "attributes": None}]
+    extra = [
+        {
+            "annotation_id": "ann-a1",
+            "span_id": "a1-x",
+            "article_id": "a1",
+            "label": "SPEAKER",
+            "start": 1,
+            "end": 4,
+            "text": "mit",
+            "attributes": None,
+        }
+    ]
     corpus = build_corpus(tmp_path / "c", extra_spans=extra)
     summary = run(corpus, tmp_path / "o", ["spacy", "jsonl"], split="train=1")
     assert summary["notes"]["spacy_boundaries_moved"] == 2
-    docs = list(DocBin().from_disk(tmp_path / "o/spacy/train.spacy").get_docs(spacy.blank("en").vocab))
+    docs = list(
+        DocBin().from_disk(tmp_path / "o/spacy/train.spacy").get_docs(spacy.blank("en").vocab)
+    )
     a1 = next(d for d in docs if d.user_data["article_id"] == "a1")
     moved = next(s for s in a1.spans["sc"] if s.id_ == "a1-x")
     assert moved.text == "Smith"  # expanded to the token
     lossless = next(s for s in a1.user_data["spans"] if s["span_id"] == "a1-x")
     assert (lossless["start"], lossless["end"], lossless["text"]) == (1, 4, "mit")
-    assert json.loads((tmp_path / "o/manifest.json").read_text())["notes"]["spacy_boundaries_moved"] == 2
+    assert (
+        json.loads((tmp_path / "o/manifest.json").read_text())["notes"]["spacy_boundaries_moved"]
+        == 2
+    )
 
 
 def test_hf_load_from_disk(exported):
@@ -213,11 +286,18 @@ def test_hf_load_from_disk(exported):
     for split in dd:
         for row in dd[split]:
             aid = row["article_id"]
-            got = [(s["span_id"], s["label"], s["start"], s["end"], s["text"]) for s in row["spans"]]
+            got = [
+                (s["span_id"], s["label"], s["start"], s["end"], s["text"]) for s in row["spans"]
+            ]
             assert got == want[aid]
             # each BIO layer decodes back to that label's spans (tokens are cut at span boundaries)
             for lab in ("SPEAKER", "QUOTE", "CUE", "EVENT"):
-                decoded = _decode_bio(row["ner_tags_" + lab], row["token_starts"], row["token_ends"], {0: "O", 1: "B", 2: "I"})
+                decoded = _decode_bio(
+                    row["ner_tags_" + lab],
+                    row["token_starts"],
+                    row["token_ends"],
+                    {0: "O", 1: "B", 2: "I"},
+                )
                 assert decoded == [(s[2], s[3]) for s in _one_layer(want[aid], lab)]
             pq_rows = pd.read_parquet(out / "hf" / "parquet" / f"{split}.parquet")
             assert aid in set(pq_rows["article_id"])
@@ -299,13 +379,27 @@ def test_brat_round_trip_through_our_import(exported, tmp_path):
     rel = back.read("relations")
     osp = corpus.read("spans")
     key = lambda df: sorted(  # noqa: E731
-        (r.article_id, r.label, int(r.start), int(r.end), r.text, "" if pd.isna(r.attributes) else r.attributes)
-        for r in df.itertuples())
+        (
+            r.article_id,
+            r.label,
+            int(r.start),
+            int(r.end),
+            r.text,
+            "" if pd.isna(r.attributes) else r.attributes,
+        )
+        for r in df.itertuples()
+    )
     assert key(sp) == key(osp)
+
     def ends(spans, relations):  # relations by the (article, start, end) of their spans
-        at = {(r.annotation_id, r.span_id): (r.article_id, int(r.start), int(r.end)) for r in spans.itertuples()}
-        return sorted((at[r.annotation_id, r.from_span_id], at[r.annotation_id, r.to_span_id], r.label)
-                      for r in relations.itertuples())
+        at = {
+            (r.annotation_id, r.span_id): (r.article_id, int(r.start), int(r.end))
+            for r in spans.itertuples()
+        }
+        return sorted(
+            (at[r.annotation_id, r.from_span_id], at[r.annotation_id, r.to_span_id], r.label)
+            for r in relations.itertuples()
+        )
 
     assert ends(sp, rel) == ends(osp, corpus.read("relations"))
     assert back.read("rejects").empty
@@ -318,19 +412,26 @@ def test_brat_ann_parses_back_with_the_import_parser(exported):
     corpus, out, _ = exported
     want = corpus_spans(corpus)
     rels = corpus_relations(corpus)
-    attrs = {r.span_id: None if pd.isna(r.attributes) else r.attributes for r in corpus.read("spans").itertuples()}
+    attrs = {
+        r.span_id: None if pd.isna(r.attributes) else r.attributes
+        for r in corpus.read("spans").itertuples()
+    }
     for txt in sorted((out / "brat").rglob("*.txt")):
         aid = txt.stem
         text = txt.read_bytes().decode("utf-8")
         parsed = parse_ann(txt.with_suffix(".ann").read_text("utf-8"), text, corpus.schema)
         assert parsed.rejects == [] and parsed.ignored == 0
         # brat ids are T1.. in exported order; map them back through offsets
-        got = sorted((s["label"], s["start"], s["end"], s["text"], attributes_json(s["attributes"])) for s in parsed.spans)
+        got = sorted(
+            (s["label"], s["start"], s["end"], s["text"], attributes_json(s["attributes"]))
+            for s in parsed.spans
+        )
         assert got == sorted((w[1], w[2], w[3], w[4], attrs[w[0]]) for w in want[aid])
         by_t = {s["span_id"]: (s["start"], s["end"]) for s in parsed.spans}
         by_c = {w[0]: (w[2], w[3]) for w in want[aid]}
-        assert {(by_t[r["from_span_id"]], by_t[r["to_span_id"]], r["label"]) for r in parsed.relations} == {
-            (by_c[a], by_c[b], lab) for a, b, lab in rels[aid]}
+        assert {
+            (by_t[r["from_span_id"]], by_t[r["to_span_id"]], r["label"]) for r in parsed.relations
+        } == {(by_c[a], by_c[b], lab) for a, b, lab in rels[aid]}
 
 
 def test_quotes_table(exported):
@@ -339,7 +440,11 @@ def test_quotes_table(exported):
     assert len(q) == (corpus.read("spans")["label"] == "QUOTE").sum()
     row = q[q["quote_span_id"] == "a1-q1"].iloc[0]
     assert (row["quote_text"], row["quote_type"], row["speaker_text"], row["cue_text"]) == (
-        '"We will win."', "direct", "Smith", "said")
+        '"We will win."',
+        "direct",
+        "Smith",
+        "said",
+    )
     assert row["context"] == ARTICLES["a1"][0]  # short article: the window is the whole text
     lines = [json.loads(x) for x in (out / "quotes" / "quotes.jsonl").read_text().splitlines()]
     assert [x["quote_span_id"] for x in lines] == list(q["quote_span_id"])
@@ -354,14 +459,21 @@ def test_manifest_checksums_and_card(exported):
     assert verify(out) == []
     m = json.loads((out / "manifest.json").read_text())
     assert m["schema"]["ident"] == "news-v1"
-    assert set(m["files"]) >= {"README.md", "jsonl/train.jsonl", "spacy/train.spacy", "hf/dataset_dict.json"}
+    assert set(m["files"]) >= {
+        "README.md",
+        "jsonl/train.jsonl",
+        "spacy/train.spacy",
+        "hf/dataset_dict.json",
+    }
     assert m["fingerprint"]["sha256"] == summary["fingerprint"]
     assert sum(v["articles"] for v in m["splits"].values()) == len(ARTICLES)
     total_quotes = sum(v["label_counts"]["QUOTE"] for v in m["splits"].values())
     assert total_quotes == (corpus.read("spans")["label"] == "QUOTE").sum()
     card = (out / "README.md").read_text()
     assert "load_from_disk" in card and "DocBin" in card
-    assert not any(p.name.startswith(".") for p in out.parent.iterdir() if p.name.startswith(".out"))
+    assert not any(
+        p.name.startswith(".") for p in out.parent.iterdir() if p.name.startswith(".out")
+    )
 
 
 def test_hf_leaves_out_empty_splits_and_says_so(tmp_path):
@@ -426,8 +538,18 @@ def test_reexport_is_byte_identical(tmp_path):
 
 
 def test_misaligned_span_fails_naming_it_and_leaves_nothing(tmp_path):
-    bad = [{"annotation_id": "ann-a05", "span_id": "a05-bad", "article_id": "a05", "label": "SPEAKER",
-            "start": 0, "end": 6, "text": "Rapport", "attributes": None}]
+    bad = [
+        {
+            "annotation_id": "ann-a05",
+            "span_id": "a05-bad",
+            "article_id": "a05",
+            "label": "SPEAKER",
+            "start": 0,
+            "end": 6,
+            "text": "Rapport",
+            "attributes": None,
+        }
+    ]
     corpus = build_corpus(tmp_path / "c", extra_spans=bad)
     with pytest.raises(ExportError, match=r"a05/a05-bad \(SPEAKER\): span 0\.\.6 covers 'Report'"):
         run(corpus, tmp_path / "o", ALL, chunk_size=4)
@@ -445,7 +567,9 @@ def test_email_annotator_is_pseudonymised():
     docs, _ = build_documents(
         [{"article_id": "x", "text": "Hi there"}],
         {"x": {"annotation_id": "n", "annotator": "bob@example.org"}},
-        pd.DataFrame(columns=TABLES["spans"].names), pd.DataFrame(columns=TABLES["relations"].names))
+        pd.DataFrame(columns=TABLES["spans"].names),
+        pd.DataFrame(columns=TABLES["relations"].names),
+    )
     assert docs[0]["meta"]["annotator"].startswith("annotator-")
 
 
@@ -458,7 +582,10 @@ def test_labels_filter_drops_and_counts_relations(tmp_path):
     import datasets
 
     dd = datasets.load_from_disk(str(tmp_path / "o/hf"))
-    assert [c for c in dd["train"].column_names if c.startswith("ner_tags_")] == ["ner_tags_SPEAKER", "ner_tags_QUOTE"]
+    assert [c for c in dd["train"].column_names if c.startswith("ner_tags_")] == [
+        "ner_tags_SPEAKER",
+        "ner_tags_QUOTE",
+    ]
     with pytest.raises(ExportError, match="label\\(s\\) NOPE not in schema news-v1"):
         run(corpus, tmp_path / "o2", ["jsonl"], labels=["NOPE"])
 
@@ -487,7 +614,9 @@ def test_tokens_cut_at_span_boundaries():
     spans = [{"start": 1, "end": 4, "label": "X"}, {"start": 0, "end": 5, "label": "Y"}]
     starts, ends = tokenize("Smith said", spans)
     assert list(zip(starts, ends, strict=True)) == [(0, 1), (1, 4), (4, 5), (6, 10)]
-    layers, notes = bio_layers(starts, ends, spans + [{"start": 0, "end": 1, "label": "Y"}], ["X", "Y"])
+    layers, notes = bio_layers(
+        starts, ends, spans + [{"start": 0, "end": 1, "label": "Y"}], ["X", "Y"]
+    )
     assert layers == {"X": [0, 1, 0, 0], "Y": [1, 2, 2, 0]} and notes["conflicts"] == 1
 
 
@@ -507,8 +636,21 @@ def test_cli_export_json(tmp_path):
     from spanbank.cli import cli
 
     build_corpus(tmp_path / "c")
-    res = CliRunner().invoke(cli, ["--corpus", str(tmp_path / "c"), "export", "--format", "jsonl,conll",
-                                   "--out", str(tmp_path / "o"), "--seed", "5", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--corpus",
+            str(tmp_path / "c"),
+            "export",
+            "--format",
+            "jsonl,conll",
+            "--out",
+            str(tmp_path / "o"),
+            "--seed",
+            "5",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["articles"] == len(ARTICLES) and summary["formats"] == ["jsonl", "conll"]
@@ -520,10 +662,23 @@ def test_cli_errors_are_one_line(tmp_path):
     from spanbank.cli import cli
 
     build_corpus(tmp_path / "c")
-    res = CliRunner().invoke(cli, ["--corpus", str(tmp_path / "c"), "export", "--format", "xml",
-                                   "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--corpus",
+            str(tmp_path / "c"),
+            "export",
+            "--format",
+            "xml",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 1
-    assert res.output.strip() == "Error: unknown export format 'xml'; choose from jsonl, spacy, hf, conll, brat, quotes"
+    assert (
+        res.output.strip()
+        == "Error: unknown export format 'xml'; choose from jsonl, spacy, hf, conll, brat, quotes"
+    )
     res = CliRunner().invoke(cli, ["export", "--help"])
     assert res.exit_code == 0 and "Example:" in res.output
 
@@ -534,10 +689,14 @@ def _second_annotator(corpus, twice):
     sp = corpus.read("spans")
     rel = corpus.read("relations")
     bob = ann[ann["article_id"].isin(twice)].assign(
-        annotation_id=lambda d: d["annotation_id"] + "-bob", annotator="bob")
-    bob_sp = sp[sp["article_id"].isin(twice)].assign(annotation_id=lambda d: d["annotation_id"] + "-bob")
+        annotation_id=lambda d: d["annotation_id"] + "-bob", annotator="bob"
+    )
+    bob_sp = sp[sp["article_id"].isin(twice)].assign(
+        annotation_id=lambda d: d["annotation_id"] + "-bob"
+    )
     bob_rel = rel[rel["annotation_id"].isin("ann-" + pd.Series(twice))].assign(
-        annotation_id=lambda d: d["annotation_id"] + "-bob")
+        annotation_id=lambda d: d["annotation_id"] + "-bob"
+    )
     with corpus.writer() as w:
         w.append("annotations", bob)
         w.append("spans", bob_sp)
@@ -552,12 +711,16 @@ def test_gold_auto_with_two_annotators_and_agreement(tmp_path):
     _second_annotator(corpus, twice)
     s = export_dataset(corpus, ["jsonl"], tmp_path / "o")
     m = json.loads((tmp_path / "o/manifest.json").read_text())
-    assert m["gold"] == "auto" and m["gold_selection"] == {"computed": 3, "single": len(ARTICLES) - 3}
+    assert m["gold"] == "auto" and m["gold_selection"] == {
+        "computed": 3,
+        "single": len(ARTICLES) - 3,
+    }
     assert s["articles"] == len(ARTICLES)
     docs = all_docs(tmp_path / "o")
     for aid in twice:  # both annotators agree, so the majority is their annotation
         assert [(x["label"], x["start"], x["end"]) for x in docs[aid]["spans"]] == [
-            (w[1], w[2], w[3]) for w in want[aid]]
+            (w[1], w[2], w[3]) for w in want[aid]
+        ]
         assert len(docs[aid]["relations"]) == 2
     assert m["agreement"] is not None and m["agreement"]["articles_with_2plus"] == 3
     assert verify(tmp_path / "o") == []
@@ -571,8 +734,13 @@ def test_gold_computed_on_the_fly_is_adjudicated_once_not_per_chunk(tmp_path, mo
     _second_annotator(corpus, ["a03", "a04", "a05"])
     calls = []
     real = gold._adjudicate_store
-    monkeypatch.setattr(gold, "_adjudicate_store",
-                        lambda c, s, p, article_ids: calls.append(len(article_ids)) or real(c, s, p, article_ids=article_ids))
+    monkeypatch.setattr(
+        gold,
+        "_adjudicate_store",
+        lambda c, s, p, article_ids: (
+            calls.append(len(article_ids)) or real(c, s, p, article_ids=article_ids)
+        ),
+    )
     export_dataset(corpus, ["jsonl"], tmp_path / "o", chunk_size=1)
     assert calls == [3]  # the three computed articles, in one call
     monkeypatch.undo()

@@ -39,16 +39,32 @@ def _print_figures():
     print("\nFUZZ FIGURES " + json.dumps(dict(sorted(FIGURES.items()))))
 
 
-fuzz = settings(max_examples=N, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-fuzz_files = settings(max_examples=max(10, N // 4), deadline=None, suppress_health_check=list(HealthCheck),
-                      derandomize=True)
+fuzz = settings(
+    max_examples=N, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+fuzz_files = settings(
+    max_examples=max(10, N // 4),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
 
 # text with astral characters, combining marks, control characters, line ends
 chars = st.characters(codec="utf-8", exclude_categories=("Cs",))
-texts = st.text(alphabet=st.one_of(chars, st.sampled_from("😀🎉\r\n\t\x00\x0b\u2028 é́")), min_size=1, max_size=80)
+texts = st.text(
+    alphabet=st.one_of(chars, st.sampled_from("😀🎉\r\n\t\x00\x0b\u2028 é́")),
+    min_size=1,
+    max_size=80,
+)
 junk = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -68,27 +84,66 @@ def payload(draw):
         value = {"start": s, "end": e, "text": text[s:e], "labels": [label]}
         if draw(st.booleans()):  # as Label Studio's UTF-16 path sends it
             value |= {"start": cp_to_utf16(text, s), "end": cp_to_utf16(text, e)}
-        result.append({"id": rid, "from_name": "label", "to_name": "text", "type": "labels", "value": value})
+        result.append(
+            {"id": rid, "from_name": "label", "to_name": "text", "type": "labels", "value": value}
+        )
         valid[rid] = (label, s, e)
     ids = [*valid, "missing", None, 3]
     broken = st.one_of(
         # bad offsets: negative, reversed, beyond the text, non-integer
-        st.builds(lambda s, e, lab: {"id": "b", "type": "labels", "from_name": "label", "to_name": "text",
-                                     "value": {"start": s, "end": e, "labels": [lab]}},
-                  st.one_of(st.integers(-(2**70), 2**70), junk), st.one_of(st.integers(-(2**70), 2**70), junk),
-                  st.sampled_from([*LABELS, "HEADLINE", ""])),
+        st.builds(
+            lambda s, e, lab: {
+                "id": "b",
+                "type": "labels",
+                "from_name": "label",
+                "to_name": "text",
+                "value": {"start": s, "end": e, "labels": [lab]},
+            },
+            st.one_of(st.integers(-(2**70), 2**70), junk),
+            st.one_of(st.integers(-(2**70), 2**70), junk),
+            st.sampled_from([*LABELS, "HEADLINE", ""]),
+        ),
         # duplicate region ids with other offsets
-        st.builds(lambda rid, s: {"id": rid, "type": "labels", "value": {"start": s, "end": s + 1, "text": "?",
-                                                                         "labels": ["QUOTE"]}},
-                  st.sampled_from(ids), st.integers(-3, 200)),
+        st.builds(
+            lambda rid, s: {
+                "id": rid,
+                "type": "labels",
+                "value": {"start": s, "end": s + 1, "text": "?", "labels": ["QUOTE"]},
+            },
+            st.sampled_from(ids),
+            st.integers(-3, 200),
+        ),
         # relations to missing regions, odd labels and directions
-        st.builds(lambda a, b, labs, d: {"type": "relation", "from_id": a, "to_id": b, "labels": labs, "direction": d},
-                  st.sampled_from(ids), st.sampled_from(ids), junk, junk),
+        st.builds(
+            lambda a, b, labs, d: {
+                "type": "relation",
+                "from_id": a,
+                "to_id": b,
+                "labels": labs,
+                "direction": d,
+            },
+            st.sampled_from(ids),
+            st.sampled_from(ids),
+            junk,
+            junk,
+        ),
         # choices for missing regions / unknown controls / bad values
-        st.builds(lambda rid, name, value: {"id": rid, "type": "choices", "from_name": name, "value": value},
-                  st.sampled_from(ids), st.one_of(st.sampled_from(["QUOTE_type", "EVENT_type", "nope"]), junk), junk),
+        st.builds(
+            lambda rid, name, value: {
+                "id": rid,
+                "type": "choices",
+                "from_name": name,
+                "value": value,
+            },
+            st.sampled_from(ids),
+            st.one_of(st.sampled_from(["QUOTE_type", "EVENT_type", "nope"]), junk),
+            junk,
+        ),
         # missing fields, unknown types, not objects at all
-        st.dictionaries(st.sampled_from(["id", "type", "value", "from_name", "from_id", "to_id", "labels"]), junk),
+        st.dictionaries(
+            st.sampled_from(["id", "type", "value", "from_name", "from_id", "to_id", "labels"]),
+            junk,
+        ),
         junk,
     )
     for b in draw(st.lists(broken, max_size=6)):
@@ -117,21 +172,34 @@ def test_convert_annotation_never_raises_and_loses_nothing(case):
     for rid, (label, s, e) in valid.items():
         if first[rid].get("id") == rid and first[rid]["value"].get("labels") == [label]:
             assert rid in spans, (rid, out.rejects)
-            assert (spans[rid]["start"], spans[rid]["end"], spans[rid]["label"]) == (s, e, label) or \
-                text[spans[rid]["start"] : spans[rid]["end"]] == text[s:e]
+            assert (spans[rid]["start"], spans[rid]["end"], spans[rid]["label"]) == (
+                s,
+                e,
+                label,
+            ) or text[spans[rid]["start"] : spans[rid]["end"]] == text[s:e]
     # every item is used or rejected with a reason
     used = len(out.spans) + len(out.relations) + len(out.rejects)
     attrs = sum(len(json.loads(s["attributes"])) for s in out.spans if s["attributes"])
     relations = [i for i in result if isinstance(i, dict) and i.get("type") == "relation"]
     rejected_regions = {r["span_id"] for r in out.rejects} - set(spans)
-    on_rejected = sum(1 for i in result if isinstance(i, dict) and i.get("type") == "choices"
-                      and i.get("id") is not None and str(i["id"]) in rejected_regions)
-    assert used + attrs + len(relations) + on_rejected >= len(result), "an item vanished without a reason"
+    on_rejected = sum(
+        1
+        for i in result
+        if isinstance(i, dict)
+        and i.get("type") == "choices"
+        and i.get("id") is not None
+        and str(i["id"]) in rejected_regions
+    )
+    assert used + attrs + len(relations) + on_rejected >= len(result), (
+        "an item vanished without a reason"
+    )
     rel_ids = {f"{i.get('from_id')}->{i.get('to_id')}" for i in relations}
     for item in result:
         if isinstance(item, dict) and item.get("type") == "choices":
             rid = str(item.get("id")) if item.get("id") is not None else None
-            assert (rid in spans and spans[rid]["attributes"]) or any(r["span_id"] == rid for r in out.rejects), item
+            assert (rid in spans and spans[rid]["attributes"]) or any(
+                r["span_id"] == rid for r in out.rejects
+            ), item
     for key in rel_ids:  # each relation is stored or rejected under its from->to key
         assert any(r["span_id"] == key for r in out.rejects) or out.relations, key
     FIGURES["ls_rejects"] += len(out.rejects)
@@ -153,12 +221,21 @@ def brat_case(draw):
         valid[f"T{k + 1}"] = (s, e)
     garbage = st.one_of(
         st.text(max_size=30).map(lambda t: t.replace("\n", " ")),
-        st.builds(lambda i, s, e, lab: f"T{i}\t{lab} {s} {e}\tx", st.integers(50, 60), st.integers(-5, 10**6),
-                  st.integers(-5, 10**6), st.sampled_from(["QUOTE", "Source", "Nope", ""])),
-        st.builds(lambda a, b: f"R9\tsaid_by Arg1:{a} Arg2:{b}", st.sampled_from(["T1", "T99", ""]),
-                  st.sampled_from(["T2", "T98", ":"])),
+        st.builds(
+            lambda i, s, e, lab: f"T{i}\t{lab} {s} {e}\tx",
+            st.integers(50, 60),
+            st.integers(-5, 10**6),
+            st.integers(-5, 10**6),
+            st.sampled_from(["QUOTE", "Source", "Nope", ""]),
+        ),
+        st.builds(
+            lambda a, b: f"R9\tsaid_by Arg1:{a} Arg2:{b}",
+            st.sampled_from(["T1", "T99", ""]),
+            st.sampled_from(["T2", "T98", ":"]),
+        ),
         st.builds(lambda t: f"A9\ttype {t} direct", st.sampled_from(["T1", "T99"])),
-        st.just("E1\tQuote:T1 Source:T77"), st.just("T5\tSPEAKER 1;2 3\tbad"),
+        st.just("E1\tQuote:T1 Source:T77"),
+        st.just("T5\tSPEAKER 1;2 3\tbad"),
     )
     for g in draw(st.lists(garbage, max_size=5)):
         lines.insert(draw(st.integers(0, len(lines))), g)
@@ -183,12 +260,19 @@ def test_brat_parse_never_raises_and_keeps_valid_spans(case):
 
 
 # ------------------------------------------------------------------------------- ingest files
-record = st.fixed_dictionaries({"text": texts.filter(lambda t: t.strip() and not any(0xD800 <= ord(c) <= 0xDFFF for c in t))},
-                               optional={"title": junk, "source": st.text(max_size=5)})
+record = st.fixed_dictionaries(
+    {"text": texts.filter(lambda t: t.strip() and not any(0xD800 <= ord(c) <= 0xDFFF for c in t))},
+    optional={"title": junk, "source": st.text(max_size=5)},
+)
 bad_line = st.one_of(
     st.text(max_size=20).filter(lambda t: "\n" not in t).filter(lambda t: _not_object(t)),
-    st.just('{"text": ""}'), st.just('{"text": "   \\t"}'), st.just('{"text": 5}'), st.just('{"title": "x"}'),
-    st.just('{"text": "lone \\ud800 surrogate"}'), st.just("[1, 2]"), st.just('"just a string"'),
+    st.just('{"text": ""}'),
+    st.just('{"text": "   \\t"}'),
+    st.just('{"text": 5}'),
+    st.just('{"title": "x"}'),
+    st.just('{"text": "lone \\ud800 surrogate"}'),
+    st.just("[1, 2]"),
+    st.just('"just a string"'),
     st.just('{"text": "raw\x01control"}'),  # a raw control character is not valid JSON
 )
 
@@ -213,7 +297,10 @@ def _corpus():
 @given(st.lists(record, max_size=6), st.lists(bad_line, max_size=5), st.randoms())
 def test_jsonl_ingest_refuses_with_reasons_and_keeps_valid(records, bad, rnd):
     with _corpus() as (corpus, d):
-        lines = [json.dumps({**r, "article_id": f"id{i}"}, ensure_ascii=rnd.random() < 0.5) for i, r in enumerate(records)]
+        lines = [
+            json.dumps({**r, "article_id": f"id{i}"}, ensure_ascii=rnd.random() < 0.5)
+            for i, r in enumerate(records)
+        ]
         lines += bad
         rnd.shuffle(lines)
         f = d / "in.jsonl"
@@ -236,8 +323,11 @@ def test_jsonl_ingest_refuses_with_reasons_and_keeps_valid(records, bad, rnd):
 
 
 @fuzz_files
-@given(st.binary(max_size=300), st.sampled_from(["in.jsonl", "in.csv", "in.txt"]),
-       st.sampled_from(["utf-8", "latin-1", "utf-16", "cp1252"]))
+@given(
+    st.binary(max_size=300),
+    st.sampled_from(["in.jsonl", "in.csv", "in.txt"]),
+    st.sampled_from(["utf-8", "latin-1", "utf-16", "cp1252"]),
+)
 def test_arbitrary_bytes_never_traceback(data, name, encoding):
     with _corpus() as (corpus, d):
         f = d / name
@@ -248,14 +338,20 @@ def test_arbitrary_bytes_never_traceback(data, name, encoding):
             assert "\n" not in str(exc)
             FIGURES["bytes_refused_cleanly"] += 1
         else:
-            assert all(r.split(": ", 1)[1].strip() for r in summary.refused), summary.refused  # each with a reason
+            assert all(r.split(": ", 1)[1].strip() for r in summary.refused), (
+                summary.refused
+            )  # each with a reason
             corpus.read("articles")
             FIGURES["bytes_ingested"] += 1
         FIGURES["bytes_inputs"] += 1
 
 
 @fuzz_files
-@given(st.lists(st.lists(st.one_of(st.text(max_size=12), junk.map(str)), min_size=3, max_size=3), max_size=6))
+@given(
+    st.lists(
+        st.lists(st.one_of(st.text(max_size=12), junk.map(str)), min_size=3, max_size=3), max_size=6
+    )
+)
 def test_csv_ingest_cells_roundtrip_or_refuse(rows):
     import csv
 
@@ -288,8 +384,15 @@ def test_huge_and_empty_inputs(tmp_path):
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     (tmp_path / "blank.jsonl").write_text("\n\n", encoding="utf-8")
     (tmp_path / "bom.csv").write_bytes("\ufeffid,text\nx1,Hello there\n".encode())
-    s = ingest_paths(corpus, [tmp_path / "huge.txt", tmp_path / "empty.txt", tmp_path / "blank.jsonl",
-                              tmp_path / "bom.csv"])
+    s = ingest_paths(
+        corpus,
+        [
+            tmp_path / "huge.txt",
+            tmp_path / "empty.txt",
+            tmp_path / "blank.jsonl",
+            tmp_path / "bom.csv",
+        ],
+    )
     assert s.added == 2 and len(s.refused) == 1 and "empty" in s.refused[0]
     arts = corpus.read("articles").set_index("article_id")
     assert huge in set(arts["text"]) and arts.loc["x1", "text"] == "Hello there"

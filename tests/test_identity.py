@@ -23,8 +23,10 @@ pytestmark = pytest.mark.labelstudio
 
 
 def _texts(n: int, tag: str = "") -> dict[str, str]:
-    return {f"a{i:03d}": f"Story {i}{tag}. “Prices will rise by {i} percent,” the minister said on Monday."
-            for i in range(n)}
+    return {
+        f"a{i:03d}": f"Story {i}{tag}. “Prices will rise by {i} percent,” the minister said on Monday."
+        for i in range(n)
+    }
 
 
 def _users(client, n=2):
@@ -44,7 +46,7 @@ def _annotate(client, corpus, project, users, texts, n_articles):
     for aid in list(texts)[:n_articles]:
         text = texts[aid]
         for k, u in enumerate(users):
-            result = [region("q", text, text[text.index("“"):text.index("”") + 1], "QUOTE")]
+            result = [region("q", text, text[text.index("“") : text.index("”") + 1], "QUOTE")]
             if k == 0:
                 result.append(region("c", text, "said", "CUE"))
             client.create_annotation(tids[aid], result, completed_by=u["id"])
@@ -107,7 +109,9 @@ def test_restart_on_new_port_pulls_nothing_again(second_server, tmp_path):
     # work done after the move carries the annotator's old pseudonym
     tids = _task_ids(corpus, project, after.url)
     text = texts["a003"]
-    after.create_annotation(tids["a003"], [region("c", text, "said", "CUE")], completed_by=users[0]["id"])
+    after.create_annotation(
+        tids["a003"], [region("c", text, "said", "CUE")], completed_by=users[0]["id"]
+    )
     third = _pull(corpus, project, after)
     assert third["new"] == 1 and "moved_from" not in third
     ann = corpus.read("annotations")
@@ -122,7 +126,9 @@ def _port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_same_title_on_two_servers_files_each_annotation_under_its_article(second_server, ls_client, tmp_path):
+def test_same_title_on_two_servers_files_each_annotation_under_its_article(
+    second_server, ls_client, tmp_path
+):
     """Two servers, one project title, overlapping task ids: each annotation lands on its own server's article."""
     other = _client_of(second_server)
     texts = _texts(6)
@@ -132,7 +138,9 @@ def test_same_title_on_two_servers_files_each_annotation_under_its_article(secon
     a_ids = sorted(_task_ids(corpus, project, ls_client.url).values())
     # bring the other server's next task id to the first one used here, so only the server
     # (not the task id) tells the two projects' tasks apart
-    filler = other.create_project(f"filler-{uuid.uuid4().hex[:6]}", "<View><Text name='t' value='$t'/></View>")
+    filler = other.create_project(
+        f"filler-{uuid.uuid4().hex[:6]}", "<View><Text name='t' value='$t'/></View>"
+    )
     next_id = other.import_tasks(filler["id"], [{"data": {"t": "x"}}])[0] + 1
     while next_id < a_ids[0]:
         k = min(5000, a_ids[0] - next_id)
@@ -159,7 +167,9 @@ def test_same_title_on_two_servers_files_each_annotation_under_its_article(secon
     assert len(servers) == 2 and servers["tag"].is_unique
 
 
-def test_same_server_under_another_host_name_is_followed(ls_client, ls_conn, tmp_path, project_name):
+def test_same_server_under_another_host_name_is_followed(
+    ls_client, ls_conn, tmp_path, project_name
+):
     texts = _texts(3)
     corpus = make_corpus(tmp_path / "c", texts)
     workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
@@ -169,7 +179,11 @@ def test_same_server_under_another_host_name_is_followed(ls_client, ls_conn, tmp
     again = _pull(corpus, project_name, alias)
     assert again["new"] == 0 and again["moved_from"] == ls_client.url
     pushed = workflow.run(ls_push.push_batch(corpus, project_name, client=alias))
-    assert pushed["pushed"] == 0 and pushed["skipped"] == {"already pushed": 3} and pushed["reconciled"] == 0
+    assert (
+        pushed["pushed"] == 0
+        and pushed["skipped"] == {"already pushed": 3}
+        and pushed["reconciled"] == 0
+    )
 
 
 def _make_legacy(corpus, url):
@@ -178,11 +192,19 @@ def _make_legacy(corpus, url):
     tag = identity.server_records(corpus)["tag"].iloc[0]
     old = identity.url_tag(url)
     who = corpus.read("annotators")
-    rename = dict(zip(who["annotator"], [ls_pull.pseudonym(key, url, u) for u in who["ls_user_id"]], strict=True))
+    rename = dict(
+        zip(
+            who["annotator"],
+            [ls_pull.pseudonym(key, url, u) for u in who["ls_user_id"]],
+            strict=True,
+        )
+    )
     with corpus.writer() as w:
         for name in ("annotations", "spans", "relations", "rejects"):
             df = corpus.read(name)
-            df["annotation_id"] = df["annotation_id"].str.replace(f"ls-{tag}-", f"ls-{old}-", regex=False)
+            df["annotation_id"] = df["annotation_id"].str.replace(
+                f"ls-{tag}-", f"ls-{old}-", regex=False
+            )
             if name == "annotations":
                 df["annotator"] = df["annotator"].map(rename)
             w.replace(name, df)
@@ -191,7 +213,9 @@ def _make_legacy(corpus, url):
 
 
 @pytest.mark.parametrize("where", ["same URL", "another URL"])
-def test_corpus_from_before_identities_keeps_its_ids(ls_client, ls_conn, tmp_path, project_name, where):
+def test_corpus_from_before_identities_keeps_its_ids(
+    ls_client, ls_conn, tmp_path, project_name, where
+):
     """Annotation ids and pseudonyms stored under the old URL-based tag are recognised: no duplicates."""
     texts = _texts(3)
     corpus = make_corpus(tmp_path / "c", texts)
@@ -204,9 +228,13 @@ def test_corpus_from_before_identities_keeps_its_ids(ls_client, ls_conn, tmp_pat
     client = ls_client if where == "same URL" else LabelStudioClient(_alias(ls_conn[0]), ls_conn[1])
     text = texts["a002"]
     tid = _task_ids(corpus, project_name, ls_client.url)["a002"]
-    ls_client.create_annotation(tid, [region("c", text, "said", "CUE")], completed_by=users[1]["id"])
+    ls_client.create_annotation(
+        tid, [region("c", text, "said", "CUE")], completed_by=users[1]["id"]
+    )
     out = _pull(corpus, project_name, client)
-    assert out["new"] == 1 and out.get("moved_from") == (None if where == "same URL" else ls_client.url)
+    assert out["new"] == 1 and out.get("moved_from") == (
+        None if where == "same URL" else ls_client.url
+    )
     ann = corpus.read("annotations")
     assert set(legacy["annotation_id"]) < set(ann["annotation_id"])
     assert ann["annotation_id"].str.startswith(f"ls-{identity.url_tag(ls_client.url)}-").all()
@@ -218,15 +246,41 @@ def test_server_move_command(tmp_path):
     corpus = make_corpus(tmp_path / "c", _texts(1))
     now = pd.Timestamp.now(tz="UTC")
     with corpus.writer() as w:
-        w.append("tasks", [{"project": "news", "ls_url": "http://old:8080", "ls_project_id": 1, "article_id": "a000",
-                            "ls_task_id": 1, "batch_id": "b", "pushed_at": now, "schema_version": "news-v1"}])
+        w.append(
+            "tasks",
+            [
+                {
+                    "project": "news",
+                    "ls_url": "http://old:8080",
+                    "ls_project_id": 1,
+                    "article_id": "a000",
+                    "ls_task_id": 1,
+                    "batch_id": "b",
+                    "pushed_at": now,
+                    "schema_version": "news-v1",
+                }
+            ],
+        )
     run = CliRunner().invoke
-    out = run(cli, ["--corpus", str(corpus.path), "server", "move", "http://old:8080/", "https://new.example.org"])
+    out = run(
+        cli,
+        [
+            "--corpus",
+            str(corpus.path),
+            "server",
+            "move",
+            "http://old:8080/",
+            "https://new.example.org",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert set(corpus.read("tasks")["ls_url"]) == {"https://new.example.org"}
     out = run(cli, ["--corpus", str(corpus.path), "server", "move", "http://old:8081", "http://x"])
     assert out.exit_code == 1 and out.output.strip().count("\n") == 0
-    assert "no records of a server at http://old:8081; did you mean https://new.example.org?" not in out.output
+    assert (
+        "no records of a server at http://old:8081; did you mean https://new.example.org?"
+        not in out.output
+    )
     assert "no records of a server at http://old:8081" in out.output
 
 
@@ -243,13 +297,18 @@ def _duplicate_as_old_spanbank_did(corpus, new_url):
     copy = ann.assign(
         annotation_id=ann["annotation_id"].str.replace(f"ls-{tag}-", f"ls-{new_tag}-", regex=False),
         annotator=[ls_pull.pseudonym(key, new_url, user_of[a]) for a in ann["annotator"]],
-        ls_url=new_url, pulled_at=ann["pulled_at"] + pd.Timedelta(seconds=5),
+        ls_url=new_url,
+        pulled_at=ann["pulled_at"] + pd.Timedelta(seconds=5),
     )
     with corpus.writer() as w:
         w.replace("annotations", pd.concat([ann, copy], ignore_index=True))
         for name in ("spans", "relations"):
             df = corpus.read(name)
-            dup = df.assign(annotation_id=df["annotation_id"].str.replace(f"ls-{tag}-", f"ls-{new_tag}-", regex=False))
+            dup = df.assign(
+                annotation_id=df["annotation_id"].str.replace(
+                    f"ls-{tag}-", f"ls-{new_tag}-", regex=False
+                )
+            )
             w.replace(name, pd.concat([df, dup], ignore_index=True))
     return len(ann)
 
@@ -274,16 +333,27 @@ def test_doctor_fix_restores_agreement(ls_client, tmp_path, project_name):
 
     runner = CliRunner()
     shown = runner.invoke(cli, ["--corpus", str(corpus.path), "doctor"])
-    assert shown.exit_code == 0 and f"{n} annotation copies" in shown.output and "doctor --fix" in shown.output
+    assert (
+        shown.exit_code == 0
+        and f"{n} annotation copies" in shown.output
+        and "doctor --fix" in shown.output
+    )
     found = doctor(corpus)
-    assert found["duplicates"] == n and found["superseded"] == 0 and len(found["same_annotator"]) == 2
+    assert (
+        found["duplicates"] == n and found["superseded"] == 0 and len(found["same_annotator"]) == 2
+    )
     # the copies under the server's current URL stay; the stray ones go
-    assert all(c["kept"].startswith(f"ls-{identity.server_records(corpus)['tag'].iloc[0]}-") for c in found["copies"])
+    assert all(
+        c["kept"].startswith(f"ls-{identity.server_records(corpus)['tag'].iloc[0]}-")
+        for c in found["copies"]
+    )
 
     fixed = runner.invoke(cli, ["--corpus", str(corpus.path), "doctor", "--fix"])
     assert fixed.exit_code == 0 and f"superseded {n} copies" in fixed.output
     assert _agreement(corpus, project_name) == clean
-    assert len(corpus.read("annotations")) == 2 * n and len(corpus.read("spans")) == spans  # nothing deleted
+    assert (
+        len(corpus.read("annotations")) == 2 * n and len(corpus.read("spans")) == spans
+    )  # nothing deleted
     assert doctor(corpus)["duplicates"] == 0
     assert _pull(corpus, project_name, ls_client)["new"] == 0
 
@@ -297,11 +367,17 @@ def test_unknown_project_suggests_nearest_names(ls_conn, tmp_path, project_name)
     base = ["--corpus", str(corpus.path)]
     no = runner.invoke(cli, [*base, "push", "--project", project_name], env=env)
     assert no.exit_code == 1 and "pass --create" in no.output and no.output.strip().count("\n") == 0
-    ok = runner.invoke(cli, [*base, "push", "--project", project_name, "--create", "--json"], env=env)
+    ok = runner.invoke(
+        cli, [*base, "push", "--project", project_name, "--create", "--json"], env=env
+    )
     assert ok.exit_code == 0, ok.output
     typo = project_name[:-1] + ("x" if project_name[-1] != "x" else "y")
-    for args in (["pull", "--project", typo], ["agree", "--project", typo], ["adjudicate", "--project", typo],
-                 ["export", "--format", "jsonl", "--project", typo, "--out", str(tmp_path / "out")]):
+    for args in (
+        ["pull", "--project", typo],
+        ["agree", "--project", typo],
+        ["adjudicate", "--project", typo],
+        ["export", "--format", "jsonl", "--project", typo, "--out", str(tmp_path / "out")],
+    ):
         out = runner.invoke(cli, [*base, *args], env=env)
         assert out.exit_code == 1, (args, out.output)
         assert out.output.strip().count("\n") == 0, out.output
@@ -316,16 +392,22 @@ def test_deleted_project_detected_and_repushable(ls_client, tmp_path, project_na
     assert _pull(corpus, project_name, ls_client)["new"] == 1
     ls_client.request("DELETE", f"api/projects/{first['ls_project_id']}/")
 
-    with pytest.raises(ProjectMissingError, match="is gone from .*nothing pulled.*--repush-missing"):
+    with pytest.raises(
+        ProjectMissingError, match="is gone from .*nothing pulled.*--repush-missing"
+    ):
         _pull(corpus, project_name, ls_client)
     with pytest.raises(ProjectMissingError, match="is gone from"):
         workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, create=False))
     made = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     assert made["project_recreated"] and made["missing_from_server"] == 3 and made["pushed"] == 0
     assert "--repush-missing" in made["hint"]
-    again = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, repush_missing=True))
+    again = workflow.run(
+        ls_push.push_batch(corpus, project_name, client=ls_client, repush_missing=True)
+    )
     assert again["pushed"] == 3 and "project_recreated" not in again
-    assert workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))["skipped"] == {"already pushed": 3}
+    assert workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))["skipped"] == {
+        "already pushed": 3
+    }
     pulled = _pull(corpus, project_name, ls_client)
     assert pulled["deleted"] == 0 and "project_recreated" not in pulled
     assert len(corpus.latest_annotations(project_name)) == 1  # the deleted project's work is kept
@@ -343,5 +425,7 @@ def test_recreated_project_pull_says_so(ls_client, tmp_path, project_name):
     out = _pull(corpus, project_name, ls_client)
     assert "was id" in out["project_recreated"] and out["deleted"] == 0 and out["new"] == 0
     assert len(corpus.latest_annotations(project_name)) == 2
-    cli_out = CliRunner().invoke(cli, ["--corpus", str(corpus.path), "adjudicate", "--project", project_name])
+    cli_out = CliRunner().invoke(
+        cli, ["--corpus", str(corpus.path), "adjudicate", "--project", project_name]
+    )
     assert cli_out.exit_code == 0, cli_out.output

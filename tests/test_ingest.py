@@ -23,7 +23,9 @@ def corpus(tmp_path):
 
 
 def _jsonl(path: Path, rows, ensure_ascii=False) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -58,22 +60,67 @@ def test_txt_first_line_is_title_and_text_is_exact(corpus, tmp_path):
 
 
 def test_jsonl_with_column_mapping(corpus, tmp_path):
-    f = _jsonl(tmp_path / "a.jsonl", [
-        {"uid": "n1", "body": "First text.", "headline": "One", "outlet": "Daily", "when": "2024-03-01T10:00:00+01:00", "link": "http://x/1", "lang": "en"},
-        {"uid": 7, "body": "Second text.", "headline": "Two", "outlet": None, "when": "", "link": None, "lang": "fr"},
-    ])
-    cols = Columns(id="uid", text="body", title="headline", source="outlet", published_at="when", url="link", language="lang")
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {
+                "uid": "n1",
+                "body": "First text.",
+                "headline": "One",
+                "outlet": "Daily",
+                "when": "2024-03-01T10:00:00+01:00",
+                "link": "http://x/1",
+                "lang": "en",
+            },
+            {
+                "uid": 7,
+                "body": "Second text.",
+                "headline": "Two",
+                "outlet": None,
+                "when": "",
+                "link": None,
+                "lang": "fr",
+            },
+        ],
+    )
+    cols = Columns(
+        id="uid",
+        text="body",
+        title="headline",
+        source="outlet",
+        published_at="when",
+        url="link",
+        language="lang",
+    )
     summary = ingest_paths(corpus, [f], columns=cols)
     assert (summary.added, summary.refused) == (2, [])
     arts = _articles(corpus)
     n1 = arts["n1"]
-    assert (n1["text"], n1["title"], n1["source"], n1["url"], n1["language"]) == ("First text.", "One", "Daily", "http://x/1", "en")
+    assert (n1["text"], n1["title"], n1["source"], n1["url"], n1["language"]) == (
+        "First text.",
+        "One",
+        "Daily",
+        "http://x/1",
+        "en",
+    )
     assert n1["published_at"] == pd.Timestamp("2024-03-01T09:00:00Z")
     assert pd.isna(arts["7"]["source"]) and pd.isna(arts["7"]["published_at"])
 
 
 def test_usual_column_names_are_guessed(corpus, tmp_path):
-    f = _jsonl(tmp_path / "a.jsonl", [{"id": "g1", "text": "T.", "headline": "H", "outlet": "O", "date": "2020-01-02", "lang": "de"}])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {
+                "id": "g1",
+                "text": "T.",
+                "headline": "H",
+                "outlet": "O",
+                "date": "2020-01-02",
+                "lang": "de",
+            }
+        ],
+    )
     ingest_paths(corpus, [f])
     a = _articles(corpus)["g1"]
     assert (a["title"], a["source"], a["language"]) == ("H", "O", "de")
@@ -82,7 +129,10 @@ def test_usual_column_names_are_guessed(corpus, tmp_path):
 
 def test_numeric_ids_stay_integers(corpus, tmp_path):
     # pandas turns an int column with a gap into floats; ids must not become "1.0"
-    f = _jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "one"}, {"text": "two"}, {"id": 3, "text": "three"}])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [{"id": 1, "text": "one"}, {"text": "two"}, {"id": 3, "text": "three"}],
+    )
     ingest_paths(corpus, [f])
     assert set(_articles(corpus)) == {"1", "3", article_id_for("two")}
     t = pa.table({"id": pa.array([11, None], pa.int64()), "text": ["eleven", "twelve"]})
@@ -92,23 +142,39 @@ def test_numeric_ids_stay_integers(corpus, tmp_path):
 
 
 def test_csv_with_mapping_and_multiline_text(corpus, tmp_path):
-    df = pd.DataFrame({"key": ["c1", "c2"], "content": ["Line one\nline two", "Caf\u00e9 \U0001F600"], "hl": ["A", ""]})
+    df = pd.DataFrame(
+        {
+            "key": ["c1", "c2"],
+            "content": ["Line one\nline two", "Caf\u00e9 \U0001f600"],
+            "hl": ["A", ""],
+        }
+    )
     df.to_csv(tmp_path / "a.csv", index=False)
-    summary = ingest_paths(corpus, [tmp_path / "a.csv"], columns=Columns(id="key", text="content", title="hl"))
+    summary = ingest_paths(
+        corpus, [tmp_path / "a.csv"], columns=Columns(id="key", text="content", title="hl")
+    )
     assert summary.added == 2
     arts = _articles(corpus)
     assert arts["c1"]["text"] == "Line one\nline two"
-    assert arts["c2"]["text"] == "Caf\u00e9 \U0001F600" and pd.isna(arts["c2"]["title"])
+    assert arts["c2"]["text"] == "Caf\u00e9 \U0001f600" and pd.isna(arts["c2"]["title"])
 
 
 def test_parquet(corpus, tmp_path):
-    t = pa.table({"article_id": ["p1", "p2"], "text": ["Alpha \U0001F600", "Beta"], "title": ["a", "b"],
-                  "published_at": pa.array([pd.Timestamp("2021-06-01", tz="UTC"), None], pa.timestamp("us", tz="UTC"))})
+    t = pa.table(
+        {
+            "article_id": ["p1", "p2"],
+            "text": ["Alpha \U0001f600", "Beta"],
+            "title": ["a", "b"],
+            "published_at": pa.array(
+                [pd.Timestamp("2021-06-01", tz="UTC"), None], pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
     pq.write_table(t, tmp_path / "a.parquet")
     summary = ingest_paths(corpus, [tmp_path / "a.parquet"])
     assert summary.added == 2
     arts = _articles(corpus)
-    assert arts["p1"]["text"] == "Alpha \U0001F600"
+    assert arts["p1"]["text"] == "Alpha \U0001f600"
     assert arts["p1"]["published_at"] == pd.Timestamp("2021-06-01", tz="UTC")
     assert arts["p2"]["title"] == "b"
 
@@ -118,14 +184,21 @@ def test_directory_mixing_formats(corpus, tmp_path):
     (d / "sub").mkdir(parents=True)
     (d / "one.txt").write_text("Title one\nBody one", encoding="utf-8")
     _jsonl(d / "two.jsonl", [{"id": "j1", "text": "Body two"}])
-    pd.DataFrame({"id": ["c1"], "text": ["Body three"]}).to_csv(d / "sub" / "three.csv", index=False)
+    pd.DataFrame({"id": ["c1"], "text": ["Body three"]}).to_csv(
+        d / "sub" / "three.csv", index=False
+    )
     pq.write_table(pa.table({"id": ["q1"], "text": ["Body four"]}), d / "sub" / "four.parquet")
     (d / "README.md").write_text("not an article")
     summary = ingest_paths(corpus, [d])
     assert (summary.added, summary.refused) == (4, [])
     arts = _articles(corpus)
     assert {"j1", "c1", "q1", article_id_for("Title one\nBody one")} == set(arts)
-    assert {a["origin"] for a in arts.values()} == {"txt:one.txt", "jsonl:two.jsonl", "csv:three.csv", "parquet:four.parquet"}
+    assert {a["origin"] for a in arts.values()} == {
+        "txt:one.txt",
+        "jsonl:two.jsonl",
+        "csv:three.csv",
+        "parquet:four.parquet",
+    }
     # --format restricts a folder to one kind
     corpus2 = Corpus.init(tmp_path / "c2")
     assert ingest_paths(corpus2, [d], fmt="jsonl").added == 1
@@ -155,7 +228,10 @@ def test_missing_path_and_uninitialised_corpus(tmp_path):
 
 
 def test_ids_are_given_or_hash_of_text(corpus, tmp_path):
-    f = _jsonl(tmp_path / "a.jsonl", [{"id": "given", "text": "A"}, {"text": "B"}, {"id": "  ", "text": "C"}])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [{"id": "given", "text": "A"}, {"text": "B"}, {"id": "  ", "text": "C"}],
+    )
     ingest_paths(corpus, [f])
     assert set(_articles(corpus)) == {"given", article_id_for("B"), article_id_for("C")}
     assert article_id_for("B") == article_id_for("B") != article_id_for("B ")
@@ -176,7 +252,10 @@ def test_other_text_for_stored_id_is_refused(corpus, tmp_path):
     summary = ingest_paths(corpus, [f])
     assert summary.added == 1
     assert len(summary.refused) == 1
-    assert summary.refused[0] == f"{f}:1: id x is stored with another text (re-ingesting would misalign its annotations)"
+    assert (
+        summary.refused[0]
+        == f"{f}:1: id x is stored with another text (re-ingesting would misalign its annotations)"
+    )
     arts = _articles(corpus)
     assert arts["x"]["text"] == "Original" and arts["y"]["text"] == "New"
     # only refused rows: nothing stored changes
@@ -193,7 +272,10 @@ def test_refusal_alone_leaves_table_bytes_unchanged(corpus, tmp_path):
 
 
 def test_duplicate_ids_in_one_input(corpus, tmp_path):
-    f = _jsonl(tmp_path / "a.jsonl", [{"id": "d", "text": "First"}, {"id": "d", "text": "Second"}, {"id": "d", "text": "First"}])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [{"id": "d", "text": "First"}, {"id": "d", "text": "Second"}, {"id": "d", "text": "First"}],
+    )
     summary = ingest_paths(corpus, [f])
     assert summary.added == 1
     assert summary.refused == [f"{f}:2: duplicate id d (first at {f}:1) with another text"]
@@ -201,8 +283,17 @@ def test_duplicate_ids_in_one_input(corpus, tmp_path):
 
 
 def test_empty_and_whitespace_texts_are_refused(corpus, tmp_path):
-    f = _jsonl(tmp_path / "a.jsonl", [{"id": "e", "text": ""}, {"id": "w", "text": " \r\n\t "}, {"id": "n", "text": None},
-                                      {"id": "m"}, {"id": "num", "text": 5}, {"id": "ok", "text": "fine"}])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"id": "e", "text": ""},
+            {"id": "w", "text": " \r\n\t "},
+            {"id": "n", "text": None},
+            {"id": "m"},
+            {"id": "num", "text": 5},
+            {"id": "ok", "text": "fine"},
+        ],
+    )
     summary = ingest_paths(corpus, [f])
     assert summary.added == 1
     assert summary.refused == [
@@ -214,13 +305,23 @@ def test_empty_and_whitespace_texts_are_refused(corpus, tmp_path):
     ]
     (tmp_path / "blank.txt").write_text("\n  \n")
     summary = ingest_paths(corpus, [tmp_path / "blank.txt"])
-    assert summary.added == 0 and summary.refused == [f"{tmp_path / 'blank.txt'}: text is empty or whitespace only"]
+    assert summary.added == 0 and summary.refused == [
+        f"{tmp_path / 'blank.txt'}: text is empty or whitespace only"
+    ]
 
 
 def test_bad_date_is_refused(corpus, tmp_path):
-    f = _jsonl(tmp_path / "a.jsonl", [{"id": "a", "text": "x", "date": "not a date"}, {"id": "b", "text": "y", "date": "2024-01-01"}])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"id": "a", "text": "x", "date": "not a date"},
+            {"id": "b", "text": "y", "date": "2024-01-01"},
+        ],
+    )
     summary = ingest_paths(corpus, [f])
-    assert summary.added == 1 and summary.refused == [f"{f}:1: published_at 'not a date' is not a date"]
+    assert summary.added == 1 and summary.refused == [
+        f"{f}:1: published_at 'not a date' is not a date"
+    ]
 
 
 def test_non_utf8_file_names_file_and_suggests_encoding(corpus, tmp_path):
@@ -270,7 +371,10 @@ def test_unknown_or_missing_columns(corpus, tmp_path):
 
 def test_malformed_jsonl_line_refused_with_line_number(corpus, tmp_path):
     f = tmp_path / "a.jsonl"
-    f.write_text('{"id": "a", "text": "ok"}\n{"id": "b", "text": \n\n["a list"]\n{"id": "c", "text": "also ok"}\n', encoding="utf-8")
+    f.write_text(
+        '{"id": "a", "text": "ok"}\n{"id": "b", "text": \n\n["a list"]\n{"id": "c", "text": "also ok"}\n',
+        encoding="utf-8",
+    )
     summary = ingest_paths(corpus, [f])
     assert summary.added == 2
     assert len(summary.refused) == 2
@@ -282,7 +386,13 @@ def test_jsonl_line_separators_inside_strings(corpus, tmp_path):
     # U+2028, NEL, form feed etc. are not line ends in JSON Lines
     text = "a\u2028b\u2029c\x85d\x0be\x0cf\x1cg\rh"
     f = tmp_path / "a.jsonl"
-    f.write_text(json.dumps({"id": "s", "text": text}, ensure_ascii=False) + "\r\n" + json.dumps({"id": "t", "text": "x"}) + "\n", encoding="utf-8")
+    f.write_text(
+        json.dumps({"id": "s", "text": text}, ensure_ascii=False)
+        + "\r\n"
+        + json.dumps({"id": "t", "text": "x"})
+        + "\n",
+        encoding="utf-8",
+    )
     summary = ingest_paths(corpus, [f])
     assert (summary.added, summary.refused) == (2, [])
     assert _articles(corpus)["s"]["text"] == text
@@ -340,19 +450,29 @@ unicode_text = st.lists(  # st.text() never yields lone surrogates; JSON escapes
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(texts=st.lists(unicode_text, min_size=1, max_size=4), long_line=st.booleans(), ascii_json=st.booleans())
+@given(
+    texts=st.lists(unicode_text, min_size=1, max_size=4),
+    long_line=st.booleans(),
+    ascii_json=st.booleans(),
+)
 def test_arbitrary_unicode_is_stored_exactly_or_refused(texts, long_line, ascii_json):
     if long_line:
         texts = [t * 2000 + "x" * 100_000 for t in texts[:1]]
     # JSON reads an escaped surrogate pair as the one character it encodes; lone ones stay lone
-    texts = [t.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass") for t in texts]
+    texts = [
+        t.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass") for t in texts
+    ]
     has_surrogate = any(0xD800 <= ord(c) <= 0xDFFF for t in texts for c in t)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = Corpus.init(tmp / "c")
         f = tmp / "in.jsonl"
         rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
-        f.write_text("".join(json.dumps(r, ensure_ascii=ascii_json) + "\n" for r in rows), encoding="utf-8", errors="surrogatepass")
+        f.write_text(
+            "".join(json.dumps(r, ensure_ascii=ascii_json) + "\n" for r in rows),
+            encoding="utf-8",
+            errors="surrogatepass",
+        )
         if has_surrogate and not ascii_json:  # raw surrogates in the file: not UTF-8 at all
             with pytest.raises(IngestError, match=f"{f}: not valid utf-8 .*--encoding"):
                 ingest_paths(corpus, [f])
@@ -389,9 +509,12 @@ def small_batches(monkeypatch):
 
 
 def _rows_25():
-    rows = [{"id": f"r{i}", "text": f"text {i} \u00e9\U0001F600", "date": "2024-01-02"} for i in range(25)]
+    rows = [
+        {"id": f"r{i}", "text": f"text {i} \u00e9\U0001f600", "date": "2024-01-02"}
+        for i in range(25)
+    ]
     rows[14] = {"id": "r1", "text": "other text"}  # duplicate id, batch 4 vs batch 1
-    rows[17] = {"id": "r2", "text": "text 2 \u00e9\U0001F600"}  # same text again: unchanged
+    rows[17] = {"id": "r2", "text": "text 2 \u00e9\U0001f600"}  # same text again: unchanged
     rows[19] = {"text": "no id"}
     rows[21]["date"] = "nope"
     rows[22]["text"] = " \u3000\x1c"  # whitespace to str.strip()
@@ -403,11 +526,15 @@ def _write_inputs(tmp_path, rows):
     lines = j.read_text("utf-8").split("\n")
     lines.insert(20, '{"id": "broken", "text": ')  # malformed, in a later batch
     j.write_text("\n".join(lines), encoding="utf-8")
-    df = pd.DataFrame([{"id": r.get("id", ""), "text": r["text"], "date": r.get("date", "")} for r in rows])
+    df = pd.DataFrame(
+        [{"id": r.get("id", ""), "text": r["text"], "date": r.get("date", "")} for r in rows]
+    )
     c = tmp_path / "b.csv"
     df.assign(id=df["id"].map(lambda i: f"c{i}" if i else "")).to_csv(c, index=False)
     p = tmp_path / "c.parquet"
-    pq.write_table(pa.Table.from_pandas(df.assign(id=df["id"].map(lambda i: f"p{i}" if i else None))), p)
+    pq.write_table(
+        pa.Table.from_pandas(df.assign(id=df["id"].map(lambda i: f"p{i}" if i else None))), p
+    )
     return [j, c, p]
 
 
@@ -421,14 +548,21 @@ def test_batched_ingest_matches_whole_file_ingest(tmp_path, monkeypatch):
         d = tmp_path / str(rows_per_batch)
         d.mkdir()
         corpus = Corpus.init(d / "corpus")
-        _jsonl(d / "first.jsonl", [{"id": "r3", "text": "stored"}, {"id": "r4", "text": "text 4 \u00e9\U0001F600"}])
+        _jsonl(
+            d / "first.jsonl",
+            [{"id": "r3", "text": "stored"}, {"id": "r4", "text": "text 4 \u00e9\U0001f600"}],
+        )
         ingest_paths(corpus, [d / "first.jsonl"])
         files = _write_inputs(d, _rows_25())
         summary = ingest_paths(corpus, files)
         arts = corpus.read("articles").drop(columns=["ingested_at"])
         arts["origin"] = arts["origin"].str.replace(str(d), "")
-        results.append((summary.as_dict() | {"reasons": [r.replace(str(d), "") for r in summary.refused]},
-                        arts.sort_values("article_id").reset_index(drop=True)))
+        results.append(
+            (
+                summary.as_dict() | {"reasons": [r.replace(str(d), "") for r in summary.refused]},
+                arts.sort_values("article_id").reset_index(drop=True),
+            )
+        )
         assert sorted(p.name for p in corpus.path.iterdir() if p.name.startswith(".")) == [".lock"]
     (batched, arts_b), (whole, arts_w) = results
     assert batched == whole
@@ -436,8 +570,14 @@ def test_batched_ingest_matches_whole_file_ingest(tmp_path, monkeypatch):
     reasons = batched["reasons"]
     assert "/a.jsonl:21: not valid JSON (Expecting value)" in reasons
     assert "/a.jsonl:15: duplicate id r1 (first at /a.jsonl:2) with another text" in reasons
-    assert "/a.jsonl:4: id r3 is stored with another text (re-ingesting would misalign its annotations)" in reasons
-    assert "/c.parquet:row 14: duplicate id pr1 (first at /c.parquet:row 1) with another text" in reasons
+    assert (
+        "/a.jsonl:4: id r3 is stored with another text (re-ingesting would misalign its annotations)"
+        in reasons
+    )
+    assert (
+        "/c.parquet:row 14: duplicate id pr1 (first at /c.parquet:row 1) with another text"
+        in reasons
+    )
     assert "/b.csv:16: duplicate id cr1 (first at /b.csv:3) with another text" in reasons
     assert "/a.jsonl:24: text is empty or whitespace only" in reasons
     # per file 3 refused and r2 again; in a.jsonl r3 (clash) and r4 (stored); "no id" twice again
@@ -451,11 +591,17 @@ def test_bad_later_batch_leaves_corpus_untouched(corpus, tmp_path, small_batches
     before = _snapshot(corpus)
     rows = [{"id": f"r{i}", "text": f"t{i}"} for i in range(30)] + [{"id": "r1", "text": "again"}]
     j = _jsonl(tmp_path / "a.jsonl", rows)
-    j.write_bytes(j.read_bytes() + b'{"id": "z", "text": "caf\xe9"}\n')  # not UTF-8, after 7 batches
-    with pytest.raises(IngestError, match=f"{j}: not valid utf-8 \\(byte {j.stat().st_size - 4}\\)"):
+    j.write_bytes(
+        j.read_bytes() + b'{"id": "z", "text": "caf\xe9"}\n'
+    )  # not UTF-8, after 7 batches
+    with pytest.raises(
+        IngestError, match=f"{j}: not valid utf-8 \\(byte {j.stat().st_size - 4}\\)"
+    ):
         ingest_paths(corpus, [j])
     c = tmp_path / "a.csv"
-    c.write_text("id,text\n" + "".join(f"c{i},t{i}\n" for i in range(30)) + "c99,t,extra\n", encoding="utf-8")
+    c.write_text(
+        "id,text\n" + "".join(f"c{i},t{i}\n" for i in range(30)) + "c99,t,extra\n", encoding="utf-8"
+    )
     with pytest.raises(IngestError, match=f"{c}: not a readable CSV file"):
         ingest_paths(corpus, [tmp_path / "first.jsonl", c])
     assert _snapshot(corpus) == before
@@ -464,9 +610,13 @@ def test_bad_later_batch_leaves_corpus_untouched(corpus, tmp_path, small_batches
 
 
 def test_jsonl_columns_are_those_of_the_whole_file(corpus, tmp_path, small_batches):
-    rows = [{"id": f"r{i}", "body": f"t{i}"} for i in range(10)] + [{"id": "h", "body": "t", "hl": "Headline"}]
+    rows = [{"id": f"r{i}", "body": f"t{i}"} for i in range(10)] + [
+        {"id": "h", "body": "t", "hl": "Headline"}
+    ]
     f = _jsonl(tmp_path / "a.jsonl", rows)
-    summary = ingest_paths(corpus, [f], columns=Columns(text="body", title="hl"))  # hl only in the last batch
+    summary = ingest_paths(
+        corpus, [f], columns=Columns(text="body", title="hl")
+    )  # hl only in the last batch
     assert summary.added == 11
     assert _articles(corpus)["h"]["title"] == "Headline"
     with pytest.raises(IngestError, match=r"no column 'text' \(columns: id, body, hl\)"):

@@ -17,8 +17,8 @@ from spanbank.offsets import (
     utf16_to_cp,
 )
 
-ASTRAL = "\U0001F600"  # 😀, two UTF-16 code units
-TEXT = f"Hi {ASTRAL} said Ana: \u201cwe won {ASTRAL}\U0001F3C6\u201d.\nThe end."
+ASTRAL = "\U0001f600"  # 😀, two UTF-16 code units
+TEXT = f"Hi {ASTRAL} said Ana: \u201cwe won {ASTRAL}\U0001f3c6\u201d.\nThe end."
 
 # any Unicode scalar value (no lone surrogates), weighted towards astral characters
 texts = st.text(
@@ -61,7 +61,7 @@ def test_resolve_span_with_utf16_offsets_finds_the_span(text, data):
         return
     fix = resolve_span(text, s16, e16, claimed)
     # the span found covers the claimed text (exactly, or as the frontend would show it)
-    assert tolerant(text[fix.start:fix.end]) == tolerant(claimed)
+    assert tolerant(text[fix.start : fix.end]) == tolerant(claimed)
     if (s16, e16) == (start, end):
         assert (fix.start, fix.end, fix.repair) == (start, end, None)
     elif text[s16:e16] != claimed:
@@ -95,7 +95,7 @@ def test_utf16_offsets_are_repaired():
     assert (s16, e16) != (start, end)
     fix = resolve_span(TEXT, s16, e16, claimed)
     assert (fix.start, fix.end, fix.repair) == (start, end, UTF16)
-    assert TEXT[fix.start:fix.end] == claimed
+    assert TEXT[fix.start : fix.end] == claimed
 
 
 def test_whitespace_and_crlf_tolerated_at_the_right_offsets():
@@ -114,7 +114,7 @@ def test_shifted_span_is_found_nearby():
     true = text.index("minister")
     fix = resolve_span(text, true + 3, true + 11, "minister")
     assert (fix.start, fix.end, fix.repair) == (true, true + 8, SEARCH)
-    assert text[fix.start:fix.end] == "minister"
+    assert text[fix.start : fix.end] == "minister"
 
 
 def test_nearest_of_several_occurrences_wins():
@@ -129,7 +129,7 @@ def test_shifted_span_with_whitespace_changes_found():
     true = text.index("The")
     fix = resolve_span(text, 0, 17, "The Prime\nMinister")
     assert fix.repair == SEARCH
-    assert text[fix.start:fix.end] == "The  Prime\r\nMinister"
+    assert text[fix.start : fix.end] == "The  Prime\r\nMinister"
     assert fix.start == true
 
 

@@ -32,7 +32,9 @@ def private(request):
 
 
 def _settings_source() -> str:
-    found = sorted(server.venv_dir().glob("lib/python*/site-packages/label_studio/core/settings/*.py"))
+    found = sorted(
+        server.venv_dir().glob("lib/python*/site-packages/label_studio/core/settings/*.py")
+    )
     if not found:
         pytest.skip("Label Studio is not installed")
     return "\n".join(p.read_text("utf-8") for p in found)
@@ -45,21 +47,28 @@ def test_private_settings_are_label_studio_settings():
         if name == "DJANGO_SETTINGS_MODULE":
             continue
         bare = name.removeprefix("LABEL_STUDIO_")
-        assert re.search(rf"get_(bool_)?env(_list)?\('{bare}'", source), f"{bare} is not read by Label Studio"
+        assert re.search(rf"get_(bool_)?env(_list)?\('{bare}'", source), (
+            f"{bare} is not read by Label Studio"
+        )
 
 
 def _form_post(web: httpx.Client, url: str, **fields) -> httpx.Response:
     """GET a Django form page for its CSRF cookie, then POST `fields` to it as a browser would."""
     web.get(url)
-    return web.post(url, headers={"Referer": url},
-                    data={"csrfmiddlewaretoken": web.cookies.get("csrftoken", ""), **fields})
+    return web.post(
+        url,
+        headers={"Referer": url},
+        data={"csrfmiddlewaretoken": web.cookies.get("csrftoken", ""), **fields},
+    )
 
 
 @pytest.mark.labelstudio
 def test_signup_without_invite_is_refused(ls_server, ls_client):
     email = f"walkin-{uuid.uuid4().hex[:6]}@people.example"
     with httpx.Client(timeout=30) as web:
-        resp = _form_post(web, f"{ls_server.url}/user/signup/", email=email, password="Walk-in-pass-123")
+        resp = _form_post(
+            web, f"{ls_server.url}/user/signup/", email=email, password="Walk-in-pass-123"
+        )
     assert resp.status_code == 403
     assert email not in {u.get("email") for u in ls_client.list_users()}
 
@@ -72,7 +81,10 @@ def test_foreign_host_header_is_refused(ls_server, ls_conn):
         resp = httpx.get(ls_server.url + path, headers={**auth, "Host": "evil.example"})
         assert resp.status_code == 400, path
     for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
-        assert httpx.get(ls_server.url + "/api/projects/", headers={**auth, "Host": host}).status_code == 200
+        assert (
+            httpx.get(ls_server.url + "/api/projects/", headers={**auth, "Host": host}).status_code
+            == 200
+        )
 
 
 def _login(url: str, email: str, password: str) -> httpx.Client:
@@ -94,21 +106,34 @@ def test_add_user_creates_an_account_that_can_log_in(ls_server):
         assert web.get(f"{ls_server.url}/api/current-user/whoami").status_code in (401, 403)
     again = CliRunner().invoke(cli, ["server", "add-user", email, "--data-dir", ls_server.data_dir])
     assert again.exit_code == 1
-    assert again.output == "Error: a user with that e-mail already exists on the local Label Studio\n"
+    assert (
+        again.output == "Error: a user with that e-mail already exists on the local Label Studio\n"
+    )
 
 
 def _push_args() -> list[str]:
     """`--create` where push has it (push creates an unknown project only when asked)."""
-    out = subprocess.run([sys.executable, "-m", "spanbank", "push", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "spanbank", "push", "--help"], capture_output=True, text=True
+    )
     return ["--create"] if "--create" in out.stdout else []
 
 
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--disable-default-apps", "--disable-domain-reliability"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+]
 
 
-def _browse(url: str, email: str, password: str, project_id: int, task_id: int, proxy: str) -> list[str]:
+def _browse(
+    url: str, email: str, password: str, project_id: int, task_id: int, proxy: str
+) -> list[str]:
     """Open the login, signup, projects and labeling pages in headless Chromium whose proxy is
     `proxy`; return the URLs it loaded (so the test knows the pages really ran)."""
     playwright = pytest.importorskip("playwright.sync_api")
@@ -116,8 +141,12 @@ def _browse(url: str, email: str, password: str, project_id: int, task_id: int, 
         pytest.skip("no /usr/bin/chromium")
     seen: list[str] = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=BROWSER_ARGS, proxy={"server": proxy, "bypass": NO_PROXY})
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=BROWSER_ARGS,
+            proxy={"server": proxy, "bypass": NO_PROXY},
+        )
         page = browser.new_page()
         page.on("request", lambda r: seen.append(r.url))
         page.goto(f"{url}/user/signup/")
@@ -147,7 +176,10 @@ def test_nothing_leaves_the_machine(private, tmp_path):
     assert canary().startswith("CONNECT pypi.org:443")
     url, key = server.connection(env_file=info.env_file)
     client = LabelStudioClient(url, key)
-    texts = {"p1": "The mayor said “roads will reopen” on Monday.", "p2": "Ana López warned of delays."}
+    texts = {
+        "p1": "The mayor said “roads will reopen” on Monday.",
+        "p2": "Ana López warned of delays.",
+    }
     corpus = tmp_path / "c"
     make_corpus(corpus, texts)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
@@ -155,8 +187,13 @@ def test_nothing_leaves_the_machine(private, tmp_path):
     project = f"priv-{uuid.uuid4().hex[:6]}"
 
     def sb(*args):
-        out = subprocess.run([sys.executable, "-m", "spanbank", "--corpus", str(corpus), *args],
-                             env=env, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-m", "spanbank", "--corpus", str(corpus), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, (args, out.stderr)
 
     sb("push", "--project", project, *_push_args())
@@ -165,13 +202,16 @@ def test_nothing_leaves_the_machine(private, tmp_path):
     annotator = client.create_user(f"priv-{uuid.uuid4().hex[:6]}@people.example")
     for t in tasks:
         text = t["data"]["text"]
-        client.create_annotation(t["id"], [region("r1", text, text.split()[1], "SPEAKER")],
-                                 completed_by=annotator["id"])
+        client.create_annotation(
+            t["id"], [region("r1", text, text.split()[1], "SPEAKER")], completed_by=annotator["id"]
+        )
     sb("pull", "--project", project)
     password = server.read_env_file(info.env_file)["LABEL_STUDIO_PASSWORD"]
     browser_sink = Sink()
     try:
-        seen = _browse(url, server.ADMIN_EMAIL, password, proj["id"], tasks[0]["id"], browser_sink.url)
+        seen = _browse(
+            url, server.ADMIN_EMAIL, password, proj["id"], tasks[0]["id"], browser_sink.url
+        )
         time.sleep(3)  # analytics and error reports are sent from background threads
         browser_lines = [line for line in browser_sink.first_lines() if not _chromium_own(line)]
     finally:

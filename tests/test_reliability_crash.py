@@ -53,7 +53,15 @@ def _result(text, variant):
     out = [region("q", text, "“Rents will fall,”", "QUOTE"), region("c", text, "said", "CUE")]
     if variant % 2:
         out.append(region("s", text, "the mayor", "SPEAKER"))
-        out.append({"from_id": "q", "to_id": "s", "type": "relation", "direction": "right", "labels": ["said_by"]})
+        out.append(
+            {
+                "from_id": "q",
+                "to_id": "s",
+                "type": "relation",
+                "direction": "right",
+                "labels": ["said_by"],
+            }
+        )
     if variant % 3 == 2:
         out.append(region("r", text, "Ms Ruiz", "SPEAKER"))
     return out
@@ -70,8 +78,13 @@ class Runner:
 
     def run(self, corpus: Path, *args) -> tuple[subprocess.CompletedProcess, float]:
         """A clean run; also returns how long it ran past its marker (the kill window)."""
-        proc = subprocess.Popen(self.cmd(corpus, *args), env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            self.cmd(corpus, *args),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         marked = self._wait_marker(proc, corpus, args)
         out, err = proc.communicate(timeout=600)
         span = time.monotonic() - marked if marked else 0.0
@@ -81,8 +94,12 @@ class Runner:
 
     def kill(self, corpus: Path, *args, delay: float) -> bool:
         """Start the command, SIGKILL it `delay` s after its marker; True if it was still running."""
-        proc = subprocess.Popen(self.cmd(corpus, *args), env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            self.cmd(corpus, *args),
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self._wait_marker(proc, corpus, args)
         time.sleep(delay)
         killed = proc.poll() is None
@@ -107,6 +124,7 @@ class Runner:
                     return bool(lock.read_bytes().strip())
                 except FileNotFoundError:
                     return False
+
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if marker():
@@ -171,14 +189,17 @@ def world(tmp_path_factory, ls_conn, ls_client):
     summary = workflow.run(ls_push.push_batch(base0, project, client=ls_client, overlap=2))
     ls_pull.pseudonym_key(base0)
     tag = uuid.uuid4().hex[:6]
-    users = [ls_client.create_user(f"crash{i}-{tag}@example.org", f"crash{i}{tag}") for i in range(2)]
+    users = [
+        ls_client.create_user(f"crash{i}-{tag}@example.org", f"crash{i}{tag}") for i in range(2)
+    ]
     tasks = base0.read("tasks")
     tid = dict(zip(tasks["article_id"], tasks["ls_task_id"], strict=True))
     posted = {}
     for i in range(40):
         for k, u in enumerate(users):
-            posted[i, k] = ls_client.create_annotation(tid[f"k{i:03d}"], _result(_text(i), i + k),
-                                                       completed_by=u["id"])["id"]
+            posted[i, k] = ls_client.create_annotation(
+                tid[f"k{i:03d}"], _result(_text(i), i + k), completed_by=u["id"]
+            )["id"]
     base1 = copy(base0, root / "base1")
     workflow.run(ls_pull.pull(base1, project, client=ls_client))
     for i in range(5):
@@ -187,9 +208,18 @@ def world(tmp_path_factory, ls_conn, ls_client):
         ls_client.delete_annotation(posted[i, 1])
     for i in range(40, 50):
         for k, u in enumerate(users):
-            ls_client.create_annotation(tid[f"k{i:03d}"], _result(_text(i), i + k), completed_by=u["id"])
-    return {"root": root, "runner": Runner(env), "project": project, "base0": base0, "base1": base1,
-            "pid": summary["ls_project_id"], "n": n}
+            ls_client.create_annotation(
+                tid[f"k{i:03d}"], _result(_text(i), i + k), completed_by=u["id"]
+            )
+    return {
+        "root": root,
+        "runner": Runner(env),
+        "project": project,
+        "base0": base0,
+        "base1": base1,
+        "pid": summary["ls_project_id"],
+        "n": n,
+    }
 
 
 def test_push_killed_at_random_points(world, tmp_path, ls_client):
@@ -203,7 +233,9 @@ def test_push_killed_at_random_points(world, tmp_path, ls_client):
     for trial in range(TRIALS):
         corpus = make_corpus(tmp_path / f"t{trial}", texts)
         project = f"crashpush-{uuid.uuid4().hex[:8]}"
-        killed += runner.kill(corpus.path, *args, "--project", project, delay=rng.uniform(0, window))
+        killed += runner.kill(
+            corpus.path, *args, "--project", project, delay=rng.uniform(0, window)
+        )
         tables = readable(corpus)
         recorded = set(tables.get("tasks", pd.DataFrame(columns=["article_id"]))["article_id"])
         FIGURES["push_leftover_tmp_files"] += leftovers(corpus.path)
@@ -283,10 +315,27 @@ def test_adjudicate_killed_at_random_points(world, pulled, tmp_path):
 def test_export_killed_at_random_points(world, pulled, tmp_path):
     runner, rng = world["runner"], random.Random(SEED + 3)
     corpus = copy(pulled, tmp_path / "c")
-    runner.run(corpus.path, "adjudicate", "--strategy", "majority", "--project", world["project"], "--quiet")
+    runner.run(
+        corpus.path,
+        "adjudicate",
+        "--strategy",
+        "majority",
+        "--project",
+        world["project"],
+        "--quiet",
+    )
 
     def args(out):
-        return ("export", "--format", EXPORT_FORMATS, "--project", world["project"], "--out", out, "--quiet")
+        return (
+            "export",
+            "--format",
+            EXPORT_FORMATS,
+            "--project",
+            world["project"],
+            "--out",
+            out,
+            "--quiet",
+        )
 
     ref_out = tmp_path / "ref" / "ds"
     _, window = runner.run(corpus.path, *args(ref_out))
@@ -306,7 +355,9 @@ def test_export_killed_at_random_points(world, pulled, tmp_path):
         runner.run(corpus.path, *args(out))
         assert verify(out) == []
         assert json.loads((out / "manifest.json").read_text())["files"] == ref_files
-        assert not any(out.parent.glob(f".{out.name}.*")), "the re-run removes what the killed export left"
+        assert not any(out.parent.glob(f".{out.name}.*")), (
+            "the re-run removes what the killed export left"
+        )
     FIGURES["export_trials"] += TRIALS
     FIGURES["export_killed_mid_run"] += killed
     FIGURES["export_absent_after_kill"] += absent
@@ -344,7 +395,9 @@ def _brat_input(root: Path, n: int) -> Path:
             (root / f"b{i:03d}_{who}.ann").write_text(
                 f"T1\tContent {q} {q + 18}\t“Rents will fall,”\nT2\tCue {c} {c + 4}\tsaid\n"
                 f"T3\tSource {s} {s + 9}\tthe mayor\nT4\tWrong 0 3\tnot\n"
-                "E1\tAttribution:T2 Content:T1 Source:T3 Cue:T2\n", encoding="utf-8")
+                "E1\tAttribution:T2 Content:T1 Source:T3 Cue:T2\n",
+                encoding="utf-8",
+            )
     return root
 
 
@@ -357,12 +410,19 @@ def test_brat_ingest_killed_at_every_write_boundary(tmp_path):
     Runner(dict(os.environ)).run(ref.path, *args)
     want_spans = len(ref.read("spans"))
     writes, killed = 0, 0
-    for n in range(20):  # more than the writes a brat ingest makes; the loop stops at the first clean exit
+    for n in range(
+        20
+    ):  # more than the writes a brat ingest makes; the loop stops at the first clean exit
         corpus = Corpus.init(tmp_path / f"k{n}")
         if (ref.path / ls_pull.PSEUDONYM_KEY_FILE).exists():  # the same pseudonyms as the reference
             shutil.copy2(ref.path / ls_pull.PSEUDONYM_KEY_FILE, corpus.path)
         cmd = [sys.executable, "-c", KILL_AT_WRITE, "--corpus", str(corpus.path), *args]
-        done = subprocess.run(cmd, env={**os.environ, "SPANBANK_KILL_AT_WRITE": str(n)}, capture_output=True, text=True)
+        done = subprocess.run(
+            cmd,
+            env={**os.environ, "SPANBANK_KILL_AT_WRITE": str(n)},
+            capture_output=True,
+            text=True,
+        )
         if done.returncode == 0:
             writes = n
             break
@@ -371,14 +431,18 @@ def test_brat_ingest_killed_at_every_write_boundary(tmp_path):
         tables = readable(corpus)
         ann = tables.get("annotations", pd.DataFrame(columns=["annotation_id"]))
         spans = tables.get("spans", pd.DataFrame(columns=["annotation_id"]))
-        assert set(ann["annotation_id"]) <= set(spans["annotation_id"]), "annotations stored without their spans"
+        assert set(ann["annotation_id"]) <= set(spans["annotation_id"]), (
+            "annotations stored without their spans"
+        )
         FIGURES["brat_ingest_leftover_tmp_files"] += leftovers(corpus.path)
         Runner(dict(os.environ)).run(corpus.path, *args)
         got, want = state(corpus), state(ref)
         assert sorted(got) == sorted(want)
         for name in got:  # an import is stamped with the time it ran
             stamped = [c for c in ("created_at", "updated_at") if c in got[name]]
-            pd.testing.assert_frame_equal(got[name].drop(columns=stamped), want[name].drop(columns=stamped), obj=name)
+            pd.testing.assert_frame_equal(
+                got[name].drop(columns=stamped), want[name].drop(columns=stamped), obj=name
+            )
         assert len(corpus.read("spans")) == want_spans
         FIGURES["brat_ingest_annotations_checked"] += len(corpus.read("annotations"))
     assert writes >= 6, "the harness counted too few writes to have covered the ingest"

@@ -47,7 +47,15 @@ def _result(text, variant=0):
     out = [region("q", text, "“Prices will rise,”", "QUOTE"), region("c", text, "said", "CUE")]
     if variant:
         out.append(region("s", text, "the minister", "SPEAKER"))
-        out.append({"from_id": "q", "to_id": "s", "type": "relation", "direction": "right", "labels": ["said_by"]})
+        out.append(
+            {
+                "from_id": "q",
+                "to_id": "s",
+                "type": "relation",
+                "direction": "right",
+                "labels": ["said_by"],
+            }
+        )
     return out
 
 
@@ -68,11 +76,28 @@ def until_done(make, label: str) -> tuple[dict, list[str]]:
 def pulled_state(corpus: Corpus) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What a pull stored, without the columns that depend on when it ran."""
     ann = corpus.read("annotations")
-    ann = ann.assign(deleted=ann["deleted_at"].notna())[
-        ["annotation_id", "ls_annotation_id", "article_id", "annotator", "version", "superseded",
-         "cancelled", "deleted"]].sort_values("annotation_id").reset_index(drop=True)
+    ann = (
+        ann.assign(deleted=ann["deleted_at"].notna())[
+            [
+                "annotation_id",
+                "ls_annotation_id",
+                "article_id",
+                "annotator",
+                "version",
+                "superseded",
+                "cancelled",
+                "deleted",
+            ]
+        ]
+        .sort_values("annotation_id")
+        .reset_index(drop=True)
+    )
     spans = corpus.read("spans").sort_values(["annotation_id", "span_id"]).reset_index(drop=True)
-    rels = corpus.read("relations").sort_values(["annotation_id", "from_span_id", "to_span_id"]).reset_index(drop=True)
+    rels = (
+        corpus.read("relations")
+        .sort_values(["annotation_id", "from_span_id", "to_span_id"])
+        .reset_index(drop=True)
+    )
     rej = corpus.read("rejects")[["annotation_id", "span_id", "reason"]]
     rej = rej.sort_values(["annotation_id", "reason"]).reset_index(drop=True)
     return ann, spans, rels, rej
@@ -87,7 +112,9 @@ def assert_same_pull(got: Corpus, want: Corpus) -> None:
 @pytest.fixture(scope="module")
 def users(ls_client):
     tag = uuid.uuid4().hex[:6]
-    return [ls_client.create_user(f"fault{i}-{tag}@example.org", f"fault{i}{tag}") for i in range(2)]
+    return [
+        ls_client.create_user(f"fault{i}-{tag}@example.org", f"fault{i}{tag}") for i in range(2)
+    ]
 
 
 @pytest.fixture
@@ -97,15 +124,21 @@ def proxy(ls_server):
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))
-def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, proxy, users, project_name):
+def test_push_pull_under_random_faults(
+    trial, tmp_path, ls_conn, ls_client, proxy, users, project_name
+):
     """Seeded random faults on every request: the re-runs converge on exactly the clean result."""
     n = 40
     corpus = make_corpus(tmp_path / "c", {f"f{i:03d}": _text(i) for i in range(n)})
     proxy.plan = random_plan(seed=1000 + trial, rate=RATE)
     faulty = LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)
 
-    push, errors = until_done(lambda: ls_push.push_batch(corpus, project_name, client=faulty, overlap=2,
-                                                      chunk_size=7, preannotate="rules"), "push")
+    push, errors = until_done(
+        lambda: ls_push.push_batch(
+            corpus, project_name, client=faulty, overlap=2, chunk_size=7, preannotate="rules"
+        ),
+        "push",
+    )
     pid = push["ls_project_id"]
     on_server = server_articles(ls_client, pid)
     assert len(on_server) == n and on_server.is_unique, "one task per article on the server"
@@ -129,13 +162,17 @@ def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, prox
         plan, proxy.plan = proxy.plan, None
         workflow.run(ls_pull.pull(reference, project_name, client=clean))
         proxy.plan = plan
-        summary, errors = until_done(lambda: ls_pull.pull(corpus, project_name, client=faulty), "pull")
+        summary, errors = until_done(
+            lambda: ls_pull.pull(corpus, project_name, client=faulty), "pull"
+        )
         FIGURES["pull_runs"] += 1 + len(errors)
         assert_same_pull(corpus, reference)
         if round_ == 0:  # edits, deletions and new work for the incremental pull
             ls_client.update_annotation(posted[("f000", 0)], result=_result(_text(0), 1))
             ls_client.delete_annotation(posted[("f001", 1)])
-            ls_client.create_annotation(tid["f020"], _result(_text(20)), completed_by=users[0]["id"])
+            ls_client.create_annotation(
+                tid["f020"], _result(_text(20)), completed_by=users[0]["id"]
+            )
     final = corpus.read("annotations")
     assert len(final) == 2 * 16 + 2 and final["deleted_at"].notna().sum() == 1
     FIGURES["faults_injected"] += sum(proxy.injected.values())
@@ -145,7 +182,9 @@ def test_push_pull_under_random_faults(trial, tmp_path, ls_conn, ls_client, prox
     _report()
 
 
-def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy, users, project_name):
+def test_pull_survives_server_down_and_back(
+    tmp_path, ls_conn, ls_client, proxy, users, project_name
+):
     """The server goes away mid-pull (the proxy stops listening) and comes back.
 
     Restarting the session's real server would disrupt other tests sharing it, so the proxy
@@ -159,7 +198,9 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
     ls_pull.pseudonym_key(corpus)
     tasks = corpus.read("tasks")
     for i, (aid, t) in enumerate(zip(tasks["article_id"], tasks["ls_task_id"], strict=True)):
-        ls_client.create_annotation(int(t), _result(_text(int(aid[1:])), i % 2), completed_by=users[i % 2]["id"])
+        ls_client.create_annotation(
+            int(t), _result(_text(int(aid[1:])), i % 2), completed_by=users[i % 2]["id"]
+        )
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
     workflow.run(ls_pull.pull(reference, project_name, client=clean))
@@ -197,7 +238,9 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
         t.join(30)
         proxy.resume()
         proxy.plan = None
-        workflow.run(ls_pull.pull(trial, project_name, client=client))  # the re-run after the restart
+        workflow.run(
+            ls_pull.pull(trial, project_name, client=client)
+        )  # the re-run after the restart
         assert_same_pull(trial, reference)
     assert outcomes["stopped"] >= 1  # the long outages outlast the retries
     FIGURES["outage_trials"] += sum(outcomes.values())
@@ -206,11 +249,24 @@ def test_pull_survives_server_down_and_back(tmp_path, ls_conn, ls_client, proxy,
     assert push["pushed"] == 30
 
 
-def test_cli_persistent_503_is_one_line_and_rerun_finishes(tmp_path, ls_conn, ls_client, proxy, project_name):
+def test_cli_persistent_503_is_one_line_and_rerun_finishes(
+    tmp_path, ls_conn, ls_client, proxy, project_name
+):
     """Every request answered 503: the command retries, then prints one line; a re-run finishes."""
     corpus = make_corpus(tmp_path / "c", {f"e{i}": _text(i) for i in range(5)})
     env = {**os.environ, "LABEL_STUDIO_URL": proxy.url, "LABEL_STUDIO_API_KEY": ls_conn[1]}
-    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name, "--create", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "spanbank",
+        "--corpus",
+        str(corpus.path),
+        "push",
+        "--project",
+        project_name,
+        "--create",
+        "--json",
+    ]
     proxy.plan = lambda m, p, n: "status:503"
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
@@ -223,7 +279,9 @@ def test_cli_persistent_503_is_one_line_and_rerun_finishes(tmp_path, ls_conn, ls
     assert server_articles(ls_client, json.loads(out.stdout)["ls_project_id"]).is_unique
 
 
-def test_slow_import_past_the_timeout_makes_no_duplicates(tmp_path, ls_conn, ls_client, proxy, project_name):
+def test_slow_import_past_the_timeout_makes_no_duplicates(
+    tmp_path, ls_conn, ls_client, proxy, project_name
+):
     """An import the client gave up on (timeout) still lands on the server: no duplicate tasks."""
     corpus = make_corpus(tmp_path / "c", {f"s{i:02d}": _text(i) for i in range(12)})
     imports = Counter()
@@ -242,14 +300,18 @@ def test_slow_import_past_the_timeout_makes_no_duplicates(tmp_path, ls_conn, ls_
     old = client_mod.LONG_TIMEOUT_S
     client_mod.LONG_TIMEOUT_S = 1.0
     try:
-        summary, errors = until_done(lambda: ls_push.push_batch(corpus, project_name, client=client, chunk_size=4),
-                                     "slow-push")
+        summary, errors = until_done(
+            lambda: ls_push.push_batch(corpus, project_name, client=client, chunk_size=4),
+            "slow-push",
+        )
     finally:
         client_mod.LONG_TIMEOUT_S = old
     assert imports["n"] > 12 // 4, "the delayed import was given up on and sent again"
     time.sleep(3)  # let the late import land, then re-run to reconcile
     proxy.plan = None
-    again = workflow.run(ls_push.push_batch(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
+    again = workflow.run(
+        ls_push.push_batch(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1]))
+    )
     pid = again["ls_project_id"]
     on_server = server_articles(ls_client, pid)
     assert on_server.is_unique and len(on_server) == 12, on_server.value_counts().head()

@@ -261,7 +261,9 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
         2,
         3,
     )
-    rv = next(p for p in corpus_status(corpus)["projects"] if p["project"] == f"{project_name}-review")
+    rv = next(
+        p for p in corpus_status(corpus)["projects"] if p["project"] == f"{project_name}-review"
+    )
     assert (rv["pushed"], rv["annotated"], rv["pending"], rv["annotators"]) == (2, 2, 0, 1)
 
     # 5. exports use the reviewed gold

@@ -36,7 +36,9 @@ def corpus(tmp_path) -> Corpus:
 
 @pytest.fixture
 def annotated(corpus, tmp_path) -> Corpus:
-    ingest_paths(corpus, [brat_folder(tmp_path / "b", {"d1": TEXT, "d2": "Ms Ruiz said no.\n"})], fmt="brat")
+    ingest_paths(
+        corpus, [brat_folder(tmp_path / "b", {"d1": TEXT, "d2": "Ms Ruiz said no.\n"})], fmt="brat"
+    )
     return corpus
 
 
@@ -93,10 +95,14 @@ def test_export_out_dot_is_refused_and_leaves_nothing(annotated, tmp_path, monke
 def test_cli_export_into_the_corpus_parent_keeps_everything(annotated, tmp_path):
     p = tmp_path / "p"
     p.mkdir()
-    (p / "manifest.json").write_text(json.dumps({"manifest_version": 1, "spanbank_version": "0", "files": {}}))
+    (p / "manifest.json").write_text(
+        json.dumps({"manifest_version": 1, "spanbank_version": "0", "files": {}})
+    )
     (p / "NOTES.md").write_text("x")
     os.rename(annotated.path, p / "corpus")
-    result = CliRunner().invoke(cli, ["--corpus", str(p / "corpus"), "export", "--format", "jsonl", "--out", str(p)])
+    result = CliRunner().invoke(
+        cli, ["--corpus", str(p / "corpus"), "export", "--format", "jsonl", "--out", str(p)]
+    )
     assert result.exit_code == 1 and "corpus/ holds a corpus" in result.output
     assert (p / "NOTES.md").exists() and (p / "corpus" / "spanbank.yaml").exists()
 
@@ -177,7 +183,10 @@ def test_brat_attribute_lines_take_linear_work():
 
 
 def test_ids_with_control_characters_are_refused_with_a_reason(corpus, tmp_path):
-    rows = [{"id": i, "text": f"Text of {i!r}."} for i in ("x\ny", "nul\x00id", "tab\tid", "ok-1", "sep\u2028x")]
+    rows = [
+        {"id": i, "text": f"Text of {i!r}."}
+        for i in ("x\ny", "nul\x00id", "tab\tid", "ok-1", "sep\u2028x")
+    ]
     src = tmp_path / "a.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     summary = ingest_paths(corpus, [src])
@@ -187,19 +196,38 @@ def test_ids_with_control_characters_are_refused_with_a_reason(corpus, tmp_path)
     assert "'x\\ny'" in summary.refused[0] and "\n" not in "".join(summary.refused)
 
 
-ODD_IDS = [".", "..", "a/b", "../up", "with space", "ünï cödé", "100%", "%41", "a.b", "-x", "_y",
-           "x" * 300, "é" * 200]
+ODD_IDS = [
+    ".",
+    "..",
+    "a/b",
+    "../up",
+    "with space",
+    "ünï cödé",
+    "100%",
+    "%41",
+    "a.b",
+    "-x",
+    "_y",
+    "x" * 300,
+    "é" * 200,
+]
 
 
 def test_brat_export_names_stay_in_their_split_and_round_trip(tmp_path):
     corpus = Corpus.init(tmp_path / "c")
     src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps({"id": a, "text": f"The mayor said {k}."}) + "\n"
-                           for k, a in enumerate(ODD_IDS)), encoding="utf-8")
+    src.write_text(
+        "".join(
+            json.dumps({"id": a, "text": f"The mayor said {k}."}) + "\n"
+            for k, a in enumerate(ODD_IDS)
+        ),
+        encoding="utf-8",
+    )
     assert ingest_paths(corpus, [src]).added == len(ODD_IDS)
     ann = tmp_path / "ann"
     ann.mkdir()
     from spanbank.export.brat import file_stem
+
     for k, a in enumerate(ODD_IDS):  # a human annotation per article, through brat import
         (ann / f"{file_stem(a)}.txt").write_text(f"The mayor said {k}.", encoding="utf-8")
         (ann / f"{file_stem(a)}_alice.ann").write_text(ANN, encoding="utf-8")
@@ -207,7 +235,11 @@ def test_brat_export_names_stay_in_their_split_and_round_trip(tmp_path):
     assert len(hashed) == 2
     (ann / "article_ids.json").write_text(json.dumps(hashed), encoding="utf-8")
     summary = ingest_paths(corpus, [ann], fmt="brat")
-    assert summary.added == 0 and summary.unchanged == len(ODD_IDS) and summary.annotations == len(ODD_IDS)
+    assert (
+        summary.added == 0
+        and summary.unchanged == len(ODD_IDS)
+        and summary.annotations == len(ODD_IDS)
+    )
     out = tmp_path / "e"
     export_dataset(corpus, "brat", out, split="train=1")
     files = [p for p in (out / "brat").rglob("*") if p.is_file()]
@@ -222,14 +254,15 @@ def test_brat_export_names_stay_in_their_split_and_round_trip(tmp_path):
     assert sorted(back.read("articles")["article_id"]) == sorted(ODD_IDS)
 
 
-
 # -- 12.13: a YAML alias bomb in a schema is refused before it is expanded -------------------------
 
 
 def _bomb(levels: int) -> str:
     lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     lines += [f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]" for k in range(1, levels)]
-    return "\n".join(lines) + f"""
+    return (
+        "\n".join(lines)
+        + f"""
 name: bomb
 version: 1
 labels:
@@ -238,6 +271,7 @@ labels:
       type:
         values: *l{levels - 1}
 """
+    )
 
 
 def test_schema_alias_bomb_is_refused(tmp_path):
@@ -249,7 +283,9 @@ def test_schema_alias_bomb_is_refused(tmp_path):
     with pytest.raises(SchemaError, match="alias bomb"):
         load_schema(bomb)
     result = CliRunner().invoke(cli, ["schema", "show", str(bomb)])
-    assert result.exit_code == 1 and result.output.count("\n") == 1 and "alias bomb" in result.output
+    assert (
+        result.exit_code == 1 and result.output.count("\n") == 1 and "alias bomb" in result.output
+    )
     (tmp_path / "self.yaml").write_text("name: &n [*n]\nversion: 1\nlabels: {A: {}}\n")
     with pytest.raises(SchemaError):
         load_schema(tmp_path / "self.yaml")
@@ -263,7 +299,8 @@ def test_schema_with_a_few_aliases_still_loads(tmp_path):
 
     (tmp_path / "s.yaml").write_text(
         "name: s\nversion: 1\nlabels:\n  QUOTE:\n    attributes:\n      type: &t {values: [a, b]}\n"
-        "  EVENT:\n    attributes:\n      type: *t\n")
+        "  EVENT:\n    attributes:\n      type: *t\n"
+    )
     assert load_schema(tmp_path / "s.yaml").labels["EVENT"].attributes["type"].values == ("a", "b")
 
 
@@ -272,12 +309,15 @@ def test_schema_with_a_few_aliases_still_loads(tmp_path):
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 
 
-@pytest.mark.parametrize("name, data, what", [
-    ("pic.txt", PNG, "a PNG image"),
-    ("doc.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
-    ("rows.jsonl", b"PK\x03\x04\x14\x00\x00\x00", "a zip archive"),
-    ("rows.csv", b"text\nabc\x00def\n", "a NUL byte at byte 8"),
-])
+@pytest.mark.parametrize(
+    "name, data, what",
+    [
+        ("pic.txt", PNG, "a PNG image"),
+        ("doc.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document"),
+        ("rows.jsonl", b"PK\x03\x04\x14\x00\x00\x00", "a zip archive"),
+        ("rows.csv", b"text\nabc\x00def\n", "a NUL byte at byte 8"),
+    ],
+)
 def test_binary_files_are_named_not_sent_to_encoding(corpus, tmp_path, name, data, what):
     from spanbank.errors import IngestError
 
@@ -298,7 +338,9 @@ def test_utf16_text_with_nul_bytes_is_still_text(corpus, tmp_path):
 def test_gzip_jsonl_csv_and_txt_are_read_directly(corpus, tmp_path):
     import gzip
 
-    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"id": "j1", "text": "From JSON Lines."}\n'))
+    (tmp_path / "a.jsonl.gz").write_bytes(
+        gzip.compress(b'{"id": "j1", "text": "From JSON Lines."}\n')
+    )
     (tmp_path / "b.csv.gz").write_bytes(gzip.compress(b"id,text\nc1,From CSV.\n"))
     (tmp_path / "c.txt.gz").write_bytes(gzip.compress("Title\nFrom text ü.".encode()))
     summary = ingest_paths(corpus, [tmp_path])
@@ -308,6 +350,7 @@ def test_gzip_jsonl_csv_and_txt_are_read_directly(corpus, tmp_path):
     assert "Title\nFrom text ü." in set(arts)
     (tmp_path / "bad.jsonl.gz").write_bytes(gzip.compress(b'{"id": "x", "text": "t"}\n')[:-12])
     from spanbank.errors import IngestError
+
     with pytest.raises(IngestError, match="bad.jsonl.gz: not a readable gzip file"):
         ingest_paths(corpus, [tmp_path / "bad.jsonl.gz"])
 
@@ -318,7 +361,9 @@ def _mixed_folder(tmp_path: Path) -> Path:
     (d / "a.jsonl").write_text('{"id": "a1", "text": "Good one."}\n{"id": "a2", "text": ""}\n')
     (d / "b.txt").write_bytes(PNG)
     (d / "c.csv").write_text("id,text\nc1,Also good.\n")
-    (d / "d.jsonl").write_bytes(b'{"id": "d1", "text": "partly read"}\n' + "\xff".encode("latin-1") + b"\n")
+    (d / "d.jsonl").write_bytes(
+        b'{"id": "d1", "text": "partly read"}\n' + "\xff".encode("latin-1") + b"\n"
+    )
     return d
 
 
@@ -333,9 +378,15 @@ def test_skip_bad_leaves_out_each_bad_file_with_its_reason(corpus, tmp_path, mon
     with pytest.raises(IngestError, match="b.txt: a PNG image"):
         ingest_paths(corpus, [d])
     summary = ingest_paths(corpus, [d], skip_bad=True)
-    assert sorted(corpus.read("articles")["article_id"]) == ["a1", "c1"]  # nothing of d.jsonl either
+    assert sorted(corpus.read("articles")["article_id"]) == [
+        "a1",
+        "c1",
+    ]  # nothing of d.jsonl either
     assert summary.added == 2 and len(summary.skipped) == 2
-    assert "b.txt: a PNG image" in summary.skipped[0] and "d.jsonl: not valid utf-8" in summary.skipped[1]
+    assert (
+        "b.txt: a PNG image" in summary.skipped[0]
+        and "d.jsonl: not valid utf-8" in summary.skipped[1]
+    )
     assert summary.refused == [f"{d / 'a.jsonl'}:2: text is empty or whitespace only"]
 
 
@@ -345,7 +396,11 @@ def test_cli_skip_bad_and_strict(tmp_path):
     c = str(tmp_path / "c")
     assert runner.invoke(cli, ["--corpus", c, "init"]).exit_code == 0
     plain = runner.invoke(cli, ["--corpus", c, "ingest", str(d)])
-    assert plain.exit_code == 1 and plain.output.startswith("Error: ") and plain.output.count("\n") == 1
+    assert (
+        plain.exit_code == 1
+        and plain.output.startswith("Error: ")
+        and plain.output.count("\n") == 1
+    )
     ok = runner.invoke(cli, ["--corpus", c, "ingest", str(d), "--skip-bad", "--json"])
     assert ok.exit_code == 0, ok.output
     out = json.loads(ok.output)
@@ -353,7 +408,12 @@ def test_cli_skip_bad_and_strict(tmp_path):
     strict = runner.invoke(cli, ["--corpus", c, "ingest", str(d), "--skip-bad", "--strict"])
     assert strict.exit_code == 1 and "Error: --strict: 3 " in strict.output
     (tmp_path / "fine.jsonl").write_text('{"id": "f1", "text": "Fine."}\n')
-    assert runner.invoke(cli, ["--corpus", c, "ingest", str(tmp_path / "fine.jsonl"), "--strict"]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli, ["--corpus", c, "ingest", str(tmp_path / "fine.jsonl"), "--strict"]
+        ).exit_code
+        == 0
+    )
 
 
 def test_brat_skip_bad(corpus, tmp_path):
@@ -361,4 +421,6 @@ def test_brat_skip_bad(corpus, tmp_path):
     (d / "d2_alice.ann").write_bytes(b"\x1f\x8b\x08\x00garbage")
     summary = ingest_paths(corpus, [d], fmt="brat", skip_bad=True)
     assert summary.added == 2 and summary.annotations == 1
-    assert len(summary.skipped) == 1 and "d2_alice.ann: not a readable gzip file" in summary.skipped[0]
+    assert (
+        len(summary.skipped) == 1 and "d2_alice.ann: not a readable gzip file" in summary.skipped[0]
+    )

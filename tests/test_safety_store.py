@@ -34,8 +34,15 @@ ROOT = os.geteuid() == 0
 def _spanbank(*args, cwd=None, preexec_fn=None, timeout=120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     env.pop("SPANBANK_CORPUS", None)
-    return subprocess.run([sys.executable, "-m", "spanbank", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
+    return subprocess.run(
+        [sys.executable, "-m", "spanbank", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
 
 
 def _one_line_error(res: subprocess.CompletedProcess) -> str:
@@ -65,10 +72,19 @@ HOLD = (
 
 
 def _holder(corpus: Corpus, article_id: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
-                                                       str(Path(__file__).parent)])}
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(corpus.path), article_id], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[1] / "src"), str(Path(__file__).parent)]
+        ),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(corpus.path), article_id],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -91,7 +107,9 @@ def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path, how):
 
             def second(i=i, done=done):
                 with Corpus(corpus.path).writer(wait=60) as w:
-                    w.append("articles", article_rows({f"second{i}": "written by the second writer"}))
+                    w.append(
+                        "articles", article_rows({f"second{i}": "written by the second writer"})
+                    )
                 done.set()
 
             t = threading.Thread(target=second)
@@ -105,7 +123,11 @@ def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path, how):
     ids = set(corpus.read("articles")["article_id"])
     lost = sum(f"{w}{i}" not in ids for i in range(trials) for w in ("first", "second"))
     assert (excluded, lost) == (trials, 0)
-    FIGURES[f"lock_file_{how}"] = {"trials": trials, "second_writer_excluded": excluded, "rows_lost": lost}
+    FIGURES[f"lock_file_{how}"] = {
+        "trials": trials,
+        "second_writer_excluded": excluded,
+        "rows_lost": lost,
+    }
     print("\nSTORE FIGURES " + json.dumps(FIGURES))
 
 
@@ -116,7 +138,10 @@ def test_lock_error_names_the_holder_even_without_a_lock_file(tmp_path):
         with pytest.raises(LockError, match=f"pid {proc.pid}\\)"), Corpus(corpus.path).writer():
             pass
         (corpus.path / ".lock").unlink()
-        with pytest.raises(LockError, match="another spanbank process"), Corpus(corpus.path).writer():
+        with (
+            pytest.raises(LockError, match="another spanbank process"),
+            Corpus(corpus.path).writer(),
+        ):
             pass
     finally:
         proc.communicate("go\n", timeout=60)
@@ -151,8 +176,12 @@ def test_a_killed_ingest_leaves_a_spool_the_next_writer_removes(tmp_path):
     trials = int(os.environ.get("SPANBANK_CRASH_TRIALS", 3))
     left = removed = 0
     for k in range(trials):
-        proc = subprocess.Popen([sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "ingest", str(big)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "ingest", str(big)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         spool = _kill_when(proc, corpus.path, ".ingest.*.tmp")
         assert str(proc.pid) in spool  # the owner is named
         assert _temp_files(corpus.path) == [spool]
@@ -162,7 +191,11 @@ def test_a_killed_ingest_leaves_a_spool_the_next_writer_removes(tmp_path):
         assert _temp_files(corpus.path) == []
         removed += 1
     assert corpus.read("articles")["article_id"].tolist() == [f"s{k}" for k in range(trials)]
-    FIGURES["killed_ingest"] = {"trials": trials, "spools_left_by_kill": left, "removed_by_next_writer": removed}
+    FIGURES["killed_ingest"] = {
+        "trials": trials,
+        "spools_left_by_kill": left,
+        "removed_by_next_writer": removed,
+    }
     print("\nSTORE FIGURES " + json.dumps(FIGURES))
 
 
@@ -188,8 +221,10 @@ KILLED_TABLE_WRITE = (
 
 def test_a_killed_table_write_leaves_a_temp_file_the_next_writer_removes(tmp_path):
     corpus = Corpus.init(tmp_path / "corpus")
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_TABLE_WRITE, str(corpus.path)],
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_TABLE_WRITE, str(corpus.path)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
     left = _kill_when(proc, corpus.path, ".relations.parquet.*.tmp")
     assert str(proc.pid) in left
     # files an older spanbank left (no pid in the name) go too; a live process's spool stays
@@ -259,7 +294,9 @@ def _can_mount() -> bool:
     return ROOT and subprocess.run(["which", "mount"], capture_output=True).returncode == 0
 
 
-needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs root to mount a read-only or tiny file system")
+needs_mount = pytest.mark.skipif(
+    not _can_mount(), reason="needs root to mount a read-only or tiny file system"
+)
 
 
 @needs_mount
@@ -268,16 +305,25 @@ def test_read_only_corpus_is_readable_and_writes_say_what_to_do(tmp_path):
     (corpus.path / ".lock").unlink(missing_ok=True)  # a copy without it must be readable too
     before = {p.name: p.read_bytes() for p in corpus.path.iterdir() if p.is_file()}
     with _read_only_view(corpus.path, tmp_path / "ro") as ro:
-        for args in (["status"], ["agree", "--bootstrap", "0"],
-                     ["export", "--format", "jsonl", "--out", tmp_path / "out"]):
+        for args in (
+            ["status"],
+            ["agree", "--bootstrap", "0"],
+            ["export", "--format", "jsonl", "--out", tmp_path / "out"],
+        ):
             res = _spanbank("--corpus", ro, *args)
             assert res.returncode == 0, (args, res.stderr)
         assert (tmp_path / "out" / "manifest.json").is_file()
         url = ["--url", "http://127.0.0.1:9", "--api-key", "k"]
-        for args in (["ingest", _small_file(tmp_path)], ["adjudicate"], ["push", "--project", "news", *url],
-                     ["pull", "--project", "news", *url]):
+        for args in (
+            ["ingest", _small_file(tmp_path)],
+            ["adjudicate"],
+            ["push", "--project", "news", *url],
+            ["pull", "--project", "news", *url],
+        ):
             line = _one_line_error(_spanbank("--corpus", ro, *args))
-            assert "read-only" in line and ("make it writable" in line or "copy it elsewhere" in line), (args, line)
+            assert "read-only" in line and (
+                "make it writable" in line or "copy it elsewhere" in line
+            ), (args, line)
     assert {p.name: p.read_bytes() for p in corpus.path.iterdir() if p.is_file()} == before
 
 
@@ -329,7 +375,9 @@ def test_every_table_exists_empty_and_typed_from_init(tmp_path):
     for name, schema in {**TABLES, **EXTRA_TABLES}.items():
         path = corpus.table_path(name)
         assert pq.read_schema(path).remove_metadata() == schema, name
-        rel = duckdb.sql(f"SELECT * FROM '{path}'")  # a user's query never fails on an unwritten table
+        rel = duckdb.sql(
+            f"SELECT * FROM '{path}'"
+        )  # a user's query never fails on an unwritten table
         assert rel.columns == schema.names and rel.fetchall() == []
 
 
@@ -379,11 +427,19 @@ def _umask() -> int:
 # -- 14.5: outside a corpus ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [
-    ["ingest", "a.txt"], ["status"], ["agree"], ["adjudicate"], ["export", "--format", "jsonl"],
-    ["preannotate", "--eval"], ["push", "--project", "news", "--url", "http://127.0.0.1:9", "--api-key", "k"],
-    ["pull", "--project", "news", "--url", "http://127.0.0.1:9", "--api-key", "k"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ingest", "a.txt"],
+        ["status"],
+        ["agree"],
+        ["adjudicate"],
+        ["export", "--format", "jsonl"],
+        ["preannotate", "--eval"],
+        ["push", "--project", "news", "--url", "http://127.0.0.1:9", "--api-key", "k"],
+        ["pull", "--project", "news", "--url", "http://127.0.0.1:9", "--api-key", "k"],
+    ],
+)
 def test_commands_outside_a_corpus_say_so_and_create_nothing(tmp_path, args):
     (tmp_path / "a.txt").write_text("title\ntext\n")
     line = _one_line_error(_spanbank(*args, cwd=tmp_path))
@@ -393,8 +449,11 @@ def test_commands_outside_a_corpus_say_so_and_create_nothing(tmp_path, args):
 
 def test_library_readers_and_writers_refuse_a_missing_corpus(tmp_path):
     corpus = Corpus(tmp_path / "nowhere")
-    for call in (lambda: corpus.read("annotations"), lambda: corpus.writer().__enter__(),
-                 lambda: corpus.lock().__enter__()):
+    for call in (
+        lambda: corpus.read("annotations"),
+        lambda: corpus.writer().__enter__(),
+        lambda: corpus.lock().__enter__(),
+    ):
         with pytest.raises(CorpusError, match="no corpus at"):
             call()
     assert not corpus.path.exists()

@@ -63,7 +63,9 @@ def _one_error(result, *fragments) -> str:
     assert result.exit_code == 1, result.output
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     for f in fragments:
         assert f in lines[0], lines[0]
     return lines[0]
@@ -108,23 +110,37 @@ def test_push_article_without_title(tmp_path, ls_client, project_name):
     """No title (NaN) and a spans file with NaN columns: the batch is pushed, the title is empty."""
     texts = {f"n{i}": _text(i) for i in range(4)}
     corpus = _untitled_corpus(tmp_path / "c", texts)
-    spans = pd.DataFrame({
-        "article_id": ["n0", "n1", "n2"], "label": ["QUOTE", "QUOTE", None],
-        "start": [10, 10, 10], "end": [29, 29, 29],
-        "span_id": [None, "x", "y"], "attributes": [None, '{"type": "direct"}', None],
-        "score": [float("nan"), 0.5, 1.0],
-    })
+    spans = pd.DataFrame(
+        {
+            "article_id": ["n0", "n1", "n2"],
+            "label": ["QUOTE", "QUOTE", None],
+            "start": [10, 10, 10],
+            "end": [29, 29, 29],
+            "span_id": [None, "x", "y"],
+            "attributes": [None, '{"type": "direct"}', None],
+            "score": [float("nan"), 0.5, 1.0],
+        }
+    )
     spans.to_parquet(tmp_path / "pred.parquet")
-    summary = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client,
-                                       preannotate=str(tmp_path / "pred.parquet")))
+    summary = workflow.run(
+        ls_push.push_batch(
+            corpus, project_name, client=ls_client, preannotate=str(tmp_path / "pred.parquet")
+        )
+    )
     assert summary["pushed"] == 4 and summary["predictions"] == 2
-    tasks = {t["data"]["article_id"]: t for p in ls_client.task_pages(summary["ls_project_id"]) for t in p}
+    tasks = {
+        t["data"]["article_id"]: t
+        for p in ls_client.task_pages(summary["ls_project_id"])
+        for t in p
+    }
     assert tasks["n0"]["data"]["title"] == "" and tasks["n1"]["data"]["title"] == "Title n1"
     assert "source" not in tasks["n0"]["meta"] and "url" not in tasks["n0"]["meta"]
     [pred] = tasks["n0"]["predictions"]
     assert pred["result"][0]["value"]["labels"] == ["QUOTE"] and pred["result"][0]["id"] == "p0"
     # rule predictions over the same corpus, in a second project
-    summary = workflow.run(ls_push.push_batch(corpus, project_name + "-r", client=ls_client, preannotate="rules"))
+    summary = workflow.run(
+        ls_push.push_batch(corpus, project_name + "-r", client=ls_client, preannotate="rules")
+    )
     assert summary["pushed"] == 4
     FIGURES["untitled_articles_pushed"] += 2
 
@@ -142,13 +158,19 @@ def test_review_push_of_article_without_title(tmp_path, ls_client, users, projec
     run_adjudication(corpus, "majority", project_name)
     summary = workflow.run(review.push_review(corpus, project_name, client=ls_client))
     assert summary["pushed"] == 2
-    tasks = {t["data"]["article_id"]: t for p in ls_client.task_pages(summary["ls_project_id"]) for t in p}
+    tasks = {
+        t["data"]["article_id"]: t
+        for p in ls_client.task_pages(summary["ls_project_id"])
+        for t in p
+    }
     assert tasks["u0"]["data"]["title"] == ""
     assert len(tasks["u0"]["predictions"]) == 3  # two annotators and the gold
 
 
 # ======================================================================== 12.6 edited task text
-def test_pull_flags_annotation_on_edited_task_text(tmp_path, ls_conn, ls_client, users, project_name):
+def test_pull_flags_annotation_on_edited_task_text(
+    tmp_path, ls_conn, ls_client, users, project_name
+):
     """A task whose text was changed in Label Studio: its annotation is stored flagged, not live."""
     texts = {"e0": _text(0), "e1": _text(1)}
     corpus = make_corpus(tmp_path / "c", texts)
@@ -157,7 +179,9 @@ def test_pull_flags_annotation_on_edited_task_text(tmp_path, ls_conn, ls_client,
     for aid, text in texts.items():
         ls_client.create_annotation(tid[aid], _result(text), completed_by=users[0]["id"])
     edited = "EDITED. " + texts["e0"]
-    ls_client.request("PATCH", f"api/tasks/{tid['e0']}/", json_body={"data": {"text": edited, "article_id": "e0"}})
+    ls_client.request(
+        "PATCH", f"api/tasks/{tid['e0']}/", json_body={"data": {"text": edited, "article_id": "e0"}}
+    )
 
     out = _cli(corpus, "pull", "--project", project_name, env=_env(*ls_conn))
     assert out.exit_code == 0, out.output
@@ -169,20 +193,33 @@ def test_pull_flags_annotation_on_edited_task_text(tmp_path, ls_conn, ls_client,
     assert flagged["invalid_reason"] == annotations.TEXT_EDITED
     assert set(live_annotations(ann)["article_id"]) == {"e1"}
     assert set(corpus.latest_annotations(project=project_name)["article_id"]) == {"e1"}
-    assert set(select_annotations(corpus, "auto", project_name)["article_id"]) == {"e1"}  # export's gold
+    assert set(select_annotations(corpus, "auto", project_name)["article_id"]) == {
+        "e1"
+    }  # export's gold
     rejects = corpus.read("rejects")
-    assert (rejects["annotation_id"] == flagged["annotation_id"]).sum() == 1  # the raw result is kept
+    assert (
+        rejects["annotation_id"] == flagged["annotation_id"]
+    ).sum() == 1  # the raw result is kept
 
-    again = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))  # nothing changed: no new rows
+    again = workflow.run(
+        ls_pull.pull(corpus, project_name, client=ls_client)
+    )  # nothing changed: no new rows
     assert again["new"] == again["updated"] == 0 and "invalid" not in again
     # the text restored in Label Studio: the annotation becomes a new, live version
-    ls_client.request("PATCH", f"api/tasks/{tid['e0']}/", json_body={"data": {"text": texts["e0"], "article_id": "e0"}})
+    ls_client.request(
+        "PATCH",
+        f"api/tasks/{tid['e0']}/",
+        json_body={"data": {"text": texts["e0"], "article_id": "e0"}},
+    )
     fixed = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client, full=True))
     assert fixed["updated"] == 1 and "invalid" not in fixed
     live = corpus.latest_annotations(project=project_name)
     assert set(live["article_id"]) == {"e0", "e1"}
     spans = corpus.read("spans")
-    assert set(spans.loc[spans["annotation_id"].isin(live["annotation_id"]), "article_id"]) == {"e0", "e1"}
+    assert set(spans.loc[spans["annotation_id"].isin(live["annotation_id"]), "article_id"]) == {
+        "e0",
+        "e1",
+    }
     FIGURES["edited_text_annotations_flagged"] += 1
 
 
@@ -205,8 +242,9 @@ def _fails_page_of(bad: int):
     return plan, hits
 
 
-def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn, ls_client, proxy, users,
-                                                               project_name):
+def test_pull_stores_everything_but_a_task_ls_cannot_serialise(
+    tmp_path, ls_conn, ls_client, proxy, users, project_name
+):
     n = 24
     texts = {f"s{i:02d}": _text(i) for i in range(n)}
     corpus = make_corpus(tmp_path / "c", texts)
@@ -218,7 +256,9 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     bad = tid["s07"]
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
-    workflow.run(ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))  # same URL
+    workflow.run(
+        ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1]))
+    )  # same URL
 
     proxy.plan, hits = _fails_page_of(bad)
     started = time.monotonic()
@@ -235,10 +275,16 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     FIGURES["unreadable_pull_annotations_stored"] += len(ann)
 
     # incremental pulls: the unreadable task is fetched again until it can be read
-    again = workflow.run(ls_pull.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)))
+    again = workflow.run(
+        ls_pull.pull(
+            corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1], backoff=0.01)
+        )
+    )
     assert again["unreadable_tasks"] == [bad] and again["new"] == 0
     proxy.plan = None
-    healed = workflow.run(ls_pull.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
+    healed = workflow.run(
+        ls_pull.pull(corpus, project_name, client=LabelStudioClient(proxy.url, ls_conn[1]))
+    )
     assert healed["new"] == 2 and "unreadable_tasks" not in healed
     got = corpus.read("annotations").sort_values("annotation_id")
     want = reference.read("annotations").sort_values("annotation_id")
@@ -246,7 +292,9 @@ def test_pull_stores_everything_but_a_task_ls_cannot_serialise(tmp_path, ls_conn
     assert len(corpus.read("spans")) == len(reference.read("spans"))
 
 
-def test_pull_by_ids_splits_a_failing_chunk(tmp_path, ls_conn, ls_client, proxy, users, project_name):
+def test_pull_by_ids_splits_a_failing_chunk(
+    tmp_path, ls_conn, ls_client, proxy, users, project_name
+):
     """An incremental pull (tasks fetched by id) narrows a failing chunk down to the one task."""
     texts = {f"i{i:02d}": _text(i) for i in range(10)}
     corpus = make_corpus(tmp_path / "c", texts)
@@ -268,12 +316,40 @@ def test_pull_by_ids_splits_a_failing_chunk(tmp_path, ls_conn, ls_client, proxy,
 def test_malformed_url_and_non_ascii_key_are_one_line(tmp_path, ls_conn, project_name):
     corpus = make_corpus(tmp_path / "c", {"k0": _text(0)})
     for cmd in ("push", "pull"):
-        _one_error(_cli(corpus, cmd, "--project", project_name, "--url", "http://[::1", "--api-key", "x",
-                        env={}), "http://[::1", "malformed")
-        _one_error(_cli(corpus, cmd, "--project", project_name, "--url", "localhost:8080", "--api-key", "x",
-                        env={}), "http(s)")
-        line = _one_error(_cli(corpus, cmd, "--project", project_name, env=_env(ls_conn[0], "clé-secrète")),
-                          "API key", "non-ASCII")
+        _one_error(
+            _cli(
+                corpus,
+                cmd,
+                "--project",
+                project_name,
+                "--url",
+                "http://[::1",
+                "--api-key",
+                "x",
+                env={},
+            ),
+            "http://[::1",
+            "malformed",
+        )
+        _one_error(
+            _cli(
+                corpus,
+                cmd,
+                "--project",
+                project_name,
+                "--url",
+                "localhost:8080",
+                "--api-key",
+                "x",
+                env={},
+            ),
+            "http(s)",
+        )
+        line = _one_error(
+            _cli(corpus, cmd, "--project", project_name, env=_env(ls_conn[0], "clé-secrète")),
+            "API key",
+            "non-ASCII",
+        )
         assert "clé" not in line
     with pytest.raises(LabelStudioError, match="malformed"):
         LabelStudioClient("http://[::1", "x")
@@ -284,7 +360,9 @@ def test_url_credentials_are_redacted_everywhere(tmp_path, ls_conn, ls_client, u
     secret_url = url.replace("http://", "http://alice:hunter2pw@")
     texts = {"c0": _text(0), "c1": _text(1)}
     corpus = make_corpus(tmp_path / "c", texts)
-    out = _cli(corpus, "push", "--project", project_name, "--create", "--json", env=_env(secret_url, key))
+    out = _cli(
+        corpus, "push", "--project", project_name, "--create", "--json", env=_env(secret_url, key)
+    )
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
     tid = _task_ids(corpus)
@@ -295,8 +373,12 @@ def test_url_credentials_are_redacted_everywhere(tmp_path, ls_conn, ls_client, u
     # errors: an unreachable server, a missing key, a refused key
     dead = "http://bob:hunter2pw@127.0.0.1:9"
     errors = [
-        _one_error(_cli(corpus, "pull", "--project", project_name, env=_env(dead, key)), "127.0.0.1:9"),
-        _one_error(_cli(corpus, "pull", "--project", project_name, env=_env(secret_url, "wrong-key"))),
+        _one_error(
+            _cli(corpus, "pull", "--project", project_name, env=_env(dead, key)), "127.0.0.1:9"
+        ),
+        _one_error(
+            _cli(corpus, "pull", "--project", project_name, env=_env(secret_url, "wrong-key"))
+        ),
     ]
     assert not any("hunter2pw" in e or "alice" in e or "bob" in e for e in errors), errors
     # stored tables and report links
@@ -367,11 +449,17 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
         ls_client.create_annotation(tid[aid], _result(text), completed_by=users[0]["id"])
     reference = Corpus(tmp_path / "ref")
     shutil.copytree(corpus.path, reference.path)
-    workflow.run(ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1])))
+    workflow.run(
+        ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1]))
+    )
     ready.clear()
 
     def slow_pages(method, path, n_):
-        if method == "GET" and urlsplit(path).path.rstrip("/") == "/api/tasks" and "include=" not in path:
+        if (
+            method == "GET"
+            and urlsplit(path).path.rstrip("/") == "/api/tasks"
+            and "include=" not in path
+        ):
             ready.set()
             return "delay:3"
         return None
@@ -386,13 +474,18 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["new"] == 20
     got = corpus.read("annotations").sort_values("annotation_id")
-    assert got["annotation_id"].tolist() == reference.read("annotations").sort_values("annotation_id")["annotation_id"].tolist()
+    assert (
+        got["annotation_id"].tolist()
+        == reference.read("annotations").sort_values("annotation_id")["annotation_id"].tolist()
+    )
     FIGURES["ctrl_c_runs"] += 2
 
 
 def test_summaries_print_json_style_values(tmp_path, ls_conn, project_name):
     corpus = make_corpus(tmp_path / "c", {"j0": _text(0)})
-    out = _cli(corpus, "push", "--project", project_name, "--create", "--dry-run", env=_env(*ls_conn))
+    out = _cli(
+        corpus, "push", "--project", project_name, "--create", "--dry-run", env=_env(*ls_conn)
+    )
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert "dry_run: true" in lines and "project_url: null" in lines, out.output

@@ -81,17 +81,29 @@ def test_relation_to_unknown_label(tmp_path):
         (lambda d: d.update(version="one"), "version must be an integer"),
         (lambda d: d.update(labels={}), "labels must be a non-empty mapping"),
         (lambda d: d["labels"].update({"BAD NAME": {}}), "must be an identifier"),
-        (lambda d: d["labels"]["QUOTE"]["attributes"]["type"].update(values=[]), "QUOTE.type has no values"),
-        (lambda d: d["relations"].update(x={"from": "QUOTE"}), "relation 'x' needs 'from' and 'to'"),
+        (
+            lambda d: d["labels"]["QUOTE"]["attributes"]["type"].update(values=[]),
+            "QUOTE.type has no values",
+        ),
+        (
+            lambda d: d["relations"].update(x={"from": "QUOTE"}),
+            "relation 'x' needs 'from' and 'to'",
+        ),
         (lambda d: d["import_mapping"]["brat"]["labels"].update(Foo="BAR"), "unknown label 'BAR'"),
-        (lambda d: d["import_mapping"]["brat"]["roles"].update(Foo="knows"), "unknown relation 'knows'"),
+        (
+            lambda d: d["import_mapping"]["brat"]["roles"].update(Foo="knows"),
+            "unknown relation 'knows'",
+        ),
         (lambda d: d["labels"].update(QUOTE="a string"), "label QUOTE"),
         (lambda d: d["labels"]["QUOTE"].update(attributes=["type"]), "QUOTE"),
         (lambda d: d["labels"]["QUOTE"]["attributes"].update(type="direct"), "QUOTE.type"),
         (lambda d: d["relations"].update(x={"from": ["QUOTE"], "to": "SPEAKER"}), "relation 'x'"),
         (lambda d: d["import_mapping"].update(brat=["Source"]), "import mapping"),
         (lambda d: d.update(relations=["said_by"]), "relations"),
-        (lambda d: d["import_mapping"]["brat"].update(ignore="Attribution"), "ignore must be a list"),
+        (
+            lambda d: d["import_mapping"]["brat"].update(ignore="Attribution"),
+            "ignore must be a list",
+        ),
         (lambda d: d.update(version=True), "version must be an integer"),
     ],
 )
@@ -125,12 +137,20 @@ def test_label_config_xml_names_every_label_relation_and_choice():
     labels = root.find("Labels")
     assert labels.get("name") == LS_LABELS_NAME and labels.get("toName") == LS_TEXT_NAME
     assert [lab.get("value") for lab in labels.findall("Label")] == list(s.labels)
-    assert [lab.get("background") for lab in labels.findall("Label")] == [lab.color for lab in s.labels.values()]
+    assert [lab.get("background") for lab in labels.findall("Label")] == [
+        lab.color for lab in s.labels.values()
+    ]
     text = root.find("Text")
     assert (text.get("name"), text.get("value")) == (LS_TEXT_NAME, "$text")
-    assert [r.get("value") for r in root.find("Relations").findall("Relation")] == ["said_by", "cue"]
+    assert [r.get("value") for r in root.find("Relations").findall("Relation")] == [
+        "said_by",
+        "cue",
+    ]
     choices = {c.get("name"): c for c in root.iter("Choices")}
-    assert set(choices) == {attribute_control_name("QUOTE", "type"), attribute_control_name("EVENT", "type")}
+    assert set(choices) == {
+        attribute_control_name("QUOTE", "type"),
+        attribute_control_name("EVENT", "type"),
+    }
     quote = choices["QUOTE_type"]
     assert quote.get("perRegion") == "true" and quote.get("toName") == LS_TEXT_NAME
     assert [c.get("value") for c in quote.findall("Choice")] == ["direct", "indirect", "mixed"]
@@ -171,7 +191,10 @@ def test_check_span():
     assert s.check_span("QUOTE", {"type": "sarcastic"}) == (
         "value 'sarcastic' of QUOTE.type is not one of direct, indirect, mixed"
     )
-    assert s.check_span("SPEAKER", {"type": "direct"}) == "attribute 'type' is not defined for label SPEAKER"
+    assert (
+        s.check_span("SPEAKER", {"type": "direct"})
+        == "attribute 'type' is not defined for label SPEAKER"
+    )
 
 
 def test_check_and_infer_relation():

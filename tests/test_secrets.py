@@ -77,12 +77,22 @@ def test_key_and_emails_stay_private(tmp_path, private):
     corpus, exports = tmp_path / "corpus", tmp_path / "exports"
     # the key reaches spanbank only through the environment, as a user would set it
     env = {k: v for k, v in os.environ.items() if k not in (server.ENV_URL, server.ENV_KEY)}
-    env |= {server.ENV_URL: ls_server.url, server.ENV_KEY: key, "SPANBANK_CACHE": str(tmp_path / "cache")}
+    env |= {
+        server.ENV_URL: ls_server.url,
+        server.ENV_KEY: key,
+        "SPANBANK_CACHE": str(tmp_path / "cache"),
+    }
     streams: list[tuple[str, str]] = []
 
     def sb(*args):
-        out = subprocess.run([sys.executable, "-m", "spanbank", "--corpus", str(corpus), *map(str, args)],
-                             env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        out = subprocess.run(
+            [sys.executable, "-m", "spanbank", "--corpus", str(corpus), *map(str, args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
         assert out.returncode == 0, (args, out.stderr)
         streams.append((" ".join(map(str, args[:2])), out.stdout + out.stderr))
         return out
@@ -100,7 +110,10 @@ def test_key_and_emails_stay_private(tmp_path, private):
         text = texts[aid]
         words = [w for w in text.split() if len(w) > 3][:3]
         for k, u in enumerate(users):
-            result = [region(f"r{j}", text, w, ("SPEAKER", "CUE", "EVENT")[(j + k) % 3]) for j, w in enumerate(words[: 2 + k])]
+            result = [
+                region(f"r{j}", text, w, ("SPEAKER", "CUE", "EVENT")[(j + k) % 3])
+                for j, w in enumerate(words[: 2 + k])
+            ]
             ls_client.create_annotation(int(tid), result, completed_by=u["id"])
     sb("pull", "--project", project)
     sb("pull", "--project", project, "--json", "--full")
@@ -111,12 +124,25 @@ def test_key_and_emails_stay_private(tmp_path, private):
     sb("agree", "--project", project, "--html", exports / "agreement.html")
     sb("adjudicate", "--project", project)
     sb("adjudicate", "--project", project, "--json")
-    sb("export", "--format", "jsonl,spacy,hf,conll,brat,quotes", "--project", project, "--out", exports / "ds")
+    sb(
+        "export",
+        "--format",
+        "jsonl,spacy,hf,conll,brat,quotes",
+        "--project",
+        project,
+        "--out",
+        exports / "ds",
+    )
     sb("export", "--format", "jsonl", "--project", project, "--out", exports / "ds2", "--json")
     # a wrong key is reported without echoing it
     bad = "wrongkey" + uuid.uuid4().hex
-    out = subprocess.run([sys.executable, "-m", "spanbank", "--corpus", str(corpus), "pull", "--project", project],
-                         env={**env, server.ENV_KEY: bad}, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "spanbank", "--corpus", str(corpus), "pull", "--project", project],
+        env={**env, server.ENV_KEY: bad},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1 and bad not in out.stdout + out.stderr
     streams.append(("pull (bad key)", out.stdout + out.stderr))
 

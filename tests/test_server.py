@@ -29,7 +29,10 @@ def test_connection_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://env:2")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "envkey")
     assert server.connection(env_file=env_file) == ("http://env:2", "envkey")
-    assert server.connection("http://flag:3", "flagkey", env_file=env_file) == ("http://flag:3", "flagkey")
+    assert server.connection("http://flag:3", "flagkey", env_file=env_file) == (
+        "http://flag:3",
+        "flagkey",
+    )
     monkeypatch.delenv("LABEL_STUDIO_URL")
     monkeypatch.delenv("LABEL_STUDIO_API_KEY")
     with pytest.raises(LabelStudioError, match="spanbank server start"):
@@ -42,8 +45,10 @@ def test_unreachable_server_one_line_error():
     with pytest.raises(LabelStudioError) as err:
         client.whoami()
     msg = str(err.value)
-    assert msg == (f"cannot reach Label Studio at http://127.0.0.1:{port}; is it running? "
-                   "(`spanbank server start`)")
+    assert msg == (
+        f"cannot reach Label Studio at http://127.0.0.1:{port}; is it running? "
+        "(`spanbank server start`)"
+    )
     assert "k" * 40 not in msg
 
 
@@ -52,9 +57,27 @@ def test_cli_push_unreachable_is_one_line(tmp_path):
 
     make_corpus(tmp_path / "c", {"a1": "He said “yes”."})
     port = server._free_port()
-    env = {**os.environ, "LABEL_STUDIO_URL": f"http://127.0.0.1:{port}", "LABEL_STUDIO_API_KEY": "s3cr3t" * 5}
-    out = subprocess.run([sys.executable, "-m", "spanbank", "--corpus", str(tmp_path / "c"), "push",
-                          "--project", "abc"], env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_URL": f"http://127.0.0.1:{port}",
+        "LABEL_STUDIO_API_KEY": "s3cr3t" * 5,
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spanbank",
+            "--corpus",
+            str(tmp_path / "c"),
+            "push",
+            "--project",
+            "abc",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "cannot reach Label Studio" in out.stderr
     assert "s3cr3t" not in out.stderr + out.stdout
@@ -82,8 +105,10 @@ def test_server_cli_status_and_env(ls_server, ls_conn):
     res = runner.invoke(cli, ["server", "status", "--data-dir", ls_server.data_dir])
     assert res.exit_code == 0 and ls_server.url in res.output and ls_conn[1] not in res.output
     res = runner.invoke(cli, ["server", "env", "--data-dir", ls_server.data_dir])
-    assert res.output.splitlines() == [f"export LABEL_STUDIO_URL={ls_server.url}",
-                                       f"export LABEL_STUDIO_API_KEY={ls_conn[1]}"]
+    assert res.output.splitlines() == [
+        f"export LABEL_STUDIO_URL={ls_server.url}",
+        f"export LABEL_STUDIO_API_KEY={ls_conn[1]}",
+    ]
 
 
 @pytest.mark.labelstudio
@@ -101,10 +126,24 @@ def test_cli_wrong_key(tmp_path, ls_server):
     from conftest import make_corpus
 
     make_corpus(tmp_path / "c", {"a1": "He said “yes”."})
-    res = CliRunner().invoke(cli, ["--corpus", str(tmp_path / "c"), "pull", "--project", "abc",
-                                   "--url", ls_server.url, "--api-key", "wrongwrongwrong"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--corpus",
+            str(tmp_path / "c"),
+            "pull",
+            "--project",
+            "abc",
+            "--url",
+            ls_server.url,
+            "--api-key",
+            "wrongwrongwrong",
+        ],
+    )
     assert res.exit_code == 1
-    assert res.output.strip() == "Error: Label Studio refused the API key (check LABEL_STUDIO_API_KEY)"
+    assert (
+        res.output.strip() == "Error: Label Studio refused the API key (check LABEL_STUDIO_API_KEY)"
+    )
 
 
 def test_status_without_server(tmp_path):
@@ -116,8 +155,9 @@ def test_status_without_server(tmp_path):
 
 def _dummy(*argv: str) -> subprocess.Popen:
     """A sleeping Python process whose command line mentions label-studio (someone else's)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *argv],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", *argv], start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while b"label-studio" not in _cmdline(proc.pid) and time.monotonic() < deadline:
         assert proc.poll() is None, f"dummy exited with {proc.returncode}"
@@ -147,7 +187,12 @@ def test_stop_signals_only_its_own_process(tmp_path):
         other = _dummy("label-studio", "start", "--port", "18999")
         others.append(other)
         (data / server.PID_FILE).write_text(str(other.pid))
-        state = {"url": "http://127.0.0.1:18999", "port": 18999, "pid": other.pid, "proc_start": "1"}
+        state = {
+            "url": "http://127.0.0.1:18999",
+            "port": 18999,
+            "pid": other.pid,
+            "proc_start": "1",
+        }
         (data / server.STATE_FILE).write_text(json.dumps(state))
         assert server.stop(data) is False and other.poll() is None
         # the same state with its true start time is ours: stop signals it
@@ -173,7 +218,11 @@ def test_port_is_remembered_unless_taken():
         taken.listen(1)
         busy = taken.getsockname()[1]
         port, changed = server._choose_port(None, busy, notes.append)
-        assert port != busy and changed and notes == [f"port {busy} is in use by another program; using {port}"]
+        assert (
+            port != busy
+            and changed
+            and notes == [f"port {busy} is in use by another program; using {port}"]
+        )
         with pytest.raises(ServerError, match=f"port {busy} on 127.0.0.1 is in use"):
             server._choose_port(busy, None, None)
 
@@ -189,7 +238,9 @@ def test_install_steps_report_progress(tmp_path):
             flag.touch()  # let the step finish only after a second report
 
     code = f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.05)"
-    rc = server.run_with_progress([sys.executable, "-c", code], tmp_path / "log", "installing", progress, every=0.1)
+    rc = server.run_with_progress(
+        [sys.executable, "-c", code], tmp_path / "log", "installing", progress, every=0.1
+    )
     assert rc == 0 and notes == ["installing", "installing"]
 
 
@@ -214,19 +265,33 @@ def test_restart_keeps_the_port(ls_server):
 
 @pytest.mark.labelstudio
 def test_cli_start_when_running_says_so_at_once(ls_server):
-    out = subprocess.run([sys.executable, "-m", "spanbank", "server", "start", "--data-dir", ls_server.data_dir],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "spanbank", "server", "start", "--data-dir", ls_server.data_dir],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stderr == ""
     lines = out.stdout.splitlines()
     assert lines[0].startswith(f"Label Studio already running at {ls_server.url} (pid ")
-    assert lines[1] == ("log in as admin@localhost; password: "
-                        f"`spanbank server password --data-dir {ls_server.data_dir}`")
-    pw = subprocess.run([sys.executable, "-m", "spanbank", "server", "password", "--data-dir", ls_server.data_dir],
-                        capture_output=True, text=True, timeout=60)
+    assert lines[1] == (
+        "log in as admin@localhost; password: "
+        f"`spanbank server password --data-dir {ls_server.data_dir}`"
+    )
+    pw = subprocess.run(
+        [sys.executable, "-m", "spanbank", "server", "password", "--data-dir", ls_server.data_dir],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert pw.stdout.strip() == server.read_env_file(ls_server.env_file)["LABEL_STUDIO_PASSWORD"]
 
 
 def test_cli_status_exits_nonzero_when_not_running(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "spanbank", "server", "status", "--data-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "spanbank", "server", "status", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0 and out.stdout.startswith("not running")

@@ -29,7 +29,7 @@ def _value(field: pa.Field, i: int):
         return 1.5 + i
     if pa.types.is_boolean(t):
         return i % 2 == 0
-    return f"{field.name} \u00e9\U0001F600 {i}"
+    return f"{field.name} \u00e9\U0001f600 {i}"
 
 
 def _rows(name: str, n: int = 3) -> list[dict]:
@@ -83,7 +83,10 @@ def test_rows_missing_a_column_or_mistyped_are_refused(corpus):
         w.append("spans", rows)
     bad = _rows("spans", 1)
     bad[0]["start"] = "seven"
-    with corpus.writer() as w, pytest.raises(CorpusError, match="column start cannot be stored as int64"):
+    with (
+        corpus.writer() as w,
+        pytest.raises(CorpusError, match="column start cannot be stored as int64"),
+    ):
         w.append("spans", bad)
     assert corpus.read_arrow("spans").num_rows == 0
 
@@ -94,7 +97,11 @@ def test_int_columns_with_nulls_survive_pandas(corpus):
     assert df["ls_task_id"].dtype == float
     with corpus.writer() as w:
         w.replace("tasks", df)
-    assert corpus.read_arrow("tasks").column("ls_task_id").to_pylist() == [10_000_000_000, 10_000_000_001, None]
+    assert corpus.read_arrow("tasks").column("ls_task_id").to_pylist() == [
+        10_000_000_000,
+        10_000_000_001,
+        None,
+    ]
 
 
 def test_absent_table_is_empty_and_typed(corpus):
@@ -102,7 +109,10 @@ def test_absent_table_is_empty_and_typed(corpus):
         table = corpus.read_arrow(name)
         assert table.num_rows == 0 and table.schema == schema
         assert list(corpus.read(name).columns) == schema.names
-    assert corpus.read_arrow("spans", columns=["span_id", "label"]).column_names == ["span_id", "label"]
+    assert corpus.read_arrow("spans", columns=["span_id", "label"]).column_names == [
+        "span_id",
+        "label",
+    ]
     assert corpus.latest_annotations().empty
 
 
@@ -118,7 +128,9 @@ def test_missing_column_is_reported_with_file_and_column(corpus):
 
 def test_mistyped_column_is_reported_with_file_and_column(corpus):
     table = to_arrow("spans", _rows("spans"))
-    table = table.set_column(table.schema.get_field_index("start"), "start", table.column("start").cast(pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("start"), "start", table.column("start").cast(pa.string())
+    )
     pq.write_table(table, corpus.table_path("spans"))
     with pytest.raises(CorpusError) as info:
         corpus.read_arrow("spans")
@@ -130,11 +142,16 @@ def test_mistyped_column_is_reported_with_file_and_column(corpus):
 def test_compatible_types_are_read_as_ours(corpus):
     # another tool wrote plain strings and millisecond timestamps: fine, and read back typed
     table = to_arrow("articles", _rows("articles"))
-    schema = pa.schema([
-        f.with_type(pa.string()) if f.name == "text" else f.with_type(pa.timestamp("ms", tz="UTC"))
-        if pa.types.is_timestamp(f.type) else f
-        for f in TABLES["articles"]
-    ])
+    schema = pa.schema(
+        [
+            f.with_type(pa.string())
+            if f.name == "text"
+            else f.with_type(pa.timestamp("ms", tz="UTC"))
+            if pa.types.is_timestamp(f.type)
+            else f
+            for f in TABLES["articles"]
+        ]
+    )
     pq.write_table(table.cast(schema), corpus.table_path("articles"))
     assert corpus.read_arrow("articles").schema == TABLES["articles"]
 
@@ -179,7 +196,9 @@ def test_write_failing_half_way_leaves_old_table(corpus, monkeypatch, op):
     real = pq.ParquetWriter.write_table
     calls = []
 
-    def second_group_fails(self, table, **kwargs):  # the old rows are copied, then the disk fills up
+    def second_group_fails(
+        self, table, **kwargs
+    ):  # the old rows are copied, then the disk fills up
         calls.append(table.num_rows)
         if len(calls) > 1:
             raise OSError(28, "No space left on device")
@@ -259,7 +278,10 @@ def test_second_writer_gets_lock_error(corpus):
         with pytest.raises(LockError) as info, Corpus(corpus.path).writer():
             pass
         msg = str(info.value)
-        assert f"corpus {corpus.path} is being written by another spanbank process (pid {os.getpid()})" in msg
+        assert (
+            f"corpus {corpus.path} is being written by another spanbank process (pid {os.getpid()})"
+            in msg
+        )
         assert "--wait" in msg
     finally:
         t.join()
@@ -297,7 +319,9 @@ def test_lock_held_by_another_process(corpus):
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(corpus.path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "held"
@@ -324,8 +348,10 @@ def test_lock_released_after_an_error_inside(corpus):
 
 def _no_whole_reads(monkeypatch):
     """An append that read the old table whole would fail here."""
+
     def whole(*a, **k):
         raise AssertionError("append read the whole old table")
+
     monkeypatch.setattr(Corpus, "read_arrow", whole)
     monkeypatch.setattr(pq, "read_table", whole)
 
@@ -340,7 +366,9 @@ def test_append_streams_the_old_file_group_by_group(corpus, monkeypatch):
     assert pq.ParquetFile(corpus.table_path("articles")).metadata.num_row_groups == 3
     _no_whole_reads(monkeypatch)
     with corpus.writer() as w:
-        w.append("articles", pd.DataFrame(rows[5:]))  # pandas in: ints, nulls and timestamps typed again
+        w.append(
+            "articles", pd.DataFrame(rows[5:])
+        )  # pandas in: ints, nulls and timestamps typed again
         assert w.append_batches("articles", [rows[7:8], [], pd.DataFrame(rows[8:])]) == 2
     monkeypatch.undo()
     table = corpus.read_arrow("articles")
@@ -352,11 +380,17 @@ def test_append_streams_the_old_file_group_by_group(corpus, monkeypatch):
 
 @pytest.mark.parametrize("where", ["old", "new", "both"])
 def test_append_keeps_extra_columns_like_a_concat(corpus, monkeypatch, where):
-    old = [dict(r, reviewer="ann") if where in ("old", "both") else r for r in _rows("relations", 3)]
-    new = [dict(r, reviewer="bob") if where in ("new", "both") else r for r in _rows("relations", 2)]
+    old = [
+        dict(r, reviewer="ann") if where in ("old", "both") else r for r in _rows("relations", 3)
+    ]
+    new = [
+        dict(r, reviewer="bob") if where in ("new", "both") else r for r in _rows("relations", 2)
+    ]
     with corpus.writer() as w:
         w.replace("relations", old)
-    expected = pa.concat_tables([to_arrow("relations", old), to_arrow("relations", new)], promote_options="permissive")
+    expected = pa.concat_tables(
+        [to_arrow("relations", old), to_arrow("relations", new)], promote_options="permissive"
+    )
     _no_whole_reads(monkeypatch)
     with corpus.writer() as w:
         w.append("relations", new)
@@ -369,11 +403,16 @@ def test_append_keeps_extra_columns_like_a_concat(corpus, monkeypatch, where):
 def test_append_to_a_file_of_another_writer_gives_our_types(corpus):
     # another tool wrote plain strings, millisecond timestamps and its own column order
     table = to_arrow("articles", _rows("articles"))
-    schema = pa.schema([
-        f.with_type(pa.string()) if f.name == "text" else f.with_type(pa.timestamp("ms", tz="UTC"))
-        if pa.types.is_timestamp(f.type) else f
-        for f in reversed(list(TABLES["articles"]))
-    ])
+    schema = pa.schema(
+        [
+            f.with_type(pa.string())
+            if f.name == "text"
+            else f.with_type(pa.timestamp("ms", tz="UTC"))
+            if pa.types.is_timestamp(f.type)
+            else f
+            for f in reversed(list(TABLES["articles"]))
+        ]
+    )
     pq.write_table(table.select(schema.names).cast(schema), corpus.table_path("articles"))
     with corpus.writer() as w:
         w.append("articles", _rows("articles", 2))
@@ -403,7 +442,9 @@ def test_append_failing_in_a_later_part_leaves_old_table(corpus):
     with corpus.writer() as w, pytest.raises(CorpusError, match="published_at"):
         w.append_batches("articles", parts())
     with corpus.writer() as w, pytest.raises(CorpusError, match="earlier rows lack"):
-        w.append_batches("articles", [_rows("articles", 1), [dict(r, late="x") for r in _rows("articles", 1)]])
+        w.append_batches(
+            "articles", [_rows("articles", 1), [dict(r, late="x") for r in _rows("articles", 1)]]
+        )
     assert corpus.table_path("articles").read_bytes() == raw
     assert corpus.read_arrow("articles").equals(before)
     assert _temp_files(corpus) == []

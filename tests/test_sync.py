@@ -31,7 +31,10 @@ CRLF = "Headline here\r\n\r\nThe mayor said: “Roads will\r\nreopen soon.”\r\
 
 
 def _texts(n: int) -> dict[str, str]:
-    texts = {f"a{i:04d}": f"Story {i}. “Prices will rise,” the minister said on Monday." for i in range(n)}
+    texts = {
+        f"a{i:04d}": f"Story {i}. “Prices will rise,” the minister said on Monday."
+        for i in range(n)
+    }
     texts["a0001"] = EMOJI
     texts["a0002"] = CRLF
     return texts
@@ -45,30 +48,54 @@ def _region(rid, text, sub, label, utf16=False, claimed=None, nth=0):
     if utf16:
         start, end = cp_to_utf16(text, start), cp_to_utf16(text, end)
     value = {"start": start, "end": end, "text": claimed if claimed is not None else sub}
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {**value, "labels": [label]}}
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {**value, "labels": [label]},
+    }
 
 
 def _choice(region, control, choice):
-    return {"id": region["id"], "from_name": control, "to_name": "text", "type": "choices",
-            "value": {**{k: region["value"][k] for k in ("start", "end", "text")}, "choices": [choice]}}
+    return {
+        "id": region["id"],
+        "from_name": control,
+        "to_name": "text",
+        "type": "choices",
+        "value": {**{k: region["value"][k] for k in ("start", "end", "text")}, "choices": [choice]},
+    }
 
 
 def _rel(a, b, label=None):
-    return {"from_id": a, "to_id": b, "type": "relation", "direction": "right",
-            "labels": [label] if label else []}
+    return {
+        "from_id": a,
+        "to_id": b,
+        "type": "relation",
+        "direction": "right",
+        "labels": [label] if label else [],
+    }
 
 
 def emoji_result(utf16: bool) -> list[dict]:
     q = _region("q1", EMOJI, "“We won the cup,”", "QUOTE", utf16)
     s = _region("s1", EMOJI, "Ana López", "SPEAKER", utf16)
     c = _region("c1", EMOJI, "said", "CUE", utf16)
-    return [q, _choice(q, "QUOTE_type", "direct"), s, c, _rel("q1", "s1", "said_by"), _rel("q1", "c1")]
+    return [
+        q,
+        _choice(q, "QUOTE_type", "direct"),
+        s,
+        c,
+        _rel("q1", "s1", "said_by"),
+        _rel("q1", "c1"),
+    ]
 
 
 def crlf_result() -> list[dict]:
     # the frontend's text for a region across a line break can differ from the article's
-    q = _region("q1", CRLF, "“Roads will\r\nreopen soon.”", "QUOTE", claimed="“Roads will\nreopen soon.”")
+    q = _region(
+        "q1", CRLF, "“Roads will\r\nreopen soon.”", "QUOTE", claimed="“Roads will\nreopen soon.”"
+    )
     s = _region("s1", CRLF, "The mayor", "SPEAKER")
     bad = _region("x1", CRLF, "Headline", "HEADLINE")  # not in the schema
     return [q, s, bad, _rel("q1", "s1", "said_by"), _rel("q1", "zz", "cue")]
@@ -90,13 +117,20 @@ def test_schema_config_accepted_by_server(ls_client, project_name):
 @pytest.fixture
 def pushed(tmp_path, ls_client, project_name):
     corpus = make_corpus(tmp_path / "corpus", _texts(50))
-    summary = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2,
-                                       preannotate="rules", chunk_size=20))
+    summary = workflow.run(
+        ls_push.push_batch(
+            corpus, project_name, client=ls_client, overlap=2, preannotate="rules", chunk_size=20
+        )
+    )
     return corpus, summary
 
 
 def _server_articles(client, pid) -> pd.Series:
-    rows = [(t["meta"] or {}).get("article_id") for p in client.task_pages(pid, include=["id", "meta"]) for t in p]
+    rows = [
+        (t["meta"] or {}).get("article_id")
+        for p in client.task_pages(pid, include=["id", "meta"])
+        for t in p
+    ]
     return pd.Series(rows)
 
 
@@ -106,17 +140,32 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     pid = summary["ls_project_id"]
     assert ls_client.get_project(pid)["maximum_annotations"] == 2
     tasks = corpus.read("tasks")
-    assert len(tasks) == 50 and tasks["ls_task_id"].is_unique and set(tasks["schema_version"]) == {"news-v1"}
+    assert (
+        len(tasks) == 50
+        and tasks["ls_task_id"].is_unique
+        and set(tasks["schema_version"]) == {"news-v1"}
+    )
     tid = dict(zip(tasks["article_id"], tasks["ls_task_id"], strict=True))
     u1, u2 = _users(ls_client)
-    simple = lambda t: [_region("q", t, "“Prices will rise,”", "QUOTE"), _region("c", t, "said", "CUE")]  # noqa: E731
+
+    def simple(t):
+        return [_region("q", t, "“Prices will rise,”", "QUOTE"), _region("c", t, "said", "CUE")]
+
     posted = {
-        "e1": ls_client.create_annotation(tid["a0001"], emoji_result(False), completed_by=u1["id"], lead_time=3.5),
+        "e1": ls_client.create_annotation(
+            tid["a0001"], emoji_result(False), completed_by=u1["id"], lead_time=3.5
+        ),
         "e2": ls_client.create_annotation(tid["a0001"], emoji_result(True), completed_by=u2["id"]),
         "c1": ls_client.create_annotation(tid["a0002"], crlf_result(), completed_by=u1["id"]),
-        "s1": ls_client.create_annotation(tid["a0003"], simple(_texts(4)["a0003"]), completed_by=u1["id"]),
-        "s2": ls_client.create_annotation(tid["a0003"], simple(_texts(4)["a0003"]), completed_by=u2["id"]),
-        "x2": ls_client.create_annotation(tid["a0004"], [], completed_by=u2["id"], was_cancelled=True),
+        "s1": ls_client.create_annotation(
+            tid["a0003"], simple(_texts(4)["a0003"]), completed_by=u1["id"]
+        ),
+        "s2": ls_client.create_annotation(
+            tid["a0003"], simple(_texts(4)["a0003"]), completed_by=u2["id"]
+        ),
+        "x2": ls_client.create_annotation(
+            tid["a0004"], [], completed_by=u2["id"], was_cancelled=True
+        ),
     }
     if os.environ.get("SPANBANK_RECORD_LS"):
         _record(ls_client, pid, [tid["a0001"], tid["a0002"]], "api_tasks.json")
@@ -128,7 +177,9 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     assert len(ann) == 6 and set(ann["origin"]) == {"human"} and ann["version"].eq(1).all()
     tag = identity.server_records(corpus)["tag"].iloc[0]  # the server's, not its URL's
     assert ann["annotation_id"].str.fullmatch(rf"ls-{tag}-{pid}-\d+-v1").all()
-    assert ann["annotator"].str.fullmatch(r"ann-[0-9a-f]{8}").all() and ann["annotator"].nunique() == 2
+    assert (
+        ann["annotator"].str.fullmatch(r"ann-[0-9a-f]{8}").all() and ann["annotator"].nunique() == 2
+    )
     spans = corpus.read("spans")
     texts = corpus.read("articles").set_index("article_id")["text"]
     for s in spans.itertuples():
@@ -137,7 +188,11 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     assert len(emoji) == 6
     for _, grp in emoji.groupby("annotation_id"):
         q = grp[grp["label"] == "QUOTE"].iloc[0]
-        assert (q["start"], q["end"], q["text"]) == (EMOJI.index("“We"), EMOJI.index("“We") + 17, "“We won the cup,”")
+        assert (q["start"], q["end"], q["text"]) == (
+            EMOJI.index("“We"),
+            EMOJI.index("“We") + 17,
+            "“We won the cup,”",
+        )
         assert json.loads(q["attributes"]) == {"type": "direct"}
         assert grp.loc[grp["label"] == "SPEAKER", "text"].item() == "Ana López"
     assert sorted(emoji["offset_repair"].dropna()) == ["utf16"] * 3
@@ -146,8 +201,11 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     assert crlf.loc[crlf["label"] == "QUOTE", "text"].item() == "“Roads will\r\nreopen soon.”"
     rels = corpus.read("relations")
     e1 = ann.loc[ann["ls_annotation_id"] == posted["e1"]["id"], "annotation_id"].item()
-    assert sorted(map(tuple, rels[rels["annotation_id"] == e1][["from_span_id", "to_span_id", "label"]].values)) == [
-        ("q1", "c1", "cue"), ("q1", "s1", "said_by")]
+    assert sorted(
+        map(
+            tuple, rels[rels["annotation_id"] == e1][["from_span_id", "to_span_id", "label"]].values
+        )
+    ) == [("q1", "c1", "cue"), ("q1", "s1", "said_by")]
     rejects = corpus.read("rejects")
     reasons = " | ".join(rejects["reason"])
     assert "HEADLINE" in reasons and "missing or rejected region 'zz'" in reasons
@@ -174,7 +232,10 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     gone = ann2[ann2["ls_annotation_id"] == posted["s2"]["id"]].iloc[0]
     assert pd.notna(gone["deleted_at"]) and not gone["superseded"]
     rels2 = corpus.read("relations")
-    assert len(rels2[rels2["annotation_id"] == e1]) == 2 and not (rels2["annotation_id"] == new["annotation_id"]).any()
+    assert (
+        len(rels2[rels2["annotation_id"] == e1]) == 2
+        and not (rels2["annotation_id"] == new["annotation_id"]).any()
+    )
     assert len(corpus.read("spans")) == len(spans) + 3
     latest = corpus.latest_annotations(project_name)
     assert len(latest) == 4  # 6 - cancelled - deleted (edited one counted once)
@@ -184,7 +245,12 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     # the same state again changes nothing
     before = {n: corpus.read(n) for n in ("annotations", "spans", "relations", "rejects")}
     third = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
-    assert (third["new"], third["updated"], third["deleted"], third["tasks_fetched"]) == (0, 0, 0, 0)
+    assert (third["new"], third["updated"], third["deleted"], third["tasks_fetched"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
     for n, df in before.items():
         pd.testing.assert_frame_equal(corpus.read(n), df)
     full = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client, full=True))
@@ -194,7 +260,10 @@ def test_push_pull_versions(pushed, ls_client, project_name):
     created = corpus.read(tables.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"]
     again = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     assert again["pushed"] == 0 and again["skipped"] == {"already pushed": 50}
-    assert corpus.read(tables.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"] == created
+    assert (
+        corpus.read(tables.PROJECTS_TABLE).set_index("project").at[project_name, "created_at"]
+        == created
+    )
     on_server = _server_articles(ls_client, pid)
     assert len(on_server) == 50 and on_server.is_unique
 
@@ -230,8 +299,15 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     ids.write_text("a0003\na0004\na0005\nnope\n")
     dry = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, dry_run=True))
     assert dry["would_push"] == 12 and ls_client.find_project(project_name) is None
-    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, where="source == 'reuters'",
-                                 ids=ids.read_text().split()))
+    s = workflow.run(
+        ls_push.push_batch(
+            corpus,
+            project_name,
+            client=ls_client,
+            where="source == 'reuters'",
+            ids=ids.read_text().split(),
+        )
+    )
     assert s["pushed"] == 2 and s["skipped"] == {"not in corpus": 1, "filtered out by --where": 1}
     s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, sample=3, seed=1))
     assert s["pushed"] == 3
@@ -239,8 +315,13 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     assert s["pushed"] == 4 and s["skipped"]["beyond --batch-size"] == 3
     with pytest.raises(SpanbankError, match="is not a valid filter"):
         workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, where="source =="))
-    ls_client.update_project(ls_client.find_project(project_name)["id"], label_config=load_schema().label_config().replace('"EVENT"', '"EVT"'))
-    with pytest.raises(SpanbankError, match=r"labeling config differs from schema news-v1; pass --update-config"):
+    ls_client.update_project(
+        ls_client.find_project(project_name)["id"],
+        label_config=load_schema().label_config().replace('"EVENT"', '"EVT"'),
+    )
+    with pytest.raises(
+        SpanbankError, match=r"labeling config differs from schema news-v1; pass --update-config"
+    ):
         workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, update_config=True))
     assert s["project_state"] == "config updated" and s["pushed"] == 3
@@ -249,19 +330,39 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
 def test_push_survives_sigkill(tmp_path, ls_conn, ls_client, project_name):
     """Kill a push after its first chunk is recorded; the re-run leaves one task per article."""
     n = 2000
-    corpus = make_corpus(tmp_path / "big", {f"b{i:05d}": f"Item {i}: “Yes,” she said." for i in range(n)})
+    corpus = make_corpus(
+        tmp_path / "big", {f"b{i:05d}": f"Item {i}: “Yes,” she said." for i in range(n)}
+    )
     env = {**os.environ, "LABEL_STUDIO_URL": ls_conn[0], "LABEL_STUDIO_API_KEY": ls_conn[1]}
-    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "push", "--project", project_name, "--create",
-           "--chunk-size", "100", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "spanbank",
+        "--corpus",
+        str(corpus.path),
+        "push",
+        "--project",
+        project_name,
+        "--create",
+        "--chunk-size",
+        "100",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not corpus.read_arrow("tasks").num_rows and time.monotonic() < deadline and proc.poll() is None:
+    while (
+        not corpus.read_arrow("tasks").num_rows
+        and time.monotonic() < deadline
+        and proc.poll() is None
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     recorded = len(corpus.read("tasks"))
     assert 0 < recorded < n, "the kill should land part-way"
-    out = subprocess.run(cmd[:-1] + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        cmd[:-1] + ["--json"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["reconciled"] + summary["pushed"] + recorded == n

@@ -23,15 +23,46 @@ def _seed_corpus(tmp_path) -> Corpus:
     article_id = corpus.read("articles")["article_id"].iloc[0]
     gold = json.loads(GOLD.read_text("utf-8"))
     now = datetime.now(timezone.utc)
-    ann = {"annotation_id": "import-seed", "project": None, "article_id": article_id, "ls_task_id": None,
-           "ls_annotation_id": None, "annotator": "editor", "origin": "import", "created_at": now,
-           "updated_at": now, "lead_time_s": None, "cancelled": False, "version": 1, "superseded": False,
-           "deleted_at": None, "pulled_at": now}
-    spans = [{"annotation_id": "import-seed", "span_id": s["id"], "article_id": article_id, "label": s["label"],
-              "start": s["start"], "end": s["end"], "text": s["text"],
-              "attributes": attributes_json(s.get("attributes")), "offset_repair": None} for s in gold["spans"]]
-    rels = [{"annotation_id": "import-seed", "from_span_id": r["from"], "to_span_id": r["to"], "label": r["label"]}
-            for r in gold["relations"]]
+    ann = {
+        "annotation_id": "import-seed",
+        "project": None,
+        "article_id": article_id,
+        "ls_task_id": None,
+        "ls_annotation_id": None,
+        "annotator": "editor",
+        "origin": "import",
+        "created_at": now,
+        "updated_at": now,
+        "lead_time_s": None,
+        "cancelled": False,
+        "version": 1,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": now,
+    }
+    spans = [
+        {
+            "annotation_id": "import-seed",
+            "span_id": s["id"],
+            "article_id": article_id,
+            "label": s["label"],
+            "start": s["start"],
+            "end": s["end"],
+            "text": s["text"],
+            "attributes": attributes_json(s.get("attributes")),
+            "offset_repair": None,
+        }
+        for s in gold["spans"]
+    ]
+    rels = [
+        {
+            "annotation_id": "import-seed",
+            "from_span_id": r["from"],
+            "to_span_id": r["to"],
+            "label": r["label"],
+        }
+        for r in gold["relations"]
+    ]
     with corpus.writer() as w:
         w.append("annotations", [ann])
         w.append("spans", spans)
@@ -64,4 +95,6 @@ def test_eval_without_gold_is_a_clear_error(tmp_path):
     ingest_paths(corpus, [SEED])
     r = CliRunner().invoke(cli, ["--corpus", str(corpus.path), "preannotate", "--eval"])
     assert r.exit_code == 1
-    assert r.output.strip().splitlines() == ["Error: no annotated article to evaluate against; pull or import annotations first"]
+    assert r.output.strip().splitlines() == [
+        "Error: no annotated article to evaluate against; pull or import annotations first"
+    ]

@@ -15,7 +15,16 @@ from spanbank.corpus import Corpus
 from spanbank.labelstudio.identity import server_records
 
 KEY = ["project", "article_id", "ls_annotation_id", "created_at", "origin"]
-SHOW = ["annotation_id", "kept", "project", "article_id", "annotator", "kept_annotator", "ls_url", "pulled_at"]
+SHOW = [
+    "annotation_id",
+    "kept",
+    "project",
+    "article_id",
+    "annotator",
+    "kept_annotator",
+    "ls_url",
+    "pulled_at",
+]
 
 
 def _tags(annotation_ids: pd.Series) -> pd.Series:
@@ -46,7 +55,9 @@ def find_duplicates(corpus: Corpus, ann: pd.DataFrame | None = None) -> pd.DataF
     first = dup.groupby(KEY, dropna=False)[["annotation_id", "annotator"]].transform("first")
     dup["kept"], dup["kept_annotator"] = first["annotation_id"], first["annotator"]
     copies = dup[dup["annotation_id"] != dup["kept"]]
-    return copies[SHOW].sort_values(["project", "article_id", "annotation_id"]).reset_index(drop=True)
+    return (
+        copies[SHOW].sort_values(["project", "article_id", "annotation_id"]).reset_index(drop=True)
+    )
 
 
 def doctor(corpus: Corpus, fix: bool = False, wait: bool | float = False) -> dict:
@@ -60,7 +71,9 @@ def doctor(corpus: Corpus, fix: bool = False, wait: bool | float = False) -> dic
             ann = corpus.read("annotations")
             copies = find_duplicates(corpus, ann)
             if len(copies):
-                ann.loc[ann["annotation_id"].isin(set(copies["annotation_id"])), "superseded"] = True
+                ann.loc[ann["annotation_id"].isin(set(copies["annotation_id"])), "superseded"] = (
+                    True
+                )
                 writer.replace("annotations", ann)
     same = copies.dropna(subset=["annotator", "kept_annotator"])
     same = same[same["annotator"] != same["kept_annotator"]]

@@ -403,7 +403,10 @@ class GoldRows:
 
 
 def gold_rows(
-    corpus: Corpus, gold: str = "auto", project: str | None = None, annotations: pd.DataFrame | None = None
+    corpus: Corpus,
+    gold: str = "auto",
+    project: str | None = None,
+    annotations: pd.DataFrame | None = None,
 ) -> GoldRows:
     """The one way to the gold an export or an evaluation uses: :func:`select_annotations`'
     choice (or the given `annotations` rows), with its spans and relations. Stored rows are
@@ -454,7 +457,11 @@ def _annotation_rows(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pa.Tabl
             )
             want = set(part["annotation_id"])
             spans.append(to_arrow("spans", result.spans[result.spans["annotation_id"].isin(want)]))
-            rels.append(to_arrow("relations", result.relations[result.relations["annotation_id"].isin(want)]))
+            rels.append(
+                to_arrow(
+                    "relations", result.relations[result.relations["annotation_id"].isin(want)]
+                )
+            )
     span_cols, rel_cols = TABLES["spans"].names, TABLES["relations"].names
     return (
         pa.concat_tables([s.select(span_cols) for s in spans]),

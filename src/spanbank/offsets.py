@@ -69,7 +69,9 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-def resolve_span(text: str, start, end, claimed: str | None = None, window: int = SEARCH_WINDOW) -> SpanFix:
+def resolve_span(
+    text: str, start, end, claimed: str | None = None, window: int = SEARCH_WINDOW
+) -> SpanFix:
     """Find the true code point offsets of a span whose offsets and text come from outside.
 
     `claimed` is the span text the source said it covered (None: trust bounds only). Raises
@@ -111,7 +113,9 @@ def resolve_span(text: str, start, end, claimed: str | None = None, window: int 
         return SpanFix(found[0], found[1], SEARCH)
     shown = claimed if len(claimed) <= 40 else claimed[:37] + "..."
     if end > n:
-        raise OffsetError(f"span {start}..{end} lies beyond the text (length {n}) and {shown!r} is not nearby")
+        raise OffsetError(
+            f"span {start}..{end} lies beyond the text (length {n}) and {shown!r} is not nearby"
+        )
     raise _rejection(start, end, text, shown)
 
 
@@ -138,7 +142,9 @@ def _search_near(text: str, claimed: str, start: int, window: int) -> tuple[int,
             idx = hay.find(variant, idx + 1)
     if not candidates:
         pat = _pattern(claimed)
-        candidates = [(lo + m.start(), lo + m.end()) for m in pat.finditer(unicodedata.normalize("NFC", hay))]
+        candidates = [
+            (lo + m.start(), lo + m.end()) for m in pat.finditer(unicodedata.normalize("NFC", hay))
+        ]
         if not hay.isascii() and unicodedata.normalize("NFC", hay) != hay:
             return None  # composition changed lengths: offsets in `hay` would not be ours
     if not candidates:
@@ -151,4 +157,6 @@ def check_span(text: str, start: int, end: int, span_text: str | None = None) ->
     if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= len(text):
         raise OffsetError(f"span {start!r}..{end!r} is outside the text (length {len(text)})")
     if span_text is not None and text[start:end] != span_text:
-        raise OffsetError(f"span {start}..{end} covers {text[start:end][:40]!r}, not {span_text[:40]!r}")
+        raise OffsetError(
+            f"span {start}..{end} covers {text[start:end][:40]!r}, not {span_text[:40]!r}"
+        )

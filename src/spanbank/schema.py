@@ -67,7 +67,9 @@ class Schema:
     def check_span(self, label: str, attributes: dict | None = None) -> str | None:
         """Return why a span's label/attributes are not in the schema, or None if they are."""
         if label not in self.labels:
-            return f"label {label!r} is not in schema {self.ident} (labels: {', '.join(self.labels)})"
+            return (
+                f"label {label!r} is not in schema {self.ident} (labels: {', '.join(self.labels)})"
+            )
         for key, value in (attributes or {}).items():
             if key.startswith("_"):
                 continue  # bookkeeping keys (e.g. `_fragment_of`), not annotator choices
@@ -135,7 +137,9 @@ def _parse(data: dict, where: str) -> Schema:
             raise SchemaError(f"{where}: label name {name!r} must be an identifier")
         spec = _mapping(spec, where, f"label {name}")
         attrs = {}
-        for aname, aspec in _mapping(spec.get("attributes"), where, f"label {name} attributes").items():
+        for aname, aspec in _mapping(
+            spec.get("attributes"), where, f"label {name} attributes"
+        ).items():
             aspec = _mapping(aspec, where, f"attribute {name}.{aname}")
             values = aspec.get("values") or ()
             if not isinstance(values, (list, tuple)):
@@ -156,15 +160,25 @@ def _parse(data: dict, where: str) -> Schema:
     mapping = _mapping(data.get("import_mapping"), where, "import_mapping")
     for fmt, spec in mapping.items():
         spec = _mapping(spec, where, f"import mapping {fmt}")
-        for foreign, ours in _mapping(spec.get("labels"), where, f"import mapping {fmt} labels").items():
+        for foreign, ours in _mapping(
+            spec.get("labels"), where, f"import mapping {fmt} labels"
+        ).items():
             if not isinstance(ours, str) or ours not in labels:
-                raise SchemaError(f"{where}: import mapping {fmt}:{foreign} -> unknown label {ours!r}")
-        for foreign, ours in _mapping(spec.get("roles"), where, f"import mapping {fmt} roles").items():
+                raise SchemaError(
+                    f"{where}: import mapping {fmt}:{foreign} -> unknown label {ours!r}"
+                )
+        for foreign, ours in _mapping(
+            spec.get("roles"), where, f"import mapping {fmt} roles"
+        ).items():
             if not isinstance(ours, str) or ours not in relations:
-                raise SchemaError(f"{where}: import role {fmt}:{foreign} -> unknown relation {ours!r}")
+                raise SchemaError(
+                    f"{where}: import role {fmt}:{foreign} -> unknown relation {ours!r}"
+                )
         if not isinstance(spec.get("ignore") or [], list):
             raise SchemaError(f"{where}: import mapping {fmt} ignore must be a list of labels")
-    return Schema(str(data["name"]), data["version"], labels, relations, mapping, data.get("description", ""))
+    return Schema(
+        str(data["name"]), data["version"], labels, relations, mapping, data.get("description", "")
+    )
 
 
 def load_schema(path: str | os.PathLike | None = None) -> Schema:
@@ -176,7 +190,9 @@ def load_schema(path: str | os.PathLike | None = None) -> Schema:
         p = Path(path)
         try:
             if p.is_file() and p.stat().st_size > MAX_SCHEMA_BYTES:
-                raise SchemaError(f"{p}: {p.stat().st_size:,} bytes is too large for a schema (limit {MAX_SCHEMA_BYTES:,})")
+                raise SchemaError(
+                    f"{p}: {p.stat().st_size:,} bytes is too large for a schema (limit {MAX_SCHEMA_BYTES:,})"
+                )
             text = p.read_text("utf-8")
         except FileNotFoundError:
             raise SchemaError(f"schema file not found: {p}") from None
@@ -196,8 +212,10 @@ def _load_yaml(text: str, where: str):
     try:
         node = loader.get_single_node()
         if node is not None and _expanded_nodes(node, {}) > MAX_SCHEMA_NODES:
-            raise SchemaError(f"{where}: its aliases expand to more than {MAX_SCHEMA_NODES:,} YAML nodes; "
-                              "not a schema (a YAML alias bomb?)")
+            raise SchemaError(
+                f"{where}: its aliases expand to more than {MAX_SCHEMA_NODES:,} YAML nodes; "
+                "not a schema (a YAML alias bomb?)"
+            )
         return loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
@@ -240,18 +258,19 @@ def render_label_config(schema: Schema) -> str:
     lines += [f"    <Relation value={q(r)}/>" for r in schema.relations]
     lines += ["  </Relations>", f"  <Labels name={q(LS_LABELS_NAME)} toName={q(LS_TEXT_NAME)}>"]
     lines += [
-        f"    <Label value={q(lab.name)} background={q(lab.color)}/>" for lab in schema.labels.values()
+        f"    <Label value={q(lab.name)} background={q(lab.color)}/>"
+        for lab in schema.labels.values()
     ]
-    lines += ["  </Labels>", f"  <Text name={q(LS_TEXT_NAME)} value=\"$text\"/>"]
+    lines += ["  </Labels>", f'  <Text name={q(LS_TEXT_NAME)} value="$text"/>']
     for lab in schema.labels.values():
         for attr in lab.attributes.values():
             name = attribute_control_name(lab.name, attr.name)
-            lines.append(f"  <View visibleWhen=\"region-selected\" whenLabelValue={q(lab.name)}>")
+            lines.append(f'  <View visibleWhen="region-selected" whenLabelValue={q(lab.name)}>')
             lines.append(f"    <Header value={q(f'{lab.name} {attr.name}')}/>")
             required = ' required="true"' if attr.required else ""
             lines.append(
-                f"    <Choices name={q(name)} toName={q(LS_TEXT_NAME)} perRegion=\"true\""
-                f" choice=\"single-radio\"{required}>"
+                f'    <Choices name={q(name)} toName={q(LS_TEXT_NAME)} perRegion="true"'
+                f' choice="single-radio"{required}>'
             )
             lines += [f"      <Choice value={q(v)}/>" for v in attr.values]
             lines += ["    </Choices>", "  </View>"]

@@ -31,17 +31,22 @@ def corpus_status(corpus: Corpus) -> dict:
     tasks = corpus.read("tasks")
     records = corpus.read("projects")
     conflicts = corpus.read("conflicts")  # tables other commands add: empty when absent
-    projects = sorted(set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique()))
+    projects = sorted(
+        set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique())
+    )
     return {
         "corpus": str(corpus.path.resolve()),
         "schema": corpus.schema.ident,
         "articles": corpus.read_arrow("articles", columns=["article_id"]).num_rows,
-        "annotations": {str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()},
+        "annotations": {
+            str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()
+        },
         "skipped": len(skipped),
         "spans": int(span_counts.sum()),
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
-            _project_status(p, tasks, live, skipped, span_counts, records, conflicts) for p in projects
+            _project_status(p, tasks, live, skipped, span_counts, records, conflicts)
+            for p in projects
         ],
     }
 
@@ -81,8 +86,11 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
     per_article = per_article.reindex(articles.union(per_article.index), fill_value=0)
     missing = (overlap or DEFAULT_OVERLAP) - per_article
     missing = missing[missing > 0]
-    gold = live[(live["origin"] == "gold") & (live["project"] == project)
-                & (live["annotator"] != REVIEW_ANNOTATOR)]
+    gold = live[
+        (live["origin"] == "gold")
+        & (live["project"] == project)
+        & (live["annotator"] != REVIEW_ANNOTATOR)
+    ]
     pulled = rec.get("last_pull_at")
     if pulled is None or pd.isna(pulled):
         pulled = live.loc[live["project"] == project, "pulled_at"].max()
@@ -119,10 +127,17 @@ def _progress(mine: pd.DataFrame, skipped: pd.DataFrame, who: str, assigned: int
     """Per annotator: articles done, skipped, and assigned (Label Studio offers every task to every
     annotator until it has its overlap, so each is assigned the project's tasks)."""
     done = mine.groupby(who)["article_id"].nunique()
-    skips = skipped.groupby(who)["article_id"].nunique() if who in skipped else pd.Series(dtype="int64")
+    skips = (
+        skipped.groupby(who)["article_id"].nunique() if who in skipped else pd.Series(dtype="int64")
+    )
     names = sorted(set(done.index) | set(skips.index))
     return [
-        {"annotator": a, "done": int(done.get(a, 0)), "skipped": int(skips.get(a, 0)), "assigned": assigned}
+        {
+            "annotator": a,
+            "done": int(done.get(a, 0)),
+            "skipped": int(skips.get(a, 0)),
+            "assigned": assigned,
+        }
         for a in names
     ]
 

@@ -11,9 +11,18 @@ import numpy as np
 import pandas as pd
 
 SPEAKERS = [
-    "Kremlin spokesperson Dmitry Peskov", "the prime minister", "Finance Minister Ana Lopes",
-    "a senior EU official", "the company", "Dr. Zoë Müller", "police", "the mayor of Łódź",
-    "UN Secretary-General António Guterres", "analysts", "Reuters", "the ministry",
+    "Kremlin spokesperson Dmitry Peskov",
+    "the prime minister",
+    "Finance Minister Ana Lopes",
+    "a senior EU official",
+    "the company",
+    "Dr. Zoë Müller",
+    "police",
+    "the mayor of Łódź",
+    "UN Secretary-General António Guterres",
+    "analysts",
+    "Reuters",
+    "the ministry",
 ]
 PRONOUNS = ["he", "she", "they"]
 CUES = ["said", "told reporters", "added", "noted", "confirmed", "warned", "stressed", "explained"]
@@ -27,8 +36,15 @@ CONTENT = [
     "the city needed more money for schools and hospitals",
     "the results were better than expected despite the crisis",
 ]
-EVENTS = [("meeting", "contact"), ("phone call", "contact"), ("attack", "conflict"),
-          ("election", "election"), ("trial", "legal"), ("flood", "disaster"), ("merger", "economic")]
+EVENTS = [
+    ("meeting", "contact"),
+    ("phone call", "contact"),
+    ("attack", "conflict"),
+    ("election", "election"),
+    ("trial", "legal"),
+    ("flood", "disaster"),
+    ("merger", "economic"),
+]
 FILLER = [
     "The announcement came after weeks of speculation in the capital.",
     "Officials have not released further details.",
@@ -37,9 +53,12 @@ FILLER = [
     "Critics say the plan does not go far enough.",
 ]
 TITLES = [
-    "Talks resume as leaders meet\n", "Ceasefire holds in the north — for now\n",
-    "Łódź council approves budget after long night\n", "Markets rally as inflation eases 📉\n",
-    "Minister resigns over procurement row\n", "Floods cut off villages in the south\n",
+    "Talks resume as leaders meet\n",
+    "Ceasefire holds in the north — for now\n",
+    "Łódź council approves budget after long night\n",
+    "Markets rally as inflation eases 📉\n",
+    "Minister resigns over procurement row\n",
+    "Floods cut off villages in the south\n",
 ]
 SOURCES = ["reuters", "ap", "afp", "bbc", "dpa", "efe"]
 LABELS = ["SPEAKER", "QUOTE", "CUE", "EVENT"]
@@ -87,7 +106,11 @@ def _paragraphs(kind: int) -> Iterator[_Builder]:
                     for filler in FILLER:
                         b = _Builder()
                         if kind in (0, 2):  # “Direct,” speaker said. / “Direct.” he said.
-                            q = b.add(f"“{content[0].upper()}{content[1:]}{',' if kind == 0 else '.'}”", "QUOTE", "direct")
+                            q = b.add(
+                                f"“{content[0].upper()}{content[1:]}{',' if kind == 0 else '.'}”",
+                                "QUOTE",
+                                "direct",
+                            )
                             b.add(" ")
                             s = b.add(spk, "SPEAKER")
                             b.add(" ")
@@ -143,11 +166,19 @@ def _variants() -> dict:
         kind_n.append(len(text) - kind_off[-1])
     arr = np.asarray
     return {
-        "text": np.array(text, dtype=object), "len": arr([len(t) for t in text]),
-        "kind_off": arr(kind_off), "kind_n": arr(kind_n),
-        "sp_ptr": arr(sp_ptr), "sp_label": arr(sp_label), "sp_start": arr(sp_start), "sp_end": arr(sp_end),
-        "sp_attr": np.array(sp_attr, dtype=object), "sp_text": np.array(sp_text, dtype=object),
-        "rel_ptr": arr(rel_ptr), "rel_from": arr(rel_from), "rel_to": arr(rel_to),
+        "text": np.array(text, dtype=object),
+        "len": arr([len(t) for t in text]),
+        "kind_off": arr(kind_off),
+        "kind_n": arr(kind_n),
+        "sp_ptr": arr(sp_ptr),
+        "sp_label": arr(sp_label),
+        "sp_start": arr(sp_start),
+        "sp_end": arr(sp_end),
+        "sp_attr": np.array(sp_attr, dtype=object),
+        "sp_text": np.array(sp_text, dtype=object),
+        "rel_ptr": arr(rel_ptr),
+        "rel_from": arr(rel_from),
+        "rel_to": arr(rel_to),
         "rel_label": np.array(rel_label, dtype=object),
     }
 
@@ -165,8 +196,12 @@ _SPAN_IDS = np.array([f"s{j}" for j in range(512)], dtype=object)
 
 
 def synth_chunks(
-    n: int, seed: int = 0, annotators: int = 0, chunk: int = 10_000,
-    disagreement: Disagreement | None = None, paragraphs: tuple[int, int] = (6, 12),
+    n: int,
+    seed: int = 0,
+    annotators: int = 0,
+    chunk: int = 10_000,
+    disagreement: Disagreement | None = None,
+    paragraphs: tuple[int, int] = (6, 12),
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     """Yield (articles, spans, relations) frames chunk by chunk, deterministic by seed and chunk.
 
@@ -201,14 +236,19 @@ def synth_chunks(
         pieces = v["text"][vid].tolist()
         titles = [TITLES[t] for t in title.tolist()]
         bounds = np.append(par_first, n_par).tolist()
-        texts = ["".join([titles[a], *pieces[bounds[a]:bounds[a + 1]]]) for a in range(m)]
+        texts = ["".join([titles[a], *pieces[bounds[a] : bounds[a + 1]]]) for a in range(m)]
         ids = np.array([f"syn{seed}-{i:07d}" for i in range(lo, hi)], dtype=object)
-        articles = pd.DataFrame({
-            "article_id": ids, "text": texts,
-            "source": np.array(SOURCES, dtype=object)[np.arange(lo, hi) % len(SOURCES)],
-            "published_at": pd.to_datetime(base + np.arange(lo, hi).astype("timedelta64[m]"), utc=True),
-            "title": [t[:-1] for t in titles],
-        })
+        articles = pd.DataFrame(
+            {
+                "article_id": ids,
+                "text": texts,
+                "source": np.array(SOURCES, dtype=object)[np.arange(lo, hi) % len(SOURCES)],
+                "published_at": pd.to_datetime(
+                    base + np.arange(lo, hi).astype("timedelta64[m]"), utc=True
+                ),
+                "title": [t[:-1] for t in titles],
+            }
+        )
         # truth spans, numbered per article in text order
         sidx, scnt = _gather(v["sp_ptr"], vid)
         s_par = np.repeat(np.arange(n_par), scnt)
@@ -231,29 +271,53 @@ def synth_chunks(
                 shift = rng.integers(-3, 4, size=len(sidx))
                 keep = r[:, 0] >= dis.miss
                 moved = r[:, 1] < dis.jitter
-                start = np.where(moved, np.minimum(np.maximum(0, s_start + shift), s_end - 1), s_start)
+                start = np.where(
+                    moved, np.minimum(np.maximum(0, s_start + shift), s_end - 1), s_start
+                )
                 label = np.where(r[:, 2] < dis.swap, (label + 1) % len(LABELS), label)
                 changed = np.flatnonzero(start != s_start)
                 if len(changed):
                     text = text.copy()
-                    text[changed] = [texts[a][s:e] for a, s, e in zip(
-                        s_art[changed].tolist(), start[changed].tolist(), s_end[changed].tolist(), strict=True)]
+                    text[changed] = [
+                        texts[a][s:e]
+                        for a, s, e in zip(
+                            s_art[changed].tolist(),
+                            start[changed].tolist(),
+                            s_end[changed].tolist(),
+                            strict=True,
+                        )
+                    ]
             ann = np.char.add(ids.astype(str), f"-{name}").astype(object)
             k = np.flatnonzero(keep)
-            span_frames.append(pd.DataFrame({
-                "annotation_id": ann[s_art[k]], "span_id": _SPAN_IDS[s_num[k]], "article_id": ids[s_art[k]],
-                "annotator": name, "label": labels[label[k]], "start": start[k], "end": s_end[k],
-                "text": text[k], "attributes": v["sp_attr"][sidx[k]],
-            }))
+            span_frames.append(
+                pd.DataFrame(
+                    {
+                        "annotation_id": ann[s_art[k]],
+                        "span_id": _SPAN_IDS[s_num[k]],
+                        "article_id": ids[s_art[k]],
+                        "annotator": name,
+                        "label": labels[label[k]],
+                        "start": start[k],
+                        "end": s_end[k],
+                        "text": text[k],
+                        "attributes": v["sp_attr"][sidx[k]],
+                    }
+                )
+            )
             rk = np.flatnonzero(keep[r_from] & keep[r_to])
-            rel_frames.append(pd.DataFrame({
-                "annotation_id": ann[s_art[r_from[rk]]], "from_span_id": _SPAN_IDS[s_num[r_from[rk]]],
-                "to_span_id": _SPAN_IDS[s_num[r_to[rk]]], "label": v["rel_label"][ridx[rk]],
-            }))
+            rel_frames.append(
+                pd.DataFrame(
+                    {
+                        "annotation_id": ann[s_art[r_from[rk]]],
+                        "from_span_id": _SPAN_IDS[s_num[r_from[rk]]],
+                        "to_span_id": _SPAN_IDS[s_num[r_to[rk]]],
+                        "label": v["rel_label"][ridx[rk]],
+                    }
+                )
+            )
         spans = pd.concat(span_frames, ignore_index=True)
         rels = pd.concat(rel_frames, ignore_index=True)
         if annotators > 1:  # one annotation's rows together, as a reader of the table expects
             spans = spans.sort_values(["article_id", "annotator"], kind="stable", ignore_index=True)
             rels = rels.sort_values("annotation_id", kind="stable", ignore_index=True)
         yield articles, spans, rels
-

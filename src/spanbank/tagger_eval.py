@@ -17,22 +17,42 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
     rows = gold_rows(corpus, gold=gold, project=project)
     chosen = rows.annotations
     if chosen.empty:
-        raise SpanbankError("no annotated article to evaluate against; pull or import annotations first")
+        raise SpanbankError(
+            "no annotated article to evaluate against; pull or import annotations first"
+        )
     spans, rels = rows.spans.to_pandas(), rows.relations.to_pandas()
     arts = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
     spans_by = {k: g for k, g in spans.groupby("annotation_id")}
     rels_by = {k: g for k, g in rels.groupby("annotation_id")}
-    totals: dict[str, dict[str, list[int]]] = {"exact": defaultdict(lambda: [0, 0, 0]), "overlap": defaultdict(lambda: [0, 0, 0])}
+    totals: dict[str, dict[str, list[int]]] = {
+        "exact": defaultdict(lambda: [0, 0, 0]),
+        "overlap": defaultdict(lambda: [0, 0, 0]),
+    }
     for ann_id, article_id in zip(chosen["annotation_id"], chosen["article_id"], strict=True):
         g = spans_by.get(ann_id)
-        gold_spans = [] if g is None else [
-            {"span_id": r.span_id, "label": r.label, "start": int(r.start), "end": int(r.end), "attributes": parse_attributes(r.attributes)}
-            for r in g.itertuples()
-        ]
+        gold_spans = (
+            []
+            if g is None
+            else [
+                {
+                    "span_id": r.span_id,
+                    "label": r.label,
+                    "start": int(r.start),
+                    "end": int(r.end),
+                    "attributes": parse_attributes(r.attributes),
+                }
+                for r in g.itertuples()
+            ]
+        )
         r = rels_by.get(ann_id)
-        gold_rels = [] if r is None else [
-            {"from_span_id": x.from_span_id, "to_span_id": x.to_span_id, "label": x.label} for x in r.itertuples()
-        ]
+        gold_rels = (
+            []
+            if r is None
+            else [
+                {"from_span_id": x.from_span_id, "to_span_id": x.to_span_id, "label": x.label}
+                for x in r.itertuples()
+            ]
+        )
         pred = preannotate(arts[article_id])
         res = evaluate(pred["spans"], gold_spans, pred["relations"], gold_rels)
         for mode, per in res.items():
@@ -41,7 +61,13 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
                 t[0] += v["tp"]
                 t[1] += v["n_pred"]
                 t[2] += v["n_gold"]
-    out = {"tagger": TAGGER_VERSION, "gold": gold, "articles": len(chosen), "exact": {}, "overlap": {}}
+    out = {
+        "tagger": TAGGER_VERSION,
+        "gold": gold,
+        "articles": len(chosen),
+        "exact": {},
+        "overlap": {},
+    }
     for mode, per in totals.items():
         for key, (tp, n_pred, n_gold) in sorted(per.items()):
             out[mode][key] = prf(tp, n_pred, n_gold)

@@ -20,50 +20,68 @@ e = html.escape
 
 # Plain-language meaning of each figure and what range is good (the page's "How to read").
 EXPLAIN = [
-    ("token_alpha (headline)",
-     "Every word gets one value per annotator: none, or the label of the innermost span "
-     "covering it. Krippendorff's α compares how often annotators give a word the same value "
-     "with how often they would by chance, given how common each value is, and allows an "
-     "annotator to skip an article. 1 is perfect agreement, 0 is chance level, below 0 is "
-     "systematic disagreement. Krippendorff recommends relying on data with α ≥ 0.800 and "
-     "drawing only tentative conclusions between 0.667 and 0.800. This is the token-level "
-     "figure attribution corpora publish."),
-    ("token_alpha_labelled",
-     "The same α over only the words at least one annotator labelled: how well annotators "
-     "agree on what a marked stretch is, leaving out the many words everybody left alone. "
-     "It is lower than token_alpha by construction; read it on the same scale."),
-    ("token_fleiss_kappa, token_ac1",
-     "Two other chance-corrected coefficients over the same word values, for any number of "
-     "annotators per article. Fleiss' κ: 0.61–0.80 is usually called substantial, above "
-     "0.80 almost perfect. Gwet's AC1 is less pulled down when one value (none) dominates, "
-     "so it is usually higher than κ and α on sparse annotations; a large gap between AC1 "
-     "and α says agreement rests on the rare labelled words."),
-    ("span_f1_exact / span_f1_overlap / span_f1_any",
-     "Of the spans two annotators marked, the share they both marked with the same label: "
-     "with identical boundaries (exact), overlapping by at least the IoU threshold, or "
-     "overlapping at all. 1 means the same spans; no chance correction. Exact F1 is usually "
-     "much lower than overlap F1 because annotators differ on quote marks and punctuation; "
-     "an overlap F1 above about 0.8 is good for quotes and speakers."),
-    ("attribution_f1, attribution_f1_full",
-     "Attributions as units: a quote with its speaker and cue. attribution_f1 counts two "
-     "annotators' quotes as the same when they overlap enough (exact: same boundaries); "
-     "attribution_f1_full also needs the linked speakers and cues to match. The gap between "
-     "them is disagreement on who said it and how it was introduced."),
-    ("relation_f1",
-     "Links (quote → speaker, quote → cue) that both annotators drew between matching "
-     "spans; the conditional figure counts only links whose two ends both annotators marked, "
-     "so it measures linking alone."),
-    ("alpha_u",
-     "Krippendorff's unitizing α over character offsets: how far apart the stretches "
-     "annotators marked are, boundaries included, against chance placement. Same scale as α."),
-    ("alpha, alpha_no_o (per label table)",
-     "Each label as its own yes/no layer per word (a word inside a speaker inside a quote is "
-     "in both). Useful to see which label is hard; the pooled figure counts a word once per "
-     "label, so compare token_alpha, not this, with published figures. -O keeps the words "
-     "someone labelled with any label."),
-    ("Cohen's κ (pairs)",
-     "Two annotators at a time over the word values: which pairs agree, which one differs "
-     "from everybody (a row of low values)."),
+    (
+        "token_alpha (headline)",
+        "Every word gets one value per annotator: none, or the label of the innermost span "
+        "covering it. Krippendorff's α compares how often annotators give a word the same value "
+        "with how often they would by chance, given how common each value is, and allows an "
+        "annotator to skip an article. 1 is perfect agreement, 0 is chance level, below 0 is "
+        "systematic disagreement. Krippendorff recommends relying on data with α ≥ 0.800 and "
+        "drawing only tentative conclusions between 0.667 and 0.800. This is the token-level "
+        "figure attribution corpora publish.",
+    ),
+    (
+        "token_alpha_labelled",
+        "The same α over only the words at least one annotator labelled: how well annotators "
+        "agree on what a marked stretch is, leaving out the many words everybody left alone. "
+        "It is lower than token_alpha by construction; read it on the same scale.",
+    ),
+    (
+        "token_fleiss_kappa, token_ac1",
+        "Two other chance-corrected coefficients over the same word values, for any number of "
+        "annotators per article. Fleiss' κ: 0.61–0.80 is usually called substantial, above "
+        "0.80 almost perfect. Gwet's AC1 is less pulled down when one value (none) dominates, "
+        "so it is usually higher than κ and α on sparse annotations; a large gap between AC1 "
+        "and α says agreement rests on the rare labelled words.",
+    ),
+    (
+        "span_f1_exact / span_f1_overlap / span_f1_any",
+        "Of the spans two annotators marked, the share they both marked with the same label: "
+        "with identical boundaries (exact), overlapping by at least the IoU threshold, or "
+        "overlapping at all. 1 means the same spans; no chance correction. Exact F1 is usually "
+        "much lower than overlap F1 because annotators differ on quote marks and punctuation; "
+        "an overlap F1 above about 0.8 is good for quotes and speakers.",
+    ),
+    (
+        "attribution_f1, attribution_f1_full",
+        "Attributions as units: a quote with its speaker and cue. attribution_f1 counts two "
+        "annotators' quotes as the same when they overlap enough (exact: same boundaries); "
+        "attribution_f1_full also needs the linked speakers and cues to match. The gap between "
+        "them is disagreement on who said it and how it was introduced.",
+    ),
+    (
+        "relation_f1",
+        "Links (quote → speaker, quote → cue) that both annotators drew between matching "
+        "spans; the conditional figure counts only links whose two ends both annotators marked, "
+        "so it measures linking alone.",
+    ),
+    (
+        "alpha_u",
+        "Krippendorff's unitizing α over character offsets: how far apart the stretches "
+        "annotators marked are, boundaries included, against chance placement. Same scale as α.",
+    ),
+    (
+        "alpha, alpha_no_o (per label table)",
+        "Each label as its own yes/no layer per word (a word inside a speaker inside a quote is "
+        "in both). Useful to see which label is hard; the pooled figure counts a word once per "
+        "label, so compare token_alpha, not this, with published figures. -O keeps the words "
+        "someone labelled with any label.",
+    ),
+    (
+        "Cohen's κ (pairs)",
+        "Two annotators at a time over the word values: which pairs agree, which one differs "
+        "from everybody (a row of low values).",
+    ),
 ]
 
 NAN = float("nan")
@@ -107,7 +125,9 @@ def heatmap_png(names: list[str], values: dict, title: str) -> str:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise AgreementError("the HTML report needs matplotlib: pip install 'spanbank[plot]'") from err
+        raise AgreementError(
+            "the HTML report needs matplotlib: pip install 'spanbank[plot]'"
+        ) from err
 
     n = len(names)
     m = np.full((n, n), np.nan)
@@ -128,8 +148,16 @@ def heatmap_png(names: list[str], values: dict, title: str) -> str:
             for j in range(n):
                 if np.isfinite(m[i, j]):
                     dark = (m[i, j] - low) / ((1 - low) or 1) < 0.6
-                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=fs + 1,
-                            color="white" if dark else "black", parse_math=False)
+                    ax.text(
+                        j,
+                        i,
+                        f"{m[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=fs + 1,
+                        color="white" if dark else "black",
+                        parse_math=False,
+                    )
                 elif i == j:
                     ax.text(j, i, "—", ha="center", va="center", fontsize=fs, color="#999")
         ax.set_title(title, fontsize=12, parse_math=False)
@@ -218,7 +246,7 @@ def _view(row: dict, view: dict, show, max_sentences: int = 15) -> str:
     return (
         f'<div class="view"><h3>{e(row["article_id"])}{link}</h3>'
         f'<p class="muted">token α {_fmt(row.get("token_alpha"))}, span F1 (IoU) '
-        f'{_fmt(row["span_f1_overlap"])}, annotators: {e(", ".join(who))}</p>'
+        f"{_fmt(row['span_f1_overlap'])}, annotators: {e(', '.join(who))}</p>"
         + "".join(blocks)
         + f"<details><summary>Attributions per annotator</summary>{attrs}</details></div>"
     )
@@ -235,8 +263,10 @@ def _confusion(tc: dict) -> str:
             share = conf[i, j] / tot if tot else 0.0
             shade = f"background:rgba(214,39,40,{min(0.85, share * 2):.2f})" if i != j else ""
             cls = ' class="hi"' if i != j and share >= 0.1 else ""
-            cells.append(f'<span{cls} style="{shade}">{int(conf[i, j])} '
-                         f'<span class="muted">({share:.0%})</span></span>')
+            cells.append(
+                f'<span{cls} style="{shade}">{int(conf[i, j])} '
+                f'<span class="muted">({share:.0%})</span></span>'
+            )
         rows.append([f"<b>{e(c)}</b>"] + cells)
     return _table(["one annotator ↓ / other →", *cats], rows, "conf")
 
@@ -251,18 +281,29 @@ def render_html(report: dict, names: dict | None = None) -> str:
     cov, summ = report["coverage"], report["summary"]
     people = [show(n) for n in cov["annotators"]]
     head = summ.get("token_alpha", {})
-    ci = "" if math.isnan(head.get("ci_low", math.nan)) else (
-        f" (95% CI {_fmt(head['ci_low'])}–{_fmt(head['ci_high'])})")
+    ci = (
+        ""
+        if math.isnan(head.get("ci_low", math.nan))
+        else (f" (95% CI {_fmt(head['ci_low'])}–{_fmt(head['ci_high'])})")
+    )
     summary = _table(
         ["measure", "value", "95% CI"],
-        [[e(k), _fmt(v["value"]),
-          "" if math.isnan(v["ci_low"]) else f"{_fmt(v['ci_low'])} – {_fmt(v['ci_high'])}"]
-         for k, v in summ.items()],
+        [
+            [
+                e(k),
+                _fmt(v["value"]),
+                "" if math.isnan(v["ci_low"]) else f"{_fmt(v['ci_low'])} – {_fmt(v['ci_high'])}",
+            ]
+            for k, v in summ.items()
+        ],
     )
     explain = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in EXPLAIN)
     labels = _table(
         ["label"] + [h for h, _ in LABEL_COLUMNS],
-        [[e(str(r["label"]))] + [_fmt(r.get(k)) for _, k in LABEL_COLUMNS] for r in report["labels"]],
+        [
+            [e(str(r["label"]))] + [_fmt(r.get(k)) for _, k in LABEL_COLUMNS]
+            for r in report["labels"]
+        ],
     )
     micro = [r for r in report["pairs"] if r["label"] == "micro"]
     att_pairs = report.get("attributions", {}).get("pairs", [])
@@ -272,40 +313,106 @@ def render_html(report: dict, names: dict | None = None) -> str:
         (micro, "span_f1_overlap", f"span F1 (IoU ≥ {report['selection']['iou']})"),
         (att_pairs, "attribution_f1_full", "attribution F1 (quote, speaker, cue)"),
     ):
-        vals = {(show(r["annotator_a"]), show(r["annotator_b"])): r.get(key, math.nan) for r in rows}
+        vals = {
+            (show(r["annotator_a"]), show(r["annotator_b"])): r.get(key, math.nan) for r in rows
+        }
         if not vals:
             continue
         png = heatmap_png(people, vals, title)
         heat.append(f'<figure><img alt="{e(title)}" src="data:image/png;base64,{png}"></figure>')
     pair_table = _table(
         ["pair", "articles", "token κ", "token AC1", "span F1 IoU", "attribution F1", "full"],
-        [[e(f"{show(r['annotator_a'])} / {show(r['annotator_b'])}"), r["articles"],
-          _fmt(r.get("token_cohen_kappa")), _fmt(r.get("token_ac1")), _fmt(r["span_f1_overlap"]),
-          _fmt(next((a["attribution_f1"] for a in att_pairs
-                     if (a["annotator_a"], a["annotator_b"]) == (r["annotator_a"], r["annotator_b"])), None)),
-          _fmt(next((a["attribution_f1_full"] for a in att_pairs
-                     if (a["annotator_a"], a["annotator_b"]) == (r["annotator_a"], r["annotator_b"])), None))]
-         for r in micro],
+        [
+            [
+                e(f"{show(r['annotator_a'])} / {show(r['annotator_b'])}"),
+                r["articles"],
+                _fmt(r.get("token_cohen_kappa")),
+                _fmt(r.get("token_ac1")),
+                _fmt(r["span_f1_overlap"]),
+                _fmt(
+                    next(
+                        (
+                            a["attribution_f1"]
+                            for a in att_pairs
+                            if (a["annotator_a"], a["annotator_b"])
+                            == (r["annotator_a"], r["annotator_b"])
+                        ),
+                        None,
+                    )
+                ),
+                _fmt(
+                    next(
+                        (
+                            a["attribution_f1_full"]
+                            for a in att_pairs
+                            if (a["annotator_a"], a["annotator_b"])
+                            == (r["annotator_a"], r["annotator_b"])
+                        ),
+                        None,
+                    )
+                ),
+            ]
+            for r in micro
+        ],
     )
     tc = report.get("token_categories")
-    palette = {i: PALETTE[(i - 1) % len(PALETTE)] for i in range(1, len(tc["categories"]) if tc else 1)}
-    style = STYLE + "".join(f".c{i}{{background:{c}33;border-bottom:2px solid {c}}}" for i, c in palette.items())
-    legend = "".join(f'<span class="c{i}">{e(c)}</span>' for i, c in enumerate(tc["categories"]) if i) if tc else ""
+    palette = {
+        i: PALETTE[(i - 1) % len(PALETTE)] for i in range(1, len(tc["categories"]) if tc else 1)
+    }
+    style = STYLE + "".join(
+        f".c{i}{{background:{c}33;border-bottom:2px solid {c}}}" for i, c in palette.items()
+    )
+    legend = (
+        "".join(f'<span class="c{i}">{e(c)}</span>' for i, c in enumerate(tc["categories"]) if i)
+        if tc
+        else ""
+    )
     gold = report.get("gold") or []
     gold_html = (
-        _table(["annotator", "articles", "precision", "recall", "F1", "precision exact", "recall exact"],
-               [[e(show(g["annotator"])), g["articles"], _fmt(g["precision"]), _fmt(g["recall"]),
-                 _fmt(g["f1"]), _fmt(g["precision_exact"]), _fmt(g["recall_exact"])] for g in gold])
-        if gold else "<p>No adjudicated gold in this selection.</p>"
+        _table(
+            [
+                "annotator",
+                "articles",
+                "precision",
+                "recall",
+                "F1",
+                "precision exact",
+                "recall exact",
+            ],
+            [
+                [
+                    e(show(g["annotator"])),
+                    g["articles"],
+                    _fmt(g["precision"]),
+                    _fmt(g["recall"]),
+                    _fmt(g["f1"]),
+                    _fmt(g["precision_exact"]),
+                    _fmt(g["recall_exact"]),
+                ]
+                for g in gold
+            ],
+        )
+        if gold
+        else "<p>No adjudicated gold in this selection.</p>"
     )
     views = report.get("_views") or []
     lowest = report["lowest_articles"]
     view_html = "".join(_view(r, v, show) for r, v in zip(lowest, views, strict=False))
     lowest_table = _table(
         ["article", "annotators", "token α", "F1 IoU", "F1 exact", "alpha_U"],
-        [[f'<a href="{e(r["link"])}">{e(r["article_id"])}</a>' if r["link"] else e(r["article_id"]),
-          e(", ".join(show(a) for a in r["annotators"])), _fmt(r.get("token_alpha")),
-          _fmt(r["span_f1_overlap"]), _fmt(r["span_f1_exact"]), _fmt(r["alpha_u"])] for r in lowest],
+        [
+            [
+                f'<a href="{e(r["link"])}">{e(r["article_id"])}</a>'
+                if r["link"]
+                else e(r["article_id"]),
+                e(", ".join(show(a) for a in r["annotators"])),
+                _fmt(r.get("token_alpha")),
+                _fmt(r["span_f1_overlap"]),
+                _fmt(r["span_f1_exact"]),
+                _fmt(r["alpha_u"]),
+            ]
+            for r in lowest
+        ],
     )
     rel = report["relations"]["overall"]
     notes = "".join(f"<li>{e(n)}</li>" for n in report.get("notes", []))
@@ -396,7 +503,9 @@ def render_table(report: dict) -> str:
         f"{cov['tokens']} tokens; IoU >= {sel['iou']})",
         "",
     ]
-    out.insert(1, f"Headline: token_alpha, Krippendorff's alpha over token categories ({CATEGORY_RULE})")
+    out.insert(
+        1, f"Headline: token_alpha, Krippendorff's alpha over token categories ({CATEGORY_RULE})"
+    )
     srows = []
     for k, v in report["summary"].items():
         ci = "" if math.isnan(v["ci_low"]) else f"[{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
@@ -502,7 +611,16 @@ def _csv_rows(report: dict):
 
 def to_csv(report: dict) -> str:
     """The report as CSV, one row per scope/label/pair/measure (undefined = empty, formulas neutralised)."""
-    header = ["scope", "label", "annotator_a", "annotator_b", "measure", "value", "ci_low", "ci_high"]
+    header = [
+        "scope",
+        "label",
+        "annotator_a",
+        "annotator_b",
+        "measure",
+        "value",
+        "ci_low",
+        "ci_high",
+    ]
     return csv_text(header, _csv_rows(report))
 
 

@@ -238,8 +238,9 @@ def build_report(
     group = s_art * n_lab + lab_idx
 
     # ---- span F1 per (slot pair, article, label); alignments kept for relations
-    span_counts, alignments = _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs,
-                                           n_art, n_lab, iou)
+    span_counts, alignments = _span_counts(
+        group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art, n_lab, iou
+    )
 
     # ---- token layers
     t_art, t_start, t_end, offsets = tokenize(texts)
@@ -261,7 +262,18 @@ def build_report(
     cat_art_l = _per_article(cat_stats * labelled[:, None], art_bounds)
     pair_conf = _pair_confusion(cat, m_tok, t_art, slot_pairs, n_art, q)
     pair_tok, multi_stats, prevalence = _binary_layers(
-        span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_art, art_bounds, slot_pairs, n_art, n_lab
+        span_lo,
+        span_hi,
+        s_slot,
+        lab_idx,
+        cat,
+        m_tok,
+        labelled,
+        t_art,
+        art_bounds,
+        slot_pairs,
+        n_art,
+        n_lab,
     )
     if n_lab < 2:
         notes.append(
@@ -287,10 +299,7 @@ def build_report(
     multi_label = n_lab >= 2
 
     def pair_token(g) -> dict:
-        return _pair_token(
-            g[tab_cols].to_numpy(float), g[tab_cols_l].to_numpy(float), multi_label
-        )
-
+        return _pair_token(g[tab_cols].to_numpy(float), g[tab_cols_l].to_numpy(float), multi_label)
 
     def span_measures(row) -> dict:
         n = row["n_a"] + row["n_b"]
@@ -494,8 +503,18 @@ def build_report(
     }
     view_rows = (
         _article_views(
-            [int(a_index[r["article_id"]]) for r in lowest_rows], texts, cat, art_bounds,
-            t_start, t_end, slot_name, n_coders, ["none", *labels], sp_all, relations, lengths,
+            [int(a_index[r["article_id"]]) for r in lowest_rows],
+            texts,
+            cat,
+            art_bounds,
+            t_start,
+            t_end,
+            slot_name,
+            n_coders,
+            ["none", *labels],
+            sp_all,
+            relations,
+            lengths,
         )
         if views
         else None
@@ -535,8 +554,20 @@ def _pair_confusion(cat: np.ndarray, m_tok, t_art, slot_pairs, n_art: int, q: in
     return pair_conf
 
 
-def _binary_layers(span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_art, art_bounds, slot_pairs,
-                   n_art: int, n_lab: int):
+def _binary_layers(
+    span_lo,
+    span_hi,
+    s_slot,
+    lab_idx,
+    cat,
+    m_tok,
+    labelled,
+    t_art,
+    art_bounds,
+    slot_pairs,
+    n_art: int,
+    n_lab: int,
+):
     """The binary (label / O) token layer of each label: (pair 2x2 tables, multi-rater stats, prevalence).
 
     ``pair_tok[(i, j)]``: shape (2, n_lab, n_art, 4), over all tokens and tokens someone labelled;
@@ -572,8 +603,9 @@ def _binary_layers(span_lo, span_hi, s_slot, lab_idx, cat, m_tok, labelled, t_ar
     return pair_tok, multi_stats, prevalence
 
 
-def _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art: int, n_lab: int,
-                 iou: float) -> tuple[dict, dict]:
+def _span_counts(
+    group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art: int, n_lab: int, iou: float
+) -> tuple[dict, dict]:
     """Span matches per annotator slot pair: (counts, alignments).
 
     ``counts[(i, j)]``: ``exact``/``overlap``/``any`` matches and ``n_a``/``n_b`` spans, each
@@ -599,7 +631,9 @@ def _span_counts(group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_a
     return span_counts, alignments
 
 
-def _unitizing(s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art: int, n_lab: int):
+def _unitizing(
+    s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art: int, n_lab: int
+):
     """Krippendorff's unitizing alpha: (per label, overall, per article, units per label)."""
     d_o, d_e = unitizing_components(
         s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab
@@ -625,7 +659,9 @@ def _unitizing(s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group,
     return alpha_u, alpha_u_overall, art_alpha_u, units_per_label
 
 
-def _pair_table(slot_pairs, n_coders, span_counts: dict, pair_tok: dict, slot_name, labels: list) -> pd.DataFrame:
+def _pair_table(
+    slot_pairs, n_coders, span_counts: dict, pair_tok: dict, slot_name, labels: list
+) -> pd.DataFrame:
     """One row per (article, annotator slot pair, label): span matches and token 2x2 tables."""
     frames = []
     for i, j in slot_pairs:
@@ -784,7 +820,9 @@ def _units(sp: pd.DataFrame, lengths: np.ndarray) -> pd.DataFrame:
             head = head.copy()
             head[frag] = [parse_attributes(a).get("_fragment_of") for a in attrs[frag]]
     end = np.minimum(sp["end"].to_numpy(np.int64), lengths[sp["a_idx"].to_numpy(np.int64)])
-    u = sp.assign(head=head.to_numpy(), start=np.minimum(sp["start"].to_numpy(np.int64), end), end=end)
+    u = sp.assign(
+        head=head.to_numpy(), start=np.minimum(sp["start"].to_numpy(np.int64), end), end=end
+    )
     return u.groupby(["annotation_id", "head"], sort=False).agg(
         label=("label", "first"),
         start=("start", "min"),
@@ -807,8 +845,13 @@ def _targets_match(ta: list, tb: list, threshold: float) -> bool:
         inter = min(ea, eb) - max(sa, sb)
         return inter > 0 and inter / ((ea - sa) + (eb - sb) - inter) >= threshold
     ia, _ = align_span_arrays(
-        np.zeros(len(ta)), [s for s, _ in ta], [e for _, e in ta],
-        np.zeros(len(tb)), [s for s, _ in tb], [e for _, e in tb], threshold,
+        np.zeros(len(ta)),
+        [s for s, _ in ta],
+        [e for _, e in ta],
+        np.zeros(len(tb)),
+        [s for s, _ in tb],
+        [e for _, e in tb],
+        threshold,
     )
     return len(ia) == len(ta)
 
@@ -827,7 +870,11 @@ def _attribution_units(sp_all, relations, lengths):
         rel = rel[rel["annotation_id"].isin(set(quotes.index.get_level_values(0)))]
         to = units.reindex(pd.MultiIndex.from_arrays([rel["annotation_id"], rel["to_span_id"]]))
         for aid, f, lab, s, e in zip(
-            rel["annotation_id"], rel["from_span_id"], rel["label"], to["start"], to["end"],
+            rel["annotation_id"],
+            rel["from_span_id"],
+            rel["label"],
+            to["start"],
+            to["end"],
             strict=True,
         ):
             if not pd.isna(s):
@@ -868,8 +915,18 @@ def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[d
 
 
 def _article_views(
-    arts, texts, cat, bounds, t_start, t_end, slot_name, n_coders, categories, sp_all,
-    relations, lengths,
+    arts,
+    texts,
+    cat,
+    bounds,
+    t_start,
+    t_end,
+    slot_name,
+    n_coders,
+    categories,
+    sp_all,
+    relations,
+    lengths,
 ) -> list[dict]:
     """What the HTML page shows of each least-agreed article: its tokens and every annotator's categories and attributions."""
     quotes, targets = _attribution_units(sp_all, relations, lengths)
@@ -882,20 +939,24 @@ def _article_views(
         if quotes is not None:
             mine = quotes[quotes["a_idx"] == k]
             for (aid, qid), r in mine.iterrows():
-                attrs[str(slot_name[k, int(r["slot"])])].append({
-                    "quote": [int(r["start"]), int(r["end"])],
-                    "speakers": targets.get((aid, qid, SOURCE_RELATION), []),
-                    "cues": targets.get((aid, qid, CUE_RELATION), []),
-                })
-        out.append({
-            "article_index": int(k),
-            "text": texts[k],
-            "categories": categories,
-            "tokens": np.column_stack([t_start[lo:hi], t_end[lo:hi]]).tolist(),
-            "annotators": who,
-            "values": cat[:m, lo:hi].tolist(),
-            "attributions": [sorted(attrs[w], key=lambda a: a["quote"]) for w in who],
-        })
+                attrs[str(slot_name[k, int(r["slot"])])].append(
+                    {
+                        "quote": [int(r["start"]), int(r["end"])],
+                        "speakers": targets.get((aid, qid, SOURCE_RELATION), []),
+                        "cues": targets.get((aid, qid, CUE_RELATION), []),
+                    }
+                )
+        out.append(
+            {
+                "article_index": int(k),
+                "text": texts[k],
+                "categories": categories,
+                "tokens": np.column_stack([t_start[lo:hi], t_end[lo:hi]]).tolist(),
+                "annotators": who,
+                "values": cat[:m, lo:hi].tolist(),
+                "attributions": [sorted(attrs[w], key=lambda a: a["quote"]) for w in who],
+            }
+        )
     return out
 
 
@@ -921,17 +982,26 @@ def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, i
         bj = np.flatnonzero(q_slot == j)
         if not len(ai) and not len(bj):
             continue
-        row = {"n_a": np.bincount(q_art[ai], minlength=n_art),
-               "n_b": np.bincount(q_art[bj], minlength=n_art)}
+        row = {
+            "n_a": np.bincount(q_art[ai], minlength=n_art),
+            "n_b": np.bincount(q_art[bj], minlength=n_art),
+        }
         for mode, thr in (("exact", 1.0), ("overlap", iou)):
-            ia, ib = align_span_arrays(q_art[ai], q_s[ai], q_e[ai], q_art[bj], q_s[bj], q_e[bj], thr)
-            full = np.array([
-                all(
-                    _targets_match(targets.get((*keys[x], r), []), targets.get((*keys[y], r), []), thr)
-                    for r in (SOURCE_RELATION, CUE_RELATION)
-                )
-                for x, y in zip(ai[ia], bj[ib], strict=True)
-            ], dtype=bool)
+            ia, ib = align_span_arrays(
+                q_art[ai], q_s[ai], q_e[ai], q_art[bj], q_s[bj], q_e[bj], thr
+            )
+            full = np.array(
+                [
+                    all(
+                        _targets_match(
+                            targets.get((*keys[x], r), []), targets.get((*keys[y], r), []), thr
+                        )
+                        for r in (SOURCE_RELATION, CUE_RELATION)
+                    )
+                    for x, y in zip(ai[ia], bj[ib], strict=True)
+                ],
+                dtype=bool,
+            )
             row[f"quote_{mode}"] = np.bincount(q_art[ai][ia], minlength=n_art)
             row[f"full_{mode}"] = np.bincount(q_art[ai][ia][full], minlength=n_art)
         df = pd.DataFrame(row)
@@ -972,8 +1042,12 @@ def _attribution_report(rows) -> dict:
     if rows is not None and len(rows):
         for (a, b), g in rows.groupby(["annotator_a", "annotator_b"], sort=True):
             out["pairs"].append(
-                {"annotator_a": a, "annotator_b": b, "articles": int(g["a_idx"].nunique()),
-                 **_attribution_measures(g)}
+                {
+                    "annotator_a": a,
+                    "annotator_b": b,
+                    "articles": int(g["a_idx"].nunique()),
+                    **_attribution_measures(g),
+                }
             )
     return out
 
@@ -986,10 +1060,11 @@ def _attribution_blocks(rows, n_art: int) -> dict:
         a = rows["a_idx"].to_numpy()
         for k, c in enumerate(cols):
             m[:, k] = np.bincount(a, weights=2 * rows[c].to_numpy(float), minlength=n_art)
-        m[:, 4] = np.bincount(a, weights=(rows["n_a"] + rows["n_b"]).to_numpy(float), minlength=n_art)
+        m[:, 4] = np.bincount(
+            a, weights=(rows["n_a"] + rows["n_b"]).to_numpy(float), minlength=n_art
+        )
     return {
-        name: (m, (lambda r, k=k: r[:, k] / r[:, 4]))
-        for k, name in enumerate(ATTRIBUTION_MEASURES)
+        name: (m, (lambda r, k=k: r[:, k] / r[:, 4])) for k, name in enumerate(ATTRIBUTION_MEASURES)
     }
 
 

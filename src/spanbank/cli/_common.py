@@ -18,11 +18,25 @@ from spanbank.progress import Event
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 wait_option = click.option(
-    "--wait", is_flag=True, help="Wait for another spanbank process to release the corpus instead of failing."
+    "--wait",
+    is_flag=True,
+    help="Wait for another spanbank process to release the corpus instead of failing.",
 )
-url_option = click.option("--url", default=None, help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).")
-key_option = click.option("--api-key", default=None, help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).")
-project_option = click.option("--project", required=True, help="Label Studio project title (push creates it only with --create).")
+url_option = click.option(
+    "--url",
+    default=None,
+    help="Label Studio URL (default: $LABEL_STUDIO_URL, then the local server).",
+)
+key_option = click.option(
+    "--api-key",
+    default=None,
+    help="API key (default: $LABEL_STUDIO_API_KEY, then the local server).",
+)
+project_option = click.option(
+    "--project",
+    required=True,
+    help="Label Studio project title (push creates it only with --create).",
+)
 project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 
@@ -41,23 +55,26 @@ def resume_on_interrupt(command: str):
     try:
         yield
     except KeyboardInterrupt:
-        click.echo(f"Interrupted: what was already stored is kept; run the same `spanbank {command}` "
-                   "again to resume.", err=True)
+        click.echo(
+            f"Interrupted: what was already stored is kept; run the same `spanbank {command}` "
+            "again to resume.",
+            err=True,
+        )
         sys.exit(130)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
 
 
 # what to do about an OS error, by errno; `{path}` is the file it concerns
 _OS_ADVICE = {
     errno.EROFS: "{path} is on a read-only file system; commands that only read the corpus "
-                 "(status, agree, export) work, to change it make it writable or copy it elsewhere",
+    "(status, agree, export) work, to change it make it writable or copy it elsewhere",
     errno.EACCES: "permission denied for {path}; check its owner and mode (ls -l) or run as its owner",
     errno.EPERM: "operation not permitted on {path}; check its owner and mode (ls -l) or run as its owner",
     errno.ENOSPC: "no space left on the device holding {path}; free some space and run the command "
-                  "again (the corpus keeps its last complete state)",
+    "again (the corpus keeps its last complete state)",
     errno.EDQUOT: "disk quota exceeded writing {path}; free some space and run the command again "
-                  "(the corpus keeps its last complete state)",
+    "(the corpus keeps its last complete state)",
     errno.EFBIG: "{path} grew past the largest file allowed here (see `ulimit -f` and the file "
-                 "system's limit); raise the limit or write elsewhere, then run the command again",
+    "system's limit); raise the limit or write elsewhere, then run the command again",
     errno.ENAMETOOLONG: "file name too long: {path}; use a shorter path or name",
     errno.ENOENT: "no such file or directory: {path}",
     errno.ENOTDIR: "not a directory: {path}",

@@ -70,7 +70,17 @@ def _resolve(corpus, names: list[str] | None) -> list[str] | None:
 @quiet_option
 @click.pass_obj
 def agree(
-    obj, project, labels, annotators, iou, bootstrap, seed, as_json, as_csv, html_path, show_names,
+    obj,
+    project,
+    labels,
+    annotators,
+    iou,
+    bootstrap,
+    seed,
+    as_json,
+    as_csv,
+    html_path,
+    show_names,
     quiet,
 ):
     """Inter-annotator agreement of the latest human annotations.

@@ -6,7 +6,11 @@ from spanbank.cli._common import echo_json, errors_as_click, json_option
 
 
 @click.command()
-@click.option("--show-emails", is_flag=True, help="Also show each user's e-mail and user name (kept in the corpus only).")
+@click.option(
+    "--show-emails",
+    is_flag=True,
+    help="Also show each user's e-mail and user name (kept in the corpus only).",
+)
 @json_option
 @click.pass_obj
 def annotators(obj, show_emails, as_json):

@@ -10,7 +10,9 @@ SHOWN = 20
 
 
 @click.command()
-@click.option("--fix", is_flag=True, help="Mark every copy but one superseded (nothing is deleted).")
+@click.option(
+    "--fix", is_flag=True, help="Mark every copy but one superseded (nothing is deleted)."
+)
 @wait_option
 @quiet_option
 @json_option
@@ -37,14 +39,20 @@ def doctor(obj, fix, wait, quiet, as_json):
     if not n:
         click.echo("no duplicate annotations")
         return
-    click.echo(f"{n} annotation cop{'y' if n == 1 else 'ies'} of a Label Studio annotation stored under another server tag:")
+    click.echo(
+        f"{n} annotation cop{'y' if n == 1 else 'ies'} of a Label Studio annotation stored under another server tag:"
+    )
     for c in report["copies"][:SHOWN]:
-        click.echo(f"  {c['annotation_id']} (project {c['project']}, article {c['article_id']}) duplicates {c['kept']}")
+        click.echo(
+            f"  {c['annotation_id']} (project {c['project']}, article {c['article_id']}) duplicates {c['kept']}"
+        )
     if n > SHOWN:
         click.echo(f"  ... and {n - SHOWN} more (--json lists all)")
     for pair in report["same_annotator"]:
         click.echo(f"annotator {pair['copy']} is {pair['kept']} (the same Label Studio user)")
     if fix:
-        click.echo(f"superseded {report['superseded']} cop{'y' if n == 1 else 'ies'}; nothing deleted")
+        click.echo(
+            f"superseded {report['superseded']} cop{'y' if n == 1 else 'ies'}; nothing deleted"
+        )
     else:
         click.echo("run `spanbank doctor --fix` to supersede the copies (nothing is deleted)")

@@ -48,7 +48,9 @@ from spanbank.cli._common import (
     help="Split names and fractions (summing to 1).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split hash.")
-@click.option("--group-by", help="Articles column whose equal values stay in one split (e.g. source).")
+@click.option(
+    "--group-by", help="Articles column whose equal values stay in one split (e.g. source)."
+)
 @click.option(
     "--chunk-size",
     type=click.IntRange(1),
@@ -60,7 +62,22 @@ from spanbank.cli._common import (
 @quiet_option
 @json_option
 @click.pass_obj
-def export(obj, formats, out, name, gold, labels, project, split_spec, seed, group_by, chunk_size, wait, quiet, as_json):
+def export(
+    obj,
+    formats,
+    out,
+    name,
+    gold,
+    labels,
+    project,
+    split_spec,
+    seed,
+    group_by,
+    chunk_size,
+    wait,
+    quiet,
+    as_json,
+):
     """Export gold annotations as training data, split by article, with manifest.json.
 
     Example:

@@ -15,24 +15,58 @@ from spanbank.corpus.ingest import FORMATS, Columns, ingest_paths
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Input format (default: by file suffix).")
-@click.option("--id-col", help="Column holding the article id (default: article_id or id; else a hash of the text).")
-@click.option("--text-col", default="text", show_default=True, help="Column holding the article text.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Input format (default: by file suffix)."
+)
+@click.option(
+    "--id-col",
+    help="Column holding the article id (default: article_id or id; else a hash of the text).",
+)
+@click.option(
+    "--text-col", default="text", show_default=True, help="Column holding the article text."
+)
 @click.option("--title-col", help="Column holding the title.")
 @click.option("--source-col", help="Column holding the outlet.")
 @click.option("--url-col", help="Column holding the URL.")
 @click.option("--date-col", help="Column holding the publication date.")
 @click.option("--language-col", help="Column holding the language code.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the input files.")
-@click.option("--annotator", help="brat: annotator name for .ann files without a _<annotator> suffix.")
+@click.option(
+    "--encoding", default="utf-8", show_default=True, help="Text encoding of the input files."
+)
+@click.option(
+    "--annotator", help="brat: annotator name for .ann files without a _<annotator> suffix."
+)
 @wait_option
-@click.option("--skip-bad", is_flag=True, help="Leave out files that cannot be read (each is reported with its reason) instead of stopping.")
-@click.option("--strict", is_flag=True, help="Exit with status 1 when any row is refused or any file skipped.")
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Leave out files that cannot be read (each is reported with its reason) instead of stopping.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Exit with status 1 when any row is refused or any file skipped."
+)
 @quiet_option
 @json_option
 @click.pass_obj
-def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, date_col, language_col, encoding, annotator,
-           wait, skip_bad, strict, quiet, as_json):
+def ingest(
+    obj,
+    paths,
+    fmt,
+    id_col,
+    text_col,
+    title_col,
+    source_col,
+    url_col,
+    date_col,
+    language_col,
+    encoding,
+    annotator,
+    wait,
+    skip_bad,
+    strict,
+    quiet,
+    as_json,
+):
     """Add articles from txt, jsonl, csv, parquet files (.gz read too) or brat folders.
 
     A .txt file's first line is its title; its text is stored unchanged.
@@ -44,10 +78,22 @@ def ingest(obj, paths, fmt, id_col, text_col, title_col, source_col, url_col, da
         spanbank ingest --format brat data/brat/ --annotator alice
         spanbank ingest downloads/ --skip-bad --strict
     """
-    cols = Columns(id=id_col, text=text_col, title=title_col, source=source_col, url=url_col, published_at=date_col, language=language_col)
+    cols = Columns(
+        id=id_col,
+        text=text_col,
+        title=title_col,
+        source=source_col,
+        url=url_col,
+        published_at=date_col,
+        language=language_col,
+    )
     with errors_as_click(), Progress(quiet) as bar:
-        summary = ingest_paths(obj.corpus, paths, fmt, cols, encoding, annotator, wait, bar.update, skip_bad)
+        summary = ingest_paths(
+            obj.corpus, paths, fmt, cols, encoding, annotator, wait, bar.update, skip_bad
+        )
     echo_summary(summary.as_dict(), quiet, as_json)
     refused = len(summary.refused) + len(summary.rejected) + len(summary.skipped)
     if strict and refused:
-        raise click.ClickException(f"--strict: {refused} row(s), span(s) or file(s) refused or skipped (reasons above); the rest was stored")
+        raise click.ClickException(
+            f"--strict: {refused} row(s), span(s) or file(s) refused or skipped (reasons above); the rest was stored"
+        )

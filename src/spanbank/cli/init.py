@@ -8,7 +8,12 @@ from spanbank.corpus import Corpus
 
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
-@click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), help="Label schema YAML (default: the bundled news schema).")
+@click.option(
+    "--schema",
+    "schema_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Label schema YAML (default: the bundled news schema).",
+)
 @click.pass_obj
 def init(obj, directory, schema_path):
     """Create a corpus directory with its config and label schema.

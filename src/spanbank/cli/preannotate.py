@@ -6,9 +6,20 @@ from spanbank.cli._common import echo_json, errors_as_click, json_option, projec
 
 
 @click.command()
-@click.option("--eval", "do_eval", is_flag=True, required=True, help="Evaluate the tagger against the corpus's gold.")
+@click.option(
+    "--eval",
+    "do_eval",
+    is_flag=True,
+    required=True,
+    help="Evaluate the tagger against the corpus's gold.",
+)
 @project_filter_option
-@click.option("--gold", default="auto", show_default=True, help="Which annotation is gold: auto, a strategy or an annotator.")
+@click.option(
+    "--gold",
+    default="auto",
+    show_default=True,
+    help="Which annotation is gold: auto, a strategy or an annotator.",
+)
 @json_option
 @click.pass_obj
 def preannotate(obj, do_eval, project, gold, as_json):
@@ -30,9 +41,13 @@ def preannotate(obj, do_eval, project, gold, as_json):
         echo_json(res)
         return
     click.echo(f"{res['tagger']} on {res['articles']} article(s), gold={res['gold']}")
-    click.echo(f"{'label':<16}{'exact P':>9}{'R':>7}{'F1':>7}{'overlap P':>11}{'R':>7}{'F1':>7}{'gold':>6}")
+    click.echo(
+        f"{'label':<16}{'exact P':>9}{'R':>7}{'F1':>7}{'overlap P':>11}{'R':>7}{'F1':>7}{'gold':>6}"
+    )
     for key, ex in res["exact"].items():
         ov = res["overlap"][key]
         cells = [ex["precision"], ex["recall"], ex["f1"], ov["precision"], ov["recall"], ov["f1"]]
         fmt = ["nan" if c != c else f"{c:.3f}" for c in cells]
-        click.echo(f"{key:<16}{fmt[0]:>9}{fmt[1]:>7}{fmt[2]:>7}{fmt[3]:>11}{fmt[4]:>7}{fmt[5]:>7}{ex['n_gold']:>6}")
+        click.echo(
+            f"{key:<16}{fmt[0]:>9}{fmt[1]:>7}{fmt[2]:>7}{fmt[3]:>11}{fmt[4]:>7}{fmt[5]:>7}{ex['n_gold']:>6}"
+        )

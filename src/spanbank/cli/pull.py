@@ -20,7 +20,11 @@ from spanbank.cli._common import (
 
 @click.command()
 @project_option
-@click.option("--full", is_flag=True, help="Re-check every annotated task, not only those changed since the last pull.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Re-check every annotated task, not only those changed since the last pull.",
+)
 @url_option
 @key_option
 @wait_option
@@ -45,8 +49,11 @@ def pull(obj, project, full, url, api_key, wait, quiet, as_json):
             bar.update,
         )
     if summary.get("moved_from") and not quiet and not as_json:
-        click.echo(f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "
-                   "followed it (same server: nothing imported twice)", err=True)
+        click.echo(
+            f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "
+            "followed it (same server: nothing imported twice)",
+            err=True,
+        )
     echo_summary(summary, quiet, as_json)
     for line in pull_warnings(summary):
         click.echo(f"Warning: {line}", err=True)

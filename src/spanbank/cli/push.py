@@ -23,19 +23,62 @@ from spanbank.cli._common import (
 
 @click.command()
 @project_option
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Push at most N articles (default: all not yet pushed).")
-@click.option("--overlap", type=click.IntRange(1), default=None, help="Annotators per task (the project's maximum_annotations).")
-@click.option("--sample", type=click.IntRange(1), default=None, help="Push a random sample of N not-yet-pushed articles.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Push at most N articles (default: all not yet pushed).",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(1),
+    default=None,
+    help="Annotators per task (the project's maximum_annotations).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(1),
+    default=None,
+    help="Push a random sample of N not-yet-pushed articles.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
-@click.option("--ids", "ids_file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="File of article ids, one a line.")
-@click.option("--where", default=None, help="pandas query on article columns, e.g. \"source == 'reuters'\".")
-@click.option("--preannotate", default="none", show_default=True, help="Predictions: rules, none, or a Parquet/JSONL file of spans.")
-@click.option("--update-config", is_flag=True, help="Replace the project's labeling config when it differs from the schema.")
-@click.option("--chunk-size", type=click.IntRange(1, 5000), default=2500, show_default=True,
-              help="Tasks per import request (default: spanbank.labelstudio.push.CHUNK_SIZE).")
-@click.option("--create", is_flag=True, help="Create the project if Label Studio has none of this title (asked on a terminal).")
-@click.option("--repush-missing", is_flag=True,
-              help="Push again articles recorded as pushed whose tasks are gone (project deleted or recreated in Label Studio).")
+@click.option(
+    "--ids",
+    "ids_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="File of article ids, one a line.",
+)
+@click.option(
+    "--where", default=None, help="pandas query on article columns, e.g. \"source == 'reuters'\"."
+)
+@click.option(
+    "--preannotate",
+    default="none",
+    show_default=True,
+    help="Predictions: rules, none, or a Parquet/JSONL file of spans.",
+)
+@click.option(
+    "--update-config",
+    is_flag=True,
+    help="Replace the project's labeling config when it differs from the schema.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 5000),
+    default=2500,
+    show_default=True,
+    help="Tasks per import request (default: spanbank.labelstudio.push.CHUNK_SIZE).",
+)
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create the project if Label Studio has none of this title (asked on a terminal).",
+)
+@click.option(
+    "--repush-missing",
+    is_flag=True,
+    help="Push again articles recorded as pushed whose tasks are gone (project deleted or recreated in Label Studio).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be pushed; change nothing.")
 @url_option
 @key_option
@@ -43,8 +86,27 @@ from spanbank.cli._common import (
 @quiet_option
 @json_option
 @click.pass_obj
-def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, preannotate,
-         update_config, chunk_size, create, repush_missing, dry_run, url, api_key, wait, quiet, as_json):
+def push(
+    obj,
+    project,
+    batch_size,
+    overlap,
+    sample,
+    seed,
+    ids_file,
+    where,
+    preannotate,
+    update_config,
+    chunk_size,
+    create,
+    repush_missing,
+    dry_run,
+    url,
+    api_key,
+    wait,
+    quiet,
+    as_json,
+):
     """Push articles not yet in project PROJECT to Label Studio as tasks.
 
     Creates the project from the corpus schema with --create (or when you say yes on a
@@ -67,10 +129,23 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
         with Progress(quiet or as_json) as bar:
             return run(
                 push_batch(
-                    obj.corpus, project, url=url, api_key=api_key, batch_size=batch_size,
-                    overlap=overlap, sample=sample, seed=seed, ids=ids, where=where,
-                    preannotate=preannotate, update_config=update_config, dry_run=dry_run, wait=wait,
-                    chunk_size=chunk_size, create=create_project, repush_missing=repush_missing,
+                    obj.corpus,
+                    project,
+                    url=url,
+                    api_key=api_key,
+                    batch_size=batch_size,
+                    overlap=overlap,
+                    sample=sample,
+                    seed=seed,
+                    ids=ids,
+                    where=where,
+                    preannotate=preannotate,
+                    update_config=update_config,
+                    dry_run=dry_run,
+                    wait=wait,
+                    chunk_size=chunk_size,
+                    create=create_project,
+                    repush_missing=repush_missing,
                 ),
                 bar.update,
             )
@@ -86,6 +161,9 @@ def push(obj, project, batch_size, overlap, sample, seed, ids_file, where, prean
                 raise
             summary = attempt(True)
     if summary.get("moved_from") and not quiet and not as_json:
-        click.echo(f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "
-                   "followed it (same server, same records)", err=True)
+        click.echo(
+            f"Label Studio server moved from {summary['moved_from']} to {summary['ls_url']}; "
+            "followed it (same server, same records)",
+            err=True,
+        )
     echo_summary(summary, quiet, as_json)

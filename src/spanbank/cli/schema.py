@@ -39,11 +39,17 @@ def show(obj, path):
     with errors_as_click():
         s = _load(obj, path)
     labels = {
-        name: {"attributes": {a.name: list(a.values) for a in lab.attributes.values()}} if lab.attributes else {}
+        name: {"attributes": {a.name: list(a.values) for a in lab.attributes.values()}}
+        if lab.attributes
+        else {}
         for name, lab in s.labels.items()
     }
     rels = {r.name: f"{r.source} -> {r.target}" for r in s.relations.values()}
-    click.echo(yaml.safe_dump({"schema": s.ident, "labels": labels, "relations": rels}, sort_keys=False).rstrip())
+    click.echo(
+        yaml.safe_dump(
+            {"schema": s.ident, "labels": labels, "relations": rels}, sort_keys=False
+        ).rstrip()
+    )
 
 
 @schema.command()

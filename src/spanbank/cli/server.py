@@ -32,8 +32,12 @@ def server():
 
 
 @server.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="Port (default: the one it used last time, else a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port (default: the one it used last time, else a free one).",
+)
 @data_dir_option
 @quiet_option
 @json_option
@@ -49,18 +53,25 @@ def start(port, data_dir, quiet, as_json):
     from spanbank.labelstudio import server as srv
 
     with errors_as_click():
-        info = srv.start(port=port, data_dir=data_dir,
-                         progress=None if quiet or as_json else _elapsed_printer())
+        info = srv.start(
+            port=port, data_dir=data_dir, progress=None if quiet or as_json else _elapsed_printer()
+        )
     if as_json:
         echo_json(info.as_dict())
         return
     if quiet:
         return
-    click.echo(f"Label Studio {'already running' if info.reused else 'running'} at {info.url} (pid {info.pid})")
+    click.echo(
+        f"Label Studio {'already running' if info.reused else 'running'} at {info.url} (pid {info.pid})"
+    )
     if info.port_changed:
-        click.echo("note: the port it used before is taken by another program, so its URL changed",
-                   err=True)
-    click.echo(f"log in as {info.admin_email}; password: `spanbank server password{_dir_arg(data_dir)}`")
+        click.echo(
+            "note: the port it used before is taken by another program, so its URL changed",
+            err=True,
+        )
+    click.echo(
+        f"log in as {info.admin_email}; password: `spanbank server password{_dir_arg(data_dir)}`"
+    )
     click.echo(f"add annotators: `spanbank server add-user EMAIL{_dir_arg(data_dir)}`")
     click.echo(f"API URL and key: {info.env_file} (commands use it when LABEL_STUDIO_* are unset)")
     click.echo(f"log: {info.log_file}")

@@ -42,7 +42,11 @@ def _project_lines(p: dict) -> list[str]:
         f"{p['annotated']}, pending {p['pending']}, annotators {p['annotators']}, spans {p['spans']}, "
         f"last pull {p['last_pull'] or 'never'}"
     ]
-    overlap = f"overlap {p['overlap']}" if p["overlap"] is not None else "overlap not recorded (taken as 1)"
+    overlap = (
+        f"overlap {p['overlap']}"
+        if p["overlap"] is not None
+        else "overlap not recorded (taken as 1)"
+    )
     if p["under_annotated"]:
         needs = ", ".join(f"{n} need {k} more" for k, n in p["needs_more"].items())
         lines.append(f"  {overlap}: {p['under_annotated']} article(s) short ({needs})")

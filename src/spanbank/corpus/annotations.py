@@ -7,10 +7,15 @@ import pandas as pd
 
 from spanbank.corpus.tables import PROJECT_COLUMNS, PROJECTS_TABLE
 
-HUMAN_ORIGINS = ("human", "import")  # annotations people made (in Label Studio or imported from brat)
+HUMAN_ORIGINS = (
+    "human",
+    "import",
+)  # annotations people made (in Label Studio or imported from brat)
 GOLD_ORIGIN = "gold"
 REVIEW_ANNOTATOR = "gold:review"  # the gold annotator of a review project's verdicts
-REVIEW_KIND = "review"  # projects.kind of a review project (spanbank.labelstudio.review); null: annotation
+REVIEW_KIND = (
+    "review"  # projects.kind of a review project (spanbank.labelstudio.review); null: annotation
+)
 # annotations.invalid_reason of an annotation made on a task whose text was edited in Label Studio
 TEXT_EDITED = "task text in Label Studio differs from the article text"
 

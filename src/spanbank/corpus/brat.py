@@ -13,7 +13,9 @@ from spanbank.offsets import tolerant
 from spanbank.schema import Schema
 
 FRAGMENT_KEY = "_fragment_of"
-IDS_FILE = "article_ids.json"  # beside an export's split folders: file stems that are not ids -> ids
+IDS_FILE = (
+    "article_ids.json"  # beside an export's split folders: file stems that are not ids -> ids
+)
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_STEM_BYTES = 200  # a file name holds 255 bytes; room for `.txt` / `_<annotator>.ann`
 
@@ -23,7 +25,9 @@ def file_stem(article_id: str) -> str:
     is not a safe name (`.`, `/`, spaces...), shortened with a hash when too long for a file name."""
     stem = article_id if _SAFE.match(article_id) else quote(article_id, safe="").replace(".", "%2E")
     if len(stem.encode()) > MAX_STEM_BYTES:
-        stem = f"{stem[:MAX_STEM_BYTES - 40]}~{hashlib.sha256(article_id.encode()).hexdigest()[:32]}"
+        stem = (
+            f"{stem[: MAX_STEM_BYTES - 40]}~{hashlib.sha256(article_id.encode()).hexdigest()[:32]}"
+        )
     return stem
 
 
@@ -62,7 +66,9 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
     pending_rel: list[tuple[str, str, str, str, str]] = []  # (rel_type, arg1, arg2, line, rid)
     pending_attr: list[tuple[str, str, str | None, str]] = []
     spans_by_id: dict[str, dict] = {}
-    fragments: dict[str, list[dict]] = {}  # brat id -> its later fragments: an A line finds them by id
+    fragments: dict[
+        str, list[dict]
+    ] = {}  # brat id -> its later fragments: an A line finds them by id
     # only "\n" ends an .ann line: splitlines() would also split span text at U+2028, NEL, ...
     for lineno, line in enumerate(ann.split("\n"), 1):
         line = line.removesuffix("\r")
@@ -86,7 +92,12 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
                     continue
                 label = schema.map_import_label("brat", type_)
                 if label is None:
-                    _reject(out, ident, f"line {lineno}: label {type_!r} is not in schema {schema.ident} and has no import mapping", line)
+                    _reject(
+                        out,
+                        ident,
+                        f"line {lineno}: label {type_!r} is not in schema {schema.ident} and has no import mapping",
+                        line,
+                    )
                     continue
                 claimed = parts[2]
                 _check_fragments(text, frags, claimed)
@@ -94,7 +105,14 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
                 for k, (s, e) in enumerate(frags):
                     sid = ident if k == 0 else f"{ident}:{k + 1}"
                     attrs = {FRAGMENT_KEY: ident} if k else {}
-                    row = {"span_id": sid, "label": label, "start": s, "end": e, "text": text[s:e], "attributes": attrs}
+                    row = {
+                        "span_id": sid,
+                        "label": label,
+                        "start": s,
+                        "end": e,
+                        "text": text[s:e],
+                        "attributes": attrs,
+                    }
                     out.spans.append(row)
                     if k == 0:
                         spans_by_id[ident] = row
@@ -117,15 +135,20 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
                         continue
                     source_label = schema.relations[rel].source
                     # the head (e.g. the quote) is an argument, or the trigger itself (`Quote:T3 Source:T1`)
-                    heads = [a for r, a in [trigger.split(":", 1), *roles]
-                             if schema.map_import_label("brat", r.rstrip("0123456789")) == source_label]
+                    heads = [
+                        a
+                        for r, a in [trigger.split(":", 1), *roles]
+                        if schema.map_import_label("brat", r.rstrip("0123456789")) == source_label
+                    ]
                     for head in heads:
                         pending_rel.append((rel, head, arg, line, ident))
             elif kind == "A" or kind == "M":
                 fields = parts[1].split()
                 if len(fields) < 2:
                     raise ValueError("an A line needs a name and a target")
-                pending_attr.append((fields[0], fields[1], fields[2] if len(fields) > 2 else None, line))
+                pending_attr.append(
+                    (fields[0], fields[1], fields[2] if len(fields) > 2 else None, line)
+                )
             elif kind in "N#*":
                 continue  # normalisations, notes and equivalences carry nothing we store
             else:
@@ -135,11 +158,15 @@ def parse_ann(ann: str, text: str, schema: Schema) -> BratResult:
     for rel_type, a1, a2, line, rid in pending_rel:
         rel = schema.map_import_role("brat", rel_type)
         if rel is None:
-            _reject(out, None, f"{rid}: relation {rel_type!r} is not in schema {schema.ident}", line)
+            _reject(
+                out, None, f"{rid}: relation {rel_type!r} is not in schema {schema.ident}", line
+            )
             continue
         if a1 not in labels or a2 not in labels:
             missing = a1 if a1 not in labels else a2
-            _reject(out, None, f"{rid}: relation {rel} points to {missing}, which was not stored", line)
+            _reject(
+                out, None, f"{rid}: relation {rel} points to {missing}, which was not stored", line
+            )
             continue
         if schema.check_relation(rel, labels[a1], labels[a2]) is None:
             out.relations.append({"from_span_id": a1, "to_span_id": a2, "label": rel})

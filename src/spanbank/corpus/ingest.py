@@ -31,13 +31,18 @@ from spanbank.progress import Event, Progress
 from spanbank.schema import attributes_json
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
-SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+SUFFIXES = {
+    ".txt": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
 META = ("title", "source", "url", "published_at", "language")
 # rows per batch when reading inputs and appending: memory is bounded by a batch, not by the input
 BATCH_ROWS = 50_000
 READ_BLOCK = 1 << 22  # bytes of a JSON Lines / CSV file decoded at a time
 SPOOL_COMPRESSION = "none"  # the temp file of new rows: written and read once, fast beats small
-
 
 
 @dataclass
@@ -57,8 +62,11 @@ class Columns:
         if given is not None:
             return given
         guesses = {
-            "id": ("article_id", "id"), "title": ("title", "headline"), "source": ("source", "outlet"),
-            "url": ("url", "link"), "published_at": ("published_at", "date", "published"),
+            "id": ("article_id", "id"),
+            "title": ("title", "headline"),
+            "source": ("source", "outlet"),
+            "url": ("url", "link"),
+            "published_at": ("published_at", "date", "published"),
             "language": ("language", "lang"),
         }[field_]
         return next((g for g in guesses if g in available), None)
@@ -74,15 +82,22 @@ class IngestSummary:
     relations: int = 0
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
-    skipped: list[str] = field(default_factory=list)  # whole files left out (--skip-bad), with the reason
+    skipped: list[str] = field(
+        default_factory=list
+    )  # whole files left out (--skip-bad), with the reason
 
     def as_dict(self) -> dict:
         out = {"added": self.added, "unchanged": self.unchanged, "refused": len(self.refused)}
         if self.skipped:
             out["skipped_files"] = len(self.skipped)
         if self.annotations or self.rejected:
-            out |= {"annotations": self.annotations, "spans": self.spans, "relations": self.relations,
-                    "rejected": len(self.rejected), "ignored": self.ignored}
+            out |= {
+                "annotations": self.annotations,
+                "spans": self.spans,
+                "relations": self.relations,
+                "rejected": len(self.rejected),
+                "ignored": self.ignored,
+            }
         return out | {"reasons": self.skipped + self.refused + self.rejected}
 
 
@@ -97,11 +112,19 @@ def article_id_for(text: str) -> str:
 
 # what a file is, by its first bytes: such a file is never text, whatever --encoding says
 MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-    (b"%PDF-", "a PDF document"), (b"PK\x03\x04", "a zip archive (or a .docx/.xlsx/.odt file)"),
-    (b"\x1f\x8b", "gzip-compressed"), (b"BZh", "bzip2-compressed"), (b"\xfd7zXZ\x00", "xz-compressed"),
-    (b"(\xb5/\xfd", "zstd-compressed"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"PAR1", "a Parquet file"), (b"SQLite format 3\x00", "an SQLite database"), (b"\x7fELF", "a program (ELF)"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive (or a .docx/.xlsx/.odt file)"),
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"BZh", "bzip2-compressed"),
+    (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"(\xb5/\xfd", "zstd-compressed"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x7fELF", "a program (ELF)"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.doc/.xls)"),
 )
 SNIFF_BYTES = 8192
@@ -112,10 +135,14 @@ def _sniff(head: bytes, path: Path, encoding: str) -> None:
     for magic, what in MAGIC:
         if head.startswith(magic):
             raise IngestError(f"{path}: {what}, not a text file; leave it out (or pass --skip-bad)")
-    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")) if _known(encoding) else False
+    wide = (
+        codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")) if _known(encoding) else False
+    )
     if not wide and b"\x00" in head:
-        raise IngestError(f"{path}: binary data (a NUL byte at byte {head.index(0)}), not a text file; "
-                          "leave it out (or pass --skip-bad)")
+        raise IngestError(
+            f"{path}: binary data (a NUL byte at byte {head.index(0)}), not a text file; "
+            "leave it out (or pass --skip-bad)"
+        )
 
 
 def _known(encoding: str) -> bool:
@@ -126,7 +153,11 @@ def _known(encoding: str) -> bool:
     return True
 
 
-GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # a corrupt or truncated .gz, found while reading
+GZIP_ERRORS = (
+    gzip.BadGzipFile,
+    EOFError,
+    zlib.error,
+)  # a corrupt or truncated .gz, found while reading
 
 
 def _open_text_bytes(path: Path, encoding: str):
@@ -178,7 +209,9 @@ def _expand(paths: Iterable[str | Path], fmt: str | None) -> list[tuple[Path, st
             if kind is None:
                 if p.is_dir():
                     continue  # other files in a folder are not articles
-                raise IngestError(f"{f}: unknown file type; pass --format ({', '.join(FORMATS[:-1])}; .gz is read too)")
+                raise IngestError(
+                    f"{f}: unknown file type; pass --format ({', '.join(FORMATS[:-1])}; .gz is read too)"
+                )
             if p.is_dir() and fmt and _kind_of(f) != fmt:
                 continue
             out.append((f, kind))
@@ -220,7 +253,9 @@ class _Decoded(io.TextIOBase):
             if self._fed == 0:
                 self._native_order(data)
             state = self._dec.getstate()
-            pending = len(state[0]) if isinstance(state, tuple) and isinstance(state[0], bytes) else 0
+            pending = (
+                len(state[0]) if isinstance(state, tuple) and isinstance(state[0], bytes) else 0
+            )
             try:
                 text = self._dec.decode(data, final=self._eof)
             except UnicodeDecodeError as exc:
@@ -229,7 +264,9 @@ class _Decoded(io.TextIOBase):
                     "pass --encoding (e.g. --encoding latin-1)"
                 ) from None
             except UnicodeError:
-                raise IngestError(f"{self._path}: not valid {self._encoding}; pass --encoding (e.g. --encoding latin-1)") from None
+                raise IngestError(
+                    f"{self._path}: not valid {self._encoding}; pass --encoding (e.g. --encoding latin-1)"
+                ) from None
             self._fed += len(data)
             if self._start and text:
                 self._start = False
@@ -241,10 +278,14 @@ class _Decoded(io.TextIOBase):
     def _native_order(self, head: bytes) -> None:
         """UTF-16/32 without a BOM: native byte order, as bytes.decode does (the incremental decoder refuses)."""
         name = codecs.lookup(self._encoding).name
-        boms = {"utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
-                "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)}.get(name)
+        boms = {
+            "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+            "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+        }.get(name)
         if boms and not head.startswith(boms):
-            self._dec = codecs.getincrementaldecoder(f"{name}-{'le' if sys.byteorder == 'little' else 'be'}")()
+            self._dec = codecs.getincrementaldecoder(
+                f"{name}-{'le' if sys.byteorder == 'little' else 'be'}"
+            )()
 
     def lines(self) -> Iterator[str]:
         """The text split at "\n" only: splitlines() would also split at U+2028, NEL, form feed...
@@ -267,10 +308,14 @@ def _label(path: Path, kind: str) -> Callable[[int], str]:
         return lambda n: str(path)
     if kind == "parquet":
         return lambda n: f"{path}:row {n}"
-    return lambda n: f"{path}:{n}"  # line of a JSON Lines file, or of a CSV file counting its header
+    return lambda n: (
+        f"{path}:{n}"
+    )  # line of a JSON Lines file, or of a CSV file counting its header
 
 
-def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | None = None) -> Iterator[pd.DataFrame]:
+def read_batches(
+    path: Path, kind: str, encoding: str = "utf-8", rows: int | None = None
+) -> Iterator[pd.DataFrame]:
     """One input file as DataFrames of at most `rows` rows; `_where` numbers the rows (see `_label`).
 
     JSON Lines batches have object columns and list malformed lines in `attrs["bad"]`; a batch can
@@ -307,12 +352,16 @@ def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | Non
             start = 2  # line 1 is the header
             try:
                 # decoded by us: errors name the file, and a BOM (Excel writes one) is not a column name
-                for df in pd.read_csv(_Decoded(fh, path, encoding), dtype=str, keep_default_na=False, chunksize=rows):
+                for df in pd.read_csv(
+                    _Decoded(fh, path, encoding), dtype=str, keep_default_na=False, chunksize=rows
+                ):
                     df["_where"] = np.arange(start, start + len(df))
                     start += len(df)
                     yield df
             except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-                raise IngestError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+                raise IngestError(
+                    f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})"
+                ) from None
     elif kind == "parquet":
         start = 0
         try:
@@ -323,7 +372,9 @@ def read_batches(path: Path, kind: str, encoding: str = "utf-8", rows: int | Non
                     start += len(df)
                     yield df
         except Exception as exc:  # pyarrow raises several types for a bad file
-            raise IngestError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+            raise IngestError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__})"
+            ) from None
     else:
         raise IngestError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
 
@@ -339,16 +390,24 @@ def _jsonl_frame(objs: list[dict], where: list[int], bad: list[str]) -> pd.DataF
 def _check_columns(cols: Columns, available: list, path: Path) -> None:
     """The text column, and every column named on the command line, must be in the input."""
     if cols.text not in available:
-        raise IngestError(f"{path}: no column {cols.text!r} (columns: {', '.join(map(str, available))}); pass --text-col")
+        raise IngestError(
+            f"{path}: no column {cols.text!r} (columns: {', '.join(map(str, available))}); pass --text-col"
+        )
     for field_ in ("id", *META):
         given = getattr(cols, field_)
         if given is not None and given not in available:
-            raise IngestError(f"{path}: no column {given!r} for {field_} (columns: {', '.join(map(str, available))})")
+            raise IngestError(
+                f"{path}: no column {given!r} for {field_} (columns: {', '.join(map(str, available))})"
+            )
 
 
 def normalise(
-    df: pd.DataFrame, cols: Columns, origin: str, path: Path,
-    label: Callable[[object], str] = str, lenient: bool = False,
+    df: pd.DataFrame,
+    cols: Columns,
+    origin: str,
+    path: Path,
+    label: Callable[[object], str] = str,
+    lenient: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Input columns -> article columns (with `text_sha256`); rows that cannot be articles are refused.
 
@@ -357,11 +416,15 @@ def normalise(
     """
     refused = list(df.attrs.get("bad", []))
     if df.empty:
-        return pd.DataFrame(columns=["article_id", "text", *META, "origin", "text_sha256", "_where"]), refused
+        return pd.DataFrame(
+            columns=["article_id", "text", *META, "origin", "text_sha256", "_where"]
+        ), refused
     if not lenient:
         _check_columns(cols, [c for c in df.columns if c != "_where"], path)
     out = pd.DataFrame({"_where": df["_where"]})
-    text = df[cols.text] if cols.text in df.columns else pd.Series(None, index=df.index, dtype=object)
+    text = (
+        df[cols.text] if cols.text in df.columns else pd.Series(None, index=df.index, dtype=object)
+    )
     if isinstance(text.dtype, pd.StringDtype):
         out["text"] = text
     else:
@@ -382,20 +445,30 @@ def normalise(
             "text contains a lone surrogate (not valid Unicode)"
         )
     ids = out["article_id"]
-    bad_id = why.isna() & ids.notna() & ids.astype(object).str.contains(_CONTROL, regex=True, na=False)
+    bad_id = (
+        why.isna() & ids.notna() & ids.astype(object).str.contains(_CONTROL, regex=True, na=False)
+    )
     if bad_id.any():
-        why[bad_id] = [f"article id {_shown(a)} contains a control character (ids name export files and lines)"
-                       for a in ids[bad_id]]
+        why[bad_id] = [
+            f"article id {_shown(a)} contains a control character (ids name export files and lines)"
+            for a in ids[bad_id]
+        ]
     keep = why.isna()
     if not keep.all():  # filtering copies every column, the texts too
-        refused += [f"{label(w)}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)]
+        refused += [
+            f"{label(w)}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)
+        ]
         out = out[keep]
     if out["published_at"].notna().any():
         parsed = pd.to_datetime(out["published_at"], utc=True, errors="coerce", format="mixed")
         bad = parsed.isna() & out["published_at"].notna()
         for w, v in zip(out.loc[bad, "_where"], out.loc[bad, "published_at"], strict=True):
             refused.append(f"{label(w)}: published_at {v!r} is not a date")
-        out = out[~bad].assign(published_at=parsed[~bad]) if bad.any() else out.assign(published_at=parsed)
+        out = (
+            out[~bad].assign(published_at=parsed[~bad])
+            if bad.any()
+            else out.assign(published_at=parsed)
+        )
     sha = pd.Series(_sha256s(out["text"]), index=out.index, dtype=object)
     out["text_sha256"] = sha
     missing_id = out["article_id"].isna()
@@ -411,7 +484,7 @@ _CONTROL = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 def _shown(value: str, limit: int = 60) -> str:
     """A value for a one-line reason: repr (control characters escaped), shortened."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # what str.strip() strips (str.isspace): a text of only these is blank
@@ -440,7 +513,9 @@ def _sha256s(texts: pd.Series) -> list[str]:
         if not pa.types.is_large_string(chunk.type):
             chunk = chunk.cast(pa.large_string())
         _, offsets, data = chunk.buffers()
-        pos = np.frombuffer(offsets, dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8).tolist()
+        pos = np.frombuffer(
+            offsets, dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8
+        ).tolist()
         view = memoryview(data) if data is not None else memoryview(b"")
         out += [sha(view[a:b]).hexdigest() for a, b in zip(pos[:-1], pos[1:], strict=True)]
     return out
@@ -473,11 +548,18 @@ def _dedupe(batch: pd.DataFrame, existing: dict[str, str], summary: IngestSummar
     summary.unchanged += int(same_stored.sum() + same_repeat.sum())
     summary.refused += [
         f"{w}: id {a} is stored with another text (re-ingesting would misalign its annotations)"
-        for w, a in zip(batch.loc[other_stored, "_where"], batch.loc[other_stored, "article_id"], strict=True)
+        for w, a in zip(
+            batch.loc[other_stored, "_where"], batch.loc[other_stored, "article_id"], strict=True
+        )
     ]
     summary.refused += [
         f"{w}: duplicate id {a} (first at {f}) with another text"
-        for w, a, f in zip(batch.loc[other_repeat, "_where"], batch.loc[other_repeat, "article_id"], first_where[other_repeat], strict=True)
+        for w, a, f in zip(
+            batch.loc[other_repeat, "_where"],
+            batch.loc[other_repeat, "article_id"],
+            first_where[other_repeat],
+            strict=True,
+        )
     ]
     return batch[stored.isna() & ~repeat]
 
@@ -510,12 +592,18 @@ def ingest_paths(
         raise IngestError("no input files found (expected .txt, .jsonl, .csv or .parquet)")
     summary = IngestSummary()
     labels = [_label(path, kind) for path, kind in files]
-    seen: dict[str, tuple[str, int, int]] = {}  # id -> (sha256, file, where) of its first row in the input
-    repeats: list[tuple[int, int, str, str, tuple[str, int, int]]] = []  # later rows under a seen id
+    seen: dict[
+        str, tuple[str, int, int]
+    ] = {}  # id -> (sha256, file, where) of its first row in the input
+    repeats: list[
+        tuple[int, int, str, str, tuple[str, int, int]]
+    ] = []  # later rows under a seen id
     # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
     # a temp file; a bad file raises here, before anything is written
     with _Spool(corpus.path) as spool:
-        skipped: list[int] = []  # files left out by skip_bad; their spooled rows are dropped in pass 2
+        skipped: list[
+            int
+        ] = []  # files left out by skip_bad; their spooled rows are dropped in pass 2
         for k, (path, kind) in enumerate(files):
             refused_before, repeats_before = len(summary.refused), len(repeats)
             try:
@@ -534,13 +622,21 @@ def ingest_paths(
         # pass 2, under the lock: drop what is stored, append the rest a batch at a time
         with corpus.writer(wait) as w:
             stored = _Stored(corpus.read_arrow("articles", columns=["article_id", "text_sha256"]))
-            clashes: list[tuple[int, int, str]] = []  # (file, where, id) of rows stored with another text
+            clashes: list[
+                tuple[int, int, str]
+            ] = []  # (file, where, id) of rows stored with another text
             now = pa.scalar(datetime.now(timezone.utc), type=TS)
 
             def new_rows() -> Iterator[pa.Table]:
                 for table in spool.batches():
                     if skipped:
-                        table = table.filter(pc.invert(pc.is_in(table.column("_file"), value_set=pa.array(skipped, pa.int64()))))
+                        table = table.filter(
+                            pc.invert(
+                                pc.is_in(
+                                    table.column("_file"), value_set=pa.array(skipped, pa.int64())
+                                )
+                            )
+                        )
                     known = stored.sha_of(table.column("article_id"))
                     same = pc.fill_null(pc.equal(known, table.column("text_sha256")), False)
                     summary.unchanged += pc.sum(same).as_py() or 0
@@ -548,19 +644,30 @@ def ingest_paths(
                     clash = pc.and_(is_stored, pc.invert(same))
                     if pc.any(clash).as_py():
                         c = table.filter(clash)
-                        clashes.extend(zip(c.column("_file").to_pylist(), c.column("_where").to_pylist(),
-                                           c.column("article_id").to_pylist(), strict=True))
+                        clashes.extend(
+                            zip(
+                                c.column("_file").to_pylist(),
+                                c.column("_where").to_pylist(),
+                                c.column("article_id").to_pylist(),
+                                strict=True,
+                            )
+                        )
                     if pc.any(is_stored).as_py():
                         table = table.filter(pc.invert(is_stored))
                     table = table.drop_columns(["_file", "_where"])
-                    yield table.set_column(table.schema.get_field_index("ingested_at"), "ingested_at",
-                                           pa.repeat(now, table.num_rows))
+                    yield table.set_column(
+                        table.schema.get_field_index("ingested_at"),
+                        "ingested_at",
+                        pa.repeat(now, table.num_rows),
+                    )
 
             summary.added = w.append_batches("articles", new_rows()) if spool.rows else 0
     duplicates = []
     if repeats:
         known = stored.sha_of(pa.array([r[2] for r in repeats], pa.string())).to_pylist()
-        for (k, where, aid, sha, (first_sha, first_k, first_where)), stored_sha in zip(repeats, known, strict=True):
+        for (k, where, aid, sha, (first_sha, first_k, first_where)), stored_sha in zip(
+            repeats, known, strict=True
+        ):
             if stored_sha is not None:  # judged against the stored text, as its first row was
                 if stored_sha == sha:
                     summary.unchanged += 1
@@ -569,7 +676,9 @@ def ingest_paths(
             elif sha == first_sha:
                 summary.unchanged += 1
             else:
-                duplicates.append(f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)}) with another text")
+                duplicates.append(
+                    f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)}) with another text"
+                )
     summary.refused += [
         f"{labels[k](where)}: id {aid} is stored with another text (re-ingesting would misalign its annotations)"
         for k, where, aid in sorted(clashes)
@@ -578,8 +687,18 @@ def ingest_paths(
     return summary
 
 
-def _read_file(spool, path: Path, kind: str, k: int, encoding: str, cols: Columns, label, summary: IngestSummary,
-               seen: dict, repeats: list) -> None:
+def _read_file(
+    spool,
+    path: Path,
+    kind: str,
+    k: int,
+    encoding: str,
+    cols: Columns,
+    label,
+    summary: IngestSummary,
+    seen: dict,
+    repeats: list,
+) -> None:
     """Pass 1 for input file `k`: check its rows a batch at a time, parking new ones in the spool."""
     lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
     file_columns: dict = {}
@@ -599,11 +718,18 @@ def _read_file(spool, path: Path, kind: str, k: int, encoding: str, cols: Column
 def _first_rows(out: pd.DataFrame, k: int, seen: dict, repeats: list) -> pd.DataFrame:
     """Rows of file `k` whose id the input has not had yet (the others go to `repeats`)."""
     ids = out["article_id"].tolist()
-    vals = [(sha, k, where) for sha, where in zip(out["text_sha256"].tolist(), out["_where"].tolist(), strict=True)]
+    vals = [
+        (sha, k, where)
+        for sha, where in zip(out["text_sha256"].tolist(), out["_where"].tolist(), strict=True)
+    ]
     firsts = [seen.setdefault(aid, v) for aid, v in zip(ids, vals, strict=True)]
     is_first = [f is v for f, v in zip(firsts, vals, strict=True)]
     if not all(is_first):
-        repeats += [(k, v[2], aid, v[0], f) for aid, v, f, ok in zip(ids, vals, firsts, is_first, strict=True) if not ok]
+        repeats += [
+            (k, v[2], aid, v[0], f)
+            for aid, v, f, ok in zip(ids, vals, firsts, is_first, strict=True)
+            if not ok
+        ]
         out = out[is_first]
     return out.assign(_file=k)
 
@@ -632,7 +758,9 @@ class _Spool:
                 os.unlink(self.path)
 
     def write(self, df: pd.DataFrame) -> None:
-        table = to_arrow("articles", df.assign(ingested_at=None))  # types are checked here, in pass 1
+        table = to_arrow(
+            "articles", df.assign(ingested_at=None)
+        )  # types are checked here, in pass 1
         if self._held and not table.schema.equals(self._held[0].schema, check_metadata=False):
             table = table.cast(self._held[0].schema)
         self._held.append(table)
@@ -642,10 +770,14 @@ class _Spool:
 
     def _spill(self) -> None:
         if self._writer is None:
-            fd, name = tempfile.mkstemp(prefix=temp_prefix("ingest"), suffix=".tmp", dir=self.folder)
+            fd, name = tempfile.mkstemp(
+                prefix=temp_prefix("ingest"), suffix=".tmp", dir=self.folder
+            )
             os.close(fd)
             self.path = Path(name)
-            self._writer = pq.ParquetWriter(self.path, self._held[0].schema, compression=SPOOL_COMPRESSION)
+            self._writer = pq.ParquetWriter(
+                self.path, self._held[0].schema, compression=SPOOL_COMPRESSION
+            )
         for table in self._held:
             self._writer.write_table(table.cast(self._writer.schema), row_group_size=BATCH_ROWS)
         self._held = []
@@ -675,12 +807,18 @@ class _Stored:
 
     def sha_of(self, ids) -> pa.Array:
         """The stored sha256 of each id (null when the id is not stored)."""
-        ids = ids.to_numpy(zero_copy_only=False) if isinstance(ids, (pa.Array, pa.ChunkedArray)) else ids
+        ids = (
+            ids.to_numpy(zero_copy_only=False)
+            if isinstance(ids, (pa.Array, pa.ChunkedArray))
+            else ids
+        )
         pos = self.index.get_indexer(ids)
         return self.sha.take(pa.array(pos, mask=pos < 0))
 
 
-def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tuple[str, Path, Path, str]]:
+def _brat_pairs(
+    paths: Iterable[str | Path], annotator: str | None
+) -> list[tuple[str, Path, Path, str]]:
     """(article_id, txt, ann, annotator) for `X.txt` + `X.ann` / `X_<annotator>.ann` files.
 
     The id is the file stem, decoded as our brat export encoded it (see `brat.file_stem`), or
@@ -716,14 +854,21 @@ def _brat_pairs(paths: Iterable[str | Path], annotator: str | None) -> list[tupl
         else:
             raise IngestError(f"{ann}: no text file {stem}.txt (or {base}.txt) for it")
     paired = {p[0] for p in pairs}
-    pairs += [(stem, txt, None, annotator or "import") for stem, txt in txts.items() if stem not in paired]
-    pairs = [(named.get(txt.parent / stem) or article_id_of(stem), txt, ann, who) for stem, txt, ann, who in pairs]
+    pairs += [
+        (stem, txt, None, annotator or "import") for stem, txt in txts.items() if stem not in paired
+    ]
+    pairs = [
+        (named.get(txt.parent / stem) or article_id_of(stem), txt, ann, who)
+        for stem, txt, ann, who in pairs
+    ]
     by_key: dict[tuple[str, str], Path] = {}
     for aid, _, ann, who in pairs:  # two live annotations by one annotator would contradict
         if ann is None:
             continue
         if (aid, who) in by_key:
-            raise IngestError(f"two annotation files for {aid} by {who}: {by_key[aid, who]} and {ann}")
+            raise IngestError(
+                f"two annotation files for {aid} by {who}: {by_key[aid, who]} and {ann}"
+            )
         by_key[aid, who] = ann
     return sorted(pairs, key=lambda p: (p[0], p[3]))
 
@@ -739,7 +884,9 @@ def _named_ids(path: Path) -> dict[Path, str]:
     return {path.parent / rel: aid for rel, aid in data.items()}
 
 
-def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=False) -> IngestSummary:
+def _ingest_brat(
+    corpus, paths, encoding, annotator, wait, progress, skip_bad=False
+) -> IngestSummary:
     schema = corpus.schema
     summary = IngestSummary()
     pairs = _brat_pairs(paths, annotator)
@@ -761,9 +908,14 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=Fa
             texts[aid] = (text, txt)
     pairs = [p for p in pairs if p[0] in texts]
     articles = pd.DataFrame(
-        [{"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)} for aid, (t, p) in texts.items()]
+        [
+            {"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)}
+            for aid, (t, p) in texts.items()
+        ]
     )
-    articles, refused = normalise(articles, Columns(id="article_id", title="title"), "brat", Path("brat"))
+    articles, refused = normalise(
+        articles, Columns(id="article_id", title="title"), "brat", Path("brat")
+    )
     summary.refused += refused
     ok_ids = set(articles["article_id"])
     ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
@@ -772,10 +924,14 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=Fa
         existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
         new = _dedupe(articles, existing, summary)
         sha = dict(zip(articles["article_id"], articles["text_sha256"], strict=True))
-        refused_ids = {a for a in ok_ids if pd.notna(existing.get(a)) and existing[a] != sha[a]}  # stored with another text
+        refused_ids = {
+            a for a in ok_ids if pd.notna(existing.get(a)) and existing[a] != sha[a]
+        }  # stored with another text
         old_ann = corpus.read("annotations")
         known = set(old_ann["annotation_id"])
-        imported = dict(list(old_ann[old_ann["origin"] == "import"].groupby(["article_id", "annotator"])))
+        imported = dict(
+            list(old_ann[old_ann["origin"] == "import"].groupby(["article_id", "annotator"]))
+        )
         stored_as, people = _import_annotators(corpus, {p[3] for p in pairs if p[2] is not None})
         for n, (aid, _, ann, name) in enumerate(pairs, 1):
             if ann is None or aid not in ok_ids or aid in refused_ids:
@@ -795,13 +951,35 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=Fa
                 ann_id = f"{ann_id}-v{len(prev) + 1}"
             parsed = parse_ann(raw, text, schema)
             summary.ignored += parsed.ignored
-            ann_rows.append({
-                "annotation_id": ann_id, "project": None, "article_id": aid, "ls_task_id": None,
-                "ls_annotation_id": None, "annotator": who, "origin": "import", "created_at": now,
-                "updated_at": now, "lead_time_s": None, "cancelled": False, "version": len(prev) + 1,
-                "superseded": False, "deleted_at": None, "pulled_at": now,
-            })
-            span_rows += [{**s, "annotation_id": ann_id, "article_id": aid, "attributes": attributes_json(s["attributes"]), "offset_repair": None} for s in parsed.spans]
+            ann_rows.append(
+                {
+                    "annotation_id": ann_id,
+                    "project": None,
+                    "article_id": aid,
+                    "ls_task_id": None,
+                    "ls_annotation_id": None,
+                    "annotator": who,
+                    "origin": "import",
+                    "created_at": now,
+                    "updated_at": now,
+                    "lead_time_s": None,
+                    "cancelled": False,
+                    "version": len(prev) + 1,
+                    "superseded": False,
+                    "deleted_at": None,
+                    "pulled_at": now,
+                }
+            )
+            span_rows += [
+                {
+                    **s,
+                    "annotation_id": ann_id,
+                    "article_id": aid,
+                    "attributes": attributes_json(s["attributes"]),
+                    "offset_repair": None,
+                }
+                for s in parsed.spans
+            ]
             rel_rows += [{**r, "annotation_id": ann_id} for r in parsed.relations]
             rej_rows += [{**r, "annotation_id": ann_id, "pulled_at": now} for r in parsed.rejects]
             summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
@@ -813,15 +991,26 @@ def _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad=Fa
             # children first, the annotation rows last: every prefix of these writes is consistent,
             # and a re-run after a kill replaces the orphans it left (ids are deterministic)
             ids = {r["annotation_id"] for r in ann_rows}
-            for name, rows in (("spans", span_rows), ("relations", rel_rows), ("rejects", rej_rows)):
+            for name, rows in (
+                ("spans", span_rows),
+                ("relations", rel_rows),
+                ("rejects", rej_rows),
+            ):
                 _replace_children(corpus, w, name, rows, ids)
             if people:
                 w.append("annotators", people)
             new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
             old = old_ann.copy()
-            hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
+            hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(
+                list(new_keys)
+            )
             old.loc[hit & (old["origin"] == "import"), "superseded"] = True
-            w.replace("annotations", pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows)
+            w.replace(
+                "annotations",
+                pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True)
+                if len(old)
+                else ann_rows,
+            )
         summary.added = len(new)
         summary.annotations = len(ann_rows)
         summary.spans = len(span_rows)
@@ -850,7 +1039,9 @@ def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str],
     for email in emails:
         out[email] = pseudonym(key, "brat", email)
         if out[email] not in known:
-            people.append({"annotator": out[email], "ls_url": None, "ls_user_id": None, "email": email})
+            people.append(
+                {"annotator": out[email], "ls_url": None, "ls_user_id": None, "email": email}
+            )
     return out, people
 
 

@@ -78,14 +78,20 @@ def _write_atomic(dest: Path, write, mode: int | None) -> None:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None:  # a write through a file object names no file
+        if (
+            isinstance(exc, OSError) and exc.filename is None
+        ):  # a write through a file object names no file
             exc.filename = str(dest)
         raise
 
 
 def write_parquet_atomic(table: pa.Table, dest: Path, mode: int | None = None) -> None:
     """Replace `dest` with `table` atomically: readers see the old file or the new, never half."""
-    _write_atomic(dest, lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS), mode)
+    _write_atomic(
+        dest,
+        lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS),
+        mode,
+    )
 
 
 def table_mode(name: str) -> int | None:
@@ -147,7 +153,9 @@ class Corpus:
 
     def require(self) -> None:
         if not self.path.is_dir():
-            raise CorpusError(f"no corpus at {self.path}; create one with `spanbank init {self.path}`")
+            raise CorpusError(
+                f"no corpus at {self.path}; create one with `spanbank init {self.path}`"
+            )
 
     # -- reading ------------------------------------------------------------------
     def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -155,7 +163,11 @@ class Corpus:
         path = self.table_path(name)
         if not path.exists():
             self.require()  # reading a corpus that is not there is a mistake, not an empty table
-            table = empty_table(name) if name in TABLES else EXTRA_TABLES.get(name, pa.schema([])).empty_table()
+            table = (
+                empty_table(name)
+                if name in TABLES
+                else EXTRA_TABLES.get(name, pa.schema([])).empty_table()
+            )
             return table.select(columns) if columns else table
         try:
             schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
@@ -177,7 +189,9 @@ class Corpus:
                 try:
                     table = table.cast(schema)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise CorpusError(f"{path}: columns do not fit the table's types ({exc})") from None
+                    raise CorpusError(
+                        f"{path}: columns do not fit the table's types ({exc})"
+                    ) from None
         return table
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -296,7 +310,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _check_columns(path: Path, name: str, schema: pa.Schema, columns: list[str] | None = None) -> None:
+def _check_columns(
+    path: Path, name: str, schema: pa.Schema, columns: list[str] | None = None
+) -> None:
     """A stored file's columns against the table's: each declared one present, of a compatible type."""
     if name not in TABLES:
         return
@@ -359,7 +375,9 @@ class Writer:
         """Write old rows (group by group) then `first` and `rest` to a temp file, and rename it over the table."""
         dest = self.corpus.table_path(name)
         if dest.exists() and not dest.is_file():  # a folder of parts: the whole-table path
-            return self._append_concat(name, pa.concat_tables([first, *rest], promote_options="permissive"))
+            return self._append_concat(
+                name, pa.concat_tables([first, *rest], promote_options="permissive")
+            )
         with contextlib.ExitStack() as stack:
             old, old_schema = None, None
             if dest.exists():
@@ -371,25 +389,38 @@ class Writer:
                 _check_columns(dest, name, raw)
                 old_schema = raw
                 if name in TABLES:  # ours first (compatible types read as ours), then extra columns
-                    old_schema = pa.schema(list(TABLES[name]) + [f for f in raw if f.name not in TABLES[name].names],
-                                           metadata=raw.metadata)
+                    old_schema = pa.schema(
+                        list(TABLES[name]) + [f for f in raw if f.name not in TABLES[name].names],
+                        metadata=raw.metadata,
+                    )
             try:
-                target = first.schema if old_schema is None else pa.unify_schemas(
-                    [old_schema, first.schema], promote_options="permissive")
+                target = (
+                    first.schema
+                    if old_schema is None
+                    else pa.unify_schemas([old_schema, first.schema], promote_options="permissive")
+                )
             except (pa.ArrowInvalid, pa.ArrowTypeError):  # columns that cannot be merged: as before
                 stack.close()
-                return self._append_concat(name, pa.concat_tables([first, *rest], promote_options="permissive"))
+                return self._append_concat(
+                    name, pa.concat_tables([first, *rest], promote_options="permissive")
+                )
             count = 0
 
             def write(fh) -> None:
                 nonlocal count
                 with pq.ParquetWriter(fh, target, compression="zstd") as out:
                     for part in _row_groups(old) if old is not None else ():
-                        out.write_table(_conform(name, to_arrow(name, part) if name in TABLES else part, target),
-                                        row_group_size=ROW_GROUP_ROWS)
+                        out.write_table(
+                            _conform(
+                                name, to_arrow(name, part) if name in TABLES else part, target
+                            ),
+                            row_group_size=ROW_GROUP_ROWS,
+                        )
                     for part in itertools.chain([first], rest):
                         if part.num_rows:
-                            out.write_table(_conform(name, part, target), row_group_size=ROW_GROUP_ROWS)
+                            out.write_table(
+                                _conform(name, part, target), row_group_size=ROW_GROUP_ROWS
+                            )
                             count += part.num_rows
 
             _write_atomic(dest, write, table_mode(name))
@@ -400,7 +431,9 @@ class Writer:
         old = self.corpus.read_arrow(name)
         if name in TABLES:
             old = to_arrow(name, old)
-        combined = pa.concat_tables([old, new], promote_options="permissive") if old.num_rows else new
+        combined = (
+            pa.concat_tables([old, new], promote_options="permissive") if old.num_rows else new
+        )
         write_parquet_atomic(combined, self.corpus.table_path(name), table_mode(name))
         return new.num_rows
 
@@ -411,7 +444,9 @@ def _row_groups(pf: pq.ParquetFile) -> Iterator[pa.Table]:
         if pf.metadata.row_group(i).num_rows <= 2 * ROW_GROUP_ROWS:
             yield pf.read_row_group(i, use_threads=False)
         else:
-            for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS, row_groups=[i], use_threads=False):
+            for batch in pf.iter_batches(
+                batch_size=ROW_GROUP_ROWS, row_groups=[i], use_threads=False
+            ):
                 yield pa.Table.from_batches([batch])
 
 
@@ -421,10 +456,16 @@ def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
         return table
     unknown = [c for c in table.column_names if c not in schema.names]
     if unknown:
-        raise CorpusError(f"{name}: rows have column(s) {', '.join(unknown)} that earlier rows lack")
+        raise CorpusError(
+            f"{name}: rows have column(s) {', '.join(unknown)} that earlier rows lack"
+        )
     try:
-        arrays = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-                  for f in schema]
+        arrays = [
+            table.column(f.name).cast(f.type)
+            if f.name in table.column_names
+            else pa.nulls(table.num_rows, f.type)
+            for f in schema
+        ]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -436,4 +477,6 @@ def _as_table(rows) -> pa.Table:
     if isinstance(rows, list):
         rows = pd.DataFrame(rows)
     rows = rows.reset_index(drop=True)
-    return pa.Table.from_arrays([column_array(rows[c]) for c in rows.columns], names=[str(c) for c in rows.columns])
+    return pa.Table.from_arrays(
+        [column_array(rows[c]) for c in rows.columns], names=[str(c) for c in rows.columns]
+    )

@@ -10,61 +10,130 @@ from spanbank.errors import CorpusError
 TS = pa.timestamp("us", tz="UTC")
 
 TABLES: dict[str, pa.Schema] = {
-    "articles": pa.schema([
-        ("article_id", pa.string()), ("title", pa.string()), ("text", pa.large_string()),
-        ("source", pa.string()), ("url", pa.string()), ("published_at", TS),
-        ("language", pa.string()), ("origin", pa.string()), ("text_sha256", pa.string()),
-        ("ingested_at", TS),
-    ]),
-    "tasks": pa.schema([
-        ("project", pa.string()), ("ls_url", pa.string()), ("ls_project_id", pa.int64()),
-        ("article_id", pa.string()), ("ls_task_id", pa.int64()), ("batch_id", pa.string()),
-        ("pushed_at", TS), ("schema_version", pa.string()),
-    ]),
-    "annotations": pa.schema([
-        ("annotation_id", pa.string()), ("project", pa.string()), ("article_id", pa.string()),
-        ("ls_task_id", pa.int64()), ("ls_annotation_id", pa.int64()), ("annotator", pa.string()),
-        ("origin", pa.string()), ("created_at", TS), ("updated_at", TS),
-        ("lead_time_s", pa.float64()), ("cancelled", pa.bool_()), ("version", pa.int64()),
-        ("superseded", pa.bool_()), ("deleted_at", TS), ("pulled_at", TS),
-    ]),
-    "spans": pa.schema([
-        ("annotation_id", pa.string()), ("span_id", pa.string()), ("article_id", pa.string()),
-        ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("text", pa.string()),
-        ("attributes", pa.string()), ("offset_repair", pa.string()),
-    ]),
-    "relations": pa.schema([
-        ("annotation_id", pa.string()), ("from_span_id", pa.string()),
-        ("to_span_id", pa.string()), ("label", pa.string()),
-    ]),
-    "rejects": pa.schema([
-        ("annotation_id", pa.string()), ("span_id", pa.string()), ("reason", pa.string()),
-        ("raw", pa.string()), ("pulled_at", TS),
-    ]),
-    "annotators": pa.schema([
-        ("annotator", pa.string()), ("ls_url", pa.string()), ("ls_user_id", pa.int64()),
-        ("email", pa.string()),
-    ]),
+    "articles": pa.schema(
+        [
+            ("article_id", pa.string()),
+            ("title", pa.string()),
+            ("text", pa.large_string()),
+            ("source", pa.string()),
+            ("url", pa.string()),
+            ("published_at", TS),
+            ("language", pa.string()),
+            ("origin", pa.string()),
+            ("text_sha256", pa.string()),
+            ("ingested_at", TS),
+        ]
+    ),
+    "tasks": pa.schema(
+        [
+            ("project", pa.string()),
+            ("ls_url", pa.string()),
+            ("ls_project_id", pa.int64()),
+            ("article_id", pa.string()),
+            ("ls_task_id", pa.int64()),
+            ("batch_id", pa.string()),
+            ("pushed_at", TS),
+            ("schema_version", pa.string()),
+        ]
+    ),
+    "annotations": pa.schema(
+        [
+            ("annotation_id", pa.string()),
+            ("project", pa.string()),
+            ("article_id", pa.string()),
+            ("ls_task_id", pa.int64()),
+            ("ls_annotation_id", pa.int64()),
+            ("annotator", pa.string()),
+            ("origin", pa.string()),
+            ("created_at", TS),
+            ("updated_at", TS),
+            ("lead_time_s", pa.float64()),
+            ("cancelled", pa.bool_()),
+            ("version", pa.int64()),
+            ("superseded", pa.bool_()),
+            ("deleted_at", TS),
+            ("pulled_at", TS),
+        ]
+    ),
+    "spans": pa.schema(
+        [
+            ("annotation_id", pa.string()),
+            ("span_id", pa.string()),
+            ("article_id", pa.string()),
+            ("label", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("text", pa.string()),
+            ("attributes", pa.string()),
+            ("offset_repair", pa.string()),
+        ]
+    ),
+    "relations": pa.schema(
+        [
+            ("annotation_id", pa.string()),
+            ("from_span_id", pa.string()),
+            ("to_span_id", pa.string()),
+            ("label", pa.string()),
+        ]
+    ),
+    "rejects": pa.schema(
+        [
+            ("annotation_id", pa.string()),
+            ("span_id", pa.string()),
+            ("reason", pa.string()),
+            ("raw", pa.string()),
+            ("pulled_at", TS),
+        ]
+    ),
+    "annotators": pa.schema(
+        [
+            ("annotator", pa.string()),
+            ("ls_url", pa.string()),
+            ("ls_user_id", pa.int64()),
+            ("email", pa.string()),
+        ]
+    ),
 }
 
 # tables the code adds beyond the documented ones; they too exist, empty and typed, from `init` on
 EXTRA_TABLES: dict[str, pa.Schema] = {
-    "projects": pa.schema([
-        ("project", pa.string()), ("ls_url", pa.string()), ("ls_project_id", pa.int64()),
-        ("schema_version", pa.string()), ("created_at", TS), ("pull_cursor", TS), ("last_pull_at", TS),
-    ]),
-    "conflicts": pa.schema([
-        ("article_id", pa.string()), ("project", pa.string()), ("strategy", pa.string()),
-        ("group_id", pa.string()), ("kind", pa.string()), ("detail", pa.string()),
-    ]),
+    "projects": pa.schema(
+        [
+            ("project", pa.string()),
+            ("ls_url", pa.string()),
+            ("ls_project_id", pa.int64()),
+            ("schema_version", pa.string()),
+            ("created_at", TS),
+            ("pull_cursor", TS),
+            ("last_pull_at", TS),
+        ]
+    ),
+    "conflicts": pa.schema(
+        [
+            ("article_id", pa.string()),
+            ("project", pa.string()),
+            ("strategy", pa.string()),
+            ("group_id", pa.string()),
+            ("kind", pa.string()),
+            ("detail", pa.string()),
+        ]
+    ),
 }
 # the one table created on first use (by spanbank.labelstudio.identity), not at `init`
 ON_DEMAND_TABLES: dict[str, pa.Schema] = {
-    "servers": pa.schema([
-        ("server_id", pa.string()), ("ls_url", pa.string()), ("tag", pa.string()), ("basis", pa.string()),
-        ("org_id", pa.int64()), ("org_created_at", pa.string()), ("first_seen_at", TS),
-        ("moved_from", pa.string()), ("moved_at", TS),
-    ]),
+    "servers": pa.schema(
+        [
+            ("server_id", pa.string()),
+            ("ls_url", pa.string()),
+            ("tag", pa.string()),
+            ("basis", pa.string()),
+            ("org_id", pa.int64()),
+            ("org_created_at", pa.string()),
+            ("first_seen_at", TS),
+            ("moved_from", pa.string()),
+            ("moved_at", TS),
+        ]
+    ),
 }
 PROJECTS_TABLE = "projects"  # per project: LS id, schema, pull cursor
 CONFLICTS_TABLE = "conflicts"  # per disagreement adjudication could not settle
@@ -74,7 +143,9 @@ PROJECT_COLUMNS = EXTRA_TABLES[PROJECTS_TABLE].names
 # columns added beyond a table's declared schema, by the code that writes them
 ADDED_COLUMNS: dict[str, pa.Schema] = {
     # pull: the server an annotation came from, a digest of its result, why it is not live
-    "annotations": pa.schema([("ls_url", pa.string()), ("result_sha", pa.string()), ("invalid_reason", pa.string())]),
+    "annotations": pa.schema(
+        [("ls_url", pa.string()), ("result_sha", pa.string()), ("invalid_reason", pa.string())]
+    ),
     # review.push_review: a review project's kind and the project it reviews
     "projects": pa.schema([("kind", pa.string()), ("review_of", pa.string())]),
 }
@@ -105,11 +176,17 @@ def to_arrow(name: str, data) -> pa.Table:
             try:
                 if pa.types.is_timestamp(f.type):
                     col = pd.to_datetime(col, utc=True)
-                elif pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type):
+                elif (
+                    pa.types.is_integer(f.type)
+                    or pa.types.is_floating(f.type)
+                    or pa.types.is_boolean(f.type)
+                ):
                     col = col.astype(object).where(col.notna(), None)
                 arrays.append(column_array(col, f.type))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-                raise CorpusError(f"{name}: column {f.name} cannot be stored as {f.type}: {exc}") from None
+                raise CorpusError(
+                    f"{name}: column {f.name} cannot be stored as {f.type}: {exc}"
+                ) from None
             fields.append(f)
         extra = [c for c in data.columns if c not in TABLES[name].names]
         for c in extra:
@@ -120,9 +197,13 @@ def to_arrow(name: str, data) -> pa.Table:
     missing = [f.name for f in TABLES[name] if f.name not in table.column_names]
     if missing:
         raise CorpusError(f"{name}: rows lack column(s) {', '.join(missing)}")
-    cols = [f.name for f in TABLES[name]] + [c for c in table.column_names if c not in TABLES[name].names]
+    cols = [f.name for f in TABLES[name]] + [
+        c for c in table.column_names if c not in TABLES[name].names
+    ]
     table = table.select(cols)
-    target = pa.schema(list(TABLES[name]) + [table.schema.field(c) for c in cols[len(TABLES[name]):]])
+    target = pa.schema(
+        list(TABLES[name]) + [table.schema.field(c) for c in cols[len(TABLES[name]) :]]
+    )
     try:
         return table.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -61,7 +61,6 @@ CHUNK_SIZE = 1000
 EXPORTS_DIR = "exports"
 
 
-
 def parse_formats(formats: str | Iterable[str]) -> list[str]:
     """`jsonl,spacy` or a list -> known format names, in order, without repeats."""
     items = formats.split(",") if isinstance(formats, str) else list(formats)
@@ -136,20 +135,25 @@ def _export_dataset(
     schema = corpus.schema
     layer_labels = _labels(schema, labels)
     name = name or _default_name(corpus)
-    out = Path(os.path.abspath(out if out is not None else Path(EXPORTS_DIR) / name))  # `.` has no name to swap
+    out = Path(
+        os.path.abspath(out if out is not None else Path(EXPORTS_DIR) / name)
+    )  # `.` has no name to swap
     _remove_leftovers(out)
     _check_target(out)
 
     ann, span_source, gold_desc = _selection(corpus, gold, project, annotations)
     chosen_by = (
         {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items())}
-        if "selection" in ann else None
+        if "selection" in ann
+        else None
     )
     if not article_files(corpus):
         raise ExportError(f"{corpus.table_path('articles')} holds no Parquet files")
     art_cols = set(article_columns(corpus))
     if group_by is not None and group_by not in art_cols:
-        raise ExportError(f"--group-by {group_by!r} is not an articles column ({', '.join(sorted(art_cols))})")
+        raise ExportError(
+            f"--group-by {group_by!r} is not an articles column ({', '.join(sorted(art_cols))})"
+        )
     split_of = _split_articles(corpus, ann, fractions, seed, group_by)
     splits = list(fractions)
 
@@ -159,15 +163,40 @@ def _export_dataset(
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
-        stats = _stream(corpus, ann, span_source, split_of, splits, layer_labels, schema,
-                        writers, group_by, chunk_size, art_cols, progress)
+        stats = _stream(
+            corpus,
+            ann,
+            span_source,
+            split_of,
+            splits,
+            layer_labels,
+            schema,
+            writers,
+            group_by,
+            chunk_size,
+            art_cols,
+            progress,
+        )
         notes = dict(stats.pop("notes"))
         for w in writers:
             notes.update(w.close())
         writers = []
         agree = _agreement(corpus, project) if agreement else None
-        manifest = _manifest(name, schema, gold_desc, project, layer_labels, fmts, seed, fractions,
-                             group_by, chunk_size, stats, notes, agree)
+        manifest = _manifest(
+            name,
+            schema,
+            gold_desc,
+            project,
+            layer_labels,
+            fmts,
+            seed,
+            fractions,
+            group_by,
+            chunk_size,
+            stats,
+            notes,
+            agree,
+        )
         manifest["gold_selection"] = chosen_by
         (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
         manifest["files"] = checksums(tmp)
@@ -223,7 +252,9 @@ def _selection(corpus, gold, project, annotations):
     if annotations is not None:
         ann = annotations.reset_index(drop=True)
         stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
-        missing = ann.loc[~ann["annotation_id"].isin(stored_ids), "annotation_id"].astype(str).tolist()
+        missing = (
+            ann.loc[~ann["annotation_id"].isin(stored_ids), "annotation_id"].astype(str).tolist()
+        )
         if missing:
             raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
         rows = gold_mod.gold_rows(corpus, annotations=ann)
@@ -244,10 +275,14 @@ def _selection(corpus, gold, project, annotations):
 
     if not len(ann):
         where = f" in project {project!r}" if project else ""
-        raise ExportError(f"no annotations to export{where} (gold={gold}); pull or import some first")
+        raise ExportError(
+            f"no annotations to export{where} (gold={gold}); pull or import some first"
+        )
     dup = ann["article_id"][ann["article_id"].duplicated()]
     if len(dup):
-        raise ExportError(f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}")
+        raise ExportError(
+            f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}"
+        )
     return ann, source, desc
 
 
@@ -266,7 +301,10 @@ def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
         if group_by:
             # articles without a group value are their own group
             groups = batch.column(group_by).to_pylist()
-            keys += [f"g\x00{g}" if g is not None else f"a\x00{a}" for g, a in zip(groups, aids, strict=True)]
+            keys += [
+                f"g\x00{g}" if g is not None else f"a\x00{a}"
+                for g, a in zip(groups, aids, strict=True)
+            ]
         else:
             keys += aids
     missing = set(ann["article_id"].astype(str)) - set(ids)
@@ -275,15 +313,29 @@ def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
             f"{len(missing)} annotated article(s) are not in the articles table: {', '.join(sorted(missing)[:5])}"
         )
     if len(ids) != len(set(ids)):
-        raise ExportError("the articles table holds an article_id twice; the corpus is inconsistent")
+        raise ExportError(
+            "the articles table holds an article_id twice; the corpus is inconsistent"
+        )
     return dict(zip(ids, assign_splits(keys, fractions, seed).tolist(), strict=True))
 
 
 # --------------------------------------------------------------------------- streaming
 
 
-def _stream(corpus, ann, span_source, split_of, splits, labels, schema, writers, group_by,
-            chunk_size, art_cols, progress) -> dict:
+def _stream(
+    corpus,
+    ann,
+    span_source,
+    split_of,
+    splits,
+    labels,
+    schema,
+    writers,
+    group_by,
+    chunk_size,
+    art_cols,
+    progress,
+) -> dict:
     ann_by_id = ann.set_index(ann["article_id"].astype(str), drop=False)
     wanted = pa.array(list(split_of), pa.string())
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
@@ -333,7 +385,9 @@ def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, gr
     if group_by:
         for r in rows:
             r["group"] = r.get(group_by)
-    docs, notes = build_documents(rows, ann_rows, spans, rels, labels=labels, known_labels=schema.labels)
+    docs, notes = build_documents(
+        rows, ann_rows, spans, rels, labels=labels, known_labels=schema.labels
+    )
     stats["notes"].update(notes)
     by_split: dict[str, list[dict]] = {}
     fp = stats["fingerprint"]
@@ -344,7 +398,13 @@ def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, gr
         stats["labels"][s].update(sp["label"] for sp in d["spans"])
         stats["relations"][s].update(r["label"] for r in d["relations"])
         a = ann_rows[d["article_id"]]
-        fp.add(d["article_id"], d["text"], a.get("annotation_id"), a.get("version"), a.get("updated_at"))
+        fp.add(
+            d["article_id"],
+            d["text"],
+            a.get("annotation_id"),
+            a.get("version"),
+            a.get("updated_at"),
+        )
         ts = a.get("updated_at")
         if ts is not None and not pd.isna(ts) and (stats["as_of"] is None or ts > stats["as_of"]):
             stats["as_of"] = ts
@@ -366,7 +426,10 @@ def _agreement(corpus, project) -> dict | None:
         if not (live.groupby("article_id")["annotator"].nunique() >= 2).any():
             return None
         report = agreement_report(corpus, project=project, bootstrap=0)
-        summary = {k: v.get("value") if isinstance(v, dict) else v for k, v in report.get("summary", {}).items()}
+        summary = {
+            k: v.get("value") if isinstance(v, dict) else v
+            for k, v in report.get("summary", {}).items()
+        }
         summary = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
         articles = report.get("coverage", {}).get("articles_with_2plus", 0)
         if not articles:
@@ -380,14 +443,31 @@ def _versions(fmts) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ["pyarrow", *(["spacy"] if "spacy" in fmts else []), *(["datasets"] if "hf" in fmts else [])]:
+    for pkg in [
+        "pyarrow",
+        *(["spacy"] if "spacy" in fmts else []),
+        *(["datasets"] if "hf" in fmts else []),
+    ]:
         with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
     return out
 
 
-def _manifest(name, schema, gold, project, labels, fmts, seed, fractions, group_by, chunk_size,
-              stats, notes, agree) -> dict:
+def _manifest(
+    name,
+    schema,
+    gold,
+    project,
+    labels,
+    fmts,
+    seed,
+    fractions,
+    group_by,
+    chunk_size,
+    stats,
+    notes,
+    agree,
+) -> dict:
     from spanbank import __version__
 
     splits = {
@@ -429,7 +509,9 @@ def _check_target(out: Path) -> None:
     """Refuse an `out` whose replacement could delete anything but a previous spanbank export."""
     here = Path.cwd().resolve()
     if out == here or out in here.parents:
-        raise ExportError(f"--out {out} is the current folder or holds it; name a subfolder (e.g. --out {EXPORTS_DIR}/NAME)")
+        raise ExportError(
+            f"--out {out} is the current folder or holds it; name a subfolder (e.g. --out {EXPORTS_DIR}/NAME)"
+        )
     if not out.exists():
         return
     if out.is_symlink() or not out.is_dir():
@@ -438,7 +520,9 @@ def _check_target(out: Path) -> None:
         return
     problem = _not_an_export(out)
     if problem:
-        raise ExportError(f"{out} is not a spanbank export ({problem}) and would be replaced as a whole; choose another --out")
+        raise ExportError(
+            f"{out} is not a spanbank export ({problem}) and would be replaced as a whole; choose another --out"
+        )
 
 
 def _not_an_export(out: Path) -> str | None:
@@ -450,7 +534,11 @@ def _not_an_export(out: Path) -> str | None:
     except (OSError, ValueError):
         return f"{MANIFEST} is not readable JSON"
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or "manifest_version" not in manifest or "spanbank_version" not in manifest:
+    if (
+        not isinstance(files, dict)
+        or "manifest_version" not in manifest
+        or "spanbank_version" not in manifest
+    ):
         return f"{MANIFEST} was not written by spanbank"
     if (out / CORPUS_CONFIG).exists():
         return "it holds a corpus"

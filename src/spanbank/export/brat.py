@@ -43,7 +43,7 @@ def annotation_conf(schema, labels: list[str]) -> str:
     attrs: dict[str, tuple[list[str], list[str]]] = {}
     for lab in labels:
         spec = schema.labels.get(lab) if schema else None
-        for attr in (spec.attributes.values() if spec else ()):
+        for attr in spec.attributes.values() if spec else ():
             owners, values = attrs.setdefault(attr.name, ([], []))
             owners.append(lab)
             values += [v for v in attr.values if v not in values]
@@ -60,12 +60,16 @@ class BratWriter:
         self.ids: dict[str, str] = {}
         for s in splits:
             (self.dir / s).mkdir(parents=True, exist_ok=True)
-        (self.dir / "annotation.conf").write_text(annotation_conf(schema, list(labels)), encoding="utf-8")
+        (self.dir / "annotation.conf").write_text(
+            annotation_conf(schema, list(labels)), encoding="utf-8"
+        )
 
     def write(self, split: str, docs: list[dict]) -> None:
         for d in docs:
             stem = file_stem(d["article_id"])
-            if article_id_of(stem) != d["article_id"]:  # hashed: the name alone does not give the id back
+            if (
+                article_id_of(stem) != d["article_id"]
+            ):  # hashed: the name alone does not give the id back
                 self.ids[f"{split}/{stem}"] = d["article_id"]
             base = self.dir / split / stem
             Path(f"{base}.txt").write_bytes(d["text"].encode("utf-8"))

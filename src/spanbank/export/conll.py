@@ -36,7 +36,9 @@ class ConllWriter:
         self.dir = Path(root) / "conll"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.labels = list(labels)
-        self._files = {s: open(self.dir / f"{s}.conll", "w", encoding="utf-8", newline="\n") for s in splits}
+        self._files = {
+            s: open(self.dir / f"{s}.conll", "w", encoding="utf-8", newline="\n") for s in splits
+        }
         self.notes: dict[str, int] = {}
 
     def write(self, split: str, docs: list[dict]) -> None:
@@ -58,7 +60,13 @@ def read_conll(path, labels: list[str]) -> list[dict]:
         for line in fh:
             line = line.rstrip("\n")
             if line.startswith(DOCSTART):
-                docs.append({"article_id": line.split("\t", 1)[1], "tokens": [], "tags": {lab: [] for lab in labels}})
+                docs.append(
+                    {
+                        "article_id": line.split("\t", 1)[1],
+                        "tokens": [],
+                        "tags": {lab: [] for lab in labels},
+                    }
+                )
             elif line:
                 token, *tags = line.split("\t")
                 docs[-1]["tokens"].append(token)

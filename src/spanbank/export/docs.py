@@ -95,7 +95,9 @@ def build_documents(
         by_id: dict[str, dict] = {}
         for row in by_ann_spans.get(ann_id, ()):
             if not _missing(row.get("article_id")) and row["article_id"] != aid:
-                problems.append(f"{aid}/{row['span_id']}: span belongs to article {row['article_id']}")
+                problems.append(
+                    f"{aid}/{row['span_id']}: span belongs to article {row['article_id']}"
+                )
                 continue
             label = row["label"]
             if keep is not None and label not in keep:
@@ -129,7 +131,9 @@ def build_documents(
             src, dst = str(row["from_span_id"]), str(row["to_span_id"])
             if src not in by_id or dst not in by_id:
                 gone = src if src not in by_id else dst
-                problems.append(f"{aid}: relation {row['label']} points to span {gone}, which is not in the annotation")
+                problems.append(
+                    f"{aid}: relation {row['label']} points to span {gone}, which is not in the annotation"
+                )
                 continue
             if by_id[src] is None or by_id[dst] is None:
                 dropped += 1
@@ -143,7 +147,15 @@ def build_documents(
             meta["origin"] = _plain(ann.get("origin"))
         if "group" in art:
             meta["group"] = _plain(art["group"])
-        docs.append({"article_id": aid, "text": text, "spans": doc_spans, "relations": doc_rels, "meta": meta})
+        docs.append(
+            {
+                "article_id": aid,
+                "text": text,
+                "spans": doc_spans,
+                "relations": doc_rels,
+                "meta": meta,
+            }
+        )
     if problems:
         named = "; ".join(problems[:MAX_NAMED])
         more = f" (and {len(problems) - MAX_NAMED} more)" if len(problems) > MAX_NAMED else ""

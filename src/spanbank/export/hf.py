@@ -31,7 +31,9 @@ def _datasets():
     try:
         import datasets
     except ImportError:
-        raise ExportError("the hf format needs the datasets library: pip install 'spanbank[hf]'") from None
+        raise ExportError(
+            "the hf format needs the datasets library: pip install 'spanbank[hf]'"
+        ) from None
     return datasets
 
 
@@ -52,17 +54,27 @@ def features(labels: list[str]):
     }
     for lab in labels:
         cols[tag_column(lab)] = List(ds.ClassLabel(names=layer_names(lab)))
-    cols["spans"] = List({
-        "span_id": ds.Value("string"), "start": ds.Value("int64"), "end": ds.Value("int64"),
-        "label": ds.Value("string"), "text": ds.Value("string"), "attributes": ds.Value("string"),
-    })
-    cols["relations"] = List({"head": ds.Value("int32"), "tail": ds.Value("int32"), "label": ds.Value("string")})
+    cols["spans"] = List(
+        {
+            "span_id": ds.Value("string"),
+            "start": ds.Value("int64"),
+            "end": ds.Value("int64"),
+            "label": ds.Value("string"),
+            "text": ds.Value("string"),
+            "attributes": ds.Value("string"),
+        }
+    )
+    cols["relations"] = List(
+        {"head": ds.Value("int32"), "tail": ds.Value("int32"), "label": ds.Value("string")}
+    )
     return ds.Features(cols)
 
 
 def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]:
     """Documents -> columns (dict of lists) in the order of `features(labels)`."""
-    cols: dict[str, list] = {k: [] for k in ("article_id", "text", "tokens", "token_starts", "token_ends")}
+    cols: dict[str, list] = {
+        k: [] for k in ("article_id", "text", "tokens", "token_starts", "token_ends")
+    }
     for lab in labels:
         cols[tag_column(lab)] = []
     cols["spans"], cols["relations"] = [], []
@@ -79,11 +91,15 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
         cols["token_ends"].append(ends)
         for lab in labels:
             cols[tag_column(lab)].append(layers[lab])
-        cols["spans"].append([
-            {**{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
-             "attributes": attributes_json(sp["attributes"])}
-            for sp in d["spans"]
-        ])
+        cols["spans"].append(
+            [
+                {
+                    **{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
+                    "attributes": attributes_json(sp["attributes"]),
+                }
+                for sp in d["spans"]
+            ]
+        )
         cols["relations"].append(d["relations"])
     return cols
 

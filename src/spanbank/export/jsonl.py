@@ -24,7 +24,9 @@ class JsonlWriter:
         self.dir = Path(root) / "jsonl"
         self.dir.mkdir(parents=True, exist_ok=True)
         # every declared split gets a file, empty or not
-        self._files = {s: open(self.dir / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") for s in splits}
+        self._files = {
+            s: open(self.dir / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") for s in splits
+        }
 
     def write(self, split: str, docs: list[dict]) -> None:
         fh = self._files[split]

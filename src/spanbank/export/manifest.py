@@ -30,7 +30,11 @@ class Fingerprint:
         for row in sorted(self.texts):
             txt.update("\x1f".join(row).encode() + b"\x1e")
         both = hashlib.sha256((ann.hexdigest() + txt.hexdigest()).encode()).hexdigest()
-        return {"sha256": both, "annotations_sha256": ann.hexdigest(), "texts_sha256": txt.hexdigest()}
+        return {
+            "sha256": both,
+            "annotations_sha256": ann.hexdigest(),
+            "texts_sha256": txt.hexdigest(),
+        }
 
 
 def _s(value) -> str:
@@ -78,7 +82,9 @@ def verify(root: str | Path) -> list[str]:
 
 
 def dumps(manifest: dict) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
 
 
 LOADERS = {
@@ -110,7 +116,8 @@ def dataset_card(manifest: dict) -> str:
         f"Annotated news articles exported by spanbank {manifest['spanbank_version']} "
         f"(schema `{manifest['schema']['ident']}`): spans {', '.join(labels)} and their relations.",
         "",
-        f"- gold selection: `{manifest['gold']}`" + (f", project `{manifest['project']}`" if manifest.get("project") else ""),
+        f"- gold selection: `{manifest['gold']}`"
+        + (f", project `{manifest['project']}`" if manifest.get("project") else ""),
         f"- articles: {manifest['articles']}, spans: {manifest['spans']}, relations: {manifest['relations']}",
         f"- corpus fingerprint: `{manifest['fingerprint']['sha256']}`",
         f"- split: by {'`' + manifest['group_by'] + '` group' if manifest.get('group_by') else 'article'}, "

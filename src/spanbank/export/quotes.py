@@ -19,16 +19,28 @@ CONTEXT = 200
 QUOTE, CUE = "QUOTE", "CUE"
 LINKS = {"said_by": "speaker", "cue": "cue"}
 
-SCHEMA = pa.schema([
-    ("article_id", pa.string()), ("split", pa.string()),
-    ("quote_span_id", pa.string()), ("quote_start", pa.int64()), ("quote_end", pa.int64()),
-    ("quote_text", pa.string()), ("quote_type", pa.string()),
-    ("speaker_text", pa.string()), ("speaker_start", pa.int64()), ("speaker_end", pa.int64()),
-    ("speaker_span_ids", pa.list_(pa.string())),
-    ("cue_text", pa.string()), ("cue_start", pa.int64()), ("cue_end", pa.int64()),
-    ("cue_span_ids", pa.list_(pa.string())),
-    ("context", pa.string()), ("context_start", pa.int64()), ("context_end", pa.int64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("split", pa.string()),
+        ("quote_span_id", pa.string()),
+        ("quote_start", pa.int64()),
+        ("quote_end", pa.int64()),
+        ("quote_text", pa.string()),
+        ("quote_type", pa.string()),
+        ("speaker_text", pa.string()),
+        ("speaker_start", pa.int64()),
+        ("speaker_end", pa.int64()),
+        ("speaker_span_ids", pa.list_(pa.string())),
+        ("cue_text", pa.string()),
+        ("cue_start", pa.int64()),
+        ("cue_end", pa.int64()),
+        ("cue_span_ids", pa.list_(pa.string())),
+        ("context", pa.string()),
+        ("context_start", pa.int64()),
+        ("context_end", pa.int64()),
+    ]
+)
 
 
 def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
@@ -50,8 +62,12 @@ def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
         s, e = sp["start"], sp["end"]
         lo, hi = max(0, s - context), min(len(text), e + context)
         row = {
-            "article_id": doc["article_id"], "split": split, "quote_span_id": sp["span_id"],
-            "quote_start": s, "quote_end": e, "quote_text": sp["text"],
+            "article_id": doc["article_id"],
+            "split": split,
+            "quote_span_id": sp["span_id"],
+            "quote_start": s,
+            "quote_end": e,
+            "quote_text": sp["text"],
             "quote_type": sp["attributes"].get("type"),
         }
         for role in ("speaker", "cue"):

@@ -60,7 +60,9 @@ def to_doc(nlp, doc_data: dict) -> tuple[object, dict]:
         s, e = sp["start"], sp["end"]
         cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"])
         if cs is None:
-            cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"], alignment_mode="expand")
+            cs = doc.char_span(
+                s, e, label=sp["label"], span_id=sp["span_id"], alignment_mode="expand"
+            )
             if cs is not None:
                 moved += (cs.start_char != s) + (cs.end_char != e)
         if cs is None or len(cs) == 0:
@@ -83,7 +85,9 @@ class SpacyWriter:
 
     name = "spacy"
 
-    def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None, lang: str = "en"):
+    def __init__(
+        self, root: Path, splits: list[str], labels: list[str], schema=None, lang: str = "en"
+    ):
         spacy, DocBin = _spacy()
         self.dir = Path(root) / "spacy"
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -26,14 +26,18 @@ def parse_split(spec: str | dict | None) -> dict[str, float]:
                 continue
             name, sep, value = part.partition("=")
             if not sep:
-                raise ExportError(f"split {part.strip()!r} needs a fraction, e.g. train=0.8,dev=0.1,test=0.1")
+                raise ExportError(
+                    f"split {part.strip()!r} needs a fraction, e.g. train=0.8,dev=0.1,test=0.1"
+                )
             items.append((name.strip(), value.strip()))
     if not items:
         raise ExportError("empty split; use e.g. train=0.8,dev=0.1,test=0.1")
     out: dict[str, float] = {}
     for name, value in items:
         if not _NAME.match(name):
-            raise ExportError(f"split name {name!r} must start with a letter and hold only letters, digits, - and _")
+            raise ExportError(
+                f"split name {name!r} must start with a letter and hold only letters, digits, - and _"
+            )
         if name in out:
             raise ExportError(f"split {name!r} is given twice")
         try:

@@ -22,11 +22,15 @@ TRIES = 4
 BACKOFF_S = 0.5
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 AUTH_MESSAGE = "Label Studio refused the API key (check LABEL_STUDIO_API_KEY)"
-PAT_HINT = ("create a new Personal Access Token in Label Studio (Account & Settings) and set "
-            "LABEL_STUDIO_API_KEY to it")
+PAT_HINT = (
+    "create a new Personal Access Token in Label Studio (Account & Settings) and set "
+    "LABEL_STUDIO_API_KEY to it"
+)
 LEGACY_OFF = "legacy token authentication has been disabled"
-LEGACY_OFF_HINT = ("use a Personal Access Token (Label Studio: Account & Settings) as "
-                   "LABEL_STUDIO_API_KEY, or enable legacy tokens in the organisation's API token settings")
+LEGACY_OFF_HINT = (
+    "use a Personal Access Token (Label Studio: Account & Settings) as "
+    "LABEL_STUDIO_API_KEY, or enable legacy tokens in the organisation's API token settings"
+)
 # the user-info of a URL (`scheme://user:password@`), which we never show or store
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 
@@ -92,7 +96,13 @@ class LabelStudioClient:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
         opts = {"max_retries": 0, "timeout_in_seconds": timeout or self.timeout}
         # encoded once here: the SDK's generic encoder walks every value of a bulk body
-        body = content if content is not None else None if json_body is None else encode_json(json_body)
+        body = (
+            content
+            if content is not None
+            else None
+            if json_body is None
+            else encode_json(json_body)
+        )
         headers = {"Content-Type": "application/json"} if body is not None else None
         last = ""
         tries = max(1, tries or self.tries)
@@ -141,8 +151,10 @@ class LabelStudioClient:
             raise LabelStudioError(
                 f"cannot reach Label Studio at {self.url}; is it running? (`spanbank server start`)"
             )
-        message = (f"Label Studio at {self.url} {last} on {method} {_short(path)}"
-                   f"{f' after {tries} tries' if idempotent else ''}; check the server and its log")
+        message = (
+            f"Label Studio at {self.url} {last} on {method} {_short(path)}"
+            f"{f' after {tries} tries' if idempotent else ''}; check the server and its log"
+        )
         if last.startswith("answered 5"):
             raise LabelStudioServerError(message)
         raise LabelStudioError(message)
@@ -157,8 +169,12 @@ class LabelStudioClient:
             self._ensure_access()
             try:
                 resp = self._http.request(
-                    path.lstrip("/"), method=method, params=params, content=body,
-                    headers=headers, request_options=opts,
+                    path.lstrip("/"),
+                    method=method,
+                    params=params,
+                    content=body,
+                    headers=headers,
+                    request_options=opts,
                 )
             except ApiError as exc:  # the access token expired just after _ensure_access
                 raise _token_refused(exc, self._tokens._api_key) from None
@@ -204,7 +220,9 @@ class LabelStudioClient:
         if LEGACY_OFF in reason:
             return AuthError(f"Label Studio refused the API key: {reason}; {LEGACY_OFF_HINT}")
         if self.uses_pat:
-            return AuthError(f"Label Studio refused the Personal Access Token ({reason}); {PAT_HINT}")
+            return AuthError(
+                f"Label Studio refused the Personal Access Token ({reason}); {PAT_HINT}"
+            )
         return AuthError(AUTH_MESSAGE)
 
     # -- account ------------------------------------------------------------------------
@@ -242,14 +260,17 @@ class LabelStudioClient:
         return self.request("POST", "api/projects/", json_body=body)
 
     def update_project(self, project_id: int, **fields) -> dict:
-        return self.request("PATCH", f"api/projects/{int(project_id)}/", json_body=fields,
-                            idempotent=True)
+        return self.request(
+            "PATCH", f"api/projects/{int(project_id)}/", json_body=fields, idempotent=True
+        )
 
     def project_url(self, project_id: int) -> str:
         return f"{self.url}/projects/{int(project_id)}/data"
 
     # -- tasks --------------------------------------------------------------------------
-    def import_tasks(self, project_id: int, tasks: list[dict] | bytes, count: int | None = None) -> list[int]:
+    def import_tasks(
+        self, project_id: int, tasks: list[dict] | bytes, count: int | None = None
+    ) -> list[int]:
         """Create tasks in one POST; returns their ids in order. Not retried once sent.
 
         `tasks` may come encoded already (`encode_json(tasks)`, e.g. while an earlier import is
@@ -263,8 +284,12 @@ class LabelStudioClient:
         else:
             body, n = encode_json(tasks), len(tasks)
         out = self.request(
-            "POST", f"api/projects/{int(project_id)}/import", params={"return_task_ids": "true"},
-            content=body, timeout=LONG_TIMEOUT_S, idempotent=False,
+            "POST",
+            f"api/projects/{int(project_id)}/import",
+            params={"return_task_ids": "true"},
+            content=body,
+            timeout=LONG_TIMEOUT_S,
+            idempotent=False,
         )
         ids = (out or {}).get("task_ids")
         if not isinstance(ids, list) or len(ids) != n:
@@ -293,7 +318,9 @@ class LabelStudioClient:
         if include:
             base["include"] = ",".join(include)
         if ids is None:
-            yield from self._pages("api/tasks", {**base, "page_size": page_size}, "tasks", timeout, tries)
+            yield from self._pages(
+                "api/tasks", {**base, "page_size": page_size}, "tasks", timeout, tries
+            )
             return
         for i in range(0, len(ids), page_size):
             chunk = [int(t) for t in ids[i : i + page_size]]
@@ -301,13 +328,25 @@ class LabelStudioClient:
             params = {**base, "page_size": len(chunk), "query": query}
             yield from self._pages("api/tasks", params, "tasks", timeout, tries)
 
-    def _pages(self, path: str, params: dict, key: str, timeout: float | None = None,
-               tries: int | None = None):
+    def _pages(
+        self,
+        path: str,
+        params: dict,
+        key: str,
+        timeout: float | None = None,
+        tries: int | None = None,
+    ):
         page = 1
         seen = 0
         while True:
-            out = self.request("GET", path, params={**params, "page": page}, timeout=timeout,
-                               ok_404=page > 1, tries=tries)
+            out = self.request(
+                "GET",
+                path,
+                params={**params, "page": page},
+                timeout=timeout,
+                ok_404=page > 1,
+                tries=tries,
+            )
             if out is None:  # Django answers 404 "Invalid page" past the end
                 return
             items = out.get(key, []) if isinstance(out, dict) else out
@@ -325,12 +364,14 @@ class LabelStudioClient:
 
     # -- annotations (tests, reviews) ---------------------------------------------------
     def create_annotation(self, task_id: int, result: list[dict], **fields) -> dict:
-        return self.request("POST", f"api/tasks/{int(task_id)}/annotations/",
-                            json_body={"result": result, **fields})
+        return self.request(
+            "POST", f"api/tasks/{int(task_id)}/annotations/", json_body={"result": result, **fields}
+        )
 
     def update_annotation(self, annotation_id: int, **fields) -> dict:
-        return self.request("PATCH", f"api/annotations/{int(annotation_id)}/", json_body=fields,
-                            idempotent=True)
+        return self.request(
+            "PATCH", f"api/annotations/{int(annotation_id)}/", json_body=fields, idempotent=True
+        )
 
     def delete_annotation(self, annotation_id: int) -> None:
         self.request("DELETE", f"api/annotations/{int(annotation_id)}/")
@@ -345,7 +386,9 @@ def encode_json(value: Any) -> bytes:
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(
+            _finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
     return text.encode()
 
 
@@ -390,8 +433,9 @@ def _check_key(api_key: str) -> str:
     return key
 
 
-def _token_refused(exc: ApiError, api_key: str,
-                   what: str = "Label Studio refused the Personal Access Token") -> AuthError:
+def _token_refused(
+    exc: ApiError, api_key: str, what: str = "Label Studio refused the Personal Access Token"
+) -> AuthError:
     """The one-line AuthError for a PAT the SDK or the refresh endpoint refused, with the reason."""
     body = exc.body
     reason = body.get("detail") if isinstance(body, dict) and body.get("detail") else body

@@ -46,7 +46,9 @@ def _present(value) -> bool:
         return False
 
 
-def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), schema: Schema | None = None) -> list[dict]:
+def spans_to_result(
+    text: str, spans: list[dict], relations: list[dict] = (), schema: Schema | None = None
+) -> list[dict]:
     """LS result items for spans (span_id, label, start, end[, attributes]) and their relations.
 
     Offsets are code points (what the corpus stores); the pull side verifies whatever
@@ -60,10 +62,15 @@ def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), sc
         if schema is not None and s["label"] not in schema.labels:
             continue
         value = {"start": start, "end": end, "text": text[start:end]}
-        result.append({
-            "id": rid, "from_name": LS_LABELS_NAME, "to_name": LS_TEXT_NAME, "type": "labels",
-            "value": {**value, "labels": [s["label"]]},
-        })
+        result.append(
+            {
+                "id": rid,
+                "from_name": LS_LABELS_NAME,
+                "to_name": LS_TEXT_NAME,
+                "type": "labels",
+                "value": {**value, "labels": [s["label"]]},
+            }
+        )
         known.add(rid)
         attrs = s.get("attributes") if _present(s.get("attributes")) else {}
         if isinstance(attrs, str):
@@ -73,15 +80,27 @@ def spans_to_result(text: str, spans: list[dict], relations: list[dict] = (), sc
                 continue
             if schema is not None and schema.check_span(s["label"], {key: val}) is not None:
                 continue
-            result.append({
-                "id": rid, "from_name": attribute_control_name(s["label"], key),
-                "to_name": LS_TEXT_NAME, "type": "choices", "value": {**value, "choices": [val]},
-            })
+            result.append(
+                {
+                    "id": rid,
+                    "from_name": attribute_control_name(s["label"], key),
+                    "to_name": LS_TEXT_NAME,
+                    "type": "choices",
+                    "value": {**value, "choices": [val]},
+                }
+            )
     for r in relations:
         a, b = str(r["from_span_id"]), str(r["to_span_id"])
         if a in known and b in known:
-            result.append({"from_id": a, "to_id": b, "type": "relation", "direction": "right",
-                           "labels": [r["label"]] if _present(r.get("label")) else []})
+            result.append(
+                {
+                    "from_id": a,
+                    "to_id": b,
+                    "type": "relation",
+                    "direction": "right",
+                    "labels": [r["label"]] if _present(r.get("label")) else [],
+                }
+            )
     return result
 
 
@@ -109,7 +128,9 @@ def result_sha(result) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def convert_annotation(result, text: str, schema: Schema, annotation_id: str, article_id: str) -> Converted:
+def convert_annotation(
+    result, text: str, schema: Schema, annotation_id: str, article_id: str
+) -> Converted:
     """Turn one LS annotation `result` list into verified span, relation and reject rows.
 
     Spans get their true code point offsets in `text` (resolve_span decides between the
@@ -122,7 +143,8 @@ def convert_annotation(result, text: str, schema: Schema, annotation_id: str, ar
         return out
     controls = {
         attribute_control_name(lab.name, a): (lab.name, a)
-        for lab in schema.labels.values() for a in lab.attributes
+        for lab in schema.labels.values()
+        for a in lab.attributes
     }
     regions: dict[str, dict] = {}  # region id -> span row (accepted spans only)
     rejected_regions: set[str] = set()
@@ -140,7 +162,9 @@ def convert_annotation(result, text: str, schema: Schema, annotation_id: str, ar
             continue
         rid = str(item.get("id")) if item.get("id") is not None else None
         if kind != "labels":
-            out.rejects.append(_reject(annotation_id, rid, f"unsupported result type {kind!r}", item))
+            out.rejects.append(
+                _reject(annotation_id, rid, f"unsupported result type {kind!r}", item)
+            )
             continue
         span, reason = _span(item, rid, text, schema, annotation_id, article_id)
         if span is None:
@@ -213,9 +237,15 @@ def _span(item: dict, rid, text: str, schema: Schema, annotation_id: str, articl
     except OffsetError as exc:
         return None, f"offsets: {exc}"
     return {
-        "annotation_id": annotation_id, "span_id": rid, "article_id": article_id, "label": label,
-        "start": fix.start, "end": fix.end, "text": text[fix.start : fix.end],
-        "attributes": None, "offset_repair": fix.repair,
+        "annotation_id": annotation_id,
+        "span_id": rid,
+        "article_id": article_id,
+        "label": label,
+        "start": fix.start,
+        "end": fix.end,
+        "text": text[fix.start : fix.end],
+        "attributes": None,
+        "offset_repair": fix.repair,
     }, None
 
 
@@ -252,7 +282,9 @@ def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str):
 
 def _reject(annotation_id: str, span_id, reason: str, raw) -> dict:
     return {
-        "annotation_id": annotation_id, "span_id": span_id, "reason": reason,
+        "annotation_id": annotation_id,
+        "span_id": span_id,
+        "reason": reason,
         "raw": json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str),
     }
 
@@ -263,7 +295,11 @@ def stamp(value) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
+        return (
+            pd.Timestamp(value).tz_convert("UTC")
+            if pd.Timestamp(value).tzinfo
+            else pd.Timestamp(value, tz="UTC")
+        )
     except (ValueError, TypeError):
         return None
 
@@ -285,6 +321,10 @@ def pulled_version(ann: dict, prev, invalid: str | None) -> int | None:
     same = same or (prev["result_sha"] is None and stamp(prev["updated_at"]) == updated_at(ann))
     stored_reason = prev.get("invalid_reason")
     same = same and (stored_reason if isinstance(stored_reason, str) else None) == invalid
-    if same and pd.isna(prev["deleted_at"]) and bool(prev["cancelled"]) == bool(ann.get("was_cancelled")):
+    if (
+        same
+        and pd.isna(prev["deleted_at"])
+        and bool(prev["cancelled"]) == bool(ann.get("was_cancelled"))
+    ):
         return None
     return int(prev["version"]) + 1

@@ -154,11 +154,23 @@ def resolve_server(client, corpus: Corpus, writer) -> Server:
         tag, basis = url_tag(moved_from), moved_from
     else:
         tag, basis = fp[:6], f"server:{fp}"
-    row = {"server_id": fp, "ls_url": url, "tag": tag, "basis": basis, "org_id": org["id"],
-           "org_created_at": org["created_at"], "first_seen_at": _now(), "moved_from": moved_from,
-           "moved_at": _now() if moved_from else None}
-    _save_servers(writer, pd.concat([servers, pd.DataFrame([row])], ignore_index=True)
-                  if len(servers) else pd.DataFrame([row]))
+    row = {
+        "server_id": fp,
+        "ls_url": url,
+        "tag": tag,
+        "basis": basis,
+        "org_id": org["id"],
+        "org_created_at": org["created_at"],
+        "first_seen_at": _now(),
+        "moved_from": moved_from,
+        "moved_at": _now() if moved_from else None,
+    }
+    _save_servers(
+        writer,
+        pd.concat([servers, pd.DataFrame([row])], ignore_index=True)
+        if len(servers)
+        else pd.DataFrame([row]),
+    )
     return Server(url, fp, tag, basis, moved_from=moved_from)
 
 
@@ -172,20 +184,27 @@ def _earlier_url(client, corpus: Corpus, fingerprinted: set[str]) -> str | None:
     if "ls_url" not in ann.columns:
         return None
     ann = ann.dropna(subset=["ls_url", "ls_task_id", "ls_annotation_id", "created_at"])
-    ann = ann[~ann["ls_url"].isin(fingerprinted) & ~ann["ls_url"].str.contains("#gone-", regex=False)]
+    ann = ann[
+        ~ann["ls_url"].isin(fingerprinted) & ~ann["ls_url"].str.contains("#gone-", regex=False)
+    ]
     for _, row in ann.drop_duplicates("ls_url", keep="last").iterrows():
         try:
             task = client.request("GET", f"api/tasks/{int(row['ls_task_id'])}/", ok_404=True)
         except LabelStudioError:
             continue
         for a in (task or {}).get("annotations") or []:
-            if a.get("id") == int(row["ls_annotation_id"]) and a.get("created_at") \
-                    and pd.Timestamp(a["created_at"]) == pd.Timestamp(row["created_at"]):
+            if (
+                a.get("id") == int(row["ls_annotation_id"])
+                and a.get("created_at")
+                and pd.Timestamp(a["created_at"]) == pd.Timestamp(row["created_at"])
+            ):
                 return row["ls_url"]
     return None
 
 
-def _set_aside_others(writer, corpus: Corpus, servers: pd.DataFrame, url: str, fp: str) -> pd.DataFrame:
+def _set_aside_others(
+    writer, corpus: Corpus, servers: pd.DataFrame, url: str, fp: str
+) -> pd.DataFrame:
     """Move records of servers other than `fp` that sit at `url` to `url#gone-<tag>`."""
     others = servers[(servers["ls_url"] == url) & (servers["server_id"] != fp)]
     for _, other in others.iterrows():
@@ -203,7 +222,9 @@ def move_server(corpus: Corpus, old_url: str, new_url: str, wait: bool | float =
         servers = server_records(corpus)
         if not (servers["ls_url"] == old).any() and not _has_records_at(corpus, old):
             urls = sorted(set(servers["ls_url"].dropna()) | _recorded_urls(corpus))
-            raise SpanbankError(f"the corpus has no records of a server at {old}{did_you_mean(old, urls)}")
+            raise SpanbankError(
+                f"the corpus has no records of a server at {old}{did_you_mean(old, urls)}"
+            )
         if (servers["ls_url"] == new).any() or _has_records_at(corpus, new):
             raise SpanbankError(
                 f"the corpus already has records of a server at {new}; "
@@ -257,5 +278,9 @@ def require_known_project(corpus: Corpus, project: str | None) -> None:
         return
     hint = did_you_mean(project, names)
     if not hint:
-        hint = f"; known projects: {', '.join(names[:8])}" if names else "; the corpus has no projects yet"
+        hint = (
+            f"; known projects: {', '.join(names[:8])}"
+            if names
+            else "; the corpus has no projects yet"
+        )
     raise UnknownProjectError(f"no project {project!r} in corpus {corpus.path}{hint}")

@@ -19,8 +19,14 @@ PROJECT_FIELDS = ("id", "title", "label_config", "maximum_annotations", "created
 
 
 def ensure_project(
-    client: LabelStudioClient, corpus: Corpus, project: str, *, overlap: int | None = None,
-    update_config: bool = False, create: bool = True, allow_new: bool = True,
+    client: LabelStudioClient,
+    corpus: Corpus,
+    project: str,
+    *,
+    overlap: int | None = None,
+    update_config: bool = False,
+    create: bool = True,
+    allow_new: bool = True,
 ) -> tuple[dict | None, str]:
     """Find the LS project titled `project` (creating it from the schema), check its config.
 
@@ -54,7 +60,9 @@ def ensure_project(
     return found, state
 
 
-def recorded_project(corpus: Corpus, tasks: pd.DataFrame, project: str, ls_url: str) -> tuple[int | None, str | None]:
+def recorded_project(
+    corpus: Corpus, tasks: pd.DataFrame, project: str, ls_url: str
+) -> tuple[int | None, str | None]:
     """(Label Studio id, its creation stamp) the corpus last recorded for `project` on `ls_url`."""
     records = project_records(corpus)
     rec = records[(records["project"] == project) & (records["ls_url"] == ls_url)]
@@ -72,12 +80,16 @@ def project_change(recorded: tuple[int | None, str | None], found: dict | None) 
         return None
     if found is None:
         return "deleted"
-    if int(found["id"]) != pid or (stamp and found.get("created_at") and found["created_at"] != stamp):
+    if int(found["id"]) != pid or (
+        stamp and found.get("created_at") and found["created_at"] != stamp
+    ):
         return "recreated"
     return None
 
 
-def missing_project(client: LabelStudioClient, corpus: Corpus, project: str, pid: int | None, *, pulling: bool) -> ProjectMissingError:
+def missing_project(
+    client: LabelStudioClient, corpus: Corpus, project: str, pid: int | None, *, pulling: bool
+) -> ProjectMissingError:
     """The one-line error for a project title the server lacks (deleted, or never made, or a typo)."""
     if pid is not None:
         return ProjectMissingError(
@@ -87,12 +99,16 @@ def missing_project(client: LabelStudioClient, corpus: Corpus, project: str, pid
         )
     names = identity.known_projects(corpus)
     try:
-        listed = client.request("GET", "api/projects/", params={"include": "id,title", "page_size": 1000})
+        listed = client.request(
+            "GET", "api/projects/", params={"include": "id,title", "page_size": 1000}
+        )
         names += [p.get("title") for p in (listed or {}).get("results", []) if p.get("title")]
     except LabelStudioError:
         pass  # suggestions from the corpus alone
     hint = identity.did_you_mean(project, names)
-    todo = (f"push to it first (`spanbank push --project {project} --create`)" if pulling
-            else "pass --create to create it")
+    todo = (
+        f"push to it first (`spanbank push --project {project} --create`)"
+        if pulling
+        else "pass --create to create it"
+    )
     return ProjectMissingError(f"no project {project!r} on {client.url}; {todo}{hint}")
-

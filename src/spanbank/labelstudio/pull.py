@@ -77,7 +77,9 @@ def pseudonym(key: bytes, ls_url: str, user_id) -> str:
     return "ann-" + hmac.new(key, msg, hashlib.sha256).hexdigest()[:8]
 
 
-def _pull_project(client, corpus: Corpus, tasks: pd.DataFrame, project: str) -> tuple[dict, int | None]:
+def _pull_project(
+    client, corpus: Corpus, tasks: pd.DataFrame, project: str
+) -> tuple[dict, int | None]:
     """The server's project titled `project`, and the Label Studio id recorded for it when that
     project was since deleted and made again (else None).
 
@@ -126,7 +128,9 @@ def pull(
         server = identity.resolve_server(client, corpus, writer)
         if server.moved_from:  # a restart on another port, a new host name: the same server
             summary["moved_from"] = server.moved_from
-        tasks = corpus.read("tasks", columns=["project", "ls_url", "ls_project_id", "ls_task_id", "article_id"])
+        tasks = corpus.read(
+            "tasks", columns=["project", "ls_url", "ls_project_id", "ls_task_id", "article_id"]
+        )
         found, change = _pull_project(client, corpus, tasks, project)
         pid = int(found["id"])
         summary["ls_project_id"] = pid
@@ -143,21 +147,33 @@ def pull(
             saved_cursor = None
         cursor = None if full else saved_cursor
         # a review project's annotations are adjudicated gold, not another annotator's work
-        review_of = rec.iloc[-1].get("review_of") if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND else None
+        review_of = (
+            rec.iloc[-1].get("review_of")
+            if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND
+            else None
+        )
         origin = GOLD_ORIGIN if review_of is not None else "human"
         # 1. cheap listing
         yield Event("list", 0, None)
         listing = {}
-        for page in client.task_pages(pid, include=["id", "annotations_ids", "updated_at"], page_size=1000):
+        for page in client.task_pages(
+            pid, include=["id", "annotations_ids", "updated_at"], page_size=1000
+        ):
             for t in page:
-                ann_ids = {int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()}
+                ann_ids = {
+                    int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()
+                }
                 listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
             yield Event("list", len(listing), None)
         all_ann = corpus.read("annotations")
-        extra_cols = [c for c in ("ls_url", "result_sha", "invalid_reason") if c not in all_ann.columns]
+        extra_cols = [
+            c for c in ("ls_url", "result_sha", "invalid_reason") if c not in all_ann.columns
+        ]
         for c in extra_cols:
             all_ann[c] = None
-        is_mine = (all_ann["project"] == project) & (all_ann["ls_url"].fillna(client.url) == client.url)
+        is_mine = (all_ann["project"] == project) & (
+            all_ann["ls_url"].fillna(client.url) == client.url
+        )
         is_mine &= all_ann["origin"] == origin
         current = all_ann[is_mine & not_superseded(all_ann)]
         live = current[current_mask(current)]
@@ -176,9 +192,13 @@ def pull(
         summary["tasks_fetched"] = len(fetch)
         # 3. deletions: annotations we hold whose task no longer lists them
         now = utc_now()
-        on_server = pd.MultiIndex.from_tuples(
-            [(tid, a) for tid, (_, ids) in listing.items() for a in ids], names=["t", "a"]
-        ) if listing else pd.MultiIndex.from_tuples([], names=["t", "a"])
+        on_server = (
+            pd.MultiIndex.from_tuples(
+                [(tid, a) for tid, (_, ids) in listing.items() for a in ids], names=["t", "a"]
+            )
+            if listing
+            else pd.MultiIndex.from_tuples([], names=["t", "a"])
+        )
         pairs = pd.MultiIndex.from_arrays(
             [live["ls_task_id"].astype("int64"), live["ls_annotation_id"].astype("int64")]
         )
@@ -186,11 +206,19 @@ def pull(
         counts["deleted"] = len(deleted_idx)
         # 4. fetch and convert
         # `_row`: the annotation's row in all_ann, to mark it superseded
-        latest = current.assign(_row=current.index).set_index("ls_annotation_id") if len(current) else None
-        articles = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
+        latest = (
+            current.assign(_row=current.index).set_index("ls_annotation_id")
+            if len(current)
+            else None
+        )
+        articles = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")[
+            "text"
+        ]
         task_articles = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
         task_articles = task_articles.drop_duplicates("ls_task_id")
-        task_article = dict(zip(task_articles["ls_task_id"], task_articles["article_id"], strict=True))
+        task_article = dict(
+            zip(task_articles["ls_task_id"], task_articles["article_id"], strict=True)
+        )
         key = pseudonym_key(corpus)
         known_users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
         known_users = set(zip(known_users["ls_url"], known_users["ls_user_id"], strict=True))
@@ -199,8 +227,9 @@ def pull(
         superseded_idx = []
         invalid_tasks: set[int] = set()
         unreadable: list[int] = []
-        pages = _readable_task_pages(client, pid, fetch, len(fetch) < 0.5 * len(listing), page_size,
-                                     unreadable)
+        pages = _readable_task_pages(
+            client, pid, fetch, len(fetch) < 0.5 * len(listing), page_size, unreadable
+        )
         wanted = set(fetch)
         done = 0
         yield Event("pull", 0, len(fetch))
@@ -210,8 +239,11 @@ def pull(
                 if tid not in wanted:
                     continue
                 done += 1
-                aid = task_article.get(tid) or (task.get("meta") or {}).get("article_id") \
+                aid = (
+                    task_article.get(tid)
+                    or (task.get("meta") or {}).get("article_id")
                     or (task.get("data") or {}).get("article_id")
+                )
                 if aid is None or aid not in articles.index:
                     counts["unknown_tasks"] += 1
                     continue
@@ -240,30 +272,57 @@ def pull(
                     annotation_id = f"ls-{server.tag}-{pid}-{ls_aid}-v{version}"
                     cancelled = bool(ann.get("was_cancelled"))
                     counts["cancelled"] += cancelled
-                    ann_rows.append({
-                        "annotation_id": annotation_id, "project": project, "article_id": aid,
-                        "ls_task_id": tid, "ls_annotation_id": ls_aid,
-                        "annotator": pseudonym(key, server.basis, user) if user is not None else None,
-                        "origin": "human", "created_at": convert.stamp(ann.get("created_at")),
-                        "updated_at": convert.updated_at(ann), "lead_time_s": ann.get("lead_time"),
-                        "cancelled": cancelled, "version": version, "superseded": False,
-                        "deleted_at": None, "pulled_at": now, "ls_url": client.url,
-                        "result_sha": convert.result_sha(ann.get("result")),
-                        "invalid_reason": invalid,
-                    })
+                    ann_rows.append(
+                        {
+                            "annotation_id": annotation_id,
+                            "project": project,
+                            "article_id": aid,
+                            "ls_task_id": tid,
+                            "ls_annotation_id": ls_aid,
+                            "annotator": pseudonym(key, server.basis, user)
+                            if user is not None
+                            else None,
+                            "origin": "human",
+                            "created_at": convert.stamp(ann.get("created_at")),
+                            "updated_at": convert.updated_at(ann),
+                            "lead_time_s": ann.get("lead_time"),
+                            "cancelled": cancelled,
+                            "version": version,
+                            "superseded": False,
+                            "deleted_at": None,
+                            "pulled_at": now,
+                            "ls_url": client.url,
+                            "result_sha": convert.result_sha(ann.get("result")),
+                            "invalid_reason": invalid,
+                        }
+                    )
                     if review_of is not None:  # the reviewer's pseudonym moves to `reviewer`
-                        ann_rows[-1].update(annotator=REVIEW_ANNOTATOR, origin=origin,
-                                            reviewer=ann_rows[-1]["annotator"], review_of=review_of)
+                        ann_rows[-1].update(
+                            annotator=REVIEW_ANNOTATOR,
+                            origin=origin,
+                            reviewer=ann_rows[-1]["annotator"],
+                            review_of=review_of,
+                        )
                     if invalid is not None:  # kept (not live) with its raw result in rejects
-                        rej_rows.append({"annotation_id": annotation_id, "span_id": None, "reason": invalid,
-                                         "raw": json.dumps(ann.get("result"), ensure_ascii=False)})
+                        rej_rows.append(
+                            {
+                                "annotation_id": annotation_id,
+                                "span_id": None,
+                                "reason": invalid,
+                                "raw": json.dumps(ann.get("result"), ensure_ascii=False),
+                            }
+                        )
                         invalid_tasks.add(tid)
                         continue
-                    conv = convert.convert_annotation(ann.get("result"), text, schema, annotation_id, aid)
+                    conv = convert.convert_annotation(
+                        ann.get("result"), text, schema, annotation_id, aid
+                    )
                     span_rows += conv.spans
                     rel_rows += conv.relations
                     rej_rows += conv.rejects
-                    repairs.update({k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR})
+                    repairs.update(
+                        {k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR}
+                    )
             yield Event("pull", done, len(fetch))
         # 5. store: details first, annotations last (a crash before that leaves orphans the
         # next pull replaces, never duplicates)
@@ -276,7 +335,9 @@ def pull(
             stale = pc.fill_null(pc.is_in(ids, value_set=new_ids), False)
             if pc.any(stale).as_py():
                 kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
-                writer.replace(name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept)
+                writer.replace(
+                    name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept
+                )
             elif rows:
                 writer.append(name, rows)
         if new_users:
@@ -285,10 +346,13 @@ def pull(
                 emails = {int(u["id"]): u.get("email") for u in client.list_users()}
             except LabelStudioError:
                 pass  # pseudonyms work without the e-mail; it is filled on a later pull
-            writer.append("annotators", [
-                {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
-                for u, p in new_users.items()
-            ])
+            writer.append(
+                "annotators",
+                [
+                    {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
+                    for u, p in new_users.items()
+                ],
+            )
         if superseded_idx or deleted_idx or ann_rows:
             table = all_ann
             if superseded_idx:
@@ -305,19 +369,37 @@ def pull(
                 writer.replace("annotations", table)
             else:
                 writer.append("annotations", pd.DataFrame(ann_rows))
-        cursor_ts = max((t for t in (convert.stamp(u) for u, _ in listing.values()) if t is not None), default=cursor)
+        cursor_ts = max(
+            (t for t in (convert.stamp(u) for u, _ in listing.values()) if t is not None),
+            default=cursor,
+        )
         cursor_ts = _cursor_before(cursor_ts, [convert.stamp(listing[t][0]) for t in unreadable])
         if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
             cursor_ts = saved_cursor
-        save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                     schema_version=schema.ident, ls_created_at=found.get("created_at"),
-                     created_at=None if rec.empty else rec["created_at"].iloc[-1],
-                     pull_cursor=cursor_ts, last_pull_at=now)
-    summary.update({
-        "new": counts["new"], "updated": counts["updated"], "deleted": counts["deleted"],
-        "cancelled": counts["cancelled"], "spans": len(span_rows), "relations": len(rel_rows),
-        "repaired": dict(repairs), "rejected": len(rej_rows),
-    })
+        save_project(
+            writer,
+            corpus,
+            project=project,
+            ls_url=client.url,
+            ls_project_id=pid,
+            schema_version=schema.ident,
+            ls_created_at=found.get("created_at"),
+            created_at=None if rec.empty else rec["created_at"].iloc[-1],
+            pull_cursor=cursor_ts,
+            last_pull_at=now,
+        )
+    summary.update(
+        {
+            "new": counts["new"],
+            "updated": counts["updated"],
+            "deleted": counts["deleted"],
+            "cancelled": counts["cancelled"],
+            "spans": len(span_rows),
+            "relations": len(rel_rows),
+            "repaired": dict(repairs),
+            "rejected": len(rej_rows),
+        }
+    )
     if counts["unknown_tasks"]:
         summary["skipped_unknown_tasks"] = counts["unknown_tasks"]
     if invalid_tasks:
@@ -361,8 +443,14 @@ def _cursor_before(cursor: pd.Timestamp | None, held_back: list) -> pd.Timestamp
     return min(cursor, min(times) - pd.Timedelta(1, "us"))
 
 
-def _readable_task_pages(client: LabelStudioClient, pid: int, fetch: list[int], by_ids: bool,
-                         page_size: int, unreadable: list[int]):
+def _readable_task_pages(
+    client: LabelStudioClient,
+    pid: int,
+    fetch: list[int],
+    by_ids: bool,
+    page_size: int,
+    unreadable: list[int],
+):
     """Pages holding the tasks `fetch` (by id, or the whole project when `by_ids` is false).
 
     A page Label Studio answers with a server error (one annotation it cannot serialise fails
@@ -388,7 +476,9 @@ def _split_pages(client: LabelStudioClient, pid: int, ids: list[int], unreadable
     A single task gets the client's full retries before it is called unreadable.
     """
     try:
-        yield from client.task_pages(pid, ids=ids, page_size=len(ids), tries=SPLIT_TRIES if len(ids) > 1 else None)
+        yield from client.task_pages(
+            pid, ids=ids, page_size=len(ids), tries=SPLIT_TRIES if len(ids) > 1 else None
+        )
         return
     except LabelStudioServerError:
         if len(ids) == 1:
@@ -397,4 +487,3 @@ def _split_pages(client: LabelStudioClient, pid: int, ids: list[int], unreadable
     half = len(ids) // 2
     yield from _split_pages(client, pid, ids[:half], unreadable)
     yield from _split_pages(client, pid, ids[half:], unreadable)
-

@@ -33,7 +33,10 @@ CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms o
 
 
 def select_articles(
-    articles: pd.DataFrame, *, ids: Iterable[str] | None = None, where: str | None = None,
+    articles: pd.DataFrame,
+    *,
+    ids: Iterable[str] | None = None,
+    where: str | None = None,
 ) -> tuple[pd.DataFrame, Counter]:
     """Articles matching `ids` and the pandas query `where`; also counts of what was left out."""
     skipped: Counter = Counter()
@@ -58,8 +61,14 @@ def select_articles(
     return articles, skipped
 
 
-def _pick(selected: pd.DataFrame, pushed_ids: set, skipped: Counter, sample: int | None, seed: int,
-          batch_size: int | None) -> pd.DataFrame:
+def _pick(
+    selected: pd.DataFrame,
+    pushed_ids: set,
+    skipped: Counter,
+    sample: int | None,
+    seed: int,
+    batch_size: int | None,
+) -> pd.DataFrame:
     """The selected articles not yet pushed, sampled, at most `batch_size`; counts the rest in `skipped`."""
     already = selected["article_id"].isin(pushed_ids)
     skipped["already pushed"] += int(already.sum())
@@ -74,8 +83,15 @@ def _pick(selected: pd.DataFrame, pushed_ids: set, skipped: Counter, sample: int
 
 
 def select_batch(
-    corpus: Corpus, project: str, ls_url: str, *, ids: Iterable[str] | None = None, where: str | None = None,
-    sample: int | None = None, seed: int = 0, batch_size: int | None = None,
+    corpus: Corpus,
+    project: str,
+    ls_url: str,
+    *,
+    ids: Iterable[str] | None = None,
+    where: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
 ) -> tuple[pd.DataFrame, Counter]:
     """The articles (with text) a push to `project` on `ls_url` would send next, as push_batch picks
     them from the corpus alone (without reconciling with the server), and counts of what was left out."""
@@ -115,7 +131,9 @@ def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str
         else:
             spans = pd.read_parquet(path)
     except (ValueError, OSError) as exc:
-        raise SpanbankError(f"--preannotate: cannot read {path}: {str(exc).splitlines()[0]}") from None
+        raise SpanbankError(
+            f"--preannotate: cannot read {path}: {str(exc).splitlines()[0]}"
+        ) from None
     missing = {"article_id", "label", "start", "end"} - set(spans.columns)
     if missing:
         raise SpanbankError(f"--preannotate: {path} lacks column(s) {', '.join(sorted(missing))}")
@@ -126,7 +144,9 @@ def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str
         rows = group.to_dict("records")
         good = [r for r in rows if 0 <= int(r["start"]) < int(r["end"]) <= len(text)]
         if good:
-            out[aid] = [convert.prediction(convert.spans_to_result(text, good, (), schema), version)]
+            out[aid] = [
+                convert.prediction(convert.spans_to_result(text, good, (), schema), version)
+            ]
     return out
 
 
@@ -178,12 +198,17 @@ def push_batch(
     """
     corpus.require()
     if len(project) < MIN_TITLE:
-        raise SpanbankError(f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters")
+        raise SpanbankError(
+            f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters"
+        )
     if overlap is not None and overlap < 1:
         raise SpanbankError("--overlap must be at least 1")
     if not callable(preannotate):  # spanbank.review pushes review tasks with a callable
         records = project_records(corpus)
-        if "kind" in records and (records.loc[records["project"] == project, "kind"] == REVIEW_KIND).any():
+        if (
+            "kind" in records
+            and (records.loc[records["project"] == project, "kind"] == REVIEW_KIND).any()
+        ):
             raise SpanbankError(
                 f"{project} is a review project; send conflicts to it with "
                 "`spanbank adjudicate --review`, not `spanbank push`"
@@ -196,14 +221,24 @@ def push_batch(
     client = client or connect(url, api_key)
     batch_id = f"{project}-{utc_now().strftime('%Y%m%dT%H%M%S%fZ')}"
     summary = {"project": project, "ls_url": client.url, "batch_id": batch_id, "dry_run": dry_run}
-    with corpus.writer(wait) as writer, ThreadPoolExecutor(max_workers=1) as server_side, \
-            ThreadPoolExecutor(max_workers=1) as encoder:
+    with (
+        corpus.writer(wait) as writer,
+        ThreadPoolExecutor(max_workers=1) as server_side,
+        ThreadPoolExecutor(max_workers=1) as encoder,
+    ):
         yield Event("project", 0, None)
         # the project is looked up (or created) while the batch is read and its first chunks
         # are encoded here; only a project that already held tasks can change the batch
-        looked_up = server_side.submit(ensure_project, client, corpus, project, overlap=overlap,
-                                       update_config=update_config, create=not dry_run,
-                                       allow_new=create or dry_run)
+        looked_up = server_side.submit(
+            ensure_project,
+            client,
+            corpus,
+            project,
+            overlap=overlap,
+            update_config=update_config,
+            create=not dry_run,
+            allow_new=create or dry_run,
+        )
         server = identity.resolve_server(client, corpus, writer)
         if server.moved_from:
             summary["moved_from"] = server.moved_from
@@ -224,12 +259,19 @@ def push_batch(
         def plan(todo):
             """The batch's predictions and rows in chunks; the first two chunks start encoding."""
             preds = _predictions(preannotate, todo, schema) if len(todo) else {}
-            cols = ["article_id", "title", "text"] + [c for c in ("source", "url", "language") if c in todo]
+            cols = ["article_id", "title", "text"] + [
+                c for c in ("source", "url", "language") if c in todo
+            ]
             rows = todo[cols].to_dict("records")
             chunks = [rows[i : i + chunk_size] for i in range(0, len(rows), chunk_size)]
-            bodies = {} if dry_run else {
-                k: encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k]) for k in range(min(2, len(chunks)))
-            }
+            bodies = (
+                {}
+                if dry_run
+                else {
+                    k: encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k])
+                    for k in range(min(2, len(chunks)))
+                }
+            )
             return preds, chunks, bodies
 
         batch, picked = pick(set(local["article_id"]))
@@ -265,16 +307,24 @@ def push_batch(
             reconciled = reconciled[~reconciled["article_id"].isin(local["article_id"])]
             reconciled = reconciled.drop_duplicates("article_id")
             if len(reconciled) and not dry_run:
-                writer.append("tasks", _task_rows(reconciled, project, client.url, pid,
-                                                  f"{batch_id}-reconciled", schema.ident))
+                writer.append(
+                    "tasks",
+                    _task_rows(
+                        reconciled, project, client.url, pid, f"{batch_id}-reconciled", schema.ident
+                    ),
+                )
             gone = _gone_articles(local, remote)
         else:  # a project just made (or to be made) holds none of what `tasks` records
             gone = set(local["article_id"])
         if gone:
             summary["missing_from_server"] = len(gone)
             if not repush_missing:
-                summary["hint"] = "articles recorded as pushed are gone from the server; pass --repush-missing to push them again"
-        if len(reconciled) or (gone and repush_missing):  # the batch as if those tasks had been recorded all along
+                summary["hint"] = (
+                    "articles recorded as pushed are gone from the server; pass --repush-missing to push them again"
+                )
+        if len(reconciled) or (
+            gone and repush_missing
+        ):  # the batch as if those tasks had been recorded all along
             done_ids = set(local["article_id"]) - (gone if repush_missing else set())
             again, picked = pick(done_ids | set(reconciled["article_id"]))
             if again["article_id"].tolist() != batch["article_id"].tolist():
@@ -300,10 +350,18 @@ def push_batch(
         # is still recorded only after the server confirmed it; anything in flight at a crash is
         # reconciled by the next push (the project is found by its title).
         future = server_side.submit(send, 0) if chunks else None
-        save_project(writer, corpus, project=project, ls_url=client.url, ls_project_id=pid,
-                     schema_version=schema.ident, created_at=utc_now(), ls_created_at=proj.get("created_at"),
-                     maximum_annotations=proj.get("maximum_annotations"),
-                     **({"pull_cursor": pd.NaT} if change else {}))
+        save_project(
+            writer,
+            corpus,
+            project=project,
+            ls_url=client.url,
+            ls_project_id=pid,
+            schema_version=schema.ident,
+            created_at=utc_now(),
+            ls_created_at=proj.get("created_at"),
+            maximum_annotations=proj.get("maximum_annotations"),
+            **({"pull_cursor": pd.NaT} if change else {}),
+        )
         yield Event("push", 0, total)
         for k, chunk in enumerate(chunks):
             try:
@@ -311,16 +369,26 @@ def push_batch(
             except LabelStudioError:
                 task_ids, chunk, found = _recover_chunk(client, pid, build(chunk, preds), chunk)
                 if len(found):
-                    writer.append("tasks", _task_rows(found, project, client.url, pid,
-                                                      f"{batch_id}-reconciled", schema.ident))
+                    writer.append(
+                        "tasks",
+                        _task_rows(
+                            found, project, client.url, pid, f"{batch_id}-reconciled", schema.ident
+                        ),
+                    )
                     summary["reconciled"] += len(found)
             if k + 1 < len(chunks):
                 future = server_side.submit(send, k + 1)
             if k + 2 < len(chunks):
-                bodies[k + 2] = encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k + 2])
+                bodies[k + 2] = encoder.submit(
+                    lambda c: encode_json(build(c, preds)), chunks[k + 2]
+                )
             if chunk:
-                done = pd.DataFrame({"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]})
-                writer.append("tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident))
+                done = pd.DataFrame(
+                    {"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]}
+                )
+                writer.append(
+                    "tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident)
+                )
                 pushed += len(chunk)
             yield Event("push", pushed, total)
     summary["pushed"] = pushed
@@ -337,7 +405,9 @@ def _gone_articles(local: pd.DataFrame, remote: pd.DataFrame) -> set:
 def _recover_chunk(client, pid, tasks, chunk):
     """After a failed import: which of the chunk's articles the server has, and import the rest once."""
     remote = _server_tasks(client, pid)
-    found = remote[remote["article_id"].isin([r["article_id"] for r in chunk])].drop_duplicates("article_id")
+    found = remote[remote["article_id"].isin([r["article_id"] for r in chunk])].drop_duplicates(
+        "article_id"
+    )
     have = set(found["article_id"])
     rest = [(t, r) for t, r in zip(tasks, chunk, strict=True) if r["article_id"] not in have]
     if not rest:
@@ -366,7 +436,9 @@ def _remove_duplicate_tasks(client, pid, remote: pd.DataFrame, local: pd.DataFra
         int(t["id"])
         for page in client.task_pages(pid, include=fields, ids=extra)
         for t in page
-        if t.get("total_annotations") == 0 and t.get("cancelled_annotations") == 0 and not t.get("drafts")
+        if t.get("total_annotations") == 0
+        and t.get("cancelled_annotations") == 0
+        and not t.get("drafts")
     ]
     for tid in idle:
         client.delete_task(tid)
@@ -374,9 +446,15 @@ def _remove_duplicate_tasks(client, pid, remote: pd.DataFrame, local: pd.DataFra
 
 
 def _task_rows(df: pd.DataFrame, project, ls_url, pid, batch_id, schema_version) -> pd.DataFrame:
-    return pd.DataFrame({
-        "project": project, "ls_url": ls_url, "ls_project_id": int(pid),
-        "article_id": df["article_id"].to_numpy(), "ls_task_id": df["ls_task_id"].astype("int64").to_numpy(),
-        "batch_id": batch_id, "pushed_at": utc_now(), "schema_version": schema_version,
-    })
-
+    return pd.DataFrame(
+        {
+            "project": project,
+            "ls_url": ls_url,
+            "ls_project_id": int(pid),
+            "article_id": df["article_id"].to_numpy(),
+            "ls_task_id": df["ls_task_id"].astype("int64").to_numpy(),
+            "batch_id": batch_id,
+            "pushed_at": utc_now(),
+            "schema_version": schema_version,
+        }
+    )

@@ -117,9 +117,7 @@ def connection(
             "pass --url/--api-key, or run `spanbank server start`"
         )
     if not api_key:
-        raise LabelStudioError(
-            f"no API key for {url}: set LABEL_STUDIO_API_KEY or pass --api-key"
-        )
+        raise LabelStudioError(f"no API key for {url}: set LABEL_STUDIO_API_KEY or pass --api-key")
     return url.rstrip("/"), api_key
 
 
@@ -130,14 +128,19 @@ def label_studio_exe(install: bool = True, progress: Progress | None = None) -> 
     if exe.exists():
         return exe
     if not install:
-        raise ServerError(f"Label Studio is not installed in {venv_dir()}; run `spanbank server start`")
+        raise ServerError(
+            f"Label Studio is not installed in {venv_dir()}; run `spanbank server start`"
+        )
     venv = venv_dir()
     venv.parent.mkdir(parents=True, exist_ok=True)
     log = venv.parent / "ls-install.log"
     _say(progress, f"installing {LS_REQUIREMENT} into {venv} (first start only, a minute or two)")
     for what, cmd in (
         ("creating its virtual environment", [sys.executable, "-m", "venv", str(venv)]),
-        ("installing Label Studio", [str(venv / "bin" / "pip"), "install", "--quiet", LS_REQUIREMENT]),
+        (
+            "installing Label Studio",
+            [str(venv / "bin" / "pip"), "install", "--quiet", LS_REQUIREMENT],
+        ),
     ):
         if run_with_progress(cmd, log, what, progress) != 0:
             raise ServerError(f"installing Label Studio failed ({' '.join(cmd[:3])}...); see {log}")
@@ -186,7 +189,9 @@ def _proc_start(pid: int) -> str | None:
     except (OSError, IndexError):
         pass
     try:
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+        out = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True
+        )
     except OSError:
         return None
     return out.stdout.strip() or None
@@ -195,7 +200,9 @@ def _proc_start(pid: int) -> str | None:
 def _settings_stamp() -> str:
     """A digest of the settings a server is started with, so an older one is told apart."""
     module = (LS_SETTINGS_DIR / "spanbank_ls_settings.py").read_bytes()
-    return hashlib.sha256(json.dumps(PRIVATE_SETTINGS, sort_keys=True).encode() + module).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(PRIVATE_SETTINGS, sort_keys=True).encode() + module
+    ).hexdigest()[:16]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -227,7 +234,8 @@ def _is_ours(pid: int | None, state: dict | None) -> bool:
         return True  # no /proc (macOS): pid and start time matched
     port = str(state.get("port")).encode()
     return any(b"label-studio" in a for a in argv) and any(
-        a == b"--port" and b == port for a, b in zip(argv, argv[1:], strict=False))
+        a == b"--port" and b == port for a, b in zip(argv, argv[1:], strict=False)
+    )
 
 
 def healthy(url: str, timeout: float = 3.0) -> bool:
@@ -262,8 +270,14 @@ def _resolve(data_dir: str | os.PathLike | None) -> Path:
 
 
 def _info(data: Path, state: dict, **extra) -> ServerInfo:
-    return ServerInfo(url=state["url"], pid=state["pid"], data_dir=str(data),
-                      env_file=str(env_file_path(data)), log_file=str(data / LOG_FILE), **extra)
+    return ServerInfo(
+        url=state["url"],
+        pid=state["pid"],
+        data_dir=str(data),
+        env_file=str(env_file_path(data)),
+        log_file=str(data / LOG_FILE),
+        **extra,
+    )
 
 
 def _read_pid(data: Path) -> int | None:
@@ -301,15 +315,19 @@ def start(
     if _is_ours(pid, state):
         if state.get("settings") == _settings_stamp() and healthy(state["url"]):
             if port and port != state.get("port"):
-                raise ServerError(f"Label Studio for {data} already runs on port {state['port']}; "
-                                  "run `spanbank server stop` first to change it")
+                raise ServerError(
+                    f"Label Studio for {data} already runs on port {state['port']}; "
+                    "run `spanbank server stop` first to change it"
+                )
             return _info(data, state, reused=True)
         if state.get("settings") == _settings_stamp():
             raise ServerError(
                 f"a Label Studio (pid {pid}) for {data} is running but not healthy; "
                 f"run `spanbank server stop` first (log: {data / LOG_FILE})"
             )
-        _say(progress, "restarting Label Studio started by an older spanbank, with current settings")
+        _say(
+            progress, "restarting Label Studio started by an older spanbank, with current settings"
+        )
         _terminate(pid)
         _wait_port_released(state.get("port"))
     exe = label_studio_exe(progress=progress)
@@ -325,12 +343,23 @@ def start(
     _say(progress, f"starting Label Studio at {url}")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            _command(exe, port), env=_server_env(data, password, key), stdout=log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=data,
+            _command(exe, port),
+            env=_server_env(data, password, key),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=data,
         )
-    state = {"url": url, "port": port, "pid": proc.pid, "data_dir": str(data),
-             "proc_start": _proc_start(proc.pid), "started_at": time.time(),
-             "settings": _settings_stamp()}
+    state = {
+        "url": url,
+        "port": port,
+        "pid": proc.pid,
+        "data_dir": str(data),
+        "proc_start": _proc_start(proc.pid),
+        "started_at": time.time(),
+        "settings": _settings_stamp(),
+    }
     (data / PID_FILE).write_text(str(proc.pid))
     _write_private(data / STATE_FILE, json.dumps(state))
     _write_private(
@@ -348,7 +377,9 @@ def _say(progress: Progress | None, message: str) -> None:
         progress(message)
 
 
-def _choose_port(asked: int | None, remembered: int | None, progress: Progress | None) -> tuple[int, bool]:
+def _choose_port(
+    asked: int | None, remembered: int | None, progress: Progress | None
+) -> tuple[int, bool]:
     """(port, changed): the asked port, else the remembered one while free, else a free one."""
     if asked:
         if not _port_free(asked):
@@ -364,8 +395,16 @@ def _choose_port(asked: int | None, remembered: int | None, progress: Progress |
 
 def _command(exe: Path, port: int) -> list[str]:
     return [
-        str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-        "--enable-legacy-api-token", "--username", ADMIN_EMAIL,
+        str(exe),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enable-legacy-api-token",
+        "--username",
+        ADMIN_EMAIL,
     ]
 
 
@@ -373,20 +412,25 @@ def _server_env(data: Path, password: str, key: str) -> dict[str, str]:
     """The server's environment: ours minus HOST and the client variables, plus PRIVATE_SETTINGS."""
     env = {k: v for k, v in os.environ.items() if k not in ("HOST", ENV_URL, ENV_KEY)}
     env.update(PRIVATE_SETTINGS)
-    env.update({
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
-        # credentials through the environment, not argv, so `ps` does not show them
-        "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
-        "LABEL_STUDIO_PASSWORD": password,
-        "LABEL_STUDIO_USER_TOKEN": key,
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(LS_SETTINGS_DIR), env.get("PYTHONPATH")])),
-    })
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+            # credentials through the environment, not argv, so `ps` does not show them
+            "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
+            "LABEL_STUDIO_PASSWORD": password,
+            "LABEL_STUDIO_USER_TOKEN": key,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(LS_SETTINGS_DIR), env.get("PYTHONPATH")])
+            ),
+        }
+    )
     return env
 
 
-def _wait_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout: float,
-                  progress: Progress | None) -> None:
+def _wait_healthy(
+    proc: subprocess.Popen, url: str, log_path: Path, timeout: float, progress: Progress | None
+) -> None:
     """Wait until `url` answers /health; stop the process and raise if it exits or times out."""
     deadline = time.monotonic() + timeout
     next_note = time.monotonic() + 10.0
@@ -491,10 +535,17 @@ def add_user(email: str, data_dir: str | os.PathLike | None = None) -> NewUser:
     signup = f"{info.url}/user/signup/?token={token}"
     with httpx.Client(timeout=30.0) as web:
         web.get(signup)
-        resp = web.post(signup, headers={"Referer": signup}, data={
-            "csrfmiddlewaretoken": web.cookies.get("csrftoken", ""),
-            "email": email, "password": password,
-        })
+        resp = web.post(
+            signup,
+            headers={"Referer": signup},
+            data={
+                "csrfmiddlewaretoken": web.cookies.get("csrftoken", ""),
+                "email": email,
+                "password": password,
+            },
+        )
     if resp.status_code != 302:
-        raise ServerError(f"Label Studio refused the new account ({resp.status_code}); see {info.log_file}")
+        raise ServerError(
+            f"Label Studio refused the new account ({resp.status_code}); see {info.log_file}"
+        )
     return NewUser(email=email, password=password, login_url=f"{info.url}/user/login/")

@@ -43,4 +43,3 @@ def connect(url: str | None = None, api_key: str | None = None) -> LabelStudioCl
 def utc_now() -> pd.Timestamp:
     """Now in UTC, to the microsecond (what the tables' timestamps hold)."""
     return pd.Timestamp.now(tz="UTC").floor("us")
-
