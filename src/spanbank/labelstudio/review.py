@@ -31,7 +31,7 @@ from spanbank.corpus.annotations import (
 )
 from spanbank.corpus.tables import CONFLICTS_TABLE
 from spanbank.errors import LabelStudioError, SpanbankError
-from spanbank.gold import annotation_spans, gold_annotation_id, gold_annotator
+from spanbank.gold import gold_annotation_id, gold_annotator, gold_rows
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.projects import ensure_project
@@ -98,7 +98,8 @@ def review_predictions(
     rows = pd.concat([humans, golds], ignore_index=True)
     if rows.empty:
         return {}
-    spans, rels = annotation_spans(corpus, rows)
+    chosen = gold_rows(corpus, annotations=rows)
+    spans, rels = chosen.spans.to_pandas(), chosen.relations.to_pandas()
     spans = spans.astype(object).where(spans.notna(), None)  # NaN attributes -> none
     spans_by = {k: g.to_dict("records") for k, g in spans.groupby("annotation_id", sort=False)}
     rels_by = {k: g.to_dict("records") for k, g in rels.groupby("annotation_id", sort=False)}
