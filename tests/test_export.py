@@ -770,6 +770,17 @@ def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(t
     assert verify(out) == []
 
 
+def test_leftover_cleanup_reads_the_out_name_literally(tmp_path):
+    # "e[x]" as a glob matches ".ex.tmp-*": another export's temp folder, which must survive
+    corpus = build_corpus(tmp_path / "c")
+    other = tmp_path / ".ex.tmp-123"
+    other.mkdir()
+    (other / "part.jsonl").write_text("{}", encoding="utf-8")
+    run(corpus, tmp_path / "e[x]", formats="jsonl")
+    assert (other / "part.jsonl").is_file()
+    assert verify(tmp_path / "e[x]") == []
+
+
 def test_export_waits_for_or_refuses_a_locked_corpus(tmp_path):
     from spanbank.errors import LockError
 

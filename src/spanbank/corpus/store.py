@@ -28,6 +28,7 @@ from spanbank.corpus.tables import (
     to_arrow,
 )
 from spanbank.errors import CorpusError, LockError
+from spanbank.procs import pid_alive
 from spanbank.schema import Schema, default_schema_text, load_schema
 
 # bounded row groups: a reader streaming a table (export, push's text lookup) holds one group of
@@ -281,7 +282,7 @@ class Corpus:
             m = _TEMP_NAME.match(entry.name)
             if m is None or not entry.is_file(follow_symlinks=False):
                 continue
-            if m["pid"] is not None and _alive(int(m["pid"])):
+            if m["pid"] is not None and pid_alive(int(m["pid"])):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
@@ -297,17 +298,6 @@ class Corpus:
             path = self.table_path(name)
             if path.is_file() and path.stat().st_mode & 0o777 != PRIVATE_MODE:
                 os.chmod(path, PRIVATE_MODE)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _check_columns(

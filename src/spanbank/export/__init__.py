@@ -10,6 +10,7 @@ checksummed (`manifest.json`). The same inputs give byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -92,11 +93,11 @@ def _remove_leftovers(out: Path) -> None:
     """Delete temp folders a killed export left beside `out`; restore `out` if a kill came mid-swap."""
     if not out.parent.is_dir():
         return
-    for stale in out.parent.glob(f".{out.name}.old-*"):
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.old-*"):
         if not out.exists() and (stale / "x").is_dir():
             os.rename(stale / "x", out)  # killed between the two renames: keep the old export
         shutil.rmtree(stale, ignore_errors=True)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from spanbank.errors import LabelStudioError, ServerError
+from spanbank.procs import pid_alive
 
 ENV_CACHE = "SPANBANK_CACHE"
 ENV_URL = "LABEL_STUDIO_URL"
@@ -205,25 +206,10 @@ def _settings_stamp() -> str:
     ).hexdigest()[:16]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child counts as gone
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def _is_ours(pid: int | None, state: dict | None) -> bool:
     """True when `pid` is alive and is the Label Studio `state` recorded at start (same pid,
     same start time, a label-studio command on the recorded port): never someone else's process."""
-    if pid is None or not state or state.get("pid") != pid or not _pid_alive(pid):
+    if pid is None or not state or state.get("pid") != pid or not pid_alive(pid):
         return False
     # state written before start times were recorded: the command line check below decides
     if "proc_start" in state and _proc_start(pid) != state["proc_start"]:
@@ -490,7 +476,7 @@ def _terminate(pid: int, timeout: float = 20.0) -> None:
         while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 break
             time.sleep(0.2)
         else:
