@@ -29,6 +29,8 @@ def _value(field: pa.Field, i: int):
         return 1.5 + i
     if pa.types.is_boolean(t):
         return i % 2 == 0
+    if pa.types.is_list(t):  # spans.fragments
+        return [{"start": i, "end": i + 2}, {"start": i + 5, "end": i + 9}]
     return f"{field.name} \u00e9\U0001f600 {i}"
 
 

@@ -142,7 +142,7 @@ def _adjudicate_store(
     conflicts = conflicts.assign(project=project, strategy=strategy)
     return _Gold(
         annotations=ann_rows,
-        spans=span_rows[TABLES["spans"].names].reset_index(drop=True),
+        spans=span_rows.reindex(columns=TABLES["spans"].names).reset_index(drop=True),
         relations=rel_rows[TABLES["relations"].names].reset_index(drop=True),
         conflicts=conflicts[CONFLICTS_SCHEMA.names].reset_index(drop=True),
         single=int((n < 2).sum()),

@@ -20,12 +20,14 @@ import pyarrow.parquet as pq
 from spanbank.corpus.annotations import HUMAN_ORIGINS, live_annotations
 from spanbank.corpus.tables import (
     EXTRA_TABLES,
+    OPTIONAL_COLUMNS,
     PRIVATE_MODE,
     PRIVATE_TABLES,
     TABLES,
     column_array,
     empty_table,
     to_arrow,
+    with_optional_columns,
 )
 from spanbank.errors import CorpusError, LockError
 from spanbank.procs import pid_alive
@@ -175,14 +177,16 @@ class Corpus:
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
         _check_columns(path, name, schema, columns)
+        stored = columns and [c for c in columns if c in schema.names]
         try:
             if path.is_file():  # one open file: a writer's rename in between cannot tear the read
                 with open(path, "rb") as fh:
-                    table = pq.read_table(fh, columns=columns)
+                    table = pq.read_table(fh, columns=stored)
             else:
-                table = pq.read_table(path, columns=columns)
+                table = pq.read_table(path, columns=stored)
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
+        table = with_optional_columns(name, table, columns)
         if name in TABLES:  # compatible types (another tool's writer) are read as ours
             want = {f.name: f.type for f in TABLES[name]}
             schema = pa.schema([f.with_type(want.get(f.name, f.type)) for f in table.schema])
@@ -310,6 +314,8 @@ def _check_columns(
         if columns and f.name not in columns:
             continue
         if f.name not in schema.names:
+            if f.name in OPTIONAL_COLUMNS.get(name, ()):
+                continue
             raise CorpusError(f"{path}: missing column {f.name!r}")
         got = schema.field(f.name).type
         if got != f.type and not _compatible(got, f.type):

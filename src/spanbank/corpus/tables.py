@@ -8,6 +8,8 @@ import pyarrow as pa
 from spanbank.errors import CorpusError
 
 TS = pa.timestamp("us", tz="UTC")
+# a discontinuous span's ordered parts; null for a contiguous one (start/end are the outer bounds)
+FRAGMENTS = pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64())]))
 
 TABLES: dict[str, pa.Schema] = {
     "articles": pa.schema(
@@ -66,6 +68,7 @@ TABLES: dict[str, pa.Schema] = {
             ("text", pa.string()),
             ("attributes", pa.string()),
             ("offset_repair", pa.string()),
+            ("fragments", FRAGMENTS),
         ]
     ),
     "relations": pa.schema(
@@ -149,6 +152,8 @@ ADDED_COLUMNS: dict[str, pa.Schema] = {
     # review.push_review: a review project's kind and the project it reviews
     "projects": pa.schema([("kind", pa.string()), ("review_of", pa.string())]),
 }
+# declared columns older files and writers may lack: read and written as null when absent
+OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {"spans": frozenset({"fragments"})}
 # tables holding personal data (annotators' e-mails): owner-only, like the pseudonym key
 PRIVATE_TABLES = frozenset({"annotators"})
 PRIVATE_MODE = 0o600
@@ -167,6 +172,9 @@ def to_arrow(name: str, data) -> pa.Table:
         data = pd.DataFrame(data) if data else pd.DataFrame(columns=TABLES[name].names)
     if isinstance(data, pd.DataFrame):
         data = data.reset_index(drop=True)
+        absent = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c not in data.columns]
+        if absent:
+            data = data.assign(**dict.fromkeys(absent))
         missing = [f.name for f in TABLES[name] if f.name not in data.columns]
         if missing:
             raise CorpusError(f"{name}: rows lack column(s) {', '.join(missing)}")
@@ -180,6 +188,7 @@ def to_arrow(name: str, data) -> pa.Table:
                     pa.types.is_integer(f.type)
                     or pa.types.is_floating(f.type)
                     or pa.types.is_boolean(f.type)
+                    or pa.types.is_list(f.type)
                 ):
                     col = col.astype(object).where(col.notna(), None)
                 arrays.append(column_array(col, f.type))
@@ -193,7 +202,7 @@ def to_arrow(name: str, data) -> pa.Table:
             arrays.append(column_array(data[c]))
             fields.append(pa.field(c, arrays[-1].type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    table = data
+    table = with_optional_columns(name, data)
     missing = [f.name for f in TABLES[name] if f.name not in table.column_names]
     if missing:
         raise CorpusError(f"{name}: rows lack column(s) {', '.join(missing)}")
@@ -208,6 +217,16 @@ def to_arrow(name: str, data) -> pa.Table:
         return table.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
+
+
+def with_optional_columns(name: str, table: pa.Table, columns: list[str] | None = None) -> pa.Table:
+    """`table` with the optional columns it lacks (of `columns`, when given) added as nulls."""
+    for c in OPTIONAL_COLUMNS.get(name, ()):
+        if c not in table.column_names and (columns is None or c in columns):
+            table = table.append_column(
+                TABLES[name].field(c), pa.nulls(table.num_rows, TABLES[name].field(c).type)
+            )
+    return table.select(columns) if columns else table
 
 
 def column_array(col: pd.Series, type_: pa.DataType | None = None) -> pa.Array:
