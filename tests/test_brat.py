@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from spanbank.corpus.brat import FRAGMENT_KEY, parse_ann
+from spanbank.corpus.brat import parse_ann
 from spanbank.corpus.ingest import ingest_paths
 from spanbank.corpus.store import Corpus
 from spanbank.errors import IngestError
@@ -71,18 +71,85 @@ def test_t_lines_events_and_attributes():
     ]
 
 
-def test_discontinuous_fragments():
+def test_discontinuous_span_is_one_span_with_fragments():
     (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
-    ann = f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything\nA1\tType T1 mixed\n"
+    ann = "\n".join(
+        [
+            f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything",
+            _t("T2", "Source", "the governor"),
+            "A1\tType T1 mixed",
+            "E1\tContent:T1 Source:T2",
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert r.rejects == []
-    spans = _spans(r)
-    assert (spans["T1"]["start"], spans["T1"]["end"]) == (a1, b1)
-    assert (spans["T1:2"]["start"], spans["T1:2"]["end"]) == (a2, b2)
-    assert spans["T1:2"]["attributes"] == {FRAGMENT_KEY: "T1", "type": "mixed"}
-    assert spans["T1"]["attributes"] == {"type": "mixed"}
-    for s in r.spans:
-        assert TEXT[s["start"] : s["end"]] == s["text"]
+    q = _spans(r)["T1"]
+    assert len(r.spans) == 2
+    assert (q["start"], q["end"]) == (a1, b2)
+    assert q["fragments"] == [{"start": a1, "end": b1}, {"start": a2, "end": b2}]
+    assert q["text"] == "The mayor … everything"
+    assert q["attributes"] == {"type": "mixed"}
+    assert r.relations == [{"from_span_id": "T1", "to_span_id": "T2", "label": "said_by"}]
+    assert _spans(r)["T2"]["fragments"] is None
+
+
+def test_each_fragment_is_checked_against_the_text():
+    (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
+    ann = f"T1\tContent {a1} {b1};{a2 + 1} {b2 + 1}\tThe mayor everything\n"
+    r = parse_ann(ann, TEXT, SCHEMA)
+    assert r.spans == []
+    assert r.rejects[0]["reason"].startswith(
+        f"line 1: fragment 2 ({a2 + 1} {b2 + 1}) cover 'verything\u201d', not the span text 'everything'"
+    )
+
+
+def test_swapped_event_roles_are_rejected_not_flipped():
+    ann = "\n".join(
+        [
+            _t("T1", "Source", "The mayor"),
+            _t("T2", "Content", QUOTE),
+            _t("T3", "Cue", "said"),
+            _t("T4", "Attribution", "said"),
+            "E1\tAttribution:T4 Content:T1 Cue:T3 Source:T2",
+        ]
+    )
+    r = parse_ann(ann, TEXT, SCHEMA)
+    assert r.relations == []
+    assert [x["reason"] for x in r.rejects] == [
+        "E1: role Content points at T1, a SPEAKER span, not a QUOTE: roles swapped"
+    ]
+
+
+def test_span_text_cut_by_a_raw_newline_is_recovered():
+    text = "He said: first line\n\nsecond line, and more."
+    a, b = 9, text.index(",")
+    ann = f"T1\tContent {a} {b}\tfirst line\n\nsecond line\nT2\tSource 0 2\tHe\n"
+    r = parse_ann(ann, text, SCHEMA)
+    assert r.rejects == [] and r.recovered == 1
+    assert [(s["span_id"], s["text"]) for s in r.spans] == [
+        ("T1", "first line\n\nsecond line"),
+        ("T2", "He"),
+    ]
+    bad = ann.replace("second line", "other words")
+    r = parse_ann(bad, text, SCHEMA)
+    assert r.recovered == 0 and {x["span_id"] for x in r.rejects} >= {"T1"}
+
+
+def test_marker_labels_of_real_corpora_are_ignored_and_counted():
+    ann = "\n".join(
+        [
+            _t("T1", "Discuss", "The mayor said"),
+            _t("T2", "Discard", "Storm hits coast"),
+            _t("T3", "Attribution-no-source", "said"),
+            _t("T4", "Content", QUOTE),
+            _t("T5", "Cue", "said"),
+            "E1\tAttribution-no-source:T3 Content:T4 Cue:T5",
+        ]
+    )
+    r = parse_ann(ann, TEXT, SCHEMA)
+    assert r.rejects == []
+    assert dict(r.ignored_labels) == {"Discuss": 1, "Discard": 1, "Attribution-no-source": 1}
+    assert r.relations == [{"from_span_id": "T4", "to_span_id": "T5", "label": "cue"}]
 
 
 def test_relations_in_either_argument_order():

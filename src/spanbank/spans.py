@@ -110,3 +110,33 @@ def row_fragments(row) -> list[Fragment]:
     """The parts of a span row (dict or pandas row with start/end and maybe fragments)."""
     get = row.get if hasattr(row, "get") else lambda k, d=None: getattr(row, k, d)
     return fragment_list(get("start"), get("end"), get("fragments"))
+
+
+def first_difference(a: str, b: str) -> int | None:
+    """Index of the first character where `a` and `b` differ (the shorter's length if one is a
+    prefix of the other); None when equal."""
+    if a == b:
+        return None
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def excerpt_pair(a: str, b: str, width: int = 40) -> tuple[str, str]:
+    """`a` and `b` cut to `width` characters around where they first differ, so a message shows
+    the difference rather than a common beginning ("…" marks a cut)."""
+    at = first_difference(a, b) or 0
+    lo = max(0, at - width // 2)
+
+    def cut(s: str) -> str:
+        hi = lo + width
+        return ("…" if lo else "") + s[lo:hi] + ("…" if len(s) > hi else "")
+
+    return cut(a), cut(b)
+
+
+def where_differ(a: str, b: str, what: str) -> str:
+    """`cover 'x…', <what> 'y…'` with both excerpts around their first difference."""
+    a_s, b_s = excerpt_pair(a, b)
+    at = first_difference(a, b)
+    where = f" (they differ at character {at})" if at and at >= 20 else ""
+    return f"cover {a_s!r}, {what} {b_s!r}{where}"
