@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from spanbank.corpus.brat import parse_ann
@@ -483,6 +484,10 @@ def test_changed_text_is_refused_and_its_annotations_not_stored(corpus, tmp_path
     summary = ingest_paths(corpus, [d], fmt="brat")
     assert summary.annotations == 0 and len(summary.refused) == 1
     assert "stored with another text" in summary.refused[0]
+    # the message shows where the texts differ, not a common beginning cut short
+    assert "'…Monday that " not in summary.refused[0]
+    assert "mayor said" in summary.refused[0] and "Mayor said" in summary.refused[0]
+    assert "differ at character 21" in summary.refused[0]
     assert {n: corpus.table_path(n).read_bytes() for n in before} == before
 
 
@@ -521,3 +526,68 @@ def test_empty_brat_text_is_refused(corpus, tmp_path):
     summary = ingest_paths(corpus, [d], fmt="brat")
     assert summary.added == 1 and summary.annotations == 0
     assert summary.refused == [f"{d / 'blank.txt'}: text is empty or whitespace only"]
+
+
+def test_discontinuous_span_is_stored_as_one_row(corpus, tmp_path):
+    (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything\n")
+    ingest_paths(corpus, [d], fmt="brat")
+    spans = corpus.read_arrow("spans").to_pylist()
+    assert len(spans) == 1
+    assert spans[0]["fragments"] == [{"start": a1, "end": b1}, {"start": a2, "end": b2}]
+    assert (spans[0]["start"], spans[0]["end"], spans[0]["text"]) == (
+        a1,
+        b2,
+        "The mayor … everything",
+    )
+
+
+META_TSV = (
+    "compartment\tfilename\tpublisher\tpublication_date\tauthor\ttitle\n"
+    "train\tstorm\tdaily-news\t2016-05-01\tJo Smith\tA storm hits the coast\n"
+    "test\tother\tweekly\t2016-05-02\tNone\tOther\n"
+)
+
+
+def test_metadata_file_fills_fields_and_keeps_other_columns(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    meta = _write(tmp_path / "metadata.tsv", META_TSV)
+    summary = ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert summary.added == 1 and summary.metadata_updated == 0
+    art = corpus.read("articles").iloc[0]
+    assert (art["title"], art["source"], art["author"], art["compartment"]) == (
+        "A storm hits the coast",
+        "daily-news",
+        "Jo Smith",
+        "train",
+    )
+    assert str(art["published_at"]) == "2016-05-01 00:00:00+00:00"
+
+
+def test_reingest_with_new_metadata_updates_it_and_says_so(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    ingest_paths(corpus, [d], fmt="brat")
+    assert pd.isna(corpus.read("articles").iloc[0]["source"])
+    meta = _write(tmp_path / "metadata.csv", META_TSV.replace("\t", ","))
+    summary = ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert summary.refused == [] and summary.metadata_updated == 1
+    assert summary.as_dict()["metadata_updated"] == 1
+    arts = corpus.read("articles")
+    assert len(arts) == 1 and arts.iloc[0]["source"] == "daily-news"
+    assert arts.iloc[0]["text"] == TEXT
+    again = ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert again.metadata_updated == 0 and again.unchanged == 1
+
+
+def test_metadata_without_id_column_is_one_line_error(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    meta = _write(tmp_path / "m.tsv", "publisher\ttitle\nx\ty\n")
+    with pytest.raises(IngestError, match="no id column"):
+        ingest_paths(corpus, [d], fmt="brat", metadata=meta)
