@@ -298,6 +298,7 @@ def _join_fragments(
         if reason is not None:
             out.rejects.append(_reject(annotation_id, f"{a}->{b}", reason, item))
             continue
+        parent.setdefault(a, a)
         parent[root(b)] = root(a)
     groups: dict[str, list[str]] = {}
     for rid in parent:
