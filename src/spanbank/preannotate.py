@@ -813,11 +813,12 @@ def _norm_spans(spans) -> dict[str, dict]:
 
 
 def _match(pred: dict, gold: dict, exact: bool) -> dict[str, str]:
-    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5), by agreement's aligner."""
+    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5), by
+    agreement's aligner (a discontinuous span matches as one unit, over its fragments)."""
     pids, gids = list(pred), list(gold)
     pairs = align_spans(
-        [(s["label"], s["start"], s["end"]) for s in pred.values()],
-        [(s["label"], s["start"], s["end"]) for s in gold.values()],
+        [(s["label"], s["start"], s["end"], s.get("fragments")) for s in pred.values()],
+        [(s["label"], s["start"], s["end"], s.get("fragments")) for s in gold.values()],
         threshold=1.0 if exact else 0.5,
     )
     return {pids[i]: gids[j] for i, j in pairs}
