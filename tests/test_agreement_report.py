@@ -349,20 +349,69 @@ def test_attribution_agreement_quote_and_full():
     assert s["ci_low"] <= s["value"] <= s["ci_high"]
 
 
-def test_attribution_quote_fragments_join():
-    """A quote broken by its cue is one attribution: fragments take the outer bounds."""
+def _with_fragments(t, parts: dict) -> pd.DataFrame:
+    """The spans table with `fragments` set for {(annotation, span id): [(start, end), ...]}
+    (outer bounds updated), null for every other span."""
+    sp = t["spans"].copy()
+    sp["fragments"] = None
+    for (aid, sid), frags in parts.items():
+        k = sp.index[(sp["annotation_id"] == aid) & (sp["span_id"] == sid)][0]
+        sp.at[k, "fragments"] = [{"start": a, "end": b} for a, b in frags]
+        sp.loc[k, ["start", "end"]] = frags[0][0], frags[-1][1]
+    return sp
+
+
+def test_attribution_quote_fragments_match_as_one_unit():
+    """A quote broken by its cue is one attribution, matched over its fragments' characters."""
     t = tables()
-    frag = pd.DataFrame(
-        [("x1", "s2:2", "a1", "QUOTE", 27, 30, '{"_fragment_of": "s2"}')],
-        columns=[*SPAN_COLS, "attributes"],
+    t["spans"] = _with_fragments(t, {("x1", "s2"): [(12, 26), (27, 30)]})
+    rep = build_report(
+        t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.7
     )
-    t["spans"] = pd.concat([t["spans"].assign(attributes=None), frag], ignore_index=True)
+    # ann's quote covers 14 + 3 characters, 12 of them bob's [13,25): IoU 12/17 >= 0.7 (the
+    # outer bounds [12,30) would give 12/18 < 0.7)
+    att = rep["attributions"]["overall"]
+    assert att["attribution_f1"] == pytest.approx(2 / 3) and att["attributions"] == 3
+    assert row(rep, "QUOTE")["span_f1_overlap"] == pytest.approx(2 / 3)
     rep = build_report(
         t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.8
     )
-    # ann's quote is now [12,30) against bob's [13,25): IoU 12/18 < 0.8, no match
     assert rep["attributions"]["overall"]["attribution_f1"] == 0.0
-    assert rep["attributions"]["overall"]["attributions"] == 3
+
+
+def test_identical_fragment_sets_agree_exactly():
+    t = tables()
+    frags = [(13, 17), (18, 25)]
+    t["spans"] = _with_fragments(t, {("x1", "s2"): frags, ("x2", "s2"): frags})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    assert row(rep, "QUOTE")["span_f1_exact"] == pytest.approx(2 / 3)  # a2: ann's quote alone
+    # same outer bounds, other fragments: not the same span
+    t["spans"] = _with_fragments(t, {("x1", "s2"): frags, ("x2", "s2"): [(13, 15), (18, 25)]})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    assert row(rep, "QUOTE")["span_f1_exact"] == 0.0
+
+
+def test_token_and_unitizing_measures_count_fragments_only():
+    """The gap between a quote's fragments is not quote: tokens and alpha_U see the parts."""
+    t = tables()
+    t["annotations"] = t["annotations"][t["annotations"]["article_id"] == "a1"]
+    parts = [(12, 15), (21, 26)]  # '"We' ... 'win."'; the gap " will " is no quote
+    t["spans"] = _with_fragments(t, {("x1", "s2"): parts})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    ann_q = token_layer(TEXT1, parts)
+    bob_q = token_layer(TEXT1, [(13, 25)])
+    assert ann_q != token_layer(TEXT1, [(12, 26)])
+    assert row(rep, "QUOTE")["alpha"] == pytest.approx(krippendorff_alpha([ann_q, bob_q]))
+    units = [
+        ("ann", "SPEAKER", 0, 5),
+        ("ann", "QUOTE", 12, 15),
+        ("ann", "QUOTE", 21, 26),
+        ("bob", "SPEAKER", 0, 5),
+        ("bob", "QUOTE", 13, 25),
+    ]
+    assert row(rep, "QUOTE")["alpha_u"] == pytest.approx(
+        unitizing_alpha(units, (0, len(TEXT1)), label="QUOTE")
+    )
 
 
 def test_csv_neutralises_formulas_in_names():

@@ -16,6 +16,7 @@ __all__ = [
     "category_figures",
     "category_item_stats",
     "cohen_kappa",
+    "fragment_pieces",
     "fleiss_kappa",
     "gwet_ac1",
     "krippendorff_alpha",
@@ -438,6 +439,37 @@ def _fragment_overlap(ca, cb, side_a, side_b, figures):
         len_a[k], len_b[k] = sum(e - s for s, e in pa), sum(e - s for s, e in pb)
         identical[k] = pa == pb
     return inter, len_a, len_b, identical
+
+
+def fragment_pieces(starts, ends, fragments=None, limits=None):
+    """The pieces of text a span set covers: one per contiguous span, one per fragment of a
+    discontinuous one (for token and unitizing measures, which count characters, not spans).
+
+    ``starts``/``ends``: int arrays, shape (n,); ``fragments``: None or per span None / its
+    (start, end) parts; ``limits``: optional int array, shape (n,), each piece clipped to it.
+    Returns (owner, start, end): int arrays, shape (m,), owner = index of the piece's span.
+    """
+    starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    owner = np.arange(len(starts))
+    if fragments is not None:
+        split = np.array([not is_missing(f) for f in fragments], dtype=bool)
+        if split.any():
+            parts = [
+                fragment_list(s, e, f) for s, e, f in zip(starts, ends, fragments, strict=True)
+            ]
+            counts = np.array([len(p) if k else 1 for p, k in zip(parts, split, strict=True)])
+            owner = np.repeat(owner, counts)
+            flat = [
+                q
+                for p, k, s, e in zip(parts, split, starts, ends, strict=True)
+                for q in (p if k else [(s, e)])
+            ]
+            starts = np.array([q[0] for q in flat], np.int64)
+            ends = np.array([q[1] for q in flat], np.int64)
+    if limits is not None:
+        ends = np.minimum(ends, np.asarray(limits, np.int64)[owner])
+        starts = np.minimum(starts, ends)
+    return owner, starts, ends
 
 
 def _span_arrays(spans: Iterable, who: str):
