@@ -241,6 +241,19 @@ def test_quote_resumed_twice_is_one_span_linked_once():
     ]
 
 
+def test_quote_resumed_after_a_full_stop_when_it_has_no_attribution_of_its_own():
+    """PolNeAR-style: “A,” X said. “B.” is one attribution when B has none of its own."""
+    text = (
+        '"This will have to be reviewed by the court," Elias said. "There will be a ninth justice."'
+    )
+    out = preannotate(text)
+    (q,) = by_label(out, "QUOTE")
+    assert len(q["fragments"]) == 2 and linked(out, q) == "Elias"
+    text = "“We will win this vote,” Elias said. “They will lose it badly,” Smith replied."
+    quotes = by_label(preannotate(text), "QUOTE")
+    assert [q["fragments"] for q in quotes] == [None, None]
+
+
 def test_sentence_end_between_quotes_keeps_two_quotes():
     text = "“We are ready.” he said. “To talk to anyone who wants it.”"
     quotes = by_label(preannotate(text), "QUOTE")

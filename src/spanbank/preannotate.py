@@ -489,7 +489,7 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
     pending = None  # (key, end of its attribution clause, paragraph) of a quote that may go on
     for qs, qe in _quote_marks(text):
         pi = max(bisect.bisect_right(starts, qs) - 1, 0)
-        resumed, pending = _resumes(text, pending, qs, pi), None
+        resumable, pending = _resumes(text, pending, qs, pi), None
         plo, phi = paragraphs[pi]
         pj = max(bisect.bisect_right(starts, qe - 1) - 1, 0)
         plo_end, phi_end = paragraphs[pj]
@@ -541,7 +541,9 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
             inherited = last_in_para.get(pi)
             if words <= 3 or not (ends_punct or words >= 8):
                 continue  # a title or a scare quote, not speech
-        if resumed is not None:  # “A,” he said, “B.”: one quote, the attribution between
+        # “A,” he said, “B.” (or “A,” he said. “B.” when B has no attribution of its own)
+        resumed = resumable[0] if resumable and (resumable[1] or chosen is None) else None
+        if resumed is not None:
             key = doc.extend(resumed, qs, qe)
         else:
             key = doc.add("QUOTE", qs, qe, _SCORE["direct"], {"type": "direct"})
@@ -566,12 +568,14 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
 
 
 def _resumes(text: str, pending, qs: int, pi: int) -> tuple | None:
-    """The key of the quote that the quote opening at `qs` continues, or None: the previous
-    quote did not end a sentence, and only its attribution clause and a comma lie between."""
+    """(key, by comma) of the quote that the quote opening at `qs` may continue, or None: the
+    previous quote did not end a sentence, and only its attribution clause and a comma
+    (sure) or a full stop (when the new quote has no attribution of its own) lie between."""
     if pending is None or pending[2] != pi:
         return None
     key, after, _ = pending
-    return key if text[after:qs].strip() == "," else None
+    sep = text[after:qs].strip()
+    return (key, sep == ",") if sep in (",", ".") else None
 
 
 # --------------------------------------------------------------------------- indirect quotes
