@@ -449,3 +449,30 @@ def test_cli_show_names_html(tmp_path):
     assert "_views" not in to_json(report(views=True))
     res = CliRunner().invoke(cli, ["agree", "--html", str(tmp_path / "s.html"), "--bootstrap", "0"])
     assert "ann@example.org" not in (tmp_path / "s.html").read_text()
+
+
+def test_scores_against_gold_match_fragment_sets_exactly():
+    t = tables()
+    gold = pd.DataFrame([("g1", "p", "a1", "lead", "gold", False, False, None)], columns=ANN_COLS)
+    t["annotations"] = pd.concat([t["annotations"], gold], ignore_index=True)
+    frags = [(13, 17), (18, 25)]
+    t["spans"] = pd.concat(
+        [
+            t["spans"],
+            pd.DataFrame(
+                [("g1", "s", "a1", "SPEAKER", 0, 5), ("g1", "q", "a1", "QUOTE", 13, 25)],
+                columns=SPAN_COLS,
+            ),
+        ],
+        ignore_index=True,
+    )
+    t["spans"] = _with_fragments(t, {("x2", "s2"): frags, ("g1", "q"): frags})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    scores = {r["annotator"]: r for r in rep["gold"]}
+    assert scores["bob"]["precision_exact"] == 1.0  # the same two fragments
+    assert scores["ann"]["precision_exact"] == 0.5  # the speaker; [12, 26) is not that quote
+    # same outer bounds, other fragments: overlapping, not exact
+    t["spans"] = _with_fragments(t, {("x2", "s2"): [(13, 15), (18, 25)], ("g1", "q"): frags})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    bob = next(r for r in rep["gold"] if r["annotator"] == "bob")
+    assert (bob["precision_exact"], bob["precision"]) == (0.5, 1.0)

@@ -908,9 +908,14 @@ def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[d
         key_h = arts.get_indexer(h["article_id"]) * len(lab) + lab.get_indexer(h["label"])
         key_g = arts.get_indexer(gg["article_id"]) * len(lab) + lab.get_indexer(gg["label"])
         row = {"annotator": who, "articles": int(mine["article_id"].nunique())}
+        fh, fg = (
+            (h["fragments"].to_numpy(object), gg["fragments"].to_numpy(object))
+            if "fragments" in sp
+            else (None, None)
+        )
         for name, thr in (("", iou), ("_exact", 1.0)):
             ia, _ = align_span_arrays(
-                key_h, h["start"], h["end"], key_g, gg["start"], gg["end"], thr
+                key_h, h["start"], h["end"], key_g, gg["start"], gg["end"], thr, fh, fg
             )
             p = _f(len(ia) / len(h)) if len(h) else NAN
             r = _f(len(ia) / len(gg)) if len(gg) else NAN
