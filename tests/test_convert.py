@@ -333,6 +333,19 @@ def test_three_fragments_attributes_and_links_from_any_fragment():
     ]
 
 
+def test_unnamed_link_between_two_quote_regions_joins_them():
+    """An annotator who links two QUOTE regions without naming the relation means one quote
+    (no relation of the schema joins two quotes)."""
+    text = "“A,” he said, “B.”"
+    result = [_lab("q", 0, 4, "QUOTE", "“A,”"), _lab("r", 14, 18, "QUOTE", "“B.”")]
+    result.append(
+        {"from_id": "r", "to_id": "q", "type": "relation", "direction": "right"} | {"labels": []}
+    )
+    out = _convert(result, text)
+    assert not out.rejects and [s["span_id"] for s in out.spans] == ["q"]
+    assert out.spans[0]["fragments"] == [{"start": 0, "end": 4}, {"start": 14, "end": 18}]
+
+
 @pytest.mark.parametrize(
     "extra, reason",
     [

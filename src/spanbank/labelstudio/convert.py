@@ -215,8 +215,8 @@ def convert_annotation(
                 attrs.setdefault(rid, {})[target[1]] = values[0]
         if reason is not None:
             out.rejects.append(_reject(annotation_id, rid, reason, item))
-    chains = [i for i in rels if _is_chain(i, schema)]
-    rels = [i for i in rels if not _is_chain(i, schema)]
+    chains = [i for i in rels if _is_chain(i, schema, regions)]
+    rels = [i for i in rels if not _is_chain(i, schema, regions)]
     alias = _join_fragments(chains, regions, attrs, text, annotation_id, out)
     for rid, span in regions.items():
         if alias.get(rid, rid) == rid:
@@ -269,14 +269,21 @@ def _span(item: dict, rid, text: str, schema: Schema, annotation_id: str, articl
     }, None
 
 
-def _is_chain(item: dict, schema: Schema) -> bool:
+def _is_chain(item: dict, schema: Schema, regions: dict) -> bool:
     """True for a relation that ties two fragment regions of one span (the schema's
-    `fragment_relation`), not a relation between spans."""
+    `fragment_relation`, or an unnamed link between two regions of one label that no
+    relation of the schema joins), not a relation between spans."""
     labels = item.get("labels")
+    if schema.fragment_relation is None or not isinstance(labels, list):
+        return False
+    if labels:
+        return labels[:1] == [schema.fragment_relation]
+    a, b = regions.get(str(item.get("from_id"))), regions.get(str(item.get("to_id")))
     return (
-        schema.fragment_relation is not None
-        and isinstance(labels, list)
-        and labels[:1] == [schema.fragment_relation]
+        a is not None
+        and b is not None
+        and a["label"] == b["label"]
+        and schema.infer_relation(a["label"], a["label"]) is None
     )
 
 
