@@ -346,6 +346,23 @@ def test_unnamed_link_between_two_quote_regions_joins_them():
     assert out.spans[0]["fragments"] == [{"start": 0, "end": 4}, {"start": 14, "end": 18}]
 
 
+def test_ui_drawn_link_between_quote_fragments_pulls_as_one_span():
+    """Recorded from Label Studio's labeling UI (headless Chromium): two QUOTE regions and the
+    SPEAKER drawn, then the first quote linked to the second with "Create Relation" (no label)."""
+    (task,) = [_tasks("ui_fragments.json")]
+    text = task["data"]["text"]
+    (ann,) = task["annotations"]
+    (rel,) = [r for r in ann["result"] if r["type"] == "relation"]
+    assert "labels" not in rel  # what the UI sends for an unnamed link
+    out = _convert(ann["result"], text)
+    assert not out.rejects
+    (q,) = [s for s in out.spans if s["label"] == "QUOTE"]
+    a, b = text.index("“We win,”"), text.index("“and they lose.”")
+    assert q["span_id"] == rel["from_id"]
+    assert q["fragments"] == [{"start": a, "end": a + 9}, {"start": b, "end": b + 16}]
+    assert q["text"] == "“We win,” … “and they lose.”"
+
+
 @pytest.mark.parametrize(
     "extra, reason",
     [

@@ -273,7 +273,7 @@ def _is_chain(item: dict, schema: Schema, regions: dict) -> bool:
     """True for a relation that ties two fragment regions of one span (the schema's
     `fragment_relation`, or an unnamed link between two regions of one label that no
     relation of the schema joins), not a relation between spans."""
-    labels = item.get("labels")
+    labels = item.get("labels", [])  # the labeling UI leaves the key out of an unnamed link
     if schema.fragment_relation is None or not isinstance(labels, list):
         return False
     if labels:
