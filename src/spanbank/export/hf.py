@@ -3,7 +3,9 @@
 Columns: `article_id`, `text`, `tokens`, `token_starts`/`token_ends` (code points), one
 BIO `ClassLabel` sequence per label layer (`ner_tags_SPEAKER`, `ner_tags_QUOTE`, ... so a
 SPEAKER nested in a QUOTE survives), and the lossless `spans` (span_id, start, end, label,
-text, attributes as JSON) and `relations` (head/tail index into `spans`). Tokens are cut at
+text, attributes as JSON, `fragments`: its (start, end) parts, several for a quote broken
+by its cue) and `relations` (head/tail index into `spans`). A discontinuous span is tagged
+B-I... on each of its fragments. Tokens are cut at
 span boundaries, so every span lies on token boundaries; a span overlapping another of
 the same label cannot sit in that label's BIO layer and is counted (it stays in `spans`).
 
@@ -62,6 +64,7 @@ def features(labels: list[str]):
             "label": ds.Value("string"),
             "text": ds.Value("string"),
             "attributes": ds.Value("string"),
+            "fragments": List({"start": ds.Value("int64"), "end": ds.Value("int64")}),
         }
     )
     cols["relations"] = List(
@@ -96,6 +99,7 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
                 {
                     **{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
                     "attributes": attributes_json(sp["attributes"]),
+                    "fragments": [{"start": a, "end": b} for a, b in sp["fragments"]],
                 }
                 for sp in d["spans"]
             ]
