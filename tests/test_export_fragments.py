@@ -151,3 +151,45 @@ def test_brat_writes_one_t_line_and_reimports_identically(exported, tmp_path):
         for r in back.read_arrow("relations").to_pylist()
     )
     assert rels == [("QUOTE", "CUE", "cue"), ("QUOTE", "SPEAKER", "said_by")]
+
+
+def _official(tmp_path, values):
+    arts = {
+        f"o{i}": (f"Report {i}. Officials said that item {i} was ready.", [], [])
+        for i in range(len(values))
+    }
+    corpus = build_corpus(tmp_path / "c", arts)
+    arts_df = corpus.read("articles")
+    arts_df["compartment"] = arts_df["article_id"].map({f"o{i}": v for i, v in enumerate(values)})
+    with corpus.writer() as w:
+        w.replace("articles", arts_df)
+    return corpus
+
+
+def test_split_by_keeps_the_corpus_own_split(tmp_path):
+    corpus = _official(tmp_path, ["test", "train", "train", "dev"])
+    summary = run(corpus, tmp_path / "out", formats=["jsonl"], split_by="compartment")
+    assert summary["splits"] == {"train": 2, "dev": 1, "test": 1}
+    ids = [json.loads(x)["article_id"] for x in (tmp_path / "out/jsonl/test.jsonl").open()]
+    assert ids == ["o0"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "the corpus's own, from column `compartment` (train=0.5, dev=0.25, test=0.25)" in card
+    assert "- languages: en (4)" in card
+
+
+def test_split_by_refuses_empty_values_and_mixed_options(tmp_path):
+    from spanbank.errors import ExportError
+
+    corpus = _official(tmp_path, ["train", None])
+    with pytest.raises(ExportError, match="compartment: 1 article"):
+        run(corpus, tmp_path / "out", formats=["jsonl"], split_by="compartment")
+    with pytest.raises(ExportError, match="drop --split"):
+        run(corpus, tmp_path / "o2", formats=["jsonl"], split_by="compartment", split="train=1")
+
+
+def test_group_by_warns_when_the_column_is_empty(tmp_path):
+    corpus = _official(tmp_path, [None, None, "x"])
+    summary = run(corpus, tmp_path / "out", formats=["jsonl"], group_by="compartment")
+    assert summary["warnings"] == [
+        "--group-by compartment: 2 of 3 article(s) have no value; each was split on its own"
+    ]

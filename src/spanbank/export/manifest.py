@@ -106,6 +106,20 @@ FORMAT_NOTES = {
 }
 
 
+def _rounded(value):
+    """A figure for people: floats to 3 significant digits."""
+    return f"{value:.3g}" if isinstance(value, float) else value
+
+
+def _split_line(manifest: dict) -> str:
+    """How the articles were split, for the card."""
+    shares = ", ".join(f"{k}={v:.2g}" for k, v in manifest["split_fractions"].items())
+    if manifest.get("split_by"):
+        return f"- split: the corpus's own, from column `{manifest['split_by']}` ({shares})"
+    unit = f"`{manifest['group_by']}` group" if manifest.get("group_by") else "article"
+    return f"- split: by {unit}, seed {manifest['seed']} ({shares})"
+
+
 def dataset_card(manifest: dict) -> str:
     """A README.md for people: what the export is, its counts and splits, how to load each format."""
     labels = manifest["labels"]
@@ -120,8 +134,9 @@ def dataset_card(manifest: dict) -> str:
         + (f", project `{manifest['project']}`" if manifest.get("project") else ""),
         f"- articles: {manifest['articles']}, spans: {manifest['spans']}, relations: {manifest['relations']}",
         f"- corpus fingerprint: `{manifest['fingerprint']['sha256']}`",
-        f"- split: by {'`' + manifest['group_by'] + '` group' if manifest.get('group_by') else 'article'}, "
-        f"seed {manifest['seed']} ({', '.join(f'{k}={v:g}' for k, v in manifest['split_fractions'].items())})",
+        "- languages: "
+        + (", ".join(f"{k} ({v})" for k, v in manifest.get("languages", {}).items()) or "none"),
+        _split_line(manifest),
         "",
         "## Splits",
         "",
@@ -145,7 +160,7 @@ def dataset_card(manifest: dict) -> str:
         lines += [f"- {k}: {v}" for k, v in sorted(notes.items())]
     if manifest.get("agreement"):
         lines += ["", "## Agreement", ""]
-        lines += [f"- {k}: {v}" for k, v in manifest["agreement"].items()]
+        lines += [f"- {k}: {_rounded(v)}" for k, v in manifest["agreement"].items()]
     lines += [
         "",
         "Offsets are Unicode code points into the article text, end-exclusive. Annotators appear "
