@@ -193,3 +193,17 @@ def test_group_by_warns_when_the_column_is_empty(tmp_path):
     assert summary["warnings"] == [
         "--group-by compartment: 2 of 3 article(s) have no value; each was split on its own"
     ]
+
+
+def test_hf_rows_carry_language_metadata_and_typed_attributes(exported):
+    import datasets
+
+    _, out = exported
+    ds = datasets.load_from_disk(str(out / "hf"))["train"]
+    assert ds.features["spans"].feature["attributes"]["type"] == datasets.Value("string")
+    row = ds[0]
+    assert (row["language"], row["source"], row["annotator"]) == ("en", "outlet0", "alice")
+    assert row["published_at"].startswith("2024-05-01T12:00:00")
+    q = next(s for s in row["spans"] if s["label"] == "QUOTE")
+    assert q["attributes"] == {"type": "direct"}
+    assert next(s for s in row["spans"] if s["label"] == "SPEAKER")["attributes"] == {"type": None}

@@ -1,9 +1,10 @@
 """Hugging Face writer: a `DatasetDict` saved with `save_to_disk` under `hf/`, plus Parquet per split.
 
-Columns: `article_id`, `text`, `tokens`, `token_starts`/`token_ends` (code points), one
+Columns: `article_id`, `text`, the article's `language`, `title`, `source`, `url`,
+`published_at` (ISO 8601 text) and `annotator` (pseudonym), `tokens`, `token_starts`/`token_ends` (code points), one
 BIO `ClassLabel` sequence per label layer (`ner_tags_SPEAKER`, `ner_tags_QUOTE`, ... so a
 SPEAKER nested in a QUOTE survives), and the lossless `spans` (span_id, start, end, label,
-text, attributes as JSON, `fragments`: its (start, end) parts, several for a quote broken
+text, `attributes` as a struct with one typed field per schema attribute, `fragments`: its (start, end) parts, several for a quote broken
 by its cue) and `relations` (head/tail index into `spans`). A discontinuous span is tagged
 B-I... on each of its fragments. Tokens are cut at
 span boundaries, so every span lies on token boundaries; a span overlapping another of
@@ -24,7 +25,6 @@ import pyarrow.parquet as pq
 from spanbank.errors import ExportError
 from spanbank.export.docs import bio_layers, layer_names, tokenize
 from spanbank.export.manifest import file_sha256
-from spanbank.schema import attributes_json
 
 SCRATCH = "_hf_scratch"
 
@@ -43,13 +43,29 @@ def tag_column(label: str) -> str:
     return f"ner_tags_{label}"
 
 
-def features(labels: list[str]):
+META = ("language", "title", "source", "url", "published_at", "annotator")
+
+
+def attribute_names(schema, labels: list[str]) -> list[str]:
+    """Every attribute name the exported labels declare, in schema order (one struct field each)."""
+    names: list[str] = []
+    for lab in labels:
+        spec = schema.labels.get(lab) if schema else None
+        for attr in spec.attributes.values() if spec else ():
+            if attr.name not in names:
+                names.append(attr.name)
+    return names
+
+
+def features(labels: list[str], attributes: list[str] | None = None):
     """The `datasets.Features` of the exported rows."""
     ds = _datasets()
     List = getattr(ds, "List", None) or ds.Sequence
+    attrs = {a: ds.Value("string") for a in attributes or ()} or {"_": ds.Value("string")}
     cols = {
         "article_id": ds.Value("string"),
         "text": ds.Value("string"),
+        **{m: ds.Value("string") for m in META},
         "tokens": List(ds.Value("string")),
         "token_starts": List(ds.Value("int32")),
         "token_ends": List(ds.Value("int32")),
@@ -63,7 +79,7 @@ def features(labels: list[str]):
             "end": ds.Value("int64"),
             "label": ds.Value("string"),
             "text": ds.Value("string"),
-            "attributes": ds.Value("string"),
+            "attributes": attrs,
             "fragments": List({"start": ds.Value("int64"), "end": ds.Value("int64")}),
         }
     )
@@ -73,10 +89,13 @@ def features(labels: list[str]):
     return ds.Features(cols)
 
 
-def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]:
-    """Documents -> columns (dict of lists) in the order of `features(labels)`."""
+def to_rows(
+    docs: list[dict], labels: list[str], notes: dict, attributes: list[str] | None = None
+) -> dict[str, list]:
+    """Documents -> columns (dict of lists) in the order of `features(labels, attributes)`."""
+    names = list(attributes or ()) or ["_"]
     cols: dict[str, list] = {
-        k: [] for k in ("article_id", "text", "tokens", "token_starts", "token_ends")
+        k: [] for k in ("article_id", "text", *META, "tokens", "token_starts", "token_ends")
     }
     for lab in labels:
         cols[tag_column(lab)] = []
@@ -89,6 +108,9 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
             notes[f"bio_{k}"] = notes.get(f"bio_{k}", 0) + v
         cols["article_id"].append(d["article_id"])
         cols["text"].append(text)
+        for m in META:
+            value = d["meta"].get(m)
+            cols[m].append(None if value is None else str(value))
         cols["tokens"].append([text[s:e] for s, e in zip(starts, ends, strict=True)])
         cols["token_starts"].append(starts)
         cols["token_ends"].append(ends)
@@ -98,7 +120,7 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
             [
                 {
                     **{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
-                    "attributes": attributes_json(sp["attributes"]),
+                    "attributes": {a: _text(sp["attributes"].get(a)) for a in names},
                     "fragments": [{"start": a, "end": b} for a, b in sp["fragments"]],
                 }
                 for sp in d["spans"]
@@ -106,6 +128,10 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
         )
         cols["relations"].append(d["relations"])
     return cols
+
+
+def _text(value):
+    return None if value is None else str(value)
 
 
 class HfWriter:
@@ -116,7 +142,8 @@ class HfWriter:
         self.root = Path(root)
         self.splits = splits
         self.labels = list(labels)
-        self.features = features(self.labels)
+        self.attributes = attribute_names(schema, self.labels)
+        self.features = features(self.labels, self.attributes)
         self.schema = self.features.arrow_schema
         self.scratch = self.root / SCRATCH
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -135,7 +162,9 @@ class HfWriter:
     def write(self, split: str, docs: list[dict]) -> None:
         if not docs:
             return
-        table = pa.Table.from_pydict(to_rows(docs, self.labels, self.notes), schema=self.schema)
+        table = pa.Table.from_pydict(
+            to_rows(docs, self.labels, self.notes, self.attributes), schema=self.schema
+        )
         self._arrow[split][1].write_table(table)
         self._parquet[split].write_table(table)
         self._rows[split] += table.num_rows
