@@ -170,8 +170,14 @@ def test_split_by_keeps_the_corpus_own_split(tmp_path):
     corpus = _official(tmp_path, ["test", "train", "train", "dev"])
     summary = run(corpus, tmp_path / "out", formats=["jsonl"], split_by="compartment")
     assert summary["splits"] == {"train": 2, "dev": 1, "test": 1}
-    ids = [json.loads(x)["article_id"] for x in (tmp_path / "out/jsonl/test.jsonl").open()]
-    assert ids == ["o0"]
+    run(corpus, tmp_path / "hf", formats=["hf"], split_by="compartment")
+    import datasets
+
+    row = datasets.load_from_disk(str(tmp_path / "hf" / "hf"))["test"][0]
+    assert row["metadata"] == [{"key": "compartment", "value": "test"}]
+    docs = [json.loads(x) for x in (tmp_path / "out/jsonl/test.jsonl").open()]
+    assert [d["article_id"] for d in docs] == ["o0"]
+    assert docs[0]["meta"]["extra"] == {"compartment": "test"}
     card = (tmp_path / "out" / "README.md").read_text()
     assert "the corpus's own, from column `compartment` (train=0.5, dev=0.25, test=0.25)" in card
     assert "- languages: en (4)" in card

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from spanbank.corpus.articles import article_batches, article_columns, article_files
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
+from spanbank.corpus.tables import TABLES
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -397,6 +398,7 @@ def _stream(
     ann_by_id = ann.set_index(ann["article_id"].astype(str), drop=False)
     wanted = pa.array(list(split_of), pa.string())
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
+    cols += sorted(c for c in art_cols if c not in TABLES["articles"].names)  # e.g. --metadata's
     if group_by and group_by not in cols:
         cols.append(group_by)
     total = len(split_of)

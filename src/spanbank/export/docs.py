@@ -7,7 +7,8 @@ A document is a plain dict, the one shape every format writer reads:
                 "fragments": [[start, end], ...]}, ...],
      "relations": [{"head": int, "tail": int, "label": str}, ...],
      "meta": {"title", "source", "url", "published_at", "language",
-              "annotation_id", "annotator", "origin", "group"}}
+              "annotation_id", "annotator", "origin", "group",
+              "extra": {column: value} of the article's other columns (e.g. from --metadata)}}
 
 Offsets are code points, end-exclusive (`text[start:end] == span["text"]` for a contiguous
 span). `fragments` lists a span's parts: one for a contiguous span; for a discontinuous one
@@ -33,6 +34,7 @@ from spanbank.spans import check_fragments, fragment_list, joined_text
 from spanbank.tokens import TOKEN_PATTERN
 
 META_COLUMNS = ("title", "source", "url", "published_at", "language")
+_NOT_EXTRA = frozenset({"article_id", "text", "group", *META_COLUMNS})
 MAX_NAMED = 10
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -144,6 +146,9 @@ def build_documents(
             doc_rels.append({"head": index[src], "tail": index[dst], "label": str(row["label"])})
         doc_rels.sort(key=lambda r: (r["head"], r["tail"], r["label"]))
         meta = {k: _plain(art.get(k)) for k in META_COLUMNS if k in art}
+        extra = {k: _plain(v) for k, v in art.items() if k not in _NOT_EXTRA}
+        if extra:
+            meta["extra"] = extra
         if ann:
             meta["annotation_id"] = _plain(ann_id)
             meta["annotator"] = pseudonym(ann.get("annotator"))

@@ -1,7 +1,8 @@
 """Hugging Face writer: a `DatasetDict` saved with `save_to_disk` under `hf/`, plus Parquet per split.
 
 Columns: `article_id`, `text`, the article's `language`, `title`, `source`, `url`,
-`published_at` (ISO 8601 text) and `annotator` (pseudonym), `tokens`, `token_starts`/`token_ends` (code points), one
+`published_at` (ISO 8601 text), `annotator` (pseudonym) and `metadata` (the article's other
+columns, e.g. from `ingest --metadata`, as key/value text pairs), `tokens`, `token_starts`/`token_ends` (code points), one
 BIO `ClassLabel` sequence per label layer (`ner_tags_SPEAKER`, `ner_tags_QUOTE`, ... so a
 SPEAKER nested in a QUOTE survives), and the lossless `spans` (span_id, start, end, label,
 text, `attributes` as a struct with one typed field per schema attribute, `fragments`: its (start, end) parts, several for a quote broken
@@ -66,6 +67,7 @@ def features(labels: list[str], attributes: list[str] | None = None):
         "article_id": ds.Value("string"),
         "text": ds.Value("string"),
         **{m: ds.Value("string") for m in META},
+        "metadata": List({"key": ds.Value("string"), "value": ds.Value("string")}),
         "tokens": List(ds.Value("string")),
         "token_starts": List(ds.Value("int32")),
         "token_ends": List(ds.Value("int32")),
@@ -95,7 +97,8 @@ def to_rows(
     """Documents -> columns (dict of lists) in the order of `features(labels, attributes)`."""
     names = list(attributes or ()) or ["_"]
     cols: dict[str, list] = {
-        k: [] for k in ("article_id", "text", *META, "tokens", "token_starts", "token_ends")
+        k: []
+        for k in ("article_id", "text", *META, "metadata", "tokens", "token_starts", "token_ends")
     }
     for lab in labels:
         cols[tag_column(lab)] = []
@@ -111,6 +114,8 @@ def to_rows(
         for m in META:
             value = d["meta"].get(m)
             cols[m].append(None if value is None else str(value))
+        extra = d["meta"].get("extra") or {}
+        cols["metadata"].append([{"key": k, "value": _text(v)} for k, v in sorted(extra.items())])
         cols["tokens"].append([text[s:e] for s, e in zip(starts, ends, strict=True)])
         cols["token_starts"].append(starts)
         cols["token_ends"].append(ends)
