@@ -17,6 +17,7 @@ import pandas as pd
 
 from spanbank.corpus.ingest import ingest_paths
 from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import TABLES
 from spanbank.export import export_dataset
 
 # ../shared/data/polnear-train beside the repository (or beside a worktree's parent folder)
@@ -90,8 +91,14 @@ def stored_counts(corpus: Corpus, summary) -> dict:
     frag = spans["fragments"].map(lambda f: len(f) if f is not None else 1)
     rejects = corpus.read("rejects")
     reasons = Counter(_reason_kind(r) for r in rejects["reason"])
+    arts = corpus.read("articles")
     return {
-        "articles": len(corpus.read("articles", columns=["article_id"])),
+        "articles": len(arts),
+        "articles_with_source_date_title": int(
+            (arts["source"].notna() & arts["published_at"].notna() & arts["title"].notna()).sum()
+        ),
+        "article_columns_added": sorted(set(arts.columns) - set(TABLES["articles"].names)),
+        "span_texts_recovered": summary.recovered,
         "spans": len(spans),
         "spans_by_label": spans["label"].value_counts().to_dict(),
         "fragments_stored": int(frag.sum()),

@@ -85,6 +85,7 @@ class IngestSummary:
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
     ignored_labels: dict[str, int] = field(default_factory=dict)  # brat marker label -> T lines
+    recovered: int = 0  # brat span texts a raw newline had cut, rebuilt from their offsets
     metadata_updated: int = 0  # stored articles (same text) whose metadata this ingest changed
     skipped: list[str] = field(
         default_factory=list
@@ -104,6 +105,8 @@ class IngestSummary:
                 "rejected": len(self.rejected),
                 "ignored": self.ignored,
             }
+            if self.recovered:
+                out["span_texts_recovered"] = self.recovered
             if self.ignored_labels:
                 out["ignored_labels"] = dict(sorted(self.ignored_labels.items()))
         return out | {"reasons": self.skipped + self.refused + self.rejected}
@@ -1024,6 +1027,7 @@ def _import_annotation(ann_id: str, aid: str, who: str, version: int, now) -> di
 def _parsed_rows(parsed, ann_id: str, aid: str, ann: Path, now, summary: IngestSummary):
     """(span, relation, reject) rows of one parsed `.ann` file; counts go to `summary`."""
     summary.ignored += parsed.ignored
+    summary.recovered += parsed.recovered
     for lab, n in parsed.ignored_labels.items():
         summary.ignored_labels[lab] = summary.ignored_labels.get(lab, 0) + n
     summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
