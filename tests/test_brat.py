@@ -591,3 +591,38 @@ def test_metadata_without_id_column_is_one_line_error(corpus, tmp_path):
     meta = _write(tmp_path / "m.tsv", "publisher\ttitle\nx\ty\n")
     with pytest.raises(IngestError, match="no id column"):
         ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+
+
+def test_cli_ingest_with_metadata_then_export_by_official_split(corpus, tmp_path):
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    meta = _write(tmp_path / "metadata.tsv", META_TSV)
+    base = ["--corpus", str(corpus.path)]
+    res = CliRunner().invoke(
+        cli, [*base, "ingest", "--format", "brat", str(d), "--metadata", str(meta)]
+    )
+    assert res.exit_code == 0, res.output
+    meta.write_text(META_TSV.replace("daily-news", "daily-herald"), encoding="utf-8")
+    res = CliRunner().invoke(
+        cli, [*base, "ingest", "--format", "brat", str(d), "--metadata", str(meta)]
+    )
+    assert res.exit_code == 0 and "metadata_updated: 1" in res.output, res.output
+    out = tmp_path / "out"
+    args = [*base, "export", "--format", "jsonl", "--out", str(out), "--split-by", "compartment"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in sorted((out / "jsonl").iterdir())] == ["train.jsonl"]
+    res = CliRunner().invoke(cli, [*args, "--split", "train=1"])
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        "Error: --split-by keeps the corpus's own split: drop --split and --group-by"
+    )
+    res = CliRunner().invoke(
+        cli, [*base, "ingest", "--format", "brat", str(d), "--metadata", "nope.tsv"]
+    )
+    assert res.output.strip() == "Error: metadata file not found: nope.tsv"

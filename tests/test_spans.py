@@ -43,3 +43,15 @@ def test_overlapping_parts_merge_and_bad_ones_are_refused():
     assert "overlaps" in check_fragments([(1, 9), (5, 12)])
     with pytest.raises(OffsetError, match="outside the text"):
         span_fields(TEXT, [(1, 7), (30, 99)])
+
+
+def test_messages_show_where_two_long_texts_differ():
+    from spanbank.offsets import check_span
+
+    text = "The committee said on Tuesday that the budget would pass " * 2
+    claimed = text[:90] + "X" + text[91:100]
+    with pytest.raises(OffsetError) as exc:
+        check_span(text, 0, 100, claimed)
+    msg = str(exc.value)
+    assert "differ at character 90" in msg
+    assert "X" in msg  # the differing character is shown, not cut off

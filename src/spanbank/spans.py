@@ -134,9 +134,9 @@ def excerpt_pair(a: str, b: str, width: int = 40) -> tuple[str, str]:
     return cut(a), cut(b)
 
 
-def where_differ(a: str, b: str, what: str) -> str:
+def where_differ(a: str, b: str, what: str, verb: str = "cover") -> str:
     """`cover 'x…', <what> 'y…'` with both excerpts around their first difference."""
     a_s, b_s = excerpt_pair(a, b)
     at = first_difference(a, b)
     where = f" (they differ at character {at})" if at and at >= 20 else ""
-    return f"cover {a_s!r}, {what} {b_s!r}{where}"
+    return f"{verb} {a_s!r}, {what} {b_s!r}{where}"

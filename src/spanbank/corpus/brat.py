@@ -275,12 +275,23 @@ def _resolve_attribute(p: _Parse, name: str, target: str, value: str | None, lin
     if span is None:
         _reject(p.out, target, f"attribute {name} on {target}, which was not stored", line)
         return
-    key = name.lower()
+    key = _attribute_key(p.schema, span["label"], name)
     problem = p.schema.check_span(span["label"], {key: value})
     if problem:
         _reject(p.out, target, f"attribute {name}: {problem}", line)
         return
     span["attributes"][key] = value
+
+
+def _attribute_key(schema: Schema, label: str, name: str) -> str:
+    """Our attribute for a brat one: `Type` -> `type`; `type_QUOTE` (what our export writes
+    when labels share a name) -> `type` on a QUOTE."""
+    key = name.lower()
+    attrs = schema.labels[label].attributes if label in schema.labels else {}
+    suffix = f"_{label.lower()}"
+    if key not in attrs and key.endswith(suffix) and key.removesuffix(suffix) in attrs:
+        return key.removesuffix(suffix)
+    return key
 
 
 def _check_fragments(text: str, frags: list[tuple[int, int]], claimed: str) -> None:

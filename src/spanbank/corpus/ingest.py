@@ -85,6 +85,7 @@ class IngestSummary:
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
     ignored_labels: dict[str, int] = field(default_factory=dict)  # brat marker label -> T lines
+    recovered: int = 0  # brat span texts a raw newline had cut, rebuilt from their offsets
     metadata_updated: int = 0  # stored articles (same text) whose metadata this ingest changed
     skipped: list[str] = field(
         default_factory=list
@@ -104,6 +105,8 @@ class IngestSummary:
                 "rejected": len(self.rejected),
                 "ignored": self.ignored,
             }
+            if self.recovered:
+                out["span_texts_recovered"] = self.recovered
             if self.ignored_labels:
                 out["ignored_labels"] = dict(sorted(self.ignored_labels.items()))
         return out | {"reasons": self.skipped + self.refused + self.rejected}
@@ -928,17 +931,7 @@ def _ingest_brat(
         if aid not in texts and (text := read(txt)) is not None:
             texts[aid] = (text, txt)
     pairs = [p for p in pairs if p[0] in texts]
-    articles = pd.DataFrame(
-        [
-            {"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)}
-            for aid, (t, p) in texts.items()
-        ]
-    )
-    articles, refused = normalise(
-        articles, Columns(id="article_id", title="title"), "brat", Path("brat")
-    )
-    summary.refused += refused
-    articles = with_metadata(articles, meta)
+    articles = _brat_articles(texts, meta, summary)
     ok_ids = set(articles["article_id"])
     ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
     with corpus.writer(wait) as w:
@@ -973,41 +966,11 @@ def _ingest_brat(
             if ann_id in known:  # back to an earlier file: a new version, under a new id
                 ann_id = f"{ann_id}-v{len(prev) + 1}"
             parsed = parse_ann(raw, text, schema)
-            summary.ignored += parsed.ignored
-            for lab, n_lab in parsed.ignored_labels.items():
-                summary.ignored_labels[lab] = summary.ignored_labels.get(lab, 0) + n_lab
-            ann_rows.append(
-                {
-                    "annotation_id": ann_id,
-                    "project": None,
-                    "article_id": aid,
-                    "ls_task_id": None,
-                    "ls_annotation_id": None,
-                    "annotator": who,
-                    "origin": "import",
-                    "created_at": now,
-                    "updated_at": now,
-                    "lead_time_s": None,
-                    "cancelled": False,
-                    "version": len(prev) + 1,
-                    "superseded": False,
-                    "deleted_at": None,
-                    "pulled_at": now,
-                }
-            )
-            span_rows += [
-                {
-                    **s,
-                    "annotation_id": ann_id,
-                    "article_id": aid,
-                    "attributes": attributes_json(s["attributes"]),
-                    "offset_repair": None,
-                }
-                for s in parsed.spans
-            ]
-            rel_rows += [{**r, "annotation_id": ann_id} for r in parsed.relations]
-            rej_rows += [{**r, "annotation_id": ann_id, "pulled_at": now} for r in parsed.rejects]
-            summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
+            ann_rows.append(_import_annotation(ann_id, aid, who, len(prev) + 1, now))
+            sp, rl, rj = _parsed_rows(parsed, ann_id, aid, ann, now, summary)
+            span_rows += sp
+            rel_rows += rl
+            rej_rows += rj
             if progress:
                 progress(Event("annotations", n, len(pairs)))
         if updated is not None and len(updated):
@@ -1016,34 +979,90 @@ def _ingest_brat(
         if len(new):
             w.append("articles", new.drop(columns="_where").assign(ingested_at=now))
         if ann_rows:
-            # children first, the annotation rows last: every prefix of these writes is consistent,
-            # and a re-run after a kill replaces the orphans it left (ids are deterministic)
-            ids = {r["annotation_id"] for r in ann_rows}
-            for name, rows in (
-                ("spans", span_rows),
-                ("relations", rel_rows),
-                ("rejects", rej_rows),
-            ):
-                _replace_children(corpus, w, name, rows, ids)
-            if people:
-                w.append("annotators", people)
-            new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
-            old = old_ann.copy()
-            hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(
-                list(new_keys)
-            )
-            old.loc[hit & (old["origin"] == "import"), "superseded"] = True
-            w.replace(
-                "annotations",
-                pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True)
-                if len(old)
-                else ann_rows,
-            )
+            children = {"spans": span_rows, "relations": rel_rows, "rejects": rej_rows}
+            _write_imported(corpus, w, old_ann, ann_rows, children, people)
         summary.added = len(new)
         summary.annotations = len(ann_rows)
         summary.spans = len(span_rows)
         summary.relations = len(rel_rows)
     return summary
+
+
+def _brat_articles(texts: dict, meta: pd.DataFrame | None, summary: IngestSummary) -> pd.DataFrame:
+    """Article rows of brat texts ({id: (text, path)}): first line as title, then `meta`'s fields."""
+    articles = pd.DataFrame(
+        [
+            {"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)}
+            for aid, (t, p) in texts.items()
+        ]
+    )
+    articles, refused = normalise(
+        articles, Columns(id="article_id", title="title"), "brat", Path("brat")
+    )
+    summary.refused += refused
+    return with_metadata(articles, meta)
+
+
+def _import_annotation(ann_id: str, aid: str, who: str, version: int, now) -> dict:
+    """The `annotations` row of one imported `.ann` file."""
+    return {
+        "annotation_id": ann_id,
+        "project": None,
+        "article_id": aid,
+        "ls_task_id": None,
+        "ls_annotation_id": None,
+        "annotator": who,
+        "origin": "import",
+        "created_at": now,
+        "updated_at": now,
+        "lead_time_s": None,
+        "cancelled": False,
+        "version": version,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": now,
+    }
+
+
+def _parsed_rows(parsed, ann_id: str, aid: str, ann: Path, now, summary: IngestSummary):
+    """(span, relation, reject) rows of one parsed `.ann` file; counts go to `summary`."""
+    summary.ignored += parsed.ignored
+    summary.recovered += parsed.recovered
+    for lab, n in parsed.ignored_labels.items():
+        summary.ignored_labels[lab] = summary.ignored_labels.get(lab, 0) + n
+    summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
+    spans = [
+        {
+            **s,
+            "annotation_id": ann_id,
+            "article_id": aid,
+            "attributes": attributes_json(s["attributes"]),
+            "offset_repair": None,
+        }
+        for s in parsed.spans
+    ]
+    rels = [{**r, "annotation_id": ann_id} for r in parsed.relations]
+    rejects = [{**r, "annotation_id": ann_id, "pulled_at": now} for r in parsed.rejects]
+    return spans, rels, rejects
+
+
+def _write_imported(corpus: Corpus, w, old_ann, ann_rows, children: dict, people) -> None:
+    """Store imported annotations: children first, the annotation rows last, so every prefix
+    of these writes is consistent and a re-run after a kill replaces the orphans it left
+    (ids are deterministic); earlier imports by the same annotator become superseded."""
+    ids = {r["annotation_id"] for r in ann_rows}
+    for name, rows in children.items():
+        _replace_children(corpus, w, name, rows, ids)
+    if people:
+        w.append("annotators", people)
+    new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
+    old = old_ann.copy()
+    hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
+    old.loc[hit & (old["origin"] == "import"), "superseded"] = True
+    w.replace(
+        "annotations",
+        pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows,
+    )
 
 
 def _stored_texts(corpus: Corpus, ids: list[str]) -> dict[str, str]:
