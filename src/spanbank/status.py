@@ -12,6 +12,7 @@ from spanbank.corpus.annotations import (
     live_annotations,
 )
 from spanbank.corpus.store import Corpus
+from spanbank.throughput import throughput
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
 
@@ -34,6 +35,7 @@ def corpus_status(corpus: Corpus) -> dict:
     projects = sorted(
         set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique())
     )
+    labelled = corpus.read_arrow("spans", columns=["annotation_id", "label"]).to_pandas()
     return {
         "corpus": str(corpus.path.resolve()),
         "schema": corpus.schema.ident,
@@ -46,8 +48,10 @@ def corpus_status(corpus: Corpus) -> dict:
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
             _project_status(p, tasks, live, skipped, span_counts, records, conflicts)
+            | {"throughput": throughput(ann, labelled, p)["overall"]}
             for p in projects
         ],
+        "throughput": throughput(ann, labelled),
     }
 
 

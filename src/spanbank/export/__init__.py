@@ -46,6 +46,7 @@ from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
 from spanbank.progress import Event, Progress
+from spanbank.throughput import gold_cost
 
 __all__ = ["FORMATS", "export_dataset", "parse_formats", "verify"]
 
@@ -199,6 +200,7 @@ def _export_dataset(
             agree,
         )
         manifest["gold_selection"] = chosen_by
+        manifest["human_time"] = gold_cost(corpus.read("annotations"), split_of, project)
         (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
         manifest["files"] = checksums(tmp)
         (tmp / MANIFEST).write_bytes(dumps(manifest))

@@ -106,6 +106,16 @@ FORMAT_NOTES = {
 }
 
 
+def _cost_lines(cost: dict | None) -> list[str]:
+    """The card's line on the human time its gold cost (none when nothing was timed)."""
+    if not cost or not cost["annotations"]:
+        return []
+    return [
+        f"- human time behind this gold: {cost['hours']:g} h over {cost['annotations']} "
+        "timed annotations (Label Studio lead time)"
+    ]
+
+
 def dataset_card(manifest: dict) -> str:
     """A README.md for people: what the export is, its counts and splits, how to load each format."""
     labels = manifest["labels"]
@@ -122,6 +132,7 @@ def dataset_card(manifest: dict) -> str:
         f"- corpus fingerprint: `{manifest['fingerprint']['sha256']}`",
         f"- split: by {'`' + manifest['group_by'] + '` group' if manifest.get('group_by') else 'article'}, "
         f"seed {manifest['seed']} ({', '.join(f'{k}={v:g}' for k, v in manifest['split_fractions'].items())})",
+        *_cost_lines(manifest.get("human_time")),
         "",
         "## Splits",
         "",
