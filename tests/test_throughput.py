@@ -129,3 +129,15 @@ def test_export_manifest_records_human_time(tmp_path):
     assert manifest["human_time"]["seconds"] == 210.0
     assert manifest["human_time"]["annotations"] == 3
     assert "human time" in (out / "README.md").read_text()
+
+
+def test_agreement_html_shows_throughput(tmp_path):
+    c = _corpus(tmp_path)
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(
+        cli, ["--corpus", str(c.path), "agree", "--html", str(out), "--bootstrap", "0"]
+    )
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert "<h2>Throughput</h2>" in page
+    assert "<td>40.0</td>" in page  # u1's articles/hour

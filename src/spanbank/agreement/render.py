@@ -271,6 +271,28 @@ def _confusion(tc: dict) -> str:
     return _table(["one annotator ↓ / other →", *cats], rows, "conf")
 
 
+def _throughput_html(t: dict | None, show) -> str:
+    """Per-annotator throughput section (empty when no annotation has a lead time)."""
+    if not t or not t["annotations"]:
+        return ""
+    rows = [
+        [
+            e(show(a)),
+            str(r["annotations"]),
+            _fmt(r["seconds"] / 3600, 2),
+            _fmt(r["articles_per_hour"], 1),
+            _fmt(r["seconds_per_span"], 1),
+            _fmt(r["seconds_per_article"]["p50"], 0),
+        ]
+        for a, r in t["per_annotator"].items()
+    ]
+    header = ["annotator", "annotations", "hours", "articles/hour", "s/span", "median s/article"]
+    return (
+        "<h2>Throughput</h2><p>From Label Studio's lead time of each live annotation; "
+        f"{_fmt(t['hours'], 2)} hours in all.</p>" + _table(header, rows)
+    )
+
+
 def render_html(report: dict, names: dict | None = None) -> str:
     """The page: headline, how to read, tables, confusion, heatmaps, gold, least-agreed articles."""
     names = names or {}
@@ -436,6 +458,7 @@ where a label is often confused.</p>{_confusion(tc) if tc else ""}
 <h2>Against adjudicated gold</h2>{gold_html}
 <h2>Relations</h2><p>F1 {_fmt(rel["relation_f1"])}; conditional on matched endpoints
 {_fmt(rel["relation_f1_conditional"])} ({rel["links"]} links).</p>
+{_throughput_html(report.get("throughput"), show)}
 <h2>Lowest-agreement articles</h2>{lowest_table}
 <h2>Where they disagree</h2>
 <p>Each least-agreed article: the sentences where annotators gave some word different values, one
