@@ -12,9 +12,11 @@ from spanbank.corpus.annotations import (
     live_annotations,
 )
 from spanbank.corpus.store import Corpus
+from spanbank.honeypots import corpus_honeypot_scores
 from spanbank.throughput import throughput
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
+STATUS_BOOTSTRAP = 200  # resamples for the honeypot CIs status shows (agree uses its --bootstrap)
 
 
 def corpus_status(corpus: Corpus) -> dict:
@@ -48,7 +50,10 @@ def corpus_status(corpus: Corpus) -> dict:
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
             _project_status(p, tasks, live, skipped, span_counts, records, conflicts)
-            | {"throughput": throughput(ann, labelled, p)["overall"]}
+            | {
+                "throughput": throughput(ann, labelled, p)["overall"],
+                "honeypots": corpus_honeypot_scores(corpus, p, bootstrap=STATUS_BOOTSTRAP),
+            }
             for p in projects
         ],
         "throughput": throughput(ann, labelled),

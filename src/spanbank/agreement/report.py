@@ -55,6 +55,7 @@ def agreement_report(
 ) -> dict:
     """Agreement report for the latest human annotations of a corpus (see :func:`build_report`),
     with the annotators' throughput (`spanbank.throughput`)."""
+    from spanbank.honeypots import corpus_honeypot_scores
     from spanbank.throughput import throughput
 
     ann, spans = corpus.read("annotations"), corpus.read("spans")
@@ -73,6 +74,9 @@ def agreement_report(
         views=views,
     )
     report["throughput"] = throughput(ann, spans, project)
+    report["honeypots"] = corpus_honeypot_scores(
+        corpus, project, iou=iou, bootstrap=bootstrap, seed=seed
+    )
     return report
 
 

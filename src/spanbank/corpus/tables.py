@@ -149,6 +149,8 @@ ADDED_COLUMNS: dict[str, pa.Schema] = {
     "annotations": pa.schema(
         [("ls_url", pa.string()), ("result_sha", pa.string()), ("invalid_reason", pa.string())]
     ),
+    # push --honeypots: the task is a gold check, against this gold annotation (spanbank.honeypots)
+    "tasks": pa.schema([("honeypot", pa.bool_()), ("honeypot_gold", pa.string())]),
     # review.push_review: a review project's kind and the project it reviews
     "projects": pa.schema([("kind", pa.string()), ("review_of", pa.string())]),
 }

@@ -1,0 +1,160 @@
+"""Honeypot scoring against known gold: hand-made cases with known F1 and α (α checked by `krippendorff`)."""
+
+from __future__ import annotations
+
+import math
+
+import krippendorff
+import pandas as pd
+import pytest
+
+from spanbank.honeypots import honeypot_scores
+
+TEXT = "Ana said that prices will rise today ."
+LABELS = ["SPEAKER", "QUOTE", "CUE", "EVENT"]
+GOLD = [("SPEAKER", 0, 3), ("QUOTE", 14, 30)]  # "Ana", "prices will rise"
+
+
+def _frame(rows, **cols):
+    df = pd.DataFrame(rows, columns=["label", "start", "end"])
+    return df.assign(**cols)
+
+
+def _score(human_spans: dict, done: list[tuple], texts=None, gold=None, **kw):
+    texts = texts or {"h1": TEXT}
+    gold = gold if gold is not None else {"h1": GOLD}
+    human = pd.concat(
+        [_frame(sp, annotator=w, article_id=a) for (w, a), sp in human_spans.items()]
+        or [_frame([], annotator="", article_id="")]
+    )
+    ref = pd.concat([_frame(sp, article_id=a) for a, sp in gold.items()])
+    done = pd.DataFrame(done, columns=["annotator", "article_id"])
+    return {r["annotator"]: r for r in honeypot_scores(done, human, ref, texts, LABELS, **kw)}
+
+
+def test_known_f1_and_alpha():
+    s = _score(
+        {
+            ("u1", "h1"): GOLD,
+            ("u2", "h1"): [("SPEAKER", 0, 3), ("QUOTE", 14, 36)],  # quote runs on over "today"
+        },
+        [("u1", "h1"), ("u2", "h1"), ("u3", "h1")],  # u3 submitted without a span
+        bootstrap=0,
+    )
+    assert s["u1"]["span_f1"]["value"] == 1.0 and s["u1"]["token_alpha"]["value"] == 1.0
+    assert s["u2"]["span_f1"]["value"] == 1.0  # IoU 16/22 >= 0.5
+    assert s["u2"]["span_f1_exact"]["value"] == 0.5  # 2*1 / (2+2)
+    assert s["u3"]["span_f1"]["value"] == 0.0
+    # tokens: Ana said that prices will rise today . -> u2 differs on "today" only
+    spk, quo = 1, 2
+    gold_row = [spk, 0, 0, quo, quo, quo, 0, 0]
+    u2_row = [spk, 0, 0, quo, quo, quo, quo, 0]
+    want = krippendorff.alpha(reliability_data=[u2_row, gold_row], level_of_measurement="nominal")
+    assert s["u2"]["token_alpha"]["value"] == pytest.approx(want, abs=1e-12)
+    assert s["u2"]["token_alpha"]["value"] == pytest.approx(1 - 15 * 2 / 154, abs=1e-12)
+    assert math.isnan(s["u2"]["token_alpha"]["ci_low"])  # no bootstrap asked
+
+
+def test_bootstrap_ci_over_articles():
+    texts = {f"h{i}": TEXT for i in range(6)}
+    gold = {a: GOLD for a in texts}
+    spans = {("good", a): GOLD for a in texts}
+    # "half" gets three articles right and misses the quote in three
+    spans |= {("half", a): GOLD if i < 3 else GOLD[:1] for i, a in enumerate(texts)}
+    done = [(w, a) for (w, a) in spans]
+    s = _score(spans, done, texts=texts, gold=gold, bootstrap=500, seed=1)
+    assert s["good"]["span_f1"] == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    half = s["half"]["span_f1"]
+    assert half["value"] == pytest.approx(2 * 9 / (9 + 12))  # 9 matches, 9 + 12 spans
+    assert half["ci_low"] < half["value"] < half["ci_high"]
+    assert s["half"]["articles"] == 6
+    again = _score(spans, done, texts=texts, gold=gold, bootstrap=500, seed=1)
+    assert again["half"]["span_f1"] == half  # reproducible with the seed
+
+
+NOW = pd.Timestamp("2024-05-01", tz="UTC")
+
+
+def _ann(aid, article, annotator, origin="human", project="p"):
+    return {
+        "annotation_id": aid,
+        "project": project,
+        "article_id": article,
+        "ls_task_id": 1,
+        "ls_annotation_id": 1,
+        "annotator": annotator,
+        "origin": origin,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "lead_time_s": 10.0,
+        "cancelled": False,
+        "version": 1,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": NOW,
+    }
+
+
+def _span_row(aid, article, n, label, start, end):
+    return {
+        "annotation_id": aid,
+        "span_id": f"{aid}-{n}",
+        "article_id": article,
+        "label": label,
+        "start": start,
+        "end": end,
+        "text": TEXT[start:end],
+        "attributes": None,
+        "offset_repair": None,
+    }
+
+
+def _task(article, tid, honeypot, gold=None):
+    return {
+        "project": "p",
+        "ls_url": "http://ls",
+        "ls_project_id": 1,
+        "article_id": article,
+        "ls_task_id": tid,
+        "batch_id": "b1",
+        "pushed_at": NOW,
+        "schema_version": "news-v1",
+        "honeypot": honeypot,
+        "honeypot_gold": gold,
+    }
+
+
+def test_status_and_agree_show_honeypot_scores(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from conftest import make_corpus
+    from spanbank.cli import cli
+
+    c = make_corpus(tmp_path / "corpus", {"h1": TEXT, "n1": TEXT})
+    anns = [
+        _ann("g-h1", "h1", "gold:review", origin="gold", project="old"),
+        _ann("u1-h1", "h1", "u1"),
+        _ann("u2-h1", "h1", "u2"),
+        _ann("u1-n1", "n1", "u1"),
+    ]
+    spans = [_span_row("g-h1", "h1", i, *g) for i, g in enumerate(GOLD)]
+    spans += [_span_row("u1-h1", "h1", i, *g) for i, g in enumerate(GOLD)]
+    spans += [_span_row("u2-h1", "h1", 0, "SPEAKER", 0, 3)]  # misses the quote
+    spans += [_span_row("u1-n1", "n1", 0, "SPEAKER", 0, 3)]
+    with c.writer() as w:
+        w.append("tasks", pd.DataFrame([_task("h1", 1, True, "g-h1"), _task("n1", 2, False)]))
+        w.append("spans", pd.DataFrame(spans))
+        w.append("annotations", pd.DataFrame(anns))
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
+    assert res.exit_code == 0, res.output
+    (p,) = [p for p in json.loads(res.output)["projects"] if p["project"] == "p"]
+    scores = {h["annotator"]: h for h in p["honeypots"]}
+    assert scores["u1"]["span_f1"]["value"] == 1.0 and scores["u1"]["articles"] == 1
+    assert scores["u2"]["span_f1"]["value"] == pytest.approx(2 / 3)
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
+    assert "honeypots u2: 1 checked, span F1 0.667" in res.output
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "agree", "--project", "p"])
+    assert res.exit_code == 0, res.output
+    assert "Against honeypot gold" in res.output
