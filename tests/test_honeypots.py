@@ -124,13 +124,9 @@ def _task(article, tid, honeypot, gold=None):
     }
 
 
-def test_status_and_agree_show_honeypot_scores(tmp_path):
-    import json
-
-    from click.testing import CliRunner
-
+def _honeypot_corpus(tmp_path):
+    """h1: gold from project `old`, pushed to p as a honeypot and annotated by u1 and u2; n1 not."""
     from conftest import make_corpus
-    from spanbank.cli import cli
 
     c = make_corpus(tmp_path / "corpus", {"h1": TEXT, "n1": TEXT})
     anns = [
@@ -147,6 +143,17 @@ def test_status_and_agree_show_honeypot_scores(tmp_path):
         w.append("tasks", pd.DataFrame([_task("h1", 1, True, "g-h1"), _task("n1", 2, False)]))
         w.append("spans", pd.DataFrame(spans))
         w.append("annotations", pd.DataFrame(anns))
+    return c
+
+
+def test_status_and_agree_show_honeypot_scores(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    c = _honeypot_corpus(tmp_path)
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
     assert res.exit_code == 0, res.output
     (p,) = [p for p in json.loads(res.output)["projects"] if p["project"] == "p"]
@@ -158,3 +165,25 @@ def test_status_and_agree_show_honeypot_scores(tmp_path):
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "agree", "--project", "p"])
     assert res.exit_code == 0, res.output
     assert "Against honeypot gold" in res.output
+
+
+def test_honeypot_work_never_becomes_gold_again(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+    from spanbank.gold import select_annotations
+
+    c = _honeypot_corpus(tmp_path)
+    # without the exclusion, u1 and u2 on h1 made project p's gold for h1 a second time
+    assert "h1" not in set(select_annotations(c, project="p")["article_id"])
+    chosen = select_annotations(c).set_index("article_id")
+    assert chosen.loc["h1", "annotation_id"] == "g-h1"  # its one gold, from before
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(
+        cli, ["--corpus", str(c.path), "export", "--format", "jsonl", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["honeypots"] == ["h1"]

@@ -128,14 +128,29 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> list[dict]:
-    """`honeypot_scores` over the corpus's honeypot tasks (of `project`); [] when it has none."""
+def honeypot_tasks(corpus, project: str | None = None) -> pd.DataFrame:
+    """Task rows pushed as honeypots (of `project`); empty when the corpus has none."""
     tasks = corpus.read("tasks")
     if HONEYPOT not in tasks or HONEYPOT_GOLD not in tasks:
-        return []
+        return tasks.iloc[:0]
     hp = tasks[tasks[HONEYPOT].fillna(False).astype(bool)]
-    if project is not None:
-        hp = hp[hp["project"] == project]
+    return hp if project is None else hp[hp["project"] == project]
+
+
+def without_honeypot_work(corpus, ann: pd.DataFrame) -> pd.DataFrame:
+    """`ann` minus annotations made on honeypot tasks: they check annotators against gold the
+    article already has, so they never become its gold a second time."""
+    hp = honeypot_tasks(corpus)
+    if hp.empty or ann.empty:
+        return ann
+    keys = pd.MultiIndex.from_frame(hp[["project", "article_id"]].astype(object))
+    mine = pd.MultiIndex.from_frame(ann[["project", "article_id"]].astype(object))
+    return ann[~mine.isin(keys)]
+
+
+def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> list[dict]:
+    """`honeypot_scores` over the corpus's honeypot tasks (of `project`); [] when it has none."""
+    hp = honeypot_tasks(corpus, project)
     if hp.empty:
         return []
     ann = corpus.read("annotations")

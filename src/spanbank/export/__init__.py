@@ -45,6 +45,7 @@ from spanbank.export.manifest import (
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.honeypots import honeypot_tasks
 from spanbank.progress import Event, Progress
 from spanbank.throughput import gold_cost
 
@@ -201,6 +202,7 @@ def _export_dataset(
         )
         manifest["gold_selection"] = chosen_by
         manifest["human_time"] = gold_cost(corpus.read("annotations"), split_of, project)
+        manifest["honeypots"] = sorted(set(honeypot_tasks(corpus)["article_id"]) & set(split_of))
         (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
         manifest["files"] = checksums(tmp)
         (tmp / MANIFEST).write_bytes(dumps(manifest))
