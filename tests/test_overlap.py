@@ -123,3 +123,59 @@ def _outcome(drawn, two, overlap) -> dict:
         "planned1": dict(Counter(per_task[t] for t in overlap if t not in two)),
         "same_user_twice": sum(len(d) - len(set(d)) for d in drawn),
     }
+
+
+def test_status_counts_multiply_annotated_done(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    now = pd.Timestamp("2024-01-01", tz="UTC")
+    texts = {a: f"Text {a}." for a in ("a1", "a2", "a3", "a4")}
+    c = make_corpus(tmp_path / "corpus", texts)
+    plan = {"a1": 2, "a2": 2, "a3": 1, "a4": 1}
+    tasks = [
+        {
+            "project": "p",
+            "ls_url": "http://ls",
+            "ls_project_id": 1,
+            "article_id": a,
+            "ls_task_id": i,
+            "batch_id": "b",
+            "pushed_at": now,
+            "schema_version": "v",
+            "overlap": n,
+        }
+        for i, (a, n) in enumerate(plan.items())
+    ]
+    done = [("a1", "u1"), ("a1", "u2"), ("a2", "u1"), ("a3", "u2")]
+    anns = [
+        {
+            "annotation_id": f"{a}-{u}",
+            "project": "p",
+            "article_id": a,
+            "ls_task_id": 1,
+            "ls_annotation_id": 1,
+            "annotator": u,
+            "origin": "human",
+            "created_at": now,
+            "updated_at": now,
+            "lead_time_s": 5.0,
+            "cancelled": False,
+            "version": 1,
+            "superseded": False,
+            "deleted_at": None,
+            "pulled_at": now,
+        }
+        for a, u in done
+    ]
+    with c.writer() as w:
+        w.append("tasks", pd.DataFrame(tasks))
+        w.append("annotations", pd.DataFrame(anns))
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
+    (p,) = json.loads(res.output)["projects"]
+    assert (p["multi_planned"], p["multi_done"]) == (2, 1)
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
+    assert "multiply annotated: 1 of 2 planned article(s) done" in res.output

@@ -59,6 +59,10 @@ def _project_lines(p: dict) -> list[str]:
     for a in p["progress"]:
         skipped = f", skipped {a['skipped']}" if a["skipped"] else ""
         lines.append(f"  {a['annotator']}: done {a['done']} / assigned {a['assigned']}{skipped}")
+    if p.get("multi_planned"):
+        lines.append(
+            f"  multiply annotated: {p['multi_done']} of {p['multi_planned']} planned article(s) done"
+        )
     t = p.get("throughput") or {}
     if t.get("articles_per_hour") is not None:
         lines.append(

@@ -10,11 +10,15 @@ hands an overlap-2 task to a second annotator and an overlap-1 task to one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from spanbank.errors import SpanbankError
-from spanbank.labelstudio.client import LabelStudioClient
+
+if TYPE_CHECKING:  # the client pulls in the Label Studio SDK; status only needs the column name
+    from spanbank.labelstudio.client import LabelStudioClient
 
 OVERLAP_COLUMN = "overlap"  # tasks column: annotators planned for the task
 
