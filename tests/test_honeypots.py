@@ -187,3 +187,18 @@ def test_honeypot_work_never_becomes_gold_again(tmp_path):
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["honeypots"] == ["h1"]
+
+
+def test_pick_and_mix_honeypots(tmp_path):
+    from spanbank.honeypots import HONEYPOT, HONEYPOT_GOLD, mix_in, parse_share, pick_honeypots
+
+    assert parse_share("5%") == 0.05 and parse_share("0.05") == 0.05 and parse_share("5") == 0.05
+    c = _honeypot_corpus(tmp_path)
+    batch = pd.DataFrame({"article_id": [f"b{i}" for i in range(20)]})
+    hp = pick_honeypots(c, batch, 0.05, seed=0, pushed=set())
+    assert hp["article_id"].tolist() == ["h1"] and hp[HONEYPOT_GOLD].tolist() == ["g-h1"]
+    mixed = mix_in(batch, hp, seed=0)
+    assert len(mixed) == 21 and mixed[HONEYPOT].sum() == 1
+    assert mixed.loc[~mixed[HONEYPOT], "article_id"].tolist() == batch["article_id"].tolist()
+    with pytest.raises(Exception, match="stored gold"):
+        pick_honeypots(c, batch, 0.05, seed=0, pushed={"h1"})

@@ -15,6 +15,7 @@ import pandas as pd
 from spanbank.agreement.coefficients import _alpha_nominal_stats, align_spans
 from spanbank.agreement.report import token_categories
 from spanbank.corpus.annotations import latest_per_annotator
+from spanbank.errors import SpanbankError
 from spanbank.tokens import tokenize
 
 HONEYPOT = "honeypot"  # tasks column: the task is a gold check
@@ -126,6 +127,67 @@ def _scores(stats: list[dict], bootstrap: int, rng) -> dict:
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def parse_share(value: str | float | None, what: str = "--honeypots") -> float:
+    """`5%`, `0.05` or `5` (percent when > 1) as a fraction in [0, 1]."""
+    if value is None or value == "":
+        return 0.0
+    text = str(value).strip()
+    try:
+        x = float(text.rstrip("%"))
+    except ValueError:
+        raise SpanbankError(f"{what} must be a share like 5% or 0.05, got {value!r}") from None
+    share = x / 100 if text.endswith("%") or x > 1 else x
+    if not 0 <= share <= 1:
+        raise SpanbankError(f"{what} must be between 0% and 100%, got {value!r}")
+    return share
+
+
+def pick_honeypots(
+    corpus, batch: pd.DataFrame, share: float, seed: int, pushed: set
+) -> pd.DataFrame:
+    """Articles with stored gold to mix into `batch` (not in it, not in `pushed`): round(share ×
+    batch size), at least one when share > 0; columns of `batch` plus HONEYPOT_GOLD."""
+    from spanbank.corpus.articles import article_meta
+    from spanbank.gold import select_annotations
+
+    want = int(np.floor(share * len(batch) + 0.5)) or (1 if share > 0 and len(batch) else 0)
+    if not want:
+        return batch.iloc[:0].assign(**{HONEYPOT_GOLD: pd.Series(dtype=object)})
+    gold = select_annotations(corpus)
+    gold = gold[gold["selection"].isin(["review", "gold"])]
+    gold = gold[~gold["article_id"].isin(set(batch["article_id"]) | set(pushed))]
+    if gold.empty:
+        raise SpanbankError(
+            "--honeypots needs articles with stored gold that this project has not had yet; "
+            "run `spanbank adjudicate` (or review) first"
+        )
+    rng = np.random.default_rng(seed)
+    gold = gold.sort_values("article_id").iloc[rng.permutation(len(gold))[:want]]
+    meta = article_meta(corpus)
+    rows = meta[meta["article_id"].isin(set(gold["article_id"]))]
+    ref = gold.set_index("article_id")["annotation_id"]
+    return rows[[c for c in batch.columns if c in rows]].assign(
+        **{HONEYPOT_GOLD: rows["article_id"].map(ref).to_numpy()}
+    )
+
+
+def mix_in(batch: pd.DataFrame, honeypots: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """`batch` with `honeypots` at seeded random places (the queue serves tasks in id order, so
+    appended honeypots would stand out); HONEYPOT marks them."""
+    both = pd.concat(
+        [batch.assign(**{HONEYPOT: False}), honeypots.assign(**{HONEYPOT: True})],
+        ignore_index=True,
+    )
+    rng = np.random.default_rng(seed + 1)
+    slots = np.sort(rng.choice(len(both), size=len(honeypots), replace=False))
+    order = np.empty(len(both), dtype=np.int64)
+    mask = np.zeros(len(both), dtype=bool)
+    mask[slots] = True
+    order[mask] = np.arange(len(batch), len(both))
+    order[~mask] = np.arange(len(batch))
+    return both.iloc[order].reset_index(drop=True)
 
 
 def honeypot_tasks(corpus, project: str | None = None) -> pd.DataFrame:
