@@ -162,3 +162,22 @@ def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_n
     assert "webhook removed" in err and "Traceback" not in err
     assert "[event] pulled new 1" in out
     assert ls_watch.own_hooks(ls_client, pid) == []
+
+
+def test_watch_survives_a_server_restart(pushed, ls_server, ls_client, project_name):
+    from spanbank.labelstudio import server
+
+    corpus, pid, tasks = pushed
+    w = Running(corpus, project_name, ls_client, poll=3600)  # only the webhook can wake it
+    try:
+        _wait_for(lambda: [r for r in w.records if "hook_id" in r], "hook registration")
+        assert server.stop(ls_server.data_dir)
+        again = server.start(data_dir=ls_server.data_dir)
+        assert not again.reused and again.url == ls_server.url  # the local server keeps its port
+        posted = ls_client.create_annotation(
+            int(tasks["w1"]), [region("r1", TEXTS["w1"], "Prices", "QUOTE")]
+        )
+        _wait_for(lambda: _annotation(corpus, posted["id"]) is not None, "annotation after restart")
+    finally:
+        w.finish()
+    assert ls_watch.own_hooks(ls_client, pid) == []
