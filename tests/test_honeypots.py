@@ -109,7 +109,7 @@ def _span_row(aid, article, n, label, start, end):
     }
 
 
-def _task(article, tid, honeypot, gold=None):
+def _task(article, tid):
     return {
         "project": "p",
         "ls_url": "http://ls",
@@ -119,8 +119,20 @@ def _task(article, tid, honeypot, gold=None):
         "batch_id": "b1",
         "pushed_at": NOW,
         "schema_version": "news-v1",
+    }
+
+
+def _plan(article, tid, honeypot, gold=None):
+    return {
+        "project": "p",
+        "ls_url": "http://ls",
+        "article_id": article,
+        "ls_task_id": tid,
+        "batch_id": "b1",
+        "overlap": 1,
         "honeypot": honeypot,
         "honeypot_gold": gold,
+        "planned_at": NOW,
     }
 
 
@@ -140,7 +152,8 @@ def _honeypot_corpus(tmp_path):
     spans += [_span_row("u2-h1", "h1", 0, "SPEAKER", 0, 3)]  # misses the quote
     spans += [_span_row("u1-n1", "n1", 0, "SPEAKER", 0, 3)]
     with c.writer() as w:
-        w.append("tasks", pd.DataFrame([_task("h1", 1, True, "g-h1"), _task("n1", 2, False)]))
+        w.append("tasks", pd.DataFrame([_task("h1", 1), _task("n1", 2)]))
+        w.append("task_plans", pd.DataFrame([_plan("h1", 1, True, "g-h1"), _plan("n1", 2, False)]))
         w.append("spans", pd.DataFrame(spans))
         w.append("annotations", pd.DataFrame(anns))
     return c
@@ -189,16 +202,13 @@ def test_honeypot_work_never_becomes_gold_again(tmp_path):
     assert manifest["honeypots"] == ["h1"]
 
 
-def test_pick_and_mix_honeypots(tmp_path):
-    from spanbank.honeypots import HONEYPOT, HONEYPOT_GOLD, mix_in, parse_share, pick_honeypots
+def test_pick_honeypots(tmp_path):
+    from spanbank.honeypots import HONEYPOT_GOLD, parse_share, pick_honeypots
 
     assert parse_share("5%") == 0.05 and parse_share("0.05") == 0.05 and parse_share("5") == 0.05
     c = _honeypot_corpus(tmp_path)
     batch = pd.DataFrame({"article_id": [f"b{i}" for i in range(20)]})
     hp = pick_honeypots(c, batch, 0.05, seed=0, pushed=set())
     assert hp["article_id"].tolist() == ["h1"] and hp[HONEYPOT_GOLD].tolist() == ["g-h1"]
-    mixed = mix_in(batch, hp, seed=0)
-    assert len(mixed) == 21 and mixed[HONEYPOT].sum() == 1
-    assert mixed.loc[~mixed[HONEYPOT], "article_id"].tolist() == batch["article_id"].tolist()
     with pytest.raises(Exception, match="stored gold"):
         pick_honeypots(c, batch, 0.05, seed=0, pushed={"h1"})

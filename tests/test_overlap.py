@@ -146,7 +146,20 @@ def test_status_counts_multiply_annotated_done(tmp_path):
             "batch_id": "b",
             "pushed_at": now,
             "schema_version": "v",
+        }
+        for i, a in enumerate(plan)
+    ]
+    plans = [
+        {
+            "project": "p",
+            "ls_url": "http://ls",
+            "article_id": a,
+            "ls_task_id": i,
+            "batch_id": "b",
             "overlap": n,
+            "honeypot": False,
+            "honeypot_gold": None,
+            "planned_at": now,
         }
         for i, (a, n) in enumerate(plan.items())
     ]
@@ -173,6 +186,7 @@ def test_status_counts_multiply_annotated_done(tmp_path):
     ]
     with c.writer() as w:
         w.append("tasks", pd.DataFrame(tasks))
+        w.append("task_plans", pd.DataFrame(plans))
         w.append("annotations", pd.DataFrame(anns))
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
     (p,) = json.loads(res.output)["projects"]

@@ -1,7 +1,7 @@
 """Gold checks: score each annotator against the known gold of honeypot articles mixed into a batch.
 
-A honeypot is a task row with `honeypot` true and `honeypot_gold` naming the gold annotation it
-is checked against (fixed when it was pushed, so later adjudication cannot move the answer).
+A honeypot is a `task_plans` row with `honeypot` true and `honeypot_gold` naming the gold annotation
+it is checked against (fixed when it was pushed, so later adjudication cannot move the answer).
 Scores per annotator: span F1 (same label, IoU >= iou; and exact) and Krippendorff's nominal α
 over token categories (none / label of the innermost covering span) between annotator and
 gold, each with a percentile bootstrap CI over articles.
@@ -18,8 +18,10 @@ from spanbank.corpus.annotations import latest_per_annotator
 from spanbank.errors import SpanbankError
 from spanbank.tokens import tokenize
 
-HONEYPOT = "honeypot"  # tasks column: the task is a gold check
-HONEYPOT_GOLD = "honeypot_gold"  # tasks column: annotation_id of the gold it is checked against
+HONEYPOT = "honeypot"  # task_plans column: the task is a gold check
+HONEYPOT_GOLD = (
+    "honeypot_gold"  # task_plans column: annotation_id of the gold it is checked against
+)
 SPAN_COLUMNS = ["article_id", "label", "start", "end"]
 
 
@@ -173,30 +175,14 @@ def pick_honeypots(
     )
 
 
-def mix_in(batch: pd.DataFrame, honeypots: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """`batch` with `honeypots` at seeded random places (the queue serves tasks in id order, so
-    appended honeypots would stand out); HONEYPOT marks them."""
-    both = pd.concat(
-        [batch.assign(**{HONEYPOT: False}), honeypots.assign(**{HONEYPOT: True})],
-        ignore_index=True,
-    )
-    rng = np.random.default_rng(seed + 1)
-    slots = np.sort(rng.choice(len(both), size=len(honeypots), replace=False))
-    order = np.empty(len(both), dtype=np.int64)
-    mask = np.zeros(len(both), dtype=bool)
-    mask[slots] = True
-    order[mask] = np.arange(len(batch), len(both))
-    order[~mask] = np.arange(len(batch))
-    return both.iloc[order].reset_index(drop=True)
-
-
 def honeypot_tasks(corpus, project: str | None = None) -> pd.DataFrame:
     """Task rows pushed as honeypots (of `project`); empty when the corpus has none."""
-    tasks = corpus.read("tasks")
-    if HONEYPOT not in tasks or HONEYPOT_GOLD not in tasks:
-        return tasks.iloc[:0]
-    hp = tasks[tasks[HONEYPOT].fillna(False).astype(bool)]
-    return hp if project is None else hp[hp["project"] == project]
+    from spanbank.labelstudio.overlap import task_plans
+
+    plans = task_plans(corpus, project)
+    if HONEYPOT not in plans:
+        return pd.DataFrame(columns=["project", "article_id", HONEYPOT, HONEYPOT_GOLD])
+    return plans[plans[HONEYPOT].fillna(False).astype(bool)]
 
 
 def without_honeypot_work(corpus, ann: pd.DataFrame) -> pd.DataFrame:

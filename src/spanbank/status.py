@@ -13,7 +13,7 @@ from spanbank.corpus.annotations import (
 )
 from spanbank.corpus.store import Corpus
 from spanbank.honeypots import corpus_honeypot_scores
-from spanbank.labelstudio.overlap import OVERLAP_COLUMN
+from spanbank.labelstudio.overlap import OVERLAP_COLUMN, task_plans
 from spanbank.throughput import throughput
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
@@ -39,6 +39,7 @@ def corpus_status(corpus: Corpus) -> dict:
         set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique())
     )
     labelled = corpus.read_arrow("spans", columns=["annotation_id", "label"]).to_pandas()
+    plans = task_plans(corpus)
     return {
         "corpus": str(corpus.path.resolve()),
         "schema": corpus.schema.ident,
@@ -54,7 +55,7 @@ def corpus_status(corpus: Corpus) -> dict:
             | {
                 "throughput": throughput(ann, labelled, p)["overall"],
                 "honeypots": corpus_honeypot_scores(corpus, p, bootstrap=STATUS_BOOTSTRAP),
-                **_multi_annotated(p, tasks, live, records),
+                **_multi_annotated(p, tasks, live, records, plans),
             }
             for p in projects
         ],
@@ -128,20 +129,18 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
     return row
 
 
-def _multi_annotated(project, tasks, live, records) -> dict:
+def _multi_annotated(project, tasks, live, records, plans) -> dict:
     """Articles planned for several annotators (per-task `overlap` from push --overlap-share, else
     the project's overlap) and how many of them have all their annotators."""
     t = tasks[tasks["project"] == project].drop_duplicates("article_id", keep="last")
     project_overlap = _overlap(_record(records, project)) or DEFAULT_OVERLAP
-    planned = (
-        pd.to_numeric(t[OVERLAP_COLUMN], errors="coerce")
-        if OVERLAP_COLUMN in t
-        else pd.Series(float("nan"), index=t.index)
-    ).fillna(project_overlap)
-    planned = pd.Series(planned.to_numpy(), index=t["article_id"].to_numpy())
+    planned = pd.Series(float(project_overlap), index=t["article_id"].to_numpy())
+    if OVERLAP_COLUMN in plans:
+        mine = plans[plans["project"] == project].set_index("article_id")[OVERLAP_COLUMN]
+        planned.update(pd.to_numeric(mine, errors="coerce").dropna())
     multi = planned[planned >= 2]
-    mine = live[(live["project"] == project) & (live["origin"] == "human")]
-    have = mine.groupby("article_id")["annotator"].nunique().reindex(multi.index, fill_value=0)
+    done = live[(live["project"] == project) & (live["origin"] == "human")]
+    have = done.groupby("article_id")["annotator"].nunique().reindex(multi.index, fill_value=0)
     return {"multi_planned": len(multi), "multi_done": int((have >= multi).sum())}
 
 

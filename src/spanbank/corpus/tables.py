@@ -111,6 +111,20 @@ EXTRA_TABLES: dict[str, pa.Schema] = {
             ("last_pull_at", TS),
         ]
     ),
+    # push --overlap-share / --honeypots: per task, annotators planned and whether it is a gold check
+    "task_plans": pa.schema(
+        [
+            ("project", pa.string()),
+            ("ls_url", pa.string()),
+            ("article_id", pa.string()),
+            ("ls_task_id", pa.int64()),
+            ("batch_id", pa.string()),
+            ("overlap", pa.int64()),
+            ("honeypot", pa.bool_()),
+            ("honeypot_gold", pa.string()),
+            ("planned_at", TS),
+        ]
+    ),
     "conflicts": pa.schema(
         [
             ("article_id", pa.string()),
@@ -149,8 +163,6 @@ ADDED_COLUMNS: dict[str, pa.Schema] = {
     "annotations": pa.schema(
         [("ls_url", pa.string()), ("result_sha", pa.string()), ("invalid_reason", pa.string())]
     ),
-    # push --honeypots: the task is a gold check, against this gold annotation (spanbank.honeypots)
-    "tasks": pa.schema([("honeypot", pa.bool_()), ("honeypot_gold", pa.string())]),
     # review.push_review: a review project's kind and the project it reviews
     "projects": pa.schema([("kind", pa.string()), ("review_of", pa.string())]),
 }
