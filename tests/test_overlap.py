@@ -193,3 +193,51 @@ def test_status_counts_multiply_annotated_done(tmp_path):
     assert (p["multi_planned"], p["multi_done"]) == (2, 1)
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
     assert "multiply annotated: 1 of 2 planned article(s) done" in res.output
+
+
+@pytest.mark.labelstudio
+def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_name):
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(100)}
+    texts |= {f"g{i}": f"Gold {i}. “Rates fall,” he said." for i in range(10)}
+    corpus = make_corpus(tmp_path / "corpus", texts)
+    now = pd.Timestamp("2024-01-01", tz="UTC")
+    gold = [
+        {"annotation_id": f"gold-{a}", "project": None, "article_id": a, "ls_task_id": None,
+         "ls_annotation_id": None, "annotator": "gold:review", "origin": "gold",
+         "created_at": now, "updated_at": now, "lead_time_s": None, "cancelled": False,
+         "version": 1, "superseded": False, "deleted_at": None, "pulled_at": now}
+        for a in texts if a.startswith("g")
+    ]  # fmt: skip
+    with corpus.writer() as w:
+        w.append("annotations", pd.DataFrame(gold))
+    env = {"LABEL_STUDIO_URL": ls_conn[0], "LABEL_STUDIO_API_KEY": ls_conn[1]}
+    args = ["--corpus", str(corpus.path), "push", "--project", project_name, "--create"]
+    args += ["--overlap", "2", "--overlap-share", "0.2", "--honeypots", "5%", "--seed", "3"]
+    args += ["--where", "article_id.str.startswith('x')", "--json"]
+    res = CliRunner().invoke(cli, args, env=os.environ | env)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["pushed"] == 105 and summary["honeypots"] == 5
+    plans = corpus.read("task_plans")
+    batch = plans[~plans["honeypot"]]
+    assert (batch["overlap"] == 2).sum() == 20 and (batch["overlap"] == 1).sum() == 80
+    hp = plans[plans["honeypot"]]
+    assert set(hp["article_id"]) <= {a for a in texts if a.startswith("g")}
+    assert (hp["honeypot_gold"] == "gold-" + hp["article_id"]).all()
+    pid = summary["ls_project_id"]
+    server = {
+        t["id"]: t
+        for p in ls_client.task_pages(pid, include=["id", "overlap", "data", "meta"])
+        for t in p
+    }
+    for row in plans.itertuples():
+        task = server[int(row.ls_task_id)]
+        assert task["overlap"] == (2 if row.honeypot else row.overlap)
+        assert "honeypot" not in json.dumps(task).lower()  # nothing tells annotators
