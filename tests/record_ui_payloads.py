@@ -56,7 +56,14 @@ CASES = {
         "Fans 😀🎉 cheered.\r\nShe said:\t“We won,” loudly. Café and Cafe\u0301 “déjà vu” said José.",
         [("QUOTE", "“We won,”"), ("SPEAKER", "José"), ("EVENT", "cheered"), ("CUE", "said")],
     ),
+    # a quote broken by its cue: two QUOTE regions, then linked with "Create Relation"
+    "fragments": (
+        "Fans 😀 waited. “We win,” the coach said, “and they lose.” Then she left.",
+        [("QUOTE", "“We win,”"), ("QUOTE", "“and they lose.”"), ("SPEAKER", "the coach")],
+    ),
 }
+# links drawn after the regions, (from text, to text): the UI's "Create Relation" leaves them unnamed
+LINKS = {"fragments": [("“We win,”", "“and they lose.”")]}
 
 SELECT = """([sub]) => {
   const root = document.querySelector('.lsf-richtext') || document.body;
@@ -74,6 +81,18 @@ SELECT = """([sub]) => {
   }
   return false;
 }"""
+
+
+def _link(page, a: str, b: str) -> None:
+    """Select region `a` in the outliner, press "Create Relation", then pick region `b`."""
+    page.keyboard.press("Escape")
+    panel = page.locator("[class*=outliner]")
+    panel.get_by_text(a).first.click()
+    page.wait_for_timeout(500)
+    page.locator('button[aria-label="Create Relation"]').first.click()
+    page.wait_for_timeout(500)
+    panel.get_by_text(b).first.click()
+    page.wait_for_timeout(500)
 
 
 def main() -> None:
@@ -110,6 +129,8 @@ def main() -> None:
 
                     assert page.evaluate(SELECT, [unicodedata.normalize("NFC", sub)]), (name, sub)
                 page.wait_for_timeout(300)
+            for a, b in LINKS.get(name, ()):
+                _link(page, a, b)
             page.get_by_role("button", name="Submit").click()
             page.wait_for_timeout(2000)
             task = [t for pg in client.task_pages(proj["id"], ids=[tid]) for t in pg][0]
@@ -125,6 +146,7 @@ def main() -> None:
                     (r["value"]["start"], r["value"]["end"], r["value"]["text"])
                     for a in task["annotations"]
                     for r in a["result"]
+                    if "value" in r  # relations have none
                 ],
             )
         browser.close()

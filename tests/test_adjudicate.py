@@ -661,3 +661,80 @@ def test_cli_min_votes_only_with_majority_or_prefer(corpus):
     gold = corpus.read("spans")
     per_article = gold[gold["annotation_id"].str.startswith("gold-")].groupby("article_id").size()
     assert per_article.to_dict() == {"a1": 3}  # a2 and a4 have only two annotators
+
+
+# --------------------------------------------------------------------------- discontinuous spans
+def F(annotator, span_id, parts, label="QUOTE", attributes=None):
+    """A discontinuous span: outer bounds plus its fragments."""
+    frags = [{"start": s, "end": e} for s, e in parts]
+    return {
+        **S(annotator, span_id, label, parts[0][0], parts[-1][1], attributes),
+        "fragments": frags,
+    }
+
+
+def test_identical_fragment_sets_agree_without_conflicts():
+    """Annotators who drew the same two-fragment quote and linked it agree exactly, even when
+    their spans carry the old per-annotator `_fragment_of` bookkeeping key."""
+    parts = [(10, 20), (30, 40)]
+    spans, rels = [], []
+    for who in WHO:
+        spans += [
+            F(who, f"{who}-q", parts, attributes={"_fragment_of": f"{who}-T9", "type": "direct"}),
+            S(who, f"{who}-s", "SPEAKER", 21, 25),
+        ]
+        rels.append(R(who, f"{who}-q", f"{who}-s"))
+    gold, links, conflicts = run(spans, rels)
+    assert conflicts.empty
+    q = gold[gold["label"] == "QUOTE"].iloc[0]
+    assert q["fragments"] == [{"start": 10, "end": 20}, {"start": 30, "end": 40}]
+    assert q["attributes"] == {"type": "direct"} and q["votes"] == 3
+    assert gold[gold["label"] == "SPEAKER"]["fragments"].isna().all()
+    assert links["votes"].tolist() == [3]
+
+
+def test_fragment_set_is_one_boundary_vote():
+    parts = [(10, 20), (30, 40)]
+    spans = [F("ann", "q", parts), F("bob", "q", parts), S("cat", "q", "QUOTE", 10, 40)]
+    gold, _, conflicts = run(spans)
+    (q,) = gold.itertuples()
+    assert (q.start, q.end, q.fragments) == (
+        10,
+        40,
+        [{"start": 10, "end": 20}, {"start": 30, "end": 40}],
+    )
+    ((_, detail),) = conflicts_of(conflicts, "boundary")
+    assert detail["votes"] == {
+        "ann": [[10, 20], [30, 40]],
+        "bob": [[10, 20], [30, 40]],
+        "cat": [10, 40],
+    }
+    assert detail["chosen"] == [[10, 20], [30, 40]]
+    # two contiguous votes beat one discontinuous: the gold span is contiguous
+    spans = [F("ann", "q", parts), S("bob", "q", "QUOTE", 10, 40), S("cat", "q", "QUOTE", 10, 40)]
+    gold, _, _ = run(spans)
+    assert gold["fragments"].isna().all() and spans_of(gold) == [("QUOTE", 10, 40)]
+
+
+def test_stored_gold_carries_fragments_and_joined_text(tmp_path):
+    c = build_corpus(tmp_path / "corpus")
+    a, b = Q[0], Q[0] + 4  # '"We ' ... the rest of the quote
+    parts = [(a, b), (b + 5, Q[1])]
+    frags = [{"start": s, "end": e} for s, e in parts]
+    text = " … ".join(TEXT[s:e] for s, e in parts)
+    spans = c.read("spans")
+    quote = (spans["article_id"] == "a4") & (spans["label"] == "QUOTE")
+    assert quote.sum() == 2
+    spans["fragments"] = None
+    for k in spans.index[quote]:
+        spans.at[k, "fragments"] = frags
+        spans.loc[k, ["start", "end", "text"]] = Q[0], Q[1], text
+    with c.writer() as w:
+        w.replace("spans", spans)
+    run_adjudication(c, "majority")
+    gold = c.read("spans")
+    q = gold[(gold["annotation_id"] == "gold-majority-a4") & (gold["label"] == "QUOTE")].iloc[0]
+    assert [dict(f) for f in q["fragments"]] == frags and q["text"] == text
+    conflicts = c.read("conflicts")
+    a4 = conflicts[conflicts["article_id"] == "a4"]
+    assert set(a4["kind"]) == {"tie"}  # only the quote type (direct vs indirect), no boundary

@@ -349,20 +349,69 @@ def test_attribution_agreement_quote_and_full():
     assert s["ci_low"] <= s["value"] <= s["ci_high"]
 
 
-def test_attribution_quote_fragments_join():
-    """A quote broken by its cue is one attribution: fragments take the outer bounds."""
+def _with_fragments(t, parts: dict) -> pd.DataFrame:
+    """The spans table with `fragments` set for {(annotation, span id): [(start, end), ...]}
+    (outer bounds updated), null for every other span."""
+    sp = t["spans"].copy()
+    sp["fragments"] = None
+    for (aid, sid), frags in parts.items():
+        k = sp.index[(sp["annotation_id"] == aid) & (sp["span_id"] == sid)][0]
+        sp.at[k, "fragments"] = [{"start": a, "end": b} for a, b in frags]
+        sp.loc[k, ["start", "end"]] = frags[0][0], frags[-1][1]
+    return sp
+
+
+def test_attribution_quote_fragments_match_as_one_unit():
+    """A quote broken by its cue is one attribution, matched over its fragments' characters."""
     t = tables()
-    frag = pd.DataFrame(
-        [("x1", "s2:2", "a1", "QUOTE", 27, 30, '{"_fragment_of": "s2"}')],
-        columns=[*SPAN_COLS, "attributes"],
+    t["spans"] = _with_fragments(t, {("x1", "s2"): [(12, 26), (27, 30)]})
+    rep = build_report(
+        t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.7
     )
-    t["spans"] = pd.concat([t["spans"].assign(attributes=None), frag], ignore_index=True)
+    # ann's quote covers 14 + 3 characters, 12 of them bob's [13,25): IoU 12/17 >= 0.7 (the
+    # outer bounds [12,30) would give 12/18 < 0.7)
+    att = rep["attributions"]["overall"]
+    assert att["attribution_f1"] == pytest.approx(2 / 3) and att["attributions"] == 3
+    assert row(rep, "QUOTE")["span_f1_overlap"] == pytest.approx(2 / 3)
     rep = build_report(
         t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0, iou=0.8
     )
-    # ann's quote is now [12,30) against bob's [13,25): IoU 12/18 < 0.8, no match
     assert rep["attributions"]["overall"]["attribution_f1"] == 0.0
-    assert rep["attributions"]["overall"]["attributions"] == 3
+
+
+def test_identical_fragment_sets_agree_exactly():
+    t = tables()
+    frags = [(13, 17), (18, 25)]
+    t["spans"] = _with_fragments(t, {("x1", "s2"): frags, ("x2", "s2"): frags})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    assert row(rep, "QUOTE")["span_f1_exact"] == pytest.approx(2 / 3)  # a2: ann's quote alone
+    # same outer bounds, other fragments: not the same span
+    t["spans"] = _with_fragments(t, {("x1", "s2"): frags, ("x2", "s2"): [(13, 15), (18, 25)]})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    assert row(rep, "QUOTE")["span_f1_exact"] == 0.0
+
+
+def test_token_and_unitizing_measures_count_fragments_only():
+    """The gap between a quote's fragments is not quote: tokens and alpha_U see the parts."""
+    t = tables()
+    t["annotations"] = t["annotations"][t["annotations"]["article_id"] == "a1"]
+    parts = [(12, 15), (21, 26)]  # '"We' ... 'win."'; the gap " will " is no quote
+    t["spans"] = _with_fragments(t, {("x1", "s2"): parts})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    ann_q = token_layer(TEXT1, parts)
+    bob_q = token_layer(TEXT1, [(13, 25)])
+    assert ann_q != token_layer(TEXT1, [(12, 26)])
+    assert row(rep, "QUOTE")["alpha"] == pytest.approx(krippendorff_alpha([ann_q, bob_q]))
+    units = [
+        ("ann", "SPEAKER", 0, 5),
+        ("ann", "QUOTE", 12, 15),
+        ("ann", "QUOTE", 21, 26),
+        ("bob", "SPEAKER", 0, 5),
+        ("bob", "QUOTE", 13, 25),
+    ]
+    assert row(rep, "QUOTE")["alpha_u"] == pytest.approx(
+        unitizing_alpha(units, (0, len(TEXT1)), label="QUOTE")
+    )
 
 
 def test_csv_neutralises_formulas_in_names():
@@ -400,3 +449,30 @@ def test_cli_show_names_html(tmp_path):
     assert "_views" not in to_json(report(views=True))
     res = CliRunner().invoke(cli, ["agree", "--html", str(tmp_path / "s.html"), "--bootstrap", "0"])
     assert "ann@example.org" not in (tmp_path / "s.html").read_text()
+
+
+def test_scores_against_gold_match_fragment_sets_exactly():
+    t = tables()
+    gold = pd.DataFrame([("g1", "p", "a1", "lead", "gold", False, False, None)], columns=ANN_COLS)
+    t["annotations"] = pd.concat([t["annotations"], gold], ignore_index=True)
+    frags = [(13, 17), (18, 25)]
+    t["spans"] = pd.concat(
+        [
+            t["spans"],
+            pd.DataFrame(
+                [("g1", "s", "a1", "SPEAKER", 0, 5), ("g1", "q", "a1", "QUOTE", 13, 25)],
+                columns=SPAN_COLS,
+            ),
+        ],
+        ignore_index=True,
+    )
+    t["spans"] = _with_fragments(t, {("x2", "s2"): frags, ("g1", "q"): frags})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    scores = {r["annotator"]: r for r in rep["gold"]}
+    assert scores["bob"]["precision_exact"] == 1.0  # the same two fragments
+    assert scores["ann"]["precision_exact"] == 0.5  # the speaker; [12, 26) is not that quote
+    # same outer bounds, other fragments: overlapping, not exact
+    t["spans"] = _with_fragments(t, {("x2", "s2"): [(13, 15), (18, 25)], ("g1", "q"): frags})
+    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    bob = next(r for r in rep["gold"] if r["annotator"] == "bob")
+    assert (bob["precision_exact"], bob["precision"]) == (0.5, 1.0)

@@ -3,9 +3,10 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from spanbank.corpus.brat import FRAGMENT_KEY, parse_ann
+from spanbank.corpus.brat import parse_ann
 from spanbank.corpus.ingest import ingest_paths
 from spanbank.corpus.store import Corpus
 from spanbank.errors import IngestError
@@ -71,18 +72,85 @@ def test_t_lines_events_and_attributes():
     ]
 
 
-def test_discontinuous_fragments():
+def test_discontinuous_span_is_one_span_with_fragments():
     (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
-    ann = f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything\nA1\tType T1 mixed\n"
+    ann = "\n".join(
+        [
+            f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything",
+            _t("T2", "Source", "the governor"),
+            "A1\tType T1 mixed",
+            "E1\tContent:T1 Source:T2",
+        ]
+    )
     r = parse_ann(ann, TEXT, SCHEMA)
     assert r.rejects == []
-    spans = _spans(r)
-    assert (spans["T1"]["start"], spans["T1"]["end"]) == (a1, b1)
-    assert (spans["T1:2"]["start"], spans["T1:2"]["end"]) == (a2, b2)
-    assert spans["T1:2"]["attributes"] == {FRAGMENT_KEY: "T1", "type": "mixed"}
-    assert spans["T1"]["attributes"] == {"type": "mixed"}
-    for s in r.spans:
-        assert TEXT[s["start"] : s["end"]] == s["text"]
+    q = _spans(r)["T1"]
+    assert len(r.spans) == 2
+    assert (q["start"], q["end"]) == (a1, b2)
+    assert q["fragments"] == [{"start": a1, "end": b1}, {"start": a2, "end": b2}]
+    assert q["text"] == "The mayor … everything"
+    assert q["attributes"] == {"type": "mixed"}
+    assert r.relations == [{"from_span_id": "T1", "to_span_id": "T2", "label": "said_by"}]
+    assert _spans(r)["T2"]["fragments"] is None
+
+
+def test_each_fragment_is_checked_against_the_text():
+    (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
+    ann = f"T1\tContent {a1} {b1};{a2 + 1} {b2 + 1}\tThe mayor everything\n"
+    r = parse_ann(ann, TEXT, SCHEMA)
+    assert r.spans == []
+    assert r.rejects[0]["reason"].startswith(
+        f"line 1: fragment 2 ({a2 + 1} {b2 + 1}) cover 'verything\u201d', not the span text 'everything'"
+    )
+
+
+def test_swapped_event_roles_are_rejected_not_flipped():
+    ann = "\n".join(
+        [
+            _t("T1", "Source", "The mayor"),
+            _t("T2", "Content", QUOTE),
+            _t("T3", "Cue", "said"),
+            _t("T4", "Attribution", "said"),
+            "E1\tAttribution:T4 Content:T1 Cue:T3 Source:T2",
+        ]
+    )
+    r = parse_ann(ann, TEXT, SCHEMA)
+    assert r.relations == []
+    assert [x["reason"] for x in r.rejects] == [
+        "E1: role Content points at T1, a SPEAKER span, not a QUOTE: roles swapped"
+    ]
+
+
+def test_span_text_cut_by_a_raw_newline_is_recovered():
+    text = "He said: first line\n\nsecond line, and more."
+    a, b = 9, text.index(",")
+    ann = f"T1\tContent {a} {b}\tfirst line\n\nsecond line\nT2\tSource 0 2\tHe\n"
+    r = parse_ann(ann, text, SCHEMA)
+    assert r.rejects == [] and r.recovered == 1
+    assert [(s["span_id"], s["text"]) for s in r.spans] == [
+        ("T1", "first line\n\nsecond line"),
+        ("T2", "He"),
+    ]
+    bad = ann.replace("second line", "other words")
+    r = parse_ann(bad, text, SCHEMA)
+    assert r.recovered == 0 and {x["span_id"] for x in r.rejects} >= {"T1"}
+
+
+def test_marker_labels_of_real_corpora_are_ignored_and_counted():
+    ann = "\n".join(
+        [
+            _t("T1", "Discuss", "The mayor said"),
+            _t("T2", "Discard", "Storm hits coast"),
+            _t("T3", "Attribution-no-source", "said"),
+            _t("T4", "Content", QUOTE),
+            _t("T5", "Cue", "said"),
+            "E1\tAttribution-no-source:T3 Content:T4 Cue:T5",
+        ]
+    )
+    r = parse_ann(ann, TEXT, SCHEMA)
+    assert r.rejects == []
+    assert dict(r.ignored_labels) == {"Discuss": 1, "Discard": 1, "Attribution-no-source": 1}
+    assert r.relations == [{"from_span_id": "T4", "to_span_id": "T5", "label": "cue"}]
 
 
 def test_relations_in_either_argument_order():
@@ -416,6 +484,10 @@ def test_changed_text_is_refused_and_its_annotations_not_stored(corpus, tmp_path
     summary = ingest_paths(corpus, [d], fmt="brat")
     assert summary.annotations == 0 and len(summary.refused) == 1
     assert "stored with another text" in summary.refused[0]
+    # the message shows where the texts differ, not a common beginning cut short
+    assert "'…Monday that " not in summary.refused[0]
+    assert "mayor said" in summary.refused[0] and "Mayor said" in summary.refused[0]
+    assert "differ at character 21" in summary.refused[0]
     assert {n: corpus.table_path(n).read_bytes() for n in before} == before
 
 
@@ -454,3 +526,103 @@ def test_empty_brat_text_is_refused(corpus, tmp_path):
     summary = ingest_paths(corpus, [d], fmt="brat")
     assert summary.added == 1 and summary.annotations == 0
     assert summary.refused == [f"{d / 'blank.txt'}: text is empty or whitespace only"]
+
+
+def test_discontinuous_span_is_stored_as_one_row(corpus, tmp_path):
+    (a1, b1), (a2, b2) = _at("The mayor"), _at("everything")
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", f"T1\tContent {a1} {b1};{a2} {b2}\tThe mayor everything\n")
+    ingest_paths(corpus, [d], fmt="brat")
+    spans = corpus.read_arrow("spans").to_pylist()
+    assert len(spans) == 1
+    assert spans[0]["fragments"] == [{"start": a1, "end": b1}, {"start": a2, "end": b2}]
+    assert (spans[0]["start"], spans[0]["end"], spans[0]["text"]) == (
+        a1,
+        b2,
+        "The mayor … everything",
+    )
+
+
+META_TSV = (
+    "compartment\tfilename\tpublisher\tpublication_date\tauthor\ttitle\n"
+    "train\tstorm\tdaily-news\t2016-05-01\tJo Smith\tA storm hits the coast\n"
+    "test\tother\tweekly\t2016-05-02\tNone\tOther\n"
+)
+
+
+def test_metadata_file_fills_fields_and_keeps_other_columns(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    meta = _write(tmp_path / "metadata.tsv", META_TSV)
+    summary = ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert summary.added == 1 and summary.metadata_updated == 0
+    art = corpus.read("articles").iloc[0]
+    assert (art["title"], art["source"], art["author"], art["compartment"]) == (
+        "A storm hits the coast",
+        "daily-news",
+        "Jo Smith",
+        "train",
+    )
+    assert str(art["published_at"]) == "2016-05-01 00:00:00+00:00"
+
+
+def test_reingest_with_new_metadata_updates_it_and_says_so(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    ingest_paths(corpus, [d], fmt="brat")
+    assert pd.isna(corpus.read("articles").iloc[0]["source"])
+    meta = _write(tmp_path / "metadata.csv", META_TSV.replace("\t", ","))
+    summary = ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert summary.refused == [] and summary.metadata_updated == 1
+    assert summary.as_dict()["metadata_updated"] == 1
+    arts = corpus.read("articles")
+    assert len(arts) == 1 and arts.iloc[0]["source"] == "daily-news"
+    assert arts.iloc[0]["text"] == TEXT
+    again = ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert again.metadata_updated == 0 and again.unchanged == 1
+
+
+def test_metadata_without_id_column_is_one_line_error(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    meta = _write(tmp_path / "m.tsv", "publisher\ttitle\nx\ty\n")
+    with pytest.raises(IngestError, match="no id column"):
+        ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+
+
+def test_cli_ingest_with_metadata_then_export_by_official_split(corpus, tmp_path):
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    meta = _write(tmp_path / "metadata.tsv", META_TSV)
+    base = ["--corpus", str(corpus.path)]
+    res = CliRunner().invoke(
+        cli, [*base, "ingest", "--format", "brat", str(d), "--metadata", str(meta)]
+    )
+    assert res.exit_code == 0, res.output
+    meta.write_text(META_TSV.replace("daily-news", "daily-herald"), encoding="utf-8")
+    res = CliRunner().invoke(
+        cli, [*base, "ingest", "--format", "brat", str(d), "--metadata", str(meta)]
+    )
+    assert res.exit_code == 0 and "metadata_updated: 1" in res.output, res.output
+    out = tmp_path / "out"
+    args = [*base, "export", "--format", "jsonl", "--out", str(out), "--split-by", "compartment"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in sorted((out / "jsonl").iterdir())] == ["train.jsonl"]
+    res = CliRunner().invoke(cli, [*args, "--split", "train=1"])
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        "Error: --split-by keeps the corpus's own split: drop --split and --group-by"
+    )
+    res = CliRunner().invoke(
+        cli, [*base, "ingest", "--format", "brat", str(d), "--metadata", "nope.tsv"]
+    )
+    assert res.output.strip() == "Error: metadata file not found: nope.tsv"

@@ -262,3 +262,135 @@ def test_pulled_version_new_unchanged_and_edited():
     old = prev.copy()  # stored before result digests: compared by its time stamp
     old["result_sha"], old["updated_at"] = None, pd.Timestamp("2026-01-02T03:04:05Z")
     assert convert.pulled_version(ann, old, None) is None
+
+
+# -- discontinuous spans: one region per fragment, chained by the schema's fragment relation
+def _chain(a, b, label="continues", direction="right"):
+    return {"from_id": a, "to_id": b, "type": "relation", "direction": direction, "labels": [label]}
+
+
+def test_recorded_fragment_regions_pull_as_one_span():
+    """Both annotations of the recorded task (the accepted prediction, and one drawn afresh in
+    UTF-16 offsets and chained right to left) give one QUOTE with two fragments."""
+    (task,) = _tasks("api_fragments.json")
+    text = task["data"]["text"]
+    a, b = text.index("“We win,”"), text.index("“and they lose.”")
+    want = [{"start": a, "end": a + 9}, {"start": b, "end": b + 16}]
+    got = {}
+    for ann in task["annotations"]:
+        out = _convert(ann["result"], text)
+        assert not out.rejects
+        (q,) = [s for s in out.spans if s["label"] == "QUOTE"]
+        assert q["fragments"] == want and (q["start"], q["end"]) == (a, b + 16)
+        assert q["text"] == "“We win,” … “and they lose.”"
+        got[q["span_id"]] = sorted((r["from_span_id"], r["label"]) for r in out.relations)
+    assert got == {"q1": [("q1", "cue"), ("q1", "said_by")], "ab": [("ab", "said_by")]}
+
+
+def test_fragments_push_and_pull_back_identically():
+    text = "“A,” he said, “B.”"
+    quote = {
+        "span_id": "q",
+        "label": "QUOTE",
+        "start": 0,
+        "end": 18,
+        "fragments": [{"start": 0, "end": 4}, {"start": 14, "end": 18}],
+        "attributes": '{"type": "direct"}',
+    }
+    spans = [quote, {"span_id": "s", "label": "SPEAKER", "start": 5, "end": 7}]
+    rels = [{"from_span_id": "q", "to_span_id": "s", "label": "said_by"}]
+    result = spans_to_result(text, spans, rels, SCHEMA)
+    assert [r["id"] for r in result if r["type"] == "labels"] == ["q", "q~2", "s"]
+    out = _convert(result, text)
+    assert not out.rejects and len(out.spans) == 2
+    q = out.spans[0]
+    assert (q["span_id"], q["fragments"], q["text"]) == ("q", quote["fragments"], "“A,” … “B.”")
+    assert json.loads(q["attributes"]) == {"type": "direct"}
+    assert [(r["from_span_id"], r["to_span_id"]) for r in out.relations] == [("q", "s")]
+
+
+def test_three_fragments_attributes_and_links_from_any_fragment():
+    text = "“A,” he said, “B,” he added, “C.”"
+    parts = [(0, 4), (14, 18), (29, 33)]
+    result = [_lab(f"r{i}", s, e, "QUOTE", text[s:e]) for i, (s, e) in enumerate(parts)]
+    result += [_lab("c", 19, 27, "CUE", text[19:27]), _chain("r2", "r1"), _chain("r0", "r1")]
+    result += [
+        {
+            "id": "r2",
+            "from_name": "QUOTE_type",
+            "type": "choices",
+            "value": {"choices": ["direct"]},
+        },
+        {"from_id": "r1", "to_id": "c", "type": "relation", "direction": "right", "labels": []},
+    ]
+    out = _convert(result, text)
+    assert not out.rejects
+    (q,) = [s for s in out.spans if s["label"] == "QUOTE"]
+    assert q["span_id"] == "r0" and [(f["start"], f["end"]) for f in q["fragments"]] == parts
+    assert json.loads(q["attributes"]) == {"type": "direct"}
+    assert out.relations == [
+        {"annotation_id": "ann-1", "from_span_id": "r0", "to_span_id": "c", "label": "cue"}
+    ]
+
+
+def test_unnamed_link_between_two_quote_regions_joins_them():
+    """An annotator who links two QUOTE regions without naming the relation means one quote
+    (no relation of the schema joins two quotes)."""
+    text = "“A,” he said, “B.”"
+    result = [_lab("q", 0, 4, "QUOTE", "“A,”"), _lab("r", 14, 18, "QUOTE", "“B.”")]
+    result.append(
+        {"from_id": "r", "to_id": "q", "type": "relation", "direction": "right"} | {"labels": []}
+    )
+    out = _convert(result, text)
+    assert not out.rejects and [s["span_id"] for s in out.spans] == ["q"]
+    assert out.spans[0]["fragments"] == [{"start": 0, "end": 4}, {"start": 14, "end": 18}]
+
+
+def test_ui_drawn_link_between_quote_fragments_pulls_as_one_span():
+    """Recorded from Label Studio's labeling UI (headless Chromium): two QUOTE regions and the
+    SPEAKER drawn, then the first quote linked to the second with "Create Relation" (no label)."""
+    (task,) = [_tasks("ui_fragments.json")]
+    text = task["data"]["text"]
+    (ann,) = task["annotations"]
+    (rel,) = [r for r in ann["result"] if r["type"] == "relation"]
+    assert "labels" not in rel  # what the UI sends for an unnamed link
+    out = _convert(ann["result"], text)
+    assert not out.rejects
+    (q,) = [s for s in out.spans if s["label"] == "QUOTE"]
+    a, b = text.index("“We win,”"), text.index("“and they lose.”")
+    assert q["span_id"] == rel["from_id"]
+    assert q["fragments"] == [{"start": a, "end": a + 9}, {"start": b, "end": b + 16}]
+    assert q["text"] == "“We win,” … “and they lose.”"
+
+
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        ([_lab("s", 5, 7, "SPEAKER", "he"), _chain("q", "s")], "joins a QUOTE and a SPEAKER"),
+        ([_chain("q", "gone")], "missing or rejected region 'gone'"),
+        (
+            [
+                _lab("q2", 14, 18, "QUOTE", "“B.”"),
+                _chain("q", "q2"),
+                {
+                    "id": "q",
+                    "from_name": "QUOTE_type",
+                    "type": "choices",
+                    "value": {"choices": ["direct"]},
+                },
+                {
+                    "id": "q2",
+                    "from_name": "QUOTE_type",
+                    "type": "choices",
+                    "value": {"choices": ["mixed"]},
+                },
+            ],
+            "disagree on type",
+        ),
+    ],
+)
+def test_bad_fragment_chains_rejected(extra, reason):
+    text = "“A,” he said, “B.”"
+    out = _convert([_lab("q", 0, 4, "QUOTE", "“A,”"), *extra], text)
+    assert len(out.rejects) == 1 and reason in out.rejects[0]["reason"]
+    assert out.spans[0]["span_id"] == "q"

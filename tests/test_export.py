@@ -369,7 +369,10 @@ def test_brat_round_trip_through_our_import(exported, tmp_path):
 
     corpus, out, _ = exported
     conf = (out / "brat" / "annotation.conf").read_text()
-    assert "said_by\tArg1:QUOTE, Arg2:SPEAKER" in conf and "type\tArg:QUOTE|EVENT" in conf
+    assert (
+        "said_by\tArg1:QUOTE, Arg2:SPEAKER" in conf
+        and "type_QUOTE\tArg:QUOTE, Value:direct|indirect|mixed" in conf
+    )
     back = Corpus.init(tmp_path / "back")
     ingest_paths(back, [out / "brat"], fmt="brat")
     arts = back.read("articles").set_index("article_id")["text"]

@@ -222,12 +222,42 @@ def test_unclosed_quote_does_not_swallow_next_paragraph():
 def test_quote_split_by_attribution():
     text = "“We are ready,” he said, “to talk to anyone who wants peace in the region.”"
     out = preannotate(text)
-    quotes = by_label(out, "QUOTE")
-    assert [q["text"] for q in quotes] == [
-        "“We are ready,”",
-        "“to talk to anyone who wants peace in the region.”",
+    (q,) = by_label(out, "QUOTE")
+    assert q["text"] == "“We are ready,” … “to talk to anyone who wants peace in the region.”"
+    assert q["fragments"] == [{"start": 0, "end": 15}, {"start": 25, "end": 75}]
+    assert (q["start"], q["end"]) == (0, 75)
+    assert linked(out, q) == "he" and linked(out, q, "cue") == "said"
+    assert len(out["relations"]) == 2  # linked once, not once per fragment
+
+
+def test_quote_resumed_twice_is_one_span_linked_once():
+    text = "“A,” he said, “B,” he added, “C and more words here.”"
+    out = preannotate(text)
+    (q,) = by_label(out, "QUOTE")
+    assert [(f["start"], f["end"]) for f in q["fragments"]] == [(0, 4), (14, 18), (29, 53)]
+    assert [(r["label"], r["to_span_id"]) for r in out["relations"]] == [
+        ("said_by", "s1"),
+        ("cue", "c1"),
     ]
-    assert [linked(out, q) for q in quotes] == ["he", "he"]
+
+
+def test_quote_resumed_after_a_full_stop_when_it_has_no_attribution_of_its_own():
+    """PolNeAR-style: “A,” X said. “B.” is one attribution when B has none of its own."""
+    text = (
+        '"This will have to be reviewed by the court," Elias said. "There will be a ninth justice."'
+    )
+    out = preannotate(text)
+    (q,) = by_label(out, "QUOTE")
+    assert len(q["fragments"]) == 2 and linked(out, q) == "Elias"
+    text = "“We will win this vote,” Elias said. “They will lose it badly,” Smith replied."
+    quotes = by_label(preannotate(text), "QUOTE")
+    assert [q["fragments"] for q in quotes] == [None, None]
+
+
+def test_sentence_end_between_quotes_keeps_two_quotes():
+    text = "“We are ready.” he said. “To talk to anyone who wants it.”"
+    quotes = by_label(preannotate(text), "QUOTE")
+    assert [q["fragments"] for q in quotes] == [None, None]
 
 
 def test_quoted_as_saying():
@@ -371,6 +401,7 @@ def test_many_and_frame():
         "text",
         "attributes",
         "score",
+        "fragments",
     ]
     assert list(rels.columns) == ["article_id", "from_span_id", "to_span_id", "label"]
     assert set(spans["article_id"]) == {"a", "c"}

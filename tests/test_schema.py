@@ -145,6 +145,7 @@ def test_label_config_xml_names_every_label_relation_and_choice():
     assert [r.get("value") for r in root.find("Relations").findall("Relation")] == [
         "said_by",
         "cue",
+        "continues",  # the fragment relation: Label Studio has no discontinuous regions
     ]
     choices = {c.get("name"): c for c in root.iter("Choices")}
     assert set(choices) == {
@@ -204,3 +205,25 @@ def test_check_and_infer_relation():
     assert "not in schema" in s.check_relation("knows", "QUOTE", "SPEAKER")
     assert s.infer_relation("QUOTE", "CUE") == "cue"
     assert s.infer_relation("CUE", "SPEAKER") is None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("said_by", "also a relation between spans"), (["x"], "must be a name")],
+)
+def test_fragment_relation_is_a_name_of_its_own(tmp_path, value, message):
+    data = yaml.safe_load(default_schema_text())
+    data["fragment_relation"] = value
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SchemaError, match=message):
+        load_schema(path)
+
+
+def test_schema_without_fragment_relation_renders_no_extra_relation(tmp_path):
+    data = yaml.safe_load(default_schema_text())
+    del data["fragment_relation"]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    s = load_schema(path)
+    assert s.fragment_relation is None and "continues" not in s.label_config()

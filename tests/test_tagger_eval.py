@@ -98,3 +98,51 @@ def test_eval_without_gold_is_a_clear_error(tmp_path):
     assert r.output.strip().splitlines() == [
         "Error: no annotated article to evaluate against; pull or import annotations first"
     ]
+
+
+def _frag_gold_corpus(tmp_path) -> tuple[Corpus, str]:
+    """A brat-imported gold where the quote is one span of two fragments, linked once."""
+    text = "Fans waited. “We win,” the coach said, “and they lose.” Then she left.\n"
+    a, b = text.index("“We"), text.index("“and")
+    sp, cue = text.index("the coach"), text.index("said")
+    ann = "\n".join(
+        [
+            f"T1\tContent {a} {a + 9};{b} {b + 16}\t{text[a : a + 9]} {text[b : b + 16]}",
+            f"T2\tSource {sp} {sp + 9}\tthe coach",
+            f"T3\tCue {cue} {cue + 4}\tsaid",
+            "E1\tContent:T1 Source:T2 Cue:T3",
+        ]
+    )
+    d = tmp_path / "brat"
+    d.mkdir()
+    (d / "f1.txt").write_text(text, "utf-8")
+    (d / "f1.ann").write_text(ann + "\n", "utf-8")
+    corpus = Corpus.init(tmp_path / "corpus")
+    ingest_paths(corpus, [d], fmt="brat")
+    return corpus, text
+
+
+def test_interrupted_quote_scores_once_with_its_links(tmp_path):
+    """The tagger's two-fragment quote matches the gold's exactly, and its said_by and cue
+    count once each (not as a wrong link on a second fragment)."""
+    corpus, _ = _frag_gold_corpus(tmp_path)
+    assert corpus.read("spans")["fragments"].notna().sum() == 1
+    res = evaluate_tagger(corpus, gold="import")
+    for key in ("QUOTE", "said_by", "cue"):
+        got = res["exact"][key]
+        assert (got["tp"], got["n_pred"], got["n_gold"]) == (1, 1, 1), key
+
+
+def test_fragment_sets_match_as_units():
+    from spanbank.preannotate import evaluate
+
+    frags = [{"start": 0, "end": 4}, {"start": 14, "end": 18}]
+    gold = [{"span_id": "g", "label": "QUOTE", "start": 0, "end": 18, "fragments": frags}]
+    outer = [{"span_id": "p", "label": "QUOTE", "start": 0, "end": 18}]
+    first = [{"span_id": "p", "label": "QUOTE", "start": 0, "end": 4}]
+    # the outer bounds alone are not the span; one fragment is half of it (IoU 0.5)
+    assert evaluate(outer, gold)["exact"]["QUOTE"]["tp"] == 0
+    assert evaluate(outer, gold)["overlap"]["QUOTE"]["tp"] == 0  # IoU 8 / 18
+    assert evaluate(first, gold)["overlap"]["QUOTE"]["tp"] == 1
+    same = [{**gold[0], "span_id": "p"}]
+    assert evaluate(same, gold)["exact"]["QUOTE"]["tp"] == 1

@@ -17,7 +17,10 @@ How it decides (the same for one article or a frame of many):
      groups only others drew survive by majority (support >= k). Their relations win the
      same way. An article they did not annotate is adjudicated by majority.
 3. **Boundaries.** The (start, end) drawn by most annotators of the group; a tie goes to
-   the earliest start, then the longest span, and is reported as a ``tie`` conflict.
+   the earliest start, then the longest span, and is reported as a ``tie`` conflict. A
+   discontinuous span (``fragments``) is one unit: it aligns over its fragments' characters
+   and its whole fragment set is one boundary vote, so annotators who drew the same
+   fragments agree exactly.
 4. **Attributes.** Per key, the value most of the group's annotators gave (an annotator
    without the key votes for "no value"); a tie goes to a real value over none, then to
    the smallest value, and is reported as a ``tie``.
@@ -48,6 +51,7 @@ import pandas as pd
 
 from spanbank.agreement.coefficients import align_span_arrays
 from spanbank.errors import AdjudicationError
+from spanbank.spans import fragment_list, fragments_cell, is_missing
 
 __all__ = [
     "CONFLICT_COLUMNS",
@@ -57,12 +61,22 @@ __all__ = [
     "STRATEGIES",
     "adjudicate",
     "adjudicate_article",
+    "fragment_key",
     "parse_strategy",
 ]
 
 IOU = 0.5
 STRATEGIES = ("majority", "union", "intersection", "prefer:ANNOTATOR")
-GOLD_SPAN_COLUMNS = ["article_id", "span_id", "label", "start", "end", "attributes", "votes"]
+GOLD_SPAN_COLUMNS = [
+    "article_id",
+    "span_id",
+    "label",
+    "start",
+    "end",
+    "fragments",
+    "attributes",
+    "votes",
+]
 GOLD_RELATION_COLUMNS = ["article_id", "from_span_id", "to_span_id", "label", "votes"]
 CONFLICT_COLUMNS = ["article_id", "group_id", "kind", "detail"]
 
@@ -152,6 +166,7 @@ def adjudicate(spans, relations, strategy: str, min_votes: int | None = None, an
 
     sp["start"] = sp["start"].astype(np.int64)
     sp["end"] = sp["end"].astype(np.int64)
+    sp["fkey"] = [fragment_key(f) for f in sp["fragments"]]
     sp = sp.sort_values(
         ["article_id", "annotator", "start", "end", "label", "span_id"], kind="stable"
     ).reset_index(drop=True)
@@ -164,6 +179,7 @@ def adjudicate(spans, relations, strategy: str, min_votes: int | None = None, an
 
     gold = groups[groups["kept"]].reset_index(drop=True)
     gold = gold.rename(columns={"gid": "span_id", "cs": "start", "ce": "end", "support": "votes"})
+    gold["fragments"] = [_fragments_of(k) for k in gold["cf"]]
     gold = gold[GOLD_SPAN_COLUMNS]
 
     everyone = {a: set(x) for a, x in roster.groupby("article_id")["annotator"]}
@@ -197,8 +213,10 @@ def _frame(rows, cols: list[str], who: str) -> pd.DataFrame:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise AdjudicationError(f"{who} rows lack column(s) {', '.join(missing)}")
-    if who == "spans" and "attributes" not in df.columns:
-        df["attributes"] = None
+    if who == "spans":
+        for col in ("attributes", "fragments"):
+            if col not in df.columns:
+                df[col] = None
     return df.reset_index(drop=True)
 
 
@@ -240,6 +258,27 @@ def _attrs(value) -> dict:
     return parsed
 
 
+def fragment_key(fragments) -> str:
+    """A span's fragment set as one comparable value: "" when contiguous, else "s-e;s-e"."""
+    if is_missing(fragments):
+        return ""
+    return ";".join(f"{s}-{e}" for s, e in fragment_list(0, 0, fragments))
+
+
+def _fragments_of(fkey: str):
+    """The `fragments` cell for a key made by :func:`_fkey` (None when contiguous)."""
+    if not fkey:
+        return None
+    return fragments_cell([tuple(int(x) for x in p.split("-")) for p in fkey.split(";")])
+
+
+def _drawn(start: int, end: int, fkey: str) -> list:
+    """How a conflict shows one drawn span: [start, end], or its fragments' [start, end]s."""
+    if not fkey:
+        return [int(start), int(end)]
+    return [[f["start"], f["end"]] for f in _fragments_of(fkey)]
+
+
 def _empty(cols: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
@@ -265,6 +304,7 @@ def _align_all(sp: pd.DataFrame):
     code = sp.groupby(["article_id", "label"], sort=False).ngroup().to_numpy()
     slot = sp["slot"].to_numpy()
     start, end = sp["start"].to_numpy(), sp["end"].to_numpy()
+    frags = sp["fragments"].to_numpy(object) if (sp["fkey"] != "").any() else None
     us, vs = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     m = int(slot.max()) + 1
     by_slot = [np.flatnonzero(slot == p) for p in range(m)]
@@ -272,7 +312,10 @@ def _align_all(sp: pd.DataFrame):
         a = by_slot[p]
         for q in range(p + 1, m):
             b = by_slot[q]
-            ia, ib = align_span_arrays(code[a], start[a], end[a], code[b], start[b], end[b], IOU)
+            fa, fb = (None, None) if frags is None else (frags[a], frags[b])
+            ia, ib = align_span_arrays(
+                code[a], start[a], end[a], code[b], start[b], end[b], IOU, fa, fb
+            )
             us.append(a[ia])
             vs.append(b[ib])
     return np.concatenate(us), np.concatenate(vs)
@@ -304,7 +347,10 @@ def _groups(sp, roster, mode, preferred, min_votes) -> pd.DataFrame:
         }
     )
     votes = (
-        sp.groupby(["comp", "start", "end"])["annotator"].nunique().rename("count").reset_index()
+        sp.groupby(["comp", "start", "end", "fkey"])["annotator"]
+        .nunique()
+        .rename("count")
+        .reset_index()
     )
     votes = votes.assign(neg_end=-votes["end"], neg_count=-votes["count"])
     votes = votes.sort_values(["comp", "neg_count", "start", "neg_end"], kind="stable")
@@ -313,6 +359,7 @@ def _groups(sp, roster, mode, preferred, min_votes) -> pd.DataFrame:
     second = votes[rank == 1].set_index("comp")
     groups["cs"] = top["start"]
     groups["ce"] = top["end"]
+    groups["cf"] = top["fkey"]
     groups["n_bounds"] = votes.groupby("comp").size()
     groups["tie"] = (second["count"].reindex(groups.index) == top["count"]).fillna(False)
     groups["has_pref"] = False
@@ -320,6 +367,7 @@ def _groups(sp, roster, mode, preferred, min_votes) -> pd.DataFrame:
         own = sp[sp["annotator"] == preferred].drop_duplicates("comp").set_index("comp")
         groups.loc[own.index, "cs"] = own["start"]
         groups.loc[own.index, "ce"] = own["end"]
+        groups.loc[own.index, "cf"] = own["fkey"]
         groups.loc[own.index, "has_pref"] = True
         groups.loc[own.index, "tie"] = False
     groups["k"] = groups["n"] // 2 + 1 if min_votes is None else int(min_votes)
@@ -356,7 +404,7 @@ def _attributes(sp, groups, preferred):
             (c, a, k, _js(v))
             for c, a, d in zip(members["comp"], members["annotator"], parsed, strict=True)
             for k, v in d.items()
-            if v is not None
+            if v is not None and not str(k).startswith("_")  # bookkeeping, not a choice
         ],
         columns=["comp", "annotator", "key", "value"],
     )
@@ -426,7 +474,7 @@ def _attributes(sp, groups, preferred):
 
 
 def _info(groups) -> dict:
-    cols = ["article_id", "label", "gid", "order", "cs", "ce", "by", "kept", "tie"]
+    cols = ["article_id", "label", "gid", "order", "cs", "ce", "cf", "by", "kept", "tie"]
     return groups[cols].to_dict("index")
 
 
@@ -447,10 +495,10 @@ def _span_conflicts(sp, groups, everyone) -> pd.DataFrame:
         rows.append(_conflict(g, "missing", detail))
     # every group's spans per annotator, in one pass (sp is sorted by annotator, start, end)
     drawn: dict = {}
-    for comp, annotator, start, end in zip(
-        sp["comp"], sp["annotator"], sp["start"], sp["end"], strict=True
+    for comp, annotator, start, end, fkey in zip(
+        sp["comp"], sp["annotator"], sp["start"], sp["end"], sp["fkey"], strict=True
     ):
-        drawn.setdefault(comp, {}).setdefault(annotator, []).append([int(start), int(end)])
+        drawn.setdefault(comp, {}).setdefault(annotator, []).append(_drawn(start, end, fkey))
     split = groups.index[groups["kept"] & (groups["n_bounds"] > 1)]
     for comp in split:
         g = info[comp]
@@ -458,7 +506,7 @@ def _span_conflicts(sp, groups, everyone) -> pd.DataFrame:
             "on": "boundary",
             "label": g["label"],
             "votes": {a: (b[0] if len(b) == 1 else b) for a, b in drawn[comp].items()},
-            "chosen": [int(g["cs"]), int(g["ce"])],
+            "chosen": _drawn(g["cs"], g["ce"], g["cf"]),
         }
         rows.append(_conflict(g, "tie" if g["tie"] else "boundary", detail))
     for comp, by_annotator in drawn.items():
@@ -469,7 +517,7 @@ def _span_conflicts(sp, groups, everyone) -> pd.DataFrame:
                     "label": g["label"],
                     "annotator": annotator,
                     "spans": bounds,
-                    "chosen": [int(g["cs"]), int(g["ce"])],
+                    "chosen": _drawn(g["cs"], g["ce"], g["cf"]),
                     "kept": bool(g["kept"]),
                 }
                 rows.append(_conflict(g, "merge", detail))

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanbank.adjudicate import adjudicate, parse_strategy
+from spanbank.adjudicate import adjudicate, fragment_key, parse_strategy
 from spanbank.corpus.annotations import (
     GOLD_ORIGIN,
     REVIEW_ANNOTATOR,
@@ -21,6 +21,7 @@ from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, to_arrow
 from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
 from spanbank.schema import attributes_json
+from spanbank.spans import fragment_list, joined_text
 
 __all__ = [
     "CONFLICTS_TABLE",
@@ -153,6 +154,12 @@ def _adjudicate_store(
     )
 
 
+def _with_fkey(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with an `fkey` column naming each span's fragment set ("" when contiguous)."""
+    frags = rows["fragments"] if "fragments" in rows else [None] * len(rows)
+    return rows.assign(fkey=[fragment_key(f) for f in frags])
+
+
 def _span_texts(corpus: Corpus, gold: pd.DataFrame, human: pd.DataFrame) -> list[str]:
     """text[start:end] of every gold span, checked against the article and the human spans."""
     if gold.empty:
@@ -166,22 +173,21 @@ def _span_texts(corpus: Corpus, gold: pd.DataFrame, human: pd.DataFrame) -> list
             "ingest them before adjudicating"
         )
     out = []
-    for a, s, e in zip(gold["article_id"], gold["start"], gold["end"], strict=True):
+    frags = gold["fragments"] if "fragments" in gold else [None] * len(gold)
+    for a, s, e, f in zip(gold["article_id"], gold["start"], gold["end"], frags, strict=True):
         text = texts[a]
         if not 0 <= s <= e <= len(text):
             raise CorpusError(
                 f"article {a}: span [{s}, {e}) lies outside its {len(text)} characters; "
                 "the annotations do not fit the article text"
             )
-        out.append(text[s:e])
+        out.append(joined_text(text, fragment_list(s, e, f)))
     # Gold offsets are copied from human spans: their stored text must be the same slice.
+    on = ["article_id", "start", "end", "fkey"]  # the same fragments too, when discontinuous
     check = (
-        gold[["article_id", "start", "end"]]
+        _with_fkey(gold)[on]
         .assign(gold_text=out)
-        .merge(
-            human[["article_id", "start", "end", "text"]].dropna(subset=["text"]),
-            on=["article_id", "start", "end"],
-        )
+        .merge(_with_fkey(human)[[*on, "text"]].dropna(subset=["text"]), on=on)
     )
     bad = check[check["gold_text"] != check["text"]]
     if len(bad):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spanbank.errors import OffsetError
+from spanbank.spans import where_differ
 
 UTF16 = "utf16"
 SEARCH = "search"
@@ -158,5 +159,5 @@ def check_span(text: str, start: int, end: int, span_text: str | None = None) ->
         raise OffsetError(f"span {start!r}..{end!r} is outside the text (length {len(text)})")
     if span_text is not None and text[start:end] != span_text:
         raise OffsetError(
-            f"span {start}..{end} covers {text[start:end][:40]!r}, not {span_text[:40]!r}"
+            f"span {start}..{end} {where_differ(text[start:end], span_text, 'not', 'covers')}"
         )

@@ -11,6 +11,8 @@ The tagger is deliberately small and fast (pure ``re``; every pattern compiled o
 * speakers are the noun phrase next to the cue ("Kremlin spokesperson Dmitry Peskov
   confirmed", "he said", "said Peskov", "according to TASS"), pronouns included.
 * indirect quotes are "X said (that) CONTENT." and "CONTENT, X said." inside one sentence.
+* a direct quote interrupted by its attribution (“A,” he said, “B.”) is one QUOTE with two
+  fragments, linked once.
 
 Offsets are Python code-point indices into the text, end exclusive.
 """
@@ -24,6 +26,7 @@ from importlib import resources
 
 from spanbank.agreement.coefficients import align_spans, prf
 from spanbank.errors import SpanbankError
+from spanbank.spans import fragments_cell, joined_text
 
 TAGGER_VERSION = "spanbank-rules-0.1"
 
@@ -299,6 +302,19 @@ class _Doc:
             self.spans[key] = {"score": score, "attributes": attributes or {}}
         return key
 
+    def extend(self, key: tuple, start: int, end: int) -> tuple:
+        """Add the fragment (start, end) after the span at `key`; returns the span's new key
+        (its outer bounds grow), with the links already made moved onto it."""
+        label, first, last = key
+        new = (label, first, end)
+        info = self.spans.pop(key)
+        info["parts"] = info.get("parts", [(first, last)]) + [(start, end)]
+        self.spans[new] = info
+        self.relations = [
+            (new if q == key else q, new if t == key else t, lab) for q, t, lab in self.relations
+        ]
+        return new
+
     def link(self, quote: tuple, speaker, cue) -> None:
         if speaker is not None:
             self.relations.append((quote, speaker, "said_by"))
@@ -327,15 +343,17 @@ class _Doc:
             sid = f"{prefix[label]}{counters[label]}"
             ids[key] = sid
             info = self.spans[key]
+            parts = info.get("parts", [(start, end)])
             spans.append(
                 {
                     "span_id": sid,
                     "label": label,
                     "start": start,
                     "end": end,
-                    "text": self.text[start:end],
+                    "text": joined_text(self.text, parts),
                     "attributes": info["attributes"],
                     "score": info["score"],
+                    "fragments": fragments_cell(parts),
                 }
             )
         seen = set()
@@ -468,8 +486,10 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
     starts = [p[0] for p in paragraphs]
     covered = []
     last_in_para: dict[int, tuple] = {}
+    pending = None  # (key, end of its attribution clause, paragraph) of a quote that may go on
     for qs, qe in _quote_marks(text):
         pi = max(bisect.bisect_right(starts, qs) - 1, 0)
+        resumable, pending = _resumes(text, pending, qs, pi), None
         plo, phi = paragraphs[pi]
         pj = max(bisect.bisect_right(starts, qe - 1) - 1, 0)
         plo_end, phi_end = paragraphs[pj]
@@ -521,14 +541,22 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
             inherited = last_in_para.get(pi)
             if words <= 3 or not (ends_punct or words >= 8):
                 continue  # a title or a scare quote, not speech
-        key = doc.add("QUOTE", qs, qe, _SCORE["direct"], {"type": "direct"})
+        # “A,” he said, “B.” (or “A,” he said. “B.” when B has no attribution of its own)
+        resumed = resumable[0] if resumable and (resumable[1] or chosen is None) else None
+        if resumed is not None:
+            key = doc.extend(resumed, qs, qe)
+        else:
+            key = doc.add("QUOTE", qs, qe, _SCORE["direct"], {"type": "direct"})
+        if trail is not None and not ends_sentence:
+            pending = (key, thi, pj)
         covered.append((qs, qe))
         for att in (intro, trail):
             if att is not None:
                 doc.attribution(*att)
         if chosen is not None:
             sk, ck = doc.attribution(*chosen)
-            doc.link(key, sk, ck)
+            if resumed is None:  # a resumed quote is linked once, by its first attribution
+                doc.link(key, sk, ck)
             last_in_para[pj] = (sk, ck)
             if trail is not None:
                 covered.append((qe, thi))
@@ -537,6 +565,17 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
             if inherited:
                 doc.link(key, *inherited)
     return covered
+
+
+def _resumes(text: str, pending, qs: int, pi: int) -> tuple | None:
+    """(key, by comma) of the quote that the quote opening at `qs` may continue, or None: the
+    previous quote did not end a sentence, and only its attribution clause and a comma
+    (sure) or a full stop (when the new quote has no attribution of its own) lie between."""
+    if pending is None or pending[2] != pi:
+        return None
+    key, after, _ = pending
+    sep = text[after:qs].strip()
+    return (key, sep == ",") if sep in (",", ".") else None
 
 
 # --------------------------------------------------------------------------- indirect quotes
@@ -683,7 +722,8 @@ def preannotate(text: str) -> dict:
 
     Returns ``{"spans": [...], "relations": [...]}``; each span has ``span_id``, ``label``
     (SPEAKER/QUOTE/CUE), ``start``, ``end`` (code points, end exclusive), ``text``,
-    ``attributes`` (QUOTE: ``{"type": "direct"|"indirect"}``) and ``score`` in (0, 1];
+    ``attributes`` (QUOTE: ``{"type": "direct"|"indirect"}``), ``score`` in (0, 1] and
+    ``fragments`` (None, or the parts of a quote interrupted by its attribution);
     each relation has ``from_span_id``, ``to_span_id`` and ``label`` (``said_by``:
     QUOTE -> SPEAKER, ``cue``: QUOTE -> CUE).
     """
@@ -716,7 +756,8 @@ def preannotate_frame(articles):
     """Tag a DataFrame of articles (columns ``article_id``, ``text``).
 
     Returns ``(spans_df, relations_df)``: spans with columns article_id, span_id, label,
-    start, end, text, attributes (JSON string), score; relations with article_id,
+    start, end, text, attributes (JSON string), score, fragments (None when contiguous);
+    relations with article_id,
     from_span_id, to_span_id, label.
     """
     import pandas as pd  # core dependency, but kept out of the pure import path
@@ -738,13 +779,24 @@ def preannotate_frame(articles):
                     s["text"],
                     json.dumps(s["attributes"], ensure_ascii=False),
                     s["score"],
+                    s["fragments"],
                 )
             )
         for r in out["relations"]:
             rel_rows.append((aid, r["from_span_id"], r["to_span_id"], r["label"]))
     spans = pd.DataFrame(
         span_rows,
-        columns=["article_id", "span_id", "label", "start", "end", "text", "attributes", "score"],
+        columns=[
+            "article_id",
+            "span_id",
+            "label",
+            "start",
+            "end",
+            "text",
+            "attributes",
+            "score",
+            "fragments",
+        ],
     )
     spans = spans.astype({"start": "int64", "end": "int64", "score": "float64"})
     relations = pd.DataFrame(
@@ -765,11 +817,12 @@ def _norm_spans(spans) -> dict[str, dict]:
 
 
 def _match(pred: dict, gold: dict, exact: bool) -> dict[str, str]:
-    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5), by agreement's aligner."""
+    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5), by
+    agreement's aligner (a discontinuous span matches as one unit, over its fragments)."""
     pids, gids = list(pred), list(gold)
     pairs = align_spans(
-        [(s["label"], s["start"], s["end"]) for s in pred.values()],
-        [(s["label"], s["start"], s["end"]) for s in gold.values()],
+        [(s["label"], s["start"], s["end"], s.get("fragments")) for s in pred.values()],
+        [(s["label"], s["start"], s["end"], s.get("fragments")) for s in gold.values()],
         threshold=1.0 if exact else 0.5,
     )
     return {pids[i]: gids[j] for i, j in pairs}

@@ -51,6 +51,8 @@ class Schema:
     relations: dict[str, Relation]
     import_mapping: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     description: str = ""
+    # Label Studio has no discontinuous regions: this relation chains a span's fragment regions
+    fragment_relation: str | None = None
 
     @property
     def ident(self) -> str:
@@ -177,8 +179,25 @@ def _parse(data: dict, where: str) -> Schema:
         if not isinstance(spec.get("ignore") or [], list):
             raise SchemaError(f"{where}: import mapping {fmt} ignore must be a list of labels")
     return Schema(
-        str(data["name"]), data["version"], labels, relations, mapping, data.get("description", "")
+        str(data["name"]),
+        data["version"],
+        labels,
+        relations,
+        mapping,
+        data.get("description", ""),
+        _fragment_relation(data.get("fragment_relation"), relations, where),
     )
+
+
+def _fragment_relation(name, relations: dict, where: str) -> str | None:
+    """The schema's `fragment_relation` name, checked not to clash with a span relation."""
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SchemaError(f"{where}: fragment_relation must be a name, not {name!r}")
+    if name in relations:
+        raise SchemaError(f"{where}: fragment_relation {name!r} is also a relation between spans")
+    return name
 
 
 def load_schema(path: str | os.PathLike | None = None) -> Schema:
@@ -256,6 +275,8 @@ def render_label_config(schema: Schema) -> str:
     q = quoteattr
     lines = ["<View>", "  <Relations>"]
     lines += [f"    <Relation value={q(r)}/>" for r in schema.relations]
+    if schema.fragment_relation:
+        lines.append(f"    <Relation value={q(schema.fragment_relation)}/>")
     lines += ["  </Relations>", f"  <Labels name={q(LS_LABELS_NAME)} toName={q(LS_TEXT_NAME)}>"]
     lines += [
         f"    <Label value={q(lab.name)} background={q(lab.color)}/>"

@@ -40,6 +40,7 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
                     "start": int(r.start),
                     "end": int(r.end),
                     "attributes": parse_attributes(r.attributes),
+                    "fragments": getattr(r, "fragments", None),
                 }
                 for r in g.itertuples()
             ]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from spanbank.errors import AgreementError
+from spanbank.spans import fragment_list, is_missing
 
 __all__ = [
     "align_span_arrays",
@@ -15,6 +16,7 @@ __all__ = [
     "category_figures",
     "category_item_stats",
     "cohen_kappa",
+    "fragment_pieces",
     "fleiss_kappa",
     "gwet_ac1",
     "krippendorff_alpha",
@@ -317,7 +319,17 @@ def _check_spans(starts: np.ndarray, ends: np.ndarray, who: str) -> None:
         )
 
 
-def align_span_arrays(group_a, start_a, end_a, group_b, start_b, end_b, threshold: float = 0.5):
+def align_span_arrays(
+    group_a,
+    start_a,
+    end_a,
+    group_b,
+    start_b,
+    end_b,
+    threshold: float = 0.5,
+    fragments_a=None,
+    fragments_b=None,
+):
     """One-to-one alignment of two span sets, vectorised over many groups at once.
 
     ``group_*``: int array, a span can only match a span of the same group (encode
@@ -326,6 +338,10 @@ def align_span_arrays(group_a, start_a, end_a, group_b, start_b, end_b, threshol
     for ``threshold == 0``, when they overlap at all. Matching is greedy by descending
     IoU (ties: earlier spans first), the same answer per group as sorting all candidate
     pairs and taking each pair whose spans are both still free.
+
+    ``fragments_*`` (optional): per span None or its (start, end) parts; a discontinuous span
+    is one unit whose overlap and length count only the characters inside its fragments
+    (identical = same fragments).
 
     Returns (ia, ib): int arrays of matched indices into a and b, ordered by ia.
     """
@@ -364,6 +380,10 @@ def align_span_arrays(group_a, start_a, end_a, group_b, start_b, end_b, threshol
     inter = np.minimum(ea[ca], eb[cb]) - np.maximum(sa[ca], sb[cb])
     len_a, len_b = ea[ca] - sa[ca], eb[cb] - sb[cb]
     identical = (sa[ca] == sb[cb]) & (ea[ca] == eb[cb])
+    if fragments_a is not None or fragments_b is not None:
+        inter, len_a, len_b, identical = _fragment_overlap(
+            ca, cb, (sa, ea, fragments_a), (sb, eb, fragments_b), (inter, len_a, len_b, identical)
+        )
     union = len_a + len_b - np.maximum(inter, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(identical, 1.0, np.maximum(inter, 0) / np.where(union > 0, union, 1))
@@ -397,30 +417,90 @@ def align_span_arrays(group_a, start_a, end_a, group_b, start_b, end_b, threshol
     return ia[order], ib[order]
 
 
+def _fragment_overlap(ca, cb, side_a, side_b, figures):
+    """(inter, len_a, len_b, identical) of candidate pairs, recounted over fragments for the
+    pairs where either span is discontinuous (the others keep their outer-bound figures)."""
+    inter, len_a, len_b, identical = (np.array(f) for f in figures)
+
+    def parts(side, i):
+        starts, ends, frags = side
+        cell = None if frags is None else frags[i]
+        return fragment_list(starts[i], ends[i], cell)
+
+    def split(side, i):
+        return side[2] is not None and not is_missing(side[2][i])
+
+    for k in range(len(ca)):
+        a, b = int(ca[k]), int(cb[k])
+        if not (split(side_a, a) or split(side_b, b)):
+            continue
+        pa, pb = parts(side_a, a), parts(side_b, b)
+        inter[k] = sum(max(0, min(e1, e2) - max(s1, s2)) for s1, e1 in pa for s2, e2 in pb)
+        len_a[k], len_b[k] = sum(e - s for s, e in pa), sum(e - s for s, e in pb)
+        identical[k] = pa == pb
+    return inter, len_a, len_b, identical
+
+
+def fragment_pieces(starts, ends, fragments=None, limits=None):
+    """The pieces of text a span set covers: one per contiguous span, one per fragment of a
+    discontinuous one (for token and unitizing measures, which count characters, not spans).
+
+    ``starts``/``ends``: int arrays, shape (n,); ``fragments``: None or per span None / its
+    (start, end) parts; ``limits``: optional int array, shape (n,), each piece clipped to it.
+    Returns (owner, start, end): int arrays, shape (m,), owner = index of the piece's span.
+    """
+    starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    owner = np.arange(len(starts))
+    if fragments is not None:
+        split = np.array([not is_missing(f) for f in fragments], dtype=bool)
+        if split.any():
+            parts = [
+                fragment_list(s, e, f) for s, e, f in zip(starts, ends, fragments, strict=True)
+            ]
+            counts = np.array([len(p) if k else 1 for p, k in zip(parts, split, strict=True)])
+            owner = np.repeat(owner, counts)
+            flat = [
+                q
+                for p, k, s, e in zip(parts, split, starts, ends, strict=True)
+                for q in (p if k else [(s, e)])
+            ]
+            starts = np.array([q[0] for q in flat], np.int64)
+            ends = np.array([q[1] for q in flat], np.int64)
+    if limits is not None:
+        ends = np.minimum(ends, np.asarray(limits, np.int64)[owner])
+        starts = np.minimum(starts, ends)
+    return owner, starts, ends
+
+
 def _span_arrays(spans: Iterable, who: str):
     rows = [tuple(s) for s in spans]
     for r in rows:
-        if len(r) != 3:
-            raise AgreementError(f"{who}: each span must be (label, start, end), got {r!r}")
+        if len(r) not in (3, 4):
+            raise AgreementError(
+                f"{who}: each span must be (label, start, end[, fragments]), got {r!r}"
+            )
     labels = [r[0] for r in rows]
     starts = np.array([r[1] for r in rows], dtype=np.int64)
     ends = np.array([r[2] for r in rows], dtype=np.int64)
     _check_spans(starts, ends, who)
-    return labels, starts, ends
+    frags = [r[3] if len(r) == 4 else None for r in rows]
+    return labels, starts, ends, frags if any(f is not None for f in frags) else None
 
 
 def _align(a, b, threshold: float):
-    la, sa, ea = _span_arrays(a, "spans a")
-    lb, sb, eb = _span_arrays(b, "spans b")
+    la, sa, ea, fa = _span_arrays(a, "spans a")
+    lb, sb, eb, fb = _span_arrays(b, "spans b")
     codes, _ = pd.factorize(pd.Series(la + lb, dtype=object))
-    ia, ib = align_span_arrays(codes[: len(la)], sa, ea, codes[len(la) :], sb, eb, threshold)
+    ga, gb = codes[: len(la)], codes[len(la) :]
+    ia, ib = align_span_arrays(ga, sa, ea, gb, sb, eb, threshold, fa, fb)
     return ia, ib, len(la), len(lb)
 
 
 def align_spans(a: Iterable, b: Iterable, threshold: float = 0.5) -> list[tuple[int, int]]:
     """Match spans of two annotators one-to-one; returns [(index in a, index in b), ...].
 
-    ``a``, ``b``: iterables of ``(label, start, end)`` (end exclusive). Spans match when
+    ``a``, ``b``: iterables of ``(label, start, end)`` or ``(label, start, end, fragments)``
+    (end exclusive; a discontinuous span matches as one unit). Spans match when
     they share the label and IoU >= ``threshold`` (1.0 = identical offsets, 0 = any
     overlap), greedily by descending IoU. See :func:`align_span_arrays`.
     """

@@ -13,11 +13,11 @@ from spanbank.agreement.coefficients import (
     align_span_arrays,
     category_figures,
     category_item_stats,
+    fragment_pieces,
     unitizing_components,
 )
 from spanbank.corpus.annotations import latest_per_annotator
 from spanbank.errors import AgreementError
-from spanbank.schema import parse_attributes
 from spanbank.tokens import TOKEN_PATTERN, tokenize
 
 __all__ = [
@@ -246,10 +246,14 @@ def build_report(
 
     slot_pairs = [(i, j) for i in range(max_m) for j in range(i + 1, max_m)]
     group = s_art * n_lab + lab_idx
+    # a discontinuous span matches as one unit, but its tokens are its fragments' tokens
+    s_frag = sp["fragments"].to_numpy(object) if "fragments" in sp else None
+    f_of, f_start, f_end = fragment_pieces(s_start, s_end, s_frag, lengths[s_art])
+    f_art, f_slot, f_lab = s_art[f_of], s_slot[f_of], lab_idx[f_of]
 
     # ---- span F1 per (slot pair, article, label); alignments kept for relations
     span_counts, alignments = _span_counts(
-        group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art, n_lab, iou
+        group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art, n_lab, iou, s_frag
     )
 
     # ---- token layers
@@ -259,10 +263,10 @@ def build_report(
     g_tok_e = offsets[t_art] + t_end
     m_tok = n_coders[t_art]
     art_bounds = np.searchsorted(t_art, np.arange(n_art + 1))
-    span_lo = np.searchsorted(g_tok_e, offsets[s_art] + s_start, "right")
-    span_hi = np.searchsorted(g_tok_s, offsets[s_art] + s_end, "left")
+    span_lo = np.searchsorted(g_tok_e, offsets[f_art] + f_start, "right")
+    span_hi = np.searchsorted(g_tok_s, offsets[f_art] + f_end, "left")
     # the multi-category layer: one value per (annotator, token), none = 0, label c = c + 1
-    cat = token_categories(span_lo, span_hi, s_slot, s_end - s_start, lab_idx, n_tok, max_m, n_lab)
+    cat = token_categories(span_lo, span_hi, f_slot, f_end - f_start, f_lab, n_tok, max_m, n_lab)
     cat[np.arange(max_m)[:, None] >= m_tok[None, :]] = -1  # annotator did not annotate it
     q = n_lab + 1
     tok_counts = _category_counts(cat, q)
@@ -274,8 +278,8 @@ def build_report(
     pair_tok, multi_stats, prevalence = _binary_layers(
         span_lo,
         span_hi,
-        s_slot,
-        lab_idx,
+        f_slot,
+        f_lab,
         cat,
         m_tok,
         labelled,
@@ -293,7 +297,7 @@ def build_report(
 
     # ---- unitizing alpha
     alpha_u, alpha_u_overall, art_alpha_u, units_per_label = _unitizing(
-        s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art, n_lab
+        f_art, f_slot, f_lab, f_start, f_end, lengths, n_coders, group[f_of], n_art, n_lab
     )
 
     # ---- relations
@@ -614,13 +618,24 @@ def _binary_layers(
 
 
 def _span_counts(
-    group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art: int, n_lab: int, iou: float
+    group,
+    s_slot,
+    s_art,
+    s_start,
+    s_end,
+    n_coders,
+    slot_pairs,
+    n_art: int,
+    n_lab: int,
+    iou: float,
+    s_frag=None,
 ) -> tuple[dict, dict]:
     """Span matches per annotator slot pair: (counts, alignments).
 
     ``counts[(i, j)]``: ``exact``/``overlap``/``any`` matches and ``n_a``/``n_b`` spans, each
     an int array, shape (n_art, n_lab); ``alignments[(i, j)]``: the overlap-matched span
-    index pairs (kept for relations). Spans are the flat arrays of :func:`build_report`.
+    index pairs (kept for relations). Spans are the flat arrays of :func:`build_report`;
+    ``s_frag`` (optional) their fragments, so a discontinuous span matches as one unit.
     """
     span_counts = {}  # (i, j) -> dict of (n_art, n_lab) arrays
     alignments = {}
@@ -629,8 +644,9 @@ def _span_counts(
         bj = np.flatnonzero(s_slot == j)
         cnt = {}
         for name, thr in (("exact", 1.0), ("overlap", iou), ("any", 0.0)):
+            fa, fb = (None, None) if s_frag is None else (s_frag[ai], s_frag[bj])
             ia, ib = align_span_arrays(
-                group[ai], s_start[ai], s_end[ai], group[bj], s_start[bj], s_end[bj], thr
+                group[ai], s_start[ai], s_end[ai], group[bj], s_start[bj], s_end[bj], thr, fa, fb
             )
             cnt[name] = np.bincount(group[ai][ia], minlength=n_art * n_lab).reshape(n_art, n_lab)
             if name == "overlap":
@@ -821,25 +837,16 @@ def _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders):
 
 
 def _units(sp: pd.DataFrame, lengths: np.ndarray) -> pd.DataFrame:
-    """One row per span (a discontinuous span's fragments joined to its outer bounds), by (annotation, span id)."""
-    head = sp["span_id"].astype(str)
-    if "attributes" in sp:
-        attrs = sp["attributes"].astype(str)
-        frag = attrs.str.contains('"_fragment_of"', regex=False).to_numpy()
-        if frag.any():
-            head = head.copy()
-            head[frag] = [parse_attributes(a).get("_fragment_of") for a in attrs[frag]]
+    """One row per span (a discontinuous one with its `fragments`), by (annotation, span id)."""
     end = np.minimum(sp["end"].to_numpy(np.int64), lengths[sp["a_idx"].to_numpy(np.int64)])
     u = sp.assign(
-        head=head.to_numpy(), start=np.minimum(sp["start"].to_numpy(np.int64), end), end=end
+        head=sp["span_id"].astype(str).to_numpy(),
+        start=np.minimum(sp["start"].to_numpy(np.int64), end),
+        end=end,
+        fragments=sp["fragments"] if "fragments" in sp else None,
     )
-    return u.groupby(["annotation_id", "head"], sort=False).agg(
-        label=("label", "first"),
-        start=("start", "min"),
-        end=("end", "max"),
-        a_idx=("a_idx", "first"),
-        slot=("slot", "first"),
-    )
+    u = u.drop_duplicates(["annotation_id", "head"]).set_index(["annotation_id", "head"])
+    return u[["label", "start", "end", "a_idx", "slot", "fragments"]]
 
 
 def _targets_match(ta: list, tb: list, threshold: float) -> bool:
@@ -911,9 +918,14 @@ def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[d
         key_h = arts.get_indexer(h["article_id"]) * len(lab) + lab.get_indexer(h["label"])
         key_g = arts.get_indexer(gg["article_id"]) * len(lab) + lab.get_indexer(gg["label"])
         row = {"annotator": who, "articles": int(mine["article_id"].nunique())}
+        fh, fg = (
+            (h["fragments"].to_numpy(object), gg["fragments"].to_numpy(object))
+            if "fragments" in sp
+            else (None, None)
+        )
         for name, thr in (("", iou), ("_exact", 1.0)):
             ia, _ = align_span_arrays(
-                key_h, h["start"], h["end"], key_g, gg["start"], gg["end"], thr
+                key_h, h["start"], h["end"], key_g, gg["start"], gg["end"], thr, fh, fg
             )
             p = _f(len(ia) / len(h)) if len(h) else NAN
             r = _f(len(ia) / len(gg)) if len(gg) else NAN
@@ -984,6 +996,7 @@ def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, i
     q_art = quotes["a_idx"].to_numpy(np.int64)
     q_slot = quotes["slot"].to_numpy(np.int64)
     q_s, q_e = quotes["start"].to_numpy(np.int64), quotes["end"].to_numpy(np.int64)
+    q_f = quotes["fragments"].to_numpy(object)
     slot_names = ann.set_index(["a_idx", "slot"])["annotator"]
     n_art = len(n_coders)
     out = []
@@ -998,7 +1011,7 @@ def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, i
         }
         for mode, thr in (("exact", 1.0), ("overlap", iou)):
             ia, ib = align_span_arrays(
-                q_art[ai], q_s[ai], q_e[ai], q_art[bj], q_s[bj], q_e[bj], thr
+                q_art[ai], q_s[ai], q_e[ai], q_art[bj], q_s[bj], q_e[bj], thr, q_f[ai], q_f[bj]
             )
             full = np.array(
                 [

@@ -43,9 +43,12 @@ from spanbank.cli._common import (
 @click.option(
     "--split",
     "split_spec",
-    default="train=0.8,dev=0.1,test=0.1",
-    show_default=True,
-    help="Split names and fractions (summing to 1).",
+    help="Split names and fractions (summing to 1) [default: train=0.8,dev=0.1,test=0.1].",
+)
+@click.option(
+    "--split-by",
+    help="Articles column holding each article's own split (e.g. compartment from --metadata): "
+    "keep the corpus's official train/dev/test instead of hashing.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split hash.")
 @click.option(
@@ -71,6 +74,7 @@ def export(
     labels,
     project,
     split_spec,
+    split_by,
     seed,
     group_by,
     chunk_size,
@@ -84,6 +88,7 @@ def export(
 
     \b
         spanbank export --format jsonl,spacy,hf --split train=0.8,dev=0.1,test=0.1 --seed 1
+        spanbank export --format quotes,brat --split-by compartment
     """
     from spanbank.export import export_dataset
     from spanbank.labelstudio.identity import require_known_project
@@ -101,6 +106,7 @@ def export(
             split=split_spec,
             seed=seed,
             group_by=group_by,
+            split_by=split_by,
             name=name,
             chunk_size=chunk_size,
             progress=bar.update,

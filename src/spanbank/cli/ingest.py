@@ -36,6 +36,12 @@ from spanbank.corpus.ingest import FORMATS, Columns, ingest_paths
 @click.option(
     "--annotator", help="brat: annotator name for .ann files without a _<annotator> suffix."
 )
+@click.option(
+    "--metadata",
+    type=click.Path(dir_okay=False),
+    help="brat: a TSV/CSV file, one row per document (id or filename column; publisher, date, "
+    "title... and any other columns, kept). Updates stored articles with the same text.",
+)
 @wait_option
 @click.option(
     "--skip-bad",
@@ -61,6 +67,7 @@ def ingest(
     language_col,
     encoding,
     annotator,
+    metadata,
     wait,
     skip_bad,
     strict,
@@ -76,6 +83,7 @@ def ingest(
     \b
         spanbank ingest seeds/ articles.jsonl --id-col uid
         spanbank ingest --format brat data/brat/ --annotator alice
+        spanbank ingest --format brat polnear/ --metadata polnear/metadata.tsv
         spanbank ingest downloads/ --skip-bad --strict
     """
     cols = Columns(
@@ -89,7 +97,16 @@ def ingest(
     )
     with errors_as_click(), Progress(quiet) as bar:
         summary = ingest_paths(
-            obj.corpus, paths, fmt, cols, encoding, annotator, wait, bar.update, skip_bad
+            obj.corpus,
+            paths,
+            fmt,
+            cols,
+            encoding,
+            annotator,
+            wait,
+            bar.update,
+            skip_bad,
+            metadata=metadata,
         )
     echo_summary(summary.as_dict(), quiet, as_json)
     refused = len(summary.refused) + len(summary.rejected) + len(summary.skipped)

@@ -24,11 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
+from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metadata
 from spanbank.corpus.store import Corpus, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
 from spanbank.progress import Event, Progress
 from spanbank.schema import attributes_json
+from spanbank.spans import where_differ
 
 FORMATS = ("txt", "jsonl", "csv", "parquet", "brat")
 SUFFIXES = {
@@ -82,6 +84,9 @@ class IngestSummary:
     relations: int = 0
     rejected: list[str] = field(default_factory=list)
     ignored: int = 0
+    ignored_labels: dict[str, int] = field(default_factory=dict)  # brat marker label -> T lines
+    recovered: int = 0  # brat span texts a raw newline had cut, rebuilt from their offsets
+    metadata_updated: int = 0  # stored articles (same text) whose metadata this ingest changed
     skipped: list[str] = field(
         default_factory=list
     )  # whole files left out (--skip-bad), with the reason
@@ -90,6 +95,8 @@ class IngestSummary:
         out = {"added": self.added, "unchanged": self.unchanged, "refused": len(self.refused)}
         if self.skipped:
             out["skipped_files"] = len(self.skipped)
+        if self.metadata_updated:
+            out["metadata_updated"] = self.metadata_updated
         if self.annotations or self.rejected:
             out |= {
                 "annotations": self.annotations,
@@ -98,6 +105,10 @@ class IngestSummary:
                 "rejected": len(self.rejected),
                 "ignored": self.ignored,
             }
+            if self.recovered:
+                out["span_texts_recovered"] = self.recovered
+            if self.ignored_labels:
+                out["ignored_labels"] = dict(sorted(self.ignored_labels.items()))
         return out | {"reasons": self.skipped + self.refused + self.rejected}
 
 
@@ -532,8 +543,14 @@ def _present_str(col: pd.Series, keep_dates: bool = False, strip: bool = False) 
     return col.map(lambda v: None if v is None or v != v or v == "" else str(v))
 
 
-def _dedupe(batch: pd.DataFrame, existing: dict[str, str], summary: IngestSummary) -> pd.DataFrame:
-    """Drop rows already stored with the same text; refuse other text under a known id."""
+def _dedupe(
+    batch: pd.DataFrame,
+    existing: dict[str, str],
+    summary: IngestSummary,
+    stored_text: Callable[[list[str]], dict[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Drop rows already stored with the same text; refuse other text under a known id
+    (showing where the two texts differ when `stored_text` can fetch the stored ones)."""
     if "text_sha256" not in batch.columns:
         batch = batch.assign(text_sha256=_sha256s(batch["text"]))
     stored = batch["article_id"].map(existing)
@@ -546,11 +563,12 @@ def _dedupe(batch: pd.DataFrame, existing: dict[str, str], summary: IngestSummar
     same_repeat = repeat & (first_sha == batch["text_sha256"])
     other_repeat = repeat & ~same_repeat
     summary.unchanged += int(same_stored.sum() + same_repeat.sum())
+    clash = batch.loc[other_stored]
+    old = stored_text(list(clash["article_id"])) if stored_text and len(clash) else {}
     summary.refused += [
         f"{w}: id {a} is stored with another text (re-ingesting would misalign its annotations)"
-        for w, a in zip(
-            batch.loc[other_stored, "_where"], batch.loc[other_stored, "article_id"], strict=True
-        )
+        + (f"; the texts {where_differ(old[a], t, 'and now')}" if a in old else "")
+        for w, a, t in zip(clash["_where"], clash["article_id"], clash["text"], strict=True)
     ]
     summary.refused += [
         f"{w}: duplicate id {a} (first at {f}) with another text"
@@ -574,18 +592,24 @@ def ingest_paths(
     wait: bool | float = False,
     progress: Progress | None = None,
     skip_bad: bool = False,
+    metadata: str | Path | None = None,
 ) -> IngestSummary:
     """Read articles (and brat annotations) from files or folders and add them to the corpus.
 
     Identical re-ingest is a no-op; another text under a stored id is refused. Everything is read
     and checked before the first write, so a bad file leaves the corpus untouched; with `skip_bad`
     a file that cannot be read is left out instead (`summary.skipped` says which and why).
+    brat only: `metadata` (a TSV/CSV file, one row per document) fills title, source,
+    published_at and adds its other columns; it updates stored articles with the same text.
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     corpus.require()
     if fmt == "brat":
-        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad)
+        meta = read_metadata(metadata) if metadata is not None else None
+        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad, meta)
+    if metadata is not None:
+        raise IngestError("--metadata is for brat folders; other formats carry metadata columns")
     cols = columns or Columns()
     files = _expand(paths, fmt)
     if not files:
@@ -885,7 +909,7 @@ def _named_ids(path: Path) -> dict[Path, str]:
 
 
 def _ingest_brat(
-    corpus, paths, encoding, annotator, wait, progress, skip_bad=False
+    corpus, paths, encoding, annotator, wait, progress, skip_bad=False, meta=None
 ) -> IngestSummary:
     schema = corpus.schema
     summary = IngestSummary()
@@ -907,22 +931,14 @@ def _ingest_brat(
         if aid not in texts and (text := read(txt)) is not None:
             texts[aid] = (text, txt)
     pairs = [p for p in pairs if p[0] in texts]
-    articles = pd.DataFrame(
-        [
-            {"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)}
-            for aid, (t, p) in texts.items()
-        ]
-    )
-    articles, refused = normalise(
-        articles, Columns(id="article_id", title="title"), "brat", Path("brat")
-    )
-    summary.refused += refused
+    articles = _brat_articles(texts, meta, summary)
     ok_ids = set(articles["article_id"])
     ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
     with corpus.writer(wait) as w:
         stored = corpus.read("articles", columns=["article_id", "text_sha256"])
         existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
-        new = _dedupe(articles, existing, summary)
+        new = _dedupe(articles, existing, summary, lambda ids: _stored_texts(corpus, ids))
+        updated = _metadata_updates(corpus, articles, existing) if meta is not None else None
         sha = dict(zip(articles["article_id"], articles["text_sha256"], strict=True))
         refused_ids = {
             a for a in ok_ids if pd.notna(existing.get(a)) and existing[a] != sha[a]
@@ -950,72 +966,129 @@ def _ingest_brat(
             if ann_id in known:  # back to an earlier file: a new version, under a new id
                 ann_id = f"{ann_id}-v{len(prev) + 1}"
             parsed = parse_ann(raw, text, schema)
-            summary.ignored += parsed.ignored
-            ann_rows.append(
-                {
-                    "annotation_id": ann_id,
-                    "project": None,
-                    "article_id": aid,
-                    "ls_task_id": None,
-                    "ls_annotation_id": None,
-                    "annotator": who,
-                    "origin": "import",
-                    "created_at": now,
-                    "updated_at": now,
-                    "lead_time_s": None,
-                    "cancelled": False,
-                    "version": len(prev) + 1,
-                    "superseded": False,
-                    "deleted_at": None,
-                    "pulled_at": now,
-                }
-            )
-            span_rows += [
-                {
-                    **s,
-                    "annotation_id": ann_id,
-                    "article_id": aid,
-                    "attributes": attributes_json(s["attributes"]),
-                    "offset_repair": None,
-                }
-                for s in parsed.spans
-            ]
-            rel_rows += [{**r, "annotation_id": ann_id} for r in parsed.relations]
-            rej_rows += [{**r, "annotation_id": ann_id, "pulled_at": now} for r in parsed.rejects]
-            summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
+            ann_rows.append(_import_annotation(ann_id, aid, who, len(prev) + 1, now))
+            sp, rl, rj = _parsed_rows(parsed, ann_id, aid, ann, now, summary)
+            span_rows += sp
+            rel_rows += rl
+            rej_rows += rj
             if progress:
                 progress(Event("annotations", n, len(pairs)))
+        if updated is not None and len(updated):
+            _write_metadata_updates(corpus, w, updated)
+            summary.metadata_updated = len(updated)
         if len(new):
             w.append("articles", new.drop(columns="_where").assign(ingested_at=now))
         if ann_rows:
-            # children first, the annotation rows last: every prefix of these writes is consistent,
-            # and a re-run after a kill replaces the orphans it left (ids are deterministic)
-            ids = {r["annotation_id"] for r in ann_rows}
-            for name, rows in (
-                ("spans", span_rows),
-                ("relations", rel_rows),
-                ("rejects", rej_rows),
-            ):
-                _replace_children(corpus, w, name, rows, ids)
-            if people:
-                w.append("annotators", people)
-            new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
-            old = old_ann.copy()
-            hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(
-                list(new_keys)
-            )
-            old.loc[hit & (old["origin"] == "import"), "superseded"] = True
-            w.replace(
-                "annotations",
-                pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True)
-                if len(old)
-                else ann_rows,
-            )
+            children = {"spans": span_rows, "relations": rel_rows, "rejects": rej_rows}
+            _write_imported(corpus, w, old_ann, ann_rows, children, people)
         summary.added = len(new)
         summary.annotations = len(ann_rows)
         summary.spans = len(span_rows)
         summary.relations = len(rel_rows)
     return summary
+
+
+def _brat_articles(texts: dict, meta: pd.DataFrame | None, summary: IngestSummary) -> pd.DataFrame:
+    """Article rows of brat texts ({id: (text, path)}): first line as title, then `meta`'s fields."""
+    articles = pd.DataFrame(
+        [
+            {"article_id": aid, "text": t, "title": t.split("\n", 1)[0].strip(), "_where": str(p)}
+            for aid, (t, p) in texts.items()
+        ]
+    )
+    articles, refused = normalise(
+        articles, Columns(id="article_id", title="title"), "brat", Path("brat")
+    )
+    summary.refused += refused
+    return with_metadata(articles, meta)
+
+
+def _import_annotation(ann_id: str, aid: str, who: str, version: int, now) -> dict:
+    """The `annotations` row of one imported `.ann` file."""
+    return {
+        "annotation_id": ann_id,
+        "project": None,
+        "article_id": aid,
+        "ls_task_id": None,
+        "ls_annotation_id": None,
+        "annotator": who,
+        "origin": "import",
+        "created_at": now,
+        "updated_at": now,
+        "lead_time_s": None,
+        "cancelled": False,
+        "version": version,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": now,
+    }
+
+
+def _parsed_rows(parsed, ann_id: str, aid: str, ann: Path, now, summary: IngestSummary):
+    """(span, relation, reject) rows of one parsed `.ann` file; counts go to `summary`."""
+    summary.ignored += parsed.ignored
+    summary.recovered += parsed.recovered
+    for lab, n in parsed.ignored_labels.items():
+        summary.ignored_labels[lab] = summary.ignored_labels.get(lab, 0) + n
+    summary.rejected += [f"{ann}: {r['reason']}" for r in parsed.rejects]
+    spans = [
+        {
+            **s,
+            "annotation_id": ann_id,
+            "article_id": aid,
+            "attributes": attributes_json(s["attributes"]),
+            "offset_repair": None,
+        }
+        for s in parsed.spans
+    ]
+    rels = [{**r, "annotation_id": ann_id} for r in parsed.relations]
+    rejects = [{**r, "annotation_id": ann_id, "pulled_at": now} for r in parsed.rejects]
+    return spans, rels, rejects
+
+
+def _write_imported(corpus: Corpus, w, old_ann, ann_rows, children: dict, people) -> None:
+    """Store imported annotations: children first, the annotation rows last, so every prefix
+    of these writes is consistent and a re-run after a kill replaces the orphans it left
+    (ids are deterministic); earlier imports by the same annotator become superseded."""
+    ids = {r["annotation_id"] for r in ann_rows}
+    for name, rows in children.items():
+        _replace_children(corpus, w, name, rows, ids)
+    if people:
+        w.append("annotators", people)
+    new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
+    old = old_ann.copy()
+    hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
+    old.loc[hit & (old["origin"] == "import"), "superseded"] = True
+    w.replace(
+        "annotations",
+        pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows,
+    )
+
+
+def _stored_texts(corpus: Corpus, ids: list[str]) -> dict[str, str]:
+    """Stored texts of a few articles, by id (for a message that shows what changed)."""
+    table = corpus.read_arrow("articles", columns=["article_id", "text"])
+    hit = table.filter(pc.is_in(table.column("article_id"), value_set=pa.array(ids, pa.string())))
+    return dict(
+        zip(hit.column("article_id").to_pylist(), hit.column("text").to_pylist(), strict=True)
+    )
+
+
+def _metadata_updates(corpus: Corpus, articles: pd.DataFrame, existing: dict) -> pd.DataFrame:
+    """Stored articles (same id, same text) whose metadata the incoming rows change, updated."""
+    same = articles[articles["article_id"].map(existing) == articles["text_sha256"]]
+    if same.empty:
+        return same
+    stored = corpus.read("articles")
+    stored = stored[stored["article_id"].isin(set(same["article_id"]))]
+    return metadata_changes(stored, same)
+
+
+def _write_metadata_updates(corpus: Corpus, w, updated: pd.DataFrame) -> None:
+    """Replace the updated articles' rows (text untouched) in one atomic write."""
+    stored = corpus.read("articles")
+    kept = stored[~stored["article_id"].isin(set(updated["article_id"]))]
+    w.replace("articles", pd.concat([kept, updated[list(updated.columns)]], ignore_index=True))
 
 
 def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str], list[dict]]:

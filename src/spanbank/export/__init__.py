@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from spanbank.corpus.articles import article_batches, article_columns, article_files
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
+from spanbank.corpus.tables import TABLES
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -114,6 +115,7 @@ def _export_dataset(
     split: str | dict | None = None,
     seed: int = 0,
     group_by: str | None = None,
+    split_by: str | None = None,
     name: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     annotations: pd.DataFrame | None = None,
@@ -126,9 +128,13 @@ def _export_dataset(
     `annotations` (one row per article, columns as the annotations table) bypasses that
     selection and reads those annotations' spans straight from the corpus. `split` is
     `train=0.8,dev=0.1,test=0.1` (or a dict); `group_by` names an articles column whose
-    equal values always share a split. Raises ExportError, leaving no partial output.
+    equal values always share a split; `split_by` names an articles column holding each
+    article's own split (a corpus's official train/dev/test), used instead of the hash.
+    Raises ExportError, leaving no partial output.
     """
     fmts = parse_formats(formats)
+    if split_by is not None and (split is not None or group_by is not None):
+        raise ExportError("--split-by keeps the corpus's own split: drop --split and --group-by")
     fractions = parse_split(split)
     if chunk_size < 1:
         raise ExportError("chunk size must be at least 1")
@@ -153,12 +159,19 @@ def _export_dataset(
     if not article_files(corpus):
         raise ExportError(f"{corpus.table_path('articles')} holds no Parquet files")
     art_cols = set(article_columns(corpus))
-    if group_by is not None and group_by not in art_cols:
-        raise ExportError(
-            f"--group-by {group_by!r} is not an articles column ({', '.join(sorted(art_cols))})"
-        )
-    split_of = _split_articles(corpus, ann, fractions, seed, group_by)
-    splits = list(fractions)
+    for option, col in (("--group-by", group_by), ("--split-by", split_by)):
+        if col is not None and col not in art_cols:
+            raise ExportError(
+                f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
+            )
+    warnings: list[str] = []
+    if split_by is not None:
+        split_of = _official_splits(corpus, ann, split_by)
+        splits = _split_names(split_of.values())
+        fractions = {s: round(list(split_of.values()).count(s) / len(split_of), 4) for s in splits}
+    else:
+        split_of = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
+        splits = list(fractions)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -203,6 +216,9 @@ def _export_dataset(
         manifest["gold_selection"] = chosen_by
         manifest["human_time"] = gold_cost(corpus.read("annotations"), split_of, project)
         manifest["honeypots"] = sorted(set(honeypot_tasks(corpus)["article_id"]) & set(split_of))
+        manifest["split_by"] = split_by
+        if warnings:
+            manifest["warnings"] = warnings
         (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
         manifest["files"] = checksums(tmp)
         (tmp / MANIFEST).write_bytes(dumps(manifest))
@@ -224,6 +240,7 @@ def _export_dataset(
         "splits": {s: v["articles"] for s, v in manifest["splits"].items()},
         "label_counts": {s: v["label_counts"] for s, v in manifest["splits"].items()},
         "notes": notes,
+        **({"warnings": warnings} if warnings else {}),
         "fingerprint": manifest["fingerprint"]["sha256"],
         "files": len(manifest["files"]),
     }
@@ -291,8 +308,9 @@ def _selection(corpus, gold, project, annotations):
     return ann, source, desc
 
 
-def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
-    """article_id -> split name for every selected article (checking each has a text)."""
+def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None) -> dict[str, str]:
+    """article_id -> split name for every selected article (checking each has a text); a
+    `group_by` column empty for some of them adds a warning to `warnings`."""
     wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
     cols = ["article_id"] + ([group_by] if group_by else [])
     ids: list[str] = []
@@ -312,6 +330,18 @@ def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
             ]
         else:
             keys += aids
+    _check_found(ann, ids)
+    ungrouped = sum(k.startswith("a\x00") for k in keys) if group_by else 0
+    if ungrouped and warnings is not None:
+        warnings.append(
+            f"--group-by {group_by}: {ungrouped} of {len(ids)} article(s) have no value; "
+            "each was split on its own"
+        )
+    return dict(zip(ids, assign_splits(keys, fractions, seed).tolist(), strict=True))
+
+
+def _check_found(ann, ids: list[str]) -> None:
+    """Every selected article was found in the articles table, once."""
     missing = set(ann["article_id"].astype(str)) - set(ids)
     if missing:
         raise ExportError(
@@ -321,7 +351,35 @@ def _split_articles(corpus, ann, fractions, seed, group_by) -> dict[str, str]:
         raise ExportError(
             "the articles table holds an article_id twice; the corpus is inconsistent"
         )
-    return dict(zip(ids, assign_splits(keys, fractions, seed).tolist(), strict=True))
+
+
+def _official_splits(corpus, ann, column: str) -> dict[str, str]:
+    """article_id -> the split its `column` names (e.g. a corpus's own train/dev/test)."""
+    wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
+    ids: list[str] = []
+    names: list = []
+    for batch in article_batches(corpus, ["article_id", column], 65536):
+        batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        ids += batch.column("article_id").to_pylist()
+        names += batch.column(column).to_pylist()
+    _check_found(ann, ids)
+    empty = [a for a, n in zip(ids, names, strict=True) if n is None or not str(n).strip()]
+    if empty:
+        raise ExportError(
+            f"--split-by {column}: {len(empty)} article(s) have no value (e.g. {empty[0]}); "
+            "fill it, or split by hash with --split"
+        )
+    out = {a: str(n).strip() for a, n in zip(ids, names, strict=True)}
+    for name in set(out.values()):
+        parse_split({name: 1})  # the same rule for split names as --split
+    return out
+
+
+def _split_names(values) -> list[str]:
+    """Split names in the usual order (train, dev/validation, test), then the others sorted."""
+    usual = ["train", "dev", "validation", "val", "test"]
+    present = set(values)
+    return [n for n in usual if n in present] + sorted(present - set(usual))
 
 
 # --------------------------------------------------------------------------- streaming
@@ -344,6 +402,7 @@ def _stream(
     ann_by_id = ann.set_index(ann["article_id"].astype(str), drop=False)
     wanted = pa.array(list(split_of), pa.string())
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
+    cols += sorted(c for c in art_cols if c not in TABLES["articles"].names)  # e.g. --metadata's
     if group_by and group_by not in cols:
         cols.append(group_by)
     total = len(split_of)
@@ -352,6 +411,7 @@ def _stream(
         "labels": {s: Counter() for s in splits},
         "relations": {s: Counter() for s in splits},
         "notes": Counter(),
+        "languages": Counter(),
         "fingerprint": Fingerprint(),
         "as_of": None,
     }
@@ -400,6 +460,7 @@ def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, gr
         s = split_of[d["article_id"]]
         by_split.setdefault(s, []).append(d)
         stats["articles"][s] += 1
+        stats["languages"][d["meta"].get("language") or "unknown"] += 1
         stats["labels"][s].update(sp["label"] for sp in d["spans"])
         stats["relations"][s].update(r["label"] for r in d["relations"])
         a = ann_rows[d["article_id"]]
@@ -502,6 +563,7 @@ def _manifest(
         "spans": sum(sum(v["label_counts"].values()) for v in splits.values()),
         "relations": sum(sum(v["relation_counts"].values()) for v in splits.values()),
         "splits": splits,
+        "languages": dict(sorted(stats["languages"].items())),
         "fingerprint": stats["fingerprint"].digests(),
         # deterministic stand-in for a creation time: the newest annotation that went in
         "corpus_as_of": as_of.isoformat() if as_of is not None else None,

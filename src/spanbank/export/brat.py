@@ -2,7 +2,10 @@
 
 Offsets are code points (what brat counts for text written by Python). A span crossing a
 line end stays one contiguous `T` span; its text field has line ends shown as spaces (an
-`.ann` line cannot hold them). Files are named by article_id; an id that is not a safe file
+`.ann` line cannot hold them). A discontinuous span is one `T` line with its fragments
+(`T1 QUOTE 7 16;26 42`), their texts joined by a space as brat writes them. An attribute
+whose name several labels use with other values is written `<name>_<LABEL>` (brat declares
+each attribute once), and read back as `<name>` by the brat import. Files are named by article_id; an id that is not a safe file
 name is percent-encoded, one too long for a file name is shortened with a hash and listed in
 `article_ids.json`. `spanbank ingest --format brat brat/` re-imports everything under the same ids.
 """
@@ -16,24 +19,46 @@ from pathlib import Path
 from spanbank.corpus.brat import IDS_FILE, article_id_of, file_stem
 
 
-def to_ann(doc: dict) -> str:
+def to_ann(doc: dict, attr_names: dict[tuple[str, str], str] | None = None) -> str:
+    """A document's `.ann` text; `attr_names` maps (label, attribute) to its declared name."""
     lines = []
     attr_n = 0
+    text = doc["text"]
     for i, sp in enumerate(doc["spans"], 1):
-        shown = re.sub(r"[\r\n\t]", " ", sp["text"])
-        lines.append(f"T{i}\t{sp['label']} {sp['start']} {sp['end']}\t{shown}")
+        parts = sp.get("fragments") or [[sp["start"], sp["end"]]]
+        offs = ";".join(f"{s} {e}" for s, e in parts)
+        shown = re.sub(r"[\r\n\t]", " ", " ".join(text[s:e] for s, e in parts))
+        lines.append(f"T{i}\t{sp['label']} {offs}\t{shown}")
         for name, value in sorted(sp["attributes"].items()):
             if value is None:
                 continue
             attr_n += 1
-            lines.append(f"A{attr_n}\t{name} T{i} {value}")
+            declared = (attr_names or {}).get((sp["label"], name), name)
+            lines.append(f"A{attr_n}\t{declared} T{i} {value}")
     for k, rel in enumerate(doc["relations"], 1):
         lines.append(f"R{k}\t{rel['label']} Arg1:T{rel['head'] + 1} Arg2:T{rel['tail'] + 1}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def attribute_names(schema, labels: list[str]) -> dict[tuple[str, str], str]:
+    """(label, attribute) -> the name brat declares it under: the attribute's own name, or
+    `<name>_<LABEL>` when labels share the name with other values (QUOTE and EVENT `type`)."""
+    specs: dict[str, list[tuple[str, tuple]]] = {}
+    for lab in labels:
+        spec = schema.labels.get(lab) if schema else None
+        for attr in spec.attributes.values() if spec else ():
+            specs.setdefault(attr.name, []).append((lab, attr.values))
+    out = {}
+    for name, owners in specs.items():
+        shared = len({values for _, values in owners}) > 1
+        for lab, _ in owners:
+            out[lab, name] = f"{name}_{lab}" if shared else name
+    return out
+
+
 def annotation_conf(schema, labels: list[str]) -> str:
-    """brat's `annotation.conf` for the exported labels (attributes merged by name)."""
+    """brat's `annotation.conf` for the exported labels: each attribute declared for its own
+    label(s) with its own values (see `attribute_names`)."""
     lines = ["[entities]", *labels, "", "[relations]"]
     for rel in schema.relations.values() if schema else ():
         if rel.source in labels and rel.target in labels:
@@ -41,10 +66,11 @@ def annotation_conf(schema, labels: list[str]) -> str:
     lines.append("<OVERLAP>\tArg1:<ENTITY>, Arg2:<ENTITY>, <OVL-TYPE>:<ANY>")
     lines += ["", "[events]", "", "[attributes]"]
     attrs: dict[str, tuple[list[str], list[str]]] = {}
+    names = attribute_names(schema, labels)
     for lab in labels:
         spec = schema.labels.get(lab) if schema else None
         for attr in spec.attributes.values() if spec else ():
-            owners, values = attrs.setdefault(attr.name, ([], []))
+            owners, values = attrs.setdefault(names[lab, attr.name], ([], []))
             owners.append(lab)
             values += [v for v in attr.values if v not in values]
     for name, (owners, values) in attrs.items():
@@ -58,6 +84,7 @@ class BratWriter:
     def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
         self.dir = Path(root) / "brat"
         self.ids: dict[str, str] = {}
+        self.attr_names = attribute_names(schema, list(labels))
         for s in splits:
             (self.dir / s).mkdir(parents=True, exist_ok=True)
         (self.dir / "annotation.conf").write_text(
@@ -73,7 +100,7 @@ class BratWriter:
                 self.ids[f"{split}/{stem}"] = d["article_id"]
             base = self.dir / split / stem
             Path(f"{base}.txt").write_bytes(d["text"].encode("utf-8"))
-            Path(f"{base}.ann").write_bytes(to_ann(d).encode("utf-8"))
+            Path(f"{base}.ann").write_bytes(to_ann(d, self.attr_names).encode("utf-8"))
 
     def close(self) -> dict:
         if self.ids:

@@ -3,12 +3,17 @@
 A document is a plain dict, the one shape every format writer reads:
 
     {"article_id": str, "text": str,
-     "spans": [{"span_id", "start", "end", "label", "text", "attributes": dict}, ...],
+     "spans": [{"span_id", "start", "end", "label", "text", "attributes": dict,
+                "fragments": [[start, end], ...]}, ...],
      "relations": [{"head": int, "tail": int, "label": str}, ...],
      "meta": {"title", "source", "url", "published_at", "language",
-              "annotation_id", "annotator", "origin", "group"}}
+              "annotation_id", "annotator", "origin", "group",
+              "extra": {column: value} of the article's other columns (e.g. from --metadata)}}
 
-Offsets are code points, end-exclusive (`text[start:end] == span["text"]`). Spans are
+Offsets are code points, end-exclusive (`text[start:end] == span["text"]` for a contiguous
+span). `fragments` lists a span's parts: one for a contiguous span; for a discontinuous one
+(a quote broken by its cue) two or more, `start`/`end` being the outer bounds and `text`
+the parts' texts joined by " … " (see `spanbank.spans`). Spans are
 sorted by (start, -end, label, span_id); a relation's `head`/`tail` are indices into that
 list (`head` is the relation's source, e.g. the QUOTE of `said_by`).
 """
@@ -25,9 +30,11 @@ import pandas as pd
 from spanbank.errors import ExportError, OffsetError
 from spanbank.offsets import check_span
 from spanbank.schema import parse_attributes
+from spanbank.spans import check_fragments, fragment_list, joined_text
 from spanbank.tokens import TOKEN_PATTERN
 
 META_COLUMNS = ("title", "source", "url", "published_at", "language")
+_NOT_EXTRA = frozenset({"article_id", "text", "group", *META_COLUMNS})
 MAX_NAMED = 10
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -106,21 +113,19 @@ def build_documents(
             if known is not None and label not in known:
                 problems.append(f"{aid}/{row['span_id']}: label {label!r} is not in the schema")
                 continue
-            start, end = row["start"], row["end"]
             try:
-                start, end = int(start), int(end)
-                claimed = None if _missing(row.get("text")) else row.get("text")
-                check_span(text, start, end, claimed)
+                parts = _checked_parts(text, row)
             except (OffsetError, TypeError, ValueError) as exc:
                 problems.append(f"{aid}/{row['span_id']} ({label}): {exc}")
                 continue
             span = {
                 "span_id": str(row["span_id"]),
-                "start": start,
-                "end": end,
+                "start": parts[0][0],
+                "end": parts[-1][1],
                 "label": str(label),
-                "text": text[start:end],
+                "text": joined_text(text, parts),
                 "attributes": parse_attributes(row.get("attributes")),
+                "fragments": [[s, e] for s, e in parts],
             }
             doc_spans.append(span)
             by_id[span["span_id"]] = span
@@ -141,6 +146,9 @@ def build_documents(
             doc_rels.append({"head": index[src], "tail": index[dst], "label": str(row["label"])})
         doc_rels.sort(key=lambda r: (r["head"], r["tail"], r["label"]))
         meta = {k: _plain(art.get(k)) for k in META_COLUMNS if k in art}
+        extra = {k: _plain(v) for k, v in art.items() if k not in _NOT_EXTRA}
+        if extra:
+            meta["extra"] = extra
         if ann:
             meta["annotation_id"] = _plain(ann_id)
             meta["annotator"] = pseudonym(ann.get("annotator"))
@@ -163,6 +171,25 @@ def build_documents(
             f"{len(problems)} span(s) do not match their article text or schema, export stopped: {named}{more}"
         )
     return docs, {"relations_dropped": dropped}
+
+
+def _checked_parts(text: str, row: dict) -> list[tuple[int, int]]:
+    """A span row's (start, end) parts, each checked against the text; OffsetError if not."""
+    parts = fragment_list(row["start"], row["end"], row.get("fragments"))
+    claimed = None if _missing(row.get("text")) else row.get("text")
+    if len(parts) == 1:
+        check_span(text, *parts[0], claimed)
+        return parts
+    problem = check_fragments(parts, len(text))
+    if problem is None and (int(row["start"]), int(row["end"])) != (parts[0][0], parts[-1][1]):
+        problem = f"outer bounds {row['start']} {row['end']} are not its fragments' bounds"
+    if problem:
+        raise OffsetError(problem)
+    for s, e in parts:
+        check_span(text, s, e)
+    if claimed is not None and claimed != joined_text(text, parts):
+        raise OffsetError(f"its fragments cover {joined_text(text, parts)!r}, not {claimed!r}")
+    return parts
 
 
 def _missing(value) -> bool:
@@ -194,7 +221,7 @@ def tokenize(text: str, spans: list[dict]) -> tuple[list[int], list[int]]:
     Cutting at span boundaries means a span's tokens cover exactly its non-space characters,
     so BIO tags made from these tokens decode back to the span (up to outer whitespace).
     """
-    cuts = sorted({s["start"] for s in spans} | {s["end"] for s in spans})
+    cuts = sorted({b for s in spans for f in _parts(s) for b in f})
     starts: list[int] = []
     ends: list[int] = []
     ci = 0
@@ -229,20 +256,29 @@ def bio_layers(
         tags = layers.get(sp["label"])
         if tags is None:
             continue
-        i = bisect.bisect_left(starts, sp["start"])
-        j = bisect.bisect_left(starts, sp["end"])
-        # tokens fully inside [start, end): starts are sorted and tokens never straddle a boundary
-        if i >= j:
+        # tokens fully inside each part: starts are sorted and tokens never straddle a boundary
+        runs = [
+            (bisect.bisect_left(starts, s), bisect.bisect_left(starts, e), s, e)
+            for s, e in _parts(sp)
+        ]
+        runs = [r for r in runs if r[0] < r[1]]
+        if not runs:
             notes["untaggable"] += 1
             continue
-        if any(tags[k] for k in range(i, j)):
+        if any(tags[k] for i, j, _, _ in runs for k in range(i, j)):
             notes["conflicts"] += 1
             continue
-        tags[i] = 1
-        for k in range(i + 1, j):
-            tags[k] = 2
-        notes["moved"] += (starts[i] != sp["start"]) + (ends[j - 1] != sp["end"])
+        for i, j, s, e in runs:  # each fragment its own B-I run
+            tags[i] = 1
+            for k in range(i + 1, j):
+                tags[k] = 2
+            notes["moved"] += (starts[i] != s) + (ends[j - 1] != e)
     return layers, notes
+
+
+def _parts(span: dict) -> list[tuple[int, int]]:
+    """A document span's parts (its `fragments`, or its start/end)."""
+    return fragment_list(span["start"], span["end"], span.get("fragments"))
 
 
 def layer_names(label: str) -> list[str]:

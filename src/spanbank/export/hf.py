@@ -1,9 +1,13 @@
 """Hugging Face writer: a `DatasetDict` saved with `save_to_disk` under `hf/`, plus Parquet per split.
 
-Columns: `article_id`, `text`, `tokens`, `token_starts`/`token_ends` (code points), one
+Columns: `article_id`, `text`, the article's `language`, `title`, `source`, `url`,
+`published_at` (ISO 8601 text), `annotator` (pseudonym) and `metadata` (the article's other
+columns, e.g. from `ingest --metadata`, as key/value text pairs), `tokens`, `token_starts`/`token_ends` (code points), one
 BIO `ClassLabel` sequence per label layer (`ner_tags_SPEAKER`, `ner_tags_QUOTE`, ... so a
 SPEAKER nested in a QUOTE survives), and the lossless `spans` (span_id, start, end, label,
-text, attributes as JSON) and `relations` (head/tail index into `spans`). Tokens are cut at
+text, `attributes` as a struct with one typed field per schema attribute, `fragments`: its (start, end) parts, several for a quote broken
+by its cue) and `relations` (head/tail index into `spans`). A discontinuous span is tagged
+B-I... on each of its fragments. Tokens are cut at
 span boundaries, so every span lies on token boundaries; a span overlapping another of
 the same label cannot sit in that label's BIO layer and is counted (it stays in `spans`).
 
@@ -22,7 +26,6 @@ import pyarrow.parquet as pq
 from spanbank.errors import ExportError
 from spanbank.export.docs import bio_layers, layer_names, tokenize
 from spanbank.export.manifest import file_sha256
-from spanbank.schema import attributes_json
 
 SCRATCH = "_hf_scratch"
 
@@ -41,13 +44,30 @@ def tag_column(label: str) -> str:
     return f"ner_tags_{label}"
 
 
-def features(labels: list[str]):
+META = ("language", "title", "source", "url", "published_at", "annotator")
+
+
+def attribute_names(schema, labels: list[str]) -> list[str]:
+    """Every attribute name the exported labels declare, in schema order (one struct field each)."""
+    names: list[str] = []
+    for lab in labels:
+        spec = schema.labels.get(lab) if schema else None
+        for attr in spec.attributes.values() if spec else ():
+            if attr.name not in names:
+                names.append(attr.name)
+    return names
+
+
+def features(labels: list[str], attributes: list[str] | None = None):
     """The `datasets.Features` of the exported rows."""
     ds = _datasets()
     List = getattr(ds, "List", None) or ds.Sequence
+    attrs = {a: ds.Value("string") for a in attributes or ()} or {"_": ds.Value("string")}
     cols = {
         "article_id": ds.Value("string"),
         "text": ds.Value("string"),
+        **{m: ds.Value("string") for m in META},
+        "metadata": List({"key": ds.Value("string"), "value": ds.Value("string")}),
         "tokens": List(ds.Value("string")),
         "token_starts": List(ds.Value("int32")),
         "token_ends": List(ds.Value("int32")),
@@ -61,7 +81,8 @@ def features(labels: list[str]):
             "end": ds.Value("int64"),
             "label": ds.Value("string"),
             "text": ds.Value("string"),
-            "attributes": ds.Value("string"),
+            "attributes": attrs,
+            "fragments": List({"start": ds.Value("int64"), "end": ds.Value("int64")}),
         }
     )
     cols["relations"] = List(
@@ -70,10 +91,14 @@ def features(labels: list[str]):
     return ds.Features(cols)
 
 
-def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]:
-    """Documents -> columns (dict of lists) in the order of `features(labels)`."""
+def to_rows(
+    docs: list[dict], labels: list[str], notes: dict, attributes: list[str] | None = None
+) -> dict[str, list]:
+    """Documents -> columns (dict of lists) in the order of `features(labels, attributes)`."""
+    names = list(attributes or ()) or ["_"]
     cols: dict[str, list] = {
-        k: [] for k in ("article_id", "text", "tokens", "token_starts", "token_ends")
+        k: []
+        for k in ("article_id", "text", *META, "metadata", "tokens", "token_starts", "token_ends")
     }
     for lab in labels:
         cols[tag_column(lab)] = []
@@ -86,6 +111,11 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
             notes[f"bio_{k}"] = notes.get(f"bio_{k}", 0) + v
         cols["article_id"].append(d["article_id"])
         cols["text"].append(text)
+        for m in META:
+            value = d["meta"].get(m)
+            cols[m].append(None if value is None else str(value))
+        extra = d["meta"].get("extra") or {}
+        cols["metadata"].append([{"key": k, "value": _text(v)} for k, v in sorted(extra.items())])
         cols["tokens"].append([text[s:e] for s, e in zip(starts, ends, strict=True)])
         cols["token_starts"].append(starts)
         cols["token_ends"].append(ends)
@@ -95,13 +125,18 @@ def to_rows(docs: list[dict], labels: list[str], notes: dict) -> dict[str, list]
             [
                 {
                     **{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
-                    "attributes": attributes_json(sp["attributes"]),
+                    "attributes": {a: _text(sp["attributes"].get(a)) for a in names},
+                    "fragments": [{"start": a, "end": b} for a, b in sp["fragments"]],
                 }
                 for sp in d["spans"]
             ]
         )
         cols["relations"].append(d["relations"])
     return cols
+
+
+def _text(value):
+    return None if value is None else str(value)
 
 
 class HfWriter:
@@ -112,7 +147,8 @@ class HfWriter:
         self.root = Path(root)
         self.splits = splits
         self.labels = list(labels)
-        self.features = features(self.labels)
+        self.attributes = attribute_names(schema, self.labels)
+        self.features = features(self.labels, self.attributes)
         self.schema = self.features.arrow_schema
         self.scratch = self.root / SCRATCH
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -131,7 +167,9 @@ class HfWriter:
     def write(self, split: str, docs: list[dict]) -> None:
         if not docs:
             return
-        table = pa.Table.from_pydict(to_rows(docs, self.labels, self.notes), schema=self.schema)
+        table = pa.Table.from_pydict(
+            to_rows(docs, self.labels, self.notes, self.attributes), schema=self.schema
+        )
         self._arrow[split][1].write_table(table)
         self._parquet[split].write_table(table)
         self._rows[split] += table.num_rows

@@ -1,7 +1,8 @@
 """JSON Lines writer: one `<split>.jsonl` per split, one lossless document per line.
 
 Each line is a document as built by `spanbank.export.docs` (article_id, text, spans with
-span_id/start/end/label/text/attributes, relations with `head`/`tail` as indices into the
+span_id/start/end/label/text/attributes/fragments (a span's [start, end] parts: one, or
+several for a discontinuous span whose `text` joins them with " … "), relations with `head`/`tail` as indices into the
 article's `spans` list, meta). Offsets are code points, end-exclusive.
 """
 

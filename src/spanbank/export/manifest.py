@@ -97,12 +97,12 @@ LOADERS = {
 }
 
 FORMAT_NOTES = {
-    "jsonl": "one article per line: text, spans (code point offsets, end-exclusive), relations (head/tail = index into spans), meta",
-    "spacy": "DocBin per split; all spans in doc.spans['sc'] (span.id_ = span_id); lossless spans, relations, meta in doc.user_data",
-    "hf": "DatasetDict: tokens, token_starts/ends, ner_tags_<LABEL> (BIO ClassLabel per label), lossless spans and relations",
+    "jsonl": "one article per line: text, spans (code point offsets, end-exclusive; fragments of a discontinuous span), relations (head/tail = index into spans), meta",
+    "spacy": "DocBin per split; all spans in doc.spans['sc'] (span.id_ = span_id; one Span per fragment, grouped in doc.user_data['groups']); lossless spans, relations, meta in doc.user_data",
+    "hf": "DatasetDict: language and article metadata, tokens, token_starts/ends, ner_tags_<LABEL> (BIO ClassLabel per label, per fragment), lossless spans (typed attributes, fragments) and relations",
     "conll": "token<TAB>one BIO tag per label, `-DOCSTART-<TAB>article_id` before each article",
     "brat": "<split>/<article>.txt + .ann (T/R/A lines), annotation.conf",
-    "quotes": "one row per QUOTE with type, speaker (said_by), cue, context window; quotes.parquet and quotes.jsonl",
+    "quotes": "one row per QUOTE (fragments joined by ' … ') with type, speaker (said_by), cue, context window; quotes.parquet and quotes.jsonl",
 }
 
 
@@ -114,6 +114,20 @@ def _cost_lines(cost: dict | None) -> list[str]:
         f"- human time behind this gold: {cost['hours']:g} h over {cost['annotations']} "
         "timed annotations (Label Studio lead time)"
     ]
+
+
+def _rounded(value):
+    """A figure for people: floats to 3 significant digits."""
+    return f"{value:.3g}" if isinstance(value, float) else value
+
+
+def _split_line(manifest: dict) -> str:
+    """How the articles were split, for the card."""
+    shares = ", ".join(f"{k}={v:.2g}" for k, v in manifest["split_fractions"].items())
+    if manifest.get("split_by"):
+        return f"- split: the corpus's own, from column `{manifest['split_by']}` ({shares})"
+    unit = f"`{manifest['group_by']}` group" if manifest.get("group_by") else "article"
+    return f"- split: by {unit}, seed {manifest['seed']} ({shares})"
 
 
 def dataset_card(manifest: dict) -> str:
@@ -130,8 +144,9 @@ def dataset_card(manifest: dict) -> str:
         + (f", project `{manifest['project']}`" if manifest.get("project") else ""),
         f"- articles: {manifest['articles']}, spans: {manifest['spans']}, relations: {manifest['relations']}",
         f"- corpus fingerprint: `{manifest['fingerprint']['sha256']}`",
-        f"- split: by {'`' + manifest['group_by'] + '` group' if manifest.get('group_by') else 'article'}, "
-        f"seed {manifest['seed']} ({', '.join(f'{k}={v:g}' for k, v in manifest['split_fractions'].items())})",
+        "- languages: "
+        + (", ".join(f"{k} ({v})" for k, v in manifest.get("languages", {}).items()) or "none"),
+        _split_line(manifest),
         *_cost_lines(manifest.get("human_time")),
         "",
         "## Splits",
@@ -156,7 +171,7 @@ def dataset_card(manifest: dict) -> str:
         lines += [f"- {k}: {v}" for k, v in sorted(notes.items())]
     if manifest.get("agreement"):
         lines += ["", "## Agreement", ""]
-        lines += [f"- {k}: {v}" for k, v in manifest["agreement"].items()]
+        lines += [f"- {k}: {_rounded(v)}" for k, v in manifest["agreement"].items()]
     lines += [
         "",
         "Offsets are Unicode code points into the article text, end-exclusive. Annotators appear "

@@ -1,15 +1,20 @@
 """Quotes table writer: one row per QUOTE with its speaker, cue and context, as Parquet and JSONL.
 
 `quotes/quotes.parquet` and `quotes/quotes.jsonl` hold the same rows: article_id, split,
-the quote (span_id, start, end, text, type), its speaker(s) via `said_by` and cue(s) via
-`cue` (texts joined with " | " when there are several; offsets of the first), and a context
-window of CONTEXT characters either side (`context`, `context_start`, `context_end`).
+the quote (span_id, start, end, text, type, fragments), its speaker(s) via `said_by` and
+cue(s) via `cue` (texts joined with " | " when there are several; offsets of the first), and
+a context window of about CONTEXT characters either side, cut at word boundaries (`context`,
+`context_start`, `context_end`). A quote broken by its cue is one row: `quote_text` joins
+its fragments with " … ", `quote_start`/`quote_end` are its outer bounds and
+`quote_fragments` its parts. Offsets are integers; a missing one is null (pandas reads the
+columns as nullable `Int64`, never floats with NaN).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -28,6 +33,7 @@ SCHEMA = pa.schema(
         ("quote_end", pa.int64()),
         ("quote_text", pa.string()),
         ("quote_type", pa.string()),
+        ("quote_fragments", pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64())]))),
         ("speaker_text", pa.string()),
         ("speaker_start", pa.int64()),
         ("speaker_end", pa.int64()),
@@ -41,6 +47,32 @@ SCHEMA = pa.schema(
         ("context_end", pa.int64()),
     ]
 )
+
+
+def _with_pandas_types(schema: pa.Schema) -> pa.Schema:
+    """`schema` plus the pandas metadata that makes pandas read int columns as nullable Int64."""
+    empty = pd.DataFrame(
+        {
+            f.name: pd.Series(dtype="Int64" if pa.types.is_integer(f.type) else object)
+            for f in schema
+        }
+    )
+    return pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema
+
+
+SCHEMA = _with_pandas_types(SCHEMA)
+
+
+def context_window(text: str, start: int, end: int, context: int = CONTEXT) -> tuple[int, int]:
+    """About `context` characters either side of [start, end), shrunk to whole words."""
+    lo, hi = max(0, start - context), min(len(text), end + context)
+    if lo > 0 and not text[lo - 1].isspace():  # mid-word: start after the cut word
+        nxt = next((i for i in range(lo, start) if text[i].isspace()), start)
+        lo = nxt + 1 if nxt < start else start
+    if hi < len(text) and not text[hi].isspace() and not text[hi - 1].isspace():
+        prev = next((i for i in range(hi - 1, end - 1, -1) if text[i].isspace()), end)
+        hi = prev if prev > end else end
+    return lo, hi
 
 
 def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
@@ -60,7 +92,7 @@ def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
         if sp["label"] != QUOTE:
             continue
         s, e = sp["start"], sp["end"]
-        lo, hi = max(0, s - context), min(len(text), e + context)
+        lo, hi = context_window(text, s, e, context)
         row = {
             "article_id": doc["article_id"],
             "split": split,
@@ -69,6 +101,9 @@ def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
             "quote_end": e,
             "quote_text": sp["text"],
             "quote_type": sp["attributes"].get("type"),
+            "quote_fragments": [{"start": a, "end": b} for a, b in sp["fragments"]]
+            if len(sp.get("fragments") or ()) > 1
+            else None,
         }
         for role in ("speaker", "cue"):
             idx = sorted(set(linked.get(i, {}).get(role, [])), key=lambda k: (spans[k]["start"], k))

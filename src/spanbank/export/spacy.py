@@ -5,7 +5,10 @@ aligned with `char_span(alignment_mode="expand")`; every boundary that moved is 
 and reported, and the exact offsets stay in `doc.user_data["spans"]`. Each `sc` span has
 `span.id_` = the corpus span_id. `doc.user_data` holds `article_id`, `spans` (lossless,
 with `sc`: the index in `doc.spans["sc"]` or None), `relations` (`head`/`tail` index
-into `user_data["spans"]`) and `meta`.
+into `user_data["spans"]`) and `meta`. A discontinuous span (a quote broken by its cue)
+is one `sc` Span per fragment, all with the corpus span_id as `id_`; `user_data["groups"]`
+maps that id to the indices of its Spans in `sc` (the shared group), and its lossless entry's
+`sc` is the list of them.
 """
 
 from __future__ import annotations
@@ -56,28 +59,40 @@ def to_doc(nlp, doc_data: dict) -> tuple[object, dict]:
     group = []
     moved = unaligned = 0
     lossless = []
+    groups: dict[str, list[int]] = {}
     for sp in doc_data["spans"]:
-        s, e = sp["start"], sp["end"]
-        cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"])
-        if cs is None:
-            cs = doc.char_span(
-                s, e, label=sp["label"], span_id=sp["span_id"], alignment_mode="expand"
-            )
-            if cs is not None:
-                moved += (cs.start_char != s) + (cs.end_char != e)
-        if cs is None or len(cs) == 0:
-            unaligned += 1  # e.g. whitespace only: kept in user_data, reported, not in `sc`
-            index = None
-        else:
-            index = len(group)
+        indices = []
+        for s, e in sp.get("fragments") or [[sp["start"], sp["end"]]]:
+            cs, n_moved = _char_span(doc, s, e, sp)
+            moved += n_moved
+            if cs is None:
+                unaligned += 1  # e.g. whitespace only: kept in user_data, reported, not in `sc`
+                continue
+            indices.append(len(group))
             group.append(cs)
+        if len(sp.get("fragments") or ()) > 1:
+            groups[sp["span_id"]] = indices
+            index = indices
+        else:
+            index = indices[0] if indices else None
         lossless.append({**sp, SPAN_KEY: index})
     doc.spans[SPAN_KEY] = group
     doc.user_data["article_id"] = doc_data["article_id"]
     doc.user_data["spans"] = lossless
+    doc.user_data["groups"] = groups
     doc.user_data["relations"] = doc_data["relations"]
     doc.user_data["meta"] = doc_data["meta"]
     return doc, {"moved": moved, "unaligned": unaligned}
+
+
+def _char_span(doc, s: int, e: int, sp: dict):
+    """The spaCy Span of [s, e) (expanded to tokens when it cuts one) and how many ends moved."""
+    cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"])
+    if cs is None:
+        cs = doc.char_span(s, e, label=sp["label"], span_id=sp["span_id"], alignment_mode="expand")
+        if cs is not None and len(cs):
+            return cs, (cs.start_char != s) + (cs.end_char != e)
+    return (cs if cs is not None and len(cs) else None), 0
 
 
 class SpacyWriter:

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import pandas as pd
 
@@ -18,8 +19,10 @@ from spanbank.schema import (
     attribute_control_name,
     attributes_json,
 )
+from spanbank.spans import fragment_list, fragments_cell, joined_text, normalise
 
 NO_REPAIR = "none"
+FRAGMENT_RELATION = "continues"  # when no schema is given (the default schema's name for it)
 
 
 # -- push side ----------------------------------------------------------------------------
@@ -56,22 +59,16 @@ def spans_to_result(
     """
     result = []
     known = set()
+    chain = schema.fragment_relation if schema is not None else FRAGMENT_RELATION
     for i, s in enumerate(spans):
         rid = str(s["span_id"]) if _present(s.get("span_id")) else f"p{i}"
-        start, end = int(s["start"]), int(s["end"])
         if schema is not None and s["label"] not in schema.labels:
             continue
-        value = {"start": start, "end": end, "text": text[start:end]}
-        result.append(
-            {
-                "id": rid,
-                "from_name": LS_LABELS_NAME,
-                "to_name": LS_TEXT_NAME,
-                "type": "labels",
-                "value": {**value, "labels": [s["label"]]},
-            }
-        )
+        regions = _fragment_regions(text, s, rid)
+        result += regions
+        result += _fragment_links(regions, chain)
         known.add(rid)
+        value = {k: regions[0]["value"][k] for k in ("start", "end", "text")}
         attrs = s.get("attributes") if _present(s.get("attributes")) else {}
         if isinstance(attrs, str):
             attrs = json.loads(attrs)
@@ -92,16 +89,35 @@ def spans_to_result(
     for r in relations:
         a, b = str(r["from_span_id"]), str(r["to_span_id"])
         if a in known and b in known:
-            result.append(
-                {
-                    "from_id": a,
-                    "to_id": b,
-                    "type": "relation",
-                    "direction": "right",
-                    "labels": [r["label"]] if _present(r.get("label")) else [],
-                }
-            )
+            result.append(_relation_item(a, b, [r["label"]] if _present(r.get("label")) else []))
     return result
+
+
+def _fragment_regions(text: str, span: dict, rid: str) -> list[dict]:
+    """One LS region per fragment of `span` (one for a contiguous span); the first keeps `rid`,
+    so the span id survives a push/pull round trip, the others get `rid~2`, `rid~3`, ..."""
+    parts = fragment_list(span["start"], span["end"], span.get("fragments"))
+    return [
+        {
+            "id": rid if k == 0 else f"{rid}~{k + 1}",
+            "from_name": LS_LABELS_NAME,
+            "to_name": LS_TEXT_NAME,
+            "type": "labels",
+            "value": {"start": s, "end": e, "text": text[s:e], "labels": [span["label"]]},
+        }
+        for k, (s, e) in enumerate(parts)
+    ]
+
+
+def _fragment_links(regions: list[dict], chain: str | None) -> list[dict]:
+    """The `chain` relations tying a span's fragment regions together in text order."""
+    if not chain:
+        return []
+    return [_relation_item(a["id"], b["id"], [chain]) for a, b in pairwise(regions)]
+
+
+def _relation_item(a: str, b: str, labels: list[str]) -> dict:
+    return {"from_id": a, "to_id": b, "type": "relation", "direction": "right", "labels": labels}
 
 
 def prediction(result: list[dict], model_version: str, score: float | None = None) -> dict:
@@ -199,13 +215,16 @@ def convert_annotation(
                 attrs.setdefault(rid, {})[target[1]] = values[0]
         if reason is not None:
             out.rejects.append(_reject(annotation_id, rid, reason, item))
+    chains = [i for i in rels if _is_chain(i, schema, regions)]
+    rels = [i for i in rels if not _is_chain(i, schema, regions)]
+    alias = _join_fragments(chains, regions, attrs, text, annotation_id, out)
     for rid, span in regions.items():
-        a = attrs.get(rid)
-        span["attributes"] = attributes_json(a)
-        out.spans.append(span)
+        if alias.get(rid, rid) == rid:
+            span["attributes"] = attributes_json(attrs.get(rid))
+            out.spans.append(span)
     seen_rel = set()
     for item in rels:
-        row, reason = _relation(item, regions, schema, annotation_id)
+        row, reason = _relation(item, regions, schema, annotation_id, alias)
         if row is None:
             key = f"{item.get('from_id')}->{item.get('to_id')}"
             out.rejects.append(_reject(annotation_id, key, reason, item))
@@ -246,10 +265,95 @@ def _span(item: dict, rid, text: str, schema: Schema, annotation_id: str, articl
         "text": text[fix.start : fix.end],
         "attributes": None,
         "offset_repair": fix.repair,
+        "fragments": None,
     }, None
 
 
-def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str):
+def _is_chain(item: dict, schema: Schema, regions: dict) -> bool:
+    """True for a relation that ties two fragment regions of one span (the schema's
+    `fragment_relation`, or an unnamed link between two regions of one label that no
+    relation of the schema joins), not a relation between spans."""
+    labels = item.get("labels", [])  # the labeling UI leaves the key out of an unnamed link
+    if schema.fragment_relation is None or not isinstance(labels, list):
+        return False
+    if labels:
+        return labels[:1] == [schema.fragment_relation]
+    a, b = regions.get(str(item.get("from_id"))), regions.get(str(item.get("to_id")))
+    return (
+        a is not None
+        and b is not None
+        and a["label"] == b["label"]
+        and schema.infer_relation(a["label"], a["label"]) is None
+    )
+
+
+def _join_fragments(
+    chains: list[dict], regions: dict, attrs: dict, text: str, annotation_id: str, out: Converted
+) -> dict[str, str]:
+    """Merge regions chained by the fragment relation into one span each (in place, onto the
+    region that starts first, whose id the span keeps); region id -> span id for the others."""
+    parent: dict[str, str] = {}
+
+    def root(r: str) -> str:
+        while parent.get(r, r) != r:
+            r = parent[r]
+        return r
+
+    for item in chains:
+        a, b = str(item.get("from_id")), str(item.get("to_id"))
+        reason = _chain_problem(a, b, regions)
+        if reason is not None:
+            out.rejects.append(_reject(annotation_id, f"{a}->{b}", reason, item))
+            continue
+        parent.setdefault(a, a)
+        parent[root(b)] = root(a)
+    groups: dict[str, list[str]] = {}
+    for rid in parent:
+        groups.setdefault(root(rid), []).append(rid)
+    alias: dict[str, str] = {}
+    for members in groups.values():
+        members = sorted(set(members), key=lambda r: (regions[r]["start"], regions[r]["end"], r))
+        head = members[0]
+        _merge_into(regions[head], [regions[r] for r in members], text)
+        for rid in members[1:]:
+            alias[rid] = head
+            _merge_attributes(attrs, head, rid, annotation_id, out)
+    return alias
+
+
+def _chain_problem(a: str, b: str, regions: dict) -> str | None:
+    """Why a fragment relation between regions `a` and `b` cannot join them, or None."""
+    for end in (a, b):
+        if end not in regions:
+            return f"fragment relation refers to missing or rejected region {end!r}"
+    la, lb = regions[a]["label"], regions[b]["label"]
+    if la != lb:
+        return f"fragment relation joins a {la} and a {lb} region (one span has one label)"
+    return None
+
+
+def _merge_into(head: dict, members: list[dict], text: str) -> None:
+    """Make `head` the span made of every member's offsets (its fragments, outer bounds)."""
+    parts = normalise((m["start"], m["end"]) for m in members)
+    head.update(
+        start=parts[0][0],
+        end=parts[-1][1],
+        text=joined_text(text, parts),
+        fragments=fragments_cell(parts),
+        offset_repair=next((m["offset_repair"] for m in members if m["offset_repair"]), None),
+    )
+
+
+def _merge_attributes(attrs: dict, head: str, rid: str, annotation_id: str, out) -> None:
+    """Attributes set on a later fragment region belong to the span; a clash is rejected."""
+    for key, val in (attrs.get(rid) or {}).items():
+        have = attrs.setdefault(head, {}).setdefault(key, val)
+        if have != val:
+            reason = f"fragments of span {head!r} disagree on {key}: {have!r} vs {val!r}"
+            out.rejects.append(_reject(annotation_id, rid, reason, {key: val}))
+
+
+def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str, alias=None):
     a, b = item.get("from_id"), item.get("to_id")
     if a is None or b is None:
         return None, "relation without from_id/to_id"
@@ -259,6 +363,10 @@ def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str):
     for end in (a, b):
         if end not in regions:
             return None, f"relation refers to missing or rejected region {end!r}"
+    alias = alias or {}
+    a, b = alias.get(a, a), alias.get(b, b)  # a fragment region stands for its whole span
+    if a == b:
+        return None, f"relation links span {a!r} to itself"
     la, lb = regions[a]["label"], regions[b]["label"]
     labels = item.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):

@@ -1,0 +1,129 @@
+"""Article metadata files (one row per document, TSV or CSV) merged into ingested articles."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from spanbank.corpus.tables import TABLES
+from spanbank.errors import IngestError
+
+# metadata column names (lower-cased) that name an article field, by field
+FIELD_NAMES = {
+    "article_id": ("article_id", "id", "doc_id", "document", "filename", "file", "name"),
+    "title": ("title", "headline"),
+    "source": ("source", "publisher", "outlet"),
+    "published_at": ("published_at", "publication_date", "date", "published"),
+    "url": ("url", "link"),
+    "language": ("language", "lang"),
+}
+FIELDS = tuple(f for f in FIELD_NAMES if f != "article_id")
+
+
+def read_metadata(path: str | Path) -> pd.DataFrame:
+    """A metadata file as one row per article id: article fields by their usual names, every
+    other column kept (as text) under its own name; `.tsv` is tab-separated, else sniffed."""
+    p = Path(path)
+    try:
+        raw = p.read_text("utf-8-sig")
+    except FileNotFoundError:
+        raise IngestError(f"metadata file not found: {p}") from None
+    except UnicodeDecodeError:
+        raise IngestError(f"{p}: metadata is not UTF-8") from None
+    sep = "\t" if p.suffix.lower() == ".tsv" else _sniff_sep(raw)
+    rows = list(csv.DictReader(raw.splitlines(), delimiter=sep))
+    if not rows:
+        raise IngestError(f"{p}: metadata has no rows")
+    df = pd.DataFrame(rows, dtype=object)
+    renamed = _field_columns(df.columns, p)
+    df = df.rename(columns=renamed)
+    df = df.drop(columns=[c for c in df.columns if c in _RESERVED and c not in renamed.values()])
+    df = df.map(lambda v: None if v is None or str(v).strip() in ("", "None", "NA") else v)
+    if df["article_id"].isna().any():
+        raise IngestError(f"{p}: a row has no id")
+    dup = df["article_id"][df["article_id"].duplicated()]
+    if len(dup):
+        raise IngestError(f"{p}: id {dup.iloc[0]!r} has two rows")
+    return _dates(df, p).set_index("article_id", drop=False)
+
+
+# article columns a metadata file cannot set (the text, and what ingest computes)
+_RESERVED = frozenset(TABLES["articles"].names) - set(FIELD_NAMES)
+
+
+def _sniff_sep(raw: str) -> str:
+    try:
+        return csv.Sniffer().sniff(raw[:4096], delimiters=",;\t").delimiter
+    except csv.Error:
+        return ","
+
+
+def _field_columns(columns, path: Path) -> dict[str, str]:
+    """{file column: article field} for the first matching name of each field."""
+    lower = {str(c).strip().lower(): c for c in columns}
+    out = {}
+    for field_, names in FIELD_NAMES.items():
+        hit = next((lower[n] for n in names if n in lower), None)
+        if hit is not None:
+            out[hit] = field_
+    if "article_id" not in out.values():
+        raise IngestError(
+            f"{path}: no id column (one of {', '.join(FIELD_NAMES['article_id'])}) in the metadata"
+        )
+    return out
+
+
+def _dates(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if "published_at" not in df.columns:
+        return df
+    parsed = pd.to_datetime(df["published_at"], utc=True, errors="coerce", format="mixed")
+    bad = parsed.isna() & df["published_at"].notna()
+    if bad.any():
+        v = df.loc[bad, "published_at"].iloc[0]
+        raise IngestError(f"{path}: published_at {v!r} is not a date")
+    return df.assign(published_at=parsed)
+
+
+def with_metadata(articles: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
+    """`articles` with each one's metadata row: fields it gives replace the article's own
+    (e.g. a brat text's first line as title), other columns are added."""
+    if meta is None:
+        return articles
+    found = meta.reindex(articles["article_id"]).set_index(articles.index)
+    out = articles.copy()
+    for col in meta.columns:
+        if col == "article_id":
+            continue
+        if col in out.columns:
+            out[col] = found[col].where(found[col].notna(), out[col])
+        else:
+            out[col] = found[col]
+    return out
+
+
+def metadata_changes(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.DataFrame:
+    """Stored article rows whose metadata `incoming` (same ids, same text) changes, updated.
+
+    Only columns `incoming` carries a value for are compared; the text is never touched.
+    """
+    cols = [
+        c
+        for c in incoming.columns
+        if c not in _RESERVED and c not in ("article_id", "_where", "text")
+    ]
+    inc = incoming.drop_duplicates("article_id").set_index("article_id")
+    base = stored.set_index("article_id", drop=False)
+    ids = [a for a in inc.index if a in base.index]
+    if not ids or not cols:
+        return stored.iloc[:0]
+    old = base.loc[ids].copy()
+    changed = pd.Series(False, index=ids)
+    for c in cols:
+        new = inc.loc[ids, c]
+        cur = old[c] if c in old.columns else pd.Series(None, index=ids, dtype=object)
+        differs = new.notna() & ~(new.astype(object) == cur.astype(object)).fillna(False)
+        changed |= differs
+        old[c] = new.where(differs, cur) if c in old.columns else new
+    return old[changed.to_numpy()].reset_index(drop=True)
