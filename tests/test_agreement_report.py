@@ -95,6 +95,7 @@ def tables():
         "spans": spans,
         "relations": relations,
         "tasks": tasks,
+        "task_plans": pd.DataFrame(),  # no honeypots planned
     }
 
 

@@ -71,7 +71,11 @@ class _Gold:
 
 def _human_inputs(corpus: Corpus, project, article_ids=None):
     """Latest human annotations and their spans/relations, each row tagged with its annotator."""
-    ann = latest_per_annotator(corpus.read("annotations"), project=project)
+    from spanbank.honeypots import without_honeypot_work
+
+    ann = without_honeypot_work(
+        corpus, latest_per_annotator(corpus.read("annotations"), project=project)
+    )
     if article_ids is not None:
         ann = ann[ann["article_id"].isin(list(article_ids))]
     who = ann[["annotation_id", "article_id", "annotator"]]
@@ -313,7 +317,9 @@ def select_annotations(
         raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
     ann = corpus.read("annotations")
     live = live_annotations(ann)
-    humans = latest_per_annotator(ann, project=project)
+    from spanbank.honeypots import without_honeypot_work
+
+    humans = without_honeypot_work(corpus, latest_per_annotator(ann, project=project))
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
     if gold != "auto" and not is_strategy:
         rows = live[live["annotator"] == gold]

@@ -12,8 +12,12 @@ from spanbank.corpus.annotations import (
     live_annotations,
 )
 from spanbank.corpus.store import Corpus
+from spanbank.honeypots import corpus_honeypot_scores
+from spanbank.labelstudio.overlap import OVERLAP_COLUMN, task_plans
+from spanbank.throughput import throughput
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
+STATUS_BOOTSTRAP = 200  # resamples for the honeypot CIs status shows (agree uses its --bootstrap)
 
 
 def corpus_status(corpus: Corpus) -> dict:
@@ -34,6 +38,8 @@ def corpus_status(corpus: Corpus) -> dict:
     projects = sorted(
         set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique())
     )
+    labelled = corpus.read_arrow("spans", columns=["annotation_id", "label"]).to_pandas()
+    plans = task_plans(corpus)
     return {
         "corpus": str(corpus.path.resolve()),
         "schema": corpus.schema.ident,
@@ -46,8 +52,14 @@ def corpus_status(corpus: Corpus) -> dict:
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
             _project_status(p, tasks, live, skipped, span_counts, records, conflicts)
+            | {
+                "throughput": throughput(ann, labelled, p)["overall"],
+                "honeypots": corpus_honeypot_scores(corpus, p, bootstrap=STATUS_BOOTSTRAP),
+                **_multi_annotated(p, tasks, live, records, plans),
+            }
             for p in projects
         ],
+        "throughput": throughput(ann, labelled),
     }
 
 
@@ -115,6 +127,21 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
     if is_review:
         row["review_of"] = rec.get("review_of")
     return row
+
+
+def _multi_annotated(project, tasks, live, records, plans) -> dict:
+    """Articles planned for several annotators (per-task `overlap` from push --overlap-share, else
+    the project's overlap) and how many of them have all their annotators."""
+    t = tasks[tasks["project"] == project].drop_duplicates("article_id", keep="last")
+    project_overlap = _overlap(_record(records, project)) or DEFAULT_OVERLAP
+    planned = pd.Series(float(project_overlap), index=t["article_id"].to_numpy())
+    if OVERLAP_COLUMN in plans:
+        mine = plans[plans["project"] == project].set_index("article_id")[OVERLAP_COLUMN]
+        planned.update(pd.to_numeric(mine, errors="coerce").dropna())
+    multi = planned[planned >= 2]
+    done = live[(live["project"] == project) & (live["origin"] == "human")]
+    have = done.groupby("article_id")["annotator"].nunique().reindex(multi.index, fill_value=0)
+    return {"multi_planned": len(multi), "multi_done": int((have >= multi).sum())}
 
 
 def _overlap(rec: dict) -> int | None:

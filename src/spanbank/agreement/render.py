@@ -271,6 +271,40 @@ def _confusion(tc: dict) -> str:
     return _table(["one annotator ↓ / other →", *cats], rows, "conf")
 
 
+def _throughput_html(t: dict | None, show) -> str:
+    """Per-annotator throughput section (empty when no annotation has a lead time)."""
+    if not t or not t["annotations"]:
+        return ""
+    rows = [
+        [
+            e(show(a)),
+            str(r["annotations"]),
+            _fmt(r["seconds"] / 3600, 2),
+            _fmt(r["articles_per_hour"], 1),
+            _fmt(r["seconds_per_span"], 1),
+            _fmt(r["seconds_per_article"]["p50"], 0),
+        ]
+        for a, r in t["per_annotator"].items()
+    ]
+    header = ["annotator", "annotations", "hours", "articles/hour", "s/span", "median s/article"]
+    return (
+        "<h2>Throughput</h2><p>From Label Studio's lead time of each live annotation; "
+        f"{_fmt(t['hours'], 2)} hours in all.</p>" + _table(header, rows)
+    )
+
+
+def _honeypot_html(scores: list[dict] | None, show) -> str:
+    """Per-annotator scores against the known gold of honeypot tasks (empty when none)."""
+    if not scores:
+        return ""
+    header, rows = _honeypot_rows(scores, show)
+    return (
+        "<h2>Against honeypot gold</h2><p>Articles with known gold mixed into the batch "
+        "(push --honeypots); 95% bootstrap CIs over articles.</p>"
+        + _table(header, [[e(c) for c in r] for r in rows])
+    )
+
+
 def render_html(report: dict, names: dict | None = None) -> str:
     """The page: headline, how to read, tables, confusion, heatmaps, gold, least-agreed articles."""
     names = names or {}
@@ -436,6 +470,8 @@ where a label is often confused.</p>{_confusion(tc) if tc else ""}
 <h2>Against adjudicated gold</h2>{gold_html}
 <h2>Relations</h2><p>F1 {_fmt(rel["relation_f1"])}; conditional on matched endpoints
 {_fmt(rel["relation_f1_conditional"])} ({rel["links"]} links).</p>
+{_throughput_html(report.get("throughput"), show)}
+{_honeypot_html(report.get("honeypots"), show)}
 <h2>Lowest-agreement articles</h2>{lowest_table}
 <h2>Where they disagree</h2>
 <p>Each least-agreed article: the sentences where annotators gave some word different values, one
@@ -560,9 +596,23 @@ def render_table(report: dict) -> str:
                 ],
             )
         )
+    if report.get("honeypots"):
+        out += ["", "Against honeypot gold (95% CI)", _grid(*_honeypot_rows(report["honeypots"]))]
     for n in report.get("notes", []):
         out.append(f"note: {n}")
     return "\n".join(out) + "\n"
+
+
+def _honeypot_rows(scores: list[dict], show=str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-annotator honeypot scores (value [low, high])."""
+
+    def cell(v: dict) -> str:
+        ci = "" if math.isnan(v["ci_low"]) else f" [{_fmt(v['ci_low'])}, {_fmt(v['ci_high'])}]"
+        return _fmt(v["value"]) + ci
+
+    keys = ("span_f1", "span_f1_exact", "token_alpha")
+    rows = [[show(r["annotator"]), str(r["articles"])] + [cell(r[k]) for k in keys] for r in scores]
+    return ["annotator", "honeypots", "span F1 (IoU)", "span F1 exact", "token alpha"], rows
 
 
 def _jsonable(x):

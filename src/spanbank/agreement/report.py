@@ -53,11 +53,16 @@ def agreement_report(
     seed: int = 0,
     views: bool = False,
 ) -> dict:
-    """Agreement report for the latest human annotations of a corpus (see :func:`build_report`)."""
-    return build_report(
+    """Agreement report for the latest human annotations of a corpus (see :func:`build_report`),
+    with the annotators' throughput (`spanbank.throughput`)."""
+    from spanbank.honeypots import corpus_honeypot_scores
+    from spanbank.throughput import throughput
+
+    ann, spans = corpus.read("annotations"), corpus.read("spans")
+    report = build_report(
         corpus.read("articles"),
-        corpus.read("annotations"),
-        corpus.read("spans"),
+        ann,
+        spans,
         corpus.read("relations"),
         corpus.read("tasks"),
         project=project,
@@ -68,6 +73,11 @@ def agreement_report(
         seed=seed,
         views=views,
     )
+    report["throughput"] = throughput(ann, spans, project)
+    report["honeypots"] = corpus_honeypot_scores(
+        corpus, project, iou=iou, bootstrap=bootstrap, seed=seed
+    )
+    return report
 
 
 # --------------------------------------------------------------------------- the report

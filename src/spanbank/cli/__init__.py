@@ -28,6 +28,7 @@ COMMANDS = {
     "preannotate": "preannotate",
     "annotators": "annotators",
     "doctor": "doctor",
+    "watch": "watch",
 }
 
 

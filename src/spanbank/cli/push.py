@@ -41,7 +41,31 @@ from spanbank.cli._common import (
     default=None,
     help="Push a random sample of N not-yet-pushed articles.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample.")
+@click.option(
+    "--overlap-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of the batch's articles that get --overlap annotators; the rest get one "
+    "(e.g. 0.2: agreement on a fifth of the batch).",
+)
+@click.option(
+    "--stratify",
+    default=None,
+    help="Articles column whose values each get their share of --overlap-share, e.g. source.",
+)
+@click.option(
+    "--honeypots",
+    default=None,
+    help="Mix in articles that already have gold, as a share of the batch (e.g. 5%); "
+    "status and agree score each annotator against that gold.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of --sample, --overlap-share and --honeypots.",
+)
 @click.option(
     "--ids",
     "ids_file",
@@ -92,6 +116,9 @@ def push(
     batch_size,
     overlap,
     sample,
+    overlap_share,
+    stratify,
+    honeypots,
     seed,
     ids_file,
     where,
@@ -116,6 +143,7 @@ def push(
 
     \b
         spanbank push --project news-batch1 --create --batch-size 200 --overlap 2 --preannotate rules
+        spanbank push --project news-batch2 --overlap 2 --overlap-share 0.2 --stratify source --honeypots 5%
     """
     from spanbank.errors import ProjectMissingError
     from spanbank.labelstudio.push import push_batch
@@ -125,10 +153,21 @@ def push(
     if ids_file is not None:
         ids = [line.strip() for line in ids_file.read_text("utf-8").splitlines() if line.strip()]
 
+    planned = overlap_share is not None or honeypots or stratify
+    extra = (
+        {"overlap_share": overlap_share, "stratify": stratify, "honeypots": honeypots}
+        if planned
+        else {}
+    )
+    if planned:  # the planned push wraps push_batch with the same options
+        from spanbank.labelstudio.operations import push_planned
+
+    make = push_planned if planned else push_batch
+
     def attempt(create_project: bool) -> dict:
         with Progress(quiet or as_json) as bar:
             return run(
-                push_batch(
+                make(
                     obj.corpus,
                     project,
                     url=url,
@@ -146,6 +185,7 @@ def push(
                     chunk_size=chunk_size,
                     create=create_project,
                     repush_missing=repush_missing,
+                    **extra,
                 ),
                 bar.update,
             )

@@ -59,4 +59,30 @@ def _project_lines(p: dict) -> list[str]:
     for a in p["progress"]:
         skipped = f", skipped {a['skipped']}" if a["skipped"] else ""
         lines.append(f"  {a['annotator']}: done {a['done']} / assigned {a['assigned']}{skipped}")
+    if p.get("multi_planned"):
+        lines.append(
+            f"  multiply annotated: {p['multi_done']} of {p['multi_planned']} planned article(s) done"
+        )
+    t = p.get("throughput") or {}
+    if t.get("articles_per_hour") is not None:
+        lines.append(
+            f"  throughput: {t['articles_per_hour']} articles/hour, "
+            f"{t['seconds_per_span'] or '-'} s/span over {t['seconds'] / 3600:.2f} h"
+        )
+    for h in p.get("honeypots") or []:
+        f1, alpha = h["span_f1"], h["token_alpha"]
+        lines.append(
+            f"  honeypots {h['annotator']}: {h['articles']} checked, span F1 {_ci(f1)}, "
+            f"token alpha {_ci(alpha)}"
+        )
     return lines
+
+
+def _ci(v: dict) -> str:
+    """A figure with its 95% CI when there is one (NaN prints as n/a)."""
+    ci = "" if v["ci_low"] != v["ci_low"] else f" [{_num(v['ci_low'])}, {_num(v['ci_high'])}]"
+    return _num(v["value"]) + ci
+
+
+def _num(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"

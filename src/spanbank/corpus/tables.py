@@ -111,6 +111,20 @@ EXTRA_TABLES: dict[str, pa.Schema] = {
             ("last_pull_at", TS),
         ]
     ),
+    # push --overlap-share / --honeypots: per task, annotators planned and whether it is a gold check
+    "task_plans": pa.schema(
+        [
+            ("project", pa.string()),
+            ("ls_url", pa.string()),
+            ("article_id", pa.string()),
+            ("ls_task_id", pa.int64()),
+            ("batch_id", pa.string()),
+            ("overlap", pa.int64()),
+            ("honeypot", pa.bool_()),
+            ("honeypot_gold", pa.string()),
+            ("planned_at", TS),
+        ]
+    ),
     "conflicts": pa.schema(
         [
             ("article_id", pa.string()),

@@ -46,7 +46,9 @@ from spanbank.export.manifest import (
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.honeypots import honeypot_tasks
 from spanbank.progress import Event, Progress
+from spanbank.throughput import gold_cost
 
 __all__ = ["FORMATS", "export_dataset", "parse_formats", "verify"]
 
@@ -212,6 +214,8 @@ def _export_dataset(
             agree,
         )
         manifest["gold_selection"] = chosen_by
+        manifest["human_time"] = gold_cost(corpus.read("annotations"), split_of, project)
+        manifest["honeypots"] = sorted(set(honeypot_tasks(corpus)["article_id"]) & set(split_of))
         manifest["split_by"] = split_by
         if warnings:
             manifest["warnings"] = warnings

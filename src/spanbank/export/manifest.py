@@ -106,6 +106,16 @@ FORMAT_NOTES = {
 }
 
 
+def _cost_lines(cost: dict | None) -> list[str]:
+    """The card's line on the human time its gold cost (none when nothing was timed)."""
+    if not cost or not cost["annotations"]:
+        return []
+    return [
+        f"- human time behind this gold: {cost['hours']:g} h over {cost['annotations']} "
+        "timed annotations (Label Studio lead time)"
+    ]
+
+
 def _rounded(value):
     """A figure for people: floats to 3 significant digits."""
     return f"{value:.3g}" if isinstance(value, float) else value
@@ -137,6 +147,7 @@ def dataset_card(manifest: dict) -> str:
         "- languages: "
         + (", ".join(f"{k} ({v})" for k, v in manifest.get("languages", {}).items()) or "none"),
         _split_line(manifest),
+        *_cost_lines(manifest.get("human_time")),
         "",
         "## Splits",
         "",

@@ -34,4 +34,37 @@ def offline_paths(get_response):
     return middleware
 
 
-MIDDLEWARE = ["spanbank_ls_settings.offline_paths", *MIDDLEWARE]
+LOOPBACK_WEBHOOK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _loopback_ok(check):
+    """Wrap Label Studio's SSRF check so a webhook may point at a loopback receiver only."""
+    from urllib.parse import urlparse
+
+    def wrapped(url, *args, **kwargs):
+        if (urlparse(url).hostname or "") in LOOPBACK_WEBHOOK_HOSTS:
+            kwargs["block_local_urls"] = False
+        return check(url, *args, **kwargs)
+
+    return wrapped
+
+
+def loopback_webhooks(get_response):
+    """Django middleware (installed once at start): webhooks may reach `spanbank watch` on loopback.
+
+    Label Studio's SSRF protection refuses every private address for webhooks, the receiver of
+    `spanbank watch` included; it stays on for every other address and for every other fetch
+    (imports from URLs, cloud storage), since only the webhook module's two calls are wrapped.
+    """
+    from webhooks import serializers, utils
+
+    serializers.validate_url_for_ssrf = _loopback_ok(serializers.validate_url_for_ssrf)
+    utils.ssrf_safe_post = _loopback_ok(utils.ssrf_safe_post)
+    return get_response
+
+
+MIDDLEWARE = [
+    "spanbank_ls_settings.offline_paths",
+    "spanbank_ls_settings.loopback_webhooks",
+    *MIDDLEWARE,
+]

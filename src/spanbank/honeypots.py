@@ -1,0 +1,224 @@
+"""Gold checks: score each annotator against the known gold of honeypot articles mixed into a batch.
+
+A honeypot is a `task_plans` row with `honeypot` true and `honeypot_gold` naming the gold annotation
+it is checked against (fixed when it was pushed, so later adjudication cannot move the answer).
+Scores per annotator: span F1 (same label, IoU >= iou; and exact) and Krippendorff's nominal α
+over token categories (none / label of the innermost covering span) between annotator and
+gold, each with a percentile bootstrap CI over articles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from spanbank.agreement.coefficients import _alpha_nominal_stats, align_spans
+from spanbank.agreement.report import token_categories
+from spanbank.corpus.annotations import latest_per_annotator
+from spanbank.errors import SpanbankError
+from spanbank.tokens import tokenize
+
+HONEYPOT = "honeypot"  # task_plans column: the task is a gold check
+HONEYPOT_GOLD = (
+    "honeypot_gold"  # task_plans column: annotation_id of the gold it is checked against
+)
+SPAN_COLUMNS = ["article_id", "label", "start", "end"]
+
+
+def honeypot_scores(
+    done: pd.DataFrame,
+    human: pd.DataFrame,
+    gold: pd.DataFrame,
+    texts: dict[str, str],
+    labels: list[str],
+    *,
+    iou: float = 0.5,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> list[dict]:
+    """Per annotator: span F1 (IoU and exact) and token α against gold, with 95% bootstrap CIs.
+
+    `done`: (annotator, article_id) of each honeypot an annotator submitted (with or without
+    spans); `human`: their spans (annotator + SPAN_COLUMNS); `gold`: the reference spans
+    (SPAN_COLUMNS); `texts`: article_id -> text; `labels` fixes the categories' order.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for who, mine in done.drop_duplicates().groupby("annotator", sort=True):
+        stats = [
+            _article_stats(
+                human[(human["annotator"] == who) & (human["article_id"] == art)],
+                gold[gold["article_id"] == art],
+                texts[art],
+                labels,
+                iou,
+            )
+            for art in sorted(mine["article_id"])
+        ]
+        out.append({"annotator": str(who), "articles": len(stats)} | _scores(stats, bootstrap, rng))
+    return out
+
+
+def _spans(df: pd.DataFrame) -> list[tuple]:
+    return list(zip(df["label"], df["start"].astype(int), df["end"].astype(int), strict=True))
+
+
+def _article_stats(mine, ref, text: str, labels: list[str], iou: float) -> dict:
+    """Additive counts of one article: span matches and sizes, token agreement and categories."""
+    a, b = _spans(mine), _spans(ref)
+    _, starts, ends, _ = tokenize([text])
+    cat = np.zeros((2, len(starts)), dtype=np.int64)
+    for slot, spans in enumerate((a, b)):
+        known = [s for s in spans if s[0] in labels]
+        if known:
+            lo = np.searchsorted(ends, [s[1] for s in known], "right")
+            hi = np.searchsorted(starts, [s[2] for s in known], "left")
+            cat[slot] = token_categories(
+                lo,
+                hi,
+                np.zeros(len(known), dtype=np.int64),
+                [s[2] - s[1] for s in known],
+                [labels.index(s[0]) for s in known],
+                len(starts),
+                1,
+                len(labels),
+            )[0]
+    q = len(labels) + 1
+    return {
+        "match": len(align_spans(a, b, iou)),
+        "match_exact": len(align_spans(a, b, 1.0)),
+        "n": len(a) + len(b),
+        # two coders per token: o_cc gets 2 for each token both put in category c
+        "o_diag": 2.0 * float((cat[0] == cat[1]).sum()),
+        "n_c": np.bincount(cat.ravel(), minlength=q).astype(float),
+    }
+
+
+def _scores(stats: list[dict], bootstrap: int, rng) -> dict:
+    """Pooled figures and their bootstrap CIs (articles resampled with replacement)."""
+    m = np.array([s["match"] for s in stats], dtype=float)
+    me = np.array([s["match_exact"] for s in stats], dtype=float)
+    n = np.array([s["n"] for s in stats], dtype=float)
+    o = np.array([s["o_diag"] for s in stats])
+    nc = np.stack([s["n_c"] for s in stats])
+    idx = (
+        rng.integers(0, len(stats), size=(bootstrap, len(stats)))
+        if bootstrap and len(stats) > 1
+        else None
+    )
+
+    def figure(fn) -> dict:
+        value = float(fn(np.arange(len(stats))[None, :])[0])
+        if idx is None:
+            return {"value": value, "ci_low": float("nan"), "ci_high": float("nan")}
+        reps = fn(idx)
+        reps = reps[np.isfinite(reps)]
+        low, high = np.quantile(reps, [0.025, 0.975]) if len(reps) else (np.nan, np.nan)
+        return {"value": value, "ci_low": float(low), "ci_high": float(high)}
+
+    def f1(match):
+        return lambda ix: _div(2 * match[ix].sum(1), n[ix].sum(1))
+
+    return {
+        "span_f1": figure(f1(m)),
+        "span_f1_exact": figure(f1(me)),
+        "token_alpha": figure(lambda ix: _alpha_nominal_stats(o[ix].sum(1), nc[ix].sum(1))),
+    }
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def parse_share(value: str | float | None, what: str = "--honeypots") -> float:
+    """`5%`, `0.05` or `5` (percent when > 1) as a fraction in [0, 1]."""
+    if value is None or value == "":
+        return 0.0
+    text = str(value).strip()
+    try:
+        x = float(text.rstrip("%"))
+    except ValueError:
+        raise SpanbankError(f"{what} must be a share like 5% or 0.05, got {value!r}") from None
+    share = x / 100 if text.endswith("%") or x > 1 else x
+    if not 0 <= share <= 1:
+        raise SpanbankError(f"{what} must be between 0% and 100%, got {value!r}")
+    return share
+
+
+def pick_honeypots(
+    corpus, batch: pd.DataFrame, share: float, seed: int, pushed: set
+) -> pd.DataFrame:
+    """Articles with stored gold to mix into `batch` (not in it, not in `pushed`): round(share ×
+    batch size), at least one when share > 0; columns of `batch` plus HONEYPOT_GOLD."""
+    from spanbank.corpus.articles import article_meta
+    from spanbank.gold import select_annotations
+
+    want = int(np.floor(share * len(batch) + 0.5)) or (1 if share > 0 and len(batch) else 0)
+    if not want:
+        return batch.iloc[:0].assign(**{HONEYPOT_GOLD: pd.Series(dtype=object)})
+    gold = select_annotations(corpus)
+    gold = gold[gold["selection"].isin(["review", "gold"])]
+    gold = gold[~gold["article_id"].isin(set(batch["article_id"]) | set(pushed))]
+    if gold.empty:
+        raise SpanbankError(
+            "--honeypots needs articles with stored gold that this project has not had yet; "
+            "run `spanbank adjudicate` (or review) first"
+        )
+    rng = np.random.default_rng(seed)
+    gold = gold.sort_values("article_id").iloc[rng.permutation(len(gold))[:want]]
+    meta = article_meta(corpus)
+    rows = meta[meta["article_id"].isin(set(gold["article_id"]))]
+    ref = gold.set_index("article_id")["annotation_id"]
+    return rows[[c for c in batch.columns if c in rows]].assign(
+        **{HONEYPOT_GOLD: rows["article_id"].map(ref).to_numpy()}
+    )
+
+
+def honeypot_tasks(corpus, project: str | None = None) -> pd.DataFrame:
+    """Task rows pushed as honeypots (of `project`); empty when the corpus has none."""
+    from spanbank.labelstudio.overlap import task_plans
+
+    plans = task_plans(corpus, project)
+    if HONEYPOT not in plans:
+        return pd.DataFrame(columns=["project", "article_id", HONEYPOT, HONEYPOT_GOLD])
+    return plans[plans[HONEYPOT].fillna(False).astype(bool)]
+
+
+def without_honeypot_work(corpus, ann: pd.DataFrame) -> pd.DataFrame:
+    """`ann` minus annotations made on honeypot tasks: they check annotators against gold the
+    article already has, so they never become its gold a second time."""
+    hp = honeypot_tasks(corpus)
+    if hp.empty or ann.empty:
+        return ann
+    keys = pd.MultiIndex.from_frame(hp[["project", "article_id"]].astype(object))
+    mine = pd.MultiIndex.from_frame(ann[["project", "article_id"]].astype(object))
+    return ann[~mine.isin(keys)]
+
+
+def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> list[dict]:
+    """`honeypot_scores` over the corpus's honeypot tasks (of `project`); [] when it has none."""
+    hp = honeypot_tasks(corpus, project)
+    if hp.empty:
+        return []
+    ann = corpus.read("annotations")
+    human = latest_per_annotator(ann).merge(
+        hp[["project", "article_id"]].drop_duplicates(), on=["project", "article_id"]
+    )
+    spans = corpus.read("spans")
+    ref = hp.drop_duplicates("article_id", keep="last")[["article_id", HONEYPOT_GOLD]]
+    gold = spans[spans["annotation_id"].isin(set(ref[HONEYPOT_GOLD]))]
+    mine = spans.drop(columns=["article_id"]).merge(
+        human[["annotation_id", "article_id", "annotator"]], on="annotation_id"
+    )
+    from spanbank.corpus.articles import attach_text
+
+    texts = attach_text(corpus, ref[["article_id"]])
+    return honeypot_scores(
+        human[["annotator", "article_id"]],
+        mine,
+        gold,
+        dict(zip(texts["article_id"], texts["text"], strict=True)),
+        list(corpus.schema.labels),
+        **options,
+    )

@@ -1,0 +1,214 @@
+"""Honeypot scoring against known gold: hand-made cases with known F1 and α (α checked by `krippendorff`)."""
+
+from __future__ import annotations
+
+import math
+
+import krippendorff
+import pandas as pd
+import pytest
+
+from spanbank.honeypots import honeypot_scores
+
+TEXT = "Ana said that prices will rise today ."
+LABELS = ["SPEAKER", "QUOTE", "CUE", "EVENT"]
+GOLD = [("SPEAKER", 0, 3), ("QUOTE", 14, 30)]  # "Ana", "prices will rise"
+
+
+def _frame(rows, **cols):
+    df = pd.DataFrame(rows, columns=["label", "start", "end"])
+    return df.assign(**cols)
+
+
+def _score(human_spans: dict, done: list[tuple], texts=None, gold=None, **kw):
+    texts = texts or {"h1": TEXT}
+    gold = gold if gold is not None else {"h1": GOLD}
+    human = pd.concat(
+        [_frame(sp, annotator=w, article_id=a) for (w, a), sp in human_spans.items()]
+        or [_frame([], annotator="", article_id="")]
+    )
+    ref = pd.concat([_frame(sp, article_id=a) for a, sp in gold.items()])
+    done = pd.DataFrame(done, columns=["annotator", "article_id"])
+    return {r["annotator"]: r for r in honeypot_scores(done, human, ref, texts, LABELS, **kw)}
+
+
+def test_known_f1_and_alpha():
+    s = _score(
+        {
+            ("u1", "h1"): GOLD,
+            ("u2", "h1"): [("SPEAKER", 0, 3), ("QUOTE", 14, 36)],  # quote runs on over "today"
+        },
+        [("u1", "h1"), ("u2", "h1"), ("u3", "h1")],  # u3 submitted without a span
+        bootstrap=0,
+    )
+    assert s["u1"]["span_f1"]["value"] == 1.0 and s["u1"]["token_alpha"]["value"] == 1.0
+    assert s["u2"]["span_f1"]["value"] == 1.0  # IoU 16/22 >= 0.5
+    assert s["u2"]["span_f1_exact"]["value"] == 0.5  # 2*1 / (2+2)
+    assert s["u3"]["span_f1"]["value"] == 0.0
+    # tokens: Ana said that prices will rise today . -> u2 differs on "today" only
+    spk, quo = 1, 2
+    gold_row = [spk, 0, 0, quo, quo, quo, 0, 0]
+    u2_row = [spk, 0, 0, quo, quo, quo, quo, 0]
+    want = krippendorff.alpha(reliability_data=[u2_row, gold_row], level_of_measurement="nominal")
+    assert s["u2"]["token_alpha"]["value"] == pytest.approx(want, abs=1e-12)
+    assert s["u2"]["token_alpha"]["value"] == pytest.approx(1 - 15 * 2 / 154, abs=1e-12)
+    assert math.isnan(s["u2"]["token_alpha"]["ci_low"])  # no bootstrap asked
+
+
+def test_bootstrap_ci_over_articles():
+    texts = {f"h{i}": TEXT for i in range(6)}
+    gold = {a: GOLD for a in texts}
+    spans = {("good", a): GOLD for a in texts}
+    # "half" gets three articles right and misses the quote in three
+    spans |= {("half", a): GOLD if i < 3 else GOLD[:1] for i, a in enumerate(texts)}
+    done = [(w, a) for (w, a) in spans]
+    s = _score(spans, done, texts=texts, gold=gold, bootstrap=500, seed=1)
+    assert s["good"]["span_f1"] == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    half = s["half"]["span_f1"]
+    assert half["value"] == pytest.approx(2 * 9 / (9 + 12))  # 9 matches, 9 + 12 spans
+    assert half["ci_low"] < half["value"] < half["ci_high"]
+    assert s["half"]["articles"] == 6
+    again = _score(spans, done, texts=texts, gold=gold, bootstrap=500, seed=1)
+    assert again["half"]["span_f1"] == half  # reproducible with the seed
+
+
+NOW = pd.Timestamp("2024-05-01", tz="UTC")
+
+
+def _ann(aid, article, annotator, origin="human", project="p"):
+    return {
+        "annotation_id": aid,
+        "project": project,
+        "article_id": article,
+        "ls_task_id": 1,
+        "ls_annotation_id": 1,
+        "annotator": annotator,
+        "origin": origin,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "lead_time_s": 10.0,
+        "cancelled": False,
+        "version": 1,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": NOW,
+    }
+
+
+def _span_row(aid, article, n, label, start, end):
+    return {
+        "annotation_id": aid,
+        "span_id": f"{aid}-{n}",
+        "article_id": article,
+        "label": label,
+        "start": start,
+        "end": end,
+        "text": TEXT[start:end],
+        "attributes": None,
+        "offset_repair": None,
+    }
+
+
+def _task(article, tid):
+    return {
+        "project": "p",
+        "ls_url": "http://ls",
+        "ls_project_id": 1,
+        "article_id": article,
+        "ls_task_id": tid,
+        "batch_id": "b1",
+        "pushed_at": NOW,
+        "schema_version": "news-v1",
+    }
+
+
+def _plan(article, tid, honeypot, gold=None):
+    return {
+        "project": "p",
+        "ls_url": "http://ls",
+        "article_id": article,
+        "ls_task_id": tid,
+        "batch_id": "b1",
+        "overlap": 1,
+        "honeypot": honeypot,
+        "honeypot_gold": gold,
+        "planned_at": NOW,
+    }
+
+
+def _honeypot_corpus(tmp_path):
+    """h1: gold from project `old`, pushed to p as a honeypot and annotated by u1 and u2; n1 not."""
+    from conftest import make_corpus
+
+    c = make_corpus(tmp_path / "corpus", {"h1": TEXT, "n1": TEXT})
+    anns = [
+        _ann("g-h1", "h1", "gold:review", origin="gold", project="old"),
+        _ann("u1-h1", "h1", "u1"),
+        _ann("u2-h1", "h1", "u2"),
+        _ann("u1-n1", "n1", "u1"),
+    ]
+    spans = [_span_row("g-h1", "h1", i, *g) for i, g in enumerate(GOLD)]
+    spans += [_span_row("u1-h1", "h1", i, *g) for i, g in enumerate(GOLD)]
+    spans += [_span_row("u2-h1", "h1", 0, "SPEAKER", 0, 3)]  # misses the quote
+    spans += [_span_row("u1-n1", "n1", 0, "SPEAKER", 0, 3)]
+    with c.writer() as w:
+        w.append("tasks", pd.DataFrame([_task("h1", 1), _task("n1", 2)]))
+        w.append("task_plans", pd.DataFrame([_plan("h1", 1, True, "g-h1"), _plan("n1", 2, False)]))
+        w.append("spans", pd.DataFrame(spans))
+        w.append("annotations", pd.DataFrame(anns))
+    return c
+
+
+def test_status_and_agree_show_honeypot_scores(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    c = _honeypot_corpus(tmp_path)
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
+    assert res.exit_code == 0, res.output
+    (p,) = [p for p in json.loads(res.output)["projects"] if p["project"] == "p"]
+    scores = {h["annotator"]: h for h in p["honeypots"]}
+    assert scores["u1"]["span_f1"]["value"] == 1.0 and scores["u1"]["articles"] == 1
+    assert scores["u2"]["span_f1"]["value"] == pytest.approx(2 / 3)
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
+    assert "honeypots u2: 1 checked, span F1 0.667" in res.output
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "agree", "--project", "p"])
+    assert res.exit_code == 0, res.output
+    assert "Against honeypot gold" in res.output
+
+
+def test_honeypot_work_never_becomes_gold_again(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+    from spanbank.gold import select_annotations
+
+    c = _honeypot_corpus(tmp_path)
+    # without the exclusion, u1 and u2 on h1 made project p's gold for h1 a second time
+    assert "h1" not in set(select_annotations(c, project="p")["article_id"])
+    chosen = select_annotations(c).set_index("article_id")
+    assert chosen.loc["h1", "annotation_id"] == "g-h1"  # its one gold, from before
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(
+        cli, ["--corpus", str(c.path), "export", "--format", "jsonl", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["honeypots"] == ["h1"]
+
+
+def test_pick_honeypots(tmp_path):
+    from spanbank.honeypots import HONEYPOT_GOLD, parse_share, pick_honeypots
+
+    assert parse_share("5%") == 0.05 and parse_share("0.05") == 0.05 and parse_share("5") == 0.05
+    c = _honeypot_corpus(tmp_path)
+    batch = pd.DataFrame({"article_id": [f"b{i}" for i in range(20)]})
+    hp = pick_honeypots(c, batch, 0.05, seed=0, pushed=set())
+    assert hp["article_id"].tolist() == ["h1"] and hp[HONEYPOT_GOLD].tolist() == ["g-h1"]
+    with pytest.raises(Exception, match="stored gold"):
+        pick_honeypots(c, batch, 0.05, seed=0, pushed={"h1"})

@@ -1,0 +1,243 @@
+"""Overlap by budget: the plan (pure), and how the real Label Studio queue honours it with two users."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+
+import httpx
+import pandas as pd
+import pytest
+
+from conftest import make_corpus
+from spanbank.labelstudio import push as ls_push
+from spanbank.labelstudio import server, workflow
+from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
+
+
+def _articles(n, sources=("a", "b", "c")):
+    return pd.DataFrame(
+        {
+            "article_id": [f"x{i:03d}" for i in range(n)],
+            "source": [sources[i % 3] for i in range(n)],
+        }
+    )
+
+
+def test_plan_share_seed_and_strata():
+    arts = _articles(100)
+    plan = plan_overlap(arts, 0.2, seed=7)
+    assert len(plan) == 20
+    assert plan == plan_overlap(arts.sample(frac=1, random_state=3), 0.2, seed=7)  # order-free
+    assert plan != plan_overlap(arts, 0.2, seed=8)
+    strat = plan_overlap(arts, 0.2, seed=7, stratify="source")
+    by_source = Counter(arts.set_index("article_id").loc[sorted(strat), "source"])
+    assert sum(by_source.values()) == 20 and sorted(by_source.values()) == [6, 7, 7]  # 34/33/33
+    assert plan_overlap(arts, 0.0) == set() and len(plan_overlap(arts, 1.0)) == 100
+
+
+def _login(url: str, email: str, password: str) -> httpx.Client:
+    web = httpx.Client(timeout=60)
+    page = f"{url}/user/login/"
+    web.get(page)
+    csrf = web.cookies.get("csrftoken", "")
+    web.post(
+        page,
+        headers={"Referer": page},
+        data={"csrfmiddlewaretoken": csrf, "email": email, "password": password},
+    )
+    return web
+
+
+def _drain(url: str, web: httpx.Client, pid: int, drawn: list) -> None:
+    """One annotator taking the next task from the queue and submitting it, until none is left."""
+    headers = {"X-CSRFToken": web.cookies.get("csrftoken", ""), "Referer": url}
+    while (r := web.get(f"{url}/api/projects/{pid}/next")).status_code == 200:
+        tid = r.json()["id"]
+        a = web.post(
+            f"{url}/api/tasks/{tid}/annotations/?project={pid}",
+            json={"result": [], "lead_time": 1.0},
+            headers=headers,
+        )
+        assert a.status_code == 201, a.text[:200]
+        drawn.append(tid)
+
+
+@pytest.mark.labelstudio
+def test_queue_honours_per_task_overlap_with_two_users(
+    tmp_path, ls_server, ls_client, project_name, capsys
+):
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(100)}
+    corpus = make_corpus(tmp_path / "corpus", texts)
+    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=2))
+    pid = s["ls_project_id"]
+    tasks = corpus.read("tasks")[["article_id", "ls_task_id"]]
+    multi = plan_overlap(tasks, 0.2, seed=1)
+    apply_overlap(ls_client, tasks, multi, 2)
+    overlap = {
+        t["id"]: t["overlap"]
+        for p in ls_client.task_pages(pid, include=["id", "overlap"])
+        for t in p
+    }
+    task_of = dict(zip(tasks["article_id"], tasks["ls_task_id"], strict=True))
+    two = {int(task_of[a]) for a in multi}
+    assert Counter(overlap.values()) == {2: 20, 1: 80}
+    assert {t for t, n in overlap.items() if n == 2} == two
+
+    webs, drawn = [], [[], []]
+    for k in range(2):
+        user = server.add_user(f"q{k}-{uuid.uuid4().hex[:6]}@people.example", ls_server.data_dir)
+        webs.append(_login(ls_server.url, user.email, user.password))
+    _both_drain(ls_server.url, webs, pid, drawn)
+    first = _outcome(drawn, two, overlap)
+    _both_drain(ls_server.url, webs, pid, drawn)  # both come back later: what was locked is free
+    final = _outcome(drawn, two, overlap)
+    for w in webs:
+        w.close()
+    with capsys.disabled():
+        print(f"\nqueue, concurrent pass: {first}\nqueue, after both return: {final}")
+    assert final["same_user_twice"] == 0
+    assert final["planned2"] == {2: 20}  # every agreement task reached its second annotator
+    assert final["planned1"].get(0, 0) == 0  # nothing left unannotated
+    assert sum(v for k, v in final["planned1"].items() if k > 1) <= 5  # a race may double a few
+
+
+def _both_drain(url, webs, pid, drawn) -> None:
+    threads = [
+        threading.Thread(target=_drain, args=(url, w, pid, d))
+        for w, d in zip(webs, drawn, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+
+
+def _outcome(drawn, two, overlap) -> dict:
+    """Annotations per task, split by the plan, and tasks one user submitted twice."""
+    per_task = Counter(drawn[0] + drawn[1])
+    return {
+        "draws": [len(d) for d in drawn],
+        "planned2": dict(Counter(per_task[t] for t in two)),
+        "planned1": dict(Counter(per_task[t] for t in overlap if t not in two)),
+        "same_user_twice": sum(len(d) - len(set(d)) for d in drawn),
+    }
+
+
+def test_status_counts_multiply_annotated_done(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    now = pd.Timestamp("2024-01-01", tz="UTC")
+    texts = {a: f"Text {a}." for a in ("a1", "a2", "a3", "a4")}
+    c = make_corpus(tmp_path / "corpus", texts)
+    plan = {"a1": 2, "a2": 2, "a3": 1, "a4": 1}
+    tasks = [
+        {
+            "project": "p",
+            "ls_url": "http://ls",
+            "ls_project_id": 1,
+            "article_id": a,
+            "ls_task_id": i,
+            "batch_id": "b",
+            "pushed_at": now,
+            "schema_version": "v",
+        }
+        for i, a in enumerate(plan)
+    ]
+    plans = [
+        {
+            "project": "p",
+            "ls_url": "http://ls",
+            "article_id": a,
+            "ls_task_id": i,
+            "batch_id": "b",
+            "overlap": n,
+            "honeypot": False,
+            "honeypot_gold": None,
+            "planned_at": now,
+        }
+        for i, (a, n) in enumerate(plan.items())
+    ]
+    done = [("a1", "u1"), ("a1", "u2"), ("a2", "u1"), ("a3", "u2")]
+    anns = [
+        {
+            "annotation_id": f"{a}-{u}",
+            "project": "p",
+            "article_id": a,
+            "ls_task_id": 1,
+            "ls_annotation_id": 1,
+            "annotator": u,
+            "origin": "human",
+            "created_at": now,
+            "updated_at": now,
+            "lead_time_s": 5.0,
+            "cancelled": False,
+            "version": 1,
+            "superseded": False,
+            "deleted_at": None,
+            "pulled_at": now,
+        }
+        for a, u in done
+    ]
+    with c.writer() as w:
+        w.append("tasks", pd.DataFrame(tasks))
+        w.append("task_plans", pd.DataFrame(plans))
+        w.append("annotations", pd.DataFrame(anns))
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
+    (p,) = json.loads(res.output)["projects"]
+    assert (p["multi_planned"], p["multi_done"]) == (2, 1)
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
+    assert "multiply annotated: 1 of 2 planned article(s) done" in res.output
+
+
+@pytest.mark.labelstudio
+def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_name):
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(100)}
+    texts |= {f"g{i}": f"Gold {i}. “Rates fall,” he said." for i in range(10)}
+    corpus = make_corpus(tmp_path / "corpus", texts)
+    now = pd.Timestamp("2024-01-01", tz="UTC")
+    gold = [
+        {"annotation_id": f"gold-{a}", "project": None, "article_id": a, "ls_task_id": None,
+         "ls_annotation_id": None, "annotator": "gold:review", "origin": "gold",
+         "created_at": now, "updated_at": now, "lead_time_s": None, "cancelled": False,
+         "version": 1, "superseded": False, "deleted_at": None, "pulled_at": now}
+        for a in texts if a.startswith("g")
+    ]  # fmt: skip
+    with corpus.writer() as w:
+        w.append("annotations", pd.DataFrame(gold))
+    env = {"LABEL_STUDIO_URL": ls_conn[0], "LABEL_STUDIO_API_KEY": ls_conn[1]}
+    args = ["--corpus", str(corpus.path), "push", "--project", project_name, "--create"]
+    args += ["--overlap", "2", "--overlap-share", "0.2", "--honeypots", "5%", "--seed", "3"]
+    args += ["--where", "article_id.str.startswith('x')", "--json"]
+    res = CliRunner().invoke(cli, args, env=os.environ | env)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["pushed"] == 105 and summary["honeypots"] == 5
+    plans = corpus.read("task_plans")
+    batch = plans[~plans["honeypot"]]
+    assert (batch["overlap"] == 2).sum() == 20 and (batch["overlap"] == 1).sum() == 80
+    hp = plans[plans["honeypot"]]
+    assert set(hp["article_id"]) <= {a for a in texts if a.startswith("g")}
+    assert (hp["honeypot_gold"] == "gold-" + hp["article_id"]).all()
+    pid = summary["ls_project_id"]
+    server = {
+        t["id"]: t
+        for p in ls_client.task_pages(pid, include=["id", "overlap", "data", "meta"])
+        for t in p
+    }
+    for row in plans.itertuples():
+        task = server[int(row.ls_task_id)]
+        assert task["overlap"] == (2 if row.honeypot else row.overlap)
+        assert "honeypot" not in json.dumps(task).lower()  # nothing tells annotators
