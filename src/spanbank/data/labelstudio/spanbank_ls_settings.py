@@ -58,8 +58,9 @@ def loopback_webhooks(get_response):
     """
     from webhooks import serializers, utils
 
-    serializers.validate_url_for_ssrf = _loopback_ok(serializers.validate_url_for_ssrf)
-    utils.ssrf_safe_post = _loopback_ok(utils.ssrf_safe_post)
+    for module, name in ((serializers, "validate_url_for_ssrf"), (utils, "ssrf_safe_post")):
+        if hasattr(module, name):  # older Label Studio (1.20) has no such check to relax
+            setattr(module, name, _loopback_ok(getattr(module, name)))
     return get_response
 
 
