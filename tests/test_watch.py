@@ -152,7 +152,11 @@ def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_n
         posted = ls_client.create_annotation(
             int(tasks["w0"]), [region("r1", TEXTS["w0"], "the minister", "SPEAKER")]
         )
-        _wait_for(lambda: _annotation(corpus, posted["id"]) is not None, "posted annotation")
+        # the event line comes after the store: waiting for it, not the row, leaves no race with ^C
+        _wait_for(
+            lambda: lines.append(proc.stdout.readline()) or "[event]" in lines[-1], "event line", 30
+        )
+        assert _annotation(corpus, posted["id"]) is not None
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -160,7 +164,7 @@ def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_n
             proc.kill()
     assert proc.returncode == 0, err
     assert "webhook removed" in err and "Traceback" not in err
-    assert "[event] pulled new 1" in out
+    assert "[event] pulled new 1" in "".join(lines) + out
     assert ls_watch.own_hooks(ls_client, pid) == []
 
 
