@@ -43,6 +43,7 @@ SUFFIXES = {
 META = ("title", "source", "url", "published_at", "language")
 # rows per batch when reading inputs and appending: memory is bounded by a batch, not by the input
 BATCH_ROWS = 50_000
+SHOWN_CLASHES = 20  # refused re-ingests whose message shows where the texts differ
 READ_BLOCK = 1 << 22  # bytes of a JSON Lines / CSV file decoded at a time
 SPOOL_COMPRESSION = "none"  # the temp file of new rows: written and read once, fast beats small
 
@@ -647,8 +648,8 @@ def ingest_paths(
         with corpus.writer(wait) as w:
             stored = _Stored(corpus.read_arrow("articles", columns=["article_id", "text_sha256"]))
             clashes: list[
-                tuple[int, int, str]
-            ] = []  # (file, where, id) of rows stored with another text
+                tuple[int, int, str, str | None]
+            ] = []  # (file, where, id, text or None) of rows stored with another text
             now = pa.scalar(datetime.now(timezone.utc), type=TS)
 
             def new_rows() -> Iterator[pa.Table]:
@@ -668,11 +669,14 @@ def ingest_paths(
                     clash = pc.and_(is_stored, pc.invert(same))
                     if pc.any(clash).as_py():
                         c = table.filter(clash)
+                        keep = max(0, SHOWN_CLASHES - len(clashes))  # texts kept to show a few
+                        texts = c.column("text").to_pylist()[:keep]
                         clashes.extend(
                             zip(
                                 c.column("_file").to_pylist(),
                                 c.column("_where").to_pylist(),
                                 c.column("article_id").to_pylist(),
+                                texts + [None] * (c.num_rows - len(texts)),
                                 strict=True,
                             )
                         )
@@ -703,9 +707,11 @@ def ingest_paths(
                 duplicates.append(
                     f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)}) with another text"
                 )
+    old = _stored_texts(corpus, [c[2] for c in clashes if c[3] is not None]) if clashes else {}
     summary.refused += [
         f"{labels[k](where)}: id {aid} is stored with another text (re-ingesting would misalign its annotations)"
-        for k, where, aid in sorted(clashes)
+        + (f"; the texts {where_differ(old[aid], text, 'and now')}" if aid in old and text else "")
+        for k, where, aid, text in sorted(clashes, key=lambda c: c[:3])
     ]
     summary.refused += duplicates
     return summary
