@@ -180,156 +180,244 @@ def build_report(
     if bootstrap < 0:
         raise AgreementError(f"bootstrap must be >= 0, got {bootstrap}")
     notes: list[str] = []
-    ann = latest_per_annotator(annotations, project, annotators)
-    per_article = ann.groupby("article_id")["annotator"].nunique()
-    multi = per_article[per_article >= 2].index
-    if len(multi) == 0:
-        what = f" in project {project!r}" if project is not None else ""
-        raise AgreementError(
-            f"no article has two or more annotators{what}; "
-            "pull annotations from several annotators first (or widen --project/--annotators)"
-        )
-    ann = ann[ann["article_id"].isin(multi)].copy()
-    art_ids = np.array(sorted(multi), dtype=object)
-    text_by_id = articles.drop_duplicates("article_id").set_index("article_id")["text"]
-    missing = [a for a in art_ids if a not in text_by_id.index]
-    if missing:
-        raise AgreementError(
-            f"article {missing[0]!r} has annotations but no text in the articles table; re-ingest it"
-        )
-    texts = [str(t) for t in text_by_id.loc[list(art_ids)]]
-    lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    n_art = len(art_ids)
-    a_index = pd.Series(np.arange(n_art), index=pd.Index(art_ids))
-    ann["a_idx"] = a_index.loc[ann["article_id"]].to_numpy()
-    ann = ann.sort_values(["a_idx", "annotator"], kind="stable")
-    ann["slot"] = ann.groupby("a_idx").cumcount().to_numpy()
-    n_coders = np.bincount(ann["a_idx"].to_numpy(), minlength=n_art)
-    max_m = int(n_coders.max())
-    names = list(sorted(ann["annotator"].unique()))
-    slot_name = np.full((n_art, max_m), "", dtype=object)
-    slot_name[ann["a_idx"].to_numpy(), ann["slot"].to_numpy()] = ann["annotator"].to_numpy()
-
-    # Spans of the selected annotations, with label, article and slot as integers.
-    sp = spans.merge(
-        ann[["annotation_id", "a_idx", "slot", "annotator"]], on="annotation_id", how="inner"
-    )
-    sp_all = sp
-    if labels is not None:
-        labels = list(labels)
-        sp = sp[sp["label"].isin(labels)]
-    else:
-        labels = sorted(sp["label"].dropna().unique().tolist())
-    if not labels:
-        raise AgreementError(
-            "no spans in the articles with two or more annotators; nothing to compare (check --labels)"
-        )
-    n_lab = len(labels)
-    sp = sp.reset_index(drop=True)
-    lab_idx = pd.Index(labels).get_indexer(sp["label"]) if len(sp) else np.zeros(0, np.int64)
-    s_art = sp["a_idx"].to_numpy(np.int64)
-    s_slot = sp["slot"].to_numpy(np.int64)
-    s_start = sp["start"].to_numpy(np.int64)
-    s_end = sp["end"].to_numpy(np.int64)
-    bad = (s_start > s_end) | (s_start < 0)
-    if bad.any():
-        row = sp.iloc[int(np.flatnonzero(bad)[0])]
-        raise AgreementError(
-            f"span {row.get('span_id')!r} of annotation {row['annotation_id']!r} has "
-            f"start={row['start']} end={row['end']}; repair the corpus (start <= end)"
-        )
-    clipped = s_end > lengths[s_art]
-    if clipped.any():
-        notes.append(f"{int(clipped.sum())} spans end beyond their article text and were clipped")
-        s_end = np.minimum(s_end, lengths[s_art])
-        s_start = np.minimum(s_start, s_end)
-
-    slot_pairs = [(i, j) for i in range(max_m) for j in range(i + 1, max_m)]
-    group = s_art * n_lab + lab_idx
-    # a discontinuous span matches as one unit, but its tokens are its fragments' tokens
-    s_frag = sp["fragments"].to_numpy(object) if "fragments" in sp else None
-    f_of, f_start, f_end = fragment_pieces(s_start, s_end, s_frag, lengths[s_art])
-    f_art, f_slot, f_lab = s_art[f_of], s_slot[f_of], lab_idx[f_of]
-
-    # ---- span F1 per (slot pair, article, label); alignments kept for relations
+    u = _Units(articles, annotations, spans, project, labels, annotators, notes)
+    n_art, n_lab = len(u.art_ids), len(u.labels)
     span_counts, alignments = _span_counts(
-        group, s_slot, s_art, s_start, s_end, n_coders, slot_pairs, n_art, n_lab, iou, s_frag
+        u.group, u.s_slot, u.s_art, u.s_start, u.s_end, u.n_coders, u.slot_pairs, n_art, n_lab,
+        iou, u.s_frag,
+    )  # fmt: skip
+    tok = _Tokens(u, notes)
+    unitizing = _unitizing(
+        u.f_art, u.f_slot, u.f_lab, u.f_start, u.f_end, u.lengths, u.n_coders, u.group[u.f_of],
+        n_art, n_lab,
+    )  # fmt: skip
+    rel_rows = _relation_counts(relations, u.sp, u.ann, alignments, u.slot_pairs, u.n_coders)
+    attr_rows = _attribution_counts(
+        u.sp_all, relations, u.ann, u.lengths, u.slot_pairs, u.n_coders, iou
     )
-
-    # ---- token layers
-    t_art, t_start, t_end, offsets = tokenize(texts)
-    n_tok = len(t_art)
-    g_tok_s = offsets[t_art] + t_start
-    g_tok_e = offsets[t_art] + t_end
-    m_tok = n_coders[t_art]
-    art_bounds = np.searchsorted(t_art, np.arange(n_art + 1))
-    span_lo = np.searchsorted(g_tok_e, offsets[f_art] + f_start, "right")
-    span_hi = np.searchsorted(g_tok_s, offsets[f_art] + f_end, "left")
-    # the multi-category layer: one value per (annotator, token), none = 0, label c = c + 1
-    cat = token_categories(span_lo, span_hi, f_slot, f_end - f_start, f_lab, n_tok, max_m, n_lab)
-    cat[np.arange(max_m)[:, None] >= m_tok[None, :]] = -1  # annotator did not annotate it
-    q = n_lab + 1
-    tok_counts = _category_counts(cat, q)
-    labelled = tok_counts[:, 0] < m_tok  # at least one annotator gave a label
-    cat_stats = category_item_stats(tok_counts)
-    cat_art = _per_article(cat_stats, art_bounds)
-    cat_art_l = _per_article(cat_stats * labelled[:, None], art_bounds)
-    pair_conf = _pair_confusion(cat, m_tok, t_art, slot_pairs, n_art, q)
-    pair_tok, multi_stats, prevalence = _binary_layers(
-        span_lo,
-        span_hi,
-        f_slot,
-        f_lab,
-        cat,
-        m_tok,
-        labelled,
-        t_art,
-        art_bounds,
-        slot_pairs,
-        n_art,
-        n_lab,
-    )
-    if n_lab < 2:
-        notes.append(
-            "figures over labelled tokens only (-O) need two or more labels: with one, every "
-            "such token is that label for someone, so they cannot be positive; left undefined"
-        )
-
-    # ---- unitizing alpha
-    alpha_u, alpha_u_overall, art_alpha_u, units_per_label = _unitizing(
-        f_art, f_slot, f_lab, f_start, f_end, lengths, n_coders, group[f_of], n_art, n_lab
-    )
-
-    # ---- relations
-    rel_rows = _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders)
-    attr_rows = _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, iou)
     attributions_out = _attribution_report(attr_rows)
+    # one row per article x slot pair x label
+    pair_df = _pair_table(
+        u.slot_pairs, u.n_coders, span_counts, tok.pair_tok, u.slot_name, u.labels
+    )
+    label_rows = _label_rows(pair_df, u.labels, tok, unitizing)
+    relations_out = {"overall": _relation_measures(rel_rows), "by_label": []}
+    if rel_rows is not None and len(rel_rows):
+        for lab, g in rel_rows.groupby("label", sort=True):
+            relations_out["by_label"].append({"label": lab, **_relation_measures(g)})
+    arts = _Articles(pair_df, u, tok, unitizing[2], tasks, project)
+    lowest_rows = [arts.rows[k] for k in arts.rank[:lowest]]
+    token_out = _token_section(tok, u.labels)
+    summary = _summary(label_rows[-2], token_out, relations_out, attributions_out)
+    blocks = _bootstrap_blocks(tok, arts, rel_rows, attr_rows, n_art)
+    cis = _bootstrap(blocks, bootstrap, seed)
+    summary = {
+        k: {"value": v, "ci_low": cis.get(k, (NAN, NAN))[0], "ci_high": cis.get(k, (NAN, NAN))[1]}
+        for k, v in summary.items()
+    }
+    view_rows = (
+        _article_views(
+            [int(u.a_index[r["article_id"]]) for r in lowest_rows],
+            u.texts,
+            tok.cat,
+            tok.art_bounds,
+            tok.t_start,
+            tok.t_end,
+            u.slot_name,
+            u.n_coders,
+            ["none", *u.labels],
+            u.sp_all,
+            relations,
+            u.lengths,
+        )
+        if views
+        else None
+    )
+    return {
+        "selection": {
+            "project": project,
+            "labels": u.labels,
+            "annotators": list(annotators) if annotators is not None else None,
+            "iou": float(iou),
+            "bootstrap": int(bootstrap),
+            "seed": int(seed),
+            "tokenizer": TOKEN_PATTERN,
+        },
+        "coverage": _coverage(u, tok, unitizing[3]),
+        "summary": summary,
+        "labels": label_rows,
+        "pairs": _pair_rows(pair_df, u, tok, rel_rows),
+        "relations": relations_out,
+        "token_categories": token_out,
+        "attributions": attributions_out,
+        "gold": _gold_scores(annotations, spans, project, annotators, u.labels, iou),
+        "articles": arts.rows,
+        "lowest_articles": lowest_rows,
+        "notes": notes,
+        **({"_views": view_rows} if views else {}),
+    }
 
-    # ---- per-pair table (one row per article x slot pair x label)
-    pair_df = _pair_table(slot_pairs, n_coders, span_counts, pair_tok, slot_name, labels)
-    tab_cols = ["n00", "n01", "n10", "n11"]
-    tab_cols_l = ["l00", "l01", "l10", "l11"]
-    sum_cols = ["tp_exact", "tp_overlap", "tp_any", "n_a", "n_b", *tab_cols, *tab_cols_l]
-    multi_label = n_lab >= 2
 
-    def pair_token(g) -> dict:
-        return _pair_token(g[tab_cols].to_numpy(float), g[tab_cols_l].to_numpy(float), multi_label)
+class _Units:
+    """The selection as integer arrays: articles annotated by two or more annotators, each
+    annotator's slot in an article, and the spans (and their fragments) of those annotations."""
 
-    def span_measures(row) -> dict:
-        n = row["n_a"] + row["n_b"]
-        return {
-            "span_f1_exact": _f1(2 * row["tp_exact"], n),
-            "span_f1_overlap": _f1(2 * row["tp_overlap"], n),
-            "span_f1_any": _f1(2 * row["tp_any"], n),
-        }
+    def __init__(self, articles, annotations, spans, project, labels, annotators, notes):
+        ann = latest_per_annotator(annotations, project, annotators)
+        self.per_article = ann.groupby("article_id")["annotator"].nunique()
+        multi = self.per_article[self.per_article >= 2].index
+        if len(multi) == 0:
+            what = f" in project {project!r}" if project is not None else ""
+            raise AgreementError(
+                f"no article has two or more annotators{what}; "
+                "pull annotations from several annotators first (or widen --project/--annotators)"
+            )
+        ann = ann[ann["article_id"].isin(multi)].copy()
+        art_ids = np.array(sorted(multi), dtype=object)
+        text_by_id = articles.drop_duplicates("article_id").set_index("article_id")["text"]
+        missing = [a for a in art_ids if a not in text_by_id.index]
+        if missing:
+            raise AgreementError(
+                f"article {missing[0]!r} has annotations but no text in the articles table; re-ingest it"
+            )
+        self.texts = [str(t) for t in text_by_id.loc[list(art_ids)]]
+        self.lengths = lengths = np.array([len(t) for t in self.texts], dtype=np.int64)
+        n_art = len(art_ids)
+        self.a_index = pd.Series(np.arange(n_art), index=pd.Index(art_ids))
+        ann["a_idx"] = self.a_index.loc[ann["article_id"]].to_numpy()
+        ann = ann.sort_values(["a_idx", "annotator"], kind="stable")
+        ann["slot"] = ann.groupby("a_idx").cumcount().to_numpy()
+        self.n_coders = np.bincount(ann["a_idx"].to_numpy(), minlength=n_art)
+        max_m = int(self.n_coders.max())
+        self.names = list(sorted(ann["annotator"].unique()))
+        self.slot_name = np.full((n_art, max_m), "", dtype=object)
+        self.slot_name[ann["a_idx"].to_numpy(), ann["slot"].to_numpy()] = ann[
+            "annotator"
+        ].to_numpy()
+        self.ann, self.art_ids, self.max_m = ann, art_ids, max_m
+        self.slot_pairs = [(i, j) for i in range(max_m) for j in range(i + 1, max_m)]
 
-    # per label (all pairs pooled) and micro/macro
+        # spans of the selected annotations, with label, article and slot as integers
+        sp = spans.merge(
+            ann[["annotation_id", "a_idx", "slot", "annotator"]], on="annotation_id", how="inner"
+        )
+        self.sp_all = sp
+        if labels is not None:
+            labels = list(labels)
+            sp = sp[sp["label"].isin(labels)]
+        else:
+            labels = sorted(sp["label"].dropna().unique().tolist())
+        if not labels:
+            raise AgreementError(
+                "no spans in the articles with two or more annotators; nothing to compare (check --labels)"
+            )
+        self.labels = labels
+        self.sp = sp = sp.reset_index(drop=True)
+        self.lab_idx = (
+            pd.Index(labels).get_indexer(sp["label"]) if len(sp) else np.zeros(0, np.int64)
+        )
+        self.s_art = sp["a_idx"].to_numpy(np.int64)
+        self.s_slot = sp["slot"].to_numpy(np.int64)
+        self.s_start = sp["start"].to_numpy(np.int64)
+        self.s_end = sp["end"].to_numpy(np.int64)
+        bad = (self.s_start > self.s_end) | (self.s_start < 0)
+        if bad.any():
+            row = sp.iloc[int(np.flatnonzero(bad)[0])]
+            raise AgreementError(
+                f"span {row.get('span_id')!r} of annotation {row['annotation_id']!r} has "
+                f"start={row['start']} end={row['end']}; repair the corpus (start <= end)"
+            )
+        clipped = self.s_end > lengths[self.s_art]
+        if clipped.any():
+            notes.append(
+                f"{int(clipped.sum())} spans end beyond their article text and were clipped"
+            )
+            self.s_end = np.minimum(self.s_end, lengths[self.s_art])
+            self.s_start = np.minimum(self.s_start, self.s_end)
+        self.group = self.s_art * len(labels) + self.lab_idx
+        # a discontinuous span matches as one unit, but its tokens are its fragments' tokens
+        self.s_frag = sp["fragments"].to_numpy(object) if "fragments" in sp else None
+        self.f_of, self.f_start, self.f_end = fragment_pieces(
+            self.s_start, self.s_end, self.s_frag, lengths[self.s_art]
+        )
+        self.f_art = self.s_art[self.f_of]
+        self.f_slot = self.s_slot[self.f_of]
+        self.f_lab = self.lab_idx[self.f_of]
+
+
+class _Tokens:
+    """The token layers: the multi-category layer (none or a label per annotator and token),
+    its per-article statistics and pair confusions, and the binary layer of each label."""
+
+    def __init__(self, u: _Units, notes: list[str]):
+        n_art, n_lab = len(u.art_ids), len(u.labels)
+        t_art, self.t_start, self.t_end, offsets = tokenize(u.texts)
+        self.n_tok = n_tok = len(t_art)
+        g_tok_s = offsets[t_art] + self.t_start
+        g_tok_e = offsets[t_art] + self.t_end
+        m_tok = u.n_coders[t_art]
+        self.art_bounds = np.searchsorted(t_art, np.arange(n_art + 1))
+        span_lo = np.searchsorted(g_tok_e, offsets[u.f_art] + u.f_start, "right")
+        span_hi = np.searchsorted(g_tok_s, offsets[u.f_art] + u.f_end, "left")
+        # the multi-category layer: one value per (annotator, token), none = 0, label c = c + 1
+        cat = token_categories(
+            span_lo, span_hi, u.f_slot, u.f_end - u.f_start, u.f_lab, n_tok, u.max_m, n_lab
+        )
+        cat[np.arange(u.max_m)[:, None] >= m_tok[None, :]] = -1  # annotator did not annotate it
+        self.cat = cat
+        self.q = q = n_lab + 1
+        self.multi_label = n_lab >= 2
+        tok_counts = _category_counts(cat, q)
+        self.labelled = tok_counts[:, 0] < m_tok  # at least one annotator gave a label
+        cat_stats = category_item_stats(tok_counts)
+        self.cat_art = _per_article(cat_stats, self.art_bounds)
+        self.cat_art_l = _per_article(cat_stats * self.labelled[:, None], self.art_bounds)
+        self.pair_conf = _pair_confusion(cat, m_tok, t_art, u.slot_pairs, n_art, q)
+        self.pair_tok, self.multi_stats, self.prevalence = _binary_layers(
+            span_lo,
+            span_hi,
+            u.f_slot,
+            u.f_lab,
+            cat,
+            m_tok,
+            self.labelled,
+            t_art,
+            self.art_bounds,
+            u.slot_pairs,
+            n_art,
+            n_lab,
+        )
+        if n_lab < 2:
+            notes.append(
+                "figures over labelled tokens only (-O) need two or more labels: with one, every "
+                "such token is that label for someone, so they cannot be positive; left undefined"
+            )
+
+
+_TAB_COLS = ["n00", "n01", "n10", "n11"]
+_TAB_COLS_L = ["l00", "l01", "l10", "l11"]
+_SUM_COLS = ["tp_exact", "tp_overlap", "tp_any", "n_a", "n_b", *_TAB_COLS, *_TAB_COLS_L]
+
+
+def _span_measures(row) -> dict:
+    n = row["n_a"] + row["n_b"]
+    return {
+        "span_f1_exact": _f1(2 * row["tp_exact"], n),
+        "span_f1_overlap": _f1(2 * row["tp_overlap"], n),
+        "span_f1_any": _f1(2 * row["tp_any"], n),
+    }
+
+
+def _label_rows(pair_df: pd.DataFrame, labels: list, tok: _Tokens, unitizing) -> list[dict]:
+    """Per label (all pairs pooled), then micro and macro."""
+    alpha_u, alpha_u_overall, _, units_per_label = unitizing
+    multi_stats, prevalence, multi_label = tok.multi_stats, tok.prevalence, tok.multi_label
     label_rows = []
-    by_label = pair_df.groupby("label", sort=False)[sum_cols].sum()
+    by_label = pair_df.groupby("label", sort=False)[_SUM_COLS].sum()
     for c, lab in enumerate(labels):
         row = {"label": lab}
         row.update(
-            span_measures(by_label.loc[lab])
+            _span_measures(by_label.loc[lab])
             if lab in by_label.index
             else dict.fromkeys(SPAN_MEASURES, NAN)
         )
@@ -341,7 +429,7 @@ def build_report(
         row["prevalence"] = _f(prevalence[c])
         label_rows.append(row)
     micro = {"label": "micro"}
-    micro.update(span_measures(pair_df[sum_cols].sum()))
+    micro.update(_span_measures(pair_df[_SUM_COLS].sum()))
     for v, suffix in ((0, ""), (1, "_no_o")):
         for k, val in _multi_rater(multi_stats[v].sum((0, 1)), v == 0 or multi_label).items():
             micro[k + suffix] = val
@@ -355,128 +443,103 @@ def build_report(
             macro[k] = _f(np.mean(vals)) if vals else NAN
     macro["units"] = int(units_per_label.sum())
     macro["prevalence"] = _f(np.nanmean(prevalence)) if len(labels) else NAN
-    label_rows += [micro, macro]
+    return label_rows + [micro, macro]
 
-    # per annotator pair
-    pair_cat = _confusion_by_pair(pair_conf, slot_name, n_coders)
+
+def _pair_rows(pair_df: pd.DataFrame, u: _Units, tok: _Tokens, rel_rows) -> list[dict]:
+    """Per annotator pair: per label, then micro (with categorical and relation figures) and macro."""
+    multi_label = tok.multi_label
+
+    def pair_token(g) -> dict:
+        return _pair_token(
+            g[_TAB_COLS].to_numpy(float), g[_TAB_COLS_L].to_numpy(float), multi_label
+        )
+
+    pair_cat = _confusion_by_pair(tok.pair_conf, u.slot_name, u.n_coders)
     pair_rows = []
     pair_articles = pair_df.groupby(["annotator_a", "annotator_b"])["a_idx"].nunique()
-    grouped = pair_df.groupby(["annotator_a", "annotator_b", "label"], sort=True)[sum_cols].sum()
+    grouped = pair_df.groupby(["annotator_a", "annotator_b", "label"], sort=True)[_SUM_COLS].sum()
     for (pa, pb), n_shared in pair_articles.items():
+        head = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared)}
         per = []
-        for lab in labels:
+        for lab in u.labels:
             if (pa, pb, lab) not in grouped.index:
                 continue
             g = grouped.loc[(pa, pb, lab)]
-            r = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared), "label": lab}
-            r.update(span_measures(g))
-            r.update(pair_token(g))
-            per.append(r)
+            per.append({**head, "label": lab, **_span_measures(g), **pair_token(g)})
         tot = grouped.loc[(pa, pb)].sum()
-        mic = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared), "label": "micro"}
-        mic.update(span_measures(tot))
-        mic.update(pair_token(tot))
-        mac = {"annotator_a": pa, "annotator_b": pb, "articles": int(n_shared), "label": "macro"}
+        mic = {**head, "label": "micro", **_span_measures(tot), **pair_token(tot)}
+        mac = {**head, "label": "macro"}
         for k in mic:
             if k not in mac:
                 vals = [r[k] for r in per if not math.isnan(r[k])]
                 mac[k] = _f(np.mean(vals)) if vals else NAN
-        mic.update(_pair_categorical(pair_cat.get((pa, pb)), q, multi_label))
+        mic.update(_pair_categorical(pair_cat.get((pa, pb)), tok.q, multi_label))
         if rel_rows is not None and len(rel_rows):
             rp = rel_rows[(rel_rows["annotator_a"] == pa) & (rel_rows["annotator_b"] == pb)]
-            rel = _relation_measures(rp)
-            mic.update(rel)
+            mic.update(_relation_measures(rp))
         pair_rows += per + [mic, mac]
+    return pair_rows
 
-    # ---- relations overall
-    relations_out = {"overall": _relation_measures(rel_rows), "by_label": []}
-    if rel_rows is not None and len(rel_rows):
-        for lab, g in rel_rows.groupby("label", sort=True):
-            relations_out["by_label"].append({"label": lab, **_relation_measures(g)})
 
-    # ---- per article
-    art_sum = pair_df.groupby("a_idx")[sum_cols].sum().reindex(np.arange(n_art), fill_value=0)
-    n_ab = (art_sum["n_a"] + art_sum["n_b"]).to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        art_f1_exact = np.where(n_ab > 0, 2 * art_sum["tp_exact"].to_numpy() / n_ab, np.nan)
-        art_f1_overlap = np.where(n_ab > 0, 2 * art_sum["tp_overlap"].to_numpy() / n_ab, np.nan)
-    tok_art = multi_stats[0].sum(0)  # (n_art, 7) binary-layer stats summed over labels
-    art_alpha = np.atleast_1d(category_figures(tok_art, q=2)["alpha"])
-    art_token_alpha = np.atleast_1d(category_figures(cat_art, q=q)["alpha"])
-    links = _task_links(tasks, art_ids, project)
-    spans_per_art = np.bincount(s_art, minlength=n_art)
-    article_rows = [
-        {
-            "article_id": str(art_ids[k]),
-            "annotators": [x for x in slot_name[k, : n_coders[k]]],
-            "spans": int(spans_per_art[k]),
-            "span_f1_exact": _f(art_f1_exact[k]),
-            "span_f1_overlap": _f(art_f1_overlap[k]),
-            "token_alpha": _f(art_token_alpha[k]),
-            "alpha": _f(art_alpha[k]),
-            "alpha_u": _f(art_alpha_u[k]),
-            "link": links.get(art_ids[k]),
-        }
-        for k in range(n_art)
-    ]
-    # least agreed first: token alpha, then overlap F1 (undefined last)
-    rank = np.lexsort(
-        (np.nan_to_num(art_f1_overlap, nan=np.inf), np.nan_to_num(art_token_alpha, nan=np.inf))
-    )
-    rank = [
-        k for k in rank if not (math.isnan(art_f1_overlap[k]) and math.isnan(art_token_alpha[k]))
-    ]
-    lowest_rows = [article_rows[k] for k in rank[:lowest]]
+class _Articles:
+    """Per-article figures, the least agreed first in `rank`, and the per-article sums the
+    bootstrap resamples."""
 
-    # ---- token categories: the headline
-    token_all = category_figures(cat_art.sum(0), q=q)
-    token_lab = category_figures(cat_art_l.sum(0), q=q)
-    conf = sum(c.sum(0) for c in pair_conf.values()).reshape(q, q)
-    token_out = {
+    def __init__(self, pair_df: pd.DataFrame, u: _Units, tok: _Tokens, art_alpha_u, tasks, project):
+        n_art, art_ids = len(u.art_ids), u.art_ids
+        self.art_sum = art_sum = (
+            pair_df.groupby("a_idx")[_SUM_COLS].sum().reindex(np.arange(n_art), fill_value=0)
+        )
+        self.n_ab = n_ab = (art_sum["n_a"] + art_sum["n_b"]).to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1_exact = np.where(n_ab > 0, 2 * art_sum["tp_exact"].to_numpy() / n_ab, np.nan)
+            f1_overlap = np.where(n_ab > 0, 2 * art_sum["tp_overlap"].to_numpy() / n_ab, np.nan)
+        self.tok_art = tok.multi_stats[0].sum(0)  # (n_art, 7) binary-layer stats summed over labels
+        alpha = np.atleast_1d(category_figures(self.tok_art, q=2)["alpha"])
+        token_alpha = np.atleast_1d(category_figures(tok.cat_art, q=tok.q)["alpha"])
+        links = _task_links(tasks, art_ids, project)
+        spans_per_art = np.bincount(u.s_art, minlength=n_art)
+        self.rows = [
+            {
+                "article_id": str(art_ids[k]),
+                "annotators": [x for x in u.slot_name[k, : u.n_coders[k]]],
+                "spans": int(spans_per_art[k]),
+                "span_f1_exact": _f(f1_exact[k]),
+                "span_f1_overlap": _f(f1_overlap[k]),
+                "token_alpha": _f(token_alpha[k]),
+                "alpha": _f(alpha[k]),
+                "alpha_u": _f(art_alpha_u[k]),
+                "link": links.get(art_ids[k]),
+            }
+            for k in range(n_art)
+        ]
+        # least agreed first: token alpha, then overlap F1 (undefined last)
+        rank = np.lexsort(
+            (np.nan_to_num(f1_overlap, nan=np.inf), np.nan_to_num(token_alpha, nan=np.inf))
+        )
+        self.rank = [
+            k for k in rank if not (math.isnan(f1_overlap[k]) and math.isnan(token_alpha[k]))
+        ]
+
+
+def _token_section(tok: _Tokens, labels: list) -> dict:
+    """The headline: the multi-category token layer over all tokens and over labelled ones."""
+    token_all = category_figures(tok.cat_art.sum(0), q=tok.q)
+    token_lab = category_figures(tok.cat_art_l.sum(0), q=tok.q)
+    conf = sum(c.sum(0) for c in tok.pair_conf.values()).reshape(tok.q, tok.q)
+    return {
         "categories": ["none", *labels],
         "rule": CATEGORY_RULE,
-        "tokens_labelled": int(labelled.sum()),
+        "tokens_labelled": int(tok.labelled.sum()),
         **{f"token_{k}": _f(v) for k, v in token_all.items()},
-        **{f"token_{k}_labelled": _f(v) if multi_label else NAN for k, v in token_lab.items()},
+        **{f"token_{k}_labelled": _f(v) if tok.multi_label else NAN for k, v in token_lab.items()},
         "confusion": (conf + conf.T).astype(int).tolist(),
     }
 
-    # ---- bootstrap over articles
-    rel_art = _relation_article_stats(rel_rows, n_art)
-    span_cols = np.column_stack(
-        [
-            2 * art_sum["tp_exact"].to_numpy(float),
-            2 * art_sum["tp_overlap"].to_numpy(float),
-            2 * art_sum["tp_any"].to_numpy(float),
-            n_ab,
-            rel_art,
-        ]
-    )
 
-    def cat_fig(key, labelled_only=False):
-        if labelled_only and not multi_label:
-            return lambda r: np.full(len(r), np.nan)
-        return lambda r: category_figures(r, q=q)[key]
-
-    blocks = {
-        "token_alpha": (cat_art, cat_fig("alpha")),
-        "token_alpha_labelled": (cat_art_l, cat_fig("alpha", True)),
-        "token_fleiss_kappa": (cat_art, cat_fig("fleiss_kappa")),
-        "token_ac1": (cat_art, cat_fig("ac1")),
-        "span_f1_exact": (span_cols, lambda r: r[:, 0] / r[:, 3]),
-        "span_f1_overlap": (span_cols, lambda r: r[:, 1] / r[:, 3]),
-        "span_f1_any": (span_cols, lambda r: r[:, 2] / r[:, 3]),
-        "alpha": (tok_art, lambda r: category_figures(r, q=2)["alpha"]),
-        "alpha_no_o": (
-            multi_stats[1].sum(0),
-            (lambda r: category_figures(r, q=2)["alpha"])
-            if multi_label
-            else (lambda r: np.full(len(r), np.nan)),
-        ),
-        "relation_f1": (span_cols, lambda r: r[:, 4] / r[:, 5]),
-        **_attribution_blocks(attr_rows, n_art),
-    }
-    summary = {
+def _summary(micro: dict, token_out: dict, relations_out: dict, attributions_out: dict) -> dict:
+    return {
         "token_alpha": token_out["token_alpha"],
         "token_alpha_labelled": token_out["token_alpha_labelled"],
         "token_fleiss_kappa": token_out["token_fleiss_kappa"],
@@ -490,71 +553,67 @@ def build_report(
         "relation_f1": relations_out["overall"]["relation_f1"],
         **{k: attributions_out["overall"][k] for k in ATTRIBUTION_MEASURES},
     }
-    cis = _bootstrap(blocks, bootstrap, seed)
-    summary = {
-        k: {"value": v, "ci_low": cis.get(k, (NAN, NAN))[0], "ci_high": cis.get(k, (NAN, NAN))[1]}
-        for k, v in summary.items()
+
+
+def _bootstrap_blocks(tok: _Tokens, arts: _Articles, rel_rows, attr_rows, n_art: int) -> dict:
+    """Per-article statistics and the figure computed from their sum, for each summary figure."""
+    q, multi_label, art_sum = tok.q, tok.multi_label, arts.art_sum
+    span_cols = np.column_stack(
+        [
+            2 * art_sum["tp_exact"].to_numpy(float),
+            2 * art_sum["tp_overlap"].to_numpy(float),
+            2 * art_sum["tp_any"].to_numpy(float),
+            arts.n_ab,
+            _relation_article_stats(rel_rows, n_art),
+        ]
+    )
+
+    def undefined(r):
+        return np.full(len(r), np.nan)
+
+    def cat_fig(key, labelled_only=False):
+        if labelled_only and not multi_label:
+            return undefined
+        return lambda r: category_figures(r, q=q)[key]
+
+    def binary_alpha(r):
+        return category_figures(r, q=2)["alpha"]
+
+    return {
+        "token_alpha": (tok.cat_art, cat_fig("alpha")),
+        "token_alpha_labelled": (tok.cat_art_l, cat_fig("alpha", True)),
+        "token_fleiss_kappa": (tok.cat_art, cat_fig("fleiss_kappa")),
+        "token_ac1": (tok.cat_art, cat_fig("ac1")),
+        "span_f1_exact": (span_cols, lambda r: r[:, 0] / r[:, 3]),
+        "span_f1_overlap": (span_cols, lambda r: r[:, 1] / r[:, 3]),
+        "span_f1_any": (span_cols, lambda r: r[:, 2] / r[:, 3]),
+        "alpha": (arts.tok_art, binary_alpha),
+        "alpha_no_o": (tok.multi_stats[1].sum(0), binary_alpha if multi_label else undefined),
+        "relation_f1": (span_cols, lambda r: r[:, 4] / r[:, 5]),
+        **_attribution_blocks(attr_rows, n_art),
     }
 
-    raters = pd.Series(n_coders).value_counts().sort_index()
+
+def _coverage(u: _Units, tok: _Tokens, units_per_label) -> dict:
+    raters = pd.Series(u.n_coders).value_counts().sort_index()
+    sp, labels, names = u.sp, u.labels, u.names
     units_by_ann = (
         sp.assign(label=sp["label"].astype(str)).groupby(["label", "annotator"]).size()
         if len(sp)
         else pd.Series(dtype=int)
     )
-    coverage = {
-        "articles_annotated": int(per_article.size),
-        "articles_with_2plus": n_art,
-        "annotations": int(len(ann)),
+    return {
+        "articles_annotated": int(u.per_article.size),
+        "articles_with_2plus": len(u.art_ids),
+        "annotations": int(len(u.ann)),
         "annotators": names,
         "raters_per_article": {str(k): int(v) for k, v in raters.items()},
-        "tokens": int(n_tok),
+        "tokens": int(tok.n_tok),
         "units_per_label": {lab: int(units_per_label[c]) for c, lab in enumerate(labels)},
         "units_per_label_annotator": {
             lab: {a: int(units_by_ann.get((lab, a), 0)) for a in names} for lab in labels
         },
-        "prevalence": {lab: _f(prevalence[c]) for c, lab in enumerate(labels)},
-    }
-    view_rows = (
-        _article_views(
-            [int(a_index[r["article_id"]]) for r in lowest_rows],
-            texts,
-            cat,
-            art_bounds,
-            t_start,
-            t_end,
-            slot_name,
-            n_coders,
-            ["none", *labels],
-            sp_all,
-            relations,
-            lengths,
-        )
-        if views
-        else None
-    )
-    return {
-        "selection": {
-            "project": project,
-            "labels": labels,
-            "annotators": list(annotators) if annotators is not None else None,
-            "iou": float(iou),
-            "bootstrap": int(bootstrap),
-            "seed": int(seed),
-            "tokenizer": TOKEN_PATTERN,
-        },
-        "coverage": coverage,
-        "summary": summary,
-        "labels": label_rows,
-        "pairs": pair_rows,
-        "relations": relations_out,
-        "token_categories": token_out,
-        "attributions": attributions_out,
-        "gold": _gold_scores(annotations, spans, project, annotators, labels, iou),
-        "articles": article_rows,
-        "lowest_articles": lowest_rows,
-        "notes": notes,
-        **({"_views": view_rows} if views else {}),
+        "prevalence": {lab: _f(tok.prevalence[c]) for c, lab in enumerate(labels)},
     }
 
 
