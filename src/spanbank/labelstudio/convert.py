@@ -10,6 +10,7 @@ from itertools import pairwise
 
 import pandas as pd
 
+from spanbank.corpus.annotations import GOLD_ORIGIN, REVIEW_ANNOTATOR
 from spanbank.errors import OffsetError
 from spanbank.offsets import resolve_span
 from spanbank.schema import (
@@ -415,6 +416,49 @@ def stamp(value) -> pd.Timestamp | None:
 def updated_at(ann: dict) -> pd.Timestamp | None:
     """When a Label Studio annotation last changed (its creation when never updated)."""
     return stamp(ann.get("updated_at")) or stamp(ann.get("created_at"))
+
+
+def annotation_row(
+    ann: dict,
+    *,
+    annotation_id: str,
+    project: str,
+    article_id: str,
+    task_id: int,
+    annotator: str | None,
+    version: int,
+    pulled_at,
+    ls_url: str,
+    invalid: str | None,
+    review_of: str | None = None,
+) -> dict:
+    """The `annotations` row of a pulled Label Studio annotation. In a review project the
+    result is gold: the reviewer's pseudonym moves to `reviewer`."""
+    row = {
+        "annotation_id": annotation_id,
+        "project": project,
+        "article_id": article_id,
+        "ls_task_id": task_id,
+        "ls_annotation_id": int(ann["id"]),
+        "annotator": annotator,
+        "origin": "human",
+        "created_at": stamp(ann.get("created_at")),
+        "updated_at": updated_at(ann),
+        "lead_time_s": ann.get("lead_time"),
+        "cancelled": bool(ann.get("was_cancelled")),
+        "version": version,
+        "superseded": False,
+        "deleted_at": None,
+        "pulled_at": pulled_at,
+        "ls_url": ls_url,
+        "result_sha": result_sha(ann.get("result")),
+        "invalid_reason": invalid,
+    }
+    if review_of is not None:
+        row.update(
+            annotator=REVIEW_ANNOTATOR, origin=GOLD_ORIGIN, reviewer=annotator, review_of=review_of
+        )
+    return row
 
 
 def pulled_version(ann: dict, prev, invalid: str | None) -> int | None:

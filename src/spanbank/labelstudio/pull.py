@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import (
     GOLD_ORIGIN,
-    REVIEW_ANNOTATOR,
     REVIEW_KIND,
     TEXT_EDITED,
     current_mask,
@@ -119,11 +118,8 @@ def pull(
     `deleted_at`. Nothing an earlier pull stored is dropped.
     """
     corpus.require()
-    schema = corpus.schema
     client = client or connect(url, api_key)
     summary: dict = {"project": project, "ls_url": client.url}
-    counts: Counter = Counter()
-    repairs: Counter = Counter()
     with corpus.writer(wait) as writer:
         server = identity.resolve_server(client, corpus, writer)
         if server.moved_from:  # a restart on another port, a new host name: the same server
@@ -152,80 +148,13 @@ def pull(
             if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND
             else None
         )
-        origin = GOLD_ORIGIN if review_of is not None else "human"
-        # 1. cheap listing
-        yield Event("list", 0, None)
-        listing = {}
-        for page in client.task_pages(
-            pid, include=["id", "annotations_ids", "updated_at"], page_size=1000
-        ):
-            for t in page:
-                ann_ids = {
-                    int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()
-                }
-                listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
-            yield Event("list", len(listing), None)
-        all_ann = corpus.read("annotations")
-        extra_cols = [
-            c for c in ("ls_url", "result_sha", "invalid_reason") if c not in all_ann.columns
-        ]
-        for c in extra_cols:
-            all_ann[c] = None
-        is_mine = (all_ann["project"] == project) & (
-            all_ann["ls_url"].fillna(client.url) == client.url
-        )
-        is_mine &= all_ann["origin"] == origin
-        current = all_ann[is_mine & not_superseded(all_ann)]
-        live = current[current_mask(current)]
-        # an earlier (deleted) project's annotations are not deletions in this one
-        live = live[annotation_project_ids(live["annotation_id"]).fillna(pid) == pid]
-        local_ids = live.groupby("ls_task_id")["ls_annotation_id"].agg(set).to_dict()
-        # 2. which tasks to fetch
-        fetch = []
-        for tid, (updated, ann_ids) in listing.items():
-            if not ann_ids:
-                continue
-            ts = convert.stamp(updated)
-            if cursor is None or ts is None or ts > cursor or ann_ids - local_ids.get(tid, set()):
-                fetch.append(tid)
+        listing = yield from _list_tasks(client, pid)
+        held = _Held(corpus, project, client.url, GOLD_ORIGIN if review_of else "human", pid)
+        fetch = held.changed_tasks(listing, cursor)
         summary["tasks_listed"] = len(listing)
         summary["tasks_fetched"] = len(fetch)
-        # 3. deletions: annotations we hold whose task no longer lists them
-        now = utc_now()
-        on_server = (
-            pd.MultiIndex.from_tuples(
-                [(tid, a) for tid, (_, ids) in listing.items() for a in ids], names=["t", "a"]
-            )
-            if listing
-            else pd.MultiIndex.from_tuples([], names=["t", "a"])
-        )
-        pairs = pd.MultiIndex.from_arrays(
-            [live["ls_task_id"].astype("int64"), live["ls_annotation_id"].astype("int64")]
-        )
-        deleted_idx = list(live.index[~pairs.isin(on_server)]) if len(live) else []
-        counts["deleted"] = len(deleted_idx)
-        # 4. fetch and convert
-        # `_row`: the annotation's row in all_ann, to mark it superseded
-        latest = (
-            current.assign(_row=current.index).set_index("ls_annotation_id")
-            if len(current)
-            else None
-        )
-        articles = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")[
-            "text"
-        ]
-        task_articles = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
-        task_articles = task_articles.drop_duplicates("ls_task_id")
-        task_article = dict(
-            zip(task_articles["ls_task_id"], task_articles["article_id"], strict=True)
-        )
-        key = pseudonym_key(corpus)
-        known_users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
-        known_users = set(zip(known_users["ls_url"], known_users["ls_user_id"], strict=True))
-        new_users: dict[int, str] = {}
-        ann_rows, span_rows, rel_rows, rej_rows = [], [], [], []
-        superseded_idx = []
-        invalid_tasks: set[int] = set()
+        deleted_idx = held.deleted(listing)
+        got = _Pulled(corpus, client, server, project, pid, tasks, held, review_of)
         unreadable: list[int] = []
         pages = _readable_task_pages(
             client, pid, fetch, len(fetch) < 0.5 * len(listing), page_size, unreadable
@@ -235,179 +164,266 @@ def pull(
         yield Event("pull", 0, len(fetch))
         for page in pages if fetch else ():
             for task in page:
-                tid = int(task["id"])
-                if tid not in wanted:
-                    continue
-                done += 1
-                aid = (
-                    task_article.get(tid)
-                    or (task.get("meta") or {}).get("article_id")
-                    or (task.get("data") or {}).get("article_id")
-                )
-                if aid is None or aid not in articles.index:
-                    counts["unknown_tasks"] += 1
-                    continue
-                text = articles.at[aid]
-                task_text = (task.get("data") or {}).get("text")
-                invalid = TEXT_EDITED if task_text is not None and task_text != text else None
-                for ann in task.get("annotations") or []:
-                    ls_aid = int(ann["id"])
-                    prev = None
-                    if latest is not None and ls_aid in latest.index:
-                        prev = latest.loc[ls_aid]
-                        if isinstance(prev, pd.DataFrame):
-                            prev = prev.sort_values("version").iloc[-1]
-                    version = convert.pulled_version(ann, prev, invalid)
-                    if version is None:
-                        continue
-                    if prev is not None:
-                        superseded_idx.append(int(prev["_row"]))
-                        counts["updated"] += 1
-                    else:
-                        counts["new"] += 1
-                    user = ann.get("completed_by")
-                    user = user.get("id") if isinstance(user, dict) else user
-                    if user is not None and (client.url, int(user)) not in known_users:
-                        new_users[int(user)] = pseudonym(key, server.basis, user)
-                    annotation_id = f"ls-{server.tag}-{pid}-{ls_aid}-v{version}"
-                    cancelled = bool(ann.get("was_cancelled"))
-                    counts["cancelled"] += cancelled
-                    ann_rows.append(
-                        {
-                            "annotation_id": annotation_id,
-                            "project": project,
-                            "article_id": aid,
-                            "ls_task_id": tid,
-                            "ls_annotation_id": ls_aid,
-                            "annotator": pseudonym(key, server.basis, user)
-                            if user is not None
-                            else None,
-                            "origin": "human",
-                            "created_at": convert.stamp(ann.get("created_at")),
-                            "updated_at": convert.updated_at(ann),
-                            "lead_time_s": ann.get("lead_time"),
-                            "cancelled": cancelled,
-                            "version": version,
-                            "superseded": False,
-                            "deleted_at": None,
-                            "pulled_at": now,
-                            "ls_url": client.url,
-                            "result_sha": convert.result_sha(ann.get("result")),
-                            "invalid_reason": invalid,
-                        }
-                    )
-                    if review_of is not None:  # the reviewer's pseudonym moves to `reviewer`
-                        ann_rows[-1].update(
-                            annotator=REVIEW_ANNOTATOR,
-                            origin=origin,
-                            reviewer=ann_rows[-1]["annotator"],
-                            review_of=review_of,
-                        )
-                    if invalid is not None:  # kept (not live) with its raw result in rejects
-                        rej_rows.append(
-                            {
-                                "annotation_id": annotation_id,
-                                "span_id": None,
-                                "reason": invalid,
-                                "raw": json.dumps(ann.get("result"), ensure_ascii=False),
-                            }
-                        )
-                        invalid_tasks.add(tid)
-                        continue
-                    conv = convert.convert_annotation(
-                        ann.get("result"), text, schema, annotation_id, aid
-                    )
-                    span_rows += conv.spans
-                    rel_rows += conv.relations
-                    rej_rows += conv.rejects
-                    repairs.update(
-                        {k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR}
-                    )
+                if int(task["id"]) in wanted:
+                    done += 1
+                    got.add_task(task)
             yield Event("pull", done, len(fetch))
-        # 5. store: details first, annotations last (a crash before that leaves orphans the
-        # next pull replaces, never duplicates)
-        new_ids = pa.array(sorted({r["annotation_id"] for r in ann_rows}), pa.string())
-        for name, rows in (("spans", span_rows), ("relations", rel_rows), ("rejects", rej_rows)):
-            if name == "rejects":
-                for r in rows:
-                    r["pulled_at"] = now
-            ids = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
-            stale = pc.fill_null(pc.is_in(ids, value_set=new_ids), False)
-            if pc.any(stale).as_py():
-                kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
-                writer.replace(
-                    name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept
-                )
-            elif rows:
-                writer.append(name, rows)
-        if new_users:
-            emails = {}
-            try:
-                emails = {int(u["id"]): u.get("email") for u in client.list_users()}
-            except LabelStudioError:
-                pass  # pseudonyms work without the e-mail; it is filled on a later pull
-            writer.append(
-                "annotators",
-                [
-                    {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
-                    for u, p in new_users.items()
-                ],
-            )
-        if superseded_idx or deleted_idx or ann_rows:
-            table = all_ann
-            if superseded_idx:
-                table.loc[superseded_idx, "superseded"] = True
-            if deleted_idx:
-                table["deleted_at"] = table["deleted_at"].astype("datetime64[us, UTC]")
-                table.loc[deleted_idx, "deleted_at"] = now
-            if ann_rows:
-                new = pd.DataFrame(ann_rows)
-                table = pd.concat([table, new], ignore_index=True) if len(table) else new
-            for c in ("created_at", "updated_at", "deleted_at", "pulled_at"):
-                table[c] = pd.to_datetime(table[c], utc=True)
-            if superseded_idx or deleted_idx:
-                writer.replace("annotations", table)
-            else:
-                writer.append("annotations", pd.DataFrame(ann_rows))
-        cursor_ts = max(
-            (t for t in (convert.stamp(u) for u, _ in listing.values()) if t is not None),
-            default=cursor,
-        )
-        cursor_ts = _cursor_before(cursor_ts, [convert.stamp(listing[t][0]) for t in unreadable])
-        if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
-            cursor_ts = saved_cursor
+        _store(writer, corpus, client, got, held.all, deleted_idx)
+        cursor_ts = _next_cursor(listing, cursor, unreadable, saved_cursor)
         save_project(
             writer,
             corpus,
             project=project,
             ls_url=client.url,
             ls_project_id=pid,
-            schema_version=schema.ident,
+            schema_version=corpus.schema.ident,
             ls_created_at=found.get("created_at"),
             created_at=None if rec.empty else rec["created_at"].iloc[-1],
             pull_cursor=cursor_ts,
-            last_pull_at=now,
+            last_pull_at=got.now,
         )
-    summary.update(
-        {
-            "new": counts["new"],
-            "updated": counts["updated"],
-            "deleted": counts["deleted"],
-            "cancelled": counts["cancelled"],
-            "spans": len(span_rows),
-            "relations": len(rel_rows),
-            "repaired": dict(repairs),
-            "rejected": len(rej_rows),
-        }
-    )
-    if counts["unknown_tasks"]:
-        summary["skipped_unknown_tasks"] = counts["unknown_tasks"]
-    if invalid_tasks:
-        summary["invalid"] = sum(1 for r in ann_rows if r["invalid_reason"] is not None)
-        summary["invalid_tasks"] = sorted(invalid_tasks)
+    summary.update(got.summary(len(deleted_idx)))
     if unreadable:
         summary["unreadable_tasks"] = sorted(unreadable)
     return summary
+
+
+def _list_tasks(client, pid: int):
+    """The cheap listing: task id -> (updated_at, its annotation ids); yields progress."""
+    yield Event("list", 0, None)
+    listing = {}
+    for page in client.task_pages(
+        pid, include=["id", "annotations_ids", "updated_at"], page_size=1000
+    ):
+        for t in page:
+            ann_ids = {int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()}
+            listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
+        yield Event("list", len(listing), None)
+    return listing
+
+
+class _Held:
+    """What the corpus holds of this project's annotations: all rows, the current version of
+    each Label Studio annotation, and those live in this Label Studio project."""
+
+    def __init__(self, corpus: Corpus, project: str, ls_url: str, origin: str, pid: int):
+        all_ann = corpus.read("annotations")
+        for c in ("ls_url", "result_sha", "invalid_reason"):
+            if c not in all_ann.columns:
+                all_ann[c] = None
+        mine = (all_ann["project"] == project) & (all_ann["ls_url"].fillna(ls_url) == ls_url)
+        mine &= all_ann["origin"] == origin
+        current = all_ann[mine & not_superseded(all_ann)]
+        live = current[current_mask(current)]
+        # an earlier (deleted) project's annotations are not deletions in this one
+        self.live = live[annotation_project_ids(live["annotation_id"]).fillna(pid) == pid]
+        self.all, self.current = all_ann, current
+        # `_row`: the annotation's row in `all`, to mark it superseded
+        self.latest = (
+            current.assign(_row=current.index).set_index("ls_annotation_id")
+            if len(current)
+            else None
+        )
+
+    def changed_tasks(self, listing: dict, cursor) -> list[int]:
+        """Tasks updated after `cursor` or listing an annotation we do not hold."""
+        local_ids = self.live.groupby("ls_task_id")["ls_annotation_id"].agg(set).to_dict()
+        fetch = []
+        for tid, (updated, ann_ids) in listing.items():
+            if not ann_ids:
+                continue
+            ts = convert.stamp(updated)
+            if cursor is None or ts is None or ts > cursor or ann_ids - local_ids.get(tid, set()):
+                fetch.append(tid)
+        return fetch
+
+    def deleted(self, listing: dict) -> list:
+        """Rows (of `all`) of live annotations whose task no longer lists them."""
+        if not len(self.live):
+            return []
+        on_server = pd.MultiIndex.from_tuples(
+            [(tid, a) for tid, (_, ids) in listing.items() for a in ids] or [(None, None)],
+            names=["t", "a"],
+        )
+        pairs = pd.MultiIndex.from_arrays(
+            [self.live["ls_task_id"].astype("int64"), self.live["ls_annotation_id"].astype("int64")]
+        )
+        return list(self.live.index[~pairs.isin(on_server)])
+
+    def newest(self, ls_aid: int):
+        """The newest stored row of Label Studio annotation `ls_aid`, or None."""
+        if self.latest is None or ls_aid not in self.latest.index:
+            return None
+        prev = self.latest.loc[ls_aid]
+        return prev.sort_values("version").iloc[-1] if isinstance(prev, pd.DataFrame) else prev
+
+
+class _Pulled:
+    """The rows a pull converts from the tasks it fetched, and its counts."""
+
+    def __init__(self, corpus, client, server, project, pid, tasks, held: _Held, review_of):
+        self.schema, self.url, self.server = corpus.schema, client.url, server
+        self.project, self.pid, self.held, self.review_of = project, pid, held, review_of
+        self.now = utc_now()
+        self.articles = corpus.read("articles", columns=["article_id", "text"]).set_index(
+            "article_id"
+        )["text"]
+        mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
+        mine = mine.drop_duplicates("ls_task_id")
+        self.task_article = dict(zip(mine["ls_task_id"], mine["article_id"], strict=True))
+        self.key = pseudonym_key(corpus)
+        users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
+        self.known_users = set(zip(users["ls_url"], users["ls_user_id"], strict=True))
+        self.new_users: dict[int, str] = {}
+        self.ann, self.spans, self.relations, self.rejects = [], [], [], []
+        self.superseded: list = []
+        self.invalid_tasks: set[int] = set()
+        self.counts: Counter = Counter()
+        self.repairs: Counter = Counter()
+
+    def add_task(self, task: dict) -> None:
+        tid = int(task["id"])
+        aid = (
+            self.task_article.get(tid)
+            or (task.get("meta") or {}).get("article_id")
+            or (task.get("data") or {}).get("article_id")
+        )
+        if aid is None or aid not in self.articles.index:
+            self.counts["unknown_tasks"] += 1
+            return
+        text = self.articles.at[aid]
+        task_text = (task.get("data") or {}).get("text")
+        invalid = TEXT_EDITED if task_text is not None and task_text != text else None
+        for ann in task.get("annotations") or []:
+            self.add_annotation(ann, tid, aid, text, invalid)
+
+    def add_annotation(self, ann: dict, tid: int, aid: str, text: str, invalid) -> None:
+        ls_aid = int(ann["id"])
+        prev = self.held.newest(ls_aid)
+        version = convert.pulled_version(ann, prev, invalid)
+        if version is None:
+            return
+        if prev is not None:
+            self.superseded.append(int(prev["_row"]))
+        self.counts["updated" if prev is not None else "new"] += 1
+        user = ann.get("completed_by")
+        user = user.get("id") if isinstance(user, dict) else user
+        annotator = pseudonym(self.key, self.server.basis, user) if user is not None else None
+        if user is not None and (self.url, int(user)) not in self.known_users:
+            self.new_users[int(user)] = annotator
+        annotation_id = f"ls-{self.server.tag}-{self.pid}-{ls_aid}-v{version}"
+        row = convert.annotation_row(
+            ann,
+            annotation_id=annotation_id,
+            project=self.project,
+            article_id=aid,
+            task_id=tid,
+            annotator=annotator,
+            version=version,
+            pulled_at=self.now,
+            ls_url=self.url,
+            invalid=invalid,
+            review_of=self.review_of,
+        )
+        self.counts["cancelled"] += row["cancelled"]
+        self.ann.append(row)
+        if invalid is not None:  # kept (not live) with its raw result in rejects
+            raw = json.dumps(ann.get("result"), ensure_ascii=False)
+            self.rejects.append(
+                {"annotation_id": annotation_id, "span_id": None, "reason": invalid, "raw": raw}
+            )
+            self.invalid_tasks.add(tid)
+            return
+        conv = convert.convert_annotation(ann.get("result"), text, self.schema, annotation_id, aid)
+        self.spans += conv.spans
+        self.relations += conv.relations
+        self.rejects += conv.rejects
+        self.repairs.update({k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR})
+
+    def summary(self, deleted: int) -> dict:
+        out = {
+            "new": self.counts["new"],
+            "updated": self.counts["updated"],
+            "deleted": deleted,
+            "cancelled": self.counts["cancelled"],
+            "spans": len(self.spans),
+            "relations": len(self.relations),
+            "repaired": dict(self.repairs),
+            "rejected": len(self.rejects),
+        }
+        if self.counts["unknown_tasks"]:
+            out["skipped_unknown_tasks"] = self.counts["unknown_tasks"]
+        if self.invalid_tasks:
+            out["invalid"] = sum(1 for r in self.ann if r["invalid_reason"] is not None)
+            out["invalid_tasks"] = sorted(self.invalid_tasks)
+        return out
+
+
+def _store(
+    writer, corpus: Corpus, client, got: _Pulled, all_ann: pd.DataFrame, deleted_idx
+) -> None:
+    """Store a pull: details first, annotations last (a crash before that leaves orphans the
+    next pull replaces, never duplicates)."""
+    new_ids = pa.array(sorted({r["annotation_id"] for r in got.ann}), pa.string())
+    for r in got.rejects:
+        r["pulled_at"] = got.now
+    for name, rows in (
+        ("spans", got.spans),
+        ("relations", got.relations),
+        ("rejects", got.rejects),
+    ):
+        ids = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
+        stale = pc.fill_null(pc.is_in(ids, value_set=new_ids), False)
+        if pc.any(stale).as_py():
+            kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
+            writer.replace(
+                name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept
+            )
+        elif rows:
+            writer.append(name, rows)
+    if got.new_users:
+        emails = {}
+        try:
+            emails = {int(u["id"]): u.get("email") for u in client.list_users()}
+        except LabelStudioError:
+            pass  # pseudonyms work without the e-mail; it is filled on a later pull
+        writer.append(
+            "annotators",
+            [
+                {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
+                for u, p in got.new_users.items()
+            ],
+        )
+    superseded_idx, ann_rows, now = got.superseded, got.ann, got.now
+    if superseded_idx or deleted_idx or ann_rows:
+        table = all_ann
+        if superseded_idx:
+            table.loc[superseded_idx, "superseded"] = True
+        if deleted_idx:
+            table["deleted_at"] = table["deleted_at"].astype("datetime64[us, UTC]")
+            table.loc[deleted_idx, "deleted_at"] = now
+        if ann_rows:
+            new = pd.DataFrame(ann_rows)
+            table = pd.concat([table, new], ignore_index=True) if len(table) else new
+        for c in ("created_at", "updated_at", "deleted_at", "pulled_at"):
+            table[c] = pd.to_datetime(table[c], utc=True)
+        if superseded_idx or deleted_idx:
+            writer.replace("annotations", table)
+        else:
+            writer.append("annotations", pd.DataFrame(ann_rows))
+
+
+def _next_cursor(listing: dict, cursor, unreadable: list[int], saved_cursor):
+    """The newest update the listing saw, held back before any unreadable task, never behind
+    the saved cursor."""
+    cursor_ts = max(
+        (t for t in (convert.stamp(u) for u, _ in listing.values()) if t is not None),
+        default=cursor,
+    )
+    cursor_ts = _cursor_before(cursor_ts, [convert.stamp(listing[t][0]) for t in unreadable])
+    if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
+        cursor_ts = saved_cursor
+    return cursor_ts
 
 
 def pull_warnings(summary: dict) -> list[str]:

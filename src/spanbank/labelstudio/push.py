@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -196,24 +197,7 @@ def push_batch(
     recreated in Label Studio) are counted, and pushed again with `repush_missing`. Holding
     the corpus lock throughout keeps two pushes from creating tasks for the same article.
     """
-    corpus.require()
-    if len(project) < MIN_TITLE:
-        raise SpanbankError(
-            f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters"
-        )
-    if overlap is not None and overlap < 1:
-        raise SpanbankError("--overlap must be at least 1")
-    if not callable(preannotate):  # spanbank.review pushes review tasks with a callable
-        records = project_records(corpus)
-        if (
-            "kind" in records
-            and (records.loc[records["project"] == project, "kind"] == REVIEW_KIND).any()
-        ):
-            raise SpanbankError(
-                f"{project} is a review project; send conflicts to it with "
-                "`spanbank adjudicate --review`, not `spanbank push`"
-            )
-    schema = corpus.schema
+    _check_push(corpus, project, overlap, preannotate)
     articles = article_meta(corpus)  # no text: a batch is small, the corpus may not be
     if articles.empty:
         raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
@@ -245,155 +229,213 @@ def push_batch(
         local = corpus.read("tasks")
         recorded = recorded_project(corpus, local, project, client.url)
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
-
-        def pick(pushed_ids: set) -> tuple[pd.DataFrame, Counter]:
-            counts = Counter()
-            return _pick(selected, pushed_ids, counts, sample, seed, batch_size), counts
-
-        def build(chunk, preds):
-            tasks = [convert.article_task(r, preds.get(r["article_id"])) for r in chunk]
-            for t, r in zip(tasks, chunk, strict=True):
-                t["meta"]["article_id"] = r["article_id"]
-            return tasks
-
-        def plan(todo):
-            """The batch's predictions and rows in chunks; the first two chunks start encoding."""
-            preds = _predictions(preannotate, todo, schema) if len(todo) else {}
-            cols = ["article_id", "title", "text"] + [
-                c for c in ("source", "url", "language") if c in todo
-            ]
-            rows = todo[cols].to_dict("records")
-            chunks = [rows[i : i + chunk_size] for i in range(0, len(rows), chunk_size)]
-            bodies = (
-                {}
-                if dry_run
-                else {
-                    k: encoder.submit(lambda c: encode_json(build(c, preds)), chunks[k])
-                    for k in range(min(2, len(chunks)))
-                }
-            )
-            return preds, chunks, bodies
-
-        batch, picked = pick(set(local["article_id"]))
-        todo = attach_text(corpus, batch)
-        preds, chunks, bodies = plan(todo)
+        batch = _Batch(corpus, selected, preannotate, sample, seed, batch_size, chunk_size)
+        batch.pick(set(local["article_id"]), encoder=None if dry_run else encoder)
         proj, state = looked_up.result()
         if state == "missing":
             raise missing_project(client, corpus, project, recorded[0], pulling=False)
-        change = project_change(recorded, proj)
-        if change:
-            summary[f"project_{change}"] = f"was Label Studio id {recorded[0]}"
-        summary["project_state"] = state
-        pid = int(proj["id"]) if proj else None
-        summary["ls_project_id"] = pid
-        summary["project_url"] = client.project_url(pid) if pid else None
-        # reconcile: tasks the server holds for our articles that `tasks` lacks
-        reconciled = pd.DataFrame(columns=["ls_task_id", "article_id"])
+        change = _describe_project(summary, client, recorded, proj, state)
+        pid = summary["ls_project_id"]
+        record = functools.partial(
+            _record_tasks, writer, project, client.url, pid, corpus.schema.ident
+        )
+        reconciled, gone = (
+            pd.DataFrame(columns=["ls_task_id", "article_id"]),
+            set(local["article_id"]),
+        )
         if pid is not None and state != "created":  # a new project holds no tasks yet
             yield Event("reconcile", 0, None)
-            remote = _server_tasks(client, pid)
-            dup = remote["article_id"].dropna().duplicated().sum()
-            if dup and not dry_run:
-                # an import the client gave up on (timeout) can land after its retry did
-                removed = _remove_duplicate_tasks(client, pid, remote, local)
-                if removed:
-                    summary["duplicate_tasks_removed"] = len(removed)
-                    remote = remote[~remote["ls_task_id"].isin(removed)]
-                dup -= len(removed)
-            if dup:
-                summary["duplicate_tasks_on_server"] = int(dup)
-            ours = remote[remote["article_id"].isin(articles["article_id"])]
-            reconciled = ours[~ours["ls_task_id"].isin(local["ls_task_id"])]
-            reconciled = reconciled[~reconciled["article_id"].isin(local["article_id"])]
-            reconciled = reconciled.drop_duplicates("article_id")
+            reconciled, gone = _reconcile(client, pid, local, articles, summary, dry_run)
             if len(reconciled) and not dry_run:
-                writer.append(
-                    "tasks",
-                    _task_rows(
-                        reconciled, project, client.url, pid, f"{batch_id}-reconciled", schema.ident
-                    ),
-                )
-            gone = _gone_articles(local, remote)
-        else:  # a project just made (or to be made) holds none of what `tasks` records
-            gone = set(local["article_id"])
+                record(reconciled, f"{batch_id}-reconciled")
         if gone:
             summary["missing_from_server"] = len(gone)
             if not repush_missing:
                 summary["hint"] = (
                     "articles recorded as pushed are gone from the server; pass --repush-missing to push them again"
                 )
-        if len(reconciled) or (
-            gone and repush_missing
-        ):  # the batch as if those tasks had been recorded all along
+        if len(reconciled) or (gone and repush_missing):
+            # the batch as if those tasks had been recorded all along
             done_ids = set(local["article_id"]) - (gone if repush_missing else set())
-            again, picked = pick(done_ids | set(reconciled["article_id"]))
-            if again["article_id"].tolist() != batch["article_id"].tolist():
-                todo = attach_text(corpus, again)
-                preds, chunks, bodies = plan(todo)
-        skipped.update(picked)
+            batch.pick(
+                done_ids | set(reconciled["article_id"]), encoder=None if dry_run else encoder
+            )
+        skipped.update(batch.picked)
         summary["reconciled"] = len(reconciled)
-        summary["selected"] = len(todo)
-        summary["predictions"] = len(preds)
-        pushed = 0
+        summary["selected"] = len(batch.todo)
+        summary["predictions"] = len(batch.preds)
         if dry_run:
             summary["pushed"] = 0
-            summary["would_push"] = len(todo)
+            summary["would_push"] = len(batch.todo)
             summary["skipped"] = {k: v for k, v in skipped.items() if v}
             return summary
-        total = len(todo)
-
-        def send(k: int) -> list[int]:
-            return client.import_tasks(pid, bodies.pop(k).result(), len(chunks[k]))
-
-        # one import at a time: the next chunk travels while this one is recorded, and the one
-        # after it is encoded meanwhile, so the server never waits on us between chunks. A chunk
-        # is still recorded only after the server confirmed it; anything in flight at a crash is
-        # reconciled by the next push (the project is found by its title).
-        future = server_side.submit(send, 0) if chunks else None
         save_project(
             writer,
             corpus,
             project=project,
             ls_url=client.url,
             ls_project_id=pid,
-            schema_version=schema.ident,
+            schema_version=corpus.schema.ident,
             created_at=utc_now(),
             ls_created_at=proj.get("created_at"),
             maximum_annotations=proj.get("maximum_annotations"),
             **({"pull_cursor": pd.NaT} if change else {}),
         )
-        yield Event("push", 0, total)
-        for k, chunk in enumerate(chunks):
-            try:
-                task_ids = future.result()
-            except LabelStudioError:
-                task_ids, chunk, found = _recover_chunk(client, pid, build(chunk, preds), chunk)
-                if len(found):
-                    writer.append(
-                        "tasks",
-                        _task_rows(
-                            found, project, client.url, pid, f"{batch_id}-reconciled", schema.ident
-                        ),
-                    )
-                    summary["reconciled"] += len(found)
-            if k + 1 < len(chunks):
-                future = server_side.submit(send, k + 1)
-            if k + 2 < len(chunks):
-                bodies[k + 2] = encoder.submit(
-                    lambda c: encode_json(build(c, preds)), chunks[k + 2]
-                )
-            if chunk:
-                done = pd.DataFrame(
-                    {"ls_task_id": task_ids, "article_id": [r["article_id"] for r in chunk]}
-                )
-                writer.append(
-                    "tasks", _task_rows(done, project, client.url, pid, batch_id, schema.ident)
-                )
-                pushed += len(chunk)
-            yield Event("push", pushed, total)
-    summary["pushed"] = pushed
+        summary["pushed"] = yield from _import_chunks(
+            client, pid, batch, server_side, encoder, record, batch_id, summary
+        )
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary
+
+
+def _check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) -> None:
+    """Refuse, before any work, a push that cannot be right: no corpus, a bad name or overlap,
+    or a review project (review tasks are sent by `adjudicate --review`, with a callable)."""
+    corpus.require()
+    if len(project) < MIN_TITLE:
+        raise SpanbankError(
+            f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters"
+        )
+    if overlap is not None and overlap < 1:
+        raise SpanbankError("--overlap must be at least 1")
+    if callable(preannotate):
+        return
+    records = project_records(corpus)
+    if (
+        "kind" in records
+        and (records.loc[records["project"] == project, "kind"] == REVIEW_KIND).any()
+    ):
+        raise SpanbankError(
+            f"{project} is a review project; send conflicts to it with "
+            "`spanbank adjudicate --review`, not `spanbank push`"
+        )
+
+
+class _Batch:
+    """The articles one push sends: picked from the selection, with their predictions, in chunks
+    of rows whose JSON bodies are encoded ahead of the import (two chunks ahead at most)."""
+
+    def __init__(self, corpus, selected, preannotate, sample, seed, batch_size, chunk_size):
+        self.corpus, self.selected, self.preannotate = corpus, selected, preannotate
+        self.sample, self.seed, self.batch_size, self.chunk_size = (
+            sample,
+            seed,
+            batch_size,
+            chunk_size,
+        )
+        self.todo = selected.iloc[:0]
+        self.ids: list | None = None
+        self.preds: dict[str, list[dict]] = {}
+        self.chunks: list[list[dict]] = []
+        self.bodies: dict = {}
+        self.picked: Counter = Counter()
+
+    def pick(self, pushed_ids: set, encoder: ThreadPoolExecutor | None) -> None:
+        """Pick the batch leaving out `pushed_ids`; re-plan only when that changed the batch."""
+        self.picked = Counter()
+        todo = _pick(
+            self.selected, pushed_ids, self.picked, self.sample, self.seed, self.batch_size
+        )
+        ids = todo["article_id"].tolist()
+        if ids == self.ids:
+            return
+        self.ids, self.todo = ids, attach_text(self.corpus, todo)
+        self.preds = (
+            _predictions(self.preannotate, self.todo, self.corpus.schema) if len(self.todo) else {}
+        )
+        cols = ["article_id", "title", "text"] + [
+            c for c in ("source", "url", "language") if c in self.todo
+        ]
+        rows = self.todo[cols].to_dict("records")
+        self.chunks = [rows[i : i + self.chunk_size] for i in range(0, len(rows), self.chunk_size)]
+        self.bodies = {}
+        if encoder is not None:
+            for k in range(min(2, len(self.chunks))):
+                self.prefetch(encoder, k)
+
+    def tasks(self, chunk: list[dict]) -> list[dict]:
+        """Label Studio tasks of a chunk of article rows, with their predictions."""
+        tasks = [convert.article_task(r, self.preds.get(r["article_id"])) for r in chunk]
+        for t, r in zip(tasks, chunk, strict=True):
+            t["meta"]["article_id"] = r["article_id"]
+        return tasks
+
+    def prefetch(self, encoder: ThreadPoolExecutor, k: int) -> None:
+        if k < len(self.chunks):
+            self.bodies[k] = encoder.submit(lambda c: encode_json(self.tasks(c)), self.chunks[k])
+
+    def body(self, k: int) -> bytes:
+        return self.bodies.pop(k).result()
+
+
+def _describe_project(summary: dict, client, recorded, proj: dict | None, state: str) -> str | None:
+    """Put the project's id, URL and state in `summary`; returns how it changed since recorded."""
+    change = project_change(recorded, proj)
+    if change:
+        summary[f"project_{change}"] = f"was Label Studio id {recorded[0]}"
+    summary["project_state"] = state
+    pid = int(proj["id"]) if proj else None
+    summary["ls_project_id"] = pid
+    summary["project_url"] = client.project_url(pid) if pid else None
+    return change
+
+
+def _reconcile(client, pid: int, local, articles, summary: dict, dry_run: bool):
+    """Tasks the server holds for our articles that `tasks` lacks, and the articles `tasks`
+    records whose tasks are all gone; removes idle duplicate tasks (unless `dry_run`)."""
+    remote = _server_tasks(client, pid)
+    dup = remote["article_id"].dropna().duplicated().sum()
+    if dup and not dry_run:
+        # an import the client gave up on (timeout) can land after its retry did
+        removed = _remove_duplicate_tasks(client, pid, remote, local)
+        if removed:
+            summary["duplicate_tasks_removed"] = len(removed)
+            remote = remote[~remote["ls_task_id"].isin(removed)]
+        dup -= len(removed)
+    if dup:
+        summary["duplicate_tasks_on_server"] = int(dup)
+    ours = remote[remote["article_id"].isin(articles["article_id"])]
+    reconciled = ours[~ours["ls_task_id"].isin(local["ls_task_id"])]
+    reconciled = reconciled[~reconciled["article_id"].isin(local["article_id"])]
+    return reconciled.drop_duplicates("article_id"), _gone_articles(local, remote)
+
+
+def _record_tasks(
+    writer, project, ls_url, pid, schema_version, done: pd.DataFrame, batch_id
+) -> None:
+    writer.append("tasks", _task_rows(done, project, ls_url, pid, batch_id, schema_version))
+
+
+def _import_chunks(client, pid, batch: _Batch, server_side, encoder, record, batch_id, summary):
+    """Import the batch's chunks one at a time, recording each as the server confirms it.
+
+    The next chunk travels while this one is recorded, and the one after it is encoded
+    meanwhile, so the server never waits on us between chunks. Anything in flight at a crash
+    is reconciled by the next push (the project is found by its title)."""
+    chunks, total, pushed = batch.chunks, len(batch.todo), 0
+
+    def send(k: int) -> list[int]:
+        return client.import_tasks(pid, batch.body(k), len(chunks[k]))
+
+    future = server_side.submit(send, 0) if chunks else None
+    yield Event("push", 0, total)
+    for k, chunk in enumerate(chunks):
+        try:
+            task_ids = future.result()
+        except LabelStudioError:
+            task_ids, chunk, found = _recover_chunk(client, pid, batch.tasks(chunk), chunk)
+            if len(found):
+                record(found, f"{batch_id}-reconciled")
+                summary["reconciled"] += len(found)
+        if k + 1 < len(chunks):
+            future = server_side.submit(send, k + 1)
+        batch.prefetch(encoder, k + 2)
+        if chunk:
+            ids = [r["article_id"] for r in chunk]
+            record(pd.DataFrame({"ls_task_id": task_ids, "article_id": ids}), batch_id)
+            pushed += len(chunk)
+        yield Event("push", pushed, total)
+    return pushed
 
 
 def _gone_articles(local: pd.DataFrame, remote: pd.DataFrame) -> set:
