@@ -203,7 +203,9 @@ def test_honeypot_work_never_becomes_gold_again(tmp_path):
 
 
 def test_pick_honeypots(tmp_path):
-    from spanbank.honeypots import HONEYPOT_GOLD, parse_share, pick_honeypots
+    from spanbank.corpus.annotations import HONEYPOT_GOLD
+    from spanbank.honeypots import parse_share
+    from spanbank.labelstudio.operations import pick_honeypots
 
     assert parse_share("5%") == 0.05 and parse_share("0.05") == 0.05 and parse_share("5") == 0.05
     c = _honeypot_corpus(tmp_path)

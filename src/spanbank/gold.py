@@ -71,7 +71,7 @@ class _Gold:
 
 def _human_inputs(corpus: Corpus, project, article_ids=None):
     """Latest human annotations and their spans/relations, each row tagged with its annotator."""
-    from spanbank.honeypots import without_honeypot_work
+    from spanbank.corpus.annotations import without_honeypot_work
 
     ann = without_honeypot_work(
         corpus, latest_per_annotator(corpus.read("annotations"), project=project)
@@ -317,7 +317,7 @@ def select_annotations(
         raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
     ann = corpus.read("annotations")
     live = live_annotations(ann)
-    from spanbank.honeypots import without_honeypot_work
+    from spanbank.corpus.annotations import without_honeypot_work
 
     humans = without_honeypot_work(corpus, latest_per_annotator(ann, project=project))
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")

@@ -12,16 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spanbank.agreement.coefficients import _alpha_nominal_stats, align_spans
-from spanbank.agreement.report import token_categories
-from spanbank.corpus.annotations import latest_per_annotator
+from spanbank.agreement.coefficients import _alpha_nominal_stats, align_spans, token_categories
+from spanbank.corpus.annotations import HONEYPOT_GOLD, honeypot_tasks, latest_per_annotator
 from spanbank.errors import SpanbankError
 from spanbank.tokens import tokenize
 
-HONEYPOT = "honeypot"  # task_plans column: the task is a gold check
-HONEYPOT_GOLD = (
-    "honeypot_gold"  # task_plans column: annotation_id of the gold it is checked against
-)
 SPAN_COLUMNS = ["article_id", "label", "start", "end"]
 
 
@@ -144,56 +139,6 @@ def parse_share(value: str | float | None, what: str = "--honeypots") -> float:
     if not 0 <= share <= 1:
         raise SpanbankError(f"{what} must be between 0% and 100%, got {value!r}")
     return share
-
-
-def pick_honeypots(
-    corpus, batch: pd.DataFrame, share: float, seed: int, pushed: set
-) -> pd.DataFrame:
-    """Articles with stored gold to mix into `batch` (not in it, not in `pushed`): round(share ×
-    batch size), at least one when share > 0; columns of `batch` plus HONEYPOT_GOLD."""
-    from spanbank.corpus.articles import article_meta
-    from spanbank.gold import select_annotations
-
-    want = int(np.floor(share * len(batch) + 0.5)) or (1 if share > 0 and len(batch) else 0)
-    if not want:
-        return batch.iloc[:0].assign(**{HONEYPOT_GOLD: pd.Series(dtype=object)})
-    gold = select_annotations(corpus)
-    gold = gold[gold["selection"].isin(["review", "gold"])]
-    gold = gold[~gold["article_id"].isin(set(batch["article_id"]) | set(pushed))]
-    if gold.empty:
-        raise SpanbankError(
-            "--honeypots needs articles with stored gold that this project has not had yet; "
-            "run `spanbank adjudicate` (or review) first"
-        )
-    rng = np.random.default_rng(seed)
-    gold = gold.sort_values("article_id").iloc[rng.permutation(len(gold))[:want]]
-    meta = article_meta(corpus)
-    rows = meta[meta["article_id"].isin(set(gold["article_id"]))]
-    ref = gold.set_index("article_id")["annotation_id"]
-    return rows[[c for c in batch.columns if c in rows]].assign(
-        **{HONEYPOT_GOLD: rows["article_id"].map(ref).to_numpy()}
-    )
-
-
-def honeypot_tasks(corpus, project: str | None = None) -> pd.DataFrame:
-    """Task rows pushed as honeypots (of `project`); empty when the corpus has none."""
-    from spanbank.labelstudio.overlap import task_plans
-
-    plans = task_plans(corpus, project)
-    if HONEYPOT not in plans:
-        return pd.DataFrame(columns=["project", "article_id", HONEYPOT, HONEYPOT_GOLD])
-    return plans[plans[HONEYPOT].fillna(False).astype(bool)]
-
-
-def without_honeypot_work(corpus, ann: pd.DataFrame) -> pd.DataFrame:
-    """`ann` minus annotations made on honeypot tasks: they check annotators against gold the
-    article already has, so they never become its gold a second time."""
-    hp = honeypot_tasks(corpus)
-    if hp.empty or ann.empty:
-        return ann
-    keys = pd.MultiIndex.from_frame(hp[["project", "article_id"]].astype(object))
-    mine = pd.MultiIndex.from_frame(ann[["project", "article_id"]].astype(object))
-    return ann[~mine.isin(keys)]
 
 
 def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> list[dict]:

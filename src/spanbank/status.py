@@ -10,10 +10,11 @@ from spanbank.corpus.annotations import (
     REVIEW_KIND,
     current_mask,
     live_annotations,
+    task_plans,
 )
 from spanbank.corpus.store import Corpus
 from spanbank.honeypots import corpus_honeypot_scores
-from spanbank.labelstudio.overlap import OVERLAP_COLUMN, task_plans
+from spanbank.labelstudio.overlap import OVERLAP_COLUMN
 from spanbank.throughput import throughput
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none

@@ -307,6 +307,25 @@ def krippendorff_alpha(reliability_data, level: str = "nominal") -> float:
     return value if np.isfinite(value) else NAN
 
 
+def token_categories(lo, hi, slot, length, label, n_tok: int, n_slots: int, n_labels: int):
+    """The category of every (annotator slot, token): 0 = none, else 1 + the label of the innermost span.
+
+    ``lo``/``hi``: int arrays, the token range [lo, hi) each span covers; ``slot``,
+    ``length`` (characters) and ``label`` (0..n_labels-1) per span. Nested or overlapping
+    spans of one annotator give a token one value: the shortest span covering it wins, and
+    between spans of equal length the label listed first. Returns ndarray, shape
+    (n_slots, n_tok).
+    """
+    cnt = np.maximum(np.asarray(hi) - np.asarray(lo), 0)
+    span = np.repeat(np.arange(len(cnt)), cnt)
+    tok = np.asarray(lo)[span] + np.arange(int(cnt.sum())) - (np.cumsum(cnt) - cnt)[span]
+    rank = np.asarray(length, dtype=np.int64)[span] * n_labels + np.asarray(label)[span]
+    none = np.iinfo(np.int64).max
+    best = np.full(n_slots * n_tok, none, dtype=np.int64)
+    np.minimum.at(best, np.asarray(slot, dtype=np.int64)[span] * n_tok + tok, rank)
+    return np.where(best == none, 0, best % max(n_labels, 1) + 1).reshape(n_slots, n_tok)
+
+
 # --------------------------------------------------------------------------- span alignment
 
 

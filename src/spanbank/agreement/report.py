@@ -14,6 +14,7 @@ from spanbank.agreement.coefficients import (
     category_figures,
     category_item_stats,
     fragment_pieces,
+    token_categories,
     unitizing_components,
 )
 from spanbank.corpus.annotations import latest_per_annotator
@@ -113,25 +114,6 @@ def _pair_token(t: np.ndarray, t_labelled: np.ndarray, ok: bool = True) -> dict:
         out["ac1" + suffix] = _f(_ac1_from_table(table)) if defined else NAN
         out["observed" + suffix] = _f(np.trace(table) / n) if n and defined else NAN
     return out
-
-
-def token_categories(lo, hi, slot, length, label, n_tok: int, n_slots: int, n_labels: int):
-    """The category of every (annotator slot, token): 0 = none, else 1 + the label of the innermost span.
-
-    ``lo``/``hi``: int arrays, the token range [lo, hi) each span covers; ``slot``,
-    ``length`` (characters) and ``label`` (0..n_labels-1) per span. Nested or overlapping
-    spans of one annotator give a token one value: the shortest span covering it wins, and
-    between spans of equal length the label listed first. Returns ndarray, shape
-    (n_slots, n_tok).
-    """
-    cnt = np.maximum(np.asarray(hi) - np.asarray(lo), 0)
-    span = np.repeat(np.arange(len(cnt)), cnt)
-    tok = np.asarray(lo)[span] + np.arange(int(cnt.sum())) - (np.cumsum(cnt) - cnt)[span]
-    rank = np.asarray(length, dtype=np.int64)[span] * n_labels + np.asarray(label)[span]
-    none = np.iinfo(np.int64).max
-    best = np.full(n_slots * n_tok, none, dtype=np.int64)
-    np.minimum.at(best, np.asarray(slot, dtype=np.int64)[span] * n_tok + tok, rank)
-    return np.where(best == none, 0, best % max(n_labels, 1) + 1).reshape(n_slots, n_tok)
 
 
 def _category_counts(cat: np.ndarray, q: int) -> np.ndarray:

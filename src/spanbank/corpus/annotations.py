@@ -16,6 +16,9 @@ REVIEW_ANNOTATOR = "gold:review"  # the gold annotator of a review project's ver
 REVIEW_KIND = (
     "review"  # projects.kind of a review project (spanbank.labelstudio.review); null: annotation
 )
+TASK_PLANS = "task_plans"  # per planned task: overlap, honeypot, honeypot_gold (corpus.tables)
+HONEYPOT = "honeypot"  # task_plans column: the task is a gold check
+HONEYPOT_GOLD = "honeypot_gold"  # task_plans column: the gold annotation it is checked against
 # annotations.invalid_reason of an annotation made on a task whose text was edited in Label Studio
 TEXT_EDITED = "task text in Label Studio differs from the article text"
 
@@ -103,3 +106,32 @@ def save_project(writer, corpus, **fields) -> None:
         df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[us, UTC]")
     df["ls_project_id"] = df["ls_project_id"].astype("int64")
     writer.replace(PROJECTS_TABLE, df)
+
+
+def task_plans(corpus, project: str | None = None) -> pd.DataFrame:
+    """The corpus's task plans (of `project`), the latest per (project, article); empty when none."""
+    plans = corpus.read(TASK_PLANS)
+    if plans.empty or "project" not in plans:
+        return plans
+    if project is not None:
+        plans = plans[plans["project"] == project]
+    return plans.drop_duplicates(["project", "article_id"], keep="last")
+
+
+def honeypot_tasks(corpus, project: str | None = None) -> pd.DataFrame:
+    """Task rows pushed as honeypots (of `project`); empty when the corpus has none."""
+    plans = task_plans(corpus, project)
+    if HONEYPOT not in plans:
+        return pd.DataFrame(columns=["project", "article_id", HONEYPOT, HONEYPOT_GOLD])
+    return plans[plans[HONEYPOT].fillna(False).astype(bool)]
+
+
+def without_honeypot_work(corpus, ann: pd.DataFrame) -> pd.DataFrame:
+    """`ann` minus annotations made on honeypot tasks: they check annotators against gold the
+    article already has, so they never become its gold a second time."""
+    hp = honeypot_tasks(corpus)
+    if hp.empty or ann.empty:
+        return ann
+    keys = pd.MultiIndex.from_frame(hp[["project", "article_id"]].astype(object))
+    mine = pd.MultiIndex.from_frame(ann[["project", "article_id"]].astype(object))
+    return ann[~mine.isin(keys)]

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import article_batches, article_columns, article_files
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
@@ -46,7 +47,6 @@ from spanbank.export.manifest import (
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
-from spanbank.honeypots import honeypot_tasks
 from spanbank.progress import Event, Progress
 from spanbank.throughput import gold_cost
 

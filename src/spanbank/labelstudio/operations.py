@@ -8,14 +8,17 @@ same import, in corpus order (so they do not sit at the end of the queue); then 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from spanbank.corpus.annotations import HONEYPOT, HONEYPOT_GOLD, TASK_PLANS
 from spanbank.corpus.articles import article_meta
 from spanbank.corpus.tables import EXTRA_TABLES
 from spanbank.errors import SpanbankError
-from spanbank.honeypots import HONEYPOT, HONEYPOT_GOLD, parse_share, pick_honeypots
-from spanbank.labelstudio.overlap import TASK_PLANS, apply_overlap, plan_overlap
+from spanbank.gold import select_annotations
+from spanbank.honeypots import parse_share
+from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
 from spanbank.labelstudio.push import push_batch, select_batch
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
 
@@ -96,3 +99,29 @@ def _pushed(corpus, project: str, ls_url: str) -> set:
     tasks = corpus.read("tasks", columns=["project", "ls_url", "article_id"])
     mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == ls_url.rstrip("/"))]
     return set(mine["article_id"])
+
+
+def pick_honeypots(
+    corpus, batch: pd.DataFrame, share: float, seed: int, pushed: set
+) -> pd.DataFrame:
+    """Articles with stored gold to mix into `batch` (not in it, not in `pushed`): round(share ×
+    batch size), at least one when share > 0; columns of `batch` plus HONEYPOT_GOLD."""
+    want = int(np.floor(share * len(batch) + 0.5)) or (1 if share > 0 and len(batch) else 0)
+    if not want:
+        return batch.iloc[:0].assign(**{HONEYPOT_GOLD: pd.Series(dtype=object)})
+    gold = select_annotations(corpus)
+    gold = gold[gold["selection"].isin(["review", "gold"])]
+    gold = gold[~gold["article_id"].isin(set(batch["article_id"]) | set(pushed))]
+    if gold.empty:
+        raise SpanbankError(
+            "--honeypots needs articles with stored gold that this project has not had yet; "
+            "run `spanbank adjudicate` (or review) first"
+        )
+    rng = np.random.default_rng(seed)
+    gold = gold.sort_values("article_id").iloc[rng.permutation(len(gold))[:want]]
+    meta = article_meta(corpus)
+    rows = meta[meta["article_id"].isin(set(gold["article_id"]))]
+    ref = gold.set_index("article_id")["annotation_id"]
+    return rows[[c for c in batch.columns if c in rows]].assign(
+        **{HONEYPOT_GOLD: rows["article_id"].map(ref).to_numpy()}
+    )

@@ -21,17 +21,6 @@ if TYPE_CHECKING:  # the client pulls in the Label Studio SDK; status only needs
     from spanbank.labelstudio.client import LabelStudioClient
 
 OVERLAP_COLUMN = "overlap"  # task_plans column: annotators planned for the task
-TASK_PLANS = "task_plans"  # per planned task: overlap, honeypot, honeypot_gold (corpus.tables)
-
-
-def task_plans(corpus, project: str | None = None) -> pd.DataFrame:
-    """The corpus's task plans (of `project`), the latest per (project, article); empty when none."""
-    plans = corpus.read(TASK_PLANS)
-    if plans.empty or "project" not in plans:
-        return plans
-    if project is not None:
-        plans = plans[plans["project"] == project]
-    return plans.drop_duplicates(["project", "article_id"], keep="last")
 
 
 def plan_overlap(
