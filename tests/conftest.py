@@ -14,6 +14,9 @@ from spanbank.corpus import Corpus
 from spanbank.labelstudio import server
 
 DATA = Path(__file__).parent / "data"
+# heavy stages run in this process unless a test asks for workers (tests/test_parallel.py):
+# a local Dask cluster per multi-chunk export would cost seconds each
+os.environ.setdefault("SPANBANK_WORKERS", "1")
 
 
 def _test_data_dir() -> Path:

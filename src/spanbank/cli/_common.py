@@ -40,6 +40,23 @@ project_option = click.option(
 project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 
+def engine_options(f):
+    """--workers and --scheduler: where a heavy stage runs (spanbank.parallel)."""
+    f = click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Run on this Dask cluster (tcp://HOST:8786; default: $DASK_SCHEDULER_ADDRESS).",
+    )(f)
+    return click.option(
+        "--workers",
+        type=click.IntRange(1),
+        default=None,
+        help="Local worker processes (default: $SPANBANK_WORKERS, else this machine's cores; "
+        "1 runs in this process).",
+    )(f)
+
+
 @contextlib.contextmanager
 def errors_as_click():
     """Turn a SpanbankError into `Error: <one line>` and exit code 1."""

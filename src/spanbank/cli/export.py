@@ -9,6 +9,7 @@ import click
 from spanbank.cli._common import (
     Progress,
     echo_summary,
+    engine_options,
     errors_as_click,
     json_option,
     project_filter_option,
@@ -61,6 +62,7 @@ from spanbank.cli._common import (
     show_default=True,
     help="Articles processed and written per chunk (bounds memory).",
 )
+@engine_options
 @wait_option
 @quiet_option
 @json_option
@@ -78,6 +80,8 @@ def export(
     seed,
     group_by,
     chunk_size,
+    workers,
+    scheduler,
     wait,
     quiet,
     as_json,
@@ -109,6 +113,8 @@ def export(
             split_by=split_by,
             name=name,
             chunk_size=chunk_size,
+            workers=workers,
+            scheduler=scheduler,
             progress=bar.update,
         )
     if not as_json and not quiet:

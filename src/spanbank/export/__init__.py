@@ -47,6 +47,7 @@ from spanbank.export.manifest import (
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
+from spanbank.parallel import Engine
 from spanbank.progress import Event, Progress
 from spanbank.throughput import gold_cost
 
@@ -121,6 +122,8 @@ def _export_dataset(
     annotations: pd.DataFrame | None = None,
     agreement: bool = True,
     progress: Progress | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> dict:
     """The export itself (see :func:`export_dataset`).
 
@@ -176,6 +179,7 @@ def _export_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     writers = []
+    engine = Engine(workers, scheduler)
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
@@ -192,6 +196,7 @@ def _export_dataset(
             chunk_size,
             art_cols,
             progress,
+            engine,
         )
         notes = dict(stats.pop("notes"))
         for w in writers:
@@ -230,6 +235,8 @@ def _export_dataset(
                 w.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        engine.close()
     return {
         "out": str(out),
         "formats": fmts,
@@ -398,7 +405,10 @@ def _stream(
     chunk_size,
     art_cols,
     progress,
+    engine,
 ) -> dict:
+    """Read the selected articles chunk by chunk, build and encode each chunk's documents on
+    `engine` (in order), and hand the encoded parts to the writers here."""
     ann_by_id = ann.set_index(ann["article_id"].astype(str), drop=False)
     wanted = pa.array(list(split_of), pa.string())
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
@@ -415,55 +425,87 @@ def _stream(
         "fingerprint": Fingerprint(),
         "as_of": None,
     }
-    pending: list[pa.RecordBatch] = []
-    held = done = 0
 
-    def flush():
-        nonlocal pending, held, done
-        if not held:
-            return
-        rows = pa.Table.from_batches(pending).to_pylist()
-        pending, held = [], 0
-        _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, group_by, stats)
-        done += len(rows)
+    def chunks():
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        for batch in article_batches(corpus, cols, chunk_size):
+            batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+            while batch.num_rows:
+                take = min(chunk_size - held, batch.num_rows)
+                pending.append(batch.slice(0, take))
+                held += take
+                batch = batch.slice(take)
+                if held >= chunk_size:
+                    yield _chunk(pending, ann_by_id, span_source, split_of, group_by)
+                    pending, held = [], 0
+        if held:
+            yield _chunk(pending, ann_by_id, span_source, split_of, group_by)
+
+    context = (labels, list(schema.labels), [w.encoder for w in writers])
+    done = 0
+    for part in engine.map(_encode_chunk, chunks(), context):
+        _add_stats(stats, part["stats"])
+        for split, payloads in part["splits"]:
+            for w, payload in zip(writers, payloads, strict=True):
+                w.put(split, payload)
+        done += part["stats"]["n"]
         if progress:
             progress(Event("exporting", done, total))
-
-    for batch in article_batches(corpus, cols, chunk_size):
-        batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
-        while batch.num_rows:
-            take = min(chunk_size - held, batch.num_rows)
-            pending.append(batch.slice(0, take))
-            held += take
-            batch = batch.slice(take)
-            if held >= chunk_size:
-                flush()
-    flush()
     return stats
 
 
-def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, group_by, stats):
+def _chunk(batches, ann_by_id, span_source, split_of, group_by) -> dict:
+    """What one chunk's documents are built from (plain data, so a worker can take it)."""
+    rows = pa.Table.from_batches(batches).to_pylist()
     ids = [r["article_id"] for r in rows]
     chunk_ann = ann_by_id.loc[ids].reset_index(drop=True)
     spans, rels = span_source(chunk_ann)
-    ann_rows = {r["article_id"]: r for r in chunk_ann.to_dict("records")}
     if group_by:
         for r in rows:
             r["group"] = r.get(group_by)
+    return {
+        "rows": rows,
+        "ann": {r["article_id"]: r for r in chunk_ann.to_dict("records")},
+        "spans": spans,
+        "relations": rels,
+        "split_of": {a: split_of[a] for a in ids},
+    }
+
+
+def _encode_chunk(chunk: dict, context) -> dict:
+    """Build a chunk's documents and encode them for every writer, split by split; with the
+    chunk's statistics. Pure: it runs on whichever worker the engine picks."""
+    labels, known_labels, encoders = context
     docs, notes = build_documents(
-        rows, ann_rows, spans, rels, labels=labels, known_labels=schema.labels
+        chunk["rows"],
+        chunk["ann"],
+        chunk["spans"],
+        chunk["relations"],
+        labels=labels,
+        known_labels=known_labels,
     )
-    stats["notes"].update(notes)
+    stats = {
+        "n": len(chunk["rows"]),
+        "articles": Counter(),
+        "labels": {},
+        "relations": {},
+        "notes": Counter(notes),
+        "languages": Counter(),
+        "texts": [],
+        "annotations": [],
+        "as_of": None,
+    }
+    fp = Fingerprint()
     by_split: dict[str, list[dict]] = {}
-    fp = stats["fingerprint"]
     for d in docs:
-        s = split_of[d["article_id"]]
+        s = chunk["split_of"][d["article_id"]]
         by_split.setdefault(s, []).append(d)
         stats["articles"][s] += 1
         stats["languages"][d["meta"].get("language") or "unknown"] += 1
-        stats["labels"][s].update(sp["label"] for sp in d["spans"])
-        stats["relations"][s].update(r["label"] for r in d["relations"])
-        a = ann_rows[d["article_id"]]
+        stats["labels"].setdefault(s, Counter()).update(sp["label"] for sp in d["spans"])
+        stats["relations"].setdefault(s, Counter()).update(r["label"] for r in d["relations"])
+        a = chunk["ann"][d["article_id"]]
         fp.add(
             d["article_id"],
             d["text"],
@@ -474,9 +516,28 @@ def _process(rows, ann_by_id, span_source, split_of, labels, schema, writers, gr
         ts = a.get("updated_at")
         if ts is not None and not pd.isna(ts) and (stats["as_of"] is None or ts > stats["as_of"]):
             stats["as_of"] = ts
-    for split, docs_s in by_split.items():
-        for w in writers:
-            w.write(split, docs_s)
+    stats["texts"], stats["annotations"] = fp.texts, fp.annotations
+    return {
+        "stats": stats,
+        "splits": [
+            (split, [enc(split, docs_s) for enc in encoders]) for split, docs_s in by_split.items()
+        ],
+    }
+
+
+def _add_stats(stats: dict, part: dict) -> None:
+    for s, n in part["articles"].items():
+        stats["articles"][s] += n
+    for key in ("labels", "relations"):
+        for s, counts in part[key].items():
+            stats[key][s].update(counts)
+    stats["notes"].update(part["notes"])
+    stats["languages"].update(part["languages"])
+    stats["fingerprint"].texts += part["texts"]
+    stats["fingerprint"].annotations += part["annotations"]
+    ts = part["as_of"]
+    if ts is not None and (stats["as_of"] is None or ts > stats["as_of"]):
+        stats["as_of"] = ts
 
 
 # --------------------------------------------------------------------------- manifest and files

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from spanbank.corpus.brat import IDS_FILE, article_id_of, file_stem
@@ -78,6 +79,23 @@ def annotation_conf(schema, labels: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class BratEncoder:
+    """A chunk's files: (split, stem, .txt bytes, .ann bytes, article_id when the stem is hashed)."""
+
+    attr_names: tuple
+
+    def __call__(self, split: str, docs: list[dict]) -> list[tuple]:
+        names = dict(self.attr_names)
+        out = []
+        for d in docs:
+            stem = file_stem(d["article_id"])
+            hashed = d["article_id"] if article_id_of(stem) != d["article_id"] else None
+            ann = to_ann(d, names).encode("utf-8")
+            out.append((stem, d["text"].encode("utf-8"), ann, hashed))
+        return out
+
+
 class BratWriter:
     name = "brat"
 
@@ -85,6 +103,7 @@ class BratWriter:
         self.dir = Path(root) / "brat"
         self.ids: dict[str, str] = {}
         self.attr_names = attribute_names(schema, list(labels))
+        self.encoder = BratEncoder(tuple(sorted(self.attr_names.items())))
         for s in splits:
             (self.dir / s).mkdir(parents=True, exist_ok=True)
         (self.dir / "annotation.conf").write_text(
@@ -92,15 +111,15 @@ class BratWriter:
         )
 
     def write(self, split: str, docs: list[dict]) -> None:
-        for d in docs:
-            stem = file_stem(d["article_id"])
-            if (
-                article_id_of(stem) != d["article_id"]
-            ):  # hashed: the name alone does not give the id back
-                self.ids[f"{split}/{stem}"] = d["article_id"]
+        self.put(split, self.encoder(split, docs))
+
+    def put(self, split: str, files: list[tuple]) -> None:
+        for stem, txt, ann, hashed in files:
+            if hashed is not None:  # the name alone does not give the id back
+                self.ids[f"{split}/{stem}"] = hashed
             base = self.dir / split / stem
-            Path(f"{base}.txt").write_bytes(d["text"].encode("utf-8"))
-            Path(f"{base}.ann").write_bytes(to_ann(d, self.attr_names).encode("utf-8"))
+            Path(f"{base}.txt").write_bytes(txt)
+            Path(f"{base}.ann").write_bytes(ann)
 
     def close(self) -> dict:
         if self.ids:

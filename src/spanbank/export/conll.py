@@ -8,6 +8,7 @@ ends it. Tokens are regex words/punctuation cut at span boundaries (as in the hf
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from spanbank.export.docs import bio_layers, layer_names, tokenize
@@ -29,6 +30,17 @@ def to_conll(doc: dict, labels: list[str], notes: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class ConllEncoder:
+    """A chunk's CoNLL text and notes (pure: a worker can run it)."""
+
+    labels: tuple[str, ...]
+
+    def __call__(self, split: str, docs: list[dict]) -> tuple[str, dict]:
+        notes: dict[str, int] = {}
+        return "".join(to_conll(d, list(self.labels), notes) for d in docs), notes
+
+
 class ConllWriter:
     name = "conll"
 
@@ -40,9 +52,16 @@ class ConllWriter:
             s: open(self.dir / f"{s}.conll", "w", encoding="utf-8", newline="\n") for s in splits
         }
         self.notes: dict[str, int] = {}
+        self.encoder = ConllEncoder(tuple(self.labels))
 
     def write(self, split: str, docs: list[dict]) -> None:
-        self._files[split].write("".join(to_conll(d, self.labels, self.notes) for d in docs))
+        self.put(split, self.encoder(split, docs))
+
+    def put(self, split: str, payload: tuple[str, dict]) -> None:
+        text, notes = payload
+        self._files[split].write(text)
+        for k, v in notes.items():
+            self.notes[k] = self.notes.get(k, 0) + v
 
     def close(self) -> dict:
         self.abort()

@@ -18,6 +18,7 @@ Rows stream into one Arrow file and one Parquet file per split, chunk by chunk;
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -139,6 +140,22 @@ def _text(value):
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True)
+class HfEncoder:
+    """A chunk's rows as an Arrow table, and notes (pure: a worker can run it)."""
+
+    labels: tuple[str, ...]
+    attributes: tuple[str, ...]
+    schema: pa.Schema
+
+    def __call__(self, split: str, docs: list[dict]) -> tuple[pa.Table | None, dict]:
+        notes: dict[str, int] = {}
+        if not docs:
+            return None, notes
+        cols = to_rows(docs, list(self.labels), notes, list(self.attributes))
+        return pa.Table.from_pydict(cols, schema=self.schema), notes
+
+
 class HfWriter:
     name = "hf"
 
@@ -163,13 +180,17 @@ class HfWriter:
             )
         self.notes: dict[str, int] = {}
         self._rows = dict.fromkeys(splits, 0)
+        self.encoder = HfEncoder(tuple(self.labels), tuple(self.attributes or ()), self.schema)
 
     def write(self, split: str, docs: list[dict]) -> None:
-        if not docs:
+        self.put(split, self.encoder(split, docs))
+
+    def put(self, split: str, payload) -> None:
+        table, notes = payload
+        for k, v in notes.items():
+            self.notes[k] = self.notes.get(k, 0) + v
+        if table is None:
             return
-        table = pa.Table.from_pydict(
-            to_rows(docs, self.labels, self.notes, self.attributes), schema=self.schema
-        )
         self._arrow[split][1].write_table(table)
         self._parquet[split].write_table(table)
         self._rows[split] += table.num_rows

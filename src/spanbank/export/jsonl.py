@@ -16,10 +16,16 @@ def dumps(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
+def encode(split: str, docs: list[dict]) -> str:
+    """A chunk's lines (pure: a worker can run it; `JsonlWriter.put` appends them)."""
+    return "".join(dumps(d) + "\n" for d in docs)
+
+
 class JsonlWriter:
     """Streams documents to `jsonl/<split>.jsonl`."""
 
     name = "jsonl"
+    encoder = staticmethod(encode)
 
     def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
         self.dir = Path(root) / "jsonl"
@@ -30,8 +36,10 @@ class JsonlWriter:
         }
 
     def write(self, split: str, docs: list[dict]) -> None:
-        fh = self._files[split]
-        fh.write("".join(dumps(d) + "\n" for d in docs))
+        self.put(split, encode(split, docs))
+
+    def put(self, split: str, lines: str) -> None:
+        self._files[split].write(lines)
 
     def close(self) -> dict:
         self.abort()

@@ -116,8 +116,17 @@ def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
     return rows
 
 
+def encode(split: str, docs: list[dict]) -> tuple[pa.Table | None, str]:
+    """A chunk's quote rows as an Arrow table and JSON lines (pure: a worker can run it)."""
+    rows = [r for d in docs for r in quote_rows(d, split)]
+    if not rows:
+        return None, ""
+    return pa.Table.from_pylist(rows, schema=SCHEMA), "".join(dumps(r) + "\n" for r in rows)
+
+
 class QuotesWriter:
     name = "quotes"
+    encoder = staticmethod(encode)
 
     def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
         self.dir = Path(root) / "quotes"
@@ -127,12 +136,15 @@ class QuotesWriter:
         self.count = 0
 
     def write(self, split: str, docs: list[dict]) -> None:
-        rows = [r for d in docs for r in quote_rows(d, split)]
-        if not rows:
+        self.put(split, encode(split, docs))
+
+    def put(self, split: str, payload) -> None:
+        table, lines = payload
+        if table is None:
             return
-        self.count += len(rows)
-        self._parquet.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-        self._jsonl.write("".join(dumps(r) + "\n" for r in rows))
+        self.count += table.num_rows
+        self._parquet.write_table(table)
+        self._jsonl.write(lines)
 
     def close(self) -> dict:
         self.abort()

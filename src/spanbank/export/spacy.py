@@ -14,6 +14,8 @@ maps that id to the indices of its Spans in `sc` (the shared group), and its los
 from __future__ import annotations
 
 import contextlib
+import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 from spanbank.errors import ExportError
@@ -95,6 +97,48 @@ def _char_span(doc, s: int, e: int, sp: dict):
     return (cs if cs is not None and len(cs) else None), 0
 
 
+@functools.lru_cache(maxsize=4)
+def _blank(lang: str):
+    spacy, _ = _spacy()
+    return spacy.blank(lang)
+
+
+class _Bin:
+    """A chunk's DocBin that keeps its user data through pickling to a worker and back
+    (spaCy's own pickle of a DocBin comes back with store_user_data off)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __reduce__(self):
+        return _bin_from_bytes, (self.db.to_bytes(),)
+
+
+def _bin_from_bytes(data: bytes) -> _Bin:
+    _, DocBin = _spacy()
+    return _Bin(DocBin(attrs=DOCBIN_ATTRS, store_user_data=True).from_bytes(data))
+
+
+@dataclass(frozen=True)
+class SpacyEncoder:
+    """A chunk's DocBin and notes (pure: a worker can run it; `SpacyWriter.put` merges it)."""
+
+    lang: str = "en"
+
+    def __call__(self, split: str, docs: list[dict]):
+        _, DocBin = _spacy()
+        nlp = _blank(self.lang)
+        db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
+        notes = {"spacy_boundaries_moved": 0, "spacy_spans_unaligned": 0}
+        with _encoders_looked_up_once():
+            for d in docs:
+                doc, n = to_doc(nlp, d)
+                notes["spacy_boundaries_moved"] += n["moved"]
+                notes["spacy_spans_unaligned"] += n["unaligned"]
+                db.add(doc)
+        return _Bin(db), notes
+
+
 class SpacyWriter:
     """Adds documents to one DocBin per split; DocBin keeps compact token arrays, not Docs."""
 
@@ -103,21 +147,21 @@ class SpacyWriter:
     def __init__(
         self, root: Path, splits: list[str], labels: list[str], schema=None, lang: str = "en"
     ):
-        spacy, DocBin = _spacy()
+        _, DocBin = _spacy()
         self.dir = Path(root) / "spacy"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.nlp = spacy.blank(lang)
+        self.encoder = SpacyEncoder(lang)
         self.bins = {s: DocBin(attrs=DOCBIN_ATTRS, store_user_data=True) for s in splits}
         self.notes = {"spacy_boundaries_moved": 0, "spacy_spans_unaligned": 0}
 
     def write(self, split: str, docs: list[dict]) -> None:
-        db = self.bins[split]
-        with _encoders_looked_up_once():
-            for d in docs:
-                doc, notes = to_doc(self.nlp, d)
-                self.notes["spacy_boundaries_moved"] += notes["moved"]
-                self.notes["spacy_spans_unaligned"] += notes["unaligned"]
-                db.add(doc)
+        self.put(split, self.encoder(split, docs))
+
+    def put(self, split: str, payload) -> None:
+        chunk, notes = payload
+        self.bins[split].merge(chunk.db)  # extends its lists: the same bytes as adding the docs here
+        for k, v in notes.items():
+            self.notes[k] += v
 
     def close(self) -> dict:
         with _encoders_looked_up_once():

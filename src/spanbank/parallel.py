@@ -1,0 +1,156 @@
+"""Where heavy stages run: in this process, on a local Dask cluster sized to the machine, or on an
+existing Dask cluster (`--scheduler` or DASK_SCHEDULER_ADDRESS). Results always come back in
+order, so a stage's output is the same wherever it ran; the driver alone writes files."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+from spanbank.errors import SpanbankError
+
+ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
+ENV_WORKERS = "SPANBANK_WORKERS"
+IN_FLIGHT_PER_WORKER = 2  # parts submitted ahead per worker: keeps workers busy, memory bounded
+
+
+def default_workers() -> int:
+    """`SPANBANK_WORKERS`, else the cores this process may use."""
+    env = os.environ.get(ENV_WORKERS)
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise SpanbankError(f"{ENV_WORKERS} must be a whole number, got {env!r}") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Engine:
+    """Maps a function over parts in order. With one worker and no scheduler it runs in this
+    process; otherwise a Dask client is made on first use (a local cluster of `workers`
+    single-threaded processes, or the cluster at `scheduler`) and closed by `close`."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        self.scheduler = scheduler or os.environ.get(ENV_SCHEDULER) or None
+        if workers is None and self.scheduler is None and not _have_dask():
+            workers = 1  # the default needs no Dask; asking for workers does
+        self.workers = workers if workers is not None else default_workers()
+        if self.workers < 1:
+            raise SpanbankError(f"--workers must be at least 1, got {self.workers}")
+        self._client = None
+        self._cluster = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.scheduler is not None or self.workers > 1
+
+    def describe(self) -> str:
+        if self.scheduler:
+            return f"dask scheduler {self.scheduler}"
+        return f"{self.workers} local worker(s)" if self.workers > 1 else "in-process"
+
+    def map(self, fn: Callable, parts: Iterable, *args) -> Iterator:
+        """fn(part, *args) for each part, yielded in the parts' order. A part that needs no
+        second worker (fewer than two parts in all) runs here without starting a cluster."""
+        parts = iter(parts)
+        if not self.distributed:
+            for part in parts:
+                yield fn(part, *args)
+            return
+        first = next(parts, _END)
+        if first is _END:
+            return
+        second = next(parts, _END)
+        if second is _END:
+            yield fn(first, *args)
+            return
+        client = self._connect()
+        window = IN_FLIGHT_PER_WORKER * max(1, self._n_workers(client))
+        pending: deque = deque()
+        try:
+            for part in _chain([first, second], parts):
+                pending.append(client.submit(fn, part, *args, pure=False))
+                if len(pending) >= window:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def _connect(self):
+        if self._client is not None:
+            return self._client
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise SpanbankError(
+                "running on several workers needs Dask: pip install 'spanbank[dask]' "
+                "(or pass --workers 1)"
+            ) from None
+        try:
+            if self.scheduler:
+                self._client = Client(self.scheduler, timeout="20s")
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+                self._client = Client(self._cluster)
+        except (OSError, TimeoutError) as exc:
+            where = self.scheduler or "a local cluster"
+            raise SpanbankError(f"cannot start or reach Dask ({where}): {exc}") from None
+        return self._client
+
+    def _n_workers(self, client) -> int:
+        return len(client.scheduler_info().get("workers", {})) or self.workers
+
+    def close(self) -> None:
+        for thing in (self._client, self._cluster):
+            if thing is not None:
+                with contextlib.suppress(Exception):
+                    thing.close()
+        self._client = self._cluster = None
+
+
+@contextlib.contextmanager
+def engine(workers: int | None = None, scheduler: str | None = None) -> Iterator[Engine]:
+    """An Engine closed on exit (its cluster stopped when it started one)."""
+    eng = Engine(workers, scheduler)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+_END = object()
+
+
+def _have_dask() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("distributed") is not None
+
+
+def _chain(head: list, rest: Iterator) -> Iterator:
+    yield from head
+    yield from rest
+
+
+def _result(future):
+    """A future's result; a task whose workers all died is one line, not a traceback."""
+    try:
+        return future.result()
+    except Exception as exc:
+        if type(exc).__name__ in ("KilledWorker", "CancelledError", "FutureCancelledError"):
+            raise SpanbankError(f"a Dask worker died running {future.key}: {exc}") from None
+        raise
