@@ -159,7 +159,9 @@ class SpacyWriter:
 
     def put(self, split: str, payload) -> None:
         chunk, notes = payload
-        self.bins[split].merge(chunk.db)  # extends its lists: the same bytes as adding the docs here
+        self.bins[split].merge(
+            chunk.db
+        )  # extends its lists: the same bytes as adding the docs here
         for k, v in notes.items():
             self.notes[k] += v
 
