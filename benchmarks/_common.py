@@ -168,39 +168,38 @@ def synth_corpus(n: int, seed: int = 0, annotators: int = 0) -> Path:
 def corpus_from_synth(
     path: Path, n: int, seed: int = 0, annotators: int = 0, chunk: int = 20_000
 ) -> Path:
-    """A spanbank corpus at `path` holding a synthetic corpus (tables as directories of parts)."""
+    """A spanbank corpus at `path` holding a synthetic corpus, appended chunk by chunk through
+    the store's writer (children first, annotations last)."""
     import pandas as pd
 
-    from spanbank.corpus.store import Corpus, write_parquet_atomic
-    from spanbank.corpus.tables import TABLES, to_arrow
+    from spanbank.corpus.store import Corpus
+    from spanbank.corpus.tables import TABLES
     from spanbank.synth import synth_chunks
 
     corpus = Corpus.init(path)
     now = pd.Timestamp("2025-06-01", tz="UTC")
-    for k, (arts, spans, rels) in enumerate(synth_chunks(n, seed, annotators, chunk=chunk)):
-        ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates("annotation_id")
-        ann = ann.assign(
-            project="bench",
-            origin="human",
-            created_at=now,
-            updated_at=now,
-            version=1,
-            cancelled=False,
-            superseded=False,
-        )
-        tables = {
-            "articles": arts.assign(language="en", origin="synth"),
-            "annotations": ann,
-            "spans": spans.drop(columns="annotator"),
-            "relations": rels,
-        }
-        for name, df in tables.items():
-            for col in TABLES[name].names:
-                if col not in df:
-                    df[col] = None
-            write_parquet_atomic(
-                to_arrow(name, df), corpus.table_path(name) / f"part-{k:05d}.parquet"
+    with corpus.writer() as w:
+        for arts, spans, rels in synth_chunks(n, seed, annotators, chunk=chunk):
+            ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates(
+                "annotation_id"
             )
+            ann = ann.assign(
+                project="bench",
+                origin="human",
+                created_at=now,
+                updated_at=now,
+                version=1,
+                cancelled=False,
+                superseded=False,
+            )
+            tables = {
+                "articles": arts.assign(language="en", origin="synth", ingested_at=now),
+                "spans": spans.drop(columns="annotator"),
+                "relations": rels,
+                "annotations": ann,
+            }
+            for name, df in tables.items():
+                w.append(name, df.reindex(columns=TABLES[name].names))
     return path
 
 

@@ -201,3 +201,22 @@ def test_unreachable_scheduler_is_one_line(corpus, tmp_path):
             agreement=False,
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_brat_ingest_on_a_local_cluster_stores_the_same(corpus, tmp_path):
+    from spanbank.corpus import Corpus
+    from spanbank.corpus.ingest import ingest_paths
+
+    export_dataset(corpus, "brat", tmp_path / "b", workers=1, agreement=False)
+    stored = {}
+    for w in (1, 2):
+        c = Corpus.init(tmp_path / f"c{w}")
+        summary = ingest_paths(c, [tmp_path / "b" / "brat"], fmt="brat", workers=w)
+        assert summary.annotations == 240  # three batches of .ann files: a real parallel parse
+        stored[w] = {
+            name: c.read(name).select_dtypes(exclude=["datetime", "datetimetz"])
+            for name in ("articles", "annotations", "spans", "relations", "rejects")
+        }
+    for name, frame in stored[1].items():
+        assert frame.equals(stored[2][name]), name
+    assert all(len(stored[1][n]) for n in ("articles", "annotations", "spans", "relations"))

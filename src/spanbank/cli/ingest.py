@@ -5,6 +5,7 @@ import click
 from spanbank.cli._common import (
     Progress,
     echo_summary,
+    engine_options,
     errors_as_click,
     json_option,
     quiet_option,
@@ -51,6 +52,7 @@ from spanbank.corpus.ingest import FORMATS, Columns, ingest_paths
 @click.option(
     "--strict", is_flag=True, help="Exit with status 1 when any row is refused or any file skipped."
 )
+@engine_options
 @quiet_option
 @json_option
 @click.pass_obj
@@ -71,6 +73,8 @@ def ingest(
     wait,
     skip_bad,
     strict,
+    workers,
+    scheduler,
     quiet,
     as_json,
 ):
@@ -107,6 +111,8 @@ def ingest(
             bar.update,
             skip_bad,
             metadata=metadata,
+            workers=workers,
+            scheduler=scheduler,
         )
     echo_summary(summary.as_dict(), quiet, as_json)
     refused = len(summary.refused) + len(summary.rejected) + len(summary.skipped)

@@ -28,6 +28,8 @@ from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metad
 from spanbank.corpus.store import Corpus, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
+from spanbank.parallel import Engine
+from spanbank.parallel import engine as parallel_engine
 from spanbank.progress import Event, Progress
 from spanbank.schema import attributes_json
 from spanbank.spans import where_differ
@@ -594,6 +596,8 @@ def ingest_paths(
     progress: Progress | None = None,
     skip_bad: bool = False,
     metadata: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> IngestSummary:
     """Read articles (and brat annotations) from files or folders and add them to the corpus.
 
@@ -601,14 +605,19 @@ def ingest_paths(
     and checked before the first write, so a bad file leaves the corpus untouched; with `skip_bad`
     a file that cannot be read is left out instead (`summary.skipped` says which and why).
     brat only: `metadata` (a TSV/CSV file, one row per document) fills title, source,
-    published_at and adds its other columns; it updates stored articles with the same text.
+    published_at and adds its other columns; it updates stored articles with the same text;
+    its .ann files are parsed on `workers` local processes or the Dask cluster at `scheduler`
+    (spanbank.parallel; the result is the same wherever they ran).
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     corpus.require()
     if fmt == "brat":
         meta = read_metadata(metadata) if metadata is not None else None
-        return _ingest_brat(corpus, paths, encoding, annotator, wait, progress, skip_bad, meta)
+        with parallel_engine(workers, scheduler) as engine:
+            return _ingest_brat(
+                corpus, paths, encoding, annotator, wait, progress, skip_bad, meta, engine
+            )
     if metadata is not None:
         raise IngestError("--metadata is for brat folders; other formats carry metadata columns")
     cols = columns or Columns()
@@ -914,9 +923,18 @@ def _named_ids(path: Path) -> dict[Path, str]:
     return {path.parent / rel: aid for rel, aid in data.items()}
 
 
+PARSE_BATCH = 100  # .ann files parsed per task
+
+
+def _parse_batch(batch: list[tuple[str, str]], schema) -> list:
+    """parse_ann over (ann text, article text) pairs: pure, so a worker can run it."""
+    return [parse_ann(raw, text, schema) for raw, text in batch]
+
+
 def _ingest_brat(
-    corpus, paths, encoding, annotator, wait, progress, skip_bad=False, meta=None
+    corpus, paths, encoding, annotator, wait, progress, skip_bad=False, meta=None, engine=None
 ) -> IngestSummary:
+    engine = engine or Engine(workers=1)
     schema = corpus.schema
     summary = IngestSummary()
     pairs = _brat_pairs(paths, annotator)
@@ -955,11 +973,11 @@ def _ingest_brat(
             list(old_ann[old_ann["origin"] == "import"].groupby(["article_id", "annotator"]))
         )
         stored_as, people = _import_annotators(corpus, {p[3] for p in pairs if p[2] is not None})
+        jobs = []  # (pair number, article, .ann path, annotation id, who, version, .ann text)
         for n, (aid, _, ann, name) in enumerate(pairs, 1):
             if ann is None or aid not in ok_ids or aid in refused_ids:
                 continue
             who = stored_as[name]
-            text = texts[aid][0]
             raw = read(ann)
             if raw is None:
                 continue
@@ -971,8 +989,15 @@ def _ingest_brat(
                 continue  # this very file is the current version
             if ann_id in known:  # back to an earlier file: a new version, under a new id
                 ann_id = f"{ann_id}-v{len(prev) + 1}"
-            parsed = parse_ann(raw, text, schema)
-            ann_rows.append(_import_annotation(ann_id, aid, who, len(prev) + 1, now))
+            jobs.append((n, aid, ann, ann_id, who, len(prev) + 1, raw))
+        # parsing is the heavy part: batches of files on the engine's workers, back in order
+        batches = [
+            [(raw, texts[aid][0]) for _, aid, _, _, _, _, raw in jobs[i : i + PARSE_BATCH]]
+            for i in range(0, len(jobs), PARSE_BATCH)
+        ]
+        results = (p for batch in engine.map(_parse_batch, batches, schema) for p in batch)
+        for (n, aid, ann, ann_id, who, version, _), parsed in zip(jobs, results, strict=True):
+            ann_rows.append(_import_annotation(ann_id, aid, who, version, now))
             sp, rl, rj = _parsed_rows(parsed, ann_id, aid, ann, now, summary)
             span_rows += sp
             rel_rows += rl
