@@ -298,8 +298,8 @@ def _selection(corpus, gold, project, annotations):
 
     def source(chunk: pd.DataFrame):
         ids = pa.array(chunk["annotation_id"].astype(str).tolist(), pa.string())
-        sp = spans.filter(pc.is_in(spans["annotation_id"], value_set=ids)).to_pylist()
-        rl = rels.filter(pc.is_in(rels["annotation_id"], value_set=ids)).to_pylist()
+        sp = spans.filter(pc.is_in(spans["annotation_id"], value_set=ids))
+        rl = rels.filter(pc.is_in(rels["annotation_id"], value_set=ids))
         return sp, rl
 
     if not len(ann):
@@ -456,20 +456,19 @@ def _stream(
 
 
 def _chunk(batches, ann_by_id, span_source, split_of, group_by) -> dict:
-    """What one chunk's documents are built from (plain data, so a worker can take it)."""
-    rows = pa.Table.from_batches(batches).to_pylist()
-    ids = [r["article_id"] for r in rows]
+    """What one chunk's documents are built from: Arrow tables and a frame (cheap to send to a
+    worker, which turns them into rows)."""
+    rows = pa.Table.from_batches(batches)
+    ids = rows.column("article_id").to_pylist()
     chunk_ann = ann_by_id.loc[ids].reset_index(drop=True)
     spans, rels = span_source(chunk_ann)
-    if group_by:
-        for r in rows:
-            r["group"] = r.get(group_by)
     return {
         "rows": rows,
-        "ann": {r["article_id"]: r for r in chunk_ann.to_dict("records")},
+        "ann": chunk_ann,
         "spans": spans,
         "relations": rels,
         "split_of": {a: split_of[a] for a in ids},
+        "group_by": group_by,
     }
 
 
@@ -477,16 +476,21 @@ def _encode_chunk(chunk: dict, context) -> dict:
     """Build a chunk's documents and encode them for every writer, split by split; with the
     chunk's statistics. Pure: it runs on whichever worker the engine picks."""
     labels, known_labels, encoders = context
+    rows = chunk["rows"].to_pylist()
+    if chunk["group_by"]:
+        for r in rows:
+            r["group"] = r.get(chunk["group_by"])
+    ann = {r["article_id"]: r for r in chunk["ann"].to_dict("records")}
     docs, notes = build_documents(
-        chunk["rows"],
-        chunk["ann"],
-        chunk["spans"],
-        chunk["relations"],
+        rows,
+        ann,
+        chunk["spans"].to_pylist(),
+        chunk["relations"].to_pylist(),
         labels=labels,
         known_labels=known_labels,
     )
     stats = {
-        "n": len(chunk["rows"]),
+        "n": len(rows),
         "articles": Counter(),
         "labels": {},
         "relations": {},
@@ -505,7 +509,7 @@ def _encode_chunk(chunk: dict, context) -> dict:
         stats["languages"][d["meta"].get("language") or "unknown"] += 1
         stats["labels"].setdefault(s, Counter()).update(sp["label"] for sp in d["spans"])
         stats["relations"].setdefault(s, Counter()).update(r["label"] for r in d["relations"])
-        a = chunk["ann"][d["article_id"]]
+        a = ann[d["article_id"]]
         fp.add(
             d["article_id"],
             d["text"],
