@@ -71,10 +71,8 @@ def doctor(corpus: Corpus, fix: bool = False, wait: bool | float = False) -> dic
             ann = corpus.read("annotations")
             copies = find_duplicates(corpus, ann)
             if len(copies):
-                ann.loc[ann["annotation_id"].isin(set(copies["annotation_id"])), "superseded"] = (
-                    True
-                )
-                writer.replace("annotations", ann)
+                hit = ann["annotation_id"].isin(set(copies["annotation_id"]))
+                writer.upsert("annotations", ann[hit].assign(superseded=True), "annotation_id")
     same = copies.dropna(subset=["annotator", "kept_annotator"])
     same = same[same["annotator"] != same["kept_annotator"]]
     pairs = sorted(set(zip(same["annotator"], same["kept_annotator"], strict=True)))

@@ -238,8 +238,11 @@ def run_adjudication(
         # Contents first, annotation rows after: ids are deterministic, so a crash in
         # between leaves the old gold rows pointing at the new contents, and a re-run heals it.
         for name, rows in (("spans", result.spans), ("relations", result.relations)):
-            _replace_rows(w, name, corpus.read_arrow(name), stale, rows)
-        _replace_rows(w, "annotations", old, stale, result.annotations)
+            w.delete(name, "annotation_id", stale.to_pylist())
+            w.append(name, rows)
+        gone = set(stale.to_pylist()) - set(result.annotations["annotation_id"])
+        w.delete("annotations", "annotation_id", gone)
+        w.upsert("annotations", result.annotations, "annotation_id")
         old_conf = corpus.read_arrow(CONFLICTS_TABLE)
         if old_conf.num_rows:
             drop = pc.and_(
@@ -274,15 +277,6 @@ def _of_project(table: pa.Table, project: str | None) -> pa.ChunkedArray:
     if project is None:
         return pc.is_null(table["project"])
     return pc.fill_null(pc.equal(table["project"], project), False)
-
-
-def _replace_rows(w, name: str, old: pa.Table, stale: pa.Array, rows: pd.DataFrame) -> None:
-    """Rewrite table `name` (read as `old`) without the rows of the `stale` annotations, plus `rows`."""
-    kept = old.filter(
-        pc.invert(pc.fill_null(pc.is_in(old["annotation_id"], value_set=stale), False))
-    )
-    parts = [to_arrow(name, kept), to_arrow(name, rows)]
-    w.replace(name, pa.concat_tables(parts, promote_options="permissive"))
 
 
 # --------------------------------------------------------------------------- selection

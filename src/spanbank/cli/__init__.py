@@ -29,6 +29,10 @@ COMMANDS = {
     "annotators": "annotators",
     "doctor": "doctor",
     "watch": "watch",
+    "log": "log",
+    "sql": "sql",
+    "compact": "compact",
+    "migrate": "migrate",
 }
 
 

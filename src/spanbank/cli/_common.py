@@ -37,6 +37,13 @@ project_option = click.option(
     required=True,
     help="Label Studio project title (push creates it only with --create).",
 )
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="COMMIT|TIME",
+    help="Read the corpus as it was at this commit (`spanbank log` lists them) or time.",
+)
 project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import json_option, project_filter_option, quiet_option
+from spanbank.cli._common import as_of_option, json_option, project_filter_option, quiet_option
 from spanbank.errors import SpanbankError
 
 
@@ -68,6 +68,7 @@ def _resolve(corpus, names: list[str] | None) -> list[str] | None:
     "(local use only: the file then holds personal data; do not share it).",
 )
 @quiet_option
+@as_of_option
 @click.pass_obj
 def agree(
     obj,
@@ -82,6 +83,7 @@ def agree(
     html_path,
     show_names,
     quiet,
+    as_of,
 ):
     """Inter-annotator agreement of the latest human annotations.
 
@@ -102,18 +104,19 @@ def agree(
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     try:
-        require_known_project(obj.corpus, project)
+        obj_corpus = obj.corpus.at(as_of)
+        require_known_project(obj_corpus, project)
         report = agreement_report(
-            obj.corpus,
+            obj_corpus,
             project=project,
             labels=_split(labels),
-            annotators=_resolve(obj.corpus, _split(annotators)),
+            annotators=_resolve(obj_corpus, _split(annotators)),
             iou=iou,
             bootstrap=bootstrap,
             seed=seed,
             views=bool(html_path),
         )
-        names = _names(obj.corpus) if show_names and html_path else None
+        names = _names(obj_corpus) if show_names and html_path else None
         page = to_html(report, names) if html_path else None
     except SpanbankError as err:
         raise click.ClickException(str(err)) from err

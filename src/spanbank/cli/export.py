@@ -8,6 +8,7 @@ import click
 
 from spanbank.cli._common import (
     Progress,
+    as_of_option,
     echo_summary,
     engine_options,
     errors_as_click,
@@ -66,6 +67,7 @@ from spanbank.cli._common import (
 @wait_option
 @quiet_option
 @json_option
+@as_of_option
 @click.pass_obj
 def export(
     obj,
@@ -85,6 +87,7 @@ def export(
     wait,
     quiet,
     as_json,
+    as_of,
 ):
     """Export gold annotations as training data, split by article, with manifest.json.
 
@@ -98,9 +101,10 @@ def export(
     from spanbank.labelstudio.identity import require_known_project
 
     with errors_as_click(), Progress(quiet or as_json) as bar:
-        require_known_project(obj.corpus, project)
+        obj_corpus = obj.corpus.at(as_of)
+        require_known_project(obj_corpus, project)
         summary = export_dataset(
-            obj.corpus,
+            obj_corpus,
             formats,
             out,
             wait=wait,

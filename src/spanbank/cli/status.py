@@ -2,14 +2,15 @@
 
 import click
 
-from spanbank.cli._common import echo_json, errors_as_click, json_option
+from spanbank.cli._common import as_of_option, echo_json, errors_as_click, json_option
 from spanbank.status import corpus_status
 
 
 @click.command()
 @json_option
+@as_of_option
 @click.pass_obj
-def status(obj, as_json):
+def status(obj, as_json, as_of):
     """What the corpus holds and where each project stands (tasks, coverage, progress).
 
     Per project: tasks pushed, articles still short of the overlap, each annotator's done /
@@ -21,7 +22,8 @@ def status(obj, as_json):
         spanbank status --json
     """
     with errors_as_click():
-        st = corpus_status(obj.corpus)
+        obj_corpus = obj.corpus.at(as_of)
+        st = corpus_status(obj_corpus)
     if as_json:
         echo_json(st)
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -11,27 +10,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
-def article_files(corpus) -> list[Path]:
-    """The Parquet files of the articles table, in order (empty when it has none)."""
-    path = corpus.table_path("articles")
-    return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-
-
 def article_columns(corpus) -> list[str]:
-    """The articles table's column names, read from its first file's footer."""
-    path = corpus.table_path("articles")
-    if not path.exists():
-        return list(corpus.read_arrow("articles").column_names)
-    return pq.read_schema(article_files(corpus)[0]).names
+    """The articles table's column names."""
+    return corpus.stored_schema("articles").names
 
 
 def article_meta(corpus) -> pd.DataFrame:
     """Every articles column but `text`, in table order: what selection filters on."""
-    path = corpus.table_path("articles")
-    if not path.exists():
-        return corpus.read("articles").drop(columns="text")
-    names = pq.read_schema(path).names if path.is_file() else pq.ParquetDataset(path).schema.names
-    return corpus.read("articles", columns=[c for c in names if c != "text"])
+    return corpus.read("articles", columns=[c for c in article_columns(corpus) if c != "text"])
 
 
 def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +28,7 @@ def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
         return todo.assign(text=pd.Series(dtype=object))
     wanted = pa.array(todo["article_id"].astype(str).tolist(), pa.string())
     texts: dict[str, str] = {}
-    for f in article_files(corpus):
+    for f in corpus.table_files("articles"):
         pf = pq.ParquetFile(f)
         for g in range(pf.num_row_groups):
             hit = pc.is_in(pf.read_row_group(g, columns=["article_id"]).column(0), value_set=wanted)
@@ -57,7 +43,7 @@ def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
 
 def article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
     """Articles table batches in file order (deterministic), reading only `columns`."""
-    for f in article_files(corpus):
+    for f in corpus.table_files("articles"):
         pf = pq.ParquetFile(f)
         cols = [c for c in columns if c in pf.schema_arrow.names]
         yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)

@@ -1087,13 +1087,14 @@ def _write_imported(corpus: Corpus, w, old_ann, ann_rows, children: dict, people
     if people:
         w.append("annotators", people)
     new_keys = {(r["article_id"], r["annotator"]) for r in ann_rows}
-    old = old_ann.copy()
+    old = old_ann
     hit = pd.MultiIndex.from_arrays([old["article_id"], old["annotator"]]).isin(list(new_keys))
-    old.loc[hit & (old["origin"] == "import"), "superseded"] = True
-    w.replace(
-        "annotations",
-        pd.concat([old, pd.DataFrame(ann_rows)], ignore_index=True) if len(old) else ann_rows,
+    hit &= (old["origin"] == "import") & ~old["superseded"].fillna(False).astype(bool)
+    marked = old[hit].assign(superseded=True)
+    rows = (
+        pd.concat([marked, pd.DataFrame(ann_rows)], ignore_index=True) if len(marked) else ann_rows
     )
+    w.upsert("annotations", rows, "annotation_id")
 
 
 def _stored_texts(corpus: Corpus, ids: list[str]) -> dict[str, str]:
@@ -1116,10 +1117,8 @@ def _metadata_updates(corpus: Corpus, articles: pd.DataFrame, existing: dict) ->
 
 
 def _write_metadata_updates(corpus: Corpus, w, updated: pd.DataFrame) -> None:
-    """Replace the updated articles' rows (text untouched) in one atomic write."""
-    stored = corpus.read("articles")
-    kept = stored[~stored["article_id"].isin(set(updated["article_id"]))]
-    w.replace("articles", pd.concat([kept, updated[list(updated.columns)]], ignore_index=True))
+    """Replace the updated articles' rows (text untouched) in one commit."""
+    w.upsert("articles", updated, "article_id")
 
 
 def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str], list[dict]]:
@@ -1151,10 +1150,6 @@ def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str],
 
 def _replace_children(corpus: Corpus, w, name: str, rows: list[dict], ids: set[str]) -> None:
     """Append `rows` to a child table, first dropping rows a killed run left under the same `ids`."""
-    stored = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
-    stale = pc.fill_null(pc.is_in(stored, value_set=pa.array(sorted(ids), pa.string())), False)
-    if pc.any(stale).as_py():
-        kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
-        w.replace(name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept)
-    else:
+    w.delete(name, "annotation_id", ids)
+    if rows:
         w.append(name, rows)

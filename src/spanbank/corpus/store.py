@@ -1,4 +1,5 @@
-"""The corpus store: typed Parquet tables under one directory, written atomically under a lock."""
+"""The corpus store: a Delta Lake table per corpus table (format 2), written under a lock; every
+writing command a commit (`commits`), so any past state can be read again."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spanbank.corpus import commits, delta
 from spanbank.corpus.annotations import HUMAN_ORIGINS, live_annotations
+from spanbank.corpus.commits import COMMITS
 from spanbank.corpus.tables import (
+    ADDED_COLUMNS,
     EXTRA_TABLES,
+    LOG_TABLES,
+    ON_DEMAND_TABLES,
     OPTIONAL_COLUMNS,
-    PRIVATE_MODE,
     PRIVATE_TABLES,
     TABLES,
     column_array,
-    empty_table,
     to_arrow,
     with_optional_columns,
 )
@@ -33,9 +38,7 @@ from spanbank.errors import CorpusError, LockError
 from spanbank.procs import pid_alive
 from spanbank.schema import Schema, default_schema_text, load_schema
 
-# bounded row groups: a reader streaming a table (export, push's text lookup) holds one group of
-# texts at a time, not the whole column (one group of a million articles is a gigabyte)
-ROW_GROUP_ROWS = 32_768
+FORMAT = 2
 CONFIG_FILE = "spanbank.yaml"
 SCHEMA_FILE = "schema.yaml"
 LOCK_FILE = ".lock"
@@ -88,41 +91,43 @@ def _write_atomic(dest: Path, write, mode: int | None) -> None:
         raise
 
 
-def write_parquet_atomic(table: pa.Table, dest: Path, mode: int | None = None) -> None:
-    """Replace `dest` with `table` atomically: readers see the old file or the new, never half."""
-    _write_atomic(
-        dest,
-        lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS),
-        mode,
-    )
-
-
-def table_mode(name: str) -> int | None:
-    """The file mode a table is written with (None: what the umask gives)."""
-    return PRIVATE_MODE if name in PRIVATE_TABLES else None
-
-
 def write_bytes_atomic(data: bytes, dest: Path, mode: int | None = None) -> None:
     """Replace `dest` with `data` atomically (`mode` e.g. 0o600 for secrets)."""
     _write_atomic(dest, lambda fh: fh.write(data), mode)
 
 
 class Corpus:
-    """A corpus directory: `<dir>/<table>.parquet` files plus its schema and config."""
+    """A corpus directory: a Delta table `<dir>/<table>/` per table, its schema and config.
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    `as_of` (a commit number or a time) gives a read-only view of the corpus as it was then.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, as_of=None):
         self.path = Path(path) if path is not None else default_corpus_dir()
         self._schema: Schema | None = None
+        self._format_ok = False
+        self.pinned: dict[str, int] | None = None
+        self.commit: int | None = None
+        if as_of is not None:
+            row = commits.resolve(self.read(COMMITS), as_of)
+            self.pinned, self.commit = commits.versions_of(row), int(row["commit"])
 
     def __repr__(self) -> str:
         return f"Corpus({str(self.path)!r})"
+
+    def at(self, as_of) -> Corpus:
+        """This corpus as it was at a commit (number) or time; None: this corpus, latest."""
+        return self if as_of is None else Corpus(self.path, as_of=as_of)
 
     # -- layout -------------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike, schema_path: str | os.PathLike | None = None) -> Corpus:
         """Create a corpus directory with its config and schema (existing files are kept)."""
         corpus = cls(path)
+        fresh = not corpus.path.exists() or not any(corpus.path.iterdir())
         corpus.path.mkdir(parents=True, exist_ok=True)
+        if not fresh:
+            corpus.check_format()
         schema_file = corpus.path / SCHEMA_FILE
         if not schema_file.exists():
             text = Path(schema_path).read_text("utf-8") if schema_path else default_schema_text()
@@ -131,7 +136,7 @@ class Corpus:
             write_bytes_atomic(text.encode(), schema_file)
         config = corpus.path / CONFIG_FILE
         if not config.exists():
-            write_bytes_atomic(b"# spanbank corpus\nformat: 1\n", config)
+            write_bytes_atomic(f"# spanbank corpus\nformat: {FORMAT}\n".encode(), config)
         if corpus.missing_tables():
             with corpus.writer():  # creates every table, empty and typed
                 pass
@@ -145,13 +150,14 @@ class Corpus:
         return self._schema
 
     def table_path(self, name: str) -> Path:
-        return self.path / f"{name}.parquet"
+        """The folder of a table (a Delta table); read it through this class, never by globbing."""
+        return self.path / name
 
     def has(self, name: str) -> bool:
-        return self.table_path(name).exists()
+        return delta.is_table(self.table_path(name))
 
     def missing_tables(self) -> list[str]:
-        """Tables (documented and extra) with no file yet, e.g. in a corpus made by older code."""
+        """Tables (documented and extra) not created yet, e.g. in a corpus made by older code."""
         return [n for n in (*TABLES, *EXTRA_TABLES) if not self.has(n)]
 
     def require(self) -> None:
@@ -159,48 +165,98 @@ class Corpus:
             raise CorpusError(
                 f"no corpus at {self.path}; create one with `spanbank init {self.path}`"
             )
+        self.check_format()
+
+    def format(self) -> int:
+        """The corpus format: 2 (Delta tables), 1 (a Parquet file per table, before migrate)."""
+        try:
+            text = (self.path / CONFIG_FILE).read_text("utf-8", errors="replace")
+        except OSError:
+            text = ""
+        m = re.search(r"^format:\s*(\d+)", text, re.M)
+        if m:
+            return int(m[1])
+        legacy = any((self.path / f"{n}.parquet").exists() for n in (*TABLES, *EXTRA_TABLES))
+        return 1 if legacy else FORMAT
+
+    def check_format(self) -> None:
+        if self._format_ok:
+            return
+        got = self.format()
+        if got == 1:
+            raise CorpusError(
+                f"corpus {self.path} is in format 1 (one Parquet file per table); convert it "
+                f"with `spanbank --corpus {self.path} migrate` (nothing is lost)"
+            )
+        if got != FORMAT:
+            raise CorpusError(
+                f"corpus {self.path} is in format {got}; this spanbank reads format {FORMAT}"
+            )
+        self._format_ok = True
 
     # -- reading ------------------------------------------------------------------
+    def snapshot(self, name: str):
+        """The table's Delta snapshot (at the pinned version, or the latest); None if absent."""
+        self.require()
+        if self.pinned is not None and name != COMMITS:  # the log itself is read whole
+            version = self.pinned.get(name)
+            if version is None:  # the table did not exist at that commit
+                return None
+            return delta.open_table(self.table_path(name), version)
+        return delta.open_table(self.table_path(name))
+
+    def frozen(self) -> Corpus:
+        """This corpus pinned to its current versions, so a long read sees one state; `commit`
+        is the latest commit's number when these are its versions."""
+        if self.pinned is not None:
+            return self
+        view = Corpus(self.path)
+        view._schema, view._format_ok = self._schema, True
+        view.pinned = self.versions()
+        number, versions = self._last_commit()
+        view.commit = number if number and versions == view.pinned else None
+        return view
+
+    def table_files(self, name: str) -> list[Path]:
+        """The table's data files in append order (none when it does not exist)."""
+        dt = self.snapshot(name)
+        return [] if dt is None else delta.data_files(dt)
+
+    def stored_schema(self, name: str) -> pa.Schema:
+        """The columns a table holds: ours with our types, then any other column it has."""
+        dt = self.snapshot(name)
+        declared = _declared(name)
+        if dt is None:
+            return declared
+        stored = delta.arrow_schema(dt)
+        _check_columns(self.table_path(name), name, stored)
+        return pa.schema(list(declared) + [f for f in stored if f.name not in declared.names])
+
+    def versions(self) -> dict[str, int]:
+        """Each table's version (pinned, or the latest)."""
+        if self.pinned is not None:
+            return dict(self.pinned)
+        out = {}
+        for name in (*TABLES, *EXTRA_TABLES, *ON_DEMAND_TABLES):
+            dt = delta.open_table(self.table_path(name)) if name not in LOG_TABLES else None
+            if dt is not None:
+                out[name] = dt.version()
+        return out
+
     def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        """Read a table (an empty typed table when it does not exist yet), checking its columns."""
-        path = self.table_path(name)
-        if not path.exists():
-            self.require()  # reading a corpus that is not there is a mistake, not an empty table
-            table = (
-                empty_table(name)
-                if name in TABLES
-                else EXTRA_TABLES.get(name, pa.schema([])).empty_table()
-            )
-            return table.select(columns) if columns else table
-        try:
-            schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
-        _check_columns(path, name, schema, columns)
-        stored = columns and [c for c in columns if c in schema.names]
-        try:
-            if path.is_file():  # one open file: a writer's rename in between cannot tear the read
-                with open(path, "rb") as fh:
-                    table = pq.read_table(fh, columns=stored)
-            else:
-                table = pq.read_table(path, columns=stored)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise CorpusError(f"{path}: not a readable Parquet file ({exc})") from None
-        table = with_optional_columns(name, table, columns)
-        if name in TABLES:  # compatible types (another tool's writer) are read as ours
-            want = {f.name: f.type for f in TABLES[name]}
-            schema = pa.schema([f.with_type(want.get(f.name, f.type)) for f in table.schema])
-            if schema != table.schema:
-                try:
-                    table = table.cast(schema)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise CorpusError(
-                        f"{path}: columns do not fit the table's types ({exc})"
-                    ) from None
-        return table
+        """Read a table (an empty typed table when it does not exist), checking its columns."""
+        schema = self.stored_schema(name)
+        _check_columns(self.table_path(name), name, schema, columns)
+        stored = [c for c in columns if c in schema.names] if columns else None
+        table = delta.read_files(self.table_files(name), schema, stored)
+        return with_optional_columns(name, table, columns)
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.read_arrow(name, columns).to_pandas()
+
+    def iter_batches(self, name: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        """A table's rows in append order, a row group at a time (memory: one group)."""
+        return delta.iter_file_batches(self.table_files(name), columns)
 
     def latest_annotations(self, project: str | None = None, origins=HUMAN_ORIGINS) -> pd.DataFrame:
         """Current annotations: not superseded, not deleted, not skipped, of the given origins."""
@@ -209,14 +265,24 @@ class Corpus:
             ann = ann[ann["project"] == project]
         return ann.reset_index(drop=True)
 
+    def commits(self) -> pd.DataFrame:
+        """The commit log, oldest first (up to the pinned commit for an as-of view)."""
+        log = self.read(COMMITS)
+        if self.commit is not None:
+            log = log[log["commit"] <= self.commit]
+        return log.sort_values("commit", kind="stable").reset_index(drop=True)
+
     # -- writing ------------------------------------------------------------------
     @contextlib.contextmanager
     def writer(self, wait: bool | float = False) -> Iterator[Writer]:
         """Hold the corpus write lock; `wait` True waits forever, a number waits that many seconds.
 
         Taking it removes what killed writers left and creates any missing table (empty, typed).
+        Leaving it records a commit naming every table's version, when anything was written.
         """
         self.require()
+        if self.pinned is not None:
+            raise CorpusError(f"corpus {self.path} is opened as of commit {self.commit}: read-only")
         if not os.access(self.path, os.W_OK):
             raise CorpusError(
                 f"corpus {self.path} is read-only; commands that only read it (status, agree, export) "
@@ -225,7 +291,40 @@ class Corpus:
         with self.lock(wait):
             self.remove_leftovers()
             self._create_missing_tables()
-            yield Writer(self)
+            self._commit_strays()
+            w = Writer(self)
+            try:
+                yield w
+            except BaseException as exc:
+                if w.touched:
+                    self._record_commit(f"failed ({type(exc).__name__})")
+                raise
+            if w.touched:
+                self._record_commit("ok")
+
+    def _last_commit(self) -> tuple[int, dict[str, int]]:
+        log = self.read(COMMITS)
+        if log.empty:
+            return 0, {}
+        row = log.loc[log["commit"].idxmax()]
+        return int(row["commit"]), commits.versions_of(row)
+
+    def _record_commit(self, status: str, command: str | None = None) -> int:
+        number = self._last_commit()[0] + 1
+        row = commits.commit_row(number, self.versions(), status, command or commits.command_line())
+        Writer(self).append(COMMITS, [row])
+        return number
+
+    def _commit_strays(self) -> None:
+        """Versions written since the last commit (a killed writer, another tool) get a commit row."""
+        number, versions = self._last_commit()
+        now = self.versions()
+        if number and now != versions:
+            self._record_commit(
+                "recovered", "(writes after the last commit: a killed command or another tool)"
+            )
+        elif not number and any(v > 0 for v in now.values()):
+            self._record_commit("recovered", "(writes before the first commit)")
 
     @contextlib.contextmanager
     def lock(self, wait: bool | float = False) -> Iterator[None]:
@@ -276,7 +375,7 @@ class Corpus:
                 os.close(fd)
 
     def remove_leftovers(self) -> list[str]:
-        """Delete temp files (ingest spools, half-written tables) whose owner process is dead.
+        """Delete temp files (ingest spools, half-written files) whose owner process is dead.
 
         Called with the lock held, so no live writer owns one; a live pid's file is kept anyway
         (an ingest reads its input into a spool before it takes the lock). Returns the names removed.
@@ -294,20 +393,28 @@ class Corpus:
         return removed
 
     def _create_missing_tables(self) -> None:
-        """Write every missing table empty and typed; keep personal tables owner-only."""
+        """Create every missing table empty and typed; keep personal tables owner-only."""
         for name in self.missing_tables():
-            schema = TABLES.get(name) or EXTRA_TABLES[name]
-            write_parquet_atomic(schema.empty_table(), self.table_path(name), table_mode(name))
-        for name in PRIVATE_TABLES:  # a file written before tables were private
+            delta.create_table(self.table_path(name), _declared(name), name in PRIVATE_TABLES)
+        for name in PRIVATE_TABLES:  # a folder made before tables were private
             path = self.table_path(name)
-            if path.is_file() and path.stat().st_mode & 0o777 != PRIVATE_MODE:
-                os.chmod(path, PRIVATE_MODE)
+            if path.is_dir() and path.stat().st_mode & 0o777 != 0o700:
+                os.chmod(path, 0o700)
+
+
+def _declared(name: str) -> pa.Schema:
+    """A table's declared columns and types, with the columns code adds to it."""
+    base = TABLES.get(name) or EXTRA_TABLES.get(name) or ON_DEMAND_TABLES.get(name)
+    if base is None:
+        return pa.schema([])
+    added = [f for f in ADDED_COLUMNS.get(name, []) if f.name not in base.names]
+    return pa.schema(list(base) + added)
 
 
 def _check_columns(
     path: Path, name: str, schema: pa.Schema, columns: list[str] | None = None
 ) -> None:
-    """A stored file's columns against the table's: each declared one present, of a compatible type."""
+    """A stored table's columns against ours: each declared one present, of a compatible type."""
     if name not in TABLES:
         return
     for f in TABLES[name]:
@@ -336,114 +443,142 @@ def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
 
 
 class Writer:
-    """Table writes while the corpus lock is held; each write replaces one file atomically."""
+    """Table writes while the corpus lock is held; each write is one Delta commit."""
 
     def __init__(self, corpus: Corpus):
         self.corpus = corpus
+        self.touched: set[str] = set()
 
-    def replace(self, name: str, rows) -> pa.Table:
-        table = to_arrow(name, rows) if name in TABLES else _as_table(rows)
-        write_parquet_atomic(table, self.corpus.table_path(name), table_mode(name))
-        return table
+    def _rows(self, name: str, rows) -> pa.Table:
+        return to_arrow(name, rows) if name in TABLES else _as_table(rows)
 
     def append(self, name: str, rows) -> pa.Table:
-        """Add rows to a table; the old file is copied a row group at a time, not read whole."""
-        new = to_arrow(name, rows) if name in TABLES else _as_table(rows)
-        if new.num_rows == 0:
-            if not self.corpus.has(name):
-                write_parquet_atomic(new, self.corpus.table_path(name), table_mode(name))
-            return new
-        self._append_stream(name, new, iter(()))
+        """Add rows to a table: new files, one commit; nothing already stored is rewritten."""
+        new = self._rows(name, rows)
+        if new.num_rows:
+            self._write(name, iter([new]))
         return new
 
     def append_batches(self, name: str, parts: Iterable) -> int:
         """Append rows that arrive in parts (tables, DataFrames or lists of dicts); returns the count.
 
-        Memory is one part plus one row group of the old table. Every part must have the first
-        non-empty part's columns. Nothing is written when no rows arrive; an error from a part
-        (or from producing one) leaves the table as it was.
+        Memory is one part. Every part must have the first non-empty part's columns. Nothing is
+        committed when no rows arrive; an error from a part (or from producing one) leaves the
+        table as it was.
         """
-        tables = (to_arrow(name, p) if name in TABLES else _as_table(p) for p in parts)
+        tables = (self._rows(name, p) for p in parts)
         first = next((t for t in tables if t.num_rows), None)
-        return 0 if first is None else self._append_stream(name, first, tables)
+        return 0 if first is None else self._write(name, itertools.chain([first], tables))
 
-    def _append_stream(self, name: str, first: pa.Table, rest: Iterator[pa.Table]) -> int:
-        """Write old rows (group by group) then `first` and `rest` to a temp file, and rename it over the table."""
-        dest = self.corpus.table_path(name)
-        if dest.exists() and not dest.is_file():  # a folder of parts: the whole-table path
-            return self._append_concat(
-                name, pa.concat_tables([first, *rest], promote_options="permissive")
-            )
-        with contextlib.ExitStack() as stack:
-            old, old_schema = None, None
-            if dest.exists():
-                try:
-                    old = stack.enter_context(pq.ParquetFile(dest))
-                    raw = old.schema_arrow
-                except (pa.ArrowInvalid, OSError) as exc:
-                    raise CorpusError(f"{dest}: not a readable Parquet file ({exc})") from None
-                _check_columns(dest, name, raw)
-                old_schema = raw
-                if name in TABLES:  # ours first (compatible types read as ours), then extra columns
-                    old_schema = pa.schema(
-                        list(TABLES[name]) + [f for f in raw if f.name not in TABLES[name].names],
-                        metadata=raw.metadata,
-                    )
-            try:
-                target = (
-                    first.schema
-                    if old_schema is None
-                    else pa.unify_schemas([old_schema, first.schema], promote_options="permissive")
-                )
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # columns that cannot be merged: as before
-                stack.close()
-                return self._append_concat(
-                    name, pa.concat_tables([first, *rest], promote_options="permissive")
-                )
-            count = 0
+    def replace(self, name: str, rows) -> pa.Table:
+        """Make `rows` the table's content (one commit: new files in, all old ones out).
 
-            def write(fh) -> None:
-                nonlocal count
-                with pq.ParquetWriter(fh, target, compression="zstd") as out:
-                    for part in _row_groups(old) if old is not None else ():
-                        out.write_table(
-                            _conform(
-                                name, to_arrow(name, part) if name in TABLES else part, target
-                            ),
-                            row_group_size=ROW_GROUP_ROWS,
-                        )
-                    for part in itertools.chain([first], rest):
-                        if part.num_rows:
-                            out.write_table(
-                                _conform(name, part, target), row_group_size=ROW_GROUP_ROWS
-                            )
-                            count += part.num_rows
+        For the small bookkeeping tables; the big ones change by `append`, `delete` and `upsert`.
+        """
+        new = self._rows(name, rows)
+        old = [delta.rel(self._path(name), f) for f in self.corpus.table_files(name)]
+        self._write(name, iter([new]), removes=old)
+        return new
 
-            _write_atomic(dest, write, table_mode(name))
-        return count
+    def delete(self, name: str, column: str, values) -> int:
+        """Remove the rows whose `column` is in `values`: only the files holding one are rewritten."""
+        value_set = pa.array(sorted(set(values)), pa.string())
+        if not len(value_set):
+            return 0
+        return self._rewrite(name, column, value_set, None)
 
-    def _append_concat(self, name: str, new: pa.Table) -> int:
-        """Append by reading the whole old table (a folder of parts, or columns that do not unify)."""
-        old = self.corpus.read_arrow(name)
-        if name in TABLES:
-            old = to_arrow(name, old)
-        combined = (
-            pa.concat_tables([old, new], promote_options="permissive") if old.num_rows else new
+    def upsert(self, name: str, rows, key: str) -> None:
+        """Replace the stored rows whose `key` matches one of `rows`, append the others: one commit."""
+        new = self._rows(name, rows)
+        if not new.num_rows:
+            return
+        self._rewrite(name, key, new.column(key).combine_chunks(), new)
+
+    # -- plumbing -----------------------------------------------------------------
+    def _path(self, name: str) -> Path:
+        return self.corpus.table_path(name)
+
+    def _target(self, name: str, first: pa.Table) -> pa.Schema:
+        """The table's columns, widened (in the table too) by columns `first` brings."""
+        path = self._path(name)
+        if not delta.is_table(path):
+            delta.create_table(path, _declared(name), name in PRIVATE_TABLES)
+        schema = self.corpus.stored_schema(name)
+        new = [
+            pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
+            for f in first.schema
+            if f.name not in schema.names
+        ]
+        if new:
+            delta.add_columns(path, new)
+            schema = pa.schema(list(schema) + new)
+        return schema
+
+    def _write(self, name: str, parts: Iterator[pa.Table], removes=(), first=None) -> int:
+        first = first if first is not None else next(parts)
+        target = self._target(name, first)
+        path = self._path(name)
+        dt = delta.open_table(path)
+        out = delta.FileWriter(path, dt.version() + 1, target, name in PRIVATE_TABLES)
+        try:
+            for part in itertools.chain([first], parts):
+                out.write(_conform(name, part, target))
+            adds = out.finish()
+            delta.commit(path, adds, removes, target)
+        except BaseException as exc:
+            out.abort()
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(path)
+            raise
+        self.touched.add(name)
+        return out.rows
+
+    def _rewrite(self, name: str, key: str, values: pa.Array, new: pa.Table | None) -> int:
+        """Drop rows whose `key` is in `values` from the files holding them (rewritten in place
+        of the old, same order), append `new`; one commit. Returns the rows dropped."""
+        path = self._path(name)
+        removes, kept, dropped = [], [], 0
+        schema = self.corpus.stored_schema(name)
+        dt = delta.open_table(path)
+        candidates = (
+            delta.files_maybe_holding(dt, key, sorted(set(values.to_pylist()) - {None}))
+            if dt is not None
+            else []
         )
-        write_parquet_atomic(combined, self.corpus.table_path(name), table_mode(name))
-        return new.num_rows
-
-
-def _row_groups(pf: pq.ParquetFile) -> Iterator[pa.Table]:
-    """A file's rows a row group at a time (one thread: no read-ahead); big groups of other writers in slices."""
-    for i in range(pf.num_row_groups):
-        if pf.metadata.row_group(i).num_rows <= 2 * ROW_GROUP_ROWS:
-            yield pf.read_row_group(i, use_threads=False)
-        else:
-            for batch in pf.iter_batches(
-                batch_size=ROW_GROUP_ROWS, row_groups=[i], use_threads=False
-            ):
-                yield pa.Table.from_batches([batch])
+        for f in candidates:
+            ids = pq.read_table(f, columns=[key]).column(0)
+            hit = pc.fill_null(pc.is_in(ids, value_set=values), False)
+            n = pc.sum(hit).as_py() or 0
+            if not n:
+                continue
+            dropped += n
+            removes.append(delta.rel(path, f))
+            rest = delta.read_files([f], schema, None).filter(pc.invert(hit))
+            kept.append((f, rest))
+        if not removes and new is None:
+            return 0
+        target = self._target(name, new if new is not None else schema.empty_table())
+        dt = delta.open_table(path)
+        adds, writers = [], []
+        try:
+            for f, rest in kept:  # a rewritten file keeps its place in the table's order
+                seq, part = delta.position(f.name, dt.version() + 1)
+                w = delta.FileWriter(path, seq, target, name in PRIVATE_TABLES, part)
+                writers.append(w)
+                w.write(_conform(name, rest, target))
+                adds += w.finish()
+            if new is not None:
+                w = delta.FileWriter(path, dt.version() + 1, target, name in PRIVATE_TABLES)
+                writers.append(w)
+                w.write(_conform(name, new, target))
+                adds += w.finish()
+            delta.commit(path, adds, removes, target)
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        self.touched.add(name)
+        return dropped
 
 
 def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:

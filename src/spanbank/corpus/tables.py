@@ -96,6 +96,16 @@ TABLES: dict[str, pa.Schema] = {
             ("email", pa.string()),
         ]
     ),
+    # one row per writing command: every table's version after it (spanbank.corpus.commits)
+    "commits": pa.schema(
+        [
+            ("commit", pa.int64()),
+            ("committed_at", TS),
+            ("command", pa.string()),
+            ("status", pa.string()),
+            ("versions", pa.string()),
+        ]
+    ),
 }
 
 # tables the code adds beyond the documented ones; they too exist, empty and typed, from `init` on
@@ -152,6 +162,12 @@ ON_DEMAND_TABLES: dict[str, pa.Schema] = {
         ]
     ),
 }
+# commits an export was made of: `compact --vacuum` keeps what reading them needs
+ON_DEMAND_TABLES["pins"] = pa.schema(
+    [("commit", pa.int64()), ("pinned_at", TS), ("reason", pa.string())]
+)
+# tables about the corpus's history, not its data: no version of theirs is part of a commit
+LOG_TABLES = frozenset({"commits", "pins"})
 PROJECTS_TABLE = "projects"  # per project: LS id, schema, pull cursor
 CONFLICTS_TABLE = "conflicts"  # per disagreement adjudication could not settle
 SERVERS_TABLE = "servers"

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
-from spanbank.corpus.articles import article_batches, article_columns, article_files
+from spanbank.corpus.articles import article_batches, article_columns
+from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
 from spanbank.corpus.tables import TABLES
@@ -90,7 +91,11 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
     Options are those of :func:`_export_dataset`.
     """
     with corpus.lock(wait):  # the lock, not the writer: a read-only corpus can be exported
-        return _export_dataset(corpus, formats, out, **options)
+        view = corpus.frozen()
+        result = _export_dataset(view, formats, out, **options)
+    with contextlib.suppress(OSError):  # a corpus we may not write to keeps no pin
+        pin(corpus, view.commit, f"export {result['out']}")
+    return result
 
 
 def _remove_leftovers(out: Path) -> None:
@@ -159,8 +164,6 @@ def _export_dataset(
         if "selection" in ann
         else None
     )
-    if not article_files(corpus):
-        raise ExportError(f"{corpus.table_path('articles')} holds no Parquet files")
     art_cols = set(article_columns(corpus))
     for option, col in (("--group-by", group_by), ("--split-by", split_by)):
         if col is not None and col not in art_cols:
@@ -222,6 +225,8 @@ def _export_dataset(
         manifest["human_time"] = gold_cost(corpus.read("annotations"), split_of, project)
         manifest["honeypots"] = sorted(set(honeypot_tasks(corpus)["article_id"]) & set(split_of))
         manifest["split_by"] = split_by
+        # `spanbank export --as-of <commit>` reproduces these files byte for byte
+        manifest["corpus_commit"] = corpus.commit
         if warnings:
             manifest["warnings"] = warnings
         (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")

@@ -11,8 +11,6 @@ import secrets
 from collections import Counter
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import (
@@ -364,7 +362,7 @@ def _store(
 ) -> None:
     """Store a pull: details first, annotations last (a crash before that leaves orphans the
     next pull replaces, never duplicates)."""
-    new_ids = pa.array(sorted({r["annotation_id"] for r in got.ann}), pa.string())
+    new_ids = sorted({r["annotation_id"] for r in got.ann})
     for r in got.rejects:
         r["pulled_at"] = got.now
     for name, rows in (
@@ -372,14 +370,10 @@ def _store(
         ("relations", got.relations),
         ("rejects", got.rejects),
     ):
-        ids = corpus.read_arrow(name, columns=["annotation_id"]).column(0)
-        stale = pc.fill_null(pc.is_in(ids, value_set=new_ids), False)
-        if pc.any(stale).as_py():
-            kept = corpus.read_arrow(name).filter(pc.invert(stale)).to_pandas()
-            writer.replace(
-                name, pd.concat([kept, pd.DataFrame(rows)], ignore_index=True) if rows else kept
-            )
-        elif rows:
+        writer.delete(
+            name, "annotation_id", new_ids
+        )  # orphans of a pull killed before its last write
+        if rows:
             writer.append(name, rows)
     if got.new_users:
         emails = {}
@@ -395,22 +389,22 @@ def _store(
             ],
         )
     superseded_idx, ann_rows, now = got.superseded, got.ann, got.now
-    if superseded_idx or deleted_idx or ann_rows:
-        table = all_ann
-        if superseded_idx:
-            table.loc[superseded_idx, "superseded"] = True
-        if deleted_idx:
-            table["deleted_at"] = table["deleted_at"].astype("datetime64[us, UTC]")
-            table.loc[deleted_idx, "deleted_at"] = now
-        if ann_rows:
-            new = pd.DataFrame(ann_rows)
-            table = pd.concat([table, new], ignore_index=True) if len(table) else new
-        for c in ("created_at", "updated_at", "deleted_at", "pulled_at"):
-            table[c] = pd.to_datetime(table[c], utc=True)
-        if superseded_idx or deleted_idx:
-            writer.replace("annotations", table)
-        else:
-            writer.append("annotations", pd.DataFrame(ann_rows))
+    if not (superseded_idx or deleted_idx or ann_rows):
+        return
+    changed = all_ann.loc[sorted(set(superseded_idx) | set(deleted_idx))].copy()
+    if superseded_idx:
+        changed.loc[superseded_idx, "superseded"] = True
+    if deleted_idx:
+        changed["deleted_at"] = pd.to_datetime(changed["deleted_at"], utc=True)
+        changed.loc[deleted_idx, "deleted_at"] = now
+    parts = [t for t in (changed, pd.DataFrame(ann_rows)) if len(t)]
+    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    for c in ("created_at", "updated_at", "deleted_at", "pulled_at"):
+        rows[c] = pd.to_datetime(rows[c], utc=True)
+    if len(changed):  # the marked versions and the new ones in one commit
+        writer.upsert("annotations", rows, "annotation_id")
+    else:
+        writer.append("annotations", rows)
 
 
 def _next_cursor(listing: dict, cursor, unreadable: list[int], saved_cursor):

@@ -1,0 +1,46 @@
+"""`spanbank sql`: DuckDB over the corpus tables."""
+
+import csv
+import sys
+
+import click
+
+from spanbank.cli._common import as_of_option, echo_json, errors_as_click, json_option
+
+
+@click.command()
+@click.argument("statement")
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print the result as CSV.")
+@click.option("--private", is_flag=True, help="Let the query see annotators' e-mails.")
+@as_of_option
+@click.pass_obj
+def sql(obj, statement, as_json, as_csv, private, as_of):
+    """Run a SQL query (DuckDB) over the corpus tables, each a view named like the table.
+
+    Annotators' e-mails are hidden unless --private.
+
+    Example:
+
+    \b
+        spanbank sql "SELECT label, count(*) FROM spans GROUP BY label"
+    """
+    from spanbank.corpus.sql import query
+
+    with errors_as_click():
+        table = query(obj.corpus.at(as_of), statement, private=private)
+    rows = table.to_pylist()
+    if as_json:
+        echo_json(rows)
+    elif as_csv:
+        out = csv.writer(sys.stdout)
+        out.writerow(table.column_names)
+        out.writerows([r[c] for c in table.column_names] for r in rows)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(*table.column_names)
+        for r in rows:
+            t.add_row(*("" if r[c] is None else str(r[c]) for c in table.column_names))
+        Console().print(t)

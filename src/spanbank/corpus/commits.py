@@ -1,0 +1,85 @@
+"""The `commits` table: one row per writing command, naming every table's version after it.
+
+`--as-of COMMIT|TIME` reads each table at the version its commit names. The command line is
+stored without secrets: a value after an option that names a key, token, password or secret,
+and any argument holding the Label Studio API key, are replaced by `***`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from spanbank.errors import CorpusError
+
+COMMITS = "commits"
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|password|secret|passwd)[\w-]*$", re.I)
+_SECRET_ENV = ("LABEL_STUDIO_API_KEY", "SPANBANK_PSEUDONYM_KEY")
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command line with secrets masked."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv:
+        argv[0] = os.path.basename(argv[0])
+    secrets = [v for v in (os.environ.get(k) for k in _SECRET_ENV) if v and len(v) >= 4]
+    out, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        opt, eq, _ = arg.partition("=")
+        if _SECRET_OPTION.match(opt):
+            out.append(f"{opt}=***" if eq else arg)
+            hide_next = not eq
+            continue
+        for s in secrets:
+            arg = arg.replace(s, "***")
+        out.append(arg)
+    return " ".join(out)
+
+
+def commit_row(number: int, versions: dict[str, int], status: str, command: str) -> dict:
+    return {
+        "commit": number,
+        "committed_at": datetime.now(timezone.utc),
+        "command": command,
+        "status": status,
+        "versions": json.dumps(versions, sort_keys=True),
+    }
+
+
+def resolve(commits: pd.DataFrame, spec) -> pd.Series:
+    """The commit `spec` names: its number, or the last one made at or before a time."""
+    if commits.empty:
+        raise CorpusError("the corpus has no commits yet; --as-of needs one")
+    text = str(spec).strip()
+    if re.fullmatch(r"\d+", text):
+        hit = commits[commits["commit"] == int(text)]
+        if hit.empty:
+            raise CorpusError(
+                f"no commit {text}; `spanbank log` lists them (1 to {int(commits['commit'].max())})"
+            )
+        return hit.iloc[-1]
+    try:
+        when = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise CorpusError(
+            f"--as-of {text!r} is neither a commit number nor a time (e.g. 2026-12-03T14:00Z)"
+        ) from None
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    before = commits[pd.to_datetime(commits["committed_at"], utc=True) <= when]
+    if before.empty:
+        first = pd.to_datetime(commits["committed_at"], utc=True).min()
+        raise CorpusError(f"no commit at or before {when.isoformat()}; the first is {first}")
+    return before.iloc[-1]
+
+
+def versions_of(row: pd.Series) -> dict[str, int]:
+    return {k: int(v) for k, v in json.loads(row["versions"]).items()}

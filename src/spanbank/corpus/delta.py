@@ -1,0 +1,257 @@
+"""One Delta Lake table on local disk: ordered data files we write, committed with delta-rs.
+
+We write the Parquet files ourselves (row groups of bounded size, rows in the order given) and
+commit them with delta-rs's transaction API, as dask-deltatable does: a file is visible only
+once its commit lands, so a killed writer leaves an unreferenced file, never half a table.
+Data file names start with the table version they were written for and a part number, so a
+table's rows read back in the order they were appended, whatever order Delta lists files in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction
+
+from spanbank.errors import CorpusError
+
+# bounded row groups: a reader streaming a table (export, push's text lookup) holds one group of
+# texts at a time, not the whole column (one group of a million articles is a gigabyte)
+ROW_GROUP_ROWS = 32_768
+# a new data file after this many bytes of Arrow data, so readers elsewhere can split the work
+FILE_BYTES = 512 * 1024 * 1024
+# id columns whose min/max go into a file's Delta stats, so a targeted rewrite skips most files
+KEY_COLUMNS = frozenset({"article_id", "annotation_id", "project"})
+_OURS = re.compile(r"^(\d{12})-(\d{5})-")
+_RETRIES = 5
+
+
+def is_table(path: Path) -> bool:
+    return (path / "_delta_log").is_dir()
+
+
+def open_table(path: Path, version: int | None = None) -> DeltaTable | None:
+    """The Delta table at `path` (at `version`, or the latest); None when there is none."""
+    if not is_table(path):
+        return None
+    try:
+        return DeltaTable(str(path)) if version is None else DeltaTable(str(path), version=version)
+    except TableNotFoundError:
+        return None
+    except (DeltaError, OSError, ValueError) as exc:
+        raise CorpusError(f"{path}: not a readable Delta table ({_one_line(exc)})") from None
+
+
+def create_table(path: Path, schema: pa.Schema, private: bool = False) -> None:
+    """An empty table with `schema` (a private one owner-only: folder 0700, files 0600)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if private:
+        os.chmod(path, 0o700)
+    try:
+        DeltaTable.create(str(path), schema=schema, mode="ignore")
+    except (DeltaError, OSError) as exc:
+        raise CorpusError(f"{path}: cannot create the table ({_one_line(exc)})") from None
+
+
+def arrow_schema(dt: DeltaTable) -> pa.Schema:
+    return pa.schema(dt.schema().to_arrow())
+
+
+def _sort_key(name: str) -> tuple:
+    """Ours by (version, part); another writer's files after them, by name."""
+    m = _OURS.match(name)
+    return (0, int(m[1]), int(m[2]), name) if m else (1, 0, 0, name)
+
+
+def data_files(dt: DeltaTable) -> list[Path]:
+    """The table's data files in append order."""
+    root = Path(dt.table_uri.removeprefix("file://"))
+    names = [os.path.relpath(u.removeprefix("file://"), root) for u in dt.file_uris()]
+    return [root / n for n in sorted(names, key=_sort_key)]
+
+
+def read_files(files: list[Path], schema: pa.Schema, columns: list[str] | None) -> pa.Table:
+    """Rows of `files` in order, as `schema` (columns a file lacks read as null)."""
+    if not files:
+        table = schema.empty_table()
+        return table.select(columns) if columns else table
+    try:
+        return ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table(
+            columns=columns
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+        raise CorpusError(
+            f"{files[0].parent}: a data file is not readable ({_one_line(exc)})"
+        ) from None
+
+
+class FileWriter:
+    """Writes the data files of one commit: rows in order, a new file every FILE_BYTES."""
+
+    def __init__(
+        self, path: Path, seq: int, schema: pa.Schema, private: bool = False, part: int = 0
+    ):
+        self.path, self.seq, self.schema, self.private = path, seq, schema, private
+        self.part = part
+        self.added: list[AddAction] = []
+        self.names: list[str] = []
+        self.rows = 0
+        self._out: pq.ParquetWriter | None = None
+        self._name = ""
+        self._bytes = 0
+        self._file_rows = 0
+        self._keys = [f.name for f in schema if f.name in KEY_COLUMNS]
+        self._min: dict[str, str] = {}
+        self._max: dict[str, str] = {}
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self._out is None:
+            self._name = (
+                f"{self.seq:012d}-{self.part + len(self.added):05d}-{uuid.uuid4().hex}.parquet"
+            )
+            self.names.append(self._name)
+            self._out = pq.ParquetWriter(self.path / self._name, self.schema, compression="zstd")
+        self._out.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        for k in self._keys:
+            lo, hi = pc.min_max(table.column(k)).values()
+            if lo.is_valid:
+                lo, hi = lo.as_py(), hi.as_py()
+                self._min[k] = min(self._min.get(k, lo), lo)
+                self._max[k] = max(self._max.get(k, hi), hi)
+        self._bytes += table.nbytes
+        self._file_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._bytes >= FILE_BYTES:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        self._out.close()
+        dest = self.path / self._name
+        with open(dest, "rb") as fh:
+            os.fsync(fh.fileno())
+        if self.private:
+            os.chmod(dest, 0o600)
+        st = dest.stat()
+        self.added.append(
+            AddAction(
+                self._name,
+                st.st_size,
+                {},
+                int(st.st_mtime * 1000),
+                True,
+                json.dumps(
+                    {"numRecords": self._file_rows, "minValues": self._min, "maxValues": self._max}
+                ),
+            )
+        )
+        self._out, self._bytes, self._file_rows = None, 0, 0
+        self._min, self._max = {}, {}
+
+    def finish(self) -> list[AddAction]:
+        if self._out is not None:
+            self._close_file()
+        return self.added
+
+    def abort(self) -> None:
+        """Remove the files of a write that will not be committed."""
+        if self._out is not None:
+            with contextlib.suppress(Exception):
+                self._out.close()
+        for name in self.names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path / name)
+
+
+def commit(
+    path: Path,
+    adds: list[AddAction],
+    removes: Iterable[str] = (),
+    schema: pa.Schema | None = None,
+    data_change: bool = True,
+) -> int:
+    """Commit added files and removed ones as one transaction; returns the new version."""
+    now = int(time.time() * 1000)
+    actions = [*adds, *(RemoveAction(r, data_change, now) for r in removes)]
+    if not actions:
+        dt = open_table(path)
+        return dt.version()
+    for attempt in range(_RETRIES):
+        dt = open_table(path)
+        try:
+            dt.create_write_transaction(actions, "append", schema or arrow_schema(dt))
+            return open_table(path).version()
+        except CommitFailedError:  # another writer committed first: the files stay valid
+            if attempt == _RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def add_columns(path: Path, fields: list[pa.Field]) -> None:
+    """Widen the table's schema by new nullable columns (older files read them as null)."""
+    from deltalake.schema import Field
+
+    dt = open_table(path)
+    dt.alter.add_columns([Field.from_arrow(f) for f in fields])
+
+
+def rel(path: Path, file: Path) -> str:
+    return os.path.relpath(file, path)
+
+
+def iter_file_batches(files: list[Path], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Batches of `files` in order, reading only `columns` a file has, a row group at a time."""
+    for f in files:
+        pf = pq.ParquetFile(f)
+        cols = [c for c in columns if c in pf.schema_arrow.names]
+        yield from pf.iter_batches(batch_size=ROW_GROUP_ROWS, columns=cols, use_threads=False)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def position(name: str, default_seq: int) -> tuple[int, int]:
+    """(version, part) of one of our data files, to write its replacement at the same place."""
+    m = _OURS.match(name)
+    return (int(m[1]), int(m[2])) if m else (default_seq, 0)
+
+
+def files_maybe_holding(dt: DeltaTable, column: str, values: list[str]) -> list[Path]:
+    """Data files (in order) whose stats do not rule out holding one of `values` (sorted)."""
+    import bisect
+
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    lo_col, hi_col = f"min.{column}", f"max.{column}"
+    if lo_col not in actions.column_names:
+        return data_files(dt)
+    root = Path(dt.table_uri.removeprefix("file://"))
+    keep = set()
+    for path, lo, hi in zip(
+        actions.column("path").to_pylist(),
+        actions.column(lo_col).to_pylist(),
+        actions.column(hi_col).to_pylist(),
+        strict=True,
+    ):
+        if lo is None or hi is None:
+            keep.add(path)
+            continue
+        i = bisect.bisect_left(values, lo)
+        if i < len(values) and values[i] <= hi:
+            keep.add(path)
+    return [f for f in data_files(dt) if os.path.relpath(f, root) in keep]

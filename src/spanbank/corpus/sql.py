@@ -1,0 +1,40 @@
+"""`spanbank sql`: DuckDB over the corpus tables, each a view of its current files (or those of
+an `--as-of` commit), so nobody needs to know the layout."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from spanbank.corpus.store import Corpus
+from spanbank.corpus.tables import EXTRA_TABLES, ON_DEMAND_TABLES, TABLES
+from spanbank.errors import SpanbankError
+
+# personal columns a query sees only with `private`
+PRIVATE_COLUMNS = {"annotators": ("email",)}
+
+
+def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
+    """Run one SQL statement over the corpus tables; returns its result as an Arrow table."""
+    try:
+        import duckdb
+    except ImportError:
+        raise SpanbankError("`spanbank sql` needs DuckDB: pip install duckdb") from None
+    con = duckdb.connect(":memory:")
+    for name in (*TABLES, *EXTRA_TABLES, *ON_DEMAND_TABLES):
+        if not corpus.has(name):
+            continue
+        hidden = () if private else PRIVATE_COLUMNS.get(name, ())
+        schema = corpus.stored_schema(name)
+        schema = pa.schema([f for f in schema if f.name not in hidden])
+        files = [str(f) for f in corpus.table_files(name)]
+        data = ds.dataset(files, format="parquet", schema=schema) if files else schema.empty_table()
+        con.register(name, data)
+    try:
+        rel = con.sql(sql)
+        return rel.to_arrow_table() if rel is not None else pa.table({})
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SpanbankError(f"sql: {first}") from None
+    finally:
+        con.close()
