@@ -67,7 +67,22 @@ def create_table(path: Path, schema: pa.Schema, private: bool = False) -> None:
 
 
 def arrow_schema(dt: DeltaTable) -> pa.Schema:
-    return pa.schema(dt.schema().to_arrow())
+    """The table's schema in Arrow, strings as plain `string` (Delta has one string type)."""
+    return pa.schema([f.with_type(_plain(f.type)) for f in pa.schema(dt.schema().to_arrow())])
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_plain(t.value_type)))
+    if pa.types.is_struct(t):
+        return pa.struct(
+            [t.field(i).with_type(_plain(t.field(i).type)) for i in range(t.num_fields)]
+        )
+    return t
 
 
 def _sort_key(name: str) -> tuple:
