@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from conftest import article_rows, make_corpus
 from spanbank.corpus.store import Corpus
@@ -150,12 +151,14 @@ def test_lock_error_names_the_holder_even_without_a_lock_file(tmp_path):
 # -- 12.4: leftovers of killed writers -------------------------------------------------------
 
 
-def _kill_when(proc: subprocess.Popen, folder: Path, pattern: str, timeout: float = 120) -> str:
-    """SIGKILL `proc` as soon as a file matching `pattern` appears in `folder`; its name."""
+def _kill_when(
+    proc: subprocess.Popen, folder: Path, pattern: str, timeout: float = 120, count: int = 1
+) -> str:
+    """SIGKILL `proc` as soon as `count` files matching `pattern` are in `folder`; the first name."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = sorted(p.name for p in folder.glob(pattern))
-        if found:
+        if len(found) >= count:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return found[0]
@@ -209,24 +212,30 @@ KILLED_TABLE_WRITE = (
     "import sys, time\n"
     "import pyarrow.parquet as pq\n"
     "from spanbank.corpus import Corpus\n"
-    "def stuck(table, where, **kw):\n"
-    "    where.write(b'PAR1 half a table')\n"
-    "    where.flush()\n"
+    "real = pq.ParquetWriter.write_table\n"
+    "def stuck(self, table, **kw):\n"
+    "    real(self, table, **kw)\n"
     "    time.sleep(600)\n"
-    "pq.write_table = stuck\n"
+    "pq.ParquetWriter.write_table = stuck\n"
+    "rows = [dict(annotation_id='a', from_span_id='b', to_span_id='c', label='said_by')]\n"
     "with Corpus(sys.argv[1]).writer() as w:\n"
-    "    w.replace('relations', [])\n"
+    "    w.append('relations', rows)\n"
 )
 
 
-def test_a_killed_table_write_leaves_a_temp_file_the_next_writer_removes(tmp_path):
+def test_a_killed_table_write_leaves_a_file_the_next_writer_removes(tmp_path):
     corpus = Corpus.init(tmp_path / "corpus")
+    with corpus.writer() as w:
+        w.append(
+            "relations", [dict(annotation_id="x", from_span_id="y", to_span_id="z", label="cue")]
+        )
+    kept = corpus.table_files("relations")
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_TABLE_WRITE, str(corpus.path)],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
     )
-    left = _kill_when(proc, corpus.path, ".relations.parquet.*.tmp")
-    assert str(proc.pid) in left
+    _kill_when(proc, corpus.table_path("relations"), "*.parquet", count=len(kept) + 1)
+    assert corpus.read_arrow("relations").num_rows == 1  # never committed: not part of the table
     # files an older spanbank left (no pid in the name) go too; a live process's spool stays
     old_style = corpus.path / ".ingest.k3j_9zq1.tmp"
     old_style.write_bytes(b"x")
@@ -235,7 +244,8 @@ def test_a_killed_table_write_leaves_a_temp_file_the_next_writer_removes(tmp_pat
     with corpus.writer():
         pass
     assert _temp_files(corpus.path) == [live.name]
-    assert corpus.read_arrow("relations").num_rows == 0  # the old table is intact
+    assert sorted(corpus.table_path("relations").glob("*.parquet")) == kept
+    assert corpus.read("relations")["annotation_id"].tolist() == ["x"]  # the old table is intact
 
 
 # -- 12.7: adjudicate reads under the lock ---------------------------------------------------
@@ -303,7 +313,7 @@ needs_mount = pytest.mark.skipif(
 def test_read_only_corpus_is_readable_and_writes_say_what_to_do(tmp_path):
     corpus = build_corpus(tmp_path / "corpus")
     (corpus.path / ".lock").unlink(missing_ok=True)  # a copy without it must be readable too
-    before = {p.name: p.read_bytes() for p in corpus.path.iterdir() if p.is_file()}
+    before = _files(corpus.path)
     with _read_only_view(corpus.path, tmp_path / "ro") as ro:
         for args in (
             ["status"],
@@ -324,7 +334,12 @@ def test_read_only_corpus_is_readable_and_writes_say_what_to_do(tmp_path):
             assert "read-only" in line and (
                 "make it writable" in line or "copy it elsewhere" in line
             ), (args, line)
-    assert {p.name: p.read_bytes() for p in corpus.path.iterdir() if p.is_file()} == before
+    assert _files(corpus.path) == before
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under a corpus (tables are folders), by path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 @needs_mount
@@ -334,12 +349,13 @@ def test_disk_full_is_one_line_and_leaves_the_corpus_as_it_was(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
     try:
         corpus = make_corpus(small / "corpus", {"a0": "first"})
-        before = corpus.table_path("articles").read_bytes()
+        before = _files(corpus.path)
         big = tmp_path / "big.txt"
         big.write_text("title\n" + os.urandom(1_500_000).hex())  # incompressible, past the 1 MB
         line = _one_line_error(_spanbank("--corpus", corpus.path, "ingest", big))
         assert "no space left" in line and "free some space" in line, line
-        assert corpus.table_path("articles").read_bytes() == before
+        assert _files(corpus.path).keys() - {".lock"} == before.keys() - {".lock"}
+        assert corpus.read("articles")["article_id"].tolist() == ["a0"]
         assert _temp_files(corpus.path) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
@@ -347,7 +363,7 @@ def test_disk_full_is_one_line_and_leaves_the_corpus_as_it_was(tmp_path):
 
 def test_file_too_large_is_one_line(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", {"a0": "first"})
-    before = corpus.table_path("articles").read_bytes()
+    before = _files(corpus.path)
     big = tmp_path / "big.txt"
     big.write_text("title\n" + os.urandom(1_500_000).hex())
 
@@ -356,7 +372,8 @@ def test_file_too_large_is_one_line(tmp_path):
 
     line = _one_line_error(_spanbank("--corpus", corpus.path, "ingest", big, preexec_fn=limit))
     assert "largest file allowed" in line and "ulimit -f" in line, line
-    assert corpus.table_path("articles").read_bytes() == before
+    assert _files(corpus.path).keys() - {".lock"} == before.keys() - {".lock"}
+    assert corpus.read("articles")["article_id"].tolist() == ["a0"]
     assert _temp_files(corpus.path) == []
 
 
@@ -373,18 +390,16 @@ def test_every_table_exists_empty_and_typed_from_init(tmp_path):
     assert res.returncode == 0, res.stderr
     corpus = Corpus(tmp_path / "corpus")
     for name, schema in {**TABLES, **EXTRA_TABLES}.items():
-        path = corpus.table_path(name)
-        assert pq.read_schema(path).remove_metadata() == schema, name
-        rel = duckdb.sql(
-            f"SELECT * FROM '{path}'"
-        )  # a user's query never fails on an unwritten table
-        assert rel.columns == schema.names and rel.fetchall() == []
+        stored = DeltaTable(str(corpus.table_path(name))).schema().to_arrow()
+        assert pa.schema(stored).names[: len(schema)] == schema.names, name
+        res = _spanbank("--corpus", corpus.path, "sql", f"SELECT * FROM {name}", "--json")
+        assert res.returncode == 0 and json.loads(res.stdout) == [], (name, res.stderr)
 
 
 def test_a_corpus_from_older_code_gets_its_missing_tables_on_the_next_write(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", {"a0": "first"})
     for name in ("relations", "rejects", "annotators", "conflicts"):
-        corpus.table_path(name).unlink()  # as a corpus made before tables existed from init
+        shutil.rmtree(corpus.table_path(name))  # as a corpus made before tables existed from init
     assert corpus.read_arrow("relations").schema == TABLES["relations"]  # read as empty meanwhile
     assert corpus.read_arrow("conflicts").schema == EXTRA_TABLES["conflicts"]
     res = _spanbank("--corpus", corpus.path, "ingest", _small_file(tmp_path))
@@ -399,23 +414,30 @@ def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
+def _modes(path: Path) -> set[int]:
+    """Modes of a table's data files."""
+    return {_mode(f) for f in path.glob("*.parquet")}
+
+
 def test_annotators_table_is_owner_only_through_rewrites(tmp_path):
     corpus = Corpus.init(tmp_path / "corpus")
     path = corpus.table_path("annotators")
-    assert _mode(path) == 0o600
+    assert _mode(path) == 0o700
     row = {"annotator": "p1", "ls_url": "http://x", "ls_user_id": 1, "email": "a@example.org"}
     with corpus.writer() as w:
         w.append("annotators", [row])
-    assert _mode(path) == 0o600
+    assert _mode(path) == 0o700 and _modes(path) == {0o600}
     with corpus.writer() as w:
         w.replace("annotators", [row, dict(row, annotator="p2", ls_user_id=2)])
         w.append("annotators", [dict(row, annotator="p3", ls_user_id=3)])
-    assert _mode(path) == 0o600 and len(corpus.read("annotators")) == 3
-    os.chmod(path, 0o644)  # as older code wrote it
+        w.upsert("annotators", [dict(row, annotator="p3", ls_user_id=4)], "annotator")
+    assert _modes(path) == {0o600} and len(corpus.read("annotators")) == 3
+    os.chmod(path, 0o755)  # as a copy might leave it
     with corpus.writer():
         pass
-    assert _mode(path) == 0o600
-    assert _mode(corpus.table_path("articles")) == 0o666 & ~_umask()
+    assert _mode(path) == 0o700
+    make_corpus(tmp_path / "other", {"a0": "first"})
+    assert _modes(tmp_path / "other" / "articles") == {0o666 & ~_umask()}
 
 
 def _umask() -> int:

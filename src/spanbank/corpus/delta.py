@@ -3,8 +3,10 @@
 We write the Parquet files ourselves (row groups of bounded size, rows in the order given) and
 commit them with delta-rs's transaction API, as dask-deltatable does: a file is visible only
 once its commit lands, so a killed writer leaves an unreferenced file, never half a table.
-Data file names start with the table version they were written for and a part number, so a
-table's rows read back in the order they were appended, whatever order Delta lists files in.
+A data file is named `<position>-<part>-<commit>-<uuid>.parquet`: position and part place its
+rows in the table's append order (a rewritten file keeps the place of the one it replaces),
+whatever order Delta lists files in; commit is the version it was written to become, so a file
+of a write killed before its commit is recognisable (its commit is past the table's version).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ ROW_GROUP_ROWS = 32_768
 FILE_BYTES = 512 * 1024 * 1024
 # id columns whose min/max go into a file's Delta stats, so a targeted rewrite skips most files
 KEY_COLUMNS = frozenset({"article_id", "annotation_id", "project"})
-_OURS = re.compile(r"^(\d{12})-(\d{5})-")
+_OURS = re.compile(r"^(\d{12})-(\d{5})-(\d{12})-[0-9a-f]{32}\.parquet$")
 _RETRIES = 5
 
 
@@ -86,9 +88,9 @@ def _plain(t: pa.DataType) -> pa.DataType:
 
 
 def _sort_key(name: str) -> tuple:
-    """Ours by (version, part); another writer's files after them, by name."""
+    """Ours by (position, part, commit); another writer's files after them, by name."""
     m = _OURS.match(name)
-    return (0, int(m[1]), int(m[2]), name) if m else (1, 0, 0, name)
+    return (0, int(m[1]), int(m[2]), int(m[3]), name) if m else (1, 0, 0, 0, name)
 
 
 def data_files(dt: DeltaTable) -> list[Path]:
@@ -117,10 +119,15 @@ class FileWriter:
     """Writes the data files of one commit: rows in order, a new file every FILE_BYTES."""
 
     def __init__(
-        self, path: Path, seq: int, schema: pa.Schema, private: bool = False, part: int = 0
+        self,
+        path: Path,
+        commit: int,
+        schema: pa.Schema,
+        private: bool = False,
+        place: tuple[int, int] | None = None,
     ):
-        self.path, self.seq, self.schema, self.private = path, seq, schema, private
-        self.part = part
+        self.path, self.commit, self.schema, self.private = path, commit, schema, private
+        self.seq, self.part = place or (commit, 0)
         self.added: list[AddAction] = []
         self.names: list[str] = []
         self.rows = 0
@@ -137,7 +144,8 @@ class FileWriter:
             return
         if self._out is None:
             self._name = (
-                f"{self.seq:012d}-{self.part + len(self.added):05d}-{uuid.uuid4().hex}.parquet"
+                f"{self.seq:012d}-{self.part + len(self.added):05d}-{self.commit:012d}-"
+                f"{uuid.uuid4().hex}.parquet"
             )
             self.names.append(self._name)
             self._out = pq.ParquetWriter(self.path / self._name, self.schema, compression="zstd")
@@ -242,9 +250,27 @@ def _one_line(exc: BaseException) -> str:
 
 
 def position(name: str, default_seq: int) -> tuple[int, int]:
-    """(version, part) of one of our data files, to write its replacement at the same place."""
+    """(position, part) of one of our data files, to write its replacement at the same place."""
     m = _OURS.match(name)
     return (int(m[1]), int(m[2])) if m else (default_seq, 0)
+
+
+def remove_uncommitted(path: Path) -> list[str]:
+    """Delete our data files written for a commit past the table's version: a killed writer's.
+
+    Called under the corpus lock, so no writer of ours is between its files and its commit.
+    """
+    dt = open_table(path)
+    if dt is None:
+        return []
+    version, removed = dt.version(), []
+    for entry in os.scandir(path):
+        m = _OURS.match(entry.name)
+        if m and int(m[3]) > version:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
 
 
 def files_maybe_holding(dt: DeltaTable, column: str, values: list[str]) -> list[Path]:

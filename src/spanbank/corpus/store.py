@@ -390,6 +390,8 @@ class Corpus:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
                 removed.append(entry.name)
+        for name in (*TABLES, *EXTRA_TABLES, *ON_DEMAND_TABLES):
+            removed += delta.remove_uncommitted(self.table_path(name))
         return removed
 
     def _create_missing_tables(self) -> None:
@@ -562,8 +564,8 @@ class Writer:
         adds, writers = [], []
         try:
             for f, rest in kept:  # a rewritten file keeps its place in the table's order
-                seq, part = delta.position(f.name, dt.version() + 1)
-                w = delta.FileWriter(path, seq, target, name in PRIVATE_TABLES, part)
+                place = delta.position(f.name, dt.version() + 1)
+                w = delta.FileWriter(path, dt.version() + 1, target, name in PRIVATE_TABLES, place)
                 writers.append(w)
                 w.write(_conform(name, rest, target))
                 adds += w.finish()
