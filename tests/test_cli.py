@@ -289,10 +289,9 @@ def test_status_without_corpus(runner, tmp_path):
 
 
 def test_status_with_a_broken_table(runner, corpus_dir):
-    (corpus_dir / "annotations.parquet").write_bytes(b"garbage")
-    _assert_one_error(
-        _run(runner, corpus_dir, "status"), "annotations.parquet: not a readable Parquet file"
-    )
+    for log in (corpus_dir / "annotations" / "_delta_log").glob("*.json"):
+        log.write_bytes(b"garbage")
+    _assert_one_error(_run(runner, corpus_dir, "status"), "annotations: not a readable Delta table")
 
 
 def test_schema_show_config_validate(runner, corpus_dir, tmp_path):

@@ -34,8 +34,10 @@ def _articles(corpus) -> dict[str, dict]:
     return {r["article_id"]: r for r in df.to_dict("records")}
 
 
-def _snapshot(corpus) -> bytes:
-    return corpus.table_path("articles").read_bytes()
+def _snapshot(corpus) -> dict:
+    """Every file of the articles table (its data and its log), by name."""
+    root = corpus.table_path("articles")
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 # -- formats ------------------------------------------------------------------------------
