@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -82,31 +81,33 @@ def pin(corpus: Corpus, commit: int | None, reason: str) -> None:
 
 
 def _vacuum(corpus: Corpus, keep_days: float) -> dict:
-    """Delete unreferenced files older than the oldest pinned commit (and than `keep_days`)."""
+    """Delete data files that no version since the oldest pinned commit, nor any version of the
+    last `keep_days`, reads; versions older than that can no longer be read."""
     log = corpus.commits()
     pins = corpus.read(PINS) if corpus.has(PINS) else None
     oldest = None
     if pins is not None and len(pins):
         pinned = log[log["commit"].isin(set(pins["commit"]))]
         if len(pinned):
-            oldest = pinned.iloc[0]
+            oldest = versions_of(pinned.iloc[0])
+    since = (time.time() - keep_days * 86400) * 1000
     removed = {}
-    now = time.time()
     for name in _tables(corpus):
         path = corpus.table_path(name)
         dt = delta.open_table(path)
-        hours = keep_days * 24
-        if oldest is not None and name in versions_of(oldest):
-            v = versions_of(oldest)[name]
-            stamp = next((h["timestamp"] for h in dt.history() if h["version"] == v), None)
-            if stamp is not None:
-                hours = max(hours, (now - stamp / 1000) / 3600)
-        files = dt.vacuum(
-            retention_hours=math.ceil(hours) + 1, enforce_retention_duration=False, dry_run=False
-        )
-        removed[name] = len(files)
+        latest = dt.version()
+        recent = [h["version"] for h in dt.history() if h["timestamp"] >= since]
+        first = min([latest, *recent, *([oldest[name]] if oldest and name in oldest else [])])
+        needed: set[str] = set()
+        for v in range(first, latest + 1):
+            dt.load_as_version(v)
+            needed.update(Path(f).name for f in delta.data_files(dt))
+        gone = [f for f in path.glob("*.parquet") if f.name not in needed]
+        for f in gone:
+            f.unlink()
+        removed[name] = len(gone)
     return {
-        "oldest_pinned_commit": None if oldest is None else int(oldest["commit"]),
+        "oldest_pinned_commit": None if oldest is None else int(pinned.iloc[0]["commit"]),
         "files_removed": removed,
     }
 
