@@ -57,6 +57,19 @@ def open_table(path: Path, version: int | None = None) -> DeltaTable | None:
         raise CorpusError(f"{path}: not a readable Delta table ({_one_line(exc)})") from None
 
 
+_LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint\.parquet)$")
+
+
+def latest_version(path: Path) -> int | None:
+    """The table's latest version, from its log folder's names (no log replay); None if no table."""
+    try:
+        names = os.listdir(path / "_delta_log")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    versions = [int(m[1]) for m in map(_LOG_ENTRY.match, names) if m]
+    return max(versions) if versions else None
+
+
 def create_table(path: Path, schema: pa.Schema, private: bool = False) -> None:
     """An empty table with `schema` (a private one owner-only: folder 0700, files 0600)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -211,13 +224,12 @@ def commit(
     now = int(time.time() * 1000)
     actions = [*adds, *(RemoveAction(r, data_change, now) for r in removes)]
     if not actions:
-        dt = open_table(path)
-        return dt.version()
+        return latest_version(path)
     for attempt in range(_RETRIES):
         dt = open_table(path)
         try:
             dt.create_write_transaction(actions, "append", schema or arrow_schema(dt))
-            return open_table(path).version()
+            return latest_version(path)
         except CommitFailedError:  # another writer committed first: the files stay valid
             if attempt == _RETRIES - 1:
                 raise
@@ -260,10 +272,9 @@ def remove_uncommitted(path: Path) -> list[str]:
 
     Called under the corpus lock, so no writer of ours is between its files and its commit.
     """
-    dt = open_table(path)
-    if dt is None:
+    version, removed = latest_version(path), []
+    if version is None:
         return []
-    version, removed = dt.version(), []
     for entry in os.scandir(path):
         m = _OURS.match(entry.name)
         if m and int(m[3]) > version:

@@ -108,6 +108,7 @@ class Corpus:
         self._format_ok = False
         self.pinned: dict[str, int] | None = None
         self.commit: int | None = None
+        self._snapshots: dict[tuple[str, int], object] = {}
         if as_of is not None:
             row = commits.resolve(self.read(COMMITS), as_of)
             self.pinned, self.commit = commits.versions_of(row), int(row["commit"])
@@ -198,12 +199,20 @@ class Corpus:
     def snapshot(self, name: str):
         """The table's Delta snapshot (at the pinned version, or the latest); None if absent."""
         self.require()
+        path = self.table_path(name)
         if self.pinned is not None and name != COMMITS:  # the log itself is read whole
             version = self.pinned.get(name)
             if version is None:  # the table did not exist at that commit
                 return None
-            return delta.open_table(self.table_path(name), version)
-        return delta.open_table(self.table_path(name))
+        else:
+            version = delta.latest_version(path)
+            if version is None:
+                return None
+        key = (name, version)
+        if key not in self._snapshots:  # opening replays the log: once per version seen
+            self._snapshots = {k: v for k, v in self._snapshots.items() if k[0] != name}
+            self._snapshots[key] = delta.open_table(path, version)
+        return self._snapshots[key]
 
     def frozen(self) -> Corpus:
         """This corpus pinned to its current versions, so a long read sees one state; `commit`
@@ -238,9 +247,9 @@ class Corpus:
             return dict(self.pinned)
         out = {}
         for name in (*TABLES, *EXTRA_TABLES, *ON_DEMAND_TABLES):
-            dt = delta.open_table(self.table_path(name)) if name not in LOG_TABLES else None
-            if dt is not None:
-                out[name] = dt.version()
+            v = None if name in LOG_TABLES else delta.latest_version(self.table_path(name))
+            if v is not None:
+                out[name] = v
         return out
 
     def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -303,7 +312,8 @@ class Corpus:
                 self._record_commit("ok")
 
     def _last_commit(self) -> tuple[int, dict[str, int]]:
-        log = self.read(COMMITS)
+        files = self.table_files(COMMITS)  # one row per file, oldest first (or fewer, compacted)
+        log = delta.read_files(files[-1:], self.stored_schema(COMMITS), None).to_pandas()
         if log.empty:
             return 0, {}
         row = log.loc[log["commit"].idxmax()]
@@ -520,8 +530,7 @@ class Writer:
         first = first if first is not None else next(parts)
         target = self._target(name, first)
         path = self._path(name)
-        dt = delta.open_table(path)
-        out = delta.FileWriter(path, dt.version() + 1, target, name in PRIVATE_TABLES)
+        out = delta.FileWriter(path, delta.latest_version(path) + 1, target, name in PRIVATE_TABLES)
         try:
             for part in itertools.chain([first], parts):
                 out.write(_conform(name, part, target))
@@ -541,7 +550,7 @@ class Writer:
         path = self._path(name)
         removes, kept, dropped = [], [], 0
         schema = self.corpus.stored_schema(name)
-        dt = delta.open_table(path)
+        dt = self.corpus.snapshot(name)
         candidates = (
             delta.files_maybe_holding(dt, key, sorted(set(values.to_pylist()) - {None}))
             if dt is not None
@@ -560,17 +569,17 @@ class Writer:
         if not removes and new is None:
             return 0
         target = self._target(name, new if new is not None else schema.empty_table())
-        dt = delta.open_table(path)
+        nxt = delta.latest_version(path) + 1
         adds, writers = [], []
         try:
             for f, rest in kept:  # a rewritten file keeps its place in the table's order
-                place = delta.position(f.name, dt.version() + 1)
-                w = delta.FileWriter(path, dt.version() + 1, target, name in PRIVATE_TABLES, place)
+                place = delta.position(f.name, nxt)
+                w = delta.FileWriter(path, nxt, target, name in PRIVATE_TABLES, place)
                 writers.append(w)
                 w.write(_conform(name, rest, target))
                 adds += w.finish()
             if new is not None:
-                w = delta.FileWriter(path, dt.version() + 1, target, name in PRIVATE_TABLES)
+                w = delta.FileWriter(path, nxt, target, name in PRIVATE_TABLES)
                 writers.append(w)
                 w.write(_conform(name, new, target))
                 adds += w.finish()
