@@ -106,6 +106,9 @@ class FakeCorpus:
     def read(self, name):
         return self.t[name]
 
+    def at(self, as_of):
+        return self
+
 
 def report(**kw):
     t = tables()

@@ -3,6 +3,7 @@ typos, deleted projects, and `doctor` repairing what restarts did before servers
 
 from __future__ import annotations
 
+import shutil
 import uuid
 
 import pandas as pd
@@ -209,7 +210,7 @@ def _make_legacy(corpus, url):
                 df["annotator"] = df["annotator"].map(rename)
             w.replace(name, df)
         w.replace("annotators", who.assign(annotator=who["annotator"].map(rename)))
-    corpus.table_path(identity.SERVERS_TABLE).unlink()
+    shutil.rmtree(corpus.table_path(identity.SERVERS_TABLE))
 
 
 @pytest.mark.parametrize("where", ["same URL", "another URL"])
