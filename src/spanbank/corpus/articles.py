@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,6 +14,25 @@ import pyarrow.parquet as pq
 def article_columns(corpus) -> list[str]:
     """The articles table's column names."""
     return corpus.stored_schema("articles").names
+
+
+def selection_frame(corpus, where: str | None = None) -> pd.DataFrame:
+    """What a selection needs: `article_id` and its row (`_row`), plus every metadata column
+    when a `where` filter may read them; `attach_rows` fetches the rest for the few picked."""
+    frame = article_meta(corpus) if where else corpus.read("articles", columns=["article_id"])
+    return frame.assign(_row=np.arange(len(frame), dtype=np.int64))
+
+
+def attach_rows(corpus, todo: pd.DataFrame) -> pd.DataFrame:
+    """`todo` (with `_row`) with every articles column, text included, read by position."""
+    cols = [c for c in article_columns(corpus) if c not in todo.columns or c == "article_id"]
+    order = np.argsort(todo["_row"].to_numpy(), kind="stable")
+    got = corpus.take("articles", todo["_row"].to_numpy()[order], cols).to_pandas()
+    got.index = todo.index[order]
+    got = got.loc[todo.index]
+    if not (got["article_id"].to_numpy() == todo["article_id"].to_numpy()).all():
+        raise AssertionError("articles table changed during selection")  # we hold the lock
+    return pd.concat([todo.drop(columns="_row"), got.drop(columns="article_id")], axis=1)
 
 
 def article_meta(corpus) -> pd.DataFrame:

@@ -307,3 +307,36 @@ def files_maybe_holding(dt: DeltaTable, column: str, values: list[str]) -> list[
         if i < len(values) and values[i] <= hi:
             keep.add(path)
     return [f for f in data_files(dt) if os.path.relpath(f, root) in keep]
+
+
+def take(files: list[Path], schema: pa.Schema, rows, columns: list[str] | None) -> pa.Table:
+    """Rows at ascending positions of the files' concatenation, reading only their row groups."""
+    import numpy as np
+
+    want = np.asarray(rows, dtype=np.int64)
+    cols = columns or schema.names
+    parts, base = [], 0
+    for f in files:
+        pf = pq.ParquetFile(f)
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            lo, hi = np.searchsorted(want, [base, base + n])
+            if hi > lo:
+                stored = [c for c in cols if c in pf.schema_arrow.names]
+                group = pf.read_row_group(g, columns=stored, use_threads=False)
+                parts.append(read_conform(group.take(pa.array(want[lo:hi] - base)), schema, cols))
+            base += n
+    if not parts:
+        return schema.empty_table().select(cols)
+    return pa.concat_tables(parts)
+
+
+def read_conform(table: pa.Table, schema: pa.Schema, cols: list[str]) -> pa.Table:
+    """`table`'s columns as `schema` types (absent ones null), in the order of `cols`."""
+    arrays = [
+        table.column(c).cast(schema.field(c).type)
+        if c in table.column_names
+        else pa.nulls(table.num_rows, schema.field(c).type)
+        for c in cols
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(c) for c in cols]))

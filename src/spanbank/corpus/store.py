@@ -263,6 +263,11 @@ class Corpus:
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.read_arrow(name, columns).to_pandas()
 
+    def take(self, name: str, rows, columns: list[str] | None = None) -> pa.Table:
+        """The rows at positions `rows` (in table order, ascending), reading only the row groups
+        that hold them."""
+        return delta.take(self.table_files(name), self.stored_schema(name), rows, columns)
+
     def iter_batches(self, name: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
         """A table's rows in append order, a row group at a time (memory: one group)."""
         return delta.iter_file_batches(self.table_files(name), columns)

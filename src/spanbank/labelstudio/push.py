@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import REVIEW_KIND, project_records, save_project
-from spanbank.corpus.articles import article_meta, attach_text
+from spanbank.corpus.articles import attach_rows, selection_frame
 from spanbank.errors import (
     CorpusError,
     LabelStudioError,
@@ -48,7 +50,7 @@ def select_articles(
             skipped["not in corpus"] += len(unknown)
         articles = articles[articles["article_id"].isin(wanted)]
     if where:
-        meta = articles.drop(columns=["text"], errors="ignore")
+        meta = articles.drop(columns=["text", "_row"], errors="ignore")
         try:
             keep = meta.query(where, engine="python")
         except Exception as exc:  # pandas raises many types for a bad expression
@@ -71,7 +73,11 @@ def _pick(
     batch_size: int | None,
 ) -> pd.DataFrame:
     """The selected articles not yet pushed, sampled, at most `batch_size`; counts the rest in `skipped`."""
-    already = selected["article_id"].isin(pushed_ids)
+    pushed = list(pushed_ids) if isinstance(pushed_ids, (set, frozenset)) else pushed_ids
+    already = pc.is_in(
+        pa.array(selected["article_id"], pa.string()), value_set=pa.array(pushed, pa.string())
+    )
+    already = pd.Series(already.to_numpy(zero_copy_only=False), index=selected.index)
     skipped["already pushed"] += int(already.sum())
     todo = selected[~already]
     if sample is not None and sample < len(todo):
@@ -96,12 +102,12 @@ def select_batch(
 ) -> tuple[pd.DataFrame, Counter]:
     """The articles (with text) a push to `project` on `ls_url` would send next, as push_batch picks
     them from the corpus alone (without reconciling with the server), and counts of what was left out."""
-    articles = article_meta(corpus)
+    articles = selection_frame(corpus, where)
     selected, skipped = select_articles(articles, ids=ids, where=where)
     local = corpus.read("tasks", columns=["project", "ls_url", "article_id"])
     local = local[(local["project"] == project) & (local["ls_url"] == ls_url.rstrip("/"))]
-    todo = _pick(selected, set(local["article_id"]), skipped, sample, seed, batch_size)
-    return attach_text(corpus, todo), skipped
+    todo = _pick(selected, local["article_id"], skipped, sample, seed, batch_size)
+    return attach_rows(corpus, todo), skipped
 
 
 def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
@@ -198,7 +204,7 @@ def push_batch(
     the corpus lock throughout keeps two pushes from creating tasks for the same article.
     """
     _check_push(corpus, project, overlap, preannotate)
-    articles = article_meta(corpus)  # no text: a batch is small, the corpus may not be
+    articles = selection_frame(corpus, where)  # ids (and metadata for --where), no text
     if articles.empty:
         raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
     selected, skipped = select_articles(articles, ids=ids, where=where)
@@ -339,7 +345,7 @@ class _Batch:
         ids = todo["article_id"].tolist()
         if ids == self.ids:
             return
-        self.ids, self.todo = ids, attach_text(self.corpus, todo)
+        self.ids, self.todo = ids, attach_rows(self.corpus, todo)
         self.preds = (
             _predictions(self.preannotate, self.todo, self.corpus.schema) if len(self.todo) else {}
         )
