@@ -39,6 +39,8 @@ FILE_BYTES = 512 * 1024 * 1024
 KEY_COLUMNS = frozenset({"article_id", "annotation_id", "project"})
 _OURS = re.compile(r"^(\d{12})-(\d{5})-(\d{12})-[0-9a-f]{32}\.parquet$")
 _RETRIES = 5
+# a checkpoint every 10 commits: opening a table replays at most 10 log entries after it
+TABLE_CONFIG = {"delta.checkpointInterval": "10"}
 
 
 def is_table(path: Path) -> bool:
@@ -76,7 +78,7 @@ def create_table(path: Path, schema: pa.Schema, private: bool = False) -> None:
     if private:
         os.chmod(path, 0o700)
     try:
-        DeltaTable.create(str(path), schema=schema, mode="ignore")
+        DeltaTable.create(str(path), schema=schema, mode="ignore", configuration=TABLE_CONFIG)
     except (DeltaError, OSError) as exc:
         raise CorpusError(f"{path}: cannot create the table ({_one_line(exc)})") from None
 
@@ -219,14 +221,17 @@ def commit(
     removes: Iterable[str] = (),
     schema: pa.Schema | None = None,
     data_change: bool = True,
+    dt: DeltaTable | None = None,
 ) -> int:
-    """Commit added files and removed ones as one transaction; returns the new version."""
+    """Commit added files and removed ones as one transaction; returns the new version.
+
+    `dt`, a snapshot at the latest version, saves replaying the log again (it is not updated)."""
     now = int(time.time() * 1000)
     actions = [*adds, *(RemoveAction(r, data_change, now) for r in removes)]
     if not actions:
         return latest_version(path)
     for attempt in range(_RETRIES):
-        dt = open_table(path)
+        dt = dt if dt is not None and attempt == 0 else open_table(path)
         try:
             dt.create_write_transaction(actions, "append", schema or arrow_schema(dt))
             return latest_version(path)

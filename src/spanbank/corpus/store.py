@@ -540,7 +540,7 @@ class Writer:
             for part in itertools.chain([first], parts):
                 out.write(_conform(name, part, target))
             adds = out.finish()
-            delta.commit(path, adds, removes, target)
+            delta.commit(path, adds, removes, target, dt=self.corpus.snapshot(name))
         except BaseException as exc:
             out.abort()
             if isinstance(exc, OSError) and exc.filename is None:
@@ -588,7 +588,7 @@ class Writer:
                 writers.append(w)
                 w.write(_conform(name, new, target))
                 adds += w.finish()
-            delta.commit(path, adds, removes, target)
+            delta.commit(path, adds, removes, target, dt=self.corpus.snapshot(name))
         except BaseException:
             for w in writers:
                 w.abort()
