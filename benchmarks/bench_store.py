@@ -273,42 +273,36 @@ def bench_pull(work: Path, n_spans: int, k: int = 1000) -> dict:
     return out
 
 
-def bench_select(work: Path, m: int) -> dict:
-    import duckdb
+def _select_corpus(path: Path, m: int) -> Corpus:
+    """M articles of metadata (tiny text), a tenth of them pushed to project p."""
+    if path.exists():
+        return Corpus(path)
+    c = Corpus.init(path)
+    ts = TABLES["articles"].field("published_at").type
 
-    from spanbank.labelstudio.push import select_batch
+    def parts():
+        for s in range(0, m, 1_000_000):
+            k = min(1_000_000, m - s)
+            ids = pa.array([f"a{j:09d}" for j in range(s, s + k)])
+            stamp = pa.array(np.full(k, np.datetime64("2025-01-01", "us")), ts)
+            yield pa.table(
+                {
+                    "article_id": ids,
+                    "title": ids,
+                    "text": pa.array(["x"] * k, pa.large_string()),
+                    "source": pa.array(np.array(["reuters", "ap", "bbc"])[np.arange(k) % 3]),
+                    "url": pa.nulls(k, pa.string()),
+                    "published_at": stamp,
+                    "language": pa.array(["en"] * k),
+                    "origin": pa.array(["synth"] * k),
+                    "text_sha256": pa.nulls(k, pa.string()),
+                    "ingested_at": stamp,
+                }
+            )
 
-    c = Corpus.init(work / "select")
-    step = 1_000_000
+    pushed = m // 10
     with c.writer() as w:
-
-        def parts():
-            for s in range(0, m, step):
-                k = min(step, m - s)
-                ids = pa.array([f"a{j:09d}" for j in range(s, s + k)])
-                yield pa.table(
-                    {
-                        "article_id": ids,
-                        "title": ids,
-                        "text": pa.array(["x"] * k, pa.large_string()),
-                        "source": pa.array(np.array(["reuters", "ap", "bbc"])[np.arange(k) % 3]),
-                        "url": pa.nulls(k, pa.string()),
-                        "published_at": pa.array(
-                            np.full(k, np.datetime64("2025-01-01", "us")),
-                            TABLES["articles"].field("published_at").type,
-                        ),
-                        "language": pa.array(["en"] * k),
-                        "origin": pa.array(["synth"] * k),
-                        "text_sha256": pa.nulls(k, pa.string()),
-                        "ingested_at": pa.array(
-                            np.full(k, np.datetime64("2025-01-01", "us")),
-                            TABLES["articles"].field("ingested_at").type,
-                        ),
-                    }
-                )
-
         w.append_batches("articles", parts())
-        pushed = m // 10
         w.append(
             "tasks",
             pa.table(
@@ -319,25 +313,34 @@ def bench_select(work: Path, m: int) -> dict:
                     "article_id": pa.array([f"a{j:09d}" for j in range(pushed)]),
                     "ls_task_id": pa.array(np.arange(pushed, dtype=np.int64)),
                     "batch_id": pa.array(["b"] * pushed),
-                    "pushed_at": pa.array(
-                        np.full(pushed, np.datetime64("2025-01-01", "us")),
-                        TABLES["tasks"].field("pushed_at").type,
-                    ),
+                    "pushed_at": pa.array(np.full(pushed, np.datetime64("2025-01-01", "us")), ts),
                     "schema_version": pa.array(["news-v1"] * pushed),
                 }
             ),
         )
+    return c
+
+
+def bench_select(work: Path, m: int) -> dict:
+    import duckdb
+
+    from spanbank.labelstudio.push import select_batch
+
+    c = _select_corpus(work / f"select-{m}", m)
     ours_rows = []
-    t_ours = timed(lambda: ours_rows.append(select_batch(c, "p", "http://ls", batch_size=1000)[0]))
+    t_ours = statistics.median(
+        timed(lambda: ours_rows.append(select_batch(c, "p", "http://ls", batch_size=1000)[0]))
+        for _ in range(3)
+    )
     arts = [str(f) for f in c.table_files("articles")]
     tasks = [str(f) for f in c.table_files("tasks")]
     q = (
         f"SELECT a.* EXCLUDE (text), a.text FROM read_parquet({arts}) a "
         f"WHERE a.article_id NOT IN (SELECT article_id FROM read_parquet({tasks}) "
-        "WHERE project = 'p' AND ls_url = 'http://ls') LIMIT 1000"
+        "WHERE project = 'p' AND ls_url = 'http://ls') ORDER BY a.article_id LIMIT 1000"
     )
     got = []
-    t_duck = timed(lambda: got.append(duckdb.sql(q).df()))
+    t_duck = statistics.median(timed(lambda: got.append(duckdb.sql(q).df())) for _ in range(3))
     same = sorted(ours_rows[0]["article_id"]) == sorted(got[0]["article_id"])
     out = {"articles": m, "ours_s": t_ours, "duckdb_s": t_duck, "ratio": t_ours / t_duck}
     print(

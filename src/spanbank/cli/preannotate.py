@@ -1,8 +1,18 @@
-"""`spanbank preannotate --eval`: score the rule-based tagger against gold in the corpus."""
+"""`spanbank preannotate`: the rule tagger's predictions to a file (--out), or its scores
+against the corpus's gold (--eval)."""
 
 import click
 
-from spanbank.cli._common import echo_json, errors_as_click, json_option, project_filter_option
+from spanbank.cli._common import (
+    Progress,
+    echo_json,
+    echo_summary,
+    engine_options,
+    errors_as_click,
+    json_option,
+    project_filter_option,
+    quiet_option,
+)
 
 
 @click.command()
@@ -10,9 +20,23 @@ from spanbank.cli._common import echo_json, errors_as_click, json_option, projec
     "--eval",
     "do_eval",
     is_flag=True,
-    required=True,
     help="Evaluate the tagger against the corpus's gold.",
 )
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write predictions for the selected articles to this .parquet or .jsonl file.",
+)
+@click.option(
+    "--model",
+    default="rules",
+    show_default=True,
+    help="Which tagger: rules (the only one so far).",
+)
+@click.option("--where", default=None, help="Only articles matching this filter on their columns.")
+@engine_options
+@quiet_option
 @project_filter_option
 @click.option(
     "--gold",
@@ -22,18 +46,38 @@ from spanbank.cli._common import echo_json, errors_as_click, json_option, projec
 )
 @json_option
 @click.pass_obj
-def preannotate(obj, do_eval, project, gold, as_json):
-    """Evaluate the rule-based quote/cue/speaker tagger on your own gold data.
+def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, project, gold, as_json):
+    """Predict quotes, cues and speakers with the rule tagger (--out), or score it on your gold (--eval).
 
-    Exact and overlap F1 per label and for quote -> speaker/cue links. Predictions are pushed
-    with `spanbank push --preannotate rules`.
+    --out tags every article (or those matching --where) on the engine (--workers,
+    --scheduler) and writes one row per span; `spanbank push --preannotate FILE` sends them.
+    --eval gives exact and overlap F1 per label and for quote -> speaker/cue links.
 
     Example:
 
     \b
+        spanbank preannotate --out preds.parquet --where "source == 'reuters'"
         spanbank preannotate --eval --project news
     """
     from spanbank.tagger_eval import evaluate_tagger
+
+    if do_eval == (out is not None):
+        raise click.UsageError("give one of --eval and --out")
+    if model != "rules":
+        raise click.UsageError(f"--model {model}: only the rule tagger (rules) exists so far")
+    if out is not None:
+        from spanbank.labelstudio.workflow import run
+        from spanbank.predict import write_predictions
+
+        with errors_as_click(), Progress(quiet or as_json) as bar:
+            summary = run(
+                write_predictions(
+                    obj.corpus, out, where=where, workers=workers, scheduler=scheduler
+                ),
+                bar.update,
+            )
+        echo_summary(summary, quiet, as_json)
+        return
 
     with errors_as_click():
         res = evaluate_tagger(obj.corpus, project, gold)

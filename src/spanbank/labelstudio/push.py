@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,9 +78,12 @@ def _pick(
     already = pc.is_in(
         pa.array(selected["article_id"], pa.string()), value_set=pa.array(pushed, pa.string())
     )
-    already = pd.Series(already.to_numpy(zero_copy_only=False), index=selected.index)
-    skipped["already pushed"] += int(already.sum())
-    todo = selected[~already]
+    fresh = np.flatnonzero(~already.to_numpy(zero_copy_only=False))
+    skipped["already pushed"] += len(selected) - len(fresh)
+    if sample is None and batch_size is not None and batch_size < len(fresh):
+        skipped["beyond --batch-size"] += len(fresh) - batch_size
+        return selected.iloc[fresh[:batch_size]]  # only the picked rows are copied
+    todo = selected.iloc[fresh]
     if sample is not None and sample < len(todo):
         skipped["not sampled"] += len(todo) - sample
         todo = todo.sample(n=sample, random_state=seed).sort_index()

@@ -1,0 +1,179 @@
+"""`spanbank preannotate --out FILE`: the rule tagger over any selection of the corpus, on the
+engine (in-process, local Dask workers or a cluster), written as one predictions file.
+
+A row per predicted span: article_id, span_id, label, start, end, text, attributes (JSON),
+score, fragments, links (JSON list of {label, to}: the span's outgoing relations). The file
+is what `push --preannotate FILE` reads. Batches are tagged on workers and written here, in
+table order, so the file is byte-identical wherever the batches ran; it is written to a temp
+file and renamed, so it is whole or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from spanbank.corpus.articles import selection_frame
+from spanbank.errors import SpanbankError
+from spanbank.parallel import engine
+from spanbank.progress import Event
+
+BATCH = 500  # articles per part sent to a worker
+LANGUAGES = frozenset({"en"})  # the rule tagger's lexicon; other languages get no predictions
+SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("span_id", pa.string()),
+        ("label", pa.string()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("text", pa.string()),
+        ("attributes", pa.string()),
+        ("score", pa.float64()),
+        ("fragments", pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64())]))),
+        ("links", pa.string()),
+    ]
+)
+
+
+def tag_batch(batch: pa.Table) -> tuple[pa.Table, Counter]:
+    """Tag a batch of articles (article_id, text, language): their span rows, and why articles
+    got none. Runs on a worker: pure, picklable in and out."""
+    from spanbank.preannotate import preannotate
+
+    rows: dict[str, list] = {f.name: [] for f in SCHEMA}
+    why: Counter = Counter()
+    langs = batch.column("language").to_pylist() if "language" in batch.column_names else None
+    for i, (aid, text) in enumerate(
+        zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist(), strict=True)
+    ):
+        lang = (langs[i] if langs else None) or "en"
+        if lang.split("-")[0].lower() not in LANGUAGES:
+            why[f"no rules for language {lang!r}"] += 1
+            continue
+        out = preannotate(text if isinstance(text, str) else "")
+        if not out["spans"]:
+            why["nothing found"] += 1
+        links: dict[str, list] = {}
+        for r in out["relations"]:
+            links.setdefault(r["from_span_id"], []).append(
+                {"label": r["label"], "to": r["to_span_id"]}
+            )
+        for s in out["spans"]:
+            rows["article_id"].append(aid)
+            for k in ("span_id", "label", "start", "end", "text", "score", "fragments"):
+                rows[k].append(s[k])
+            rows["attributes"].append(json.dumps(s["attributes"], ensure_ascii=False))
+            rows["links"].append(json.dumps(links.get(s["span_id"], []), ensure_ascii=False))
+    return pa.table(rows, schema=SCHEMA), why
+
+
+def write_predictions(
+    corpus,
+    out: str | os.PathLike,
+    *,
+    where: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+):
+    """Tag the selected articles with the rule tagger and write `out` (.parquet or .jsonl).
+
+    A generator of progress events; its return value is the summary.
+    """
+    out = Path(out)
+    if out.suffix not in (".parquet", ".jsonl"):
+        raise SpanbankError(f"--out {out}: name a .parquet or .jsonl file")
+    chosen = None
+    if where:
+        from spanbank.labelstudio.push import select_articles
+
+        frame, _ = select_articles(selection_frame(corpus, where), where=where)
+        chosen = pa.array(frame["article_id"].tolist(), pa.string())
+    cols = ["article_id", "text", "language"]
+    total = len(corpus.read("articles", columns=["article_id"])) if chosen is None else len(chosen)
+    batches = _batches(corpus, cols, chosen)
+    why: Counter = Counter()
+    summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        with engine(workers, scheduler) as eng, _Sink(Path(tmp), out.suffix) as sink:
+            summary["engine"] = eng.describe()
+            for (table, reasons), n in eng.map(_tag_counted, batches):
+                sink.write(table)
+                why.update(reasons)
+                summary["articles"] += n
+                summary["spans"] += table.num_rows
+                yield Event("tag", summary["articles"], total)
+        os.replace(tmp, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    summary["without_predictions"] = dict(sorted(why.items()))
+    return summary
+
+
+def _tag_counted(batch: pa.Table):
+    return tag_batch(batch), batch.num_rows
+
+
+def _tagger_version() -> str:
+    from spanbank.preannotate import TAGGER_VERSION
+
+    return TAGGER_VERSION
+
+
+def _batches(corpus, cols: list[str], chosen: pa.Array | None):
+    """Article batches of BATCH rows in table order, only the chosen ones when given."""
+    pending: list[pa.Table] = []
+    rows = 0
+    for rb in corpus.iter_batches("articles", cols):
+        t = pa.Table.from_batches([rb])
+        if chosen is not None:
+            t = t.filter(pc.is_in(t.column("article_id"), value_set=chosen))
+        while t.num_rows:
+            take = min(BATCH - rows, t.num_rows)
+            pending.append(t.slice(0, take))
+            rows += take
+            t = t.slice(take)
+            if rows == BATCH:
+                yield pa.concat_tables(pending).combine_chunks()
+                pending, rows = [], 0
+    if rows:
+        yield pa.concat_tables(pending).combine_chunks()
+
+
+class _Sink:
+    """The predictions file being written: Parquet, or JSONL (one span per line)."""
+
+    def __init__(self, path: Path, suffix: str):
+        self.path, self.suffix = path, suffix
+
+    def __enter__(self):
+        if self.suffix == ".parquet":
+            self._out = pq.ParquetWriter(self.path, SCHEMA, compression="zstd")
+        else:
+            self._out = open(self.path, "w", encoding="utf-8")
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        if self.suffix == ".parquet":
+            self._out.write_table(table)
+            return
+        for row in table.to_pylist():
+            self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def __exit__(self, *exc):
+        self._out.close()
+        if exc[0] is None:
+            with open(self.path, "rb") as fh:
+                os.fsync(fh.fileno())
