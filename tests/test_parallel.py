@@ -4,6 +4,7 @@ processes on loopback give byte-identical exports; a worker killed mid-export ne
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -144,6 +145,27 @@ def cluster(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
         log.close()
+
+
+def test_preannotation_through_a_dask_scheduler_matches_local(
+    corpus, cluster, tmp_path, monkeypatch
+):
+    """The rule tagger over the corpus in 5 parts on the cluster's workers: the same file, byte
+    for byte, as in this process."""
+    import spanbank.predict as predict
+
+    monkeypatch.setattr(predict, "BATCH", 50)  # 240 articles: 5 parts
+    address, _ = cluster
+    outs = {}
+    for where, opts in (("local", ["--workers", "1"]), ("cluster", ["--scheduler", address])):
+        outs[where] = tmp_path / f"{where}.parquet"
+        args = ["--corpus", str(corpus.path), "preannotate", "--out", str(outs[where]), "--json"]
+        res = CliRunner().invoke(cli, args + opts)
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output)
+        assert summary["articles"] == 240 and summary["spans"] > 100
+        assert summary["engine"].startswith("in-process" if where == "local" else "dask scheduler")
+    assert outs["local"].read_bytes() == outs["cluster"].read_bytes()
 
 
 def test_export_through_a_dask_scheduler_matches_local(corpus, local_export, cluster, tmp_path):
