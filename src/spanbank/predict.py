@@ -146,10 +146,16 @@ def _batches(corpus, cols: list[str], chosen: pa.Array | None):
             rows += take
             t = t.slice(take)
             if rows == BATCH:
-                yield pa.concat_tables(pending).combine_chunks()
+                yield _own(pending)
                 pending, rows = [], 0
     if rows:
-        yield pa.concat_tables(pending).combine_chunks()
+        yield _own(pending)
+
+
+def _own(slices: list[pa.Table]) -> pa.Table:
+    """The slices as one table with buffers of its own: a slice pickles its whole row group."""
+    t = pa.concat_tables(slices)
+    return t.take(pa.array(range(t.num_rows), pa.int64()))
 
 
 class _Sink:
