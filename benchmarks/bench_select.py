@@ -23,7 +23,7 @@ def prepare(n: int, work: Path) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from spanbank.corpus.store import Corpus, write_parquet_atomic
+    from spanbank.corpus.store import Corpus
     from spanbank.corpus.tables import to_arrow
 
     root = work / f"select-{n}"
@@ -39,7 +39,8 @@ def prepare(n: int, work: Path) -> dict:
             text_sha256=None,
             ingested_at=arts["published_at"],
         )
-        write_parquet_atomic(to_arrow("articles", arts), corpus.table_path("articles"))
+        with corpus.writer() as w:
+            w.append("articles", to_arrow("articles", arts))
         pushed = arts["article_id"].iloc[: n // 10]
         tasks = pd.DataFrame(
             {
@@ -53,7 +54,8 @@ def prepare(n: int, work: Path) -> dict:
                 "schema_version": "x",
             }
         )
-        write_parquet_atomic(to_arrow("tasks", tasks), corpus.table_path("tasks"))
+        with corpus.writer() as w:
+            w.append("tasks", to_arrow("tasks", tasks))
         (root / "done").write_text("ok\n")
     return {"corpus": str(corpus_dir)}
 
@@ -74,15 +76,19 @@ def ours(p: dict, rep: int) -> dict:
 def baseline(p: dict, rep: int) -> dict:
     import duckdb
 
-    corpus = Path(p["corpus"])
+    from spanbank.corpus import Corpus
+
+    corpus = Corpus(p["corpus"])
+    arts = [str(f) for f in corpus.table_files("articles")]  # the table's files, never a glob
+    tasks = [str(f) for f in corpus.table_files("tasks")]
     t0 = time.perf_counter()
     con = duckdb.connect()
     todo = con.execute(f"""
         SELECT article_id, title, text, source, url, language
-        FROM read_parquet('{corpus / "articles.parquet"}', file_row_number = true)
+        FROM read_parquet({arts}, file_row_number = true, filename = true)
         WHERE source = 'reuters' AND article_id NOT IN (
-            SELECT article_id FROM read_parquet('{corpus / "tasks.parquet"}') WHERE project = 'bench')
-        ORDER BY file_row_number LIMIT {BATCH}""").df()
+            SELECT article_id FROM read_parquet({tasks}) WHERE project = 'bench')
+        ORDER BY filename, file_row_number LIMIT {BATCH}""").df()
     con.close()
     dt = time.perf_counter() - t0
     assert len(todo) == BATCH
