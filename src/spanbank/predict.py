@@ -18,10 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spanbank.corpus.articles import selection_frame
+from spanbank.corpus.articles import article_chunks, selection_frame
 from spanbank.errors import SpanbankError
 from spanbank.parallel import engine
 from spanbank.progress import Event
@@ -134,27 +133,13 @@ def _tagger_version() -> str:
 
 def _batches(corpus, cols: list[str], chosen: pa.Array | None):
     """Article batches of BATCH rows in table order, only the chosen ones when given."""
-    pending: list[pa.Table] = []
-    rows = 0
-    for rb in corpus.iter_batches("articles", cols):
-        t = pa.Table.from_batches([rb])
-        if chosen is not None:
-            t = t.filter(pc.is_in(t.column("article_id"), value_set=chosen))
-        while t.num_rows:
-            take = min(BATCH - rows, t.num_rows)
-            pending.append(t.slice(0, take))
-            rows += take
-            t = t.slice(take)
-            if rows == BATCH:
-                yield _own(pending)
-                pending, rows = [], 0
-    if rows:
-        yield _own(pending)
+    for slices in article_chunks(corpus, cols, BATCH, chosen):
+        yield _own(slices)
 
 
 def _own(slices: list[pa.Table]) -> pa.Table:
     """The slices as one table with buffers of its own: a slice pickles its whole row group."""
-    t = pa.concat_tables(slices)
+    t = pa.Table.from_batches(slices)
     return t.take(pa.array(range(t.num_rows), pa.int64()))
 
 

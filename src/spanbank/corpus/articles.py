@@ -67,3 +67,25 @@ def article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.
         pf = pq.ParquetFile(f)
         cols = [c for c in columns if c in pf.schema_arrow.names]
         yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
+
+
+def article_chunks(
+    corpus, columns: list[str], size: int, wanted: pa.Array | None = None
+) -> Iterator[list[pa.RecordBatch]]:
+    """Articles in table order in chunks of `size` rows (the last one smaller), only the ids in
+    `wanted` when given; a chunk is a list of record batch slices."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in article_batches(corpus, columns, size):
+        if wanted is not None:
+            batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        while batch.num_rows:
+            take = min(size - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == size:
+                yield pending
+                pending, held = [], 0
+    if held:
+        yield pending

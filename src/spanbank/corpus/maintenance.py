@@ -54,21 +54,13 @@ def _rewrite_all(corpus: Corpus, w: Writer, name: str, files: list[Path]) -> Non
         for f in files:
             pf = pq.ParquetFile(f)
             for i in range(pf.num_row_groups):
-                out.write(_group(pf, i, schema))
+                group = pf.read_row_group(i, use_threads=False)
+                out.write(delta.read_conform(group, schema, schema.names))
         delta.commit(path, out.finish(), [delta.rel(path, f) for f in files], schema, False)
     except BaseException:
         out.abort()
         raise
     w.touched.add(name)
-
-
-def _group(pf: pq.ParquetFile, i: int, schema: pa.Schema) -> pa.Table:
-    t = pf.read_row_group(i, use_threads=False)
-    cols = [
-        t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def pin(corpus: Corpus, commit: int | None, reason: str) -> None:

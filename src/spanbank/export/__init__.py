@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
-from spanbank.corpus.articles import article_batches, article_columns
+from spanbank.corpus.articles import article_batches, article_chunks, article_columns
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
@@ -432,19 +432,7 @@ def _stream(
     }
 
     def chunks():
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        for batch in article_batches(corpus, cols, chunk_size):
-            batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
-            while batch.num_rows:
-                take = min(chunk_size - held, batch.num_rows)
-                pending.append(batch.slice(0, take))
-                held += take
-                batch = batch.slice(take)
-                if held >= chunk_size:
-                    yield _chunk(pending, ann_by_id, span_source, split_of, group_by)
-                    pending, held = [], 0
-        if held:
+        for pending in article_chunks(corpus, cols, chunk_size, wanted):
             yield _chunk(pending, ann_by_id, span_source, split_of, group_by)
 
     context = (labels, list(schema.labels), [w.encoder for w in writers])
