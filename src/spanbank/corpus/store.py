@@ -310,8 +310,9 @@ class Corpus:
             try:
                 yield w
             except BaseException as exc:
-                if w.touched:
-                    self._record_commit(f"failed ({type(exc).__name__})")
+                if w.touched:  # best effort: the next writer records what this one left anyway
+                    with contextlib.suppress(Exception):
+                        self._record_commit(f"failed ({type(exc).__name__})")
                 raise
             if w.touched:
                 self._record_commit("ok")
@@ -550,51 +551,48 @@ class Writer:
         return out.rows
 
     def _rewrite(self, name: str, key: str, values: pa.Array, new: pa.Table | None) -> int:
-        """Drop rows whose `key` is in `values` from the files holding them (rewritten in place
-        of the old, same order), append `new`; one commit. Returns the rows dropped."""
+        """Drop rows whose `key` is in `values` from the files holding them (each rewritten, a row
+        group at a time, in place of the old one), append `new`; one commit. Returns the rows
+        dropped."""
         path = self._path(name)
-        removes, kept, dropped = [], [], 0
         schema = self.corpus.stored_schema(name)
         dt = self.corpus.snapshot(name)
-        candidates = (
-            delta.files_maybe_holding(dt, key, sorted(set(values.to_pylist()) - {None}))
-            if dt is not None
-            else []
-        )
-        for f in candidates:
-            ids = pq.read_table(f, columns=[key]).column(0)
-            hit = pc.fill_null(pc.is_in(ids, value_set=values), False)
-            n = pc.sum(hit).as_py() or 0
-            if not n:
-                continue
-            dropped += n
-            removes.append(delta.rel(path, f))
-            rest = delta.read_files([f], schema, None).filter(pc.invert(hit))
-            kept.append((f, rest))
-        if not removes and new is None:
+        wanted = sorted(set(values.to_pylist()) - {None})
+        candidates = delta.files_maybe_holding(dt, key, wanted) if dt is not None else []
+        hits = []
+        for f in candidates:  # the key column only, to find the files to rewrite
+            n = pc.sum(pc.is_in(pq.read_table(f, columns=[key]).column(0), value_set=values))
+            if n.as_py():
+                hits.append((f, n.as_py()))
+        if not hits and new is None:
             return 0
         target = self._target(name, new if new is not None else schema.empty_table())
         nxt = delta.latest_version(path) + 1
+        private = name in PRIVATE_TABLES
         adds, writers = [], []
         try:
-            for f, rest in kept:  # a rewritten file keeps its place in the table's order
-                place = delta.position(f.name, nxt)
-                w = delta.FileWriter(path, nxt, target, name in PRIVATE_TABLES, place)
+            for f, _ in hits:  # a rewritten file keeps its place in the table's order
+                w = delta.FileWriter(path, nxt, target, private, delta.position(f.name, nxt))
                 writers.append(w)
-                w.write(_conform(name, rest, target))
+                pf = pq.ParquetFile(f)
+                for g in range(pf.num_row_groups):
+                    group = delta.read_conform(pf.read_row_group(g), schema, schema.names)
+                    keep = pc.invert(pc.fill_null(pc.is_in(group[key], value_set=values), False))
+                    w.write(_conform(name, group.filter(keep), target))
                 adds += w.finish()
             if new is not None:
-                w = delta.FileWriter(path, nxt, target, name in PRIVATE_TABLES)
+                w = delta.FileWriter(path, nxt, target, private)
                 writers.append(w)
                 w.write(_conform(name, new, target))
                 adds += w.finish()
+            removes = [delta.rel(path, f) for f, _ in hits]
             delta.commit(path, adds, removes, target, dt=self.corpus.snapshot(name))
         except BaseException:
             for w in writers:
                 w.abort()
             raise
         self.touched.add(name)
-        return dropped
+        return sum(n for _, n in hits)
 
 
 def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
