@@ -209,6 +209,7 @@ def test_status(runner, corpus_dir, tmp_path):
     _run(runner, corpus_dir, "ingest", tmp_path / "a.txt")
     st = json.loads(_run(runner, corpus_dir, "status", "--json").output)
     assert st["articles"] == 1 and st["projects"] == [] and st["schema"] == "news-v1"
+    assert st["commit"] == 1  # the ingest; `status --as-of 1` would read the corpus as it left it
 
 
 def test_status_per_project(runner, corpus_dir):

@@ -226,7 +226,8 @@ def test_status_text_names_the_corpus_by_its_path(corpus, monkeypatch):
     monkeypatch.chdir(corpus.path.parent)
     out = CliRunner().invoke(cli, ["--corpus", "corpus", "status"], catch_exceptions=False).output
     lines = out.splitlines()
-    assert lines[0] == f"corpus at {corpus.path.resolve()} (schema news-v1)"
+    n = len(corpus.commits())
+    assert lines[0] == f"corpus at {corpus.path.resolve()} (schema news-v1, commit {n})"
     assert "corpus corpus" not in out
     assert lines[2] == "annotations: gold 2, human 5 (skipped 1)"
     assert (

@@ -41,9 +41,12 @@ def corpus_status(corpus: Corpus) -> dict:
     )
     labelled = corpus.read_arrow("spans", columns=["annotation_id", "label"]).to_pandas()
     plans = task_plans(corpus)
+    log = corpus.commits()
     return {
         "corpus": str(corpus.path.resolve()),
         "schema": corpus.schema.ident,
+        # the commit this status reads (`--as-of` it, or the latest)
+        "commit": int(log["commit"].iloc[-1]) if len(log) else None,
         "articles": corpus.read_arrow("articles", columns=["article_id"]).num_rows,
         "annotations": {
             str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()

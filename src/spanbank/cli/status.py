@@ -27,7 +27,8 @@ def status(obj, as_json, as_of):
     if as_json:
         echo_json(st)
         return
-    click.echo(f"corpus at {st['corpus']} (schema {st['schema']})")
+    at = f", commit {st['commit']}" if st["commit"] is not None else ""
+    click.echo(f"corpus at {st['corpus']} (schema {st['schema']}{at})")
     click.echo(f"articles: {st['articles']}  spans: {st['spans']}  rejects: {st['rejects']}")
     by_origin = ", ".join(f"{k} {v}" for k, v in st["annotations"].items()) or "none"
     skipped = f" (skipped {st['skipped']})" if st["skipped"] else ""
