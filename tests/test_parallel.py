@@ -168,6 +168,17 @@ def test_preannotation_through_a_dask_scheduler_matches_local(
     assert outs["local"].read_bytes() == outs["cluster"].read_bytes()
 
 
+def test_tagger_evaluation_on_two_workers_equals_in_process(corpus, monkeypatch):
+    """The rule tagger scored against the corpus's annotations in 6 parts on a LocalCluster."""
+    import spanbank.tagger_eval as tagger_eval
+
+    monkeypatch.setattr(tagger_eval, "BATCH", 40)  # 240 articles: 6 parts
+    here = tagger_eval.evaluate_tagger(corpus, workers=1)
+    there = tagger_eval.evaluate_tagger(corpus, workers=2)
+    assert here == there and here["articles"] == 240
+    assert here["overlap"]["QUOTE"]["n_gold"] > 0
+
+
 def test_export_through_a_dask_scheduler_matches_local(corpus, local_export, cluster, tmp_path):
     address, _ = cluster
     out = tmp_path / "out"

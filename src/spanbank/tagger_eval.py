@@ -8,12 +8,37 @@ from spanbank.agreement.coefficients import prf
 from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import gold_rows
+from spanbank.parallel import engine
 from spanbank.preannotate import TAGGER_VERSION, evaluate, preannotate
 from spanbank.schema import parse_attributes
 
+BATCH = 200  # articles per part sent to a worker
 
-def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "auto") -> dict:
-    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold."""
+
+def _score_part(part: list[tuple]) -> dict:
+    """Tag each (text, gold spans, gold relations) and sum tp / predicted / gold per mode and key."""
+    totals: dict = {"exact": {}, "overlap": {}}
+    for text, gold_spans, gold_rels in part:
+        pred = preannotate(text)
+        res = evaluate(pred["spans"], gold_spans, pred["relations"], gold_rels)
+        for mode, per in res.items():
+            for key, v in per.items():
+                t = totals[mode].setdefault(key, [0, 0, 0])
+                t[0] += v["tp"]
+                t[1] += v["n_pred"]
+                t[2] += v["n_gold"]
+    return totals
+
+
+def evaluate_tagger(
+    corpus: Corpus,
+    project: str | None = None,
+    gold: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> dict:
+    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold;
+    the articles are tagged and scored on the engine, in parts of BATCH."""
     rows = gold_rows(corpus, gold=gold, project=project)
     chosen = rows.annotations
     if chosen.empty:
@@ -24,10 +49,7 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
     arts = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
     spans_by = {k: g for k, g in spans.groupby("annotation_id")}
     rels_by = {k: g for k, g in rels.groupby("annotation_id")}
-    totals: dict[str, dict[str, list[int]]] = {
-        "exact": defaultdict(lambda: [0, 0, 0]),
-        "overlap": defaultdict(lambda: [0, 0, 0]),
-    }
+    items = []
     for ann_id, article_id in zip(chosen["annotation_id"], chosen["article_id"], strict=True):
         g = spans_by.get(ann_id)
         gold_spans = (
@@ -54,14 +76,21 @@ def evaluate_tagger(corpus: Corpus, project: str | None = None, gold: str = "aut
                 for x in r.itertuples()
             ]
         )
-        pred = preannotate(arts[article_id])
-        res = evaluate(pred["spans"], gold_spans, pred["relations"], gold_rels)
-        for mode, per in res.items():
-            for key, v in per.items():
-                t = totals[mode][key]
-                t[0] += v["tp"]
-                t[1] += v["n_pred"]
-                t[2] += v["n_gold"]
+        items.append((arts[article_id], gold_spans, gold_rels))
+    totals: dict = {
+        "exact": defaultdict(lambda: [0, 0, 0]),
+        "overlap": defaultdict(lambda: [0, 0, 0]),
+    }
+    parts = (items[i : i + BATCH] for i in range(0, len(items), BATCH))
+    with engine(workers, scheduler) as eng:
+        for part in eng.map(_score_part, parts):
+            for mode, per in part.items():
+                for key, (tp, n_pred, n_gold) in per.items():
+                    t = totals[mode][key]
+                    t[0] += tp
+                    t[1] += n_pred
+                    t[2] += n_gold
+
     out = {
         "tagger": TAGGER_VERSION,
         "gold": gold,

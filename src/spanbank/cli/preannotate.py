@@ -80,7 +80,7 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
         return
 
     with errors_as_click():
-        res = evaluate_tagger(obj.corpus, project, gold)
+        res = evaluate_tagger(obj.corpus, project, gold, workers=workers, scheduler=scheduler)
     if as_json:
         echo_json(res)
         return
