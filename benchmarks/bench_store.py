@@ -351,13 +351,76 @@ def bench_select(work: Path, m: int) -> dict:
     return out
 
 
+def _export(corpus_dir: Path, out: Path, as_of=None) -> None:
+    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus_dir), "export"]
+    cmd += ["--format", "jsonl,spacy,hf,conll,brat,quotes", "--out", str(out), "--quiet"]
+    if as_of is not None:
+        cmd += ["--as-of", str(as_of)]
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
+    subprocess.run(cmd, check=True, env=env)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()
+    }
+
+
+def bench_export_as_of(work: Path, n: int) -> dict:
+    """Export, append more rows, export --as-of the first commit: every file byte-identical?"""
+    sys.path.insert(0, str(HERE))
+    from _common import corpus_from_synth
+
+    cdir = work / f"asof-{n}"
+    shutil.rmtree(cdir, ignore_errors=True)
+    corpus_from_synth(cdir, n, seed=0)
+    c = Corpus(cdir)
+    first = int(c.commits()["commit"].iloc[-1])
+    _export(cdir, work / "export-before")
+    # more of everything, under new article and annotation ids (a second synthetic corpus)
+    extra = work / f"asof-extra-{n}"
+    shutil.rmtree(extra, ignore_errors=True)
+    corpus_from_synth(extra, n // 2, seed=1)
+    e = Corpus(extra)
+    with c.writer() as w:
+        for name in ("articles", "spans", "relations", "annotations"):
+            df = e.read(name)
+            for col in ("article_id", "annotation_id"):
+                if col in df.columns:
+                    df[col] = "x" + df[col].astype(str)
+            w.append(name, df)
+    after = int(Corpus(cdir).commits()["commit"].iloc[-1])
+    _export(cdir, work / "export-as-of", as_of=first)
+    _export(cdir, work / "export-latest")
+    a, b = _files(work / "export-before"), _files(work / "export-as-of")
+    latest = _files(work / "export-latest")
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    out = {
+        "articles": n,
+        "first_commit": first,
+        "latest_commit": after,
+        "files": len(a),
+        "identical": not differ,
+        "differing_files": differ,
+        "latest_differs": latest != a,
+    }
+    print(
+        f"export --as-of {first} after appending {n // 2:,} more articles (commit {after}): "
+        f"{len(a)} files, byte-identical to the export made before: {not differ}"
+        + (f" (differ: {differ})" if differ else "")
+        + f"; the latest export differs, as it should: {latest != a}"
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="append,ingest,pull,select")
+    ap.add_argument("--only", default="append,ingest,pull,select,export")
     ap.add_argument("--big", type=int, default=10_000_000)
     ap.add_argument("--articles", type=int, default=1_000_000)
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--select", type=int, default=10_000_000)
+    ap.add_argument("--export-articles", type=int, default=2000)
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="bench-store-"))
@@ -372,6 +435,8 @@ def main() -> None:
             results["pull"] = bench_pull(work, a.spans)
         elif part == "select":
             results["select"] = bench_select(work, a.select)
+        elif part == "export":
+            results["export_as_of"] = bench_export_as_of(work, a.export_articles)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")
     if a.work is None:
