@@ -30,15 +30,8 @@ def _score_part(part: list[tuple]) -> dict:
     return totals
 
 
-def evaluate_tagger(
-    corpus: Corpus,
-    project: str | None = None,
-    gold: str = "auto",
-    workers: int | None = None,
-    scheduler: str | None = None,
-) -> dict:
-    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold;
-    the articles are tagged and scored on the engine, in parts of BATCH."""
+def gold_items(corpus: Corpus, gold: str = "auto", project: str | None = None) -> list[tuple]:
+    """Every gold article as (article_id, text, gold spans, gold relations), in table order."""
     rows = gold_rows(corpus, gold=gold, project=project)
     chosen = rows.annotations
     if chosen.empty:
@@ -76,7 +69,21 @@ def evaluate_tagger(
                 for x in r.itertuples()
             ]
         )
-        items.append((arts[article_id], gold_spans, gold_rels))
+        items.append((article_id, arts[article_id], gold_spans, gold_rels))
+    return items
+
+
+def evaluate_tagger(
+    corpus: Corpus,
+    project: str | None = None,
+    gold: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> dict:
+    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold;
+    the articles are tagged and scored on the engine, in parts of BATCH."""
+    items = [it[1:] for it in gold_items(corpus, gold, project)]
+    chosen = items
     totals: dict = {
         "exact": defaultdict(lambda: [0, 0, 0]),
         "overlap": defaultdict(lambda: [0, 0, 0]),
