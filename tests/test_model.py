@@ -85,3 +85,23 @@ def test_links_join_a_quote_to_the_nearest_cue_and_its_speaker():
     ]
     rels = {(r["to_span_id"], r["label"]) for r in model.link(spans)}
     assert rels == {("c", "cue"), ("s", "said_by")}
+
+
+def test_preannotate_with_a_model_writes_predictions_and_scores_them(tmp_path):
+    import pyarrow.parquet as pq
+
+    corpus = _seed_corpus(tmp_path)
+    model.train(
+        gold_items(corpus), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30
+    )
+    base = ["--corpus", str(corpus.path), "preannotate", "--model", str(tmp_path / "m")]
+    res = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "p.parquet"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(tmp_path / "p.parquet").to_pylist()
+    assert rows and {r["label"] for r in rows} <= {"QUOTE", "SPEAKER", "CUE"}
+    assert json.loads(res.output)["tagger"].startswith("model:")
+    res = CliRunner().invoke(cli, [*base, "--eval", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["articles"] == 0  # nothing held out with --holdout 0
+    res = CliRunner().invoke(cli, [*base[:2], "preannotate", "--model", str(tmp_path), "--eval"])
+    assert res.exit_code == 1 and "is not a spanbank model" in res.output

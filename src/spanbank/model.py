@@ -214,6 +214,7 @@ def _result(doc) -> dict:
             "text": sp.text,
             "score": float(scores[i]) if scores is not None else 1.0,
             "attributes": {},
+            "fragments": None,
         }
         if sp.label_ == "QUOTE":
             s["attributes"] = {"type": "direct" if sp.text[:1] in _QMARKS else "indirect"}
@@ -236,3 +237,18 @@ def uncertainty(result: dict) -> float:
         p = min(max(s["score"], 1e-6), 1 - 1e-6)
         h -= p * math.log(p) + (1 - p) * math.log(1 - p)
     return h
+
+
+_LOADED: dict = {}
+
+
+def tagger(model_dir: str | None):
+    """text -> {spans, relations}: the rule tagger (None or "rules") or a model, loaded once per process."""
+    if model_dir in (None, "rules"):
+        from spanbank.preannotate import preannotate
+
+        return preannotate
+    if model_dir not in _LOADED:
+        _LOADED[model_dir] = load(model_dir)[0]
+    nlp = _LOADED[model_dir]
+    return lambda text: predict(nlp, [text])[0]
