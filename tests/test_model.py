@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from spanbank import model
@@ -105,3 +106,38 @@ def test_preannotate_with_a_model_writes_predictions_and_scores_them(tmp_path):
     assert json.loads(res.output)["articles"] == 0  # nothing held out with --holdout 0
     res = CliRunner().invoke(cli, [*base[:2], "preannotate", "--model", str(tmp_path), "--eval"])
     assert res.exit_code == 1 and "is not a spanbank model" in res.output
+
+
+@pytest.mark.labelstudio
+def test_push_sends_model_predictions_for_the_most_uncertain_articles(
+    tmp_path, ls_client, project_name
+):
+    from conftest import make_corpus
+    from spanbank.corpus.articles import selection_frame
+    from spanbank.labelstudio import workflow
+    from spanbank.labelstudio.push import push_batch
+    from spanbank.selection import order_articles
+
+    seed = _seed_corpus(tmp_path)
+    model.train(gold_items(seed), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30)
+    text = gold_items(seed)[0][1]
+    texts = {f"a{i}": text[: 200 * (i + 1)] for i in range(6)}
+    corpus = make_corpus(tmp_path / "c", texts)
+    order = order_articles(
+        corpus, selection_frame(corpus, None), "uncertain", 0, str(tmp_path / "m")
+    )
+    expected = set(order["article_id"].iloc[:2])
+    summary = workflow.run(
+        push_batch(
+            corpus,
+            project_name,
+            client=ls_client,
+            batch_size=2,
+            select="uncertain",
+            preannotate=f"model:{tmp_path / 'm'}",
+        )
+    )
+    assert summary["pushed"] == 2 and summary["predictions"] > 0
+    pushed = set(corpus.read("tasks")["article_id"])
+    assert pushed == expected
+    assert expected != {"a0", "a1"}  # not simply table order: the long texts are less certain

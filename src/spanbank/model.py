@@ -163,15 +163,21 @@ def train(
     return card
 
 
-def load(path: str | Path):
-    """(pipeline, card) from a model directory; NotAModel when it is not one."""
-    import spacy
-
+def check(path: str | Path) -> Path:
+    """`path` as a Path; NotAModel when it holds no model."""
     path = Path(path)
     if not (path / CARD).is_file() or not (path / "pipeline").is_dir():
         raise NotAModel(
             f"{path} is not a spanbank model (no {CARD}); train one with spanbank train"
         )
+    return path
+
+
+def load(path: str | Path):
+    """(pipeline, card) from a model directory; NotAModel when it is not one."""
+    import spacy
+
+    path = check(path)
     return spacy.load(path / "pipeline"), json.loads((path / CARD).read_text())
 
 
