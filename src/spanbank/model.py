@@ -225,8 +225,24 @@ def _result(doc) -> dict:
         if sp.label_ == "QUOTE":
             s["attributes"] = {"type": "direct" if sp.text[:1] in _QMARKS else "indirect"}
         spans.append(s)
+    spans = _suppress(spans)
     spans.sort(key=lambda s: (s["start"], s["end"], s["label"]))
     return {"spans": spans, "relations": link(spans)}
+
+
+def _suppress(spans: list[dict]) -> list[dict]:
+    """Per label, keep the best-scored of spans that overlap (spancat scores every candidate)."""
+    kept: list[dict] = []
+    for s in sorted(spans, key=lambda s: -s["score"]):
+        if not any(
+            k["label"] == s["label"]
+            and _gap(k, s) == 0
+            and k["start"] < s["end"]
+            and s["start"] < k["end"]
+            for k in kept
+        ):
+            kept.append(s)
+    return kept
 
 
 def predict(nlp, texts, batch_size: int = 32) -> list[dict]:
