@@ -76,7 +76,7 @@ def test_bad_requests_are_one_line_and_write_nothing(tmp_path):
     for args, msg in (
         ([], "give one of --eval and --out"),
         (["--eval", "--out", tmp_path / "x.parquet"], "give one of --eval and --out"),
-        (["--out", tmp_path / "x.parquet", "--model", "models/v3"], "only the rule tagger"),
+        (["--out", tmp_path / "x.parquet", "--model", "models/v3"], "is not a spanbank model"),
         (["--out", tmp_path / "x.csv"], "name a .parquet or .jsonl file"),
         (["--out", tmp_path / "x.parquet", "--where", "nope ==="], "--where"),
     ):

@@ -11,6 +11,7 @@ file and renamed, so it is whole or absent.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -43,11 +44,12 @@ SCHEMA = pa.schema(
 )
 
 
-def tag_batch(batch: pa.Table) -> tuple[pa.Table, Counter]:
+def tag_batch(batch: pa.Table, model_dir: str | None = None) -> tuple[pa.Table, Counter]:
     """Tag a batch of articles (article_id, text, language): their span rows, and why articles
     got none. Runs on a worker: pure, picklable in and out."""
-    from spanbank.preannotate import preannotate
+    from spanbank.model import tagger
 
+    preannotate = tagger(model_dir)
     rows: dict[str, list] = {f.name: [] for f in SCHEMA}
     why: Counter = Counter()
     langs = batch.column("language").to_pylist() if "language" in batch.column_names else None
@@ -82,8 +84,9 @@ def write_predictions(
     where: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    model_dir: str | None = None,
 ):
-    """Tag the selected articles with the rule tagger and write `out` (.parquet or .jsonl).
+    """Tag the selected articles with the rule tagger (or the model in `model_dir`) and write `out` (.parquet or .jsonl).
 
     A generator of progress events; its return value is the summary.
     """
@@ -100,14 +103,16 @@ def write_predictions(
     total = len(corpus.read("articles", columns=["article_id"])) if chosen is None else len(chosen)
     batches = _batches(corpus, cols, chosen)
     why: Counter = Counter()
-    summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version()}
+    summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version(model_dir)}
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
         with engine(workers, scheduler) as eng, _Sink(Path(tmp), out.suffix) as sink:
             summary["engine"] = eng.describe()
-            for (table, reasons), n in eng.map(_tag_counted, batches):
+            for (table, reasons), n in eng.map(
+                functools.partial(_tag_counted, model_dir=model_dir), batches
+            ):
                 sink.write(table)
                 why.update(reasons)
                 summary["articles"] += n
@@ -121,11 +126,13 @@ def write_predictions(
     return summary
 
 
-def _tag_counted(batch: pa.Table):
-    return tag_batch(batch), batch.num_rows
+def _tag_counted(batch: pa.Table, model_dir: str | None = None):
+    return tag_batch(batch, model_dir), batch.num_rows
 
 
-def _tagger_version() -> str:
+def _tagger_version(model_dir: str | None = None) -> str:
+    if model_dir not in (None, "rules"):
+        return f"model:{model_dir}"
     from spanbank.preannotate import TAGGER_VERSION
 
     return TAGGER_VERSION

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from spanbank.agreement.coefficients import prf
@@ -9,14 +10,17 @@ from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import gold_rows
 from spanbank.parallel import engine
-from spanbank.preannotate import TAGGER_VERSION, evaluate, preannotate
+from spanbank.preannotate import TAGGER_VERSION, evaluate
 from spanbank.schema import parse_attributes
 
 BATCH = 200  # articles per part sent to a worker
 
 
-def _score_part(part: list[tuple]) -> dict:
+def _score_part(part: list[tuple], model_dir: str | None = None) -> dict:
     """Tag each (text, gold spans, gold relations) and sum tp / predicted / gold per mode and key."""
+    from spanbank.model import tagger
+
+    preannotate = tagger(model_dir)
     totals: dict = {"exact": {}, "overlap": {}}
     for text, gold_spans, gold_rels in part:
         pred = preannotate(text)
@@ -30,15 +34,8 @@ def _score_part(part: list[tuple]) -> dict:
     return totals
 
 
-def evaluate_tagger(
-    corpus: Corpus,
-    project: str | None = None,
-    gold: str = "auto",
-    workers: int | None = None,
-    scheduler: str | None = None,
-) -> dict:
-    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold;
-    the articles are tagged and scored on the engine, in parts of BATCH."""
+def gold_items(corpus: Corpus, gold: str = "auto", project: str | None = None) -> list[tuple]:
+    """Every gold article as (article_id, text, gold spans, gold relations), in table order."""
     rows = gold_rows(corpus, gold=gold, project=project)
     chosen = rows.annotations
     if chosen.empty:
@@ -76,14 +73,37 @@ def evaluate_tagger(
                 for x in r.itertuples()
             ]
         )
-        items.append((arts[article_id], gold_spans, gold_rels))
+        items.append((article_id, arts[article_id], gold_spans, gold_rels))
+    return items
+
+
+def evaluate_tagger(
+    corpus: Corpus,
+    project: str | None = None,
+    gold: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    model_dir: str | None = None,
+    heldout_only: bool = True,
+) -> dict:
+    """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold;
+    the articles are tagged and scored on the engine, in parts of BATCH."""
+    items = gold_items(corpus, gold, project)
+    if model_dir not in (None, "rules") and heldout_only:
+        import json
+        from pathlib import Path
+
+        held = set(json.loads((Path(model_dir) / "card.json").read_text())["heldout_articles"])
+        items = [it for it in items if it[0] in held]
+    items = [it[1:] for it in items]
+    chosen = items
     totals: dict = {
         "exact": defaultdict(lambda: [0, 0, 0]),
         "overlap": defaultdict(lambda: [0, 0, 0]),
     }
     parts = (items[i : i + BATCH] for i in range(0, len(items), BATCH))
     with engine(workers, scheduler) as eng:
-        for part in eng.map(_score_part, parts):
+        for part in eng.map(functools.partial(_score_part, model_dir=model_dir), parts):
             for mode, per in part.items():
                 for key, (tp, n_pred, n_gold) in per.items():
                     t = totals[mode][key]
@@ -92,7 +112,7 @@ def evaluate_tagger(
                     t[2] += n_gold
 
     out = {
-        "tagger": TAGGER_VERSION,
+        "tagger": TAGGER_VERSION if model_dir in (None, "rules") else f"model:{model_dir}",
         "gold": gold,
         "articles": len(chosen),
         "exact": {},

@@ -33,6 +33,7 @@ COMMANDS = {
     "sql": "sql",
     "compact": "compact",
     "migrate": "migrate",
+    "train": "train",
 }
 
 

@@ -32,7 +32,7 @@ from spanbank.cli._common import (
     "--model",
     default="rules",
     show_default=True,
-    help="Which tagger: rules (the only one so far).",
+    help="Which tagger: rules, or a model directory from `spanbank train` (--eval then scores its held-out articles).",
 )
 @click.option("--where", default=None, help="Only articles matching this filter on their columns.")
 @engine_options
@@ -64,7 +64,10 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
     if do_eval == (out is not None):
         raise click.UsageError("give one of --eval and --out")
     if model != "rules":
-        raise click.UsageError(f"--model {model}: only the rule tagger (rules) exists so far")
+        from spanbank.model import load
+
+        with errors_as_click():
+            load(model)
     if out is not None:
         from spanbank.labelstudio.workflow import run
         from spanbank.predict import write_predictions
@@ -72,7 +75,12 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
         with errors_as_click(), Progress(quiet or as_json) as bar:
             summary = run(
                 write_predictions(
-                    obj.corpus, out, where=where, workers=workers, scheduler=scheduler
+                    obj.corpus,
+                    out,
+                    where=where,
+                    workers=workers,
+                    scheduler=scheduler,
+                    model_dir=model,
                 ),
                 bar.update,
             )
@@ -80,7 +88,9 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
         return
 
     with errors_as_click():
-        res = evaluate_tagger(obj.corpus, project, gold, workers=workers, scheduler=scheduler)
+        res = evaluate_tagger(
+            obj.corpus, project, gold, workers=workers, scheduler=scheduler, model_dir=model
+        )
     if as_json:
         echo_json(res)
         return

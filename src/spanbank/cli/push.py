@@ -60,6 +60,13 @@ from spanbank.cli._common import (
     "status and agree score each annotator against that gold.",
 )
 @click.option(
+    "--select",
+    type=click.Choice(["random", "oldest", "uncertain"]),
+    default=None,
+    help="Which unpushed articles first: random, oldest (published_at), or uncertain "
+    "(where the --preannotate model:DIR is least sure).",
+)
+@click.option(
     "--seed",
     type=int,
     default=0,
@@ -119,6 +126,7 @@ def push(
     overlap_share,
     stratify,
     honeypots,
+    select,
     seed,
     ids_file,
     where,
@@ -159,6 +167,12 @@ def push(
         if planned
         else {}
     )
+    if select:
+        if planned:
+            raise click.UsageError(
+                "--select does not combine with --overlap-share/--stratify/--honeypots"
+            )
+        extra["select"] = select
     if planned:  # the planned push wraps push_batch with the same options
         from spanbank.labelstudio.operations import push_planned
 

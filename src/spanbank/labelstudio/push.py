@@ -123,15 +123,19 @@ def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str
         return {}
     texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
     out: dict[str, list[dict]] = {}
-    if mode == "rules":
-        from spanbank.preannotate import TAGGER_VERSION, preannotate
+    if mode == "rules" or mode.startswith("model:"):
+        from spanbank.model import tagger
+        from spanbank.preannotate import TAGGER_VERSION
 
+        model_dir = mode[len("model:") :] if mode != "rules" else None
+        tag = tagger(model_dir)
+        version = TAGGER_VERSION if model_dir is None else f"model:{Path(model_dir).name}"
         for aid, text in texts.items():
-            tagged = preannotate(text)
+            tagged = tag(text)
             if tagged["spans"]:
                 result = convert.spans_to_result(text, tagged["spans"], tagged["relations"], schema)
                 scores = [s.get("score", 1.0) for s in tagged["spans"]]
-                out[aid] = [convert.prediction(result, TAGGER_VERSION, sum(scores) / len(scores))]
+                out[aid] = [convert.prediction(result, version, sum(scores) / len(scores))]
         return out
     path = Path(mode)
     if not path.exists():
@@ -197,6 +201,7 @@ def push_batch(
     chunk_size: int = CHUNK_SIZE,
     create: bool = True,
     repush_missing: bool = False,
+    select: str | None = None,
 ) -> Workflow:
     """Push articles not yet in Label Studio project `project` as tasks; summary as return value.
 
@@ -240,6 +245,7 @@ def push_batch(
         recorded = recorded_project(corpus, local, project, client.url)
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
         batch = _Batch(corpus, selected, preannotate, sample, seed, batch_size, chunk_size)
+        batch.select = select
         batch.pick(set(local["article_id"]), encoder=None if dry_run else encoder)
         proj, state = looked_up.result()
         if state == "missing":
@@ -310,6 +316,10 @@ def _check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) 
         raise SpanbankError("--overlap must be at least 1")
     if callable(preannotate):
         return
+    if isinstance(preannotate, str) and preannotate.startswith("model:"):
+        from spanbank.model import check
+
+        check(preannotate[len("model:") :])
     records = project_records(corpus)
     if (
         "kind" in records
@@ -334,6 +344,7 @@ class _Batch:
             chunk_size,
         )
         self.todo = selected.iloc[:0]
+        self.select: str | None = None
         self.ids: list | None = None
         self.preds: dict[str, list[dict]] = {}
         self.chunks: list[list[dict]] = []
@@ -343,9 +354,12 @@ class _Batch:
     def pick(self, pushed_ids: set, encoder: ThreadPoolExecutor | None) -> None:
         """Pick the batch leaving out `pushed_ids`; re-plan only when that changed the batch."""
         self.picked = Counter()
-        todo = _pick(
-            self.selected, pushed_ids, self.picked, self.sample, self.seed, self.batch_size
-        )
+        if self.select:
+            todo = self._ordered(pushed_ids)
+        else:
+            todo = _pick(
+                self.selected, pushed_ids, self.picked, self.sample, self.seed, self.batch_size
+            )
         ids = todo["article_id"].tolist()
         if ids == self.ids:
             return
@@ -369,6 +383,19 @@ class _Batch:
         for t, r in zip(tasks, chunk, strict=True):
             t["meta"]["article_id"] = r["article_id"]
         return tasks
+
+    def _ordered(self, pushed_ids) -> pd.DataFrame:
+        """The unpushed articles by --select, at most batch_size."""
+        from spanbank.selection import order_articles
+
+        fresh = _pick(self.selected, pushed_ids, self.picked, None, self.seed, None)
+        mode = self.preannotate if isinstance(self.preannotate, str) else ""
+        model_dir = mode[len("model:") :] if mode.startswith("model:") else None
+        todo = order_articles(self.corpus, fresh, self.select, self.seed, model_dir)
+        if self.batch_size is not None and self.batch_size < len(todo):
+            self.picked["beyond --batch-size"] += len(todo) - self.batch_size
+            todo = todo.iloc[: self.batch_size]
+        return todo
 
     def prefetch(self, encoder: ThreadPoolExecutor, k: int) -> None:
         if k < len(self.chunks):

@@ -1,0 +1,83 @@
+"""Simulate active learning on a corpus's gold: grow the training set by uncertainty vs at random.
+
+Usage: python scripts/learning_curve.py CORPUS [--seed-size 20 --step 20 --rounds 3 --epochs 5]
+Writes docs/learning_curve.png and prints the points as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_model import score  # noqa: E402
+
+from spanbank import model  # noqa: E402
+from spanbank.corpus.store import Corpus  # noqa: E402
+from spanbank.tagger_eval import gold_items  # noqa: E402
+
+LABELS = ["QUOTE", "SPEAKER", "CUE"]
+
+
+def run(items, test, strategy, a, tmp) -> list[tuple[int, float]]:
+    rng = random.Random(a.seed)
+    pool = list(items)
+    rng.shuffle(pool)
+    chosen, pool = pool[: a.seed_size], pool[a.seed_size :]
+    points = []
+    for r in range(a.rounds + 1):
+        out = Path(tmp) / f"{strategy}{r}"
+        model.train(chosen, out, LABELS, seed=a.seed, holdout=0, epochs=a.epochs)
+        nlp, _ = model.load(out)
+        f1 = score(model.predict(nlp, [t[1] for t in test]), test)["QUOTE"]["f1"]
+        points.append((len(chosen), f1))
+        print(strategy, len(chosen), round(f1, 3), flush=True)
+        if r == a.rounds:
+            break
+        if strategy == "uncertain":
+            h = [model.uncertainty(p) for p in model.predict(nlp, [t[1] for t in pool])]
+            order = sorted(range(len(pool)), key=lambda i: -h[i])
+            pool = [pool[i] for i in order]
+        chosen, pool = chosen + pool[: a.step], pool[a.step :]
+    return points
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("corpus")
+    for k, v in (
+        ("--seed-size", 20),
+        ("--step", 20),
+        ("--rounds", 3),
+        ("--epochs", 5),
+        ("--seed", 0),
+    ):
+        ap.add_argument(k, type=int, default=v)
+    ap.add_argument("--test", type=int, default=80)
+    a = ap.parse_args()
+    items = gold_items(Corpus(a.corpus))
+    _, held = model.split_articles([it[0] for it in items], a.test / len(items), a.seed)
+    test = [it for it in items if it[0] in held]
+    train = [it for it in items if it[0] not in held]
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = {s: run(train, test, s, a, tmp) for s in ("random", "uncertain")}
+    print(json.dumps(curves))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, pts in curves.items():
+        plt.plot(*zip(*pts, strict=True), marker="o", label=name)
+    plt.xlabel("annotated articles")
+    plt.ylabel(f"QUOTE F1 (IoU >= 0.5, {len(test)} held-out articles)")
+    plt.legend()
+    plt.savefig(Path(__file__).resolve().parents[1] / "docs" / "learning_curve.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""`spanbank train`: train a span model from the corpus's gold."""
+
+import click
+
+from spanbank.cli._common import Progress, echo_json, errors_as_click
+
+
+@click.command()
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Model directory to write.",
+)
+@click.option("--labels", default=None, help="Comma-separated labels (default QUOTE,SPEAKER,CUE).")
+@click.option(
+    "--gold",
+    default="auto",
+    show_default=True,
+    help="Layer to learn from: auto (gold, else import), or an annotator.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 0.9),
+    default=0.1,
+    show_default=True,
+    help="Share of articles held out.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.pass_obj
+def train(obj, out, labels, gold, seed, holdout, epochs):
+    """Train a spaCy span_finder + spancat model; writes the pipeline and card.json to --out.
+
+    Example:
+
+    \b
+        spanbank train --out models/polnear --seed 1
+    """
+    from spanbank.train import train_from_corpus
+
+    with errors_as_click(), Progress(obj.quiet) as bar:
+        card = train_from_corpus(
+            obj.corpus,
+            out,
+            labels.split(",") if labels else None,
+            gold=gold,
+            seed=seed,
+            holdout=holdout,
+            epochs=epochs,
+            progress=bar.update,
+        )
+    echo_json({k: v for k, v in card.items() if k != "heldout_articles"})

@@ -1,0 +1,34 @@
+"""Which not-yet-pushed articles go first: at random, oldest first, or where the model is least sure."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from spanbank.errors import SpanbankError
+
+MODES = ("random", "oldest", "uncertain")
+
+
+def order_articles(
+    corpus, fresh: pd.DataFrame, mode: str, seed: int, model_dir: str | None
+) -> pd.DataFrame:
+    """`fresh` (rows with article_id) reordered by `mode`; uncertain needs a model directory."""
+    if mode not in MODES:
+        raise SpanbankError(f"--select {mode!r}: choose one of {', '.join(MODES)}")
+    if len(fresh) == 0 or mode == "random":
+        return fresh.sample(frac=1.0, random_state=seed)
+    if mode == "oldest":
+        meta = corpus.read("articles", columns=["article_id", "published_at"]).set_index(
+            "article_id"
+        )
+        when = meta["published_at"].reindex(fresh["article_id"]).to_numpy()
+        return fresh.iloc[pd.Series(when).argsort(kind="stable").to_numpy()]
+    if model_dir is None:
+        raise SpanbankError("--select uncertain needs --preannotate model:DIR (the model to ask)")
+    from spanbank.corpus.articles import attach_rows
+    from spanbank.model import load, predict, uncertainty
+
+    nlp, _ = load(model_dir)
+    texts = attach_rows(corpus, fresh)["text"].fillna("").tolist()
+    scores = [uncertainty(r) for r in predict(nlp, texts)]
+    return fresh.iloc[pd.Series(scores).argsort(kind="stable").to_numpy()[::-1]]

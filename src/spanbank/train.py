@@ -1,0 +1,58 @@
+"""`spanbank train`: choose the training articles and labels from a corpus, then train a model."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from spanbank import model
+from spanbank.corpus.store import Corpus
+from spanbank.errors import SpanbankError
+from spanbank.progress import Event
+from spanbank.tagger_eval import gold_items
+
+DEFAULT_LABELS = ("QUOTE", "SPEAKER", "CUE")
+
+
+def train_from_corpus(
+    corpus: Corpus,
+    out: str | Path,
+    labels: list[str] | None = None,
+    gold: str = "auto",
+    seed: int = 0,
+    holdout: float = 0.1,
+    epochs: int = 5,
+    progress=None,
+) -> dict:
+    """Train on the gold layer (else `gold`, an annotator or import layer); returns the card."""
+    known = set(corpus.schema.labels)
+    labels = list(labels) if labels else [x for x in DEFAULT_LABELS if x in known]
+    bad = [x for x in labels if x not in known]
+    if bad:
+        raise SpanbankError(
+            f"labels not in the schema: {', '.join(bad)} (known: {', '.join(sorted(known))})"
+        )
+    items = gold_items(corpus, gold)
+    arts = corpus.read("articles", columns=["article_id", "language"])
+    langs = Counter(
+        (lang if isinstance(lang, str) and lang else "en").split("-")[0].lower()
+        for aid, lang in zip(arts["article_id"], arts["language"], strict=True)
+        if aid in {it[0] for it in items}
+    )
+    lang = langs.most_common(1)[0][0] if langs else "en"
+
+    def tick(epoch, total, losses):
+        if progress:
+            progress(Event("train", epoch, total))
+
+    card = model.train(
+        items,
+        Path(out),
+        labels,
+        lang=lang,
+        seed=seed,
+        holdout=holdout,
+        epochs=epochs,
+        progress=tick,
+    )
+    return card

@@ -1,0 +1,143 @@
+"""`spanbank train` and the span model: a tiny model trained on the seed gold, its errors."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from spanbank import model
+from spanbank.cli import cli
+from spanbank.tagger_eval import gold_items
+from test_tagger_eval import _seed_corpus
+
+
+def test_train_writes_a_model_that_predicts_spans_and_links(tmp_path):
+    corpus = _seed_corpus(tmp_path)
+    out = tmp_path / "m"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--corpus",
+            str(corpus.path),
+            "train",
+            "--out",
+            str(out),
+            "--epochs",
+            "30",
+            "--holdout",
+            "0",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    card = json.loads(res.output)
+    assert card["labels"] == ["QUOTE", "SPEAKER", "CUE"] and card["train_articles"] == 1
+    nlp, _ = model.load(out)
+    (_, text, gold, _) = gold_items(corpus)[0]
+    pred = model.predict(nlp, [text])[0]
+    labels = {s["label"] for s in pred["spans"]}
+    assert {"QUOTE", "CUE"} <= labels, pred["spans"][:5]
+    assert all(
+        0 <= s["score"] <= 1 and text[s["start"] : s["end"]] == s["text"] for s in pred["spans"]
+    )
+    assert model.uncertainty(pred) >= 0
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    corpus = _seed_corpus(tmp_path)
+    items = gold_items(corpus)
+    texts = [items[0][1]]
+    runs = []
+    for name in ("a", "b"):
+        model.train(items, tmp_path / name, ["QUOTE", "CUE"], seed=3, holdout=0, epochs=3)
+        runs.append(model.predict(model.load(tmp_path / name)[0], texts))
+    assert runs[0] == runs[1]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    corpus = _seed_corpus(tmp_path)
+    run = CliRunner().invoke
+    res = run(
+        cli,
+        [
+            "--corpus",
+            str(corpus.path),
+            "train",
+            "--out",
+            str(tmp_path / "m"),
+            "--labels",
+            "QUOTE,NOPE",
+        ],
+    )
+    assert res.exit_code == 1 and res.output.startswith("Error: labels not in the schema: NOPE")
+    try:
+        model.load(tmp_path)
+    except model.NotAModel as exc:
+        assert "is not a spanbank model" in str(exc)
+    else:
+        raise AssertionError("a plain directory loaded as a model")
+
+
+def test_links_join_a_quote_to_the_nearest_cue_and_its_speaker():
+    spans = [
+        {"span_id": "q", "label": "QUOTE", "start": 0, "end": 20},
+        {"span_id": "c", "label": "CUE", "start": 27, "end": 31},
+        {"span_id": "s", "label": "SPEAKER", "start": 22, "end": 26},
+        {"span_id": "far", "label": "SPEAKER", "start": 900, "end": 905},
+    ]
+    rels = {(r["to_span_id"], r["label"]) for r in model.link(spans)}
+    assert rels == {("c", "cue"), ("s", "said_by")}
+
+
+def test_preannotate_with_a_model_writes_predictions_and_scores_them(tmp_path):
+    import pyarrow.parquet as pq
+
+    corpus = _seed_corpus(tmp_path)
+    model.train(
+        gold_items(corpus), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30
+    )
+    base = ["--corpus", str(corpus.path), "preannotate", "--model", str(tmp_path / "m")]
+    res = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "p.parquet"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(tmp_path / "p.parquet").to_pylist()
+    assert rows and {r["label"] for r in rows} <= {"QUOTE", "SPEAKER", "CUE"}
+    assert json.loads(res.output)["tagger"].startswith("model:")
+    res = CliRunner().invoke(cli, [*base, "--eval", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["articles"] == 0  # nothing held out with --holdout 0
+    res = CliRunner().invoke(cli, [*base[:2], "preannotate", "--model", str(tmp_path), "--eval"])
+    assert res.exit_code == 1 and "is not a spanbank model" in res.output
+
+
+@pytest.mark.labelstudio
+def test_push_sends_model_predictions_for_the_most_uncertain_articles(
+    tmp_path, ls_client, project_name
+):
+    from conftest import make_corpus
+    from spanbank.corpus.articles import selection_frame
+    from spanbank.labelstudio import workflow
+    from spanbank.labelstudio.push import push_batch
+    from spanbank.selection import order_articles
+
+    seed = _seed_corpus(tmp_path)
+    model.train(gold_items(seed), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30)
+    text = gold_items(seed)[0][1]
+    texts = {f"a{i}": text[: 200 * (i + 1)] for i in range(6)}
+    corpus = make_corpus(tmp_path / "c", texts)
+    order = order_articles(
+        corpus, selection_frame(corpus, None), "uncertain", 0, str(tmp_path / "m")
+    )
+    expected = set(order["article_id"].iloc[:2])
+    summary = workflow.run(
+        push_batch(
+            corpus,
+            project_name,
+            client=ls_client,
+            batch_size=2,
+            select="uncertain",
+            preannotate=f"model:{tmp_path / 'm'}",
+        )
+    )
+    assert summary["pushed"] == 2 and summary["predictions"] > 0
+    pushed = set(corpus.read("tasks")["article_id"])
+    assert pushed == expected
+    assert expected != {"a0", "a1"}  # not simply table order: the long texts are less certain
