@@ -62,11 +62,8 @@ def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
 
 
 def article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Articles table batches in file order (deterministic), reading only `columns`."""
-    for f in corpus.table_files("articles"):
-        pf = pq.ParquetFile(f)
-        cols = [c for c in columns if c in pf.schema_arrow.names]
-        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
+    """Articles table batches in append order (deterministic), reading only `columns`."""
+    return corpus.iter_batches("articles", columns, batch_size)
 
 
 def article_chunks(

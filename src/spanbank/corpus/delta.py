@@ -254,12 +254,14 @@ def rel(path: Path, file: Path) -> str:
     return os.path.relpath(file, path)
 
 
-def iter_file_batches(files: list[Path], columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """Batches of `files` in order, reading only `columns` a file has, a row group at a time."""
+def iter_file_batches(
+    files: list[Path], columns: list[str], batch_size: int = ROW_GROUP_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Batches of `files` in order, reading only the `columns` a file has."""
     for f in files:
         pf = pq.ParquetFile(f)
         cols = [c for c in columns if c in pf.schema_arrow.names]
-        yield from pf.iter_batches(batch_size=ROW_GROUP_ROWS, columns=cols, use_threads=False)
+        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -167,12 +167,6 @@ def _read_legacy(name: str, path: Path) -> pa.Table:
     if name in TABLES:
         return to_arrow(name, table)
     declared = EXTRA_TABLES.get(name) or ON_DEMAND_TABLES[name]
-    cols = [
-        table.column(f.name).cast(f.type)
-        if f.name in table.column_names
-        else pa.nulls(table.num_rows, f.type)
-        for f in declared
-    ]
-    extra = [c for c in table.column_names if c not in declared.names]
-    fields = list(declared) + [table.schema.field(c) for c in extra]
-    return pa.Table.from_arrays(cols + [table.column(c) for c in extra], schema=pa.schema(fields))
+    extra = [table.schema.field(c) for c in table.column_names if c not in declared.names]
+    schema = pa.schema(list(declared) + extra)
+    return delta.read_conform(table, schema, schema.names)

@@ -268,9 +268,11 @@ class Corpus:
         that hold them."""
         return delta.take(self.table_files(name), self.stored_schema(name), rows, columns)
 
-    def iter_batches(self, name: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        """A table's rows in append order, a row group at a time (memory: one group)."""
-        return delta.iter_file_batches(self.table_files(name), columns)
+    def iter_batches(
+        self, name: str, columns: list[str], batch_size: int = delta.ROW_GROUP_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """A table's rows in append order, a batch at a time (memory: one batch)."""
+        return delta.iter_file_batches(self.table_files(name), columns, batch_size)
 
     def latest_annotations(self, project: str | None = None, origins=HUMAN_ORIGINS) -> pd.DataFrame:
         """Current annotations: not superseded, not deleted, not skipped, of the given origins."""
