@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from spanbank import model
 from spanbank.cli import cli
+from spanbank.spans import fragment_list, joined_text
 from spanbank.tagger_eval import gold_items
 from test_tagger_eval import _seed_corpus
 
@@ -23,7 +24,7 @@ def test_train_writes_a_model_that_predicts_spans_and_links(tmp_path):
             "--out",
             str(out),
             "--epochs",
-            "30",
+            "80",
             "--holdout",
             "0",
         ],
@@ -31,15 +32,24 @@ def test_train_writes_a_model_that_predicts_spans_and_links(tmp_path):
     assert res.exit_code == 0, res.output
     card = json.loads(res.output)
     assert card["labels"] == ["QUOTE", "SPEAKER", "CUE"] and card["train_articles"] == 1
+    assert card["data"]["corpus_commit"] == corpus.commit and card["data"]["articles"] == 1
     nlp, _ = model.load(out)
     (_, text, gold, _) = gold_items(corpus)[0]
     pred = model.predict(nlp, [text])[0]
     labels = {s["label"] for s in pred["spans"]}
     assert {"QUOTE", "CUE"} <= labels, pred["spans"][:5]
     assert all(
-        0 <= s["score"] <= 1 and text[s["start"] : s["end"]] == s["text"] for s in pred["spans"]
+        0 <= s["score"] <= 1
+        and joined_text(text, fragment_list(s["start"], s["end"], s["fragments"])) == s["text"]
+        for s in pred["spans"]
     )
     assert model.uncertainty(pred) >= 0
+    # the scores come from our own stepping of the parser: its entities are spaCy's own
+    docs = [nlp.make_doc(text)]
+    model._parse(nlp.get_pipe("ner0"), docs)
+    assert [(e.start, e.end, e.label_) for e in docs[0].ents] == [
+        (e.start, e.end, e.label_) for e in nlp.get_pipe("ner0")(nlp.make_doc(text)).ents
+    ]
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path):
@@ -93,7 +103,7 @@ def test_preannotate_with_a_model_writes_predictions_and_scores_them(tmp_path):
 
     corpus = _seed_corpus(tmp_path)
     model.train(
-        gold_items(corpus), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30
+        gold_items(corpus), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=80
     )
     base = ["--corpus", str(corpus.path), "preannotate", "--model", str(tmp_path / "m")]
     res = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "p.parquet"), "--json"])
@@ -119,7 +129,7 @@ def test_push_sends_model_predictions_for_the_most_uncertain_articles(
     from spanbank.selection import order_articles
 
     seed = _seed_corpus(tmp_path)
-    model.train(gold_items(seed), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30)
+    model.train(gold_items(seed), tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=80)
     text = gold_items(seed)[0][1]
     texts = {f"a{i}": text[: 200 * (i + 1)] for i in range(6)}
     corpus = make_corpus(tmp_path / "c", texts)
@@ -141,3 +151,68 @@ def test_push_sends_model_predictions_for_the_most_uncertain_articles(
     pushed = set(corpus.read("tasks")["article_id"])
     assert pushed == expected
     assert expected != {"a0", "a1"}  # not simply table order: the long texts are less certain
+
+
+def test_a_quote_split_by_its_attribution_is_joined_into_one_quote_with_two_fragments():
+    text = "“We will win,” she said, “and soon.” Then rain."
+    a, b = text.index("“and"), text.index("soon.”") + len("soon.”")
+    spans = [
+        {"label": "QUOTE", "start": 0, "end": 14, "score": 0.9},
+        {"label": "SPEAKER", "start": 15, "end": 18, "score": 0.8},
+        {"label": "CUE", "start": 19, "end": 23, "score": 0.7},
+        {"label": "QUOTE", "start": a, "end": b, "score": 0.5},
+    ]
+    out = model._result(text, [dict(s) for s in spans])
+    quotes = [s for s in out["spans"] if s["label"] == "QUOTE"]
+    assert len(quotes) == 1
+    q = quotes[0]
+    assert q["fragments"] == [{"start": 0, "end": 14}, {"start": a, "end": b}]
+    assert (q["start"], q["end"], q["score"]) == (0, b, 0.7)
+    assert q["attributes"] == {"type": "direct"}
+    rels = {(r["to_span_id"], r["label"]) for r in out["relations"]}
+    ids = {s["label"]: s["span_id"] for s in out["spans"]}
+    assert rels == {(ids["SPEAKER"], "said_by"), (ids["CUE"], "cue")}
+    # words between two quotes keep them apart
+    far = model._result(text, [dict(spans[0]), {**spans[3], "start": b + 1, "end": b + 5}])
+    assert sum(s["label"] == "QUOTE" for s in far["spans"]) == 2
+
+
+def test_nested_gold_is_dealt_to_layers_and_learned(tmp_path):
+    assert model.layers([(0, 10, "QUOTE"), (2, 4, "SPEAKER"), (3, 4, "CUE"), (12, 13, "CUE")]) == [
+        [(0, 10, "QUOTE"), (12, 13, "CUE")],
+        [(2, 4, "SPEAKER")],
+        [(3, 4, "CUE")],
+    ]
+    names = ["Ann Lee", "Bo Chan", "Cy Diaz", "Di Evans", "Ed Fox", "Flo Gray"]
+    items = []
+    for i, name in enumerate(names):
+        text = f"Voters said {name} will win the seat. The vote is on day {i + 1}."
+        q0 = text.index(name)
+        q1 = text.index(" The") - 1
+        items.append(
+            (
+                f"a{i}",
+                text,
+                [
+                    {"label": "QUOTE", "start": q0, "end": q1},
+                    {"label": "SPEAKER", "start": q0, "end": q0 + len(name)},
+                    {"label": "CUE", "start": 7, "end": 11},
+                ],
+                [],
+            )
+        )
+    card = model.train(items, tmp_path / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=40)
+    assert card["layers"] == 2 and card["gold_spans_not_learned"] == 0
+    nlp, _ = model.load(tmp_path / "m")
+    for (_, text, gold, _), pred in zip(
+        items, model.predict(nlp, [it[1] for it in items]), strict=True
+    ):
+        got = {(s["label"], s["start"], s["end"]) for s in pred["spans"]}
+        assert {(g["label"], g["start"], g["end"]) for g in gold} <= got, (text, got)
+
+
+def test_a_model_of_an_older_kind_is_refused_in_one_line(tmp_path):
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "card.json").write_text('{"kind": "spanbank-spancat-1"}')
+    with pytest.raises(model.NotAModel, match="spanbank-spancat-1 model.*train it again"):
+        model.load(tmp_path)

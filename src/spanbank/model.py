@@ -1,20 +1,31 @@
-"""A spaCy span model (span_finder + spancat) trained from the corpus's gold, and its predictions."""
+"""A spaCy span model trained from the corpus's gold, and its predictions.
+
+One transition-based entity recognizer (spaCy's `ner`) per layer: spans that overlap a span
+of an earlier layer go to the next one, so nested and overlapping gold is learned too. A
+discontinuous span is learned as its fragments and re-joined after prediction.
+"""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from pathlib import Path
 
-from spanbank.errors import SpanbankError
+import numpy as np
 
-CAND = "cand"  # doc.spans key of span_finder's candidates
-KEY = "sc"  # doc.spans key of spancat's labelled spans
+from spanbank.errors import SpanbankError
+from spanbank.spans import fragment_list, span_fields
+
 CARD = "card.json"
+KIND = "spanbank-ner-2"
+MAX_LAYERS = 3
 _QMARKS = "\"“”„«»'‘’"
 _CUE_GAP = 150  # characters between a quote and its cue, at most
 _SPEAKER_GAP = 60  # characters between a cue and its speaker, at most
+_JOINABLE = re.compile(r"[\s\W]*")  # what may separate two fragments of one quote, besides a cue
+_BATCH = 64
 
 
 class NotAModel(SpanbankError):
@@ -29,88 +40,98 @@ def split_articles(ids: list[str], holdout: float, seed: int) -> tuple[set, set]
     return set(order[n:]), set(order[:n])
 
 
-def _doc(nlp, text: str, spans: list[dict], labels: set, key: str):
-    doc = nlp.make_doc(text)
-    out = []
+def _token_spans(doc, spans: list[dict], labels: set) -> list[tuple[int, int, str]]:
+    """Gold spans (their fragments) as token ranges, trimmed of whitespace tokens."""
+    out = set()
     for s in spans:
         if s["label"] not in labels:
             continue
-        sp = doc.char_span(s["start"], s["end"], label=s["label"], alignment_mode="expand")
-        if sp is not None:
-            out.append(sp)
-    doc.spans[key] = out
-    return doc
+        for a, b in fragment_list(s["start"], s["end"], s.get("fragments")):
+            sp = doc.char_span(a, b, alignment_mode="expand")
+            if sp is None:
+                continue
+            i, j = sp.start, sp.end
+            while i < j and doc[i].is_space:
+                i += 1
+            while j > i and doc[j - 1].is_space:
+                j -= 1
+            if i < j:
+                out.add((i, j, s["label"]))
+    return sorted(out, key=lambda t: (t[0], -t[1], t[2]))
 
 
-def _example(nlp, text: str, spans: list[dict], labels: set, rng: random.Random):
-    """A training Example; the predicted doc's candidates are the gold spans plus near misses,
-    so spancat learns from the first step what span_finder learns alongside."""
+def layers(tspans: list[tuple[int, int, str]], n: int = MAX_LAYERS) -> list[list[tuple]]:
+    """Spans dealt to `n` layers: each to the first layer where it overlaps nothing (else dropped)."""
+    out: list[list[tuple]] = [[] for _ in range(n)]
+    for s in tspans:
+        for layer in out:
+            if all(s[1] <= t[0] or t[1] <= s[0] for t in layer):
+                layer.append(s)
+                break
+    return out
+
+
+def _examples(nlp, items, labels: set) -> tuple[list[list], int]:
+    """Per layer, the training Examples (reference ents = that layer's spans); spans dropped."""
+    from spacy.tokens import Span
     from spacy.training import Example
 
-    ref = _doc(nlp, text, spans, labels, KEY)
-    ref.spans[CAND] = list(ref.spans[KEY])
-    pred = nlp.make_doc(text)
-    n = len(pred)
-    cands = {(s.start, s.end) for s in ref.spans[KEY]}
-    for s, e in list(cands):
-        for d in (-2, -1, 1, 2):
-            if 0 <= s + d < e <= n:
-                cands.add((s + d, e))
-            if s < e + d <= n:
-                cands.add((s, e + d))
-    for _ in range(max(3, len(cands) // 2)):
-        if n < 2:
-            break
-        s = rng.randrange(n - 1)
-        cands.add((s, min(n, s + rng.randint(1, 12))))
-    pred.spans[CAND] = [pred[s:e] for s, e in sorted(cands)]
-    return Example(pred, ref)
+    per_layer: list[list] = [[] for _ in range(MAX_LAYERS)]
+    dropped = 0
+    for it in items:
+        text, spans = it[1], it[2]
+        doc = nlp.make_doc(text)
+        ts = _token_spans(doc, spans, labels)
+        dealt = layers(ts)
+        dropped += len(ts) - sum(map(len, dealt))
+        for k, layer in enumerate(dealt):
+            if k and not layer:
+                continue
+            ref = nlp.make_doc(text)
+            ref.ents = [Span(ref, a, b, label=lab) for a, b, lab in sorted(layer)]
+            per_layer[k].append(Example(nlp.make_doc(text), ref))
+    n = max(1, sum(1 for k, exs in enumerate(per_layer) if exs and (k == 0 or _any_ents(exs))))
+    return per_layer[:n], dropped
 
 
-def build_pipeline(lang: str, labels: list[str], width: int = 64, depth: int = 2):
-    """A blank pipeline: span_finder proposes spans, spancat labels them (each its own tok2vec)."""
+def _any_ents(exs) -> bool:
+    return any(len(e.reference.ents) for e in exs)
+
+
+def build_pipeline(
+    lang: str, labels: list[str], n_layers: int = 1, width: int = 96, depth: int = 4
+):
+    """A blank pipeline with one `ner` per layer, each with its own CNN tok2vec."""
     import spacy
 
     nlp = spacy.blank(lang)
-    t2v = {
-        "@architectures": "spacy.HashEmbedCNN.v2",
-        "width": width,
-        "depth": depth,
-        "embed_size": 2000,
-        "window_size": 1,
-        "maxout_pieces": 3,
-        "subword_features": True,
-        "pretrained_vectors": None,
-    }
-    nlp.add_pipe(
-        "span_finder",
-        config={
-            "spans_key": CAND,
-            "max_length": None,
-            "threshold": 0.3,
-            "model": {
-                "@architectures": "spacy.SpanFinder.v1",
-                "tok2vec": t2v,
-                "scorer": {"@layers": "spacy.LinearLogistic.v1", "nO": 2},
+    for k in range(n_layers):
+        ner = nlp.add_pipe(
+            "ner",
+            name=f"ner{k}",
+            config={
+                "model": {
+                    "@architectures": "spacy.TransitionBasedParser.v2",
+                    "state_type": "ner",
+                    "extra_state_tokens": False,
+                    "hidden_width": 64,
+                    "maxout_pieces": 2,
+                    "use_upper": True,
+                    "tok2vec": {
+                        "@architectures": "spacy.HashEmbedCNN.v2",
+                        "width": width,
+                        "depth": depth,
+                        "embed_size": 2000,
+                        "window_size": 1,
+                        "maxout_pieces": 3,
+                        "subword_features": True,
+                        "pretrained_vectors": None,
+                    },
+                }
             },
-        },
-    )
-    sc = nlp.add_pipe(
-        "spancat",
-        config={
-            "spans_key": KEY,
-            "threshold": 0.5,
-            "suggester": {"@misc": "spacy.preset_spans_suggester.v1", "spans_key": CAND},
-            "model": {
-                "@architectures": "spacy.SpanCategorizer.v1",
-                "tok2vec": t2v,
-                "reducer": {"@layers": "spacy.mean_max_reducer.v1", "hidden_size": 128},
-                "scorer": {"@layers": "spacy.LinearLogistic.v1"},
-            },
-        },
-    )
-    for lab in labels:
-        sc.add_label(lab)
+        )
+        for lab in labels:
+            ner.add_label(lab)
     return nlp
 
 
@@ -123,9 +144,10 @@ def train(
     holdout: float = 0.1,
     epochs: int = 10,
     progress=None,
+    data: dict | None = None,
 ) -> dict:
     """Train on items (article_id, text, spans, relations) outside the held-out split; save the
-    pipeline and a model card in `out`; returns the card."""
+    pipeline and a model card (data version, labels, held-out scores) in `out`; returns the card."""
     from spacy.util import fix_random_seed, minibatch
 
     if not items:
@@ -133,34 +155,50 @@ def train(
     fix_random_seed(seed)
     rng = random.Random(seed)
     train_ids, held = split_articles([it[0] for it in items], holdout, seed)
-    nlp = build_pipeline(lang, labels)
-    lab = set(labels)
-    exs = [_example(nlp, it[1], it[2], lab, rng) for it in items if it[0] in train_ids]
+    probe = build_pipeline(lang, labels)
+    per_layer, dropped = _examples(probe, [it for it in items if it[0] in train_ids], set(labels))
+    nlp = build_pipeline(lang, labels, n_layers=len(per_layer))
+    names = nlp.pipe_names
     t0 = time.perf_counter()
-    opt = nlp.initialize(lambda: exs)
+    opt = nlp.initialize(lambda: [e for exs in per_layer for e in exs])
     for epoch in range(epochs):
-        rng.shuffle(exs)
         losses: dict = {}
-        for batch in minibatch(exs, size=8):
-            nlp.update(batch, sgd=opt, losses=losses, drop=0.1)
+        for name, exs in zip(names, per_layer, strict=True):
+            rng.shuffle(exs)
+            others = [n for n in names if n != name]
+            for batch in minibatch(exs, size=8):
+                nlp.update(batch, sgd=opt, losses=losses, drop=0.1, exclude=others)
         if progress:
             progress(epoch + 1, epochs, losses)
     seconds = time.perf_counter() - t0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(out / "pipeline")
+    held_items = [it for it in items if it[0] in held]
     card = {
-        "kind": "spanbank-spancat-1",
+        "kind": KIND,
         "labels": labels,
         "lang": lang,
         "seed": seed,
         "epochs": epochs,
+        "layers": len(per_layer),
+        "data": data or {},
         "train_articles": len(train_ids),
-        "heldout_articles": sorted(held),
+        "gold_spans_not_learned": dropped,
         "train_seconds": round(seconds, 1),
+        "heldout_scores": heldout_scores(nlp, held_items) if held_items else {},
+        "heldout_articles": sorted(held),
     }
     (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
     return card
+
+
+def heldout_scores(nlp, held: list[tuple]) -> dict:
+    """IoU >= 0.5 P/R/F1 per label and link type over the held-out articles."""
+    from spanbank.tagger_eval import score_items
+
+    preds = predict(nlp, [it[1] for it in held])
+    return score_items(preds, held)["overlap"]
 
 
 def check(path: str | Path) -> Path:
@@ -170,6 +208,9 @@ def check(path: str | Path) -> Path:
         raise NotAModel(
             f"{path} is not a spanbank model (no {CARD}); train one with spanbank train"
         )
+    kind = json.loads((path / CARD).read_text()).get("kind")
+    if kind != KIND:
+        raise NotAModel(f"{path} is a {kind} model; this spanbank reads {KIND}: train it again")
     return path
 
 
@@ -208,69 +249,129 @@ def link(spans: list[dict]) -> list[dict]:
     return rels
 
 
-def _result(doc) -> dict:
-    spans = []
-    scores = doc.spans[KEY].attrs.get("scores")
-    for i, sp in enumerate(doc.spans[KEY]):
-        s = {
-            "span_id": f"m{i + 1}",
-            "label": sp.label_,
-            "start": sp.start_char,
-            "end": sp.end_char,
-            "text": sp.text,
-            "score": float(scores[i]) if scores is not None else 1.0,
-            "attributes": {},
-            "fragments": None,
-        }
-        if sp.label_ == "QUOTE":
-            s["attributes"] = {"type": "direct" if sp.text[:1] in _QMARKS else "indirect"}
-        spans.append(s)
-    spans = _suppress(spans)
-    spans.sort(key=lambda s: (s["start"], s["end"], s["label"]))
-    return {"spans": spans, "relations": link(spans)}
+def _parse(ner, docs) -> list[np.ndarray]:
+    """Run one `ner` on docs (setting doc.ents, as ner(doc) would) and return, per doc, the
+    probability of the move taken at each token (softmax over the moves' scores)."""
+    batch = ner.moves.init_batch(docs)
+    step = ner.model.predict(docs)
+    todo = [s for s in batch if not s.is_final()]
+    conf: list[list[float]] = [[] for _ in docs]
+    index = {id(s): i for i, s in enumerate(batch)}
+    while todo:
+        scores = np.ascontiguousarray(step.predict(todo), dtype="float32")
+        z = np.exp(scores - scores.max(1, keepdims=True))
+        p = z / z.sum(1, keepdims=True)
+        rows = [index[id(s)] for s in todo]
+        todo = ner.transition_states(todo, scores)
+        taken = p.max(1)
+        for r, c in zip(rows, taken, strict=True):
+            conf[r].append(float(c))
+    step.clear_memory()
+    ner.set_annotations(docs, batch)
+    return [np.asarray(c) for c in conf]
 
 
-def _suppress(spans: list[dict]) -> list[dict]:
-    """Per label, keep the best-scored of spans that overlap (spancat scores every candidate)."""
-    kept: list[dict] = []
-    for s in sorted(spans, key=lambda s: -s["score"]):
-        if not any(
-            k["label"] == s["label"]
-            and _gap(k, s) == 0
-            and k["start"] < s["end"]
-            and s["start"] < k["end"]
-            for k in kept
-        ):
-            kept.append(s)
-    return kept
+def _spans(doc, conf: np.ndarray) -> list[dict]:
+    """The doc's entities as span dicts, each scored by the mean probability of its moves."""
+    out = []
+    for e in doc.ents:
+        c = conf[e.start : e.end] if len(conf) >= e.end else conf
+        out.append(
+            {
+                "label": e.label_,
+                "start": e.start_char,
+                "end": e.end_char,
+                "score": round(float(c.mean()) if len(c) else 1.0, 4),
+            }
+        )
+    return out
 
 
-def predict(nlp, texts, batch_size: int = 32) -> list[dict]:
-    """{spans, relations} per text, as the rule tagger returns them."""
-    return [_result(doc) for doc in nlp.pipe(texts, batch_size=batch_size)]
+def join_fragments(text: str, spans: list[dict]) -> list[dict]:
+    """Join consecutive QUOTE pieces separated only by punctuation, spaces and a cue or speaker
+    (“A,” he said, “B.”) into one QUOTE with fragments."""
+    others = [s for s in spans if s["label"] != "QUOTE"]
+    quotes = sorted((s for s in spans if s["label"] == "QUOTE"), key=lambda s: s["start"])
+    joined: list[dict] = []
+    for q in quotes:
+        prev = joined[-1] if joined else None
+        if prev is not None and q["start"] >= prev["end"]:
+            inside = [o for o in others if prev["end"] <= o["start"] and o["end"] <= q["start"]]
+            rest = text[prev["end"] : q["start"]]
+            for o in sorted(inside, key=lambda o: -o["start"]):
+                rest = rest[: o["start"] - prev["end"]] + " " + rest[o["end"] - prev["end"] :]
+            has_cue = any(o["label"] == "CUE" for o in inside)
+            if _JOINABLE.fullmatch(rest) and (has_cue or len(rest) <= 3):
+                prev["parts"].append((q["start"], q["end"]))
+                prev["scores"].append(q["score"])
+                prev["end"] = q["end"]
+                continue
+        joined.append({**q, "parts": [(q["start"], q["end"])], "scores": [q["score"]]})
+    for q in joined:
+        q["score"] = round(float(np.mean(q.pop("scores"))), 4)
+    return others + joined
+
+
+def _result(text: str, spans: list[dict]) -> dict:
+    out = []
+    for s in join_fragments(text, spans):
+        parts = s.pop("parts", [(s["start"], s["end"])])
+        row = {**s, **span_fields(text, parts), "attributes": {}}
+        if row["label"] == "QUOTE":
+            row["attributes"] = {"type": quote_type(row["text"])}
+        out.append(row)
+    out.sort(key=lambda s: (s["start"], s["end"], s["label"]))
+    for i, s in enumerate(out):
+        s["span_id"] = f"m{i + 1}"
+    return {"spans": out, "relations": link(out)}
+
+
+def quote_type(text: str) -> str:
+    """direct when the quote opens or closes with a quote mark, else indirect."""
+    t = text.strip()
+    return "direct" if t[:1] in _QMARKS or t[-1:] in _QMARKS else "indirect"
+
+
+def predict(nlp, texts) -> list[dict]:
+    """{spans, relations} per text, as the rule tagger returns them; each span has a score."""
+    texts = list(texts)
+    out = []
+    for i in range(0, len(texts), _BATCH):
+        chunk = texts[i : i + _BATCH]
+        docs = [nlp.make_doc(t) for t in chunk]
+        found: list[list[dict]] = [[] for _ in docs]
+        doubt = [0.0] * len(docs)
+        for name in nlp.pipe_names:
+            confs = _parse(nlp.get_pipe(name), docs)
+            for k, (doc, conf) in enumerate(zip(docs, confs, strict=True)):
+                found[k].extend(_spans(doc, conf))
+                doubt[k] += float((1.0 - conf).sum())
+                doc.ents = ()
+        for t, f, d in zip(chunk, found, doubt, strict=True):
+            out.append({**_result(t, f), "uncertainty": round(d, 4)})
+    return out
 
 
 def uncertainty(result: dict) -> float:
-    """Summed binary entropy of the span scores: high when the model hesitates often."""
-    import math
-
-    h = 0.0
-    for s in result["spans"]:
-        p = min(max(s["score"], 1e-6), 1 - 1e-6)
-        h -= p * math.log(p) + (1 - p) * math.log(1 - p)
-    return h
+    """How unsure the model was of an article: 1 - p(move taken), summed over its tokens."""
+    return result["uncertainty"]
 
 
 _LOADED: dict = {}
 
 
+def loaded(model_dir: str):
+    """The pipeline of a model directory, loaded once per process."""
+    if model_dir not in _LOADED:
+        _LOADED[model_dir] = load(model_dir)[0]
+    return _LOADED[model_dir]
+
+
 def tagger(model_dir: str | None):
-    """text -> {spans, relations}: the rule tagger (None or "rules") or a model, loaded once per process."""
+    """text -> {spans, relations}: the rule tagger (None or "rules") or a model."""
     if model_dir in (None, "rules"):
         from spanbank.preannotate import preannotate
 
         return preannotate
-    if model_dir not in _LOADED:
-        _LOADED[model_dir] = load(model_dir)[0]
-    nlp = _LOADED[model_dir]
+    nlp = loaded(model_dir)
     return lambda text: predict(nlp, [text])[0]

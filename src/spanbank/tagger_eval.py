@@ -16,15 +16,29 @@ from spanbank.schema import parse_attributes
 BATCH = 200  # articles per part sent to a worker
 
 
-def _score_part(part: list[tuple], model_dir: str | None = None) -> dict:
-    """Tag each (text, gold spans, gold relations) and sum tp / predicted / gold per mode and key."""
-    from spanbank.model import tagger
+def typed_quotes(text: str, spans: list[dict]) -> list[dict]:
+    """Spans whose QUOTEs all carry a type: one without gets it from its text (quote marks)."""
+    from spanbank.model import quote_type
 
-    preannotate = tagger(model_dir)
+    out = []
+    for s in spans:
+        attrs = s.get("attributes") or {}
+        if s["label"] == "QUOTE" and not attrs.get("type"):
+            s = {**s, "attributes": {**attrs, "type": quote_type(text[s["start"] : s["end"]])}}
+        out.append(s)
+    return out
+
+
+def count_part(preds: list[dict], part: list[tuple]) -> dict:
+    """tp / predicted / gold per mode and key, summed over (text, gold spans, gold relations)."""
     totals: dict = {"exact": {}, "overlap": {}}
-    for text, gold_spans, gold_rels in part:
-        pred = preannotate(text)
-        res = evaluate(pred["spans"], gold_spans, pred["relations"], gold_rels)
+    for pred, (text, gold_spans, gold_rels) in zip(preds, part, strict=True):
+        res = evaluate(
+            typed_quotes(text, pred["spans"]),
+            typed_quotes(text, gold_spans),
+            pred["relations"],
+            gold_rels,
+        )
         for mode, per in res.items():
             for key, v in per.items():
                 t = totals[mode].setdefault(key, [0, 0, 0])
@@ -32,6 +46,24 @@ def _score_part(part: list[tuple], model_dir: str | None = None) -> dict:
                 t[1] += v["n_pred"]
                 t[2] += v["n_gold"]
     return totals
+
+
+def score_items(preds: list[dict], items: list[tuple]) -> dict:
+    """P/R/F1 per mode and key of predictions against items (article_id, text, spans, relations)."""
+    totals = count_part(preds, [it[1:] for it in items])
+    return {mode: {key: prf(*t) for key, t in sorted(per.items())} for mode, per in totals.items()}
+
+
+def _score_part(part: list[tuple], model_dir: str | None = None) -> dict:
+    """Tag each (text, gold spans, gold relations) and count it against its gold."""
+    from spanbank.model import loaded, predict, tagger
+
+    if model_dir in (None, "rules"):
+        tag = tagger(model_dir)
+        preds = [tag(text) for text, _, _ in part]
+    else:
+        preds = predict(loaded(model_dir), [text for text, _, _ in part])
+    return count_part(preds, part)
 
 
 def gold_items(corpus: Corpus, gold: str = "auto", project: str | None = None) -> list[tuple]:

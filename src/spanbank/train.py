@@ -12,6 +12,7 @@ from spanbank.progress import Event
 from spanbank.tagger_eval import gold_items
 
 DEFAULT_LABELS = ("QUOTE", "SPEAKER", "CUE")
+EPOCHS = 8
 
 
 def train_from_corpus(
@@ -21,7 +22,7 @@ def train_from_corpus(
     gold: str = "auto",
     seed: int = 0,
     holdout: float = 0.1,
-    epochs: int = 5,
+    epochs: int = EPOCHS,
     progress=None,
 ) -> dict:
     """Train on the gold layer (else `gold`, an annotator or import layer); returns the card."""
@@ -54,5 +55,6 @@ def train_from_corpus(
         holdout=holdout,
         epochs=epochs,
         progress=tick,
+        data={"corpus_commit": corpus.commit, "gold": gold, "articles": len(items)},
     )
     return card

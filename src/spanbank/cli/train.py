@@ -3,6 +3,7 @@
 import click
 
 from spanbank.cli._common import Progress, echo_json, errors_as_click
+from spanbank.train import EPOCHS
 
 
 @click.command()
@@ -28,10 +29,12 @@ from spanbank.cli._common import Progress, echo_json, errors_as_click
     show_default=True,
     help="Share of articles held out.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=EPOCHS, show_default=True)
 @click.pass_obj
 def train(obj, out, labels, gold, seed, holdout, epochs):
-    """Train a spaCy span_finder + spancat model; writes the pipeline and card.json to --out.
+    """Train a spaCy entity-recognizer model; writes the pipeline and card.json to --out.
+
+    The card holds the corpus commit trained from, the labels and the held-out scores.
 
     Example:
 
