@@ -214,7 +214,6 @@ RULES: dict[str, Rules] = {lang: _rules(lang) for lang in _lexicon_languages()}
 LANGUAGES = frozenset(RULES)  # the languages the rule tagger knows; others get no predictions
 DEFAULT_LANGUAGE = "en"
 REPORTING_VERBS = RULES["en"].verbs
-SOURCE_AFTER = tuple(e for line in _read_lexicon("en")["source_after"] for e in line)
 
 
 def language_code(language) -> str:
