@@ -72,15 +72,17 @@ def article_tagger(model_dir: str | None = None):
     """(text, language) -> ({spans, relations}, why it has no spans or None): the rule tagger
     in the article's language, or the model in `model_dir` for articles in its language."""
     from spanbank.model import tagger
+    from spanbank.preannotate import preannotate
 
-    tag, model_lang = tagger(model_dir), model_language(model_dir)
+    model_lang = model_language(model_dir)
+    model = None if model_lang is None else tagger(model_dir)
 
     def run(text, language) -> tuple[dict, str | None]:
         why = skip_reason(language, model_lang)
         if why is not None:
             return {"spans": [], "relations": []}, why
         text = text if isinstance(text, str) else ""
-        out = tag(text, language) if model_lang is None else tag(text)
+        out = preannotate(text, language) if model is None else model(text)
         return out, None if out["spans"] else NOTHING_FOUND
 
     return run
