@@ -1,5 +1,6 @@
 """`spanbank preannotate --out`: the rule tagger's predictions for a selection, one row per span,
-readable by `push --preannotate FILE`; articles without rules for their language are counted."""
+readable by `push --preannotate FILE`; articles that get none are counted by reason (no rules
+for their language, a model for another language, nothing found)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,24 @@ from conftest import article_rows
 from spanbank.cli import cli
 from spanbank.corpus import Corpus
 from spanbank.preannotate import preannotate
+from spanbank.predict import model_language, skip_reason
 
 TEXTS = {
     "en1": "“Trains will run on Monday,” the minister said. Unions disagreed.",
     "en2": "The mayor said that the bridge would reopen in May.",
     "de1": "„Die Züge fahren am Montag“, sagte die Ministerin.",
+    "fr1": "« Les trains rouleront lundi », a déclaré la ministre.",
+    "xx1": "“Trains will run on Monday,” the minister said.",
     "none": "A headline without speech",
 }
+LANGUAGE = {"de1": "de-DE", "fr1": "fr", "xx1": "xx"}
 
 
 def _corpus(tmp_path) -> Corpus:
     corpus = Corpus.init(tmp_path / "c")
     rows = article_rows(TEXTS)
     for r in rows:
-        r["language"] = "de" if r["article_id"] == "de1" else "en"
+        r["language"] = LANGUAGE.get(r["article_id"], "en")
         r["source"] = "wire" if r["article_id"].startswith("en") else "local"
     with corpus.writer() as w:
         w.append("articles", rows)
@@ -43,11 +48,12 @@ def test_predictions_file_holds_every_span_with_its_links(tmp_path):
     res = _run(corpus, "--out", out, "--json")
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
-    assert summary["articles"] == 4
-    assert summary["without_predictions"] == {"no rules for language 'de'": 1, "nothing found": 1}
+    assert summary["articles"] == 6
+    assert summary["without_predictions"] == {"no rules for language 'xx'": 1, "nothing found": 1}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    for aid in ("en1", "en2"):
-        want = preannotate(TEXTS[aid])
+    assert {r["article_id"] for r in rows} == {"en1", "en2", "de1", "fr1"}
+    for aid in ("en1", "en2", "de1", "fr1"):
+        want = preannotate(TEXTS[aid], LANGUAGE.get(aid, "en"))
         got = [r for r in rows if r["article_id"] == aid]
         assert [(r["label"], r["start"], r["end"]) for r in got] == [
             (s["label"], s["start"], s["end"]) for s in want["spans"]
@@ -83,3 +89,33 @@ def test_bad_requests_are_one_line_and_write_nothing(tmp_path):
         res = _run(corpus, *args)
         assert res.exit_code != 0 and msg in res.output, (args, res.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def test_skip_reasons():
+    assert skip_reason("de-DE") is None and skip_reason(None) is None
+    assert skip_reason("pt_BR") == "no rules for language 'pt'"
+    assert skip_reason("en", "en") is None
+    assert skip_reason("de", "en") == "model is for 'en', article is 'de'"
+    assert skip_reason("xx", "en") == "model is for 'en', article is 'xx'"
+
+
+def test_a_model_tags_only_articles_in_its_language(tmp_path):
+    from spanbank import model
+    from spanbank.tagger_eval import gold_items
+    from test_tagger_eval import _seed_corpus
+
+    items = gold_items(_seed_corpus(tmp_path / "seed"))
+    card = model.train(items, tmp_path / "m", ["QUOTE", "CUE"], lang="en", holdout=0, epochs=2)
+    assert card["lang"] == "en"
+    assert model_language(str(tmp_path / "m")) == "en" and model_language(None) is None
+    corpus = _corpus(tmp_path)
+    out = tmp_path / "p.jsonl"
+    res = _run(corpus, "--out", out, "--model", tmp_path / "m", "--json")
+    assert res.exit_code == 0, res.output
+    why = json.loads(res.output)["without_predictions"]
+    assert why.pop("model is for 'en', article is 'de'") == 1
+    assert why.pop("model is for 'en', article is 'fr'") == 1
+    assert why.pop("model is for 'en', article is 'xx'") == 1
+    assert set(why) <= {"nothing found"}
+    got = {json.loads(line)["article_id"] for line in out.read_text().splitlines()}
+    assert got <= {"en1", "en2", "none"}

@@ -1,18 +1,20 @@
-"""Rule-based pre-annotation of English news: QUOTE, CUE and SPEAKER spans with links.
+"""Rule-based pre-annotation of news: QUOTE, CUE and SPEAKER spans with links, in English,
+German and French.
 
 The tagger is deliberately small and fast (pure ``re``; every pattern compiled once):
 
-* direct quotes are found by pairing quote marks (straight and curly double quotes,
-  guillemets, low-high German quotes) with a small state machine over the text; a quote
-  left open at a paragraph end continues when the next paragraph opens with the same
-  mark. The span includes the marks (and the comma inside them), as in the gold data.
-* cues come from the lexicon ``spanbank/data/reporting_verbs.txt`` (every inflection
-  spelled out) plus "according to" and "quoted X as saying".
+* each language has a lexicon, ``spanbank/data/lexicons/<language>.txt``: its quote marks,
+  reporting verbs (every inflection spelled out), source phrases ("according to", "laut",
+  "selon", "zufolge"), pronouns and the small word lists below. An article is tagged with
+  the lexicon of its ``language``; a language without one gets no predictions.
+* direct quotes are found by pairing quote marks with a small state machine over the text;
+  a quote left open at a paragraph end continues when the next paragraph opens with the
+  same mark. The span includes the marks (and the comma inside them), as in the gold data.
 * speakers are the noun phrase next to the cue ("Kremlin spokesperson Dmitry Peskov
-  confirmed", "he said", "said Peskov", "according to TASS"), pronouns included.
+  confirmed", "he said", "said Peskov", "according to TASS", "a-t-il dit"), pronouns included.
 * indirect quotes are "X said (that) CONTENT." and "CONTENT, X said." inside one sentence.
-* a direct quote interrupted by its attribution (“A,” he said, “B.”) is one QUOTE with two
-  fragments, linked once.
+* a direct quote interrupted by its attribution (“A,” he said, “B.”, or « A, a-t-il dit,
+  B » inside one pair of guillemets) is one QUOTE with two fragments, linked once.
 
 Offsets are Python code-point indices into the text, end exclusive.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from dataclasses import dataclass
 from importlib import resources
 
 from spanbank.agreement.coefficients import align_spans, prf
@@ -32,39 +35,50 @@ TAGGER_VERSION = "spanbank-rules-0.1"
 
 LABELS = ("SPEAKER", "QUOTE", "CUE")
 
-# --------------------------------------------------------------------------- lexicon
+# --------------------------------------------------------------------------- lexicons
+
+_SECTIONS = frozenset(
+    "options verbs verbs_that source_after source_before quoted_as inverted quotes that tell "
+    "particles pronouns determiners not_in_np between auxiliaries conjunctions prepositions "
+    "lead_adverbials not_content scare_prefixes abbreviations".split()
+)
+_OPTIONS = frozenset({"comma-before-content", "verb-second", "incise"})
+_NAME_TOKEN = r"[\w][\w.'’&-]*"
+_WORD = re.compile(r"\w+(?:[.'’&-]\w+)*")
+_PARAGRAPH = re.compile(r"[^\n]+")
+_CLAUSE_BREAK = re.compile(r"[,;:—–(\[)\]]")
+_TRAIL = re.compile(r"[\s.!?;:,]+$")
+# English's quote marks; another language's marks are added to the sets built from these
+_EN_OPENERS = '"“„«'
+_EN_CLOSERS = '"”“»'
+_EN_MARKS = '"“”„«»'
 
 
-def _load_lexicon() -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
-    """(verb forms, forms that need "that", source-after phrases) from the lexicon file."""
+def _read_lexicon(language: str) -> dict[str, list[list[str]]]:
+    """Section -> lines -> entries of the lexicon file of `language` ("_" joins a phrase)."""
+    name = f"data/lexicons/{language}.txt"
     try:
-        raw = resources.files("spanbank").joinpath("data/reporting_verbs.txt").read_text("utf-8")
+        raw = resources.files("spanbank").joinpath(name).read_text("utf-8")
     except OSError as exc:  # a broken install, not a user mistake, but say what is missing
-        raise SpanbankError(f"reporting-verb lexicon missing from the package: {exc}") from exc
-    verbs: set[str] = set()
-    need_that: set[str] = set()
-    after: list[str] = []
+        raise SpanbankError(f"rule-tagger lexicon missing from the package: {exc}") from exc
+    out: dict[str, list[list[str]]] = {s: [] for s in _SECTIONS}
     section = None
     for line in raw.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        if line.startswith("["):
+        if line.startswith("[") and line.endswith("]"):
             section = line.strip("[] ")
-        elif section in ("verbs", "verbs_that"):
-            # a line with spaces that is one phrase ("quoted as saying") stays a phrase
-            forms = [line] if line.startswith("quoted ") else line.split()
-            verbs.update(f.lower() for f in forms)
-            if section == "verbs_that":
-                need_that.update(f.lower() for f in forms)
-        elif section == "source_after":
-            after.append(line.lower())
+            if section not in _SECTIONS:
+                raise SpanbankError(f"{name}: unknown section [{section}]")
+        elif section is None:
+            raise SpanbankError(f"{name}: entry {line!r} outside a known section")
         else:
-            raise SpanbankError(f"reporting_verbs.txt: entry {line!r} outside a known section")
-    return frozenset(verbs), frozenset(need_that), tuple(after)
-
-
-REPORTING_VERBS, _NEEDS_THAT, SOURCE_AFTER = _load_lexicon()
+            out[section].append([e.replace("_", " ") for e in line.split()])
+    unknown = {e for line in out["options"] for e in line} - _OPTIONS
+    if unknown:
+        raise SpanbankError(f"{name}: unknown option(s) {sorted(unknown)}")
+    return out
 
 
 def _phrase_re(phrase: str, *, capital: bool) -> str:
@@ -74,72 +88,146 @@ def _phrase_re(phrase: str, *, capital: bool) -> str:
     return r"\s+".join(words)
 
 
-_NAME_TOKEN = r"[\w][\w.'’&-]*"
-# Alternation order matters: the longest, most specific patterns first.
-_CUE = re.compile(
-    r"(?<![\w-])(?:"
-    r"(?P<qx>quot(?:ed|es|ing)\s+(?P<qsp>" + _NAME_TOKEN + r"(?:\s+" + _NAME_TOKEN + r"){0,4}?)"
-    r"\s+as\s+saying)"
-    r"|(?P<after>" + "|".join(_phrase_re(p, capital=True) for p in SOURCE_AFTER) + r")"
-    r"|(?P<verb>"
-    + "|".join(_phrase_re(v, capital=False) for v in sorted(REPORTING_VERBS, key=len, reverse=True))
-    + r")"
-    r")(?![\w-])"
-)
+def _alternation(phrases, *, capital: bool = False) -> str:
+    return "|".join(_phrase_re(p, capital=capital) for p in phrases)
 
-# --------------------------------------------------------------------------- word lists
 
-_WORD = re.compile(r"\w+(?:[.'’&-]\w+)*")
-_PRONOUNS = frozenset("he she they we i it".split())
-_DETERMINERS = frozenset(
-    "the a an his her its their our my your this these those one another some several "
-    "many two three both".split()
-)
-# Words that never occur inside a speaker noun phrase: they mean a clause, not a name.
-_NOT_IN_NP = frozenset(
-    "who whom which that when where while if because although though whether what how why "
-    "was were is are be been being am not no as than said says asked would will could "
-    "should can may might must has have had did does do".split()
-)
-# Dropped between a speaker and the cue ("Peskov also noted", "has repeatedly said").
-_BETWEEN = frozenset(
-    "also further later then again previously earlier repeatedly reportedly once recently "
-    "separately publicly initially already subsequently simply just only still even first "
-    "has have had was is were are will would did does do 's had been has been "
-    "never often today yesterday tonight".split()
-)
-_AUX = frozenset("is are was were be been am 's".split())
-_LEAD_CONJ = frozenset("and but so yet or".split())
-_PREPOSITIONS = frozenset(
-    "on in at during after before to with from for per via by over about amid following "
-    "earlier later last this yesterday today tonight monday tuesday wednesday thursday "
-    "friday saturday sunday".split()
-)
-# A sentence opening with one of these and a comma starts with an adverbial that is not
-# part of the reported content ("During the call, Macron reaffirmed ...").
-_LEAD_ADVERBIAL = frozenset(
-    "during in on at after before following earlier later meanwhile however yesterday "
-    "today also separately since amid overall still instead moreover additionally "
-    "furthermore nevertheless last this then previously".split()
-)
-# "said little", "says nothing": an object, not reported content
-_NOT_CONTENT = frozenset("little nothing much more so yes no goodbye hello sorry thanks".split())
-_SCARE_PREFIX = re.compile(r"(?:so-called|dubbed|called|termed|known\s+as|labell?ed|nicknamed)\s*$")
-_ABBREVIATIONS = frozenset(
-    "mr. mrs. ms. dr. prof. gen. sen. rep. gov. st. lt. col. sgt. capt. cmdr. adm. jr. sr. "
-    "u.s. u.k. u.n. e.g. i.e. vs. no. inc. corp. co. ltd. jan. feb. mar. apr. jun. jul. "
-    "aug. sep. sept. oct. nov. dec. approx. est. fig. pres. rev. hon. mt. ft.".split()
-)
+def _cue_re(lex: dict, verbs: frozenset[str]) -> re.Pattern:
+    """The cue pattern of one lexicon; the name of the matching group is the cue's kind."""
+    alts = []
+    quoted = [e for line in lex["quoted_as"] for e in line]
+    if quoted:
+        name = r"(?:\s+" + _NAME_TOKEN + r"){0,4}?"
+        parts = []
+        for i, tpl in enumerate(quoted):
+            before, after = tpl.split(" X ")
+            parts.append(
+                _phrase_re(before, capital=False)
+                + rf"\s+(?P<qsp{i}>{_NAME_TOKEN}{name})\s+"
+                + _phrase_re(after, capital=False)
+            )
+        alts.append("(?P<qx>" + "|".join(parts) + ")")
+    pronouns = [e for line in lex["inverted"] for e in line]
+    if pronouns:
+        firsts = sorted({v.split()[0] for v in verbs}, key=len, reverse=True)
+        rests = sorted({v.split(" ", 1)[1] for v in verbs if " " in v}, key=len, reverse=True)
+        alts.append(
+            rf"(?P<inv>(?P<iv>{_alternation(firsts)})-(?:t-)?(?P<ip>{_alternation(pronouns)})"
+            rf"(?:\s+(?P<ir>{_alternation(rests)}))?)"
+        )
+    for kind in ("after", "before"):
+        phrases = [e.lower() for line in lex[f"source_{kind}"] for e in line]
+        if phrases:
+            alts.append(f"(?P<{kind}>{_alternation(phrases, capital=True)})")
+    alts.append(f"(?P<verb>{_alternation(sorted(verbs, key=len, reverse=True))})")
+    return re.compile(r"(?<![\w-])(?:" + "|".join(alts) + r")(?![\w-])")
 
-# --------------------------------------------------------------------------- regexes
 
-_QMARK = re.compile(r"[\"“”„«»\n]")
-_CLOSERS = {"“": "”", "„": "“”", "«": "»", '"': '"'}
-_PARAGRAPH = re.compile(r"[^\n]+")
-_SENT_END = re.compile(r"[.!?]+[\"”’»)]*\s+")
-_CLAUSE_BREAK = re.compile(r"[,;:—–(\[)\]]")
-_CLAUSE_END = re.compile(r"[,.;:!?\n\"“”„«»()—–]")
-_TRAIL = re.compile(r"[\s.!?;:,]+$")
+def _words(lex: dict, section: str) -> frozenset[str]:
+    return frozenset(e.lower() for line in lex[section] for e in line)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One language's lexicon, compiled: what every step of the tagger looks words up in."""
+
+    language: str
+    verbs: frozenset[str]
+    needs_that: frozenset[str]
+    cue: re.Pattern
+    closers: dict[str, str]
+    qmark: re.Pattern
+    sent_end: re.Pattern
+    sent_start: str
+    para_end: str
+    clause_end: re.Pattern
+    that: frozenset[str]
+    that_elided: tuple[str, ...]
+    tell: frozenset[str]
+    particles: frozenset[str]
+    pronouns: frozenset[str]
+    determiners: frozenset[str]
+    elided: tuple[str, ...]
+    not_in_np: frozenset[str]
+    between: frozenset[str]
+    aux: frozenset[str]
+    lead_conj: frozenset[str]
+    prepositions: frozenset[str]
+    lead_adverbial: frozenset[str]
+    not_content: frozenset[str]
+    scare: re.Pattern
+    abbreviations: frozenset[str]
+    options: frozenset[str]
+
+
+def _rules(language: str) -> Rules:
+    """The compiled rules of one lexicon file."""
+    lex = _read_lexicon(language)
+    need_that = _words(lex, "verbs_that")
+    verbs = _words(lex, "verbs") | need_that
+    closers = {line[0]: "".join(line[1:]) for line in lex["quotes"]}
+    openers = "".join(closers)
+    closing = "".join(dict.fromkeys("".join(closers.values())))
+    extra_open = "".join(c for c in openers if c not in _EN_OPENERS)
+    extra_close = "".join(c for c in closing if c not in _EN_CLOSERS)
+    marks = "".join(dict.fromkeys(openers + closing))
+    extra_marks = re.escape("".join(c for c in marks if c not in _EN_MARKS))
+    that = _words(lex, "that")
+    determiners = _words(lex, "determiners")
+    return Rules(
+        language=language,
+        verbs=verbs,
+        needs_that=need_that,
+        cue=_cue_re(lex, verbs),
+        closers=closers,
+        qmark=re.compile("[" + re.escape(marks) + r"\n]"),
+        sent_end=re.compile(r"[.!?]+[\"”’»)" + re.escape(extra_close) + r"]*\s+"),
+        sent_start='"“„«‘(' + extra_open,
+        para_end='.!?:”"»“)' + extra_close,
+        clause_end=re.compile(r"[,.;:!?\n\"“”„«»()—–" + extra_marks + "]"),
+        that=frozenset(w for w in that if not w.endswith(("'", "’"))),
+        that_elided=tuple(w for w in that if w.endswith(("'", "’"))),
+        tell=_words(lex, "tell"),
+        particles=_words(lex, "particles"),
+        pronouns=_words(lex, "pronouns"),
+        determiners=frozenset(w for w in determiners if not w.endswith(("'", "’"))),
+        elided=tuple(w for w in determiners if w.endswith(("'", "’"))),
+        not_in_np=_words(lex, "not_in_np"),
+        between=_words(lex, "between"),
+        aux=_words(lex, "auxiliaries"),
+        lead_conj=_words(lex, "conjunctions"),
+        prepositions=_words(lex, "prepositions"),
+        lead_adverbial=_words(lex, "lead_adverbials"),
+        not_content=_words(lex, "not_content"),
+        scare=re.compile(r"(?:" + _alternation(_words(lex, "scare_prefixes")) + r")\s*$"),
+        abbreviations=_words(lex, "abbreviations"),
+        options=_words(lex, "options"),
+    )
+
+
+def _lexicon_languages() -> list[str]:
+    folder = resources.files("spanbank").joinpath("data/lexicons")
+    return sorted(p.name[: -len(".txt")] for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+RULES: dict[str, Rules] = {lang: _rules(lang) for lang in _lexicon_languages()}
+LANGUAGES = frozenset(RULES)  # the languages the rule tagger knows; others get no predictions
+DEFAULT_LANGUAGE = "en"
+REPORTING_VERBS = RULES["en"].verbs
+
+
+def language_code(language) -> str:
+    """The primary language subtag of an article's `language` ("de-DE", "DE", "fr_FR" ->
+    "de", "fr"); "en" when it is missing or empty."""
+    if not isinstance(language, str) or not language.strip():
+        return DEFAULT_LANGUAGE
+    return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower()
+
+
+def rules_for(language) -> Rules | None:
+    """The rules for an article's `language`, or None when the tagger has no lexicon for it."""
+    return RULES.get(language_code(language))
+
 
 _WINDOW = 400  # characters searched around a cue or a quote for its attribution
 
@@ -161,45 +249,72 @@ def _tokens(text: str, lo: int, hi: int) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text, lo, hi)]
 
 
-def _valid_np(toks: list[tuple[int, int, str]]) -> tuple[int, int] | None:
+def _elided(word: str, prefixes: tuple[str, ...]) -> str:
+    """The elided prefix `word` starts with ("l'" of "l'ambassadeur"), or ""."""
+    return next((p for p in prefixes if word.startswith(p) and len(word) > len(p)), "")
+
+
+def _valid_np(L: Rules, toks: list[tuple[int, int, str]]) -> tuple[int, int] | None:
     """(start, end) of toks if they read as a speaker noun phrase, else None."""
     if not toks or len(toks) > 8:
         return None
     first = toks[0][2]
     low = first.lower()
-    if low in _PRONOUNS:
+    if low in L.pronouns:
         return (toks[0][0], toks[0][1]) if len(toks) == 1 else None
-    if any(t[2].lower() in _NOT_IN_NP for t in toks):
+    if any(t[2].lower() in L.not_in_np for t in toks):
         return None
-    if low in _DETERMINERS:
+    if "verb-second" in L.options and (low in L.prepositions or low in L.lead_adverbial):
+        return None  # "Am Montag sagte ...": an adverbial before the verb, not its subject
+    if low in L.determiners:
         if len(toks) < 2:
             return None
-    elif not (first[0].isupper() or first[0].isdigit()):
+    elif not (first[0].isupper() or first[0].isdigit() or _elided(low, L.elided)):
         return None
     return toks[0][0], toks[-1][1]
 
 
-def _subject_before(text: str, lo: int, hi: int) -> tuple[int, int] | None:
+def _subject_before(text: str, L: Rules, lo: int, hi: int) -> tuple[int, int] | None:
     """The noun phrase ending right before a cue at hi, looking no further back than lo."""
     toks = _tokens(text, lo, hi)
-    while toks and toks[-1][2].lower() in _BETWEEN:
+    while toks and toks[-1][2].lower() in L.between:
         toks.pop()
-    while toks and toks[0][2].lower() in _LEAD_CONJ:
+    while toks and toks[0][2].lower() in L.lead_conj:
         toks.pop(0)
-    return _valid_np(toks)
+    return _valid_np(L, toks)
 
 
-def _object_after(text: str, lo: int, hi: int) -> tuple[int, int] | None:
+def _object_after(text: str, L: Rules, lo: int, hi: int) -> tuple[int, int] | None:
     """The noun phrase filling text[lo:hi] after a cue ("said Peskov on Monday" -> Peskov).
 
-    Only a preposition may end it early: "said the city would build ..." is no speaker.
+    Only a preposition may end it early: "said the city would build ..." is no speaker; the
+    particle of a separable verb ends it ("fügte er hinzu" -> er).
     """
     toks = []
     for t in _tokens(text, lo, hi):
-        if toks and t[2].lower() in _PREPOSITIONS:
+        if toks and t[2].lower() in L.prepositions:
             break
         toks.append(t)
-    return _valid_np(toks)
+    while toks and toks[-1][2].lower() in L.particles:
+        toks.pop()
+    return _valid_np(L, toks)
+
+
+def _noun_phrase_ahead(text: str, L: Rules, lo: int, hi: int) -> tuple[int, int] | None:
+    """A capitalised-noun phrase opening text[lo:hi] and followed by more words ("laut dem
+    Minister sind ..." -> dem Minister): where nouns are capitalised and no comma ends it."""
+    toks = _tokens(text, lo, hi)
+    noun = False
+    for i, (_, _, w) in enumerate(toks):
+        if w.lower() in L.determiners:
+            continue
+        if w[0].isupper():
+            noun = True
+        elif noun:
+            return _valid_np(L, toks[:i])
+        elif w.lower() in L.not_in_np:
+            return None
+    return None
 
 
 def _clause_start(text: str, lo: int, hi: int) -> tuple[int, str]:
@@ -238,7 +353,7 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
 
 
 def _sentences(
-    text: str, lo: int, hi: int, protected: list[tuple[int, int]]
+    text: str, L: Rules, lo: int, hi: int, protected: list[tuple[int, int]]
 ) -> list[tuple[int, int]]:
     """Sentence (start, end) pairs in text[lo:hi]; never split inside a protected range.
 
@@ -246,16 +361,16 @@ def _sentences(
     """
     out = []
     start = lo
-    for m in _SENT_END.finditer(text, lo, hi):
+    for m in L.sent_end.finditer(text, lo, hi):
         nxt = m.end()
         if nxt >= hi:
             break
         c = text[nxt]
-        if not (c.isupper() or c.isdigit() or c in '"“„«‘('):
+        if not (c.isupper() or c.isdigit() or c in L.sent_start):
             continue
         word_start = text.rfind(" ", lo, m.start()) + 1
         word = text[word_start : m.start() + 1]
-        if word.lower() in _ABBREVIATIONS or (len(word) == 2 and word[0].isupper()):
+        if word.lower() in L.abbreviations or (len(word) == 2 and word[0].isupper()):
             continue
         cut = m.start()
         i = bisect.bisect_left(protected, (cut,))
@@ -272,9 +387,9 @@ def _content_end(text: str, lo: int, hi: int) -> int:
     return m.start() if m else hi
 
 
-def _strip_lead_adverbial(text: str, lo: int, hi: int) -> int:
+def _strip_lead_adverbial(text: str, L: Rules, lo: int, hi: int) -> int:
     m = _WORD.search(text, lo, hi)
-    if m and m.start() == lo and m.group().lower() in _LEAD_ADVERBIAL:
+    if m and m.start() == lo and m.group().lower() in L.lead_adverbial:
         comma = text.find(",", lo, hi)
         if comma > 0 and _n_words(text, lo, comma) <= 8:
             nxt = comma + 1
@@ -290,8 +405,8 @@ def _strip_lead_adverbial(text: str, lo: int, hi: int) -> int:
 class _Doc:
     """Spans keyed by (label, start, end) so several rules may propose the same span."""
 
-    def __init__(self, text: str):
-        self.text = text
+    def __init__(self, text: str, rules: Rules):
+        self.text, self.rules = text, rules
         self.spans: dict[tuple[str, int, int], dict] = {}
         self.relations: list[tuple[tuple, tuple, str]] = []
 
@@ -326,7 +441,8 @@ class _Doc:
         sk = ck = None
         if speaker is not None:
             low = self.text[speaker[0] : speaker[1]].lower()
-            sk = self.add("SPEAKER", *speaker, _SCORE["pronoun" if low in _PRONOUNS else "speaker"])
+            pronoun = low in self.rules.pronouns
+            sk = self.add("SPEAKER", *speaker, _SCORE["pronoun" if pronoun else "speaker"])
         if cue is not None:
             ck = self.add("CUE", *cue, _SCORE["cue"])
         return sk, ck
@@ -369,15 +485,32 @@ class _Doc:
 # --------------------------------------------------------------------------- cues
 
 
-def _cues(text: str, lo: int, hi: int) -> list[dict]:
+def _inverted(m: re.Match, L: Rules) -> tuple[int, str] | None:
+    """(end, form) of an inverted cue ("a-t-il déclaré", "dit-elle"), or None when its verb
+    is not in the lexicon."""
+    first = m.group("iv").lower()
+    if m.group("ir") and f"{first} {m.group('ir').lower()}" in L.verbs:
+        return m.end(), m.group().lower()
+    if first in L.verbs:
+        return m.end("ip"), m.string[m.start() : m.end("ip")].lower()
+    return None
+
+
+def _cues(text: str, L: Rules, lo: int, hi: int) -> list[dict]:
     """Reporting cues in text[lo:hi] with their kind and (for qx) the embedded speaker."""
     out = []
-    for m in _CUE.finditer(text, lo, hi):
-        kind = "qx" if m.group("qx") else "after" if m.group("after") else "verb"
+    for m in L.cue.finditer(text, lo, hi):
+        kind = m.lastgroup
         cue = {"kind": kind, "start": m.start(), "end": m.end(), "form": m.group().lower()}
-        if kind == "qx":
-            sp = (m.start("qsp"), m.end("qsp"))
-            cue["speaker"] = sp if _valid_np(_tokens(text, *sp)) else None
+        if kind == "inv":
+            found = _inverted(m, L)
+            if found is None:
+                continue
+            cue.update(kind="qx", end=found[0], form=found[1], speaker=(m.start("ip"), m.end("ip")))
+        elif kind == "qx":
+            g = next(k for k, v in m.groupdict().items() if k.startswith("qsp") and v)
+            sp = (m.start(g), m.end(g))
+            cue["speaker"] = sp if _valid_np(L, _tokens(text, *sp)) else None
             if cue["speaker"] is None:
                 continue
         out.append(cue)
@@ -388,15 +521,15 @@ def _cues(text: str, lo: int, hi: int) -> list[dict]:
             continue
         if c["kind"] == "verb" and c["form"].endswith("ing") and " " not in c["form"]:
             prev = _tokens(text, max(lo, c["start"] - 12), c["start"])
-            if not prev or prev[-1][2].lower() not in _AUX:
+            if not prev or prev[-1][2].lower() not in L.aux:
                 continue
         keep.append(c)
     return keep
 
 
-def _attribution_before(text: str, lo: int, hi: int):
+def _attribution_before(text: str, L: Rules, lo: int, hi: int):
     """(speaker, cue) for an intro clause ending at hi ("Peskov responded", "said Peskov")."""
-    cues = _cues(text, lo, hi)
+    cues = _cues(text, L, lo, hi)
     if not cues:
         return None
     c = cues[-1]
@@ -405,22 +538,22 @@ def _attribution_before(text: str, lo: int, hi: int):
         return c["speaker"], cue
     tail = _tokens(text, c["end"], hi)
     if c["kind"] == "after":
-        sp = _object_after(text, c["end"], hi)
+        sp = _object_after(text, L, c["end"], hi)
         return (sp, cue) if sp else None
     clause_lo, _ = _clause_start(text, lo, c["start"])
-    subj = _subject_before(text, clause_lo, c["start"])
-    if subj and (not tail or c["form"] in ("told", "tells", "tell") or len(tail) <= 4):
+    subj = _subject_before(text, L, clause_lo, c["start"])
+    if subj and (not tail or c["form"] in L.tell or len(tail) <= 4):
         return subj, cue
     if not _tokens(text, clause_lo, c["start"]):
-        obj = _object_after(text, c["end"], hi)
+        obj = _object_after(text, L, c["end"], hi)
         if obj:
             return obj, cue
     return None
 
 
-def _attribution_after(text: str, lo: int, hi: int, strict: bool):
+def _attribution_after(text: str, L: Rules, lo: int, hi: int, strict: bool):
     """(speaker, cue) for a clause right after a closing quote mark ("he said")."""
-    cues = _cues(text, lo, hi)
+    cues = _cues(text, L, lo, hi)
     if not cues:
         return None
     c = cues[0]
@@ -432,12 +565,12 @@ def _attribution_after(text: str, lo: int, hi: int, strict: bool):
     if c["kind"] == "after":
         if before:
             return None
-        sp = _object_after(text, c["end"], hi)
+        sp = _object_after(text, L, c["end"], hi)
         return (sp, cue) if sp else None
     if not before:
-        sp = _object_after(text, c["end"], hi)
+        sp = _object_after(text, L, c["end"], hi)
         return (sp, cue) if sp else None
-    subj = _subject_before(text, lo, c["start"])
+    subj = _subject_before(text, L, lo, c["start"])
     if subj is None or _n_words(text, c["end"], hi) > limit:
         return None
     return subj, cue
@@ -446,14 +579,14 @@ def _attribution_after(text: str, lo: int, hi: int, strict: bool):
 # --------------------------------------------------------------------------- direct quotes
 
 
-def _quote_marks(text: str) -> list[tuple[int, int]]:
+def _quote_marks(text: str, L: Rules) -> list[tuple[int, int]]:
     """(start, end) of every paired quotation, marks included; paragraph-spanning allowed."""
     spans = []
     open_pos = -1
     open_ch = ""
     continuation = -1
     n = len(text)
-    for m in _QMARK.finditer(text):
+    for m in L.qmark.finditer(text):
         ch = m.group()
         p = m.start()
         if ch == "\n":
@@ -467,27 +600,27 @@ def _quote_marks(text: str) -> list[tuple[int, int]]:
                     open_pos = -1
             continue
         if open_pos < 0:
-            if ch in _CLOSERS:
+            if ch in L.closers:
                 open_pos, open_ch = p, ch
             continue
         if p == continuation:
             continue
-        if ch in _CLOSERS[open_ch]:
+        if ch in L.closers[open_ch]:
             spans.append((open_pos, p + 1))
             open_pos = -1
-        elif ch in _CLOSERS:
+        elif ch in L.closers:
             open_pos, open_ch = p, ch
     return spans
 
 
 def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Tag direct quotes with their attribution; returns the ranges they cover."""
-    text = doc.text
+    text, L = doc.text, doc.rules
     starts = [p[0] for p in paragraphs]
     covered = []
     last_in_para: dict[int, tuple] = {}
     pending = None  # (key, end of its attribution clause, paragraph) of a quote that may go on
-    for qs, qe in _quote_marks(text):
+    for qs, qe in _quote_marks(text, L):
         pi = max(bisect.bisect_right(starts, qs) - 1, 0)
         resumable, pending = _resumes(text, pending, qs, pi), None
         plo, phi = paragraphs[pi]
@@ -497,7 +630,18 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
         words = _n_words(text, qs + 1, qe - 1)
         if words == 0:
             continue
-        if _SCARE_PREFIX.search(text, max(plo, qs - 16), qs):
+        if L.scare.search(text, max(plo, qs - 16), qs):
+            continue
+        incise = _incise(text, L, qs, qe) if "incise" in L.options else None
+        if incise is not None:
+            a_end, b_start, att = incise
+            key = doc.extend(
+                doc.add("QUOTE", qs, a_end, _SCORE["direct"], {"type": "direct"}), b_start, qe
+            )
+            sk, ck = doc.attribution(*att)
+            doc.link(key, sk, ck)
+            last_in_para[pj] = (sk, ck)
+            covered.append((qs, qe))
             continue
         inner_stripped = inner.rstrip()
         ends_sentence = inner_stripped[-1:] in ".!?…"
@@ -511,29 +655,33 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
         if pre_hi > plo:
             ch = text[pre_hi - 1]
             end = pre_hi - 1 if ch in ":," else pre_hi
-            if ch in ":," or text[max(plo, pre_hi - 5) : pre_hi].lower().endswith("that"):
-                if text[max(plo, end - 4) : end].lower() == "that":
-                    end -= 4
+            if ch in ":," or any(
+                text[max(plo, pre_hi - len(w) - 1) : pre_hi].lower().endswith(w) for w in L.that
+            ):
+                that = next(
+                    (w for w in L.that if text[max(plo, end - len(w)) : end].lower() == w), ""
+                )
+                end -= len(that)
                 clo, _ = _clause_start(text, plo, end)
-                sent_lo = _sentences(text, max(plo, end - _WINDOW), end, covered)[-1][0]
-                intro = _attribution_before(text, max(clo, sent_lo), end)
+                sent_lo = _sentences(text, L, max(plo, end - _WINDOW), end, covered)[-1][0]
+                intro = _attribution_before(text, L, max(clo, sent_lo), end)
         elif pi > 0:
             prev_lo, prev_hi = paragraphs[pi - 1]
             if text[prev_hi - 1] == ":":
                 end = prev_hi - 1
                 clo, _ = _clause_start(text, prev_lo, end)
-                sent_lo = _sentences(text, max(prev_lo, end - _WINDOW), end, covered)[-1][0]
-                intro = _attribution_before(text, max(clo, sent_lo), end)
+                sent_lo = _sentences(text, L, max(prev_lo, end - _WINDOW), end, covered)[-1][0]
+                intro = _attribution_before(text, L, max(clo, sent_lo), end)
 
         # trailing: "“...,” he said." up to the end of the clause
         trail = None
         tlo = qe
         while tlo < phi_end and text[tlo] in " ,\t":
             tlo += 1
-        m = _CLAUSE_END.search(text, tlo, phi_end)
+        m = L.clause_end.search(text, tlo, phi_end)
         thi = m.start() if m else phi_end
         if thi > tlo:
-            trail = _attribution_after(text, tlo, thi, strict=ends_sentence)
+            trail = _attribution_after(text, L, tlo, thi, strict=ends_sentence)
 
         chosen = intro or trail
         inherited = None
@@ -567,6 +715,29 @@ def _direct_quotes(doc: _Doc, paragraphs: list[tuple[int, int]]) -> list[tuple[i
     return covered
 
 
+def _incise(text: str, L: Rules, qs: int, qe: int):
+    """(end of the first part, start of the second, (speaker, cue)) of a quote interrupted by
+    its attribution inside one pair of marks (« A, a-t-il dit, B »), else None."""
+    c1 = text.find(",", qs + 1, qe - 1)
+    while c1 >= 0:
+        c2 = text.find(",", c1 + 1, qe - 1)
+        if c2 < 0:
+            return None
+        lo = c1 + 1
+        while lo < c2 and text[lo].isspace():
+            lo += 1
+        cues = _cues(text, L, lo, c2)
+        if cues and cues[0]["start"] == lo and _n_words(text, lo, c2) <= 6:
+            att = _attribution_after(text, L, lo, c2, strict=False)
+            b = c2 + 1
+            while b < qe and text[b].isspace():
+                b += 1
+            if att is not None and _n_words(text, qs + 1, c1) and _n_words(text, b, qe):
+                return c1 + 1, b, att
+        c1 = c2
+    return None
+
+
 def _resumes(text: str, pending, qs: int, pi: int) -> tuple | None:
     """(key, by comma) of the quote that the quote opening at `qs` may continue, or None: the
     previous quote did not end a sentence, and only its attribution clause and a comma
@@ -581,7 +752,12 @@ def _resumes(text: str, pending, qs: int, pi: int) -> tuple | None:
 # --------------------------------------------------------------------------- indirect quotes
 
 
-def _trailing_attribution(text: str, cue: dict, sent_lo: int, sent_end: int):
+def _is_that(L: Rules, word: str) -> bool:
+    low = word.lower()
+    return low in L.that or bool(_elided(low, L.that_elided))
+
+
+def _trailing_attribution(text: str, L: Rules, cue: dict, sent_lo: int, sent_end: int):
     """For "CONTENT, the Kremlin said." return (comma position, speaker, cue), else None."""
     clo, brk = _clause_start(text, sent_lo, cue["start"])
     if brk != ",":
@@ -591,72 +767,83 @@ def _trailing_attribution(text: str, cue: dict, sent_lo: int, sent_end: int):
     if cue["kind"] == "after":
         if _tokens(text, clo, cue["start"]):
             return None
-        m = _CLAUSE_END.search(text, cue["end"], sent_end)
-        sp = _object_after(text, cue["end"], m.start() if m else sent_end)
+        m = L.clause_end.search(text, cue["end"], sent_end)
+        sp = _object_after(text, L, cue["end"], m.start() if m else sent_end)
         return (comma, sp, cue_span) if sp else None
     rest = _tokens(text, cue["end"], min(sent_end, cue["end"] + _WINDOW))
     if cue["kind"] == "qx":
         return (comma, cue["speaker"], cue_span) if len(rest) <= 6 else None
     if _tokens(text, clo, cue["start"]):
-        subj = _subject_before(text, clo, cue["start"])
-        if subj is None or len(rest) > 6 or any(t[2].lower() == "that" for t in rest):
+        subj = _subject_before(text, L, clo, cue["start"])
+        if subj is None or len(rest) > 6 or any(_is_that(L, t[2]) for t in rest):
             return None
         return comma, subj, cue_span
-    m = _CLAUSE_END.search(text, cue["end"], sent_end)
+    m = L.clause_end.search(text, cue["end"], sent_end)
     obj_hi = m.start() if m else sent_end
-    obj = _object_after(text, cue["end"], obj_hi)
+    obj = _object_after(text, L, cue["end"], obj_hi)
     if obj is None or len(rest) > 10:
         return None
     return comma, obj, cue_span
 
 
-def _content_after(text: str, cue: dict, hi: int) -> int | None:
-    """Start of the reported content after a cue ("said (that) ..."), or None."""
+def _content_after(text: str, L: Rules, cue: dict, hi: int) -> int | None:
+    """Start of the reported content after a cue ("said (that) ...", "sagte, dass ..."), or None."""
     toks = _tokens(text, cue["end"], min(hi, cue["end"] + _WINDOW))
     j = cue["end"]
     while j < hi and text[j].isspace():
         j += 1
-    if j >= hi or text[j] in ",;.!?":
+    if j < hi and text[j] == "," and "comma-before-content" in L.options:
+        toks = _tokens(text, j + 1, min(hi, j + 1 + _WINDOW))
+        if toks and _is_that(L, toks[0][2]):
+            toks = toks[:1]  # "sagte, dass ...": the complementiser is read below
+        elif toks and cue["form"] not in L.needs_that and toks[0][2].lower() not in L.not_content:
+            return toks[0][0]  # "sagte, die Lage sei ernst"
+        else:
+            return None
+    elif j >= hi or text[j] in ",;.!?":
         return None
     if text[j] == ":":
         toks = _tokens(text, j + 1, hi)
         return toks[0][0] if toks else None
-    told = cue["form"] in ("tell", "tells", "told")
+    told = cue["form"] in L.tell
     for i, t in enumerate(toks[:7]):
-        if t[2].lower() == "that":
+        if _is_that(L, t[2]):
             between = toks[:i]
-            if (not between or told or between[0][2].lower() in _PREPOSITIONS) and not any(
+            if (not between or told or between[0][2].lower() in L.prepositions) and not any(
                 text[b[1] : b[1] + 1] == "," for b in between[:-1]
             ):
+                elided = _elided(t[2].lower(), L.that_elided)
+                if elided:
+                    return t[0] + len(elided)
                 return t[1] + 1 if t[1] < hi else None
             break
-    if told or cue["form"] in _NEEDS_THAT or not toks:
+    if told or cue["form"] in L.needs_that or not toks:
         return None
-    if toks[0][2].lower() in _PREPOSITIONS or toks[0][2].lower() in _NOT_CONTENT:
+    if toks[0][2].lower() in L.prepositions or toks[0][2].lower() in L.not_content:
         return None
     return toks[0][0]
 
 
 def _indirect_in_sentence(doc: _Doc, lo: int, hi: int) -> None:
-    text = doc.text
+    text, L = doc.text, doc.rules
     if text[lo:hi].rstrip().endswith(":"):
         return  # "Peskov responded:" introduces a direct quote or a list, not reported content
     end = _content_end(text, lo, hi)
-    cues = _cues(text, lo, end)
+    cues = _cues(text, L, lo, end)
     consumed = -1
     for i, cue in enumerate(cues):
         if cue["start"] < consumed:
             continue
         cue_span = (cue["start"], cue["end"])
         # "CONTENT, the Kremlin said." / "CONTENT, according to TASS."
-        trail = _trailing_attribution(text, cue, lo, end)
+        trail = _trailing_attribution(text, L, cue, lo, end)
         if trail is not None:
             comma, sp, cs = trail
-            qlo = _strip_lead_adverbial(text, lo, comma)
+            qlo = _strip_lead_adverbial(text, L, lo, comma)
             first = _WORD.search(text, qlo, comma)
             only_adverbial = (
                 first is not None
-                and first.group().lower() in _LEAD_ADVERBIAL
+                and first.group().lower() in L.lead_adverbial
                 and "," not in text[qlo:comma]
                 and _n_words(text, qlo, comma) <= 6
             )
@@ -669,7 +856,7 @@ def _indirect_in_sentence(doc: _Doc, lo: int, hi: int) -> None:
             if not _tokens(text, lo, cue["start"]):
                 comma = text.find(",", cue["end"], end)
                 if comma > 0:
-                    sp = _object_after(text, cue["end"], comma)
+                    sp = _object_after(text, L, cue["end"], comma)
                     qlo = comma + 1
                     while qlo < end and text[qlo].isspace():
                         qlo += 1
@@ -677,6 +864,8 @@ def _indirect_in_sentence(doc: _Doc, lo: int, hi: int) -> None:
                         q = doc.add("QUOTE", qlo, end, _SCORE["indirect"], {"type": "indirect"})
                         doc.link(q, *doc.attribution(sp, cue_span))
                         return
+                if "verb-second" in L.options and _source_then_content(doc, cue, end):
+                    return  # "Laut dem Minister sind die Gespräche gescheitert."
             consumed = cue["end"]
             continue
         # "X (also) said (that) CONTENT."
@@ -686,14 +875,20 @@ def _indirect_in_sentence(doc: _Doc, lo: int, hi: int) -> None:
             clo, brk = _clause_start(text, lo, cue["start"])
             subj = None
             if _tokens(text, clo, cue["start"]):
-                subj = _subject_before(text, clo, cue["start"])
+                subj = _subject_before(text, L, clo, cue["start"])
             elif brk == "," and text.count(",", lo, cue["start"]) >= 2:
                 # "The Kremlin, cited by Russian media, reiterated ..."
                 first = text.find(",", lo, cue["start"])
-                subj = _subject_before(text, lo, first)
+                subj = _subject_before(text, L, lo, first)
+            if subj is None and "verb-second" in L.options and cue["kind"] == "verb":
+                # "Am Montag sagte der Minister, dass ...": the subject follows the verb
+                m = L.clause_end.search(text, cue["end"], end)
+                subj = _object_after(text, L, cue["end"], m.start() if m else end)
+                if subj is not None:
+                    cue = {**cue, "end": subj[1]}
         if subj is None:
             continue
-        qlo = _content_after(text, cue, end)
+        qlo = _content_after(text, L, cue, end)
         if qlo is None:
             continue
         qhi = end
@@ -701,7 +896,7 @@ def _indirect_in_sentence(doc: _Doc, lo: int, hi: int) -> None:
         for later in cues[i + 1 :]:
             if later["start"] <= qlo:
                 continue
-            t = _trailing_attribution(text, later, qlo, end)
+            t = _trailing_attribution(text, L, later, qlo, end)
             if t is not None:
                 qhi, tail = t[0], t
                 break
@@ -714,11 +909,24 @@ def _indirect_in_sentence(doc: _Doc, lo: int, hi: int) -> None:
         return
 
 
+def _source_then_content(doc: _Doc, cue: dict, end: int) -> bool:
+    """Tag "laut X CONTENT" with no comma after X (X a capitalised-noun phrase); True if done."""
+    text, L = doc.text, doc.rules
+    sp = _noun_phrase_ahead(text, L, cue["end"], end)
+    if sp is None or _n_words(text, sp[1], end) < 3:
+        return False
+    qlo = _WORD.search(text, sp[1], end).start()
+    q = doc.add("QUOTE", qlo, end, _SCORE["indirect"], {"type": "indirect"})
+    doc.link(q, *doc.attribution(sp, (cue["start"], cue["end"])))
+    return True
+
+
 # --------------------------------------------------------------------------- public API
 
 
-def preannotate(text: str) -> dict:
-    """Tag one article.
+def preannotate(text: str, language: str | None = DEFAULT_LANGUAGE) -> dict:
+    """Tag one article with the rules of its `language` (see ``language_code``); a language
+    the tagger has no lexicon for (not in ``LANGUAGES``) gets no spans.
 
     Returns ``{"spans": [...], "relations": [...]}``; each span has ``span_id``, ``label``
     (SPEAKER/QUOTE/CUE), ``start``, ``end`` (code points, end exclusive), ``text``,
@@ -729,17 +937,20 @@ def preannotate(text: str) -> dict:
     """
     if not isinstance(text, str):
         raise TypeError(f"preannotate expects str, got {type(text).__name__}")
-    doc = _Doc(text)
+    rules = rules_for(language)
+    if rules is None:
+        return {"spans": [], "relations": []}
+    doc = _Doc(text, rules)
     paragraphs = _paragraphs(text)
     covered = _direct_quotes(doc, paragraphs)
     covered.sort()
     for plo, phi in paragraphs:
         # headlines, bylines and captions carry no final punctuation and no reported speech
-        if text[phi - 1] not in '.!?:”"»“)':
+        if text[phi - 1] not in rules.para_end:
             continue
-        if not _CUE.search(text, plo, phi):
+        if not rules.cue.search(text, plo, phi):
             continue
-        for slo, shi in _sentences(text, plo, phi, covered):
+        for slo, shi in _sentences(text, rules, plo, phi, covered):
             i = bisect.bisect_left(covered, (shi,))
             if any(a < shi and b > slo for a, b in covered[max(0, i - 4) : i]):
                 continue
@@ -747,13 +958,13 @@ def preannotate(text: str) -> dict:
     return doc.result()
 
 
-def preannotate_many(texts) -> list[dict]:
-    """``preannotate`` over an iterable of texts, in order."""
-    return [preannotate(t) for t in texts]
+def preannotate_many(texts, language: str | None = DEFAULT_LANGUAGE) -> list[dict]:
+    """``preannotate`` over an iterable of texts in one language, in order."""
+    return [preannotate(t, language) for t in texts]
 
 
 def preannotate_frame(articles):
-    """Tag a DataFrame of articles (columns ``article_id``, ``text``).
+    """Tag a DataFrame of articles (columns ``article_id``, ``text``, optionally ``language``).
 
     Returns ``(spans_df, relations_df)``: spans with columns article_id, span_id, label,
     start, end, text, attributes (JSON string), score, fragments (None when contiguous);
@@ -766,8 +977,11 @@ def preannotate_frame(articles):
     if missing:
         raise SpanbankError(f"articles table lacks column(s) {sorted(missing)}")
     span_rows, rel_rows = [], []
-    for aid, text in zip(articles["article_id"].tolist(), articles["text"].tolist(), strict=True):
-        out = preannotate(text if isinstance(text, str) else "")
+    langs = articles["language"].tolist() if "language" in articles else [None] * len(articles)
+    for aid, text, lang in zip(
+        articles["article_id"].tolist(), articles["text"].tolist(), langs, strict=True
+    ):
+        out = preannotate(text if isinstance(text, str) else "", lang)
         for s in out["spans"]:
             span_rows.append(
                 (

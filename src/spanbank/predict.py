@@ -27,7 +27,7 @@ from spanbank.parallel import engine
 from spanbank.progress import Event
 
 BATCH = 500  # articles per part sent to a worker
-LANGUAGES = frozenset({"en"})  # the rule tagger's lexicon; other languages get no predictions
+NOTHING_FOUND = "nothing found"
 SCHEMA = pa.schema(
     [
         ("article_id", pa.string()),
@@ -44,25 +44,64 @@ SCHEMA = pa.schema(
 )
 
 
+def skip_reason(language, model_language: str | None = None) -> str | None:
+    """Why an article in `language` gets no predictions from the rules (`model_language` None)
+    or from a model trained for `model_language`; None when it is tagged."""
+    from spanbank.preannotate import LANGUAGES, language_code
+
+    lang = language_code(language)
+    if model_language is None:
+        return None if lang in LANGUAGES else f"no rules for language {lang!r}"
+    if lang != model_language:
+        return f"model is for {model_language!r}, article is {lang!r}"
+    return None
+
+
+def model_language(model_dir: str | None) -> str | None:
+    """The language the model in `model_dir` was trained for (its card's "lang"); None for the rules."""
+    if model_dir in (None, "rules"):
+        return None
+    from spanbank.model import CARD, check
+    from spanbank.preannotate import language_code
+
+    card = json.loads((check(model_dir) / CARD).read_text("utf-8"))
+    return language_code(card.get("lang"))
+
+
+def article_tagger(model_dir: str | None = None):
+    """(text, language) -> ({spans, relations}, why it has no spans or None): the rule tagger
+    in the article's language, or the model in `model_dir` for articles in its language."""
+    from spanbank.model import tagger
+    from spanbank.preannotate import preannotate
+
+    model_lang = model_language(model_dir)
+    model = None if model_lang is None else tagger(model_dir)
+
+    def run(text, language) -> tuple[dict, str | None]:
+        why = skip_reason(language, model_lang)
+        if why is not None:
+            return {"spans": [], "relations": []}, why
+        text = text if isinstance(text, str) else ""
+        out = preannotate(text, language) if model is None else model(text)
+        return out, None if out["spans"] else NOTHING_FOUND
+
+    return run
+
+
 def tag_batch(batch: pa.Table, model_dir: str | None = None) -> tuple[pa.Table, Counter]:
     """Tag a batch of articles (article_id, text, language): their span rows, and why articles
     got none. Runs on a worker: pure, picklable in and out."""
-    from spanbank.model import tagger
-
-    preannotate = tagger(model_dir)
+    tag = article_tagger(model_dir)
     rows: dict[str, list] = {f.name: [] for f in SCHEMA}
     why: Counter = Counter()
-    langs = batch.column("language").to_pylist() if "language" in batch.column_names else None
-    for i, (aid, text) in enumerate(
-        zip(batch.column("article_id").to_pylist(), batch.column("text").to_pylist(), strict=True)
+    n = batch.num_rows
+    langs = batch.column("language").to_pylist() if "language" in batch.column_names else [None] * n
+    for aid, text, lang in zip(
+        batch.column("article_id").to_pylist(), batch.column("text").to_pylist(), langs, strict=True
     ):
-        lang = (langs[i] if langs else None) or "en"
-        if lang.split("-")[0].lower() not in LANGUAGES:
-            why[f"no rules for language {lang!r}"] += 1
-            continue
-        out = preannotate(text if isinstance(text, str) else "")
-        if not out["spans"]:
-            why["nothing found"] += 1
+        out, reason = tag(text, lang)
+        if reason is not None:
+            why[reason] += 1
         links: dict[str, list] = {}
         for r in out["relations"]:
             links.setdefault(r["from_span_id"], []).append(

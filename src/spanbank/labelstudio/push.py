@@ -114,29 +114,37 @@ def select_batch(
     return attach_rows(corpus, todo), skipped
 
 
-def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str, list[dict]]:
-    """article_id -> LS predictions, from the rule tagger, a spans file (Parquet/JSONL) or a
-    callable given the candidate articles (how `spanbank.labelstudio.review` attaches its predictions)."""
+def _predictions(
+    mode: str | None, candidates: pd.DataFrame, schema
+) -> tuple[dict[str, list[dict]], Counter]:
+    """article_id -> LS predictions, from the rule tagger, a model, a spans file (Parquet/JSONL)
+    or a callable given the candidate articles (how `spanbank.labelstudio.review` attaches its
+    predictions); and why articles got none (not counted for a callable)."""
     if callable(mode):
-        return mode(candidates)
+        return mode(candidates), Counter()
     if not mode or mode == "none":
-        return {}
-    texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
+        return {}, Counter()
     out: dict[str, list[dict]] = {}
+    why: Counter = Counter()
     if mode == "rules" or mode.startswith("model:"):
-        from spanbank.model import tagger
         from spanbank.preannotate import TAGGER_VERSION
+        from spanbank.predict import article_tagger
 
         model_dir = mode[len("model:") :] if mode != "rules" else None
-        tag = tagger(model_dir)
+        tag = article_tagger(model_dir)
         version = TAGGER_VERSION if model_dir is None else f"model:{Path(model_dir).name}"
-        for aid, text in texts.items():
-            tagged = tag(text)
-            if tagged["spans"]:
+        ids, bodies = candidates["article_id"], candidates["text"]
+        langs = candidates["language"] if "language" in candidates else [None] * len(ids)
+        for aid, text, lang in zip(ids, bodies, langs, strict=True):
+            tagged, reason = tag(text, lang)
+            if reason is not None:
+                why[reason] += 1
+            elif tagged["spans"]:
                 result = convert.spans_to_result(text, tagged["spans"], tagged["relations"], schema)
                 scores = [s.get("score", 1.0) for s in tagged["spans"]]
                 out[aid] = [convert.prediction(result, version, sum(scores) / len(scores))]
-        return out
+        return out, why
+    texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
     path = Path(mode)
     if not path.exists():
         raise SpanbankError(f"--preannotate: {mode!r} is neither rules, none nor an existing file")
@@ -162,7 +170,10 @@ def _predictions(mode: str | None, candidates: pd.DataFrame, schema) -> dict[str
             out[aid] = [
                 convert.prediction(convert.spans_to_result(text, good, (), schema), version)
             ]
-    return out
+    missing = len(texts) - len(out)
+    if missing:
+        why[f"no spans in {path.name}"] = missing
+    return out, why
 
 
 def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:
@@ -280,6 +291,8 @@ def push_batch(
         summary["reconciled"] = len(reconciled)
         summary["selected"] = len(batch.todo)
         summary["predictions"] = len(batch.preds)
+        if isinstance(preannotate, str) and preannotate != "none":
+            summary["without_predictions"] = dict(sorted(batch.why.items()))
         if dry_run:
             summary["pushed"] = 0
             summary["would_push"] = len(batch.todo)
@@ -347,6 +360,7 @@ class _Batch:
         self.select: str | None = None
         self.ids: list | None = None
         self.preds: dict[str, list[dict]] = {}
+        self.why: Counter = Counter()
         self.chunks: list[list[dict]] = []
         self.bodies: dict = {}
         self.picked: Counter = Counter()
@@ -364,8 +378,10 @@ class _Batch:
         if ids == self.ids:
             return
         self.ids, self.todo = ids, attach_rows(self.corpus, todo)
-        self.preds = (
-            _predictions(self.preannotate, self.todo, self.corpus.schema) if len(self.todo) else {}
+        self.preds, self.why = (
+            _predictions(self.preannotate, self.todo, self.corpus.schema)
+            if len(self.todo)
+            else ({}, Counter())
         )
         cols = ["article_id", "title", "text"] + [
             c for c in ("source", "url", "language") if c in self.todo
