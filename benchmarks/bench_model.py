@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=model.WIDTH)
+    ap.add_argument("--depth", type=int, default=model.DEPTH)
     a = ap.parse_args()
     corpus = Corpus(a.corpus)
     items = gold_items(corpus)
@@ -43,6 +45,8 @@ def main() -> None:
         epochs=a.epochs,
         progress=lambda e, n, losses: print(f"epoch {e}/{n} {losses}", flush=True),
         data={"corpus_commit": corpus.commit, "articles": len(items)},
+        width=a.width,
+        depth=a.depth,
     )
     held_ids = set(card["heldout_articles"])
     held = [it for it in items if it[0] in held_ids]
@@ -59,6 +63,8 @@ def main() -> None:
         "heldout_articles": len(held),
         "train_articles": card["train_articles"],
         "epochs": a.epochs,
+        "width": a.width,
+        "depth": a.depth,
         "train_seconds": card["train_seconds"],
         "predict_articles_per_s": round(len(held) / secs, 1),
         "rules_articles_per_s": round(len(held) / rule_secs, 1),

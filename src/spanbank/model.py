@@ -21,11 +21,13 @@ from spanbank.spans import fragment_list, span_fields
 CARD = "card.json"
 KIND = "spanbank-ner-2"
 MAX_LAYERS = 3
+MIN_LAYER_SHARE = 0.01
 _QMARKS = "\"“”„«»'‘’"
 _CUE_GAP = 150  # characters between a quote and its cue, at most
 _SPEAKER_GAP = 60  # characters between a cue and its speaker, at most
 _JOINABLE = re.compile(r"[\s\W]*")  # what may separate two fragments of one quote, besides a cue
 _BATCH = 64
+WIDTH, DEPTH = 96, 4  # the CNN under each ner: its cost sets the prediction speed
 
 
 class NotAModel(SpanbankError):
@@ -72,30 +74,28 @@ def layers(tspans: list[tuple[int, int, str]], n: int = MAX_LAYERS) -> list[list
 
 
 def _examples(nlp, items, labels: set) -> tuple[list[list], int]:
-    """Per layer, the training Examples (reference ents = that layer's spans); spans dropped."""
+    """Per layer, the training Examples (reference ents = that layer's spans), and how many gold
+    spans are not learned: a layer past the first is trained only when it holds at least
+    MIN_LAYER_SHARE of the spans (tokenisation makes a few neighbours overlap by a token)."""
     from spacy.tokens import Span
     from spacy.training import Example
 
-    per_layer: list[list] = [[] for _ in range(MAX_LAYERS)]
-    dropped = 0
+    dealt = []
     for it in items:
-        text, spans = it[1], it[2]
-        doc = nlp.make_doc(text)
-        ts = _token_spans(doc, spans, labels)
-        dealt = layers(ts)
-        dropped += len(ts) - sum(map(len, dealt))
-        for k, layer in enumerate(dealt):
-            if k and not layer:
+        doc = nlp.make_doc(it[1])
+        dealt.append((it[1], layers(_token_spans(doc, it[2], labels))))
+    counts = [sum(len(d[k]) for _, d in dealt) for k in range(MAX_LAYERS)]
+    total = max(1, sum(counts))
+    n = 1 + sum(1 for c in counts[1:] if c / total >= MIN_LAYER_SHARE)
+    per_layer: list[list] = [[] for _ in range(n)]
+    for text, d in dealt:
+        for k in range(n):
+            if k and not d[k]:
                 continue
             ref = nlp.make_doc(text)
-            ref.ents = [Span(ref, a, b, label=lab) for a, b, lab in sorted(layer)]
+            ref.ents = [Span(ref, a, b, label=lab) for a, b, lab in sorted(d[k])]
             per_layer[k].append(Example(nlp.make_doc(text), ref))
-    n = max(1, sum(1 for k, exs in enumerate(per_layer) if exs and (k == 0 or _any_ents(exs))))
-    return per_layer[:n], dropped
-
-
-def _any_ents(exs) -> bool:
-    return any(len(e.reference.ents) for e in exs)
+    return per_layer, sum(counts[n:])
 
 
 def build_pipeline(
@@ -145,6 +145,8 @@ def train(
     epochs: int = 10,
     progress=None,
     data: dict | None = None,
+    width: int = WIDTH,
+    depth: int = DEPTH,
 ) -> dict:
     """Train on items (article_id, text, spans, relations) outside the held-out split; save the
     pipeline and a model card (data version, labels, held-out scores) in `out`; returns the card."""
@@ -157,7 +159,7 @@ def train(
     train_ids, held = split_articles([it[0] for it in items], holdout, seed)
     probe = build_pipeline(lang, labels)
     per_layer, dropped = _examples(probe, [it for it in items if it[0] in train_ids], set(labels))
-    nlp = build_pipeline(lang, labels, n_layers=len(per_layer))
+    nlp = build_pipeline(lang, labels, n_layers=len(per_layer), width=width, depth=depth)
     names = nlp.pipe_names
     t0 = time.perf_counter()
     opt = nlp.initialize(lambda: [e for exs in per_layer for e in exs])
@@ -182,6 +184,8 @@ def train(
         "seed": seed,
         "epochs": epochs,
         "layers": len(per_layer),
+        "width": width,
+        "depth": depth,
         "data": data or {},
         "train_articles": len(train_ids),
         "gold_spans_not_learned": dropped,
@@ -365,13 +369,3 @@ def loaded(model_dir: str):
     if model_dir not in _LOADED:
         _LOADED[model_dir] = load(model_dir)[0]
     return _LOADED[model_dir]
-
-
-def tagger(model_dir: str | None):
-    """text -> {spans, relations}: the rule tagger (None or "rules") or a model."""
-    if model_dir in (None, "rules"):
-        from spanbank.preannotate import preannotate
-
-        return preannotate
-    nlp = loaded(model_dir)
-    return lambda text: predict(nlp, [text])[0]

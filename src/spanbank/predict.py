@@ -68,38 +68,37 @@ def model_language(model_dir: str | None) -> str | None:
     return language_code(card.get("lang"))
 
 
-def article_tagger(model_dir: str | None = None):
-    """(text, language) -> ({spans, relations}, why it has no spans or None): the rule tagger
-    in the article's language, or the model in `model_dir` for articles in its language."""
-    from spanbank.model import tagger
+def tag_articles(texts, languages, model_dir: str | None = None) -> list[tuple[dict, str | None]]:
+    """Each article's {spans, relations} and why it has none (None when it has some): the rule
+    tagger in the article's language, or the model in `model_dir` (in one batch) for articles in
+    its language."""
     from spanbank.preannotate import preannotate
 
     model_lang = model_language(model_dir)
-    model = None if model_lang is None else tagger(model_dir)
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    languages = list(languages)
+    out = [({"spans": [], "relations": []}, skip_reason(lang, model_lang)) for lang in languages]
+    ok = [i for i, (_, why) in enumerate(out) if why is None]
+    if model_lang is None:
+        got = [preannotate(texts[i], languages[i]) for i in ok]
+    else:
+        from spanbank.model import loaded, predict
 
-    def run(text, language) -> tuple[dict, str | None]:
-        why = skip_reason(language, model_lang)
-        if why is not None:
-            return {"spans": [], "relations": []}, why
-        text = text if isinstance(text, str) else ""
-        out = preannotate(text, language) if model is None else model(text)
-        return out, None if out["spans"] else NOTHING_FOUND
-
-    return run
+        got = predict(loaded(model_dir), [texts[i] for i in ok])
+    for i, tagged in zip(ok, got, strict=True):
+        out[i] = (tagged, None if tagged["spans"] else NOTHING_FOUND)
+    return out
 
 
 def tag_batch(batch: pa.Table, model_dir: str | None = None) -> tuple[pa.Table, Counter]:
     """Tag a batch of articles (article_id, text, language): their span rows, and why articles
     got none. Runs on a worker: pure, picklable in and out."""
-    tag = article_tagger(model_dir)
     rows: dict[str, list] = {f.name: [] for f in SCHEMA}
     why: Counter = Counter()
     n = batch.num_rows
     langs = batch.column("language").to_pylist() if "language" in batch.column_names else [None] * n
-    for aid, text, lang in zip(
-        batch.column("article_id").to_pylist(), batch.column("text").to_pylist(), langs, strict=True
-    ):
-        out, reason = tag(text, lang)
+    tagged = tag_articles(batch.column("text").to_pylist(), langs, model_dir)
+    for aid, (out, reason) in zip(batch.column("article_id").to_pylist(), tagged, strict=True):
         if reason is not None:
             why[reason] += 1
         links: dict[str, list] = {}

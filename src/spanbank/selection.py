@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from spanbank.errors import SpanbankError
@@ -26,9 +27,12 @@ def order_articles(
     if model_dir is None:
         raise SpanbankError("--select uncertain needs --preannotate model:DIR (the model to ask)")
     from spanbank.corpus.articles import attach_rows
-    from spanbank.model import load, predict, uncertainty
+    from spanbank.model import uncertainty
+    from spanbank.predict import tag_articles
 
-    nlp, _ = load(model_dir)
-    texts = attach_rows(corpus, fresh)["text"].fillna("").tolist()
-    scores = [uncertainty(r) for r in predict(nlp, texts)]
-    return fresh.iloc[pd.Series(scores).argsort(kind="stable").to_numpy()[::-1]]
+    rows = attach_rows(corpus, fresh)
+    langs = rows["language"].tolist() if "language" in rows else [None] * len(rows)
+    tagged = tag_articles(rows["text"].tolist(), langs, model_dir)
+    # articles in another language than the model's go last
+    scores = np.array([uncertainty(t) if "uncertainty" in t else -1.0 for t, _ in tagged])
+    return fresh.iloc[np.argsort(-scores, kind="stable")]

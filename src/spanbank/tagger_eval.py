@@ -55,15 +55,12 @@ def score_items(preds: list[dict], items: list[tuple]) -> dict:
 
 
 def _score_part(part: list[tuple], model_dir: str | None = None) -> dict:
-    """Tag each (text, gold spans, gold relations) and count it against its gold."""
-    from spanbank.model import loaded, predict, tagger
+    """Tag each (text, gold spans, gold relations, language) and count it against its gold; an
+    article the tagger has no rules (or model) for counts with no predictions."""
+    from spanbank.predict import tag_articles
 
-    if model_dir in (None, "rules"):
-        tag = tagger(model_dir)
-        preds = [tag(text) for text, _, _ in part]
-    else:
-        preds = predict(loaded(model_dir), [text for text, _, _ in part])
-    return count_part(preds, part)
+    tagged = tag_articles([it[0] for it in part], [it[3] for it in part], model_dir)
+    return count_part([t for t, _ in tagged], [it[:3] for it in part])
 
 
 def gold_items(corpus: Corpus, gold: str = "auto", project: str | None = None) -> list[tuple]:
@@ -127,7 +124,9 @@ def evaluate_tagger(
 
         held = set(json.loads((Path(model_dir) / "card.json").read_text())["heldout_articles"])
         items = [it for it in items if it[0] in held]
-    items = [it[1:] for it in items]
+    langs = corpus.read("articles", columns=["article_id", "language"])
+    lang_of = dict(zip(langs["article_id"], langs["language"], strict=True))
+    items = [(*it[1:], lang_of.get(it[0])) for it in items]
     chosen = items
     totals: dict = {
         "exact": defaultdict(lambda: [0, 0, 0]),

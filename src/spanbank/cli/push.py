@@ -86,7 +86,7 @@ from spanbank.cli._common import (
     "--preannotate",
     default="none",
     show_default=True,
-    help="Predictions: rules, none, or a Parquet/JSONL file of spans.",
+    help="Predictions: rules, none, model:DIR (a model from spanbank train), or a Parquet/JSONL file of spans.",
 )
 @click.option(
     "--update-config",

@@ -128,15 +128,15 @@ def _predictions(
     why: Counter = Counter()
     if mode == "rules" or mode.startswith("model:"):
         from spanbank.preannotate import TAGGER_VERSION
-        from spanbank.predict import article_tagger
+        from spanbank.predict import tag_articles
 
         model_dir = mode[len("model:") :] if mode != "rules" else None
-        tag = article_tagger(model_dir)
         version = TAGGER_VERSION if model_dir is None else f"model:{Path(model_dir).name}"
         ids, bodies = candidates["article_id"], candidates["text"]
         langs = candidates["language"] if "language" in candidates else [None] * len(ids)
-        for aid, text, lang in zip(ids, bodies, langs, strict=True):
-            tagged, reason = tag(text, lang)
+        for aid, text, (tagged, reason) in zip(
+            ids, bodies, tag_articles(bodies, langs, model_dir), strict=True
+        ):
             if reason is not None:
                 why[reason] += 1
             elif tagged["spans"]:
