@@ -34,6 +34,7 @@ COMMANDS = {
     "compact": "compact",
     "migrate": "migrate",
     "train": "train",
+    "ml-backend": "mlbackend",
 }
 
 

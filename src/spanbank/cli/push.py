@@ -67,6 +67,14 @@ from spanbank.cli._common import (
     "(where the --preannotate model:DIR is least sure).",
 )
 @click.option(
+    "--ml-backend",
+    "ml_backend",
+    default=None,
+    metavar="URL",
+    help="Connect this ML backend (e.g. `spanbank ml-backend`'s http://127.0.0.1:9090) to the project, "
+    "so Label Studio asks it for predictions when a task is opened.",
+)
+@click.option(
     "--seed",
     type=int,
     default=0,
@@ -127,6 +135,7 @@ def push(
     stratify,
     honeypots,
     select,
+    ml_backend,
     seed,
     ids_file,
     where,
@@ -173,6 +182,8 @@ def push(
                 "--select does not combine with --overlap-share/--stratify/--honeypots"
             )
         extra["select"] = select
+    if ml_backend:
+        extra["ml_backend"] = ml_backend
     if planned:  # the planned push wraps push_batch with the same options
         from spanbank.labelstudio.operations import push_planned
 

@@ -213,6 +213,7 @@ def push_batch(
     create: bool = True,
     repush_missing: bool = False,
     select: str | None = None,
+    ml_backend: str | None = None,
 ) -> Workflow:
     """Push articles not yet in Label Studio project `project` as tasks; summary as return value.
 
@@ -310,6 +311,10 @@ def push_batch(
             maximum_annotations=proj.get("maximum_annotations"),
             **({"pull_cursor": pd.NaT} if change else {}),
         )
+        if ml_backend:
+            from spanbank.labelstudio.mlbackend import register
+
+            summary["ml_backend"] = register(client, pid, ml_backend)
         summary["pushed"] = yield from _import_chunks(
             client, pid, batch, server_side, encoder, record, batch_id, summary
         )

@@ -64,8 +64,38 @@ def loopback_webhooks(get_response):
     return get_response
 
 
+def _loopback_session(create_session):
+    """Wrap MLApi.create_session: requests to a loopback backend skip the SSRF-guarded adapter."""
+    from urllib.parse import urlparse
+
+    from requests.adapters import HTTPAdapter
+
+    def wrapped(self):
+        session = create_session(self)
+        url = urlparse(self._url)
+        if (url.hostname or "") in LOOPBACK_WEBHOOK_HOSTS:
+            session.mount(f"{url.scheme}://{url.netloc}/", HTTPAdapter(max_retries=self._max_retries))
+        return session
+
+    return wrapped
+
+
+def loopback_ml_backends(get_response):
+    """Django middleware (installed once at start): an ML backend may be `spanbank ml-backend`
+    on loopback. Label Studio refuses every private address for ML backends; this allows
+    127.0.0.1 and localhost only, for the ML module's URL check and its connections."""
+    from ml import api_connector, serializers
+
+    if hasattr(serializers, "validate_upload_url"):
+        serializers.validate_upload_url = _loopback_ok(serializers.validate_upload_url)
+    if hasattr(api_connector.MLApi, "create_session"):
+        api_connector.MLApi.create_session = _loopback_session(api_connector.MLApi.create_session)
+    return get_response
+
+
 MIDDLEWARE = [
     "spanbank_ls_settings.offline_paths",
     "spanbank_ls_settings.loopback_webhooks",
+    "spanbank_ls_settings.loopback_ml_backends",
     *MIDDLEWARE,
 ]

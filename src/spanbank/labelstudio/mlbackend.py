@@ -1,0 +1,111 @@
+"""A Label Studio ML backend served by spanbank: the model's predictions when a task is opened.
+
+Label Studio calls GET /health, POST /setup (model version) and POST /predict ({"tasks": [...]}
+→ {"results": [{"result", "score", "model_version"} per task]}). The server is the standard
+library's; it binds to loopback by default and keeps no state but the loaded model.
+"""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from spanbank.errors import SpanbankError
+from spanbank.labelstudio import convert
+from spanbank.labelstudio.convert import LS_TEXT_NAME
+
+MAX_BODY = 64 * 2**20  # a predict request larger than this is refused
+
+
+def model_version(model_dir: str) -> str:
+    """The version Label Studio records with each prediction (as push's `model:NAME`)."""
+    return f"model:{Path(model_dir).name}"
+
+
+def predict_tasks(tasks: list[dict], model_dir: str, schema) -> list[dict]:
+    """One LS prediction per task (an empty result when the model has nothing for it)."""
+    from spanbank.predict import tag_articles
+
+    texts = [(t.get("data") or {}).get(LS_TEXT_NAME) or "" for t in tasks]
+    langs = [(t.get("meta") or {}).get("language") for t in tasks]
+    version = model_version(model_dir)
+    out = []
+    for text, (tagged, _) in zip(texts, tag_articles(texts, langs, model_dir), strict=True):
+        spans = tagged["spans"]
+        result = convert.spans_to_result(text, spans, tagged["relations"], schema) if spans else []
+        score = sum(s.get("score", 1.0) for s in spans) / len(spans) if spans else None
+        out.append(convert.prediction(result, version, score))
+    return out
+
+
+def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 9090):
+    """A ThreadingHTTPServer answering Label Studio's ML backend calls (not yet serving)."""
+    from spanbank.model import check, loaded
+
+    check(model_dir)
+    loaded(model_dir)  # load before the first request, not during Label Studio's timeout
+    version = model_version(model_dir)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path.rstrip("/") in ("", "/health"):
+                self._send(
+                    200, {"status": "UP", "model_class": "spanbank", "model_version": version}
+                )
+            else:
+                self._send(404, {"error": "not found"})
+
+        def do_POST(self):  # noqa: N802
+            size = int(self.headers.get("Content-Length") or 0)
+            if size > MAX_BODY:
+                self._send(413, {"error": f"request larger than {MAX_BODY} bytes"})
+                return
+            try:
+                body = json.loads(self.rfile.read(size) or b"{}")
+            except ValueError:
+                self._send(400, {"error": "request body is not JSON"})
+                return
+            path = self.path.rstrip("/")
+            if path == "/setup":
+                self._send(200, {"model_version": version})
+            elif path == "/predict":
+                tasks = body.get("tasks")
+                if not isinstance(tasks, list):
+                    self._send(400, {"error": "predict needs a list of tasks"})
+                    return
+                self._send(200, {"results": predict_tasks(tasks, model_dir, schema)})
+            elif path in ("/webhook", "/train"):
+                self._send(200, {"status": "ignored: train with spanbank train"})
+            else:
+                self._send(404, {"error": "not found"})
+
+        def log_message(self, *args):  # request lines would carry nothing useful to us
+            pass
+
+    try:
+        return ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise SpanbankError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def register(client, project_id: int, url: str, title: str = "spanbank") -> dict:
+    """Connect the ML backend at `url` to the project (once: an existing connection is kept)."""
+    found = client.request("GET", "/api/ml", params={"project": project_id}) or []
+    for backend in found:
+        if backend.get("url", "").rstrip("/") == url.rstrip("/"):
+            return {"url": url, "id": backend["id"], "state": "kept"}
+    made = client.request(
+        "POST",
+        "/api/ml",
+        json_body={"url": url, "project": project_id, "title": title, "is_interactive": True},
+    )
+    return {"url": url, "id": made["id"], "state": "registered"}
