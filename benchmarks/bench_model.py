@@ -26,6 +26,16 @@ def score(preds, held) -> dict:
     return {k: per[k] for k in KEYS if k in per}
 
 
+def links_on_gold(held) -> dict:
+    """Exact F1 of the link rules given the gold spans: the ceiling a better link scorer could lift."""
+    preds = []
+    for _, _, spans, _ in held:
+        spans = [s for s in spans if s["label"] in ("QUOTE", "SPEAKER", "CUE")]
+        preds.append({"spans": spans, "relations": model.link(spans)})
+    per = score_items(preds, held)["exact"]
+    return {k: round(per[k]["f1"], 3) for k in ("said_by", "cue") if k in per}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("corpus")
@@ -69,6 +79,7 @@ def main() -> None:
         "predict_articles_per_s": round(len(held) / secs, 1),
         "rules_articles_per_s": round(len(held) / rule_secs, 1),
         "f1": {k: {w: round(f1[w][k]["f1"], 3) for w in f1 if k in f1[w]} for k in KEYS},
+        "link_rules_on_gold_spans": links_on_gold(held),
         "model": f1["model"],
         "rules": f1["rules"],
     }
