@@ -153,30 +153,6 @@ def test_push_sends_model_predictions_for_the_most_uncertain_articles(
     assert expected != {"a0", "a1"}  # not simply table order: the long texts are less certain
 
 
-def test_a_quote_split_by_its_attribution_is_joined_into_one_quote_with_two_fragments():
-    text = "“We will win,” she said, “and soon.” Then rain."
-    a, b = text.index("“and"), text.index("soon.”") + len("soon.”")
-    spans = [
-        {"label": "QUOTE", "start": 0, "end": 14, "score": 0.9},
-        {"label": "SPEAKER", "start": 15, "end": 18, "score": 0.8},
-        {"label": "CUE", "start": 19, "end": 23, "score": 0.7},
-        {"label": "QUOTE", "start": a, "end": b, "score": 0.5},
-    ]
-    out = model._result(text, [dict(s) for s in spans])
-    quotes = [s for s in out["spans"] if s["label"] == "QUOTE"]
-    assert len(quotes) == 1
-    q = quotes[0]
-    assert q["fragments"] == [{"start": 0, "end": 14}, {"start": a, "end": b}]
-    assert (q["start"], q["end"], q["score"]) == (0, b, 0.7)
-    assert q["attributes"] == {"type": "direct"}
-    rels = {(r["to_span_id"], r["label"]) for r in out["relations"]}
-    ids = {s["label"]: s["span_id"] for s in out["spans"]}
-    assert rels == {(ids["SPEAKER"], "said_by"), (ids["CUE"], "cue")}
-    # words between two quotes keep them apart
-    far = model._result(text, [dict(spans[0]), {**spans[3], "start": b + 1, "end": b + 5}])
-    assert sum(s["label"] == "QUOTE" for s in far["spans"]) == 2
-
-
 def test_nested_gold_is_dealt_to_layers_and_learned(tmp_path):
     assert model.layers([(0, 10, "QUOTE"), (2, 4, "SPEAKER"), (3, 4, "CUE"), (12, 13, "CUE")]) == [
         [(0, 10, "QUOTE"), (12, 13, "CUE")],

@@ -74,7 +74,9 @@ def _loopback_session(create_session):
         session = create_session(self)
         url = urlparse(self._url)
         if (url.hostname or "") in LOOPBACK_WEBHOOK_HOSTS:
-            session.mount(f"{url.scheme}://{url.netloc}/", HTTPAdapter(max_retries=self._max_retries))
+            session.mount(
+                f"{url.scheme}://{url.netloc}/", HTTPAdapter(max_retries=self._max_retries)
+            )
         return session
 
     return wrapped
