@@ -1,6 +1,7 @@
 """Train the span model on a corpus, score it and the rules on the same held-out articles.
 
-Usage: python benchmarks/bench_model.py CORPUS OUT [--epochs N] [--seed S]
+Usage: python benchmarks/bench_model.py CORPUS OUT [--epochs N] [--seed S] [--width W --depth D]
+       python benchmarks/bench_model.py CORPUS OUT --reuse   (score the model already in OUT)
 Prints IoU >= 0.5 F1 per label and link type (quotes direct and indirect apart), train time
 and prediction speed on one core, as JSON.
 """
@@ -44,19 +45,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=model.WIDTH)
     ap.add_argument("--depth", type=int, default=model.DEPTH)
+    ap.add_argument("--reuse", action="store_true", help="score the model in OUT, do not train")
     a = ap.parse_args()
     corpus = Corpus(a.corpus)
     items = gold_items(corpus)
-    card = model.train(
-        items,
-        a.out,
-        ["QUOTE", "SPEAKER", "CUE"],
-        seed=a.seed,
-        epochs=a.epochs,
-        progress=lambda e, n, losses: print(f"epoch {e}/{n} {losses}", flush=True),
-        data={"corpus_commit": corpus.commit, "articles": len(items)},
-        width=a.width,
-        depth=a.depth,
+    card = (
+        model.load(a.out)[1]
+        if a.reuse
+        else model.train(
+            items,
+            a.out,
+            ["QUOTE", "SPEAKER", "CUE"],
+            seed=a.seed,
+            epochs=a.epochs,
+            progress=lambda e, n, losses: print(f"epoch {e}/{n} {losses}", flush=True),
+            data={"corpus_commit": corpus.commit, "articles": len(items)},
+            width=a.width,
+            depth=a.depth,
+        )
     )
     held_ids = set(card["heldout_articles"])
     held = [it for it in items if it[0] in held_ids]
@@ -72,9 +78,9 @@ def main() -> None:
     out = {
         "heldout_articles": len(held),
         "train_articles": card["train_articles"],
-        "epochs": a.epochs,
-        "width": a.width,
-        "depth": a.depth,
+        "epochs": card["epochs"],
+        "width": card.get("width", model.WIDTH),
+        "depth": card.get("depth", model.DEPTH),
         "train_seconds": card["train_seconds"],
         "predict_articles_per_s": round(len(held) / secs, 1),
         "rules_articles_per_s": round(len(held) / rule_secs, 1),
