@@ -82,7 +82,8 @@ class Engine:
                 yield _result(pending.popleft())
         finally:
             for f in pending:
-                f.cancel()
+                with contextlib.suppress(Exception):  # the client may be closing already
+                    f.cancel()
 
     def _connect(self):
         if self._client is not None:
