@@ -123,6 +123,16 @@ class Engine:
         self._client = self._cluster = None
 
 
+def asked_workers(workers: int | None, scheduler: str | None) -> int | None:
+    """`workers` for a stage that runs in this process unless told otherwise: 1 when neither
+    --workers, --scheduler, $SPANBANK_WORKERS nor $DASK_SCHEDULER_ADDRESS asks for more (on a
+    small machine such a stage was slower on a local cluster than here; see docs/SCALE.md)."""
+    if workers is None and not scheduler and not os.environ.get(ENV_SCHEDULER):
+        if not os.environ.get(ENV_WORKERS):
+            return 1
+    return workers
+
+
 @contextlib.contextmanager
 def engine(workers: int | None = None, scheduler: str | None = None) -> Iterator[Engine]:
     """An Engine closed on exit (its cluster stopped when it started one)."""

@@ -28,7 +28,7 @@ from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metad
 from spanbank.corpus.store import Corpus, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
-from spanbank.parallel import Engine
+from spanbank.parallel import Engine, asked_workers
 from spanbank.parallel import engine as parallel_engine
 from spanbank.progress import Event, Progress
 from spanbank.schema import attributes_json
@@ -660,7 +660,9 @@ def ingest_paths(
     brat only: `metadata` (a TSV/CSV file, one row per document) fills title, source,
     published_at and adds its other columns; it updates stored articles with the same text;
     its .ann files are parsed on `workers` local processes or the Dask cluster at `scheduler`
-    (spanbank.parallel; the result is the same wherever they ran).
+    (spanbank.parallel; the result is the same wherever they ran). Other formats: pieces of the
+    inputs are parsed there too, but only when `workers`/`scheduler` (or their environment
+    variables) ask for it; the default stays in this process.
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -677,7 +679,8 @@ def ingest_paths(
     files = _expand(paths, fmt)
     if not files:
         raise IngestError("no input files found (expected .txt, .jsonl, .csv or .parquet)")
-    with parallel_engine(workers, scheduler) as engine:
+    # in this process unless asked: on 2 cores a local cluster was slower (docs/SCALE.md)
+    with parallel_engine(asked_workers(workers, scheduler), scheduler) as engine:
         return _ingest_files(corpus, files, cols, encoding, wait, progress, skip_bad, engine)
 
 
