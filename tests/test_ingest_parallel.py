@@ -122,8 +122,15 @@ def test_two_workers_store_what_one_process_stores(tmp_path, monkeypatch):
         "f.jsonl.gz:2",
     ):
         assert bit in reasons
-    # one progress event per piece, in order, as parts complete on the workers
-    assert events == [("reading", i, n_pieces) for i in range(1, n_pieces + 1)]
+    # "parsing": one event per part, counted as the workers finish them; "reading": one per
+    # piece as this process takes them in, in order
+    reading = [e for e in events if e[0] == "reading"]
+    parsing = [e for e in events if e[0] == "parsing"]
+    assert reading == [("reading", i, n_pieces) for i in range(1, n_pieces + 1)]
+    assert parsing == [("parsing", i, n_parts) for i in range(1, n_parts + 1)]
+    assert len(events) == n_pieces + n_parts
+    assert events.index(parsing[0]) < events.index(reading[-1])  # the bar moved before the end
+    assert [e[0] for e in here[2]] == ["reading"] * n_pieces  # in this process: one bar
 
 
 def test_a_bad_piece_skips_its_whole_file_as_one_process_does(tmp_path, monkeypatch):

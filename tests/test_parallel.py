@@ -62,6 +62,27 @@ def test_in_process_map_keeps_order_and_starts_nothing():
     assert eng._client is None
 
 
+def _sleep_first(x):
+    time.sleep(1.5 if x == 0 else 0)
+    return x
+
+
+def test_progress_follows_the_workers_not_the_order_of_results():
+    """`done` counts parts as Dask finishes them: with part 0 slow, the later parts are counted
+    before part 0's result is taken; each part once, and all before the last result."""
+    log = []
+    with engine(workers=2) as eng:
+        for r in eng.map(_sleep_first, range(4), done=lambda n: log.append(("done", n))):
+            log.append(("result", r))
+        assert eng._client is not None  # the parts ran on the local cluster
+    assert [e for e in log if e[0] == "result"] == [("result", i) for i in range(4)]
+    assert [e for e in log if e[0] == "done"] == [("done", n) for n in range(1, 5)]
+    assert log.index(("done", 3)) < log.index(("result", 0))  # 1, 2, 3 finished while 0 slept
+    here = []
+    assert list(Engine(workers=1).map(_square, range(3), 0, done=here.append)) == [0, 1, 4]
+    assert here == [1, 2, 3]
+
+
 def test_one_part_runs_here_even_with_workers():
     with engine(workers=2) as eng:
         assert list(eng.map(_slow_pid, [1], 0)) == [os.getpid()]

@@ -706,6 +706,7 @@ def _ingest_files(
         tuple[int, int, str, str, tuple[str, int, int]]
     ] = []  # later rows under a seen id
     pieces = _plan(files, encoding)
+    groups = _groups(pieces)
     # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
     # a temp file; a bad file raises here, before anything is written
     with _Spool(corpus.path) as spool, contextlib.ExitStack() as stack:
@@ -716,7 +717,13 @@ def _ingest_files(
         columns: dict = {}  # JSON Lines: the current file's columns, over all its pieces
         had_rows = False
         done = 0
-        mapped = engine.map(_read_part, _parts(pieces), encoding, cols)
+        parsed = None
+        if progress and engine.distributed:  # a second bar: parts as the workers finish them
+
+            def parsed(n: int) -> None:
+                progress(Event("parsing", n, len(groups)))
+
+        mapped = engine.map(_read_part, _parts(pieces, groups), encoding, cols, done=parsed)
         stack.enter_context(contextlib.closing(mapped))  # an error here cancels what is in flight
         for r in (r for part in mapped for r in part):
             done += 1
@@ -918,24 +925,35 @@ def _cuts(path: Path, kind: str, size: int, encoding: str) -> list[tuple[int, in
         return None  # read whole: the reader raises what it would have
 
 
-def _parts(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
-    """Pieces grouped into parts of about PART_BYTES (at most PART_FILES whole files), each
-    piece's `base` counted as it goes (line ends before a JSON Lines cut, rows before a row group)."""
-    part: list[_Piece] = []
+def _groups(pieces: list[_Piece]) -> list[int]:
+    """How many pieces each part takes, in order: about PART_BYTES, at most PART_FILES pieces."""
+    sizes: list[int] = []
     nbytes = 0
-    counted: tuple[Path, int, int] | None = None  # (file, offset, lines or rows before it)
     for p in pieces:
-        if p.base < 0:
-            at, base = counted[1:] if counted is not None and counted[0] == p.path else (0, 0)
-            base += _count_before(p, at)
-            counted = (p.path, p.start, base)
-            p = replace(p, base=base)
-        if part and (nbytes + p.size > PART_BYTES or len(part) >= PART_FILES):
-            yield part
-            part, nbytes = [], 0
-        part.append(p)
+        if sizes and (nbytes + p.size > PART_BYTES or sizes[-1] >= PART_FILES):
+            sizes.append(0)
+            nbytes = 0
+        if not sizes:
+            sizes.append(0)
+        sizes[-1] += 1
         nbytes += p.size
-    if part:
+    return sizes
+
+
+def _parts(pieces: list[_Piece], groups: list[int] | None = None) -> Iterator[list[_Piece]]:
+    """The pieces in parts (`_groups`), each piece's `base` counted as it goes (line ends before
+    a JSON Lines cut, rows before a row group): this process reads the file once, as parts go out."""
+    counted: tuple[Path, int, int] | None = None  # (file, offset, lines or rows before it)
+    it = iter(pieces)
+    for size in groups if groups is not None else _groups(pieces):
+        part = []
+        for p in (next(it) for _ in range(size)):
+            if p.base < 0:
+                at, base = counted[1:] if counted is not None and counted[0] == p.path else (0, 0)
+                base += _count_before(p, at)
+                counted = (p.path, p.start, base)
+                p = replace(p, base=base)
+            part.append(p)
         yield part
 
 
