@@ -83,6 +83,21 @@ def test_progress_follows_the_workers_not_the_order_of_results():
     assert here == [1, 2, 3]
 
 
+def test_export_progress_on_two_workers_counts_each_chunk(corpus, tmp_path):
+    """240 articles in chunks of 40: one "encoding" event per chunk as the workers finish it,
+    one "exporting" event per chunk as this process writes it."""
+    events = []
+    export_dataset(
+        corpus, "jsonl", tmp_path / "out", workers=2, chunk_size=40, agreement=False,
+        progress=events.append,
+    )  # fmt: skip
+    encoding = [e for e in events if e[0] == "encoding"]
+    exporting = [e for e in events if e[0] == "exporting"]
+    assert encoding == [("encoding", i, 6) for i in range(1, 7)]
+    assert [e[1] for e in exporting] == [40 * i for i in range(1, 7)]
+    assert events.index(encoding[0]) < events.index(exporting[-1])
+
+
 def test_one_part_runs_here_even_with_workers():
     with engine(workers=2) as eng:
         assert list(eng.map(_slow_pid, [1], 0)) == [os.getpid()]
