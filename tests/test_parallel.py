@@ -289,3 +289,31 @@ def test_brat_ingest_on_a_local_cluster_stores_the_same(corpus, tmp_path):
     for name, frame in stored[1].items():
         assert frame.equals(stored[2][name]), name
     assert all(len(stored[1][n]) for n in ("articles", "annotations", "spans", "relations"))
+
+
+def test_plain_ingest_through_a_dask_scheduler_matches_in_process(cluster, tmp_path, monkeypatch):
+    """`spanbank ingest --scheduler`: a JSON Lines file cut into 6 pieces, parsed by the two
+    `dask worker` processes; the corpus stores what `--workers 1` stores, in the same order."""
+    import spanbank.corpus.ingest as ingest_mod
+    from spanbank.corpus import Corpus
+
+    address, _ = cluster
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps({"id": f"x{i}", "text": f"text {i} " + "é" * (i % 50)}) for i in range(600)]
+    lines[100] = "{broken"
+    lines[450] = json.dumps({"id": "x3", "text": "another text under x3"})
+    src.write_text("\n".join(lines) + "\n", "utf-8")
+    monkeypatch.setattr(ingest_mod, "PART_BYTES", 4 << 10)  # cut here, before anything is sent
+    assert len(ingest_mod._plan([(src, "jsonl")], "utf-8")) >= 6
+    out = {}
+    for where, opts in (("here", ["--workers", "1"]), ("cluster", ["--scheduler", address])):
+        path = tmp_path / where
+        Corpus.init(path)
+        args = ["--corpus", str(path), "ingest", str(src), "--json", *opts]
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        rows = Corpus(path).read("articles").drop(columns="ingested_at")
+        out[where] = (json.loads(res.output), rows)
+    assert out["here"][0] == out["cluster"][0]
+    assert out["here"][0]["added"] == 599 - 1 and out["here"][0]["refused"] == 2
+    assert out["here"][1].equals(out["cluster"][1])
