@@ -8,7 +8,12 @@ Prints, for N synthetic articles (spanbank.synth truth annotations, a spanbank c
 - peak RSS of the driver and of each worker process (psutil) at N and 4N: the slope per
   1,000 articles.
 Every figure is a ratio of two runs in this same process tree, one after the other.
+- the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators;
+- ingest (--stages ingest) of one big JSON Lines file on 1 vs 2 workers, and in-process against
+  the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 Usage: python benchmarks/bench_parallel.py --n 10000
+       python benchmarks/bench_parallel.py --stages ingest --n 200000 --baseline-ref main
+       python benchmarks/bench_parallel.py --stages agree --n 5000 --baseline-ref main
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import CACHE, corpus_from_synth
+from _common import CACHE, corpus_from_synth, synth_corpus
 
 os.environ.pop("SPANBANK_WORKERS", None)
 
@@ -115,35 +120,216 @@ def tagger_time(path: Path, workers: int) -> float:
         return time.perf_counter() - t0
 
 
+INGEST_RUN = """
+import json, sys, tempfile, time
+from pathlib import Path
+from spanbank.corpus import Corpus
+from spanbank.corpus.ingest import ingest_paths
+src, work, workers = sys.argv[1], sys.argv[2], sys.argv[3]
+with tempfile.TemporaryDirectory(dir=work) as tmp:
+    corpus = Corpus.init(Path(tmp) / "corpus")
+    kw = {} if workers == "today" else {"workers": None if workers == "default" else int(workers)}
+    t0 = time.perf_counter()
+    s = ingest_paths(corpus, [src], **kw)
+    print(json.dumps({"s": time.perf_counter() - t0, "added": s.added, "refused": len(s.refused)}))
+"""
+
+
+AGREE_RUN = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from bench_agree import tables
+from spanbank.agreement.report import build_report
+n, workers = int(sys.argv[2]), sys.argv[3]
+t = tables(n)
+kw = {}
+if workers != "today":
+    from spanbank.parallel import Engine
+    kw["engine"] = Engine(int(workers))
+t0 = time.perf_counter()
+rep = build_report(*t, bootstrap=1000, **kw)
+print(json.dumps({"s": time.perf_counter() - t0, "alpha": rep["summary"]["token_alpha"]}))
+"""
+
+
+def agree_time(n: int, workers: str, pythonpath: str) -> tuple[float, dict]:
+    """Seconds of `build_report` (bootstrap 1000) over n synthetic articles x 3 annotators, in a
+    child process importing spanbank from `pythonpath` (a local cluster's start included)."""
+    import json
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTHONPATH": pythonpath}
+    here = str(Path(__file__).resolve().parent)
+    out = subprocess.run(
+        [sys.executable, "-c", AGREE_RUN, here, str(n), workers],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return got["s"], got["alpha"]
+
+
+def _baseline_src(ref: str) -> Path:
+    """The src/ folder of git ref `ref`, extracted into the cache (removed by the caller)."""
+    import subprocess
+
+    base = Path(tempfile.mkdtemp(dir=CACHE))
+    repo = Path(__file__).resolve().parents[1]
+    tar = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=tar, check=True)
+    return base
+
+
+def bench_agree(n: int, baseline_ref: str | None, repeat: int) -> None:
+    """The agreement report: 1 vs 2 workers, and 1 worker vs the code at `baseline_ref`."""
+    import statistics
+
+    from bench_agree import tables
+
+    tables(n)  # made once, before timing
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    print(f"agreement report over {n:,} articles x 3 annotators (bootstrap 1000)")
+    sides = {"1 worker": ("1", here), "2 workers": ("2", here)}
+    base = _baseline_src(baseline_ref) if baseline_ref else None
+    if base:
+        sides[f"{baseline_ref} (before)"] = ("today", str(base / "src"))
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    values = {}
+    for _ in range(repeat):
+        for name, (workers, path) in sides.items():
+            dt, values[name] = agree_time(n, workers, path)
+            times[name].append(dt)
+    best = {k: min(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(
+            f"  {k:<22} best {best[k]:6.2f} s  median {statistics.median(v):6.2f} s  "
+            f"token alpha {values[k]['value']!r}"
+        )
+    print(f"  speedup 1 -> 2 workers: {best['1 worker'] / best['2 workers']:5.2f}")
+    if base:
+        ratio = best["1 worker"] / best[f"{baseline_ref} (before)"]
+        print(f"  in-process now / {baseline_ref}: {ratio:5.2f} (goal <= 1.1)")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def ingest_input(n: int) -> Path:
+    """One JSON Lines file of the n synthetic articles (about 1.1 KB each), made once."""
+    import pyarrow.parquet as pq
+
+    out = CACHE / f"ingest-{n}.jsonl"
+    if not out.exists():
+        import json
+
+        table = pq.read_table(synth_corpus(n) / "articles.parquet")
+        with open(out.with_suffix(".tmp"), "w", encoding="utf-8") as fh:
+            for row in table.to_pylist():
+                row = {
+                    k: (str(v) if k == "published_at" and v is not None else v)
+                    for k, v in row.items()
+                }
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.with_suffix(".tmp").rename(out)
+    return out
+
+
+def ingest_time(src: Path, workers: str, pythonpath: str) -> float:
+    """Seconds of `ingest_paths` of `src` into a new corpus, in a child process importing
+    spanbank from `pythonpath` (workers "today": that code's own default call)."""
+    import json
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTHONPATH": pythonpath}
+    out = subprocess.run(
+        [sys.executable, "-c", INGEST_RUN, str(src), str(CACHE), workers],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["s"]
+
+
+def bench_ingest(n: int, baseline_ref: str | None, repeat: int) -> None:
+    """Ingest of one big JSON Lines file: 1 vs 2 workers, and in-process vs the code at
+    `baseline_ref` (git archive of its src/), alternating, best of `repeat`."""
+    import statistics
+
+    src = ingest_input(n)
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    print(f"ingest of {n:,} articles, one JSON Lines file of {src.stat().st_size / 1e6:,.0f} MB")
+    sides = {"1 worker": ("1", here), "2 workers": ("2", here)}
+    if baseline_ref:
+        base = _baseline_src(baseline_ref)
+        sides[f"{baseline_ref} (before)"] = ("today", str(base / "src"))
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for _ in range(repeat):
+        for name, (workers, path) in sides.items():
+            times[name].append(ingest_time(src, workers, path))
+    best = {k: min(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(
+            f"  {k:<22} best {best[k]:6.2f} s  median {statistics.median(v):6.2f} s  ({n / best[k]:,.0f}/s)"
+        )
+    print(f"  speedup 1 -> 2 workers: {best['1 worker'] / best['2 workers']:5.2f}")
+    if baseline_ref:
+        ratio = best["1 worker"] / best[f"{baseline_ref} (before)"]
+        print(f"  in-process now / {baseline_ref}: {ratio:5.2f} (goal <= 1.1)")
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS at n and 4n")
+    ap.add_argument(
+        "--stages", default="export,tagger", help="comma-separated: export, tagger, ingest, agree"
+    )
+    ap.add_argument(
+        "--baseline-ref",
+        default=None,
+        help="ingest: also time the code at this git ref (e.g. main)",
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="ingest: runs per side, alternating")
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
+    stages = set(args.stages.split(","))
+    if "ingest" in stages:
+        bench_ingest(args.n, args.baseline_ref, args.repeat)
+    if "agree" in stages:
+        bench_agree(args.n, args.baseline_ref, args.repeat)
+    if not stages & {"export", "tagger"}:
+        return
     path = corpus(args.n)
     print(f"n={args.n:,} articles, {os.cpu_count()} cores")
-    for formats in ("spacy", "jsonl,spacy,hf,conll,brat,quotes"):
-        one, _ = export_time(path, formats, 1)
-        two, _ = export_time(path, formats, 2)
+    if "export" in stages:
+        for formats in ("spacy", "jsonl,spacy,hf,conll,brat,quotes"):
+            one, _ = export_time(path, formats, 1)
+            two, _ = export_time(path, formats, 2)
+            print(
+                f"export {formats:<34} 1 worker {one:7.2f} s  2 workers {two:7.2f} s  speedup {one / two:5.2f}"
+            )
+        one, _ = export_time(path, "spacy", 1)
+        default, _ = export_time(path, "spacy", None)
         print(
-            f"export {formats:<34} 1 worker {one:7.2f} s  2 workers {two:7.2f} s  speedup {one / two:5.2f}"
+            f"export spacy: default engine {default:.2f} s vs in-process {one:.2f} s: ratio {default / one:5.2f}"
         )
-    one, _ = export_time(path, "spacy", 1)
-    default, _ = export_time(path, "spacy", None)
-    print(
-        f"export spacy: default engine {default:.2f} s vs in-process {one:.2f} s: ratio {default / one:5.2f}"
-    )
-    base = spacy_baseline(path)
-    print(
-        f"export spacy vs spaCy make_doc+char_span ({base:.2f} s): 1 worker {one / base:5.2f}x, "
-        f"default {default / base:5.2f}x"
-    )
-    t1, t2 = tagger_time(path, 1), tagger_time(path, 2)
-    print(
-        f"rule tagger 1 worker {t1:.2f} s ({args.n / t1:,.0f} articles/s)  2 workers {t2:.2f} s  "
-        f"speedup {t1 / t2:5.2f}"
-    )
+        base = spacy_baseline(path)
+        print(
+            f"export spacy vs spaCy make_doc+char_span ({base:.2f} s): 1 worker {one / base:5.2f}x, "
+            f"default {default / base:5.2f}x"
+        )
+    if "tagger" in stages:
+        t1, t2 = tagger_time(path, 1), tagger_time(path, 2)
+        print(
+            f"rule tagger 1 worker {t1:.2f} s ({args.n / t1:,.0f} articles/s)  2 workers {t2:.2f} s  "
+            f"speedup {t1 / t2:5.2f}"
+        )
     if args.memory:
         rows = []
         for n in (args.n, 4 * args.n):

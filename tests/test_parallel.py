@@ -62,6 +62,42 @@ def test_in_process_map_keeps_order_and_starts_nothing():
     assert eng._client is None
 
 
+def _sleep_first(x):
+    time.sleep(1.5 if x == 0 else 0)
+    return x
+
+
+def test_progress_follows_the_workers_not_the_order_of_results():
+    """`done` counts parts as Dask finishes them: with part 0 slow, the later parts are counted
+    before part 0's result is taken; each part once, and all before the last result."""
+    log = []
+    with engine(workers=2) as eng:
+        for r in eng.map(_sleep_first, range(4), done=lambda n: log.append(("done", n))):
+            log.append(("result", r))
+        assert eng._client is not None  # the parts ran on the local cluster
+    assert [e for e in log if e[0] == "result"] == [("result", i) for i in range(4)]
+    assert [e for e in log if e[0] == "done"] == [("done", n) for n in range(1, 5)]
+    assert log.index(("done", 3)) < log.index(("result", 0))  # 1, 2, 3 finished while 0 slept
+    here = []
+    assert list(Engine(workers=1).map(_square, range(3), 0, done=here.append)) == [0, 1, 4]
+    assert here == [1, 2, 3]
+
+
+def test_export_progress_on_two_workers_counts_each_chunk(corpus, tmp_path):
+    """240 articles in chunks of 40: one "encoding" event per chunk as the workers finish it,
+    one "exporting" event per chunk as this process writes it."""
+    events = []
+    export_dataset(
+        corpus, "jsonl", tmp_path / "out", workers=2, chunk_size=40, agreement=False,
+        progress=events.append,
+    )  # fmt: skip
+    encoding = [e for e in events if e[0] == "encoding"]
+    exporting = [e for e in events if e[0] == "exporting"]
+    assert encoding == [("encoding", i, 6) for i in range(1, 7)]
+    assert [e[1] for e in exporting] == [40 * i for i in range(1, 7)]
+    assert events.index(encoding[0]) < events.index(exporting[-1])
+
+
 def test_one_part_runs_here_even_with_workers():
     with engine(workers=2) as eng:
         assert list(eng.map(_slow_pid, [1], 0)) == [os.getpid()]
@@ -253,3 +289,31 @@ def test_brat_ingest_on_a_local_cluster_stores_the_same(corpus, tmp_path):
     for name, frame in stored[1].items():
         assert frame.equals(stored[2][name]), name
     assert all(len(stored[1][n]) for n in ("articles", "annotations", "spans", "relations"))
+
+
+def test_plain_ingest_through_a_dask_scheduler_matches_in_process(cluster, tmp_path, monkeypatch):
+    """`spanbank ingest --scheduler`: a JSON Lines file cut into 6 pieces, parsed by the two
+    `dask worker` processes; the corpus stores what `--workers 1` stores, in the same order."""
+    import spanbank.corpus.ingest as ingest_mod
+    from spanbank.corpus import Corpus
+
+    address, _ = cluster
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps({"id": f"x{i}", "text": f"text {i} " + "é" * (i % 50)}) for i in range(600)]
+    lines[100] = "{broken"
+    lines[450] = json.dumps({"id": "x3", "text": "another text under x3"})
+    src.write_text("\n".join(lines) + "\n", "utf-8")
+    monkeypatch.setattr(ingest_mod, "PART_BYTES", 4 << 10)  # cut here, before anything is sent
+    assert len(ingest_mod._plan([(src, "jsonl")], "utf-8")) >= 6
+    out = {}
+    for where, opts in (("here", ["--workers", "1"]), ("cluster", ["--scheduler", address])):
+        path = tmp_path / where
+        Corpus.init(path)
+        args = ["--corpus", str(path), "ingest", str(src), "--json", *opts]
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        rows = Corpus(path).read("articles").drop(columns="ingested_at")
+        out[where] = (json.loads(res.output), rows)
+    assert out["here"][0] == out["cluster"][0]
+    assert out["here"][0]["added"] == 599 - 1 and out["here"][0]["refused"] == 2
+    assert out["here"][1].equals(out["cluster"][1])

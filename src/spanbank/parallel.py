@@ -55,34 +55,71 @@ class Engine:
             return f"dask scheduler {self.scheduler}"
         return f"{self.workers} local worker(s)" if self.workers > 1 else "in-process"
 
-    def map(self, fn: Callable, parts: Iterable, *args) -> Iterator:
+    def map(
+        self, fn: Callable, parts: Iterable, *args, done: Callable[[int], None] | None = None
+    ) -> Iterator:
         """fn(part, *args) for each part, yielded in the parts' order. A part that needs no
-        second worker (fewer than two parts in all) runs here without starting a cluster."""
+        second worker (fewer than two parts in all) runs here without starting a cluster.
+
+        `done(n)`, if given, is called in this thread with the number of parts finished so far,
+        once per part, as they finish: on a cluster in the order Dask completes them (a progress
+        bar follows the workers, not the order results are taken in); here, after each call."""
         parts = iter(parts)
+        finished = 0
         if not self.distributed:
             for part in parts:
-                yield fn(part, *args)
+                result = fn(part, *args)
+                finished += 1
+                if done:
+                    done(finished)
+                yield result
             return
         first = next(parts, _END)
         if first is _END:
             return
         second = next(parts, _END)
         if second is _END:
-            yield fn(first, *args)
+            result = fn(first, *args)
+            if done:
+                done(1)
+            yield result
             return
         client = self._connect()
         window = IN_FLIGHT_PER_WORKER * max(1, self._n_workers(client))
         pending: deque = deque()
+        counted: set = set()  # keys of finished parts already reported to `done`
+
+        def head():
+            nonlocal finished
+            if done:
+                from distributed import wait
+
+                while True:
+                    for f in pending:
+                        if f.key not in counted and f.done():
+                            counted.add(f.key)
+                            finished += 1
+                            done(finished)
+                    if pending[0].key in counted:
+                        break
+                    wait(
+                        [f for f in pending if f.key not in counted], return_when="FIRST_COMPLETED"
+                    )
+            f = pending.popleft()
+            counted.discard(f.key)
+            return _result(f)
+
         try:
             for part in _chain([first, second], parts):
                 pending.append(client.submit(fn, part, *args, pure=False))
                 if len(pending) >= window:
-                    yield _result(pending.popleft())
+                    yield head()
             while pending:
-                yield _result(pending.popleft())
+                yield head()
         finally:
             for f in pending:
-                f.cancel()
+                with contextlib.suppress(Exception):  # the client may be closing already
+                    f.cancel()
 
     def _connect(self):
         if self._client is not None:
@@ -120,6 +157,16 @@ class Engine:
                 with contextlib.suppress(Exception):
                     thing.close()
         self._client = self._cluster = None
+
+
+def asked_workers(workers: int | None, scheduler: str | None) -> int | None:
+    """`workers` for a stage that runs in this process unless told otherwise: 1 when neither
+    --workers, --scheduler, $SPANBANK_WORKERS nor $DASK_SCHEDULER_ADDRESS asks for more (on a
+    small machine such a stage was slower on a local cluster than here; see docs/SCALE.md)."""
+    if workers is None and not scheduler and not os.environ.get(ENV_SCHEDULER):
+        if not os.environ.get(ENV_WORKERS):
+            return 1
+    return workers
 
 
 @contextlib.contextmanager

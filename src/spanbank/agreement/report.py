@@ -53,14 +53,30 @@ def agreement_report(
     bootstrap: int = 1000,
     seed: int = 0,
     views: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> dict:
     """Agreement report for the latest human annotations of a corpus (see :func:`build_report`),
-    with the annotators' throughput (`spanbank.throughput`)."""
+    with the annotators' throughput (`spanbank.throughput`). Per-article statistics run on
+    `workers` local processes or the Dask cluster at `scheduler` when asked (else here)."""
     from spanbank.honeypots import corpus_honeypot_scores
+    from spanbank.parallel import asked_workers, engine
     from spanbank.throughput import throughput
 
     ann, spans = corpus.read("annotations"), corpus.read("spans")
-    report = build_report(
+    with engine(asked_workers(workers, scheduler), scheduler) as eng:
+        report = _report_on(
+            eng, corpus, ann, spans, project, labels, annotators, iou, bootstrap, seed, views
+        )
+    report["throughput"] = throughput(ann, spans, project)
+    report["honeypots"] = corpus_honeypot_scores(
+        corpus, project, iou=iou, bootstrap=bootstrap, seed=seed
+    )
+    return report
+
+
+def _report_on(eng, corpus, ann, spans, project, labels, annotators, iou, bootstrap, seed, views):
+    return build_report(
         corpus.read("articles"),
         ann,
         spans,
@@ -73,12 +89,8 @@ def agreement_report(
         bootstrap=bootstrap,
         seed=seed,
         views=views,
+        engine=eng,
     )
-    report["throughput"] = throughput(ann, spans, project)
-    report["honeypots"] = corpus_honeypot_scores(
-        corpus, project, iou=iou, bootstrap=bootstrap, seed=seed
-    )
-    return report
 
 
 # --------------------------------------------------------------------------- the report
@@ -125,9 +137,15 @@ def _category_counts(cat: np.ndarray, q: int) -> np.ndarray:
 
 
 def _per_article(stats: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Per-token rows summed per article (tokens are grouped by article; ``bounds`` from searchsorted)."""
-    cs = np.concatenate([np.zeros((1, stats.shape[1])), np.cumsum(stats, axis=0)])
-    return cs[bounds[1:]] - cs[bounds[:-1]]
+    """Per-token rows summed per article (tokens are grouped by article; ``bounds`` from searchsorted).
+
+    Each article's sum is over its own tokens only (not a difference of running sums), so it is
+    the same whichever other articles were computed with it (see `ARTICLES_PER_PART`)."""
+    out = np.zeros((len(bounds) - 1, stats.shape[1]))
+    has = bounds[1:] > bounds[:-1]
+    if has.any():
+        out[has] = np.add.reduceat(stats, bounds[:-1][has], axis=0)
+    return out
 
 
 def build_report(
@@ -145,6 +163,7 @@ def build_report(
     seed: int = 0,
     lowest: int = 10,
     views: bool = False,
+    engine=None,
 ) -> dict:
     """Agreement report from the corpus tables (pandas DataFrames as stored).
 
@@ -156,6 +175,10 @@ def build_report(
     article) and ``lowest_articles``; with ``views`` also ``_views``, what the HTML page
     needs to show the least-agreed articles' text (left out of JSON). Undefined figures
     are NaN. Raises :class:`~spanbank.agreement.AgreementError` on an empty selection.
+
+    The per-article statistics (token layers, attributions) are computed on ``engine``
+    (:class:`spanbank.parallel.Engine`; default: in this process) for parts of
+    `ARTICLES_PER_PART` articles and combined here; the figures are the same wherever they ran.
     """
     if not 0 <= iou <= 1:
         raise AgreementError(f"--iou must be between 0 and 1, got {iou}")
@@ -168,15 +191,17 @@ def build_report(
         u.group, u.s_slot, u.s_art, u.s_start, u.s_end, u.n_coders, u.slot_pairs, n_art, n_lab,
         iou, u.s_frag,
     )  # fmt: skip
-    tok = _Tokens(u, notes)
+    tok, attr_rows = _article_stats(u, relations, iou, engine)
+    if len(u.labels) < 2:
+        notes.append(
+            "figures over labelled tokens only (-O) need two or more labels: with one, every "
+            "such token is that label for someone, so they cannot be positive; left undefined"
+        )
     unitizing = _unitizing(
         u.f_art, u.f_slot, u.f_lab, u.f_start, u.f_end, u.lengths, u.n_coders, u.group[u.f_of],
         n_art, n_lab,
     )  # fmt: skip
     rel_rows = _relation_counts(relations, u.sp, u.ann, alignments, u.slot_pairs, u.n_coders)
-    attr_rows = _attribution_counts(
-        u.sp_all, relations, u.ann, u.lengths, u.slot_pairs, u.n_coders, iou
-    )
     attributions_out = _attribution_report(attr_rows)
     # one row per article x slot pair x label
     pair_df = _pair_table(
@@ -327,53 +352,154 @@ class _Units:
         self.f_lab = self.lab_idx[self.f_of]
 
 
-class _Tokens:
-    """The token layers: the multi-category layer (none or a label per annotator and token),
-    its per-article statistics and pair confusions, and the binary layer of each label."""
+ARTICLES_PER_PART = 1000  # articles whose per-article statistics one engine task computes
 
-    def __init__(self, u: _Units, notes: list[str]):
-        n_art, n_lab = len(u.art_ids), len(u.labels)
-        t_art, self.t_start, self.t_end, offsets = tokenize(u.texts)
-        self.n_tok = n_tok = len(t_art)
-        g_tok_s = offsets[t_art] + self.t_start
-        g_tok_e = offsets[t_art] + self.t_end
-        m_tok = u.n_coders[t_art]
-        self.art_bounds = np.searchsorted(t_art, np.arange(n_art + 1))
-        span_lo = np.searchsorted(g_tok_e, offsets[u.f_art] + u.f_start, "right")
-        span_hi = np.searchsorted(g_tok_s, offsets[u.f_art] + u.f_end, "left")
-        # the multi-category layer: one value per (annotator, token), none = 0, label c = c + 1
-        cat = token_categories(
-            span_lo, span_hi, u.f_slot, u.f_end - u.f_start, u.f_lab, n_tok, u.max_m, n_lab
-        )
-        cat[np.arange(u.max_m)[:, None] >= m_tok[None, :]] = -1  # annotator did not annotate it
-        self.cat = cat
-        self.q = q = n_lab + 1
+
+def _article_stats(u: _Units, relations, iou: float, engine) -> tuple[_Tokens, pd.DataFrame | None]:
+    """The token layers and the attribution rows, computed per part of the articles on the
+    engine (in this process without one) and put together in article order."""
+    from spanbank.parallel import Engine
+
+    engine = engine or Engine(workers=1)
+    n_art = len(u.art_ids)
+    bounds = list(range(0, n_art, ARTICLES_PER_PART)) + [n_art]
+    # each table sorted by article once (stable: an article's rows keep their order), then sliced
+    f_order = np.argsort(u.f_art, kind="stable")
+    f_cut = np.searchsorted(u.f_art[f_order], bounds)
+    sp = u.sp_all.iloc[np.argsort(u.sp_all["a_idx"].to_numpy(), kind="stable")]
+    sp_cut = np.searchsorted(sp["a_idx"].to_numpy(), bounds)
+    ann = u.ann  # sorted by article already
+    ann_cut = np.searchsorted(ann["a_idx"].to_numpy(), bounds)
+    rel = None
+    if relations is not None and len(relations):
+        rel = relations[relations["label"].isin([SOURCE_RELATION, CUE_RELATION])]
+        rel = rel.merge(ann[["annotation_id", "a_idx"]], on="annotation_id", how="inner")
+        rel = rel.iloc[np.argsort(rel["a_idx"].to_numpy(), kind="stable")]
+        rel_cut = np.searchsorted(rel["a_idx"].to_numpy(), bounds)
+
+    def parts():
+        for k, (a0, a1) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            f = f_order[f_cut[k] : f_cut[k + 1]]
+            yield {
+                "a0": a0,
+                "texts": u.texts[a0:a1],
+                "lengths": u.lengths[a0:a1],
+                "n_coders": u.n_coders[a0:a1],
+                "f": (u.f_art[f] - a0, u.f_start[f], u.f_end[f], u.f_slot[f], u.f_lab[f]),
+                "sp": _rebased(sp.iloc[sp_cut[k] : sp_cut[k + 1]], a0),
+                "ann": _rebased(ann.iloc[ann_cut[k] : ann_cut[k + 1]], a0),
+                "rel": None if rel is None else rel.iloc[rel_cut[k] : rel_cut[k + 1]],
+            }
+
+    shared = (u.max_m, len(u.labels), u.slot_pairs, iou)
+    results = list(engine.map(_part_stats, parts(), shared))
+    return _Tokens(results, u), _attribution_rows(results, u.slot_pairs, bounds)
+
+
+def _rebased(df: pd.DataFrame, a0: int) -> pd.DataFrame:
+    return df.assign(a_idx=df["a_idx"].to_numpy() - a0) if a0 else df
+
+
+def _part_stats(part: dict, shared: tuple) -> dict:
+    """One part's per-article statistics (articles numbered from 0 in the part): pure, so a
+    worker can run it."""
+    max_m, n_lab, slot_pairs, iou = shared
+    out = _token_stats(part["texts"], part["n_coders"], part["f"], max_m, n_lab, slot_pairs)
+    out["attributions"] = _attribution_counts(
+        part["sp"], part["rel"], part["ann"], part["lengths"], slot_pairs, part["n_coders"], iou,
+        keep_empty=True,
+    )  # fmt: skip
+    return out
+
+
+def _token_stats(texts, n_coders, f, max_m: int, n_lab: int, slot_pairs) -> dict:
+    """The token layers of some articles: the multi-category layer (none or a label per
+    annotator and token), its per-article statistics and pair confusions, and the binary layer
+    of each label."""
+    f_art, f_start, f_end, f_slot, f_lab = f
+    n_art = len(texts)
+    t_art, t_start, t_end, offsets = tokenize(texts)
+    n_tok = len(t_art)
+    g_tok_s = offsets[t_art] + t_start
+    g_tok_e = offsets[t_art] + t_end
+    m_tok = n_coders[t_art]
+    art_bounds = np.searchsorted(t_art, np.arange(n_art + 1))
+    span_lo = np.searchsorted(g_tok_e, offsets[f_art] + f_start, "right")
+    span_hi = np.searchsorted(g_tok_s, offsets[f_art] + f_end, "left")
+    # the multi-category layer: one value per (annotator, token), none = 0, label c = c + 1
+    cat = token_categories(span_lo, span_hi, f_slot, f_end - f_start, f_lab, n_tok, max_m, n_lab)
+    cat[np.arange(max_m)[:, None] >= m_tok[None, :]] = -1  # annotator did not annotate it
+    q = n_lab + 1
+    tok_counts = _category_counts(cat, q)
+    labelled = tok_counts[:, 0] < m_tok  # at least one annotator gave a label
+    cat_stats = category_item_stats(tok_counts)
+    pair_tok, multi_stats, n1 = _binary_layers(
+        span_lo, span_hi, f_slot, f_lab, cat, m_tok, labelled, t_art, art_bounds, slot_pairs,
+        n_art, n_lab,
+    )  # fmt: skip
+    return {
+        "t_start": t_start,
+        "t_end": t_end,
+        "art_bounds": art_bounds,
+        "cat": cat,
+        "labelled": labelled,
+        "cat_art": _per_article(cat_stats, art_bounds),
+        "cat_art_l": _per_article(cat_stats * labelled[:, None], art_bounds),
+        "pair_conf": _pair_confusion(cat, m_tok, t_art, slot_pairs, n_art, q),
+        "pair_tok": pair_tok,
+        "multi_stats": multi_stats,
+        "n1": n1,  # per label: annotator-tokens inside a span of it
+        "m": int(m_tok.sum()),  # annotator-tokens
+    }
+
+
+class _Tokens:
+    """The token layers of all articles, put together from the parts' (`_token_stats`)."""
+
+    def __init__(self, parts: list[dict], u: _Units):
+        n_lab = len(u.labels)
+        self.q = n_lab + 1
         self.multi_label = n_lab >= 2
-        tok_counts = _category_counts(cat, q)
-        self.labelled = tok_counts[:, 0] < m_tok  # at least one annotator gave a label
-        cat_stats = category_item_stats(tok_counts)
-        self.cat_art = _per_article(cat_stats, self.art_bounds)
-        self.cat_art_l = _per_article(cat_stats * self.labelled[:, None], self.art_bounds)
-        self.pair_conf = _pair_confusion(cat, m_tok, t_art, u.slot_pairs, n_art, q)
-        self.pair_tok, self.multi_stats, self.prevalence = _binary_layers(
-            span_lo,
-            span_hi,
-            u.f_slot,
-            u.f_lab,
-            cat,
-            m_tok,
-            self.labelled,
-            t_art,
-            self.art_bounds,
-            u.slot_pairs,
-            n_art,
-            n_lab,
+        self.t_start = np.concatenate([p["t_start"] for p in parts])
+        self.t_end = np.concatenate([p["t_end"] for p in parts])
+        self.n_tok = n_tok = len(self.t_start)
+        starts = np.cumsum([0] + [len(p["t_start"]) for p in parts])
+        self.art_bounds = np.concatenate(
+            [p["art_bounds"][:-1] + s for p, s in zip(parts, starts, strict=False)] + [[n_tok]]
         )
-        if n_lab < 2:
-            notes.append(
-                "figures over labelled tokens only (-O) need two or more labels: with one, every "
-                "such token is that label for someone, so they cannot be positive; left undefined"
-            )
+        self.cat = np.concatenate([p["cat"] for p in parts], axis=1)
+        self.labelled = np.concatenate([p["labelled"] for p in parts])
+        self.cat_art = np.concatenate([p["cat_art"] for p in parts])
+        self.cat_art_l = np.concatenate([p["cat_art_l"] for p in parts])
+        self.pair_conf = {
+            pr: np.concatenate([p["pair_conf"][pr] for p in parts]) for pr in u.slot_pairs
+        }
+        self.pair_tok = {
+            pr: np.concatenate([p["pair_tok"][pr] for p in parts], axis=2) for pr in u.slot_pairs
+        }
+        self.multi_stats = np.concatenate([p["multi_stats"] for p in parts], axis=2)
+        n1 = sum(p["n1"] for p in parts)
+        m = sum(p["m"] for p in parts)
+        self.prevalence = n1 / m if n_tok else np.full(n_lab, NAN)
+
+
+def _attribution_rows(results: list[dict], slot_pairs, bounds) -> pd.DataFrame | None:
+    """The parts' attribution rows as one run over all articles makes them: pair by pair, in
+    article order, without the pairs that have no quote anywhere."""
+    frames = [
+        r["attributions"].assign(a_idx=r["attributions"]["a_idx"].to_numpy() + a0)
+        for r, a0 in zip(results, bounds, strict=False)
+        if r["attributions"] is not None
+    ]
+    if not frames:
+        return None
+    rows = pd.concat(frames, ignore_index=True)
+    quotes = rows.groupby("_pair")[["n_a", "n_b"]].sum().sum(axis=1)
+    rows = rows[rows["_pair"].isin(quotes.index[quotes > 0])]
+    if not len(rows):
+        return None
+    rows = rows.sort_values(["_pair", "a_idx"], kind="stable")
+    return rows.drop(columns="_pair").reset_index(drop=True)
 
 
 _TAB_COLS = ["n00", "n01", "n10", "n11"]
@@ -626,13 +752,14 @@ def _binary_layers(
     """The binary (label / O) token layer of each label: (pair 2x2 tables, multi-rater stats, prevalence).
 
     ``pair_tok[(i, j)]``: shape (2, n_lab, n_art, 4), over all tokens and tokens someone labelled;
-    ``multi_stats``: shape (2, n_lab, n_art, 7); ``prevalence``: shape (n_lab,).
+    ``multi_stats``: shape (2, n_lab, n_art, 7); ``n1``: shape (n_lab,), annotator-tokens inside
+    a span of each label (prevalence = n1 / annotator-tokens).
     """
     n_tok = len(t_art)
     max_m = cat.shape[0]
     pair_tok = {p: np.zeros((2, n_lab, n_art, 4)) for p in slot_pairs}  # [all, labelled]
     multi_stats = np.zeros((2, n_lab, n_art, 7))  # [all tokens, tokens someone labelled]
-    prevalence = np.zeros(n_lab)
+    n1_sum = np.zeros(n_lab, np.int64)
     for c in range(n_lab):
         sel = np.flatnonzero(lab_idx == c)
         lo, hi = span_lo[sel], span_hi[sel]
@@ -643,7 +770,7 @@ def _binary_layers(
         inside = np.cumsum(diff.reshape(max_m, n_tok + 1)[:, :n_tok], axis=1) > 0
         n1 = inside.sum(0)
         n0 = m_tok - n1
-        prevalence[c] = n1.sum() / m_tok.sum() if n_tok else NAN
+        n1_sum[c] = n1.sum()
         stats = category_item_stats(np.column_stack([n0, n1]))
         multi_stats[0, c] = _per_article(stats, art_bounds)
         multi_stats[1, c] = _per_article(stats * labelled[:, None], art_bounds)
@@ -655,7 +782,7 @@ def _binary_layers(
                 pair_tok[(i, j)][v, c] = np.bincount(
                     t_art[valid][keep] * 4 + code[keep], minlength=n_art * 4
                 ).reshape(n_art, 4)
-    return pair_tok, multi_stats, prevalence
+    return pair_tok, multi_stats, n1_sum
 
 
 def _span_counts(
@@ -1023,16 +1150,25 @@ def _article_views(
     return out
 
 
-def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, iou):
+def _attribution_counts(
+    sp_all, relations, ann, lengths, slot_pairs, n_coders, iou, keep_empty: bool = False
+):
     """Per (article, annotator pair): attributions of a and b, quote matches, and full matches.
 
     An attribution is a QUOTE span with its said_by speakers and cue spans. Quotes match one
     to one (exact offsets, or IoU >= ``iou``); a full match also needs the speakers and the
     cues to match at the same threshold (none on both sides counts as a match).
+    ``keep_empty`` (a part of the articles): every pair's rows, even without quotes, with the
+    pair's number in `_pair` (see `_attribution_rows`).
     """
     quotes, targets = _attribution_units(sp_all, relations, lengths)
     if quotes is None:
-        return None
+        if not keep_empty:
+            return None
+        quotes = pd.DataFrame(
+            {"a_idx": [], "slot": [], "start": [], "end": [], "fragments": []},
+            index=pd.MultiIndex.from_arrays([[], []]),
+        )
     keys = list(quotes.index)
     q_art = quotes["a_idx"].to_numpy(np.int64)
     q_slot = quotes["slot"].to_numpy(np.int64)
@@ -1041,10 +1177,10 @@ def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, i
     slot_names = ann.set_index(["a_idx", "slot"])["annotator"]
     n_art = len(n_coders)
     out = []
-    for i, j in slot_pairs:
+    for pair, (i, j) in enumerate(slot_pairs):
         ai = np.flatnonzero((q_slot == i) & (n_coders[q_art] > j))
         bj = np.flatnonzero(q_slot == j)
-        if not len(ai) and not len(bj):
+        if not len(ai) and not len(bj) and not keep_empty:
             continue
         row = {
             "n_a": np.bincount(q_art[ai], minlength=n_art),
@@ -1076,6 +1212,8 @@ def _attribution_counts(sp_all, relations, ann, lengths, slot_pairs, n_coders, i
             df[col] = slot_names.reindex(
                 pd.MultiIndex.from_arrays([arts, np.full(len(arts), slot)])
             ).to_numpy()
+        if keep_empty:
+            df["_pair"] = pair
         out.append(df)
     return pd.concat(out, ignore_index=True) if out else None
 

@@ -47,8 +47,14 @@ as_of_option = click.option(
 project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 
-def engine_options(f):
-    """--workers and --scheduler: where a heavy stage runs (spanbank.parallel)."""
+CORES = "$SPANBANK_WORKERS, else this machine's cores"
+
+
+def engine_options(f=None, *, default: str = CORES):
+    """--workers and --scheduler: where a heavy stage runs (spanbank.parallel). `default` says
+    what --workers defaults to (`@engine_options(default="1 ...")` for an opt-in stage)."""
+    if f is None:
+        return lambda g: engine_options(g, default=default)
     f = click.option(
         "--scheduler",
         default=None,
@@ -59,8 +65,7 @@ def engine_options(f):
         "--workers",
         type=click.IntRange(1),
         default=None,
-        help="Local worker processes (default: $SPANBANK_WORKERS, else this machine's cores; "
-        "1 runs in this process).",
+        help=f"Local worker processes (default: {default}; 1 runs in this process).",
     )(f)
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from spanbank.cli._common import as_of_option, json_option, project_filter_option, quiet_option
+from spanbank.cli._common import (
+    as_of_option,
+    engine_options,
+    json_option,
+    project_filter_option,
+    quiet_option,
+)
 from spanbank.errors import SpanbankError
 
 
@@ -67,6 +73,7 @@ def _resolve(corpus, names: list[str] | None) -> list[str] | None:
     help="In the HTML page, show each annotator's e-mail beside the pseudonym "
     "(local use only: the file then holds personal data; do not share it).",
 )
+@engine_options(default="$SPANBANK_WORKERS, else 1")
 @quiet_option
 @as_of_option
 @click.pass_obj
@@ -82,6 +89,8 @@ def agree(
     as_csv,
     html_path,
     show_names,
+    workers,
+    scheduler,
     quiet,
     as_of,
 ):
@@ -96,6 +105,7 @@ def agree(
 
     \b
         spanbank agree --project news --labels SPEAKER,QUOTE --html agreement.html
+        spanbank agree --json --workers 4      # per-article statistics on 4 local processes
     """
     from spanbank.agreement.render import render_table, to_csv, to_html, to_json
     from spanbank.agreement.report import agreement_report
@@ -115,6 +125,8 @@ def agree(
             bootstrap=bootstrap,
             seed=seed,
             views=bool(html_path),
+            workers=workers,
+            scheduler=scheduler,
         )
         names = _names(obj_corpus) if show_names and html_path else None
         page = to_html(report, names) if html_path else None

@@ -52,7 +52,7 @@ from spanbank.corpus.ingest import FORMATS, Columns, ingest_paths
 @click.option(
     "--strict", is_flag=True, help="Exit with status 1 when any row is refused or any file skipped."
 )
-@engine_options
+@engine_options(default="$SPANBANK_WORKERS, else 1; brat: else this machine's cores")
 @quiet_option
 @json_option
 @click.pass_obj

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metad
 from spanbank.corpus.store import Corpus, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
-from spanbank.parallel import Engine
+from spanbank.parallel import Engine, asked_workers
 from spanbank.parallel import engine as parallel_engine
 from spanbank.progress import Event, Progress
 from spanbank.schema import attributes_json
@@ -243,14 +243,15 @@ def _kind_of(path: Path) -> str | None:
 class _Decoded(io.TextIOBase):
     """A binary file decoded a block at a time; a decoding error names the file and the byte."""
 
-    def __init__(self, fh, path: Path, encoding: str):
+    def __init__(self, fh, path: Path, encoding: str, offset: int = 0):
         try:
             self._dec = codecs.getincrementaldecoder(encoding)()
         except LookupError:
             raise IngestError(f"unknown encoding {encoding!r}") from None
         self._fh, self._path, self._encoding = fh, path, encoding
-        self._fed = 0  # bytes given to the decoder so far
-        self._start = True
+        self._fed = offset  # bytes of the file before those given to the decoder so far
+        self._offset = offset  # where in the file `fh` starts (a piece of a split file)
+        self._start = offset == 0  # only the file's start can hold a BOM
         self._eof = False
 
     def readable(self) -> bool:
@@ -264,7 +265,7 @@ class _Decoded(io.TextIOBase):
             except GZIP_ERRORS as exc:
                 raise IngestError(f"{self._path}: not a readable gzip file ({exc})") from None
             self._eof = not data
-            if self._fed == 0:
+            if self._fed == 0 and self._offset == 0:
                 self._native_order(data)
             state = self._dec.getstate()
             pending = (
@@ -328,39 +329,33 @@ def _label(path: Path, kind: str) -> Callable[[int], str]:
 
 
 def read_batches(
-    path: Path, kind: str, encoding: str = "utf-8", rows: int | None = None
+    path: Path,
+    kind: str,
+    encoding: str = "utf-8",
+    rows: int | None = None,
+    piece: _Piece | None = None,
 ) -> Iterator[pd.DataFrame]:
     """One input file as DataFrames of at most `rows` rows; `_where` numbers the rows (see `_label`).
 
     JSON Lines batches have object columns and list malformed lines in `attrs["bad"]`; a batch can
-    lack a column that other batches of the file have.
+    lack a column that other batches of the file have. `piece`: only that byte range of a JSON
+    Lines file or those row groups of a Parquet file (see `_plan`), numbered as in the whole file.
     """
     rows = rows or BATCH_ROWS
+    if piece is not None and piece.stop is not None:
+        if kind == "jsonl":
+            yield from _jsonl_batches(path, encoding, rows, piece)
+            return
+        if kind == "parquet":
+            yield from _parquet_batches(path, rows, piece)
+            return
     if kind == "txt":
         text = _decode(_read_all(path, encoding), path, encoding)
         title = text.split("\n", 1)[0].strip() if text.strip() else ""
         yield pd.DataFrame({"text": [text], "title": [title], "_where": [0]})
     elif kind == "jsonl":
         with _open_text_bytes(path, encoding) as fh:
-            objs, where, bad = [], [], []
-            for n, line in enumerate(_Decoded(fh, path, encoding).lines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    bad.append(f"{path}:{n}: not valid JSON ({exc.msg})")
-                    continue
-                if not isinstance(obj, dict):
-                    bad.append(f"{path}:{n}: a line must be a JSON object")
-                    continue
-                objs.append(obj)
-                where.append(n)
-                if len(objs) >= rows:
-                    yield _jsonl_frame(objs, where, bad)
-                    objs, where, bad = [], [], []
-            if objs or bad:
-                yield _jsonl_frame(objs, where, bad)
+            yield from _jsonl_lines(_Decoded(fh, path, encoding).lines(), path, rows, 0)
     elif kind == "csv":
         with _open_text_bytes(path, encoding) as fh:
             start = 2  # line 1 is the header
@@ -377,27 +372,80 @@ def read_batches(
                     f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})"
                 ) from None
     elif kind == "parquet":
-        start = 0
-        try:
-            with pq.ParquetFile(path) as pf:
-                for batch in pf.iter_batches(batch_size=rows):
-                    df = batch.to_pandas(integer_object_nulls=True)  # ids 1, not 1.0
-                    df["_where"] = np.arange(start, start + len(df))
-                    start += len(df)
-                    yield df
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise IngestError(
-                f"{path}: not a readable Parquet file ({type(exc).__name__})"
-            ) from None
+        yield from _parquet_batches(path, rows, None)
     else:
         raise IngestError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
 
 
-def _jsonl_frame(objs: list[dict], where: list[int], bad: list[str]) -> pd.DataFrame:
+def _jsonl_lines(lines: Iterable[str], path: Path, rows: int, base: int) -> Iterator[pd.DataFrame]:
+    """JSON Lines frames of lines numbered from `base` + 1."""
+    objs, where, bad = [], [], []
+    for n, line in enumerate(lines, base + 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append((n, f"{path}:{n}: not valid JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict):
+            bad.append((n, f"{path}:{n}: a line must be a JSON object"))
+            continue
+        objs.append(obj)
+        where.append(n)
+        if len(objs) >= rows:
+            yield _jsonl_frame(objs, where, bad)
+            objs, where, bad = [], [], []
+    if objs or bad:
+        yield _jsonl_frame(objs, where, bad)
+
+
+def _jsonl_batches(path: Path, encoding: str, rows: int, piece: _Piece) -> Iterator[pd.DataFrame]:
+    """The lines of one byte range of an uncompressed UTF-8 JSON Lines file (it starts a line)."""
+    if piece.start == 0:
+        fh = _open_text_bytes(path, encoding)  # the file's head: sniffed as a whole file is
+    else:
+        fh = open(path, "rb")
+        fh.seek(piece.start)
+    with fh:
+        decoded = _Decoded(_Range(fh, piece.stop - piece.start), path, encoding, piece.start)
+        yield from _jsonl_lines(decoded.lines(), path, rows, piece.base)
+
+
+class _Range:
+    """At most `size` bytes of a binary file object, from where it stands."""
+
+    def __init__(self, fh, size: int):
+        self._fh, self._left = fh, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._fh.read(n) if n else b""
+        self._left -= len(data)
+        return data
+
+
+def _parquet_batches(path: Path, rows: int, piece: _Piece | None) -> Iterator[pd.DataFrame]:
+    """A Parquet file's rows (or those of the row groups of `piece`), `_where` from the file's start."""
+    start = piece.base if piece is not None else 0
+    try:
+        with pq.ParquetFile(path) as pf:
+            groups = None if piece is None else list(range(piece.start, piece.stop))
+            for batch in pf.iter_batches(batch_size=rows, row_groups=groups):
+                df = batch.to_pandas(integer_object_nulls=True)  # ids 1, not 1.0
+                df["_where"] = np.arange(start, start + len(df))
+                start += len(df)
+                yield df
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise IngestError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+
+
+def _jsonl_frame(objs: list[dict], where: list[int], bad: list[tuple[int, str]]) -> pd.DataFrame:
     # object columns: ints stay ints when some rows lack them, lone surrogates stay refusable
     df = pd.DataFrame(objs, dtype=object)
     df["_where"] = where
-    df.attrs["bad"] = bad
+    df.attrs["bad"] = [m for _, m in bad]
+    df.attrs["bad_at"] = [n for n, _ in bad]
     return df
 
 
@@ -429,6 +477,7 @@ def normalise(
     batch lacks is taken as missing in every row (the caller checks the file's columns as a whole).
     """
     refused = list(df.attrs.get("bad", []))
+    at = list(df.attrs.get("bad_at", [None] * len(refused)))  # the row each reason is about
     if df.empty:
         return pd.DataFrame(
             columns=["article_id", "text", *META, "origin", "text_sha256", "_where"]
@@ -469,15 +518,16 @@ def normalise(
         ]
     keep = why.isna()
     if not keep.all():  # filtering copies every column, the texts too
-        refused += [
-            f"{label(w)}: {r}" for w, r in zip(out.loc[~keep, "_where"], why[~keep], strict=True)
-        ]
+        where = out.loc[~keep, "_where"].tolist()
+        refused += [f"{label(w)}: {r}" for w, r in zip(where, why[~keep], strict=True)]
+        at += where
         out = out[keep]
     if out["published_at"].notna().any():
         parsed = pd.to_datetime(out["published_at"], utc=True, errors="coerce", format="mixed")
         bad = parsed.isna() & out["published_at"].notna()
         for w, v in zip(out.loc[bad, "_where"], out.loc[bad, "published_at"], strict=True):
             refused.append(f"{label(w)}: published_at {v!r} is not a date")
+            at.append(w)
         out = (
             out[~bad].assign(published_at=parsed[~bad])
             if bad.any()
@@ -488,6 +538,9 @@ def normalise(
     missing_id = out["article_id"].isna()
     if missing_id.any():  # article_id_for, from the hash already made
         out["article_id"] = out["article_id"].astype(object).where(~missing_id, "a" + sha.str[:16])
+    if len(refused) > 1 and all(isinstance(a, (int, np.integer)) for a in at):
+        # in row order, whatever the batches: reasons do not depend on where a file was cut
+        refused = [r for _, r in sorted(zip(at, refused, strict=True), key=lambda p: p[0])]
     return out, refused
 
 
@@ -607,7 +660,9 @@ def ingest_paths(
     brat only: `metadata` (a TSV/CSV file, one row per document) fills title, source,
     published_at and adds its other columns; it updates stored articles with the same text;
     its .ann files are parsed on `workers` local processes or the Dask cluster at `scheduler`
-    (spanbank.parallel; the result is the same wherever they ran).
+    (spanbank.parallel; the result is the same wherever they ran). Other formats: pieces of the
+    inputs are parsed there too, but only when `workers`/`scheduler` (or their environment
+    variables) ask for it; the default stays in this process.
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -624,6 +679,24 @@ def ingest_paths(
     files = _expand(paths, fmt)
     if not files:
         raise IngestError("no input files found (expected .txt, .jsonl, .csv or .parquet)")
+    # in this process unless asked: on 2 cores a local cluster was slower (docs/SCALE.md)
+    with parallel_engine(asked_workers(workers, scheduler), scheduler) as engine:
+        return _ingest_files(corpus, files, cols, encoding, wait, progress, skip_bad, engine)
+
+
+def _ingest_files(
+    corpus: Corpus,
+    files: list[tuple[Path, str]],
+    cols: Columns,
+    encoding: str,
+    wait: bool | float,
+    progress: Progress | None,
+    skip_bad: bool,
+    engine: Engine,
+) -> IngestSummary:
+    """Plain ingest. Pass 1 parses and normalises pieces of the inputs on the engine (in order,
+    wherever they ran) while this process keeps the dedupe state and parks new rows in a spool;
+    pass 2, under the lock, drops what is stored and appends the rest: only this process writes."""
     summary = IngestSummary()
     labels = [_label(path, kind) for path, kind in files]
     seen: dict[
@@ -632,26 +705,54 @@ def ingest_paths(
     repeats: list[
         tuple[int, int, str, str, tuple[str, int, int]]
     ] = []  # later rows under a seen id
+    pieces = _plan(files, encoding)
+    groups = _groups(pieces)
     # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
     # a temp file; a bad file raises here, before anything is written
-    with _Spool(corpus.path) as spool:
+    with _Spool(corpus.path) as spool, contextlib.ExitStack() as stack:
         skipped: list[
             int
         ] = []  # files left out by skip_bad; their spooled rows are dropped in pass 2
-        for k, (path, kind) in enumerate(files):
-            refused_before, repeats_before = len(summary.refused), len(repeats)
+        marks: tuple[int, int] = (0, 0)  # refused and repeats before the current file
+        columns: dict = {}  # JSON Lines: the current file's columns, over all its pieces
+        had_rows = False
+        done = 0
+        parsed = None
+        if progress and engine.distributed:  # a second bar: parts as the workers finish them
+
+            def parsed(n: int) -> None:
+                progress(Event("parsing", n, len(groups)))
+
+        mapped = engine.map(_read_part, _parts(pieces, groups), encoding, cols, done=parsed)
+        stack.enter_context(contextlib.closing(mapped))  # an error here cancels what is in flight
+        for r in (r for part in mapped for r in part):
+            done += 1
+            k, path = r.k, files[r.k][0]
+            if r.first:
+                marks, columns, had_rows = (len(summary.refused), len(repeats)), {}, False
             try:
-                _read_file(spool, path, kind, k, encoding, cols, labels[k], summary, seen, repeats)
+                if k in skipped:
+                    pass  # an earlier piece of this file was bad
+                elif r.error is not None:
+                    raise IngestError(r.error)
+                else:
+                    summary.refused += r.refused
+                    for table in r.tables:
+                        spool.write(_first_rows(table, k, seen, repeats))
+                    columns.update(dict.fromkeys(r.columns))
+                    had_rows = had_rows or r.had_rows
+                    if r.last and had_rows:
+                        _check_columns(cols, list(columns), path)
             except IngestError as exc:
                 if not skip_bad:
                     raise
                 summary.skipped.append(f"{exc} (file skipped)")
                 skipped.append(k)
-                del summary.refused[refused_before:], repeats[repeats_before:]
+                del summary.refused[marks[0] :], repeats[marks[1] :]
                 for aid in [a for a, v in seen.items() if v[1] == k]:
                     del seen[aid]
             if progress:
-                progress(Event("reading", k + 1, len(files)))
+                progress(Event("reading", done, len(pieces)))
         del seen
         # pass 2, under the lock: drop what is stored, append the rest a batch at a time
         with corpus.writer(wait) as w:
@@ -726,40 +827,187 @@ def ingest_paths(
     return summary
 
 
-def _read_file(
-    spool,
-    path: Path,
-    kind: str,
-    k: int,
-    encoding: str,
-    cols: Columns,
-    label,
-    summary: IngestSummary,
-    seen: dict,
-    repeats: list,
-) -> None:
-    """Pass 1 for input file `k`: check its rows a batch at a time, parking new ones in the spool."""
-    lenient = kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
-    file_columns: dict = {}
-    had_rows = False
-    for df in read_batches(path, kind, encoding):
-        if lenient and len(df):
-            had_rows = True
-            file_columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
-        out, refused = normalise(df, cols, f"{kind}:{path.name}", path, label, lenient)
-        summary.refused += refused
-        if len(out):
-            spool.write(_first_rows(out, k, seen, repeats))
-    if had_rows:
-        _check_columns(cols, list(file_columns), path)
+# how plain inputs are cut into parts for the engine: a part is a few whole files or one piece
+# of a big one, about PART_BYTES of input; the cut depends on the inputs only, never on where
+# the parts run, so every engine reads the same batches and gives the same result
+PART_BYTES = 32 << 20
+PART_FILES = 1000  # whole files in one part at most (small .txt files: one row each)
 
 
-def _first_rows(out: pd.DataFrame, k: int, seen: dict, repeats: list) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Piece:
+    """A whole input file (`stop` None), or a byte range of an uncompressed UTF-8 JSON Lines file,
+    or a range of row groups of a Parquet file. `base`: lines (rows) of the file before `start`."""
+
+    k: int  # the file's number in the input
+    path: Path
+    kind: str
+    size: int  # bytes, to size parts
+    start: int = 0
+    stop: int | None = None
+    base: int = 0
+    first: bool = True  # the file's first piece
+    last: bool = True  # the file's last piece
+
+
+@dataclass
+class _PieceRows:
+    """What a worker made of one piece: article rows (typed Arrow tables, `_where` kept), refused
+    rows' reasons, the JSON Lines columns it saw; or the one-line error that makes the file bad."""
+
+    k: int
+    first: bool
+    last: bool
+    tables: list[pa.Table] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    columns: list = field(default_factory=list)
+    had_rows: bool = False
+    error: str | None = None
+
+
+def _plan(files: list[tuple[Path, str]], encoding: str) -> list[_Piece]:
+    """The pieces of the inputs, in input order. Only this process reads here, and little: file
+    sizes, a Parquet footer, the next line end after each cut. `base` is filled in by `_parts`."""
+    pieces = []
+    for k, (path, kind) in enumerate(files):
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0  # the reader says what is wrong, as it would have
+        cuts = _cuts(path, kind, size, encoding) if size > PART_BYTES else None
+        if not cuts:
+            pieces.append(_Piece(k, path, kind, size))
+            continue
+        for i, (a, b, nbytes) in enumerate(cuts):
+            pieces.append(
+                _Piece(k, path, kind, nbytes, a, b, -1, first=i == 0, last=i == len(cuts) - 1)
+            )
+    return pieces
+
+
+def _cuts(path: Path, kind: str, size: int, encoding: str) -> list[tuple[int, int, int]] | None:
+    """(start, stop, bytes) of each piece of a big file, or None to read it whole."""
+    try:
+        if kind == "parquet":
+            with pq.ParquetFile(path) as pf:
+                meta = pf.metadata
+                groups = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+            cuts, a, nbytes = [], 0, 0
+            for i, g in enumerate(groups):
+                nbytes += g
+                if nbytes >= PART_BYTES or i == len(groups) - 1:
+                    cuts.append((a, i + 1, nbytes))
+                    a, nbytes = i + 1, 0
+            return cuts if len(cuts) > 1 else None
+        if kind != "jsonl" or codecs.lookup(encoding).name != "utf-8":
+            return None  # gzip, CSV (quoted line ends), other encodings: read whole
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+            if head[:2] == b"\x1f\x8b":
+                return None
+            _sniff(head, path, encoding)
+            ends = [0]
+            while ends[-1] + PART_BYTES < size:
+                fh.seek(ends[-1] + PART_BYTES)
+                rest = b""
+                while b"\n" not in rest:
+                    block = fh.read(1 << 16)
+                    if not block:
+                        break
+                    rest += block
+                if b"\n" not in rest:
+                    break
+                ends.append(ends[-1] + PART_BYTES + rest.index(b"\n") + 1)
+        ends = [e for e in ends if e < size] + [size]
+        cuts = [(a, b, b - a) for a, b in zip(ends, ends[1:], strict=False)]
+        return cuts if len(cuts) > 1 else None
+    except (OSError, LookupError, IngestError, pa.ArrowException):
+        return None  # read whole: the reader raises what it would have
+
+
+def _groups(pieces: list[_Piece]) -> list[int]:
+    """How many pieces each part takes, in order: about PART_BYTES, at most PART_FILES pieces."""
+    sizes: list[int] = []
+    nbytes = 0
+    for p in pieces:
+        if sizes and (nbytes + p.size > PART_BYTES or sizes[-1] >= PART_FILES):
+            sizes.append(0)
+            nbytes = 0
+        if not sizes:
+            sizes.append(0)
+        sizes[-1] += 1
+        nbytes += p.size
+    return sizes
+
+
+def _parts(pieces: list[_Piece], groups: list[int] | None = None) -> Iterator[list[_Piece]]:
+    """The pieces in parts (`_groups`), each piece's `base` counted as it goes (line ends before
+    a JSON Lines cut, rows before a row group): this process reads the file once, as parts go out."""
+    counted: tuple[Path, int, int] | None = None  # (file, offset, lines or rows before it)
+    it = iter(pieces)
+    for size in groups if groups is not None else _groups(pieces):
+        part = []
+        for p in (next(it) for _ in range(size)):
+            if p.base < 0:
+                at, base = counted[1:] if counted is not None and counted[0] == p.path else (0, 0)
+                base += _count_before(p, at)
+                counted = (p.path, p.start, base)
+                p = replace(p, base=base)
+            part.append(p)
+        yield part
+
+
+def _count_before(p: _Piece, at: int) -> int:
+    """Line ends (JSON Lines: bytes) or rows (Parquet: row groups) from `at` to the piece's start."""
+    if p.kind == "parquet":
+        with pq.ParquetFile(p.path) as pf:
+            return sum(pf.metadata.row_group(i).num_rows for i in range(at, p.start))
+    n = 0
+    with open(p.path, "rb") as fh:
+        fh.seek(at)
+        left = p.start - at
+        while left > 0:
+            block = fh.read(min(READ_BLOCK, left))
+            if not block:
+                break
+            n += block.count(b"\n")
+            left -= len(block)
+    return n
+
+
+def _read_part(part: list[_Piece], encoding: str, cols: Columns) -> list[_PieceRows]:
+    """Parse and normalise the pieces of one part: pure reading, so a worker can run it."""
+    return [_read_piece(p, encoding, cols) for p in part]
+
+
+def _read_piece(p: _Piece, encoding: str, cols: Columns) -> _PieceRows:
+    out = _PieceRows(p.k, p.first, p.last)
+    label = _label(p.path, p.kind)
+    lenient = p.kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
+    columns: dict = {}
+    try:
+        for df in read_batches(p.path, p.kind, encoding, piece=p):
+            if lenient and len(df):
+                out.had_rows = True
+                columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
+            rows, refused = normalise(df, cols, f"{p.kind}:{p.path.name}", p.path, label, lenient)
+            out.refused += refused
+            if len(rows):  # typed here: a worker's rows come back as Arrow
+                out.tables.append(to_arrow("articles", rows.assign(ingested_at=None)))
+    except IngestError as exc:
+        return _PieceRows(p.k, p.first, p.last, error=str(exc))
+    out.columns = list(columns)
+    return out
+
+
+def _first_rows(table: pa.Table, k: int, seen: dict, repeats: list) -> pa.Table:
     """Rows of file `k` whose id the input has not had yet (the others go to `repeats`)."""
-    ids = out["article_id"].tolist()
+    ids = table.column("article_id").to_pylist()
     vals = [
         (sha, k, where)
-        for sha, where in zip(out["text_sha256"].tolist(), out["_where"].tolist(), strict=True)
+        for sha, where in zip(
+            table.column("text_sha256").to_pylist(), table.column("_where").to_pylist(), strict=True
+        )
     ]
     firsts = [seen.setdefault(aid, v) for aid, v in zip(ids, vals, strict=True)]
     is_first = [f is v for f, v in zip(firsts, vals, strict=True)]
@@ -769,8 +1017,8 @@ def _first_rows(out: pd.DataFrame, k: int, seen: dict, repeats: list) -> pd.Data
             for aid, v, f, ok in zip(ids, vals, firsts, is_first, strict=True)
             if not ok
         ]
-        out = out[is_first]
-    return out.assign(_file=k)
+        table = table.filter(pa.array(is_first))
+    return table.append_column("_file", pa.repeat(pa.scalar(k, pa.int64()), table.num_rows))
 
 
 class _Spool:
@@ -796,10 +1044,8 @@ class _Spool:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
 
-    def write(self, df: pd.DataFrame) -> None:
-        table = to_arrow(
-            "articles", df.assign(ingested_at=None)
-        )  # types are checked here, in pass 1
+    def write(self, table: pa.Table) -> None:
+        """Park typed article rows (`to_arrow`, with `_where` and `_file`)."""
         if self._held and not table.schema.equals(self._held[0].schema, check_metadata=False):
             table = table.cast(self._held[0].schema)
         self._held.append(table)
