@@ -146,3 +146,26 @@ def test_fragment_sets_match_as_units():
     assert evaluate(first, gold)["overlap"]["QUOTE"]["tp"] == 1
     same = [{**gold[0], "span_id": "p"}]
     assert evaluate(same, gold)["exact"]["QUOTE"]["tp"] == 1
+
+
+def test_any_overlap_mode_and_quote_types_inferred_for_untyped_gold():
+    from spanbank.preannotate import evaluate
+    from spanbank.tagger_eval import typed_quotes
+
+    text = "He said \u201cthe plan works well\u201d and that costs would fall next year."
+    direct = (text.index("\u201c"), text.index("\u201d") + 1)
+    indirect = (text.index("costs"), len(text) - 1)
+    gold = typed_quotes(
+        text,
+        [
+            {"span_id": "g1", "label": "QUOTE", "start": direct[0], "end": direct[1]},
+            {"span_id": "g2", "label": "QUOTE", "start": indirect[0], "end": indirect[1]},
+        ],
+    )
+    assert [g["attributes"]["type"] for g in gold] == ["direct", "indirect"]
+    # a prediction covering a fifth of the indirect quote: any overlap, not IoU >= 0.5
+    pred = [{"span_id": "p1", "label": "QUOTE", "start": indirect[0], "end": indirect[0] + 5}]
+    res = evaluate(typed_quotes(text, pred), gold)
+    assert res["overlap"]["QUOTE"]["tp"] == 0 and res["any"]["QUOTE"]["tp"] == 1
+    assert res["any"]["QUOTE:indirect"]["tp"] == 1 and res["any"]["QUOTE:direct"]["n_gold"] == 1
+    assert res["exact"]["QUOTE"]["tp"] == 0

@@ -1030,14 +1030,17 @@ def _norm_spans(spans) -> dict[str, dict]:
     return out
 
 
-def _match(pred: dict, gold: dict, exact: bool) -> dict[str, str]:
-    """One-to-one matching pred id -> gold id (same label; exact offsets or IoU >= 0.5), by
-    agreement's aligner (a discontinuous span matches as one unit, over its fragments)."""
+MODES = {"exact": 1.0, "overlap": 0.5, "any": 0.0}  # span matching mode -> IoU threshold
+
+
+def _match(pred: dict, gold: dict, threshold: float) -> dict[str, str]:
+    """One-to-one matching pred id -> gold id (same label; IoU >= threshold, 1 = exact offsets,
+    0 = any overlap), by agreement's aligner (a discontinuous span matches as one unit)."""
     pids, gids = list(pred), list(gold)
     pairs = align_spans(
         [(s["label"], s["start"], s["end"], s.get("fragments")) for s in pred.values()],
         [(s["label"], s["start"], s["end"], s.get("fragments")) for s in gold.values()],
-        threshold=1.0 if exact else 0.5,
+        threshold=threshold,
     )
     return {pids[i]: gids[j] for i, j in pairs}
 
@@ -1047,14 +1050,14 @@ def _rel_key(r) -> tuple[str, str, str]:
 
 
 def evaluate(pred_spans, gold_spans, pred_rel=(), gold_rel=()) -> dict:
-    """Exact and overlap (IoU >= 0.5) precision/recall/F1 per label and per relation label.
+    """Exact, overlap (IoU >= 0.5) and any-overlap precision/recall/F1 per label and relation label.
 
     Spans are dicts with ``label``, ``start``, ``end`` and an id (``span_id`` or ``id``);
     relations have ``from_span_id``/``to_span_id`` (or ``from``/``to``) and ``label``.
     A predicted relation is correct when both its ends match the ends of a gold relation
     of the same label under the same matching. ``QUOTE:direct``/``QUOTE:indirect`` score
     quotes of one type (matched on offsets only). Returns
-    ``{"exact": {key: {...}}, "overlap": {key: {...}}}`` with keys the labels present,
+    ``{"exact": {key: {...}}, "overlap": {...}, "any": {...}}`` with keys the labels present,
     the quote types present and the relation labels present.
     """
     pred = _norm_spans(pred_spans)
@@ -1076,8 +1079,8 @@ def evaluate(pred_spans, gold_spans, pred_rel=(), gold_rel=()) -> dict:
     prel = {_rel_key(r) for r in pred_rel}
     grel = {_rel_key(r) for r in gold_rel}
     rel_labels = sorted({r[2] for r in prel} | {r[2] for r in grel})
-    for mode in ("exact", "overlap"):
-        m = _match(pred, gold, exact=mode == "exact")
+    for mode, threshold in MODES.items():
+        m = _match(pred, gold, threshold)
         res = {}
         for lab in labels:
             n_pred = sum(1 for s in pred.values() if s["label"] == lab)

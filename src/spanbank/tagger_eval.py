@@ -10,7 +10,7 @@ from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import gold_rows
 from spanbank.parallel import engine
-from spanbank.preannotate import TAGGER_VERSION, evaluate
+from spanbank.preannotate import MODES, TAGGER_VERSION, evaluate
 from spanbank.schema import parse_attributes
 
 BATCH = 200  # articles per part sent to a worker
@@ -31,7 +31,7 @@ def typed_quotes(text: str, spans: list[dict]) -> list[dict]:
 
 def count_part(preds: list[dict], part: list[tuple]) -> dict:
     """tp / predicted / gold per mode and key, summed over (text, gold spans, gold relations)."""
-    totals: dict = {"exact": {}, "overlap": {}}
+    totals: dict = {mode: {} for mode in MODES}
     for pred, (text, gold_spans, gold_rels) in zip(preds, part, strict=True):
         res = evaluate(
             typed_quotes(text, pred["spans"]),
@@ -128,10 +128,7 @@ def evaluate_tagger(
     lang_of = dict(zip(langs["article_id"], langs["language"], strict=True))
     items = [(*it[1:], lang_of.get(it[0])) for it in items]
     chosen = items
-    totals: dict = {
-        "exact": defaultdict(lambda: [0, 0, 0]),
-        "overlap": defaultdict(lambda: [0, 0, 0]),
-    }
+    totals: dict = {mode: defaultdict(lambda: [0, 0, 0]) for mode in MODES}
     parts = (items[i : i + BATCH] for i in range(0, len(items), BATCH))
     with engine(workers, scheduler) as eng:
         for part in eng.map(functools.partial(_score_part, model_dir=model_dir), parts):
@@ -146,8 +143,7 @@ def evaluate_tagger(
         "tagger": TAGGER_VERSION if model_dir in (None, "rules") else f"model:{model_dir}",
         "gold": gold,
         "articles": len(chosen),
-        "exact": {},
-        "overlap": {},
+        **{mode: {} for mode in MODES},
     }
     for mode, per in totals.items():
         for key, (tp, n_pred, n_gold) in sorted(per.items()):

@@ -95,13 +95,11 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
         echo_json(res)
         return
     click.echo(f"{res['tagger']} on {res['articles']} article(s), gold={res['gold']}")
-    click.echo(
-        f"{'label':<16}{'exact P':>9}{'R':>7}{'F1':>7}{'overlap P':>11}{'R':>7}{'F1':>7}{'gold':>6}"
-    )
+    modes = ("exact", "overlap", "any")
+    head = "".join(f"{m + ' P':>11}{'R':>7}{'F1':>7}" for m in modes)
+    click.echo(f"{'label':<16}{head}{'gold':>6}  (overlap: IoU >= 0.5)")
     for key, ex in res["exact"].items():
-        ov = res["overlap"][key]
-        cells = [ex["precision"], ex["recall"], ex["f1"], ov["precision"], ov["recall"], ov["f1"]]
+        cells = [res[m][key][k] for m in modes for k in ("precision", "recall", "f1")]
         fmt = ["nan" if c != c else f"{c:.3f}" for c in cells]
-        click.echo(
-            f"{key:<16}{fmt[0]:>9}{fmt[1]:>7}{fmt[2]:>7}{fmt[3]:>11}{fmt[4]:>7}{fmt[5]:>7}{ex['n_gold']:>6}"
-        )
+        row = "".join(f"{fmt[i]:>11}{fmt[i + 1]:>7}{fmt[i + 2]:>7}" for i in range(0, 9, 3))
+        click.echo(f"{key:<16}{row}{ex['n_gold']:>6}")
