@@ -192,3 +192,14 @@ def test_a_model_of_an_older_kind_is_refused_in_one_line(tmp_path):
     (tmp_path / "card.json").write_text('{"kind": "spanbank-spancat-1"}')
     with pytest.raises(model.NotAModel, match="spanbank-spancat-1 model.*train it again"):
         model.load(tmp_path)
+
+
+def test_train_takes_the_cnn_shape_and_records_it(tmp_path):
+    corpus = _seed_corpus(tmp_path)
+    args = ["--corpus", str(corpus.path), "train", "--out", str(tmp_path / "m"), "--epochs", "1"]
+    res = CliRunner().invoke(cli, [*args, "--width", "32", "--depth", "1", "--holdout", "0"])
+    assert res.exit_code == 0, res.output
+    _, card = model.load(tmp_path / "m")
+    assert (card["width"], card["depth"], card["epochs"]) == (32, 1, 1)
+    t2v = model.loaded(str(tmp_path / "m")).config["components"]["ner0"]["model"]["tok2vec"]
+    assert (t2v["width"], t2v["depth"]) == (32, 1)

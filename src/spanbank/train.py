@@ -24,8 +24,10 @@ def train_from_corpus(
     holdout: float = 0.1,
     epochs: int = EPOCHS,
     progress=None,
+    **shape,
 ) -> dict:
-    """Train on the gold layer (else `gold`, an annotator or import layer); returns the card."""
+    """Train on the gold layer (else `gold`, an annotator or import layer); returns the card.
+    `shape`: the CNN's width and depth (model.train's defaults otherwise)."""
     known = set(corpus.schema.labels)
     labels = list(labels) if labels else [x for x in DEFAULT_LABELS if x in known]
     bad = [x for x in labels if x not in known]
@@ -56,5 +58,6 @@ def train_from_corpus(
         epochs=epochs,
         progress=tick,
         data={"corpus_commit": corpus.commit, "gold": gold, "articles": len(items)},
+        **shape,
     )
     return card
