@@ -317,3 +317,18 @@ def test_plain_ingest_through_a_dask_scheduler_matches_in_process(cluster, tmp_p
     assert out["here"][0] == out["cluster"][0]
     assert out["here"][0]["added"] == 599 - 1 and out["here"][0]["refused"] == 2
     assert out["here"][1].equals(out["cluster"][1])
+
+
+def test_preannotation_progress_on_two_workers_counts_each_part(corpus, tmp_path, monkeypatch):
+    """240 articles in parts of 60: one "tagged parts" event per part as the workers finish."""
+    from spanbank import predict
+    from spanbank.labelstudio.workflow import run
+
+    monkeypatch.setattr(predict, "BATCH", 60)
+    events = []
+    summary = run(
+        predict.write_predictions(corpus, tmp_path / "p.parquet", workers=2), events.append
+    )
+    assert summary["articles"] == 240
+    parts = [e[1] for e in events if e[0] == "tagged parts"]
+    assert parts == [1, 2, 3, 4]

@@ -148,14 +148,21 @@ def write_predictions(
     try:
         with engine(workers, scheduler) as eng, _Sink(Path(tmp), out.suffix) as sink:
             summary["engine"] = eng.describe()
+            finished: list[int] = []  # parts the workers finished, in Dask's order
             for (table, reasons), n in eng.map(
-                functools.partial(_tag_counted, model_dir=model_dir), batches
+                functools.partial(_tag_counted, model_dir=model_dir),
+                batches,
+                done=finished.append if eng.distributed else None,
             ):
+                while finished:
+                    yield Event("tagged parts", finished.pop(0), None)
                 sink.write(table)
                 why.update(reasons)
                 summary["articles"] += n
                 summary["spans"] += table.num_rows
                 yield Event("tag", summary["articles"], total)
+            for n in finished:
+                yield Event("tagged parts", n, None)
         os.replace(tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
