@@ -53,6 +53,29 @@ def run(items, test, strategy, a, tmp) -> list[dict]:
     return points
 
 
+def plot(curves: dict, n_test: int, path: Path) -> None:
+    """QUOTE F1 against annotated articles and against annotated characters (effort)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, x, name in zip(
+        axes,
+        ("articles", "characters"),
+        ("annotated articles", "annotated characters"),
+        strict=True,
+    ):
+        for strategy, pts in curves.items():
+            ax.plot([p[x] for p in pts], [p["QUOTE"] for p in pts], marker="o", label=strategy)
+        ax.set_xlabel(name)
+        ax.legend()
+    axes[0].set_ylabel(f"QUOTE F1 (IoU >= 0.5, {n_test} held-out articles)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("corpus")
@@ -60,28 +83,19 @@ def main() -> None:
         ap.add_argument(k, type=int, default=v)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--holdout", type=float, default=0.1)
+    ap.add_argument("--from-json", help="re-draw the figure from a run's printed JSON")
     a = ap.parse_args()
     items = gold_items(Corpus(a.corpus))
     _, held = model.split_articles([it[0] for it in items], a.holdout, a.seed)
     test = [it for it in items if it[0] in held]
     train = [it for it in items if it[0] not in held]
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = {s: run(train, test, s, a, tmp) for s in ("random", "uncertain")}
-    print(json.dumps(curves))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("QUOTE", "said_by"), strict=True):
-        for name, pts in curves.items():
-            ax.plot([p["articles"] for p in pts], [p[key] for p in pts], marker="o", label=name)
-        ax.set_xlabel("annotated articles")
-        ax.set_ylabel(f"{key} F1 (IoU >= 0.5, {len(test)} held-out articles)")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(Path(__file__).resolve().parents[1] / "docs" / "learning_curve.png", dpi=100)
+    if a.from_json:
+        curves = json.loads(Path(a.from_json).read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            curves = {s: run(train, test, s, a, tmp) for s in ("random", "uncertain")}
+        print(json.dumps(curves))
+    plot(curves, len(test), Path(__file__).resolve().parents[1] / "docs" / "learning_curve.png")
 
 
 if __name__ == "__main__":
