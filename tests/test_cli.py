@@ -84,8 +84,9 @@ def test_ingest_summary_and_json(tmp_path, runner, corpus_dir):
     lines = result.output.splitlines()
     assert lines[:3] == ["added: 1", "unchanged: 0", "refused: 2"]
     assert lines[3] == "reasons:"
-    assert lines[4] == f"  - {f}:3: not valid JSON (Expecting value)"
-    assert lines[5] == f"  - {f}:2: text is empty or whitespace only"
+    # in row order within a file
+    assert lines[4] == f"  - {f}:2: text is empty or whitespace only"
+    assert lines[5] == f"  - {f}:3: not valid JSON (Expecting value)"
     result = _run(runner, corpus_dir, "ingest", f, "--json")
     assert result.exit_code == 0
     data = json.loads(result.output)
