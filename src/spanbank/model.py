@@ -78,13 +78,13 @@ def _examples(nlp, items, labels: set) -> tuple[list[list], int]:
     from spacy.tokens import Span
     from spacy.training import Example
 
-    dealt = []
+    dealt, total = [], 0
     for it in items:
-        doc = nlp.make_doc(it[1])
-        dealt.append((it[1], layers(_token_spans(doc, it[2], labels))))
+        spans = _token_spans(nlp.make_doc(it[1]), it[2], labels)
+        total += len(spans)
+        dealt.append((it[1], layers(spans)))
     counts = [sum(len(d[k]) for _, d in dealt) for k in range(MAX_LAYERS)]
-    total = max(1, sum(counts))
-    n = 1 + sum(1 for c in counts[1:] if c / total >= MIN_LAYER_SHARE)
+    n = 1 + sum(1 for c in counts[1:] if c / max(1, total) >= MIN_LAYER_SHARE)
     per_layer: list[list] = [[] for _ in range(n)]
     for text, d in dealt:
         for k in range(n):
@@ -93,11 +93,11 @@ def _examples(nlp, items, labels: set) -> tuple[list[list], int]:
             ref = nlp.make_doc(text)
             ref.ents = [Span(ref, a, b, label=lab) for a, b, lab in sorted(d[k])]
             per_layer[k].append(Example(nlp.make_doc(text), ref))
-    return per_layer, sum(counts[n:])
+    return per_layer, total - sum(counts[:n])
 
 
 def build_pipeline(
-    lang: str, labels: list[str], n_layers: int = 1, width: int = 96, depth: int = 4
+    lang: str, labels: list[str], n_layers: int = 1, width: int = WIDTH, depth: int = DEPTH
 ):
     """A blank pipeline with one `ner` per layer, each with its own CNN tok2vec."""
     import spacy
@@ -252,8 +252,8 @@ def link(spans: list[dict]) -> list[dict]:
 
 
 def _parse(ner, docs) -> list[np.ndarray]:
-    """Run one `ner` on docs (setting doc.ents, as ner(doc) would) and return, per doc, the
-    probability of the move taken at each token (softmax over the moves' scores)."""
+    """Run one `ner` on docs (setting doc.ents, as ner(doc) would) and return, per doc, its
+    confidence at each token: the largest probability of a softmax over all moves' scores."""
     batch = ner.moves.init_batch(docs)
     step = ner.model.predict(docs)
     todo = [s for s in batch if not s.is_final()]
@@ -274,7 +274,7 @@ def _parse(ner, docs) -> list[np.ndarray]:
 
 
 def _spans(doc, conf: np.ndarray) -> list[dict]:
-    """The doc's entities as span dicts, each scored by the mean probability of its moves."""
+    """The doc's entities as span dicts, each scored by the mean confidence over its tokens."""
     out = []
     for e in doc.ents:
         c = conf[e.start : e.end] if len(conf) >= e.end else conf
@@ -331,7 +331,7 @@ def predict(nlp, texts) -> list[dict]:
 
 
 def uncertainty(result: dict) -> float:
-    """How unsure the model was of an article: 1 - p(move taken), summed over its tokens."""
+    """How unsure the model was of an article: 1 - confidence, summed over its tokens."""
     return result["uncertainty"]
 
 
