@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=model.DEPTH)
     ap.add_argument("--reuse", action="store_true", help="score the model in OUT, do not train")
     a = ap.parse_args()
-    corpus = Corpus(a.corpus)
+    corpus = Corpus(a.corpus).frozen()
     items = gold_items(corpus)
     card = (
         model.load(a.out)[1]

@@ -32,7 +32,8 @@ def test_train_writes_a_model_that_predicts_spans_and_links(tmp_path):
     assert res.exit_code == 0, res.output
     card = json.loads(res.output)
     assert card["labels"] == ["QUOTE", "SPEAKER", "CUE"] and card["train_articles"] == 1
-    assert card["data"]["corpus_commit"] == corpus.commit and card["data"]["articles"] == 1
+    assert card["data"]["corpus_commit"] == corpus.commits()["commit"].max() >= 1
+    assert card["data"]["articles"] == 1
     nlp, _ = model.load(out)
     (_, text, gold, _) = gold_items(corpus)[0]
     pred = model.predict(nlp, [text])[0]

@@ -28,6 +28,7 @@ def train_from_corpus(
 ) -> dict:
     """Train on the gold layer (else `gold`, an annotator or import layer); returns the card.
     `shape`: the CNN's width and depth (model.train's defaults otherwise)."""
+    corpus = corpus.frozen()  # one state to learn from, named by its commit in the card
     known = set(corpus.schema.labels)
     labels = list(labels) if labels else [x for x in DEFAULT_LABELS if x in known]
     bad = [x for x in labels if x not in known]
