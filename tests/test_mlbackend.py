@@ -96,6 +96,14 @@ def test_label_studio_fetches_predictions_from_the_backend_that_push_connected(
     again = workflow.run(push_batch(corpus, project_name, client=ls_client, ml_backend=backend))
     assert again["ml_backend"]["state"] == "kept"
     assert len(ls_client.request("GET", "/api/ml", params={"project": pid})) == 1
+    # only loopback is let through the SSRF guard: another private address is still refused
+    from spanbank.errors import SpanbankError
+    from spanbank.labelstudio.mlbackend import register
+
+    with pytest.raises(SpanbankError) as refused:
+        register(ls_client, pid, "http://10.255.255.1:9090")
+    assert "reserved network address" in str(refused.value)
+    assert len(ls_client.request("GET", "/api/ml", params={"project": pid})) == 1
 
     # what an annotator's "retrieve predictions" does: Label Studio calls our /predict
     ls_client.request(
