@@ -68,6 +68,16 @@ def test_the_backend_answers_health_setup_and_predict(trained, backend):
     assert second["result"] == []
     assert _call(backend, "/predict", {"tasks": "nope"})[0] == 400
     assert _call(backend, "/nope")[0] == 404
+    import http.client
+
+    host, port = backend.removeprefix("http://").split(":")
+    for length in ("-5", "many"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.putrequest("POST", "/predict")
+        conn.putheader("Content-Length", length)
+        conn.endheaders()
+        assert conn.getresponse().status == 413
+        conn.close()
 
 
 def test_a_port_in_use_is_a_one_line_error(trained, backend):

@@ -8,6 +8,7 @@ from pathlib import Path
 from spanbank import model
 from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
+from spanbank.preannotate import language_code
 from spanbank.progress import Event
 from spanbank.tagger_eval import gold_items
 
@@ -38,10 +39,11 @@ def train_from_corpus(
         )
     items = gold_items(corpus, gold)
     arts = corpus.read("articles", columns=["article_id", "language"])
+    gold_ids = {it[0] for it in items}
     langs = Counter(
-        (lang if isinstance(lang, str) and lang else "en").split("-")[0].lower()
+        language_code(lang)
         for aid, lang in zip(arts["article_id"], arts["language"], strict=True)
-        if aid in {it[0] for it in items}
+        if aid in gold_ids
     )
     lang = langs.most_common(1)[0][0] if langs else "en"
 

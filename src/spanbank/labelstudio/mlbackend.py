@@ -65,9 +65,12 @@ def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 909
                 self._send(404, {"error": "not found"})
 
         def do_POST(self):  # noqa: N802
-            size = int(self.headers.get("Content-Length") or 0)
-            if size > MAX_BODY:
-                self._send(413, {"error": f"request larger than {MAX_BODY} bytes"})
+            try:
+                size = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                size = -1
+            if not 0 <= size <= MAX_BODY:
+                self._send(413, {"error": f"Content-Length must be 0 to {MAX_BODY} bytes"})
                 return
             try:
                 body = json.loads(self.rfile.read(size) or b"{}")
