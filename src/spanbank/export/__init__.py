@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -299,13 +300,11 @@ def _selection(corpus, gold, project, annotations):
         desc = gold
     # Stored rows are read once and gold computed on the fly adjudicated once (spanbank.gold),
     # kept as Arrow and sliced per chunk.
-    spans, rels = rows.spans, rows.relations
+    rows_of = (_rows_by_annotation(rows.spans), _rows_by_annotation(rows.relations))
 
     def source(chunk: pd.DataFrame):
-        ids = pa.array(chunk["annotation_id"].astype(str).tolist(), pa.string())
-        sp = spans.filter(pc.is_in(spans["annotation_id"], value_set=ids))
-        rl = rels.filter(pc.is_in(rels["annotation_id"], value_set=ids))
-        return sp, rl
+        ids = chunk["annotation_id"].astype(str).tolist()
+        return rows_of[0](ids), rows_of[1](ids)
 
     if not len(ann):
         where = f" in project {project!r}" if project else ""
@@ -318,6 +317,26 @@ def _selection(corpus, gold, project, annotations):
             f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}"
         )
     return ann, source, desc
+
+
+def _rows_by_annotation(table: pa.Table):
+    """ids -> the rows of `table` whose annotation_id is among them, in table order. Indexed once:
+    filtering the whole table per chunk made an export quadratic in the corpus."""
+    if not table.num_rows:
+        return lambda ids: table
+    order = pc.sort_indices(table, [("annotation_id", "ascending")]).to_numpy()
+    counts = pc.value_counts(table["annotation_id"].take(order))
+    lens = counts.field("counts").to_numpy()
+    starts = np.cumsum(lens) - lens
+    where = {a: i for i, a in enumerate(counts.field("values").to_pylist())}
+
+    def take(ids: list[str]) -> pa.Table:
+        k = np.array([where[a] for a in ids if a in where], dtype=np.int64)
+        n = lens[k]
+        idx = np.repeat(starts[k] - (np.cumsum(n) - n), n) + np.arange(n.sum())
+        return table.take(np.sort(order[idx]))
+
+    return take
 
 
 def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None) -> dict[str, str]:

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
+import struct
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from spanbank.errors import ExportError
 
 SPAN_KEY = "sc"
-# a blank pipeline sets nothing else; fewer attributes keep the DocBin (held until close) small
+# a blank pipeline sets nothing else (and docbin_part relies on it)
 DOCBIN_ATTRS = ["ORTH", "SPACY"]
 
 
@@ -103,74 +107,194 @@ def _blank(lang: str):
     return spacy.blank(lang)
 
 
-class _Bin:
-    """A chunk's DocBin that keeps its user data through pickling to a worker and back
-    (spaCy's own pickle of a DocBin comes back with store_user_data off)."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __reduce__(self):
-        return _bin_from_bytes, (self.db.to_bytes(),)
+# DocBin.to_bytes packs one msgpack map in this key order; a split's file is written in that
+# order from per-split spool files, so the driver never holds a split's documents.
+_SPOOLED = ("tokens", "spaces", "lengths")
+_PER_DOC = ("cats", "flags", "span_groups", "user_data")
 
 
-def _bin_from_bytes(data: bytes) -> _Bin:
-    _, DocBin = _spacy()
-    return _Bin(DocBin(attrs=DOCBIN_ATTRS, store_user_data=True).from_bytes(data))
+@dataclass
+class DocBinPart:
+    """What `DocBin.add` would store for a run of documents, already serialised: byte arrays,
+    msgpack-packed per-document items and the strings. Small to send back from a worker."""
+
+    n: int
+    tokens: bytes
+    spaces: bytes
+    lengths: bytes
+    strings: set
+    packed: dict  # cats / flags / span_groups / user_data -> concatenated msgpack items
+
+
+def docbin_part(docs) -> DocBinPart:
+    """`DocBin(attrs=DOCBIN_ATTRS, store_user_data=True).add(doc)` for each doc, without
+    spaCy's per-token Python loop: a blank pipeline's tokens add only their text, norm and ""
+    to the strings, so those come from the ORTH and NORM arrays."""
+    import numpy as np
+    import srsly
+    from spacy.attrs import NORM, SPACY
+    from spacy.tokens import DocBin
+
+    attrs = DocBin(attrs=DOCBIN_ATTRS).attrs  # ORTH first; SPACY is kept apart
+    tokens, spaces, lengths = [], [], []
+    strings: set = set()
+    packed: dict[str, list[bytes]] = {k: [] for k in _PER_DOC}
+    for doc in docs:
+        array = doc.to_array(attrs)
+        if array.ndim == 1:
+            array = array.reshape((array.shape[0], 1))
+        tokens.append(array.tobytes("C"))
+        spaces.append(np.asarray(doc.to_array(SPACY), dtype=bool).tobytes("C"))
+        lengths.append(len(array))
+        if len(array):
+            ids = np.unique(np.concatenate([array[:, 0], doc.to_array(NORM)]))
+            strings.update(doc.vocab.strings[int(h)] for h in ids)
+            strings.add("")  # tag_, lemma_, dep_, morph, ent_*: unset in a blank pipeline
+        packed["cats"].append(srsly.msgpack_dumps(doc.cats))
+        packed["flags"].append(srsly.msgpack_dumps({"has_unknown_spaces": doc.has_unknown_spaces}))
+        packed["span_groups"].append(srsly.msgpack_dumps(doc.spans.to_bytes()))
+        packed["user_data"].append(srsly.msgpack_dumps(srsly.msgpack_dumps(doc.user_data)))
+        for group in doc.spans.values():
+            for span in group:
+                strings.add(span.label_)
+                if span.kb_id in doc.vocab.strings:
+                    strings.add(span.kb_id_)
+                if span.id in doc.vocab.strings:
+                    strings.add(span.id_)
+    return DocBinPart(
+        n=len(lengths),
+        tokens=b"".join(tokens),
+        spaces=b"".join(spaces),
+        lengths=np.asarray(lengths, dtype="int32").tobytes("C"),
+        strings=strings,
+        packed={k: b"".join(v) for k, v in packed.items()},
+    )
 
 
 @dataclass(frozen=True)
 class SpacyEncoder:
-    """A chunk's DocBin and notes (pure: a worker can run it; `SpacyWriter.put` merges it)."""
+    """A chunk's DocBin content and notes (pure: a worker can run it; `SpacyWriter.put` spools it)."""
 
     lang: str = "en"
 
     def __call__(self, split: str, docs: list[dict]):
-        _, DocBin = _spacy()
         nlp = _blank(self.lang)
-        db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
         notes = {"spacy_boundaries_moved": 0, "spacy_spans_unaligned": 0}
+        built = []
+        for d in docs:
+            doc, n = to_doc(nlp, d)
+            notes["spacy_boundaries_moved"] += n["moved"]
+            notes["spacy_spans_unaligned"] += n["unaligned"]
+            built.append(doc)
         with _encoders_looked_up_once():
-            for d in docs:
-                doc, n = to_doc(nlp, d)
-                notes["spacy_boundaries_moved"] += n["moved"]
-                notes["spacy_spans_unaligned"] += n["unaligned"]
-                db.add(doc)
-        return _Bin(db), notes
+            return docbin_part(built), notes
+
+
+class _SplitSpool:
+    """One split's DocBin fields on disk, appended part by part; `write` packs them into the
+    bytes `DocBin.to_disk` would write, streamed through zlib."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.files = {k: open(folder / k, "wb") for k in _SPOOLED + _PER_DOC}  # noqa: SIM115
+        self.strings: set = set()
+        self.n = 0
+
+    def add(self, part: DocBinPart) -> None:
+        for k in _SPOOLED:
+            self.files[k].write(getattr(part, k))
+        for k in _PER_DOC:
+            self.files[k].write(part.packed[k])
+        self.strings |= part.strings
+        self.n += part.n
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
+
+    def write(self, path: Path) -> None:
+        import srsly
+        from spacy.tokens import DocBin
+
+        self.close()
+        empty = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
+        z = zlib.compressobj()
+        with open(path, "wb") as out, _encoders_looked_up_once():
+            put = lambda data: out.write(z.compress(data))  # noqa: E731
+            put(_map_header(10))
+            put(srsly.msgpack_dumps("version") + srsly.msgpack_dumps(empty.version))
+            put(srsly.msgpack_dumps("attrs") + srsly.msgpack_dumps(empty.attrs))
+            for k in _SPOOLED:
+                put(srsly.msgpack_dumps(k) + _bin_header((self.folder / k).stat().st_size))
+                self._copy(k, put)
+            put(srsly.msgpack_dumps("strings") + _array_header(len(self.strings)))
+            ordered = sorted(self.strings)
+            for i in range(0, len(ordered), 10_000):
+                put(b"".join(srsly.msgpack_dumps(s) for s in ordered[i : i + 10_000]))
+            for k in _PER_DOC:
+                put(srsly.msgpack_dumps(k) + _array_header(self.n))
+                self._copy(k, put)
+            out.write(z.flush())
+
+    def _copy(self, name: str, put) -> None:
+        with open(self.folder / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                put(block)
+
+
+def _map_header(n: int) -> bytes:
+    return bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    return b"\xdc" + struct.pack(">H", n) if n < 1 << 16 else b"\xdd" + struct.pack(">I", n)
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 1 << 8:
+        return b"\xc4" + struct.pack(">B", n)
+    return b"\xc5" + struct.pack(">H", n) if n < 1 << 16 else b"\xc6" + struct.pack(">I", n)
 
 
 class SpacyWriter:
-    """Adds documents to one DocBin per split; DocBin keeps compact token arrays, not Docs."""
+    """Spools each split's DocBin fields to disk and writes `spacy/<split>.spacy` at close, byte
+    for byte what one DocBin holding the split would write; memory holds only the strings."""
 
     name = "spacy"
 
     def __init__(
         self, root: Path, splits: list[str], labels: list[str], schema=None, lang: str = "en"
     ):
-        _, DocBin = _spacy()
+        _spacy()
         self.dir = Path(root) / "spacy"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.encoder = SpacyEncoder(lang)
-        self.bins = {s: DocBin(attrs=DOCBIN_ATTRS, store_user_data=True) for s in splits}
+        self._spool = Path(tempfile.mkdtemp(prefix=".spool-", dir=root))
+        self.splits = {}
+        for s in splits:
+            (self._spool / s).mkdir()
+            self.splits[s] = _SplitSpool(self._spool / s)
         self.notes = {"spacy_boundaries_moved": 0, "spacy_spans_unaligned": 0}
 
     def write(self, split: str, docs: list[dict]) -> None:
         self.put(split, self.encoder(split, docs))
 
     def put(self, split: str, payload) -> None:
-        chunk, notes = payload
-        self.bins[split].merge(
-            chunk.db
-        )  # extends its lists: the same bytes as adding the docs here
+        part, notes = payload
+        self.splits[split].add(part)
         for k, v in notes.items():
             self.notes[k] += v
 
     def close(self) -> dict:
-        with _encoders_looked_up_once():
-            for split, db in self.bins.items():
-                db.to_disk(self.dir / f"{split}.spacy")
-        self.bins = {}
+        for split, spool in self.splits.items():
+            spool.write(self.dir / f"{split}.spacy")
+        self.abort()
         return dict(self.notes)
 
     def abort(self) -> None:
-        self.bins = {}
+        for spool in self.splits.values():
+            spool.close()
+        self.splits = {}
+        shutil.rmtree(self._spool, ignore_errors=True)
