@@ -5,8 +5,8 @@ Prints, for N synthetic articles (spanbank.synth truth annotations, a spanbank c
 - the default engine (this machine's cores) vs in-process (--workers 1): ratio, goal <= 1.1;
 - export to spaCy vs spaCy's own make_doc + char_span over the same data, in one process;
 - the rule tagger over the same articles mapped by the engine: speedup 1 -> 2;
-- peak RSS of the driver and of each worker process (psutil) at N and 4N: the slope per
-  1,000 articles.
+- (--stages memory) peak RSS of the driver and of the largest worker (psutil) of a 2-worker
+  export at N and 4N articles, each in a fresh process: the slope per 1,000 articles.
 Every figure is a ratio of two runs in this same process tree, one after the other.
 - the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators;
 - ingest (--stages ingest) of one big JSON Lines file on 1 vs 2 workers, and in-process against
@@ -288,7 +288,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--memory", action="store_true", help="also measure peak RSS at n and 4n")
     ap.add_argument(
-        "--stages", default="export,tagger", help="comma-separated: export, tagger, ingest, agree"
+        "--stages",
+        default="export,tagger",
+        help="comma-separated: export, tagger, ingest, agree, memory, memory-tag",
     )
     ap.add_argument(
         "--baseline-ref",
@@ -303,6 +305,13 @@ def main() -> None:
         bench_ingest(args.n, args.baseline_ref, args.repeat)
     if "agree" in stages:
         bench_agree(args.n, args.baseline_ref, args.repeat)
+    if args.memory:
+        stages.add("memory")
+    if "memory" in stages:
+        for formats in ("spacy", "jsonl,spacy,hf,conll,brat,quotes", "preannotate"):
+            bench_memory(args.n, formats)
+    if "memory-tag" in stages:
+        bench_memory(args.n, "preannotate")
     if not stages & {"export", "tagger"}:
         return
     path = corpus(args.n)
@@ -330,18 +339,61 @@ def main() -> None:
             f"rule tagger 1 worker {t1:.2f} s ({args.n / t1:,.0f} articles/s)  2 workers {t2:.2f} s  "
             f"speedup {t1 / t2:5.2f}"
         )
-    if args.memory:
-        rows = []
-        for n in (args.n, 4 * args.n):
-            _, rss = export_time(corpus(n), "spacy", 2)
-            worker = max(rss.children.values(), default=0.0)
-            rows.append((n, rss.driver, worker))
-            print(f"peak RSS n={n:,}: driver {rss.driver:7.0f} MB, largest worker {worker:7.0f} MB")
-        (n0, d0, w0), (n1, d1, w1) = rows
-        per_k = 1000 / (n1 - n0)
-        print(
-            f"slope per 1,000 articles: driver {(d1 - d0) * per_k:6.2f} MB, worker {(w1 - w0) * per_k:6.2f} MB"
+
+
+MEMORY_RUN = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from bench_parallel import export_time, preannotate_time
+if sys.argv[3] == "preannotate":
+    s, rss = preannotate_time(Path(sys.argv[2]), 2)
+else:
+    s, rss = export_time(Path(sys.argv[2]), sys.argv[3], 2)
+print(json.dumps({"s": s, "driver": rss.driver, "worker": max(rss.children.values(), default=0.0)}))
+"""
+
+
+def preannotate_time(path: Path, workers: int) -> tuple[float, PeakRss]:
+    """Seconds and peak RSS of `preannotate --out x.parquet` (the rule tagger) over the corpus."""
+    from spanbank.corpus import Corpus
+    from spanbank.predict import write_predictions
+
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, PeakRss() as rss:
+        t0 = time.perf_counter()
+        for _ in write_predictions(Corpus(path), Path(tmp) / "p.parquet", workers=workers):
+            pass
+        return time.perf_counter() - t0, rss
+
+
+def bench_memory(n: int, formats: str) -> None:
+    """Peak RSS of the driver and of the largest worker of a 2-worker export (or, for formats
+    "preannotate", of preannotate --out) at n and 4n articles, each in a fresh child process:
+    the slope per 1,000 articles."""
+    import json
+    import subprocess
+    import sys
+
+    rows = []
+    for size in (n, 4 * n):
+        path = corpus(size)
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_RUN, str(Path(__file__).parent), str(path), formats],
+            capture_output=True,
+            text=True,
+            check=True,
         )
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append((size, got["driver"], got["worker"]))
+        print(
+            f"{formats} n={size:,} on 2 workers: {got['s']:.1f} s, peak RSS driver "
+            f"{got['driver']:.0f} MB, largest worker {got['worker']:.0f} MB"
+        )
+    (n0, d0, w0), (n1, d1, w1) = rows
+    per_k = 1000 / (n1 - n0)
+    print(
+        f"  slope per 1,000 articles: driver {(d1 - d0) * per_k:6.2f} MB, worker {(w1 - w0) * per_k:6.2f} MB"
+    )
 
 
 if __name__ == "__main__":

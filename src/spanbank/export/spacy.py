@@ -136,7 +136,7 @@ def docbin_part(docs) -> DocBinPart:
     from spacy.tokens import DocBin
 
     attrs = DocBin(attrs=DOCBIN_ATTRS).attrs  # ORTH first; SPACY is kept apart
-    tokens, spaces, lengths = [], [], []
+    tokens, spaces, lengths, hashes = [], [], [], []
     strings: set = set()
     packed: dict[str, list[bytes]] = {k: [] for k in _PER_DOC}
     for doc in docs:
@@ -147,8 +147,7 @@ def docbin_part(docs) -> DocBinPart:
         spaces.append(np.asarray(doc.to_array(SPACY), dtype=bool).tobytes("C"))
         lengths.append(len(array))
         if len(array):
-            ids = np.unique(np.concatenate([array[:, 0], doc.to_array(NORM)]))
-            strings.update(doc.vocab.strings[int(h)] for h in ids)
+            hashes += (array[:, 0], doc.to_array(NORM))
             strings.add("")  # tag_, lemma_, dep_, morph, ent_*: unset in a blank pipeline
         packed["cats"].append(srsly.msgpack_dumps(doc.cats))
         packed["flags"].append(srsly.msgpack_dumps({"has_unknown_spaces": doc.has_unknown_spaces}))
@@ -161,6 +160,9 @@ def docbin_part(docs) -> DocBinPart:
                     strings.add(span.kb_id_)
                 if span.id in doc.vocab.strings:
                     strings.add(span.id_)
+    if hashes:  # looked up once per part: documents share most of their words
+        lookup = docs[0].vocab.strings
+        strings.update(lookup[int(h)] for h in np.unique(np.concatenate(hashes)))
     return DocBinPart(
         n=len(lengths),
         tokens=b"".join(tokens),
