@@ -47,7 +47,9 @@ def _doc(i: int, text: str) -> dict:
 
 def _texts() -> list[str]:
     rng = random.Random(7)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyzé") for _ in range(8)) for _ in range(70_000)]
+    words = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyzé") for _ in range(8)) for _ in range(70_000)
+    ]
     return [
         SEED.read_text(encoding="utf-8"),
         "",
@@ -80,7 +82,9 @@ def test_streamed_splits_are_spacys_own_bytes(tmp_path):
     assert notes["spacy_boundaries_moved"] >= 1  # the span cutting a token was expanded
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spacy"]  # the spool is gone
 
-    loaded = list(DocBin().from_disk(tmp_path / "spacy" / "train.spacy").get_docs(_blank("en").vocab))
+    loaded = list(
+        DocBin().from_disk(tmp_path / "spacy" / "train.spacy").get_docs(_blank("en").vocab)
+    )
     assert [d.text for d in loaded] == [d["text"] for d in train]
     assert loaded[0].user_data["article_id"] == "a0"
 
