@@ -11,9 +11,12 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
 - the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators;
 - ingest (--stages ingest) of one big JSON Lines file on 1 vs 2 workers, and in-process against
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
+- push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
+  candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
 Usage: python benchmarks/bench_parallel.py --n 10000
        python benchmarks/bench_parallel.py --stages ingest --n 200000 --baseline-ref main
        python benchmarks/bench_parallel.py --stages agree --n 5000 --baseline-ref main
+       python benchmarks/bench_parallel.py --stages select --n 5000
 """
 
 from __future__ import annotations
@@ -118,6 +121,52 @@ def tagger_time(path: Path, workers: int) -> float:
         t0 = time.perf_counter()
         sum(eng.map(_tag, parts))
         return time.perf_counter() - t0
+
+
+def select_model() -> str:
+    """A span model trained once on the repository's seed gold (30 epochs), kept in the cache."""
+    out = CACHE / "select-model"
+    if not (out / "done").exists():
+        import sys
+
+        from spanbank import model
+        from spanbank.tagger_eval import gold_items
+
+        sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+        from test_tagger_eval import _seed_corpus
+
+        shutil.rmtree(out, ignore_errors=True)
+        items = gold_items(_seed_corpus(out / "seed"))
+        model.train(items, out / "m", ["QUOTE", "SPEAKER", "CUE"], holdout=0, epochs=30)
+        (out / "done").write_text("ok\n")
+    return str(out / "m")
+
+
+def bench_select(n: int, repeat: int) -> None:
+    """Seconds of `order_articles(..., "uncertain")` over n candidates on 1 vs 2 local workers
+    (a 2-worker run includes starting its cluster); best of `repeat`, sides alternating."""
+    from spanbank.corpus import Corpus
+    from spanbank.corpus.articles import selection_frame
+    from spanbank.parallel import engine
+    from spanbank.selection import order_articles
+
+    model_dir, c = select_model(), Corpus(corpus(n))
+    fresh = selection_frame(c, None)
+    best: dict[int, float] = {}
+    orders: dict[int, list] = {}
+    for _ in range(repeat):
+        for workers in (1, 2):
+            with engine(workers=workers) as eng:
+                t0 = time.perf_counter()
+                order = order_articles(c, fresh, "uncertain", 0, model_dir, eng)
+                best[workers] = min(best.get(workers, 1e9), time.perf_counter() - t0)
+            orders[workers] = order["article_id"].tolist()
+    assert orders[1] == orders[2], "the two orders differ"
+    print(
+        f"select uncertain, {n:,} candidates (best of {repeat}): 1 worker {best[1]:.2f} s "
+        f"({n / best[1]:,.0f} articles/s)  2 workers {best[2]:.2f} s  "
+        f"speedup {best[1] / best[2]:5.2f}  same order: yes"
+    )
 
 
 INGEST_RUN = """
@@ -290,14 +339,16 @@ def main() -> None:
     ap.add_argument(
         "--stages",
         default="export,tagger",
-        help="comma-separated: export, tagger, ingest, agree, memory, memory-tag",
+        help="comma-separated: export, tagger, ingest, agree, select, memory, memory-tag",
     )
     ap.add_argument(
         "--baseline-ref",
         default=None,
         help="ingest: also time the code at this git ref (e.g. main)",
     )
-    ap.add_argument("--repeat", type=int, default=3, help="ingest: runs per side, alternating")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="ingest, agree, select: runs per side, alternating"
+    )
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     stages = set(args.stages.split(","))
@@ -305,6 +356,8 @@ def main() -> None:
         bench_ingest(args.n, args.baseline_ref, args.repeat)
     if "agree" in stages:
         bench_agree(args.n, args.baseline_ref, args.repeat)
+    if "select" in stages:
+        bench_select(args.n, args.repeat)
     if args.memory:
         stages.add("memory")
     if "memory" in stages:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from spanbank.corpus.articles import article_chunks, selection_frame
 from spanbank.errors import SpanbankError
-from spanbank.parallel import engine
+from spanbank.parallel import Engine, asked_workers, engine
 from spanbank.progress import Event
 
 BATCH = 500  # articles per part sent to a worker
@@ -88,6 +88,41 @@ def tag_articles(texts, languages, model_dir: str | None = None) -> list[tuple[d
     for i, tagged in zip(ok, got, strict=True):
         out[i] = (tagged, None if tagged["spans"] else NOTHING_FOUND)
     return out
+
+
+def tag_in_parts(
+    texts, languages, model_dir: str | None = None, eng: Engine | None = None
+) -> list[tuple[dict, str | None]]:
+    """tag_articles over parts of BATCH articles on `eng` (None: in-process unless
+    $SPANBANK_WORKERS or $DASK_SCHEDULER_ADDRESS asks), in order: the same list wherever they ran."""
+    return _on_parts(tag_articles, texts, languages, model_dir, eng)
+
+
+def uncertainties(texts, languages, model_dir: str, eng: Engine | None = None) -> list[float]:
+    """The model's uncertainty of each article (-1 for one not in its language), tagged in parts
+    on `eng` as tag_in_parts; only the numbers travel back from the workers."""
+    return _on_parts(_uncertainties, texts, languages, model_dir, eng)
+
+
+def _uncertainties(texts, languages, model_dir: str) -> list[float]:
+    from spanbank.model import uncertainty
+
+    tagged = tag_articles(texts, languages, model_dir)
+    return [uncertainty(t) if "uncertainty" in t else -1.0 for t, _ in tagged]
+
+
+def _on_parts(fn, texts, languages, model_dir, eng: Engine | None) -> list:
+    """fn(texts, languages, model_dir) over parts of BATCH articles (plain lists, cheap to
+    pickle), its per-article results concatenated in order."""
+    texts, languages = list(texts), list(languages)
+    parts = ((texts[i : i + BATCH], languages[i : i + BATCH]) for i in range(0, len(texts), BATCH))
+    own = engine(asked_workers(None, None), None) if eng is None else contextlib.nullcontext(eng)
+    with own as e:
+        return [x for out in e.map(_apply, parts, fn, model_dir) for x in out]
+
+
+def _apply(part: tuple[list, list], fn, model_dir):
+    return fn(*part, model_dir)
 
 
 def tag_batch(batch: pa.Table, model_dir: str | None = None) -> tuple[pa.Table, Counter]:

@@ -11,9 +11,10 @@ MODES = ("random", "oldest", "uncertain")
 
 
 def order_articles(
-    corpus, fresh: pd.DataFrame, mode: str, seed: int, model_dir: str | None
+    corpus, fresh: pd.DataFrame, mode: str, seed: int, model_dir: str | None, eng=None
 ) -> pd.DataFrame:
-    """`fresh` (rows with article_id) reordered by `mode`; uncertain needs a model directory."""
+    """`fresh` (rows with article_id) reordered by `mode`; uncertain needs a model directory and
+    tags the articles in parts on `eng` (a spanbank.parallel.Engine; None: predict.tag_in_parts's)."""
     if mode not in MODES:
         raise SpanbankError(f"--select {mode!r}: choose one of {', '.join(MODES)}")
     if len(fresh) == 0 or mode == "random":
@@ -27,12 +28,10 @@ def order_articles(
     if model_dir is None:
         raise SpanbankError("--select uncertain needs --preannotate model:DIR (the model to ask)")
     from spanbank.corpus.articles import attach_rows
-    from spanbank.model import uncertainty
-    from spanbank.predict import tag_articles
+    from spanbank.predict import uncertainties
 
     rows = attach_rows(corpus, fresh)
     langs = rows["language"].tolist() if "language" in rows else [None] * len(rows)
-    tagged = tag_articles(rows["text"].tolist(), langs, model_dir)
-    # articles in another language than the model's go last
-    scores = np.array([uncertainty(t) if "uncertainty" in t else -1.0 for t, _ in tagged])
+    # articles in another language than the model's score -1: they go last
+    scores = np.array(uncertainties(rows["text"].tolist(), langs, model_dir, eng))
     return fresh.iloc[np.argsort(-scores, kind="stable")]

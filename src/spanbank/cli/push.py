@@ -10,6 +10,7 @@ import click
 from spanbank.cli._common import (
     Progress,
     echo_summary,
+    engine_options,
     errors_as_click,
     json_option,
     key_option,
@@ -119,6 +120,7 @@ from spanbank.cli._common import (
     help="Push again articles recorded as pushed whose tasks are gone (project deleted or recreated in Label Studio).",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be pushed; change nothing.")
+@engine_options(default="$SPANBANK_WORKERS, else 1")
 @url_option
 @key_option
 @wait_option
@@ -145,6 +147,8 @@ def push(
     create,
     repush_missing,
     dry_run,
+    workers,
+    scheduler,
     url,
     api_key,
     wait,
@@ -161,6 +165,7 @@ def push(
     \b
         spanbank push --project news-batch1 --create --batch-size 200 --overlap 2 --preannotate rules
         spanbank push --project news-batch2 --overlap 2 --overlap-share 0.2 --stratify source --honeypots 5%
+        spanbank push --project news-batch3 --select uncertain --preannotate model:models/v1 --workers 4
     """
     from spanbank.errors import ProjectMissingError
     from spanbank.labelstudio.push import push_batch
@@ -210,6 +215,8 @@ def push(
                     chunk_size=chunk_size,
                     create=create_project,
                     repush_missing=repush_missing,
+                    workers=workers,
+                    scheduler=scheduler,
                     **extra,
                 ),
                 bar.update,

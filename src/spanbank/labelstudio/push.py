@@ -30,6 +30,7 @@ from spanbank.labelstudio.projects import (
     recorded_project,
 )
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
+from spanbank.parallel import Engine, asked_workers, engine
 from spanbank.progress import Event
 
 MIN_TITLE = 3
@@ -115,11 +116,12 @@ def select_batch(
 
 
 def _predictions(
-    mode: str | None, candidates: pd.DataFrame, schema
+    mode: str | None, candidates: pd.DataFrame, schema, eng: Engine | None = None
 ) -> tuple[dict[str, list[dict]], Counter]:
-    """article_id -> LS predictions, from the rule tagger, a model, a spans file (Parquet/JSONL)
-    or a callable given the candidate articles (how `spanbank.labelstudio.review` attaches its
-    predictions); and why articles got none (not counted for a callable)."""
+    """article_id -> LS predictions, from the rule tagger or a model (tagged in parts on `eng`),
+    a spans file (Parquet/JSONL) or a callable given the candidate articles (how
+    `spanbank.labelstudio.review` attaches its predictions); and why articles got none (not
+    counted for a callable)."""
     if callable(mode):
         return mode(candidates), Counter()
     if not mode or mode == "none":
@@ -128,14 +130,14 @@ def _predictions(
     why: Counter = Counter()
     if mode == "rules" or mode.startswith("model:"):
         from spanbank.preannotate import TAGGER_VERSION
-        from spanbank.predict import tag_articles
+        from spanbank.predict import tag_in_parts
 
         model_dir = mode[len("model:") :] if mode != "rules" else None
         version = TAGGER_VERSION if model_dir is None else f"model:{Path(model_dir).name}"
         ids, bodies = candidates["article_id"], candidates["text"]
         langs = candidates["language"] if "language" in candidates else [None] * len(ids)
         for aid, text, (tagged, reason) in zip(
-            ids, bodies, tag_articles(bodies, langs, model_dir), strict=True
+            ids, bodies, tag_in_parts(bodies, langs, model_dir, eng), strict=True
         ):
             if reason is not None:
                 why[reason] += 1
@@ -214,6 +216,8 @@ def push_batch(
     repush_missing: bool = False,
     select: str | None = None,
     ml_backend: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> Workflow:
     """Push articles not yet in Label Studio project `project` as tasks; summary as return value.
 
@@ -223,6 +227,8 @@ def push_batch(
     Articles recorded as pushed whose tasks are gone from the server (a project deleted or
     recreated in Label Studio) are counted, and pushed again with `repush_missing`. Holding
     the corpus lock throughout keeps two pushes from creating tasks for the same article.
+    The rule tagger or model (--preannotate, --select uncertain) runs in parts on the engine
+    of `workers`/`scheduler`: in this process unless they (or their variables) ask.
     """
     _check_push(corpus, project, overlap, preannotate)
     articles = selection_frame(corpus, where)  # ids (and metadata for --where), no text
@@ -236,6 +242,7 @@ def push_batch(
         corpus.writer(wait) as writer,
         ThreadPoolExecutor(max_workers=1) as server_side,
         ThreadPoolExecutor(max_workers=1) as encoder,
+        engine(asked_workers(workers, scheduler), scheduler) as eng,
     ):
         yield Event("project", 0, None)
         # the project is looked up (or created) while the batch is read and its first chunks
@@ -257,7 +264,7 @@ def push_batch(
         recorded = recorded_project(corpus, local, project, client.url)
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
         batch = _Batch(corpus, selected, preannotate, sample, seed, batch_size, chunk_size)
-        batch.select = select
+        batch.select, batch.eng = select, eng
         batch.pick(set(local["article_id"]), encoder=None if dry_run else encoder)
         proj, state = looked_up.result()
         if state == "missing":
@@ -363,6 +370,7 @@ class _Batch:
         )
         self.todo = selected.iloc[:0]
         self.select: str | None = None
+        self.eng: Engine | None = None
         self.ids: list | None = None
         self.preds: dict[str, list[dict]] = {}
         self.why: Counter = Counter()
@@ -384,7 +392,7 @@ class _Batch:
             return
         self.ids, self.todo = ids, attach_rows(self.corpus, todo)
         self.preds, self.why = (
-            _predictions(self.preannotate, self.todo, self.corpus.schema)
+            _predictions(self.preannotate, self.todo, self.corpus.schema, self.eng)
             if len(self.todo)
             else ({}, Counter())
         )
@@ -412,7 +420,7 @@ class _Batch:
         fresh = _pick(self.selected, pushed_ids, self.picked, None, self.seed, None)
         mode = self.preannotate if isinstance(self.preannotate, str) else ""
         model_dir = mode[len("model:") :] if mode.startswith("model:") else None
-        todo = order_articles(self.corpus, fresh, self.select, self.seed, model_dir)
+        todo = order_articles(self.corpus, fresh, self.select, self.seed, model_dir, self.eng)
         if self.batch_size is not None and self.batch_size < len(todo):
             self.picked["beyond --batch-size"] += len(todo) - self.batch_size
             todo = todo.iloc[: self.batch_size]
