@@ -139,7 +139,7 @@ class Engine:
                     n_workers=self.workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # loopback, any free port: no "8787 in use" warning
                     silence_logs=logging.ERROR,
                 )
                 self._client = Client(self._cluster)
