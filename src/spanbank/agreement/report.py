@@ -217,7 +217,7 @@ def build_report(
     token_out = _token_section(tok, u.labels)
     summary = _summary(label_rows[-2], token_out, relations_out, attributions_out)
     blocks = _bootstrap_blocks(tok, arts, rel_rows, attr_rows, n_art)
-    cis = _bootstrap(blocks, bootstrap, seed)
+    cis = _bootstrap(blocks, bootstrap, seed, engine)
     summary = {
         k: {"value": v, "ci_low": cis.get(k, (NAN, NAN))[0], "ci_high": cis.get(k, (NAN, NAN))[1]}
         for k, v in summary.items()
@@ -1293,27 +1293,47 @@ def _relation_article_stats(rows, n_art) -> np.ndarray:
     return out
 
 
-def _bootstrap(blocks: dict, n_boot: int, seed: int) -> dict:
+BOOT_BLOCK = 200  # replicates per engine task; block b draws from its own stream [seed, b]
+
+
+def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
     """95% percentile CIs from resampling articles with replacement (seeded).
 
     ``blocks``: name -> (per-article sums, ndarray shape (n_articles, w); a function of
     replicate sums, shape (B, w), returning the figure per replicate). Every figure is a
     function of sums over articles, so a replicate is a weighted sum of rows; all figures
-    share the same resamples.
+    share the same resamples. Replicates are made in blocks of `BOOT_BLOCK` on ``engine``
+    (default: here); block b's draws depend only on (seed, b), so the CIs are the same
+    wherever and however many blocks ran at once.
     """
     if n_boot <= 0 or not blocks:
         return {}
-    n = len(next(iter(blocks.values()))[0])
-    rng = np.random.default_rng(seed)
-    reps: dict = {k: [] for k in blocks}
-    for lo in range(0, n_boot, 200):
-        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(200, n_boot - lo)).astype(float)
-        for k, (m, _) in blocks.items():
-            reps[k].append(w @ m)
+    from spanbank.parallel import Engine
+
+    mats = {id(m): m for m, _ in blocks.values()}  # figures share matrices: resample each once
+    ends = np.cumsum([m.shape[1] for m in mats.values()])
+    cols = {k: slice(e - m.shape[1], e) for (k, m), e in zip(mats.items(), ends, strict=True)}
+    stacked = np.hstack(list(mats.values())).astype(float)
+    parts = range(-(-n_boot // BOOT_BLOCK))
+    reps = np.concatenate(
+        list((engine or Engine(workers=1)).map(_boot_block, parts, stacked, seed, n_boot))
+    )
     out = {}
-    for k, (_, fig) in blocks.items():
+    for k, (m, fig) in blocks.items():
         with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.asarray(fig(np.concatenate(reps[k])), dtype=float)
+            v = np.asarray(fig(reps[:, cols[id(m)]]), dtype=float)
         v = v[np.isfinite(v)]
         out[k] = (_f(np.percentile(v, 2.5)), _f(np.percentile(v, 97.5))) if len(v) else (NAN, NAN)
     return out
+
+
+def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
+    """Replicate sums of block b: each replicate draws n articles with replacement from the
+    stream [seed, b] and sums their rows of ``m``. Pure, so a worker can run it."""
+    n = len(m)
+    size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
+    picks = np.random.default_rng([seed, b]).integers(0, n, size=(size, n))
+    w = np.empty((size, n))
+    for r, row in enumerate(picks):  # times each article was drawn
+        w[r] = np.bincount(row, minlength=n)
+    return w @ m
