@@ -1332,8 +1332,8 @@ def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
     stream [seed, b] and sums their rows of ``m``. Pure, so a worker can run it."""
     n = len(m)
     size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
-    picks = np.random.default_rng([seed, b]).integers(0, n, size=(size, n))
+    rng = np.random.default_rng([seed, b])
     w = np.empty((size, n))
-    for r, row in enumerate(picks):  # times each article was drawn
-        w[r] = np.bincount(row, minlength=n)
+    for r in range(size):  # row by row: no (size, n) array of picks besides the counts
+        w[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
     return w @ m
