@@ -14,17 +14,13 @@ from spanbank.parallel import Engine
 from spanbank.synth import synth_chunks
 
 
-def _tables(n: int = 60):
-    """n synthetic articles, each annotated by 3 annotators who disagree (spanbank.synth)."""
-    arts, spans, rels = next(synth_chunks(n, 4, 3, chunk=n))
+@pytest.fixture(scope="module")
+def tables():
+    """60 synthetic articles, each annotated by 3 annotators who disagree (spanbank.synth)."""
+    arts, spans, rels = next(synth_chunks(60, 4, 3, chunk=60))
     ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates("annotation_id")
     ann = ann.assign(project="synth", origin="human", cancelled=False, superseded=False)
     return arts, ann, spans.drop(columns="annotator"), rels
-
-
-@pytest.fixture(scope="module")
-def tables():
-    return _tables()
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +43,7 @@ def _cis(report: dict) -> dict:
 
 
 def test_two_workers_give_the_cis_of_one_process(blocks):
+    pytest.importorskip("distributed")
     n_boot = 5 * BOOT_BLOCK + 37  # six blocks, the last one short
     here = _bootstrap(blocks, n_boot, 7)
     eng = Engine(workers=2)
