@@ -8,7 +8,8 @@ Prints, for N synthetic articles (spanbank.synth truth annotations, a spanbank c
 - (--stages memory) peak RSS of the driver and of the largest worker (psutil) of a 2-worker
   export at N and 4N articles, each in a fresh process: the slope per 1,000 articles.
 Every figure is a ratio of two runs in this same process tree, one after the other.
-- the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators;
+- the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators,
+  and its bootstrap alone;
 - ingest (--stages ingest) of one big JSON Lines file on 1 vs 2 workers, and in-process against
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
@@ -188,22 +189,31 @@ AGREE_RUN = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from bench_agree import tables
-from spanbank.agreement.report import build_report
+import spanbank.agreement.report as report
 n, workers = int(sys.argv[2]), sys.argv[3]
 t = tables(n)
 kw = {}
 if workers != "today":
     from spanbank.parallel import Engine
     kw["engine"] = Engine(int(workers))
+boot, boot_s = report._bootstrap, []
+def timed(*args):
+    t0 = time.perf_counter()
+    out = boot(*args)
+    boot_s.append(time.perf_counter() - t0)
+    return out
+report._bootstrap = timed
 t0 = time.perf_counter()
-rep = build_report(*t, bootstrap=1000, **kw)
-print(json.dumps({"s": time.perf_counter() - t0, "alpha": rep["summary"]["token_alpha"]}))
+rep = report.build_report(*t, bootstrap=1000, **kw)
+s = time.perf_counter() - t0
+print(json.dumps({"s": s, "boot_s": boot_s[0], "alpha": rep["summary"]["token_alpha"]}))
 """
 
 
-def agree_time(n: int, workers: str, pythonpath: str) -> tuple[float, dict]:
-    """Seconds of `build_report` (bootstrap 1000) over n synthetic articles x 3 annotators, in a
-    child process importing spanbank from `pythonpath` (a local cluster's start included)."""
+def agree_time(n: int, workers: str, pythonpath: str) -> tuple[float, float, dict]:
+    """Seconds of `build_report` (bootstrap 1000) over n synthetic articles x 3 annotators and of
+    its bootstrap alone, in a child process importing spanbank from `pythonpath` (a local
+    cluster's start included)."""
     import json
     import subprocess
     import sys
@@ -218,7 +228,7 @@ def agree_time(n: int, workers: str, pythonpath: str) -> tuple[float, dict]:
         check=True,
     )
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    return got["s"], got["alpha"]
+    return got["s"], got["boot_s"], got["alpha"]
 
 
 def _baseline_src(ref: str) -> Path:
@@ -248,16 +258,18 @@ def bench_agree(n: int, baseline_ref: str | None, repeat: int) -> None:
     if base:
         sides[f"{baseline_ref} (before)"] = ("today", str(base / "src"))
     times: dict[str, list[float]] = {k: [] for k in sides}
+    boot: dict[str, list[float]] = {k: [] for k in sides}
     values = {}
     for _ in range(repeat):
         for name, (workers, path) in sides.items():
-            dt, values[name] = agree_time(n, workers, path)
+            dt, boot_s, values[name] = agree_time(n, workers, path)
             times[name].append(dt)
+            boot[name].append(boot_s)
     best = {k: min(v) for k, v in times.items()}
     for k, v in times.items():
         print(
             f"  {k:<22} best {best[k]:6.2f} s  median {statistics.median(v):6.2f} s  "
-            f"token alpha {values[k]['value']!r}"
+            f"bootstrap best {min(boot[k]):5.2f} s  token alpha {values[k]['value']!r}"
         )
     print(f"  speedup 1 -> 2 workers: {best['1 worker'] / best['2 workers']:5.2f}")
     if base:

@@ -176,9 +176,10 @@ def build_report(
     needs to show the least-agreed articles' text (left out of JSON). Undefined figures
     are NaN. Raises :class:`~spanbank.agreement.AgreementError` on an empty selection.
 
-    The per-article statistics (token layers, attributions) are computed on ``engine``
-    (:class:`spanbank.parallel.Engine`; default: in this process) for parts of
-    `ARTICLES_PER_PART` articles and combined here; the figures are the same wherever they ran.
+    The per-article statistics (token layers, span matches, relations, attributions) are
+    computed on ``engine`` (:class:`spanbank.parallel.Engine`; default: in this process) for
+    parts of `ARTICLES_PER_PART` articles and combined here, and so are the bootstrap's
+    replicates (`_bootstrap`); the figures and CIs are the same wherever they ran.
     """
     if not 0 <= iou <= 1:
         raise AgreementError(f"--iou must be between 0 and 1, got {iou}")
@@ -187,11 +188,7 @@ def build_report(
     notes: list[str] = []
     u = _Units(articles, annotations, spans, project, labels, annotators, notes)
     n_art, n_lab = len(u.art_ids), len(u.labels)
-    span_counts, alignments = _span_counts(
-        u.group, u.s_slot, u.s_art, u.s_start, u.s_end, u.n_coders, u.slot_pairs, n_art, n_lab,
-        iou, u.s_frag,
-    )  # fmt: skip
-    tok, attr_rows = _article_stats(u, relations, iou, engine)
+    tok, attr_rows, span_counts, rel_rows = _article_stats(u, relations, iou, engine)
     if len(u.labels) < 2:
         notes.append(
             "figures over labelled tokens only (-O) need two or more labels: with one, every "
@@ -201,7 +198,6 @@ def build_report(
         u.f_art, u.f_slot, u.f_lab, u.f_start, u.f_end, u.lengths, u.n_coders, u.group[u.f_of],
         n_art, n_lab,
     )  # fmt: skip
-    rel_rows = _relation_counts(relations, u.sp, u.ann, alignments, u.slot_pairs, u.n_coders)
     attributions_out = _attribution_report(attr_rows)
     # one row per article x slot pair x label
     pair_df = _pair_table(
@@ -217,7 +213,7 @@ def build_report(
     token_out = _token_section(tok, u.labels)
     summary = _summary(label_rows[-2], token_out, relations_out, attributions_out)
     blocks = _bootstrap_blocks(tok, arts, rel_rows, attr_rows, n_art)
-    cis = _bootstrap(blocks, bootstrap, seed)
+    cis = _bootstrap(blocks, bootstrap, seed, engine)
     summary = {
         k: {"value": v, "ci_low": cis.get(k, (NAN, NAN))[0], "ci_high": cis.get(k, (NAN, NAN))[1]}
         for k, v in summary.items()
@@ -355,9 +351,10 @@ class _Units:
 ARTICLES_PER_PART = 1000  # articles whose per-article statistics one engine task computes
 
 
-def _article_stats(u: _Units, relations, iou: float, engine) -> tuple[_Tokens, pd.DataFrame | None]:
-    """The token layers and the attribution rows, computed per part of the articles on the
-    engine (in this process without one) and put together in article order."""
+def _article_stats(u: _Units, relations, iou: float, engine) -> tuple:
+    """The token layers, attribution rows, span match counts and relation rows, computed per
+    part of the articles on the engine (in this process without one) and put together in
+    article order."""
     from spanbank.parallel import Engine
 
     engine = engine or Engine(workers=1)
@@ -366,20 +363,26 @@ def _article_stats(u: _Units, relations, iou: float, engine) -> tuple[_Tokens, p
     # each table sorted by article once (stable: an article's rows keep their order), then sliced
     f_order = np.argsort(u.f_art, kind="stable")
     f_cut = np.searchsorted(u.f_art[f_order], bounds)
+    s_order = np.argsort(u.s_art, kind="stable")
+    s_cut = np.searchsorted(u.s_art[s_order], bounds)
+    n_lab = len(u.labels)
     sp = u.sp_all.iloc[np.argsort(u.sp_all["a_idx"].to_numpy(), kind="stable")]
     sp_cut = np.searchsorted(sp["a_idx"].to_numpy(), bounds)
     ann = u.ann  # sorted by article already
     ann_cut = np.searchsorted(ann["a_idx"].to_numpy(), bounds)
-    rel = None
+    rels = [None] * (len(bounds) - 1)
     if relations is not None and len(relations):
-        rel = relations[relations["label"].isin([SOURCE_RELATION, CUE_RELATION])]
-        rel = rel.merge(ann[["annotation_id", "a_idx"]], on="annotation_id", how="inner")
-        rel = rel.iloc[np.argsort(rel["a_idx"].to_numpy(), kind="stable")]
-        rel_cut = np.searchsorted(rel["a_idx"].to_numpy(), bounds)
+        rel = relations.merge(ann[["annotation_id", "a_idx"]], on="annotation_id", how="inner")
+        a = rel.pop("a_idx").to_numpy()
+        r_order = np.argsort(a, kind="stable")
+        r_cut = np.searchsorted(a[r_order], bounds)
+        rels = [rel.iloc[r_order[r_cut[k] : r_cut[k + 1]]] for k in range(len(rels))]
 
     def parts():
         for k, (a0, a1) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             f = f_order[f_cut[k] : f_cut[k + 1]]
+            s = s_order[s_cut[k] : s_cut[k + 1]]
+            frag = None if u.s_frag is None else u.s_frag[s]
             yield {
                 "a0": a0,
                 "texts": u.texts[a0:a1],
@@ -388,12 +391,25 @@ def _article_stats(u: _Units, relations, iou: float, engine) -> tuple[_Tokens, p
                 "f": (u.f_art[f] - a0, u.f_start[f], u.f_end[f], u.f_slot[f], u.f_lab[f]),
                 "sp": _rebased(sp.iloc[sp_cut[k] : sp_cut[k + 1]], a0),
                 "ann": _rebased(ann.iloc[ann_cut[k] : ann_cut[k + 1]], a0),
-                "rel": None if rel is None else rel.iloc[rel_cut[k] : rel_cut[k + 1]],
+                "s": (u.s_art[s] - a0, u.s_slot[s], u.lab_idx[s], u.s_start[s], u.s_end[s], frag),
+                "sp_ids": u.sp.iloc[s][["annotation_id", "span_id"]].reset_index(drop=True),
+                "rel": rels[k],
             }
 
-    shared = (u.max_m, len(u.labels), u.slot_pairs, iou)
+    shared = (u.max_m, n_lab, u.slot_pairs, iou)
     results = list(engine.map(_part_stats, parts(), shared))
-    return _Tokens(results, u), _attribution_rows(results, u.slot_pairs, bounds)
+    span_counts = {
+        pr: {
+            k: np.concatenate([r["spans"][pr][k] for r in results]) for k in results[0]["spans"][pr]
+        }
+        for pr in u.slot_pairs
+    }
+    return (
+        _Tokens(results, u),
+        _attribution_rows(results, u.slot_pairs, bounds),
+        span_counts,
+        _relation_rows(results, bounds),
+    )
 
 
 def _rebased(df: pd.DataFrame, a0: int) -> pd.DataFrame:
@@ -405,6 +421,14 @@ def _part_stats(part: dict, shared: tuple) -> dict:
     worker can run it."""
     max_m, n_lab, slot_pairs, iou = shared
     out = _token_stats(part["texts"], part["n_coders"], part["f"], max_m, n_lab, slot_pairs)
+    art, slot, lab, start, end, frag = part["s"]
+    out["spans"], alignments = _span_counts(
+        art * n_lab + lab, slot, art, start, end, part["n_coders"], slot_pairs,
+        len(part["texts"]), n_lab, iou, frag,
+    )  # fmt: skip
+    out["relations"] = _relation_counts(
+        part["rel"], part["sp_ids"], part["ann"], alignments, slot_pairs, part["n_coders"]
+    )
     out["attributions"] = _attribution_counts(
         part["sp"], part["rel"], part["ann"], part["lengths"], slot_pairs, part["n_coders"], iou,
         keep_empty=True,
@@ -499,6 +523,20 @@ def _attribution_rows(results: list[dict], slot_pairs, bounds) -> pd.DataFrame |
     if not len(rows):
         return None
     rows = rows.sort_values(["_pair", "a_idx"], kind="stable")
+    return rows.drop(columns="_pair").reset_index(drop=True)
+
+
+def _relation_rows(results: list[dict], bounds) -> pd.DataFrame | None:
+    """The parts' relation rows as one run over all articles makes them: pair by pair, in
+    article order."""
+    frames = [
+        r["relations"].assign(a_idx=r["relations"]["a_idx"].to_numpy() + a0)
+        for r, a0 in zip(results, bounds, strict=False)
+        if r["relations"] is not None
+    ]
+    if not frames:
+        return None
+    rows = pd.concat(frames, ignore_index=True).sort_values("_pair", kind="stable")
     return rows.drop(columns="_pair").reset_index(drop=True)
 
 
@@ -942,7 +980,8 @@ def _task_links(tasks, art_ids, project) -> dict:
 
 
 def _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders):
-    """Per (article, annotator pair, relation label): links of a, of b, matched, and the conditional counts."""
+    """Per (article, annotator pair, relation label): links of a, of b, matched, and the
+    conditional counts; `_pair` numbers the pair in ``slot_pairs``."""
     if relations is None or not len(relations) or not len(sp):
         return None
     idx = pd.Series(
@@ -960,7 +999,7 @@ def _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders):
     ok = ~(np.isnan(f) | np.isnan(t))  # links to spans outside the label selection drop out
     rel = rel[ok].assign(f=f[ok].astype(np.int64), t=t[ok].astype(np.int64))
     out = []
-    for i, j in slot_pairs:
+    for pair, (i, j) in enumerate(slot_pairs):
         ra = rel[(rel["slot"] == i) & (n_coders[rel["a_idx"].to_numpy()] > j)]
         rb = rel[rel["slot"] == j]
         sa, sb = alignments[(i, j)]
@@ -1000,6 +1039,7 @@ def _relation_counts(relations, sp, ann, alignments, slot_pairs, n_coders):
         df["annotator_b"] = slot_names.reindex(
             pd.MultiIndex.from_arrays([arts, np.full(len(arts), j)])
         ).to_numpy()
+        df["_pair"] = pair
         out.append(df)
     return pd.concat(out, ignore_index=True) if out else None
 
@@ -1293,27 +1333,47 @@ def _relation_article_stats(rows, n_art) -> np.ndarray:
     return out
 
 
-def _bootstrap(blocks: dict, n_boot: int, seed: int) -> dict:
+BOOT_BLOCK = 200  # replicates per engine task; block b draws from its own stream [seed, b]
+
+
+def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
     """95% percentile CIs from resampling articles with replacement (seeded).
 
     ``blocks``: name -> (per-article sums, ndarray shape (n_articles, w); a function of
     replicate sums, shape (B, w), returning the figure per replicate). Every figure is a
     function of sums over articles, so a replicate is a weighted sum of rows; all figures
-    share the same resamples.
+    share the same resamples. Replicates are made in blocks of `BOOT_BLOCK` on ``engine``
+    (default: here); block b's draws depend only on (seed, b), so the CIs are the same
+    wherever and however many blocks ran at once.
     """
     if n_boot <= 0 or not blocks:
         return {}
-    n = len(next(iter(blocks.values()))[0])
-    rng = np.random.default_rng(seed)
-    reps: dict = {k: [] for k in blocks}
-    for lo in range(0, n_boot, 200):
-        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(200, n_boot - lo)).astype(float)
-        for k, (m, _) in blocks.items():
-            reps[k].append(w @ m)
+    from spanbank.parallel import Engine
+
+    mats = {id(m): m for m, _ in blocks.values()}  # figures share matrices: resample each once
+    ends = np.cumsum([m.shape[1] for m in mats.values()])
+    cols = {k: slice(e - m.shape[1], e) for (k, m), e in zip(mats.items(), ends, strict=True)}
+    stacked = np.hstack(list(mats.values())).astype(float)
+    parts = range(-(-n_boot // BOOT_BLOCK))
+    reps = np.concatenate(
+        list((engine or Engine(workers=1)).map(_boot_block, parts, stacked, seed, n_boot))
+    )
     out = {}
-    for k, (_, fig) in blocks.items():
+    for k, (m, fig) in blocks.items():
         with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.asarray(fig(np.concatenate(reps[k])), dtype=float)
+            v = np.asarray(fig(reps[:, cols[id(m)]]), dtype=float)
         v = v[np.isfinite(v)]
         out[k] = (_f(np.percentile(v, 2.5)), _f(np.percentile(v, 97.5))) if len(v) else (NAN, NAN)
     return out
+
+
+def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
+    """Replicate sums of block b: each replicate draws n articles with replacement from the
+    stream [seed, b] and sums their rows of ``m``. Pure, so a worker can run it."""
+    n = len(m)
+    size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
+    rng = np.random.default_rng([seed, b])
+    w = np.empty((size, n))
+    for r in range(size):  # row by row: no (size, n) array of picks besides the counts
+        w[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    return w @ m

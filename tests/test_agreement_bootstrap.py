@@ -1,0 +1,103 @@
+"""The agreement report's bootstrap: percentile CIs from resampling articles, in blocks whose draws
+depend only on (seed, block), so the CIs are the same in this process and on Dask workers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import spanbank.agreement.report as report_mod
+from spanbank.agreement.report import BOOT_BLOCK, _bootstrap, build_report
+from spanbank.parallel import Engine
+from spanbank.synth import synth_chunks
+
+
+@pytest.fixture(scope="module")
+def tables():
+    """60 synthetic articles, each annotated by 3 annotators who disagree (spanbank.synth)."""
+    arts, spans, rels = next(synth_chunks(60, 4, 3, chunk=60))
+    ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates("annotation_id")
+    ann = ann.assign(project="synth", origin="human", cancelled=False, superseded=False)
+    return arts, ann, spans.drop(columns="annotator"), rels
+
+
+@pytest.fixture(scope="module")
+def blocks(tables):
+    """The report's bootstrap input (per-article sums and figure of each summary figure)."""
+    got = {}
+
+    def keep(blocks, *args):
+        got["blocks"] = blocks
+        return {}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_mod, "_bootstrap", keep)
+        build_report(*tables, bootstrap=1)
+    return got["blocks"]
+
+
+def _cis(report: dict) -> dict:
+    return {k: (v["ci_low"], v["ci_high"]) for k, v in report["summary"].items()}
+
+
+def test_two_workers_give_the_cis_of_one_process(blocks):
+    pytest.importorskip("distributed")
+    n_boot = 5 * BOOT_BLOCK + 37  # six blocks, the last one short
+    here = _bootstrap(blocks, n_boot, 7)
+    eng = Engine(workers=2)
+    try:
+        there = _bootstrap(blocks, n_boot, 7, eng)
+        assert eng._client is not None  # the blocks did go to the cluster
+    finally:
+        eng.close()
+    assert here == there  # to the last bit
+    assert math.isfinite(here["token_alpha"][0]) and here["token_alpha"][0] < here["token_alpha"][1]
+
+
+def test_same_seed_same_cis_other_seed_other_cis(tables):
+    a, b = (build_report(*tables, bootstrap=400, seed=5) for _ in range(2))
+    c = build_report(*tables, bootstrap=400, seed=6)
+    assert _cis(a) == _cis(b)
+    assert _cis(a)["token_alpha"] != _cis(c)["token_alpha"]
+    assert _cis(a)["span_f1_overlap"] != _cis(c)["span_f1_overlap"]
+
+
+def test_cis_bracket_the_figures(tables):
+    summary = build_report(*tables, bootstrap=1000)["summary"]
+    assert math.isnan(summary.pop("alpha_u")["ci_low"])  # not a sum over articles: no CI
+    defined = {k: s for k, s in summary.items() if math.isfinite(s["value"])}
+    assert {"token_alpha", "span_f1_overlap", "alpha", "relation_f1", "attribution_f1"} <= set(
+        defined
+    )
+    for k, s in defined.items():
+        assert s["ci_low"] <= s["value"] <= s["ci_high"], k
+        assert s["ci_low"] < s["ci_high"], k  # the annotators disagree: the CI has a width
+
+
+def test_percentile_bootstrap_matches_a_plain_loop():
+    """Independently: resample the articles with the documented draws, one replicate at a time,
+    and take the 2.5th and 97.5th percentiles of the ratio of sums."""
+    rng = np.random.default_rng(1)
+    m = np.column_stack([rng.poisson(3, 51), rng.poisson(5, 51) + 1]).astype(float)
+    n_boot, seed = 450, 11
+    figs = []
+    for b in range(math.ceil(n_boot / BOOT_BLOCK)):
+        rng = np.random.default_rng([seed, b])
+        for _ in range(min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)):
+            sample = m[rng.integers(0, len(m), size=len(m))]  # n articles, with replacement
+            figs.append(sample[:, 0].sum() / sample[:, 1].sum())
+    want = (np.percentile(figs, 2.5), np.percentile(figs, 97.5))
+    got = _bootstrap({"ratio": (m, lambda r: r[:, 0] / r[:, 1])}, n_boot, seed)["ratio"]
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_ci_of_a_mean_has_the_normal_width():
+    """The mean of 400 draws of N(5, 2): the 95% CI is about mean ± 1.96 s / sqrt(n)."""
+    x = np.random.default_rng(3).normal(5, 2, 400)
+    m = np.column_stack([x, np.ones_like(x)])
+    lo, hi = _bootstrap({"mean": (m, lambda r: r[:, 0] / r[:, 1])}, 2000, 0)["mean"]
+    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
+    assert (lo + hi) / 2 == pytest.approx(x.mean(), abs=0.1 * half)
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
