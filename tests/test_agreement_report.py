@@ -480,3 +480,15 @@ def test_scores_against_gold_match_fragment_sets_exactly():
     rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
     bob = next(r for r in rep["gold"] if r["annotator"] == "bob")
     assert (bob["precision_exact"], bob["precision"]) == (0.5, 1.0)
+
+
+def test_a_span_without_label_is_left_out_not_matched_as_another_label():
+    """A null label has no category: it must not count as some label of some article."""
+    t = tables()
+    plain = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    extra = pd.DataFrame([("x4", "s9", "a2", None, 31, 43)], columns=SPAN_COLS)
+    spans = pd.concat([t["spans"], extra], ignore_index=True)
+    rep = build_report(t["articles"], t["annotations"], spans, t["relations"], bootstrap=0)
+    assert rep["labels"] == plain["labels"]
+    assert rep["summary"] == plain["summary"]
+    assert any("without a label" in n for n in rep["notes"])

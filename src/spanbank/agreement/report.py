@@ -309,7 +309,11 @@ class _Units:
             labels = list(labels)
             sp = sp[sp["label"].isin(labels)]
         else:
-            labels = sorted(sp["label"].dropna().unique().tolist())
+            unlabelled = int(sp["label"].isna().sum())
+            if unlabelled:  # no category to agree on (its index would point at another label)
+                notes.append(f"{unlabelled} spans without a label were left out")
+                sp = sp[sp["label"].notna()]
+            labels = sorted(sp["label"].unique().tolist())
         if not labels:
             raise AgreementError(
                 "no spans in the articles with two or more annotators; nothing to compare (check --labels)"
