@@ -818,3 +818,21 @@ def test_rows_by_annotation_is_the_filter_it_replaced():
         )
         assert take(chunk).equals(want)
     assert _rows_by_annotation(table.slice(0, 0))(["ann1"]).num_rows == 0
+
+
+def test_id_set_masks_as_is_in_does():
+    """The once-hashed id set used to pick articles batch by batch agrees with pc.is_in."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from spanbank.corpus.articles import IdSet
+
+    wanted = pa.array(["a3", "a1", "a1", "zz"])
+    ids = IdSet(wanted)
+    for column in (
+        pa.array(["a1", "a2", "a3"]),
+        pa.chunked_array([["a9"], ["zz", "a1"]]),
+        pa.array([], pa.string()),
+    ):
+        assert ids.mask(column).to_pylist() == pc.is_in(column, value_set=wanted).to_pylist()
+    assert len(ids) == 3

@@ -11,6 +11,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
+class IdSet:
+    """A set of ids hashed once, for filtering batch after batch: `pc.is_in` hashes its whole
+    value set on every call, which made a pass over N articles choosing N ids quadratic."""
+
+    def __init__(self, ids: pa.Array):
+        self.index = pd.Index(pd.unique(ids.to_numpy(zero_copy_only=False)), dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def mask(self, column) -> pa.Array:
+        """True where `column`'s id is in the set."""
+        return pa.array(self.index.get_indexer(column.to_numpy(zero_copy_only=False)) >= 0)
+
+
 def article_columns(corpus) -> list[str]:
     """The articles table's column names."""
     return corpus.stored_schema("articles").names
@@ -46,12 +61,12 @@ def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
         return todo
     if todo.empty:
         return todo.assign(text=pd.Series(dtype=object))
-    wanted = pa.array(todo["article_id"].astype(str).tolist(), pa.string())
+    wanted = IdSet(pa.array(todo["article_id"].astype(str).tolist(), pa.string()))
     texts: dict[str, str] = {}
     for f in corpus.table_files("articles"):
         pf = pq.ParquetFile(f)
         for g in range(pf.num_row_groups):
-            hit = pc.is_in(pf.read_row_group(g, columns=["article_id"]).column(0), value_set=wanted)
+            hit = wanted.mask(pf.read_row_group(g, columns=["article_id"]).column(0))
             if not pc.any(hit).as_py():
                 continue
             found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
@@ -73,9 +88,10 @@ def article_chunks(
     `wanted` when given; a chunk is a list of record batch slices."""
     pending: list[pa.RecordBatch] = []
     held = 0
+    chosen = IdSet(wanted) if wanted is not None else None
     for batch in article_batches(corpus, columns, size):
-        if wanted is not None:
-            batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        if chosen is not None:
+            batch = batch.filter(chosen.mask(batch.column("article_id")))
         while batch.num_rows:
             take = min(size - held, batch.num_rows)
             pending.append(batch.slice(0, take))

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
-from spanbank.corpus.articles import article_batches, article_chunks, article_columns
+from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
@@ -342,12 +342,12 @@ def _rows_by_annotation(table: pa.Table):
 def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None) -> dict[str, str]:
     """article_id -> split name for every selected article (checking each has a text); a
     `group_by` column empty for some of them adds a warning to `warnings`."""
-    wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
+    wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
     cols = ["article_id"] + ([group_by] if group_by else [])
     ids: list[str] = []
     keys: list[str] = []
     for batch in article_batches(corpus, cols, 65536):
-        batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        batch = batch.filter(wanted.mask(batch.column("article_id")))
         if not batch.num_rows:
             continue
         aids = batch.column("article_id").to_pylist()
@@ -386,11 +386,11 @@ def _check_found(ann, ids: list[str]) -> None:
 
 def _official_splits(corpus, ann, column: str) -> dict[str, str]:
     """article_id -> the split its `column` names (e.g. a corpus's own train/dev/test)."""
-    wanted = pa.array(ann["article_id"].astype(str).tolist(), pa.string())
+    wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
     ids: list[str] = []
     names: list = []
     for batch in article_batches(corpus, ["article_id", column], 65536):
-        batch = batch.filter(pc.is_in(batch.column("article_id"), value_set=wanted))
+        batch = batch.filter(wanted.mask(batch.column("article_id")))
         ids += batch.column("article_id").to_pylist()
         names += batch.column(column).to_pylist()
     _check_found(ann, ids)
