@@ -514,14 +514,9 @@ class _Tokens:
 def _attribution_rows(results: list[dict], slot_pairs, bounds) -> pd.DataFrame | None:
     """The parts' attribution rows as one run over all articles makes them: pair by pair, in
     article order, without the pairs that have no quote anywhere."""
-    frames = [
-        r["attributions"].assign(a_idx=r["attributions"]["a_idx"].to_numpy() + a0)
-        for r, a0 in zip(results, bounds, strict=False)
-        if r["attributions"] is not None
-    ]
-    if not frames:
+    rows = _joined_rows(results, "attributions", bounds)
+    if rows is None:
         return None
-    rows = pd.concat(frames, ignore_index=True)
     quotes = rows.groupby("_pair")[["n_a", "n_b"]].sum().sum(axis=1)
     rows = rows[rows["_pair"].isin(quotes.index[quotes > 0])]
     if not len(rows):
@@ -533,15 +528,21 @@ def _attribution_rows(results: list[dict], slot_pairs, bounds) -> pd.DataFrame |
 def _relation_rows(results: list[dict], bounds) -> pd.DataFrame | None:
     """The parts' relation rows as one run over all articles makes them: pair by pair, in
     article order."""
-    frames = [
-        r["relations"].assign(a_idx=r["relations"]["a_idx"].to_numpy() + a0)
-        for r, a0 in zip(results, bounds, strict=False)
-        if r["relations"] is not None
-    ]
-    if not frames:
+    rows = _joined_rows(results, "relations", bounds)
+    if rows is None:
         return None
-    rows = pd.concat(frames, ignore_index=True).sort_values("_pair", kind="stable")
+    rows = rows.sort_values("_pair", kind="stable")
     return rows.drop(columns="_pair").reset_index(drop=True)
+
+
+def _joined_rows(results: list[dict], key: str, bounds) -> pd.DataFrame | None:
+    """The parts' `key` rows in one frame, their article indices made global again."""
+    frames = [
+        r[key].assign(a_idx=r[key]["a_idx"].to_numpy() + a0)
+        for r, a0 in zip(results, bounds, strict=False)
+        if r[key] is not None
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 _TAB_COLS = ["n00", "n01", "n10", "n11"]
