@@ -800,12 +800,12 @@ def test_rows_by_annotation_is_the_filter_it_replaced():
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from spanbank.export import _rows_by_annotation
+    from spanbank.export.goldrows import rows_by_annotation
 
     rng = random.Random(3)
     ids = [f"ann{rng.randrange(50)}" for _ in range(2000)]  # interleaved, 50 annotations
     table = pa.table({"annotation_id": ids, "n": list(range(len(ids)))})
-    take = _rows_by_annotation(table)
+    take = rows_by_annotation(table)
     for chunk in (
         ["ann3", "ann41", "ann7"],
         ["ann0"],
@@ -817,7 +817,7 @@ def test_rows_by_annotation_is_the_filter_it_replaced():
             pc.is_in(table["annotation_id"], value_set=pa.array(chunk, pa.string()))
         )
         assert take(chunk).equals(want)
-    assert _rows_by_annotation(table.slice(0, 0))(["ann1"]).num_rows == 0
+    assert rows_by_annotation(table.slice(0, 0))(["ann1"]).num_rows == 0
 
 
 def test_id_set_masks_as_is_in_does():

@@ -438,37 +438,47 @@ def annotation_spans(
 
 def _annotation_rows(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
     """:func:`annotation_spans` as Arrow tables: stored rows first, then computed ones."""
+    stored, todo = split_stored(corpus, annotations)
+    spans, rels = computed_rows(corpus, todo)
+    return (
+        pa.concat_tables([_rows_of(corpus, "spans", stored), spans]),
+        pa.concat_tables([_rows_of(corpus, "relations", stored), rels]),
+    )
+
+
+def split_stored(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """(ids of the annotations whose rows are read from the store, the rows of those to
+    adjudicate again in memory: gold chosen but not stored)."""
     stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
     in_store = annotations["annotation_id"].isin(stored_ids)
     if "selection" in annotations:
         in_store &= annotations["selection"] != "computed"
-    ids = annotations.loc[in_store, "annotation_id"]
-    spans = [_rows_of(corpus, "spans", ids)]
-    rels = [_rows_of(corpus, "relations", ids)]
     todo = annotations[~in_store]
-    if len(todo):
-        bad = todo[~todo["annotator"].fillna("").str.startswith("gold:")]
-        if len(bad):
-            raise CorpusError(
-                f"annotation {bad['annotation_id'].iloc[0]!r} is not in the corpus; "
-                "select annotations with select_annotations()"
-            )
-        keys = todo.assign(
-            _project=todo["project"].astype(object).where(todo["project"].notna(), None)
+    bad = todo[~todo["annotator"].fillna("").str.startswith("gold:")]
+    if len(bad):
+        raise CorpusError(
+            f"annotation {bad['annotation_id'].iloc[0]!r} is not in the corpus; "
+            "select annotations with select_annotations()"
         )
-        for (annotator, project), part in keys.groupby(["annotator", "_project"], dropna=False):
-            project = None if project is None or project != project else project
-            result = _adjudicate_store(
-                corpus, annotator[len("gold:") :], project, article_ids=part["article_id"]
-            )
-            want = set(part["annotation_id"])
-            spans.append(to_arrow("spans", result.spans[result.spans["annotation_id"].isin(want)]))
-            rels.append(
-                to_arrow(
-                    "relations", result.relations[result.relations["annotation_id"].isin(want)]
-                )
-            )
+    return annotations.loc[in_store, "annotation_id"], todo
+
+
+def computed_rows(corpus: Corpus, todo: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+    """Spans and relations of gold annotations not stored (rows of :func:`split_stored`'s
+    second part), adjudicated again deterministically, with the ids they would be stored under."""
     span_cols, rel_cols = TABLES["spans"].names, TABLES["relations"].names
+    spans, rels = [TABLES["spans"].empty_table()], [TABLES["relations"].empty_table()]
+    keys = todo.assign(_project=todo["project"].astype(object).where(todo["project"].notna(), None))
+    for (annotator, project), part in keys.groupby(["annotator", "_project"], dropna=False):
+        project = None if project is None or project != project else project
+        result = _adjudicate_store(
+            corpus, annotator[len("gold:") :], project, article_ids=part["article_id"]
+        )
+        want = set(part["annotation_id"])
+        spans.append(to_arrow("spans", result.spans[result.spans["annotation_id"].isin(want)]))
+        rels.append(
+            to_arrow("relations", result.relations[result.relations["annotation_id"].isin(want)])
+        )
     return (
         pa.concat_tables([s.select(span_cols) for s in spans]),
         pa.concat_tables([r.select(rel_cols) for r in rels]),

@@ -19,10 +19,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
@@ -34,6 +32,7 @@ from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
 from spanbank.export.docs import META_COLUMNS, build_documents
+from spanbank.export.goldrows import GoldSpool
 from spanbank.export.hf import HfWriter
 from spanbank.export.jsonl import JsonlWriter
 from spanbank.export.manifest import (
@@ -159,7 +158,7 @@ def _export_dataset(
     _remove_leftovers(out)
     _check_target(out)
 
-    ann, span_source, gold_desc = _selection(corpus, gold, project, annotations)
+    ann, gold_desc = _selection(corpus, gold, project, annotations)
     chosen_by = (
         {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items())}
         if "selection" in ann
@@ -187,6 +186,8 @@ def _export_dataset(
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
+        wanted = pa.array(list(split_of), pa.string())
+        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, wanted, chunk_size)
         stats = _stream(
             corpus,
             ann,
@@ -202,6 +203,7 @@ def _export_dataset(
             progress,
             engine,
         )
+        span_source.close()
         notes = dict(stats.pop("notes"))
         for w in writers:
             notes.update(w.close())
@@ -281,7 +283,7 @@ def _default_name(corpus) -> str:
 
 
 def _selection(corpus, gold, project, annotations):
-    """(one annotation row per article, chunk -> (spans, relations), description of the choice)."""
+    """(one annotation row per article, description of the choice)."""
     from spanbank import gold as gold_mod
 
     if annotations is not None:
@@ -292,20 +294,10 @@ def _selection(corpus, gold, project, annotations):
         )
         if missing:
             raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
-        rows = gold_mod.gold_rows(corpus, annotations=ann)
         desc = "given"
     else:
-        rows = gold_mod.gold_rows(corpus, gold=gold, project=project)
-        ann = rows.annotations.reset_index(drop=True)
+        ann = gold_mod.select_annotations(corpus, gold=gold, project=project)
         desc = gold
-    # Stored rows are read once and gold computed on the fly adjudicated once (spanbank.gold),
-    # kept as Arrow and sliced per chunk.
-    rows_of = (_rows_by_annotation(rows.spans), _rows_by_annotation(rows.relations))
-
-    def source(chunk: pd.DataFrame):
-        ids = chunk["annotation_id"].astype(str).tolist()
-        return rows_of[0](ids), rows_of[1](ids)
-
     if not len(ann):
         where = f" in project {project!r}" if project else ""
         raise ExportError(
@@ -316,27 +308,7 @@ def _selection(corpus, gold, project, annotations):
         raise ExportError(
             f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}"
         )
-    return ann, source, desc
-
-
-def _rows_by_annotation(table: pa.Table):
-    """ids -> the rows of `table` whose annotation_id is among them, in table order. Indexed once:
-    filtering the whole table per chunk made an export quadratic in the corpus."""
-    if not table.num_rows:
-        return lambda ids: table
-    order = pc.sort_indices(table, [("annotation_id", "ascending")]).to_numpy()
-    counts = pc.value_counts(table["annotation_id"].take(order))
-    lens = counts.field("counts").to_numpy()
-    starts = np.cumsum(lens) - lens
-    where = {a: i for i, a in enumerate(counts.field("values").to_pylist())}
-
-    def take(ids: list[str]) -> pa.Table:
-        k = np.array([where[a] for a in ids if a in where], dtype=np.int64)
-        n = lens[k]
-        idx = np.repeat(starts[k] - (np.cumsum(n) - n), n) + np.arange(n.sum())
-        return table.take(np.sort(order[idx]))
-
-    return take
+    return ann, desc
 
 
 def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None) -> dict[str, str]:

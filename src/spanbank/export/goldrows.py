@@ -1,0 +1,135 @@
+"""The chosen gold's span and relation rows, parked on disk by range of chunks, so an export's
+driver holds one range of them at a time instead of every selected row of the corpus."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spanbank import gold as gold_mod
+from spanbank.corpus.articles import article_chunks
+from spanbank.corpus.delta import read_conform
+from spanbank.corpus.tables import TABLES
+
+BUCKET_ARTICLES = 16_384  # articles whose rows are held at once (~50 MB of rows at 3 KB each)
+NAMES = ("spans", "relations")
+
+
+class GoldSpool:
+    """`spool(chunk_annotations)` -> (spans, relations) of those annotations, in the order the
+    corpus tables hold them (stored rows first, then gold adjudicated in memory), as the whole
+    tables filtered would give them.
+
+    Built with one pass over the span and relation tables, a batch at a time: each selected row
+    goes to the file of its bucket (a range of export chunks, from the articles' order in the
+    same `article_chunks` the export streams). Chunks are asked for in that order, so each
+    bucket is read once, then deleted."""
+
+    def __init__(self, folder: Path, corpus, ann: pd.DataFrame, wanted: pa.Array, chunk_size: int):
+        self.folder = Path(folder)
+        self.folder.mkdir()
+        self._files: dict[str, dict[int, list[Path]]] = {n: {} for n in NAMES}
+        self._seq = 0
+        self._loaded: tuple[int, tuple] | None = None
+        self._ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
+        self._bucket = _buckets(corpus, ann, wanted, chunk_size)
+        stored, todo = gold_mod.split_stored(corpus, ann)
+        in_store = np.where(self._ids.isin(stored.astype(str)), self._bucket, -1)
+        for name in NAMES:
+            cols = TABLES[name].names
+            for batch in corpus.iter_batches(name, cols):
+                self._park(name, pa.Table.from_batches([batch]), in_store, cols)
+        for name, rows in zip(NAMES, gold_mod.computed_rows(corpus, todo), strict=True):
+            self._park(name, rows, self._bucket, TABLES[name].names)
+
+    def _park(self, name: str, table: pa.Table, bucket: np.ndarray, cols: list[str]) -> None:
+        """Append `table`'s selected rows to their buckets' files, order kept within a bucket."""
+        if not table.num_rows:
+            return
+        at = self._ids.get_indexer(table.column("annotation_id").to_numpy(zero_copy_only=False))
+        b = np.where(at >= 0, bucket[at], -1)
+        order = np.argsort(b, kind="stable")
+        b = b[order]
+        table = read_conform(table, TABLES[name], cols).take(pa.array(order))
+        cuts = np.flatnonzero(np.diff(b)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(b)], strict=True):
+            k = int(b[lo])
+            if k < 0:
+                continue
+            path = self.folder / f"{name}-{k:08d}-{self._seq:08d}.arrow"
+            self._seq += 1
+            with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+                w.write_table(table.slice(lo, hi - lo))
+            self._files[name].setdefault(k, []).append(path)
+
+    def __call__(self, chunk: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
+        ids = chunk["annotation_id"].astype(str).tolist()
+        at = self._ids.get_indexer(ids)
+        ks = sorted({int(self._bucket[i]) for i in at if i >= 0})
+        if not ks:
+            return tuple(TABLES[n].empty_table() for n in NAMES)
+        # one bucket by construction: a chunk is never split between buckets
+        parts = [self._load(k) for k in ks]
+        return tuple(pa.concat_tables([p[i](ids) for p in parts]) for i in range(len(NAMES)))
+
+    def _load(self, k: int) -> tuple:
+        if self._loaded is not None and self._loaded[0] == k:
+            return self._loaded[1]
+        takes = []
+        for name in NAMES:
+            files = self._files[name].pop(k, [])
+            tables = [pa.ipc.open_file(pa.memory_map(str(p))).read_all() for p in files]
+            for p in files:
+                p.unlink()  # the rows stay readable through the mapping until dropped
+            takes.append(
+                rows_by_annotation(
+                    pa.concat_tables(tables) if tables else TABLES[name].empty_table()
+                )
+            )
+        self._loaded = (k, tuple(takes))
+        return self._loaded[1]
+
+    def close(self) -> None:
+        self._loaded = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _buckets(corpus, ann: pd.DataFrame, wanted: pa.Array, chunk_size: int) -> np.ndarray:
+    """Each `ann` row's bucket: its article's chunk number in export order, BUCKET_ARTICLES at a
+    time (-1 for an article the articles table lacks)."""
+    per = max(1, BUCKET_ARTICLES // chunk_size)
+    ids, nums = [], []
+    for i, chunk in enumerate(article_chunks(corpus, ["article_id"], chunk_size, wanted)):
+        for batch in chunk:
+            ids.append(batch.column("article_id"))
+            nums.append(np.full(batch.num_rows, i // per, dtype=np.int64))
+    if not ids:
+        return np.full(len(ann), -1, dtype=np.int64)
+    order = pd.Index(pa.concat_arrays(ids).to_numpy(zero_copy_only=False))
+    at = order.get_indexer(ann["article_id"].astype(str).to_numpy(dtype=object))
+    return np.where(at >= 0, np.concatenate(nums)[at], -1)
+
+
+def rows_by_annotation(table: pa.Table):
+    """ids -> the rows of `table` whose annotation_id is among them, in table order. Indexed once:
+    filtering the whole table per chunk made an export quadratic in the corpus."""
+    if not table.num_rows:
+        return lambda ids: table
+    order = pc.sort_indices(table, [("annotation_id", "ascending")]).to_numpy()
+    counts = pc.value_counts(table["annotation_id"].take(order))
+    lens = counts.field("counts").to_numpy()
+    starts = np.cumsum(lens) - lens
+    where = {a: i for i, a in enumerate(counts.field("values").to_pylist())}
+
+    def take(ids: list[str]) -> pa.Table:
+        k = np.array([where[a] for a in ids if a in where], dtype=np.int64)
+        n = lens[k]
+        idx = np.repeat(starts[k] - (np.cumsum(n) - n), n) + np.arange(n.sum())
+        return table.take(np.sort(order[idx]))
+
+    return take

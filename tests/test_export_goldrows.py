@@ -1,0 +1,95 @@
+"""The export's gold rows parked on disk by range of chunks (spanbank.export.goldrows): the same
+rows in the same order as filtering the whole tables, with one range held at a time."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from spanbank import gold as gold_mod
+from spanbank.export import export_dataset, goldrows
+from test_export import ARTICLES, _second_annotator, all_docs, build_corpus
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """Single-annotator articles, gold computed on the fly (two annotators), rows of one
+    annotation spread over two commits, and a stray span stored under a computed gold id (a
+    crash between an adjudication's contents and its annotation row)."""
+    corpus = build_corpus(tmp_path / "c")
+    _second_annotator(corpus, ["a03", "a04", "a05"])
+    sp = corpus.read("spans")
+    first = sp[sp["annotation_id"] == "ann-a10"].iloc[0]
+    extra = pd.DataFrame(
+        [
+            first.to_dict() | {"span_id": "a10-late"},
+            first.to_dict() | {"annotation_id": "gold-majority-a04", "span_id": "stray"},
+        ]
+    )
+    with corpus.writer() as w:
+        w.append("spans", extra)
+    return corpus
+
+
+def _data_files(out) -> dict:
+    files = json.loads((out / "manifest.json").read_text())["files"]
+    return {k: v for k, v in files.items() if k.split("/")[0] in ("jsonl", "spacy")}
+
+
+def test_rows_per_chunk_equal_the_whole_table_filtered(mixed, tmp_path, monkeypatch):
+    """Every article's exported spans are its gold annotation's rows, computed gold included and
+    the stray row left out; the files are byte for byte the same whether a bucket holds one
+    chunk or all of them."""
+    monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 2)
+    export_dataset(mixed, ["jsonl", "spacy"], tmp_path / "small", chunk_size=2)
+    monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 10_000)
+    export_dataset(mixed, ["jsonl", "spacy"], tmp_path / "one", chunk_size=2)
+    assert _data_files(tmp_path / "small") == _data_files(tmp_path / "one")
+
+    rows = gold_mod.gold_rows(mixed)  # the whole tables, filtered: what the spool replaced
+    spans = rows.spans.to_pandas()
+    docs = all_docs(tmp_path / "small")
+    assert set(docs) == set(ARTICLES)
+    for a in rows.annotations.itertuples():
+        want = spans[spans["annotation_id"] == a.annotation_id]
+        got = docs[a.article_id]["spans"]
+        assert sorted((s["label"], s["start"], s["end"]) for s in got) == sorted(
+            zip(want["label"], want["start"], want["end"], strict=True)
+        )
+    assert len(docs["a10"]["spans"]) == len(ARTICLES["a10"][1]) + 1  # the later commit's row
+    assert "stray" not in spans["span_id"].tolist()
+
+
+def test_the_driver_holds_one_bucket_at_a_time(mixed, tmp_path, monkeypatch):
+    """With buckets of 2 articles, no load holds the rows of more than 2 articles, each bucket
+    is read once, and the spool folder is gone afterwards."""
+    monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 2)
+    loads = []
+    real = goldrows.rows_by_annotation
+
+    def spy(table):
+        loads.append(set(table.column("annotation_id").to_pylist()))
+        return real(table)
+
+    monkeypatch.setattr(goldrows, "rows_by_annotation", spy)
+    export_dataset(mixed, ["jsonl"], tmp_path / "o", chunk_size=1)
+    span_loads = loads[0::2]  # spans, relations, spans, ...
+    assert len(span_loads) == -(-len(ARTICLES) // 2)
+    assert all(len(ids) <= 2 for ids in loads)
+    assert not list(tmp_path.glob("**/.gold-rows*"))
+
+
+def test_a_failed_export_leaves_no_spool(mixed, tmp_path, monkeypatch):
+    from spanbank.export import docs as docs_mod
+
+    def boom(*a, **k):
+        raise RuntimeError("killed mid-export")
+
+    monkeypatch.setattr("spanbank.export.build_documents", boom)
+    with pytest.raises(RuntimeError, match="killed"):
+        export_dataset(mixed, ["jsonl"], tmp_path / "o", chunk_size=2)
+    assert docs_mod.build_documents is not boom
+    assert not (tmp_path / "o").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]
