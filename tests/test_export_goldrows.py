@@ -93,3 +93,39 @@ def test_a_failed_export_leaves_no_spool(mixed, tmp_path, monkeypatch):
     assert docs_mod.build_documents is not boom
     assert not (tmp_path / "o").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["c"]
+
+
+def test_fingerprint_kept_as_bytes_digests_as_sorted_tuples():
+    """The compact fingerprint rows give the digest of the definition (sorted field tuples,
+    each joined by \\x1f and ended by \\x1e), computed here independently: prefixes, non-ASCII
+    and astral characters, and control characters that would sort differently as bytes."""
+    import hashlib
+    import random
+
+    from spanbank.export.manifest import Fingerprint
+
+    def reference(rows_ann, rows_txt):
+        def digest(rows):
+            h = hashlib.sha256()
+            for r in sorted(rows):
+                h.update("\x1f".join(r).encode() + b"\x1e")
+            return h.hexdigest()
+
+        a, t = digest(rows_ann), digest(rows_txt)
+        return hashlib.sha256((a + t).encode()).hexdigest()
+
+    rng = random.Random(5)
+    alphabet = ["a", "b", "ab", "é", "😀", "\x01", "\x1f", " ", "Z"]
+    for with_control in (False, True):
+        fp, ann, txt = Fingerprint(), [], []
+        pool = alphabet if with_control else [c for c in alphabet if c >= " "]
+        aids = {"x", "x\x01y", "xa"} if with_control else {"x", "x y", "xa"}  # prefixes
+        while len(aids) < 300:
+            aids.add("".join(rng.choice(pool) for _ in range(rng.randrange(1, 6))))
+        for i, aid in enumerate(sorted(aids, key=lambda _: rng.random())):
+            text = "".join(rng.choice(pool) for _ in range(5))
+            fp.add(aid, text, "ann-" + aid, i % 3 + 1, None)
+            txt.append((aid, hashlib.sha256(text.encode()).hexdigest()))
+            ann.append(("ann-" + aid, str(i % 3 + 1), ""))
+        assert fp.digests()["sha256"] == reference(ann, txt)
+        assert any(isinstance(r, tuple) for r in fp.texts) is with_control

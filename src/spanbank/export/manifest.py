@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 MANIFEST = "manifest.json"
@@ -12,29 +13,50 @@ MANIFEST_VERSION = 1
 
 
 class Fingerprint:
-    """sha256 over what went into an export: sorted (annotation_id, version, updated_at) and text hashes."""
+    """sha256 over what went into an export: sorted (annotation_id, version, updated_at) and text hashes.
+
+    Rows are kept as their hashed bytes (``\x1f``-joined UTF-8): half the memory of tuples of
+    strings, and sorting them gives the tuples' order while no field holds a character at or
+    below ``\x1f`` (rows that do are kept as tuples, and then everything sorts as tuples)."""
 
     def __init__(self):
-        self.annotations: list[tuple[str, str, str]] = []
-        self.texts: list[tuple[str, str]] = []
+        self.annotations: list[bytes | tuple] = []
+        self.texts: list[bytes | tuple] = []
 
     def add(self, article_id: str, text: str, annotation_id, version, updated_at) -> None:
-        self.texts.append((str(article_id), hashlib.sha256(text.encode("utf-8")).hexdigest()))
-        self.annotations.append((str(annotation_id), _s(version), _s(updated_at)))
+        self.texts.append(_row(str(article_id), hashlib.sha256(text.encode("utf-8")).hexdigest()))
+        self.annotations.append(_row(str(annotation_id), _s(version), _s(updated_at)))
 
     def digests(self) -> dict:
         ann = hashlib.sha256()
-        for row in sorted(self.annotations):
-            ann.update("\x1f".join(row).encode() + b"\x1e")
+        for row in _sorted(self.annotations):
+            ann.update(row + b"\x1e")
         txt = hashlib.sha256()
-        for row in sorted(self.texts):
-            txt.update("\x1f".join(row).encode() + b"\x1e")
+        for row in _sorted(self.texts):
+            txt.update(row + b"\x1e")
         both = hashlib.sha256((ann.hexdigest() + txt.hexdigest()).encode()).hexdigest()
         return {
             "sha256": both,
             "annotations_sha256": ann.hexdigest(),
             "texts_sha256": txt.hexdigest(),
         }
+
+
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
+def _row(*fields: str) -> bytes | tuple:
+    return (
+        tuple(fields) if any(_CONTROL.search(f) for f in fields) else "\x1f".join(fields).encode()
+    )
+
+
+def _sorted(rows: list) -> list[bytes]:
+    """The rows' bytes in the order of their field tuples."""
+    if all(isinstance(r, bytes) for r in rows):
+        return sorted(rows)
+    tuples = [tuple(r.decode().split("\x1f")) if isinstance(r, bytes) else r for r in rows]
+    return ["\x1f".join(t).encode() for t in sorted(tuples)]
 
 
 def _s(value) -> str:
