@@ -43,8 +43,10 @@ def test_rows_per_chunk_equal_the_whole_table_filtered(mixed, tmp_path, monkeypa
     the stray row left out; the files are byte for byte the same whether a bucket holds one
     chunk or all of them."""
     monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 2)
+    monkeypatch.setattr(goldrows, "HELD_BYTES", 1)  # a file per bucket touched by each batch
     export_dataset(mixed, ["jsonl", "spacy"], tmp_path / "small", chunk_size=2)
     monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 10_000)
+    monkeypatch.setattr(goldrows, "HELD_BYTES", 1 << 30)
     export_dataset(mixed, ["jsonl", "spacy"], tmp_path / "one", chunk_size=2)
     assert _data_files(tmp_path / "small") == _data_files(tmp_path / "one")
 
@@ -64,8 +66,17 @@ def test_rows_per_chunk_equal_the_whole_table_filtered(mixed, tmp_path, monkeypa
 
 def test_the_driver_holds_one_bucket_at_a_time(mixed, tmp_path, monkeypatch):
     """With buckets of 2 articles, no load holds the rows of more than 2 articles, each bucket
-    is read once, and the spool folder is gone afterwards."""
+    is read once, rows parked from several commits make one file per table and bucket, and the
+    spool folder is gone afterwards."""
     monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 2)
+    files = []
+    real_flush = goldrows.GoldSpool._flush
+
+    def flush(self):
+        real_flush(self)
+        files.append(sum(len(v) for per in self._files.values() for v in per.values()))
+
+    monkeypatch.setattr(goldrows.GoldSpool, "_flush", flush)
     loads = []
     real = goldrows.rows_by_annotation
 
@@ -78,6 +89,7 @@ def test_the_driver_holds_one_bucket_at_a_time(mixed, tmp_path, monkeypatch):
     span_loads = loads[0::2]  # spans, relations, spans, ...
     assert len(span_loads) == -(-len(ARTICLES) // 2)
     assert all(len(ids) <= 2 for ids in loads)
+    assert files == [len(span_loads) * 2]  # one flush at the end: spans and relations per bucket
     assert not list(tmp_path.glob("**/.gold-rows*"))
 
 

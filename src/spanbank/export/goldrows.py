@@ -17,6 +17,7 @@ from spanbank.corpus.delta import read_conform
 from spanbank.corpus.tables import TABLES
 
 BUCKET_ARTICLES = 16_384  # articles whose rows are held at once (~50 MB of rows at 3 KB each)
+HELD_BYTES = 64 << 20  # rows held while parking, before they are written to their buckets' files
 NAMES = ("spans", "relations")
 
 
@@ -26,7 +27,7 @@ class GoldSpool:
     tables filtered would give them.
 
     Built with one pass over the span and relation tables, a batch at a time: each selected row
-    goes to the file of its bucket (a range of export chunks, from the articles' order in the
+    goes to a file of its bucket (a range of export chunks, from the articles' order in the
     same `article_chunks` the export streams). Chunks are asked for in that order, so each
     bucket is read once, then deleted."""
 
@@ -34,6 +35,8 @@ class GoldSpool:
         self.folder = Path(folder)
         self.folder.mkdir()
         self._files: dict[str, dict[int, list[Path]]] = {n: {} for n in NAMES}
+        self._held: dict[str, dict[int, list[pa.Table]]] = {n: {} for n in NAMES}
+        self._held_bytes = 0
         self._seq = 0
         self._loaded: tuple[int, tuple] | None = None
         self._ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
@@ -46,26 +49,39 @@ class GoldSpool:
                 self._park(name, pa.Table.from_batches([batch]), in_store, cols)
         for name, rows in zip(NAMES, gold_mod.computed_rows(corpus, todo), strict=True):
             self._park(name, rows, self._bucket, TABLES[name].names)
+        self._flush()
 
     def _park(self, name: str, table: pa.Table, bucket: np.ndarray, cols: list[str]) -> None:
-        """Append `table`'s selected rows to their buckets' files, order kept within a bucket."""
+        """Hold `table`'s selected rows by bucket, order kept within a bucket; written out every
+        HELD_BYTES, so rows stored in any order make one file per bucket per flush, not per batch."""
         if not table.num_rows:
             return
         at = self._ids.get_indexer(table.column("annotation_id").to_numpy(zero_copy_only=False))
         b = np.where(at >= 0, bucket[at], -1)
-        order = np.argsort(b, kind="stable")
+        keep = np.flatnonzero(b >= 0)
+        if not len(keep):
+            return
+        order = keep[np.argsort(b[keep], kind="stable")]
         b = b[order]
-        table = read_conform(table, TABLES[name], cols).take(pa.array(order))
+        table = read_conform(table.take(pa.array(order)), TABLES[name], cols)
         cuts = np.flatnonzero(np.diff(b)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(b)], strict=True):
-            k = int(b[lo])
-            if k < 0:
-                continue
-            path = self.folder / f"{name}-{k:08d}-{self._seq:08d}.arrow"
-            self._seq += 1
-            with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-                w.write_table(table.slice(lo, hi - lo))
-            self._files[name].setdefault(k, []).append(path)
+            self._held[name].setdefault(int(b[lo]), []).append(table.slice(lo, hi - lo))
+        self._held_bytes += table.nbytes
+        if self._held_bytes >= HELD_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        for name, held in self._held.items():
+            for k, parts in held.items():
+                path = self.folder / f"{name}-{k:08d}-{self._seq:08d}.arrow"
+                self._seq += 1
+                with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, parts[0].schema) as w:
+                    for part in parts:
+                        w.write_table(part)
+                self._files[name].setdefault(k, []).append(path)
+            held.clear()
+        self._held_bytes = 0
 
     def __call__(self, chunk: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
         ids = chunk["annotation_id"].astype(str).tolist()
@@ -111,8 +127,12 @@ def _buckets(corpus, ann: pd.DataFrame, wanted: pa.Array, chunk_size: int) -> np
     if not ids:
         return np.full(len(ann), -1, dtype=np.int64)
     order = pd.Index(pa.concat_arrays(ids).to_numpy(zero_copy_only=False))
+    nums = np.concatenate(nums)
+    if not order.is_unique:  # a damaged table: an article's first row decides
+        first = ~order.duplicated()
+        order, nums = order[first], nums[first]
     at = order.get_indexer(ann["article_id"].astype(str).to_numpy(dtype=object))
-    return np.where(at >= 0, np.concatenate(nums)[at], -1)
+    return np.where(at >= 0, nums[at], -1)
 
 
 def rows_by_annotation(table: pa.Table):
