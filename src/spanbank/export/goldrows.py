@@ -86,7 +86,7 @@ class GoldSpool:
     def __call__(self, chunk: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
         ids = chunk["annotation_id"].astype(str).tolist()
         at = self._ids.get_indexer(ids)
-        ks = sorted({int(self._bucket[i]) for i in at if i >= 0})
+        ks = np.unique(self._bucket[at[at >= 0]]).tolist()
         if not ks:
             return tuple(TABLES[n].empty_table() for n in NAMES)
         # one bucket by construction: a chunk is never split between buckets
@@ -127,12 +127,8 @@ def _buckets(corpus, ann: pd.DataFrame, wanted: pa.Array, chunk_size: int) -> np
     if not ids:
         return np.full(len(ann), -1, dtype=np.int64)
     order = pd.Index(pa.concat_arrays(ids).to_numpy(zero_copy_only=False))
-    nums = np.concatenate(nums)
-    if not order.is_unique:  # a damaged table: an article's first row decides
-        first = ~order.duplicated()
-        order, nums = order[first], nums[first]
     at = order.get_indexer(ann["article_id"].astype(str).to_numpy(dtype=object))
-    return np.where(at >= 0, nums[at], -1)
+    return np.where(at >= 0, np.concatenate(nums)[at], -1)
 
 
 def rows_by_annotation(table: pa.Table):
