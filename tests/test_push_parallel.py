@@ -13,7 +13,7 @@ from spanbank import model, predict
 from spanbank.cli import cli
 from spanbank.corpus import Corpus
 from spanbank.corpus.articles import attach_rows, selection_frame
-from spanbank.labelstudio.push import _predictions
+from spanbank.labelstudio.push import _Batch, _predictions
 from spanbank.parallel import engine
 from spanbank.selection import order_articles
 from spanbank.tagger_eval import gold_items
@@ -82,6 +82,49 @@ def test_uncertain_order_from_parts_on_two_workers_is_that_of_one_process(setup,
     assert whole != fresh["article_id"].tolist()  # the model reordered them
     assert whole[-4:] == ["a00", "a10", "a20", "a30"]  # German: the English model goes last
     assert here == whole and there == whole
+
+
+@pytest.mark.parametrize("batch_size", [3, 12, None])
+def test_uncertain_push_tags_each_candidate_once(setup, monkeypatch, batch_size):
+    """`push --select uncertain --preannotate model:` sends the batch the tagging that ranked it:
+    each candidate is tagged once, and the predictions are those of tagging the batch afresh."""
+    corpus, model_dir = setup
+    real, seen = predict.tag_articles, []
+
+    def counting(texts, languages, model_dir=None):
+        seen.extend(texts)
+        return real(texts, languages, model_dir)
+
+    monkeypatch.setattr(predict, "tag_articles", counting)
+    fresh = selection_frame(corpus, None)
+    batch = _Batch(corpus, fresh, f"model:{model_dir}", None, 0, batch_size, 5)
+    batch.select = "uncertain"
+    batch.pick(set(), encoder=None)
+    assert len(seen) == len(fresh)  # the batch was not tagged a second time
+    monkeypatch.setattr(predict, "tag_articles", real)
+    order = order_articles(corpus, fresh, "uncertain", 0, model_dir)["article_id"].tolist()
+    assert batch.ids == order[:batch_size]
+    preds, why = _predictions(f"model:{model_dir}", batch.todo, corpus.schema)
+    assert len(preds) >= min(3, batch_size or 40)
+    assert json.dumps(batch.preds) == json.dumps(preds) and batch.why == why
+
+
+def test_uncertain_first_keeps_the_taggings_of_the_first_in_order(monkeypatch):
+    """The taggings kept while the scores stream in are those of the first `keep` articles of
+    the stable order, ties broken by position, for every `keep`."""
+    scores = [0.5, 2.0, 0.5, -1.0, 2.0, 0.5, 1.0, -1.0, 2.0]
+
+    def fake(texts, languages, model_dir=None):
+        return [({"spans": [], "relations": [], "uncertainty": float(t)}, t) for t in texts]
+
+    monkeypatch.setattr(predict, "tag_articles", fake)
+    monkeypatch.setattr(predict, "BATCH", 2)
+    texts = [str(x) for x in scores]
+    for keep in [*range(len(scores) + 2), None]:
+        order, kept = predict.uncertain_first(texts, [None] * len(texts), "m", None, keep)
+        assert order.tolist() == sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        assert sorted(kept) == sorted(order.tolist()[:keep])
+        assert all(kept[i][1] == texts[i] for i in kept)
 
 
 @pytest.mark.labelstudio

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -95,34 +98,59 @@ def tag_in_parts(
 ) -> list[tuple[dict, str | None]]:
     """tag_articles over parts of BATCH articles on `eng` (None: in-process unless
     $SPANBANK_WORKERS or $DASK_SCHEDULER_ADDRESS asks), in order: the same list wherever they ran."""
-    return _on_parts(tag_articles, texts, languages, model_dir, eng)
+    return list(_parts(tag_articles, texts, languages, model_dir, eng))
 
 
-def uncertainties(texts, languages, model_dir: str, eng: Engine | None = None) -> list[float]:
-    """The model's uncertainty of each article (-1 for one not in its language), tagged in parts
-    on `eng` as tag_in_parts; only the numbers travel back from the workers."""
-    return _on_parts(_uncertainties, texts, languages, model_dir, eng)
+def uncertain_first(
+    texts, languages, model_dir: str, eng: Engine | None = None, keep: int | None = None
+) -> tuple[np.ndarray, dict[int, tuple[dict, str | None]]]:
+    """The articles' positions, most uncertain first (stable; one not in the model's language
+    scores -1 and goes last), and the tagging (as tag_articles) of the first `keep` of them (all
+    when None), so the batch picked from them need not be tagged again. The driver holds the
+    scores and at most `keep` taggings."""
+    scores: list[float] = []
+    best: list[tuple[float, int]] = []  # min-heap of the `keep` highest (score, -position)
+    kept: dict[int, tuple[dict, str | None]] = {}
+    for pos, (score, tagged) in enumerate(
+        _parts(_scored, texts, languages, model_dir, eng, keep != 0)
+    ):
+        scores.append(score)
+        if keep is None:
+            kept[pos] = tagged
+        elif keep > 0 and (len(best) < keep or (score, -pos) > best[0]):
+            if len(best) == keep:
+                kept.pop(-heapq.heappop(best)[1])
+            heapq.heappush(best, (score, -pos))
+            kept[pos] = tagged
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    return order, kept
 
 
-def _uncertainties(texts, languages, model_dir: str) -> list[float]:
+def _scored(
+    texts, languages, model_dir: str, with_tagging: bool
+) -> list[tuple[float, tuple | None]]:
     from spanbank.model import uncertainty
 
     tagged = tag_articles(texts, languages, model_dir)
-    return [uncertainty(t) if "uncertainty" in t else -1.0 for t, _ in tagged]
+    return [
+        (uncertainty(t) if "uncertainty" in t else -1.0, (t, why) if with_tagging else None)
+        for t, why in tagged
+    ]
 
 
-def _on_parts(fn, texts, languages, model_dir, eng: Engine | None) -> list:
-    """fn(texts, languages, model_dir) over parts of BATCH articles (plain lists, cheap to
-    pickle), its per-article results concatenated in order."""
+def _parts(fn, texts, languages, model_dir, eng: Engine | None, *args) -> Iterator:
+    """fn's per-article results over parts of BATCH articles (plain lists, cheap to pickle) on
+    `eng` (None: in-process unless $SPANBANK_WORKERS or $DASK_SCHEDULER_ADDRESS asks), in order."""
     texts, languages = list(texts), list(languages)
     parts = ((texts[i : i + BATCH], languages[i : i + BATCH]) for i in range(0, len(texts), BATCH))
     own = engine(asked_workers(None, None), None) if eng is None else contextlib.nullcontext(eng)
     with own as e:
-        return [x for out in e.map(_apply, parts, fn, model_dir) for x in out]
+        for out in e.map(_apply, parts, fn, model_dir, *args):
+            yield from out
 
 
-def _apply(part: tuple[list, list], fn, model_dir):
-    return fn(*part, model_dir)
+def _apply(part: tuple[list, list], fn, model_dir, *args):
+    return fn(*part, model_dir, *args)
 
 
 def tag_batch(batch: pa.Table, model_dir: str | None = None) -> tuple[pa.Table, Counter]:

@@ -116,12 +116,16 @@ def select_batch(
 
 
 def _predictions(
-    mode: str | None, candidates: pd.DataFrame, schema, eng: Engine | None = None
+    mode: str | None,
+    candidates: pd.DataFrame,
+    schema,
+    eng: Engine | None = None,
+    tagged: dict | None = None,
 ) -> tuple[dict[str, list[dict]], Counter]:
-    """article_id -> LS predictions, from the rule tagger or a model (tagged in parts on `eng`),
-    a spans file (Parquet/JSONL) or a callable given the candidate articles (how
-    `spanbank.labelstudio.review` attaches its predictions); and why articles got none (not
-    counted for a callable)."""
+    """article_id -> LS predictions, from the rule tagger or a model (tagged in parts on `eng`,
+    unless `tagged` holds every candidate's tagging already), a spans file (Parquet/JSONL) or a
+    callable given the candidate articles (how `spanbank.labelstudio.review` attaches its
+    predictions); and why articles got none (not counted for a callable)."""
     if callable(mode):
         return mode(candidates), Counter()
     if not mode or mode == "none":
@@ -136,14 +140,16 @@ def _predictions(
         version = TAGGER_VERSION if model_dir is None else f"model:{Path(model_dir).name}"
         ids, bodies = candidates["article_id"], candidates["text"]
         langs = candidates["language"] if "language" in candidates else [None] * len(ids)
-        for aid, text, (tagged, reason) in zip(
-            ids, bodies, tag_in_parts(bodies, langs, model_dir, eng), strict=True
-        ):
+        if tagged is not None and all(a in tagged for a in ids):
+            tags = [tagged[a] for a in ids]
+        else:
+            tags = tag_in_parts(bodies, langs, model_dir, eng)
+        for aid, text, (got, reason) in zip(ids, bodies, tags, strict=True):
             if reason is not None:
                 why[reason] += 1
-            elif tagged["spans"]:
-                result = convert.spans_to_result(text, tagged["spans"], tagged["relations"], schema)
-                scores = [s.get("score", 1.0) for s in tagged["spans"]]
+            elif got["spans"]:
+                result = convert.spans_to_result(text, got["spans"], got["relations"], schema)
+                scores = [s.get("score", 1.0) for s in got["spans"]]
                 out[aid] = [convert.prediction(result, version, sum(scores) / len(scores))]
         return out, why
     texts = dict(zip(candidates["article_id"], candidates["text"], strict=True))
@@ -372,6 +378,7 @@ class _Batch:
         self.select: str | None = None
         self.eng: Engine | None = None
         self.ids: list | None = None
+        self.tagged: dict = {}  # article_id -> the model's tagging, kept from --select uncertain
         self.preds: dict[str, list[dict]] = {}
         self.why: Counter = Counter()
         self.chunks: list[list[dict]] = []
@@ -392,7 +399,7 @@ class _Batch:
             return
         self.ids, self.todo = ids, attach_rows(self.corpus, todo)
         self.preds, self.why = (
-            _predictions(self.preannotate, self.todo, self.corpus.schema, self.eng)
+            _predictions(self.preannotate, self.todo, self.corpus.schema, self.eng, self.tagged)
             if len(self.todo)
             else ({}, Counter())
         )
@@ -414,13 +421,16 @@ class _Batch:
         return tasks
 
     def _ordered(self, pushed_ids) -> pd.DataFrame:
-        """The unpushed articles by --select, at most batch_size."""
-        from spanbank.selection import order_articles
+        """The unpushed articles by --select, at most batch_size (the model's tagging of those is
+        kept in `tagged` for their predictions)."""
+        from spanbank.selection import rank_articles
 
         fresh = _pick(self.selected, pushed_ids, self.picked, None, self.seed, None)
         mode = self.preannotate if isinstance(self.preannotate, str) else ""
         model_dir = mode[len("model:") :] if mode.startswith("model:") else None
-        todo = order_articles(self.corpus, fresh, self.select, self.seed, model_dir, self.eng)
+        todo, self.tagged = rank_articles(
+            self.corpus, fresh, self.select, self.seed, model_dir, self.eng, self.batch_size
+        )
         if self.batch_size is not None and self.batch_size < len(todo):
             self.picked["beyond --batch-size"] += len(todo) - self.batch_size
             todo = todo.iloc[: self.batch_size]
