@@ -396,11 +396,19 @@ def test_url_credentials_are_redacted_everywhere(tmp_path, ls_conn, ls_client, u
 
 
 # ======================================================================== 14.5 Ctrl-C, summaries
-def _interrupt_when(cmd: list[str], env: dict, ready: threading.Event, timeout: float = 120):
-    """Run `cmd`, send SIGINT once `ready` is set; returns the finished process's (rc, stdout, stderr)."""
+def _interrupt_when(
+    cmd: list[str], env: dict, ready: threading.Event, sent: threading.Event, timeout: float = 120
+):
+    """Run `cmd`, send SIGINT once `ready` is set, then set `sent` (the proxy holds the request
+    that set `ready` until then, so the command cannot finish first); returns the finished
+    process's (rc, stdout, stderr)."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert ready.wait(timeout), "the command never reached the point to interrupt"
-    proc.send_signal(signal.SIGINT)
+    try:
+        assert ready.wait(timeout), "the command never reached the point to interrupt"
+        assert proc.poll() is None, f"the command ended (rc {proc.returncode}) before Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+    finally:
+        sent.set()
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
@@ -419,7 +427,7 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
     env = {**os.environ, **_env(proxy.url, ls_conn[1])}
     base = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path)]
     push = base + ["push", "--project", project_name, "--create", "--chunk-size", "5"]
-    ready = threading.Event()
+    ready, sent = threading.Event(), threading.Event()
     imports = Counter()
 
     def slow_imports(method, path, n_):
@@ -427,11 +435,12 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
             imports["n"] += 1
             if imports["n"] >= 3:
                 ready.set()
+                sent.wait(60)  # this import waits for the Ctrl-C
             return "delay:0.6"
         return None
 
     proxy.plan = slow_imports
-    rc, _, err = _interrupt_when(push, env, ready)
+    rc, _, err = _interrupt_when(push, env, ready, sent)
     _assert_resume_line(rc, err, "push")
     pushed_before = len(corpus.read("tasks"))
     assert 0 < pushed_before < n
@@ -453,6 +462,7 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
         ls_pull.pull(reference, project_name, client=LabelStudioClient(proxy.url, ls_conn[1]))
     )
     ready.clear()
+    sent.clear()
 
     def slow_pages(method, path, n_):
         if (
@@ -461,12 +471,13 @@ def test_ctrl_c_during_push_and_pull(tmp_path, ls_conn, ls_client, proxy, users,
             and "include=" not in path
         ):
             ready.set()
+            sent.wait(60)
             return "delay:3"
         return None
 
     proxy.plan = slow_pages
     pull = base + ["pull", "--project", project_name]
-    rc, _, err = _interrupt_when(pull, env, ready)
+    rc, _, err = _interrupt_when(pull, env, ready, sent)
     _assert_resume_line(rc, err, "pull")
     assert corpus.read("annotations").empty  # interrupted before storing: nothing half-written
     proxy.plan = None
