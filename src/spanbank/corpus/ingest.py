@@ -663,8 +663,9 @@ def ingest_paths(
     published_at and adds its other columns; it updates stored articles with the same text;
     its .ann files are parsed on `workers` local processes or the Dask cluster at `scheduler`
     (spanbank.parallel; the result is the same wherever they ran). Other formats: pieces of the
-    inputs are parsed there too, but only when `workers`/`scheduler` (or their environment
-    variables) ask for it; the default stays in this process.
+    inputs are parsed there too, and their new rows written as data files this process commits
+    (see `_ingest_files`), but only when `workers`/`scheduler` (or their environment variables)
+    ask for it; the default stays in this process.
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -703,10 +704,10 @@ def _ingest_files(
     spool file of its own (in a temp folder inside the corpus) and returns their ids, sha256
     and row numbers. The driver keeps the dedupe state (the first row of each id, in input
     order) and marks which rows of each part are new; a bad file raises here, before anything
-    is written. Pass 2, under the lock: the driver drops the rows already stored; each worker
-    writes its part's new rows as Delta data files of one commit the driver planned (named so
-    they read back in input order) and returns their add actions; the driver makes that one
-    commit (the pattern of dask-deltatable). A worker or driver killed before the commit leaves
+    is written. Pass 2, under the lock: the driver drops the rows already stored (reading only
+    the ids and hashes back from the spools); each worker writes its part's new rows as Delta
+    data files of one commit the driver planned (named so they read back in input order) and
+    returns their add actions; the driver makes that one commit (the pattern of dask-deltatable). A worker or driver killed before the commit leaves
     files no version of the table references, which the next writer removes with the spools.
 
     Workers write into the corpus folder: on a cluster of several machines it must be shared
@@ -777,9 +778,9 @@ def _ingest_files(
                         del summary.refused[marks[0] :], repeats[marks[1] :]
                         for aid in [a for a, v in seen.items() if v[1] == k]:
                             del seen[aid]
-                    r.keys = None  # held no longer than needed
                     if progress:
                         progress(Event("reading", done, len(pieces)))
+                part.pieces = []  # their ids and reasons are taken: held no longer than needed
         del seen
         # pass 2, under the lock: drop what is stored; workers write the rest, the driver commits
         with corpus.writer(wait) as w:
