@@ -375,3 +375,28 @@ def test_a_worker_killed_after_writing_its_files(tmp_path, monkeypatch, request)
     table = tmp_path / "got" / "articles"
     assert not any((table / f).exists() for f in orphans)  # written, never committed: removed
     assert sorted(p.name for p in table.glob("*.parquet")) == sorted(f.name for f in got[2])
+
+
+def test_an_error_while_writing_leaves_the_table_as_it_was(tmp_path, monkeypatch):
+    """A part's write fails after earlier parts wrote their data files (in this process): nothing
+    is committed, every file written for the commit is removed, and so is the spool folder."""
+    inputs = _mixed_inputs(tmp_path / "in")
+    monkeypatch.setattr(ingest_mod, "PART_BYTES", SMALL)
+    monkeypatch.setattr(ingest_mod, "PART_FILES", 2)
+    corpus = Corpus.init(tmp_path / "corpus")
+    ingest_paths(corpus, [_stored_first(tmp_path)])
+    before, files = _rows(corpus), sorted(corpus.table_path("articles").glob("*.parquet"))
+    written = []
+
+    def fail_third(job, adds):
+        written.extend(a.path for a in adds)
+        if len(written) >= 3:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(ingest_mod, "_after_part_written", fail_third)
+    with pytest.raises(OSError, match="disk full"):
+        ingest_paths(corpus, inputs, skip_bad=True, workers=1)
+    assert len(written) == 3
+    assert sorted(corpus.table_path("articles").glob("*.parquet")) == files
+    pd.testing.assert_frame_equal(_rows(Corpus(corpus.path)), before)
+    assert not list(corpus.path.glob(".ingest.*"))

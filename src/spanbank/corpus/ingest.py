@@ -796,16 +796,17 @@ def _ingest_files(
             jobs = _write_jobs(parts, skipped, stored, summary, clashes, shown, w, plan, now)
             adds = []
             try:
-                for i, part_adds, texts in engine.map(_write_part, jobs):
-                    adds += part_adds
-                    for row, text in texts.items():
-                        shown[i, row][3] = text
+                with contextlib.closing(engine.map(_write_part, jobs)) as written:
+                    for i, part_adds, texts in written:
+                        adds += part_adds
+                        for row, text in texts.items():
+                            shown[i, row][3] = text
                 if plan:
                     if _before_commit is not None:  # tests: a kill between the files and the commit
                         _before_commit(plan[0], adds)
                     summary.added = w.commit_planned(plan[0], adds)
-            except BaseException:
-                if plan:
+            except BaseException:  # a task still running on a cluster may write a file after
+                if plan:  # this: not part of the table, removed by the next writer if it can be
                     w.abort_planned(plan[0])
                 raise
     finally:
