@@ -1,6 +1,7 @@
 """Where heavy stages run: in this process, on a local Dask cluster sized to the machine, or on an
 existing Dask cluster (`--scheduler` or DASK_SCHEDULER_ADDRESS). Results always come back in
-order, so a stage's output is the same wherever it ran; the driver alone writes files."""
+order, so a stage's output is the same wherever it ran. The driver writes the files, except in
+plain ingest, whose workers write data files that the driver then commits in one transaction."""
 
 from __future__ import annotations
 

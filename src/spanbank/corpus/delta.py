@@ -131,7 +131,11 @@ def read_files(files: list[Path], schema: pa.Schema, columns: list[str] | None) 
 
 
 class FileWriter:
-    """Writes the data files of one commit: rows in order, a new file every FILE_BYTES."""
+    """Writes the data files of one commit: rows in order, a new file every FILE_BYTES.
+
+    `place` (position, part): the name of its first file (see the module's docstring); each
+    further file takes the next part number. `files`: how many part numbers it may take (the
+    rest belong to another writer of the same commit); past them its last file just grows."""
 
     def __init__(
         self,
@@ -140,9 +144,11 @@ class FileWriter:
         schema: pa.Schema,
         private: bool = False,
         place: tuple[int, int] | None = None,
+        files: int | None = None,
     ):
         self.path, self.commit, self.schema, self.private = path, commit, schema, private
         self.seq, self.part = place or (commit, 0)
+        self.files = files
         self.added: list[AddAction] = []
         self.names: list[str] = []
         self.rows = 0
@@ -174,7 +180,7 @@ class FileWriter:
         self._bytes += table.nbytes
         self._file_rows += table.num_rows
         self.rows += table.num_rows
-        if self._bytes >= FILE_BYTES:
+        if self._bytes >= FILE_BYTES and (self.files is None or len(self.added) + 1 < self.files):
             self._close_file()
 
     def _close_file(self) -> None:
@@ -285,6 +291,21 @@ def remove_uncommitted(path: Path) -> list[str]:
     for entry in os.scandir(path):
         m = _OURS.match(entry.name)
         if m and int(m[3]) > version:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def remove_unreferenced(path: Path, commit: int, kept: Iterable[str]) -> list[str]:
+    """After commit `commit`: delete our files written for it that it does not reference (a
+    worker killed after writing a file, whose part was then written again elsewhere).
+
+    Called under the corpus lock, so no other writer writes files for that commit."""
+    kept, removed = set(kept), []
+    for entry in os.scandir(path):
+        m = _OURS.match(entry.name)
+        if m and int(m[3]) == commit and entry.name not in kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
                 removed.append(entry.name)

@@ -8,9 +8,10 @@ import gzip
 import hashlib
 import io
 import json
-import os
+import shutil
 import sys
 import tempfile
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,9 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spanbank.corpus import delta
 from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metadata
-from spanbank.corpus.store import Corpus, temp_prefix
+from spanbank.corpus.store import Corpus, Planned, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
 from spanbank.parallel import Engine, asked_workers
@@ -661,8 +663,9 @@ def ingest_paths(
     published_at and adds its other columns; it updates stored articles with the same text;
     its .ann files are parsed on `workers` local processes or the Dask cluster at `scheduler`
     (spanbank.parallel; the result is the same wherever they ran). Other formats: pieces of the
-    inputs are parsed there too, but only when `workers`/`scheduler` (or their environment
-    variables) ask for it; the default stays in this process.
+    inputs are parsed there too, and their new rows written as data files this process commits
+    (see `_ingest_files`), but only when `workers`/`scheduler` (or their environment variables)
+    ask for it; the default stays in this process.
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -694,9 +697,22 @@ def _ingest_files(
     skip_bad: bool,
     engine: Engine,
 ) -> IngestSummary:
-    """Plain ingest. Pass 1 parses and normalises pieces of the inputs on the engine (in order,
-    wherever they ran) while this process keeps the dedupe state and parks new rows in a spool;
-    pass 2, under the lock, drops what is stored and appends the rest: only this process writes."""
+    """Plain ingest in two passes over parts of the inputs (`_parts`) on the engine's workers;
+    the texts stay with the workers: this process (the driver) gets only what dedupe needs.
+
+    Pass 1, without the lock: each worker parses and normalises its part, parks the rows in a
+    spool file of its own (in a temp folder inside the corpus) and returns their ids, sha256
+    and row numbers. The driver keeps the dedupe state (the first row of each id, in input
+    order) and marks which rows of each part are new; a bad file raises here, before anything
+    is written. Pass 2, under the lock: the driver drops the rows already stored (reading only
+    the ids and hashes back from the spools); each worker writes its part's new rows as Delta
+    data files of one commit the driver planned (named so they read back in input order) and
+    returns their add actions; the driver makes that one commit (the pattern of dask-deltatable). A worker or driver killed before the commit leaves
+    files no version of the table references, which the next writer removes with the spools.
+
+    Workers write into the corpus folder: on a cluster of several machines it must be shared
+    (the same path on each); on one machine any local path works.
+    """
     summary = IngestSummary()
     labels = [_label(path, kind) for path, kind in files]
     seen: dict[
@@ -707,99 +723,94 @@ def _ingest_files(
     ] = []  # later rows under a seen id
     pieces = _plan(files, encoding)
     groups = _groups(pieces)
-    # pass 1, without the lock: read and check every file a batch at a time, parking the new rows in
-    # a temp file; a bad file raises here, before anything is written
-    with _Spool(corpus.path) as spool, contextlib.ExitStack() as stack:
-        skipped: list[
-            int
-        ] = []  # files left out by skip_bad; their spooled rows are dropped in pass 2
-        marks: tuple[int, int] = (0, 0)  # refused and repeats before the current file
-        columns: dict = {}  # JSON Lines: the current file's columns, over all its pieces
-        had_rows = False
-        done = 0
-        parsed = None
-        if progress and engine.distributed:  # a second bar: parts as the workers finish them
+    corpus.check_writable()
+    folder = Path(
+        tempfile.mkdtemp(prefix=temp_prefix("ingest"), suffix=".tmp", dir=corpus.path)
+    ).resolve()  # absolute: workers run elsewhere
+    try:
+        parts: list[
+            tuple[_PartRows, np.ndarray]
+        ] = []  # each part's spool and its rows first in the input
+        skipped: set[int] = set()  # files left out by skip_bad; their rows are dropped in pass 2
+        # pass 1, without the lock: read and check every file; a bad file raises here
+        with contextlib.ExitStack() as stack:
+            marks: tuple[int, int] = (0, 0)  # refused and repeats before the current file
+            columns: dict = {}  # JSON Lines: the current file's columns, over all its pieces
+            had_rows = False
+            done = 0
+            parsed = None
+            if progress and engine.distributed:  # a second bar: parts as the workers finish them
 
-            def parsed(n: int) -> None:
-                progress(Event("parsing", n, len(groups)))
+                def parsed(n: int) -> None:
+                    progress(Event("parsing", n, len(groups)))
 
-        mapped = engine.map(_read_part, _parts(pieces, groups), encoding, cols, done=parsed)
-        stack.enter_context(contextlib.closing(mapped))  # an error here cancels what is in flight
-        for r in (r for part in mapped for r in part):
-            done += 1
-            k, path = r.k, files[r.k][0]
-            if r.first:
-                marks, columns, had_rows = (len(summary.refused), len(repeats)), {}, False
-            try:
-                if k in skipped:
-                    pass  # an earlier piece of this file was bad
-                elif r.error is not None:
-                    raise IngestError(r.error)
-                else:
-                    summary.refused += r.refused
-                    for table in r.tables:
-                        spool.write(_first_rows(table, k, seen, repeats))
-                    columns.update(dict.fromkeys(r.columns))
-                    had_rows = had_rows or r.had_rows
-                    if r.last and had_rows:
-                        _check_columns(cols, list(columns), path)
-            except IngestError as exc:
-                if not skip_bad:
-                    raise
-                summary.skipped.append(f"{exc} (file skipped)")
-                skipped.append(k)
-                del summary.refused[marks[0] :], repeats[marks[1] :]
-                for aid in [a for a, v in seen.items() if v[1] == k]:
-                    del seen[aid]
-            if progress:
-                progress(Event("reading", done, len(pieces)))
+            mapped = engine.map(
+                _read_part, _parts(pieces, groups), encoding, cols, str(folder), done=parsed
+            )
+            stack.enter_context(contextlib.closing(mapped))  # an error cancels what is in flight
+            for part in mapped:
+                first = np.zeros(part.rows, dtype=bool)
+                parts.append((part, first))
+                for r in part.pieces:
+                    done += 1
+                    k, path = r.k, files[r.k][0]
+                    if r.first:
+                        marks, columns, had_rows = (len(summary.refused), len(repeats)), {}, False
+                    try:
+                        if k in skipped:
+                            pass  # an earlier piece of this file was bad
+                        elif r.error is not None:
+                            raise IngestError(r.error)
+                        else:
+                            summary.refused += r.refused
+                            if r.keys is not None:
+                                at = slice(r.offset, r.offset + r.keys.num_rows)
+                                first[at] = _first_mask(r.keys, k, seen, repeats)
+                            columns.update(dict.fromkeys(r.columns))
+                            had_rows = had_rows or r.had_rows
+                            if r.last and had_rows:
+                                _check_columns(cols, list(columns), path)
+                    except IngestError as exc:
+                        if not skip_bad:
+                            raise
+                        summary.skipped.append(f"{exc} (file skipped)")
+                        skipped.add(k)
+                        del summary.refused[marks[0] :], repeats[marks[1] :]
+                        for aid in [a for a, v in seen.items() if v[1] == k]:
+                            del seen[aid]
+                    if progress:
+                        progress(Event("reading", done, len(pieces)))
+                part.pieces = []  # their ids and reasons are taken: held no longer than needed
         del seen
-        # pass 2, under the lock: drop what is stored, append the rest a batch at a time
+        # pass 2, under the lock: drop what is stored; workers write the rest, the driver commits
         with corpus.writer(wait) as w:
             stored = _Stored(corpus.read_arrow("articles", columns=["article_id", "text_sha256"]))
             clashes: list[
-                tuple[int, int, str, str | None]
-            ] = []  # (file, where, id, text or None) of rows stored with another text
-            now = pa.scalar(datetime.now(timezone.utc), type=TS)
-
-            def new_rows() -> Iterator[pa.Table]:
-                for table in spool.batches():
-                    if skipped:
-                        table = table.filter(
-                            pc.invert(
-                                pc.is_in(
-                                    table.column("_file"), value_set=pa.array(skipped, pa.int64())
-                                )
-                            )
-                        )
-                    known = stored.sha_of(table.column("article_id"))
-                    same = pc.fill_null(pc.equal(known, table.column("text_sha256")), False)
-                    summary.unchanged += pc.sum(same).as_py() or 0
-                    is_stored = pc.is_valid(known)
-                    clash = pc.and_(is_stored, pc.invert(same))
-                    if pc.any(clash).as_py():
-                        c = table.filter(clash)
-                        keep = max(0, SHOWN_CLASHES - len(clashes))  # texts kept to show a few
-                        texts = c.column("text").to_pylist()[:keep]
-                        clashes.extend(
-                            zip(
-                                c.column("_file").to_pylist(),
-                                c.column("_where").to_pylist(),
-                                c.column("article_id").to_pylist(),
-                                texts + [None] * (c.num_rows - len(texts)),
-                                strict=True,
-                            )
-                        )
-                    if pc.any(is_stored).as_py():
-                        table = table.filter(pc.invert(is_stored))
-                    table = table.drop_columns(["_file", "_where"])
-                    yield table.set_column(
-                        table.schema.get_field_index("ingested_at"),
-                        "ingested_at",
-                        pa.repeat(now, table.num_rows),
-                    )
-
-            summary.added = w.append_batches("articles", new_rows()) if spool.rows else 0
+                list
+            ] = []  # [file, where, id, text or None] of rows stored with another text
+            shown: dict[
+                tuple[int, int], list
+            ] = {}  # (part, spool row) -> a clash whose text is shown
+            now = datetime.now(timezone.utc)
+            plan: list[Planned] = []  # the commit, planned when the first part has new rows
+            jobs = _write_jobs(parts, skipped, stored, summary, clashes, shown, w, plan, now)
+            adds = []
+            try:
+                with contextlib.closing(engine.map(_write_part, jobs)) as written:
+                    for i, part_adds, texts in written:
+                        adds += part_adds
+                        for row, text in texts.items():
+                            shown[i, row][3] = text
+                if plan:
+                    if _before_commit is not None:  # tests: a kill between the files and the commit
+                        _before_commit(plan[0], adds)
+                    summary.added = w.commit_planned(plan[0], adds)
+            except BaseException:  # a task still running on a cluster may write a file after
+                if plan:  # this: not part of the table, removed by the next writer if it can be
+                    w.abort_planned(plan[0])
+                raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     duplicates = []
     if repeats:
         known = stored.sha_of(pa.array([r[2] for r in repeats], pa.string())).to_pylist()
@@ -810,7 +821,7 @@ def _ingest_files(
                 if stored_sha == sha:
                     summary.unchanged += 1
                 else:
-                    clashes.append((k, where, aid))
+                    clashes.append([k, where, aid, None])
             elif sha == first_sha:
                 summary.unchanged += 1
             else:
@@ -825,6 +836,124 @@ def _ingest_files(
     ]
     summary.refused += duplicates
     return summary
+
+
+# tests only: called in the driver between the data files and their commit (a kill there), and
+# in a worker after it wrote a part's data files (a worker killed before returning them)
+_before_commit: Callable | None = None
+_after_part_written: Callable | None = None
+
+
+def _write_jobs(
+    parts, skipped, stored, summary, clashes, shown, w, plan, now
+) -> Iterator[_WriteJob]:
+    """Pass 2 in the driver, a part at a time (as the engine takes them): its first rows that
+    the corpus does not store yet are the ones its worker writes. Counts the rows stored with
+    the same text as unchanged and those stored with another text as clashes (the first
+    SHOWN_CLASHES get their text back from the worker, for the message)."""
+    base = 0  # part number of the next data file: files read back in input order
+    for i, (part, first) in enumerate(parts):
+        for k, offset, n in part.ranges:
+            if k in skipped:
+                first[offset : offset + n] = False
+        rows = np.flatnonzero(first)
+        if not len(rows):
+            continue
+        keys = pq.read_table(part.spool, columns=["article_id", "text_sha256", "_where"])
+        keys = keys.take(pa.array(rows))  # ids and hashes only: the texts stay in the spool
+        known = stored.sha_of(keys.column("article_id"))
+        same = pc.fill_null(pc.equal(known, keys.column("text_sha256")), False)
+        summary.unchanged += pc.sum(same).as_py() or 0
+        is_stored = pc.is_valid(known).to_numpy(zero_copy_only=False)
+        clash = is_stored & ~same.to_numpy(zero_copy_only=False)
+        show = []
+        if clash.any():
+            file_of = np.empty(part.rows, dtype=np.int64)
+            for k, offset, n in part.ranges:
+                file_of[offset : offset + n] = k
+            at = np.flatnonzero(clash)
+            wheres = keys.column("_where").take(pa.array(at)).to_pylist()
+            ids = keys.column("article_id").take(pa.array(at)).to_pylist()
+            for j, where, aid in zip(at.tolist(), wheres, ids, strict=True):
+                entry = [int(file_of[rows[j]]), where, aid, None]
+                clashes.append(entry)
+                if len(shown) < SHOWN_CLASHES:
+                    shown[i, int(rows[j])] = entry
+                    show.append(int(rows[j]))
+        keep = first
+        if is_stored.any():
+            keep = first.copy()
+            keep[rows[is_stored]] = False
+        files = 0
+        if keep.any():
+            if not plan:
+                sample = pq.read_schema(part.spool)
+                sample = sample.remove(sample.get_field_index("_where")).empty_table()
+                plan.append(w.plan("articles", sample))
+            files = 1 + part.nbytes // delta.FILE_BYTES  # at least the files its rows can fill
+            if base + files > MAX_PART_FILES:
+                raise IngestError(
+                    f"this ingest would write more than {MAX_PART_FILES:,} data files in one "
+                    "commit; ingest the inputs in several runs"
+                )
+        if files or show:
+            yield _WriteJob(i, part.spool, keep, plan[0] if files else None, base, files, show, now)
+        base += files
+
+
+MAX_PART_FILES = 99_999  # data files one commit can name (a file name has 5 digits for them)
+
+
+@dataclass
+class _WriteJob:
+    """What a worker writes in pass 2: the rows `keep` of its part's spool file, as data files
+    `part` .. `part + files - 1` of the planned commit; `show`: spool rows whose text it sends."""
+
+    index: int
+    spool: str
+    keep: np.ndarray
+    plan: Planned | None
+    part: int
+    files: int
+    show: list[int]
+    now: datetime
+
+
+def _write_part(job: _WriteJob) -> tuple[int, list, dict[int, str]]:
+    """Pass 2 in a worker: write the part's new rows as data files of the planned commit (not
+    committed: the driver does that); returns (part, their add actions, texts asked for)."""
+    out = job.plan.file_writer(job.part, job.files) if job.files else None
+    texts: dict[int, str] = {}
+    try:
+        with pq.ParquetFile(job.spool) as pf:
+            at = 0
+            for g in range(pf.num_row_groups):
+                table = pf.read_row_group(g, use_threads=False)
+                n = table.num_rows
+                for row in job.show:
+                    if at <= row < at + n:
+                        texts[row] = table.column("text")[row - at].as_py()
+                keep = job.keep[at : at + n]
+                at += n
+                if out is None or not keep.any():
+                    continue
+                if not keep.all():
+                    table = table.filter(pa.array(keep))
+                table = table.drop_columns(["_where"])
+                table = table.set_column(
+                    table.schema.get_field_index("ingested_at"),
+                    "ingested_at",
+                    pa.repeat(pa.scalar(job.now, type=TS), table.num_rows),
+                )
+                out.write(job.plan.conform(table))
+        adds = out.finish() if out is not None else []
+        if _after_part_written is not None:
+            _after_part_written(job, adds)
+    except BaseException:
+        if out is not None:
+            out.abort()
+        raise
+    return job.index, adds, texts
 
 
 # how plain inputs are cut into parts for the engine: a part is a few whole files or one piece
@@ -852,17 +981,31 @@ class _Piece:
 
 @dataclass
 class _PieceRows:
-    """What a worker made of one piece: article rows (typed Arrow tables, `_where` kept), refused
+    """What a worker made of one piece, without the texts: the id, sha256 and `_where` of its
+    rows (`keys`; the rows themselves are in its part's spool file from row `offset` on), refused
     rows' reasons, the JSON Lines columns it saw; or the one-line error that makes the file bad."""
 
     k: int
     first: bool
     last: bool
-    tables: list[pa.Table] = field(default_factory=list)
+    keys: pa.Table | None = None
+    offset: int = 0
     refused: list[str] = field(default_factory=list)
     columns: list = field(default_factory=list)
     had_rows: bool = False
     error: str | None = None
+
+
+@dataclass
+class _PartRows:
+    """Pass 1's result for one part: its spool file (None: no rows), how many rows it holds and
+    their Arrow bytes, (file, offset, rows) of each piece's rows in it, and the pieces."""
+
+    spool: str | None
+    rows: int
+    nbytes: int
+    ranges: list[tuple[int, int, int]]
+    pieces: list[_PieceRows]
 
 
 def _plan(files: list[tuple[Path, str]], encoding: str) -> list[_Piece]:
@@ -975,16 +1118,24 @@ def _count_before(p: _Piece, at: int) -> int:
     return n
 
 
-def _read_part(part: list[_Piece], encoding: str, cols: Columns) -> list[_PieceRows]:
-    """Parse and normalise the pieces of one part: pure reading, so a worker can run it."""
-    return [_read_piece(p, encoding, cols) for p in part]
+def _read_part(part: list[_Piece], encoding: str, cols: Columns, folder: str) -> _PartRows:
+    """Pass 1 in a worker: parse and normalise the pieces of one part into a spool file of its
+    own in `folder`; what comes back holds no text (see `_PartRows`)."""
+    spool = _PartSpool(Path(folder))
+    try:
+        pieces = [_read_piece(p, encoding, cols, spool) for p in part]
+    finally:
+        spool.close()
+    ranges = [(r.k, r.offset, r.keys.num_rows) for r in pieces if r.keys is not None]
+    return _PartRows(spool.name, spool.rows, spool.nbytes, ranges, pieces)
 
 
-def _read_piece(p: _Piece, encoding: str, cols: Columns) -> _PieceRows:
-    out = _PieceRows(p.k, p.first, p.last)
+def _read_piece(p: _Piece, encoding: str, cols: Columns, spool: _PartSpool) -> _PieceRows:
+    out = _PieceRows(p.k, p.first, p.last, offset=spool.rows)
     label = _label(p.path, p.kind)
     lenient = p.kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
     columns: dict = {}
+    keys = []
     try:
         for df in read_batches(p.path, p.kind, encoding, piece=p):
             if lenient and len(df):
@@ -992,21 +1143,54 @@ def _read_piece(p: _Piece, encoding: str, cols: Columns) -> _PieceRows:
                 columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
             rows, refused = normalise(df, cols, f"{p.kind}:{p.path.name}", p.path, label, lenient)
             out.refused += refused
-            if len(rows):  # typed here: a worker's rows come back as Arrow
-                out.tables.append(to_arrow("articles", rows.assign(ingested_at=None)))
-    except IngestError as exc:
-        return _PieceRows(p.k, p.first, p.last, error=str(exc))
+            if len(rows):  # typed here: the spool holds Arrow rows
+                table = to_arrow("articles", rows.assign(ingested_at=None))
+                spool.write(table)
+                keys.append(table.select(KEY_COLUMNS))
+    except IngestError as exc:  # its rows already spooled are never kept (no keys name them)
+        return _PieceRows(p.k, p.first, p.last, offset=out.offset, error=str(exc))
     out.columns = list(columns)
+    if keys:
+        out.keys = pa.concat_tables(keys, promote_options="permissive").combine_chunks()
     return out
 
 
-def _first_rows(table: pa.Table, k: int, seen: dict, repeats: list) -> pa.Table:
-    """Rows of file `k` whose id the input has not had yet (the others go to `repeats`)."""
-    ids = table.column("article_id").to_pylist()
+KEY_COLUMNS = ["article_id", "text_sha256", "_where"]  # what the driver gets of each row
+
+
+class _PartSpool:
+    """A worker's spool file of one part's article rows (`to_arrow`, with `_where`), made on the
+    first write in the spool folder; rows stay in the order written."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.name: str | None = None
+        self.rows = 0
+        self.nbytes = 0  # Arrow bytes written: bounds the size of the data files they make
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self.name = str(self.folder / f"part-{uuid.uuid4().hex}.parquet")
+            self._writer = pq.ParquetWriter(self.name, table.schema, compression=SPOOL_COMPRESSION)
+        if not table.schema.equals(self._writer.schema, check_metadata=False):
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table, row_group_size=BATCH_ROWS)
+        self.rows += table.num_rows
+        self.nbytes += table.nbytes
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _first_mask(keys: pa.Table, k: int, seen: dict, repeats: list) -> np.ndarray:
+    """Which rows of file `k` carry an id the input has not had yet (the others go to `repeats`)."""
+    ids = keys.column("article_id").to_pylist()
     vals = [
         (sha, k, where)
         for sha, where in zip(
-            table.column("text_sha256").to_pylist(), table.column("_where").to_pylist(), strict=True
+            keys.column("text_sha256").to_pylist(), keys.column("_where").to_pylist(), strict=True
         )
     ]
     firsts = [seen.setdefault(aid, v) for aid, v in zip(ids, vals, strict=True)]
@@ -1017,66 +1201,7 @@ def _first_rows(table: pa.Table, k: int, seen: dict, repeats: list) -> pa.Table:
             for aid, v, f, ok in zip(ids, vals, firsts, is_first, strict=True)
             if not ok
         ]
-        table = table.filter(pa.array(is_first))
-    return table.append_column("_file", pa.repeat(pa.scalar(k, pa.int64()), table.num_rows))
-
-
-class _Spool:
-    """New article rows, kept in memory up to one batch, beyond that parked in a temp Parquet file
-    in the corpus folder (removed on exit)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.path: Path | None = None
-        self.rows = 0
-        self._held: list[pa.Table] = []
-        self._writer: pq.ParquetWriter | None = None
-
-    def __enter__(self) -> _Spool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._held = []
-        with contextlib.suppress(Exception):
-            if self._writer is not None:
-                self._writer.close()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-
-    def write(self, table: pa.Table) -> None:
-        """Park typed article rows (`to_arrow`, with `_where` and `_file`)."""
-        if self._held and not table.schema.equals(self._held[0].schema, check_metadata=False):
-            table = table.cast(self._held[0].schema)
-        self._held.append(table)
-        self.rows += table.num_rows
-        if sum(t.num_rows for t in self._held) > BATCH_ROWS:
-            self._spill()
-
-    def _spill(self) -> None:
-        if self._writer is None:
-            fd, name = tempfile.mkstemp(
-                prefix=temp_prefix("ingest"), suffix=".tmp", dir=self.folder
-            )
-            os.close(fd)
-            self.path = Path(name)
-            self._writer = pq.ParquetWriter(
-                self.path, self._held[0].schema, compression=SPOOL_COMPRESSION
-            )
-        for table in self._held:
-            self._writer.write_table(table.cast(self._writer.schema), row_group_size=BATCH_ROWS)
-        self._held = []
-
-    def batches(self) -> Iterator[pa.Table]:
-        if self._writer is None:  # all in memory
-            held, self._held = self._held, []
-            yield from held
-            return
-        self._spill()
-        self._writer.close()
-        with pq.ParquetFile(self.path) as pf:
-            for i in range(pf.num_row_groups):
-                yield pf.read_row_group(i, use_threads=False)
+    return np.array(is_first, dtype=bool)
 
 
 class _Stored:

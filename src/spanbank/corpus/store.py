@@ -7,11 +7,14 @@ import contextlib
 import errno
 import fcntl
 import itertools
+import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -296,14 +299,7 @@ class Corpus:
         Taking it removes what killed writers left and creates any missing table (empty, typed).
         Leaving it records a commit naming every table's version, when anything was written.
         """
-        self.require()
-        if self.pinned is not None:
-            raise CorpusError(f"corpus {self.path} is opened as of commit {self.commit}: read-only")
-        if not os.access(self.path, os.W_OK):
-            raise CorpusError(
-                f"corpus {self.path} is read-only; commands that only read it (status, agree, export) "
-                "work, to change it make it writable or copy it elsewhere"
-            )
+        self.check_writable()
         with self.lock(wait):
             self.remove_leftovers()
             self._create_missing_tables()
@@ -318,6 +314,17 @@ class Corpus:
                 raise
             if w.touched:
                 self._record_commit("ok")
+
+    def check_writable(self) -> None:
+        """Raise CorpusError (saying what to do) unless this corpus can be written."""
+        self.require()
+        if self.pinned is not None:
+            raise CorpusError(f"corpus {self.path} is opened as of commit {self.commit}: read-only")
+        if not os.access(self.path, os.W_OK):
+            raise CorpusError(
+                f"corpus {self.path} is read-only; commands that only read it (status, agree, export) "
+                "work, to change it make it writable or copy it elsewhere"
+            )
 
     def _last_commit(self) -> tuple[int, dict[str, int]]:
         files = self.table_files(COMMITS)  # one row per file, oldest first (or fewer, compacted)
@@ -393,7 +400,8 @@ class Corpus:
                 os.close(fd)
 
     def remove_leftovers(self) -> list[str]:
-        """Delete temp files (ingest spools, half-written files) whose owner process is dead.
+        """Delete temp files and folders (ingest spools, half-written files) whose owner process
+        is dead.
 
         Called with the lock held, so no live writer owns one; a live pid's file is kept anyway
         (an ingest reads its input into a spool before it takes the lock). Returns the names removed.
@@ -401,9 +409,13 @@ class Corpus:
         removed = []
         for entry in os.scandir(self.path):
             m = _TEMP_NAME.match(entry.name)
-            if m is None or not entry.is_file(follow_symlinks=False):
+            if m is None or entry.is_symlink():
                 continue
             if m["pid"] is not None and pid_alive(int(m["pid"])):
+                continue
+            if entry.is_dir(follow_symlinks=False):  # a spool folder that workers wrote into
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
@@ -514,6 +526,35 @@ class Writer:
             return
         self._rewrite(name, key, new.column(key).combine_chunks(), new)
 
+    def plan(self, name: str, sample: pa.Table) -> Planned:
+        """The next commit of table `name`, for data files written elsewhere (other processes,
+        other machines sharing the corpus folder): `Planned.file_writer` writes them there, this
+        writer commits what they return (`commit_planned`) or drops them (`abort_planned`).
+        `sample`'s columns widen the table as `append` would. Nothing else may write `name`
+        between this and the commit."""
+        target = self._target(name, sample)
+        path = self._path(name).resolve()
+        return Planned(name, path, delta.latest_version(path) + 1, target, name in PRIVATE_TABLES)
+
+    def commit_planned(self, plan: Planned, adds: list) -> int:
+        """Commit the data files of `plan` (all at once: the table shows all of them or none);
+        files written for it but not in `adds` (a killed worker's) are removed. Returns the rows
+        added."""
+        path = plan.path
+        if delta.latest_version(path) + 1 != plan.commit:
+            raise CorpusError(f"{path}: written since its commit was planned; nothing committed")
+        if not adds:
+            return 0
+        delta.commit(path, adds, (), plan.schema, dt=self.corpus.snapshot(plan.name))
+        delta.remove_unreferenced(path, plan.commit, [a.path for a in adds])
+        self.touched.add(plan.name)
+        return sum(json.loads(a.stats)["numRecords"] for a in adds)
+
+    def abort_planned(self, plan: Planned) -> None:
+        """Remove the files written for `plan` (no commit came): the table is as it was. A worker
+        still writing leaves a file the next writer removes (`remove_uncommitted`)."""
+        delta.remove_uncommitted(plan.path)
+
     # -- plumbing -----------------------------------------------------------------
     def _path(self, name: str) -> Path:
         return self.corpus.table_path(name)
@@ -595,6 +636,29 @@ class Writer:
             raise
         self.touched.add(name)
         return sum(n for _, n in hits)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One planned commit of a table (`Writer.plan`): small and picklable, so Dask workers can
+    write its data files. `path` is absolute; on a cluster it must be the same folder on every
+    machine (a shared file system), since workers write there and the driver commits."""
+
+    name: str
+    path: Path
+    commit: int
+    schema: pa.Schema
+    private: bool
+
+    def file_writer(self, part: int, files: int) -> delta.FileWriter:
+        """A writer of files `part` .. `part + files - 1` of the commit (read in that order)."""
+        return delta.FileWriter(
+            self.path, self.commit, self.schema, self.private, (self.commit, part), files
+        )
+
+    def conform(self, table: pa.Table) -> pa.Table:
+        """`table` as the table's columns and types (what `Writer.append` writes)."""
+        return _conform(self.name, table, self.schema)
 
 
 def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
