@@ -6,7 +6,8 @@ Prints, for N synthetic articles (spanbank.synth truth annotations, a spanbank c
 - export to spaCy vs spaCy's own make_doc + char_span over the same data, in one process;
 - the rule tagger over the same articles mapped by the engine: speedup 1 -> 2;
 - (--stages memory) peak RSS of the driver and of the largest worker (psutil) of a 2-worker
-  export at N and 4N articles, each in a fresh process: the slope per 1,000 articles.
+  export at N and 4N articles, each in a fresh process: the slope per 1,000 articles
+  (memory-tag: of preannotate --out; memory-ingest: of ingesting one JSON Lines file).
 Every figure is a ratio of two runs in this same process tree, one after the other.
 - the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators,
   and its bootstrap alone;
@@ -351,7 +352,8 @@ def main() -> None:
     ap.add_argument(
         "--stages",
         default="export,tagger",
-        help="comma-separated: export, tagger, ingest, agree, select, memory, memory-tag",
+        help="comma-separated: export, tagger, ingest, agree, select, memory, memory-tag, "
+        "memory-ingest",
     )
     ap.add_argument(
         "--baseline-ref",
@@ -377,6 +379,8 @@ def main() -> None:
             bench_memory(args.n, formats)
     if "memory-tag" in stages:
         bench_memory(args.n, "preannotate")
+    if "memory-ingest" in stages:
+        bench_memory(args.n, "ingest")
     if not stages & {"export", "tagger"}:
         return
     path = corpus(args.n)
@@ -410,9 +414,11 @@ MEMORY_RUN = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from bench_parallel import export_time, preannotate_time
+from bench_parallel import export_time, ingest_rss, preannotate_time
 if sys.argv[3] == "preannotate":
     s, rss = preannotate_time(Path(sys.argv[2]), 2)
+elif sys.argv[3] == "ingest":
+    s, rss = ingest_rss(Path(sys.argv[2]), 2)
 else:
     s, rss = export_time(Path(sys.argv[2]), sys.argv[3], 2)
 print(json.dumps({"s": s, "driver": rss.driver, "worker": max(rss.children.values(), default=0.0)}))
@@ -431,17 +437,28 @@ def preannotate_time(path: Path, workers: int) -> tuple[float, PeakRss]:
         return time.perf_counter() - t0, rss
 
 
+def ingest_rss(src: Path, workers: int) -> tuple[float, PeakRss]:
+    """Seconds and peak RSS of ingesting the JSON Lines file `src` into a new corpus."""
+    from spanbank.corpus import Corpus
+    from spanbank.corpus.ingest import ingest_paths
+
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, PeakRss() as rss:
+        t0 = time.perf_counter()
+        ingest_paths(Corpus.init(Path(tmp) / "corpus"), [src], workers=workers)
+        return time.perf_counter() - t0, rss
+
+
 def bench_memory(n: int, formats: str) -> None:
     """Peak RSS of the driver and of the largest worker of a 2-worker export (or, for formats
-    "preannotate", of preannotate --out) at n and 4n articles, each in a fresh child process:
-    the slope per 1,000 articles."""
+    "preannotate", of preannotate --out; for "ingest", of ingesting one JSON Lines file) at n
+    and 4n articles, each in a fresh child process: the slope per 1,000 articles."""
     import json
     import subprocess
     import sys
 
     rows = []
     for size in (n, 4 * n):
-        path = corpus(size)
+        path = ingest_input(size) if formats == "ingest" else corpus(size)
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_RUN, str(Path(__file__).parent), str(path), formats],
             capture_output=True,

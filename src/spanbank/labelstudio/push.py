@@ -395,11 +395,12 @@ class _Batch:
                 self.selected, pushed_ids, self.picked, self.sample, self.seed, self.batch_size
             )
         ids = todo["article_id"].tolist()
+        tagged, self.tagged = self.tagged, {}  # used once, for these predictions
         if ids == self.ids:
             return
         self.ids, self.todo = ids, attach_rows(self.corpus, todo)
         self.preds, self.why = (
-            _predictions(self.preannotate, self.todo, self.corpus.schema, self.eng, self.tagged)
+            _predictions(self.preannotate, self.todo, self.corpus.schema, self.eng, tagged)
             if len(self.todo)
             else ({}, Counter())
         )
