@@ -707,8 +707,9 @@ def _ingest_files(
     is written. Pass 2, under the lock: the driver drops the rows already stored (reading only
     the ids and hashes back from the spools); each worker writes its part's new rows as Delta
     data files of one commit the driver planned (named so they read back in input order) and
-    returns their add actions; the driver makes that one commit (the pattern of dask-deltatable). A worker or driver killed before the commit leaves
-    files no version of the table references, which the next writer removes with the spools.
+    returns their add actions; the driver makes that one commit (the pattern of dask-deltatable).
+    A worker or driver killed before the commit leaves files no version of the table references,
+    which the next writer removes with the spools.
 
     Workers write into the corpus folder: on a cluster of several machines it must be shared
     (the same path on each); on one machine any local path works.
