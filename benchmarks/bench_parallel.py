@@ -15,10 +15,15 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
   candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
+- (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
+  real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
+  DIR), each run in a fresh process. Synthetic texts are made from a few hundred distinct words,
+  which flatters any tokenizer cache; real text does not.
 Usage: python benchmarks/bench_parallel.py --n 10000
        python benchmarks/bench_parallel.py --stages ingest --n 200000 --baseline-ref main
        python benchmarks/bench_parallel.py --stages agree --n 5000 --baseline-ref main
        python benchmarks/bench_parallel.py --stages select --n 5000
+       python benchmarks/bench_parallel.py --stages export-real --repeat 5
 """
 
 from __future__ import annotations
@@ -361,8 +366,12 @@ def main() -> None:
         help="ingest: also time the code at this git ref (e.g. main)",
     )
     ap.add_argument(
-        "--repeat", type=int, default=3, help="ingest, agree, select: runs per side, alternating"
+        "--repeat",
+        type=int,
+        default=3,
+        help="ingest, agree, select, export-real: runs per side, alternating",
     )
+    ap.add_argument("--real", type=Path, default=POLNEAR, help="export-real: a brat folder")
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     stages = set(args.stages.split(","))
@@ -372,6 +381,8 @@ def main() -> None:
         bench_agree(args.n, args.baseline_ref, args.repeat)
     if "select" in stages:
         bench_select(args.n, args.repeat)
+    if "export-real" in stages:
+        bench_export_real(args.real, args.repeat)
     if args.memory:
         stages.add("memory")
     if "memory" in stages:
@@ -423,6 +434,69 @@ else:
     s, rss = export_time(Path(sys.argv[2]), sys.argv[3], 2)
 print(json.dumps({"s": s, "driver": rss.driver, "worker": max(rss.children.values(), default=0.0)}))
 """
+
+
+POLNEAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "polnear-train"
+REAL_RUN = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from bench_parallel import export_time, spacy_baseline
+path = Path(sys.argv[2])
+s = export_time(path, "spacy", 1)[0] if sys.argv[3] == "export" else spacy_baseline(path)
+print(json.dumps({"s": s}))
+"""
+
+
+def real_corpus(folder: Path) -> Path:
+    """A corpus of the brat folder's articles and annotations (ingested once, then cached)."""
+    from spanbank.corpus import Corpus
+    from spanbank.corpus.ingest import ingest_paths
+
+    root = CACHE / f"real-{folder.resolve().name}"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        meta = folder / "metadata.tsv"
+        ingest_paths(
+            Corpus.init(root / "corpus"),
+            [folder],
+            fmt="brat",
+            metadata=meta if meta.exists() else None,
+        )
+        (root / "done").write_text("ok\n")
+    return root / "corpus"
+
+
+def bench_export_real(folder: Path, repeat: int) -> None:
+    """Our in-process spaCy export vs spaCy's make_doc + char_span over real articles, each run in
+    a fresh process (a warm tokenizer would carry over otherwise), sides alternating."""
+    import json
+    import statistics
+    import subprocess
+    import sys
+
+    if not folder.is_dir():
+        print(f"export-real: {folder} is not present, skipped")
+        return
+    path = real_corpus(folder)
+    times: dict[str, list[float]] = {"export": [], "baseline": []}
+    for _ in range(repeat):
+        for side in times:
+            out = subprocess.run(
+                [sys.executable, "-c", REAL_RUN, str(Path(__file__).parent), str(path), side],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            times[side].append(json.loads(out.stdout.strip().splitlines()[-1])["s"])
+    best = {k: min(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"export spacy of {folder.name} in-process: best {best['export']:.2f} s, median "
+        f"{med['export']:.2f} s; spaCy make_doc+char_span best {best['baseline']:.2f} s, median "
+        f"{med['baseline']:.2f} s; ratio {best['export'] / best['baseline']:.2f}x (best), "
+        f"{med['export'] / med['baseline']:.2f}x (median)"
+    )
 
 
 def preannotate_time(path: Path, workers: int) -> tuple[float, PeakRss]:

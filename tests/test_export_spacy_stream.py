@@ -9,9 +9,29 @@ from pathlib import Path
 import pytest
 
 spacy = pytest.importorskip("spacy")
+from spacy.attrs import (  # noqa: E402
+    IS_ALPHA,
+    IS_PUNCT,
+    LIKE_NUM,
+    LIKE_URL,
+    LOWER,
+    NORM,
+    ORTH,
+    PREFIX,
+    SHAPE,
+    SPACY,
+    SUFFIX,
+)
 from spacy.tokens import DocBin  # noqa: E402
 
-from spanbank.export.spacy import DOCBIN_ATTRS, SpacyWriter, _blank, to_doc  # noqa: E402
+from spanbank.export.spacy import (  # noqa: E402
+    DOCBIN_ATTRS,
+    WARM_LEN,
+    SpacyWriter,
+    WarmTokenizer,
+    _blank,
+    to_doc,
+)
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_2e13a8ea3bc18025.txt"
 
@@ -61,7 +81,7 @@ def _texts() -> list[str]:
 
 
 def _reference(docs: list[dict]) -> bytes:
-    nlp = _blank("en")
+    nlp = spacy.blank("en")  # spaCy's own tokenizer, not the export's warmed one
     db = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
     for d in docs:
         db.add(to_doc(nlp, d)[0])
@@ -95,3 +115,49 @@ def test_abort_leaves_no_spool(tmp_path):
     w.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spacy"]
     assert not any((tmp_path / "spacy").iterdir())
+
+
+TRICKY = [
+    "Don't stop: we'll see, y'all. I'm SURE they can't — DON'T.",
+    "The U.S. and the U.K. met at 3 p.m. on Jan. 5, e.g. in Washington, D.C.!",
+    "See https://example.com/a?b=c&d=e or mail press@example.org :) :-( <3 o.O",
+    "Prices rose 3.5% to $1,000.50 (well-known, so-called “fair”) 📈📉 ...",
+    "Tabs\tand\nnewlines\u00a0and  double  spaces; 'quoted' \"things\" [brackets] {braces}",
+    "don't Don't DON'T dont do n't can't cannot won't gonna wanna 'cause 's 'S",
+    "Mr. Smith's dog isn't Dr. Müller's; it's Ms. Łódź-Żółw’s.",
+]
+
+
+def _attrs(doc):
+    cols = [ORTH, NORM, SPACY, LOWER, SHAPE, PREFIX, SUFFIX, IS_ALPHA, IS_PUNCT, LIKE_NUM, LIKE_URL]
+    return [t.text_with_ws for t in doc], doc.to_array(cols).tolist()
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_warm_tokenizer_makes_spacys_own_docs(lang):
+    """Whatever order texts come in, and whichever chunks were cached from earlier texts, the
+    warmed tokenizer's Doc is the one a fresh `spacy.blank(lang)` makes."""
+    texts = TRICKY + _texts()[:5] + [" ".join(reversed(t.split())) for t in TRICKY]
+    plain = spacy.blank(lang)
+    want = {t: _attrs(plain.make_doc(t)) for t in texts}
+    warm = spacy.blank(lang)
+    warm.tokenizer = WarmTokenizer(warm.tokenizer)
+    rng = random.Random(3)
+    for _ in range(3):
+        order = texts[:]
+        rng.shuffle(order)
+        for t in order:
+            assert _attrs(warm.make_doc(t)) == want[t], t[:60]
+    assert "Don't" in warm.tokenizer.seen  # it did warm up
+
+
+def test_warm_tokenizer_keeps_a_bounded_set_of_short_chunks():
+    nlp = spacy.blank("en")
+    warm = WarmTokenizer(nlp.tokenizer, limit=5)
+    long_chunk = "x" * (WARM_LEN + 1)
+    for t in TRICKY + [long_chunk + " and more"]:
+        warm(t)
+    assert long_chunk not in warm.seen
+    assert all(len(c) <= WARM_LEN for c in warm.seen)
+    # it stops at the first text that takes it past the limit
+    assert 5 <= len(warm.seen) <= 5 + len(set(TRICKY[0].split()))
