@@ -1,14 +1,14 @@
 """spaCy writer: one `DocBin` per split (`spacy/<split>.spacy`), spans in `doc.spans["sc"]`.
 
-Tokens are those of `spacy.blank(<lang>)` (its tokenizer cache warmed first, see `WarmTokenizer`). A span whose offsets are not token boundaries is
-aligned with `char_span(alignment_mode="expand")`; every boundary that moved is counted
-and reported, and the exact offsets stay in `doc.user_data["spans"]`. Each `sc` span has
-`span.id_` = the corpus span_id. `doc.user_data` holds `article_id`, `spans` (lossless,
-with `sc`: the index in `doc.spans["sc"]` or None), `relations` (`head`/`tail` index
-into `user_data["spans"]`) and `meta`. A discontinuous span (a quote broken by its cue)
-is one `sc` Span per fragment, all with the corpus span_id as `id_`; `user_data["groups"]`
-maps that id to the indices of its Spans in `sc` (the shared group), and its lossless entry's
-`sc` is the list of them.
+Tokens are those of `spacy.blank(<lang>)` (whose tokenizer cache is warmed first, see
+`WarmTokenizer`). A span whose offsets are not token boundaries is aligned with
+`char_span(alignment_mode="expand")`; every boundary that moved is counted and reported, and
+the exact offsets stay in `doc.user_data["spans"]`. Each `sc` span has `span.id_` = the corpus
+span_id. `doc.user_data` holds `article_id`, `spans` (lossless, with `sc`: the index in
+`doc.spans["sc"]` or None), `relations` (`head`/`tail` index into `user_data["spans"]`) and
+`meta`. A discontinuous span (a quote broken by its cue) is one `sc` Span per fragment, all
+with the corpus span_id as `id_`; `user_data["groups"]` maps that id to the indices of its
+Spans in `sc` (the shared group), and its lossless entry's `sc` is the list of them.
 """
 
 from __future__ import annotations
