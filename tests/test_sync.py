@@ -327,6 +327,48 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     assert s["project_state"] == "config updated" and s["pushed"] == 3
 
 
+def test_import_chunks_cut_by_count_and_by_characters():
+    rows = [
+        {"article_id": f"a{i}", "title": "t" * 2, "text": "x" * n}
+        for i, n in enumerate([3, 3, 3, 20, 1, 1, 1, 1])
+    ]
+    rows[4]["title"] = float("nan")  # a missing title read by pandas
+    cut = ls_push.import_chunks(rows, size=3, chars=12)
+    assert [[r["article_id"] for r in c] for c in cut] == [
+        ["a0", "a1"],  # 5 + 5, and a third would make 15 characters
+        ["a2"],
+        ["a3"],  # longer than the limit: alone
+        ["a4", "a5", "a6"],  # 1 + 3 + 3: the count cuts here
+        ["a7"],
+    ]
+    assert ls_push.import_chunks(rows, size=2500) == [rows]
+    assert ls_push.import_chunks([], size=3) == []
+
+
+def test_push_cuts_imports_by_text_size(tmp_path, ls_client, project_name, monkeypatch):
+    """Label Studio refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE, whatever its task
+    count: push cuts its imports by characters too, and every article still lands once. A
+    project past Label Studio's advised size is said so."""
+    texts = {f"a{i:04d}": f"Story {i}. " + "Long text. " * (40 + i) for i in range(7)}
+    corpus = make_corpus(tmp_path / "c", texts)
+    sent = []
+    real = ls_client.import_tasks
+
+    def counting(pid, tasks, count=None):
+        sent.append(count if count is not None else len(tasks))
+        return real(pid, tasks, count)
+
+    monkeypatch.setattr(ls_client, "import_tasks", counting)
+    monkeypatch.setattr(ls_push, "CHUNK_CHARS", 1000)  # about two of these articles
+    monkeypatch.setattr(ls_push, "PROJECT_TASKS", 6)
+    s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
+    assert s["pushed"] == 7
+    assert s["project_size"].startswith("7 articles in this project")
+    assert len(sent) >= 3 and sum(sent) == 7 and max(sent) <= 2
+    remote = ls_push._server_tasks(ls_client, ls_client.find_project(project_name)["id"])
+    assert sorted(remote["article_id"]) == sorted(texts)
+
+
 def test_push_survives_sigkill(tmp_path, ls_conn, ls_client, project_name):
     """Kill a push after its first chunk is recorded; the re-run leaves one task per article."""
     n = 2000

@@ -107,7 +107,8 @@ from spanbank.cli._common import (
     type=click.IntRange(1, 5000),
     default=2500,
     show_default=True,
-    help="Tasks per import request (default: spanbank.labelstudio.push.CHUNK_SIZE).",
+    help="Tasks per import request at most; a request is also cut at 16 million characters "
+    "of text, under Label Studio's limit on a request's size.",
 )
 @click.option(
     "--create",

@@ -35,6 +35,10 @@ from spanbank.progress import Event
 
 MIN_TITLE = 3
 CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms on top of its tasks
+# characters of text per import: Label Studio refuses a request body over 250 MiB (its default
+# DATA_UPLOAD_MAX_MEMORY_SIZE); a task's JSON is at most ~4 bytes per character, twice with predictions
+CHUNK_CHARS = 16_000_000
+PROJECT_TASKS = 100_000  # Label Studio's guide: "about 100k tasks / 100k annotations per project"
 
 
 def select_articles(
@@ -331,6 +335,12 @@ def push_batch(
         summary["pushed"] = yield from _import_chunks(
             client, pid, batch, server_side, encoder, record, batch_id, summary
         )
+        held = len(set(local["article_id"]) - gone) + len(reconciled) + summary["pushed"]
+        if held > PROJECT_TASKS:
+            summary["project_size"] = (
+                f"{held:,} articles in this project; Label Studio advises about "
+                f"{PROJECT_TASKS:,} tasks per project: push further batches to another project"
+            )
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary
 
@@ -408,7 +418,7 @@ class _Batch:
             c for c in ("source", "url", "language") if c in self.todo
         ]
         rows = self.todo[cols].to_dict("records")
-        self.chunks = [rows[i : i + self.chunk_size] for i in range(0, len(rows), self.chunk_size)]
+        self.chunks = import_chunks(rows, self.chunk_size, CHUNK_CHARS)
         self.bodies = {}
         if encoder is not None:
             for k in range(min(2, len(self.chunks))):
@@ -443,6 +453,21 @@ class _Batch:
 
     def body(self, k: int) -> bytes:
         return self.bodies.pop(k).result()
+
+
+def import_chunks(rows: list[dict], size: int, chars: int = CHUNK_CHARS) -> list[list[dict]]:
+    """Article rows cut into imports of at most `size` rows and `chars` characters of title and
+    text, in order; an article longer than `chars` goes alone."""
+    chunks: list[list[dict]] = []
+    n = 0
+    for r in rows:
+        k = sum(len(v) for v in (r.get("title"), r.get("text")) if isinstance(v, str))
+        if not chunks or len(chunks[-1]) >= size or n + k > chars:
+            chunks.append([])
+            n = 0
+        chunks[-1].append(r)
+        n += k
+    return chunks
 
 
 def _describe_project(summary: dict, client, recorded, proj: dict | None, state: str) -> str | None:
