@@ -6,7 +6,7 @@ Prints, for N synthetic articles (spanbank.synth truth annotations, a spanbank c
 - export to spaCy vs spaCy's own make_doc + char_span over the same data, in one process;
 - the rule tagger over the same articles mapped by the engine: speedup 1 -> 2;
 - (--stages memory) peak RSS of the driver and of the largest worker (psutil) of a 2-worker
-  export at N and 4N articles, each in a fresh process: the slope per 1,000 articles
+  export at N and 4N (--factor) articles, each in a fresh process: the slope per 1,000 articles
   (memory-tag: of preannotate --out; memory-ingest: of ingesting one JSON Lines file).
 Every figure is a ratio of two runs in this same process tree, one after the other.
 - the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators,
@@ -372,6 +372,9 @@ def main() -> None:
         help="ingest, agree, select, export-real: runs per side, alternating",
     )
     ap.add_argument("--real", type=Path, default=POLNEAR, help="export-real: a brat folder")
+    ap.add_argument(
+        "--factor", type=int, default=4, help="memory stages: the second size is factor x n"
+    )
     args = ap.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     stages = set(args.stages.split(","))
@@ -387,11 +390,11 @@ def main() -> None:
         stages.add("memory")
     if "memory" in stages:
         for formats in ("spacy", "jsonl,spacy,hf,conll,brat,quotes", "preannotate"):
-            bench_memory(args.n, formats)
+            bench_memory(args.n, formats, args.factor)
     if "memory-tag" in stages:
-        bench_memory(args.n, "preannotate")
+        bench_memory(args.n, "preannotate", args.factor)
     if "memory-ingest" in stages:
-        bench_memory(args.n, "ingest")
+        bench_memory(args.n, "ingest", args.factor)
     if not stages & {"export", "tagger"}:
         return
     path = corpus(args.n)
@@ -522,16 +525,16 @@ def ingest_rss(src: Path, workers: int) -> tuple[float, PeakRss]:
         return time.perf_counter() - t0, rss
 
 
-def bench_memory(n: int, formats: str) -> None:
+def bench_memory(n: int, formats: str, factor: int = 4) -> None:
     """Peak RSS of the driver and of the largest worker of a 2-worker export (or, for formats
     "preannotate", of preannotate --out; for "ingest", of ingesting one JSON Lines file) at n
-    and 4n articles, each in a fresh child process: the slope per 1,000 articles."""
+    and factor x n articles, each in a fresh child process: the slope per 1,000 articles."""
     import json
     import subprocess
     import sys
 
     rows = []
-    for size in (n, 4 * n):
+    for size in (n, factor * n):
         path = ingest_input(size) if formats == "ingest" else corpus(size)
         out = subprocess.run(
             [sys.executable, "-c", MEMORY_RUN, str(Path(__file__).parent), str(path), formats],
