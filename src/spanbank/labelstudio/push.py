@@ -35,8 +35,9 @@ from spanbank.progress import Event
 
 MIN_TITLE = 3
 CHUNK_SIZE = 2500  # tasks per import: each request costs the server ~30-50 ms on top of its tasks
-# characters of text per import: Label Studio refuses a request body over 250 MiB (its default
-# DATA_UPLOAD_MAX_MEMORY_SIZE); a task's JSON is at most ~4 bytes per character, twice with predictions
+# characters of text per import: Label Studio's API takes at most 200 MB per request (its default
+# DATA_UPLOAD_MAX_MEMORY_SIZE is 250 MiB); a task's JSON is at most ~4 bytes per character, twice
+# that with predictions
 CHUNK_CHARS = 16_000_000
 PROJECT_TASKS = 100_000  # Label Studio's guide: "about 100k tasks / 100k annotations per project"
 
