@@ -41,6 +41,20 @@ from _common import CACHE, corpus_from_synth, synth_corpus
 os.environ.pop("SPANBANK_WORKERS", None)
 
 
+def run_json(code: str, *args: str, path: str | None = None) -> dict:
+    """Run `code` in a fresh Python (importing spanbank from `path` when given) and return the
+    JSON object its last output line holds."""
+    import json
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTHONPATH": path} if path else None
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def corpus(n: int) -> Path:
     root = CACHE / f"parallel-{n}"
     if not (root / "done").exists():
@@ -220,20 +234,10 @@ def agree_time(n: int, workers: str, pythonpath: str) -> tuple[float, float, dic
     """Seconds of `build_report` (bootstrap 1000) over n synthetic articles x 3 annotators and of
     its bootstrap alone, in a child process importing spanbank from `pythonpath` (a local
     cluster's start included)."""
-    import json
-    import subprocess
-    import sys
 
-    env = os.environ | {"PYTHONPATH": pythonpath}
-    here = str(Path(__file__).resolve().parent)
-    out = subprocess.run(
-        [sys.executable, "-c", AGREE_RUN, here, str(n), workers],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+    got = run_json(
+        AGREE_RUN, str(Path(__file__).resolve().parent), str(n), workers, path=pythonpath
     )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
     return got["s"], got["boot_s"], got["alpha"]
 
 
@@ -307,19 +311,8 @@ def ingest_input(n: int) -> Path:
 def ingest_time(src: Path, workers: str, pythonpath: str) -> float:
     """Seconds of `ingest_paths` of `src` into a new corpus, in a child process importing
     spanbank from `pythonpath` (workers "today": that code's own default call)."""
-    import json
-    import subprocess
-    import sys
 
-    env = os.environ | {"PYTHONPATH": pythonpath}
-    out = subprocess.run(
-        [sys.executable, "-c", INGEST_RUN, str(src), str(CACHE), workers],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])["s"]
+    return run_json(INGEST_RUN, str(src), str(CACHE), workers, path=pythonpath)["s"]
 
 
 def bench_ingest(n: int, baseline_ref: str | None, repeat: int) -> None:
@@ -473,10 +466,7 @@ def real_corpus(folder: Path) -> Path:
 def bench_export_real(folder: Path, repeat: int) -> None:
     """Our in-process spaCy export vs spaCy's make_doc + char_span over real articles, each run in
     a fresh process (a warm tokenizer would carry over otherwise), sides alternating."""
-    import json
     import statistics
-    import subprocess
-    import sys
 
     if not folder.is_dir():
         print(f"export-real: {folder} is not present, skipped")
@@ -485,13 +475,7 @@ def bench_export_real(folder: Path, repeat: int) -> None:
     times: dict[str, list[float]] = {"export": [], "baseline": []}
     for _ in range(repeat):
         for side in times:
-            out = subprocess.run(
-                [sys.executable, "-c", REAL_RUN, str(Path(__file__).parent), str(path), side],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            times[side].append(json.loads(out.stdout.strip().splitlines()[-1])["s"])
+            times[side].append(run_json(REAL_RUN, str(Path(__file__).parent), str(path), side)["s"])
     best = {k: min(v) for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     print(
@@ -529,20 +513,11 @@ def bench_memory(n: int, formats: str, factor: int = 4) -> None:
     """Peak RSS of the driver and of the largest worker of a 2-worker export (or, for formats
     "preannotate", of preannotate --out; for "ingest", of ingesting one JSON Lines file) at n
     and factor x n articles, each in a fresh child process: the slope per 1,000 articles."""
-    import json
-    import subprocess
-    import sys
 
     rows = []
     for size in (n, factor * n):
         path = ingest_input(size) if formats == "ingest" else corpus(size)
-        out = subprocess.run(
-            [sys.executable, "-c", MEMORY_RUN, str(Path(__file__).parent), str(path), formats],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        got = json.loads(out.stdout.strip().splitlines()[-1])
+        got = run_json(MEMORY_RUN, str(Path(__file__).parent), str(path), formats)
         rows.append((size, got["driver"], got["worker"]))
         print(
             f"{formats} n={size:,} on 2 workers: {got['s']:.1f} s, peak RSS driver "

@@ -346,9 +346,9 @@ def test_import_chunks_cut_by_count_and_by_characters():
 
 
 def test_push_cuts_imports_by_text_size(tmp_path, ls_client, project_name, monkeypatch):
-    """Label Studio refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE, whatever its task
-    count: push cuts its imports by characters too, and every article still lands once. A
-    project past Label Studio's advised size is said so."""
+    """Label Studio documents a size limit per request, whatever its task count: push cuts its
+    imports by characters too, and every article still lands once. A project past Label
+    Studio's advised size is said so."""
     texts = {f"a{i:04d}": f"Story {i}. " + "Long text. " * (40 + i) for i in range(7)}
     corpus = make_corpus(tmp_path / "c", texts)
     sent = []
