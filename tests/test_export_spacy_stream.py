@@ -1,9 +1,12 @@
-"""The spaCy writer streams each split to disk; its files must be byte for byte what spaCy's own
-`DocBin.add` + `to_disk` write for the same documents."""
+"""The spaCy writer streams each split to disk from pieces compressed apart; its files must hold,
+byte for byte once decompressed, what spaCy's own `DocBin.add` + `to_disk` write for the same
+documents, and be one valid zlib stream (its Adler-32 checked by zlib)."""
 
 from __future__ import annotations
 
+import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -27,9 +30,12 @@ from spacy.tokens import DocBin  # noqa: E402
 from spanbank.export.spacy import (  # noqa: E402
     DOCBIN_ATTRS,
     WARM_LEN,
+    Deflated,
     SpacyWriter,
     WarmTokenizer,
+    ZlibJoin,
     _blank,
+    adler32_combine,
     to_doc,
 )
 
@@ -96,9 +102,9 @@ def test_streamed_splits_are_spacys_own_bytes(tmp_path):
     w.write("test", test)
     w.write("train", train[2:])
     notes = w.close()
-    assert (tmp_path / "spacy" / "train.spacy").read_bytes() == _reference(train)
-    assert (tmp_path / "spacy" / "test.spacy").read_bytes() == _reference(test)
-    assert (tmp_path / "spacy" / "dev.spacy").read_bytes() == _reference([])  # an empty split
+    for split, want in (("train", train), ("test", test), ("dev", [])):  # dev: an empty split
+        got = (tmp_path / "spacy" / f"{split}.spacy").read_bytes()
+        assert zlib.decompress(got) == zlib.decompress(_reference(want)), split
     assert notes["spacy_boundaries_moved"] >= 1  # the span cutting a token was expanded
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spacy"]  # the spool is gone
 
@@ -107,6 +113,31 @@ def test_streamed_splits_are_spacys_own_bytes(tmp_path):
     )
     assert [d.text for d in loaded] == [d["text"] for d in train]
     assert loaded[0].user_data["article_id"] == "a0"
+
+
+def test_pieces_compressed_apart_join_into_one_zlib_stream():
+    """Adler-32 sums combine as zlib's own over the whole (at and around its 65,521 modulus),
+    and pieces made separately decompress, checksum checked, to their concatenation."""
+    rng = random.Random(3)
+    for n1, n2 in [(0, 0), (1, 0), (0, 1), (7, 65_521), (65_522, 3), (1 << 20, 65_520)]:
+        a, b = rng.randbytes(n1), bytes(rng.choice(b"ab") for _ in range(n2))
+        assert adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+    pieces = [b"", b"he said " * 5000, os.urandom(70_000), b"x"]
+    sink = _Sink()
+    z = ZlibJoin(sink)
+    for p in pieces:
+        z.piece(Deflated.of(p))
+    z.close()
+    assert zlib.decompress(bytes(sink)) == b"".join(pieces)
+    broken = bytearray(sink)
+    broken[-1] ^= 1  # a wrong sum is refused, so the test above checks the combined sum
+    with pytest.raises(zlib.error):
+        zlib.decompress(bytes(broken))
+
+
+class _Sink(bytearray):
+    def write(self, data: bytes) -> None:
+        self.extend(data)
 
 
 def test_abort_leaves_no_spool(tmp_path):

@@ -141,48 +141,96 @@ class WarmTokenizer:
 # order from per-split spool files, so the driver never holds a split's documents.
 _SPOOLED = ("tokens", "spaces", "lengths")
 _PER_DOC = ("cats", "flags", "span_groups", "user_data")
+_FIELDS = _SPOOLED + _PER_DOC
 
 
 @dataclass
 class DocBinPart:
-    """What `DocBin.add` would store for a run of documents, already serialised: byte arrays,
-    msgpack-packed per-document items and the strings. Small to send back from a worker."""
+    """What `DocBin.add` would store for a run of documents, already serialised and compressed:
+    for each field (`_FIELDS`) one `Deflated` piece of the split's zlib stream, and the strings.
+    Small to send back from a worker."""
 
     n: int
-    tokens: bytes
-    spaces: bytes
-    lengths: bytes
+    fields: dict  # field -> Deflated (tokens, spaces, lengths: byte arrays; the others: msgpack items)
     strings: set
-    packed: dict  # cats / flags / span_groups / user_data -> concatenated msgpack items
+
+
+@dataclass(frozen=True)
+class Deflated:
+    """Bytes as one piece of a zlib stream made elsewhere: raw deflate ending on a byte boundary
+    (a sync flush, as pigz does), with the length and Adler-32 of what it holds. Pieces made
+    apart, on different workers, join into one stream (`ZlibJoin`)."""
+
+    data: bytes
+    n: int
+    adler: int
+
+    @classmethod
+    def of(cls, raw: bytes) -> Deflated:
+        z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return cls(z.compress(raw) + z.flush(zlib.Z_SYNC_FLUSH), len(raw), zlib.adler32(raw))
+
+
+ADLER_BASE = 65521
+
+
+def adler32_combine(a1: int, a2: int, n2: int) -> int:
+    """Adler-32 of x + y from adler32(x), adler32(y) and len(y) (zlib's adler32_combine)."""
+    rem = n2 % ADLER_BASE
+    lo1, hi1, lo2, hi2 = a1 & 0xFFFF, a1 >> 16, a2 & 0xFFFF, a2 >> 16
+    lo = (lo1 + lo2 - 1) % ADLER_BASE
+    hi = (hi1 + hi2 + rem * (lo1 - 1)) % ADLER_BASE
+    return lo | hi << 16
+
+
+class ZlibJoin:
+    """One zlib stream (what `zlib.compress` makes, and `DocBin.from_bytes` reads) written from
+    `Deflated` pieces in order: the header, the pieces, a final empty block, the Adler-32."""
+
+    def __init__(self, out):
+        self.out = out
+        self.adler = 1
+        out.write(b"\x78\x9c")  # deflate, 32 KiB window, default level
+
+    def piece(self, p: Deflated) -> None:
+        self.out.write(p.data)
+        self.adler = adler32_combine(self.adler, p.adler, p.n)
+
+    def put(self, raw: bytes) -> None:
+        self.piece(Deflated.of(raw))
+
+    def close(self) -> None:
+        self.out.write(b"\x03\x00" + struct.pack(">I", self.adler))
 
 
 def docbin_part(docs) -> DocBinPart:
     """`DocBin(attrs=DOCBIN_ATTRS, store_user_data=True).add(doc)` for each doc, without
     spaCy's per-token Python loop: a blank pipeline's tokens add only their text, norm and ""
-    to the strings, so those come from the ORTH and NORM arrays."""
+    to the strings, so those come from the ORTH and NORM arrays. Compressed here, so the
+    workers do the zlib work, not the driver."""
     import numpy as np
     import srsly
     from spacy.attrs import NORM, SPACY
     from spacy.tokens import DocBin
 
     attrs = DocBin(attrs=DOCBIN_ATTRS).attrs  # ORTH first; SPACY is kept apart
-    tokens, spaces, lengths, hashes = [], [], [], []
+    raw: dict[str, list[bytes]] = {k: [] for k in _FIELDS}
+    lengths, hashes = [], []
     strings: set = set()
-    packed: dict[str, list[bytes]] = {k: [] for k in _PER_DOC}
     for doc in docs:
         array = doc.to_array(attrs)
         if array.ndim == 1:
             array = array.reshape((array.shape[0], 1))
-        tokens.append(array.tobytes("C"))
-        spaces.append(np.asarray(doc.to_array(SPACY), dtype=bool).tobytes("C"))
+        raw["tokens"].append(array.tobytes("C"))
+        raw["spaces"].append(np.asarray(doc.to_array(SPACY), dtype=bool).tobytes("C"))
         lengths.append(len(array))
         if len(array):
             hashes += (array[:, 0], doc.to_array(NORM))
             strings.add("")  # tag_, lemma_, dep_, morph, ent_*: unset in a blank pipeline
-        packed["cats"].append(srsly.msgpack_dumps(doc.cats))
-        packed["flags"].append(srsly.msgpack_dumps({"has_unknown_spaces": doc.has_unknown_spaces}))
-        packed["span_groups"].append(srsly.msgpack_dumps(doc.spans.to_bytes()))
-        packed["user_data"].append(srsly.msgpack_dumps(srsly.msgpack_dumps(doc.user_data)))
+        raw["cats"].append(srsly.msgpack_dumps(doc.cats))
+        raw["flags"].append(srsly.msgpack_dumps({"has_unknown_spaces": doc.has_unknown_spaces}))
+        raw["span_groups"].append(srsly.msgpack_dumps(doc.spans.to_bytes()))
+        raw["user_data"].append(srsly.msgpack_dumps(srsly.msgpack_dumps(doc.user_data)))
         for group in doc.spans.values():
             for span in group:
                 strings.add(span.label_)
@@ -193,13 +241,11 @@ def docbin_part(docs) -> DocBinPart:
     if hashes:  # looked up once per part: documents share most of their words
         lookup = docs[0].vocab.strings
         strings.update(lookup[int(h)] for h in np.unique(np.concatenate(hashes)))
+    raw["lengths"] = [np.asarray(lengths, dtype="int32").tobytes("C")]
     return DocBinPart(
         n=len(lengths),
-        tokens=b"".join(tokens),
-        spaces=b"".join(spaces),
-        lengths=np.asarray(lengths, dtype="int32").tobytes("C"),
+        fields={k: Deflated.of(b"".join(v)) for k, v in raw.items()},
         strings=strings,
-        packed={k: b"".join(v) for k, v in packed.items()},
     )
 
 
@@ -223,20 +269,22 @@ class SpacyEncoder:
 
 
 class _SplitSpool:
-    """One split's DocBin fields on disk, appended part by part; `write` packs them into the
-    bytes `DocBin.to_disk` would write, streamed through zlib."""
+    """One split's DocBin fields on disk, appended part by part as compressed pieces; `write`
+    joins them into the zlib stream of what `DocBin.to_disk` would write (the same bytes once
+    decompressed), compressing only the few headers and the strings itself."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.files = {k: open(folder / k, "wb") for k in _SPOOLED + _PER_DOC}  # noqa: SIM115
+        self.files = {k: open(folder / k, "wb") for k in _FIELDS}  # noqa: SIM115
+        self.sums = {k: (0, 1) for k in _FIELDS}  # each file's (length, Adler-32) uncompressed
         self.strings: set = set()
         self.n = 0
 
     def add(self, part: DocBinPart) -> None:
-        for k in _SPOOLED:
-            self.files[k].write(getattr(part, k))
-        for k in _PER_DOC:
-            self.files[k].write(part.packed[k])
+        for k, p in part.fields.items():
+            self.files[k].write(p.data)
+            n, adler = self.sums[k]
+            self.sums[k] = (n + p.n, adler32_combine(adler, p.adler, p.n))
         self.strings |= part.strings
         self.n += part.n
 
@@ -250,28 +298,33 @@ class _SplitSpool:
 
         self.close()
         empty = DocBin(attrs=DOCBIN_ATTRS, store_user_data=True)
-        z = zlib.compressobj()
         with open(path, "wb") as out, _encoders_looked_up_once():
-            put = lambda data: out.write(z.compress(data))  # noqa: E731
-            put(_map_header(10))
-            put(srsly.msgpack_dumps("version") + srsly.msgpack_dumps(empty.version))
-            put(srsly.msgpack_dumps("attrs") + srsly.msgpack_dumps(empty.attrs))
+            z = ZlibJoin(out)
+            z.put(
+                _map_header(10)
+                + srsly.msgpack_dumps("version")
+                + srsly.msgpack_dumps(empty.version)
+                + srsly.msgpack_dumps("attrs")
+                + srsly.msgpack_dumps(empty.attrs)
+            )
             for k in _SPOOLED:
-                put(srsly.msgpack_dumps(k) + _bin_header((self.folder / k).stat().st_size))
-                self._copy(k, put)
-            put(srsly.msgpack_dumps("strings") + _array_header(len(self.strings)))
+                z.put(srsly.msgpack_dumps(k) + _bin_header(self.sums[k][0]))
+                self._copy(k, z)
+            z.put(srsly.msgpack_dumps("strings") + _array_header(len(self.strings)))
             ordered = sorted(self.strings)
             for i in range(0, len(ordered), 10_000):
-                put(b"".join(srsly.msgpack_dumps(s) for s in ordered[i : i + 10_000]))
+                z.put(b"".join(srsly.msgpack_dumps(s) for s in ordered[i : i + 10_000]))
             for k in _PER_DOC:
-                put(srsly.msgpack_dumps(k) + _array_header(self.n))
-                self._copy(k, put)
-            out.write(z.flush())
+                z.put(srsly.msgpack_dumps(k) + _array_header(self.n))
+                self._copy(k, z)
+            z.close()
 
-    def _copy(self, name: str, put) -> None:
+    def _copy(self, name: str, z: ZlibJoin) -> None:
+        """The field's pieces as they are, already compressed; their sums were kept by `add`."""
         with open(self.folder / name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                put(block)
+            shutil.copyfileobj(fh, z.out, 1 << 20)
+        n, adler = self.sums[name]
+        z.adler = adler32_combine(z.adler, adler, n)
 
 
 def _map_header(n: int) -> bytes:
