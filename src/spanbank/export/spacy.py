@@ -151,7 +151,9 @@ class DocBinPart:
     Small to send back from a worker."""
 
     n: int
-    fields: dict  # field -> Deflated (tokens, spaces, lengths: byte arrays; the others: msgpack items)
+    fields: (
+        dict  # field -> Deflated (tokens, spaces, lengths: byte arrays; the others: msgpack items)
+    )
     strings: set
 
 
