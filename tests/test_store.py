@@ -14,7 +14,7 @@ import pytest
 from deltalake import write_deltalake
 
 from spanbank.corpus.store import Corpus
-from spanbank.corpus.tables import TABLES, to_arrow
+from spanbank.corpus.tables import TABLES, isin, to_arrow
 from spanbank.errors import CorpusError, LockError
 
 T0 = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
@@ -489,3 +489,21 @@ def test_append_failing_in_a_later_part_leaves_old_table(corpus):
     with corpus.writer() as w:
         assert w.append_batches("spans", [[], pd.DataFrame(columns=TABLES["spans"].names)]) == 0
     assert _state(corpus, "spans") == empty
+
+
+@pytest.mark.parametrize(
+    "candidates",
+    [
+        {"a", "c"},
+        ["b", "zz"],
+        pd.Series(["c", None], dtype="str"),  # a missing id matches a missing id, as in pandas
+        pd.Index(["a"]),
+        set(),
+        ["a", float("nan")],
+    ],
+)
+def test_isin_by_arrow_agrees_with_pandas(candidates):
+    values = pd.Series(["a", "b", None, "c", "a"], dtype="str")
+    want = values.isin(list(candidates) if isinstance(candidates, set) else candidates)
+    assert isin(values, candidates).tolist() == want.tolist()
+    assert isin(pd.Index(values), candidates).tolist() == want.tolist()

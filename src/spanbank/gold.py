@@ -18,7 +18,7 @@ from spanbank.corpus.annotations import (
     live_annotations,
 )
 from spanbank.corpus.store import Corpus
-from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, to_arrow
+from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, isin, to_arrow
 from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
 from spanbank.schema import attributes_json
 from spanbank.spans import fragment_list, joined_text
@@ -341,7 +341,7 @@ def select_annotations(
         )
         golds = golds[
             (golds["project"] == project)
-            | (golds["project"].isna() & golds["article_id"].isin(scope))
+            | (golds["project"].isna() & isin(golds["article_id"], scope))
             | reviewed
         ]
     if is_strategy:
@@ -362,10 +362,10 @@ def select_annotations(
         selection=np.where(chosen["annotator"] == REVIEW_ANNOTATOR, "review", "gold")
     )
     n = humans.groupby("article_id")["annotator"].nunique()
-    rest = n[~n.index.isin(chosen["article_id"])]
+    rest = n[~isin(n.index, chosen["article_id"])]
     parts = [chosen]
     if not is_strategy:
-        single = humans[humans["article_id"].isin(rest[rest == 1].index)]
+        single = humans[isin(humans["article_id"], rest[rest == 1].index)]
         parts.append(single.assign(selection="single"))
     multi = sorted(rest[rest >= 2].index)
     if multi:
@@ -449,8 +449,8 @@ def _annotation_rows(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pa.Tabl
 def split_stored(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
     """(ids of the annotations whose rows are read from the store, the rows of those to
     adjudicate again in memory: gold chosen but not stored)."""
-    stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
-    in_store = annotations["annotation_id"].isin(stored_ids)
+    stored_ids = corpus.read("annotations", columns=["annotation_id"])["annotation_id"]
+    in_store = isin(annotations["annotation_id"], stored_ids)
     if "selection" in annotations:
         in_store &= annotations["selection"] != "computed"
     todo = annotations[~in_store]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from spanbank.corpus.annotations import live_annotations
+from spanbank.corpus.tables import isin
 
 # Label Studio records lead time only for work done in its editor; imports and gold have none.
 TIMED_ORIGINS = ("human",)
@@ -39,7 +40,7 @@ def gold_cost(ann: pd.DataFrame, article_ids, project: str | None = None) -> dic
     """Live human annotation time spent on `article_ids` (what their gold cost people)."""
     timed = _timed(ann, project)
     wanted = pd.Series(list(article_ids), dtype="object").unique()
-    mine = timed.loc[timed["article_id"].isin(wanted), "lead_time_s"]
+    mine = timed.loc[isin(timed["article_id"], wanted), "lead_time_s"]
     seconds = float(mine.sum())
     return {
         "annotations": len(mine),

@@ -27,7 +27,7 @@ from spanbank.corpus.articles import IdSet, article_batches, article_chunks, art
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path
-from spanbank.corpus.tables import TABLES
+from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
@@ -288,9 +288,9 @@ def _selection(corpus, gold, project, annotations):
 
     if annotations is not None:
         ann = annotations.reset_index(drop=True)
-        stored_ids = set(corpus.read("annotations", columns=["annotation_id"])["annotation_id"])
+        stored_ids = corpus.read("annotations", columns=["annotation_id"])["annotation_id"]
         missing = (
-            ann.loc[~ann["annotation_id"].isin(stored_ids), "annotation_id"].astype(str).tolist()
+            ann.loc[~isin(ann["annotation_id"], stored_ids), "annotation_id"].astype(str).tolist()
         )
         if missing:
             raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
