@@ -151,9 +151,7 @@ class DocBinPart:
     Small to send back from a worker."""
 
     n: int
-    fields: (
-        dict  # field -> Deflated (tokens, spaces, lengths: byte arrays; the others: msgpack items)
-    )
+    fields: dict  # field -> Deflated: byte arrays, or msgpack items one per document
     strings: set
 
 
@@ -346,8 +344,9 @@ def _bin_header(n: int) -> bytes:
 
 
 class SpacyWriter:
-    """Spools each split's DocBin fields to disk and writes `spacy/<split>.spacy` at close, byte
-    for byte what one DocBin holding the split would write; memory holds only the strings."""
+    """Spools each split's DocBin fields to disk and writes `spacy/<split>.spacy` at close: once
+    decompressed, byte for byte what one DocBin holding the split would write (the compressed
+    bytes differ: the workers compress their parts apart); memory holds only the strings."""
 
     name = "spacy"
 
