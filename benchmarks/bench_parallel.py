@@ -15,6 +15,8 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
   candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
+- (--stages export-fresh) the spaCy export on 1 vs 2 workers, each run in a fresh process,
+  alternating, --repeat rounds: best and median, and the speedups.
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
   real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
   DIR), each run in a fresh process. Synthetic texts are made from a few hundred distinct words,
@@ -24,6 +26,7 @@ Usage: python benchmarks/bench_parallel.py --n 10000
        python benchmarks/bench_parallel.py --stages agree --n 5000 --baseline-ref main
        python benchmarks/bench_parallel.py --stages select --n 5000
        python benchmarks/bench_parallel.py --stages export-real --repeat 5
+       python benchmarks/bench_parallel.py --stages export-fresh --n 62500 --repeat 2
 """
 
 from __future__ import annotations
@@ -350,8 +353,8 @@ def main() -> None:
     ap.add_argument(
         "--stages",
         default="export,tagger",
-        help="comma-separated: export, tagger, ingest, agree, select, memory, memory-tag, "
-        "memory-ingest",
+        help="comma-separated: export, tagger, ingest, agree, select, export-real, export-fresh, "
+        "memory, memory-tag, memory-ingest",
     )
     ap.add_argument(
         "--baseline-ref",
@@ -379,6 +382,8 @@ def main() -> None:
         bench_select(args.n, args.repeat)
     if "export-real" in stages:
         bench_export_real(args.real, args.repeat)
+    if "export-fresh" in stages:
+        bench_export_fresh(args.n, args.repeat)
     if args.memory:
         stages.add("memory")
     if "memory" in stages:
@@ -439,9 +444,32 @@ sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from bench_parallel import export_time, spacy_baseline
 path = Path(sys.argv[2])
-s = export_time(path, "spacy", 1)[0] if sys.argv[3] == "export" else spacy_baseline(path)
+if sys.argv[3] == "baseline":
+    s = spacy_baseline(path)
+else:
+    s = export_time(path, "spacy", 1 if sys.argv[3] == "export" else int(sys.argv[3]))[0]
 print(json.dumps({"s": s}))
 """
+
+
+def bench_export_fresh(n: int, repeat: int) -> None:
+    """The spaCy export on 1 vs 2 workers, each run in a fresh process (nothing warm carries
+    over from one run to the next), sides alternating."""
+    import statistics
+
+    corpus_path = corpus(n)
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for w in times:
+            args = (str(Path(__file__).parent), str(corpus_path), str(w))
+            times[w].append(run_json(REAL_RUN, *args)["s"])
+    best = {w: min(v) for w, v in times.items()}
+    med = {w: statistics.median(v) for w, v in times.items()}
+    print(
+        f"export spacy n={n:,}, fresh processes, best / median of {repeat}: 1 worker "
+        f"{best[1]:.2f} / {med[1]:.2f} s, 2 workers {best[2]:.2f} / {med[2]:.2f} s, speedup "
+        f"{best[1] / best[2]:.2f} / {med[1] / med[2]:.2f}"
+    )
 
 
 def real_corpus(folder: Path) -> Path:
