@@ -452,19 +452,26 @@ print(json.dumps({"s": s}))
 """
 
 
+def alternating(sides, repeat: int, run) -> tuple[dict, dict]:
+    """`run(side)` for each side, `repeat` rounds with the sides alternating: (best, median) of
+    the seconds per side."""
+    import statistics
+
+    times: dict = {side: [] for side in sides}
+    for _ in range(repeat):
+        for side in sides:
+            times[side].append(run(side))
+    return (
+        {k: min(v) for k, v in times.items()},
+        {k: statistics.median(v) for k, v in times.items()},
+    )
+
+
 def bench_export_fresh(n: int, repeat: int) -> None:
     """The spaCy export on 1 vs 2 workers, each run in a fresh process (nothing warm carries
     over from one run to the next), sides alternating."""
-    import statistics
-
-    corpus_path = corpus(n)
-    times: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(repeat):
-        for w in times:
-            args = (str(Path(__file__).parent), str(corpus_path), str(w))
-            times[w].append(run_json(REAL_RUN, *args)["s"])
-    best = {w: min(v) for w, v in times.items()}
-    med = {w: statistics.median(v) for w, v in times.items()}
+    here, path = str(Path(__file__).parent), str(corpus(n))
+    best, med = alternating((1, 2), repeat, lambda w: run_json(REAL_RUN, here, path, str(w))["s"])
     print(
         f"export spacy n={n:,}, fresh processes, best / median of {repeat}: 1 worker "
         f"{best[1]:.2f} / {med[1]:.2f} s, 2 workers {best[2]:.2f} / {med[2]:.2f} s, speedup "
@@ -494,18 +501,13 @@ def real_corpus(folder: Path) -> Path:
 def bench_export_real(folder: Path, repeat: int) -> None:
     """Our in-process spaCy export vs spaCy's make_doc + char_span over real articles, each run in
     a fresh process (a warm tokenizer would carry over otherwise), sides alternating."""
-    import statistics
-
     if not folder.is_dir():
         print(f"export-real: {folder} is not present, skipped")
         return
-    path = real_corpus(folder)
-    times: dict[str, list[float]] = {"export": [], "baseline": []}
-    for _ in range(repeat):
-        for side in times:
-            times[side].append(run_json(REAL_RUN, str(Path(__file__).parent), str(path), side)["s"])
-    best = {k: min(v) for k, v in times.items()}
-    med = {k: statistics.median(v) for k, v in times.items()}
+    here, path = str(Path(__file__).parent), str(real_corpus(folder))
+    best, med = alternating(
+        ("export", "baseline"), repeat, lambda side: run_json(REAL_RUN, here, path, side)["s"]
+    )
     print(
         f"export spacy of {folder.name} in-process: best {best['export']:.2f} s, median "
         f"{med['export']:.2f} s; spaCy make_doc+char_span best {best['baseline']:.2f} s, median "
