@@ -21,7 +21,7 @@ from _synth_corpus import synth_corpus
 from spanbank.cli import cli
 from spanbank.errors import SpanbankError
 from spanbank.export import export_dataset
-from spanbank.parallel import Engine, default_workers, engine
+from spanbank.parallel import PROFILE_KEY, Engine, _local_config, default_workers, engine
 
 FORMATS = "jsonl,spacy,hf,conll,brat,quotes"
 
@@ -67,6 +67,22 @@ def _sleep_first(x):
     return x
 
 
+def _profiling():
+    import dask
+
+    return dask.config.get(PROFILE_KEY)
+
+
+def test_worker_profiler_stays_as_the_environment_says(monkeypatch):
+    import dask
+
+    with _local_config():
+        assert dask.config.get(PROFILE_KEY) is False
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "True")
+    with dask.config.set({PROFILE_KEY: True}), _local_config():
+        assert dask.config.get(PROFILE_KEY) is True
+
+
 def test_progress_follows_the_workers_not_the_order_of_results():
     """`done` counts parts as Dask finishes them: with part 0 slow, the later parts are counted
     before part 0's result is taken; each part once, and all before the last result."""
@@ -75,6 +91,7 @@ def test_progress_follows_the_workers_not_the_order_of_results():
         for r in eng.map(_sleep_first, range(4), done=lambda n: log.append(("done", n))):
             log.append(("result", r))
         assert eng._client is not None  # the parts ran on the local cluster
+        assert set(eng._client.run(_profiling).values()) == {False}  # Dask's profiler is off
     assert [e for e in log if e[0] == "result"] == [("result", i) for i in range(4)]
     assert [e for e in log if e[0] == "done"] == [("done", n) for n in range(1, 5)]
     assert log.index(("done", 3)) < log.index(("result", 0))  # 1, 2, 3 finished while 0 slept
