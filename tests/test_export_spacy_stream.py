@@ -4,6 +4,7 @@ documents, and be one valid zlib stream (its Adler-32 checked by zlib)."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import zlib
@@ -94,7 +95,7 @@ def _reference(docs: list[dict]) -> bytes:
     return db.to_bytes()
 
 
-def test_streamed_splits_are_spacys_own_bytes(tmp_path):
+def test_streamed_splits_decompress_to_spacys_own_bytes(tmp_path):
     docs = [_doc(i, t) for i, t in enumerate(_texts())]
     train, test = docs[:4] + docs[5:], [docs[4]]
     w = SpacyWriter(tmp_path, ["train", "test", "dev"], ["QUOTE", "SPEAKER", "CUE"])
@@ -123,21 +124,16 @@ def test_pieces_compressed_apart_join_into_one_zlib_stream():
         a, b = rng.randbytes(n1), bytes(rng.choice(b"ab") for _ in range(n2))
         assert adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
     pieces = [b"", b"he said " * 5000, os.urandom(70_000), b"x"]
-    sink = _Sink()
+    sink = io.BytesIO()
     z = ZlibJoin(sink)
     for p in pieces:
         z.piece(Deflated.of(p))
     z.close()
-    assert zlib.decompress(bytes(sink)) == b"".join(pieces)
-    broken = bytearray(sink)
+    assert zlib.decompress(sink.getvalue()) == b"".join(pieces)
+    broken = bytearray(sink.getvalue())
     broken[-1] ^= 1  # a wrong sum is refused, so the test above checks the combined sum
     with pytest.raises(zlib.error):
         zlib.decompress(bytes(broken))
-
-
-class _Sink(bytearray):
-    def write(self, data: bytes) -> None:
-        self.extend(data)
 
 
 def test_abort_leaves_no_spool(tmp_path):
