@@ -321,7 +321,6 @@ def ingest_time(src: Path, workers: str, pythonpath: str) -> float:
 def bench_ingest(n: int, baseline_ref: str | None, repeat: int) -> None:
     """Ingest of one big JSON Lines file: 1 vs 2 workers, and in-process vs the code at
     `baseline_ref` (git archive of its src/), alternating, best of `repeat`."""
-    import statistics
 
     src = ingest_input(n)
     here = str(Path(__file__).resolve().parents[1] / "src")
@@ -330,15 +329,9 @@ def bench_ingest(n: int, baseline_ref: str | None, repeat: int) -> None:
     if baseline_ref:
         base = _baseline_src(baseline_ref)
         sides[f"{baseline_ref} (before)"] = ("today", str(base / "src"))
-    times: dict[str, list[float]] = {k: [] for k in sides}
-    for _ in range(repeat):
-        for name, (workers, path) in sides.items():
-            times[name].append(ingest_time(src, workers, path))
-    best = {k: min(v) for k, v in times.items()}
-    for k, v in times.items():
-        print(
-            f"  {k:<22} best {best[k]:6.2f} s  median {statistics.median(v):6.2f} s  ({n / best[k]:,.0f}/s)"
-        )
+    best, med = alternating(sides, repeat, lambda name: ingest_time(src, *sides[name]))
+    for k in sides:
+        print(f"  {k:<22} best {best[k]:6.2f} s  median {med[k]:6.2f} s  ({n / best[k]:,.0f}/s)")
     print(f"  speedup 1 -> 2 workers: {best['1 worker'] / best['2 workers']:5.2f}")
     if baseline_ref:
         ratio = best["1 worker"] / best[f"{baseline_ref} (before)"]

@@ -199,6 +199,11 @@ class ZlibJoin:
     def put(self, raw: bytes) -> None:
         self.piece(Deflated.of(raw))
 
+    def pieces(self, fh, n: int, adler: int) -> None:
+        """Pieces already joined in a file, holding `n` bytes whose Adler-32 is `adler`."""
+        shutil.copyfileobj(fh, self.out, 1 << 20)
+        self.adler = adler32_combine(self.adler, adler, n)
+
     def close(self) -> None:
         self.out.write(b"\x03\x00" + struct.pack(">I", self.adler))
 
@@ -322,9 +327,7 @@ class _SplitSpool:
     def _copy(self, name: str, z: ZlibJoin) -> None:
         """The field's pieces as they are, already compressed; their sums were kept by `add`."""
         with open(self.folder / name, "rb") as fh:
-            shutil.copyfileobj(fh, z.out, 1 << 20)
-        n, adler = self.sums[name]
-        z.adler = adler32_combine(z.adler, adler, n)
+            z.pieces(fh, *self.sums[name])
 
 
 def _map_header(n: int) -> bytes:
