@@ -62,6 +62,34 @@ def test_in_process_map_keeps_order_and_starts_nothing():
     assert eng._client is None
 
 
+def _gc_on(x):
+    import gc
+
+    return x, gc.isenabled()
+
+
+def _fail(x):
+    raise ValueError(f"part {x} failed")
+
+
+def test_parts_run_with_the_cyclic_collector_paused():
+    """Inside a part the collector is off; after the part, or its error, it is as it was."""
+    import gc
+
+    assert gc.isenabled()
+    assert list(Engine(workers=1).map(_gc_on, range(2))) == [(0, False), (1, False)]
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="part 0"):
+        list(Engine(workers=1).map(_fail, range(2)))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert list(Engine(workers=1).map(_gc_on, [7])) == [(7, False)]
+        assert not gc.isenabled()  # paused by someone else: it stays paused
+    finally:
+        gc.enable()
+
+
 def _sleep_first(x):
     time.sleep(1.5 if x == 0 else 0)
     return x
@@ -92,6 +120,7 @@ def test_progress_follows_the_workers_not_the_order_of_results():
             log.append(("result", r))
         assert eng._client is not None  # the parts ran on the local cluster
         assert set(eng._client.run(_profiling).values()) == {False}  # Dask's profiler is off
+        assert list(eng.map(_gc_on, range(3))) == [(0, False), (1, False), (2, False)]
     assert [e for e in log if e[0] == "result"] == [("result", i) for i in range(4)]
     assert [e for e in log if e[0] == "done"] == [("done", n) for n in range(1, 5)]
     assert log.index(("done", 3)) < log.index(("result", 0))  # 1, 2, 3 finished while 0 slept

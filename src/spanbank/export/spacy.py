@@ -103,10 +103,18 @@ def _char_span(doc, s: int, e: int, sp: dict):
 
 @functools.lru_cache(maxsize=4)
 def _blank(lang: str):
-    """`spacy.blank(lang)` with a warmed tokenizer (same Docs, faster); one per process."""
+    """`spacy.blank(lang)` with a warmed tokenizer and a lean vocabulary: the same tokens, norms
+    and spaces, sooner; one per process."""
     spacy, _ = _spacy()
+    from spacy.attrs import LANG, NORM
+
     nlp = spacy.blank(lang)
     nlp.tokenizer = WarmTokenizer(nlp.tokenizer)
+    # A new word's lexeme runs every getter (shape, like_num, is_stop, ...): a fifth of the
+    # tokenizing of real news. A DocBin stores only ORTH and SPACY, and its strings need NORM
+    # (LANG is the vocab's language).
+    getters = nlp.vocab.lex_attr_getters
+    nlp.vocab.lex_attr_getters = {k: getters[k] for k in (NORM, LANG) if k in getters}
     return nlp
 
 
@@ -155,6 +163,10 @@ class DocBinPart:
     strings: set
 
 
+# zlib's level 4, not its default 6: on PolNeAR's news, 2.3 times faster for files 4% larger.
+ZLIB_LEVEL = 4
+
+
 @dataclass(frozen=True)
 class Deflated:
     """Bytes as one piece of a zlib stream made elsewhere: raw deflate ending on a byte boundary
@@ -167,7 +179,7 @@ class Deflated:
 
     @classmethod
     def of(cls, raw: bytes) -> Deflated:
-        z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        z = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         return cls(z.compress(raw) + z.flush(zlib.Z_SYNC_FLUSH), len(raw), zlib.adler32(raw))
 
 
@@ -190,7 +202,7 @@ class ZlibJoin:
     def __init__(self, out):
         self.out = out
         self.adler = 1
-        out.write(b"\x78\x9c")  # deflate, 32 KiB window, default level
+        out.write(zlib.compress(b"", ZLIB_LEVEL)[:2])  # deflate, 32 KiB window, the level
 
     def piece(self, p: Deflated) -> None:
         self.out.write(p.data)
@@ -318,7 +330,8 @@ class _SplitSpool:
             z.put(srsly.msgpack_dumps("strings") + _array_header(len(self.strings)))
             ordered = sorted(self.strings)
             for i in range(0, len(ordered), 10_000):
-                z.put(b"".join(srsly.msgpack_dumps(s) for s in ordered[i : i + 10_000]))
+                run = ordered[i : i + 10_000]  # packed as an array, then without its header
+                z.put(srsly.msgpack_dumps(run)[len(_array_header(len(run))) :])
             for k in _PER_DOC:
                 z.put(srsly.msgpack_dumps(k) + _array_header(self.n))
                 self._copy(k, z)
