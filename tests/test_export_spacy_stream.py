@@ -188,3 +188,18 @@ def test_warm_tokenizer_keeps_a_bounded_set_of_short_chunks():
     assert all(len(c) <= WARM_LEN for c in warm.seen)
     # it stops at the first text that takes it past the limit
     assert 5 <= len(warm.seen) <= 5 + len(set(TRICKY[0].split()))
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_export_pipeline_gives_the_tokens_norms_and_spaces_of_spacys_own(lang):
+    """The export's pipeline skips the lexeme attributes a DocBin does not store; what it does
+    store (ORTH, SPACY, and NORM for its strings) is spaCy's own."""
+    plain, lean = spacy.blank(lang), _blank(lang)
+    for t in TRICKY + _texts()[:5]:
+        want = plain.make_doc(t)
+        got = lean.make_doc(t)
+        assert (
+            got.to_array([ORTH, NORM, SPACY]).tolist()
+            == want.to_array([ORTH, NORM, SPACY]).tolist()
+        )
+        assert [tok.norm_ for tok in got] == [tok.norm_ for tok in want]
