@@ -15,7 +15,7 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
   candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
-- (--stages export-fresh) the spaCy export on 1 vs 2 workers, each run in a fresh process,
+- (--stages export-fresh) the export (--formats, default spacy) on 1 vs 2 workers, each run in a fresh process,
   alternating, --repeat rounds: best and median, and the speedups.
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
   real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
@@ -33,6 +33,7 @@ Usage: python benchmarks/bench_parallel.py --n 10000
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import tempfile
@@ -81,9 +82,14 @@ class PeakRss:
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self):
+        # listing children scans every process in /proc: done each second, not each poll, as it
+        # took a fifth of a core from the runs it measured
+        kids, listed = [], 0.0
         while not self._stop.wait(0.05):
             self.driver = max(self.driver, self.me.memory_info().rss / 2**20)
-            for c in self.me.children(recursive=True):
+            if time.monotonic() - listed > 1.0:
+                kids, listed = self.me.children(recursive=True), time.monotonic()
+            for c in kids:
                 try:
                     rss = c.memory_info().rss / 2**20
                 except Exception:
@@ -99,11 +105,15 @@ class PeakRss:
         self._thread.join()
 
 
-def export_time(path: Path, formats: str, workers: int | None) -> tuple[float, PeakRss]:
+def export_time(
+    path: Path, formats: str, workers: int | None, memory: bool = False
+) -> tuple[float, PeakRss | None]:
+    """Seconds of the export; with `memory`, also the peak RSS (its polling thread costs CPU)."""
     from spanbank.corpus import Corpus
     from spanbank.export import export_dataset
 
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, PeakRss() as rss:
+    watch = PeakRss() if memory else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, watch as rss:
         t0 = time.perf_counter()
         export_dataset(Corpus(path), formats, Path(tmp) / "out", workers=workers, agreement=False)
         return time.perf_counter() - t0, rss
@@ -362,6 +372,7 @@ def main() -> None:
         help="ingest, agree, select, export-real: runs per side, alternating",
     )
     ap.add_argument("--real", type=Path, default=POLNEAR, help="export-real: a brat folder")
+    ap.add_argument("--formats", default="spacy", help="export-fresh: the formats to export")
     ap.add_argument(
         "--factor", type=int, default=4, help="memory stages: the second size is factor x n"
     )
@@ -377,7 +388,7 @@ def main() -> None:
     if "export-real" in stages:
         bench_export_real(args.real, args.repeat)
     if "export-fresh" in stages:
-        bench_export_fresh(args.n, args.repeat)
+        bench_export_fresh(args.n, args.repeat, args.formats)
     if args.memory:
         stages.add("memory")
     if "memory" in stages:
@@ -426,18 +437,20 @@ if sys.argv[3] == "preannotate":
 elif sys.argv[3] == "ingest":
     s, rss = ingest_rss(Path(sys.argv[2]), 2)
 else:
-    s, rss = export_time(Path(sys.argv[2]), sys.argv[3], 2)
+    s, rss = export_time(Path(sys.argv[2]), sys.argv[3], 2, memory=True)
 print(json.dumps({"s": s, "driver": rss.driver, "worker": max(rss.children.values(), default=0.0)}))
 """
 
 
 POLNEAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "polnear-train"
-# spaCy is imported before the clock starts on both sides (the baseline also builds its
-# spacy.blank outside it; our export builds its own inside)
+# export-real (sides "export" and "baseline"): spaCy is imported before the clock starts on both
+# sides (the baseline also builds its spacy.blank outside it; our export builds its own inside).
+# export-fresh (sides "1" and "2" workers): inside it, as the workers of "2" must import it too.
 REAL_RUN = """
 import json, sys, time
 t0 = time.perf_counter()
-import spacy
+if sys.argv[3] in ("export", "baseline"):
+    import spacy
 t_import = time.perf_counter() - t0
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
@@ -446,7 +459,8 @@ path = Path(sys.argv[2])
 if sys.argv[3] == "baseline":
     s = spacy_baseline(path)
 else:
-    s = export_time(path, "spacy", 1 if sys.argv[3] == "export" else int(sys.argv[3]))[0]
+    formats = sys.argv[4] if len(sys.argv) > 4 else "spacy"
+    s = export_time(path, formats, 1 if sys.argv[3] == "export" else int(sys.argv[3]))[0]
 print(json.dumps({"s": s, "import": t_import}))
 """
 
@@ -466,13 +480,15 @@ def alternating(sides, repeat: int, run) -> tuple[dict, dict]:
     )
 
 
-def bench_export_fresh(n: int, repeat: int) -> None:
-    """The spaCy export on 1 vs 2 workers, each run in a fresh process (nothing warm carries
-    over from one run to the next), sides alternating."""
+def bench_export_fresh(n: int, repeat: int, formats: str = "spacy") -> None:
+    """The export on 1 vs 2 workers, each run in a fresh process (nothing warm carries over from
+    one run to the next), sides alternating."""
     here, path = str(Path(__file__).parent), str(corpus(n))
-    best, med = alternating((1, 2), repeat, lambda w: run_json(REAL_RUN, here, path, str(w))["s"])
+    best, med = alternating(
+        (1, 2), repeat, lambda w: run_json(REAL_RUN, here, path, str(w), formats)["s"]
+    )
     print(
-        f"export spacy n={n:,}, fresh processes, best / median of {repeat}: 1 worker "
+        f"export {formats} n={n:,}, fresh processes, best / median of {repeat}: 1 worker "
         f"{best[1]:.2f} / {med[1]:.2f} s, 2 workers {best[2]:.2f} / {med[2]:.2f} s, speedup "
         f"{best[1] / best[2]:.2f} / {med[1] / med[2]:.2f}"
     )

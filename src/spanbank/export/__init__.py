@@ -26,7 +26,7 @@ from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus.store import fsync_path
+from spanbank.corpus.store import fsync_path, sync_filesystem
 from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
@@ -683,7 +683,11 @@ def _not_an_export(out: Path) -> str | None:
 
 
 def _fsync_tree(root: Path) -> None:
-    """Flush every file and folder to disk, so the renamed export is complete after a crash too."""
+    """Flush every file and folder to disk, so the renamed export is complete after a crash too:
+    by one syncfs where there is one (an fsync per file took 4 s per 20,000 brat files), else
+    file by file."""
+    if sync_filesystem(root):
+        return
     for path in sorted(root.rglob("*"), reverse=True):  # files before the folders holding them
         fsync_path(path)
     fsync_path(root)
