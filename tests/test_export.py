@@ -858,23 +858,3 @@ def test_export_is_flushed_by_one_syncfs_else_file_by_file(tmp_path, monkeypatch
     export_module._fsync_tree(root)
     assert set(flushed) == {root, root / "a", root / "a" / "f.txt", root / "g.txt"}
     assert flushed.index(root / "a" / "f.txt") < flushed.index(root / "a") < flushed.index(root)
-
-
-def test_brat_files_are_written_where_the_chunk_is_encoded(tmp_path):
-    """The brat encoder writes its chunk's files itself (on a worker, not the driver) and sends
-    back only the ids its file names cannot give; a worker that cannot see the export folder
-    says so in one line."""
-    import shutil as sh
-
-    from spanbank.export.brat import BratWriter
-
-    w = BratWriter(tmp_path, ["train"], ["QUOTE"])
-    long_id = "x" * 300  # too long for a file name: its stem is cut and hashed
-    doc = {"article_id": long_id, "text": "He said so.", "spans": [], "relations": [], "meta": {}}
-    sent = w.encoder("train", [doc, {**doc, "article_id": "plain"}])
-    files = sorted(p.name for p in (tmp_path / "brat" / "train").iterdir())
-    assert len(files) == 4 and "plain.txt" in files and "plain.ann" in files
-    assert [article_id for _, article_id in sent] == [long_id]
-    sh.rmtree(tmp_path / "brat")
-    with pytest.raises(ExportError, match="must be a path they share"):
-        w.encoder("train", [doc])
