@@ -15,8 +15,8 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
   candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
-- (--stages export-fresh) the export (--formats, default spacy) on 1 vs 2 workers, each run in a fresh process,
-  alternating, --repeat rounds: best and median, and the speedups.
+- (--stages export-fresh) the export (--formats, default spacy) on 1 vs 2 workers, each run in
+  a fresh process, alternating, --repeat rounds: best and median, and the speedups.
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
   real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
   DIR), each run in a fresh process, spaCy imported before either clock starts. Synthetic texts
