@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -859,3 +860,30 @@ def test_export_is_flushed_by_one_syncfs_else_file_by_file(tmp_path, monkeypatch
     export_module._fsync_tree(root)
     assert set(flushed) == {root, root / "a", root / "a" / "f.txt", root / "g.txt"}
     assert flushed.index(root / "a" / "f.txt") < flushed.index(root / "a") < flushed.index(root)
+
+
+@pytest.mark.parametrize("selection", ["given", "gold"])
+def test_articles_stored_out_of_id_order_keep_their_annotation_and_split(tmp_path, selection):
+    """The driver pairs a chunk's articles with their annotation rows and splits by position,
+    both put in the articles table's order once. With the articles stored in reverse id order
+    (the selection comes sorted by id) and chunks of 3, each document carries its own
+    annotation and the split its id hashes to, and the files equal a one-chunk export's (the
+    spaCy files once decompressed: their compressed pieces follow the chunks)."""
+    corpus = build_corpus(tmp_path / "c", dict(reversed(list(ARTICLES.items()))))
+    kw = {"split": "train=0.5,test=0.5", "seed": 4}
+    if selection == "gold":
+        kw["annotations"] = None
+    run(corpus, tmp_path / "small", ["jsonl", "spacy"], chunk_size=3, **kw)
+    run(corpus, tmp_path / "one", ["jsonl", "spacy"], chunk_size=1000, **kw)
+    docs = all_docs(tmp_path / "small")
+    assert list(docs) != sorted(docs)  # the files follow the table's order, not the ids'
+    fractions = parse_split(kw["split"])
+    for aid, d in docs.items():
+        assert d["meta"]["annotation_id"] == f"ann-{aid}"
+        assert d["_split"] == assign_splits([aid], fractions, kw["seed"])[0]
+    assert {d["_split"] for d in docs.values()} == {"train", "test"}
+    for rel in ("jsonl/train.jsonl", "jsonl/test.jsonl", "spacy/train.spacy", "spacy/test.spacy"):
+        small, one = ((tmp_path / o / rel).read_bytes() for o in ("small", "one"))
+        if rel.endswith(".spacy"):
+            small, one = zlib.decompress(small), zlib.decompress(one)
+        assert small == one, rel

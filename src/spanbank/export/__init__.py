@@ -64,6 +64,17 @@ WRITERS = {
 }
 FORMATS = tuple(WRITERS)
 CHUNK_SIZE = 1000
+# what the export reads of the selected annotation rows (documents' meta, fingerprint, gold rows)
+ANN_COLUMNS = (
+    "annotation_id",
+    "project",
+    "article_id",
+    "annotator",
+    "origin",
+    "version",
+    "updated_at",
+    "selection",
+)
 EXPORTS_DIR = "exports"
 
 
@@ -172,12 +183,15 @@ def _export_dataset(
             )
     warnings: list[str] = []
     if split_by is not None:
-        split_of = _official_splits(corpus, ann, split_by)
-        splits = _split_names(split_of.values())
-        fractions = {s: round(list(split_of.values()).count(s) / len(split_of), 4) for s in splits}
+        ids, names = _official_splits(corpus, ann, split_by)
+        splits = _split_names(names)
+        counts = Counter(names)
+        fractions = {s: round(counts[s] / len(names), 4) for s in splits}
     else:
-        split_of = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
+        ids, names = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
         splits = list(fractions)
+    ann, codes = _in_export_order(ann, ids, names, splits)
+    del ids, names
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -186,13 +200,12 @@ def _export_dataset(
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
-        wanted = pa.array(list(split_of), pa.string())
-        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, wanted, chunk_size)
+        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size)
         stats = _stream(
             corpus,
             ann,
             span_source,
-            split_of,
+            codes,
             splits,
             layer_labels,
             schema,
@@ -225,8 +238,9 @@ def _export_dataset(
             agree,
         )
         manifest["gold_selection"] = chosen_by
-        manifest["human_time"] = gold_cost(corpus.read("annotations"), split_of, project)
-        manifest["honeypots"] = sorted(set(honeypot_tasks(corpus)["article_id"]) & set(split_of))
+        manifest["human_time"] = gold_cost(corpus.read("annotations"), ann["article_id"], project)
+        honeypots = honeypot_tasks(corpus)["article_id"]
+        manifest["honeypots"] = sorted(set(honeypots[isin(honeypots, ann["article_id"])]))
         manifest["split_by"] = split_by
         # `spanbank export --as-of <commit>` reproduces these files byte for byte
         manifest["corpus_commit"] = corpus.commit
@@ -311,9 +325,11 @@ def _selection(corpus, gold, project, annotations):
     return ann, desc
 
 
-def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None) -> dict[str, str]:
-    """article_id -> split name for every selected article (checking each has a text); a
-    `group_by` column empty for some of them adds a warning to `warnings`."""
+def _split_articles(
+    corpus, ann, fractions, seed, group_by, warnings=None
+) -> tuple[list[str], list[str]]:
+    """(selected article ids in the articles table's order, the split of each), checking each
+    has a text; a `group_by` column empty for some of them adds a warning to `warnings`."""
     wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
     cols = ["article_id"] + ([group_by] if group_by else [])
     ids: list[str] = []
@@ -340,7 +356,7 @@ def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None) -> di
             f"--group-by {group_by}: {ungrouped} of {len(ids)} article(s) have no value; "
             "each was split on its own"
         )
-    return dict(zip(ids, assign_splits(keys, fractions, seed).tolist(), strict=True))
+    return ids, assign_splits(keys, fractions, seed).tolist()
 
 
 def _check_found(ann, ids: list[str]) -> None:
@@ -356,8 +372,9 @@ def _check_found(ann, ids: list[str]) -> None:
         )
 
 
-def _official_splits(corpus, ann, column: str) -> dict[str, str]:
-    """article_id -> the split its `column` names (e.g. a corpus's own train/dev/test)."""
+def _official_splits(corpus, ann, column: str) -> tuple[list[str], list[str]]:
+    """(selected article ids in the articles table's order, the split each one's `column` names:
+    a corpus's own train/dev/test)."""
     wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
     ids: list[str] = []
     names: list = []
@@ -372,10 +389,20 @@ def _official_splits(corpus, ann, column: str) -> dict[str, str]:
             f"--split-by {column}: {len(empty)} article(s) have no value (e.g. {empty[0]}); "
             "fill it, or split by hash with --split"
         )
-    out = {a: str(n).strip() for a, n in zip(ids, names, strict=True)}
-    for name in set(out.values()):
+    names = [str(n).strip() for n in names]
+    for name in set(names):
         parse_split({name: 1})  # the same rule for split names as --split
-    return out
+    return ids, names
+
+
+def _in_export_order(ann, ids: list[str], names: list[str], splits: list[str]):
+    """(`ann` reordered as `ids`, the order chunks are read in, keeping the columns the export
+    reads; each article's split as a code into `splits`). Chunk by chunk the driver then slices
+    both instead of holding a dict and an index per article."""
+    at = pd.Index(ann["article_id"].astype(str).to_numpy(dtype=object)).get_indexer(ids)
+    keep = [c for c in ANN_COLUMNS if c in ann]
+    codes = pd.Categorical(names, categories=splits).codes
+    return ann.iloc[at][keep].reset_index(drop=True), codes
 
 
 def _split_names(values) -> list[str]:
@@ -392,7 +419,7 @@ def _stream(
     corpus,
     ann,
     span_source,
-    split_of,
+    codes,
     splits,
     labels,
     schema,
@@ -404,14 +431,14 @@ def _stream(
     engine,
 ) -> dict:
     """Read the selected articles chunk by chunk, build and encode each chunk's documents on
-    `engine` (in order), and hand the encoded parts to the writers here."""
-    ann_by_id = ann.set_index(ann["article_id"].astype(str), drop=False)
-    wanted = pa.array(list(split_of), pa.string())
+    `engine` (in order), and hand the encoded parts to the writers here. `ann` and `codes`
+    (split codes) are in the order the chunks come."""
+    wanted = pa.array(ann["article_id"].astype(str), pa.string())
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
     cols += sorted(c for c in art_cols if c not in TABLES["articles"].names)  # e.g. --metadata's
     if group_by and group_by not in cols:
         cols.append(group_by)
-    total = len(split_of)
+    total = len(ann)
     stats = {
         "articles": {s: 0 for s in splits},
         "labels": {s: Counter() for s in splits},
@@ -423,8 +450,11 @@ def _stream(
     }
 
     def chunks():
+        start = 0
         for pending in article_chunks(corpus, cols, chunk_size, wanted):
-            yield _chunk(pending, ann_by_id, span_source, split_of, group_by)
+            chunk = _chunk(pending, ann, codes, splits, start, span_source, group_by)
+            start += chunk["rows"].num_rows
+            yield chunk
 
     context = (labels, list(schema.labels), [w.encoder for w in writers])
     done = 0
@@ -446,19 +476,22 @@ def _stream(
     return stats
 
 
-def _chunk(batches, ann_by_id, span_source, split_of, group_by) -> dict:
+def _chunk(batches, ann, codes, splits, start, span_source, group_by) -> dict:
     """What one chunk's documents are built from: Arrow tables and a frame (cheap to send to a
-    worker, which turns them into rows)."""
+    worker, which turns them into rows). Its articles are `ann`'s rows from `start` on."""
     rows = pa.Table.from_batches(batches)
     ids = rows.column("article_id").to_pylist()
-    chunk_ann = ann_by_id.loc[ids].reset_index(drop=True)
+    chunk_ann = ann.iloc[start : start + len(ids)].reset_index(drop=True)
+    if chunk_ann["article_id"].tolist() != ids:  # we hold the lock: a bug, not a user's error
+        raise AssertionError("the articles came in another order than the selection's")
     spans, rels = span_source(chunk_ann)
+    names = [splits[c] for c in codes[start : start + len(ids)]]
     return {
         "rows": rows,
         "ann": chunk_ann,
         "spans": spans,
         "relations": rels,
-        "split_of": {a: split_of[a] for a in ids},
+        "split_of": dict(zip(ids, names, strict=True)),
         "group_by": group_by,
     }
 
@@ -528,8 +561,7 @@ def _add_stats(stats: dict, part: dict) -> None:
             stats[key][s].update(counts)
     stats["notes"].update(part["notes"])
     stats["languages"].update(part["languages"])
-    stats["fingerprint"].texts += part["texts"]
-    stats["fingerprint"].annotations += part["annotations"]
+    stats["fingerprint"].extend(part["texts"], part["annotations"])
     ts = part["as_of"]
     if ts is not None and (stats["as_of"] is None or ts > stats["as_of"]):
         stats["as_of"] = ts

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank import gold as gold_mod
-from spanbank.corpus.articles import article_chunks
 from spanbank.corpus.delta import read_conform
 from spanbank.corpus.tables import TABLES
 
@@ -27,11 +26,11 @@ class GoldSpool:
     tables filtered would give them.
 
     Built with one pass over the span and relation tables, a batch at a time: each selected row
-    goes to a file of its bucket (a range of export chunks, from the articles' order in the
-    same `article_chunks` the export streams). Chunks are asked for in that order, so each
-    bucket is read once, then deleted."""
+    goes to a file of its bucket (a range of export chunks). `ann` is in the order the export
+    reads the articles, `chunk_size` at a time, so its row r is in chunk r // chunk_size.
+    Chunks are asked for in that order, so each bucket is read once, then deleted."""
 
-    def __init__(self, folder: Path, corpus, ann: pd.DataFrame, wanted: pa.Array, chunk_size: int):
+    def __init__(self, folder: Path, corpus, ann: pd.DataFrame, chunk_size: int):
         self.folder = Path(folder)
         self.folder.mkdir()
         self._files: dict[str, dict[int, list[Path]]] = {n: {} for n in NAMES}
@@ -40,7 +39,8 @@ class GoldSpool:
         self._seq = 0
         self._loaded: tuple[int, tuple] | None = None
         self._ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
-        self._bucket = _buckets(corpus, ann, wanted, chunk_size)
+        per = max(1, BUCKET_ARTICLES // chunk_size)
+        self._bucket = np.arange(len(ann), dtype=np.int64) // chunk_size // per
         stored, todo = gold_mod.split_stored(corpus, ann)
         in_store = np.where(self._ids.isin(stored.astype(str)), self._bucket, -1)
         for name in NAMES:
@@ -113,22 +113,6 @@ class GoldSpool:
     def close(self) -> None:
         self._loaded = None
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _buckets(corpus, ann: pd.DataFrame, wanted: pa.Array, chunk_size: int) -> np.ndarray:
-    """Each `ann` row's bucket: its article's chunk number in export order, BUCKET_ARTICLES at a
-    time (-1 for an article the articles table lacks)."""
-    per = max(1, BUCKET_ARTICLES // chunk_size)
-    ids, nums = [], []
-    for i, chunk in enumerate(article_chunks(corpus, ["article_id"], chunk_size, wanted)):
-        for batch in chunk:
-            ids.append(batch.column("article_id"))
-            nums.append(np.full(batch.num_rows, i // per, dtype=np.int64))
-    if not ids:
-        return np.full(len(ann), -1, dtype=np.int64)
-    order = pd.Index(pa.concat_arrays(ids).to_numpy(zero_copy_only=False))
-    at = order.get_indexer(ann["article_id"].astype(str).to_numpy(dtype=object))
-    return np.where(at >= 0, np.concatenate(nums)[at], -1)
 
 
 def rows_by_annotation(table: pa.Table):
