@@ -7,6 +7,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -837,6 +838,39 @@ def test_id_set_masks_as_is_in_does():
     ):
         assert ids.mask(column).to_pylist() == pc.is_in(column, value_set=wanted).to_pylist()
     assert len(ids) == 3
+
+
+def test_chunks_by_row_number_equal_chunks_by_id(tmp_path):
+    """`article_chunks(rows=)`, which the export streams with, gives the chunks that filtering by
+    id gives, for articles stored over three commits and any chunk size; the row numbers are
+    found here from the whole id column."""
+    import random
+
+    import pyarrow as pa
+
+    from spanbank.corpus.articles import article_chunks
+
+    corpus = build_corpus(tmp_path / "c")
+    for commit in range(2):
+        more = [
+            {"article_id": f"b{commit}-{i:02d}", "text": f"text {i}", "language": "en"}
+            for i in range(9)
+        ]
+        with corpus.writer() as w:
+            w.append("articles", _rows("articles", more))
+    ids = corpus.read("articles", columns=["article_id"])["article_id"].tolist()
+    rng = random.Random(3)
+    for k in (0, 1, 5, len(ids)):
+        wanted = rng.sample(ids, k)
+        rows = np.array(sorted(ids.index(a) for a in wanted), dtype=np.int64)
+        for size in (1, 4, 7, 100):
+            cols = ["article_id", "text"]
+            by_id = list(article_chunks(corpus, cols, size, pa.array(wanted, pa.string())))
+            by_row = list(article_chunks(corpus, cols, size, rows=rows))
+            assert [pa.Table.from_batches(c) for c in by_row] == [
+                pa.Table.from_batches(c) for c in by_id
+            ]
+            assert sum(sum(b.num_rows for b in c) for c in by_row) == k
 
 
 def test_export_is_flushed_by_one_syncfs_else_file_by_file(tmp_path, monkeypatch):

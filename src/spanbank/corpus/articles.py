@@ -82,15 +82,26 @@ def article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.
 
 
 def article_chunks(
-    corpus, columns: list[str], size: int, wanted: pa.Array | None = None
+    corpus,
+    columns: list[str],
+    size: int,
+    wanted: pa.Array | None = None,
+    rows: np.ndarray | None = None,
 ) -> Iterator[list[pa.RecordBatch]]:
     """Articles in table order in chunks of `size` rows (the last one smaller), only the ids in
-    `wanted` when given; a chunk is a list of record batch slices."""
+    `wanted` when given, or only the rows numbered in `rows` (sorted, counted from 0 in table
+    order: no hashing of ids); a chunk is a list of record batch slices."""
     pending: list[pa.RecordBatch] = []
     held = 0
     chosen = IdSet(wanted) if wanted is not None else None
+    offset = 0
     for batch in article_batches(corpus, columns, size):
-        if chosen is not None:
+        if rows is not None:
+            lo, hi = np.searchsorted(rows, [offset, offset + batch.num_rows])
+            picked = rows[lo:hi] - offset
+            offset += batch.num_rows
+            batch = batch.take(pa.array(picked))
+        elif chosen is not None:
             batch = batch.filter(chosen.mask(batch.column("article_id")))
         while batch.num_rows:
             take = min(size - held, batch.num_rows)

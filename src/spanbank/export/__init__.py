@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -183,12 +184,12 @@ def _export_dataset(
             )
     warnings: list[str] = []
     if split_by is not None:
-        ids, names = _official_splits(corpus, ann, split_by)
+        ids, names, rows = _official_splits(corpus, ann, split_by)
         splits = _split_names(names)
         counts = Counter(names)
         fractions = {s: round(counts[s] / len(names), 4) for s in splits}
     else:
-        ids, names = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
+        ids, names, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
         splits = list(fractions)
     ann, codes = _in_export_order(ann, ids, names, splits)
     del ids, names
@@ -206,6 +207,7 @@ def _export_dataset(
             ann,
             span_source,
             codes,
+            rows,
             splits,
             layer_labels,
             schema,
@@ -325,17 +327,17 @@ def _selection(corpus, gold, project, annotations):
     return ann, desc
 
 
-def _split_articles(
-    corpus, ann, fractions, seed, group_by, warnings=None
-) -> tuple[list[str], list[str]]:
-    """(selected article ids in the articles table's order, the split of each), checking each
-    has a text; a `group_by` column empty for some of them adds a warning to `warnings`."""
+def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None):
+    """(selected article ids in the articles table's order, the split of each, their row
+    numbers in the table), checking each has a text; a `group_by` column empty for some of them
+    adds a warning to `warnings`."""
     wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
     cols = ["article_id"] + ([group_by] if group_by else [])
     ids: list[str] = []
     keys: list[str] = []
+    rows = _RowNumbers()
     for batch in article_batches(corpus, cols, 65536):
-        batch = batch.filter(wanted.mask(batch.column("article_id")))
+        batch = batch.filter(rows.mark(wanted.mask(batch.column("article_id"))))
         if not batch.num_rows:
             continue
         aids = batch.column("article_id").to_pylist()
@@ -356,7 +358,7 @@ def _split_articles(
             f"--group-by {group_by}: {ungrouped} of {len(ids)} article(s) have no value; "
             "each was split on its own"
         )
-    return ids, assign_splits(keys, fractions, seed).tolist()
+    return ids, assign_splits(keys, fractions, seed).tolist(), rows.array()
 
 
 def _check_found(ann, ids: list[str]) -> None:
@@ -372,14 +374,15 @@ def _check_found(ann, ids: list[str]) -> None:
         )
 
 
-def _official_splits(corpus, ann, column: str) -> tuple[list[str], list[str]]:
+def _official_splits(corpus, ann, column: str):
     """(selected article ids in the articles table's order, the split each one's `column` names:
-    a corpus's own train/dev/test)."""
+    a corpus's own train/dev/test, their row numbers in the table)."""
     wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
     ids: list[str] = []
     names: list = []
+    rows = _RowNumbers()
     for batch in article_batches(corpus, ["article_id", column], 65536):
-        batch = batch.filter(wanted.mask(batch.column("article_id")))
+        batch = batch.filter(rows.mark(wanted.mask(batch.column("article_id"))))
         ids += batch.column("article_id").to_pylist()
         names += batch.column(column).to_pylist()
     _check_found(ann, ids)
@@ -392,7 +395,23 @@ def _official_splits(corpus, ann, column: str) -> tuple[list[str], list[str]]:
     names = [str(n).strip() for n in names]
     for name in set(names):
         parse_split({name: 1})  # the same rule for split names as --split
-    return ids, names
+    return ids, names, rows.array()
+
+
+class _RowNumbers:
+    """Row numbers in table order of the rows batch masks pick, for `article_chunks(rows=)`."""
+
+    def __init__(self):
+        self.seen, self.parts = 0, []
+
+    def mark(self, mask: pa.Array) -> pa.Array:
+        picked = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        self.parts.append(picked + self.seen)
+        self.seen += len(mask)
+        return mask
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.int64)
 
 
 def _in_export_order(ann, ids: list[str], names: list[str], splits: list[str]):
@@ -420,6 +439,7 @@ def _stream(
     ann,
     span_source,
     codes,
+    rows,
     splits,
     labels,
     schema,
@@ -432,8 +452,7 @@ def _stream(
 ) -> dict:
     """Read the selected articles chunk by chunk, build and encode each chunk's documents on
     `engine` (in order), and hand the encoded parts to the writers here. `ann` and `codes`
-    (split codes) are in the order the chunks come."""
-    wanted = pa.array(ann["article_id"].astype(str), pa.string())
+    (split codes) are in the order the chunks come; `rows` are the articles' row numbers."""
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
     cols += sorted(c for c in art_cols if c not in TABLES["articles"].names)  # e.g. --metadata's
     if group_by and group_by not in cols:
@@ -451,7 +470,7 @@ def _stream(
 
     def chunks():
         start = 0
-        for pending in article_chunks(corpus, cols, chunk_size, wanted):
+        for pending in article_chunks(corpus, cols, chunk_size, rows=rows):
             chunk = _chunk(pending, ann, codes, splits, start, span_source, group_by)
             start += chunk["rows"].num_rows
             yield chunk
