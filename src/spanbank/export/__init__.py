@@ -193,6 +193,10 @@ def _export_dataset(
         splits = list(fractions)
     ann, codes = _in_export_order(ann, ids, names, splits)
     del ids, names
+    # before the stream, not after: at its end the driver holds the most
+    human_time = gold_cost(corpus.read("annotations"), ann["article_id"], project)
+    honeypots = honeypot_tasks(corpus)["article_id"]
+    honeypots = sorted(set(honeypots[isin(honeypots, ann["article_id"])]))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -240,9 +244,8 @@ def _export_dataset(
             agree,
         )
         manifest["gold_selection"] = chosen_by
-        manifest["human_time"] = gold_cost(corpus.read("annotations"), ann["article_id"], project)
-        honeypots = honeypot_tasks(corpus)["article_id"]
-        manifest["honeypots"] = sorted(set(honeypots[isin(honeypots, ann["article_id"])]))
+        manifest["human_time"] = human_time
+        manifest["honeypots"] = honeypots
         manifest["split_by"] = split_by
         # `spanbank export --as-of <commit>` reproduces these files byte for byte
         manifest["corpus_commit"] = corpus.commit

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from spanbank import gold as gold_mod
 from spanbank.corpus.delta import read_conform
-from spanbank.corpus.tables import TABLES
+from spanbank.corpus.tables import TABLES, isin
 
 BUCKET_ARTICLES = 16_384  # articles whose rows are held at once (~50 MB of rows at 3 KB each)
 HELD_BYTES = 64 << 20  # rows held while parking, before they are written to their buckets' files
@@ -42,7 +42,7 @@ class GoldSpool:
         per = max(1, BUCKET_ARTICLES // chunk_size)
         self._bucket = np.arange(len(ann), dtype=np.int64) // chunk_size // per
         stored, todo = gold_mod.split_stored(corpus, ann)
-        in_store = np.where(self._ids.isin(stored.astype(str)), self._bucket, -1)
+        in_store = np.where(isin(ann["annotation_id"], stored), self._bucket, -1)
         for name in NAMES:
             cols = TABLES[name].names
             for batch in corpus.iter_batches(name, cols):

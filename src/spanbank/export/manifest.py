@@ -49,17 +49,16 @@ class Fingerprint:
     def _digest(self, name: str) -> str:
         """sha256 of the rows in sorted order, each followed by ``\x1e``."""
         h = hashlib.sha256()
-        held = pa.chunked_array(self._held[name], pa.binary()).cast(pa.large_binary())
+        held = pa.chunked_array(self._held[name], pa.binary())
         rows = getattr(self, name)
         if rows:  # tuples among them: sort everything as tuples, in Python
             for row in _sorted(rows + held.to_pylist()):
                 h.update(row + b"\x1e")
             return h.hexdigest()
-        held = held.take(pc.sort_indices(held))  # bytewise, as Python sorts bytes
-        for batch in held.chunks:
-            for lo in range(0, len(batch), 65536):
-                part = batch.slice(lo, 65536).to_pylist()
-                h.update(b"\x1e".join(part) + b"\x1e")
+        order = pc.sort_indices(held)  # bytewise, as Python sorts bytes
+        for lo in range(0, len(order), 65536):  # a slice at a time: no sorted copy of them all
+            part = held.take(order[lo : lo + 65536]).to_pylist()
+            h.update(b"\x1e".join(part) + b"\x1e")
         return h.hexdigest()
 
 
