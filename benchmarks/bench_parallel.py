@@ -7,7 +7,8 @@ Prints, for N synthetic articles (spanbank.synth truth annotations, a spanbank c
 - the rule tagger over the same articles mapped by the engine: speedup 1 -> 2;
 - (--stages memory) peak RSS of the driver and of the largest worker (psutil) of a 2-worker
   export at N and 4N (--factor) articles, each in a fresh process: the slope per 1,000 articles
-  (memory-tag: of preannotate --out; memory-ingest: of ingesting one JSON Lines file).
+  (memory-tag: of preannotate --out; memory-ingest: of ingesting one JSON Lines file;
+  memory-boot: of the agreement report's bootstrap alone, on 1,000 replicates).
 Every figure is a ratio of two runs in this same process tree, one after the other.
 - the agreement report (--stages agree) the same way, over synthetic articles x 3 annotators,
   and its bootstrap alone;
@@ -358,7 +359,7 @@ def main() -> None:
         "--stages",
         default="export,tagger",
         help="comma-separated: export, tagger, ingest, agree, select, export-real, export-fresh, "
-        "memory, memory-tag, memory-ingest",
+        "memory, memory-tag, memory-ingest, memory-boot",
     )
     ap.add_argument(
         "--baseline-ref",
@@ -398,6 +399,8 @@ def main() -> None:
         bench_memory(args.n, "preannotate", args.factor)
     if "memory-ingest" in stages:
         bench_memory(args.n, "ingest", args.factor)
+    if "memory-boot" in stages:
+        bench_memory(args.n, "bootstrap", args.factor)
     if not stages & {"export", "tagger"}:
         return
     path = corpus(args.n)
@@ -431,11 +434,13 @@ MEMORY_RUN = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from bench_parallel import export_time, ingest_rss, preannotate_time
+from bench_parallel import bootstrap_rss, export_time, ingest_rss, preannotate_time
 if sys.argv[3] == "preannotate":
     s, rss = preannotate_time(Path(sys.argv[2]), 2)
 elif sys.argv[3] == "ingest":
     s, rss = ingest_rss(Path(sys.argv[2]), 2)
+elif sys.argv[3] == "bootstrap":
+    s, rss = bootstrap_rss(int(sys.argv[2]), 2)
 else:
     s, rss = export_time(Path(sys.argv[2]), sys.argv[3], 2, memory=True)
 print(json.dumps({"s": s, "driver": rss.driver, "worker": max(rss.children.values(), default=0.0)}))
@@ -560,14 +565,42 @@ def ingest_rss(src: Path, workers: int) -> tuple[float, PeakRss]:
         return time.perf_counter() - t0, rss
 
 
+BOOT_WIDTH = 51  # columns of per-article sums the report resamples (4 labels, 3 annotators)
+
+
+def bootstrap_rss(n: int, workers: int) -> tuple[float, PeakRss]:
+    """Seconds and peak RSS of the agreement report's bootstrap (1,000 replicates) over n
+    articles' sums (Poisson counts, `BOOT_WIDTH` columns), the report's own tables left out."""
+    import numpy as np
+
+    import spanbank.agreement.report as report
+    from spanbank.parallel import Engine
+
+    m = np.random.default_rng(0).poisson(3, (n, BOOT_WIDTH)).astype(float) + 1
+    blocks = {f"f{j}": (m, lambda r, j=j: r[:, j] / r[:, -1]) for j in range(BOOT_WIDTH - 1)}
+    eng = Engine(workers)
+    try:
+        list(eng.map(len, [[], []]))  # the cluster starts outside the clock
+        with PeakRss() as rss:
+            t0 = time.perf_counter()
+            report._bootstrap(blocks, 1000, 0, eng)
+            return time.perf_counter() - t0, rss
+    finally:
+        eng.close()
+
+
 def bench_memory(n: int, formats: str, factor: int = 4) -> None:
     """Peak RSS of the driver and of the largest worker of a 2-worker export (or, for formats
-    "preannotate", of preannotate --out; for "ingest", of ingesting one JSON Lines file) at n
-    and factor x n articles, each in a fresh child process: the slope per 1,000 articles."""
+    "preannotate", of preannotate --out; for "ingest", of ingesting one JSON Lines file; for
+    "bootstrap", of the agreement report's bootstrap alone) at n and factor x n articles, each
+    in a fresh child process: the slope per 1,000 articles."""
 
     rows = []
     for size in (n, factor * n):
-        path = ingest_input(size) if formats == "ingest" else corpus(size)
+        if formats == "bootstrap":
+            path = size
+        else:
+            path = ingest_input(size) if formats == "ingest" else corpus(size)
         got = run_json(MEMORY_RUN, str(Path(__file__).parent), str(path), formats)
         rows.append((size, got["driver"], got["worker"]))
         print(

@@ -4,12 +4,15 @@ depend only on (seed, block), so the CIs are the same in this process and on Das
 from __future__ import annotations
 
 import math
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
 
 import spanbank.agreement.report as report_mod
-from spanbank.agreement.report import BOOT_BLOCK, _bootstrap, build_report
+import spanbank.parallel as parallel_mod
+from spanbank.agreement.report import BOOT_BLOCK, BOOT_ROWS, _boot_block, _bootstrap, build_report
 from spanbank.parallel import Engine
 from spanbank.synth import synth_chunks
 
@@ -42,14 +45,19 @@ def _cis(report: dict) -> dict:
     return {k: (v["ci_low"], v["ci_high"]) for k, v in report["summary"].items()}
 
 
-def test_two_workers_give_the_cis_of_one_process(blocks):
+def test_two_workers_give_the_cis_of_one_process(blocks, monkeypatch):
     pytest.importorskip("distributed")
+    monkeypatch.setattr(parallel_mod, "SCATTER_BYTES", 1)  # the sums go to the workers once
     n_boot = 5 * BOOT_BLOCK + 37  # six blocks, the last one short
     here = _bootstrap(blocks, n_boot, 7)
     eng = Engine(workers=2)
     try:
         there = _bootstrap(blocks, n_boot, 7, eng)
         assert eng._client is not None  # the blocks did go to the cluster
+        deadline = time.monotonic() + 10  # the scheduler forgets released data asynchronously
+        while eng._client.who_has() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not eng._client.who_has()  # the scattered sums were released after the map
     finally:
         eng.close()
     assert here == there  # to the last bit
@@ -91,6 +99,24 @@ def test_percentile_bootstrap_matches_a_plain_loop():
     want = (np.percentile(figs, 2.5), np.percentile(figs, 97.5))
     got = _bootstrap({"ratio": (m, lambda r: r[:, 0] / r[:, 1])}, n_boot, seed)["ratio"]
     assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_a_block_holds_the_counts_of_a_few_replicates_not_of_all():
+    """A block of 200 replicates over 100,000 articles held 200 x 100,000 counts (160 MB) at once;
+    it now holds `BOOT_ROWS` rows of counts, and gives the same sums as the plain product."""
+    n = 100_000
+    m = np.column_stack([np.arange(n) % 7, np.ones(n)]).astype(float)
+    tracemalloc.start()
+    try:
+        got = _boot_block(0, m, 3, BOOT_BLOCK)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (BOOT_ROWS + 8) * n * 8  # the counts, one draw, one bincount, some slack
+    rng = np.random.default_rng([3, 0])
+    for r in range(BOOT_BLOCK):
+        counts = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(float)
+        assert np.array_equal(got[r], counts @ m), r  # integer sums: exact
 
 
 def test_ci_of_a_mean_has_the_normal_width():

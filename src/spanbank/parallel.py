@@ -18,6 +18,7 @@ from spanbank.errors import SpanbankError
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
 ENV_WORKERS = "SPANBANK_WORKERS"
 IN_FLIGHT_PER_WORKER = 2  # parts submitted ahead per worker: keeps workers busy, memory bounded
+SCATTER_BYTES = 1 << 20  # a shared argument this big goes to every worker once, not with each part
 
 
 def default_workers() -> int:
@@ -88,6 +89,12 @@ class Engine:
             yield result
             return
         client = self._connect()
+        args = tuple(
+            client.scatter(a, broadcast=True, hash=False)
+            if getattr(a, "nbytes", 0) >= SCATTER_BYTES
+            else a
+            for a in args
+        )
         window = IN_FLIGHT_PER_WORKER * max(1, self._n_workers(client))
         pending: deque = deque()
         counted: set = set()  # keys of finished parts already reported to `done`

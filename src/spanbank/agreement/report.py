@@ -1339,6 +1339,7 @@ def _relation_article_stats(rows, n_art) -> np.ndarray:
 
 
 BOOT_BLOCK = 200  # replicates per engine task; block b draws from its own stream [seed, b]
+BOOT_ROWS = 16  # replicates whose article counts are held at once: BOOT_ROWS x articles floats
 
 
 def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
@@ -1374,11 +1375,16 @@ def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
 
 def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
     """Replicate sums of block b: each replicate draws n articles with replacement from the
-    stream [seed, b] and sums their rows of ``m``. Pure, so a worker can run it."""
+    stream [seed, b] and sums their rows of ``m``. Pure, so a worker can run it; holds the
+    counts of `BOOT_ROWS` replicates at a time, not of the whole block."""
     n = len(m)
     size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
     rng = np.random.default_rng([seed, b])
-    w = np.empty((size, n))
-    for r in range(size):  # row by row: no (size, n) array of picks besides the counts
-        w[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-    return w @ m
+    out = np.empty((size, m.shape[1]))
+    w = np.empty((min(BOOT_ROWS, size), n))
+    for r0 in range(0, size, BOOT_ROWS):
+        k = min(BOOT_ROWS, size - r0)
+        for r in range(k):  # row by row: no (k, n) array of picks besides the counts
+            w[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        out[r0 : r0 + k] = w[:k] @ m
+    return out
