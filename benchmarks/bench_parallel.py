@@ -598,10 +598,10 @@ def bench_memory(n: int, formats: str, factor: int = 4) -> None:
     rows = []
     for size in (n, factor * n):
         if formats == "bootstrap":
-            path = size
+            arg = size  # the sums are made in the child
         else:
-            path = ingest_input(size) if formats == "ingest" else corpus(size)
-        got = run_json(MEMORY_RUN, str(Path(__file__).parent), str(path), formats)
+            arg = ingest_input(size) if formats == "ingest" else corpus(size)
+        got = run_json(MEMORY_RUN, str(Path(__file__).parent), str(arg), formats)
         rows.append((size, got["driver"], got["worker"]))
         print(
             f"{formats} n={size:,} on 2 workers: {got['s']:.1f} s, peak RSS driver "

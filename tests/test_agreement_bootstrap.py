@@ -52,8 +52,13 @@ def test_two_workers_give_the_cis_of_one_process(blocks, monkeypatch):
     here = _bootstrap(blocks, n_boot, 7)
     eng = Engine(workers=2)
     try:
+        client = eng._connect()
+        scatter, scattered = client.scatter, []
+        monkeypatch.setattr(
+            client, "scatter", lambda a, **kw: scattered.append(a) or scatter(a, **kw)
+        )
         there = _bootstrap(blocks, n_boot, 7, eng)
-        assert eng._client is not None  # the blocks did go to the cluster
+        assert len(scattered) == 1 and scattered[0].ndim == 2  # the sums, once for six blocks
         deadline = time.monotonic() + 10  # the scheduler forgets released data asynchronously
         while eng._client.who_has() and time.monotonic() < deadline:
             time.sleep(0.05)
