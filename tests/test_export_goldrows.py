@@ -148,3 +148,46 @@ def test_fingerprint_kept_as_bytes_digests_as_sorted_tuples():
             driver.extend(fp.texts[lo : lo + 70], fp.annotations[lo : lo + 70])
         assert not driver.texts if not with_control else driver.texts
         assert driver.digests() == fp.digests()
+
+
+def test_fingerprint_spilled_in_sorted_runs_digests_the_same(tmp_path, monkeypatch):
+    """With a spill folder the driver holds at most RUN_BYTES of rows: the rest wait on disk in
+    sorted runs, which the digest merges. Rows arriving in random order, duplicates and shared
+    prefixes across runs give the digest of the definition computed apart, and the runs are
+    deleted; so with a tuple row (control character) among them."""
+    import hashlib
+    import random
+
+    from spanbank.export import manifest
+    from spanbank.export.manifest import Fingerprint
+
+    def digest(rows):
+        h = hashlib.sha256()
+        for r in sorted(rows):
+            h.update("\x1f".join(r).encode() + b"\x1e")
+        return h.hexdigest()
+
+    monkeypatch.setattr(manifest, "RUN_BYTES", 2000)
+    monkeypatch.setattr(manifest, "SLICE", 7)  # merged output crosses slice edges
+    rng = random.Random(11)
+    for control in (False, True):
+        ann, txt, held = [], [], []
+        spill = tmp_path / f"runs-{control}"
+        driver = Fingerprint(spill)
+        for chunk in range(40):
+            part = Fingerprint()
+            for _ in range(rng.randrange(0, 25)):
+                aid = "".join(rng.choice("ab\u00e9\U0001f600") for _ in range(rng.randrange(1, 5)))
+                if control and chunk == 17:
+                    aid += "\x01"
+                part.add(aid, aid * 3, "ann-" + aid, 1, None)
+                txt.append((aid, hashlib.sha256((aid * 3).encode()).hexdigest()))
+                ann.append(("ann-" + aid, "1", ""))
+            driver.extend(part.texts, part.annotations)
+            held.append(driver._held_bytes)
+        runs = sorted(p.name for p in spill.iterdir())
+        assert len(runs) >= 6 and {r.split("-")[0] for r in runs} == {"annotations", "texts"}
+        assert max(held) < 2000 + 1000  # one chunk's rows beyond the bound at most
+        want = hashlib.sha256((digest(ann) + digest(txt)).encode()).hexdigest()
+        assert driver.digests()["sha256"] == want
+        assert not spill.exists()

@@ -131,6 +131,25 @@ def test_export_manifest_records_human_time(tmp_path):
     assert "human time" in (out / "README.md").read_text()
 
 
+def test_export_human_time_skips_skipped_and_invalid_work(tmp_path):
+    """The export reads only the columns gold_cost needs: a skipped (cancelled) annotation and
+    one made on an edited task (invalid_reason) still cost nothing; the rest is the 210 s above."""
+    c = _corpus(tmp_path)
+    extra = [
+        _ann("u3-a1", "a1", "u3", 700.0, cancelled=True),
+        _ann("u4-a2", "a2", "u4", 800.0, invalid_reason="task text in Label Studio differs"),
+    ]
+    with c.writer() as w:
+        w.append("annotations", pd.DataFrame(extra))
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(
+        cli, ["--corpus", str(c.path), "export", "--format", "jsonl", "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["human_time"] == {"annotations": 3, "seconds": 210.0, "hours": 0.0583}
+
+
 def test_agreement_html_shows_throughput(tmp_path):
     c = _corpus(tmp_path)
     out = tmp_path / "report.html"

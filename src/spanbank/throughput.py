@@ -10,6 +10,17 @@ from spanbank.corpus.tables import isin
 
 # Label Studio records lead time only for work done in its editor; imports and gold have none.
 TIMED_ORIGINS = ("human",)
+# the annotations columns gold_cost reads: what makes a row live, whose and how long it took
+COST_COLUMNS = (
+    "project",
+    "article_id",
+    "origin",
+    "lead_time_s",
+    "superseded",
+    "deleted_at",
+    "cancelled",
+    "invalid_reason",
+)
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -37,7 +48,8 @@ def throughput(ann: pd.DataFrame, spans: pd.DataFrame, project: str | None = Non
 
 
 def gold_cost(ann: pd.DataFrame, article_ids, project: str | None = None) -> dict:
-    """Live human annotation time spent on `article_ids` (what their gold cost people)."""
+    """Live human annotation time spent on `article_ids` (what their gold cost people). `ann`
+    needs only COST_COLUMNS."""
     timed = _timed(ann, project)
     wanted = pd.Series(list(article_ids), dtype="object").unique()
     mine = timed.loc[isin(timed["article_id"], wanted), "lead_time_s"]

@@ -51,7 +51,7 @@ from spanbank.export.spacy import SpacyWriter
 from spanbank.export.split import assign_splits, parse_split
 from spanbank.parallel import Engine
 from spanbank.progress import Event, Progress
-from spanbank.throughput import gold_cost
+from spanbank.throughput import COST_COLUMNS, gold_cost
 
 __all__ = ["FORMATS", "export_dataset", "parse_formats", "verify"]
 
@@ -194,7 +194,9 @@ def _export_dataset(
     ann, codes = _in_export_order(ann, ids, names, splits)
     del ids, names
     # before the stream, not after: at its end the driver holds the most
-    human_time = gold_cost(corpus.read("annotations"), ann["article_id"], project)
+    stored = corpus.stored_schema("annotations").names
+    cost_cols = [c for c in COST_COLUMNS if c in stored]
+    human_time = gold_cost(corpus.read("annotations", cost_cols), ann["article_id"], project)
     honeypots = honeypot_tasks(corpus)["article_id"]
     honeypots = sorted(set(honeypots[isin(honeypots, ann["article_id"])]))
 
@@ -221,6 +223,7 @@ def _export_dataset(
             art_cols,
             progress,
             engine,
+            tmp / ".fingerprint",
         )
         span_source.close()
         notes = dict(stats.pop("notes"))
@@ -452,10 +455,12 @@ def _stream(
     art_cols,
     progress,
     engine,
+    spill,
 ) -> dict:
     """Read the selected articles chunk by chunk, build and encode each chunk's documents on
     `engine` (in order), and hand the encoded parts to the writers here. `ann` and `codes`
-    (split codes) are in the order the chunks come; `rows` are the articles' row numbers."""
+    (split codes) are in the order the chunks come; `rows` are the articles' row numbers;
+    the fingerprint's sorted runs go to the folder `spill`."""
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
     cols += sorted(c for c in art_cols if c not in TABLES["articles"].names)  # e.g. --metadata's
     if group_by and group_by not in cols:
@@ -467,7 +472,7 @@ def _stream(
         "relations": {s: Counter() for s in splits},
         "notes": Counter(),
         "languages": Counter(),
-        "fingerprint": Fingerprint(),
+        "fingerprint": Fingerprint(spill),
         "as_of": None,
     }
 
@@ -506,7 +511,7 @@ def _chunk(batches, ann, codes, splits, start, span_source, group_by) -> dict:
     chunk_ann = ann.iloc[start : start + len(ids)].reset_index(drop=True)
     if chunk_ann["article_id"].tolist() != ids:  # we hold the lock: a bug, not a user's error
         raise AssertionError("the articles came in another order than the selection's")
-    spans, rels = span_source(chunk_ann)
+    spans, rels = span_source(chunk_ann, start)
     names = [splits[c] for c in codes[start : start + len(ids)]]
     return {
         "rows": rows,

@@ -21,14 +21,15 @@ NAMES = ("spans", "relations")
 
 
 class GoldSpool:
-    """`spool(chunk_annotations)` -> (spans, relations) of those annotations, in the order the
+    """`spool(chunk_annotations, start)` -> (spans, relations) of those annotations, in the order the
     corpus tables hold them (stored rows first, then gold adjudicated in memory), as the whole
     tables filtered would give them.
 
     Built with one pass over the span and relation tables, a batch at a time: each selected row
     goes to a file of its bucket (a range of export chunks). `ann` is in the order the export
     reads the articles, `chunk_size` at a time, so its row r is in chunk r // chunk_size.
-    Chunks are asked for in that order, so each bucket is read once, then deleted."""
+    Chunks are asked for in that order (`start`: the chunk's first row in `ann`), so each
+    bucket is read once, then deleted."""
 
     def __init__(self, folder: Path, corpus, ann: pd.DataFrame, chunk_size: int):
         self.folder = Path(folder)
@@ -38,18 +39,20 @@ class GoldSpool:
         self._held_bytes = 0
         self._seq = 0
         self._loaded: tuple[int, tuple] | None = None
+        self._bucket_rows = max(1, BUCKET_ARTICLES // chunk_size) * chunk_size
+        # held while parking only: the stream finds a chunk's bucket from its first row
         self._ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
-        per = max(1, BUCKET_ARTICLES // chunk_size)
-        self._bucket = np.arange(len(ann), dtype=np.int64) // chunk_size // per
+        bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
         stored, todo = gold_mod.split_stored(corpus, ann)
-        in_store = np.where(isin(ann["annotation_id"], stored), self._bucket, -1)
+        in_store = np.where(isin(ann["annotation_id"], stored), bucket, -1)
         for name in NAMES:
             cols = TABLES[name].names
             for batch in corpus.iter_batches(name, cols):
                 self._park(name, pa.Table.from_batches([batch]), in_store, cols)
         for name, rows in zip(NAMES, gold_mod.computed_rows(corpus, todo), strict=True):
-            self._park(name, rows, self._bucket, TABLES[name].names)
+            self._park(name, rows, bucket, TABLES[name].names)
         self._flush()
+        del self._ids
 
     def _park(self, name: str, table: pa.Table, bucket: np.ndarray, cols: list[str]) -> None:
         """Hold `table`'s selected rows by bucket, order kept within a bucket; written out every
@@ -83,12 +86,12 @@ class GoldSpool:
             held.clear()
         self._held_bytes = 0
 
-    def __call__(self, chunk: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
-        ids = chunk["annotation_id"].astype(str).tolist()
-        at = self._ids.get_indexer(ids)
-        ks = np.unique(self._bucket[at[at >= 0]]).tolist()
+    def __call__(self, chunk: pd.DataFrame, start: int) -> tuple[pa.Table, pa.Table]:
+        """The rows of `chunk`: the annotations at rows `start`... of the `ann` given."""
+        ks = np.unique((start + np.arange(len(chunk))) // self._bucket_rows).tolist()
         if not ks:
             return tuple(TABLES[n].empty_table() for n in NAMES)
+        ids = chunk["annotation_id"].astype(str).tolist()
         # one bucket by construction: a chunk is never split between buckets
         parts = [self._load(k) for k in ks]
         return tuple(pa.concat_tables([p[i](ids) for p in parts]) for i in range(len(NAMES)))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +18,10 @@ CARD = "README.md"
 MANIFEST_VERSION = 1
 
 
+RUN_BYTES = 32 << 20  # fingerprint rows held before they are sorted into a run on disk
+SLICE = 65536  # rows digested at a time
+
+
 class Fingerprint:
     """sha256 over what went into an export: sorted (annotation_id, version, updated_at) and text hashes.
 
@@ -22,12 +29,16 @@ class Fingerprint:
     tuples' order while no field holds a character at or below ``\x1f`` (rows that do are kept
     as tuples, and then everything sorts as tuples). An export's driver `extend`s one with each
     chunk's rows, which it holds as Arrow arrays: a Python bytes object per row costs 33 bytes
-    more, and two rows per article were the largest thing the driver held."""
+    more. Given a `spill` folder, every RUN_BYTES of rows are sorted and written there as a
+    run, and the digest merges the runs: the rows held do not grow with the export."""
 
-    def __init__(self):
+    def __init__(self, spill: Path | None = None):
         self.annotations: list[bytes | tuple] = []
         self.texts: list[bytes | tuple] = []
         self._held: dict[str, list[pa.Array]] = {"annotations": [], "texts": []}
+        self._held_bytes = 0
+        self._spill = spill
+        self._runs: dict[str, list[Path]] = {"annotations": [], "texts": []}
 
     def add(self, article_id: str, text: str, annotation_id, version, updated_at) -> None:
         self.texts.append(_row(str(article_id), hashlib.sha256(text.encode("utf-8")).hexdigest()))
@@ -39,27 +50,69 @@ class Fingerprint:
             plain = [r for r in rows if isinstance(r, bytes)]
             if len(plain) < len(rows):
                 getattr(self, name).extend(r for r in rows if not isinstance(r, bytes))
-            self._held[name].append(pa.array(plain, pa.binary()))
+            held = pa.array(plain, pa.binary())
+            self._held[name].append(held)
+            self._held_bytes += held.nbytes
+        if self._spill is not None and self._held_bytes >= RUN_BYTES:
+            self._write_runs()
+
+    def _write_runs(self) -> None:
+        self._spill.mkdir(exist_ok=True)
+        for name, held in self._held.items():
+            rows = pa.chunked_array(held, pa.binary())
+            if len(rows):
+                path = self._spill / f"{name}-{len(self._runs[name]):06d}.arrow"
+                table = pa.table({"row": rows.take(pc.sort_indices(rows))})
+                with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+                    w.write_table(table, max_chunksize=SLICE)
+                self._runs[name].append(path)
+            held.clear()
+        self._held_bytes = 0
 
     def digests(self) -> dict:
-        ann, txt = self._digest("annotations"), self._digest("texts")
+        """The digests; the runs on disk are deleted."""
+        try:
+            ann, txt = self._digest("annotations"), self._digest("texts")
+        finally:
+            if self._spill is not None:
+                shutil.rmtree(self._spill, ignore_errors=True)
         both = hashlib.sha256((ann + txt).encode()).hexdigest()
         return {"sha256": both, "annotations_sha256": ann, "texts_sha256": txt}
 
     def _digest(self, name: str) -> str:
         """sha256 of the rows in sorted order, each followed by ``\x1e``."""
         h = hashlib.sha256()
-        held = pa.chunked_array(self._held[name], pa.binary())
+        sources = [_run_slices(p) for p in self._runs[name]]
+        sources.append(_held_slices(self._held[name]))
         rows = getattr(self, name)
         if rows:  # tuples among them: sort everything as tuples, in Python
-            for row in _sorted(rows + held.to_pylist()):
+            for row in _sorted(rows + [r for part in sources for s in part for r in s]):
                 h.update(row + b"\x1e")
             return h.hexdigest()
-        order = pc.sort_indices(held)  # bytewise, as Python sorts bytes
-        for lo in range(0, len(order), 65536):  # a slice at a time: no sorted copy of them all
-            part = held.take(order[lo : lo + 65536]).to_pylist()
+        if len(sources) == 1:
+            slices = sources[0]
+        else:  # each run is sorted: merge them
+            merged = heapq.merge(*(itertools.chain.from_iterable(s) for s in sources))
+            slices = iter(lambda: list(itertools.islice(merged, SLICE)), [])
+        for part in slices:
             h.update(b"\x1e".join(part) + b"\x1e")
         return h.hexdigest()
+
+
+def _held_slices(held: list[pa.Array]):
+    """The held rows in bytewise order (as Python sorts bytes), SLICE at a time: no sorted copy
+    of them all."""
+    rows = pa.chunked_array(held, pa.binary())
+    order = pc.sort_indices(rows)
+    for lo in range(0, len(order), SLICE):
+        yield rows.take(order[lo : lo + SLICE]).to_pylist()
+
+
+def _run_slices(path: Path):
+    """A run's rows, a record batch (SLICE rows) at a time."""
+    reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    for i in range(reader.num_record_batches):
+        yield reader.get_batch(i).column(0).to_pylist()
 
 
 _CONTROL = re.compile("[\x00-\x1f]")
