@@ -22,9 +22,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
-from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
+from spanbank.corpus.articles import article_batches, article_chunks, article_columns
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path, sync_filesystem
@@ -48,7 +49,7 @@ from spanbank.export.manifest import (
 )
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
-from spanbank.export.split import assign_splits, parse_split
+from spanbank.export.split import parse_split, split_codes
 from spanbank.parallel import Engine
 from spanbank.progress import Event, Progress
 from spanbank.throughput import COST_COLUMNS, gold_cost
@@ -65,6 +66,7 @@ WRITERS = {
 }
 FORMATS = tuple(WRITERS)
 CHUNK_SIZE = 1000
+SPLIT_BATCH = 65536  # articles table rows the split pass reads at a time
 # what the export reads of the selected annotation rows (documents' meta, fingerprint, gold rows)
 ANN_COLUMNS = (
     "annotation_id",
@@ -183,16 +185,16 @@ def _export_dataset(
                 f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
             )
     warnings: list[str] = []
+    ann = ann[[c for c in ANN_COLUMNS if c in ann]]
     if split_by is not None:
-        ids, names, rows = _official_splits(corpus, ann, split_by)
-        splits = _split_names(names)
-        counts = Counter(names)
-        fractions = {s: round(counts[s] / len(names), 4) for s in splits}
+        at, codes, rows, splits = _official_splits(corpus, ann, split_by)
+        counts = np.bincount(codes, minlength=len(splits))
+        fractions = {s: round(int(counts[i]) / len(codes), 4) for i, s in enumerate(splits)}
     else:
-        ids, names, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
+        at, codes, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
         splits = list(fractions)
-    ann, codes = _in_export_order(ann, ids, names, splits)
-    del ids, names
+    ann = _in_export_order(ann, at)
+    del at
     # before the stream, not after: at its end the driver holds the most
     stored = corpus.stored_schema("annotations").names
     cost_cols = [c for c in COST_COLUMNS if c in stored]
@@ -334,100 +336,105 @@ def _selection(corpus, gold, project, annotations):
 
 
 def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None):
-    """(selected article ids in the articles table's order, the split of each, their row
-    numbers in the table), checking each has a text; a `group_by` column empty for some of them
-    adds a warning to `warnings`."""
-    wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
-    cols = ["article_id"] + ([group_by] if group_by else [])
-    ids: list[str] = []
-    keys: list[str] = []
-    rows = _RowNumbers()
-    for batch in article_batches(corpus, cols, 65536):
-        batch = batch.filter(rows.mark(wanted.mask(batch.column("article_id"))))
-        if not batch.num_rows:
-            continue
-        aids = batch.column("article_id").to_pylist()
-        ids += aids
+    """(the selected articles' rows of `ann` in the articles table's order, the split of each as
+    a position in `fractions`, their row numbers in the table), checking each has a text,
+    a batch of the table at a time; a `group_by` column empty for some of them adds a warning
+    to `warnings`."""
+    found = _Found(ann)
+    codes: list[np.ndarray] = []
+    ungrouped = 0
+    for batch in found.batches(corpus, ["article_id"] + ([group_by] if group_by else [])):
+        keys = batch.column("article_id").to_pylist()
         if group_by:
             # articles without a group value are their own group
             groups = batch.column(group_by).to_pylist()
-            keys += [
+            ungrouped += sum(g is None for g in groups)
+            keys = [
                 f"g\x00{g}" if g is not None else f"a\x00{a}"
-                for g, a in zip(groups, aids, strict=True)
+                for g, a in zip(groups, keys, strict=True)
             ]
-        else:
-            keys += aids
-    _check_found(ann, ids)
-    ungrouped = sum(k.startswith("a\x00") for k in keys) if group_by else 0
+        codes.append(split_codes(keys, fractions, seed).astype(np.int16))
+    at, rows = found.result()
     if ungrouped and warnings is not None:
         warnings.append(
-            f"--group-by {group_by}: {ungrouped} of {len(ids)} article(s) have no value; "
+            f"--group-by {group_by}: {ungrouped} of {len(at)} article(s) have no value; "
             "each was split on its own"
         )
-    return ids, assign_splits(keys, fractions, seed).tolist(), rows.array()
-
-
-def _check_found(ann, ids: list[str]) -> None:
-    """Every selected article was found in the articles table, once."""
-    missing = set(ann["article_id"].astype(str)) - set(ids)
-    if missing:
-        raise ExportError(
-            f"{len(missing)} annotated article(s) are not in the articles table: {', '.join(sorted(missing)[:5])}"
-        )
-    if len(ids) != len(set(ids)):
-        raise ExportError(
-            "the articles table holds an article_id twice; the corpus is inconsistent"
-        )
+    return at, _concat(codes), rows
 
 
 def _official_splits(corpus, ann, column: str):
-    """(selected article ids in the articles table's order, the split each one's `column` names:
-    a corpus's own train/dev/test, their row numbers in the table)."""
-    wanted = IdSet(pa.array(ann["article_id"].astype(str).tolist(), pa.string()))
-    ids: list[str] = []
-    names: list = []
-    rows = _RowNumbers()
-    for batch in article_batches(corpus, ["article_id", column], 65536):
-        batch = batch.filter(rows.mark(wanted.mask(batch.column("article_id"))))
-        ids += batch.column("article_id").to_pylist()
-        names += batch.column(column).to_pylist()
-    _check_found(ann, ids)
-    empty = [a for a, n in zip(ids, names, strict=True) if n is None or not str(n).strip()]
-    if empty:
+    """(the selected articles' rows of `ann` in the articles table's order, the split each one's
+    `column` names (a corpus's own train/dev/test) as a position in the split names, their row
+    numbers in the table, the split names)."""
+    found = _Found(ann)
+    values = [b.column(column) for b in found.batches(corpus, ["article_id", column])]
+    at, rows = found.result()
+    coded = pa.chunked_array(values).combine_chunks().dictionary_encode()
+    raw = coded.dictionary.to_pylist()  # the distinct values: few
+    names = [None if v is None or not str(v).strip() else str(v).strip() for v in raw] + [None]
+    idx = pc.fill_null(coded.indices, len(raw)).to_numpy(zero_copy_only=False)
+    empty = np.flatnonzero(np.array([n is None for n in names])[idx])
+    if len(empty):
+        first = ann["article_id"].iloc[at[empty[0]]]
         raise ExportError(
-            f"--split-by {column}: {len(empty)} article(s) have no value (e.g. {empty[0]}); "
+            f"--split-by {column}: {len(empty)} article(s) have no value (e.g. {first}); "
             "fill it, or split by hash with --split"
         )
-    names = [str(n).strip() for n in names]
-    for name in set(names):
+    splits = _split_names({names[i] for i in np.unique(idx)})
+    for name in splits:
         parse_split({name: 1})  # the same rule for split names as --split
-    return ids, names, rows.array()
+    lut = np.array([splits.index(n) if n is not None else -1 for n in names], dtype=np.int16)
+    return at, lut[idx], rows, splits
 
 
-class _RowNumbers:
-    """Row numbers in table order of the rows batch masks pick, for `article_chunks(rows=)`."""
+class _Found:
+    """The articles table's batches, keeping the rows of the articles `ann` selects (its article
+    ids are unique); then where each found row is in `ann` and in the table, in table order."""
 
-    def __init__(self):
-        self.seen, self.parts = 0, []
+    def __init__(self, ann):
+        self.ann = ann
+        self.index = pd.Index(ann["article_id"].astype(str).to_numpy(dtype=object))
+        self.at: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+        self.seen = 0
 
-    def mark(self, mask: pa.Array) -> pa.Array:
-        picked = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-        self.parts.append(picked + self.seen)
-        self.seen += len(mask)
-        return mask
+    def batches(self, corpus, cols: list[str]):
+        for batch in article_batches(corpus, cols, SPLIT_BATCH):
+            ids = batch.column("article_id").to_numpy(zero_copy_only=False)
+            at = self.index.get_indexer(ids)
+            picked = np.flatnonzero(at >= 0)
+            self.rows.append(picked + self.seen)
+            self.seen += batch.num_rows
+            if len(picked):
+                self.at.append(at[picked])
+                yield batch.take(pa.array(picked))
 
-    def array(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.int64)
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows of `ann`, rows of the table), checking every selected article was found once."""
+        at = _concat(self.at)
+        seen = np.zeros(len(self.ann), dtype=bool)
+        seen[at] = True
+        if not seen.all():
+            missing = self.ann["article_id"].astype(str).to_numpy()[~seen]
+            raise ExportError(
+                f"{len(missing)} annotated article(s) are not in the articles table: {', '.join(sorted(missing)[:5])}"
+            )
+        if len(at) != len(self.ann):
+            raise ExportError(
+                "the articles table holds an article_id twice; the corpus is inconsistent"
+            )
+        return at, _concat(self.rows)
 
 
-def _in_export_order(ann, ids: list[str], names: list[str], splits: list[str]):
-    """(`ann` reordered as `ids`, the order chunks are read in, keeping the columns the export
-    reads; each article's split as a code into `splits`). Chunk by chunk the driver then slices
-    both instead of holding a dict and an index per article."""
-    at = pd.Index(ann["article_id"].astype(str).to_numpy(dtype=object)).get_indexer(ids)
-    keep = [c for c in ANN_COLUMNS if c in ann]
-    codes = pd.Categorical(names, categories=splits).codes
-    return ann.iloc[at][keep].reset_index(drop=True), codes
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _in_export_order(ann, at: np.ndarray):
+    """`ann`'s rows `at` (the order chunks are read in): chunk by chunk the driver then slices it
+    instead of holding a dict and an index per article."""
+    return ann.iloc[at].reset_index(drop=True)
 
 
 def _split_names(values) -> list[str]:

@@ -67,14 +67,18 @@ def assign_splits(keys, fractions: dict[str, float], seed: int = 0) -> np.ndarra
     Equal keys always land in the same split, so passing a group value as the key keeps a
     group together. Returns an object array of split names, aligned with `keys`.
     """
+    return np.asarray(list(fractions), dtype=object)[split_codes(keys, fractions, seed)]
+
+
+def split_codes(keys, fractions: dict[str, float], seed: int = 0) -> np.ndarray:
+    """:func:`assign_splits` as positions in `fractions`' names (int64), key by key: a corpus
+    can be split a batch of keys at a time."""
     keys = list(keys)
     names = list(fractions)
     if not keys:
-        return np.empty(0, dtype=object)
+        return np.empty(0, dtype=np.int64)
     bounds = np.cumsum([fractions[n] for n in names])
     last = max(i for i, n in enumerate(names) if fractions[n] > 0)
     bounds[last:] = np.inf  # float rounding must not leave a sliver to an empty bin
-    u = unit_hash(keys, seed)
-    idx = np.searchsorted(bounds, u, side="right")
     # a zero-width bin never receives keys: searchsorted(side=right) skips it
-    return np.asarray(names, dtype=object)[idx]
+    return np.searchsorted(bounds, unit_hash(keys, seed), side="right")
