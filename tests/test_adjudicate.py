@@ -601,6 +601,40 @@ def test_select_annotations_by_strategy_and_annotator(corpus):
     assert select_annotations(corpus, project="other").empty
 
 
+def test_select_annotations_with_columns_reads_only_what_it_needs(corpus, monkeypatch):
+    """`columns` (what an export keeps) gives the same choice as the whole rows, restricted to
+    them, for every kind of selection; the table is read without the columns neither the
+    selection nor the caller uses (lead time, Label Studio ids and urls, result hashes)."""
+    run_adjudication(corpus, "union")
+    review = _ann("rv1", "a1", "gold:review", origin="gold")
+    # a3 has one live annotator; each of these would make a second one if its flag went unread
+    dead = [_ann(f"x{i}", "a3", "carl", version=9) for i in range(4)]
+    dead[0]["superseded"] = True
+    dead[1]["deleted_at"] = NOW
+    dead[2]["cancelled"] = True
+    dead[3]["invalid_reason"] = "task text in Label Studio differs from the article text"
+    for d in dead[:3]:
+        d["invalid_reason"] = None
+    with corpus.writer() as w:
+        w.append("annotations", pd.DataFrame([review, *dead]))
+    cols = ["annotation_id", "project", "article_id", "annotator", "origin", "version"]
+    asked = []
+    read = corpus.read
+    monkeypatch.setattr(
+        corpus, "read", lambda name, columns=None: asked.append(columns) or read(name, columns)
+    )
+    for gold, project in [("auto", None), ("union", None), ("intersection", "news"), ("bob", None)]:
+        whole = select_annotations(corpus, gold=gold, project=project)
+        asked.clear()
+        some = select_annotations(corpus, gold=gold, project=project, columns=cols)
+        assert list(some.columns) == [*cols, "selection"]
+        pd.testing.assert_frame_equal(some, whole[[*cols, "selection"]])
+        assert {"lead_time_s", "ls_task_id", "result_sha", "ls_url"}.isdisjoint(asked[0])
+    assert set(whole["selection"]) == {"annotator"}
+    auto = select_annotations(corpus, columns=cols).set_index("article_id")["selection"]
+    assert auto.to_dict() == {"a1": "review", "a2": "gold", "a3": "single", "a4": "gold"}
+
+
 # --------------------------------------------------------------------------- CLI
 
 

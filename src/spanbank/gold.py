@@ -282,6 +282,26 @@ def _of_project(table: pa.Table, project: str | None) -> pa.ChunkedArray:
 # --------------------------------------------------------------------------- selection
 
 
+# what the selection itself reads of the annotations table (whichever columns it returns)
+SELECTION_READS = frozenset(
+    {
+        "annotation_id",
+        "project",
+        "article_id",
+        "annotator",
+        "origin",
+        "version",
+        "created_at",
+        "updated_at",
+        "cancelled",
+        "superseded",
+        "deleted_at",
+        "invalid_reason",
+        "review_of",
+    }
+)
+
+
 def _latest_first(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(
         ["updated_at", "created_at", "version"], ascending=False, kind="stable", na_position="last"
@@ -289,7 +309,7 @@ def _latest_first(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def select_annotations(
-    corpus: Corpus, gold: str = "auto", project: str | None = None
+    corpus: Corpus, gold: str = "auto", project: str | None = None, columns=None
 ) -> pd.DataFrame:
     """One annotations row per article: the annotation an export should use.
 
@@ -303,17 +323,21 @@ def select_annotations(
     (gold stored without a project counts for the project's articles, and so does the
     reviewed gold pulled from its review project, whose rows say ``review_of``).
 
-    Returns the annotations table's columns plus ``selection`` (review, gold, single,
-    computed, annotator), sorted by article_id.
+    Returns the annotations table's columns (or only `columns` of them: the table is then read
+    without the others) plus ``selection`` (review, gold, single, computed, annotator), sorted
+    by article_id.
     """
     corpus.require()
     if not isinstance(gold, str) or not gold:
         raise SpanbankError("gold must be auto, a strategy or an annotator pseudonym")
-    ann = corpus.read("annotations")
-    live = live_annotations(ann)
+    names = TABLES["annotations"].names if columns is None else list(columns)
+    stored = corpus.stored_schema("annotations").names
+    live = live_annotations(
+        corpus.read("annotations", [c for c in stored if c in names or c in SELECTION_READS])
+    )
     from spanbank.corpus.annotations import without_honeypot_work
 
-    humans = without_honeypot_work(corpus, latest_per_annotator(ann, project=project))
+    humans = without_honeypot_work(corpus, latest_per_annotator(live, project=project))
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
     if gold != "auto" and not is_strategy:
         rows = live[live["annotator"] == gold]
@@ -326,7 +350,7 @@ def select_annotations(
                 f"use auto, a strategy or one of: {', '.join(known) or '(none)'}"
             )
         rows = _latest_first(rows).drop_duplicates("article_id")
-        return _finish(rows.assign(selection="annotator"))
+        return _finish(rows.assign(selection="annotator"), names)
 
     golds = live[
         (live["origin"] == GOLD_ORIGIN) & live["annotator"].str.startswith("gold:", na=False)
@@ -388,12 +412,12 @@ def select_annotations(
         )
     parts = [p for p in parts if len(p)]
     if not parts:
-        return _finish(ann.iloc[:0].assign(selection=pd.Series(dtype=object)))
-    return _finish(pd.concat(parts, ignore_index=True))
+        return _finish(live.iloc[:0].assign(selection=pd.Series(dtype=object)), names)
+    return _finish(pd.concat(parts, ignore_index=True), names)
 
 
-def _finish(rows: pd.DataFrame) -> pd.DataFrame:
-    cols = TABLES["annotations"].names + ["selection"]
+def _finish(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    cols = [c for c in names if c != "selection"] + ["selection"]
     rows = rows.reindex(columns=cols)
     return rows.sort_values("article_id", kind="stable").reset_index(drop=True)
 

@@ -320,7 +320,7 @@ def _selection(corpus, gold, project, annotations):
             raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
         desc = "given"
     else:
-        ann = gold_mod.select_annotations(corpus, gold=gold, project=project)
+        ann = gold_mod.select_annotations(corpus, gold=gold, project=project, columns=ANN_COLUMNS)
         desc = gold
     if not len(ann):
         where = f" in project {project!r}" if project else ""
