@@ -21,9 +21,9 @@ NAMES = ("spans", "relations")
 
 
 class GoldSpool:
-    """`spool(chunk_annotations, start)` -> (spans, relations) of those annotations, in the order the
-    corpus tables hold them (stored rows first, then gold adjudicated in memory), as the whole
-    tables filtered would give them.
+    """`spool(chunk_annotations, start)` -> (spans, relations) of those annotations, in the
+    order the corpus tables hold them (stored rows first, then gold adjudicated in memory), as
+    the whole tables filtered would give them.
 
     Built with one pass over the span and relation tables, a batch at a time: each selected row
     goes to a file of its bucket (a range of export chunks). `ann` is in the order the export
