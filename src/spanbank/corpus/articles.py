@@ -21,9 +21,14 @@ class IdSet:
     def __len__(self) -> int:
         return len(self.index)
 
+    def positions(self, column) -> np.ndarray:
+        """Each of `column`'s ids' place among the set's ids (in the order first given), -1 when
+        it is not in the set."""
+        return self.index.get_indexer(column.to_numpy(zero_copy_only=False))
+
     def mask(self, column) -> pa.Array:
         """True where `column`'s id is in the set."""
-        return pa.array(self.index.get_indexer(column.to_numpy(zero_copy_only=False)) >= 0)
+        return pa.array(self.positions(column) >= 0)
 
 
 def article_columns(corpus) -> list[str]:

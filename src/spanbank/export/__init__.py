@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
-from spanbank.corpus.articles import article_batches, article_chunks, article_columns
+from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path, sync_filesystem
@@ -193,7 +193,8 @@ def _export_dataset(
     else:
         at, codes, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
         splits = list(fractions)
-    ann = _in_export_order(ann, at)
+    # in the order chunks are read: the driver then slices it chunk by chunk
+    ann = ann.iloc[at].reset_index(drop=True)
     del at
     # before the stream, not after: at its end the driver holds the most
     stored = corpus.stored_schema("annotations").names
@@ -394,15 +395,14 @@ class _Found:
 
     def __init__(self, ann):
         self.ann = ann
-        self.index = pd.Index(ann["article_id"].astype(str).to_numpy(dtype=object))
+        self.wanted = IdSet(pa.array(ann["article_id"].astype(str)))
         self.at: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
         self.seen = 0
 
     def batches(self, corpus, cols: list[str]):
         for batch in article_batches(corpus, cols, SPLIT_BATCH):
-            ids = batch.column("article_id").to_numpy(zero_copy_only=False)
-            at = self.index.get_indexer(ids)
+            at = self.wanted.positions(batch.column("article_id"))
             picked = np.flatnonzero(at >= 0)
             self.rows.append(picked + self.seen)
             self.seen += batch.num_rows
@@ -429,12 +429,6 @@ class _Found:
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-
-def _in_export_order(ann, at: np.ndarray):
-    """`ann`'s rows `at` (the order chunks are read in): chunk by chunk the driver then slices it
-    instead of holding a dict and an index per article."""
-    return ann.iloc[at].reset_index(drop=True)
 
 
 def _split_names(values) -> list[str]:

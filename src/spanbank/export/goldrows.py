@@ -40,26 +40,28 @@ class GoldSpool:
         self._seq = 0
         self._loaded: tuple[int, tuple] | None = None
         self._bucket_rows = max(1, BUCKET_ARTICLES // chunk_size) * chunk_size
-        # held while parking only: the stream finds a chunk's bucket from its first row
-        self._ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
+        # needed while parking only: the stream finds a chunk's bucket from its first row
+        ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
         bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
         stored, todo = gold_mod.split_stored(corpus, ann)
         in_store = np.where(isin(ann["annotation_id"], stored), bucket, -1)
         for name in NAMES:
             cols = TABLES[name].names
             for batch in corpus.iter_batches(name, cols):
-                self._park(name, pa.Table.from_batches([batch]), in_store, cols)
+                self._park(name, pa.Table.from_batches([batch]), ids, in_store, cols)
         for name, rows in zip(NAMES, gold_mod.computed_rows(corpus, todo), strict=True):
-            self._park(name, rows, bucket, TABLES[name].names)
+            self._park(name, rows, ids, bucket, TABLES[name].names)
         self._flush()
-        del self._ids
 
-    def _park(self, name: str, table: pa.Table, bucket: np.ndarray, cols: list[str]) -> None:
-        """Hold `table`'s selected rows by bucket, order kept within a bucket; written out every
-        HELD_BYTES, so rows stored in any order make one file per bucket per flush, not per batch."""
+    def _park(
+        self, name: str, table: pa.Table, ids: pd.Index, bucket: np.ndarray, cols: list[str]
+    ) -> None:
+        """Hold `table`'s selected rows by bucket (`bucket[i]` for the annotation `ids[i]`, -1: not
+        selected), order kept within a bucket; written out every HELD_BYTES, so rows stored in
+        any order make one file per bucket per flush, not per batch."""
         if not table.num_rows:
             return
-        at = self._ids.get_indexer(table.column("annotation_id").to_numpy(zero_copy_only=False))
+        at = ids.get_indexer(table.column("annotation_id").to_numpy(zero_copy_only=False))
         b = np.where(at >= 0, bucket[at], -1)
         keep = np.flatnonzero(b >= 0)
         if not len(keep):
