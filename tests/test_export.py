@@ -795,33 +795,6 @@ def test_export_waits_for_or_refuses_a_locked_corpus(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
-def test_rows_by_annotation_is_the_filter_it_replaced():
-    """The per-chunk slice of the gold rows equals filtering the whole table by the chunk's ids."""
-    import random
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from spanbank.export.goldrows import rows_by_annotation
-
-    rng = random.Random(3)
-    ids = [f"ann{rng.randrange(50)}" for _ in range(2000)]  # interleaved, 50 annotations
-    table = pa.table({"annotation_id": ids, "n": list(range(len(ids)))})
-    take = rows_by_annotation(table)
-    for chunk in (
-        ["ann3", "ann41", "ann7"],
-        ["ann0"],
-        ["nope", "ann9"],
-        [],
-        [f"ann{i}" for i in range(50)],
-    ):
-        want = table.filter(
-            pc.is_in(table["annotation_id"], value_set=pa.array(chunk, pa.string()))
-        )
-        assert take(chunk).equals(want)
-    assert rows_by_annotation(table.slice(0, 0))(["ann1"]).num_rows == 0
-
-
 def test_id_set_masks_as_is_in_does():
     """The once-hashed id set used to pick articles batch by batch agrees with pc.is_in."""
     import pyarrow as pa

@@ -64,6 +64,38 @@ def test_rows_per_chunk_equal_the_whole_table_filtered(mixed, tmp_path, monkeypa
     assert "stray" not in spans["span_id"].tolist()
 
 
+def test_a_chunks_rows_are_its_annotations_rows_of_the_whole_tables(mixed, tmp_path, monkeypatch):
+    """Asked chunk by chunk (articles in a shuffled order, buckets of 4 articles, a parked file
+    per batch), the spool gives each chunk the rows of its annotations that the whole tables
+    filtered give, grouped by annotation in the chunk's order, each annotation's rows in table
+    order (a10's late row last), stray rows left out; an empty chunk gives empty tables."""
+    import random
+
+    monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 4)
+    monkeypatch.setattr(goldrows, "HELD_BYTES", 1)
+    rows = gold_mod.gold_rows(mixed)
+    ann = rows.annotations.sample(frac=1, random_state=random.Random(2).randrange(99))
+    ann = ann.reset_index(drop=True)
+    spool = goldrows.GoldSpool(tmp_path / "spool", mixed, ann, chunk_size=2)
+    whole = {"spans": rows.spans, "relations": rows.relations}
+    for start in range(0, len(ann), 2):
+        chunk = ann.iloc[start : start + 2].reset_index(drop=True)
+        got = spool(chunk, start)
+        for name, table in zip(goldrows.NAMES, got, strict=True):
+            ids = table.column("annotation_id").to_pylist()
+            want = whole[name].to_pandas()
+            want = pd.concat([want[want["annotation_id"] == a] for a in chunk["annotation_id"]])
+            assert ids == want["annotation_id"].tolist()
+            assert (
+                table.to_pandas()
+                .drop(columns="annotation_id")
+                .equals(want.drop(columns="annotation_id").reset_index(drop=True))
+            )
+    assert [t.num_rows for t in spool(ann.iloc[:0], len(ann))] == [0, 0]
+    spool.close()
+    assert not (tmp_path / "spool").exists()
+
+
 def test_the_driver_holds_one_bucket_at_a_time(mixed, tmp_path, monkeypatch):
     """With buckets of 2 articles, no load holds the rows of more than 2 articles, each bucket
     is read once, rows parked from several commits make one file per table and bucket, and the
@@ -78,13 +110,16 @@ def test_the_driver_holds_one_bucket_at_a_time(mixed, tmp_path, monkeypatch):
 
     monkeypatch.setattr(goldrows.GoldSpool, "_flush", flush)
     loads = []
-    real = goldrows.rows_by_annotation
+    real = goldrows.GoldSpool._load
 
-    def spy(table):
-        loads.append(set(table.column("annotation_id").to_pylist()))
-        return real(table)
+    def spy(self, k):
+        fresh = self._loaded is None or self._loaded[0] != k
+        got = real(self, k)
+        if fresh:
+            loads.extend(set(t.column("annotation_id").to_pylist()) for t, _ in got)
+        return got
 
-    monkeypatch.setattr(goldrows, "rows_by_annotation", spy)
+    monkeypatch.setattr(goldrows.GoldSpool, "_load", spy)
     export_dataset(mixed, ["jsonl"], tmp_path / "o", chunk_size=1)
     span_loads = loads[0::2]  # spans, relations, spans, ...
     assert len(span_loads) == -(-len(ARTICLES) // 2)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from spanbank import gold as gold_mod
 from spanbank.corpus.delta import read_conform
@@ -18,18 +17,21 @@ from spanbank.corpus.tables import TABLES, isin
 BUCKET_ARTICLES = 16_384  # articles whose rows are held at once (~50 MB of rows at 3 KB each)
 HELD_BYTES = 64 << 20  # rows held while parking, before they are written to their buckets' files
 NAMES = ("spans", "relations")
+AT = "_at"  # a parked row's annotation: its row in `ann`
 
 
 class GoldSpool:
-    """`spool(chunk_annotations, start)` -> (spans, relations) of those annotations, in the
-    order the corpus tables hold them (stored rows first, then gold adjudicated in memory), as
-    the whole tables filtered would give them.
+    """`spool(chunk_annotations, start)` -> (spans, relations) of those annotations: the rows the
+    whole tables filtered would give, grouped by annotation in the chunk's order, each
+    annotation's rows in the order the tables hold them (stored rows, or gold adjudicated in
+    memory).
 
     Built with one pass over the span and relation tables, a batch at a time: each selected row
-    goes to a file of its bucket (a range of export chunks). `ann` is in the order the export
-    reads the articles, `chunk_size` at a time, so its row r is in chunk r // chunk_size.
-    Chunks are asked for in that order (`start`: the chunk's first row in `ann`), so each
-    bucket is read once, then deleted."""
+    goes to a file of its bucket (a range of export chunks) with its annotation's row in `ann`.
+    `ann` is in the order the export reads the articles, `chunk_size` at a time, so its row r
+    is in chunk r // chunk_size. Chunks are asked for in that order (`start`: the chunk's first
+    row in `ann`), so each bucket is read once, sorted by that row, then deleted; a chunk's
+    rows are then one contiguous run of it."""
 
     def __init__(self, folder: Path, corpus, ann: pd.DataFrame, chunk_size: int):
         self.folder = Path(folder)
@@ -69,6 +71,7 @@ class GoldSpool:
         order = keep[np.argsort(b[keep], kind="stable")]
         b = b[order]
         table = read_conform(table.take(pa.array(order)), TABLES[name], cols)
+        table = table.append_column(AT, pa.array(at[order]))
         cuts = np.flatnonzero(np.diff(b)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(b)], strict=True):
             self._held[name].setdefault(int(b[lo]), []).append(table.slice(lo, hi - lo))
@@ -89,52 +92,40 @@ class GoldSpool:
         self._held_bytes = 0
 
     def __call__(self, chunk: pd.DataFrame, start: int) -> tuple[pa.Table, pa.Table]:
-        """The rows of `chunk`: the annotations at rows `start`... of the `ann` given."""
-        ks = np.unique((start + np.arange(len(chunk))) // self._bucket_rows).tolist()
-        if not ks:
-            return tuple(TABLES[n].empty_table() for n in NAMES)
-        ids = chunk["annotation_id"].astype(str).tolist()
-        # one bucket by construction: a chunk is never split between buckets
-        parts = [self._load(k) for k in ks]
-        return tuple(pa.concat_tables([p[i](ids) for p in parts]) for i in range(len(NAMES)))
+        """The rows of `chunk`: the annotations at rows `start`... of the `ann` given. A copy,
+        so that sending it to a worker does not send the whole bucket it was cut from."""
+        stop = start + len(chunk)
+        out = []
+        for i, name in enumerate(NAMES):
+            parts = [TABLES[name].empty_table()]
+            for k in range(start // self._bucket_rows, -(-stop // self._bucket_rows)):
+                table, at = self._load(k)[i]
+                lo, hi = np.searchsorted(at, [start, stop])
+                parts.append(table.take(pa.array(np.arange(lo, hi))))
+            out.append(pa.concat_tables(parts))
+        return tuple(out)
 
     def _load(self, k: int) -> tuple:
+        """Bucket k's (rows, the row in `ann` of each) per table, sorted by that row."""
         if self._loaded is not None and self._loaded[0] == k:
             return self._loaded[1]
-        takes = []
+        self._loaded = None  # the previous bucket is done: free it before reading this one
+        loaded = []
         for name in NAMES:
             files = self._files[name].pop(k, [])
             tables = [pa.ipc.open_file(pa.memory_map(str(p))).read_all() for p in files]
             for p in files:
                 p.unlink()  # the rows stay readable through the mapping until dropped
-            takes.append(
-                rows_by_annotation(
-                    pa.concat_tables(tables) if tables else TABLES[name].empty_table()
-                )
-            )
-        self._loaded = (k, tuple(takes))
+            if not tables:
+                loaded.append((TABLES[name].empty_table(), np.empty(0, dtype=np.int64)))
+                continue
+            table = pa.concat_tables(tables)
+            at = table.column(AT).to_numpy()
+            order = np.argsort(at, kind="stable")
+            loaded.append((table.drop_columns([AT]).take(pa.array(order)), at[order]))
+        self._loaded = (k, tuple(loaded))
         return self._loaded[1]
 
     def close(self) -> None:
         self._loaded = None
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def rows_by_annotation(table: pa.Table):
-    """ids -> the rows of `table` whose annotation_id is among them, in table order. Indexed once:
-    filtering the whole table per chunk made an export quadratic in the corpus."""
-    if not table.num_rows:
-        return lambda ids: table
-    order = pc.sort_indices(table, [("annotation_id", "ascending")]).to_numpy()
-    counts = pc.value_counts(table["annotation_id"].take(order))
-    lens = counts.field("counts").to_numpy()
-    starts = np.cumsum(lens) - lens
-    where = {a: i for i, a in enumerate(counts.field("values").to_pylist())}
-
-    def take(ids: list[str]) -> pa.Table:
-        k = np.array([where[a] for a in ids if a in where], dtype=np.int64)
-        n = lens[k]
-        idx = np.repeat(starts[k] - (np.cumsum(n) - n), n) + np.arange(n.sum())
-        return table.take(np.sort(order[idx]))
-
-    return take
