@@ -173,6 +173,34 @@ def test_local_cluster_export_is_byte_identical(corpus, local_export, tmp_path):
     assert len(got) > 500 and got == local_export
 
 
+def test_the_driver_of_a_two_worker_spacy_export_does_not_import_spacy(corpus, tmp_path):
+    """Its workers encode; the driver joins their parts without spaCy (its import took 0.7 s
+    before the first chunk could go out). The file is a DocBin spaCy reads."""
+    code = (
+        "import sys; from spanbank.corpus import Corpus; from spanbank.export import "
+        "export_dataset; export_dataset(Corpus(sys.argv[1]), 'spacy', sys.argv[2], workers=2, "
+        "chunk_size=40, agreement=False); print('spacy' in sys.modules)"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(corpus.path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["False"]
+    from spacy.tokens import DocBin
+
+    from spanbank.export.spacy import _blank
+
+    docs = list(
+        DocBin().from_disk(tmp_path / "out" / "spacy" / "train.spacy").get_docs(_blank("en").vocab)
+    )
+    assert len(docs) > 100 and all(d.user_data["article_id"] for d in docs)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
