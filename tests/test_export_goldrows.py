@@ -226,3 +226,45 @@ def test_fingerprint_spilled_in_sorted_runs_digests_the_same(tmp_path, monkeypat
         want = hashlib.sha256((digest(ann) + digest(txt)).encode()).hexdigest()
         assert driver.digests()["sha256"] == want
         assert not spill.exists()
+
+
+def test_chunk_frames_give_each_chunk_back_as_it_was(tmp_path):
+    """Parked frames come back equal, dtypes and missing values included; a start that is not a
+    chunk's, or a length other than the chunk's, is refused; close deletes the file."""
+    frame = pd.DataFrame(
+        {
+            "annotation_id": pd.array(["a", "b", None, "é😀", "e"], dtype="str"),
+            "version": [1, 2, 3, 4, 5],
+            "updated_at": pd.to_datetime(["2026-01-01", None, "2026-01-03", None, None], utc=True),
+            "origin": ["x", None, "y", "z", None],
+        },
+        index=[9, 7, 5, 3, 1],
+    )
+    frames = goldrows.ChunkFrames(tmp_path / "sel", frame, 2)
+    for start, n in ((0, 2), (2, 2), (4, 1)):
+        got = frames(start, n)
+        want = frame.iloc[start : start + n].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want)
+    for start, n in ((1, 2), (6, 1), (0, 1)):
+        with pytest.raises(IndexError):
+            frames(start, n)
+    frames.close()
+    assert not (tmp_path / "sel").exists()
+
+
+def test_the_driver_reads_the_selection_back_chunk_by_chunk(mixed, tmp_path, monkeypatch):
+    """The export's driver takes each chunk's selected annotations from the parked file, one
+    chunk at a time, and leaves no file behind."""
+    calls = []
+    real = goldrows.ChunkFrames.__call__
+
+    def spy(self, start, n):
+        got = real(self, start, n)
+        calls.append((start, list(got["article_id"])))
+        return got
+
+    monkeypatch.setattr(goldrows.ChunkFrames, "__call__", spy)
+    export_dataset(mixed, ["jsonl"], tmp_path / "o", chunk_size=3)
+    assert [s for s, _ in calls] == list(range(0, len(ARTICLES), 3))
+    assert sorted(a for _, ids in calls for a in ids) == sorted(ARTICLES)
+    assert not list(tmp_path.glob("**/.selection"))

@@ -34,7 +34,7 @@ from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
 from spanbank.export.docs import META_COLUMNS, build_documents
-from spanbank.export.goldrows import GoldSpool
+from spanbank.export.goldrows import ChunkFrames, GoldSpool
 from spanbank.export.hf import HfWriter
 from spanbank.export.jsonl import JsonlWriter
 from spanbank.export.manifest import (
@@ -211,9 +211,13 @@ def _export_dataset(
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
         span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size)
+        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size)
+        total = len(ann)
+        del ann  # the stream reads it back chunk by chunk
         stats = _stream(
             corpus,
-            ann,
+            chosen,
+            total,
             span_source,
             codes,
             rows,
@@ -229,6 +233,7 @@ def _export_dataset(
             tmp / ".fingerprint",
         )
         span_source.close()
+        chosen.close()
         notes = dict(stats.pop("notes"))
         for w in writers:
             notes.update(w.close())
@@ -443,7 +448,8 @@ def _split_names(values) -> list[str]:
 
 def _stream(
     corpus,
-    ann,
+    chosen,
+    total,
     span_source,
     codes,
     rows,
@@ -459,14 +465,14 @@ def _stream(
     spill,
 ) -> dict:
     """Read the selected articles chunk by chunk, build and encode each chunk's documents on
-    `engine` (in order), and hand the encoded parts to the writers here. `ann` and `codes`
-    (split codes) are in the order the chunks come; `rows` are the articles' row numbers;
-    the fingerprint's sorted runs go to the folder `spill`."""
+    `engine` (in order), and hand the encoded parts to the writers here. `chosen(start, n)`
+    gives the selected annotation rows of the `total` articles, and `codes` their split codes,
+    in the order the chunks come; `rows` are the articles' row numbers; the fingerprint's
+    sorted runs go to the folder `spill`."""
     cols = ["article_id", "text", *[c for c in META_COLUMNS if c in art_cols]]
     cols += sorted(c for c in art_cols if c not in TABLES["articles"].names)  # e.g. --metadata's
     if group_by and group_by not in cols:
         cols.append(group_by)
-    total = len(ann)
     stats = {
         "articles": {s: 0 for s in splits},
         "labels": {s: Counter() for s in splits},
@@ -480,7 +486,7 @@ def _stream(
     def chunks():
         start = 0
         for pending in article_chunks(corpus, cols, chunk_size, rows=rows):
-            chunk = _chunk(pending, ann, codes, splits, start, span_source, group_by)
+            chunk = _chunk(pending, chosen, codes, splits, start, span_source, group_by)
             start += chunk["rows"].num_rows
             yield chunk
 
@@ -504,12 +510,12 @@ def _stream(
     return stats
 
 
-def _chunk(batches, ann, codes, splits, start, span_source, group_by) -> dict:
+def _chunk(batches, chosen, codes, splits, start, span_source, group_by) -> dict:
     """What one chunk's documents are built from: Arrow tables and a frame (cheap to send to a
-    worker, which turns them into rows). Its articles are `ann`'s rows from `start` on."""
+    worker, which turns them into rows). Its articles are the selection's rows from `start` on."""
     rows = pa.Table.from_batches(batches)
     ids = rows.column("article_id").to_pylist()
-    chunk_ann = ann.iloc[start : start + len(ids)].reset_index(drop=True)
+    chunk_ann = chosen(start, len(ids))
     if chunk_ann["article_id"].tolist() != ids:  # we hold the lock: a bug, not a user's error
         raise AssertionError("the articles came in another order than the selection's")
     spans, rels = span_source(chunk_ann, start)

@@ -1,8 +1,10 @@
-"""The chosen gold's span and relation rows, parked on disk by range of chunks, so an export's
-driver holds one range of them at a time instead of every selected row of the corpus."""
+"""The chosen gold's annotation rows, and their span and relation rows, parked on disk by chunk
+or range of chunks, so an export's driver holds one range of them at a time instead of every
+selected row of the corpus."""
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -129,3 +131,33 @@ class GoldSpool:
     def close(self) -> None:
         self._loaded = None
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ChunkFrames:
+    """A frame's rows parked in a file `size` at a time; `frames(start, n)` gives rows `start`
+    to `start + n` back, one chunk (`start` a multiple of `size`), as they were. The export's
+    selection, held by the driver through the stream, was 115 MB per million articles."""
+
+    def __init__(self, path: Path, frame: pd.DataFrame, size: int):
+        self.path = Path(path)
+        self.size = size
+        self._ends = [0]
+        with open(self.path, "xb") as fh:
+            for lo in range(0, len(frame), size):
+                fh.write(pickle.dumps(frame.iloc[lo : lo + size], protocol=5))
+                self._ends.append(fh.tell())
+        self._fh = open(self.path, "rb")  # noqa: SIM115 (closed by close)
+
+    def __call__(self, start: int, n: int) -> pd.DataFrame:
+        i, off = divmod(start, self.size)
+        if off or i + 1 >= len(self._ends):
+            raise IndexError(f"no chunk starts at row {start}")
+        self._fh.seek(self._ends[i])
+        frame = pickle.loads(self._fh.read(self._ends[i + 1] - self._ends[i]))
+        if len(frame) != n:
+            raise IndexError(f"the chunk at row {start} has {len(frame)} rows, not {n}")
+        return frame.reset_index(drop=True)
+
+    def close(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
