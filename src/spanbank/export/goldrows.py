@@ -136,7 +136,8 @@ class GoldSpool:
 class ChunkFrames:
     """A frame's rows parked in a file `size` at a time; `frames(start, n)` gives rows `start`
     to `start + n` back, one chunk (`start` a multiple of `size`), as they were. The export's
-    selection, held by the driver through the stream, was 115 MB per million articles."""
+    selection, held by the driver through the stream, was 115 MB per million articles. Pickled,
+    so any frame comes back exactly; the file is the export's own, in its private temp folder."""
 
     def __init__(self, path: Path, frame: pd.DataFrame, size: int):
         self.path = Path(path)
