@@ -44,7 +44,7 @@ class GoldSpool:
         self._seq = 0
         self._loaded: tuple[int, tuple] | None = None
         self._bucket_rows = max(1, BUCKET_ARTICLES // chunk_size) * chunk_size
-        # needed while parking only: the stream finds a chunk's bucket from its first row
+        # needed while parking only: a parked row keeps its annotation's row in `ann`, not its id
         ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
         bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
         stored, todo = gold_mod.split_stored(corpus, ann)
