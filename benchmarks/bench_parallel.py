@@ -45,6 +45,13 @@ from pathlib import Path
 from _common import CACHE, corpus_from_synth, synth_corpus
 
 os.environ.pop("SPANBANK_WORKERS", None)
+# every run here, ours and a --baseline-ref's, on the Arrow pool the spanbank command uses:
+# children read the variable as pyarrow starts, this process is set by arrowpool.use
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+with contextlib.suppress(ImportError):  # a --baseline-ref's spanbank may predate it
+    from spanbank import arrowpool
+
+    arrowpool.use()
 
 
 def run_json(code: str, *args: str, path: str | None = None) -> dict:

@@ -35,6 +35,12 @@ def _slow_pid(x, delay):
     return os.getpid()
 
 
+def _pool_name(x):
+    import pyarrow as pa
+
+    return pa.default_memory_pool().backend_name
+
+
 def digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -167,6 +173,8 @@ def test_local_cluster_export_is_byte_identical(corpus, local_export, tmp_path):
         # two single-threaded worker processes, as the issue asks: parts really run elsewhere
         pids = set(eng.map(_slow_pid, range(6), 0.2))
         assert os.getpid() not in pids and len(pids) == 2
+        # the workers we start allocate Arrow memory from the pool that gives it back
+        assert set(eng.map(_pool_name, range(4))) == {"jemalloc"}
     out = tmp_path / "out"
     export_dataset(corpus, FORMATS, out, workers=2, chunk_size=40, agreement=False)
     got = digests(out)

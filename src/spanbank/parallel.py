@@ -146,6 +146,8 @@ class Engine:
             if self.scheduler:
                 self._client = Client(self.scheduler, timeout="20s")
             else:
+                from spanbank import arrowpool
+
                 with _local_config():
                     self._cluster = LocalCluster(
                         n_workers=self.workers,
@@ -153,6 +155,7 @@ class Engine:
                         processes=True,
                         dashboard_address="127.0.0.1:0",  # loopback, any free port: no "8787 in use" warning
                         silence_logs=logging.ERROR,
+                        env={arrowpool.ENV: pool} if (pool := arrowpool.chosen()) else {},
                     )
                 self._client = Client(self._cluster)
         except (OSError, TimeoutError) as exc:

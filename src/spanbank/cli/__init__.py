@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from spanbank import __version__
+from spanbank import __version__, arrowpool
 from spanbank.corpus.store import Corpus, default_corpus_dir
 from spanbank.errors import SpanbankError
 
@@ -89,6 +89,7 @@ def cli(ctx, corpus):
 
 def main() -> None:
     """Entry point: run the CLI, turning library errors into one line and exit code 1."""
+    arrowpool.use()
     try:
         code = cli.main(standalone_mode=False, prog_name="spanbank")
         if isinstance(code, int) and code:
