@@ -772,3 +772,77 @@ def test_stored_gold_carries_fragments_and_joined_text(tmp_path):
     conflicts = c.read("conflicts")
     a4 = conflicts[conflicts["article_id"] == "a4"]
     assert set(a4["kind"]) == {"tie"}  # only the quote type (direct vs indirect), no boundary
+
+
+# --------------------------------------------------------------------------- latest per annotator
+
+
+ANNOTATION_KEYS = ["annotation_id", "project", "article_id", "annotator", "origin", "created_at"]
+ANNOTATION_KEYS += [
+    "updated_at",
+    "version",
+    "cancelled",
+    "superseded",
+    "deleted_at",
+    "invalid_reason",
+]
+
+
+def _random_annotations(rng: random.Random, n: int) -> pd.DataFrame:
+    """Annotation rows with ties, missing times, dead versions and a shuffled index."""
+    stamps = [pd.NaT, *pd.date_range("2025-01-01", periods=4, freq="h", tz="UTC")]
+    rows = [
+        {
+            "annotation_id": f"x{i}",
+            "project": rng.choice(["news", "other", None]),
+            "article_id": f"a{rng.randrange(12)}",
+            "annotator": rng.choice(["ann", "bob", "cat", "gold:majority"]),
+            "origin": rng.choice(["human", "human", "import", "gold"]),
+            "created_at": rng.choice(stamps),
+            "updated_at": rng.choice(stamps),
+            "version": rng.randrange(1, 4),
+            "cancelled": rng.random() < 0.1,
+            "superseded": rng.random() < 0.1,
+            "deleted_at": rng.choice([None] * 9 + [stamps[1]]),
+            "invalid_reason": None,
+        }
+        for i in range(n)
+    ]
+    df = pd.DataFrame(rows, columns=ANNOTATION_KEYS)
+    df["deleted_at"] = pd.to_datetime(df["deleted_at"], utc=True)
+    return df.set_axis(rng.sample(range(10 * n), n))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_latest_per_annotator_is_the_last_by_time_of_each_pair(seed):
+    """Against its definition written the plain way: the live rows sorted (stable, missing
+    times first), the last of each (article, annotator); same rows, order and index."""
+    from spanbank.corpus.annotations import HUMAN_ORIGINS, latest_per_annotator, live_mask
+
+    rng = random.Random(seed)
+    ann = _random_annotations(rng, rng.choice([0, 1, 5, 60, 200]))
+    for project in (None, "news"):
+        want = ann[live_mask(ann, HUMAN_ORIGINS)]
+        if project:
+            want = want[want["project"] == project]
+        want = want.sort_values(
+            ["updated_at", "created_at", "version"], kind="stable", na_position="first"
+        ).drop_duplicates(["article_id", "annotator"], keep="last")
+        pd.testing.assert_frame_equal(latest_per_annotator(ann, project=project), want)
+
+
+def test_a_selection_over_live_rows_does_not_copy_them():
+    """Most of a gold selection's memory was copies of the whole annotations table: rows all
+    live, one per article and annotator, in time order come back as the same frame."""
+    from spanbank.corpus.annotations import latest_per_annotator, live_annotations
+
+    ann = _random_annotations(random.Random(1), 40).assign(
+        origin="human", cancelled=False, superseded=False, deleted_at=pd.NaT, version=1
+    )
+    ann = ann.drop_duplicates(["article_id", "annotator"]).sort_values(
+        ["updated_at", "created_at"], kind="stable", na_position="first"
+    )
+    assert live_annotations(ann) is ann
+    assert latest_per_annotator(ann) is ann
+    dead = ann.assign(cancelled=[True] + [False] * (len(ann) - 1))
+    assert len(latest_per_annotator(dead)) == len(ann) - 1

@@ -16,6 +16,7 @@ from spanbank.corpus.annotations import (
     REVIEW_ANNOTATOR,
     latest_per_annotator,
     live_annotations,
+    rows_at,
 )
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, isin, to_arrow
@@ -385,13 +386,18 @@ def select_annotations(
     chosen = chosen.assign(
         selection=np.where(chosen["annotator"] == REVIEW_ANNOTATOR, "review", "gold")
     )
-    n = humans.groupby("article_id")["annotator"].nunique()
-    rest = n[~isin(n.index, chosen["article_id"])]
+    # annotators per article without gold (humans: one row per article and annotator)
+    codes, articles = pd.factorize(humans["article_id"])
+    named = (codes >= 0) & np.asarray(humans["annotator"].notna())
+    n = np.bincount(codes[named], minlength=len(articles))
+    n[isin(articles, chosen["article_id"])] = 0
     parts = [chosen]
     if not is_strategy:
-        single = humans[isin(humans["article_id"], rest[rest == 1].index)]
-        parts.append(single.assign(selection="single"))
-    multi = sorted(rest[rest >= 2].index)
+        of_row = np.zeros(len(codes), dtype=n.dtype)
+        of_row[codes >= 0] = n[codes[codes >= 0]]
+        parts.append(rows_at(humans, of_row == 1).assign(selection="single"))
+    multi = sorted(articles[n >= 2])
+    del live, humans, golds  # the whole table's rows: not held while the selection is sorted
     if multi:
         parse_strategy(strategy)
         prefix = _gold_prefix(strategy, project)
@@ -412,8 +418,8 @@ def select_annotations(
         )
     parts = [p for p in parts if len(p)]
     if not parts:
-        return _finish(live.iloc[:0].assign(selection=pd.Series(dtype=object)), names)
-    return _finish(pd.concat(parts, ignore_index=True), names)
+        return _finish(chosen.iloc[:0].assign(selection=pd.Series(dtype=object)), names)
+    return _finish(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True), names)
 
 
 def _finish(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -56,9 +56,20 @@ def live_mask(ann: pd.DataFrame, origins=None) -> np.ndarray:
     return keep
 
 
+def rows_at(df: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """`df`'s rows where the boolean `rows` is true, or at the positions `rows`; `df` itself
+    when that is all of them in order (the common case: copies of the whole annotations table
+    were most of a gold selection's memory)."""
+    if rows.dtype == bool:
+        return df if rows.all() else df[rows]
+    if len(rows) == len(df) and (rows == np.arange(len(df))).all():
+        return df
+    return df.take(rows)
+
+
 def live_annotations(ann: pd.DataFrame, origins=None) -> pd.DataFrame:
     """Rows of an annotations frame not superseded, deleted, skipped or invalid (of `origins`; None: any)."""
-    return ann[live_mask(ann, origins)]
+    return rows_at(ann, live_mask(ann, origins))
 
 
 def latest_per_annotator(
@@ -71,11 +82,14 @@ def latest_per_annotator(
         keep &= np.array(ann["project"] == project, dtype=bool)
     if annotators is not None:
         keep &= np.array(ann["annotator"].isin(list(annotators)), dtype=bool)
-    a = ann[keep]
-    order = [c for c in ("updated_at", "created_at", "version") if c in a]
+    # positions first, from the key columns only; the rows are taken once (or not at all)
+    rows = np.flatnonzero(keep)
+    order = [c for c in ("updated_at", "created_at", "version") if c in ann]
     if order:
-        a = a.sort_values(order, kind="stable", na_position="first")
-    return a.drop_duplicates(["article_id", "annotator"], keep="last")
+        by = ann[order].take(rows).reset_index(drop=True)
+        rows = rows[by.sort_values(order, kind="stable", na_position="first").index.to_numpy()]
+    again = ann[["article_id", "annotator"]].take(rows).duplicated(keep="last").to_numpy()
+    return rows_at(ann, rows[~again])
 
 
 # ======================================================================== project records
