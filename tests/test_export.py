@@ -813,6 +813,47 @@ def test_id_set_masks_as_is_in_does():
     assert len(ids) == 3
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_id_set_positions_are_a_dicts(seed):
+    """Against a dict from id to its first place: unicode, empty, prefixes of one another,
+    longer than any in the set, NUL characters, missing values, sliced and chunked columns; the
+    sorted bytes and the index it falls back to for ids much longer than most."""
+    import random
+
+    import numpy as np
+    import pyarrow as pa
+
+    from spanbank.corpus.articles import IdSet
+
+    rng = random.Random(seed)
+    alphabet = ["a", "b", "é", "字", "\x00", "-", "Z"]
+    pool = [""] + ["".join(rng.choices(alphabet, k=rng.randrange(1, 7))) for _ in range(60)]
+    pool += [p + "a" for p in pool[:10]] + [p[:-1] for p in pool[10:20]]
+    given = [rng.choice(pool) for _ in range(rng.randrange(1, 80))]
+    mode = seed % 3  # 0: one id far longer than the rest; 1: no NUL in the set; 2: some
+    if mode == 0:
+        given.insert(rng.randrange(len(given)), "x" * 500)
+    if mode == 1:
+        given = [g for g in given if "\x00" not in g] or ["a"]
+    if mode == 2:
+        given.append("a\x00")
+    first: dict[str, int] = {}
+    for g in given:
+        first.setdefault(g, len(first))
+    ids = IdSet(pa.array(given + [None], pa.string()))
+    longest = max(first, key=len)  # with one more character: longer than any in the set
+    asked = [rng.choice(pool + [None, longest + "q"]) for _ in range(200)]
+    whole = pa.array(["pad"] * 7 + asked, pa.string()).slice(7)
+    for column in (whole, pa.chunked_array([whole.slice(0, 50), whole.slice(50)])):
+        want = [first.get(a, -1) if a is not None else -1 for a in asked]
+        assert ids.positions(column).tolist() == want
+        assert ids.mask(column).to_pylist() == [w >= 0 for w in want]
+    assert len(ids) == len(first)
+    assert (ids.index is None) == (mode == 1)  # sorted bytes, or the index for the odd ones
+    assert ids.positions(pa.array([], pa.string())).tolist() == []
+    assert np.all(IdSet(pa.array([], pa.string())).positions(whole) == -1)
+
+
 def test_chunks_by_row_number_equal_chunks_by_id(tmp_path):
     """`article_chunks(rows=)`, which the export streams with, gives the chunks that filtering by
     id gives, for articles stored over three commits and any chunk size; the row numbers are

@@ -12,23 +12,73 @@ import pyarrow.parquet as pq
 
 
 class IdSet:
-    """A set of ids hashed once, for filtering batch after batch: `pc.is_in` hashes its whole
-    value set on every call, which made a pass over N articles choosing N ids quadratic."""
+    """A set of ids indexed once, for looking up batch after batch. `pc.is_in` hashes its whole
+    value set on every call, which made a pass over N articles choosing N ids quadratic; a
+    pandas index of them held a Python string each, about 100 MB per million ids. Here they are
+    one sorted array of fixed-width bytes, searched by bisection: 26 MB per million ids of 18
+    characters. Ids much longer than most (or with NUL characters) go to a pandas index instead.
+    A missing id never matches."""
 
-    def __init__(self, ids: pa.Array):
-        self.index = pd.Index(pd.unique(ids.to_numpy(zero_copy_only=False)), dtype=object)
+    def __init__(self, ids: pa.Array | pa.ChunkedArray):
+        unique = pc.drop_null(pc.unique(ids))  # in the order first given
+        lengths = pc.binary_length(unique)
+        self.width = int(pc.max(lengths).as_py() or 0)
+        self.index = None
+        if self.width > max(64, 4 * (pc.mean(lengths).as_py() or 0)):
+            self.index = pd.Index(unique.to_numpy(zero_copy_only=False), dtype=object)
+            return
+        raw, fits = _fixed_width(unique, self.width)
+        if not fits.all():
+            self.index = pd.Index(unique.to_numpy(zero_copy_only=False), dtype=object)
+            return
+        self.order = np.argsort(raw, kind="stable")
+        self.sorted = raw[self.order]
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) if self.index is not None else len(self.sorted)
 
     def positions(self, column) -> np.ndarray:
         """Each of `column`'s ids' place among the set's ids (in the order first given), -1 when
         it is not in the set."""
-        return self.index.get_indexer(column.to_numpy(zero_copy_only=False))
+        if self.index is not None:
+            found = self.index.get_indexer(column.to_numpy(zero_copy_only=False))
+            return np.where(np.asarray(column.is_null()), -1, found)
+        raw, fits = _fixed_width(column, self.width)
+        if not len(self.sorted):
+            return np.full(len(raw), -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(self.sorted, raw), len(self.sorted) - 1)
+        return np.where(fits & (self.sorted[i] == raw), self.order[i], -1)
 
     def mask(self, column) -> pa.Array:
         """True where `column`'s id is in the set."""
         return pa.array(self.positions(column) >= 0)
+
+
+def _fixed_width(column, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """`column`'s strings as NUL-padded bytes of `width` (numpy "S"), and whether each is one the
+    set could hold: not missing, not longer than `width`, without NUL (numpy drops trailing NULs
+    when it compares). Gathered from Arrow's buffers a slice at a time, without Python strings."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_string(arr.type):
+        arr = arr.cast(pa.string())
+    n, w = len(arr), max(width, 1)
+    _, offs, data = arr.buffers()
+    offsets = np.frombuffer(offs, dtype=np.int32, count=arr.offset + n + 1)[arr.offset :]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8)
+    lengths = np.diff(offsets)
+    fits = (lengths <= width) & ~np.asarray(arr.is_null())
+    out = np.zeros((n, w), dtype=np.uint8)
+    place = np.arange(w)
+    for lo in range(0, n, ID_SLICE):  # the gather's index is 8 bytes per byte of ids
+        hi = min(n, lo + ID_SLICE)
+        inside = place < np.minimum(lengths[lo:hi], w)[:, None]
+        block = out[lo:hi]
+        block[inside] = data[(offsets[lo:hi, None] + place)[inside]]
+        fits[lo:hi] &= ~((block == 0) & inside).any(axis=1)
+    return out.view(f"S{w}").ravel(), fits
+
+
+ID_SLICE = 1 << 15
 
 
 def article_columns(corpus) -> list[str]:

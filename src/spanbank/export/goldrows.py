@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from spanbank import gold as gold_mod
+from spanbank.corpus.articles import IdSet
 from spanbank.corpus.delta import read_conform
 from spanbank.corpus.tables import TABLES, isin
 
@@ -45,7 +46,7 @@ class GoldSpool:
         self._loaded: tuple[int, tuple] | None = None
         self._bucket_rows = max(1, BUCKET_ARTICLES // chunk_size) * chunk_size
         # needed while parking only: a parked row keeps its annotation's row in `ann`, not its id
-        ids = pd.Index(ann["annotation_id"].astype(str).to_numpy(dtype=object))
+        ids = IdSet(pa.array(ann["annotation_id"].astype(str)))
         bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
         stored, todo = gold_mod.split_stored(corpus, ann)
         in_store = np.where(isin(ann["annotation_id"], stored), bucket, -1)
@@ -58,14 +59,14 @@ class GoldSpool:
         self._flush()
 
     def _park(
-        self, name: str, table: pa.Table, ids: pd.Index, bucket: np.ndarray, cols: list[str]
+        self, name: str, table: pa.Table, ids: IdSet, bucket: np.ndarray, cols: list[str]
     ) -> None:
         """Hold `table`'s selected rows by bucket (`bucket[i]` for the annotation `ids[i]`, -1: not
         selected), order kept within a bucket; written out every HELD_BYTES, so rows stored in
         any order make one file per bucket per flush, not per batch."""
         if not table.num_rows:
             return
-        at = ids.get_indexer(table.column("annotation_id").to_numpy(zero_copy_only=False))
+        at = ids.positions(table.column("annotation_id"))
         b = np.where(at >= 0, bucket[at], -1)
         keep = np.flatnonzero(b >= 0)
         if not len(keep):
