@@ -1,8 +1,8 @@
 """Arrow's memory pool in spanbank's processes: jemalloc, which gives freed memory back.
 
 pyarrow allocates from mimalloc by default on Linux, which kept what reading a table freed:
-selecting the gold of 1M articles peaked at 718 MB with it and 585 MB with jemalloc, and the
-driver of a 2-worker export at 784 and 662 MB (docs/SCALE.md).
+selecting the gold of 1M articles peaked at 716 MB with it and at 580-590 MB with jemalloc
+(docs/SCALE.md, "fourth pass").
 """
 
 from __future__ import annotations
