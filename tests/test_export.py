@@ -795,6 +795,16 @@ def test_export_waits_for_or_refuses_a_locked_corpus(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
+def test_an_annotation_given_for_two_articles_is_refused(tmp_path):
+    """Its rows would land with one article only: refused, nothing written."""
+    corpus = build_corpus(tmp_path / "c")
+    ann = given(corpus)
+    ann.loc[1, "annotation_id"] = ann.loc[0, "annotation_id"]
+    with pytest.raises(ExportError, match="given twice"):
+        run(corpus, tmp_path / "exp", formats="jsonl", annotations=ann)
+    assert not (tmp_path / "exp").exists()
+
+
 def test_id_set_masks_as_is_in_does():
     """The once-hashed id set used to pick articles batch by batch agrees with pc.is_in."""
     import pyarrow as pa

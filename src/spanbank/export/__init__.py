@@ -338,6 +338,10 @@ def _selection(corpus, gold, project, annotations):
         raise ExportError(
             f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}"
         )
+    # a parked gold row finds its article through its annotation: one article per annotation
+    twice = ann["annotation_id"][ann["annotation_id"].duplicated()]
+    if len(twice):
+        raise ExportError(f"annotation(s) given twice: {', '.join(map(str, twice.unique()[:5]))}")
     return ann, desc
 
 
