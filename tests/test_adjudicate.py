@@ -621,7 +621,9 @@ def test_select_annotations_with_columns_reads_only_what_it_needs(corpus, monkey
     asked = []
     read = corpus.read
     monkeypatch.setattr(
-        corpus, "read", lambda name, columns=None: asked.append(columns) or read(name, columns)
+        corpus,
+        "read",
+        lambda name, columns=None, where=None: asked.append(columns) or read(name, columns, where),
     )
     for gold, project in [("auto", None), ("union", None), ("intersection", "news"), ("bob", None)]:
         whole = select_annotations(corpus, gold=gold, project=project)
@@ -846,3 +848,89 @@ def test_a_selection_over_live_rows_does_not_copy_them():
     assert latest_per_annotator(ann) is ann
     dead = ann.assign(cancelled=[True] + [False] * (len(ann) - 1))
     assert len(latest_per_annotator(dead)) == len(ann) - 1
+
+
+# ids that sort apart in bytes and in code points alike, prefixes of each other, non-ASCII
+RANGE_IDS = ["a", "a1", "a10", "a2", "A", "b", "b ", "é", "ä1", "z", "zz", "日本", "ß", "0"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_selection_by_ranges_of_articles_is_the_whole_selection(tmp_path, seed, monkeypatch):
+    """A table bigger than SELECT_ROWS is chosen from one range of article ids at a time: the
+    same rows, order, columns and dtypes as one pass over the whole table, for every kind of
+    selection (gold of several kinds and projects, honeypot work, dead rows, ties), and the same
+    error for an annotator with no annotations; the table is written in several files."""
+    import spanbank.gold as gold_mod
+
+    rng = random.Random(seed)
+    c = Corpus.init(tmp_path / "c")
+    ids = [f"{rng.choice(RANGE_IDS)}{i}" for i in range(30)] + RANGE_IDS
+    with c.writer() as w:
+        w.append(
+            "articles",
+            pd.DataFrame(
+                {"article_id": ids, "title": "t", "text": TEXT, "source": "s", "url": None}
+                | {"published_at": NOW, "language": "en", "origin": "test"}
+                | {"text_sha256": "x", "ingested_at": NOW}
+            ),
+        )
+    who = ["ann", "bob", "cat", "gold:majority", "gold:review", "gold:union", "gold:majority"]
+    n = 0
+    for _ in range(4):  # one file per append
+        rows = []
+        for _ in range(rng.randrange(20, 60)):
+            annotator = rng.choice(who)
+            row = _ann(
+                f"x{n}",
+                rng.choice(ids),
+                annotator,
+                origin="gold" if annotator.startswith("gold:") else rng.choice(["human", "import"]),
+                version=rng.randrange(1, 3),
+                superseded=rng.random() < 0.1,
+                project=rng.choice(["news", "news", "other", None]),
+            )
+            row["cancelled"] = rng.random() < 0.1
+            row["review_of"] = "news" if annotator == "gold:review" and rng.random() < 0.5 else None
+            rows.append(row)
+            n += 1
+        with c.writer() as w:
+            w.append("annotations", pd.DataFrame(rows))
+    plans = [(p, a) for p, a in zip(["news", "other"], rng.sample(ids, 2), strict=True)]
+    with c.writer() as w:
+        w.append(
+            "task_plans",
+            pd.DataFrame(
+                [
+                    {"project": p, "ls_url": "u", "article_id": a, "ls_task_id": i}
+                    | {"batch_id": "b", "overlap": 2, "honeypot": True, "honeypot_gold": "g"}
+                    | {"planned_at": NOW}
+                    for i, (p, a) in enumerate(plans)
+                ]
+            ),
+        )
+
+    def choose(rows, **kw):
+        monkeypatch.setattr(gold_mod, "SELECT_ROWS", rows)
+        try:
+            return select_annotations(c, **kw)
+        except SpanbankError as exc:
+            return str(exc)
+
+    asked = [
+        {},
+        {"project": "news"},
+        {"gold": "union"},
+        {"gold": "majority", "project": "other"},
+        {"gold": "bob"},
+        {"gold": "zed"},
+        {"columns": ["annotation_id", "project", "article_id", "annotator", "origin"]},
+    ]
+    for rows in (1, 5, 40):
+        assert len(gold_mod.article_ranges(c, "annotations", rows)) > 1
+        for kw in asked:
+            whole, ranged = choose(10**9, **kw), choose(rows, **kw)
+            if isinstance(whole, str):
+                assert ranged == whole
+            else:
+                assert whole["article_id"].is_monotonic_increasing
+                pd.testing.assert_frame_equal(ranged, whole)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pandas as pd
@@ -92,6 +93,30 @@ def test_throughput_figures_by_hand():
     assert labels["SPEAKER"] == {"spans": 3, "seconds": 50.0, "seconds_per_span": 16.667}
     assert labels["CUE"] == {"spans": 1, "seconds": 10.0, "seconds_per_span": 10.0}
     assert gold_cost(pd.DataFrame(ANNS), ["a1"])["seconds"] == 90.0
+
+
+def test_gold_cost_of_batches_is_the_whole_tables():
+    """The export sums lead times a batch of the table at a time: the same figures as the whole
+    table at once (random times, dead rows, other articles and projects); a batch from before
+    the lead time column counts nothing."""
+    import random
+
+    rng = random.Random(3)
+    rows = [
+        _ann(f"x{i}", f"a{rng.randrange(9)}", "u1", rng.choice([None, -1.0, rng.random() * 1e4]))
+        | {"superseded": rng.random() < 0.2, "project": rng.choice(["p", "q"])}
+        for i in range(400)
+    ]
+    whole = pd.DataFrame(rows)
+    wanted = pd.Series([f"a{i}" for i in range(0, 9, 2)], dtype="str")
+    for project in (None, "p"):
+        want = gold_cost(whole, wanted, project)
+        assert 0 < want["annotations"] < 300 and want["seconds"] > 0
+        cuts = [0, 1, 57, 58, 200, 333, 400]
+        pieces = (whole.iloc[lo:hi] for lo, hi in itertools.pairwise(cuts))
+        assert gold_cost(pieces, wanted, project) == want
+        old = whole.drop(columns=["lead_time_s"])
+        assert gold_cost(iter([old]), wanted, project)["annotations"] == 0
 
 
 def test_throughput_of_nothing():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from spanbank.corpus.annotations import live_annotations
-from spanbank.corpus.tables import isin
+from spanbank.corpus.articles import IdSet
 
 # Label Studio records lead time only for work done in its editor; imports and gold have none.
 TIMED_ORIGINS = ("human",)
@@ -47,17 +48,20 @@ def throughput(ann: pd.DataFrame, spans: pd.DataFrame, project: str | None = Non
     }
 
 
-def gold_cost(ann: pd.DataFrame, article_ids, project: str | None = None) -> dict:
-    """Live human annotation time spent on `article_ids` (what their gold cost people). `ann`
-    needs only COST_COLUMNS."""
-    timed = _timed(ann, project)
-    # the ids straight to Arrow: a Python string each was the export driver's peak at 1M articles
-    mine = timed["lead_time_s"]
-    if len(timed):
-        mine = mine[isin(timed["article_id"], article_ids)]
-    seconds = float(mine.sum())
+def gold_cost(ann, article_ids, project: str | None = None) -> dict:
+    """Live human annotation time spent on `article_ids` (what their gold cost people). `ann`:
+    a frame, or frames one after another (the table a batch at a time), with COST_COLUMNS."""
+    wanted = IdSet(pa.array(article_ids, type=pa.string(), from_pandas=True))
+    mine = []
+    for frame in [ann] if isinstance(ann, pd.DataFrame) else ann:
+        timed = _timed(frame, project)
+        if len(timed):
+            ids = pa.array(timed["article_id"], type=pa.string(), from_pandas=True)
+            mine.append(timed["lead_time_s"][wanted.positions(ids) >= 0])
+    # one array summed once: the same sum as the whole table's
+    seconds = float(pd.concat(mine).sum()) if mine else 0.0
     return {
-        "annotations": len(mine),
+        "annotations": sum(map(len, mine)),
         "seconds": round(seconds, 3),
         "hours": round(seconds / 3600, 4),
     }

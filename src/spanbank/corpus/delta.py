@@ -115,14 +115,18 @@ def data_files(dt: DeltaTable) -> list[Path]:
     return [root / n for n in sorted(names, key=_sort_key)]
 
 
-def read_files(files: list[Path], schema: pa.Schema, columns: list[str] | None) -> pa.Table:
-    """Rows of `files` in order, as `schema` (columns a file lacks read as null)."""
+def read_files(
+    files: list[Path], schema: pa.Schema, columns: list[str] | None, where=None
+) -> pa.Table:
+    """Rows of `files` in order, as `schema` (columns a file lacks read as null); with `where`
+    (a dataset expression), only the rows it keeps, skipping row groups whose statistics rule
+    them out."""
     if not files:
         table = schema.empty_table()
         return table.select(columns) if columns else table
     try:
         return ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table(
-            columns=columns
+            columns=columns, filter=where
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         raise CorpusError(

@@ -279,16 +279,17 @@ class Corpus:
                 out[name] = v
         return out
 
-    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        """Read a table (an empty typed table when it does not exist), checking its columns."""
+    def read_arrow(self, name: str, columns: list[str] | None = None, where=None) -> pa.Table:
+        """Read a table (an empty typed table when it does not exist), checking its columns;
+        `where` (a `pyarrow.dataset` expression over stored columns) keeps only some rows."""
         schema = self.stored_schema(name)
         _check_columns(self.table_path(name), name, schema, columns)
         stored = [c for c in columns if c in schema.names] if columns else None
-        table = delta.read_files(self.table_files(name), schema, stored)
+        table = delta.read_files(self.table_files(name), schema, stored, where)
         return with_optional_columns(name, table, columns)
 
-    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return self.read_arrow(name, columns).to_pandas()
+    def read(self, name: str, columns: list[str] | None = None, where=None) -> pd.DataFrame:
+        return self.read_arrow(name, columns, where).to_pandas()
 
     def take(self, name: str, rows, columns: list[str] | None = None) -> pa.Table:
         """The rows at positions `rows` (in table order, ascending), reading only the row groups

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
+from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.store import fsync_path, sync_filesystem
@@ -193,15 +194,18 @@ def _export_dataset(
     else:
         at, codes, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
         splits = list(fractions)
-    # in the order chunks are read: the driver then slices it chunk by chunk
-    ann = ann.iloc[at].reset_index(drop=True)
-    del at
     # before the stream, not after: at its end the driver holds the most
-    stored = corpus.stored_schema("annotations").names
-    cost_cols = [c for c in COST_COLUMNS if c in stored]
-    human_time = gold_cost(corpus.read("annotations", cost_cols), ann["article_id"], project)
-    honeypots = honeypot_tasks(corpus)["article_id"]
-    honeypots = sorted(set(honeypots[isin(honeypots, ann["article_id"])]))
+    stored = corpus.stored_schema("annotations")
+    cost_cols = [c for c in COST_COLUMNS if c in stored.names]
+    batches = corpus.iter_batches("annotations", cost_cols)
+    human_time = gold_cost(
+        (read_conform(pa.table(b), stored, cost_cols).to_pandas() for b in batches),
+        ann["article_id"],
+        project,
+    )
+    # the few honeypots looked up among the selected ids, not these hashed (the 1M export's peak)
+    chosen_ids = ann["article_id"]
+    honeypots = sorted(set(chosen_ids[isin(chosen_ids, honeypot_tasks(corpus)["article_id"])]))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -210,10 +214,11 @@ def _export_dataset(
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
-        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size)
-        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size)
+        # `at`: the order the chunks read the articles in (no copy of `ann` in that order)
+        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size, at)
+        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size, at)
         total = len(ann)
-        del ann  # the stream reads it back chunk by chunk
+        del ann, at  # the stream reads them back chunk by chunk
         stats = _stream(
             corpus,
             chosen,
