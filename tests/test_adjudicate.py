@@ -934,3 +934,23 @@ def test_a_selection_by_ranges_of_articles_is_the_whole_selection(tmp_path, seed
             else:
                 assert whole["article_id"].is_monotonic_increasing
                 pd.testing.assert_frame_equal(ranged, whole)
+
+
+def test_split_stored_looks_each_given_annotation_up_in_the_table(corpus):
+    """Stored annotations (one given twice) are read from the store; gold the corpus lacks, and
+    gold marked computed even under a stored id, are adjudicated again; a human annotation the
+    corpus lacks is refused."""
+    from spanbank.gold import split_stored
+
+    given = pd.DataFrame(
+        {
+            "annotation_id": ["h1", "gold-majority-a2", "h4", "h1", "h6"],
+            "annotator": ["ann", "gold:majority", "gold:union", "ann", "ann"],
+            "selection": ["single", "computed", "computed", "single", None],
+        }
+    )
+    stored, todo = split_stored(corpus, given)
+    assert stored.tolist() == ["h1", "h1", "h6"]
+    assert todo["annotation_id"].tolist() == ["gold-majority-a2", "h4"]
+    with pytest.raises(CorpusError, match="annotation 'nope' is not in the corpus"):
+        split_stored(corpus, given.assign(annotation_id=["h1", "g", "h4", "h1", "nope"]))

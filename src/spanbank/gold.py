@@ -306,6 +306,11 @@ SELECTION_READS = frozenset(
 )
 
 
+# annotation rows the selection chooses from at once: its working set, about 3.5 times the rows'
+# Arrow data (340 MB for a million rows), was the export driver's peak
+SELECT_ROWS = 1_000_000
+
+
 def _latest_first(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(
         ["updated_at", "created_at", "version"], ascending=False, kind="stable", na_position="last"
@@ -354,11 +359,6 @@ def select_annotations(
     # columns none of them had, as the whole table's would: concat then types them alike
     full = [p for p in parts if len(p)] or parts[-1:]
     return _finish(full[0] if len(full) == 1 else pd.concat(full, ignore_index=True), names)
-
-
-# annotation rows the selection chooses from at once: its working set, about 3.5 times the rows'
-# Arrow data (340 MB for a million rows), was the export driver's peak
-SELECT_ROWS = 1_000_000
 
 
 def article_ranges(corpus: Corpus, name: str, rows: int) -> list:
