@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -65,24 +64,17 @@ def test_rows_per_chunk_equal_the_whole_table_filtered(mixed, tmp_path, monkeypa
     assert "stray" not in spans["span_id"].tolist()
 
 
-@pytest.mark.parametrize("given", ["in order", "with its order"])
-def test_a_chunks_rows_are_its_annotations_rows_of_the_whole_tables(
-    mixed, tmp_path, monkeypatch, given
-):
+def test_a_chunks_rows_are_its_annotations_rows_of_the_whole_tables(mixed, tmp_path, monkeypatch):
     """Asked chunk by chunk (articles in a shuffled order, buckets of 4 articles, a parked file
     per batch), the spool gives each chunk the rows of its annotations that the whole tables
     filtered give, grouped by annotation in the chunk's order, each annotation's rows in table
-    order (a10's late row last), stray rows left out; an empty chunk gives empty tables. The
-    same when given the selection in its own order and the shuffled order apart (the export)."""
+    order (a10's late row last), stray rows left out; an empty chunk gives empty tables."""
     monkeypatch.setattr(goldrows, "BUCKET_ARTICLES", 4)
     monkeypatch.setattr(goldrows, "HELD_BYTES", 1)
     rows = gold_mod.gold_rows(mixed)
-    order = np.random.default_rng(2).permutation(len(rows.annotations))
-    ann = rows.annotations.iloc[order].reset_index(drop=True)
-    if given == "in order":
-        spool = goldrows.GoldSpool(tmp_path / "spool", mixed, ann, chunk_size=2)
-    else:
-        spool = goldrows.GoldSpool(tmp_path / "spool", mixed, rows.annotations, 2, order)
+    ann = rows.annotations.sample(frac=1, random_state=2)
+    ann = ann.reset_index(drop=True)
+    spool = goldrows.GoldSpool(tmp_path / "spool", mixed, ann, chunk_size=2)
     whole = {"spans": rows.spans, "relations": rows.relations}
     for start in range(0, len(ann), 2):
         chunk = ann.iloc[start : start + 2].reset_index(drop=True)
@@ -251,12 +243,6 @@ def test_chunk_frames_give_each_chunk_back_as_it_was(tmp_path):
         got = frames(start, n)
         want = frame.iloc[start : start + n].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, want)
-    order = np.array([4, 2, 0, 1, 3])  # the rows parked in another order (the export's)
-    ordered = goldrows.ChunkFrames(tmp_path / "ordered", frame, 2, order)
-    for start, n in ((0, 2), (2, 2), (4, 1)):
-        want = frame.iloc[order[start : start + n]].reset_index(drop=True)
-        pd.testing.assert_frame_equal(ordered(start, n), want)
-    ordered.close()
     for start, n in ((1, 2), (6, 1), (0, 1)):
         with pytest.raises(IndexError):
             frames(start, n)

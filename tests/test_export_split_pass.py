@@ -95,3 +95,32 @@ def test_an_article_stored_twice_is_refused(tmp_path):
         w.append("articles", again)
     with pytest.raises(ExportError, match="holds an article_id twice"):
         run(corpus, tmp_path / "o", formats=["jsonl"])
+
+
+def test_the_selection_is_put_in_chunk_order_a_column_at_a_time():
+    """The selection (here put together from parts, as from ranges of article ids) comes back
+    in the order asked, equal to `iloc`, each column in one piece, so that slicing chunks off
+    it copies no more than the chunk; its columns are dropped from the frame given."""
+    import numpy as np
+    import pandas as pd
+
+    parts = [
+        pd.DataFrame(
+            {
+                "annotation_id": pd.array([f"x{k}-{i}" for i in range(50)], dtype="str"),
+                "project": pd.array([None if i % 7 else "p" for i in range(50)], dtype="str"),
+                "version": np.arange(50) + k,
+                "updated_at": pd.to_datetime([None] * 25 + ["2026-01-01"] * 25, utc=True),
+            }
+        )
+        for k in range(3)
+    ]
+    frame = pd.concat(parts, ignore_index=True)
+    assert frame["annotation_id"].array.__arrow_array__().num_chunks == 3
+    order = np.random.default_rng(0).permutation(len(frame))
+    want = frame.iloc[order].reset_index(drop=True)
+    got = export_mod._reordered(frame, order)
+    pd.testing.assert_frame_equal(got, want)
+    assert frame.columns.empty
+    for c in ("annotation_id", "project"):
+        assert got[c].array.__arrow_array__().num_chunks == 1

@@ -194,6 +194,9 @@ def _export_dataset(
     else:
         at, codes, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
         splits = list(fractions)
+    # in the order chunks are read: the driver then slices it chunk by chunk
+    ann = _reordered(ann, at)
+    del at
     # before the stream, not after: at its end the driver holds the most
     stored = corpus.stored_schema("annotations")
     cost_cols = [c for c in COST_COLUMNS if c in stored.names]
@@ -214,11 +217,10 @@ def _export_dataset(
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
-        # `at`: the order the chunks read the articles in (no copy of `ann` in that order)
-        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size, at)
-        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size, at)
+        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size)
+        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size)
         total = len(ann)
-        del ann, at  # the stream reads them back chunk by chunk
+        del ann  # the stream reads it back chunk by chunk
         stats = _stream(
             corpus,
             chosen,
@@ -348,6 +350,15 @@ def _selection(corpus, gold, project, annotations):
     if len(twice):
         raise ExportError(f"annotation(s) given twice: {', '.join(map(str, twice.unique()[:5]))}")
     return ann, desc
+
+
+def _reordered(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """`frame`'s rows at positions `order` (a new index), taken a column at a time and dropped
+    from `frame` as they go: the selection is not held twice. The columns come out in one piece
+    (a selection put together from ranges is not), so slicing chunks off them copies no more."""
+    return pd.DataFrame(
+        {c: frame.pop(c).take(order).reset_index(drop=True) for c in list(frame.columns)}
+    )
 
 
 def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None):

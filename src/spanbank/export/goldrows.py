@@ -20,7 +20,7 @@ from spanbank.corpus.tables import TABLES, isin
 BUCKET_ARTICLES = 16_384  # articles whose rows are held at once (~50 MB of rows at 3 KB each)
 HELD_BYTES = 64 << 20  # rows held while parking, before they are written to their buckets' files
 NAMES = ("spans", "relations")
-AT = "_at"  # a parked row's annotation: its place in the export's order
+AT = "_at"  # a parked row's annotation: its row in `ann`
 
 
 class GoldSpool:
@@ -30,15 +30,13 @@ class GoldSpool:
     memory).
 
     Built with one pass over the span and relation tables, a batch at a time: each selected row
-    goes to a file of its bucket (a range of export chunks) with its annotation's place in the
-    order the export reads the articles, `chunk_size` at a time: `ann`'s row `order[r]` is the
-    r-th (`order` None: `ann`'s own order), in chunk r // chunk_size. Chunks are asked for in
-    that order (`start`: the chunk's first place), so each bucket is read once, sorted by that
-    place, then deleted; a chunk's rows are then one contiguous run of it."""
+    goes to a file of its bucket (a range of export chunks) with its annotation's row in `ann`.
+    `ann` is in the order the export reads the articles, `chunk_size` at a time, so its row r
+    is in chunk r // chunk_size. Chunks are asked for in that order (`start`: the chunk's first
+    row in `ann`), so each bucket is read once, sorted by that row, then deleted; a chunk's
+    rows are then one contiguous run of it."""
 
-    def __init__(
-        self, folder: Path, corpus, ann: pd.DataFrame, chunk_size: int, order=None
-    ) -> None:
+    def __init__(self, folder: Path, corpus, ann: pd.DataFrame, chunk_size: int):
         self.folder = Path(folder)
         self.folder.mkdir()
         self._files: dict[str, dict[int, list[Path]]] = {n: {} for n in NAMES}
@@ -49,10 +47,7 @@ class GoldSpool:
         self._bucket_rows = max(1, BUCKET_ARTICLES // chunk_size) * chunk_size
         # needed while parking only: a parked row keeps its annotation's row in `ann`, not its id
         ids = IdSet(pa.array(ann["annotation_id"].astype(str)))
-        self._place = np.arange(len(ann), dtype=np.int64)  # ann's row -> its place
-        if order is not None:
-            self._place[order] = np.arange(len(ann), dtype=np.int64)
-        bucket = self._place // self._bucket_rows
+        bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
         stored, todo = gold_mod.split_stored(corpus, ann)
         in_store = np.where(isin(ann["annotation_id"], stored), bucket, -1)
         for name in NAMES:
@@ -67,8 +62,8 @@ class GoldSpool:
         self, name: str, table: pa.Table, ids: IdSet, bucket: np.ndarray, cols: list[str]
     ) -> None:
         """Hold `table`'s selected rows by bucket (`bucket[i]` for the annotation `ids[i]`, -1: not
-        selected) with their annotation's place, order kept within a bucket; written out every
-        HELD_BYTES, so rows stored in any order make one file per bucket per flush, not per batch."""
+        selected), order kept within a bucket; written out every HELD_BYTES, so rows stored in
+        any order make one file per bucket per flush, not per batch."""
         if not table.num_rows:
             return
         at = ids.positions(table.column("annotation_id"))
@@ -79,7 +74,7 @@ class GoldSpool:
         order = keep[np.argsort(b[keep], kind="stable")]
         b = b[order]
         table = read_conform(table.take(pa.array(order)), TABLES[name], cols)
-        table = table.append_column(AT, pa.array(self._place[at[order]]))
+        table = table.append_column(AT, pa.array(at[order]))
         cuts = np.flatnonzero(np.diff(b)) + 1
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(b)], strict=True):
             self._held[name].setdefault(int(b[lo]), []).append(table.slice(lo, hi - lo))
@@ -100,7 +95,7 @@ class GoldSpool:
         self._held_bytes = 0
 
     def __call__(self, chunk: pd.DataFrame, start: int) -> tuple[pa.Table, pa.Table]:
-        """The rows of `chunk`: the annotations at places `start`... in the export's order. A copy,
+        """The rows of `chunk`: the annotations at rows `start`... of the `ann` given. A copy,
         so that sending it to a worker does not send the whole bucket it was cut from."""
         stop = start + len(chunk)
         out = []
@@ -114,7 +109,7 @@ class GoldSpool:
         return tuple(out)
 
     def _load(self, k: int) -> tuple:
-        """Bucket k's (rows, the place of each one's annotation) per table, sorted by place."""
+        """Bucket k's (rows, the row in `ann` of each) per table, sorted by that row."""
         if self._loaded is not None and self._loaded[0] == k:
             return self._loaded[1]
         self._loaded = None  # the previous bucket is done: free it before reading this one
@@ -140,21 +135,18 @@ class GoldSpool:
 
 
 class ChunkFrames:
-    """A frame's rows parked in a file `size` at a time, in the order `order` gives them (None:
-    as they are); `frames(start, n)` gives rows `start` to `start + n` of that order back, one
-    chunk (`start` a multiple of `size`), as they were. The export's selection, held by the
-    driver through the stream, was 115 MB per million articles. Pickled, so any frame comes back
-    exactly; the file is the export's own, in its private temp folder."""
+    """A frame's rows parked in a file `size` at a time; `frames(start, n)` gives rows `start`
+    to `start + n` back, one chunk (`start` a multiple of `size`), as they were. The export's
+    selection, held by the driver through the stream, was 115 MB per million articles. Pickled,
+    so any frame comes back exactly; the file is the export's own, in its private temp folder."""
 
-    def __init__(self, path: Path, frame: pd.DataFrame, size: int, order=None):
+    def __init__(self, path: Path, frame: pd.DataFrame, size: int):
         self.path = Path(path)
         self.size = size
         self._ends = [0]
         with open(self.path, "xb") as fh:
             for lo in range(0, len(frame), size):
-                rows = slice(lo, lo + size) if order is None else order[lo : lo + size]
-                part = frame.iloc[rows]
-                fh.write(pickle.dumps(part, protocol=5))
+                fh.write(pickle.dumps(frame.iloc[lo : lo + size], protocol=5))
                 self._ends.append(fh.tell())
         self._fh = open(self.path, "rb")  # noqa: SIM115 (closed by close)
 
