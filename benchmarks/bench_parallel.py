@@ -52,6 +52,10 @@ with contextlib.suppress(ImportError):  # a --baseline-ref's spanbank may predat
     from spanbank import arrowpool
 
     arrowpool.use()
+with contextlib.suppress(ImportError):  # as the spanbank command sets glibc's malloc
+    from spanbank import malloctrim
+
+    malloctrim.tune()
 
 
 def run_json(code: str, *args: str, path: str | None = None) -> dict:

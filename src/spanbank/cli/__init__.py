@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from spanbank import __version__, arrowpool
+from spanbank import __version__, arrowpool, malloctrim
 from spanbank.corpus.store import Corpus, default_corpus_dir
 from spanbank.errors import SpanbankError
 
@@ -90,6 +90,7 @@ def cli(ctx, corpus):
 def main() -> None:
     """Entry point: run the CLI, turning library errors into one line and exit code 1."""
     arrowpool.use()
+    malloctrim.tune()
     try:
         code = cli.main(standalone_mode=False, prog_name="spanbank")
         if isinstance(code, int) and code:
