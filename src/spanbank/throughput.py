@@ -51,13 +51,15 @@ def throughput(ann: pd.DataFrame, spans: pd.DataFrame, project: str | None = Non
 def gold_cost(ann, article_ids, project: str | None = None) -> dict:
     """Live human annotation time spent on `article_ids` (what their gold cost people). `ann`:
     a frame, or frames one after another (the table a batch at a time), with COST_COLUMNS."""
-    wanted = IdSet(pa.array(article_ids, type=pa.string(), from_pandas=True))
-    mine = []
+    wanted, mine = None, []
     for frame in [ann] if isinstance(ann, pd.DataFrame) else ann:
         timed = _timed(frame, project)
-        if len(timed):
-            ids = pa.array(timed["article_id"], type=pa.string(), from_pandas=True)
-            mine.append(timed["lead_time_s"][wanted.positions(ids) >= 0])
+        if not len(timed):
+            continue
+        if wanted is None:  # indexed only once some annotation has a lead time
+            wanted = IdSet(pa.array(article_ids, type=pa.string(), from_pandas=True))
+        ids = pa.array(timed["article_id"], type=pa.string(), from_pandas=True)
+        mine.append(timed["lead_time_s"][wanted.positions(ids) >= 0])
     # one array summed once: the same sum as the whole table's
     seconds = float(pd.concat(mine).sum()) if mine else 0.0
     return {
