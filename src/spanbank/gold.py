@@ -348,7 +348,8 @@ def select_annotations(
         live = live_annotations(corpus.read("annotations", read, where))
         part, annotators = _select(corpus, live, gold, project, names)
         del live  # not held while the next range is read
-        parts += [part] if part is not None else []
+        if part is not None:
+            parts.append(part)
         known |= annotators
     if not parts:
         raise SpanbankError(
