@@ -67,8 +67,10 @@ def run_json(code: str, *args: str, path: str | None = None) -> dict:
 
     env = os.environ | {"PYTHONPATH": path} if path else None
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True
     )
+    if out.returncode:  # the child's own last words, not only its exit status
+        sys.exit(f"a benchmark child failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

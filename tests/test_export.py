@@ -243,6 +243,37 @@ def test_spacy_docbin_loads_with_nested_spans(exported):
     assert labels["We"] == "SPEAKER" and labels['"We will win."'] == "QUOTE"
 
 
+def test_spacy_split_past_one_file_is_a_folder_and_a_chunk_past_it_is_refused(
+    tmp_path, monkeypatch
+):
+    """A split whose tokens pass one `.spacy` file's msgpack `bin` (lowered here from 4 GiB)
+    is written as a folder spaCy's `Corpus` reads, listed in the manifest; a single chunk past
+    it fails in one line and leaves nothing."""
+    import spacy
+    from spacy.training import Corpus
+
+    import spanbank.export.spacy as sx
+
+    corpus = build_corpus(tmp_path / "c")
+    monkeypatch.setattr(sx, "BIN_LIMIT", 8 * 120)  # about 120 tokens a file
+    run(corpus, tmp_path / "o", ["jsonl", "spacy"], seed=3, chunk_size=2)
+    out = tmp_path / "o"
+    assert verify(out) == []
+    shards = sorted((out / "spacy" / "train").glob("*.spacy"))
+    assert len(shards) > 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {f"spacy/train/{f.name}" for f in shards} <= set(manifest["files"])
+    nlp = spacy.blank("en")
+    read = [eg.reference.user_data["article_id"] for eg in Corpus(out / "spacy" / "train")(nlp)]
+    want = [d["article_id"] for d in read_jsonl(out / "jsonl" / "train.jsonl") if d["text"]]
+    assert read == want
+
+    monkeypatch.setattr(sx, "BIN_LIMIT", 8)
+    with pytest.raises(ExportError, match=r"^spacy: a chunk of \d+ documents .*--chunk-size$"):
+        run(corpus, tmp_path / "o2", ["jsonl", "spacy"], seed=3, chunk_size=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "o"]
+
+
 def test_spacy_counts_moved_boundaries(tmp_path):
     import spacy
     from spacy.tokens import DocBin

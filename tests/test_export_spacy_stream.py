@@ -203,3 +203,55 @@ def test_export_pipeline_gives_the_tokens_norms_and_spaces_of_spacys_own(lang):
             == want.to_array([ORTH, NORM, SPACY]).tolist()
         )
         assert [tok.norm_ for tok in got] == [tok.norm_ for tok in want]
+
+
+def test_a_split_past_one_files_bins_is_a_folder_of_files_spacy_reads(tmp_path, monkeypatch):
+    """With the msgpack `bin` limit lowered, the train split is cut between parts into files of
+    at most that many bytes of tokens, each spaCy's own bytes for its documents; spaCy's
+    `Corpus` reads the folder back in order. A split that fits stays one file."""
+    from spacy.training import Corpus
+
+    import spanbank.export.spacy as sx
+
+    nlp = _blank("en")
+    texts = [f"Minister {i} said the plan {'was fine ' * (i % 5)}and left." for i in range(12)]
+    docs = [_doc(i, t) for i, t in enumerate(texts)]
+    tokens = [len(nlp.make_doc(t)) * 8 for t in texts]  # ORTH: 8 bytes a token
+    monkeypatch.setattr(sx, "BIN_LIMIT", sum(tokens[:5]))
+    w = SpacyWriter(tmp_path, ["train", "test"], ["QUOTE", "SPEAKER", "CUE"])
+    parts = [docs[0:2], docs[2:5], docs[5:6], docs[6:9], docs[9:12]]
+    for p in parts:
+        w.write("train", p)
+    w.write("test", docs[:1])
+    w.close()
+
+    want, shard, used = [], [], 0  # shards close before the part that would not fit
+    for p in parts:
+        n = sum(tokens[int(d["article_id"][1:])] for d in p)
+        if used + n > sx.BIN_LIMIT:
+            want.append(shard)
+            shard, used = [], 0
+        shard, used = shard + p, used + n
+    want.append(shard)
+    assert len(want) >= 3
+    files = sorted((tmp_path / "spacy" / "train").iterdir())
+    assert [f.name for f in files] == [f"{i:04d}.spacy" for i in range(len(want))]
+    for f, shard_docs in zip(files, want, strict=True):
+        assert zlib.decompress(f.read_bytes()) == zlib.decompress(_reference(shard_docs)), f
+    assert (tmp_path / "spacy" / "test.spacy").is_file()
+    read = [eg.reference for eg in Corpus(tmp_path / "spacy" / "train")(nlp)]
+    assert [d.text for d in read] == texts
+    assert [d.user_data["article_id"] for d in read] == [d["article_id"] for d in docs]
+
+
+def test_a_part_past_one_files_bins_is_refused_in_one_line(tmp_path, monkeypatch):
+    import spanbank.export.spacy as sx
+    from spanbank.errors import ExportError
+
+    monkeypatch.setattr(sx, "BIN_LIMIT", 40)
+    w = SpacyWriter(tmp_path, ["train"], ["QUOTE"])
+    w.write("train", [_doc(0, "It was fine.")])  # 4 tokens: 32 bytes
+    with pytest.raises(ExportError, match=r"^spacy: a chunk of 2 documents .*--chunk-size$"):
+        w.write("train", [_doc(1, "He said so."), _doc(2, "She said it was not fine at all.")])
+    w.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spacy"]

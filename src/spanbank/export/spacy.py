@@ -317,6 +317,10 @@ class _SplitSpool:
         self.n = 0
         self.head = b""
 
+    def fits(self, part: DocBinPart) -> bool:
+        """Whether the part's fields still fit in this file's msgpack `bin`s."""
+        return all(self.sums[k][0] + part.fields[k].n <= BIN_LIMIT for k in _SPOOLED)
+
     def add(self, part: DocBinPart) -> None:
         for k, p in part.fields.items():
             self.files[k].write(p.data)
@@ -366,6 +370,9 @@ def _array_header(n: int) -> bytes:
     return b"\xdc" + struct.pack(">H", n) if n < 1 << 16 else b"\xdd" + struct.pack(">I", n)
 
 
+BIN_LIMIT = (1 << 32) - 1  # the most bytes one msgpack bin holds: one `.spacy` file's field
+
+
 def _bin_header(n: int) -> bytes:
     if n < 1 << 8:
         return b"\xc4" + struct.pack(">B", n)
@@ -375,7 +382,10 @@ def _bin_header(n: int) -> bytes:
 class SpacyWriter:
     """Spools each split's DocBin fields to disk and writes `spacy/<split>.spacy` at close: once
     decompressed, byte for byte what one DocBin holding the split would write (the compressed
-    bytes differ: the workers compress their parts apart); memory holds only the strings."""
+    bytes differ: the workers compress their parts apart); memory holds only the strings.
+    A split whose tokens pass what one file holds (4 GiB of them: a msgpack `bin`) is written
+    as a folder, `spacy/<split>/0000.spacy`, ..., cut between chunks; spaCy's `Corpus` reads
+    a folder's `.spacy` files in name order."""
 
     name = "spacy"
 
@@ -388,29 +398,49 @@ class SpacyWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.encoder = SpacyEncoder(lang)
         self._spool = Path(tempfile.mkdtemp(prefix=".spool-", dir=root))
-        self.splits = {}
+        self.splits: dict[str, list[_SplitSpool]] = {s: [] for s in splits}
         for s in splits:
-            (self._spool / s).mkdir()
-            self.splits[s] = _SplitSpool(self._spool / s)
+            self._shard(s)
         self.notes = {"spacy_boundaries_moved": 0, "spacy_spans_unaligned": 0}
+
+    def _shard(self, split: str) -> _SplitSpool:
+        folder = self._spool / split / f"{len(self.splits[split]):04d}"
+        folder.mkdir(parents=True)
+        self.splits[split].append(_SplitSpool(folder))
+        return self.splits[split][-1]
 
     def write(self, split: str, docs: list[dict]) -> None:
         self.put(split, self.encoder(split, docs))
 
     def put(self, split: str, payload) -> None:
         part, notes = payload
-        self.splits[split].add(part)
+        spool = self.splits[split][-1]
+        if spool.n and not spool.fits(part):
+            spool.close()
+            spool = self._shard(split)
+        if not spool.fits(part):
+            raise ExportError(
+                f"spacy: a chunk of {part.n} documents holds more than one .spacy file "
+                f"can ({BIN_LIMIT:,} bytes of tokens); export with a smaller --chunk-size"
+            )
+        spool.add(part)
         for k, v in notes.items():
             self.notes[k] += v
 
     def close(self) -> dict:
-        for split, spool in self.splits.items():
-            spool.write(self.dir / f"{split}.spacy")
+        for split, shards in self.splits.items():
+            if len(shards) == 1:
+                shards[0].write(self.dir / f"{split}.spacy")
+                continue
+            (self.dir / split).mkdir()
+            for i, spool in enumerate(shards):
+                spool.write(self.dir / split / f"{i:04d}.spacy")
         self.abort()
         return dict(self.notes)
 
     def abort(self) -> None:
-        for spool in self.splits.values():
-            spool.close()
+        for shards in self.splits.values():
+            for spool in shards:
+                spool.close()
         self.splits = {}
         shutil.rmtree(self._spool, ignore_errors=True)
