@@ -246,8 +246,7 @@ def test_spacy_docbin_loads_with_nested_spans(exported):
 def test_spacy_split_past_one_file_is_a_folder_and_a_chunk_past_it_is_refused(
     tmp_path, monkeypatch
 ):
-    """A split whose tokens pass one `.spacy` file's msgpack `bin` (lowered here from 4 GiB)
-    is written as a folder spaCy's `Corpus` reads, listed in the manifest; a single chunk past
+    """A split bigger than one `.spacy` file (lowered here from 2 GiB) is written as a folder spaCy's `Corpus` reads, listed in the manifest; a single chunk past
     it fails in one line and leaves nothing."""
     import spacy
     from spacy.training import Corpus
@@ -255,7 +254,7 @@ def test_spacy_split_past_one_file_is_a_folder_and_a_chunk_past_it_is_refused(
     import spanbank.export.spacy as sx
 
     corpus = build_corpus(tmp_path / "c")
-    monkeypatch.setattr(sx, "BIN_LIMIT", 8 * 120)  # about 120 tokens a file
+    monkeypatch.setattr(sx, "FILE_BYTES", 4_000)  # a few articles a file
     run(corpus, tmp_path / "o", ["jsonl", "spacy"], seed=3, chunk_size=2)
     out = tmp_path / "o"
     assert verify(out) == []
@@ -268,7 +267,7 @@ def test_spacy_split_past_one_file_is_a_folder_and_a_chunk_past_it_is_refused(
     want = [d["article_id"] for d in read_jsonl(out / "jsonl" / "train.jsonl") if d["text"]]
     assert read == want
 
-    monkeypatch.setattr(sx, "BIN_LIMIT", 8)
+    monkeypatch.setattr(sx, "FILE_BYTES", 8)
     with pytest.raises(ExportError, match=r"^spacy: a chunk of \d+ documents .*--chunk-size$"):
         run(corpus, tmp_path / "o2", ["jsonl", "spacy"], seed=3, chunk_size=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "o"]

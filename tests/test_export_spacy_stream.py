@@ -205,10 +205,10 @@ def test_export_pipeline_gives_the_tokens_norms_and_spaces_of_spacys_own(lang):
         assert [tok.norm_ for tok in got] == [tok.norm_ for tok in want]
 
 
-def test_a_split_past_one_files_bins_is_a_folder_of_files_spacy_reads(tmp_path, monkeypatch):
-    """With the msgpack `bin` limit lowered, the train split is cut between parts into files of
-    at most that many bytes of tokens, each spaCy's own bytes for its documents; spaCy's
-    `Corpus` reads the folder back in order. A split that fits stays one file."""
+def test_a_split_past_one_files_size_is_a_folder_of_files_spacy_reads(tmp_path, monkeypatch):
+    """With the file size lowered, the train split is cut between parts into files of at most
+    that many bytes of fields, each spaCy's own bytes for its documents; spaCy's `Corpus` reads
+    the folder back in order. A split that fits stays one file."""
     from spacy.training import Corpus
 
     import spanbank.export.spacy as sx
@@ -216,19 +216,19 @@ def test_a_split_past_one_files_bins_is_a_folder_of_files_spacy_reads(tmp_path, 
     nlp = _blank("en")
     texts = [f"Minister {i} said the plan {'was fine ' * (i % 5)}and left." for i in range(12)]
     docs = [_doc(i, t) for i, t in enumerate(texts)]
-    tokens = [len(nlp.make_doc(t)) * 8 for t in texts]  # ORTH: 8 bytes a token
-    monkeypatch.setattr(sx, "BIN_LIMIT", sum(tokens[:5]))
-    w = SpacyWriter(tmp_path, ["train", "test"], ["QUOTE", "SPEAKER", "CUE"])
     parts = [docs[0:2], docs[2:5], docs[5:6], docs[6:9], docs[9:12]]
+    # a part's size: its fields uncompressed, i.e. its documents' share of spaCy's own DocBin
+    sizes = [sum(f.n for f in sx.SpacyEncoder()("train", p)[0].fields.values()) for p in parts]
+    monkeypatch.setattr(sx, "FILE_BYTES", sizes[0] + sizes[1])
+    w = SpacyWriter(tmp_path, ["train", "test"], ["QUOTE", "SPEAKER", "CUE"])
     for p in parts:
         w.write("train", p)
     w.write("test", docs[:1])
     w.close()
 
-    want, shard, used = [], [], 0  # shards close before the part that would not fit
-    for p in parts:
-        n = sum(tokens[int(d["article_id"][1:])] for d in p)
-        if used + n > sx.BIN_LIMIT:
+    want, shard, used = [], [], 0  # a file closes before the part that would not fit
+    for p, n in zip(parts, sizes, strict=True):
+        if used + n > sx.FILE_BYTES:
             want.append(shard)
             shard, used = [], 0
         shard, used = shard + p, used + n
@@ -244,13 +244,16 @@ def test_a_split_past_one_files_bins_is_a_folder_of_files_spacy_reads(tmp_path, 
     assert [d.user_data["article_id"] for d in read] == [d["article_id"] for d in docs]
 
 
-def test_a_part_past_one_files_bins_is_refused_in_one_line(tmp_path, monkeypatch):
+def test_a_part_past_one_files_size_is_refused_in_one_line(tmp_path, monkeypatch):
     import spanbank.export.spacy as sx
     from spanbank.errors import ExportError
 
-    monkeypatch.setattr(sx, "BIN_LIMIT", 40)
+    first = [_doc(0, "It was fine.")]
+    monkeypatch.setattr(
+        sx, "FILE_BYTES", sum(f.n for f in sx.SpacyEncoder()("train", first)[0].fields.values())
+    )
     w = SpacyWriter(tmp_path, ["train"], ["QUOTE"])
-    w.write("train", [_doc(0, "It was fine.")])  # 4 tokens: 32 bytes
+    w.write("train", first)  # fills a file exactly
     with pytest.raises(ExportError, match=r"^spacy: a chunk of 2 documents .*--chunk-size$"):
         w.write("train", [_doc(1, "He said so."), _doc(2, "She said it was not fine at all.")])
     w.abort()

@@ -193,7 +193,7 @@ LOADERS = {
 
 FORMAT_NOTES = {
     "jsonl": "one article per line: text, spans (code point offsets, end-exclusive; fragments of a discontinuous span), relations (head/tail = index into spans), meta",
-    "spacy": "DocBin per split (a split past 4 GiB of tokens: a folder of .spacy files, <split>/0000.spacy, ..., which spacy.training.Corpus reads in name order); all spans in doc.spans['sc'] (span.id_ = span_id; one Span per fragment, grouped in doc.user_data['groups']); lossless spans, relations, meta in doc.user_data",
+    "spacy": "DocBin per split (a split of more than 2 GiB uncompressed: a folder of .spacy files, <split>/0000.spacy, ..., which spacy train reads in name order); all spans in doc.spans['sc'] (span.id_ = span_id; one Span per fragment, grouped in doc.user_data['groups']); lossless spans, relations, meta in doc.user_data",
     "hf": "DatasetDict: language and article metadata, tokens, token_starts/ends, ner_tags_<LABEL> (BIO ClassLabel per label, per fragment), lossless spans (typed attributes, fragments) and relations",
     "conll": "token<TAB>one BIO tag per label, `-DOCSTART-<TAB>article_id` before each article",
     "brat": "<split>/<article>.txt + .ann (T/R/A lines), annotation.conf",

@@ -318,8 +318,9 @@ class _SplitSpool:
         self.head = b""
 
     def fits(self, part: DocBinPart) -> bool:
-        """Whether the part's fields still fit in this file's msgpack `bin`s."""
-        return all(self.sums[k][0] + part.fields[k].n <= BIN_LIMIT for k in _SPOOLED)
+        """Whether the part still fits in this file: `FILE_BYTES` of fields, uncompressed."""
+        held = sum(n for n, _ in self.sums.values())
+        return held + sum(p.n for p in part.fields.values()) <= FILE_BYTES
 
     def add(self, part: DocBinPart) -> None:
         for k, p in part.fields.items():
@@ -370,22 +371,25 @@ def _array_header(n: int) -> bytes:
     return b"\xdc" + struct.pack(">H", n) if n < 1 << 16 else b"\xdd" + struct.pack(">I", n)
 
 
-BIN_LIMIT = (1 << 32) - 1  # the most bytes one msgpack bin holds: one `.spacy` file's field
-
-
 def _bin_header(n: int) -> bytes:
     if n < 1 << 8:
         return b"\xc4" + struct.pack(">B", n)
     return b"\xc5" + struct.pack(">H", n) if n < 1 << 16 else b"\xc6" + struct.pack(">I", n)
 
 
+# The most bytes of DocBin fields, uncompressed, one `.spacy` file holds. Under msgpack's 4 GiB
+# `bin` (one field's ceiling), and what spaCy can load: `DocBin.from_disk` peaked at 5.4 GB
+# for a file of 2.5 GB uncompressed (measured, docs/SCALE.md).
+FILE_BYTES = 1 << 31
+
+
 class SpacyWriter:
     """Spools each split's DocBin fields to disk and writes `spacy/<split>.spacy` at close: once
     decompressed, byte for byte what one DocBin holding the split would write (the compressed
     bytes differ: the workers compress their parts apart); memory holds only the strings.
-    A split whose tokens pass what one file holds (4 GiB of them: a msgpack `bin`) is written
-    as a folder, `spacy/<split>/0000.spacy`, ..., cut between chunks; spaCy's `Corpus` reads
-    a folder's `.spacy` files in name order."""
+    A split bigger than `FILE_BYTES` is written as a folder, `spacy/<split>/0000.spacy`, ...,
+    cut between chunks; `spacy train` (its `Corpus` reader) reads a folder's files in name
+    order."""
 
     name = "spacy"
 
@@ -420,8 +424,8 @@ class SpacyWriter:
             spool = self._shard(split)
         if not spool.fits(part):
             raise ExportError(
-                f"spacy: a chunk of {part.n} documents holds more than one .spacy file "
-                f"can ({BIN_LIMIT:,} bytes of tokens); export with a smaller --chunk-size"
+                f"spacy: a chunk of {part.n} documents holds more than one .spacy file does "
+                f"({FILE_BYTES:,} bytes uncompressed); export with a smaller --chunk-size"
             )
         spool.add(part)
         for k, v in notes.items():
