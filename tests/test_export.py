@@ -246,8 +246,9 @@ def test_spacy_docbin_loads_with_nested_spans(exported):
 def test_spacy_split_past_one_file_is_a_folder_and_a_chunk_past_it_is_refused(
     tmp_path, monkeypatch
 ):
-    """A split bigger than one `.spacy` file (lowered here from 2 GiB) is written as a folder spaCy's `Corpus` reads, listed in the manifest; a single chunk past
-    it fails in one line and leaves nothing."""
+    """A split bigger than one `.spacy` file (lowered here from 2 GiB) is written as a folder
+    spaCy's `Corpus` reads, listed in the manifest; a single chunk past it fails in one line
+    and leaves nothing."""
     import spacy
     from spacy.training import Corpus
 
