@@ -507,3 +507,21 @@ def test_isin_by_arrow_agrees_with_pandas(candidates):
     want = values.isin(list(candidates) if isinstance(candidates, set) else candidates)
     assert isin(values, candidates).tolist() == want.tolist()
     assert isin(pd.Index(values), candidates).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("long_id", [False, True])
+def test_holds_streams_the_column_and_agrees_with_pandas_isin(corpus, monkeypatch, long_id):
+    """Looked up across two appended files without reading the table whole; missing, repeated
+    and absent ids as pandas' `isin` of the whole column says. A very long id takes IdSet's
+    other path (a pandas index)."""
+    rows = [dict(r, article_id=f"a{i}") for i, r in enumerate(_rows("articles", 3) * 2)]
+    with corpus.writer() as w:
+        w.append("articles", rows[:4])
+        w.append("articles", rows[4:])
+    stored = corpus.read("articles")["article_id"]
+    values = ["a5", "zz", None, "a0", "a5", "a3"] + (["x" * 500] if long_id else [])
+    want = pd.Series(values, dtype=object).isin(stored).tolist()
+    assert want[:6] == [True, False, False, True, True, True]
+    _no_whole_reads(monkeypatch)
+    assert corpus.holds("articles", "article_id", values).tolist() == want
+    assert corpus.holds("spans", "annotation_id", values).tolist() == [False] * len(values)

@@ -21,6 +21,7 @@ from spanbank.corpus.annotations import (
     live_annotations,
     rows_at,
 )
+from spanbank.corpus.articles import IdSet
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, isin, to_arrow
 from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
@@ -531,7 +532,8 @@ def annotation_spans(
 
 def _annotation_rows(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
     """:func:`annotation_spans` as Arrow tables: stored rows first, then computed ones."""
-    stored, todo = split_stored(corpus, annotations)
+    in_store, todo = split_stored(corpus, annotations)
+    stored = annotations.loc[in_store, "annotation_id"]
     spans, rels = computed_rows(corpus, todo)
     return (
         pa.concat_tables([_rows_of(corpus, "spans", stored), spans]),
@@ -539,13 +541,15 @@ def _annotation_rows(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pa.Tabl
     )
 
 
-def split_stored(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """(ids of the annotations whose rows are read from the store, the rows of those to
-    adjudicate again in memory: gold chosen but not stored)."""
-    stored_ids = corpus.read("annotations", columns=["annotation_id"])["annotation_id"]
-    in_store = isin(annotations["annotation_id"], stored_ids)
+def split_stored(
+    corpus: Corpus, annotations: pd.DataFrame, ids: IdSet | None = None
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """(True for the annotations whose rows are read from the store, the rows of those to
+    adjudicate again in memory: gold chosen but not stored). `ids`: the annotations' ids as an
+    :class:`IdSet`, if the caller has one."""
+    in_store = corpus.holds("annotations", "annotation_id", annotations["annotation_id"], ids)
     if "selection" in annotations:
-        in_store &= annotations["selection"] != "computed"
+        in_store &= (annotations["selection"] != "computed").to_numpy()
     todo = annotations[~in_store]
     bad = todo[~todo["annotator"].fillna("").str.startswith("gold:")]
     if len(bad):
@@ -553,7 +557,7 @@ def split_stored(corpus: Corpus, annotations: pd.DataFrame) -> tuple[pd.Series, 
             f"annotation {bad['annotation_id'].iloc[0]!r} is not in the corpus; "
             "select annotations with select_annotations()"
         )
-    return annotations.loc[in_store, "annotation_id"], todo
+    return in_store, todo
 
 
 def computed_rows(corpus: Corpus, todo: pd.DataFrame) -> tuple[pa.Table, pa.Table]:

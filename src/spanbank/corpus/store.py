@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 from spanbank.corpus import commits, delta
 from spanbank.corpus.annotations import HUMAN_ORIGINS, live_annotations
+from spanbank.corpus.articles import IdSet
 from spanbank.corpus.commits import COMMITS
 from spanbank.corpus.tables import (
     ADDED_COLUMNS,
@@ -301,6 +303,18 @@ class Corpus:
     ) -> Iterator[pa.RecordBatch]:
         """A table's rows in append order, a batch at a time (memory: one batch)."""
         return delta.iter_file_batches(self.table_files(name), columns, batch_size)
+
+    def holds(self, name: str, column: str, values, ids: IdSet | None = None) -> np.ndarray:
+        """For each of `values` (string ids), whether table `name`'s `column` holds it. The column
+        is read a batch at a time: memory is the values' set (`ids`, if already built) and one
+        batch, not the column (4M stored annotation ids in pandas were an export's peak)."""
+        values = pa.array(values, type=pa.string(), from_pandas=True)
+        ids = ids if ids is not None else IdSet(values)
+        found = np.zeros(len(ids) + 1, dtype=bool)  # the last: where a value is missing (-1)
+        for batch in self.iter_batches(name, [column]):
+            at = ids.positions(batch.column(0))
+            found[at[at >= 0]] = True
+        return found[ids.positions(values)]
 
     def latest_annotations(self, project: str | None = None, origins=HUMAN_ORIGINS) -> pd.DataFrame:
         """Current annotations: not superseded, not deleted, not skipped, of the given origins."""

@@ -325,10 +325,8 @@ def _selection(corpus, gold, project, annotations):
 
     if annotations is not None:
         ann = annotations.reset_index(drop=True)
-        stored_ids = corpus.read("annotations", columns=["annotation_id"])["annotation_id"]
-        missing = (
-            ann.loc[~isin(ann["annotation_id"], stored_ids), "annotation_id"].astype(str).tolist()
-        )
+        stored = corpus.holds("annotations", "annotation_id", ann["annotation_id"])
+        missing = ann.loc[~stored, "annotation_id"].astype(str).tolist()
         if missing:
             raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
         desc = "given"

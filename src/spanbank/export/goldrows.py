@@ -15,7 +15,7 @@ import pyarrow as pa
 from spanbank import gold as gold_mod
 from spanbank.corpus.articles import IdSet
 from spanbank.corpus.delta import read_conform
-from spanbank.corpus.tables import TABLES, isin
+from spanbank.corpus.tables import TABLES
 
 BUCKET_ARTICLES = 16_384  # articles whose rows are held at once (~50 MB of rows at 3 KB each)
 HELD_BYTES = 64 << 20  # rows held while parking, before they are written to their buckets' files
@@ -48,8 +48,8 @@ class GoldSpool:
         # needed while parking only: a parked row keeps its annotation's row in `ann`, not its id
         ids = IdSet(pa.array(ann["annotation_id"].astype(str)))
         bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
-        stored, todo = gold_mod.split_stored(corpus, ann)
-        in_store = np.where(isin(ann["annotation_id"], stored), bucket, -1)
+        in_store, todo = gold_mod.split_stored(corpus, ann, ids)
+        in_store = np.where(in_store, bucket, -1)
         for name in NAMES:
             cols = TABLES[name].names
             for batch in corpus.iter_batches(name, cols):
