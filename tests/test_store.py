@@ -513,7 +513,9 @@ def test_isin_by_arrow_agrees_with_pandas(candidates):
 def test_holds_streams_the_column_and_agrees_with_pandas_isin(corpus, monkeypatch, long_id):
     """Looked up across two appended files without reading the table whole; missing, repeated
     and absent ids as pandas' `isin` of the whole column says. A very long id takes IdSet's
-    other path (a pandas index)."""
+    other path (a pandas index). Values are looked up two at a time."""
+    from spanbank.corpus import delta
+
     rows = [dict(r, article_id=f"a{i}") for i, r in enumerate(_rows("articles", 3) * 2)]
     with corpus.writer() as w:
         w.append("articles", rows[:4])
@@ -523,5 +525,7 @@ def test_holds_streams_the_column_and_agrees_with_pandas_isin(corpus, monkeypatc
     want = pd.Series(values, dtype=object).isin(stored).tolist()
     assert want[:6] == [True, False, False, True, True, True]
     _no_whole_reads(monkeypatch)
+    monkeypatch.setattr(delta, "ROW_GROUP_ROWS", 2)
     assert corpus.holds("articles", "article_id", values).tolist() == want
+    assert corpus.holds("articles", "article_id", pd.Series(values, dtype="str")).tolist() == want
     assert corpus.holds("spans", "annotation_id", values).tolist() == [False] * len(values)

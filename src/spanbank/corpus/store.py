@@ -306,15 +306,23 @@ class Corpus:
 
     def holds(self, name: str, column: str, values, ids: IdSet | None = None) -> np.ndarray:
         """For each of `values` (string ids), whether table `name`'s `column` holds it. The column
-        is read a batch at a time: memory is the values' set (`ids`, if already built) and one
-        batch, not the column (4M stored annotation ids in pandas were an export's peak)."""
-        values = pa.array(values, type=pa.string(), from_pandas=True)
+        is read a batch at a time and the values looked up a slice at a time: memory is the
+        values' set (`ids`, if already built), not the column (4M stored annotation ids in
+        pandas were an export's peak)."""
+        values = pa.array(values, from_pandas=True)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            values = values.cast(pa.string())
         ids = ids if ids is not None else IdSet(values)
         found = np.zeros(len(ids) + 1, dtype=bool)  # the last: where a value is missing (-1)
         for batch in self.iter_batches(name, [column]):
             at = ids.positions(batch.column(0))
             found[at[at >= 0]] = True
-        return found[ids.positions(values)]
+        out = np.empty(len(values), dtype=bool)
+        for lo in range(0, len(values), delta.ROW_GROUP_ROWS):
+            out[lo : lo + delta.ROW_GROUP_ROWS] = found[
+                ids.positions(values.slice(lo, delta.ROW_GROUP_ROWS))
+            ]
+        return out
 
     def latest_annotations(self, project: str | None = None, origins=HUMAN_ORIGINS) -> pd.DataFrame:
         """Current annotations: not superseded, not deleted, not skipped, of the given origins."""
