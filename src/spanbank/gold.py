@@ -78,11 +78,13 @@ def _human_inputs(corpus: Corpus, project, article_ids=None):
     """Latest human annotations and their spans/relations, each row tagged with its annotator."""
     from spanbank.corpus.annotations import without_honeypot_work
 
-    ann = without_honeypot_work(
-        corpus, latest_per_annotator(corpus.read("annotations"), project=project)
+    rows = (
+        corpus.read("annotations")
+        if article_ids is None
+        else corpus.read_in("annotations", "article_id", article_ids).to_pandas()
     )
-    if article_ids is not None:
-        ann = ann[ann["article_id"].isin(list(article_ids))]
+    ann = without_honeypot_work(corpus, latest_per_annotator(rows, project=project))
+    del rows
     who = ann[["annotation_id", "article_id", "annotator"]]
     spans = _rows_of(corpus, "spans", who["annotation_id"]).to_pandas()
     rels = _rows_of(corpus, "relations", who["annotation_id"]).to_pandas()
@@ -92,11 +94,8 @@ def _human_inputs(corpus: Corpus, project, article_ids=None):
 
 
 def _rows_of(corpus: Corpus, name: str, annotation_ids) -> pa.Table:
-    """Rows of a table belonging to some annotations, filtered in Arrow, in the table's columns."""
-    table = corpus.read_arrow(name)
-    ids = pa.array(pd.Series(annotation_ids, dtype=object).astype(str).tolist(), pa.string())
-    table = table.filter(pc.fill_null(pc.is_in(table["annotation_id"], value_set=ids), False))
-    return to_arrow(name, table.select(TABLES[name].names))
+    """Rows of a table belonging to some annotations, in the table's columns."""
+    return to_arrow(name, corpus.read_in(name, "annotation_id", annotation_ids, TABLES[name].names))
 
 
 def _adjudicate_store(

@@ -293,6 +293,21 @@ class Corpus:
     def read(self, name: str, columns: list[str] | None = None, where=None) -> pd.DataFrame:
         return self.read_arrow(name, columns, where).to_pandas()
 
+    def read_in(self, name: str, column: str, values, columns: list[str] | None = None) -> pa.Table:
+        """`read_arrow(name, columns)`'s rows whose `column` is one of `values` (string ids, or
+        an :class:`IdSet` of them), read a batch at a time: memory is the rows kept, not the
+        table (adjudicating a few articles read every span of the corpus)."""
+        schema = self.stored_schema(name)
+        _check_columns(self.table_path(name), name, schema, columns)
+        cols = [c for c in columns if c in schema.names] if columns else schema.names
+        read = cols if column in cols else [*cols, column]
+        ids = values if isinstance(values, IdSet) else IdSet(_strings(values))
+        parts = [schema.empty_table().select(cols)]
+        for batch in self.iter_batches(name, read):
+            table = delta.read_conform(pa.Table.from_batches([batch]), schema, read)
+            parts.append(table.filter(ids.mask(table.column(column))).select(cols))
+        return with_optional_columns(name, pa.concat_tables(parts), columns)
+
     def take(self, name: str, rows, columns: list[str] | None = None) -> pa.Table:
         """The rows at positions `rows` (in table order, ascending), reading only the row groups
         that hold them."""
@@ -309,9 +324,7 @@ class Corpus:
         is read a batch at a time and the values looked up a slice at a time: memory is the
         values' set (`ids`, if already built), not the column (4M stored annotation ids in
         pandas were an export's peak)."""
-        values = pa.array(values, from_pandas=True)
-        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            values = values.cast(pa.string())
+        values = _strings(values)
         ids = ids if ids is not None else IdSet(values)
         found = np.zeros(len(ids) + 1, dtype=bool)  # the last: where a value is missing (-1)
         for batch in self.iter_batches(name, [column]):
@@ -727,6 +740,14 @@ def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise CorpusError(f"{name}: rows do not fit the table's types: {exc}") from None
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _strings(values) -> pa.Array:
+    """`values` (ids: a list, pandas or Arrow) as an Arrow string array, not copied if it is one."""
+    arr = pa.array(values, from_pandas=True)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        return arr
+    return arr.cast(pa.string())
 
 
 def _as_table(rows) -> pa.Table:
