@@ -548,7 +548,7 @@ def split_stored(
     :class:`IdSet`, if the caller has one."""
     in_store = corpus.holds("annotations", "annotation_id", annotations["annotation_id"], ids)
     if "selection" in annotations:
-        in_store &= (annotations["selection"] != "computed").to_numpy()
+        in_store &= (annotations["selection"] != "computed").fillna(True).to_numpy(dtype=bool)
     todo = annotations[~in_store]
     bad = todo[~todo["annotator"].fillna("").str.startswith("gold:")]
     if len(bad):
