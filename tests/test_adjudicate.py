@@ -956,5 +956,18 @@ def test_split_stored_looks_each_given_annotation_up_in_the_table(corpus):
     in_store, todo = split_stored(corpus, given.astype({"selection": "string"}))
     assert given["annotation_id"][in_store].tolist() == ["h1", "h1", "h6"]
     assert todo["annotation_id"].tolist() == ["gold-majority-a2", "h4"]
+    # the export holds its few-valued columns as categories (a missing annotator: no fillna)
+    few = given.astype({"selection": "category", "annotator": "category"})
+    in_store, todo = split_stored(corpus, few)
+    assert given["annotation_id"][in_store].tolist() == ["h1", "h1", "h6"]
+    assert todo["annotation_id"].tolist() == ["gold-majority-a2", "h4"]
     with pytest.raises(CorpusError, match="annotation 'nope' is not in the corpus"):
         split_stored(corpus, given.assign(annotation_id=["h1", "g", "h4", "h1", "nope"]))
+    with pytest.raises(CorpusError, match="annotation 'nope' is not in the corpus"):
+        split_stored(
+            corpus,
+            few.assign(
+                annotation_id=["h1", "g", "h4", "h1", "nope"],
+                annotator=["ann", "gold:majority", "gold:union", "ann", None],
+            ).astype({"annotator": "category"}),
+        )

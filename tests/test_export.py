@@ -856,9 +856,10 @@ def test_id_set_masks_as_is_in_does():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_id_set_positions_are_a_dicts(seed):
-    """Against a dict from id to its first place: unicode, empty, prefixes of one another,
-    longer than any in the set, NUL characters, missing values, sliced and chunked columns; the
-    sorted bytes and the index it falls back to for ids much longer than most."""
+    """Against a dict from id to its first place among those given: unicode, empty, prefixes of
+    one another, longer than any in the set, NUL characters, missing values, sliced and chunked
+    columns, string and large_string, a set given in one chunk or two; the places of ids given
+    again; the sorted bytes and the index it falls back to for ids much longer than most."""
     import random
 
     import numpy as np
@@ -879,17 +880,22 @@ def test_id_set_positions_are_a_dicts(seed):
     if mode == 2:
         given.append("a\x00")
     first: dict[str, int] = {}
-    for g in given:
-        first.setdefault(g, len(first))
-    ids = IdSet(pa.array(given + [None], pa.string()))
+    for i, g in enumerate(given):
+        first.setdefault(g, i)
+    kind = pa.large_string() if seed % 2 else pa.string()  # pandas' str is large_string
+    held = pa.array(given + [None], kind)
+    if seed % 4 >= 2:  # a selection put together from ranges: several chunks
+        held = pa.chunked_array([held.slice(0, len(held) // 2), held.slice(len(held) // 2)])
+    ids = IdSet(held)
     longest = max(first, key=len)  # with one more character: longer than any in the set
     asked = [rng.choice(pool + [None, longest + "q"]) for _ in range(200)]
-    whole = pa.array(["pad"] * 7 + asked, pa.string()).slice(7)
+    whole = pa.array(["pad"] * 7 + asked, kind).slice(7)
     for column in (whole, pa.chunked_array([whole.slice(0, 50), whole.slice(50)])):
         want = [first.get(a, -1) if a is not None else -1 for a in asked]
         assert ids.positions(column).tolist() == want
         assert ids.mask(column).to_pylist() == [w >= 0 for w in want]
-    assert len(ids) == len(first)
+    assert len(ids) == len(first) and ids.size == len(given) + 1
+    assert ids.repeats.tolist() == [i for i, g in enumerate(given) if first[g] != i]
     assert (ids.index is None) == (mode == 1)  # sorted bytes, or the index for the odd ones
     assert ids.positions(pa.array([], pa.string())).tolist() == []
     assert np.all(IdSet(pa.array([], pa.string())).positions(whole) == -1)

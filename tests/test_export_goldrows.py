@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from spanbank import gold as gold_mod
+from spanbank.corpus.articles import IdSet
 from spanbank.export import export_dataset, goldrows
 from test_export import ARTICLES, _second_annotator, all_docs, build_corpus
 
@@ -74,7 +76,10 @@ def test_a_chunks_rows_are_its_annotations_rows_of_the_whole_tables(mixed, tmp_p
     rows = gold_mod.gold_rows(mixed)
     ann = rows.annotations.sample(frac=1, random_state=2)
     ann = ann.reset_index(drop=True)
-    spool = goldrows.GoldSpool(tmp_path / "spool", mixed, ann, chunk_size=2)
+    ids = IdSet(pa.array(ann["annotation_id"]))
+    in_store, todo = gold_mod.split_stored(mixed, ann, ids)
+    assert in_store.any() and len(todo)  # stored rows and rows adjudicated again
+    spool = goldrows.GoldSpool(tmp_path / "spool", mixed, ids, in_store, todo, chunk_size=2)
     whole = {"spans": rows.spans, "relations": rows.relations}
     for start in range(0, len(ann), 2):
         chunk = ann.iloc[start : start + 2].reset_index(drop=True)
@@ -227,8 +232,9 @@ def test_fingerprint_spilled_in_sorted_runs_digests_the_same(tmp_path, monkeypat
 
 
 def test_chunk_frames_give_each_chunk_back_as_it_was(tmp_path):
-    """Parked frames come back equal, dtypes and missing values included; a start that is not a
-    chunk's, or a length other than the chunk's, is refused; close deletes the file."""
+    """Parked frames come back equal, dtypes and missing values included (also when held as
+    categories and cast back); a start that is not a chunk's, or a length other than the
+    chunk's, is refused; close deletes the file."""
     frame = pd.DataFrame(
         {
             "annotation_id": pd.array(["a", "b", None, "é😀", "e"], dtype="str"),
@@ -248,6 +254,14 @@ def test_chunk_frames_give_each_chunk_back_as_it_was(tmp_path):
             frames(start, n)
     frames.close()
     assert not (tmp_path / "sel").exists()
+    # held as categories, parked so, given back in the dtypes named: the frames as they were
+    few = frame.astype({"annotation_id": "category", "origin": "category"})
+    dtypes = {c: frame[c].dtype for c in ("annotation_id", "origin")}
+    frames = goldrows.ChunkFrames(tmp_path / "sel", few, 2, dtypes)
+    for start, n in ((0, 2), (2, 2), (4, 1)):
+        want = frame.iloc[start : start + n].reset_index(drop=True)
+        pd.testing.assert_frame_equal(frames(start, n), want)
+    frames.close()
 
 
 def test_the_driver_reads_the_selection_back_chunk_by_chunk(mixed, tmp_path, monkeypatch):

@@ -550,7 +550,7 @@ def split_stored(
     if "selection" in annotations:
         in_store &= (annotations["selection"] != "computed").fillna(True).to_numpy(dtype=bool)
     todo = annotations[~in_store]
-    bad = todo[~todo["annotator"].fillna("").str.startswith("gold:")]
+    bad = todo[~todo["annotator"].str.startswith("gold:", na=False)]
     if len(bad):
         raise CorpusError(
             f"annotation {bad['annotation_id'].iloc[0]!r} is not in the corpus; "

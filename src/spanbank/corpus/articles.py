@@ -16,32 +16,57 @@ class IdSet:
     value set on every call, which made a pass over N articles choosing N ids quadratic; a
     pandas index of them held a Python string each, about 100 MB per million ids. Here they are
     one sorted array of fixed-width bytes, searched by bisection: 26 MB per million ids of 18
-    characters. Ids much longer than most (or with NUL characters) go to a pandas index instead.
-    A missing id never matches."""
+    characters; sorting also finds repeated ids, so nothing is hashed (a hash of 10M ids was an
+    export's peak). Ids much longer than most (or with NUL characters) go to a pandas index
+    instead. A missing id never matches."""
 
     def __init__(self, ids: pa.Array | pa.ChunkedArray):
-        unique = pc.drop_null(pc.unique(ids))  # in the order first given
-        lengths = pc.binary_length(unique)
+        self.size = len(ids)
+        lengths = pc.binary_length(ids)
         self.width = int(pc.max(lengths).as_py() or 0)
         self.index = None
         if self.width > max(64, 4 * (pc.mean(lengths).as_py() or 0)):
-            self.index = pd.Index(unique.to_numpy(zero_copy_only=False), dtype=object)
+            self._index(ids)
             return
-        raw, fits = _fixed_width(unique, self.width)
-        if not fits.all():
-            self.index = pd.Index(unique.to_numpy(zero_copy_only=False), dtype=object)
+        raw, fits = _fixed_width(ids, self.width)
+        missing = np.asarray(ids.is_null())
+        if not (fits | missing).all():
+            self._index(ids)
             return
-        self.order = np.argsort(raw, kind="stable")
-        self.sorted = raw[self.order]
+        if missing.any():
+            keep = np.flatnonzero(~missing)
+            order = keep[np.argsort(raw[keep], kind="stable")]
+        else:
+            order = np.argsort(raw, kind="stable")
+        del missing
+        self.sorted = raw[order]
+        del raw
+        # stable: an id's first place comes first among its equals
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = self.sorted[1:] != self.sorted[:-1]
+        self.repeats = np.sort(order[~first])
+        if len(self.repeats):
+            self.sorted, order = self.sorted[first], order[first]
+        self.order = order
+
+    def _index(self, ids: pa.Array) -> None:
+        values = pd.Index(ids.to_numpy(zero_copy_only=False), dtype=object)
+        again = values.duplicated()
+        missing = np.asarray(ids.is_null())
+        self.repeats = np.flatnonzero(again & ~missing)
+        self.first = np.flatnonzero(~again & ~missing)
+        self.index = values[self.first]
 
     def __len__(self) -> int:
+        """How many distinct ids the set holds."""
         return len(self.index) if self.index is not None else len(self.sorted)
 
     def positions(self, column) -> np.ndarray:
-        """Each of `column`'s ids' place among the set's ids (in the order first given), -1 when
-        it is not in the set."""
+        """Each of `column`'s ids' first place among the ids given, -1 when it is not in the
+        set. (`repeats`: the places of ids given again after their first.)"""
         if self.index is not None:
             found = self.index.get_indexer(column.to_numpy(zero_copy_only=False))
+            found = np.where(found >= 0, self.first[found], -1)
             return np.where(np.asarray(column.is_null()), -1, found)
         raw, fits = _fixed_width(column, self.width)
         if not len(self.sorted):
@@ -57,17 +82,30 @@ class IdSet:
 def _fixed_width(column, width: int) -> tuple[np.ndarray, np.ndarray]:
     """`column`'s strings as NUL-padded bytes of `width` (numpy "S"), and whether each is one the
     set could hold: not missing, not longer than `width`, without NUL (numpy drops trailing NULs
-    when it compares). Gathered from Arrow's buffers a slice at a time, without Python strings."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_string(arr.type):
+    when it compares). Gathered from Arrow's buffers a slice at a time, without Python strings,
+    a chunk at a time (a selection put together from ranges is not copied whole first)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    n, w = len(column), max(width, 1)
+    out = np.zeros((n, w), dtype=np.uint8)
+    fits = np.empty(n, dtype=bool)
+    at = 0
+    for arr in chunks:
+        _gather(arr, width, out[at : at + len(arr)], fits[at : at + len(arr)])
+        at += len(arr)
+    return out.view(f"S{w}").ravel(), fits
+
+
+def _gather(arr: pa.Array, width: int, out: np.ndarray, fits: np.ndarray) -> None:
+    """One chunk of :func:`_fixed_width`, into `out` and `fits`."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.string())
-    n, w = len(arr), max(width, 1)
+    n, w = len(arr), out.shape[1]
     _, offs, data = arr.buffers()
-    offsets = np.frombuffer(offs, dtype=np.int32, count=arr.offset + n + 1)[arr.offset :]
+    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32  # pandas' str: large
+    offsets = np.frombuffer(offs, dtype=kind, count=arr.offset + n + 1)[arr.offset :]
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, np.uint8)
     lengths = np.diff(offsets)
-    fits = (lengths <= width) & ~np.asarray(arr.is_null())
-    out = np.zeros((n, w), dtype=np.uint8)
+    fits[:] = (lengths <= width) & ~np.asarray(arr.is_null())
     place = np.arange(w)
     for lo in range(0, n, ID_SLICE):  # the gather's index is 8 bytes per byte of ids
         hi = min(n, lo + ID_SLICE)
@@ -75,7 +113,6 @@ def _fixed_width(column, width: int) -> tuple[np.ndarray, np.ndarray]:
         block = out[lo:hi]
         block[inside] = data[(offsets[lo:hi, None] + place)[inside]]
         fits[lo:hi] &= ~((block == 0) & inside).any(axis=1)
-    return out.view(f"S{w}").ravel(), fits
 
 
 ID_SLICE = 1 << 15

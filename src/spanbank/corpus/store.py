@@ -330,7 +330,7 @@ class Corpus:
         pandas were an export's peak)."""
         values = _strings(values)
         ids = ids if ids is not None else IdSet(values)
-        found = np.zeros(len(ids) + 1, dtype=bool)  # the last: where a value is missing (-1)
+        found = np.zeros(ids.size + 1, dtype=bool)  # the last: where a value is missing (-1)
         for batch in self.iter_batches(name, [column]):
             at = ids.positions(batch.column(0))
             found[at[at >= 0]] = True

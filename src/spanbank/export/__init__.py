@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spanbank import gold as gold_mod
 from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.delta import read_conform
@@ -79,6 +80,8 @@ ANN_COLUMNS = (
     "updated_at",
     "selection",
 )
+# a few distinct values each: held as categories until each chunk is cut (110 -> 60 MB per 1M)
+FEW_VALUES = ("project", "annotator", "origin", "selection")
 EXPORTS_DIR = "exports"
 
 
@@ -187,28 +190,38 @@ def _export_dataset(
             )
     warnings: list[str] = []
     ann = ann[[c for c in ANN_COLUMNS if c in ann]]
+    dtypes = {c: ann[c].dtype for c in FEW_VALUES if c in ann}
+    for c in dtypes:
+        ann[c] = ann[c].astype("category")
+    articles = _unique(ann, "article_id", "gold selection gave several annotations for article(s)")
     if split_by is not None:
-        at, codes, rows, splits = _official_splits(corpus, ann, split_by)
+        at, codes, rows, splits = _official_splits(corpus, ann, articles, split_by)
         counts = np.bincount(codes, minlength=len(splits))
         fractions = {s: round(int(counts[i]) / len(codes), 4) for i, s in enumerate(splits)}
     else:
-        at, codes, rows = _split_articles(corpus, ann, fractions, seed, group_by, warnings)
+        at, codes, rows = _split_articles(
+            corpus, ann, articles, fractions, seed, group_by, warnings
+        )
         splits = list(fractions)
-    # in the order chunks are read: the driver then slices it chunk by chunk
-    ann = _reordered(ann, at)
-    del at
     # before the stream, not after: at its end the driver holds the most
     stored = corpus.stored_schema("annotations")
     cost_cols = [c for c in COST_COLUMNS if c in stored.names]
     batches = corpus.iter_batches("annotations", cost_cols)
     human_time = gold_cost(
         (read_conform(pa.table(b), stored, cost_cols).to_pandas() for b in batches),
-        ann["article_id"],
+        articles,
         project,
     )
+    del articles
     # the few honeypots looked up among the selected ids, not these hashed (the 1M export's peak)
     chosen_ids = ann["article_id"]
     honeypots = sorted(set(chosen_ids[isin(chosen_ids, honeypot_tasks(corpus)["article_id"])]))
+    # in the order chunks are read: the driver then slices it chunk by chunk
+    ann = _reordered(ann, at)
+    del at, chosen_ids
+    # a parked gold row finds its article through its annotation: one article per annotation
+    annotations = _unique(ann, "annotation_id", "annotation(s) given twice")
+    in_store, todo = gold_mod.split_stored(corpus, ann, annotations)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -217,10 +230,11 @@ def _export_dataset(
     try:
         for fmt in fmts:
             writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
-        span_source = GoldSpool(tmp / ".gold-rows", corpus, ann, chunk_size)
-        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size)
+        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size, dtypes)
         total = len(ann)
-        del ann  # the stream reads it back chunk by chunk
+        del ann  # the stream reads it back chunk by chunk; parking the rows needs only the ids
+        span_source = GoldSpool(tmp / ".gold-rows", corpus, annotations, in_store, todo, chunk_size)
+        del annotations, in_store, todo
         stats = _stream(
             corpus,
             chosen,
@@ -321,8 +335,6 @@ def _default_name(corpus) -> str:
 
 def _selection(corpus, gold, project, annotations):
     """(one annotation row per article, description of the choice)."""
-    from spanbank import gold as gold_mod
-
     if annotations is not None:
         ann = annotations.reset_index(drop=True)
         stored = corpus.holds("annotations", "annotation_id", ann["annotation_id"])
@@ -338,16 +350,17 @@ def _selection(corpus, gold, project, annotations):
         raise ExportError(
             f"no annotations to export{where} (gold={gold}); pull or import some first"
         )
-    dup = ann["article_id"][ann["article_id"].duplicated()]
-    if len(dup):
-        raise ExportError(
-            f"gold selection gave several annotations for article(s) {', '.join(map(str, dup.unique()[:5]))}"
-        )
-    # a parked gold row finds its article through its annotation: one article per annotation
-    twice = ann["annotation_id"][ann["annotation_id"].duplicated()]
-    if len(twice):
-        raise ExportError(f"annotation(s) given twice: {', '.join(map(str, twice.unique()[:5]))}")
     return ann, desc
+
+
+def _unique(ann: pd.DataFrame, column: str, message: str) -> IdSet:
+    """`ann[column]`'s ids as an :class:`IdSet` (sorted, not hashed: 10M ids hashed were the
+    export's peak), raising `message` with the first ones given more than once."""
+    ids = IdSet(pa.array(ann[column].astype(str)))
+    if len(ids.repeats):
+        again = ann[column].iloc[ids.repeats[:1000]].astype(str).unique()[:5]
+        raise ExportError(f"{message}: {', '.join(again)}")
+    return ids
 
 
 def _reordered(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
@@ -359,12 +372,12 @@ def _reordered(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
     )
 
 
-def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None):
-    """(the selected articles' rows of `ann` in the articles table's order, the split of each as
-    a position in `fractions`, their row numbers in the table), checking each has a text,
-    a batch of the table at a time; a `group_by` column empty for some of them adds a warning
-    to `warnings`."""
-    found = _Found(ann)
+def _split_articles(corpus, ann, articles, fractions, seed, group_by, warnings=None):
+    """(the selected articles' rows of `ann` (their ids the IdSet `articles`) in the articles
+    table's order, the split of each as a position in `fractions`, their row numbers in the
+    table), checking each has a text, a batch of the table at a time; a `group_by` column empty
+    for some of them adds a warning to `warnings`."""
+    found = _Found(ann, articles)
     codes: list[np.ndarray] = []
     ungrouped = 0
     for batch in found.batches(corpus, ["article_id"] + ([group_by] if group_by else [])):
@@ -387,11 +400,11 @@ def _split_articles(corpus, ann, fractions, seed, group_by, warnings=None):
     return at, _concat(codes), rows
 
 
-def _official_splits(corpus, ann, column: str):
-    """(the selected articles' rows of `ann` in the articles table's order, the split each one's
-    `column` names (a corpus's own train/dev/test) as a position in the split names, their row
-    numbers in the table, the split names)."""
-    found = _Found(ann)
+def _official_splits(corpus, ann, articles, column: str):
+    """(the selected articles' rows of `ann` (ids: `articles`) in the articles table's order, the
+    split each one's `column` names (a corpus's own train/dev/test) as a position in the split
+    names, their row numbers in the table, the split names)."""
+    found = _Found(ann, articles)
     values = [b.column(column) for b in found.batches(corpus, ["article_id", column])]
     at, rows = found.result()
     coded = pa.chunked_array(values).combine_chunks().dictionary_encode()
@@ -414,11 +427,12 @@ def _official_splits(corpus, ann, column: str):
 
 class _Found:
     """The articles table's batches, keeping the rows of the articles `ann` selects (its article
-    ids are unique); then where each found row is in `ann` and in the table, in table order."""
+    ids, unique, are the IdSet `wanted`); then where each found row is in `ann` and in the
+    table, in table order."""
 
-    def __init__(self, ann):
+    def __init__(self, ann, wanted: IdSet):
         self.ann = ann
-        self.wanted = IdSet(pa.array(ann["article_id"].astype(str)))
+        self.wanted = wanted
         self.at: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
         self.seen = 0

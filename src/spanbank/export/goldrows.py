@@ -29,14 +29,24 @@ class GoldSpool:
     annotation's rows in the order the tables hold them (stored rows, or gold adjudicated in
     memory).
 
-    Built with one pass over the span and relation tables, a batch at a time: each selected row
-    goes to a file of its bucket (a range of export chunks) with its annotation's row in `ann`.
-    `ann` is in the order the export reads the articles, `chunk_size` at a time, so its row r
-    is in chunk r // chunk_size. Chunks are asked for in that order (`start`: the chunk's first
-    row in `ann`), so each bucket is read once, sorted by that row, then deleted; a chunk's
-    rows are then one contiguous run of it."""
+    `ids` are the selected annotations' ids (an IdSet, in the order the export reads the
+    articles, `chunk_size` at a time: id r is in chunk r // chunk_size); `in_store` says which
+    of them have their rows in the tables, and `todo` (:func:`spanbank.gold.split_stored`) are
+    the others, adjudicated again here. Built with one pass over the span and relation tables,
+    a batch at a time: each selected row goes to a file of its bucket (a range of export
+    chunks) with its annotation's place r. Chunks are asked for in that order (`start`: the
+    chunk's first place), so each bucket is read once, sorted by that place, then deleted; a
+    chunk's rows are then one contiguous run of it."""
 
-    def __init__(self, folder: Path, corpus, ann: pd.DataFrame, chunk_size: int):
+    def __init__(
+        self,
+        folder: Path,
+        corpus,
+        ids: IdSet,
+        in_store: np.ndarray,
+        todo: pd.DataFrame,
+        chunk_size: int,
+    ):
         self.folder = Path(folder)
         self.folder.mkdir()
         self._files: dict[str, dict[int, list[Path]]] = {n: {} for n in NAMES}
@@ -45,30 +55,28 @@ class GoldSpool:
         self._seq = 0
         self._loaded: tuple[int, tuple] | None = None
         self._bucket_rows = max(1, BUCKET_ARTICLES // chunk_size) * chunk_size
-        # needed while parking only: a parked row keeps its annotation's row in `ann`, not its id
-        ids = IdSet(pa.array(ann["annotation_id"].astype(str)))
-        bucket = np.arange(len(ann), dtype=np.int64) // self._bucket_rows
-        in_store, todo = gold_mod.split_stored(corpus, ann, ids)
-        in_store = np.where(in_store, bucket, -1)
         for name in NAMES:
             cols = TABLES[name].names
             for batch in corpus.iter_batches(name, cols):
                 self._park(name, pa.Table.from_batches([batch]), ids, in_store, cols)
         for name, rows in zip(NAMES, gold_mod.computed_rows(corpus, todo), strict=True):
-            self._park(name, rows, ids, bucket, TABLES[name].names)
+            self._park(name, rows, ids, None, TABLES[name].names)
         self._flush()
 
     def _park(
-        self, name: str, table: pa.Table, ids: IdSet, bucket: np.ndarray, cols: list[str]
+        self, name: str, table: pa.Table, ids: IdSet, wanted: np.ndarray | None, cols: list[str]
     ) -> None:
-        """Hold `table`'s selected rows by bucket (`bucket[i]` for the annotation `ids[i]`, -1: not
-        selected), order kept within a bucket; written out every HELD_BYTES, so rows stored in
-        any order make one file per bucket per flush, not per batch."""
+        """Hold `table`'s rows of annotations in `ids` (and `wanted` there, when given) by bucket,
+        order kept within a bucket; written out every HELD_BYTES, so rows stored in any order
+        make one file per bucket per flush, not per batch."""
         if not table.num_rows:
             return
         at = ids.positions(table.column("annotation_id"))
-        b = np.where(at >= 0, bucket[at], -1)
-        keep = np.flatnonzero(b >= 0)
+        ok = at >= 0
+        if wanted is not None:
+            ok[ok] = wanted[at[ok]]
+        b = np.where(ok, at // self._bucket_rows, -1)
+        keep = np.flatnonzero(ok)
         if not len(keep):
             return
         order = keep[np.argsort(b[keep], kind="stable")]
@@ -136,13 +144,16 @@ class GoldSpool:
 
 class ChunkFrames:
     """A frame's rows parked in a file `size` at a time; `frames(start, n)` gives rows `start`
-    to `start + n` back, one chunk (`start` a multiple of `size`), as they were. The export's
-    selection, held by the driver through the stream, was 115 MB per million articles. Pickled,
-    so any frame comes back exactly; the file is the export's own, in its private temp folder."""
+    to `start + n` back, one chunk (`start` a multiple of `size`), as they were, or with columns
+    cast back to `dtypes` (the selection's few-valued columns were held as categories). The
+    export's selection, held by the driver through the stream, was 115 MB per million articles.
+    Pickled, so any frame comes back exactly; the file is the export's own, in its private temp
+    folder."""
 
-    def __init__(self, path: Path, frame: pd.DataFrame, size: int):
+    def __init__(self, path: Path, frame: pd.DataFrame, size: int, dtypes: dict | None = None):
         self.path = Path(path)
         self.size = size
+        self.dtypes = dtypes or {}
         self._ends = [0]
         with open(self.path, "xb") as fh:
             for lo in range(0, len(frame), size):
@@ -158,7 +169,7 @@ class ChunkFrames:
         frame = pickle.loads(self._fh.read(self._ends[i + 1] - self._ends[i]))
         if len(frame) != n:
             raise IndexError(f"the chunk at row {start} has {len(frame)} rows, not {n}")
-        return frame.reset_index(drop=True)
+        return frame.reset_index(drop=True).astype(self.dtypes)
 
     def close(self) -> None:
         self._fh.close()
