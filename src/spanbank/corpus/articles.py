@@ -35,12 +35,13 @@ class IdSet:
             return
         if missing.any():
             keep = np.flatnonzero(~missing)
-            order = keep[np.argsort(raw[keep], kind="stable")]
+            raw = raw[keep]
+            order = keep[np.argsort(raw, kind="stable")]
         else:
             order = np.argsort(raw, kind="stable")
         del missing
-        self.sorted = raw[order]
-        del raw
+        raw.sort(kind="stable")  # in place: the bytes are not held twice (10M ids: 180 MB)
+        self.sorted = raw
         # stable: an id's first place comes first among its equals
         first = np.ones(len(order), dtype=bool)
         first[1:] = self.sorted[1:] != self.sorted[:-1]

@@ -178,7 +178,7 @@ def _export_dataset(
 
     ann, gold_desc = _selection(corpus, gold, project, annotations)
     chosen_by = (
-        {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items())}
+        {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items()) if v}
         if "selection" in ann
         else None
     )
@@ -190,9 +190,9 @@ def _export_dataset(
             )
     warnings: list[str] = []
     ann = ann[[c for c in ANN_COLUMNS if c in ann]]
-    dtypes = {c: ann[c].dtype for c in FEW_VALUES if c in ann}
-    for c in dtypes:
-        ann[c] = ann[c].astype("category")
+    # each chunk's frame goes out with strings, as the selection would have held them
+    dtypes = {c: _plain_dtype(ann[c]) for c in FEW_VALUES if c in ann}
+    ann = ann.astype({c: "category" for c in dtypes})  # given annotations: held alike
     articles = _unique(ann, "article_id", "gold selection gave several annotations for article(s)")
     if split_by is not None:
         at, codes, rows, splits = _official_splits(corpus, ann, articles, split_by)
@@ -343,7 +343,9 @@ def _selection(corpus, gold, project, annotations):
             raise ExportError(f"annotation(s) not in the corpus: {', '.join(missing[:5])}")
         desc = "given"
     else:
-        ann = gold_mod.select_annotations(corpus, gold=gold, project=project, columns=ANN_COLUMNS)
+        ann = gold_mod.select_annotations(
+            corpus, gold=gold, project=project, columns=ANN_COLUMNS, categories=FEW_VALUES
+        )
         desc = gold
     if not len(ann):
         where = f" in project {project!r}" if project else ""
@@ -351,6 +353,12 @@ def _selection(corpus, gold, project, annotations):
             f"no annotations to export{where} (gold={gold}); pull or import some first"
         )
     return ann, desc
+
+
+def _plain_dtype(column: pd.Series):
+    """The dtype of `column`, or of its categories."""
+    dtype = column.dtype
+    return dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
 
 
 def _unique(ann: pd.DataFrame, column: str, message: str) -> IdSet:
