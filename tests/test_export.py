@@ -831,7 +831,20 @@ def test_an_annotation_given_for_two_articles_is_refused(tmp_path):
     corpus = build_corpus(tmp_path / "c")
     ann = given(corpus)
     ann.loc[1, "annotation_id"] = ann.loc[0, "annotation_id"]
-    with pytest.raises(ExportError, match="given twice"):
+    with pytest.raises(ExportError, match=f"given twice: {ann.loc[0, 'annotation_id']}$"):
+        run(corpus, tmp_path / "exp", formats="jsonl", annotations=ann)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_two_annotations_given_for_one_article_are_refused(tmp_path):
+    """Which one to export? Refused, naming the article (found by sorting the ids), nothing
+    written."""
+    corpus = build_corpus(tmp_path / "c")
+    ann = given(corpus)
+    assert len(ann) >= 3
+    ann.loc[2, "article_id"] = ann.loc[0, "article_id"]
+    first = ann.loc[0, "article_id"]
+    with pytest.raises(ExportError, match=f"several annotations for article\\(s\\): {first}$"):
         run(corpus, tmp_path / "exp", formats="jsonl", annotations=ann)
     assert not (tmp_path / "exp").exists()
 
