@@ -336,8 +336,8 @@ def select_annotations(
     without the others) plus ``selection`` (review, gold, single, computed, annotator), sorted
     by article_id. Every choice depends on one article's rows only, so a table of more than
     SELECT_ROWS rows is read and chosen from one range of article ids at a time. `categories`:
-    columns of few distinct values held as pandas categories from each range on (an export's
-    10M selection held 12 MB per million articles in each such column as strings).
+    columns of few distinct values held as pandas categories from each range on (in an export's
+    selection, about 1 MB per million articles each instead of 12 as strings).
     """
     corpus.require()
     if not isinstance(gold, str) or not gold:
