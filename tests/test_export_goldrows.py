@@ -254,7 +254,7 @@ def test_chunk_frames_give_each_chunk_back_as_it_was(tmp_path):
             frames(start, n)
     frames.close()
     assert not (tmp_path / "sel").exists()
-    # held as categories, parked so, given back in the dtypes named: the frames as they were
+    # held as categories, parked so, given back in the dtypes named: the same values
     few = frame.astype({"annotation_id": "category", "origin": "category"})
     dtypes = {c: frame[c].dtype for c in ("annotation_id", "origin")}
     frames = goldrows.ChunkFrames(tmp_path / "sel", few, 2, dtypes)

@@ -52,14 +52,13 @@ def gold_cost(ann, article_ids, project: str | None = None) -> dict:
     """Live human annotation time spent on `article_ids` (ids, or an IdSet of them: what their
     gold cost people). `ann`: a frame, or frames one after another (the table a batch at a
     time), with COST_COLUMNS."""
-    wanted, mine = None, []
+    wanted = article_ids if isinstance(article_ids, IdSet) else None
+    mine = []
     for frame in [ann] if isinstance(ann, pd.DataFrame) else ann:
         timed = _timed(frame, project)
         if not len(timed):
             continue
-        if isinstance(article_ids, IdSet):
-            wanted = article_ids
-        elif wanted is None:  # indexed only once some annotation has a lead time
+        if wanted is None:  # indexed only once some annotation has a lead time
             wanted = IdSet(pa.array(article_ids, type=pa.string(), from_pandas=True))
         ids = pa.array(timed["article_id"], type=pa.string(), from_pandas=True)
         mine.append(timed["lead_time_s"][wanted.positions(ids) >= 0])
