@@ -19,6 +19,7 @@ from spanbank.export import export_dataset, parse_formats, verify
 from spanbank.export.conll import read_conll
 from spanbank.export.docs import bio_layers, build_documents, tokenize
 from spanbank.export.jsonl import read_jsonl
+from spanbank.export.manifest import checksums
 from spanbank.export.split import assign_splits, parse_split
 from spanbank.schema import attributes_json
 
@@ -528,6 +529,50 @@ def test_manifest_verify_detects_tampering(tmp_path):
     with open(tmp_path / "o/jsonl/train.jsonl", "a") as fh:
         fh.write("\n")
     assert verify(tmp_path / "o") == ["jsonl/train.jsonl: checksum differs"]
+
+
+def test_brat_files_come_back_as_bytes_where_the_folder_is_not_seen(exported, tmp_path):
+    """A worker on a machine without the driver's file system does not see the export's temp
+    folder: its encoder sends the files' bytes, and the driver writes the same files with the
+    digests its manifest takes."""
+    import shutil
+
+    from spanbank.export.brat import BratWriter
+
+    corpus, out, _ = exported
+    labels = json.loads((out / "manifest.json").read_text())["labels"]
+    far = BratWriter(tmp_path / "far", ["train"], labels, corpus.schema)
+    shutil.rmtree(far.dir)
+    docs = read_jsonl(out / "jsonl" / "train.jsonl")
+    payload = far.encoder("train", docs)
+    assert len(payload) == len(docs) > 0
+    assert all(not written and isinstance(txt, bytes) for _, _, written, txt, _ in payload)
+    here = BratWriter(tmp_path / "here", ["train"], labels, corpus.schema)
+    here.put("train", payload)
+    names = sorted(p.name for p in (out / "brat" / "train").iterdir())
+    assert sorted(p.name for p in (here.dir / "train").iterdir()) == names
+    for name in names:
+        assert (here.dir / "train" / name).read_bytes() == (
+            out / "brat" / "train" / name
+        ).read_bytes()
+    on_disk = checksums(tmp_path / "here")
+    assert here.digests == {k: v for k, v in on_disk.items() if k.startswith("brat/train/")}
+
+
+def test_checksums_take_given_digests_and_read_the_rest(tmp_path):
+    """Digests a writer took of the bytes it wrote are not read again; the others are; symlinked
+    folders are not entered and the manifest is left out."""
+    import hashlib
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.txt").write_bytes(b"x")
+    (tmp_path / "a" / "y.txt").write_bytes(b"y")
+    (tmp_path / "manifest.json").write_bytes(b"{}")
+    (tmp_path / "link").symlink_to(tmp_path / "a", target_is_directory=True)
+    given = {"a/y.txt": "given"}
+    got = checksums(tmp_path, given)
+    assert got == {"a/b/x.txt": hashlib.sha256(b"x").hexdigest(), "a/y.txt": "given"}
+    assert given == {}  # taken out as used
 
 
 def test_split_disjoint_deterministic_and_grouped(exported, tmp_path):

@@ -257,8 +257,10 @@ def _export_dataset(
         span_source.close()
         chosen.close()
         notes = dict(stats.pop("notes"))
+        written: dict[str, str] = {}  # digests the writers took of files they wrote
         for w in writers:
             notes.update(w.close())
+            written.update(getattr(w, "digests", {}))
         writers = []
         agree = _agreement(corpus, project) if agreement else None
         manifest = _manifest(
@@ -285,7 +287,7 @@ def _export_dataset(
         if warnings:
             manifest["warnings"] = warnings
         (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
-        manifest["files"] = checksums(tmp)
+        manifest["files"] = checksums(tmp, written)
         (tmp / MANIFEST).write_bytes(dumps(manifest))
         _fsync_tree(tmp)
         _swap_into_place(tmp, out)

@@ -12,7 +12,9 @@ name is percent-encoded, one too long for a file name is shortened with a hash a
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,19 +83,35 @@ def annotation_conf(schema, labels: list[str]) -> str:
 
 @dataclass(frozen=True)
 class BratEncoder:
-    """A chunk's files: (split, stem, .txt bytes, .ann bytes, article_id when the stem is hashed)."""
+    """A chunk's files, per article: (stem, article_id when the stem is hashed, and the sha256
+    of its .txt and .ann when written here, else their bytes). They are written where the
+    export's folder `dir` is seen (in the driver, or on a worker sharing its file system), so
+    texts do not travel back; elsewhere the driver writes them."""
 
     attr_names: tuple
+    dir: str
 
     def __call__(self, split: str, docs: list[dict]) -> list[tuple]:
         names = dict(self.attr_names)
+        folder = os.path.join(self.dir, split)
+        here = os.path.isdir(folder)  # a temp folder's path: seen elsewhere only when shared
         out = []
         for d in docs:
             stem = file_stem(d["article_id"])
             hashed = d["article_id"] if article_id_of(stem) != d["article_id"] else None
-            ann = to_ann(d, names).encode("utf-8")
-            out.append((stem, d["text"].encode("utf-8"), ann, hashed))
+            files = (d["text"].encode("utf-8"), to_ann(d, names).encode("utf-8"))
+            if here:
+                files = tuple(_write(os.path.join(folder, stem), files))
+            out.append((stem, hashed, here, *files))
         return out
+
+
+def _write(base: str, files: tuple[bytes, bytes]):
+    """Write an article's .txt and .ann; yield their sha256 (hex) for the manifest."""
+    for ext, data in zip((".txt", ".ann"), files, strict=True):
+        with open(base + ext, "wb") as fh:
+            fh.write(data)
+        yield hashlib.sha256(data).hexdigest()
 
 
 class BratWriter:
@@ -102,8 +120,9 @@ class BratWriter:
     def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
         self.dir = Path(root) / "brat"
         self.ids: dict[str, str] = {}
+        self.digests: dict[str, str] = {}  # path in the export -> sha256, for the manifest
         self.attr_names = attribute_names(schema, list(labels))
-        self.encoder = BratEncoder(tuple(sorted(self.attr_names.items())))
+        self.encoder = BratEncoder(tuple(sorted(self.attr_names.items())), str(self.dir))
         for s in splits:
             (self.dir / s).mkdir(parents=True, exist_ok=True)
         (self.dir / "annotation.conf").write_text(
@@ -114,12 +133,14 @@ class BratWriter:
         self.put(split, self.encoder(split, docs))
 
     def put(self, split: str, files: list[tuple]) -> None:
-        for stem, txt, ann, hashed in files:
+        folder = self.dir / split
+        for stem, hashed, written, txt, ann in files:
             if hashed is not None:  # the name alone does not give the id back
                 self.ids[f"{split}/{stem}"] = hashed
-            base = self.dir / split / stem
-            Path(f"{base}.txt").write_bytes(txt)
-            Path(f"{base}.ann").write_bytes(ann)
+            if not written:
+                txt, ann = _write(str(folder / stem), (txt, ann))
+            self.digests[f"brat/{split}/{stem}.txt"] = txt
+            self.digests[f"brat/{split}/{stem}.ann"] = ann
 
     def close(self) -> dict:
         if self.ids:

@@ -6,6 +6,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -151,14 +152,27 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def checksums(root: Path) -> dict[str, str]:
-    """sha256 of every file under `root` (relative POSIX path -> hex), manifest excluded."""
+def checksums(root: Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """sha256 of every file under `root` (relative POSIX path -> hex), manifest excluded. A file
+    in `known` (digests its writer took of the bytes it wrote; taken out as used) is not read."""
+    known = {} if known is None else known
     out = {}
-    for p in sorted(Path(root).rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and rel != MANIFEST:
-            out[rel] = file_sha256(p)
+    for rel, path in _files(str(root), ""):
+        if rel != MANIFEST:
+            out[rel] = known.pop(rel, None) or file_sha256(path)
     return out
+
+
+def _files(folder: str, prefix: str):
+    """(relative POSIX path, path) of the files under `folder`, sorted by path; symlinked folders
+    are not entered. Plain strings: pathlib's objects cost more than the hashing of small files."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            yield from _files(e.path, f"{prefix}{e.name}/")
+        elif e.is_file():
+            yield prefix + e.name, e.path
 
 
 def verify(root: str | Path) -> list[str]:
