@@ -559,6 +559,33 @@ def test_brat_files_come_back_as_bytes_where_the_folder_is_not_seen(exported, tm
     assert here.digests == {k: v for k, v in on_disk.items() if k.startswith("brat/train/")}
 
 
+def test_conll_and_hf_tag_a_document_once_and_write_the_same(exported, monkeypatch):
+    """A built document keeps its tokens and BIO layers for the next writer that asks with the
+    same labels; what the writers make is the same as from plain dicts."""
+    import spanbank.export.docs as docs_mod
+    from spanbank.export.conll import ConllEncoder
+    from spanbank.export.docs import Document, tagged
+    from spanbank.export.hf import HfEncoder, attribute_names, features
+
+    corpus, out, _ = exported
+    labels = json.loads((out / "manifest.json").read_text())["labels"]
+    plain = read_jsonl(out / "jsonl" / "train.jsonl")
+    attrs = tuple(attribute_names(corpus.schema, labels))
+    encoders = [
+        ConllEncoder(tuple(labels)),
+        HfEncoder(tuple(labels), attrs, features(labels, list(attrs)).arrow_schema),
+    ]
+    want = [enc("train", plain) for enc in encoders]
+    calls = []
+    real = docs_mod.tokenize
+    monkeypatch.setattr(docs_mod, "tokenize", lambda t, s: calls.append(t) or real(t, s))
+    docs = [Document(d) for d in plain]
+    assert [enc("train", docs) for enc in encoders] == want
+    assert len(calls) == len(docs) > 0
+    tagged(docs[0], labels[:1])  # other labels: tagged again
+    assert len(calls) == len(docs) + 1
+
+
 def test_checksums_take_given_digests_and_read_the_rest(tmp_path):
     """Digests a writer took of the bytes it wrote are not read again; the others are; symlinked
     folders are not entered and the manifest is left out."""

@@ -11,23 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spanbank.export.docs import bio_layers, layer_names, tokenize
+from spanbank.export.docs import layer_names, tagged
 
 DOCSTART = "-DOCSTART-"
 
 
 def to_conll(doc: dict, labels: list[str], notes: dict) -> str:
-    text = doc["text"]
-    starts, ends = tokenize(text, doc["spans"])
-    layers, n = bio_layers(starts, ends, doc["spans"], labels)
+    _, _, tokens, layers, n = tagged(doc, labels)
     for k, v in n.items():
         notes[f"conll_{k}"] = notes.get(f"conll_{k}", 0) + v
-    names = {lab: layer_names(lab) for lab in labels}
-    lines = [f"{DOCSTART}\t{doc['article_id']}", ""]
-    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
-        lines.append("\t".join([text[s:e], *(names[lab][layers[lab][i]] for lab in labels)]))
-    lines.append("")
-    return "\n".join(lines) + "\n"
+    columns = []
+    for lab in labels:
+        names = layer_names(lab)
+        columns.append([names[t] for t in layers[lab]])
+    lines = map("\t".join, zip(tokens, *columns, strict=True))
+    return "\n".join([f"{DOCSTART}\t{doc['article_id']}", "", *lines]) + "\n\n"
 
 
 @dataclass(frozen=True)

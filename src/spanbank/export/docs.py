@@ -156,13 +156,7 @@ def build_documents(
         if "group" in art:
             meta["group"] = _plain(art["group"])
         docs.append(
-            {
-                "article_id": aid,
-                "text": text,
-                "spans": doc_spans,
-                "relations": doc_rels,
-                "meta": meta,
-            }
+            Document(article_id=aid, text=text, spans=doc_spans, relations=doc_rels, meta=meta)
         )
     if problems:
         named = "; ".join(problems[:MAX_NAMED])
@@ -213,6 +207,31 @@ def _group(rows, key: str) -> dict[str, list[dict]]:
 # --------------------------------------------------------------------------- tokens and BIO
 
 TOKEN_RE = re.compile(TOKEN_PATTERN)  # the tokens of spanbank.tokens, cut again at span boundaries
+
+
+class Document(dict):
+    """An export document: a plain dict to every writer, which keeps its tokens and BIO layers
+    once a writer asks for them (conll and hf both write them; they cost as much as either's
+    own encoding)."""
+
+    __slots__ = ("_tagged",)
+
+
+def tagged(doc: dict, labels: list[str]) -> tuple[list[int], list[int], list[str], dict, dict]:
+    """A document's tokens (starts, ends, texts), its BIO layers for `labels` and their notes
+    (see `tokenize`, `bio_layers`). A `Document` keeps them for the next writer: do not change
+    them."""
+    key = tuple(labels)
+    kept = getattr(doc, "_tagged", None)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    text = doc["text"]
+    starts, ends = tokenize(text, doc["spans"])
+    layers, notes = bio_layers(starts, ends, doc["spans"], labels)
+    got = (starts, ends, [text[s:e] for s, e in zip(starts, ends, strict=True)], layers, notes)
+    if isinstance(doc, Document):
+        doc._tagged = (key, got)
+    return got
 
 
 def tokenize(text: str, spans: list[dict]) -> tuple[list[int], list[int]]:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spanbank.errors import ExportError
-from spanbank.export.docs import bio_layers, layer_names, tokenize
+from spanbank.export.docs import layer_names, tagged
 from spanbank.export.manifest import file_sha256
 
 SCRATCH = "_hf_scratch"
@@ -106,8 +106,7 @@ def to_rows(
     cols["spans"], cols["relations"] = [], []
     for d in docs:
         text = d["text"]
-        starts, ends = tokenize(text, d["spans"])
-        layers, n = bio_layers(starts, ends, d["spans"], labels)
+        starts, ends, tokens, layers, n = tagged(d, labels)
         for k, v in n.items():
             notes[f"bio_{k}"] = notes.get(f"bio_{k}", 0) + v
         cols["article_id"].append(d["article_id"])
@@ -117,7 +116,7 @@ def to_rows(
             cols[m].append(None if value is None else str(value))
         extra = d["meta"].get("extra") or {}
         cols["metadata"].append([{"key": k, "value": _text(v)} for k, v in sorted(extra.items())])
-        cols["tokens"].append([text[s:e] for s, e in zip(starts, ends, strict=True)])
+        cols["tokens"].append(tokens)
         cols["token_starts"].append(starts)
         cols["token_ends"].append(ends)
         for lab in labels:
