@@ -93,9 +93,14 @@ def features(labels: list[str], attributes: list[str] | None = None):
 
 
 def to_rows(
-    docs: list[dict], labels: list[str], notes: dict, attributes: list[str] | None = None
+    docs: list[dict],
+    labels: list[str],
+    notes: dict,
+    schema: pa.Schema,
+    attributes: list[str] | None = None,
 ) -> dict[str, list]:
-    """Documents -> columns (dict of lists) in the order of `features(labels, attributes)`."""
+    """Documents -> columns (lists; `spans` an Arrow array) in the order of
+    `features(labels, attributes)`, whose Arrow schema is `schema`."""
     names = list(attributes or ()) or ["_"]
     cols: dict[str, list] = {
         k: []
@@ -121,18 +126,57 @@ def to_rows(
         cols["token_ends"].append(ends)
         for lab in labels:
             cols[tag_column(lab)].append(layers[lab])
-        cols["spans"].append(
-            [
-                {
-                    **{k: sp[k] for k in ("span_id", "start", "end", "label", "text")},
-                    "attributes": {a: _text(sp["attributes"].get(a)) for a in names},
-                    "fragments": [{"start": a, "end": b} for a, b in sp["fragments"]],
-                }
-                for sp in d["spans"]
-            ]
-        )
         cols["relations"].append(d["relations"])
+    cols["spans"] = _spans(docs, names, schema.field("spans").type)
     return cols
+
+
+SPAN_FIELDS = ("span_id", "start", "end", "label", "text")
+
+
+def _spans(docs: list[dict], names: list[str], list_type: pa.ListType) -> pa.Array:
+    """The documents' spans as one Arrow list array, built column by column (a dict per span
+    and per fragment cost more than the rest of the row)."""
+    values = {k: [] for k in SPAN_FIELDS}
+    attrs: dict[str, list] = {a: [] for a in names}
+    frag_starts, frag_ends, frag_offsets, offsets = [], [], [0], [0]
+    for d in docs:
+        for sp in d["spans"]:
+            for k, column in values.items():
+                column.append(sp[k])
+            for a, column in attrs.items():
+                column.append(_text(sp["attributes"].get(a)))
+            for a, b in sp["fragments"]:
+                frag_starts.append(a)
+                frag_ends.append(b)
+            frag_offsets.append(len(frag_starts))
+        offsets.append(len(values["span_id"]))
+    span = list_type.value_type
+    types = {f.name: f.type for f in span}
+    fragment = types["fragments"].value_type
+    fields = [pa.array(values[k], types[k]) for k in SPAN_FIELDS]
+    fields.append(
+        pa.StructArray.from_arrays(
+            [pa.array(attrs[a], types["attributes"].field(a).type) for a in names],
+            fields=list(types["attributes"]),
+        )
+    )
+    starts_ends = [
+        pa.array(frag_starts, fragment.field(0).type),
+        pa.array(frag_ends, fragment.field(1).type),
+    ]
+    fields.append(
+        pa.ListArray.from_arrays(
+            pa.array(frag_offsets, pa.int32()),
+            pa.StructArray.from_arrays(starts_ends, fields=list(fragment)),
+            type=types["fragments"],
+        )
+    )
+    return pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays(fields, fields=list(span)),
+        type=list_type,
+    )
 
 
 def _text(value):
@@ -151,7 +195,7 @@ class HfEncoder:
         notes: dict[str, int] = {}
         if not docs:
             return None, notes
-        cols = to_rows(docs, list(self.labels), notes, list(self.attributes))
+        cols = to_rows(docs, list(self.labels), notes, self.schema, list(self.attributes))
         return pa.Table.from_pydict(cols, schema=self.schema), notes
 
 
