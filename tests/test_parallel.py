@@ -181,6 +181,22 @@ def test_local_cluster_export_is_byte_identical(corpus, local_export, tmp_path):
     assert len(got) > 500 and got == local_export
 
 
+def test_an_export_stopped_mid_stream_on_workers_leaves_nothing(corpus, tmp_path):
+    """The workers write brat files into the export's temp folder: when the driver stops (here
+    its progress callback raises after 80 articles), the folder goes with the cluster."""
+
+    def stop(event):
+        if event.stage == "exporting" and event.done >= 80:
+            raise RuntimeError("stopped")
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="stopped"):
+        export_dataset(
+            corpus, "brat", out, workers=2, chunk_size=10, agreement=False, progress=stop
+        )
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
 def test_the_driver_of_a_two_worker_spacy_export_does_not_import_spacy(corpus, tmp_path):
     """Its workers encode; the driver joins their parts without spaCy (its import took 0.7 s
     before the first chunk could go out). The file is a DocBin spaCy reads."""

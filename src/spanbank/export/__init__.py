@@ -295,6 +295,7 @@ def _export_dataset(
         for w in writers:
             with contextlib.suppress(Exception):
                 w.abort()
+        engine.close()  # its workers write brat files into tmp: stop a local cluster's first
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
