@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -600,6 +601,32 @@ def test_checksums_take_given_digests_and_read_the_rest(tmp_path):
     got = checksums(tmp_path, given)
     assert got == {"a/b/x.txt": hashlib.sha256(b"x").hexdigest(), "a/y.txt": "given"}
     assert given == {}  # taken out as used
+
+
+def test_checksums_read_by_several_threads_equal_one_by_one(tmp_path, monkeypatch):
+    """Files are hashed by a few threads, each taking the next file: every file once, the same
+    digests as one at a time; `prefix` names them from a writer's folder; a file that cannot be
+    read is an error, not a missing entry."""
+    import hashlib
+
+    import spanbank.export.manifest as manifest_mod
+
+    monkeypatch.setattr(manifest_mod, "HASH_THREADS", 3)
+    sizes = [0, 1, 5 << 20, 3, 2 << 20, 7, 1 << 20] * 3
+    for i, n in enumerate(sizes):
+        (tmp_path / f"f{i:02d}.bin").write_bytes(os.urandom(n))
+    read = []
+    real = manifest_mod.file_sha256
+    monkeypatch.setattr(manifest_mod, "file_sha256", lambda p: read.append(p) or real(p))
+    got = checksums(tmp_path, {}, "w/")
+    want = {f"w/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
+    assert got == want and list(got) == sorted(want) and sorted(read) == sorted(set(read))
+    assert len(read) == len(sizes)
+    monkeypatch.setattr(
+        manifest_mod, "file_sha256", lambda p: real(p) if "f05" not in p else open(p + "x")
+    )
+    with pytest.raises(FileNotFoundError):
+        checksums(tmp_path)
 
 
 def test_split_disjoint_deterministic_and_grouped(exported, tmp_path):

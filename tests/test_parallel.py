@@ -3,6 +3,7 @@ processes on loopback give byte-identical exports; a worker killed mid-export ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -154,6 +155,46 @@ def test_one_part_runs_here_even_with_workers():
     with engine(workers=2) as eng:
         assert list(eng.map(_slow_pid, [1], 0)) == [os.getpid()]
         assert eng._client is None  # no cluster started for a single part
+
+
+def _children() -> set[int]:
+    """This process's worker processes (not multiprocessing's resource tracker)."""
+    import psutil
+
+    pids = set()
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(p.cmdline()):
+                pids.add(p.pid)
+    return pids
+
+
+def test_a_started_engine_maps_on_the_cluster_it_started_and_stops_it():
+    """`start` makes the cluster in the background (here, importing a module on its workers);
+    `map` uses it; closing an engine started but never used stops its workers too."""
+    before = _children()
+    with engine(workers=2) as eng:
+        eng.start("json")
+        assert eng._starting is not None  # started, not yet waited for
+        pids = set(eng.map(_slow_pid, range(4), 0.1))
+        assert os.getpid() not in pids and len(pids) == 2
+    assert pids and not pids & _children()
+    eng = Engine(workers=2)
+    eng.start("no_such_module_here")  # an import that fails is only a lost head start
+    eng.close()
+    assert eng._client is None and not _children() - before
+    here = Engine(workers=1)
+    here.start("json")  # in-process: nothing to start
+    assert here._starting is None and list(here.map(_square, [1, 2], 1)) == [2, 5]
+
+
+def test_an_export_refused_after_its_cluster_started_stops_it(corpus, tmp_path):
+    """The export starts its cluster once it knows it has two chunks or more, before it checks
+    `--group-by`: the refusal stops the cluster."""
+    before = _children()
+    with pytest.raises(SpanbankError, match="not an articles column"):
+        export_dataset(corpus, "jsonl", tmp_path / "out", workers=2, chunk_size=40, group_by="nope")
+    assert not _children() - before and not (tmp_path / "out").exists()
 
 
 def test_workers_default_and_bad_values(monkeypatch):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import logging
 import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from spanbank.errors import SpanbankError
 
@@ -49,6 +51,7 @@ class Engine:
             raise SpanbankError(f"--workers must be at least 1, got {self.workers}")
         self._client = None
         self._cluster = None
+        self._starting: Future | None = None
 
     @property
     def distributed(self) -> bool:
@@ -58,6 +61,23 @@ class Engine:
         if self.scheduler:
             return f"dask scheduler {self.scheduler}"
         return f"{self.workers} local worker(s)" if self.workers > 1 else "in-process"
+
+    def start(self, *modules: str) -> None:
+        """Start the cluster (or connect to it) in the background and import `modules` on its
+        workers, while the stage gets ready; `map` waits for it. A local cluster takes about a
+        second to start and each worker as long again for its first imports. Call it only for a
+        stage sure to have two parts or more: with fewer, `map` would not use the cluster."""
+        if not self.distributed or self._client is not None or self._starting is not None:
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="spanbank-engine-start")
+        self._starting = pool.submit(self._connect_and_import, modules)
+        pool.shutdown(wait=False)
+
+    def _connect_and_import(self, modules: tuple[str, ...]) -> None:
+        client = self._open()
+        if modules:
+            with contextlib.suppress(Exception):  # only a head start: a part would fail the same
+                client.run(_import, modules)
 
     def map(
         self, fn: Callable, parts: Iterable, *args, done: Callable[[int], None] | None = None
@@ -133,8 +153,14 @@ class Engine:
                     f.cancel()
 
     def _connect(self):
-        if self._client is not None:
-            return self._client
+        """The client: the one `start` is making (waited for; its error raised here), else one
+        made now."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            starting.result()
+        return self._client if self._client is not None else self._open()
+
+    def _open(self):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -167,6 +193,10 @@ class Engine:
         return len(client.scheduler_info().get("workers", {})) or self.workers
 
     def close(self) -> None:
+        if self._starting is not None:  # let it finish, then stop what it started
+            starting, self._starting = self._starting, None
+            with contextlib.suppress(BaseException):
+                starting.result()
         for thing in (self._client, self._cluster):
             if thing is not None:
                 with contextlib.suppress(Exception):
@@ -229,6 +259,11 @@ def _local_config():
     if "DASK_" + PROFILE_KEY.upper().replace(".", "__").replace("-", "_") in os.environ:
         return contextlib.nullcontext()
     return dask.config.set({PROFILE_KEY: False})
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        importlib.import_module(name)
 
 
 def _have_dask() -> bool:

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -178,145 +179,153 @@ def _export_dataset(
     _check_target(out)
 
     ann, gold_desc = _selection(corpus, gold, project, annotations)
-    chosen_by = (
-        {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items()) if v}
-        if "selection" in ann
-        else None
-    )
-    art_cols = set(article_columns(corpus))
-    for option, col in (("--group-by", group_by), ("--split-by", split_by)):
-        if col is not None and col not in art_cols:
-            raise ExportError(
-                f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
-            )
-    warnings: list[str] = []
-    ann = ann[[c for c in ANN_COLUMNS if c in ann]]
-    # each chunk's frame goes out with strings, as the selection would have held them
-    dtypes = {c: _plain_dtype(ann[c]) for c in FEW_VALUES if c in ann}
-    ann = ann.astype({c: "category" for c in dtypes})  # given annotations: held alike
-    articles = _unique(ann, "article_id", "gold selection gave several annotations for article(s)")
-    if split_by is not None:
-        at, codes, rows, splits = _official_splits(corpus, ann, articles, split_by)
-        counts = np.bincount(codes, minlength=len(splits))
-        fractions = {s: round(int(counts[i]) / len(codes), 4) for i, s in enumerate(splits)}
-    else:
-        at, codes, rows = _split_articles(
-            corpus, ann, articles, fractions, seed, group_by, warnings
-        )
-        splits = list(fractions)
-    # before the stream, not after: at its end the driver holds the most
-    stored = corpus.stored_schema("annotations")
-    cost_cols = [c for c in COST_COLUMNS if c in stored.names]
-    batches = corpus.iter_batches("annotations", cost_cols)
-    human_time = gold_cost(
-        (read_conform(pa.table(b), stored, cost_cols).to_pandas() for b in batches),
-        articles,
-        project,
-    )
-    del articles
-    # the few honeypots looked up among the selected ids, not these hashed (the 1M export's peak)
-    chosen_ids = ann["article_id"]
-    honeypots = sorted(set(chosen_ids[isin(chosen_ids, honeypot_tasks(corpus)["article_id"])]))
-    # in the order chunks are read: the driver then slices it chunk by chunk
-    ann = _reordered(ann, at)
-    del at, chosen_ids
-    # a parked gold row finds its article through its annotation: one article per annotation
-    annotations = _unique(ann, "annotation_id", "annotation(s) given twice")
-    in_store, todo = gold_mod.split_stored(corpus, ann, annotations)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    writers = []
     engine = Engine(workers, scheduler)
-    try:
-        for fmt in fmts:
-            writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
-        chosen = ChunkFrames(tmp / ".selection", ann, chunk_size, dtypes)
-        total = len(ann)
-        del ann  # the stream reads it back chunk by chunk; parking the rows needs only the ids
-        span_source = GoldSpool(tmp / ".gold-rows", corpus, annotations, in_store, todo, chunk_size)
-        del annotations, in_store, todo
-        stats = _stream(
-            corpus,
-            chosen,
-            total,
-            span_source,
-            codes,
-            rows,
-            splits,
-            layer_labels,
-            schema,
-            writers,
-            group_by,
-            chunk_size,
-            art_cols,
-            progress,
-            engine,
-            tmp / ".fingerprint",
+    with contextlib.closing(engine):  # whatever happens, a cluster it started stops
+        if -(-len(ann) // chunk_size) >= 2:  # the stream will use it: start it while we prepare
+            engine.start("spanbank.export", *(["spacy"] if "spacy" in fmts else []))
+        chosen_by = (
+            {str(k): int(v) for k, v in sorted(ann["selection"].value_counts().items()) if v}
+            if "selection" in ann
+            else None
         )
-        span_source.close()
-        chosen.close()
-        notes = dict(stats.pop("notes"))
-        written: dict[str, str] = {}  # digests the writers took of files they wrote
-        for w in writers:
-            notes.update(w.close())
-            written.update(getattr(w, "digests", {}))
-        writers = []
-        agree = _agreement(corpus, project) if agreement else None
-        manifest = _manifest(
-            name,
-            schema,
-            gold_desc,
+        art_cols = set(article_columns(corpus))
+        for option, col in (("--group-by", group_by), ("--split-by", split_by)):
+            if col is not None and col not in art_cols:
+                raise ExportError(
+                    f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
+                )
+        warnings: list[str] = []
+        ann = ann[[c for c in ANN_COLUMNS if c in ann]]
+        # each chunk's frame goes out with strings, as the selection would have held them
+        dtypes = {c: _plain_dtype(ann[c]) for c in FEW_VALUES if c in ann}
+        ann = ann.astype({c: "category" for c in dtypes})  # given annotations: held alike
+        articles = _unique(
+            ann, "article_id", "gold selection gave several annotations for article(s)"
+        )
+        if split_by is not None:
+            at, codes, rows, splits = _official_splits(corpus, ann, articles, split_by)
+            counts = np.bincount(codes, minlength=len(splits))
+            fractions = {s: round(int(counts[i]) / len(codes), 4) for i, s in enumerate(splits)}
+        else:
+            at, codes, rows = _split_articles(
+                corpus, ann, articles, fractions, seed, group_by, warnings
+            )
+            splits = list(fractions)
+        # before the stream, not after: at its end the driver holds the most
+        stored = corpus.stored_schema("annotations")
+        cost_cols = [c for c in COST_COLUMNS if c in stored.names]
+        batches = corpus.iter_batches("annotations", cost_cols)
+        human_time = gold_cost(
+            (read_conform(pa.table(b), stored, cost_cols).to_pandas() for b in batches),
+            articles,
             project,
-            layer_labels,
-            fmts,
-            seed,
-            fractions,
-            group_by,
-            chunk_size,
-            stats,
-            notes,
-            agree,
         )
-        manifest["gold_selection"] = chosen_by
-        manifest["human_time"] = human_time
-        manifest["honeypots"] = honeypots
-        manifest["split_by"] = split_by
-        # `spanbank export --as-of <commit>` reproduces these files byte for byte
-        manifest["corpus_commit"] = corpus.commit
-        if warnings:
-            manifest["warnings"] = warnings
-        (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
-        manifest["files"] = checksums(tmp, written)
-        (tmp / MANIFEST).write_bytes(dumps(manifest))
-        _fsync_tree(tmp)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        for w in writers:
-            with contextlib.suppress(Exception):
-                w.abort()
-        engine.close()  # its workers write brat files into tmp: stop a local cluster's first
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        engine.close()
-    return {
-        "out": str(out),
-        "formats": fmts,
-        "gold": gold_desc,
-        "articles": manifest["articles"],
-        "spans": manifest["spans"],
-        "relations": manifest["relations"],
-        "splits": {s: v["articles"] for s, v in manifest["splits"].items()},
-        "label_counts": {s: v["label_counts"] for s, v in manifest["splits"].items()},
-        "notes": notes,
-        **({"warnings": warnings} if warnings else {}),
-        "fingerprint": manifest["fingerprint"]["sha256"],
-        "files": len(manifest["files"]),
-    }
+        del articles
+        # the few honeypots looked up among the selected ids, not these hashed (the 1M export's peak)
+        chosen_ids = ann["article_id"]
+        honeypots = sorted(set(chosen_ids[isin(chosen_ids, honeypot_tasks(corpus)["article_id"])]))
+        # in the order chunks are read: the driver then slices it chunk by chunk
+        ann = _reordered(ann, at)
+        del at, chosen_ids
+        # a parked gold row finds its article through its annotation: one article per annotation
+        annotations = _unique(ann, "annotation_id", "annotation(s) given twice")
+        in_store, todo = gold_mod.split_stored(corpus, ann, annotations)
 
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        writers = []
+        try:
+            for fmt in fmts:
+                writers.append(WRITERS[fmt](tmp, splits, layer_labels, schema))
+            chosen = ChunkFrames(tmp / ".selection", ann, chunk_size, dtypes)
+            total = len(ann)
+            del ann  # the stream reads it back chunk by chunk; parking the rows needs only the ids
+            span_source = GoldSpool(
+                tmp / ".gold-rows", corpus, annotations, in_store, todo, chunk_size
+            )
+            del annotations, in_store, todo
+            stats = _stream(
+                corpus,
+                chosen,
+                total,
+                span_source,
+                codes,
+                rows,
+                splits,
+                layer_labels,
+                schema,
+                writers,
+                group_by,
+                chunk_size,
+                art_cols,
+                progress,
+                engine,
+                tmp / ".fingerprint",
+            )
+            span_source.close()
+            chosen.close()
+            notes = dict(stats.pop("notes"))
+            written: dict[str, str] = {}  # digests of the writers' files
+            # hf's close copies its files: the others' files are hashed meanwhile
+            with ThreadPoolExecutor(2) as pool:
+                closed = [pool.submit(_close, w, tmp) for w in writers]
+            for f in closed:
+                writer_notes, digests = f.result()
+                notes.update(writer_notes)
+                written.update(digests)
+            writers = []
+            agree = _agreement(corpus, project) if agreement else None
+            manifest = _manifest(
+                name,
+                schema,
+                gold_desc,
+                project,
+                layer_labels,
+                fmts,
+                seed,
+                fractions,
+                group_by,
+                chunk_size,
+                stats,
+                notes,
+                agree,
+            )
+            manifest["gold_selection"] = chosen_by
+            manifest["human_time"] = human_time
+            manifest["honeypots"] = honeypots
+            manifest["split_by"] = split_by
+            # `spanbank export --as-of <commit>` reproduces these files byte for byte
+            manifest["corpus_commit"] = corpus.commit
+            if warnings:
+                manifest["warnings"] = warnings
+            (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
+            manifest["files"] = checksums(tmp, written)
+            (tmp / MANIFEST).write_bytes(dumps(manifest))
+            _fsync_tree(tmp)
+            _swap_into_place(tmp, out)
+        except BaseException:
+            for w in writers:
+                with contextlib.suppress(Exception):
+                    w.abort()
+            engine.close()  # its workers write brat files into tmp: stop a local cluster's first
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return {
+            "out": str(out),
+            "formats": fmts,
+            "gold": gold_desc,
+            "articles": manifest["articles"],
+            "spans": manifest["spans"],
+            "relations": manifest["relations"],
+            "splits": {s: v["articles"] for s, v in manifest["splits"].items()},
+            "label_counts": {s: v["label_counts"] for s, v in manifest["splits"].items()},
+            "notes": notes,
+            **({"warnings": warnings} if warnings else {}),
+            "fingerprint": manifest["fingerprint"]["sha256"],
+            "files": len(manifest["files"]),
+        }
 
-# --------------------------------------------------------------------------- selection
+    # --------------------------------------------------------------------------- selection
 
 
 def _labels(schema, labels) -> list[str]:
@@ -629,6 +638,16 @@ def _encode_chunk(chunk: dict, context) -> dict:
             (split, [enc(split, docs_s) for enc in encoders]) for split, docs_s in by_split.items()
         ],
     }
+
+
+def _close(writer, tmp: Path) -> tuple[dict, dict[str, str]]:
+    """Close a writer; its notes, and the sha256 of the files in its folder (those it took of
+    what it wrote, the others read back)."""
+    notes = writer.close()
+    folder = tmp / writer.name
+    if not folder.is_dir():
+        return notes, {}
+    return notes, checksums(folder, dict(getattr(writer, "digests", {})), f"{writer.name}/")
 
 
 def _add_stats(stats: dict, part: dict) -> None:

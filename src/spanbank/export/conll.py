@@ -30,13 +30,14 @@ def to_conll(doc: dict, labels: list[str], notes: dict) -> str:
 
 @dataclass(frozen=True)
 class ConllEncoder:
-    """A chunk's CoNLL text and notes (pure: a worker can run it)."""
+    """A chunk's CoNLL text as UTF-8, and notes (pure: a worker can run it)."""
 
     labels: tuple[str, ...]
 
-    def __call__(self, split: str, docs: list[dict]) -> tuple[str, dict]:
+    def __call__(self, split: str, docs: list[dict]) -> tuple[bytes, dict]:
         notes: dict[str, int] = {}
-        return "".join(to_conll(d, list(self.labels), notes) for d in docs), notes
+        text = "".join(to_conll(d, list(self.labels), notes) for d in docs)
+        return text.encode("utf-8"), notes
 
 
 class ConllWriter:
@@ -46,16 +47,14 @@ class ConllWriter:
         self.dir = Path(root) / "conll"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.labels = list(labels)
-        self._files = {
-            s: open(self.dir / f"{s}.conll", "w", encoding="utf-8", newline="\n") for s in splits
-        }
+        self._files = {s: open(self.dir / f"{s}.conll", "wb") for s in splits}
         self.notes: dict[str, int] = {}
         self.encoder = ConllEncoder(tuple(self.labels))
 
     def write(self, split: str, docs: list[dict]) -> None:
         self.put(split, self.encoder(split, docs))
 
-    def put(self, split: str, payload: tuple[str, dict]) -> None:
+    def put(self, split: str, payload: tuple[bytes, dict]) -> None:
         text, notes = payload
         self._files[split].write(text)
         for k, v in notes.items():

@@ -16,9 +16,10 @@ def dumps(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
-def encode(split: str, docs: list[dict]) -> str:
-    """A chunk's lines (pure: a worker can run it; `JsonlWriter.put` appends them)."""
-    return "".join(dumps(d) + "\n" for d in docs)
+def encode(split: str, docs: list[dict]) -> bytes:
+    """A chunk's lines as UTF-8 (pure: a worker can run it; `JsonlWriter.put` appends them).
+    Bytes, not text: they cross from a worker at half the cost and are written as they are."""
+    return "".join(dumps(d) + "\n" for d in docs).encode("utf-8")
 
 
 class JsonlWriter:
@@ -31,14 +32,12 @@ class JsonlWriter:
         self.dir = Path(root) / "jsonl"
         self.dir.mkdir(parents=True, exist_ok=True)
         # every declared split gets a file, empty or not
-        self._files = {
-            s: open(self.dir / f"{s}.jsonl", "w", encoding="utf-8", newline="\n") for s in splits
-        }
+        self._files = {s: open(self.dir / f"{s}.jsonl", "wb") for s in splits}
 
     def write(self, split: str, docs: list[dict]) -> None:
         self.put(split, encode(split, docs))
 
-    def put(self, split: str, lines: str) -> None:
+    def put(self, split: str, lines: bytes) -> None:
         self._files[split].write(lines)
 
     def close(self) -> dict:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -144,6 +145,9 @@ def _s(value) -> str:
     return str(value)
 
 
+HASH_THREADS = min(4, os.cpu_count() or 1)
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -152,15 +156,35 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def checksums(root: Path, known: dict[str, str] | None = None) -> dict[str, str]:
-    """sha256 of every file under `root` (relative POSIX path -> hex), manifest excluded. A file
-    in `known` (digests its writer took of the bytes it wrote; taken out as used) is not read."""
+def checksums(root: Path, known: dict[str, str] | None = None, prefix: str = "") -> dict[str, str]:
+    """sha256 of every file under `root` (`prefix` + relative POSIX path -> hex), manifest
+    excluded. A file in `known` (digests its writer took of the bytes it wrote; taken out as
+    used) is not read."""
     known = {} if known is None else known
-    out = {}
-    for rel, path in _files(str(root), ""):
-        if rel != MANIFEST:
-            out[rel] = known.pop(rel, None) or file_sha256(path)
-    return out
+    files = [(rel, path) for rel, path in _files(str(root), prefix) if rel != MANIFEST]
+    read = _sha256_all([path for rel, path in files if rel not in known])
+    return {rel: known.pop(rel) if rel in known else read[path] for rel, path in files}
+
+
+def _sha256_all(paths: list[str]) -> dict[str, str]:
+    """path -> sha256, read by a few threads (hashlib and reads let go of the GIL), each taking
+    the next path as it finishes one: an export's few big files do not wait on each other."""
+    digests: dict[str, str] = {}
+    todo = iter(paths)  # a list iterator: taking the next path is atomic under the GIL
+
+    def work() -> None:
+        for path in todo:
+            digests[path] = file_sha256(path)
+
+    n = min(HASH_THREADS, len(paths))
+    if n < 2:
+        work()
+        return digests
+    with ThreadPoolExecutor(n) as pool:
+        running = [pool.submit(work) for _ in range(n)]
+    for f in running:
+        f.result()  # a file that could not be read raises here
+    return digests
 
 
 def _files(folder: str, prefix: str):

@@ -116,12 +116,14 @@ def quote_rows(doc: dict, split: str, context: int = CONTEXT) -> list[dict]:
     return rows
 
 
-def encode(split: str, docs: list[dict]) -> tuple[pa.Table | None, str]:
-    """A chunk's quote rows as an Arrow table and JSON lines (pure: a worker can run it)."""
+def encode(split: str, docs: list[dict]) -> tuple[pa.Table | None, bytes]:
+    """A chunk's quote rows as an Arrow table and JSON lines in UTF-8 (pure: a worker can run
+    it)."""
     rows = [r for d in docs for r in quote_rows(d, split)]
     if not rows:
-        return None, ""
-    return pa.Table.from_pylist(rows, schema=SCHEMA), "".join(dumps(r) + "\n" for r in rows)
+        return None, b""
+    lines = "".join(dumps(r) + "\n" for r in rows).encode("utf-8")
+    return pa.Table.from_pylist(rows, schema=SCHEMA), lines
 
 
 class QuotesWriter:
@@ -132,7 +134,7 @@ class QuotesWriter:
         self.dir = Path(root) / "quotes"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._parquet = pq.ParquetWriter(self.dir / "quotes.parquet", SCHEMA, compression="zstd")
-        self._jsonl = open(self.dir / "quotes.jsonl", "w", encoding="utf-8", newline="\n")
+        self._jsonl = open(self.dir / "quotes.jsonl", "wb")
         self.count = 0
 
     def write(self, split: str, docs: list[dict]) -> None:
