@@ -181,19 +181,26 @@ def test_a_started_engine_maps_on_the_cluster_it_started_and_stops_it():
     assert pids and not pids & _children()
     eng = Engine(workers=2)
     eng.start("no_such_module_here")  # an import that fails is only a lost head start
+    starting = eng._starting
     eng.close()
+    starting.result()  # done before close returned: nothing starts after it
     assert eng._client is None and not _children() - before
     here = Engine(workers=1)
     here.start("json")  # in-process: nothing to start
     assert here._starting is None and list(here.map(_square, [1, 2], 1)) == [2, 5]
 
 
-def test_an_export_refused_after_its_cluster_started_stops_it(corpus, tmp_path):
+def test_an_export_refused_after_its_cluster_started_stops_it(corpus, tmp_path, monkeypatch):
     """The export starts its cluster once it knows it has two chunks or more, before it checks
-    `--group-by`: the refusal stops the cluster."""
+    `--group-by`: the refusal stops the cluster, after waiting for it to start."""
+    started = []
+    real = Engine.start
+    monkeypatch.setattr(Engine, "start", lambda self, *m: started.append(self) or real(self, *m))
     before = _children()
     with pytest.raises(SpanbankError, match="not an articles column"):
         export_dataset(corpus, "jsonl", tmp_path / "out", workers=2, chunk_size=40, group_by="nope")
+    [eng] = started
+    assert eng._starting is None and eng._client is None and eng._cluster is None
     assert not _children() - before and not (tmp_path / "out").exists()
 
 
