@@ -17,7 +17,9 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
   candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
 - (--stages export-fresh) the export (--formats, default spacy) on 1 vs 2 workers, each run in
-  a fresh process, alternating, --repeat rounds: best and median, and the speedups.
+  a fresh process, alternating, --repeat rounds: best and median, and the speedups; the median
+  head (start to the first chunk written) and tail (last chunk to the end); with
+  --baseline-ref, the code at that ref too, in the same rounds.
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
   real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
   DIR), each run in a fresh process, spaCy imported before either clock starts. Synthetic texts
@@ -28,6 +30,7 @@ Usage: python benchmarks/bench_parallel.py --n 10000
        python benchmarks/bench_parallel.py --stages agree --n 5000 --baseline-ref main
        python benchmarks/bench_parallel.py --stages select --n 5000
        python benchmarks/bench_parallel.py --stages export-real --repeat 5
+       python benchmarks/bench_parallel.py --stages export-fresh --n 62500 --baseline-ref main
        python benchmarks/bench_parallel.py --stages export-fresh --n 62500 --repeat 2
 """
 
@@ -120,17 +123,34 @@ class PeakRss:
 
 
 def export_time(
-    path: Path, formats: str, workers: int | None, memory: bool = False
+    path: Path, formats: str, workers: int | None, memory: bool = False, phases: dict | None = None
 ) -> tuple[float, PeakRss | None]:
-    """Seconds of the export; with `memory`, also the peak RSS (its polling thread costs CPU)."""
+    """Seconds of the export; with `memory`, also the peak RSS (its polling thread costs CPU);
+    `phases` gets `head` (until the first chunk was written) and `tail` (after the last)."""
     from spanbank.corpus import Corpus
     from spanbank.export import export_dataset
+
+    seen: list[float] = []
+
+    def progress(event) -> None:
+        if event.stage == "exporting":
+            seen.append(time.perf_counter())
 
     watch = PeakRss() if memory else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp, watch as rss:
         t0 = time.perf_counter()
-        export_dataset(Corpus(path), formats, Path(tmp) / "out", workers=workers, agreement=False)
-        return time.perf_counter() - t0, rss
+        export_dataset(
+            Corpus(path),
+            formats,
+            Path(tmp) / "out",
+            workers=workers,
+            agreement=False,
+            progress=progress if phases is not None else None,
+        )
+        end = time.perf_counter()
+    if phases is not None and seen:
+        phases.update(head=seen[0] - t0, tail=end - seen[-1])
+    return end - t0, rss
 
 
 def spacy_baseline(path: Path) -> float:
@@ -377,7 +397,7 @@ def main() -> None:
     ap.add_argument(
         "--baseline-ref",
         default=None,
-        help="ingest: also time the code at this git ref (e.g. main)",
+        help="ingest, agree, export-fresh: also time the code at this git ref (e.g. main)",
     )
     ap.add_argument(
         "--repeat",
@@ -402,7 +422,7 @@ def main() -> None:
     if "export-real" in stages:
         bench_export_real(args.real, args.repeat)
     if "export-fresh" in stages:
-        bench_export_fresh(args.n, args.repeat, args.formats)
+        bench_export_fresh(args.n, args.repeat, args.formats, args.baseline_ref)
     if args.memory:
         stages.add("memory")
     if "memory" in stages:
@@ -478,8 +498,9 @@ if sys.argv[3] == "baseline":
     s = spacy_baseline(path)
 else:
     formats = sys.argv[4] if len(sys.argv) > 4 else "spacy"
-    s = export_time(path, formats, 1 if sys.argv[3] == "export" else int(sys.argv[3]))[0]
-print(json.dumps({"s": s, "import": t_import}))
+    phases = {}
+    s = export_time(path, formats, 1 if sys.argv[3] == "export" else int(sys.argv[3]), phases=phases)[0]
+print(json.dumps({"s": s, "import": t_import, **phases}))
 """
 
 
@@ -498,18 +519,45 @@ def alternating(sides, repeat: int, run) -> tuple[dict, dict]:
     )
 
 
-def bench_export_fresh(n: int, repeat: int, formats: str = "spacy") -> None:
+def bench_export_fresh(
+    n: int, repeat: int, formats: str = "spacy", baseline_ref: str | None = None
+) -> None:
     """The export on 1 vs 2 workers, each run in a fresh process (nothing warm carries over from
-    one run to the next), sides alternating."""
+    one run to the next), sides alternating; with `baseline_ref`, that code's too, in the same
+    rounds. Also the head (start to first chunk written) and tail (last chunk to the end)."""
+    import statistics
+
     here, path = str(Path(__file__).parent), str(corpus(n))
-    best, med = alternating(
-        (1, 2), repeat, lambda w: run_json(REAL_RUN, here, path, str(w), formats)["s"]
-    )
-    print(
-        f"export {formats} n={n:,}, fresh processes, best / median of {repeat}: 1 worker "
-        f"{best[1]:.2f} / {med[1]:.2f} s, 2 workers {best[2]:.2f} / {med[2]:.2f} s, speedup "
-        f"{best[1] / best[2]:.2f} / {med[1] / med[2]:.2f}"
-    )
+    trees = {"now": str(Path(__file__).resolve().parents[1] / "src")}
+    base = _baseline_src(baseline_ref) if baseline_ref else None
+    if base:
+        trees[baseline_ref] = str(base / "src")
+    runs: dict = {(tree, w): [] for tree in trees for w in (1, 2)}
+    try:
+        for _ in range(repeat):
+            for tree, w in runs:
+                got = run_json(REAL_RUN, here, path, str(w), formats, path=trees[tree])
+                runs[tree, w].append(got)
+    finally:
+        if base:
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"export {formats} n={n:,}, fresh processes, best / median of {repeat}:")
+    for tree in trees:
+        line = []
+        for w in (1, 2):
+            s = [r["s"] for r in runs[tree, w]]
+            head = [r.get("head", float("nan")) for r in runs[tree, w]]
+            tail = [r.get("tail", float("nan")) for r in runs[tree, w]]
+            line.append(
+                f"{w} worker(s) {min(s):.2f} / {statistics.median(s):.2f} s "
+                f"(head {statistics.median(head):.2f}, tail {statistics.median(tail):.2f})"
+            )
+        one = [r["s"] for r in runs[tree, 1]]
+        two = [r["s"] for r in runs[tree, 2]]
+        print(
+            f"  {tree:<10} {', '.join(line)}; speedup {min(one) / min(two):.2f} / "
+            f"{statistics.median(one) / statistics.median(two):.2f}"
+        )
 
 
 def real_corpus(folder: Path) -> Path:
