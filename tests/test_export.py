@@ -601,6 +601,7 @@ def test_checksums_take_given_digests_and_read_the_rest(tmp_path):
     got = checksums(tmp_path, given)
     assert got == {"a/b/x.txt": hashlib.sha256(b"x").hexdigest(), "a/y.txt": "given"}
     assert given == {}  # taken out as used
+    assert checksums(tmp_path, skip={"a"}) == {}  # a folder hashed already is not walked
 
 
 def test_checksums_read_by_several_threads_equal_one_by_one(tmp_path, monkeypatch):

@@ -155,10 +155,14 @@ class Engine:
     def _connect(self):
         """The client: the one `start` is making (waited for; its error raised here), else one
         made now."""
-        if self._starting is not None:
-            starting, self._starting = self._starting, None
-            starting.result()
+        self._await_start()
         return self._client if self._client is not None else self._open()
+
+    def _await_start(self) -> None:
+        """Wait for what `start` began, once; its error is raised here."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.result()
 
     def _open(self):
         try:
@@ -193,10 +197,8 @@ class Engine:
         return len(client.scheduler_info().get("workers", {})) or self.workers
 
     def close(self) -> None:
-        if self._starting is not None:  # let it finish, then stop what it started
-            starting, self._starting = self._starting, None
-            with contextlib.suppress(BaseException):
-                starting.result()
+        with contextlib.suppress(BaseException):  # let a start finish, then stop what it started
+            self._await_start()
         for thing in (self._client, self._cluster):
             if thing is not None:
                 with contextlib.suppress(Exception):

@@ -265,7 +265,7 @@ def _export_dataset(
             span_source.close()
             chosen.close()
             notes = dict(stats.pop("notes"))
-            written: dict[str, str] = {}  # digests of the writers' files
+            written: dict[str, str] = {}  # digests of the files in the writers' folders
             # hf's close copies its files: the others' files are hashed meanwhile
             with ThreadPoolExecutor(2) as pool:
                 closed = [pool.submit(_close, w, tmp) for w in writers]
@@ -273,6 +273,7 @@ def _export_dataset(
                 writer_notes, digests = f.result()
                 notes.update(writer_notes)
                 written.update(digests)
+            hashed = {w.name for w in writers}  # their folders: walked and hashed by `_close`
             writers = []
             agree = _agreement(corpus, project) if agreement else None
             manifest = _manifest(
@@ -299,7 +300,7 @@ def _export_dataset(
             if warnings:
                 manifest["warnings"] = warnings
             (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
-            manifest["files"] = checksums(tmp, written)
+            manifest["files"] = dict(sorted({**written, **checksums(tmp, skip=hashed)}.items()))
             (tmp / MANIFEST).write_bytes(dumps(manifest))
             _fsync_tree(tmp)
             _swap_into_place(tmp, out)

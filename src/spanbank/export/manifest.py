@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -156,12 +157,14 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def checksums(root: Path, known: dict[str, str] | None = None, prefix: str = "") -> dict[str, str]:
+def checksums(
+    root: Path, known: dict[str, str] | None = None, prefix: str = "", skip: Iterable[str] = ()
+) -> dict[str, str]:
     """sha256 of every file under `root` (`prefix` + relative POSIX path -> hex), manifest
-    excluded. A file in `known` (digests its writer took of the bytes it wrote; taken out as
-    used) is not read."""
+    and the folders named in `skip` (directly under `root`) excluded. A file in `known`
+    (digests its writer took of the bytes it wrote; taken out as used) is not read."""
     known = {} if known is None else known
-    files = [(rel, path) for rel, path in _files(str(root), prefix) if rel != MANIFEST]
+    files = [(rel, path) for rel, path in _files(str(root), prefix, set(skip)) if rel != MANIFEST]
     read = _sha256_all([path for rel, path in files if rel not in known])
     return {rel: known.pop(rel) if rel in known else read[path] for rel, path in files}
 
@@ -187,12 +190,15 @@ def _sha256_all(paths: list[str]) -> dict[str, str]:
     return digests
 
 
-def _files(folder: str, prefix: str):
+def _files(folder: str, prefix: str, skip: set[str] = frozenset()):
     """(relative POSIX path, path) of the files under `folder`, sorted by path; symlinked folders
-    are not entered. Plain strings: pathlib's objects cost more than the hashing of small files."""
+    and those named in `skip` are not entered. Plain strings: pathlib's objects cost more than
+    the hashing of small files."""
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
+        if e.name in skip:
+            continue
         if e.is_dir(follow_symlinks=False):
             yield from _files(e.path, f"{prefix}{e.name}/")
         elif e.is_file():
