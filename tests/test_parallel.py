@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,32 @@ def test_a_started_engine_maps_on_the_cluster_it_started_and_stops_it():
     assert here._starting is None and list(here.map(_square, [1, 2], 1)) == [2, 5]
 
 
+def test_ctrl_c_while_waiting_for_a_start_leaves_it_to_close(monkeypatch):
+    """Interrupted while `map` waits for the cluster, the start goes on in its thread: `close`
+    waits for it and stops the cluster it made, rather than leaving it running."""
+    before = _children()
+    real = Engine._connect_and_import
+    monkeypatch.setattr(Engine, "_connect_and_import", lambda e, m: time.sleep(1) or real(e, m))
+    eng = Engine(workers=2)
+    eng.start()
+    starting = eng._starting
+    waited = []
+
+    def interrupted(timeout=None):
+        waited.append(timeout)
+        if len(waited) == 1:
+            raise KeyboardInterrupt
+        return Future.result(starting, timeout)
+
+    starting.result = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        list(eng.map(_square, range(4), 0))
+    eng.close()
+    starting.result(timeout=60)  # long done: close waited for it
+    assert len(waited) == 3 and eng._client is None and eng._cluster is None
+    assert not _children() - before
+
+
 def test_an_export_refused_after_its_cluster_started_stops_it(corpus, tmp_path, monkeypatch):
     """The export starts its cluster once it knows it has two chunks or more, before it checks
     `--group-by`: the refusal stops the cluster, after waiting for it to start."""
@@ -202,6 +229,83 @@ def test_an_export_refused_after_its_cluster_started_stops_it(corpus, tmp_path, 
     [eng] = started
     assert eng._starting is None and eng._client is None and eng._cluster is None
     assert not _children() - before and not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def auto(monkeypatch):
+    """Nothing asked (no --workers, --scheduler or variables) on a machine of 2 cores."""
+    from spanbank import parallel
+
+    monkeypatch.delenv("SPANBANK_WORKERS", raising=False)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
+    return parallel
+
+
+def test_the_default_keeps_small_work_here(auto):
+    """Parts whose work left never reaches AUTO_SECONDS run in this process: no cluster starts,
+    even after `start`, and the counts reach `done` as in-process."""
+    before, seen = _children(), []
+    with engine() as eng:
+        assert eng.auto and eng.distributed and "if the work is big" in eng.describe()
+        eng.start("json")
+        got = list(eng.map(_slow_pid, range(5), 0.01, done=seen.append, total=5))
+        assert eng._starting is None and eng._client is None
+    assert got == [os.getpid()] * 5 and seen == [1, 2, 3, 4, 5]
+    assert not _children() - before
+    assert not Engine(workers=2).auto and not Engine(scheduler="tcp://127.0.0.1:1").auto
+
+
+def test_the_default_hands_big_work_to_a_cluster_it_starts(auto, monkeypatch):
+    """Once the last part's time times the parts left reaches AUTO_SECONDS (from the second part
+    on), the cluster starts and the parts left run on its workers, in order; closing stops it."""
+    monkeypatch.setattr(auto, "AUTO_SECONDS", 0.5)
+    seen: list[int] = []
+    with engine() as eng:
+        pids = list(eng.map(_slow_pid, range(12), 0.1, done=seen.append, total=12))
+        workers = set(pids[2:])  # judged from the second part on: the first carries warm-ups
+        assert pids[:2] == [os.getpid()] * 2 and os.getpid() not in workers and len(workers) == 2
+        assert eng._client is not None and workers <= _children()
+        assert list(eng.map(_square, range(3), 1)) == [1, 2, 5]  # the next map: the same cluster
+    assert sorted(seen) == list(range(1, 13)) and not workers & _children()
+
+
+def test_the_default_without_a_total_starts_once_the_work_done_here_is_worth_it(auto, monkeypatch):
+    """With no `total`, it rents before it buys: the cluster starts only after the parts run here
+    took AUTO_SECONDS, so work that ends sooner never pays for a start."""
+    monkeypatch.setattr(auto, "AUTO_SECONDS", 0.35)
+    with engine() as eng:
+        pids = list(eng.map(_slow_pid, iter(range(3)), 0.1))  # 0.3 s: not worth it
+        assert pids == [os.getpid()] * 3 and eng._starting is None and eng._client is None
+        pids = list(eng.map(_slow_pid, iter(range(8)), 0.1))
+        assert pids[:4] == [os.getpid()] * 4 and os.getpid() not in pids[4:]
+
+
+def test_the_default_stays_here_when_its_cluster_cannot_start(auto, monkeypatch, caplog):
+    """Nobody asked for workers: a cluster that fails to start is a warning and the work goes on
+    here, every part once, in order."""
+    monkeypatch.setattr(auto, "AUTO_SECONDS", 0.05)
+
+    def refuse(self):
+        raise SpanbankError("cannot start or reach Dask (a local cluster): no ports")
+
+    monkeypatch.setattr(Engine, "_open", refuse)
+    with engine() as eng, caplog.at_level("WARNING", logger="spanbank.parallel"):
+        assert list(eng.map(_slow_pid, range(30), 0.01, total=30)) == [os.getpid()] * 30
+        assert eng._here_only and eng._client is None
+    assert "running in this process: cannot start or reach Dask" in caplog.text
+
+
+def test_an_export_by_default_equals_one_worker(corpus, local_export, auto, monkeypatch, tmp_path):
+    """The default export, its work judged big enough for a cluster after a few chunks, writes
+    the files `--workers 1` writes."""
+    monkeypatch.setattr(auto, "AUTO_SECONDS", 0.0)
+    began = []
+    real = Engine._connect_and_import
+    monkeypatch.setattr(Engine, "_connect_and_import", lambda e, m: began.append(m) or real(e, m))
+    out = tmp_path / "out"
+    export_dataset(corpus, FORMATS, out, chunk_size=40, agreement=False)
+    assert began == [("spanbank.export", "spacy")] and digests(out) == local_export
 
 
 def test_workers_default_and_bad_values(monkeypatch):

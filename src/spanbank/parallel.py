@@ -10,6 +10,7 @@ import gc
 import importlib
 import logging
 import os
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -17,10 +18,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from spanbank.errors import SpanbankError
 
+log = logging.getLogger(__name__)
+
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
 ENV_WORKERS = "SPANBANK_WORKERS"
 IN_FLIGHT_PER_WORKER = 2  # parts submitted ahead per worker: keeps workers busy, memory bounded
 SCATTER_BYTES = 1 << 20  # a shared argument this big goes to every worker once, not with each part
+# the default starts a local cluster only for this much work left to hand it (seconds of parts as
+# run here): its start, the workers' imports and their first parts' warm-ups (spaCy's: 1.3 s)
+# cost 2-3 s on 2 cores, and 2 workers did not halve the parts' time (docs/SCALE.md)
+AUTO_SECONDS = 8.0
 
 
 def default_workers() -> int:
@@ -40,10 +47,15 @@ def default_workers() -> int:
 class Engine:
     """Maps a function over parts in order. With one worker and no scheduler it runs in this
     process; otherwise a Dask client is made on first use (a local cluster of `workers`
-    single-threaded processes, or the cluster at `scheduler`) and closed by `close`."""
+    single-threaded processes, or the cluster at `scheduler`) and closed by `close`.
+
+    Asked for nothing (no workers, no scheduler, neither variable set), it is `auto`: parts run
+    here, timed, and a local cluster of the machine's cores starts only once the work left would
+    pay for its start (`AUTO_SECONDS`); the parts left then run on it."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None):
         self.scheduler = scheduler or os.environ.get(ENV_SCHEDULER) or None
+        self.auto = workers is None and self.scheduler is None and not os.environ.get(ENV_WORKERS)
         if workers is None and self.scheduler is None and not _have_dask():
             workers = 1  # the default needs no Dask; asking for workers does
         self.workers = workers if workers is not None else default_workers()
@@ -52,6 +64,8 @@ class Engine:
         self._client = None
         self._cluster = None
         self._starting: Future | None = None
+        self._modules: tuple[str, ...] = ()
+        self._here_only = False  # auto, and its cluster would not start: stay in this process
 
     @property
     def distributed(self) -> bool:
@@ -60,17 +74,25 @@ class Engine:
     def describe(self) -> str:
         if self.scheduler:
             return f"dask scheduler {self.scheduler}"
+        if self.auto and self.distributed:
+            return f"in-process, then {self.workers} local workers if the work is big"
         return f"{self.workers} local worker(s)" if self.workers > 1 else "in-process"
 
     def start(self, *modules: str) -> None:
         """Start the cluster (or connect to it) in the background and import `modules` on its
         workers, while the stage gets ready; `map` waits for it. A local cluster takes about a
         second to start and each worker as long again for its first imports. Call it only for a
-        stage sure to have two parts or more: with fewer, `map` would not use the cluster."""
+        stage sure to have two parts or more: with fewer, `map` would not use the cluster. An
+        `auto` engine only notes the modules: its `map` decides whether a cluster pays."""
+        self._modules = modules
+        if not self.auto:
+            self._start()
+
+    def _start(self) -> None:
         if not self.distributed or self._client is not None or self._starting is not None:
             return
         pool = ThreadPoolExecutor(1, thread_name_prefix="spanbank-engine-start")
-        self._starting = pool.submit(self._connect_and_import, modules)
+        self._starting = pool.submit(self._connect_and_import, self._modules)
         pool.shutdown(wait=False)
 
     def _connect_and_import(self, modules: tuple[str, ...]) -> None:
@@ -80,32 +102,50 @@ class Engine:
                 client.run(_import, modules)
 
     def map(
-        self, fn: Callable, parts: Iterable, *args, done: Callable[[int], None] | None = None
+        self,
+        fn: Callable,
+        parts: Iterable,
+        *args,
+        done: Callable[[int], None] | None = None,
+        total: int | None = None,
     ) -> Iterator:
         """fn(part, *args) for each part, yielded in the parts' order. A part that needs no
         second worker (fewer than two parts in all) runs here without starting a cluster.
+        `total`, the number of parts (taken from `parts` if it has a length), lets an `auto`
+        engine judge the work left.
 
         `done(n)`, if given, is called in this thread with the number of parts finished so far,
         once per part, as they finish: on a cluster in the order Dask completes them (a progress
         bar follows the workers, not the order results are taken in); here, after each call."""
+        if total is None and hasattr(parts, "__len__"):
+            total = len(parts)
         parts = iter(parts)
         finished = 0
-        if not self.distributed:
+        here = not self.distributed or self._here_only
+        deciding = not here and self.auto and self._client is None
+        if here or deciding:
+            until = self._until_cluster(total) if deciding else lambda seconds, n: False
             for part in parts:
+                t = time.perf_counter()
                 result = run_part(fn, part, *args)
+                seconds = time.perf_counter() - t
                 finished += 1
                 if done:
                     done(finished)
                 yield result
-            return
+                if until(seconds, finished):
+                    break
+            else:
+                return
         first = next(parts, _END)
         if first is _END:
             return
         second = next(parts, _END)
         if second is _END:
             result = run_part(fn, first, *args)
+            finished += 1
             if done:
-                done(1)
+                done(finished)
             yield result
             return
         client = self._connect()
@@ -152,6 +192,35 @@ class Engine:
                 with contextlib.suppress(Exception):  # the client may be closing already
                     f.cancel()
 
+    def _until_cluster(self, total: int | None) -> Callable[[float, int], bool]:
+        """For an `auto` map: called after each part run here with its seconds and the parts
+        done; once the work left looks worth `AUTO_SECONDS` (from the second part on, the last
+        part's time times the parts left; with no `total`, once the parts run here took that
+        long) it starts the cluster,
+        waits for it and says True. It waits rather than goes on here: parts run here hold the
+        GIL that the cluster's scheduler, in this process, needs (a start took 1.4 s waited
+        for, 6.2 s beside them). A cluster that fails to start leaves the work here."""
+        spent = 0.0
+
+        def until(seconds: float, n: int) -> bool:
+            nonlocal spent
+            spent += seconds
+            if self._here_only or (total is not None and n < 2):  # the first carries warm-ups
+                return False
+            if (spent if total is None else seconds * (total - n)) < AUTO_SECONDS:
+                return False
+            self._start()  # in a thread all the same: Ctrl-C here leaves it to `close`
+            try:
+                self._await_start()
+            except SpanbankError as exc:
+                self.close()
+                self._here_only = True
+                log.warning("spanbank: running in this process: %s", exc)
+                return False
+            return True
+
+        return until
+
     def _connect(self):
         """The client: the one `start` is making (waited for; its error raised here), else one
         made now."""
@@ -159,10 +228,15 @@ class Engine:
         return self._client if self._client is not None else self._open()
 
     def _await_start(self) -> None:
-        """Wait for what `start` began, once; its error is raised here."""
-        starting, self._starting = self._starting, None
+        """Wait for what `start` began, once; its error is raised here. Interrupted (Ctrl-C),
+        it leaves the start for `close` to wait for and stop."""
+        starting = self._starting
         if starting is not None:
-            starting.result()
+            try:
+                starting.result()
+            finally:
+                if starting.done():
+                    self._starting = None
 
     def _open(self):
         try:

@@ -216,6 +216,7 @@ def write_predictions(
                 functools.partial(_tag_counted, model_dir=model_dir),
                 batches,
                 done=finished.append if eng.distributed else None,
+                total=-(-total // BATCH),
             ):
                 while finished:
                     yield Event("tagged parts", finished.pop(0), None)

@@ -131,7 +131,8 @@ def evaluate_tagger(
     totals: dict = {mode: defaultdict(lambda: [0, 0, 0]) for mode in MODES}
     parts = (items[i : i + BATCH] for i in range(0, len(items), BATCH))
     with engine(workers, scheduler) as eng:
-        for part in eng.map(functools.partial(_score_part, model_dir=model_dir), parts):
+        score = functools.partial(_score_part, model_dir=model_dir)
+        for part in eng.map(score, parts, total=-(-len(items) // BATCH)):
             for mode, per in part.items():
                 for key, (tp, n_pred, n_gold) in per.items():
                     t = totals[mode][key]

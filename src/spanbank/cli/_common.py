@@ -47,7 +47,7 @@ as_of_option = click.option(
 project_filter_option = click.option("--project", help="Only annotations of this project.")
 
 
-CORES = "$SPANBANK_WORKERS, else this machine's cores"
+CORES = "$SPANBANK_WORKERS, else this process, then this machine's cores if the work is big"
 
 
 def engine_options(f=None, *, default: str = CORES):

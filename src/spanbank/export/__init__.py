@@ -548,13 +548,13 @@ def _stream(
     context = (labels, list(schema.labels), [w.encoder for w in writers])
     done = 0
     encoded = None
+    n_chunks = -(-total // chunk_size)
     if progress and engine.distributed:  # a second bar: chunks as the workers finish them
-        n_chunks = -(-total // chunk_size)
 
         def encoded(n: int) -> None:
             progress(Event("encoding", n, n_chunks))
 
-    for part in engine.map(_encode_chunk, chunks(), context, done=encoded):
+    for part in engine.map(_encode_chunk, chunks(), context, done=encoded, total=n_chunks):
         _add_stats(stats, part["stats"])
         for split, payloads in part["splits"]:
             for w, payload in zip(writers, payloads, strict=True):
