@@ -259,9 +259,12 @@ def test_the_default_keeps_small_work_here(auto):
 def test_the_default_hands_big_work_to_a_cluster_it_starts(auto, monkeypatch):
     """Once the last part's time times the parts left reaches AUTO_SECONDS (from the second part
     on), the cluster starts and the parts left run on its workers, in order; closing stops it."""
-    monkeypatch.setattr(auto, "AUTO_SECONDS", 0.5)
+    monkeypatch.setattr(auto, "AUTO_SECONDS", 0.25)
     seen: list[int] = []
     with engine() as eng:
+        # one part left is no work for two workers, however long it takes
+        assert list(eng.map(_slow_pid, range(3), 0.3)) == [os.getpid()] * 3
+        assert eng._starting is None and eng._client is None
         pids = list(eng.map(_slow_pid, range(12), 0.1, done=seen.append, total=12))
         workers = set(pids[2:])  # judged from the second part on: the first carries warm-ups
         assert pids[:2] == [os.getpid()] * 2 and os.getpid() not in workers and len(workers) == 2

@@ -195,17 +195,19 @@ class Engine:
     def _until_cluster(self, total: int | None) -> Callable[[float, int], bool]:
         """For an `auto` map: called after each part run here with its seconds and the parts
         done; once the work left looks worth `AUTO_SECONDS` (from the second part on, the last
-        part's time times the parts left; with no `total`, once the parts run here took that
-        long) it starts the cluster,
-        waits for it and says True. It waits rather than goes on here: parts run here hold the
-        GIL that the cluster's scheduler, in this process, needs (a start took 1.4 s waited
-        for, 6.2 s beside them). A cluster that fails to start leaves the work here."""
+        part's time times the parts left, two or more; with no `total`, once the parts run here
+        took that long) it starts the cluster, waits for it and says True. It waits rather than
+        goes on here: parts run here hold the GIL that the cluster's scheduler, in this process,
+        needs (a start took 1.4 s waited for, 6.2 s beside them). A cluster that fails to start
+        leaves the work here."""
         spent = 0.0
 
         def until(seconds: float, n: int) -> bool:
             nonlocal spent
             spent += seconds
-            if self._here_only or (total is not None and n < 2):  # the first carries warm-ups
+            if self._here_only:
+                return False
+            if total is not None and (n < 2 or total - n < 2):  # the first carries warm-ups
                 return False
             if (spent if total is None else seconds * (total - n)) < AUTO_SECONDS:
                 return False
