@@ -16,8 +16,9 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the code at --baseline-ref (e.g. main), each run in its own child process, alternating.
 - push's `--select uncertain` ranking (--stages select): `order_articles` tagging N synthetic
   candidates with a small model trained on the seed gold, 1 vs 2 workers; the two orders must match.
-- (--stages export-fresh) the export (--formats, default spacy) on 1 vs 2 workers, each run in
-  a fresh process, alternating, --repeat rounds: best and median, and the speedups; the median
+- (--stages export-fresh) the export (--formats, default spacy) on 1 worker, the default engine
+  and 2 workers, each run in a fresh process, alternating, --repeat rounds: best and median,
+  the speedups and the default's ratio to 1 worker; the median
   head (start to the first chunk written) and tail (last chunk to the end); with
   --baseline-ref, the code at that ref too, in the same rounds.
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
@@ -499,7 +500,8 @@ if sys.argv[3] == "baseline":
 else:
     formats = sys.argv[4] if len(sys.argv) > 4 else "spacy"
     phases = {}
-    s = export_time(path, formats, 1 if sys.argv[3] == "export" else int(sys.argv[3]), phases=phases)[0]
+    w = 1 if sys.argv[3] == "export" else None if sys.argv[3] == "default" else int(sys.argv[3])
+    s = export_time(path, formats, w, phases=phases)[0]
 print(json.dumps({"s": s, "import": t_import, **phases}))
 """
 
@@ -522,9 +524,10 @@ def alternating(sides, repeat: int, run) -> tuple[dict, dict]:
 def bench_export_fresh(
     n: int, repeat: int, formats: str = "spacy", baseline_ref: str | None = None
 ) -> None:
-    """The export on 1 vs 2 workers, each run in a fresh process (nothing warm carries over from
-    one run to the next), sides alternating; with `baseline_ref`, that code's too, in the same
-    rounds. Also the head (start to first chunk written) and tail (last chunk to the end)."""
+    """The export on 1 worker, the default engine and 2 workers, each run in a fresh process
+    (nothing warm carries over from one run to the next), sides alternating; with
+    `baseline_ref`, that code's too, in the same rounds. Also the head (start to first chunk
+    written) and tail (last chunk to the end)."""
     import statistics
 
     here, path = str(Path(__file__).parent), str(corpus(n))
@@ -532,7 +535,8 @@ def bench_export_fresh(
     base = _baseline_src(baseline_ref) if baseline_ref else None
     if base:
         trees[baseline_ref] = str(base / "src")
-    runs: dict = {(tree, w): [] for tree in trees for w in (1, 2)}
+    sides = (1, "default", 2)
+    runs: dict = {(tree, w): [] for tree in trees for w in sides}
     try:
         for _ in range(repeat):
             for tree, w in runs:
@@ -544,19 +548,20 @@ def bench_export_fresh(
     print(f"export {formats} n={n:,}, fresh processes, best / median of {repeat}:")
     for tree in trees:
         line = []
-        for w in (1, 2):
+        for w in sides:
             s = [r["s"] for r in runs[tree, w]]
             head = [r.get("head", float("nan")) for r in runs[tree, w]]
             tail = [r.get("tail", float("nan")) for r in runs[tree, w]]
             line.append(
-                f"{w} worker(s) {min(s):.2f} / {statistics.median(s):.2f} s "
+                f"{w if w == 'default' else f'{w} worker(s)'} {min(s):.2f} / "
+                f"{statistics.median(s):.2f} s "
                 f"(head {statistics.median(head):.2f}, tail {statistics.median(tail):.2f})"
             )
-        one = [r["s"] for r in runs[tree, 1]]
-        two = [r["s"] for r in runs[tree, 2]]
+        one, auto, two = ([r["s"] for r in runs[tree, w]] for w in sides)
         print(
             f"  {tree:<10} {', '.join(line)}; speedup {min(one) / min(two):.2f} / "
-            f"{statistics.median(one) / statistics.median(two):.2f}"
+            f"{statistics.median(one) / statistics.median(two):.2f}; default / 1 worker "
+            f"{min(auto) / min(one):.2f} / {statistics.median(auto) / statistics.median(one):.2f}"
         )
 
 
