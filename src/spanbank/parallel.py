@@ -55,7 +55,7 @@ class Engine:
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None):
         self.scheduler = scheduler or os.environ.get(ENV_SCHEDULER) or None
-        self.auto = workers is None and self.scheduler is None and not os.environ.get(ENV_WORKERS)
+        self.auto = _nothing_asked(workers, scheduler)
         if workers is None and self.scheduler is None and not _have_dask():
             workers = 1  # the default needs no Dask; asking for workers does
         self.workers = workers if workers is not None else default_workers()
@@ -286,10 +286,17 @@ def asked_workers(workers: int | None, scheduler: str | None) -> int | None:
     """`workers` for a stage that runs in this process unless told otherwise: 1 when neither
     --workers, --scheduler, $SPANBANK_WORKERS nor $DASK_SCHEDULER_ADDRESS asks for more (on a
     small machine such a stage was slower on a local cluster than here; see docs/SCALE.md)."""
-    if workers is None and not scheduler and not os.environ.get(ENV_SCHEDULER):
-        if not os.environ.get(ENV_WORKERS):
-            return 1
-    return workers
+    return 1 if _nothing_asked(workers, scheduler) else workers
+
+
+def _nothing_asked(workers: int | None, scheduler: str | None) -> bool:
+    """Neither --workers, --scheduler, $SPANBANK_WORKERS nor $DASK_SCHEDULER_ADDRESS given."""
+    return not (
+        workers is not None
+        or scheduler
+        or os.environ.get(ENV_SCHEDULER)
+        or os.environ.get(ENV_WORKERS)
+    )
 
 
 @contextlib.contextmanager
