@@ -314,9 +314,10 @@ def test_an_export_by_default_equals_one_worker(corpus, local_export, auto, monk
 def test_workers_default_and_bad_values(monkeypatch):
     monkeypatch.setenv("SPANBANK_WORKERS", "3")
     assert default_workers() == 3
-    monkeypatch.setenv("SPANBANK_WORKERS", "many")
-    with pytest.raises(SpanbankError, match="whole number"):
-        default_workers()
+    for bad in ("many", "0", "-2"):
+        monkeypatch.setenv("SPANBANK_WORKERS", bad)
+        with pytest.raises(SpanbankError, match="whole number of at least 1"):
+            default_workers()
     monkeypatch.delenv("SPANBANK_WORKERS")
     assert default_workers() == len(os.sched_getaffinity(0))
     with pytest.raises(SpanbankError, match="at least 1"):
@@ -393,13 +394,14 @@ def _wait_for_workers(address: str, n: int, timeout: float = 60) -> None:
         client.wait_for_workers(n, timeout=timeout)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """`dask scheduler` and two `dask worker` processes on loopback; yields (address, workers)."""
+@contextlib.contextmanager
+def dask_cluster(log_path: Path, n: int = 2, pythonpath: list[str] | None = None):
+    """`dask scheduler` and `n` `dask worker` processes on loopback, the workers importing from
+    `pythonpath` (default: this process's path); yields (address, workers)."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
-    log = open(tmp_path / "dask.log", "w")
+    log = open(log_path, "w")
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", "from distributed.cli.dask_scheduler import main; main()"]
@@ -409,6 +411,8 @@ def cluster(tmp_path):
             env=env,
         )
     ]
+    if pythonpath is not None:
+        env = env | {"PYTHONPATH": os.pathsep.join(pythonpath)}
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", "from distributed.cli.dask_worker import main; main()"]
@@ -416,13 +420,14 @@ def cluster(tmp_path):
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=log_path.parent,  # not this checkout: the workers import only from `pythonpath`
         )
-        for _ in range(2)
+        for _ in range(n)
     ]
     procs += workers
     try:
         time.sleep(1)
-        _wait_for_workers(address, 2)
+        _wait_for_workers(address, n)
         yield address, workers
     finally:
         for p in reversed(procs):
@@ -434,6 +439,13 @@ def cluster(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
         log.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """`dask scheduler` and two `dask worker` processes on loopback; yields (address, workers)."""
+    with dask_cluster(tmp_path / "dask.log") as running:
+        yield running
 
 
 def test_preannotation_through_a_dask_scheduler_matches_local(
@@ -455,6 +467,33 @@ def test_preannotation_through_a_dask_scheduler_matches_local(
         assert summary["articles"] == 240 and summary["spans"] > 100
         assert summary["engine"].startswith("in-process" if where == "local" else "dask scheduler")
     assert outs["local"].read_bytes() == outs["cluster"].read_bytes()
+
+
+def test_a_worker_running_other_code_refuses_its_parts(corpus, tmp_path, monkeypatch):
+    """A `dask worker` importing a copy of spanbank with one comment added to the tagger: the
+    pre-annotation through `--scheduler` stops with one line naming what differs, and writes
+    nothing (its parts could have come back other than this process would make them)."""
+    import shutil
+
+    import spanbank
+    import spanbank.predict as predict
+
+    other = tmp_path / "other"
+    shutil.copytree(
+        Path(spanbank.__file__).parent, other / "spanbank", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    with open(other / "spanbank" / "preannotate.py", "a") as f:
+        f.write("# edited on the workers only\n")
+    monkeypatch.setattr(predict, "BATCH", 50)  # 240 articles: 5 parts
+    out = tmp_path / "p.parquet"
+    with dask_cluster(tmp_path / "dask.log", 1, [str(other), *sys.path]) as (address, _):
+        args = ["--corpus", str(corpus.path), "preannotate", "--out", str(out)]
+        res = CliRunner().invoke(cli, args + ["--scheduler", address])
+    assert res.exit_code != 0
+    last = res.output.strip().splitlines()[-1]
+    assert "runs other code than the driver: spanbank code" in last, res.output
+    assert "(driver: " in last and "Traceback" not in res.output
+    assert not out.exists() and not list(tmp_path.glob("*.parquet*"))
 
 
 def test_tagger_evaluation_on_two_workers_equals_in_process(corpus, monkeypatch):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from spanbank.errors import SpanbankError
+from spanbank.fingerprint import check_same, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,12 @@ def default_workers() -> int:
     env = os.environ.get(ENV_WORKERS)
     if env:
         try:
-            return max(1, int(env))
+            n = int(env)
         except ValueError:
-            raise SpanbankError(f"{ENV_WORKERS} must be a whole number, got {env!r}") from None
+            n = 0
+        if n < 1:
+            raise SpanbankError(f"{ENV_WORKERS} must be a whole number of at least 1, got {env!r}")
+        return n
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -155,6 +159,7 @@ class Engine:
             else a
             for a in args
         )
+        driver = fingerprint()
         window = IN_FLIGHT_PER_WORKER * max(1, self._n_workers(client))
         pending: deque = deque()
         counted: set = set()  # keys of finished parts already reported to `done`
@@ -182,7 +187,7 @@ class Engine:
         try:
             for part in _chain([first, second], parts):
                 key = f"{getattr(fn, '__name__', 'part')}-{uuid.uuid4().hex}"  # named for fn
-                pending.append(client.submit(run_part, fn, part, *args, key=key))
+                pending.append(client.submit(_worker_part, driver, fn, part, *args, key=key))
                 if len(pending) >= window:
                     yield head()
             while pending:
@@ -317,6 +322,19 @@ def run_part(fn: Callable, part, *args):
     """fn(part, *args) with Python's cyclic garbage collector paused (`paused_gc`)."""
     with paused_gc():
         return fn(part, *args)
+
+
+def _worker_part(driver: dict, fn: Callable, part, *args):
+    """run_part on a worker, which first checks that it runs the driver's code and libraries (a
+    worker of another install could return other rows or bytes)."""
+    try:
+        from distributed import get_worker
+
+        where = f"the Dask worker at {get_worker().address}"
+    except (ImportError, ValueError):
+        where = "a Dask worker"
+    check_same(driver, where)
+    return run_part(fn, part, *args)
 
 
 @contextlib.contextmanager
