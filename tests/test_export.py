@@ -504,6 +504,11 @@ def test_manifest_checksums_and_card(exported):
         "hf/dataset_dict.json",
     }
     assert m["fingerprint"]["sha256"] == summary["fingerprint"]
+    import spanbank
+    from spanbank.fingerprint import code_digest
+
+    assert m["spanbank_code"] == code_digest(Path(spanbank.__file__).parent)
+    assert f"(code `{m['spanbank_code']}`, schema `news-v1`)" in (out / "README.md").read_text()
     assert sum(v["articles"] for v in m["splits"].values()) == len(ARTICLES)
     total_quotes = sum(v["label_counts"]["QUOTE"] for v in m["splits"].values())
     assert total_quotes == (corpus.read("spans")["label"] == "QUOTE").sum()

@@ -722,6 +722,7 @@ def _manifest(
     agree,
 ) -> dict:
     from spanbank import __version__
+    from spanbank.fingerprint import CODE, fingerprint
 
     splits = {
         s: {
@@ -736,6 +737,7 @@ def _manifest(
         "manifest_version": MANIFEST_VERSION,
         "name": name,
         "spanbank_version": __version__,
+        "spanbank_code": fingerprint()[CODE],  # the version alone does not tell two trees apart
         "tools": _versions(fmts),
         "schema": {"name": schema.name, "version": schema.version, "ident": schema.ident},
         "gold": gold,
