@@ -395,9 +395,12 @@ def _wait_for_workers(address: str, n: int, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def dask_cluster(log_path: Path, n: int = 2, pythonpath: list[str] | None = None):
+def dask_cluster(
+    log_path: Path, n: int = 2, pythonpath: list[str] | None = None, flags: tuple = ()
+):
     """`dask scheduler` and `n` `dask worker` processes on loopback, the workers importing from
-    `pythonpath` (default: this process's path); yields (address, workers)."""
+    `pythonpath` (default: this process's path), started with Python's `flags`; yields
+    (address, workers)."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
@@ -415,7 +418,7 @@ def dask_cluster(log_path: Path, n: int = 2, pythonpath: list[str] | None = None
         env = env | {"PYTHONPATH": os.pathsep.join(pythonpath)}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", "from distributed.cli.dask_worker import main; main()"]
+            [sys.executable, *flags, "-c", "from distributed.cli.dask_worker import main; main()"]
             + [address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1"],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -494,6 +497,54 @@ def test_a_worker_running_other_code_refuses_its_parts(corpus, tmp_path, monkeyp
     assert "runs other code than the driver: spanbank code" in last, res.output
     assert "(driver: " in last and "Traceback" not in res.output
     assert not out.exists() and not list(tmp_path.glob("*.parquet*"))
+
+
+def test_a_cluster_whose_workers_cannot_import_spanbank_is_refused(corpus, tmp_path):
+    """Workers with Dask and the libraries but not spanbank (site-packages without its editable
+    path): the command stops at once with one line. Before, such a worker left the cluster on
+    the first part it could not unpickle, and the command waited for ever."""
+    import site
+
+    out = tmp_path / "out"
+    no_spanbank = (site.getsitepackages(), ("-S",))  # no site: no .pth file adds spanbank's src
+    with dask_cluster(tmp_path / "dask.log", 1, *no_spanbank) as (address, _):
+        args = ["--corpus", str(corpus.path), "export", "--format", "jsonl", "--out", str(out)]
+        args += ["--chunk-size", "40"]  # 6 parts
+        run = subprocess.run(
+            [sys.executable, "-m", "spanbank", *args, "--scheduler", address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [
+        f"Error: the Dask worker at {_only_worker(tmp_path / 'dask.log')} cannot run spanbank "
+        "(ModuleNotFoundError(\"No module named 'spanbank'\")); the workers need the spanbank "
+        "and libraries of the process that drives them"
+    ]
+    assert not out.exists()
+
+
+def _only_worker(log: Path) -> str:
+    (address,) = {
+        line.split("Start worker at:")[1].split()[0]
+        for line in log.read_text().splitlines()
+        if "Start worker at:" in line
+    }
+    return address
+
+
+def test_a_part_refuses_a_worker_that_joined_with_other_code():
+    """The check each part makes on its worker (for workers that join after the cluster was
+    checked): a driver's fingerprint with another code digest is refused, the same runs."""
+    from spanbank.fingerprint import CODE, fingerprint
+    from spanbank.parallel import _worker_part
+
+    assert _worker_part(dict(fingerprint()), _square, 3, 1) == 10
+    with pytest.raises(
+        SpanbankError, match=f"a Dask worker runs other code than the driver: {CODE}"
+    ):
+        _worker_part(dict(fingerprint()) | {CODE: "0" * 12}, _square, 3, 1)
 
 
 def test_tagger_evaluation_on_two_workers_equals_in_process(corpus, monkeypatch):

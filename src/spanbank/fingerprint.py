@@ -57,13 +57,16 @@ def code_digest(root: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def check_same(driver: dict[str, str], where: str = "this worker") -> None:
-    """Refuse (one line) to run a part when this process's fingerprint differs from the driver's."""
-    mine = fingerprint()
+def check_same(
+    driver: dict[str, str], where: str = "this worker", mine: dict | None = None
+) -> None:
+    """Refuse (one line) when `mine` (default: this process's fingerprint) differs from the
+    driver's."""
+    mine = fingerprint() if mine is None else mine
     diff = [k for k in driver.keys() | mine.keys() if driver.get(k) != mine.get(k)]
     if diff:
         said = ", ".join(f"{k} {mine.get(k)} (driver: {driver.get(k)})" for k in sorted(diff))
-        raise SpanbankError(
-            f"{where} runs other code than the driver: {said}; the workers need the spanbank "
-            "and libraries of the process that drives them"
-        )
+        raise SpanbankError(f"{where} runs other code than the driver: {said}; {NEED}")
+
+
+NEED = "the workers need the spanbank and libraries of the process that drives them"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from spanbank.errors import SpanbankError
-from spanbank.fingerprint import check_same, fingerprint
+from spanbank.fingerprint import NEED, check_same, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,7 @@ class Engine:
         try:
             if self.scheduler:
                 self._client = Client(self.scheduler, timeout="20s")
+                _check_workers(self._client, self.scheduler)
             else:
                 from spanbank import arrowpool
 
@@ -322,6 +323,23 @@ def run_part(fn: Callable, part, *args):
     """fn(part, *args) with Python's cyclic garbage collector paused (`paused_gc`)."""
     with paused_gc():
         return fn(part, *args)
+
+
+def _check_workers(client, scheduler: str) -> None:
+    """Refuse a cluster whose workers cannot import spanbank or run other code or libraries than
+    this process (`spanbank.fingerprint`), before any part goes out: a worker that cannot
+    unpickle a part's function or tables leaves the cluster, and its parts would wait forever.
+    A worker that joins later is checked by each part it runs (`_worker_part`)."""
+    seen = client.run(fingerprint, on_error="return")
+    if not seen:
+        log.warning(
+            "spanbank: the Dask scheduler at %s has no workers yet; waiting for some", scheduler
+        )
+    for address, fp in sorted(seen.items()):
+        where = f"the Dask worker at {address}"
+        if isinstance(fp, BaseException):
+            raise SpanbankError(f"{where} cannot run spanbank ({fp}); {NEED}")
+        check_same(fingerprint(), where, mine=fp)
 
 
 def _worker_part(driver: dict, fn: Callable, part, *args):
