@@ -400,7 +400,7 @@ def dask_cluster(
 ):
     """`dask scheduler` and `n` `dask worker` processes on loopback, the workers importing from
     `pythonpath` (default: this process's path), started with Python's `flags`; yields
-    (address, workers)."""
+    (address, workers, scheduler)."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
@@ -431,7 +431,7 @@ def dask_cluster(
     try:
         time.sleep(1)
         _wait_for_workers(address, n)
-        yield address, workers
+        yield address, workers, procs[0]
     finally:
         for p in reversed(procs):
             if p.poll() is None:
@@ -447,8 +447,8 @@ def dask_cluster(
 @pytest.fixture
 def cluster(tmp_path):
     """`dask scheduler` and two `dask worker` processes on loopback; yields (address, workers)."""
-    with dask_cluster(tmp_path / "dask.log") as running:
-        yield running
+    with dask_cluster(tmp_path / "dask.log") as (address, workers, _):
+        yield address, workers
 
 
 def test_preannotation_through_a_dask_scheduler_matches_local(
@@ -489,7 +489,7 @@ def test_a_worker_running_other_code_refuses_its_parts(corpus, tmp_path, monkeyp
         f.write("# edited on the workers only\n")
     monkeypatch.setattr(predict, "BATCH", 50)  # 240 articles: 5 parts
     out = tmp_path / "p.parquet"
-    with dask_cluster(tmp_path / "dask.log", 1, [str(other), *sys.path]) as (address, _):
+    with dask_cluster(tmp_path / "dask.log", 1, [str(other), *sys.path]) as (address, *_):
         args = ["--corpus", str(corpus.path), "preannotate", "--out", str(out)]
         res = CliRunner().invoke(cli, args + ["--scheduler", address])
     assert res.exit_code != 0
@@ -507,7 +507,7 @@ def test_a_cluster_whose_workers_cannot_import_spanbank_is_refused(corpus, tmp_p
 
     out = tmp_path / "out"
     no_spanbank = (site.getsitepackages(), ("-S",))  # no site: no .pth file adds spanbank's src
-    with dask_cluster(tmp_path / "dask.log", 1, *no_spanbank) as (address, _):
+    with dask_cluster(tmp_path / "dask.log", 1, *no_spanbank) as (address, *_):
         args = ["--corpus", str(corpus.path), "export", "--format", "jsonl", "--out", str(out)]
         args += ["--chunk-size", "40"]  # 6 parts
         run = subprocess.run(
@@ -545,6 +545,23 @@ def test_a_part_refuses_a_worker_that_joined_with_other_code():
         SpanbankError, match=f"a Dask worker runs other code than the driver: {CODE}"
     ):
         _worker_part(dict(fingerprint()) | {CODE: "0" * 12}, _square, 3, 1)
+
+
+def test_losing_the_scheduler_mid_stage_is_one_line(tmp_path):
+    """The scheduler killed after the first part came back: the map stops with one line, not
+    Dask's many-line cancellation, and the parts still out are not waited for."""
+    with dask_cluster(tmp_path / "dask.log", 1) as (address, _, scheduler):
+        with engine(scheduler=address) as eng:
+            parts = eng.map(_slow_pid, range(20), 0.3)
+            next(parts)
+            scheduler.kill()
+            t = time.monotonic()
+            with pytest.raises(SpanbankError) as err:
+                list(parts)
+    assert str(err.value) == (
+        "lost the connection to the Dask scheduler; run the command again once it is back"
+    )
+    assert time.monotonic() - t < 30
 
 
 def test_tagger_evaluation_on_two_workers_equals_in_process(corpus, monkeypatch):

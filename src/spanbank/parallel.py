@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 
 from spanbank.errors import SpanbankError
 from spanbank.fingerprint import NEED, check_same, fingerprint
@@ -182,7 +182,7 @@ class Engine:
                     )
             f = pending.popleft()
             counted.discard(f.key)
-            return _result(f)
+            return f.result()
 
         try:
             for part in _chain([first, second], parts):
@@ -192,6 +192,11 @@ class Engine:
                     yield head()
             while pending:
                 yield head()
+        except Exception as exc:
+            lost = _lost(exc)
+            if lost is None:
+                raise
+            raise lost from None
         finally:
             for f in pending:
                 with contextlib.suppress(Exception):  # the client may be closing already
@@ -398,11 +403,17 @@ def _chain(head: list, rest: Iterator) -> Iterator:
     yield from rest
 
 
-def _result(future):
-    """A future's result; a task whose workers all died is one line, not a traceback."""
-    try:
-        return future.result()
-    except Exception as exc:
-        if type(exc).__name__ in ("KilledWorker", "CancelledError", "FutureCancelledError"):
-            raise SpanbankError(f"a Dask worker died running {future.key}: {exc}") from None
-        raise
+def _lost(exc: Exception) -> SpanbankError | None:
+    """Dask's word that parts will not come back (their workers kept dying, the scheduler is
+    gone) as one line; None for any other error (a part's own, raised as it is)."""
+    if type(exc).__name__ == "KilledWorker":
+        return SpanbankError(f"a Dask worker died running a part: {str(exc).splitlines()[0]}")
+    if isinstance(exc, CancelledError):
+        groups = getattr(exc, "error_groups", None) or [exc]
+        reasons = sorted({getattr(g, "reason", None) or "unknown" for g in groups})
+        if "scheduler-connection-lost" in reasons:
+            return SpanbankError(
+                "lost the connection to the Dask scheduler; run the command again once it is back"
+            )
+        return SpanbankError(f"Dask cancelled parts of this stage ({', '.join(reasons)})")
+    return None
