@@ -394,6 +394,12 @@ def _wait_for_workers(address: str, n: int, timeout: float = 60) -> None:
         client.wait_for_workers(n, timeout=timeout)
 
 
+def _wait_for_scheduler(address: str) -> None:
+    from distributed import Client
+
+    Client(address, timeout="30s").close()
+
+
 @contextlib.contextmanager
 def dask_cluster(
     log_path: Path, n: int = 2, pythonpath: list[str] | None = None, flags: tuple = ()
@@ -430,7 +436,7 @@ def dask_cluster(
     procs += workers
     try:
         time.sleep(1)
-        _wait_for_workers(address, n)
+        _wait_for_workers(address, n) if n else _wait_for_scheduler(address)
         yield address, workers, procs[0]
     finally:
         for p in reversed(procs):
@@ -562,6 +568,37 @@ def test_losing_the_scheduler_mid_stage_is_one_line(tmp_path):
         "lost the connection to the Dask scheduler; run the command again once it is back"
     )
     assert time.monotonic() - t < 30
+
+
+def test_sigterm_ends_an_export_the_way_ctrl_c_does(corpus, tmp_path):
+    """SIGTERM (`kill`, `timeout`, a service's stop) to an export waiting for workers that never
+    come: exit 143 with one line, its temp folder removed, nothing at --out. Before, Python's
+    default for SIGTERM ended the process where it stood and left the temp folder."""
+    out = tmp_path / "out"
+    with dask_cluster(tmp_path / "dask.log", 0) as (address, *_):
+        args = ["--corpus", str(corpus.path), "export", "--format", "jsonl", "--out", str(out)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spanbank", *args, "--chunk-size", "40", "--scheduler", address],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            first = proc.stderr.readline()
+            deadline = time.monotonic() + 60
+            while not list(tmp_path.glob(".out.tmp-*")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert list(tmp_path.glob(".out.tmp-*")) and proc.poll() is None
+            proc.terminate()
+            rest = proc.communicate(timeout=60)[1]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert (
+        first == f"spanbank: the Dask scheduler at {address} has no workers yet; waiting for some\n"
+    )
+    assert proc.returncode == 143, rest
+    assert [line for line in rest.splitlines() if line] == ["Terminated."]
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
 
 
 def test_tagger_evaluation_on_two_workers_equals_in_process(corpus, monkeypatch):

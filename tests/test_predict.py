@@ -119,3 +119,27 @@ def test_a_model_tags_only_articles_in_its_language(tmp_path):
     assert set(why) <= {"nothing found"}
     got = {json.loads(line)["article_id"] for line in out.read_text().splitlines()}
     assert got <= {"en1", "en2", "none"}
+
+
+def test_temp_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    """A run killed before its clean-up (SIGKILL) leaves `.p.parquet.<pid>.<8 chars>.tmp`; the
+    next run to the same --out removes it once its owner is dead, and keeps a live owner's."""
+    import os
+    import subprocess
+    import sys
+
+    corpus = _corpus(tmp_path)
+    out = tmp_path / "p.parquet"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".p.parquet.{dead.pid}.abcd1234.tmp"
+    live = tmp_path / f".p.parquet.{os.getpid()}.efgh5678.tmp"
+    other = tmp_path / f".q.parquet.{dead.pid}.abcd1234.tmp"  # another --out's
+    for f in (left, live, other):
+        f.write_bytes(b"half a file")
+    res = _run(corpus, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert out.exists() and not left.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["c", out.name, live.name, other.name]
+    )

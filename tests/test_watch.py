@@ -128,7 +128,8 @@ def test_receiver_ignores_posts_without_its_token():
         r.close()
 
 
-def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_name):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])  # Ctrl-C; `kill` or a service's stop
+def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_name, stop):
     import os
     import signal
     import subprocess
@@ -157,7 +158,7 @@ def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_n
             lambda: lines.append(proc.stdout.readline()) or "[event]" in lines[-1], "event line", 30
         )
         assert _annotation(corpus, posted["id"]) is not None
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, stop))
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spanbank.corpus.articles import article_chunks, selection_frame
+from spanbank.corpus.store import remove_dead_temps, temp_prefix
 from spanbank.errors import SpanbankError
 from spanbank.parallel import Engine, asked_workers, engine
 from spanbank.progress import Event
@@ -206,7 +207,8 @@ def write_predictions(
     why: Counter = Counter()
     summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version(model_dir)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
+    remove_dead_temps(out.parent, out.name)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
         with engine(workers, scheduler) as eng, _Sink(Path(tmp), out.suffix) as sink:

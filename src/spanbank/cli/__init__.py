@@ -89,15 +89,19 @@ def cli(ctx, corpus):
 
 def main() -> None:
     """Entry point: run the CLI, turning library errors into one line and exit code 1."""
+    from spanbank.cli._common import interruption, sigterm_as_interrupt
+
     arrowpool.use()
     malloctrim.tune()
+    sigterm_as_interrupt()
     try:
         code = cli.main(standalone_mode=False, prog_name="spanbank")
         if isinstance(code, int) and code:
             sys.exit(code)  # without standalone mode click returns a command's exit code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
+    except click.exceptions.Abort:  # click's word for a Ctrl-C (or SIGTERM) in a command
+        word, code = interruption()
+        click.echo("Aborted." if code == 130 else f"{word}.", err=True)
+        sys.exit(1 if code == 130 else code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -105,7 +109,8 @@ def main() -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("Interrupted; re-run the command to continue where it stopped.", err=True)
-        sys.exit(130)
+        word, code = interruption()
+        click.echo(f"{word}; re-run the command to continue where it stopped.", err=True)
+        sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import signal
 import sys
 
 import click
@@ -80,16 +81,41 @@ def errors_as_click():
 
 @contextlib.contextmanager
 def resume_on_interrupt(command: str):
-    """Turn Ctrl-C into one line saying how to resume `spanbank <command>`, and exit code 130."""
+    """Turn Ctrl-C (or SIGTERM) into one line saying how to resume `spanbank <command>`, and exit
+    code 130 (143)."""
     try:
         yield
     except KeyboardInterrupt:
+        word, code = interruption()
         click.echo(
-            f"Interrupted: what was already stored is kept; run the same `spanbank {command}` "
+            f"{word}: what was already stored is kept; run the same `spanbank {command}` "
             "again to resume.",
             err=True,
         )
-        sys.exit(130)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
+        sys.exit(code)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
+
+
+_TERMINATED = []  # holds True once SIGTERM arrived
+
+
+def sigterm_as_interrupt() -> None:
+    """Let SIGTERM (`kill`, `timeout`, a service manager's stop) end a command the way Ctrl-C
+    does: temp files and folders removed, a local Dask cluster stopped, a watch's webhook taken
+    down. A second SIGTERM ends the process at once. Left alone when SIGTERM is handled already."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum, frame):
+        _TERMINATED.append(True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def interruption() -> tuple[str, int]:
+    """How the command was stopped, and the exit code a shell gives for it (128 + the signal)."""
+    return ("Terminated", 143) if _TERMINATED else ("Interrupted", 130)
 
 
 # what to do about an OS error, by errno; `{path}` is the file it concerns

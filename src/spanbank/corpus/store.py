@@ -7,6 +7,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import glob
 import itertools
 import json
 import os
@@ -60,6 +61,18 @@ def temp_prefix(name: str) -> str:
     """mkstemp prefix of a temp file beside `name`; the owner's pid in it lets the next writer
     remove what a killed one left behind."""
     return f".{name}.{os.getpid()}."
+
+
+def remove_dead_temps(folder: Path, name: str) -> None:
+    """Delete the temp files beside `folder / name` (`temp_prefix(name)`...) whose owner process
+    is dead: what a writer killed before it could clean up left behind."""
+    for entry in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        m = _TEMP_NAME.match(entry.name)
+        if m is None or m["name"] != name or m["pid"] is None or entry.is_dir():
+            continue
+        if not pid_alive(int(m["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry)
 
 
 def default_corpus_dir() -> Path:
