@@ -12,7 +12,15 @@ import pytest
 
 import spanbank.agreement.report as report_mod
 import spanbank.parallel as parallel_mod
-from spanbank.agreement.report import BOOT_BLOCK, BOOT_ROWS, _boot_block, _bootstrap, build_report
+from spanbank.agreement.report import (
+    BOOT_BLOCK,
+    BOOT_ROWS,
+    _boot_block,
+    _boot_range,
+    _bootstrap,
+    _replicates,
+    build_report,
+)
 from spanbank.parallel import Engine
 from spanbank.synth import synth_chunks
 
@@ -132,3 +140,61 @@ def test_ci_of_a_mean_has_the_normal_width():
     half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
     assert (lo + hi) / 2 == pytest.approx(x.mean(), abs=0.1 * half)
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+
+
+def _ranges_of(monkeypatch, rows: int, width: int) -> None:
+    """Make `_replicates` cut matrices `width` wide into ranges of `rows` rows."""
+    monkeypatch.setattr(report_mod, "BOOT_RANGE_BYTES", 8 * width * rows)
+
+
+@pytest.mark.parametrize("rows", [None, 7])  # one range (the corpus whole); ranges of 7 rows
+def test_resamples_have_the_moments_of_n_uniform_draws(monkeypatch, rows):
+    """With the identity as the sums, a replicate's row is how often each of n = 30 articles was
+    drawn: multinomial(n, 1/n), whose counts have mean 1, variance 1 - 1/n and covariance -1/n
+    (any textbook). Ranges (7, 7, 7, 7, 2 rows) must keep that distribution, and the total n."""
+    n, n_boot = 30, 6000
+    if rows:
+        _ranges_of(monkeypatch, rows, n)
+    reps = _replicates(np.eye(n), n_boot, 4)
+    assert np.array_equal(reps.sum(axis=1), np.full(n_boot, n))  # n draws in every replicate
+    assert np.array_equal(reps, np.round(reps)) and reps.min() >= 0
+    se = math.sqrt(1 / n_boot)  # about the standard error of each moment below
+    assert np.abs(reps.mean(axis=0) - 1).max() < 5 * se
+    assert np.abs(reps.var(axis=0) - (1 - 1 / n)).max() < 8 * se
+    cov = np.cov(reps, rowvar=False)[~np.eye(n, dtype=bool)]
+    assert abs(cov.mean() + 1 / n) < se and np.abs(cov + 1 / n).max() < 5 * se  # independent ranges
+    first = reps[:, :7].sum(axis=1)  # a range's share: binomial(n, 7/n)
+    assert first.mean() == pytest.approx(7, abs=5 * se * math.sqrt(7))
+    assert first.var() == pytest.approx(n * 7 / n * (1 - 7 / n), rel=0.1)
+
+
+def test_ranges_give_the_cis_of_a_mean_and_the_same_on_two_workers(monkeypatch):
+    """The normal-width check with the 400 draws in ranges of 64 rows, in this process and on
+    2 workers (to the last bit)."""
+    pytest.importorskip("distributed")
+    x = np.random.default_rng(3).normal(5, 2, 400)
+    m = np.column_stack([x, np.ones_like(x)])
+    _ranges_of(monkeypatch, 64, 2)
+    blocks = {"mean": (m, lambda r: r[:, 0] / r[:, 1])}
+    here = _bootstrap(blocks, 2000, 0)
+    with parallel_mod.engine(workers=2) as eng:
+        assert _bootstrap(blocks, 2000, 0, eng) == here
+    lo, hi = here["mean"]
+    half = 1.96 * x.std(ddof=1) / math.sqrt(len(x))
+    assert (lo + hi) / 2 == pytest.approx(x.mean(), abs=0.1 * half)
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+
+
+def test_a_range_task_holds_its_range_not_the_corpus():
+    """A range of 50,000 rows of a corpus of 1M: the task's memory is its range's counts."""
+    n, rows = 1_000_000, 50_000
+    m = np.column_stack([np.arange(rows) % 7, np.ones(rows)]).astype(float)
+    tracemalloc.start()
+    try:
+        got = _boot_range((3, m), n, rows, 5, BOOT_BLOCK)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (BOOT_ROWS + 8) * rows * 8  # as a block over the range alone
+    assert got.shape == (BOOT_BLOCK, 2)
+    assert abs(got[:, 1].mean() - rows) < 5 * math.sqrt(rows)  # a range's share: about n rows/n

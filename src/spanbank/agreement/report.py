@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -1340,6 +1341,9 @@ def _relation_article_stats(rows, n_art) -> np.ndarray:
 
 BOOT_BLOCK = 200  # replicates per engine task; block b draws from its own stream [seed, b]
 BOOT_ROWS = 16  # replicates whose article counts are held at once: BOOT_ROWS x articles floats
+# per-article sums a task holds at most: more articles than this are resampled in ranges, so a
+# worker's memory does not grow with the corpus
+BOOT_RANGE_BYTES = 64 << 20
 
 
 def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
@@ -1348,22 +1352,14 @@ def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
     ``blocks``: name -> (per-article sums, ndarray shape (n_articles, w); a function of
     replicate sums, shape (B, w), returning the figure per replicate). Every figure is a
     function of sums over articles, so a replicate is a weighted sum of rows; all figures
-    share the same resamples. Replicates are made in blocks of `BOOT_BLOCK` on ``engine``
-    (default: here); block b's draws depend only on (seed, b), so the CIs are the same
-    wherever and however many blocks ran at once.
+    share the same resamples (`_replicates`).
     """
     if n_boot <= 0 or not blocks:
         return {}
-    from spanbank.parallel import Engine
-
     mats = {id(m): m for m, _ in blocks.values()}  # figures share matrices: resample each once
     ends = np.cumsum([m.shape[1] for m in mats.values()])
     cols = {k: slice(e - m.shape[1], e) for (k, m), e in zip(mats.items(), ends, strict=True)}
-    stacked = np.hstack(list(mats.values())).astype(float)
-    parts = range(-(-n_boot // BOOT_BLOCK))
-    reps = np.concatenate(
-        list((engine or Engine(workers=1)).map(_boot_block, parts, stacked, seed, n_boot))
-    )
+    reps = _replicates(np.hstack(list(mats.values())).astype(float), n_boot, seed, engine)
     out = {}
     for k, (m, fig) in blocks.items():
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1373,6 +1369,30 @@ def _bootstrap(blocks: dict, n_boot: int, seed: int, engine=None) -> dict:
     return out
 
 
+def _replicates(m: np.ndarray, n_boot: int, seed: int, engine=None) -> np.ndarray:
+    """The sums of ``m``'s rows over `n_boot` resamples of its n rows with replacement, shape
+    (n_boot, w). Made in blocks of `BOOT_BLOCK` on ``engine`` (default: here); block b's draws
+    depend only on (seed, b), so the sums are the same wherever and however many blocks ran.
+
+    When ``m`` is bigger than `BOOT_RANGE_BYTES`, it is cut into ranges of rows instead, one
+    task per range: in block b a replicate first splits its n draws among the ranges
+    (multinomial, in proportion to their sizes, from the stream [seed, b]), then draws each
+    range's share within it (stream [seed, b, j + 1]). That is the distribution of n uniform
+    draws, so a worker holds one range, not the corpus; the draws are not the single-range
+    ones, so such CIs differ from them by resampling noise."""
+    from spanbank.parallel import Engine
+
+    engine = engine or Engine(workers=1)
+    n, w = m.shape
+    rows = max(1, BOOT_RANGE_BYTES // (8 * max(w, 1)))
+    if n <= rows:
+        blocks = range(-(-n_boot // BOOT_BLOCK))
+        return np.concatenate(list(engine.map(_boot_block, blocks, m, seed, n_boot)))
+    ranges = [(j, m[lo : lo + rows]) for j, lo in enumerate(range(0, n, rows))]
+    sums = engine.map(_boot_range, ranges, n, rows, seed, n_boot)
+    return functools.reduce(np.add, sums)  # in range order: the same sums wherever they ran
+
+
 def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
     """Replicate sums of block b: each replicate draws n articles with replacement from the
     stream [seed, b] and sums their rows of ``m``. Pure, so a worker can run it; holds the
@@ -1380,11 +1400,33 @@ def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
     n = len(m)
     size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
     rng = np.random.default_rng([seed, b])
+    return _weighted_sums(m, [lambda: rng.integers(0, n, size=n)] * size)
+
+
+def _boot_range(part: tuple, n: int, rows: int, seed: int, n_boot: int) -> np.ndarray:
+    """Every replicate's sums over range j of ``m``'s rows (`_replicates`); `part` is (j, the
+    range's rows), each range `rows` long but the last."""
+    j, m = part
+    sizes = np.minimum(rows, n - np.arange(0, n, rows))
+    out = []
+    for b in range(-(-n_boot // BOOT_BLOCK)):
+        size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
+        shares = np.random.default_rng([seed, b]).multinomial(n, sizes / n, size=size)[:, j]
+        rng = np.random.default_rng([seed, b, j + 1])
+        draws = [lambda k=k, rng=rng: rng.integers(0, len(m), size=k) for k in shares]
+        out.append(_weighted_sums(m, draws))
+    return np.concatenate(out)
+
+
+def _weighted_sums(m: np.ndarray, draws: list) -> np.ndarray:
+    """Row r: the sum of ``m``'s rows picked by ``draws[r]()`` (row numbers, with repeats), with
+    the counts of `BOOT_ROWS` replicates held at a time."""
+    n, size = len(m), len(draws)
     out = np.empty((size, m.shape[1]))
     w = np.empty((min(BOOT_ROWS, size), n))
     for r0 in range(0, size, BOOT_ROWS):
         k = min(BOOT_ROWS, size - r0)
         for r in range(k):  # row by row: no (k, n) array of picks besides the counts
-            w[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+            w[r] = np.bincount(draws[r0 + r](), minlength=n)
         out[r0 : r0 + k] = w[:k] @ m
     return out
