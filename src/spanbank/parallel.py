@@ -407,7 +407,8 @@ def _lost(exc: Exception) -> SpanbankError | None:
     """Dask's word that parts will not come back (their workers kept dying, the scheduler is
     gone) as one line; None for any other error (a part's own, raised as it is)."""
     if type(exc).__name__ == "KilledWorker":
-        return SpanbankError(f"a Dask worker died running a part: {str(exc).splitlines()[0]}")
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return SpanbankError(f"a Dask worker died running a part: {first}")
     if isinstance(exc, CancelledError):
         groups = getattr(exc, "error_groups", None) or [exc]
         reasons = sorted({getattr(g, "reason", None) or "unknown" for g in groups})

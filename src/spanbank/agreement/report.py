@@ -1399,8 +1399,7 @@ def _boot_block(b: int, m: np.ndarray, seed: int, n_boot: int) -> np.ndarray:
     counts of `BOOT_ROWS` replicates at a time, not of the whole block."""
     n = len(m)
     size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
-    rng = np.random.default_rng([seed, b])
-    return _weighted_sums(m, [lambda: rng.integers(0, n, size=n)] * size)
+    return _weighted_sums(m, np.random.default_rng([seed, b]), [n] * size)
 
 
 def _boot_range(part: tuple, n: int, rows: int, seed: int, n_boot: int) -> np.ndarray:
@@ -1412,21 +1411,19 @@ def _boot_range(part: tuple, n: int, rows: int, seed: int, n_boot: int) -> np.nd
     for b in range(-(-n_boot // BOOT_BLOCK)):
         size = min(BOOT_BLOCK, n_boot - b * BOOT_BLOCK)
         shares = np.random.default_rng([seed, b]).multinomial(n, sizes / n, size=size)[:, j]
-        rng = np.random.default_rng([seed, b, j + 1])
-        draws = [lambda k=k, rng=rng: rng.integers(0, len(m), size=k) for k in shares]
-        out.append(_weighted_sums(m, draws))
+        out.append(_weighted_sums(m, np.random.default_rng([seed, b, j + 1]), shares))
     return np.concatenate(out)
 
 
-def _weighted_sums(m: np.ndarray, draws: list) -> np.ndarray:
-    """Row r: the sum of ``m``'s rows picked by ``draws[r]()`` (row numbers, with repeats), with
-    the counts of `BOOT_ROWS` replicates held at a time."""
+def _weighted_sums(m: np.ndarray, rng, draws) -> np.ndarray:
+    """Row r: the sum of ``draws[r]`` rows of ``m`` drawn with replacement from ``rng``, with the
+    counts of `BOOT_ROWS` replicates held at a time."""
     n, size = len(m), len(draws)
     out = np.empty((size, m.shape[1]))
     w = np.empty((min(BOOT_ROWS, size), n))
     for r0 in range(0, size, BOOT_ROWS):
         k = min(BOOT_ROWS, size - r0)
         for r in range(k):  # row by row: no (k, n) array of picks besides the counts
-            w[r] = np.bincount(draws[r0 + r](), minlength=n)
+            w[r] = np.bincount(rng.integers(0, n, size=draws[r0 + r]), minlength=n)
         out[r0 : r0 + k] = w[:k] @ m
     return out

@@ -277,7 +277,8 @@ def dataset_card(manifest: dict) -> str:
         f"# {manifest['name']}",
         "",
         f"Annotated news articles exported by spanbank {manifest['spanbank_version']} "
-        f"(code `{manifest.get('spanbank_code', 'unknown')}`, schema `{manifest['schema']['ident']}`): spans {', '.join(labels)} and their relations.",
+        f"(code `{manifest.get('spanbank_code', 'unknown')}`, "
+        f"schema `{manifest['schema']['ident']}`): spans {', '.join(labels)} and their relations.",
         "",
         f"- gold selection: `{manifest['gold']}`"
         + (f", project `{manifest['project']}`" if manifest.get("project") else ""),
