@@ -669,6 +669,50 @@ def test_unreachable_scheduler_is_one_line(corpus, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_scheduler_address_where_no_dask_answers_is_one_line(corpus, tmp_path, monkeypatch):
+    """An HTTP server at the address (a dashboard's port, say) takes the connection and never
+    answers Dask's handshake; Dask's own timeout did not end that wait (the command hung)."""
+    import spanbank.parallel as parallel
+
+    monkeypatch.setattr(parallel, "CONNECT_SECONDS", 2.0)
+    port = _free_port()
+    http = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        t = time.monotonic()
+        with pytest.raises(SpanbankError) as err:
+            export_dataset(
+                corpus,
+                "jsonl",
+                tmp_path / "out",
+                scheduler=f"tcp://127.0.0.1:{port}",
+                chunk_size=40,
+                agreement=False,
+            )
+        assert time.monotonic() - t < 30
+    finally:
+        http.terminate()
+        http.wait(10)
+    assert str(err.value) == (
+        f"cannot start or reach Dask (tcp://127.0.0.1:{port}): nothing there answered as a Dask "
+        "scheduler in 2 s"
+    )
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 def test_brat_ingest_on_a_local_cluster_stores_the_same(corpus, tmp_path):
     from spanbank.corpus import Corpus
     from spanbank.corpus.ingest import ingest_paths

@@ -10,6 +10,7 @@ import gc
 import importlib
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -29,6 +30,7 @@ SCATTER_BYTES = 1 << 20  # a shared argument this big goes to every worker once,
 # run here): its start, the workers' imports and their first parts' warm-ups (spaCy's: 1.3 s)
 # cost 2-3 s on 2 cores, and 2 workers did not halve the parts' time (docs/SCALE.md)
 AUTO_SECONDS = 8.0
+CONNECT_SECONDS = 20.0  # to reach a --scheduler and hear it answer
 
 
 def default_workers() -> int:
@@ -260,7 +262,7 @@ class Engine:
             ) from None
         try:
             if self.scheduler:
-                self._client = Client(self.scheduler, timeout="20s")
+                self._client = _client_for(self.scheduler)
                 _check_workers(self._client, self.scheduler)
             else:
                 from spanbank import arrowpool
@@ -328,6 +330,31 @@ def run_part(fn: Callable, part, *args):
     """fn(part, *args) with Python's cyclic garbage collector paused (`paused_gc`)."""
     with paused_gc():
         return fn(part, *args)
+
+
+def _client_for(address: str):
+    """A Dask client of the scheduler at `address`, or an error after `CONNECT_SECONDS`: a server
+    that is not a Dask scheduler (its dashboard's port, say) takes the connection and never
+    answers, and Dask's own timeout does not end that wait (seen with `distributed` 2026.8)."""
+    from distributed import Client
+
+    box: dict = {}
+
+    def connect():
+        try:
+            box["client"] = Client(address, timeout=f"{CONNECT_SECONDS}s")
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    # a daemon thread: one stuck in Dask's handshake must not hold the process at exit
+    thread = threading.Thread(target=connect, name="spanbank-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS + 5)
+    if thread.is_alive():
+        raise TimeoutError(f"nothing there answered as a Dask scheduler in {CONNECT_SECONDS:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
 
 
 def _check_workers(client, scheduler: str) -> None:
