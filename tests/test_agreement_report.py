@@ -309,6 +309,29 @@ def test_cli_table_json_csv_html(tmp_path):
     assert "<h1>Agreement report</h1>" in out.read_text()
 
 
+def test_html_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The disk fills while the new page is written: the old page stays whole, no temp file is
+    left, and the error is one line. Before, the page was written in place (truncated first)."""
+    import errno
+    import os
+
+    out = tmp_path / "r.html"
+    out.write_text("the previous report")
+    fsync = os.fsync
+
+    def full_for_the_page(fd):
+        if ".r.html." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_for_the_page)
+    res = CliRunner().invoke(cli, ["agree", "--html", str(out), "--quiet", "--bootstrap", "0"])
+    assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
+    assert "cannot write" in res.output and "No space left on device" in res.output
+    assert out.read_text() == "the previous report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
 def test_cli_errors_are_one_line():
     res = CliRunner().invoke(cli, ["agree", "--annotators", "ann"])
     assert res.exit_code == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from spanbank.cli._common import (
@@ -133,9 +135,10 @@ def agree(
     except SpanbankError as err:
         raise click.ClickException(str(err)) from err
     if page is not None:
-        try:
-            with open(html_path, "w", encoding="utf-8") as fh:
-                fh.write(page)
+        from spanbank.corpus.store import write_bytes_atomic
+
+        try:  # a temp file renamed over the old page: a full disk or a kill leaves the old one whole
+            write_bytes_atomic(page.encode("utf-8"), Path(html_path))
         except OSError as err:
             raise click.ClickException(f"cannot write {html_path}: {err.strerror}") from None
         if not quiet:
