@@ -656,17 +656,15 @@ def _rechunked(corpus, tmp_path) -> dict[str, str]:
 
 
 def test_unreachable_scheduler_is_one_line(corpus, tmp_path):
-    port = _free_port()
     with pytest.raises(SpanbankError, match="cannot start or reach Dask"):
-        export_dataset(
-            corpus,
-            "jsonl",
-            tmp_path / "out",
-            scheduler=f"tcp://127.0.0.1:{port}",
-            chunk_size=40,
-            agreement=False,
-        )
+        _export_through(corpus, tmp_path / "out", _free_port())
     assert not (tmp_path / "out").exists()
+
+
+def _export_through(corpus, out: Path, port: int) -> None:
+    export_dataset(
+        corpus, "jsonl", out, scheduler=f"tcp://127.0.0.1:{port}", chunk_size=40, agreement=False
+    )
 
 
 def test_a_scheduler_address_where_no_dask_answers_is_one_line(corpus, tmp_path, monkeypatch):
@@ -685,14 +683,7 @@ def test_a_scheduler_address_where_no_dask_answers_is_one_line(corpus, tmp_path,
         _wait_for_port(port)
         t = time.monotonic()
         with pytest.raises(SpanbankError) as err:
-            export_dataset(
-                corpus,
-                "jsonl",
-                tmp_path / "out",
-                scheduler=f"tcp://127.0.0.1:{port}",
-                chunk_size=40,
-                agreement=False,
-            )
+            _export_through(corpus, tmp_path / "out", port)
         assert time.monotonic() - t < 30
     finally:
         http.terminate()
