@@ -342,14 +342,15 @@ def _client_for(address: str):
 
     def connect():
         try:
-            box["client"] = Client(address, timeout=f"{CONNECT_SECONDS}s")
+            # Dask's own timeout a little shorter: a refused address gets Dask's own message
+            box["client"] = Client(address, timeout=f"{max(1.0, CONNECT_SECONDS - 5)}s")
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 
     # a daemon thread: one stuck in Dask's handshake must not hold the process at exit
     thread = threading.Thread(target=connect, name="spanbank-dask-connect", daemon=True)
     thread.start()
-    thread.join(CONNECT_SECONDS + 5)
+    thread.join(CONNECT_SECONDS)
     if thread.is_alive():
         raise TimeoutError(f"nothing there answered as a Dask scheduler in {CONNECT_SECONDS:.0f} s")
     if "error" in box:
