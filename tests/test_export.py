@@ -889,7 +889,9 @@ def test_gold_computed_on_the_fly_is_adjudicated_once_not_per_chunk(tmp_path, mo
     assert all_docs(tmp_path / "o") == all_docs(tmp_path / "o2")
 
 
-def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(tmp_path):
+def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(
+    tmp_path, monkeypatch
+):
     corpus = build_corpus(tmp_path / "c")
     out = tmp_path / "exp"
     run(corpus, out, formats="jsonl")
@@ -899,10 +901,17 @@ def test_leftovers_of_a_killed_export_are_removed_and_a_mid_swap_kill_restores(t
     out.rename(tmp_path / ".exp.old-abc" / "x")
     (tmp_path / ".exp.tmp-def").mkdir()
     (tmp_path / ".exp.tmp-def" / "half.jsonl").write_text("{", encoding="utf-8")
+    (tmp_path / ".exp.lock").write_text("4194305")  # its killed holder's pid; nobody locks it
+
     # an export that fails after clearing the leftovers shows the earlier export was put back
     # (a successful one would rewrite the same bytes and hide whether it was)
-    with pytest.raises(ExportError, match="not an articles column"):
-        run(corpus, out, formats="jsonl", group_by="no_such_column")
+    def fail(*args):
+        raise ExportError("stopped after the target's lock")
+
+    monkeypatch.setattr("spanbank.export.ChunkFrames", fail)
+    with pytest.raises(ExportError, match="stopped after"):
+        run(corpus, out, formats="jsonl")
+    monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "exp"]
     assert (out / "manifest.json").read_bytes() == before
     run(corpus, out, formats="jsonl")
@@ -920,6 +929,50 @@ def test_leftover_cleanup_reads_the_out_name_literally(tmp_path):
     run(corpus, tmp_path / "e[x]", formats="jsonl")
     assert (other / "part.jsonl").is_file()
     assert verify(tmp_path / "e[x]") == []
+
+
+def test_two_corpora_exporting_to_one_out_take_turns(tmp_path):
+    """The corpus lock does not order two corpora's exports to one --out; before the target's
+    lock, the second deleted the first's temp folder mid-export (its cleanup of leftovers)."""
+    import threading
+
+    from spanbank.errors import LockError
+
+    first, second = build_corpus(tmp_path / "c1"), build_corpus(tmp_path / "c2")
+    out = tmp_path / "exp"
+    inside, release, done = threading.Event(), threading.Event(), []
+
+    def hold(event):
+        if event.stage == "exporting" and not inside.is_set():
+            inside.set()
+            release.wait(60)
+
+    def export(corpus, **kw):
+        done.append(run(corpus, out, formats="jsonl", **kw)["articles"])
+
+    held = threading.Thread(target=export, args=(first,), kwargs={"progress": hold})
+    held.start()
+    try:
+        assert inside.wait(60)
+        (tmp,) = tmp_path.glob(".exp.tmp-*")
+        pid = os.getpid()
+        with pytest.raises(
+            LockError, match=rf"exp is being written by another spanbank export \(pid {pid}\)"
+        ):
+            run(second, out, formats="jsonl")
+        assert tmp.is_dir() and not out.exists()
+        waiting = threading.Thread(target=export, args=(second,), kwargs={"wait": True})
+        waiting.start()
+        waiting.join(1)
+        assert waiting.is_alive() and tmp.is_dir()  # it waits for the first
+    finally:
+        release.set()
+        held.join(60)
+    waiting.join(60)
+    assert done == [len(ARTICLES)] * 2
+    assert json.loads((out / "manifest.json").read_text())["name"] == "c2"  # the second ran last
+    assert verify(out) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2", "exp"]
 
 
 def test_export_waits_for_or_refuses_a_locked_corpus(tmp_path):

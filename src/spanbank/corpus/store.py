@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,22 @@ def remove_dead_temps(folder: Path, name: str) -> None:
         if not pid_alive(int(m["pid"])):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry)
+
+
+def flock_wait(fd: int, wait: bool | float, busy: Callable[[], str]) -> None:
+    """Take an exclusive flock on `fd`, trying again for `wait` seconds (True: for ever);
+    LockError(busy()) if another process still holds it."""
+    deadline = None if wait is True else time.monotonic() + float(wait or 0)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LockError(busy()) from None
+            time.sleep(0.1)
 
 
 def default_corpus_dir() -> Path:
@@ -438,20 +454,14 @@ class Corpus:
         self.require()
         fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
-            deadline = None if wait is True else time.monotonic() + float(wait or 0)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise LockError(
-                            f"corpus {self.path} is being written by another spanbank process "
-                            f"(pid {self._holder()}); wait for it to finish or pass --wait"
-                        ) from None
-                    time.sleep(0.1)
+            flock_wait(
+                fd,
+                wait,
+                lambda: (
+                    f"corpus {self.path} is being written by another spanbank process "
+                    f"(pid {self._holder()}); wait for it to finish or pass --wait"
+                ),
+            )
             self._note_holder(str(os.getpid()))
             try:
                 yield

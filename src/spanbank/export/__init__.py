@@ -31,7 +31,7 @@ from spanbank.corpus.articles import IdSet, article_batches, article_chunks, art
 from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus.store import fsync_path, sync_filesystem
+from spanbank.corpus.store import flock_wait, fsync_path, sync_filesystem
 from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
@@ -112,16 +112,55 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
     """
     with corpus.lock(wait):  # the lock, not the writer: a read-only corpus can be exported
         view = corpus.frozen()
-        result = _export_dataset(view, formats, out, **options)
+        result = _export_dataset(view, formats, out, wait=wait, **options)
     with contextlib.suppress(OSError):  # a corpus we may not write to keeps no pin
         pin(corpus, view.commit, f"export {result['out']}")
     return result
 
 
+@contextlib.contextmanager
+def _target_lock(out: Path, wait: bool | float):
+    """Hold `.NAME.lock` beside `out` for the export: two exports to one `--out` from two
+    corpora, which the corpus lock does not order, would otherwise delete each other's temp
+    folders and race their swaps. The file goes when the export does (a kill leaves it, unlocked)."""
+    path = out.parent / f".{out.name}.lock"
+
+    def busy() -> str:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        return (
+            f"{out} is being written by another spanbank export (pid {holder}); "
+            "wait for it to finish or pass --wait"
+        )
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise ExportError(f"cannot write beside {out}: {exc.strerror}") from None
+        try:
+            flock_wait(fd, wait, busy)
+            if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                break
+        except FileNotFoundError:
+            pass  # its holder removed it as we waited: lock the next one
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        pid = str(os.getpid()).encode()
+        os.pwrite(fd, pid, 0)
+        os.ftruncate(fd, len(pid))  # a killed holder's longer pid is not left behind it
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # still locked: a waiter that opened it sees it gone and retries
+        os.close(fd)  # closing releases the flock
+
+
 def _remove_leftovers(out: Path) -> None:
-    """Delete temp folders a killed export left beside `out`; restore `out` if a kill came mid-swap."""
-    if not out.parent.is_dir():
-        return
+    """Delete temp folders a killed export left beside `out`; restore `out` if a kill came
+    mid-swap. Only under `_target_lock`: a live export's temp folder looks the same."""
     for stale in out.parent.glob(f".{glob.escape(out.name)}.old-*"):
         if not out.exists() and (stale / "x").is_dir():
             os.rename(stale / "x", out)  # killed between the two renames: keep the old export
@@ -149,6 +188,7 @@ def _export_dataset(
     progress: Progress | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    wait: bool | float = False,
 ) -> dict:
     """The export itself (see :func:`export_dataset`).
 
@@ -175,12 +215,14 @@ def _export_dataset(
     out = Path(
         os.path.abspath(out if out is not None else Path(EXPORTS_DIR) / name)
     )  # `.` has no name to swap
-    _remove_leftovers(out)
-    _check_target(out)
+    _check_target(out)  # before the work; again under the target's lock
 
     ann, gold_desc = _selection(corpus, gold, project, annotations)
     engine = Engine(workers, scheduler)
-    with contextlib.closing(engine):  # whatever happens, a cluster it started stops
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            contextlib.closing(engine)
+        )  # whatever happens, a cluster it started stops
         if -(-len(ann) // chunk_size) >= 2:  # the stream will use it: start it while we prepare
             engine.start("spanbank.export", *(["spacy"] if "spacy" in fmts else []))
         chosen_by = (
@@ -232,6 +274,9 @@ def _export_dataset(
         in_store, todo = gold_mod.split_stored(corpus, ann, annotations)
 
         out.parent.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(_target_lock(out, wait))
+        _remove_leftovers(out)
+        _check_target(out)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         writers = []
         try:
