@@ -295,3 +295,50 @@ def test_cli_status_exits_nonzero_when_not_running(tmp_path):
         timeout=60,
     )
     assert out.returncode != 0 and out.stdout.startswith("not running")
+
+
+@pytest.mark.labelstudio
+def test_two_starts_at_once_make_one_server_whose_key_works(tmp_path, ls_server):
+    """Two `server start` of one fresh data dir at once (two terminals, `make demo` beside a
+    test run): the second waits for the first and reuses its server. Before the lock, the second
+    said the first's server was "running but not healthy" and exited 1, or both started one."""
+    from spanbank.labelstudio.client import LabelStudioClient
+
+    data = tmp_path / "srv"
+    cmd = [sys.executable, "-m", "spanbank", "server", "start", "--data-dir", str(data)]
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+    time.sleep(0.5)
+    runs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outs = [p.communicate(timeout=300)[0] for p in runs]
+        assert [p.returncode for p in runs] == [0, 0], outs
+        info = server.status(data)
+        assert info is not None
+        assert f"Label Studio running at {info.url} (pid {info.pid})" in outs[0]
+        assert "waiting for another `spanbank server start`" in outs[1]
+        assert f"Label Studio already running at {info.url} (pid {info.pid})" in outs[1]
+        ours = [p for p in _label_studios() if str(data) in _cwd(p)]
+        assert ours == [info.pid], ours
+        key = server.read_env_file(data / server.ENV_FILE)[server.ENV_KEY]
+        assert LabelStudioClient(info.url, key).whoami()["email"] == server.ADMIN_EMAIL
+    finally:
+        for p in runs:
+            if p.poll() is None:
+                p.kill()
+        server.stop(data)
+
+
+def _label_studios() -> list[int]:
+    """Pids of the running processes whose command line is a Label Studio server's."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and b"label-studio\0start" in _cmdline(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""

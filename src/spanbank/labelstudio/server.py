@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +30,8 @@ ENV_FILE = "spanbank.env"
 PID_FILE = "server.pid"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
+LOCK_FILE = "server.lock"  # held by start and stop: two starts at once made two servers
+INSTALLED = ".spanbank-installed"  # in the venv, written last: a killed install is redone
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Label Studio 1.23 reads each setting NAME from LABEL_STUDIO_NAME, HEARTEX_NAME or NAME, in
 # that order (core/utils/params.py get_env): the prefixed name wins over whatever the user's
@@ -122,18 +125,46 @@ def connection(
     return url.rstrip("/"), api_key
 
 
+@contextlib.contextmanager
+def _held(lock: Path, waiting: str, progress: Progress | None):
+    """Hold an exclusive flock on the file `lock` (made if missing, never removed), saying
+    `waiting` once if another process holds it."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(progress, waiting)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 # -- install ----------------------------------------------------------------------------
-def label_studio_exe(install: bool = True, progress: Progress | None = None) -> Path:
-    """The `label-studio` executable of our own venv, installing it from PyPI on first use."""
-    exe = venv_dir() / "bin" / "label-studio"
-    if exe.exists():
-        return exe
-    if not install:
-        raise ServerError(
-            f"Label Studio is not installed in {venv_dir()}; run `spanbank server start`"
-        )
+def label_studio_exe(progress: Progress | None = None) -> Path:
+    """The `label-studio` executable of our own venv, installing it from PyPI on first use
+    (one install at a time; pip finishes one that was killed half-way)."""
     venv = venv_dir()
+    exe = venv / "bin" / "label-studio"
+    if _installed(venv):
+        return exe
     venv.parent.mkdir(parents=True, exist_ok=True)
+    with _held(venv.parent / "ls-venv.lock", "waiting for another Label Studio install", progress):
+        if not _installed(venv):
+            _install(venv, exe, progress)
+    return exe
+
+
+def _installed(venv: Path) -> bool:
+    try:
+        return (venv / INSTALLED).read_text().strip() == LS_REQUIREMENT
+    except OSError:
+        return False
+
+
+def _install(venv: Path, exe: Path, progress: Progress | None) -> None:
+    # into the venv as it is, never removed: another data dir's server may be running from it
     log = venv.parent / "ls-install.log"
     _say(progress, f"installing {LS_REQUIREMENT} into {venv} (first start only, a minute or two)")
     for what, cmd in (
@@ -147,7 +178,7 @@ def label_studio_exe(install: bool = True, progress: Progress | None = None) -> 
             raise ServerError(f"installing Label Studio failed ({' '.join(cmd[:3])}...); see {log}")
     if not exe.exists():
         raise ServerError(f"Label Studio installed but {exe} is missing; see {log}")
-    return exe
+    (venv / INSTALLED).write_text(LS_REQUIREMENT + "\n")
 
 
 def run_with_progress(
@@ -296,6 +327,14 @@ def start(
     while it installs and starts, never when a running server is reused.
     """
     data = _resolve(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    os.chmod(data, 0o700)
+    waiting = f"waiting for another `spanbank server start` or `stop` of {data}"
+    with _held(data / LOCK_FILE, waiting, progress):
+        return _start(data, port, timeout, progress)
+
+
+def _start(data: Path, port, timeout: float, progress: Progress | None) -> ServerInfo:
     state = _read_state(data) or {}
     pid = _read_pid(data)
     if _is_ours(pid, state):
@@ -317,8 +356,6 @@ def start(
         _terminate(pid)
         _wait_port_released(state.get("port"))
     exe = label_studio_exe(progress=progress)
-    data.mkdir(parents=True, exist_ok=True)
-    os.chmod(data, 0o700)
     saved = read_env_file(env_file_path(data))
     # credentials stay fixed per data dir: Label Studio keeps the first user's token
     key = saved.get(ENV_KEY) or secrets.token_hex(20)
@@ -442,6 +479,13 @@ def stop(data_dir: str | os.PathLike | None = None, timeout: float = 20.0) -> bo
     another process, e.g. someone else's Label Studio after a pid was reused, is left alone.
     """
     data = _resolve(data_dir)
+    if not data.is_dir():
+        return False
+    with _held(data / LOCK_FILE, f"waiting for another `spanbank server start` of {data}", None):
+        return _stop(data, timeout)
+
+
+def _stop(data: Path, timeout: float) -> bool:
     pid = _read_pid(data)
     if pid is None:
         return False
