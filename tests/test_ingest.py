@@ -206,6 +206,34 @@ def test_directory_mixing_formats(corpus, tmp_path):
     assert ingest_paths(corpus2, [d], fmt="jsonl").added == 1
 
 
+def test_a_corpus_is_not_an_input(corpus, tmp_path):
+    """`ingest .` in a folder holding the corpus read its tables as inputs (stopped by the
+    commits table: "no column 'text'"): a corpus met in a folder is passed over, and a path in
+    a corpus folder is refused, for brat too."""
+    _jsonl(tmp_path / "first.jsonl", [{"id": "a1", "text": "Body one"}])
+    ingest_paths(corpus, [tmp_path / "first.jsonl"])
+    (tmp_path / "first.jsonl").unlink()
+    (tmp_path / "in").mkdir()
+    _jsonl(tmp_path / "in" / "second.jsonl", [{"id": "a2", "text": "Body two"}])
+    summary = ingest_paths(corpus, [tmp_path])
+    assert (summary.added, summary.unchanged, summary.refused) == (1, 0, [])
+    assert set(_articles(corpus)) == {"a1", "a2"}
+    before = _snapshot(corpus)
+    inside = corpus.path / "notes.jsonl"
+    _jsonl(inside, [{"id": "a3", "text": "Body three"}])
+    for path, fmt in [
+        (corpus.path, None),
+        (corpus.table_path("articles"), "parquet"),
+        (inside, None),
+        (corpus.path, "brat"),
+    ]:
+        with pytest.raises(
+            IngestError, match=f"^{path} is in the spanbank corpus {corpus.path.resolve()}; "
+        ):
+            ingest_paths(corpus, [path], fmt=fmt)
+    assert _snapshot(corpus) == before
+
+
 def test_unknown_file_type_is_an_error(corpus, tmp_path):
     f = tmp_path / "notes.md"
     f.write_text("hello")

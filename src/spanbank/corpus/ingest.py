@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from spanbank.corpus import delta
 from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metadata
-from spanbank.corpus.store import Corpus, Planned, temp_prefix
+from spanbank.corpus.store import CONFIG_FILE, SCHEMA_FILE, Corpus, Planned, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
 from spanbank.parallel import Engine, asked_workers
@@ -214,12 +214,34 @@ def _decode(data: bytes, path: Path, encoding: str) -> str:
         raise IngestError(f"unknown encoding {encoding!r}") from None
 
 
+def _input_files(p: Path) -> list[Path]:
+    """The files of input `p` (a file, or a folder's files, sorted). A corpus's tables are not
+    articles: a path in a corpus folder is refused, a corpus met in a folder passed over."""
+    if not p.exists():
+        raise IngestError(f"{p}: no such file or directory")
+    start = p.resolve() if p.is_dir() else p.resolve().parent
+    for folder in (start, *start.parents):
+        if _is_corpus(folder):
+            raise IngestError(
+                f"{p} is in the spanbank corpus {folder}; ingest reads article files, not a corpus's tables"
+            )
+    if not p.is_dir():
+        return [p]
+    files = sorted(f for f in p.rglob("*") if f.is_file())
+    corpora = {f.parent for f in files if f.name == CONFIG_FILE and _is_corpus(f.parent)}
+    if not corpora:
+        return files
+    return [f for f in files if corpora.isdisjoint(f.parents)]
+
+
+def _is_corpus(folder: Path) -> bool:
+    return (folder / CONFIG_FILE).is_file() and (folder / SCHEMA_FILE).is_file()
+
+
 def _expand(paths: Iterable[str | Path], fmt: str | None) -> list[tuple[Path, str]]:
     out = []
     for p in map(Path, paths):
-        if not p.exists():
-            raise IngestError(f"{p}: no such file or directory")
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        files = _input_files(p)
         for f in files:
             kind = fmt or _kind_of(f)
             if kind is None:
@@ -1239,10 +1261,7 @@ def _brat_pairs(
     anns: list[Path] = []
     named: dict[Path, str] = {}  # file path without suffix -> article id, from article_ids.json
     for p in map(Path, paths):
-        if not p.exists():
-            raise IngestError(f"{p}: no such file or directory")
-        files = sorted(p.rglob("*")) if p.is_dir() else [p]
-        for f in files:
+        for f in _input_files(p):
             if f.suffix == ".txt":
                 if f.stem in txts and txts[f.stem] != f:
                     raise IngestError(f"two texts named {f.stem}.txt: {txts[f.stem]} and {f}")
