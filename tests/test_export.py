@@ -975,6 +975,18 @@ def test_two_corpora_exporting_to_one_out_take_turns(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2", "exp"]
 
 
+def test_export_folder_gets_a_plain_folders_mode(tmp_path):
+    """The export is written in a temp folder (mkdtemp: mode 0700) renamed into place: it now
+    gets the mode a plain mkdir gives; before, only its owner could read a shared dataset."""
+    import stat
+
+    corpus = build_corpus(tmp_path / "c")
+    (tmp_path / "plain").mkdir()
+    run(corpus, tmp_path / "exp", formats="jsonl")
+    mode = stat.S_IMODE((tmp_path / "exp").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode), oct(mode)
+
+
 def test_export_waits_for_or_refuses_a_locked_corpus(tmp_path):
     from spanbank.errors import LockError
 

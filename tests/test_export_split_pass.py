@@ -75,6 +75,33 @@ def test_split_by_names_the_first_article_without_a_value_in_table_order(tmp_pat
         )
 
 
+def test_split_by_a_column_of_texts_is_one_short_line(tmp_path, monkeypatch):
+    """`--split-by text` printed a whole article in its error (split names are checked after
+    every value was read); now it stops once the column holds more distinct values than splits
+    can be, and a bad split name is cut short on one line."""
+    monkeypatch.setattr(export_mod, "MAX_SPLITS", 5)
+    corpus, ids = _corpus(tmp_path, 40)
+    read = []
+    real = export_mod._Found.batches
+
+    def counted(self, *args):
+        for batch in real(self, *args):
+            read.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(export_mod._Found, "batches", counted)
+    with pytest.raises(ExportError, match=r"^--split-by text: more than 5 distinct values; "):
+        run(corpus, tmp_path / "o", formats=["jsonl"], split_by="text")
+    assert sum(read) == 7  # the first batch already held 7 texts
+    text = "Report. " * 20 + "\nsecond line"
+    corpus, _ = _corpus(tmp_path / "x", 3, {a: text for a in ids})
+    with pytest.raises(ExportError) as err:
+        run(corpus, tmp_path / "o", formats=["jsonl"], split_by="compartment")
+    message = str(err.value)
+    assert message.startswith("split name 'Report. Report. ") and "\n" not in message
+    assert len(message) < 150 and not (tmp_path / "o").exists()
+
+
 def test_annotated_articles_missing_from_the_articles_table_are_named(tmp_path):
     corpus, ids = _corpus(tmp_path, 20)
     ghosts = corpus.read("annotations").iloc[:2]

@@ -143,3 +143,18 @@ def test_temp_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["c", out.name, live.name, other.name]
     )
+
+
+def test_predictions_file_gets_a_plain_files_mode(tmp_path):
+    """The file is made as a temp file (mode 0600) and renamed: it now gets the mode a plain
+    open() gives, like any file a user writes; before, nobody else could read it."""
+    import stat
+
+    corpus = _corpus(tmp_path)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    for name in ("p.parquet", "p.jsonl"):
+        res = _run(corpus, "--out", tmp_path / name)
+        assert res.exit_code == 0, res.output
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        assert mode == stat.S_IMODE(plain.stat().st_mode), oct(mode)

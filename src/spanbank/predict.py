@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spanbank.corpus.articles import article_chunks, selection_frame
-from spanbank.corpus.store import remove_dead_temps, temp_prefix
+from spanbank.corpus.store import PLAIN_FILE, remove_dead_temps, temp_prefix
 from spanbank.errors import SpanbankError
 from spanbank.parallel import Engine, asked_workers, engine
 from spanbank.progress import Event
@@ -209,6 +209,7 @@ def write_predictions(
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temps(out.parent, out.name)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
+    os.fchmod(fd, PLAIN_FILE)  # it becomes `out`: readable as a plain open()'s would be
     os.close(fd)
     try:
         with engine(workers, scheduler) as eng, _Sink(Path(tmp), out.suffix) as sink:

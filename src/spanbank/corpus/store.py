@@ -50,9 +50,12 @@ CONFIG_FILE = "spanbank.yaml"
 SCHEMA_FILE = "schema.yaml"
 LOCK_FILE = ".lock"
 ENV_CORPUS = "SPANBANK_CORPUS"
-# mkstemp creates files 0600; tables get the mode a plain open() would give them
+# mkstemp and mkdtemp make 0600 files and 0700 folders; what we rename into place gets the mode
+# a plain open() or mkdir() would give it (read once: reading the umask sets it)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+PLAIN_FILE = 0o666 & ~_UMASK
+PLAIN_FOLDER = 0o777 & ~_UMASK
 # a temp file of ours: `.<name>.<owner pid>.<mkstemp's 8 characters>.tmp`; older code left the pid out
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+?)(?:\.(?P<pid>\d+))?\.[a-z0-9_]{8}\.tmp$")
 
@@ -132,7 +135,7 @@ def _write_atomic(dest: Path, write, mode: int | None) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest.name), suffix=".tmp", dir=dest.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
+        os.fchmod(fd, PLAIN_FILE if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

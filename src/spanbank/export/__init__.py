@@ -31,7 +31,7 @@ from spanbank.corpus.articles import IdSet, article_batches, article_chunks, art
 from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus.store import flock_wait, fsync_path, sync_filesystem
+from spanbank.corpus.store import PLAIN_FOLDER, flock_wait, fsync_path, sync_filesystem
 from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
@@ -70,6 +70,7 @@ WRITERS = {
 FORMATS = tuple(WRITERS)
 CHUNK_SIZE = 1000
 SPLIT_BATCH = 65536  # articles table rows the split pass reads at a time
+MAX_SPLITS = 100  # distinct values a --split-by column may hold
 # what the export reads of the selected annotation rows (documents' meta, fingerprint, gold rows)
 ANN_COLUMNS = (
     "annotation_id",
@@ -278,6 +279,7 @@ def _export_dataset(
         _remove_leftovers(out)
         _check_target(out)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        os.chmod(tmp, PLAIN_FOLDER)  # it becomes `out`: readable as a plain mkdir's would be
         writers = []
         try:
             for fmt in fmts:
@@ -473,7 +475,15 @@ def _official_splits(corpus, ann, articles, column: str):
     split each one's `column` names (a corpus's own train/dev/test) as a position in the split
     names, their row numbers in the table, the split names)."""
     found = _Found(ann, articles)
-    values = [b.column(column) for b in found.batches(corpus, ["article_id", column])]
+    values, distinct = [], set()
+    for b in found.batches(corpus, ["article_id", column]):
+        values.append(b.column(column))
+        distinct.update(pc.unique(values[-1]).to_pylist())
+        if len(distinct) > MAX_SPLITS:  # an id or a text column: not read on to its end
+            raise ExportError(
+                f"--split-by {column}: more than {MAX_SPLITS} distinct values; it names each "
+                "article's split (train, dev, test), a few values in all"
+            )
     at, rows = found.result()
     coded = pa.chunked_array(values).combine_chunks().dictionary_encode()
     raw = coded.dictionary.to_pylist()  # the distinct values: few

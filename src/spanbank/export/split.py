@@ -36,7 +36,7 @@ def parse_split(spec: str | dict | None) -> dict[str, float]:
     for name, value in items:
         if not _NAME.match(name):
             raise ExportError(
-                f"split name {name!r} must start with a letter and hold only letters, digits, - and _"
+                f"split name {_short(name)} must start with a letter and hold only letters, digits, - and _"
             )
         if name in out:
             raise ExportError(f"split {name!r} is given twice")
@@ -82,3 +82,8 @@ def split_codes(keys, fractions: dict[str, float], seed: int = 0) -> np.ndarray:
     bounds[last:] = np.inf  # float rounding must not leave a sliver to an empty bin
     # a zero-width bin never receives keys: searchsorted(side=right) skips it
     return np.searchsorted(bounds, unit_hash(keys, seed), side="right")
+
+
+def _short(name: str, limit: int = 40) -> str:
+    """`name` quoted on one line, cut to `limit` characters (a split-by column may hold texts)."""
+    return repr(name if len(name) <= limit else name[:limit] + "…")
