@@ -361,6 +361,34 @@ def test_sql_queries_tables_and_hides_emails(tmp_path):
     assert "sql: " in _one_line(_spanbank("--corpus", corpus.path, "sql", "SELECT nope FROM spans"))
 
 
+def test_sql_reads_the_views_and_nothing_else(tmp_path):
+    """Before, a statement could read the tables' files (the e-mails --private guards among
+    them), write files and install DuckDB extensions from the network."""
+    corpus = synth_corpus(tmp_path / "c", 5)
+    with corpus.writer() as w:
+        w.append(
+            "annotators",
+            [{"annotator": "ann-1", "ls_url": "http://x", "ls_user_id": 1, "email": "a@b.org"}],
+        )
+    files = ", ".join(f"'{f}'" for f in corpus.table_files("annotators"))
+    leak = tmp_path / "leak.csv"
+    for statement in (
+        f"SELECT * FROM read_parquet([{files}])",
+        f"COPY (SELECT 1 AS x) TO '{leak}'",
+        f"ATTACH '{tmp_path / 'x.db'}' AS x",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+    ):
+        res = _spanbank("--corpus", corpus.path, "sql", statement)
+        assert res.returncode == 1 and "a@b.org" not in res.stdout + res.stderr, statement
+        assert _one_line(res).startswith("Error: sql: "), statement
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    rows = json.loads(
+        _ok(_spanbank("--corpus", corpus.path, "sql", "SELECT * FROM annotators", "--json"))
+    )
+    assert rows == [{"annotator": "ann-1", "ls_url": "http://x", "ls_user_id": 1}]
+
+
 def test_no_code_outside_the_store_opens_table_files():
     """DESIGN.md: `corpus/store` (with delta) is the only code that opens table files."""
     offenders = []

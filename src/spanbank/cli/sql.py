@@ -18,7 +18,8 @@ from spanbank.cli._common import as_of_option, echo_json, errors_as_click, json_
 def sql(obj, statement, as_json, as_csv, private, as_of):
     """Run a SQL query (DuckDB) over the corpus tables, each a view named like the table.
 
-    Annotators' e-mails are hidden unless --private.
+    Annotators' e-mails are hidden unless --private. The query reads these views only: no
+    file, no network (DuckDB's external access is off).
 
     Example:
 

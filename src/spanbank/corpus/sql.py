@@ -12,15 +12,24 @@ from spanbank.errors import SpanbankError
 
 # personal columns a query sees only with `private`
 PRIVATE_COLUMNS = {"annotators": ("email",)}
+# the query sees the views and nothing else: no file read or written (`read_parquet` of a table's
+# files would show the e-mails the views hide), no extension installed from the network
+READ_ONLY = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,  # after these: the statement cannot SET them back
+}
 
 
 def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
-    """Run one SQL statement over the corpus tables; returns its result as an Arrow table."""
+    """Run one SQL statement over the corpus tables, and nothing else (`READ_ONLY`); returns
+    its result as an Arrow table."""
     try:
         import duckdb
     except ImportError:
         raise SpanbankError("`spanbank sql` needs DuckDB: pip install duckdb") from None
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=READ_ONLY)
     for name in (*TABLES, *EXTRA_TABLES, *ON_DEMAND_TABLES):
         if not corpus.has(name):
             continue
