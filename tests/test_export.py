@@ -957,7 +957,7 @@ def test_two_corpora_exporting_to_one_out_take_turns(tmp_path):
         (tmp,) = tmp_path.glob(".exp.tmp-*")
         pid = os.getpid()
         with pytest.raises(
-            LockError, match=rf"exp is being written by another spanbank export \(pid {pid}\)"
+            LockError, match=rf"exp is being written by another spanbank process \(pid {pid}\)"
         ):
             run(second, out, formats="jsonl")
         assert tmp.is_dir() and not out.exists()
@@ -1120,7 +1120,7 @@ def test_chunks_by_row_number_equal_chunks_by_id(tmp_path):
 def test_export_is_flushed_by_one_syncfs_else_file_by_file(tmp_path, monkeypatch):
     """On Linux one syncfs flushes the export's tree; without it every file and folder is
     fsynced, each file before the folder holding it."""
-    import spanbank.export as export_module
+    from spanbank import outdir
     from spanbank.corpus import store
 
     root = tmp_path / "x"
@@ -1128,14 +1128,14 @@ def test_export_is_flushed_by_one_syncfs_else_file_by_file(tmp_path, monkeypatch
     (root / "a" / "f.txt").write_text("f")
     (root / "g.txt").write_text("g")
     flushed: list[Path] = []
-    monkeypatch.setattr(export_module, "fsync_path", flushed.append)
+    monkeypatch.setattr(outdir, "fsync_path", flushed.append)
     if sys.platform.startswith("linux"):
         assert store.sync_filesystem(root)
-        export_module._fsync_tree(root)
+        outdir.fsync_tree(root)
         assert flushed == []
     monkeypatch.setattr(store, "_libc", lambda: None)  # no C library: no syncfs
     assert not store.sync_filesystem(root)
-    export_module._fsync_tree(root)
+    outdir.fsync_tree(root)
     assert set(flushed) == {root, root / "a", root / "a" / "f.txt", root / "g.txt"}
     assert flushed.index(root / "a" / "f.txt") < flushed.index(root / "a") < flushed.index(root)
 

@@ -204,3 +204,40 @@ def test_train_takes_the_cnn_shape_and_records_it(tmp_path):
     assert (card["width"], card["depth"], card["epochs"]) == (32, 1, 1)
     t2v = model.loaded(str(tmp_path / "m")).config["components"]["ner0"]["model"]["tok2vec"]
     assert (t2v["width"], t2v["depth"]) == (32, 1)
+
+
+def test_train_replaces_only_a_model_and_whole(tmp_path, monkeypatch):
+    """`--out` was filled in place: a folder of the user's got `pipeline/` and `card.json` added,
+    and a run that failed after the pipeline left the new pipeline beside the old card. Now the
+    model is written beside `--out` and renamed into place; only an earlier model is replaced."""
+    corpus = _seed_corpus(tmp_path)
+    items = gold_items(corpus)
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("mine")
+    with pytest.raises(
+        model.SpanbankError, match=r"notes is not a spanbank model \(no readable card.json\)"
+    ):
+        model.train(items, mine, ["QUOTE"], holdout=0, epochs=1)
+    assert sorted(p.name for p in mine.iterdir()) == ["todo.txt"]
+    out = tmp_path / "m"
+    first = model.train(items, out, ["QUOTE"], seed=1, holdout=0, epochs=1)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    from spacy.language import Language
+
+    real = Language.to_disk
+
+    def fail(*args, **kwargs):  # the disk fills up after the pipeline, before the card
+        real(*args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Language, "to_disk", fail)
+    with pytest.raises(OSError, match="No space left"):
+        model.train(items, out, ["QUOTE", "CUE"], seed=2, holdout=0, epochs=1)
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert model.load(out)[1]["labels"] == first["labels"] == ["QUOTE"]
+    second = model.train(items, out, ["QUOTE", "CUE"], seed=2, holdout=0, epochs=1)
+    assert model.load(out)[1]["labels"] == second["labels"] == ["QUOTE", "CUE"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m", "notes", corpus.path.name])

@@ -8,6 +8,7 @@ discontinuous span is learned as its fragments, and predicted as pieces.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -147,11 +148,16 @@ def train(
     depth: int = DEPTH,
 ) -> dict:
     """Train on items (article_id, text, spans, relations) outside the held-out split; save the
-    pipeline and a model card (data version, labels, held-out scores) in `out`; returns the card."""
+    pipeline and a model card (data version, labels, held-out scores) in `out`, whole or not at
+    all (replacing only an earlier model); returns the card."""
     from spacy.util import fix_random_seed, minibatch
+
+    from spanbank import outdir
 
     if not items:
         raise SpanbankError("no gold to train on; pull or import annotations first")
+    out = Path(os.path.abspath(out))
+    outdir.check(out, "model", _not_a_model, SpanbankError)  # before the work; again at the end
     fix_random_seed(seed)
     rng = random.Random(seed)
     train_ids, held = split_articles([it[0] for it in items], holdout, seed)
@@ -171,9 +177,6 @@ def train(
         if progress:
             progress(epoch + 1, epochs, losses)
     seconds = time.perf_counter() - t0
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    nlp.to_disk(out / "pipeline")
     held_items = [it for it in items if it[0] in held]
     card = {
         "kind": KIND,
@@ -191,8 +194,22 @@ def train(
         "heldout_scores": heldout_scores(nlp, held_items) if held_items else {},
         "heldout_articles": sorted(held),
     }
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    with outdir.replacing(out, "model", _not_a_model, SpanbankError) as tmp:
+        nlp.to_disk(tmp / "pipeline")
+        (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n")
     return card
+
+
+def _not_a_model(path: Path) -> str | None:
+    """Why `path` is not a model `train` wrote (of any kind: an older one is replaced too), or None."""
+    try:
+        json.loads((path / CARD).read_text())["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no readable {CARD}"
+    other = sorted(p.name for p in path.iterdir() if p.name not in (CARD, "pipeline"))
+    if other or not (path / "pipeline").is_dir():
+        return f"{other[0]} is not a model's" if other else "no pipeline/"
+    return None
 
 
 def heldout_scores(nlp, held: list[tuple]) -> dict:

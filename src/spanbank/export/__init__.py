@@ -10,11 +10,8 @@ checksummed (`manifest.json`). The same inputs give byte-identical files.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank import gold as gold_mod
+from spanbank import outdir
 from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus.store import PLAIN_FOLDER, flock_wait, fsync_path, sync_filesystem
 from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import ExportError
 from spanbank.export.brat import BratWriter
@@ -119,57 +116,6 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
     return result
 
 
-@contextlib.contextmanager
-def _target_lock(out: Path, wait: bool | float):
-    """Hold `.NAME.lock` beside `out` for the export: two exports to one `--out` from two
-    corpora, which the corpus lock does not order, would otherwise delete each other's temp
-    folders and race their swaps. The file goes when the export does (a kill leaves it, unlocked)."""
-    path = out.parent / f".{out.name}.lock"
-
-    def busy() -> str:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        return (
-            f"{out} is being written by another spanbank export (pid {holder}); "
-            "wait for it to finish or pass --wait"
-        )
-
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as exc:
-            raise ExportError(f"cannot write beside {out}: {exc.strerror}") from None
-        try:
-            flock_wait(fd, wait, busy)
-            if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
-                break
-        except FileNotFoundError:
-            pass  # its holder removed it as we waited: lock the next one
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-    try:
-        pid = str(os.getpid()).encode()
-        os.pwrite(fd, pid, 0)
-        os.ftruncate(fd, len(pid))  # a killed holder's longer pid is not left behind it
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # still locked: a waiter that opened it sees it gone and retries
-        os.close(fd)  # closing releases the flock
-
-
-def _remove_leftovers(out: Path) -> None:
-    """Delete temp folders a killed export left beside `out`; restore `out` if a kill came
-    mid-swap. Only under `_target_lock`: a live export's temp folder looks the same."""
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.old-*"):
-        if not out.exists() and (stale / "x").is_dir():
-            os.rename(stale / "x", out)  # killed between the two renames: keep the old export
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def _export_dataset(
     corpus,
     formats: str | Iterable[str],
@@ -216,7 +162,7 @@ def _export_dataset(
     out = Path(
         os.path.abspath(out if out is not None else Path(EXPORTS_DIR) / name)
     )  # `.` has no name to swap
-    _check_target(out)  # before the work; again under the target's lock
+    outdir.check(out, "export", _not_an_export, ExportError)  # before the work; again at the end
 
     ann, gold_desc = _selection(corpus, gold, project, annotations)
     engine = Engine(workers, scheduler)
@@ -274,12 +220,9 @@ def _export_dataset(
         annotations = _unique(ann, "annotation_id", "annotation(s) given twice")
         in_store, todo = gold_mod.split_stored(corpus, ann, annotations)
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stack.enter_context(_target_lock(out, wait))
-        _remove_leftovers(out)
-        _check_target(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        os.chmod(tmp, PLAIN_FOLDER)  # it becomes `out`: readable as a plain mkdir's would be
+        tmp = stack.enter_context(
+            outdir.replacing(out, "export", _not_an_export, ExportError, wait)
+        )
         writers = []
         try:
             for fmt in fmts:
@@ -349,14 +292,11 @@ def _export_dataset(
             (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
             manifest["files"] = dict(sorted({**written, **checksums(tmp, skip=hashed)}.items()))
             (tmp / MANIFEST).write_bytes(dumps(manifest))
-            _fsync_tree(tmp)
-            _swap_into_place(tmp, out)
         except BaseException:
             for w in writers:
                 with contextlib.suppress(Exception):
                     w.abort()
             engine.close()  # its workers write brat files into tmp: stop a local cluster's first
-            shutil.rmtree(tmp, ignore_errors=True)
             raise
         return {
             "out": str(out),
@@ -816,26 +756,6 @@ def _manifest(
     }
 
 
-def _check_target(out: Path) -> None:
-    """Refuse an `out` whose replacement could delete anything but a previous spanbank export."""
-    here = Path.cwd().resolve()
-    if out == here or out in here.parents:
-        raise ExportError(
-            f"--out {out} is the current folder or holds it; name a subfolder (e.g. --out {EXPORTS_DIR}/NAME)"
-        )
-    if not out.exists():
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise ExportError(f"{out} exists and is not a directory; choose another --out")
-    if not any(out.iterdir()):
-        return
-    problem = _not_an_export(out)
-    if problem:
-        raise ExportError(
-            f"{out} is not a spanbank export ({problem}) and would be replaced as a whole; choose another --out"
-        )
-
-
 def _not_an_export(out: Path) -> str | None:
     """Why `out` is not provably a previous export (its manifest lists every file in it), or None."""
     try:
@@ -868,26 +788,3 @@ def _not_an_export(out: Path) -> str | None:
             if path not in listed or Path(root, n).is_symlink():
                 return f"{path} is not in its manifest"
     return None
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush every file and folder to disk, so the renamed export is complete after a crash too:
-    by one syncfs where there is one (an fsync per file took 4 s per 20,000 brat files), else
-    file by file."""
-    if sync_filesystem(root):
-        return
-    for path in sorted(root.rglob("*"), reverse=True):  # files before the folders holding them
-        fsync_path(path)
-    fsync_path(root)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temp dir to `out`, replacing an earlier export there."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / "x")
-    os.rename(tmp, out)
-    fsync_path(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
