@@ -99,15 +99,32 @@ def tables():
     }
 
 
-class FakeCorpus:
-    def __init__(self, t):
-        self.t = t
+def stored(path):
+    """The tables above in a real corpus, the columns they leave out filled in."""
+    from conftest import make_corpus
+    from spanbank.corpus.tables import TABLES
 
-    def read(self, name):
-        return self.t[name]
-
-    def at(self, as_of):
-        return self
+    t = tables()
+    texts = dict(zip(t["articles"]["article_id"], t["articles"]["text"], strict=True))
+    corpus = make_corpus(path, texts)
+    now = pd.Timestamp("2024-06-01", tz="UTC")
+    sp = t["spans"]
+    rows = {
+        "annotations": t["annotations"].assign(created_at=now, updated_at=now, version=1),
+        "spans": sp.assign(
+            text=[
+                texts[a][s:e]
+                for a, s, e in zip(sp["article_id"], sp["start"], sp["end"], strict=True)
+            ]
+        ),
+        "relations": t["relations"],
+        "tasks": t["tasks"].assign(pushed_at=now, schema_version="news-v1"),
+        "annotators": t["annotators"],
+    }
+    with corpus.writer() as w:
+        for name, df in rows.items():
+            w.append(name, df.reindex(columns=TABLES[name].names))
+    return corpus
 
 
 def report(**kw):
@@ -284,16 +301,21 @@ def test_tokenize_offsets():
 # --------------------------------------------------------------------------- CLI
 
 
-@click.group()
-@click.pass_context
-def cli(ctx):
-    ctx.obj = type("Obj", (), {"corpus": FakeCorpus(tables())})()
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """`spanbank agree` over the tables above, stored in a corpus."""
+    corpus = stored(tmp_path_factory.mktemp("agree") / "c")
+
+    @click.group()
+    @click.pass_context
+    def group(ctx):
+        ctx.obj = type("Obj", (), {"corpus": corpus})()
+
+    group.add_command(agree)
+    return group
 
 
-cli.add_command(agree)
-
-
-def test_cli_table_json_csv_html(tmp_path):
+def test_cli_table_json_csv_html(tmp_path, cli):
     runner = CliRunner()
     res = runner.invoke(cli, ["agree", "--bootstrap", "20"])
     assert res.exit_code == 0, res.output
@@ -309,7 +331,7 @@ def test_cli_table_json_csv_html(tmp_path):
     assert "<h1>Agreement report</h1>" in out.read_text()
 
 
-def test_html_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+def test_html_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch, cli):
     """The disk fills while the new page is written: the old page stays whole, no temp file is
     left, and the error is one line. Before, the page was written in place (truncated first)."""
     import errno
@@ -332,7 +354,7 @@ def test_html_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
 
-def test_cli_errors_are_one_line():
+def test_cli_errors_are_one_line(cli):
     res = CliRunner().invoke(cli, ["agree", "--annotators", "ann"])
     assert res.exit_code == 1
     assert res.output.startswith("Error: no article has two or more annotators;")
@@ -341,13 +363,13 @@ def test_cli_errors_are_one_line():
     assert res.exit_code == 2
 
 
-def test_cli_help_has_example():
+def test_cli_help_has_example(cli):
     res = CliRunner().invoke(cli, ["agree", "--help"])
     assert res.exit_code == 0 and "Example:" in res.output
 
 
-def test_agreement_report_reads_only_through_corpus():
-    rep = agreement_report(FakeCorpus(tables()), project="p", bootstrap=0)
+def test_agreement_report_reads_only_through_corpus(tmp_path):
+    rep = agreement_report(stored(tmp_path / "c"), project="p", bootstrap=0)
     assert rep["selection"]["project"] == "p"
     assert np.isfinite(rep["summary"]["span_f1_exact"]["value"])
 
@@ -467,7 +489,7 @@ def test_heatmap_names_are_literal_text():
     assert len(png) > 100
 
 
-def test_cli_show_names_html(tmp_path):
+def test_cli_show_names_html(tmp_path, cli):
     out = tmp_path / "r.html"
     res = CliRunner().invoke(cli, ["agree", "--html", str(out), "--show-names", "--bootstrap", "0"])
     assert res.exit_code == 0, res.output

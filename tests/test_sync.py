@@ -293,6 +293,31 @@ def test_reconcile_records_lost_tasks(pushed, ls_client, project_name):
     assert _server_articles(ls_client, summary["ls_project_id"]).is_unique
 
 
+def test_pull_finds_tasks_its_table_lacks_by_their_meta(pushed, ls_client, project_name):
+    """Pull reads the texts of the tasks it fetches, not every article's. A task `tasks` does not
+    record (its row lost, or the task made in Label Studio) is looked up by its meta once the
+    pages are in; one whose article is not in the corpus is skipped and counted."""
+    corpus, summary = pushed
+    pid, texts = summary["ls_project_id"], _texts(6)
+    tasks = corpus.read("tasks")
+    tid = dict(zip(tasks["article_id"], tasks["ls_task_id"], strict=True))
+    with corpus.writer() as w:
+        w.replace("tasks", tasks[tasks["article_id"] != "a0005"])
+    (foreign,) = ls_client.import_tasks(
+        pid, [{"data": {"text": "Not in the corpus."}, "meta": {"article_id": "zzz"}}]
+    )
+    (u1,) = _users(ls_client, 1)
+    for aid in ("a0005", "a0003"):
+        quote = [_region("q", texts[aid], "“Prices will rise,”", "QUOTE")]
+        ls_client.create_annotation(tid[aid], quote, completed_by=u1["id"])
+    ls_client.create_annotation(foreign, [], completed_by=u1["id"])
+    got = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
+    assert (got["new"], got["spans"], got.get("skipped_unknown_tasks")) == (2, 2, 1)
+    spans = corpus.read("spans")
+    assert sorted(spans["article_id"]) == ["a0003", "a0005"]
+    assert set(spans["text"]) == {"“Prices will rise,”"}
+
+
 def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     corpus = make_corpus(tmp_path / "c", _texts(12))
     ids = tmp_path / "ids.txt"

@@ -21,7 +21,7 @@ from spanbank.corpus.annotations import (
     live_annotations,
     rows_at,
 )
-from spanbank.corpus.articles import IdSet
+from spanbank.corpus.articles import IdSet, texts_of
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, isin, to_arrow
 from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
@@ -168,8 +168,7 @@ def _span_texts(corpus: Corpus, gold: pd.DataFrame, human: pd.DataFrame) -> list
     """text[start:end] of every gold span, checked against the article and the human spans."""
     if gold.empty:
         return []
-    arts = corpus.read("articles", columns=["article_id", "text"])
-    texts = dict(zip(arts["article_id"], arts["text"], strict=True))
+    texts = texts_of(corpus, gold["article_id"].unique())
     missing = sorted(set(gold["article_id"]) - set(texts))
     if missing:
         raise CorpusError(

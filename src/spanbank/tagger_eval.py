@@ -6,6 +6,7 @@ import functools
 from collections import defaultdict
 
 from spanbank.agreement.coefficients import prf
+from spanbank.corpus.articles import texts_of
 from spanbank.corpus.store import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.gold import gold_rows
@@ -72,7 +73,13 @@ def gold_items(corpus: Corpus, gold: str = "auto", project: str | None = None) -
             "no annotated article to evaluate against; pull or import annotations first"
         )
     spans, rels = rows.spans.to_pandas(), rows.relations.to_pandas()
-    arts = corpus.read("articles", columns=["article_id", "text"]).set_index("article_id")["text"]
+    arts = texts_of(corpus, chosen["article_id"])
+    missing = sorted(set(chosen["article_id"]) - set(arts))
+    if missing:
+        raise SpanbankError(
+            f"annotated article(s) {', '.join(missing[:5])} are not in the articles table; "
+            "ingest them first"
+        )
     spans_by = {k: g for k, g in spans.groupby("annotation_id")}
     rels_by = {k: g for k, g in rels.groupby("annotation_id")}
     items = []

@@ -77,8 +77,11 @@ def agreement_report(
 
 
 def _report_on(eng, corpus, ann, spans, project, labels, annotators, iou, bootstrap, seed, views):
+    from spanbank.corpus.articles import texts_of
+
+    texts = texts_of(corpus, ann["article_id"].unique())  # the annotated articles' only
     return build_report(
-        corpus.read("articles"),
+        pd.DataFrame({"article_id": list(texts), "text": list(texts.values())}),
         ann,
         spans,
         corpus.read("relations"),

@@ -149,13 +149,23 @@ def article_meta(corpus) -> pd.DataFrame:
 
 
 def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
-    """`todo` with its articles' text, read only from the row groups that hold them."""
+    """`todo` with its articles' text (`texts_of`)."""
     if "text" in todo.columns:
         return todo
     if todo.empty:
         return todo.assign(text=pd.Series(dtype=object))
-    wanted = IdSet(pa.array(todo["article_id"].astype(str).tolist(), pa.string()))
+    return todo.assign(text=todo["article_id"].map(texts_of(corpus, todo["article_id"])))
+
+
+def texts_of(corpus, ids) -> dict[str, str]:
+    """{article id: text} of the stored articles among `ids`, read only from the row groups that
+    hold them: the texts of a corpus are most of its size, and a command that needs a few must
+    not hold them all (pull, adjudicate and agree each read every text)."""
     texts: dict[str, str] = {}
+    unique = sorted({str(a) for a in ids})
+    if not unique:
+        return texts
+    wanted = IdSet(pa.array(unique, pa.string()))
     for f in corpus.table_files("articles"):
         pf = pq.ParquetFile(f)
         for g in range(pf.num_row_groups):
@@ -165,8 +175,8 @@ def attach_text(corpus, todo: pd.DataFrame) -> pd.DataFrame:
             found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
             texts.update(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))
             if len(texts) >= len(wanted):
-                break
-    return todo.assign(text=todo["article_id"].map(texts))
+                return texts
+    return texts
 
 
 def article_batches(corpus, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:

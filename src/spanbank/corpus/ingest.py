@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spanbank.corpus import delta
+from spanbank.corpus.articles import texts_of
 from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metadata
 from spanbank.corpus.store import CONFIG_FILE, SCHEMA_FILE, Corpus, Planned, temp_prefix
@@ -1490,11 +1491,7 @@ def _write_imported(corpus: Corpus, w, old_ann, ann_rows, children: dict, people
 
 def _stored_texts(corpus: Corpus, ids: list[str]) -> dict[str, str]:
     """Stored texts of a few articles, by id (for a message that shows what changed)."""
-    table = corpus.read_arrow("articles", columns=["article_id", "text"])
-    hit = table.filter(pc.is_in(table.column("article_id"), value_set=pa.array(ids, pa.string())))
-    return dict(
-        zip(hit.column("article_id").to_pylist(), hit.column("text").to_pylist(), strict=True)
-    )
+    return texts_of(corpus, ids)
 
 
 def _metadata_updates(corpus: Corpus, articles: pd.DataFrame, existing: dict) -> pd.DataFrame:
@@ -1502,8 +1499,7 @@ def _metadata_updates(corpus: Corpus, articles: pd.DataFrame, existing: dict) ->
     same = articles[articles["article_id"].map(existing) == articles["text_sha256"]]
     if same.empty:
         return same
-    stored = corpus.read("articles")
-    stored = stored[stored["article_id"].isin(set(same["article_id"]))]
+    stored = corpus.read_in("articles", "article_id", same["article_id"].astype(str)).to_pandas()
     return metadata_changes(stored, same)
 
 

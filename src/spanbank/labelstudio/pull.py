@@ -22,6 +22,7 @@ from spanbank.corpus.annotations import (
     project_records,
     save_project,
 )
+from spanbank.corpus.articles import texts_of
 from spanbank.errors import (
     LabelStudioError,
     LabelStudioServerError,
@@ -152,7 +153,7 @@ def pull(
         summary["tasks_listed"] = len(listing)
         summary["tasks_fetched"] = len(fetch)
         deleted_idx = held.deleted(listing)
-        got = _Pulled(corpus, client, server, project, pid, tasks, held, review_of)
+        got = _Pulled(corpus, client, server, project, pid, tasks, held, review_of, fetch)
         unreadable: list[int] = []
         pages = _readable_task_pages(
             client, pid, fetch, len(fetch) < 0.5 * len(listing), page_size, unreadable
@@ -166,6 +167,7 @@ def pull(
                     done += 1
                     got.add_task(task)
             yield Event("pull", done, len(fetch))
+        got.add_later()
         _store(writer, corpus, client, got, held.all, deleted_idx)
         cursor_ts = _next_cursor(listing, cursor, unreadable, saved_cursor)
         save_project(
@@ -259,16 +261,18 @@ class _Held:
 class _Pulled:
     """The rows a pull converts from the tasks it fetched, and its counts."""
 
-    def __init__(self, corpus, client, server, project, pid, tasks, held: _Held, review_of):
-        self.schema, self.url, self.server = corpus.schema, client.url, server
+    def __init__(self, corpus, client, server, project, pid, tasks, held: _Held, review_of, fetch):
+        self.corpus, self.schema, self.url, self.server = corpus, corpus.schema, client.url, server
         self.project, self.pid, self.held, self.review_of = project, pid, held, review_of
         self.now = utc_now()
-        self.articles = corpus.read("articles", columns=["article_id", "text"]).set_index(
-            "article_id"
-        )["text"]
         mine = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
         mine = mine.drop_duplicates("ls_task_id")
         self.task_article = dict(zip(mine["ls_task_id"], mine["article_id"], strict=True))
+        # the texts of the tasks to fetch, not the corpus's (every text was read per pull)
+        self.articles = texts_of(
+            corpus, {self.task_article[t] for t in fetch if t in self.task_article}
+        )
+        self.later: list[dict] = []  # tasks of articles not looked up yet: see `add_later`
         self.key = pseudonym_key(corpus)
         users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
         self.known_users = set(zip(users["ls_url"], users["ls_user_id"], strict=True))
@@ -279,17 +283,23 @@ class _Pulled:
         self.counts: Counter = Counter()
         self.repairs: Counter = Counter()
 
-    def add_task(self, task: dict) -> None:
-        tid = int(task["id"])
-        aid = (
-            self.task_article.get(tid)
+    def _article_of(self, task: dict):
+        return (
+            self.task_article.get(int(task["id"]))
             or (task.get("meta") or {}).get("article_id")
             or (task.get("data") or {}).get("article_id")
         )
-        if aid is None or aid not in self.articles.index:
+
+    def add_task(self, task: dict, looked_up: bool = False) -> None:
+        tid = int(task["id"])
+        aid = self._article_of(task)
+        if aid is not None and aid not in self.articles and not looked_up:
+            self.later.append(task)  # a task `tasks` does not record (e.g. made in Label Studio)
+            return
+        if aid is None or aid not in self.articles:
             self.counts["unknown_tasks"] += 1
             return
-        text = self.articles.at[aid]
+        text = self.articles[aid]
         task_text = (task.get("data") or {}).get("text")
         invalid = TEXT_EDITED if task_text is not None and task_text != text else None
         for ann in task.get("annotations") or []:
@@ -337,6 +347,15 @@ class _Pulled:
         self.relations += conv.relations
         self.rejects += conv.rejects
         self.repairs.update({k: v for k, v in conv.repairs.items() if k != convert.NO_REPAIR})
+
+    def add_later(self) -> None:
+        """The tasks `add_task` set aside, their texts read in one pass over the articles."""
+        if self.later:
+            ids = {self._article_of(t) for t in self.later} - {None}
+            self.articles.update(texts_of(self.corpus, ids))
+            for task in self.later:
+                self.add_task(task, looked_up=True)
+            self.later = []
 
     def summary(self, deleted: int) -> dict:
         out = {
