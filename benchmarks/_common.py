@@ -166,10 +166,16 @@ def synth_corpus(n: int, seed: int = 0, annotators: int = 0) -> Path:
 
 
 def corpus_from_synth(
-    path: Path, n: int, seed: int = 0, annotators: int = 0, chunk: int = 20_000
+    path: Path,
+    n: int,
+    seed: int = 0,
+    annotators: int = 0,
+    chunk: int = 20_000,
+    annotated: int | None = None,
 ) -> Path:
     """A spanbank corpus at `path` holding a synthetic corpus, appended chunk by chunk through
-    the store's writer (children first, annotations last)."""
+    the store's writer (children first, annotations last); with `annotated`, only the first
+    that many articles keep their annotations."""
     import pandas as pd
 
     from spanbank.corpus.store import Corpus
@@ -179,7 +185,11 @@ def corpus_from_synth(
     corpus = Corpus.init(path)
     now = pd.Timestamp("2025-06-01", tz="UTC")
     with corpus.writer() as w:
-        for arts, spans, rels in synth_chunks(n, seed, annotators, chunk=chunk):
+        for i, (arts, spans, rels) in enumerate(synth_chunks(n, seed, annotators, chunk=chunk)):
+            if annotated is not None:
+                keep = set(arts["article_id"].iloc[: max(0, annotated - i * chunk)])
+                spans = spans[spans["article_id"].isin(keep)]
+                rels = rels[rels["annotation_id"].isin(set(spans["annotation_id"]))]
             ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates(
                 "annotation_id"
             )

@@ -5,7 +5,7 @@
 A corpus of N synthetic articles (`spanbank.synth`) of which the first 200 are annotated by two
 annotators; for `pull`, 20 of them are pushed to the local benchmark Label Studio and annotated
 there, and each run pulls them all (`full`). Each command runs in a fresh child process at N and
-at `--factor` x N articles; printed: its peak RSS (ru_maxrss) and seconds, and the RSS slope per
+at `--factor` x N articles; printed: its peak RSS (VmHWM) and seconds, and the RSS slope per
 1,000 articles. With `--baseline-ref`, the code at that git ref runs too, in the same rounds.
 Usage: python benchmarks/bench_texts.py --n 100000 --baseline-ref HEAD~1
 """
@@ -18,14 +18,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import CACHE
+from _common import CACHE, corpus_from_synth
 from bench_parallel import _baseline_src, run_json
 
 ANNOTATED = 200
 PULLED = 20
 
 RUN = """
-import json, resource, sys, time
+import json, sys, time
 from spanbank.corpus import Corpus
 command, path = sys.argv[1], sys.argv[2]
 corpus = Corpus(path)
@@ -35,7 +35,7 @@ if command == "pull":
     from spanbank.labelstudio.client import LabelStudioClient
     client = LabelStudioClient(sys.argv[3], sys.argv[4])
     got = workflow.run(pull.pull(corpus, sys.argv[5], client=client, full=True))
-    n = got["spans"]
+    n = got["tasks_fetched"]
 elif command == "adjudicate":
     from spanbank.gold import run_adjudication
     n = run_adjudication(corpus, "majority")["articles"]
@@ -46,57 +46,20 @@ else:
     from spanbank.tagger_eval import gold_items
     n = len(gold_items(corpus, gold="ann1"))
 s = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's at the fork
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+rss = int(hwm.split()[1]) / 1024
 print(json.dumps({"s": s, "rss": rss, "n": n}))
 """
 
 
 def build(n: int) -> Path:
     """A corpus of n synthetic articles, the first ANNOTATED of them annotated by ann1 and ann2."""
-    import pandas as pd
-
-    from spanbank.corpus.store import Corpus
-    from spanbank.corpus.tables import TABLES
-    from spanbank.synth import synth_chunks
-
     root = CACHE / f"texts-{n}"
-    if (root / "done").exists():
-        return root / "corpus"
-    shutil.rmtree(root, ignore_errors=True)
-    corpus = Corpus.init(root / "corpus")
-    now = pd.Timestamp("2025-06-01", tz="UTC")
-    with corpus.writer() as w:
-        for i, (arts, spans, rels) in enumerate(synth_chunks(n, 0, 2, chunk=20_000)):
-            w.append(
-                "articles",
-                arts.assign(language="en", origin="synth", ingested_at=now).reindex(
-                    columns=TABLES["articles"].names
-                ),
-            )
-            if i:
-                continue
-            keep = set(arts["article_id"].iloc[:ANNOTATED])
-            spans = spans[spans["article_id"].isin(keep)]
-            ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates(
-                "annotation_id"
-            )
-            ann = ann.assign(
-                project="bench",
-                origin="human",
-                created_at=now,
-                updated_at=now,
-                version=1,
-                cancelled=False,
-                superseded=False,
-            )
-            rels = rels[rels["annotation_id"].isin(set(ann["annotation_id"]))]
-            for name, df in (
-                ("spans", spans.drop(columns="annotator")),
-                ("relations", rels),
-                ("annotations", ann),
-            ):
-                w.append(name, df.reindex(columns=TABLES[name].names))
-    (root / "done").write_text("ok\n")
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        corpus_from_synth(root / "corpus", n, annotators=2, annotated=ANNOTATED)
+        (root / "done").write_text("ok\n")
     return root / "corpus"
 
 

@@ -342,3 +342,16 @@ def _cwd(pid: int) -> str:
         return os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return ""
+
+
+def test_a_venv_put_there_otherwise_is_used_as_it_is(tmp_path, monkeypatch):
+    """The install check must not touch a venv it did not make: CI's Label Studio 1.20 venv
+    (tests/test_auth.py) was upgraded to 1.23 by a check that wanted its own marker. A killed
+    install (its marker left beside the venv) is the one case that runs pip again."""
+    monkeypatch.setenv(server.ENV_CACHE, str(tmp_path))
+    exe = tmp_path / "ls-venv" / "bin" / "label-studio"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert server.label_studio_exe() == exe
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no pip run, no log

@@ -31,7 +31,7 @@ PID_FILE = "server.pid"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 LOCK_FILE = "server.lock"  # held by start and stop: two starts at once made two servers
-INSTALLED = ".spanbank-installed"  # in the venv, written last: a killed install is redone
+INSTALLING = "ls-venv.installing"  # beside the venv while pip runs: a killed install is redone
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Label Studio 1.23 reads each setting NAME from LABEL_STUDIO_NAME, HEARTEX_NAME or NAME, in
 # that order (core/utils/params.py get_env): the prefixed name wins over whatever the user's
@@ -147,20 +147,21 @@ def label_studio_exe(progress: Progress | None = None) -> Path:
     (one install at a time; pip finishes one that was killed half-way)."""
     venv = venv_dir()
     exe = venv / "bin" / "label-studio"
-    if _installed(venv):
+    if _installed(venv, exe):
         return exe
     venv.parent.mkdir(parents=True, exist_ok=True)
     with _held(venv.parent / "ls-venv.lock", "waiting for another Label Studio install", progress):
-        if not _installed(venv):
+        if not _installed(venv, exe):
+            (venv.parent / INSTALLING).touch()
             _install(venv, exe, progress)
+            (venv.parent / INSTALLING).unlink()
     return exe
 
 
-def _installed(venv: Path) -> bool:
-    try:
-        return (venv / INSTALLED).read_text().strip() == LS_REQUIREMENT
-    except OSError:
-        return False
+def _installed(venv: Path, exe: Path) -> bool:
+    """The venv holds a finished install: its executable, and no install under way or killed.
+    A venv made otherwise (another Label Studio version put there by hand) is taken as it is."""
+    return exe.exists() and not (venv.parent / INSTALLING).exists()
 
 
 def _install(venv: Path, exe: Path, progress: Progress | None) -> None:
@@ -178,7 +179,6 @@ def _install(venv: Path, exe: Path, progress: Progress | None) -> None:
             raise ServerError(f"installing Label Studio failed ({' '.join(cmd[:3])}...); see {log}")
     if not exe.exists():
         raise ServerError(f"Label Studio installed but {exe} is missing; see {log}")
-    (venv / INSTALLED).write_text(LS_REQUIREMENT + "\n")
 
 
 def run_with_progress(
