@@ -7,7 +7,9 @@ annotators; for `pull`, 20 of them are pushed to the local benchmark Label Studi
 there, and each run pulls them all (`full`). Each command runs in a fresh child process at N and
 at `--factor` x N articles; printed: its peak RSS (VmHWM) and seconds, and the RSS slope per
 1,000 articles. With `--baseline-ref`, the code at that git ref runs too, in the same rounds.
+With `--imported` every other article carries one annotator's imported spans.
 Usage: python benchmarks/bench_texts.py --n 100000 --baseline-ref HEAD~1
+       python benchmarks/bench_texts.py --n 50000 --imported --commands adjudicate,agree
 """
 
 from __future__ import annotations
@@ -53,14 +55,51 @@ print(json.dumps({"s": s, "rss": rss, "n": n}))
 """
 
 
-def build(n: int) -> Path:
-    """A corpus of n synthetic articles, the first ANNOTATED of them annotated by ann1 and ann2."""
-    root = CACHE / f"texts-{n}"
+def build(n: int, imported: bool = False) -> Path:
+    """A corpus of n synthetic articles, the first ANNOTATED of them annotated by ann1 and ann2;
+    `imported`: each of the others carries one annotator's spans, imported (an archive brought
+    in from another tool), which agree and adjudicate have no second annotator to compare with."""
+    root = CACHE / f"texts-{n}{'-imported' if imported else ''}"
     if not (root / "done").exists():
         shutil.rmtree(root, ignore_errors=True)
         corpus_from_synth(root / "corpus", n, annotators=2, annotated=ANNOTATED)
+        if imported:
+            _import_truth(root / "corpus", n)
         (root / "done").write_text("ok\n")
     return root / "corpus"
+
+
+def _import_truth(path: Path, n: int) -> None:
+    import pandas as pd
+
+    from spanbank.corpus.store import Corpus
+    from spanbank.corpus.tables import TABLES
+    from spanbank.synth import synth_chunks
+
+    now = pd.Timestamp("2025-06-01", tz="UTC")
+    corpus = Corpus(path)
+    with corpus.writer() as w:
+        for i, (arts, spans, rels) in enumerate(synth_chunks(n, 0, 0, chunk=20_000)):
+            if not i:
+                spans = spans[~spans["article_id"].isin(set(arts["article_id"].iloc[:ANNOTATED]))]
+                rels = rels[rels["annotation_id"].isin(set(spans["annotation_id"]))]
+            ann = spans[["annotation_id", "article_id"]].drop_duplicates("annotation_id")
+            ann = ann.assign(
+                project="bench",
+                annotator="import",
+                origin="import",
+                created_at=now,
+                updated_at=now,
+                version=1,
+                cancelled=False,
+                superseded=False,
+            )
+            for name, df in (
+                ("spans", spans.drop(columns="annotator")),
+                ("relations", rels),
+                ("annotations", ann),
+            ):
+                w.append(name, df.reindex(columns=TABLES[name].names))
 
 
 def pushed(path: Path) -> tuple[str, str, str]:
@@ -104,9 +143,10 @@ def main() -> None:
     ap.add_argument("--factor", type=int, default=4)
     ap.add_argument("--baseline-ref", default=None)
     ap.add_argument("--commands", default="pull,adjudicate,agree,eval")
+    ap.add_argument("--imported", action="store_true", help="the others carry imported spans")
     args = ap.parse_args()
     sizes = [args.n, args.n * args.factor]
-    corpora = {n: build(n) for n in sizes}
+    corpora = {n: build(n, args.imported) for n in sizes}
     commands = args.commands.split(",")
     conn = {n: pushed(corpora[n]) for n in sizes} if "pull" in commands else {}
     here = str(Path(__file__).resolve().parents[1] / "src")

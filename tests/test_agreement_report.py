@@ -374,6 +374,53 @@ def test_agreement_report_reads_only_through_corpus(tmp_path):
     assert np.isfinite(rep["summary"]["span_f1_exact"]["value"])
 
 
+def test_report_from_the_rows_it_needs_equals_the_report_from_whole_tables(tmp_path):
+    """`agree` reads the spans, relations, tasks and texts of the articles it compares (and
+    of timed work), not whole tables: the report must be the one the whole tables give. Here
+    also an article whose two annotators drew nothing, one annotator's import, lead times on
+    compared and uncompared work."""
+    from conftest import article_rows
+    from spanbank.corpus.tables import TABLES
+    from spanbank.throughput import throughput
+
+    corpus = stored(tmp_path / "c")
+    now = pd.Timestamp("2024-06-02", tz="UTC")
+    extra = {"a5": "Nothing.", "a6": "Lee said: yes. Kim said: no.", "a7": "Pat said so."}
+    ann = pd.DataFrame(
+        [
+            ("y1", "p", "a5", "ann", "human", 30.0),
+            ("y2", "p", "a5", "bob", "human", 12.0),
+            ("y3", "p", "a6", "imp", "import", None),
+            ("y4", "q", "a6", "cat", "human", 8.0),
+            ("y5", "q", "a6", "ann", "human", 5.0),
+            ("y6", "p", "a7", "dan", "human", 20.0),  # timed, compared with nobody
+        ],
+        columns=["annotation_id", "project", "article_id", "annotator", "origin", "lead_time_s"],
+    ).assign(created_at=now, updated_at=now, version=1, cancelled=False, superseded=False)
+    spans = pd.DataFrame(
+        [
+            ("y3", "s1", "a6", "SPEAKER", 0, 3, "Lee"),
+            ("y4", "s1", "a6", "SPEAKER", 15, 18, "Kim"),
+            ("y5", "s1", "a6", "SPEAKER", 0, 3, "Lee"),
+            ("y6", "s1", "a7", "SPEAKER", 0, 3, "Pat"),
+        ],
+        columns=[*SPAN_COLS, "text"],
+    )
+    with corpus.writer() as w:
+        w.append("articles", article_rows(extra))
+        w.append("annotations", ann.reindex(columns=TABLES["annotations"].names))
+        w.append("spans", spans.reindex(columns=TABLES["spans"].names))
+    whole = {n: corpus.read(n) for n in ("articles", "annotations", "spans", "relations", "tasks")}
+    for project in (None, "p"):
+        got = agreement_report(corpus, project=project, bootstrap=30, seed=4, views=True)
+        want = build_report(*whole.values(), project=project, bootstrap=30, seed=4, views=True)
+        want["throughput"] = throughput(whole["annotations"], whole["spans"], project)
+        got.pop("honeypots")
+        assert got["coverage"]["articles_with_2plus"] == (4 if project is None else 3)
+        assert to_json(got) == to_json(want)
+        assert got["_views"] == want["_views"]
+
+
 def test_attribution_agreement_quote_and_full():
     rep = report()
     att = rep["attributions"]["overall"]

@@ -75,7 +75,9 @@ class _Gold:
 
 
 def _human_inputs(corpus: Corpus, project, article_ids=None):
-    """Latest human annotations and their spans/relations, each row tagged with its annotator."""
+    """Latest human annotations, and the spans/relations of those on articles with two or more
+    annotators (the others are not adjudicated: an archive imported with one annotator's
+    spans would be read whole), each row tagged with its annotator."""
     from spanbank.corpus.annotations import without_honeypot_work
 
     rows = (
@@ -85,7 +87,8 @@ def _human_inputs(corpus: Corpus, project, article_ids=None):
     )
     ann = without_honeypot_work(corpus, latest_per_annotator(rows, project=project))
     del rows
-    who = ann[["annotation_id", "article_id", "annotator"]]
+    multi = ann.groupby("article_id")["annotator"].transform("nunique").to_numpy() >= 2
+    who = ann.loc[multi, ["annotation_id", "article_id", "annotator"]]
     spans = _rows_of(corpus, "spans", who["annotation_id"]).to_pandas()
     rels = _rows_of(corpus, "relations", who["annotation_id"]).to_pandas()
     spans = spans.drop(columns=["article_id"]).merge(who, on="annotation_id")

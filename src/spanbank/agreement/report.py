@@ -62,12 +62,30 @@ def agreement_report(
     `workers` local processes or the Dask cluster at `scheduler` when asked (else here)."""
     from spanbank.honeypots import corpus_honeypot_scores
     from spanbank.parallel import asked_workers, engine
-    from spanbank.throughput import throughput
+    from spanbank.throughput import throughput, timed_ids
 
-    ann, spans = corpus.read("annotations"), corpus.read("spans")
+    ann = corpus.read("annotations")
+    # the spans of what the report reads, not the table's (an import of one annotator's work
+    # on a whole archive would be read whole)
+    live = latest_per_annotator(ann, project)
+    multi = live.groupby("article_id")["annotator"].transform("nunique").to_numpy() >= 2
+    needed = pd.concat([live.loc[multi, "annotation_id"], timed_ids(ann, project)]).unique()
+    spans = corpus.read_in("spans", "annotation_id", needed).to_pandas()
+    compared = live.loc[multi, "article_id"].unique()
     with engine(asked_workers(workers, scheduler), scheduler) as eng:
         report = _report_on(
-            eng, corpus, ann, spans, project, labels, annotators, iou, bootstrap, seed, views
+            eng,
+            corpus,
+            ann,
+            spans,
+            compared,
+            project,
+            labels,
+            annotators,
+            iou,
+            bootstrap,
+            seed,
+            views,
         )
     report["throughput"] = throughput(ann, spans, project)
     report["honeypots"] = corpus_honeypot_scores(
@@ -76,16 +94,19 @@ def agreement_report(
     return report
 
 
-def _report_on(eng, corpus, ann, spans, project, labels, annotators, iou, bootstrap, seed, views):
+def _report_on(
+    eng, corpus, ann, spans, compared, project, labels, annotators, iou, bootstrap, seed, views
+):
+    """build_report over the rows of the `compared` articles (ids), read from the corpus."""
     from spanbank.corpus.articles import texts_of
 
-    texts = texts_of(corpus, ann["article_id"].unique())  # the annotated articles' only
+    texts = texts_of(corpus, compared)
     return build_report(
         pd.DataFrame({"article_id": list(texts), "text": list(texts.values())}),
         ann,
         spans,
-        corpus.read("relations"),
-        corpus.read("tasks"),
+        corpus.read_in("relations", "annotation_id", spans["annotation_id"].unique()).to_pandas(),
+        corpus.read_in("tasks", "article_id", compared).to_pandas(),
         project=project,
         labels=labels,
         annotators=annotators,
