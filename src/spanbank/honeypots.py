@@ -150,8 +150,9 @@ def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> lis
     human = latest_per_annotator(ann).merge(
         hp[["project", "article_id"]].drop_duplicates(), on=["project", "article_id"]
     )
-    spans = corpus.read("spans")
     ref = hp.drop_duplicates("article_id", keep="last")[["article_id", HONEYPOT_GOLD]]
+    wanted = pd.concat([human["annotation_id"], ref[HONEYPOT_GOLD]]).dropna().unique()
+    spans = corpus.read_in("spans", "annotation_id", wanted).to_pandas()  # not the whole table
     gold = spans[spans["annotation_id"].isin(set(ref[HONEYPOT_GOLD]))]
     mine = spans.drop(columns=["article_id"]).merge(
         human[["annotation_id", "article_id", "annotator"]], on="annotation_id"
