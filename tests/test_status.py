@@ -193,6 +193,23 @@ def test_spans_and_annotations_count_live_ones_only(corpus):
     assert _project(st, "p")["spans"] == 4
 
 
+def test_spans_are_counted_across_the_files_of_the_table(corpus):
+    """Spans are counted a batch at a time: one annotation's spans written by two commits (two
+    files) are counted once each, and their annotation's timed work keeps its span count."""
+    before = corpus_status(corpus)
+    with corpus.writer() as w:
+        w.append("annotations", pd.DataFrame([_ann("z1", "p", "a1", "zed")]))
+        w.append("spans", pd.DataFrame([_span("z1", "a1", 0)]))
+    with corpus.writer() as w:
+        w.append("spans", pd.DataFrame([_span("z1", "a1", 1), _span("z1", "a1", 2)]))
+    assert len(corpus.table_files("spans")) >= 3
+    st = corpus_status(corpus)
+    assert st["spans"] == before["spans"] + 3
+    assert _project(st, "p")["spans"] == _project(before, "p")["spans"] + 3
+    zed = st["throughput"]["per_annotator"]["zed"]
+    assert zed["annotations"] == 1 and zed["spans"] == 3
+
+
 def test_project_coverage_against_its_overlap(corpus):
     p = _project(corpus_status(corpus), "p")
     assert (p["tasks"], p["pushed"], p["annotated"], p["pending"], p["annotators"]) == (

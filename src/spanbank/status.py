@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus.annotations import (
@@ -15,7 +16,7 @@ from spanbank.corpus.annotations import (
 from spanbank.corpus.store import Corpus
 from spanbank.honeypots import corpus_honeypot_scores
 from spanbank.labelstudio.overlap import OVERLAP_COLUMN
-from spanbank.throughput import throughput
+from spanbank.throughput import throughput, timed_ids
 
 DEFAULT_OVERLAP = 1  # Label Studio's maximum_annotations when a project sets none
 STATUS_BOOTSTRAP = 200  # resamples for the honeypot CIs status shows (agree uses its --bootstrap)
@@ -39,7 +40,10 @@ def corpus_status(corpus: Corpus) -> dict:
     projects = sorted(
         set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique())
     )
-    labelled = corpus.read_arrow("spans", columns=["annotation_id", "label"]).to_pandas()
+    # the spans throughput counts: those of timed work, not the table's
+    labelled = corpus.read_in(
+        "spans", "annotation_id", timed_ids(ann), ["annotation_id", "label"]
+    ).to_pandas()
     plans = task_plans(corpus)
     log = corpus.commits()
     return {
@@ -68,12 +72,19 @@ def corpus_status(corpus: Corpus) -> dict:
 
 
 def _spans_per_annotation(corpus: Corpus, live_ids: pd.Series) -> pd.Series:
-    """Span count per live annotation id (superseded, deleted or skipped versions' spans left out)."""
-    counts = pc.value_counts(corpus.read_arrow("spans", columns=["annotation_id"]).column(0))
+    """Span count per live annotation id (superseded, deleted or skipped versions' spans left
+    out), counted a batch of the table at a time: memory holds counts, not spans."""
+    parts = [pc.value_counts(b.column(0)) for b in corpus.iter_batches("spans", ["annotation_id"])]
+    if not parts:
+        return pd.Series(0, index=live_ids.to_numpy(), dtype="int64")
+    per_batch = pa.concat_arrays(parts)  # an annotation's spans may straddle two batches
+    counts = (
+        pa.table({"id": per_batch.field("values"), "n": per_batch.field("counts")})
+        .group_by("id")
+        .aggregate([("n", "sum")])
+    )
     counts = pd.Series(
-        counts.field("counts").to_numpy(zero_copy_only=False),
-        index=counts.field("values").to_pandas(),
-        dtype="int64",
+        counts.column("n_sum").to_numpy(), index=counts.column("id").to_pandas(), dtype="int64"
     )
     return counts.reindex(live_ids.to_numpy(), fill_value=0)
 
