@@ -165,6 +165,21 @@ def synth_corpus(n: int, seed: int = 0, annotators: int = 0) -> Path:
     return out
 
 
+def synth_annotations(spans, now, origin: str = "human", annotator: str | None = None):
+    """One `annotations` row per annotation of synthetic `spans` (project `bench`)."""
+    ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates("annotation_id")
+    return ann.assign(
+        project="bench",
+        origin=origin,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        cancelled=False,
+        superseded=False,
+        **({"annotator": annotator} if annotator else {}),
+    )
+
+
 def corpus_from_synth(
     path: Path,
     n: int,
@@ -190,18 +205,7 @@ def corpus_from_synth(
                 keep = set(arts["article_id"].iloc[: max(0, annotated - i * chunk)])
                 spans = spans[spans["article_id"].isin(keep)]
                 rels = rels[rels["annotation_id"].isin(set(spans["annotation_id"]))]
-            ann = spans[["annotation_id", "article_id", "annotator"]].drop_duplicates(
-                "annotation_id"
-            )
-            ann = ann.assign(
-                project="bench",
-                origin="human",
-                created_at=now,
-                updated_at=now,
-                version=1,
-                cancelled=False,
-                superseded=False,
-            )
+            ann = synth_annotations(spans, now)
             tables = {
                 "articles": arts.assign(language="en", origin="synth", ingested_at=now),
                 "spans": spans.drop(columns="annotator"),

@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import CACHE, corpus_from_synth
+from _common import CACHE, corpus_from_synth, synth_annotations
 from bench_parallel import _baseline_src, run_json
 
 ANNOTATED = 200
@@ -83,17 +83,7 @@ def _import_truth(path: Path, n: int) -> None:
             if not i:
                 spans = spans[~spans["article_id"].isin(set(arts["article_id"].iloc[:ANNOTATED]))]
                 rels = rels[rels["annotation_id"].isin(set(spans["annotation_id"]))]
-            ann = spans[["annotation_id", "article_id"]].drop_duplicates("annotation_id")
-            ann = ann.assign(
-                project="bench",
-                annotator="import",
-                origin="import",
-                created_at=now,
-                updated_at=now,
-                version=1,
-                cancelled=False,
-                superseded=False,
-            )
+            ann = synth_annotations(spans, now, origin="import", annotator="import")
             for name, df in (
                 ("spans", spans.drop(columns="annotator")),
                 ("relations", rels),
