@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from spanbank.corpus.delta import readable
+
 
 class IdSet:
     """A set of ids indexed once, for looking up batch after batch. `pc.is_in` hashes its whole
@@ -167,15 +169,17 @@ def texts_of(corpus, ids) -> dict[str, str]:
         return texts
     wanted = IdSet(pa.array(unique, pa.string()))
     for f in corpus.table_files("articles"):
-        pf = pq.ParquetFile(f)
-        for g in range(pf.num_row_groups):
-            hit = wanted.mask(pf.read_row_group(g, columns=["article_id"]).column(0))
-            if not pc.any(hit).as_py():
-                continue
-            found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
-            texts.update(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))
-            if len(texts) >= len(wanted):
-                return texts
+        with readable(f.parent):
+            pf = pq.ParquetFile(f)
+            for g in range(pf.num_row_groups):
+                hit = wanted.mask(pf.read_row_group(g, columns=["article_id"]).column(0))
+                if not pc.any(hit).as_py():
+                    continue
+                found = pf.read_row_group(g, columns=["article_id", "text"]).filter(hit)
+                got = zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True)
+                texts.update(got)
+                if len(texts) >= len(wanted):
+                    return texts
     return texts
 
 

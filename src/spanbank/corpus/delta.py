@@ -124,14 +124,20 @@ def read_files(
     if not files:
         table = schema.empty_table()
         return table.select(columns) if columns else table
-    try:
+    with readable(files[0].parent):
         return ds.dataset([str(f) for f in files], format="parquet", schema=schema).to_table(
             columns=columns, filter=where
         )
+
+
+@contextlib.contextmanager
+def readable(folder: Path):
+    """A data file of the table in `folder` that cannot be read (vacuumed for an old version,
+    truncated, not Parquet) as one CorpusError line, whichever way it is read."""
+    try:
+        yield
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-        raise CorpusError(
-            f"{files[0].parent}: a data file is not readable ({_one_line(exc)})"
-        ) from None
+        raise CorpusError(f"{folder}: a data file is not readable ({_one_line(exc)})") from None
 
 
 class FileWriter:
@@ -269,9 +275,16 @@ def iter_file_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Batches of `files` in order, reading only the `columns` a file has."""
     for f in files:
-        pf = pq.ParquetFile(f)
-        cols = [c for c in columns if c in pf.schema_arrow.names]
-        yield from pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
+        with readable(f.parent):
+            pf = pq.ParquetFile(f)
+            cols = [c for c in columns if c in pf.schema_arrow.names]
+            batches = pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False)
+        while True:
+            with readable(f.parent):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            yield batch
 
 
 def _one_line(exc: BaseException) -> str:
@@ -349,15 +362,17 @@ def take(files: list[Path], schema: pa.Schema, rows, columns: list[str] | None) 
     cols = columns or schema.names
     parts, base = [], 0
     for f in files:
-        pf = pq.ParquetFile(f)
-        for g in range(pf.num_row_groups):
-            n = pf.metadata.row_group(g).num_rows
-            lo, hi = np.searchsorted(want, [base, base + n])
-            if hi > lo:
-                stored = [c for c in cols if c in pf.schema_arrow.names]
-                group = pf.read_row_group(g, columns=stored, use_threads=False)
-                parts.append(read_conform(group.take(pa.array(want[lo:hi] - base)), schema, cols))
-            base += n
+        with readable(f.parent):
+            pf = pq.ParquetFile(f)
+            for g in range(pf.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                lo, hi = np.searchsorted(want, [base, base + n])
+                if hi > lo:
+                    stored = [c for c in cols if c in pf.schema_arrow.names]
+                    group = pf.read_row_group(g, columns=stored, use_threads=False)
+                    picked = group.take(pa.array(want[lo:hi] - base))
+                    parts.append(read_conform(picked, schema, cols))
+                base += n
     if not parts:
         return schema.empty_table().select(cols)
     return pa.concat_tables(parts)
