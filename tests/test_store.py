@@ -169,6 +169,17 @@ def test_unreadable_data_file_is_one_line(corpus):
     corpus.table_files("articles")[0].write_bytes(b"not parquet at all")
     with pytest.raises(CorpusError, match="articles: a data file is not readable"):
         corpus.read("articles")
+    # read a batch, a row or a text at a time (commands that do not read whole tables): the same
+    from spanbank.corpus.articles import texts_of
+
+    for read in (
+        lambda: list(corpus.iter_batches("articles", ["article_id"])),
+        lambda: corpus.read_in("articles", "article_id", ["x"]),
+        lambda: corpus.take("articles", [0]),
+        lambda: texts_of(corpus, ["x"]),
+    ):
+        with pytest.raises(CorpusError, match="articles: a data file is not readable"):
+            read()
 
 
 def test_rows_come_back_in_append_order_through_edits_and_compaction(corpus):
