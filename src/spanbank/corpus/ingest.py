@@ -852,7 +852,7 @@ def _ingest_files(
                 duplicates.append(
                     f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)}) with another text"
                 )
-    old = _stored_texts(corpus, [c[2] for c in clashes if c[3] is not None]) if clashes else {}
+    old = texts_of(corpus, [c[2] for c in clashes if c[3] is not None]) if clashes else {}
     summary.refused += [
         f"{labels[k](where)}: id {aid} is stored with another text (re-ingesting would misalign its annotations)"
         + (f"; the texts {where_differ(old[aid], text, 'and now')}" if aid in old and text else "")
@@ -1353,7 +1353,7 @@ def _ingest_brat(
     with corpus.writer(wait) as w:
         stored = corpus.read("articles", columns=["article_id", "text_sha256"])
         existing = dict(zip(stored["article_id"], stored["text_sha256"], strict=True))
-        new = _dedupe(articles, existing, summary, lambda ids: _stored_texts(corpus, ids))
+        new = _dedupe(articles, existing, summary, lambda ids: texts_of(corpus, ids))
         updated = _metadata_updates(corpus, articles, existing) if meta is not None else None
         sha = dict(zip(articles["article_id"], articles["text_sha256"], strict=True))
         refused_ids = {
@@ -1487,11 +1487,6 @@ def _write_imported(corpus: Corpus, w, old_ann, ann_rows, children: dict, people
         pd.concat([marked, pd.DataFrame(ann_rows)], ignore_index=True) if len(marked) else ann_rows
     )
     w.upsert("annotations", rows, "annotation_id")
-
-
-def _stored_texts(corpus: Corpus, ids: list[str]) -> dict[str, str]:
-    """Stored texts of a few articles, by id (for a message that shows what changed)."""
-    return texts_of(corpus, ids)
 
 
 def _metadata_updates(corpus: Corpus, articles: pd.DataFrame, existing: dict) -> pd.DataFrame:
