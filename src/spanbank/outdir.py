@@ -47,7 +47,9 @@ def check(
     """Refuse an `out` whose replacement could delete anything but a previous `what`."""
     here = Path.cwd().resolve()
     if out == here or out in here.parents:
-        raise error(f"--out {out} is the current folder or holds it; name a subfolder")
+        raise error(
+            f"--out {out} is the current folder or holds it; name a subfolder (e.g. --out {what}s/NAME)"
+        )
     if not out.exists():
         return
     if out.is_symlink() or not out.is_dir():
