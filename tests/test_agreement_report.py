@@ -378,7 +378,8 @@ def test_report_from_the_rows_it_needs_equals_the_report_from_whole_tables(tmp_p
     """`agree` reads the spans, relations, tasks and texts of the articles it compares (and
     of timed work), not whole tables: the report must be the one the whole tables give. Here
     also an article whose two annotators drew nothing, one annotator's import, lead times on
-    compared and uncompared work."""
+    compared and uncompared work, and gold, which each annotator is scored against (on
+    articles compared or not)."""
     from conftest import article_rows
     from spanbank.corpus.tables import TABLES
     from spanbank.throughput import throughput
@@ -394,6 +395,8 @@ def test_report_from_the_rows_it_needs_equals_the_report_from_whole_tables(tmp_p
             ("y4", "q", "a6", "cat", "human", 8.0),
             ("y5", "q", "a6", "ann", "human", 5.0),
             ("y6", "p", "a7", "dan", "human", 20.0),  # timed, compared with nobody
+            ("g1", "p", "a6", "gold:majority", "gold", None),  # gold of a compared article
+            ("g2", "p", "a7", "gold:dan", "gold", None),  # and of dan's alone
         ],
         columns=["annotation_id", "project", "article_id", "annotator", "origin", "lead_time_s"],
     ).assign(created_at=now, updated_at=now, version=1, cancelled=False, superseded=False)
@@ -403,6 +406,8 @@ def test_report_from_the_rows_it_needs_equals_the_report_from_whole_tables(tmp_p
             ("y4", "s1", "a6", "SPEAKER", 15, 18, "Kim"),
             ("y5", "s1", "a6", "SPEAKER", 0, 3, "Lee"),
             ("y6", "s1", "a7", "SPEAKER", 0, 3, "Pat"),
+            ("g1", "s1", "a6", "SPEAKER", 15, 18, "Kim"),
+            ("g2", "s1", "a7", "SPEAKER", 0, 3, "Pat"),
         ],
         columns=[*SPAN_COLS, "text"],
     )
@@ -417,6 +422,7 @@ def test_report_from_the_rows_it_needs_equals_the_report_from_whole_tables(tmp_p
         want["throughput"] = throughput(whole["annotations"], whole["spans"], project)
         got.pop("honeypots")
         assert got["coverage"]["articles_with_2plus"] == (4 if project is None else 3)
+        assert "dan" in {g["annotator"] for g in want["gold"]}
         assert to_json(got) == to_json(want)
         assert got["_views"] == want["_views"]
 

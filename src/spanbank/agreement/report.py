@@ -66,10 +66,19 @@ def agreement_report(
 
     ann = corpus.read("annotations")
     # the spans of what the report reads, not the table's (an import of one annotator's work
-    # on a whole archive would be read whole)
+    # on a whole archive would be read whole): compared work, gold and the work scored against
+    # it, timed work
     live = latest_per_annotator(ann, project)
     multi = live.groupby("article_id")["annotator"].transform("nunique").to_numpy() >= 2
-    needed = pd.concat([live.loc[multi, "annotation_id"], timed_ids(ann, project)]).unique()
+    gold = latest_per_annotator(ann, project, origins=("gold",))
+    on_gold = live["article_id"].isin(gold["article_id"]).to_numpy()
+    needed = pd.concat(
+        [
+            live.loc[multi | on_gold, "annotation_id"],
+            gold["annotation_id"],
+            timed_ids(ann, project),
+        ]
+    ).unique()
     spans = corpus.read_in("spans", "annotation_id", needed).to_pandas()
     compared = live.loc[multi, "article_id"].unique()
     with engine(asked_workers(workers, scheduler), scheduler) as eng:
