@@ -21,6 +21,8 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the speedups and the default's ratio to 1 worker; the median
   head (start to the first chunk written) and tail (last chunk to the end); with
   --baseline-ref, the code at that ref too, in the same rounds.
+- (--stages start) seconds and CPU seconds until 2 local workers are ready with the tagger
+  imported: forked from a forkserver (what the engine does) vs spawned (Dask's default).
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
   real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
   DIR), each run in a fresh process, spaCy imported before either clock starts. Synthetic texts
@@ -31,6 +33,7 @@ Usage: python benchmarks/bench_parallel.py --n 10000
        python benchmarks/bench_parallel.py --stages agree --n 5000 --baseline-ref main
        python benchmarks/bench_parallel.py --stages select --n 5000
        python benchmarks/bench_parallel.py --stages export-real --repeat 5
+       python benchmarks/bench_parallel.py --stages start --repeat 5
        python benchmarks/bench_parallel.py --stages export-fresh --n 62500 --baseline-ref main
        python benchmarks/bench_parallel.py --stages export-fresh --n 62500 --repeat 2
 """
@@ -62,17 +65,16 @@ with contextlib.suppress(ImportError):  # as the spanbank command sets glibc's m
     malloctrim.tune()
 
 
-def run_json(code: str, *args: str, path: str | None = None) -> dict:
-    """Run `code` in a fresh Python (importing spanbank from `path` when given) and return the
-    JSON object its last output line holds."""
+def run_json(code: str, *args: str, path: str | None = None, file: Path | None = None) -> dict:
+    """Run `code` (or the script `file`) in a fresh Python (importing spanbank from `path` when
+    given) and return the JSON object its last output line holds."""
     import json
     import subprocess
     import sys
 
     env = os.environ | {"PYTHONPATH": path} if path else None
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True
-    )
+    run = [str(file)] if file else ["-c", code]
+    out = subprocess.run([sys.executable, *run, *args], env=env, capture_output=True, text=True)
     if out.returncode:  # the child's own last words, not only its exit status
         sys.exit(f"a benchmark child failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -393,7 +395,7 @@ def main() -> None:
         "--stages",
         default="export,tagger",
         help="comma-separated: export, tagger, ingest, agree, select, export-real, export-fresh, "
-        "memory, memory-tag, memory-ingest, memory-boot",
+        "start, memory, memory-tag, memory-ingest, memory-boot",
     )
     ap.add_argument(
         "--baseline-ref",
@@ -422,6 +424,8 @@ def main() -> None:
         bench_select(args.n, args.repeat)
     if "export-real" in stages:
         bench_export_real(args.real, args.repeat)
+    if "start" in stages:
+        bench_start(args.repeat)
     if "export-fresh" in stages:
         bench_export_fresh(args.n, args.repeat, args.formats, args.baseline_ref)
     if args.memory:
@@ -519,6 +523,59 @@ def alternating(sides, repeat: int, run) -> tuple[dict, dict]:
         {k: min(v) for k, v in times.items()},
         {k: statistics.median(v) for k, v in times.items()},
     )
+
+
+START_RUN = """
+import json, os, time
+import psutil
+
+
+def ready():  # what a tagging part brings into a worker: the tagger, pyarrow and pandas
+    import pyarrow as pa
+    import spanbank.predict
+    pa.array(["x"])
+
+
+if __name__ == "__main__":
+    from spanbank.parallel import engine
+    me = psutil.Process()
+    cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
+    with engine(workers=2) as eng:
+        eng._connect().run(ready)
+        wall = time.perf_counter() - t0
+        kids = sum(sum(k.cpu_times()[:2]) for k in me.children(recursive=True))
+        print(json.dumps({"s": wall, "cpu": sum(me.cpu_times()[:2]) - cpu0 + kids}))
+"""
+
+
+def bench_start(repeat: int) -> None:
+    """Seconds and CPU seconds (this process and its children) until a local cluster of 2 workers
+    has the tagger imported: workers forked from a forkserver (ours) vs spawned (Dask's default),
+    each run in a fresh process, alternating."""
+    import statistics
+
+    key = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
+    sides = {"forkserver": "forkserver", "spawn": "spawn"}
+    got: dict = {k: [] for k in sides}
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        script = Path(tmp) / "start.py"  # a file: the workers' start runs its main module again
+        script.write_text(START_RUN)
+        for _ in range(repeat):
+            for side, method in sides.items():
+                os.environ[key] = method
+                try:
+                    got[side].append(run_json("", file=script))
+                finally:
+                    os.environ.pop(key, None)
+    print(f"2 local workers ready with the tagger imported ({repeat} runs each, fresh processes):")
+    for side, runs in got.items():
+        s, cpu = [r["s"] for r in runs], [r["cpu"] for r in runs]
+        print(
+            f"  {side:<10} best {min(s):5.2f} s  median {statistics.median(s):5.2f} s  "
+            f"CPU median {statistics.median(cpu):5.2f} s"
+        )
+    med = {k: statistics.median(r["s"] for r in v) for k, v in got.items()}
+    print(f"  spawn / forkserver (median seconds): {med['spawn'] / med['forkserver']:5.2f}")
 
 
 def bench_export_fresh(

@@ -43,6 +43,10 @@ def _pool_name(x):
     return pa.default_memory_pool().backend_name
 
 
+def _parent(x):
+    return os.getppid()
+
+
 def digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -159,13 +163,16 @@ def test_one_part_runs_here_even_with_workers():
 
 
 def _children() -> set[int]:
-    """This process's worker processes (not multiprocessing's resource tracker)."""
+    """This process's worker processes: spawned, or forked from multiprocessing's forkserver (not
+    the forkserver itself, nor the resource tracker)."""
     import psutil
 
+    me = psutil.Process()
     pids = set()
-    for p in psutil.Process().children(recursive=True):
+    for p in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(p.cmdline()):
+            line = " ".join(p.cmdline())
+            if "spawn_main" in line or ("forkserver" in line and p.ppid() != me.pid):
                 pids.add(p.pid)
     return pids
 
@@ -331,6 +338,8 @@ def test_local_cluster_export_is_byte_identical(corpus, local_export, tmp_path):
         assert os.getpid() not in pids and len(pids) == 2
         # the workers we start allocate Arrow memory from the pool that gives it back
         assert set(eng.map(_pool_name, range(4))) == {"jemalloc"}
+        # forked from a forkserver (cheaper to start), not spawned by this process's nannies
+        assert os.getpid() not in set(eng.map(_parent, range(4)))
     out = tmp_path / "out"
     export_dataset(corpus, FORMATS, out, workers=2, chunk_size=40, agreement=False)
     got = digests(out)
@@ -764,3 +773,35 @@ def test_preannotation_progress_on_two_workers_counts_each_part(corpus, tmp_path
     assert summary["articles"] == 240
     parts = [e[1] for e in events if e[0] == "tagged parts"]
     assert parts == [1, 2, 3, 4]
+
+
+PRELOAD_RUN = """
+import json, os
+from spanbank.parallel import engine
+
+with engine(workers=2) as eng:
+    eng.start("spanbank_marker")
+    workers = sorted(eng._connect().run(os.getpid).values())
+print(json.dumps(workers))
+"""
+
+
+def test_the_modules_a_stage_names_are_imported_once_for_all_workers(tmp_path):
+    """`start`'s modules are imported by the forkserver the workers are forked from, once, not
+    by each worker (spaCy took each about a second). In a fresh process: this one's forkserver
+    runs already."""
+    mark = tmp_path / "imported-by"
+    (tmp_path / "spanbank_marker.py").write_text(
+        f"import os\nwith open({str(mark)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
+    )
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])
+    out = subprocess.run(
+        [sys.executable, "-c", PRELOAD_RUN],
+        env=os.environ | {"PYTHONPATH": path},  # the forkserver's sys.path is its own
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    workers = json.loads(out.stdout.splitlines()[-1])
+    importers = mark.read_text().split()
+    assert len(workers) == 2 and len(importers) == 1 and int(importers[0]) not in workers
