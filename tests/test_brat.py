@@ -590,6 +590,21 @@ def test_metadata_without_id_column_is_one_line_error(corpus, tmp_path):
         ingest_paths(corpus, [d], fmt="brat", metadata=meta)
 
 
+def test_metadata_date_outside_years_1_to_9999_is_one_line_error(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    for date in ("0000-01-01", "-1", "0001-01-01T00:00:00+01:00"):
+        meta = _write(tmp_path / "m.tsv", f"id\tdate\nstorm\t{date}\n")
+        with pytest.raises(IngestError) as info:
+            ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+        assert str(info.value) == (
+            f"{meta}: published_at {date!r} is outside years 1..9999 in UTC "
+            "(what every export can write)"
+        )
+    assert corpus.read_arrow("articles").num_rows == 0
+
+
 def test_cli_ingest_with_metadata_then_export_by_official_split(corpus, tmp_path):
     from click.testing import CliRunner
 

@@ -697,6 +697,26 @@ def test_misaligned_span_fails_naming_it_and_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
+def test_a_stored_date_before_year_1_is_one_error_naming_the_article(tmp_path):
+    """Ingest once stored such dates; turning them into Python values died with OverflowError."""
+    corpus = build_corpus(tmp_path / "c", articles={k: ARTICLES[k] for k in ("a1", "a03")})
+    art = _rows("articles", [{"article_id": "old", "text": "Old text.", "origin": "test"}])
+    art["published_at"] = pd.to_datetime(pd.Series(["0000-06-01"]), utc=True, format="mixed")
+    assert art["published_at"].dt.year[0] == 0
+    ann = {"annotation_id": "ann-old", "project": "news", "article_id": "old"}
+    ann |= {"annotator": "alice", "origin": "human", "cancelled": False, "superseded": False}
+    ann |= {"version": 1, "created_at": T0, "updated_at": T0}
+    with corpus.writer() as w:
+        w.append("articles", art)
+        w.append("annotations", _rows("annotations", [ann]))
+    with pytest.raises(ExportError) as info:
+        run(corpus, tmp_path / "o", ALL)
+    assert str(info.value).startswith(
+        "article 'old': its published_at is in year 0, outside 1..9999, and cannot be exported"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
 def test_no_emails_in_any_exported_byte(exported):
     _, out, _ = exported
     for p in out.rglob("*"):

@@ -355,6 +355,49 @@ def test_bad_date_is_refused(corpus, tmp_path):
     ]
 
 
+def test_date_outside_years_1_to_9999_in_utc_is_refused(corpus, tmp_path):
+    """Such dates were stored (pandas and Arrow hold them), then every export and `sql` over
+    articles died with OverflowError, and a re-ingest with the date fixed said unchanged."""
+    out = "is outside years 1..9999 in UTC (what every export can write)"
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"id": "y0", "text": "a", "published_at": "0000-01-01"},
+            {"id": "neg", "text": "b", "published_at": -1},
+            {"id": "net", "text": "c", "published_at": "0001-01-01T00:00:00+01:00"},
+            {"id": "max", "text": "d", "published_at": "9999-12-31T23:00:00-05:00"},
+            {"id": "lo", "text": "e", "published_at": "0001-01-01T00:00:00Z"},
+            {"id": "hi", "text": "f", "published_at": "9999-12-31T23:59:59Z"},
+        ],
+    )
+    c = tmp_path / "a.csv"
+    c.write_text("id,text,published_at\ncy0,g,0000-06-01\ncok,h,2021-01-01\n")
+    p = tmp_path / "a.parquet"
+    year0 = -62167219200000000  # 0000-01-01 in microseconds since 1970
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["py0", "pok"],
+                "text": ["i", "j"],
+                "published_at": pa.array([year0, 0], pa.timestamp("us")),
+            }
+        ),
+        p,
+    )
+    summary = ingest_paths(corpus, [f, c, p])
+    assert summary.refused == [
+        f"{f}:1: published_at '0000-01-01' {out}",
+        f"{f}:2: published_at '-1' {out}",
+        f"{f}:3: published_at '0001-01-01T00:00:00+01:00' {out}",
+        f"{f}:4: published_at '9999-12-31T23:00:00-05:00' {out}",
+        f"{c}:2: published_at '0000-06-01' {out}",
+        f"{p}:row 0: published_at '0000-01-01 00:00:00' {out}",
+    ]
+    assert sorted(_articles(corpus)) == ["cok", "hi", "lo", "pok"]
+    # what exports and `sql` do with the dates: turn them into Python datetimes
+    assert len(corpus.read_arrow("articles").column("published_at").to_pylist()) == 4
+
+
 def test_non_utf8_file_names_file_and_suggests_encoding(corpus, tmp_path):
     f = tmp_path / "latin.txt"
     f.write_bytes("Caf\xe9 cr\xe8me\nLe ministre a dit.".encode("latin-1"))

@@ -27,7 +27,12 @@ import pyarrow.parquet as pq
 from spanbank.corpus import delta
 from spanbank.corpus.articles import texts_of
 from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
-from spanbank.corpus.metadata import metadata_changes, read_metadata, with_metadata
+from spanbank.corpus.metadata import (
+    metadata_changes,
+    parse_dates,
+    read_metadata,
+    with_metadata,
+)
 from spanbank.corpus.store import CONFIG_FILE, SCHEMA_FILE, Corpus, Planned, temp_prefix
 from spanbank.corpus.tables import TS, to_arrow
 from spanbank.errors import IngestError
@@ -548,10 +553,13 @@ def normalise(
         at += where
         out = out[keep]
     if out["published_at"].notna().any():
-        parsed = pd.to_datetime(out["published_at"], utc=True, errors="coerce", format="mixed")
-        bad = parsed.isna() & out["published_at"].notna()
-        for w, v in zip(out.loc[bad, "_where"], out.loc[bad, "published_at"], strict=True):
-            refused.append(f"{label(w)}: published_at {v!r} is not a date")
+        parsed, date_why = parse_dates(out["published_at"])
+        bad = date_why.notna()
+        for w, v, r in zip(
+            out.loc[bad, "_where"], out.loc[bad, "published_at"], date_why[bad], strict=True
+        ):
+            shown = v if isinstance(v, str) else str(v)  # a Parquet date: its text, not its repr
+            refused.append(f"{label(w)}: published_at {shown!r} {r}")
             at.append(w)
         out = (
             out[~bad].assign(published_at=parsed[~bad])

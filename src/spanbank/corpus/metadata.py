@@ -78,12 +78,30 @@ def _field_columns(columns, path: Path) -> dict[str, str]:
 def _dates(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if "published_at" not in df.columns:
         return df
-    parsed = pd.to_datetime(df["published_at"], utc=True, errors="coerce", format="mixed")
-    bad = parsed.isna() & df["published_at"].notna()
+    parsed, why = parse_dates(df["published_at"])
+    bad = why.notna()
     if bad.any():
         v = df.loc[bad, "published_at"].iloc[0]
-        raise IngestError(f"{path}: published_at {v!r} is not a date")
+        raise IngestError(f"{path}: published_at {v!r} {why[bad].iloc[0]}")
     return df.assign(published_at=parsed)
+
+
+# the years a stored date may have, in UTC: what Python's datetime holds. Arrow and pandas hold
+# year 0 and before too, but every export and `sql` turn dates into datetimes, and died on them.
+MIN_YEAR, MAX_YEAR = 1, 9999
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """`values` as UTC dates, and for each the reason it cannot be one (None when it can):
+    not a date, or a date whose year in UTC is outside MIN_YEAR..MAX_YEAR."""
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    why = pd.Series(None, index=values.index, dtype=object)
+    why[parsed.isna() & values.notna()] = "is not a date"
+    year = parsed.dt.year
+    why[(year < MIN_YEAR) | (year > MAX_YEAR)] = (
+        f"is outside years {MIN_YEAR}..{MAX_YEAR} in UTC (what every export can write)"
+    )
+    return parsed, why
 
 
 def with_metadata(articles: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
+from spanbank.corpus.metadata import MAX_YEAR, MIN_YEAR
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
 from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import ExportError
@@ -564,6 +565,7 @@ def _chunk(batches, chosen, codes, splits, start, span_source, group_by) -> dict
     """What one chunk's documents are built from: Arrow tables and a frame (cheap to send to a
     worker, which turns them into rows). Its articles are the selection's rows from `start` on."""
     rows = pa.Table.from_batches(batches)
+    _check_dates(rows)
     ids = rows.column("article_id").to_pylist()
     chunk_ann = chosen(start, len(ids))
     if chunk_ann["article_id"].tolist() != ids:  # we hold the lock: a bug, not a user's error
@@ -578,6 +580,25 @@ def _chunk(batches, chosen, codes, splits, start, span_source, group_by) -> dict
         "split_of": dict(zip(ids, names, strict=True)),
         "group_by": group_by,
     }
+
+
+def _check_dates(rows: pa.Table) -> None:
+    """Refuse a date Python's datetime cannot hold (years 1..9999): ingest stored some before it
+    refused them, and turning the rows into Python values died on them with a traceback."""
+    for name, col in zip(rows.column_names, rows.columns, strict=True):
+        if not pa.types.is_timestamp(col.type):
+            continue
+        year = pc.year(col)
+        bad = pc.or_(pc.less(year, MIN_YEAR), pc.greater(year, MAX_YEAR))
+        if not pc.any(bad).as_py():
+            continue
+        i = pc.index(bad, True).as_py()
+        raise ExportError(
+            f"article {rows.column('article_id')[i].as_py()!r}: its {name} is in year "
+            f"{year[i].as_py()}, outside {MIN_YEAR}..{MAX_YEAR}, and cannot be exported (ingest "
+            "now refuses such dates; `ingest --format brat DIR --metadata FILE` corrects a brat "
+            "article's)"
+        )
 
 
 def _encode_chunk(chunk: dict, context) -> dict:
