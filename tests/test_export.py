@@ -529,6 +529,22 @@ def test_hf_leaves_out_empty_splits_and_says_so(tmp_path):
     assert pd.read_parquet(tmp_path / "o/hf/parquet/never.parquet").empty
 
 
+def test_brat_export_with_an_empty_split_is_replaced_by_its_rerun(tmp_path):
+    """brat keeps a folder per split, empty or not (as jsonl keeps a file); the manifest lists
+    files only, and the same export run again was refused: `brat/test/ is not in its manifest`."""
+    corpus = build_corpus(tmp_path / "c")
+    out = tmp_path / "o"
+    run(corpus, out, ["brat", "jsonl"], split="train=1,test=0")
+    assert (out / "brat/test").is_dir() and not any((out / "brat/test").iterdir())
+    before = (out / "manifest.json").read_bytes()
+    s = run(corpus, out, ["brat", "jsonl"], split="train=1,test=0")
+    assert s["splits"] == {"train": len(ARTICLES), "test": 0}
+    assert verify(out) == [] and (out / "manifest.json").read_bytes() == before
+    (out / "brat/test/mine.txt").write_text("my notes")  # a folder holding anything still counts
+    with pytest.raises(ExportError, match=r"\(brat/test/ is not in its manifest\)"):
+        run(corpus, out, ["brat", "jsonl"], split="train=1,test=0")
+
+
 def test_manifest_verify_detects_tampering(tmp_path):
     corpus = build_corpus(tmp_path / "c")
     run(corpus, tmp_path / "o", ["jsonl"])

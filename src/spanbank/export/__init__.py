@@ -778,7 +778,10 @@ def _manifest(
 
 
 def _not_an_export(out: Path) -> str | None:
-    """Why `out` is not provably a previous export (its manifest lists every file in it), or None."""
+    """Why `out` is not provably a previous export (its manifest lists every file in it), or None.
+
+    The manifest lists files, not folders: an empty folder (brat's for an empty split, as
+    jsonl writes an empty file for one) holds nothing that replacing it could lose."""
     try:
         manifest = json.loads((out / MANIFEST).read_text("utf-8"))
     except FileNotFoundError:
@@ -802,10 +805,15 @@ def _not_an_export(out: Path) -> str | None:
             path = d if rel == "." else f"{rel}/{d}"
             if (Path(root, d) / CORPUS_CONFIG).exists():
                 return f"{path}/ holds a corpus"
-            if Path(root, d).is_symlink() or path not in folders:
+            if Path(root, d).is_symlink() or (path not in folders and not _empty(Path(root, d))):
                 return f"{path}/ is not in its manifest"
         for n in names:
             path = n if rel == "." else f"{rel}/{n}"
             if path not in listed or Path(root, n).is_symlink():
                 return f"{path} is not in its manifest"
     return None
+
+
+def _empty(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return next(entries, None) is None
