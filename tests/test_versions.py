@@ -104,6 +104,32 @@ def test_the_command_line_keeps_no_secret(monkeypatch):
     assert line.endswith("--project news")
 
 
+def test_the_command_line_keeps_no_email(tmp_path, monkeypatch):
+    """docs/SECURITY.md: an annotator's e-mail is kept only in `annotators`. `commits.command`
+    kept `ingest --annotator bob@corp.example` as typed (shown by `log`, and by `sql` without
+    --private); it now holds the pseudonym the annotator was stored under."""
+    from spanbank.corpus.ingest import ingest_paths
+
+    email = "bob.private@corp.example"
+    assert command_line(["spanbank", "ingest", "--annotator", email, f"--x={email}"]) == (
+        "spanbank ingest --annotator *** --x=***"
+    )
+    line = command_line(["spanbank", "--annotator", "bob@host"], pseudonym=str.upper)
+    assert line == "spanbank --annotator BOB@HOST"
+    d = tmp_path / "brat"
+    d.mkdir()
+    (d / "a1.txt").write_text("Bob said hello there.")
+    (d / "a1.ann").write_text("T1\tSPEAKER 0 3\tBob\n")
+    corpus = Corpus.init(tmp_path / "c")
+    argv = ["/x/spanbank", "--corpus", "c", "ingest", "--format", "brat", "brat"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--annotator", email])
+    ingest_paths(corpus, [d], fmt="brat", annotator=email)
+    (who,) = corpus.read("annotators")["annotator"]
+    commands = corpus.read("commits")["command"].tolist()
+    assert commands[-1] == f"spanbank --corpus c ingest --format brat brat --annotator {who}"
+    assert who.startswith("ann-") and not any("@" in c for c in commands)
+
+
 def test_a_killed_command_s_writes_get_a_recovered_commit(tmp_path):
     corpus = Corpus.init(tmp_path / "c")
     with corpus.writer() as w:

@@ -2,7 +2,9 @@
 
 `--as-of COMMIT|TIME` reads each table at the version its commit names. The command line is
 stored without secrets: a value after an option that names a key, token, password or secret,
-and any argument holding the Label Studio API key, are replaced by `***`.
+and any argument holding the Label Studio API key, are replaced by `***`. Nor does it keep
+e-mails (`ingest --annotator bob@corp.example`: they are kept only in `annotators`): each
+becomes the pseudonym the corpus gives it, or `***`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -20,10 +23,15 @@ from spanbank.errors import CorpusError
 COMMITS = "commits"
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|password|secret|passwd)[\w-]*$", re.I)
 _SECRET_ENV = ("LABEL_STUDIO_API_KEY", "SPANBANK_PSEUDONYM_KEY")
+# an e-mail, as ingest takes one (a name with "@"): text around an "@" up to a separator
+_EMAIL = re.compile(r"""[^\s/=,;:'"<>()@]+@[^\s/=,;:'"<>()@]+""")
 
 
-def command_line(argv: list[str] | None = None) -> str:
-    """This process's command line with secrets masked."""
+def command_line(
+    argv: list[str] | None = None, pseudonym: Callable[[str], str] | None = None
+) -> str:
+    """This process's command line with secrets masked, and each e-mail in it replaced by
+    `pseudonym(email)` (by `***` without one)."""
     argv = list(sys.argv if argv is None else argv)
     if argv:
         argv[0] = os.path.basename(argv[0])
@@ -41,7 +49,7 @@ def command_line(argv: list[str] | None = None) -> str:
             continue
         for s in secrets:
             arg = arg.replace(s, "***")
-        out.append(arg)
+        out.append(_EMAIL.sub(lambda m: pseudonym(m.group()) if pseudonym else "***", arg))
     return " ".join(out)
 
 

@@ -432,9 +432,22 @@ class Corpus:
 
     def _record_commit(self, status: str, command: str | None = None) -> int:
         number = self._last_commit()[0] + 1
-        row = commits.commit_row(number, self.versions(), status, command or commits.command_line())
+        command = command or commits.command_line(pseudonym=self._command_pseudonym)
+        row = commits.commit_row(number, self.versions(), status, command)
         Writer(self).append(COMMITS, [row])
         return number
+
+    def _command_pseudonym(self, email: str) -> str:
+        """What an e-mail on a command line is stored as in `commits`: the pseudonym brat ingest
+        gives it (`ingest --annotator EMAIL`), when the corpus has its pseudonym key (read here,
+        never made), else `***`."""
+        from spanbank.labelstudio.pull import PSEUDONYM_KEY_FILE, pseudonym
+
+        try:
+            key = bytes.fromhex((self.path / PSEUDONYM_KEY_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return "***"
+        return pseudonym(key, "brat", email)
 
     def _commit_strays(self) -> None:
         """Versions written since the last commit (a killed writer, another tool) get a commit row."""
