@@ -605,6 +605,65 @@ def test_metadata_date_outside_years_1_to_9999_is_one_line_error(corpus, tmp_pat
     assert corpus.read_arrow("articles").num_rows == 0
 
 
+@pytest.mark.parametrize(
+    "name, text, problem",
+    [
+        (
+            "case.tsv",
+            "id\tsplit\tSplit\nstorm\ttrain\tx\n",
+            "columns 'split' and 'Split' differ only in case or spacing; a table cannot hold "
+            "both: rename one",
+        ),
+        (
+            "title.tsv",
+            "id\ttitle\tTITLE\nstorm\tA\tB\n",
+            "columns 'title' and 'TITLE' differ only in case or spacing; a table cannot hold "
+            "both: rename one",
+        ),
+        ("twice.tsv", "id\tauthor\tauthor\nstorm\tA\tB\n", "column 'author' is there twice"),
+        (
+            "text.tsv",
+            "id\tText\nstorm\tx\n",
+            "column 'Text' and the articles column 'text' differ only in case; a table cannot "
+            "hold both: rename 'Text'",
+        ),
+        (
+            "long.tsv",
+            "id\tauthor\nstorm\tA\tEXTRA\nother\tC\n",
+            "line 2 has 3 fields, the header 2",
+        ),
+    ],
+)
+def test_metadata_file_problems_are_one_line_errors(corpus, tmp_path, name, text, problem):
+    """Each was a traceback (Delta's duplicate field, pandas' axis error, Arrow's bytes/float)."""
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    meta = _write(tmp_path / name, text)
+    with pytest.raises(IngestError) as info:
+        ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert str(info.value) == f"{meta}: {problem}"
+    assert corpus.read_arrow("articles").num_rows == 0
+
+
+def test_metadata_column_in_another_case_than_the_corpus_s_is_refused(corpus, tmp_path):
+    d = tmp_path / "brat"
+    _write(d / "storm.txt", TEXT)
+    _write(d / "storm.ann", ANN)
+    ingest_paths(
+        corpus, [d], fmt="brat", metadata=_write(tmp_path / "a.tsv", "id\tauthor\nstorm\tA\n")
+    )
+    versions = corpus.versions()
+    meta = _write(tmp_path / "b.tsv", "id\tAuthor\nstorm\tB\n")
+    with pytest.raises(IngestError) as info:
+        ingest_paths(corpus, [d], fmt="brat", metadata=meta)
+    assert str(info.value) == (
+        f"{meta}: column 'Author' and the articles column 'author' differ only in case; "
+        "a table cannot hold both: rename 'Author'"
+    )
+    assert corpus.versions() == versions
+
+
 def test_cli_ingest_with_metadata_then_export_by_official_split(corpus, tmp_path):
     from click.testing import CliRunner
 

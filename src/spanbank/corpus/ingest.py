@@ -702,7 +702,9 @@ def ingest_paths(
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     corpus.require()
     if fmt == "brat":
-        meta = read_metadata(metadata) if metadata is not None else None
+        meta = None
+        if metadata is not None:
+            meta = read_metadata(metadata, corpus.stored_schema("articles").names)
         with parallel_engine(workers, scheduler) as engine:
             return _ingest_brat(
                 corpus, paths, encoding, annotator, wait, progress, skip_bad, meta, engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +23,13 @@ FIELD_NAMES = {
 FIELDS = tuple(f for f in FIELD_NAMES if f != "article_id")
 
 
-def read_metadata(path: str | Path) -> pd.DataFrame:
+def read_metadata(path: str | Path, stored: Iterable[str] = ()) -> pd.DataFrame:
     """A metadata file as one row per article id: article fields by their usual names, every
-    other column kept (as text) under its own name; `.tsv` is tab-separated, else sniffed."""
+    other column kept (as text) under its own name; `.tsv` is tab-separated, else sniffed.
+
+    `stored`: the columns the corpus's articles table has; a column naming one of them (or an
+    article column) in another case is refused, as are two columns naming one: a table cannot
+    hold both."""
     p = Path(path)
     try:
         raw = p.read_text("utf-8-sig")
@@ -33,13 +38,30 @@ def read_metadata(path: str | Path) -> pd.DataFrame:
     except UnicodeDecodeError:
         raise IngestError(f"{p}: metadata is not UTF-8") from None
     sep = "\t" if p.suffix.lower() == ".tsv" else _sniff_sep(raw)
-    rows = list(csv.DictReader(raw.splitlines(), delimiter=sep))
+    reader = csv.DictReader(raw.splitlines(), delimiter=sep)
+    _one_name_each(reader.fieldnames or [], p)
+    rows = []
+    for row in reader:
+        if None in row:  # csv puts the fields past the header's under None
+            n = len(reader.fieldnames)
+            raise IngestError(
+                f"{p}: line {reader.line_num} has {n + len(row[None])} fields, the header {n}"
+            )
+        rows.append(row)
     if not rows:
         raise IngestError(f"{p}: metadata has no rows")
     df = pd.DataFrame(rows, dtype=object)
     renamed = _field_columns(df.columns, p)
     df = df.rename(columns=renamed)
     df = df.drop(columns=[c for c in df.columns if c in _RESERVED and c not in renamed.values()])
+    known = {c.lower(): c for c in (*stored, *TABLES["articles"].names)}
+    for c in df.columns:
+        other = known.get(str(c).lower())
+        if other is not None and other != c:
+            raise IngestError(
+                f"{p}: column {c!r} and the articles column {other!r} differ only in case; "
+                f"a table cannot hold both: rename {c!r}"
+            )
     df = df.map(lambda v: None if v is None or str(v).strip() in ("", "None", "NA") else v)
     if df["article_id"].isna().any():
         raise IngestError(f"{p}: a row has no id")
@@ -51,6 +73,22 @@ def read_metadata(path: str | Path) -> pd.DataFrame:
 
 # article columns a metadata file cannot set (the text, and what ingest computes)
 _RESERVED = frozenset(TABLES["articles"].names) - set(FIELD_NAMES)
+
+
+def _one_name_each(names: list[str], path: Path) -> None:
+    """Refuse two columns with one name, in any case or spacing (csv keeps the last of two
+    equal ones; a table cannot hold two differing in case)."""
+    seen: dict[str, str] = {}
+    for n in names:
+        key = str(n).strip().lower()
+        if key in seen:
+            raise IngestError(
+                f"{path}: column {n!r} is there twice"
+                if seen[key] == n
+                else f"{path}: columns {seen[key]!r} and {n!r} differ only in case or spacing; "
+                "a table cannot hold both: rename one"
+            )
+        seen[key] = n
 
 
 def _sniff_sep(raw: str) -> str:
