@@ -22,6 +22,7 @@ def _users(corpus: Corpus) -> pd.DataFrame:
     that stands in for the user name where the table records none.
     """
     users = corpus.read("annotators")
+    users["email"] = users["email"].astype(object)  # all missing, pandas reads it as floats
     if "username" not in users:
         users["username"] = users["email"].str.split("@").str[0]
     # a later row (a later pull) may know the e-mail an earlier one lacked

@@ -37,6 +37,11 @@ class LabelStudioServerError(LabelStudioError):
     """Label Studio kept answering a server error (5xx) to a request, through every retry."""
 
 
+class ListingChangedError(LabelStudioError):
+    """A project's tasks were added or deleted while their pages were read: pages are cut by
+    offset, so a task moved from one page to another and was missed or seen twice."""
+
+
 class ServerError(SpanbankError):
     """The local Label Studio server could not be installed, started or stopped."""
 

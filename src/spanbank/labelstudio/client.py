@@ -8,13 +8,20 @@ import random
 import re
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
-from spanbank.errors import AuthError, LabelStudioError, LabelStudioServerError
+from spanbank.errors import (
+    AuthError,
+    LabelStudioError,
+    LabelStudioServerError,
+    ListingChangedError,
+)
 
 DEFAULT_TIMEOUT_S = 30.0
 LONG_TIMEOUT_S = 120.0  # imports and task pages with annotations
@@ -31,6 +38,7 @@ LEGACY_OFF_HINT = (
     "use a Personal Access Token (Label Studio: Account & Settings) as "
     "LABEL_STUDIO_API_KEY, or enable legacy tokens in the organisation's API token settings"
 )
+LISTING_TRIES = 3  # a whole listing read again when its items were added or deleted meanwhile
 # the user-info of a URL (`scheme://user:password@`), which we never show or store
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 
@@ -67,6 +75,7 @@ class LabelStudioClient:
         except ApiError as exc:  # the SDK checks a PAT's expiry while it is built
             raise _token_refused(exc, api_key, "the Personal Access Token cannot be used") from None
         self._http = self._sdk._client_wrapper.httpx_client
+        self.answered_at: str | None = None  # the Date header of the server's last answer
         # the SDK's token state (private API): holds the PAT's cached access token and its lock
         self._tokens = self._sdk._client_wrapper._tokens_client
 
@@ -132,6 +141,7 @@ class LabelStudioClient:
                 if idempotent or status == 429:
                     continue
                 break
+            self.answered_at = resp.headers.get("date")
             if status == 404 and ok_404:
                 return None
             if status >= 400:
@@ -237,6 +247,15 @@ class LabelStudioClient:
         body = {"email": email, "username": username or email.split("@")[0], **fields}
         return self.request("POST", "api/users/", json_body=body)
 
+    def server_time(self) -> datetime | None:
+        """The server's clock as it answers a small request (its Date header, to the second);
+        None when it sends none."""
+        self.request("GET", "api/version")
+        try:
+            return parsedate_to_datetime(self.answered_at) if self.answered_at else None
+        except (TypeError, ValueError):
+            return None
+
     # -- projects -----------------------------------------------------------------------
     def find_project(self, title: str, fields: Iterable[str] | None = None) -> dict | None:
         """The project with exactly this title (the lowest id if several), or None.
@@ -319,7 +338,7 @@ class LabelStudioClient:
             base["include"] = ",".join(include)
         if ids is None:
             yield from self._pages(
-                "api/tasks", {**base, "page_size": page_size}, "tasks", timeout, tries
+                "api/tasks", {**base, "page_size": page_size}, "tasks", timeout, tries, whole=True
             )
             return
         for i in range(0, len(ids), page_size):
@@ -335,9 +354,13 @@ class LabelStudioClient:
         key: str,
         timeout: float | None = None,
         tries: int | None = None,
+        whole: bool = False,
     ):
+        """The pages of a listing. `whole`: the listing must hold every item once (a caller takes
+        what it lacks as deleted), so a count that changed between pages, an id seen twice or an
+        end before the count raise ListingChangedError."""
         page = 1
-        seen = 0
+        seen, ids, first = 0, set(), None
         while True:
             out = self.request(
                 "GET",
@@ -347,14 +370,22 @@ class LabelStudioClient:
                 ok_404=page > 1,
                 tries=tries,
             )
-            if out is None:  # Django answers 404 "Invalid page" past the end
-                return
-            items = out.get(key, []) if isinstance(out, dict) else out
-            if not items:
+            items = [] if out is None else out.get(key, []) if isinstance(out, dict) else out
+            total = out.get("total", out.get("count")) if isinstance(out, dict) else None
+            if whole:
+                first = total if first is None else first
+                ids.update(int(i["id"]) for i in items)
+                seen_twice = len(ids) < seen + len(items)
+                ended = not items and first is not None and seen < first
+                if seen_twice or ended or (total is not None and total != first):
+                    raise ListingChangedError(
+                        f"the listing of {_short(path)} changed while it was read (items added "
+                        "or deleted in Label Studio meanwhile)"
+                    )
+            if not items:  # Django answers 404 "Invalid page" past the end
                 return
             yield items
             seen += len(items)
-            total = out.get("total", out.get("count")) if isinstance(out, dict) else None
             if total is None or seen >= total or isinstance(out, list):
                 return
             page += 1

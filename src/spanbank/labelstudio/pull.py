@@ -24,11 +24,13 @@ from spanbank.corpus.annotations import (
 )
 from spanbank.corpus.articles import texts_of
 from spanbank.errors import (
+    CorpusError,
     LabelStudioError,
     LabelStudioServerError,
+    ListingChangedError,
 )
 from spanbank.labelstudio import convert, identity
-from spanbank.labelstudio.client import LabelStudioClient
+from spanbank.labelstudio.client import LISTING_TRIES, LabelStudioClient
 from spanbank.labelstudio.projects import (
     missing_project,
     project_change,
@@ -39,6 +41,7 @@ from spanbank.progress import Event
 
 PSEUDONYM_KEY_FILE = ".pseudonym_key"
 PAGE_SIZE = 500
+LISTING_PAGE = 1000  # tasks per page of the cheap listing
 SPLIT_TRIES = 2  # attempts per request while narrowing down a page Label Studio cannot serialise
 
 
@@ -49,12 +52,20 @@ def server_tag(ls_url: str) -> str:
 
 
 def pseudonym_key(corpus: Corpus) -> bytes:
-    """The corpus's secret for annotator pseudonyms (`<corpus>/.pseudonym_key`, 0600, made once)."""
+    """The corpus's secret for annotator pseudonyms (`<corpus>/.pseudonym_key`, 0600, made once,
+    before the first pseudonym: a new key would give people who have one a second)."""
     path = corpus.path / PSEUDONYM_KEY_FILE
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
         pass
+    made = len(corpus.read("annotators", columns=["annotator"]))
+    if made:
+        raise CorpusError(
+            f"{path} is missing, yet {made} annotator pseudonym(s) of this corpus were made with "
+            "it; restore it from where the corpus came from (`cp -r corpus/*` leaves dot files "
+            "behind): a new key would give the same people new pseudonyms"
+        )
     key = secrets.token_bytes(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -147,7 +158,10 @@ def pull(
             if len(rec) and rec.iloc[-1].get("kind") == REVIEW_KIND
             else None
         )
-        listing = yield from _list_tasks(client, pid)
+        # edits from here on may be missed by the listing's earlier pages: the next pull
+        # fetches what changed since (not since the newest update the listing saw)
+        listed_from = client.server_time()
+        listing = yield from _list_tasks(client, pid, project)
         held = _Held(corpus, project, client.url, GOLD_ORIGIN if review_of else "human", pid)
         fetch = held.changed_tasks(listing, cursor)
         summary["tasks_listed"] = len(listing)
@@ -169,7 +183,7 @@ def pull(
             yield Event("pull", done, len(fetch))
         got.add_later()
         _store(writer, corpus, client, got, held.all, deleted_idx)
-        cursor_ts = _next_cursor(listing, cursor, unreadable, saved_cursor)
+        cursor_ts = _next_cursor(listing, cursor, unreadable, saved_cursor, listed_from)
         save_project(
             writer,
             corpus,
@@ -188,18 +202,30 @@ def pull(
     return summary
 
 
-def _list_tasks(client, pid: int):
-    """The cheap listing: task id -> (updated_at, its annotation ids); yields progress."""
-    yield Event("list", 0, None)
-    listing = {}
-    for page in client.task_pages(
-        pid, include=["id", "annotations_ids", "updated_at"], page_size=1000
-    ):
-        for t in page:
-            ann_ids = {int(x) for x in str(t.get("annotations_ids") or "").split(",") if x.strip()}
-            listing[int(t["id"])] = (t.get("updated_at"), ann_ids)
-        yield Event("list", len(listing), None)
-    return listing
+def _list_tasks(client, pid: int, project: str):
+    """The cheap listing: task id -> (updated_at, its annotation ids); yields progress. Read
+    again when tasks were added or deleted meanwhile: what it lacks is taken as deleted."""
+    for _ in range(LISTING_TRIES):
+        yield Event("list", 0, None)
+        listing = {}
+        try:
+            for page in client.task_pages(
+                pid, include=["id", "annotations_ids", "updated_at"], page_size=LISTING_PAGE
+            ):
+                for t in page:
+                    ids = str(t.get("annotations_ids") or "").split(",")
+                    listing[int(t["id"])] = (
+                        t.get("updated_at"),
+                        {int(x) for x in ids if x.strip()},
+                    )
+                yield Event("list", len(listing), None)
+        except ListingChangedError:
+            continue
+        return listing
+    raise ListingChangedError(
+        f"the tasks of project {project} were added or deleted in Label Studio while spanbank "
+        f"listed them, {LISTING_TRIES} times; nothing was stored; pull again"
+    )
 
 
 class _Held:
@@ -274,8 +300,11 @@ class _Pulled:
         )
         self.later: list[dict] = []  # tasks of articles not looked up yet: see `add_later`
         self.key = pseudonym_key(corpus)
-        users = corpus.read("annotators", columns=["ls_url", "ls_user_id"])
+        users = corpus.read("annotators", columns=["ls_url", "ls_user_id", "email"])
         self.known_users = set(zip(users["ls_url"], users["ls_user_id"], strict=True))
+        # users stored without their e-mail (Label Studio's user list failed): asked again
+        known = users.dropna(subset=["email"])
+        self.with_email = set(zip(known["ls_url"], known["ls_user_id"], strict=True))
         self.new_users: dict[int, str] = {}
         self.ann, self.spans, self.relations, self.rejects = [], [], [], []
         self.superseded: list = []
@@ -317,7 +346,7 @@ class _Pulled:
         user = ann.get("completed_by")
         user = user.get("id") if isinstance(user, dict) else user
         annotator = pseudonym(self.key, self.server.basis, user) if user is not None else None
-        if user is not None and (self.url, int(user)) not in self.known_users:
+        if user is not None and (self.url, int(user)) not in self.with_email:
             self.new_users[int(user)] = annotator
         annotation_id = f"ls-{self.server.tag}-{self.pid}-{ls_aid}-v{version}"
         row = convert.annotation_row(
@@ -399,14 +428,14 @@ def _store(
         try:
             emails = {int(u["id"]): u.get("email") for u in client.list_users()}
         except LabelStudioError:
-            pass  # pseudonyms work without the e-mail; it is filled on a later pull
-        writer.append(
-            "annotators",
-            [
-                {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
-                for u, p in got.new_users.items()
-            ],
-        )
+            pass  # pseudonyms work without the e-mail; a later pull asks again
+        people = [
+            {"annotator": p, "ls_url": client.url, "ls_user_id": u, "email": emails.get(u)}
+            for u, p in got.new_users.items()
+            if emails.get(u) or (client.url, u) not in got.known_users
+        ]
+        if people:  # a later row's e-mail completes an earlier row (`annotators._users`)
+            writer.append("annotators", people)
     superseded_idx, ann_rows, now = got.superseded, got.ann, got.now
     if not (superseded_idx or deleted_idx or ann_rows):
         return
@@ -426,13 +455,17 @@ def _store(
         writer.append("annotations", rows)
 
 
-def _next_cursor(listing: dict, cursor, unreadable: list[int], saved_cursor):
-    """The newest update the listing saw, held back before any unreadable task, never behind
-    the saved cursor."""
+def _next_cursor(listing: dict, cursor, unreadable: list[int], saved_cursor, listed_from=None):
+    """The newest update the listing saw, but not after `listed_from` (the server's clock as the
+    listing began: a task edited after its page was read is seen only if the cursor stays
+    before that edit), held back before any unreadable task, never behind the saved cursor."""
     cursor_ts = max(
         (t for t in (convert.stamp(u) for u, _ in listing.values()) if t is not None),
         default=cursor,
     )
+    if cursor_ts is not None and listed_from is not None:
+        # the Date header is cut to the second; an update in that second is fetched again
+        cursor_ts = min(cursor_ts, convert.stamp(listed_from) - pd.Timedelta(1, "s"))
     cursor_ts = _cursor_before(cursor_ts, [convert.stamp(listing[t][0]) for t in unreadable])
     if saved_cursor is not None and (cursor_ts is None or saved_cursor > cursor_ts):
         cursor_ts = saved_cursor

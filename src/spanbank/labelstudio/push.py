@@ -19,10 +19,11 @@ from spanbank.corpus.articles import attach_rows, selection_frame
 from spanbank.errors import (
     CorpusError,
     LabelStudioError,
+    ListingChangedError,
     SpanbankError,
 )
 from spanbank.labelstudio import convert, identity
-from spanbank.labelstudio.client import LabelStudioClient, encode_json
+from spanbank.labelstudio.client import LISTING_TRIES, LabelStudioClient, encode_json
 from spanbank.labelstudio.projects import (
     ensure_project,
     missing_project,
@@ -190,15 +191,26 @@ def _predictions(
 
 
 def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:
-    """(ls_task_id, article_id) of every task in the project, listed cheaply (id + meta)."""
-    rows, bare = [], []
-    for page in client.task_pages(project_id, include=["id", "meta"], page_size=1000):
-        for t in page:
-            aid = (t.get("meta") or {}).get("article_id")
-            if aid is not None:
-                rows.append((t["id"], aid))
-            else:
-                bare.append(t["id"])
+    """(ls_task_id, article_id) of every task in the project, listed cheaply (id + meta); read
+    again when tasks were added or deleted meanwhile (an article it lacks is pushed again)."""
+    for _ in range(LISTING_TRIES):
+        rows, bare = [], []
+        try:
+            for page in client.task_pages(project_id, include=["id", "meta"], page_size=1000):
+                for t in page:
+                    aid = (t.get("meta") or {}).get("article_id")
+                    if aid is not None:
+                        rows.append((t["id"], aid))
+                    else:
+                        bare.append(t["id"])
+        except ListingChangedError:
+            continue
+        break
+    else:
+        raise ListingChangedError(
+            f"the tasks of Label Studio project {project_id} were added or deleted while spanbank "
+            f"listed them, {LISTING_TRIES} times; push again"
+        )
     if bare:  # tasks made elsewhere: their article_id, if any, is in data
         for page in client.task_pages(project_id, include=["id", "data"], ids=bare):
             rows += [(t["id"], (t.get("data") or {}).get("article_id")) for t in page]
