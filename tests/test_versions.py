@@ -256,6 +256,41 @@ def test_vacuum_keeps_what_a_pinned_export_needs(tmp_path):
     assert "not readable" in line  # its files were vacuumed: said in one line
 
 
+def test_an_export_killed_right_after_its_swap_is_pinned(tmp_path):
+    """The pin was written after the swap and the lock's release: a kill in between left a
+    whole export whose commit vacuum then deleted, and `export --as-of` it failed."""
+    corpus = synth_corpus(tmp_path / "c", 20)  # commit 1
+    with corpus.writer() as w:  # commit 2
+        w.append("articles", article_rows({"extra-1": "Newer."}))
+    code = (
+        "import os, sys\n"
+        "from spanbank import outdir\n"
+        "from spanbank.corpus import Corpus\n"
+        "from spanbank.export import export_dataset\n"
+        "swap = outdir.swap_into_place\n"
+        "def killed(tmp, out):\n"
+        "    swap(tmp, out)\n"
+        "    os._exit(9)  # SIGKILLed the moment the export is in place\n"
+        "outdir.swap_into_place = killed\n"
+        "export_dataset(Corpus(sys.argv[1]), 'jsonl', sys.argv[2])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    e1 = tmp_path / "e1"
+    res = subprocess.run([sys.executable, "-c", code, str(corpus.path), str(e1)], env=env)
+    assert res.returncode == 9
+    from spanbank.export import verify
+
+    assert verify(e1) == []
+    commit = json.loads((e1 / "manifest.json").read_text())["corpus_commit"]
+    assert commit == 2 and corpus.read("pins")["commit"].tolist() == [2]
+    with corpus.writer() as w:  # commit 3, then a vacuum of all that no pin keeps
+        w.append("articles", article_rows({"extra-2": "Newest."}))
+    _ok(_spanbank("--corpus", corpus.path, "compact", "--vacuum", "--keep-days", 0))
+    again = ("export", "--format", "jsonl", "--as-of", commit, "--out", tmp_path / "e2")
+    _ok(_spanbank("--corpus", corpus.path, *again))
+    assert _same_tree(e1, tmp_path / "e2") == []
+
+
 # -- compaction and concurrency ----------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -63,11 +64,12 @@ def _rewrite_all(corpus: Corpus, w: Writer, name: str, files: list[Path]) -> Non
     w.touched.add(name)
 
 
-def pin(corpus: Corpus, commit: int | None, reason: str) -> None:
-    """Record that an export was made of `commit`, so vacuum keeps what reading it needs."""
+def pin(corpus: Corpus, commit: int | None, reason: str, locked: bool = False) -> None:
+    """Record that an export was made of `commit`, so vacuum keeps what reading it needs
+    (`locked`: the caller holds the corpus lock already)."""
     if commit is None or not os.access(corpus.path, os.W_OK):
         return
-    with corpus.lock(True):
+    with contextlib.nullcontext() if locked else corpus.lock(True):
         row = {"commit": commit, "pinned_at": pd.Timestamp.now(tz="UTC"), "reason": reason}
         Writer(corpus).append(PINS, pd.DataFrame([row]))
 

@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -111,10 +111,15 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
     """
     with corpus.lock(wait):  # the lock, not the writer: a read-only corpus can be exported
         view = corpus.frozen()
-        result = _export_dataset(view, formats, out, wait=wait, **options)
-    with contextlib.suppress(OSError):  # a corpus we may not write to keeps no pin
-        pin(corpus, view.commit, f"export {result['out']}")
-    return result
+
+        def pin_commit(out: Path) -> None:
+            """Pin the commit exported, before the export is put in place: no kill, nor a
+            vacuum waiting for the lock, comes between an export and its pin (a pin whose
+            export then fails keeps a little more history, nothing else)."""
+            with contextlib.suppress(OSError):  # a corpus we may not write to keeps no pin
+                pin(corpus, view.commit, f"export {out}", locked=True)
+
+        return _export_dataset(view, formats, out, wait=wait, before_swap=pin_commit, **options)
 
 
 def _export_dataset(
@@ -137,6 +142,7 @@ def _export_dataset(
     workers: int | None = None,
     scheduler: str | None = None,
     wait: bool | float = False,
+    before_swap: Callable[[Path], None] | None = None,
 ) -> dict:
     """The export itself (see :func:`export_dataset`).
 
@@ -146,7 +152,8 @@ def _export_dataset(
     `train=0.8,dev=0.1,test=0.1` (or a dict); `group_by` names an articles column whose
     equal values always share a split; `split_by` names an articles column holding each
     article's own split (a corpus's official train/dev/test), used instead of the hash.
-    Raises ExportError, leaving no partial output.
+    Raises ExportError, leaving no partial output. `before_swap(out)` runs once every file is
+    written, before the folder is renamed to `out`.
     """
     fmts = parse_formats(formats)
     if split_by is not None and (split is not None or group_by is not None):
@@ -293,6 +300,8 @@ def _export_dataset(
             (tmp / CARD).write_text(dataset_card(manifest), encoding="utf-8")
             manifest["files"] = dict(sorted({**written, **checksums(tmp, skip=hashed)}.items()))
             (tmp / MANIFEST).write_bytes(dumps(manifest))
+            if before_swap is not None:
+                before_swap(out)
         except BaseException:
             for w in writers:
                 with contextlib.suppress(Exception):
