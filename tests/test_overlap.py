@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from conftest import make_corpus
+from spanbank.corpus.annotations import honeypot_tasks, task_plans
+from spanbank.labelstudio import operations, server, workflow
 from spanbank.labelstudio import push as ls_push
-from spanbank.labelstudio import server, workflow
 from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
 
 
@@ -225,7 +226,7 @@ def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["pushed"] == 105 and summary["honeypots"] == 5
-    plans = corpus.read("task_plans")
+    plans = task_plans(corpus)
     batch = plans[~plans["honeypot"]]
     assert (batch["overlap"] == 2).sum() == 20 and (batch["overlap"] == 1).sum() == 80
     hp = plans[plans["honeypot"]]
@@ -241,3 +242,80 @@ def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_
         task = server[int(row.ls_task_id)]
         assert task["overlap"] == (2 if row.honeypot else row.overlap)
         assert "honeypot" not in json.dumps(task).lower()  # nothing tells annotators
+
+
+def _gold_corpus(path, n: int, golds: int):
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(n)}
+    texts |= {f"g{i}": f"Gold {i}. “Rates fall,” he said." for i in range(golds)}
+    corpus = make_corpus(path, texts)
+    now = pd.Timestamp("2024-01-01", tz="UTC")
+    gold = [
+        {"annotation_id": f"gold-g{i}", "project": None, "article_id": f"g{i}", "ls_task_id": None,
+         "ls_annotation_id": None, "annotator": "gold:review", "origin": "gold",
+         "created_at": now, "updated_at": now, "lead_time_s": None, "cancelled": False,
+         "version": 1, "superseded": False, "deleted_at": None, "pulled_at": now}
+        for i in range(golds)
+    ]  # fmt: skip
+    with corpus.writer() as w:
+        w.append("annotations", pd.DataFrame(gold))
+    return corpus
+
+
+class Stopped(Exception):
+    """A push stopped half-way (as by Ctrl-C, a kill or a server error)."""
+
+
+def test_a_planned_push_stopped_half_way_is_finished_by_the_next(
+    tmp_path, ls_client, project_name, monkeypatch
+):
+    """Stopped during its import, then while setting overlaps: the next planned push finishes
+    the first one's plan (not a new batch), and its honeypots are known as such from the start.
+    Before, the re-run found every article pushed and did nothing: every task kept the
+    project's overlap, no plan was recorded and the honeypots were ordinary tasks (their
+    annotations could become gold)."""
+    corpus = _gold_corpus(tmp_path / "corpus", 20, 4)
+    args = dict(
+        client=ls_client, overlap=2, overlap_share=0.25, honeypots="10%", seed=3,
+        where="article_id.str.startswith('x')", create=True, chunk_size=5,
+    )  # fmt: skip
+    real_import, sent = ls_client.import_tasks, []
+
+    def import_then_stop(pid, tasks, count=None):
+        if sent:
+            raise Stopped
+        sent.append(count)
+        return real_import(pid, tasks, count)
+
+    monkeypatch.setattr(ls_client, "import_tasks", import_then_stop)
+    with pytest.raises(Stopped):
+        workflow.run(operations.push_planned(corpus, project_name, **args))
+    assert len(corpus.read("tasks")) == 5
+    hp = honeypot_tasks(corpus, project_name)
+    assert len(hp) == 2 and set(hp["article_id"]) <= {"g0", "g1", "g2", "g3"}
+    monkeypatch.undo()
+
+    def stop(*a, **kw):
+        raise Stopped
+
+    monkeypatch.setattr(operations, "apply_overlap", stop)
+    with pytest.raises(Stopped):
+        workflow.run(operations.push_planned(corpus, project_name, **args))
+    assert len(corpus.read("tasks")) == 22
+    monkeypatch.undo()
+
+    done = workflow.run(operations.push_planned(corpus, project_name, **args))
+    assert done["resumed_plan"] == 22 and done["pushed"] == 0 and done["honeypots"] == 2
+    plans = task_plans(corpus, project_name)
+    assert len(plans) == 22 and plans["ls_task_id"].notna().all()
+    assert set(plans.loc[plans["honeypot"], "article_id"]) == set(hp["article_id"])
+    assert plans["overlap"].value_counts().to_dict() == {1: 15, 2: 7}  # 5 of 20, 2 honeypots
+    server = {
+        t["id"]: t["overlap"]
+        for p in ls_client.task_pages(done["ls_project_id"], include=["id", "overlap"])
+        for t in p
+    }
+    assert {server[int(t)] for t in plans.loc[plans["overlap"] == 1, "ls_task_id"]} == {1}
+    assert {server[int(t)] for t in plans.loc[plans["overlap"] == 2, "ls_task_id"]} == {2}
+    # and then a new batch: nothing left to push, nothing resumed
+    again = workflow.run(operations.push_planned(corpus, project_name, **args))
+    assert "resumed_plan" not in again and again["pushed"] == 0

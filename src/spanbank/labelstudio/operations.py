@@ -3,7 +3,10 @@
 Wraps `push.push_batch` without changing it: the batch push would send is selected first
 (`push.select_batch`), honeypot articles (with stored gold) are added to it and pushed in the
 same import, in corpus order (so they do not sit at the end of the queue); then each task's
-`overlap` is set (spanbank.labelstudio.overlap) and the plan recorded in `task_plans`.
+`overlap` is set (spanbank.labelstudio.overlap). The plan is recorded in `task_plans` before
+the import (rows without a task id) and again once the overlaps are set: a planned push stopped
+in between (Ctrl-C, a kill, a server error) is finished by the next planned push to the
+project, which pushes what is left of that plan and sets its overlaps, instead of a new batch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from spanbank.corpus.annotations import HONEYPOT, HONEYPOT_GOLD, TASK_PLANS
+from spanbank.corpus.annotations import HONEYPOT, HONEYPOT_GOLD, TASK_PLANS, task_plans
 from spanbank.corpus.articles import article_meta
 from spanbank.corpus.tables import EXTRA_TABLES
 from spanbank.errors import SpanbankError
@@ -48,50 +51,96 @@ def push_planned(
     if stratify is not None and overlap_share is None:
         raise SpanbankError("--stratify applies to --overlap-share; give both")
     client = client or connect(url, api_key)
-    batch, _ = select_batch(
-        corpus, project, client.url, ids=ids, where=where, sample=sample, seed=seed,
-        batch_size=batch_size,
-    )  # fmt: skip
-    pushed = _pushed(corpus, project, client.url)
-    hp = pick_honeypots(corpus, batch, parse_share(honeypots), seed, pushed)
-    wanted = list(batch["article_id"]) + list(hp["article_id"])
-    if not wanted:  # nothing new: let push say so in its own words
-        return (yield from push_batch(corpus, project, client=client, overlap=overlap,
-                                      ids=ids, where=where, sample=sample, seed=seed,
-                                      batch_size=batch_size, **push_options))  # fmt: skip
+    plan = _unfinished(corpus, project, client.url)
+    resumed = len(plan) > 0
+    if not resumed:
+        batch, _ = select_batch(
+            corpus, project, client.url, ids=ids, where=where, sample=sample, seed=seed,
+            batch_size=batch_size,
+        )  # fmt: skip
+        pushed = _pushed(corpus, project, client.url)
+        hp = pick_honeypots(corpus, batch, parse_share(honeypots), seed, pushed)
+        if batch.empty and hp.empty:  # nothing new: let push say so in its own words
+            return (yield from push_batch(corpus, project, client=client, overlap=overlap,
+                                          ids=ids, where=where, sample=sample, seed=seed,
+                                          batch_size=batch_size, **push_options))  # fmt: skip
+        plan = _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, client.url, project)
+        if not push_options.get("dry_run"):
+            # recorded before any task exists: a push stopped from here on is finished by the
+            # next planned push (its honeypots are known as such from their first annotation)
+            _record(corpus, plan, push_options.get("wait", False))
     summary = yield from push_batch(
-        corpus, project, client=client, overlap=overlap, ids=wanted, seed=seed, **push_options
-    )
+        corpus, project, client=client, overlap=overlap, ids=list(plan["article_id"]), seed=seed,
+        **push_options,
+    )  # fmt: skip
     if summary.get("dry_run"):
-        summary["honeypots"] = len(hp)
+        summary["honeypots"] = int(plan[HONEYPOT].sum())
         return summary
     tasks = corpus.read("tasks")
-    tasks = tasks[(tasks["batch_id"] == summary["batch_id"]) & tasks["article_id"].isin(wanted)]
+    tasks = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
+    tasks = tasks[tasks["article_id"].isin(set(plan["article_id"]))]
+    tasks = tasks.drop_duplicates("article_id", keep="last")
+    multi = set(plan.loc[plan["overlap"] > 1, "article_id"])
+    planned = apply_overlap(client, tasks, multi, overlap or 1)
+    done = plan.drop(columns=["ls_task_id", "batch_id"]).merge(
+        tasks[["article_id", "ls_task_id", "batch_id"]].assign(
+            overlap=planned.astype("int64").to_numpy()
+        ),
+        on="article_id",
+        suffixes=("_plan", ""),
+    )
+    _record(corpus, done.assign(planned_at=utc_now()), push_options.get("wait", False))
+    if resumed:
+        summary["resumed_plan"] = len(plan)
+    summary["honeypots"] = int(done[HONEYPOT].sum())
+    summary["overlap_planned"] = {
+        str(k): int(v) for k, v in done["overlap"].value_counts().sort_index().items()
+    }
+    return summary
+
+
+def _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, ls_url, project):
+    """Per article of the batch and its honeypots: the annotators planned (`overlap` for
+    honeypots and the `overlap_share` picked, else for all; 1 for the others)."""
     multi = set(hp["article_id"])  # every annotator the project allows checks against gold
     if overlap_share is not None:
         meta = article_meta(corpus)
         mine = meta[meta["article_id"].isin(set(batch["article_id"]))]
         multi |= plan_overlap(mine, overlap_share, seed, stratify)
     else:
-        multi |= set(tasks["article_id"])
-    planned = apply_overlap(client, tasks, multi, overlap or 1)
+        multi |= set(batch["article_id"])
+    arts = list(batch["article_id"]) + list(hp["article_id"])
     gold = hp.set_index("article_id")[HONEYPOT_GOLD] if len(hp) else pd.Series(dtype=object)
-    rows = tasks[["project", "ls_url", "article_id", "ls_task_id", "batch_id"]].assign(
-        overlap=planned.astype("int64").to_numpy(),
-        **{
-            HONEYPOT: tasks["article_id"].isin(set(hp["article_id"])).to_numpy(),
-            HONEYPOT_GOLD: tasks["article_id"].map(gold).to_numpy(),
-        },
-        planned_at=utc_now(),
+    return pd.DataFrame(
+        {
+            "project": project,
+            "ls_url": ls_url,
+            "article_id": arts,
+            "ls_task_id": pd.array([None] * len(arts), dtype="Int64"),
+            "batch_id": None,
+            "overlap": [int(overlap or 1) if a in multi else 1 for a in arts],
+            HONEYPOT: [a in set(hp["article_id"]) for a in arts],
+            HONEYPOT_GOLD: [gold.get(a) for a in arts],
+            "planned_at": utc_now(),
+        }
     )
+
+
+def _unfinished(corpus, project: str, ls_url: str) -> pd.DataFrame:
+    """The plan rows of a planned push to `project` that stopped before it finished (recorded
+    before its import, no task id yet); empty when none."""
+    plans = task_plans(corpus, project)
+    if plans.empty:
+        return plans
+    mine = plans[(plans["ls_url"] == ls_url) & plans["ls_task_id"].isna()]
+    return mine.reset_index(drop=True)
+
+
+def _record(corpus, rows: pd.DataFrame, wait) -> None:
     schema = EXTRA_TABLES[TASK_PLANS]
-    with corpus.writer(push_options.get("wait", False)) as w:
-        w.append(TASK_PLANS, pa.Table.from_pandas(rows[schema.names], schema, preserve_index=False))
-    summary["honeypots"] = int(rows[HONEYPOT].sum())
-    summary["overlap_planned"] = {
-        str(k): int(v) for k, v in rows["overlap"].value_counts().sort_index().items()
-    }
-    return summary
+    table = pa.Table.from_pandas(rows[schema.names], schema, preserve_index=False)
+    with corpus.writer(wait) as w:
+        w.append(TASK_PLANS, table)
 
 
 def _pushed(corpus, project: str, ls_url: str) -> set:
