@@ -21,8 +21,9 @@ Every figure is a ratio of two runs in this same process tree, one after the oth
   the speedups and the default's ratio to 1 worker; the median
   head (start to the first chunk written) and tail (last chunk to the end); with
   --baseline-ref, the code at that ref too, in the same rounds.
-- (--stages start) seconds and CPU seconds until 2 local workers are ready with the tagger
-  imported: forked from a forkserver (what the engine does) vs spawned (Dask's default).
+- (--stages start) seconds and CPU seconds until 2 local workers are ready with an export's
+  modules imported, and their memory: forked from a forkserver (what the engine does) vs
+  spawned (Dask's default).
 - (--stages export-real) the in-process export to spaCy vs spaCy's own make_doc + char_span over
   real news: PolNeAR's articles and their gold spans (../shared/data/polnear-train, or --real
   DIR), each run in a fresh process, spaCy imported before either clock starts. Synthetic texts
@@ -530,10 +531,13 @@ import json, os, time
 import psutil
 
 
-def ready():  # what a tagging part brings into a worker: the tagger, pyarrow and pandas
+def ready():  # what an export's part brings into a worker; its memory then
     import pyarrow as pa
-    import spanbank.predict
+    import spacy
+    import spanbank.export
     pa.array(["x"])
+    m = psutil.Process().memory_full_info()
+    return m.uss / 2**20, m.pss / 2**20
 
 
 if __name__ == "__main__":
@@ -541,17 +545,21 @@ if __name__ == "__main__":
     me = psutil.Process()
     cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
     with engine(workers=2) as eng:
-        eng._connect().run(ready)
+        eng.start("spanbank.export", "spacy")  # as export starts its cluster
+        mem = list(eng._connect().run(ready).values())
         wall = time.perf_counter() - t0
         kids = sum(sum(k.cpu_times()[:2]) for k in me.children(recursive=True))
-        print(json.dumps({"s": wall, "cpu": sum(me.cpu_times()[:2]) - cpu0 + kids}))
+        cpu = sum(me.cpu_times()[:2]) - cpu0 + kids
+        print(json.dumps({"s": wall, "cpu": cpu, "uss": max(m[0] for m in mem),
+                          "pss": max(m[1] for m in mem)}))
 """
 
 
 def bench_start(repeat: int) -> None:
     """Seconds and CPU seconds (this process and its children) until a local cluster of 2 workers
-    has the tagger imported: workers forked from a forkserver (ours) vs spawned (Dask's default),
-    each run in a fresh process, alternating."""
+    has an export's modules (spaCy among them) imported, and each worker's unique and
+    proportional memory (USS, PSS) then: workers forked from a forkserver (ours) vs spawned
+    (Dask's default), each run in a fresh process, alternating."""
     import statistics
 
     key = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
@@ -567,15 +575,19 @@ def bench_start(repeat: int) -> None:
                     got[side].append(run_json("", file=script))
                 finally:
                     os.environ.pop(key, None)
-    print(f"2 local workers ready with the tagger imported ({repeat} runs each, fresh processes):")
+    print(f"2 local workers ready with an export's modules ({repeat} runs each, fresh processes):")
+    med = {}
     for side, runs in got.items():
-        s, cpu = [r["s"] for r in runs], [r["cpu"] for r in runs]
+        med[side] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        s = [r["s"] for r in runs]
+        m = med[side]
         print(
-            f"  {side:<10} best {min(s):5.2f} s  median {statistics.median(s):5.2f} s  "
-            f"CPU median {statistics.median(cpu):5.2f} s"
+            f"  {side:<10} best {min(s):5.2f} s  median {m['s']:5.2f} s  CPU median {m['cpu']:5.2f} s"
+            f"  per worker USS {m['uss']:4.0f} MB  PSS {m['pss']:4.0f} MB"
         )
-    med = {k: statistics.median(r["s"] for r in v) for k, v in got.items()}
-    print(f"  spawn / forkserver (median seconds): {med['spawn'] / med['forkserver']:5.2f}")
+    print(
+        f"  spawn / forkserver (median seconds): {med['spawn']['s'] / med['forkserver']['s']:5.2f}"
+    )
 
 
 def bench_export_fresh(
