@@ -545,6 +545,40 @@ def test_brat_export_with_an_empty_split_is_replaced_by_its_rerun(tmp_path):
         run(corpus, out, ["brat", "jsonl"], split="train=1,test=0")
 
 
+def test_brat_file_names_of_two_ids_never_collide(tmp_path):
+    """A 193-character id equal to another id's shortened file name (`<160 chars>~<32 hex>`)
+    was used as it is: both articles went to one .txt/.ann, the manifest said 2 articles and
+    verify() passed; re-importing gave the long id the other's text."""
+    import hashlib
+
+    from spanbank.corpus.brat import article_id_of
+    from spanbank.export.manifest import MANIFEST
+
+    long = "L" * 300
+    collider = "L" * 160 + "~" + hashlib.sha256(long.encode()).hexdigest()[:32]
+    texts = {long: "Officials said item one.", collider: "Officials said item two."}
+    arts = {a: (t, [("s1", "SPEAKER", "Officials", 0, None)], []) for a, t in texts.items()}
+    corpus = build_corpus(tmp_path / "c", arts)
+    out = tmp_path / "o"
+    run(corpus, out, ["brat"], split="train=1")
+    assert len(list((out / "brat/train").glob("*.txt"))) == 2 and verify(out) == []
+    back = Corpus.init(tmp_path / "back")
+    from spanbank.corpus.ingest import ingest_paths
+
+    ingest_paths(back, [out / "brat"], fmt="brat")
+    got = back.read("articles").set_index("article_id")["text"].to_dict()
+    assert got == texts
+    assert article_id_of("a%20b~c") == "a b~c"  # a stem exported before `~` was encoded
+    # an export whose manifest counts more articles than brat files (as one made before) fails
+    manifest = json.loads((out / MANIFEST).read_text())
+    victim = sorted(f for f in manifest["files"] if f.startswith("brat/train/"))[0][: -len(".ann")]
+    for ext in (".ann", ".txt"):
+        del manifest["files"][victim + ext]
+        (out / (victim + ext)).unlink()
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert verify(out) == ["brat/train/: 1 .txt files for 2 articles"]
+
+
 def test_manifest_verify_detects_tampering(tmp_path):
     corpus = build_corpus(tmp_path / "c")
     run(corpus, tmp_path / "o", ["jsonl"])

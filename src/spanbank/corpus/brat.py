@@ -23,8 +23,12 @@ MAX_STEM_BYTES = 200  # a file name holds 255 bytes; room for `.txt` / `_<annota
 
 def file_stem(article_id: str) -> str:
     """The file name (without suffix) of an article in a brat folder: the id, percent-encoded when it
-    is not a safe name (`.`, `/`, spaces...), shortened with a hash when too long for a file name."""
-    stem = article_id if _SAFE.match(article_id) else quote(article_id, safe="").replace(".", "%2E")
+    is not a safe name (`.`, `/`, spaces...), shortened with a hash when too long for a file name.
+
+    No two ids get one stem: a safe id starts with a letter or digit and holds no `%` or `~`;
+    an encoded one starts with `%`, `-` or `_`, or holds a `%`, and never a `~` (`~` is
+    encoded as `%7E`); only a shortened stem holds a `~`, before its 32 hex of sha256."""
+    stem = article_id if _SAFE.match(article_id) else _encoded(article_id)
     if len(stem.encode()) > MAX_STEM_BYTES:
         stem = (
             f"{stem[: MAX_STEM_BYTES - 40]}~{hashlib.sha256(article_id.encode()).hexdigest()[:32]}"
@@ -32,15 +36,21 @@ def file_stem(article_id: str) -> str:
     return stem
 
 
+def _encoded(article_id: str) -> str:
+    return quote(article_id, safe="").replace(".", "%2E").replace("~", "%7E")
+
+
 def article_id_of(stem: str) -> str:
-    """The article id a brat file stem names: decoded when it is what `file_stem` writes for it."""
+    """The article id a brat file stem names: decoded when it is what `file_stem` writes for it,
+    or what it wrote before `~` was encoded (a `~` kept as it is, in an export made then)."""
     if "%" not in stem:
         return stem
     try:
         decoded = unquote(stem, errors="strict")
     except UnicodeDecodeError:
         return stem
-    return decoded if file_stem(decoded) == stem else stem
+    legacy = quote(decoded, safe="").replace(".", "%2E")
+    return decoded if stem in (file_stem(decoded), legacy) else stem
 
 
 @dataclass

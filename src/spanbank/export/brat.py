@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spanbank.corpus.brat import IDS_FILE, article_id_of, file_stem
+from spanbank.errors import ExportError
 
 
 def to_ann(doc: dict, attr_names: dict[tuple[str, str], str] | None = None) -> str:
@@ -135,6 +136,10 @@ class BratWriter:
     def put(self, split: str, files: list[tuple]) -> None:
         folder = self.dir / split
         for stem, hashed, written, txt, ann in files:
+            if f"brat/{split}/{stem}.txt" in self.digests:  # `file_stem` gives none: a guard
+                raise ExportError(
+                    f"brat: two articles in split {split!r} would share the file name {stem!r}"
+                )
             if hashed is not None:  # the name alone does not give the id back
                 self.ids[f"{split}/{stem}"] = hashed
             if not written:

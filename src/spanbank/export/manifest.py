@@ -217,6 +217,24 @@ def verify(root: str | Path) -> list[str]:
     problems = [f"{f}: missing" for f in want if f not in got]
     problems += [f"{f}: checksum differs" for f in want if f in got and got[f] != want[f]]
     problems += [f"{f}: not in the manifest" for f in got if f not in want]
+    return problems + _brat_count_problems(manifest, want)
+
+
+def _brat_count_problems(manifest: dict, files: dict) -> list[str]:
+    """A brat split whose manifest lists another number of `.txt` files than its articles (two
+    articles written to one file name, say)."""
+    if "brat" not in manifest.get("formats", ()):
+        return []
+    problems = []
+    for name, info in (manifest.get("splits") or {}).items():
+        prefix = f"brat/{name}/"
+        txt = sum(
+            1
+            for f in files
+            if f.startswith(prefix) and f.endswith(".txt") and "/" not in f[len(prefix) :]
+        )
+        if isinstance(info, dict) and "articles" in info and txt != info["articles"]:
+            problems.append(f"{prefix}: {txt} .txt files for {info['articles']} articles")
     return problems
 
 
