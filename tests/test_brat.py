@@ -703,3 +703,20 @@ def _table_files(corpus, name: str) -> dict:
     """Every file of a table (its data and its log), by name: equal means nothing was written."""
     root = corpus.table_path(name)
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_two_texts_mapped_to_one_id_by_article_ids_json_are_refused(tmp_path):
+    """`article_ids.json` naming one id for two texts: the second text was dropped without a
+    word and its .ann applied to the first text."""
+    d = tmp_path / "brat"
+    d.mkdir()
+    (d / "f0.txt").write_text("Bob said hello there.", encoding="utf-8")
+    (d / "f0_x.ann").write_text("T1\tSPEAKER 0 3\tBob\n", encoding="utf-8")
+    (d / "f1.txt").write_text("Bob wrote goodbye now.", encoding="utf-8")
+    (d / "f1_y.ann").write_text("T1\tSPEAKER 0 3\tBob\nT2\tCUE 4 9\twrote\n", encoding="utf-8")
+    (d / "article_ids.json").write_text(json.dumps({"f0": "same", "f1": "same"}))
+    corpus = Corpus.init(tmp_path / "c")
+    with pytest.raises(IngestError) as exc:
+        ingest_paths(corpus, [d], fmt="brat")
+    assert str(exc.value) == f"two texts for article 'same': {d / 'f0.txt'} and {d / 'f1.txt'}"
+    assert corpus.read("articles").empty and corpus.read("annotations").empty

@@ -1302,6 +1302,11 @@ def _brat_pairs(
         (named.get(txt.parent / stem) or article_id_of(stem), txt, ann, who)
         for stem, txt, ann, who in pairs
     ]
+    text_of: dict[str, Path] = {}
+    for aid, txt, _, _ in pairs:  # two texts under one id (article_ids.json says so): refuse
+        if text_of.setdefault(aid, txt) != txt:
+            first, second = sorted((text_of[aid], txt))
+            raise IngestError(f"two texts for article {aid!r}: {first} and {second}")
     by_key: dict[tuple[str, str], Path] = {}
     for aid, _, ann, who in pairs:  # two live annotations by one annotator would contradict
         if ann is None:
