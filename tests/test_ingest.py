@@ -695,3 +695,33 @@ def test_jsonl_columns_are_those_of_the_whole_file(corpus, tmp_path, small_batch
     assert _articles(corpus)["h"]["title"] == "Headline"
     with pytest.raises(IngestError, match=r"no column 'text' \(columns: id, body, hl\)"):
         ingest_paths(corpus, [f])
+
+
+def test_a_symlinked_folder_is_read_once_and_a_link_loop_ends(corpus, tmp_path):
+    """`ingest inbox/` with `inbox/2024 -> ../archive/2024` read only inbox's own files (rglob
+    does not enter a symlinked folder) and said nothing, while a symlinked file was read."""
+    from spanbank.corpus.ingest import _input_files
+
+    inbox, archive = tmp_path / "inbox", tmp_path / "archive" / "2024"
+    (inbox / "real").mkdir(parents=True)
+    archive.mkdir(parents=True)
+    (inbox / "one.txt").write_text("Title one\nBody one.")
+    (inbox / "real" / "four.txt").write_text("Title four\nBody four.")
+    (archive / "two.txt").write_text("Title two\nBody two.")
+    (archive / "three.txt").write_text("Title three\nBody three.")
+    (inbox / "2024").symlink_to(archive)
+    (inbox / "again").symlink_to(archive)  # one folder through two links: read once
+    (inbox / "loop").symlink_to(inbox)  # a loop: inbox is read already
+    (inbox / "a-real").symlink_to(inbox / "real")  # read at its own path, not the link's
+    (archive / "up").symlink_to(tmp_path / "archive")  # back into the archive: nothing new
+    (inbox / "tables").symlink_to(corpus.table_path("articles"))  # a corpus: passed over
+    files = [f.relative_to(inbox).as_posix() for f in _input_files(inbox)]
+    assert files == ["2024/three.txt", "2024/two.txt", "one.txt", "real/four.txt"]
+    summary = ingest_paths(corpus, [inbox])
+    assert summary.added == 4
+    assert sorted(corpus.read("articles")["title"]) == [
+        "Title four",
+        "Title one",
+        "Title three",
+        "Title two",
+    ]

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -233,11 +234,50 @@ def _input_files(p: Path) -> list[Path]:
             )
     if not p.is_dir():
         return [p]
-    files = sorted(f for f in p.rglob("*") if f.is_file())
+    files = _folder_files(p)
     corpora = {f.parent for f in files if f.name == CONFIG_FILE and _is_corpus(f.parent)}
     if not corpora:
         return files
     return [f for f in files if corpora.isdisjoint(f.parents)]
+
+
+def _folder_files(root: Path) -> list[Path]:
+    """The files under folder `root`, sorted, symlinked folders followed (as a symlinked file is
+    read): each folder is read once, found by its real path, so a link loop ends and a link to a
+    folder read elsewhere adds nothing. A folder's own sub-folders come before the folders its
+    links lead to, so a file is named by its path without links where it has one. A link
+    into a corpus is passed over, as a corpus met in a folder is."""
+    visited: set[str] = set()
+    files: list[Path] = []
+    pending = [str(root)]
+    while pending:
+        links: list[str] = []
+        for top in pending:
+            stack = [top]
+            while stack:
+                folder = stack.pop()
+                real = os.path.realpath(folder)
+                if real in visited:
+                    continue
+                visited.add(real)
+                try:
+                    with os.scandir(folder) as it:
+                        entries = list(it)
+                except OSError:  # an unreadable folder: passed over, as before
+                    continue
+                for e in entries:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_symlink() and e.is_dir():
+                        links.append(e.path)
+                    elif e.is_file():
+                        files.append(Path(e.path))
+        pending = sorted(
+            link
+            for link in links
+            if not any(map(_is_corpus, (t := Path(os.path.realpath(link)), *t.parents)))
+        )
+    return sorted(files)
 
 
 def _is_corpus(folder: Path) -> bool:
