@@ -712,6 +712,27 @@ def test_split_spec_errors():
         parse_formats("jsonl,xml")
 
 
+def test_split_names_an_export_folder_takes_are_refused(tmp_path):
+    """A split named `parquet` shared `hf/parquet/` with every split's Parquet copy, and
+    `datasets.load_dataset` then dropped it; `train`/`Train` are one folder on macOS."""
+    for spec in ("train=0.5,parquet=0.5", "train=0.5,Parquet=0.5", "dataset_dict=1"):
+        with pytest.raises(ExportError, match=r"^split name '\w+' is taken: hf/\w+/ holds"):
+            parse_split(spec)
+    with pytest.raises(ExportError, match="'train' and 'Train' differ only in case"):
+        parse_split("train=0.5,Train=0.5")
+    corpus = build_corpus(tmp_path / "c")
+    with pytest.raises(ExportError, match="split name 'parquet' is taken"):
+        run(corpus, tmp_path / "o", ["hf"], split="train=0.5,parquet=0.5")
+    assert not (tmp_path / "o").exists()
+    arts = corpus.read("articles")  # the corpus's own split, from a column
+    arts["compartment"] = ["parquet" if i % 2 else "train" for i in range(len(arts))]
+    with corpus.writer() as w:
+        w.replace("articles", arts)
+    with pytest.raises(ExportError, match="split name 'parquet' is taken"):
+        run(corpus, tmp_path / "o", ["jsonl"], split_by="compartment")
+    assert not (tmp_path / "o").exists()
+
+
 def test_reexport_is_byte_identical(tmp_path):
     corpus = build_corpus(tmp_path / "c")
     run(corpus, tmp_path / "o1", seed=3, chunk_size=7)

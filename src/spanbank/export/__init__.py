@@ -50,7 +50,7 @@ from spanbank.export.manifest import (
 )
 from spanbank.export.quotes import QuotesWriter
 from spanbank.export.spacy import SpacyWriter
-from spanbank.export.split import parse_split, split_codes
+from spanbank.export.split import check_names, parse_split, split_codes
 from spanbank.parallel import Engine
 from spanbank.progress import Event, Progress
 from spanbank.throughput import COST_COLUMNS, gold_cost
@@ -449,6 +449,7 @@ def _official_splits(corpus, ann, articles, column: str):
     splits = _split_names({names[i] for i in np.unique(idx)})
     for name in splits:
         parse_split({name: 1})  # the same rule for split names as --split
+    check_names([n for n in splits if n is not None])
     lut = np.array([splits.index(n) if n is not None else -1 for n in names], dtype=np.int16)
     return at, lut[idx], rows, splits
 

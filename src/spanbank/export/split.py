@@ -47,10 +47,34 @@ def parse_split(spec: str | dict | None) -> dict[str, float]:
         if not 0 <= frac <= 1:
             raise ExportError(f"split {name}: fraction {frac} is not between 0 and 1")
         out[name] = frac
+    check_names(list(out))
     total = sum(out.values())
     if abs(total - 1) > 1e-6:
         raise ExportError(f"split fractions sum to {total:g}, not 1")
     return out
+
+
+# names an export's formats give their own files beside the splits' (`hf/parquet/` holds every
+# split's Parquet copy; `hf/dataset_dict.json` is what `save_to_disk` writes)
+RESERVED = ("parquet", "dataset_dict")
+
+
+def check_names(names: list[str]) -> None:
+    """Refuse split names an export cannot lay out as folders: one a format uses for its own
+    files (in any case), or two differing only in case (one folder on macOS and Windows)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.lower() in RESERVED:
+            raise ExportError(
+                f"split name {name!r} is taken: hf/{name.lower()}/ holds the export's own files; "
+                "choose another name"
+            )
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise ExportError(
+                f"split names {other!r} and {name!r} differ only in case "
+                "(one folder on macOS and Windows); rename one"
+            )
 
 
 def unit_hash(keys, seed: int) -> np.ndarray:
