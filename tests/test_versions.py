@@ -422,6 +422,29 @@ def test_sql_queries_tables_and_hides_emails(tmp_path):
     assert "sql: " in _one_line(_spanbank("--corpus", corpus.path, "sql", "SELECT nope FROM spans"))
 
 
+def test_sql_json_is_valid_and_dates_out_of_python_range_are_text(tmp_path):
+    """`sql --json` printed `Infinity` (not JSON); a date before year 1 (a DuckDB expression,
+    or one stored by older ingest) was an OverflowError traceback."""
+    corpus = Corpus.init(tmp_path / "c")
+    art = pd.DataFrame(article_rows({"old": "Old text."}))
+    art["published_at"] = pd.to_datetime(pd.Series(["0000-06-01"]), utc=True, format="mixed")
+    with corpus.writer() as w:
+        w.append("articles", art)
+
+    def sql(*args):
+        return _ok(_spanbank("--corpus", corpus.path, "sql", *args))
+
+    out = sql("--json", "select 1/0 as x, -1/0 as y, 'nan'::double as n, [1/0] as l")
+    assert json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) == [
+        {"x": None, "y": None, "n": None, "l": [None]}
+    ]
+    got = json.loads(sql("--json", "select date '0001-01-01' - interval 1 day as d"))
+    assert got == [{"d": "0000-12-31 00:00:00.000000"}]
+    got = json.loads(sql("--json", "select article_id, published_at from articles"))
+    assert got == [{"article_id": "old", "published_at": "0000-06-01 00:00:00.000000+0000"}]
+    assert "0000-06-01" in sql("select published_at from articles")
+
+
 def test_sql_reads_the_views_and_nothing_else(tmp_path):
     """Before, a statement could read the tables' files (the e-mails --private guards among
     them), write files and install DuckDB extensions from the network."""

@@ -1,6 +1,7 @@
 """`spanbank sql`: DuckDB over the corpus tables."""
 
 import csv
+import math
 import sys
 
 import click
@@ -21,18 +22,23 @@ def sql(obj, statement, as_json, as_csv, private, as_of):
     Annotators' e-mails are hidden unless --private. The query reads these views only: no
     file, no network (DuckDB's external access is off).
 
+    With --json, a number that is not finite (NaN, Infinity, -Infinity) is null, as JSON has
+    no such numbers. A date or time Python cannot hold (before year 1 or after 9999) is
+    shown as its ISO text, e.g. "0000-12-31 00:00:00.000000".
+
     Example:
 
     \b
         spanbank sql "SELECT label, count(*) FROM spans GROUP BY label"
     """
     from spanbank.corpus.sql import query
+    from spanbank.corpus.sql import rows as rows_of
 
     with errors_as_click():
         table = query(obj.corpus.at(as_of), statement, private=private)
-    rows = table.to_pylist()
+    rows = rows_of(table)
     if as_json:
-        echo_json(rows)
+        echo_json(_finite(rows))
     elif as_csv:
         out = csv.writer(sys.stdout)
         out.writerow(table.column_names)
@@ -45,3 +51,15 @@ def sql(obj, statement, as_json, as_csv, private, as_of):
         for r in rows:
             t.add_row(*("" if r[c] is None else str(r[c]) for c in table.column_names))
         Console().print(t)
+
+
+def _finite(obj):
+    """`obj` with every float that is not finite (inf, -inf, NaN) as None: JSON has no such
+    numbers (Python's json writes `Infinity`, which JSON readers refuse)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -47,3 +47,32 @@ def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
         raise SpanbankError(f"sql: {first}") from None
     finally:
         con.close()
+
+
+def rows(table: pa.Table) -> list[dict]:
+    """A result's rows as Python values; a date or time Python cannot hold (before year 1 or
+    after 9999, which DuckDB and Arrow allow) is its ISO text instead of an OverflowError."""
+    columns = [_values(col) for col in table.columns]
+    return [dict(zip(table.column_names, r, strict=True)) for r in zip(*columns, strict=True)]
+
+
+def _values(col) -> list:
+    try:
+        return col.to_pylist()
+    except (OverflowError, ValueError):
+        return [_cell(v) for v in col]
+
+
+def _cell(scalar):
+    try:
+        return scalar.as_py()
+    except (OverflowError, ValueError):
+        t = scalar.type
+        if pa.types.is_struct(t):
+            return {f.name: _cell(scalar[f.name]) for f in t}
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            return [_cell(v) for v in scalar.values]
+        try:
+            return scalar.cast(pa.string()).as_py()
+        except pa.ArrowException:
+            return f"({t} value outside Python's range)"
