@@ -445,6 +445,18 @@ def test_sql_json_is_valid_and_dates_out_of_python_range_are_text(tmp_path):
     assert "0000-06-01" in sql("select published_at from articles")
 
 
+def test_sql_sees_every_table_before_it_is_made(tmp_path):
+    """README lists `pins`; before the first export `select * from pins` said `Catalog Error:
+    Table with name pins does not exist!`."""
+    corpus = Corpus.init(tmp_path / "c")
+    assert not corpus.has("pins")
+    res = _spanbank("--corpus", corpus.path, "sql", "--json", "select * from pins")
+    assert json.loads(_ok(res)) == []
+    cols = "select column_name from (describe select * from pins)"
+    got = json.loads(_ok(_spanbank("--corpus", corpus.path, "sql", "--json", cols)))
+    assert [r["column_name"] for r in got] == ["commit", "pinned_at", "reason"]
+
+
 def test_sql_reads_the_views_and_nothing_else(tmp_path):
     """Before, a statement could read the tables' files (the e-mails --private guards among
     them), write files and install DuckDB extensions from the network."""

@@ -20,7 +20,8 @@ def sql(obj, statement, as_json, as_csv, private, as_of):
     """Run a SQL query (DuckDB) over the corpus tables, each a view named like the table.
 
     Annotators' e-mails are hidden unless --private. The query reads these views only: no
-    file, no network (DuckDB's external access is off).
+    file, no network (DuckDB's external access is off). Every table is there, empty when the
+    corpus has none yet (`pins` before the first export).
 
     With --json, a number that is not finite (NaN, Infinity, -Infinity) is null, as JSON has
     no such numbers. A date or time Python cannot hold (before year 1 or after 9999) is

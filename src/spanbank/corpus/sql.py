@@ -30,10 +30,13 @@ def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
     except ImportError:
         raise SpanbankError("`spanbank sql` needs DuckDB: pip install duckdb") from None
     con = duckdb.connect(":memory:", config=READ_ONLY)
-    for name in (*TABLES, *EXTRA_TABLES, *ON_DEMAND_TABLES):
-        if not corpus.has(name):
-            continue
+    declared = {**TABLES, **EXTRA_TABLES, **ON_DEMAND_TABLES}
+    for name, empty in declared.items():
         hidden = () if private else PRIVATE_COLUMNS.get(name, ())
+        if not corpus.has(name):  # not made yet (`pins` before the first export): empty
+            schema = pa.schema([f for f in empty if f.name not in hidden])
+            con.register(name, schema.empty_table())
+            continue
         schema = corpus.stored_schema(name)
         schema = pa.schema([f for f in schema if f.name not in hidden])
         files = [str(f) for f in corpus.table_files(name)]
