@@ -27,16 +27,20 @@ def ensure_project(
     update_config: bool = False,
     create: bool = True,
     allow_new: bool = True,
+    recorded_id: int | None = None,
 ) -> tuple[dict | None, str]:
     """Find the LS project titled `project` (creating it from the schema), check its config.
 
     Returns (project JSON or None in a dry run, what happened: found/created/updated);
-    (None, "missing") when it does not exist and `allow_new` is False.
+    (None, "missing") when it does not exist and `allow_new` is False. The project the corpus
+    recorded as `recorded_id`, renamed in Label Studio, is an error, not a reason for a new one.
     """
     schema = corpus.schema
     config = schema.label_config()
     found = client.find_project(project, fields=PROJECT_FIELDS)
     if found is None:
+        if (error := renamed(client, project, recorded_id)) is not None:
+            raise error
         if not allow_new:
             return None, "missing"
         if not create:
@@ -90,7 +94,10 @@ def project_change(recorded: tuple[int | None, str | None], found: dict | None) 
 def missing_project(
     client: LabelStudioClient, corpus: Corpus, project: str, pid: int | None, *, pulling: bool
 ) -> ProjectMissingError:
-    """The one-line error for a project title the server lacks (deleted, or never made, or a typo)."""
+    """The one-line error for a project title the server lacks (deleted, renamed, or never made,
+    or a typo)."""
+    if (error := renamed(client, project, pid)) is not None:
+        return error
     if pid is not None:
         return ProjectMissingError(
             f"project {project} (Label Studio id {pid}) is gone from {client.url}: deleted in Label Studio? "
@@ -112,3 +119,22 @@ def missing_project(
         else "pass --create to create it"
     )
     return ProjectMissingError(f"no project {project!r} on {client.url}; {todo}{hint}")
+
+
+def renamed(client: LabelStudioClient, project: str, pid: int | None) -> ProjectMissingError | None:
+    """The error for the project recorded as `pid` when Label Studio now titles it otherwise;
+    None when it is gone (or was never recorded). Its tasks and annotations are all there: a new
+    project and a second push of every article would be the wrong repair."""
+    if pid is None:
+        return None
+    found = client.request(
+        "GET", f"api/projects/{int(pid)}/", params={"include": "id,title"}, ok_404=True
+    )
+    title = found.get("title") if isinstance(found, dict) else None
+    if title is None or title == project:
+        return None
+    return ProjectMissingError(
+        f"project {project} (Label Studio id {pid}) is titled {title!r} on {client.url} now; "
+        f"rename it back to {project!r} in Label Studio (spanbank finds its projects by title) "
+        "and run again"
+    )

@@ -268,6 +268,11 @@ def push_batch(
         engine(asked_workers(workers, scheduler), scheduler) as eng,
     ):
         yield Event("project", 0, None)
+        server = identity.resolve_server(client, corpus, writer)
+        if server.moved_from:
+            summary["moved_from"] = server.moved_from
+        local = corpus.read("tasks")
+        recorded = recorded_project(corpus, local, project, client.url)
         # the project is looked up (or created) while the batch is read and its first chunks
         # are encoded here; only a project that already held tasks can change the batch
         looked_up = server_side.submit(
@@ -279,12 +284,8 @@ def push_batch(
             update_config=update_config,
             create=not dry_run,
             allow_new=create or dry_run,
+            recorded_id=recorded[0],
         )
-        server = identity.resolve_server(client, corpus, writer)
-        if server.moved_from:
-            summary["moved_from"] = server.moved_from
-        local = corpus.read("tasks")
-        recorded = recorded_project(corpus, local, project, client.url)
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
         batch = _Batch(corpus, selected, preannotate, sample, seed, batch_size, chunk_size)
         batch.select, batch.eng = select, eng
