@@ -9,6 +9,7 @@ import pytest
 
 from _helpers import region
 from conftest import make_corpus
+from spanbank.corpus import Corpus
 from spanbank.labelstudio import push as ls_push
 from spanbank.labelstudio import watch as ls_watch
 from spanbank.labelstudio import workflow
@@ -81,7 +82,7 @@ def test_watch_stores_posted_and_deleted_annotation(pushed, ls_client, project_n
     finally:
         w.finish()
     assert w.totals["events"] >= 2 and w.totals["hook"] == "removed"
-    assert ls_watch.own_hooks(ls_client, pid) == []
+    assert ls_watch.own_hooks(ls_client, pid, ls_watch.corpus_tag(corpus)) == []
 
 
 def test_watch_polls_when_events_are_lost(pushed, ls_client, project_name):
@@ -109,6 +110,26 @@ def test_restarted_watch_reuses_its_hook(pushed, ls_client):
         hooks = ls_watch.own_hooks(ls_client, pid)
         assert [h["url"] for h in hooks] == [ls_watch.hook_url(second.port, pid)]
         ls_watch.remove_hook(ls_client, b["id"])
+    finally:
+        first.close()
+        second.close()
+
+
+def test_watches_of_one_project_from_two_corpora_keep_a_hook_each(pushed, ls_client, tmp_path):
+    """Before, the hook was named by the project alone: the second corpus's watch took the
+    first's hook, and removed it when it stopped; the first got no more events."""
+    corpus, pid, _ = pushed
+    other = ls_watch.corpus_tag(Corpus.init(tmp_path / "other"))
+    mine = ls_watch.corpus_tag(corpus)
+    assert other != mine
+    first, second = ls_watch.Receiver(), ls_watch.Receiver()
+    try:
+        a = ls_watch.register_hook(ls_client, pid, first, mine)
+        b = ls_watch.register_hook(ls_client, pid, second, other)
+        assert not a["reused"] and not b["reused"] and a["id"] != b["id"]
+        ls_watch.remove_hook(ls_client, b["id"])  # the second watch stops
+        assert [h["id"] for h in ls_watch.own_hooks(ls_client, pid, mine)] == [a["id"]]
+        ls_watch.remove_hook(ls_client, a["id"])
     finally:
         first.close()
         second.close()
@@ -166,7 +187,7 @@ def test_watch_cli_ctrl_c_removes_its_hook(pushed, ls_conn, ls_client, project_n
     assert proc.returncode == 0, err
     assert "webhook removed" in err and "Traceback" not in err
     assert "[event] pulled new 1" in "".join(lines) + out
-    assert ls_watch.own_hooks(ls_client, pid) == []
+    assert ls_watch.own_hooks(ls_client, pid, ls_watch.corpus_tag(corpus)) == []
 
 
 def test_watch_survives_a_server_restart(pushed, ls_server, ls_client, project_name):
@@ -185,4 +206,4 @@ def test_watch_survives_a_server_restart(pushed, ls_server, ls_client, project_n
         _wait_for(lambda: _annotation(corpus, posted["id"]) is not None, "annotation after restart")
     finally:
         w.finish()
-    assert ls_watch.own_hooks(ls_client, pid) == []
+    assert ls_watch.own_hooks(ls_client, pid, ls_watch.corpus_tag(corpus)) == []

@@ -4,11 +4,13 @@
 at a small HTTP receiver on 127.0.0.1, and runs the ordinary incremental `pull` after each
 event; it also pulls every `poll` seconds, which catches events a restart of either side
 lost (and is the only trigger when Label Studio cannot register or reach the hook). Its
-hook is found again by its URL path, so restarts never add a second one.
+hook is found again by its URL path, which names the project and the corpus, so restarts never
+add a second one, and watches of one project from two corpora keep a hook each.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -21,7 +23,7 @@ from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.pull import pull
 from spanbank.labelstudio.workflow import connect, run
 
-HOOK_PATH = "/spanbank/watch/"  # + Label Studio project id: how watch knows its own hook
+HOOK_PATH = "/spanbank/watch/"  # + project id / corpus tag: how watch knows its own hook
 TOKEN_HEADER = "X-Spanbank-Watch"  # a per-run random value, so only our hook wakes us
 ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 TICK = 0.25  # seconds between looks at the stop flag
@@ -69,30 +71,41 @@ class Receiver:
         self.server.server_close()
 
 
-def hook_url(port: int, ls_project_id: int) -> str:
-    return f"http://127.0.0.1:{port}{HOOK_PATH}{int(ls_project_id)}"
+def corpus_tag(corpus: Corpus) -> str:
+    """A short name of the corpus folder for hook paths."""
+    return hashlib.sha256(str(corpus.path.resolve()).encode()).hexdigest()[:12]
 
 
-def own_hooks(client: LabelStudioClient, ls_project_id: int) -> list[dict]:
-    """The project's webhooks a `spanbank watch` registered (by their URL path)."""
+def hook_url(port: int, ls_project_id: int, tag: str = "") -> str:
+    return f"http://127.0.0.1:{port}{_mark(ls_project_id, tag)}"
+
+
+def _mark(ls_project_id: int, tag: str) -> str:
+    return f"{HOOK_PATH}{int(ls_project_id)}" + (f"/{tag}" if tag else "")
+
+
+def own_hooks(client: LabelStudioClient, ls_project_id: int, tag: str = "") -> list[dict]:
+    """The project's webhooks a `spanbank watch` of the corpus `tag` registered (by URL path)."""
     hooks = client.request("GET", "api/webhooks/", params={"project": int(ls_project_id)}) or []
-    mark = f"{HOOK_PATH}{int(ls_project_id)}"
+    mark = _mark(ls_project_id, tag)
     return [h for h in hooks if str(h.get("url", "")).endswith(mark)]
 
 
-def register_hook(client: LabelStudioClient, ls_project_id: int, receiver: Receiver) -> dict:
+def register_hook(
+    client: LabelStudioClient, ls_project_id: int, receiver: Receiver, tag: str = ""
+) -> dict:
     """Point the project's one watch hook at `receiver`: reuse (and repoint) an earlier one,
     drop any duplicates, create one only when there is none. Returns the hook."""
     body = {
         "project": int(ls_project_id),
-        "url": hook_url(receiver.port, ls_project_id),
+        "url": hook_url(receiver.port, ls_project_id, tag),
         "send_payload": False,
         "send_for_all_actions": False,
         "actions": list(ACTIONS),
         "headers": {TOKEN_HEADER: receiver.token},
         "is_active": True,
     }
-    mine = sorted(own_hooks(client, ls_project_id), key=lambda h: h["id"])
+    mine = sorted(own_hooks(client, ls_project_id, tag), key=lambda h: h["id"])
     for extra in mine[1:]:
         client.request("DELETE", f"api/webhooks/{int(extra['id'])}/", ok_404=True)
     if mine:
@@ -134,7 +147,8 @@ def watch(
     hook = None
     totals = {"pulls": 1, "events": 0, "errors": 0}
     try:
-        hook = yield from _try_register(client, pid, receiver, totals)
+        tag = corpus_tag(corpus)
+        hook = yield from _try_register(client, pid, receiver, totals, tag)
         last = time.monotonic()
         while not stop.is_set():
             if not receiver.wake.wait(TICK) and time.monotonic() - last < poll:
@@ -145,7 +159,7 @@ def watch(
             record = _pull_once(corpus, project, client, trigger, totals)
             totals["pulls"] += 1
             if hook is None and "error" not in record:  # the server may be back: try again
-                hook = yield from _try_register(client, pid, receiver, totals)
+                hook = yield from _try_register(client, pid, receiver, totals, tag)
             yield record
     except KeyboardInterrupt:  # Ctrl-C is how a user stops it: a clean stop, not an error
         totals["interrupted"] = True
@@ -161,10 +175,10 @@ def watch(
     return totals
 
 
-def _try_register(client, pid: int, receiver: Receiver, totals: dict):
+def _try_register(client, pid: int, receiver: Receiver, totals: dict, tag: str):
     """Register the hook, yielding what happened; None (polling only) when the server refuses."""
     try:
-        hook = register_hook(client, pid, receiver)
+        hook = register_hook(client, pid, receiver, tag)
     except LabelStudioError as exc:
         totals["errors"] += 1
         yield {"trigger": "hook", "error": f"webhook not registered, polling only: {exc}"}
