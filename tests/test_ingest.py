@@ -418,6 +418,25 @@ def test_non_utf8_file_names_file_and_suggests_encoding(corpus, tmp_path):
         ingest_paths(corpus, [c], encoding="klingon")
 
 
+@pytest.mark.parametrize(
+    "encoding", ["rot13", "base64", "hex", "zlib", "uu", "punycode", "undefined", "idna"]
+)
+@pytest.mark.parametrize("kind", ["jsonl", "txt", "csv"])
+def test_an_encoding_that_is_not_one_of_text_files_is_one_line(corpus, tmp_path, encoding, kind):
+    """Python's other codecs passed codecs.lookup() and ended in tracebacks (TypeError,
+    binascii.Error, zlib.error, ValueError, UnicodeError)."""
+    f = tmp_path / f"a.{kind}"
+    body = {"jsonl": '{"id":"a","text":"Some text."}\n', "csv": "id,text\na,Some text.\n"}
+    f.write_text(body.get(kind, "Title\nBody.\n"))
+    with pytest.raises(IngestError) as info:
+        ingest_paths(corpus, [f], encoding=encoding)
+    assert str(info.value) == (
+        f"{encoding!r} is not an encoding of text files; pass one such as utf-8, latin-1, "
+        "cp1252 or utf-16"
+    )
+    assert corpus.read_arrow("articles").num_rows == 0
+
+
 def test_a_bad_file_among_good_ones_stores_nothing(corpus, tmp_path):
     d = tmp_path / "in"
     d.mkdir()

@@ -168,11 +168,24 @@ def _sniff(head: bytes, path: Path, encoding: str) -> None:
         )
 
 
+# codecs Python counts as text encodings that are not how a text file is written: domain names
+# (idna, punycode) and Python's placeholder that refuses everything (undefined)
+NOT_FILE_ENCODINGS = frozenset({"idna", "punycode", "undefined"})
+
+
 def _known(encoding: str) -> bool:
+    """True for an encoding of text files; an unknown name, or a codec that is not one (rot13,
+    base64, hex, zlib, uu: bytes-to-bytes or str-to-str; idna, punycode, undefined), is an
+    IngestError."""
     try:
-        codecs.lookup(encoding)
+        info = codecs.lookup(encoding)
     except LookupError:
         raise IngestError(f"unknown encoding {encoding!r}") from None
+    if not info._is_text_encoding or info.name in NOT_FILE_ENCODINGS:
+        raise IngestError(
+            f"{encoding!r} is not an encoding of text files; pass one such as utf-8, latin-1, "
+            "cp1252 or utf-16"
+        )
     return True
 
 
@@ -216,6 +229,10 @@ def _decode(data: bytes, path: Path, encoding: str) -> str:
     except UnicodeDecodeError as exc:
         raise IngestError(
             f"{path}: not valid {encoding} (byte {exc.start}); pass --encoding (e.g. --encoding latin-1)"
+        ) from None
+    except UnicodeError:
+        raise IngestError(
+            f"{path}: not valid {encoding}; pass --encoding (e.g. --encoding latin-1)"
         ) from None
     except LookupError:
         raise IngestError(f"unknown encoding {encoding!r}") from None
@@ -740,6 +757,7 @@ def ingest_paths(
     """
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    _known(encoding)
     corpus.require()
     if fmt == "brat":
         meta = None
