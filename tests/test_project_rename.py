@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import make_corpus
-from spanbank.errors import ProjectMissingError
+from spanbank.errors import ProjectRenamedError
 from spanbank.labelstudio import pull as ls_pull
 from spanbank.labelstudio import push as ls_push
 from spanbank.labelstudio import workflow
@@ -22,9 +22,9 @@ def test_a_renamed_project_is_named_not_made_again(tmp_path, ls_client, project_
     pid = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))["ls_project_id"]
     ls_client.request("PATCH", f"api/projects/{pid}/", json_body={"title": project_name + "-x"})
     said = f"is titled '{project_name}-x' on .* now; rename it back to '{project_name}'"
-    with pytest.raises(ProjectMissingError, match=said):
+    with pytest.raises(ProjectRenamedError, match=said):
         workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
-    with pytest.raises(ProjectMissingError, match=said):
+    with pytest.raises(ProjectRenamedError, match=said):
         workflow.run(
             ls_push.push_batch(
                 corpus, project_name, client=ls_client, create=True, repush_missing=True

@@ -58,6 +58,10 @@ class UnknownProjectError(SpanbankError):
     """No project of that name in the corpus (or on the Label Studio server)."""
 
 
+class ProjectRenamedError(UnknownProjectError):
+    """The project the corpus recorded has another title in Label Studio now."""
+
+
 class ProjectMissingError(UnknownProjectError):
     """The Label Studio project does not exist on the server (not yet, or not any more)."""
 

@@ -9,7 +9,9 @@ from spanbank.corpus.annotations import project_records
 from spanbank.errors import (
     LabelStudioError,
     ProjectMissingError,
+    ProjectRenamedError,
     SpanbankError,
+    UnknownProjectError,
 )
 from spanbank.labelstudio import identity
 from spanbank.labelstudio.client import LabelStudioClient
@@ -93,7 +95,7 @@ def project_change(recorded: tuple[int | None, str | None], found: dict | None) 
 
 def missing_project(
     client: LabelStudioClient, corpus: Corpus, project: str, pid: int | None, *, pulling: bool
-) -> ProjectMissingError:
+) -> UnknownProjectError:
     """The one-line error for a project title the server lacks (deleted, renamed, or never made,
     or a typo)."""
     if (error := renamed(client, project, pid)) is not None:
@@ -121,7 +123,7 @@ def missing_project(
     return ProjectMissingError(f"no project {project!r} on {client.url}; {todo}{hint}")
 
 
-def renamed(client: LabelStudioClient, project: str, pid: int | None) -> ProjectMissingError | None:
+def renamed(client: LabelStudioClient, project: str, pid: int | None) -> ProjectRenamedError | None:
     """The error for the project recorded as `pid` when Label Studio now titles it otherwise;
     None when it is gone (or was never recorded). Its tasks and annotations are all there: a new
     project and a second push of every article would be the wrong repair."""
@@ -133,7 +135,7 @@ def renamed(client: LabelStudioClient, project: str, pid: int | None) -> Project
     title = found.get("title") if isinstance(found, dict) else None
     if title is None or title == project:
         return None
-    return ProjectMissingError(
+    return ProjectRenamedError(
         f"project {project} (Label Studio id {pid}) is titled {title!r} on {client.url} now; "
         f"rename it back to {project!r} in Label Studio (spanbank finds its projects by title) "
         "and run again"
