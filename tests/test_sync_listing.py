@@ -126,3 +126,28 @@ def test_tasks_deleted_during_every_listing_stop_the_pull_with_nothing_stored(
     ):
         workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     assert corpus.read("annotations").equals(before)
+
+
+def test_a_task_deleted_while_most_tasks_are_fetched_stops_the_pull(
+    project, ls_client, project_name, monkeypatch
+):
+    """Fetching most of a project reads its pages whole, by offset, too: a deletion meanwhile
+    stops the pull with one line and stores nothing."""
+    corpus, tid, _, texts = project
+    user = ls_client.create_user(f"{project_name}-2@example.org", project_name + "-2")
+    for a in ("a1", "a2"):
+        quote = _region(texts[a], "“Prices will rise,”", "QUOTE")
+        ls_client.create_annotation(tid[a], [quote], completed_by=user["id"])
+    real, deleted = ls_client.task_pages, []
+
+    def pages(pid, **kw):
+        for i, page in enumerate(real(pid, **kw)):
+            yield page
+            if "include" not in kw and kw.get("ids") is None and i == 0 and not deleted:
+                deleted.append(ls_client.delete_task(tid["a4"]))
+
+    monkeypatch.setattr(ls_client, "task_pages", pages)
+    before = corpus.read("annotations")
+    with pytest.raises(ListingChangedError, match="while spanbank read them; nothing was stored"):
+        workflow.run(ls_pull.pull(corpus, project_name, client=ls_client, full=True, page_size=3))
+    assert deleted and corpus.read("annotations").equals(before)

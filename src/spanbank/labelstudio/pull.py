@@ -175,12 +175,18 @@ def pull(
         wanted = set(fetch)
         done = 0
         yield Event("pull", 0, len(fetch))
-        for page in pages if fetch else ():
-            for task in page:
-                if int(task["id"]) in wanted:
-                    done += 1
-                    got.add_task(task)
-            yield Event("pull", done, len(fetch))
+        try:
+            for page in pages if fetch else ():
+                for task in page:
+                    if int(task["id"]) in wanted:
+                        done += 1
+                        got.add_task(task)
+                yield Event("pull", done, len(fetch))
+        except ListingChangedError:  # fetching most tasks, it reads the whole project's pages
+            raise ListingChangedError(
+                f"the tasks of project {project} were added or deleted in Label Studio while "
+                "spanbank read them; nothing was stored; pull again"
+            ) from None
         got.add_later()
         _store(writer, corpus, client, got, held.all, deleted_idx)
         cursor_ts = _next_cursor(listing, cursor, unreadable, saved_cursor, listed_from)
