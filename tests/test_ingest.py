@@ -744,3 +744,29 @@ def test_a_symlinked_folder_is_read_once_and_a_link_loop_ends(corpus, tmp_path):
         "Title three",
         "Title two",
     ]
+
+
+def test_txt_drops_a_bom_and_refuses_a_nul_byte_anywhere(corpus, tmp_path):
+    """A .txt kept its UTF-8 BOM in text and title (JSON Lines and CSV drop it: one article
+    saved with and without a BOM became two), and a NUL byte past the first 8 KB was stored
+    while one at byte 106 was refused as binary."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in/bom.txt").write_bytes(b"\xef\xbb\xbfMy Title\nBody.\n")
+    (tmp_path / "in/plain.txt").write_bytes(b"My Title\nBody.\n")
+    summary = ingest_paths(corpus, [tmp_path / "in"])
+    assert summary.added == 1 and summary.unchanged == 1
+    (a,) = _articles(corpus).values()
+    assert a["title"] == "My Title" and a["text"] == "My Title\nBody.\n"
+    for at in (100, 9000, 200_000):
+        f = tmp_path / f"nul-{at}.txt"
+        f.write_bytes(b"Title\n" + b"a" * at + b"\x00" + b"b" * 10)
+        with pytest.raises(IngestError) as info:
+            ingest_paths(corpus, [f])
+        assert str(info.value) == (
+            f"{f}: binary data (a NUL byte at byte {at + 6}), not a text file; "
+            "leave it out (or pass --skip-bad)"
+        )
+    assert len(_articles(corpus)) == 1
+    f16 = tmp_path / "wide.txt"  # UTF-16 holds NUL bytes: text all the same
+    f16.write_bytes(("Wide\n" + "x" * 9000).encode("utf-16"))
+    assert ingest_paths(corpus, [f16], encoding="utf-16").added == 1

@@ -216,11 +216,16 @@ def _open_text_bytes(path: Path, encoding: str):
 
 
 def _read_all(path: Path, encoding: str) -> bytes:
+    """A whole text file's bytes (a .txt, a brat .txt or .ann): a NUL byte anywhere in it is
+    binary data, as one in the first SNIFF_BYTES is (a NUL in JSON Lines is a bad line)."""
     with _open_text_bytes(path, encoding) as fh:
         try:
-            return fh.read()
+            data = fh.read()
         except GZIP_ERRORS as exc:
             raise IngestError(f"{path}: not a readable gzip file ({exc})") from None
+    if len(data) > SNIFF_BYTES:
+        _sniff(data, path, encoding)
+    return data
 
 
 def _decode(data: bytes, path: Path, encoding: str) -> str:
@@ -437,7 +442,8 @@ def read_batches(
             yield from _parquet_batches(path, rows, piece)
             return
     if kind == "txt":
-        text = _decode(_read_all(path, encoding), path, encoding)
+        # a BOM is not text: dropped, as JSON Lines and CSV drop it (brat keeps it: offsets count it)
+        text = _decode(_read_all(path, encoding), path, encoding).removeprefix("\ufeff")
         title = text.split("\n", 1)[0].strip() if text.strip() else ""
         yield pd.DataFrame({"text": [text], "title": [title], "_where": [0]})
     elif kind == "jsonl":
