@@ -1022,6 +1022,29 @@ def test_leftover_cleanup_reads_the_out_name_literally(tmp_path):
     assert verify(tmp_path / "e[x]") == []
 
 
+def test_an_out_name_of_242_to_255_bytes_is_written_and_its_leftovers_found(tmp_path):
+    """`.NAME.tmp-XXXXXXXX` beside a legal 242..255-byte NAME did not fit in a file name: the
+    export said `cannot write beside ...: File name too long`."""
+    from spanbank.outdir import stem_beside
+
+    corpus = build_corpus(tmp_path / "c")
+    for size in (241, 242, 255):
+        out = tmp_path / ("é" * 5 + "x" * (size - 10))
+        assert len(out.name.encode()) == size
+        stem = stem_beside(out.name)
+        assert (stem == out.name) == (size == 241) and len(f".{stem}.tmp-12345678") <= 255
+        left = [tmp_path / f".{stem}.tmp-killed", tmp_path / f".{stem}.old-killed"]
+        for d in left:
+            d.mkdir()
+        run(corpus, out, formats="jsonl")
+        run(corpus, out, formats="jsonl")  # replacing it: its old one goes beside it for a while
+        assert verify(out) == [] and not any(d.exists() for d in left)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    too_long = tmp_path / ("x" * 256)
+    with pytest.raises(ExportError, match="its name has 256 bytes; a file name holds at most 255"):
+        run(corpus, too_long, formats="jsonl")
+
+
 def test_two_corpora_exporting_to_one_out_take_turns(tmp_path):
     """The corpus lock does not order two corpora's exports to one --out; before the target's
     lock, the second deleted the first's temp folder mid-export (its cleanup of leftovers)."""

@@ -145,6 +145,31 @@ def test_temp_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     )
 
 
+def test_a_predictions_file_named_with_up_to_255_bytes_is_written(tmp_path):
+    """Its temp file `.NAME.<pid>.XXXXXXXX.tmp` did not fit beside a long legal name: the
+    error named the temp file. A long name's temp files are shortened, and a killed run's are
+    still found and removed."""
+    import subprocess
+    import sys
+
+    from spanbank.outdir import stem_beside
+
+    corpus = _corpus(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / ("p" * 249 + ".jsonl")
+    stem = stem_beside(out.name, len(f".{dead.pid}.") + 12)
+    left = tmp_path / f".{stem}.{dead.pid}.abcd1234.tmp"
+    left.write_bytes(b"half a file")
+    res = _run(corpus, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", out.name]
+    res = _run(corpus, "--out", tmp_path / ("p" * 250 + ".jsonl"))
+    assert res.exit_code == 1 and "its name has 256 bytes; a file name holds at most 255" in (
+        res.output
+    )
+
+
 def test_predictions_file_gets_a_plain_files_mode(tmp_path):
     """The file is made as a temp file (mode 0600) and renamed: it now gets the mode a plain
     open() gives, like any file a user writes; before, nobody else could read it."""

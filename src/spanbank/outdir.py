@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import shutil
 import tempfile
@@ -13,6 +14,30 @@ from pathlib import Path
 
 from spanbank.corpus.store import PLAIN_FOLDER, flock_wait, fsync_path, sync_filesystem
 from spanbank.errors import SpanbankError
+
+NAME_MAX = 255  # bytes in a file name (Linux, macOS, Windows)
+_RANDOM = 8  # characters tempfile adds to a prefix
+_TAIL = len(".tmp-") + _RANDOM  # the longest ending of a name beside `out`: `.tmp-XXXXXXXX`
+
+
+def stem_beside(name: str, tail: int = _TAIL) -> str:
+    """The name temp and lock names beside `name` start with (after their dot): `name`
+    itself while `.name` and a `tail` of bytes fit in a file name, else its first bytes, `~`
+    and 12 hex of its sha256 (a legal 242..255-byte `--out` was refused when `.NAME.tmp-...`
+    did not fit). The same for each `name`, so a killed writer's leftovers are found again."""
+    if 1 + len(name.encode()) + tail <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    room = NAME_MAX - 1 - tail - 1 - len(digest)
+    head = name.encode()[:room].decode(errors="ignore")  # whole characters only
+    return f"{head}~{digest}"
+
+
+def check_name(out: Path, error: type[SpanbankError]) -> None:
+    """Refuse an `--out` whose own name no file system holds."""
+    size = len(out.name.encode())
+    if size > NAME_MAX:
+        raise error(f"--out {out}: its name has {size} bytes; a file name holds at most {NAME_MAX}")
 
 
 @contextlib.contextmanager
@@ -26,11 +51,12 @@ def replacing(
     """Yield a temp folder to fill; when the block ends without error it is flushed and renamed
     to `out`, else removed. An `out` that is not empty is replaced only if `ours(out)` (why it is
     not a previous `what`, or None) says it is one; see `check`."""
+    check_name(out, error)
     out.parent.mkdir(parents=True, exist_ok=True)
     with lock(out, wait, error):
         remove_leftovers(out)
         check(out, what, ours, error)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{stem_beside(out.name)}.tmp-", dir=out.parent))
         os.chmod(tmp, PLAIN_FOLDER)  # it becomes `out`: readable as a plain mkdir's would be
         try:
             yield tmp
@@ -45,6 +71,7 @@ def check(
     out: Path, what: str, ours: Callable[[Path], str | None], error: type[SpanbankError]
 ) -> None:
     """Refuse an `out` whose replacement could delete anything but a previous `what`."""
+    check_name(out, error)
     here = Path.cwd().resolve()
     if out == here or out in here.parents:
         raise error(
@@ -68,7 +95,7 @@ def lock(out: Path, wait: bool | float, error: type[SpanbankError]):
     """Hold `.NAME.lock` beside `out` while it is written: two writers of one `--out` (exports
     of two corpora, which the corpus lock does not order) would otherwise delete each other's
     temp folders and race their swaps. The file goes with its holder (a kill leaves it, unlocked)."""
-    path = out.parent / f".{out.name}.lock"
+    path = out.parent / f".{stem_beside(out.name)}.lock"
 
     def busy() -> str:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
@@ -106,11 +133,12 @@ def lock(out: Path, wait: bool | float, error: type[SpanbankError]):
 def remove_leftovers(out: Path) -> None:
     """Delete temp folders a killed writer left beside `out`; restore `out` if a kill came
     mid-swap. Only under `lock`: a live writer's temp folder looks the same."""
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.old-*"):
+    stem = glob.escape(stem_beside(out.name))
+    for stale in out.parent.glob(f".{stem}.old-*"):
         if not out.exists() and (stale / "x").is_dir():
             os.rename(stale / "x", out)  # killed between the two renames: keep the old folder
         shutil.rmtree(stale, ignore_errors=True)
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+    for stale in out.parent.glob(f".{stem}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -129,7 +157,7 @@ def swap_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished temp folder to `out`, replacing an earlier one there."""
     old = None
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{stem_beside(out.name)}.old-", dir=out.parent))
         os.rename(out, old / "x")
     os.rename(tmp, out)
     fsync_path(out.parent)

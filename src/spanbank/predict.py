@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from spanbank.corpus.articles import article_chunks, selection_frame
 from spanbank.corpus.store import PLAIN_FILE, remove_dead_temps, temp_prefix
 from spanbank.errors import SpanbankError
+from spanbank.outdir import check_name, stem_beside
 from spanbank.parallel import Engine, asked_workers, engine
 from spanbank.progress import Event
 
@@ -206,9 +207,12 @@ def write_predictions(
     batches = _batches(corpus, cols, chosen)
     why: Counter = Counter()
     summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version(model_dir)}
+    check_name(out, SpanbankError)
     out.parent.mkdir(parents=True, exist_ok=True)
-    remove_dead_temps(out.parent, out.name)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent)
+    # `.NAME.<pid>.XXXXXXXX.tmp`: a NAME too long for it is shortened (see outdir.stem_beside)
+    stem = stem_beside(out.name, len(f".{os.getpid()}.") + 8 + len(".tmp"))
+    remove_dead_temps(out.parent, stem)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(stem), suffix=".tmp", dir=out.parent)
     os.fchmod(fd, PLAIN_FILE)  # it becomes `out`: readable as a plain open()'s would be
     os.close(fd)
     try:
