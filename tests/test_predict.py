@@ -170,6 +170,39 @@ def test_a_predictions_file_named_with_up_to_255_bytes_is_written(tmp_path):
     )
 
 
+def test_out_is_guarded_like_export_and_train(tmp_path):
+    """--out replaced a symlink with a plain file, overwrote any .parquet/.jsonl, and wrote
+    inside a corpus's table folder; a predictions file of ours is still replaced."""
+    corpus = _corpus(tmp_path)
+    target = tmp_path / "target.jsonl"
+    target.write_text("mine\n")
+    (tmp_path / "link.jsonl").symlink_to(target)
+    (tmp_path / "notes.jsonl").write_text('{"note": "keep me"}\n')
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "table.parquet")
+    for out, msg in (
+        (tmp_path / "link.jsonl", "is a symlink, which would be replaced by a plain file"),
+        (tmp_path / "notes.jsonl", "is not a spanbank predictions file (its first line is not a"),
+        (tmp_path / "table.parquet", "is not a spanbank predictions file (other columns)"),
+        (corpus.table_path("articles") / "x.parquet", "is inside the spanbank corpus"),
+        (corpus.path / "p.jsonl", "is inside the spanbank corpus"),
+    ):
+        before = sorted(p.name for p in out.parent.iterdir())
+        res = _run(corpus, "--out", out)
+        assert res.exit_code == 1 and msg in res.output, (out, res.output)
+        assert len(res.output.strip().splitlines()) == 1
+        assert sorted(p.name for p in out.parent.iterdir()) == before
+    assert target.read_text() == "mine\n" and (tmp_path / "link.jsonl").is_symlink()
+    assert "keep me" in (tmp_path / "notes.jsonl").read_text()
+    for name in ("p.jsonl", "p.parquet", "empty.jsonl"):  # ours (or empty): replaced
+        out = tmp_path / name
+        if name == "empty.jsonl":
+            out.touch()
+        for _ in range(2):
+            res = _run(corpus, "--out", out)
+            assert res.exit_code == 0, res.output
+        assert out.stat().st_size > 0
+
+
 def test_predictions_file_gets_a_plain_files_mode(tmp_path):
     """The file is made as a temp file (mode 0600) and renamed: it now gets the mode a plain
     open() gives, like any file a user writes; before, nobody else could read it."""

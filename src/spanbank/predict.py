@@ -25,7 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spanbank.corpus.articles import article_chunks, selection_frame
-from spanbank.corpus.store import PLAIN_FILE, remove_dead_temps, temp_prefix
+from spanbank.corpus.store import (
+    CONFIG_FILE,
+    PLAIN_FILE,
+    SCHEMA_FILE,
+    remove_dead_temps,
+    temp_prefix,
+)
 from spanbank.errors import SpanbankError
 from spanbank.outdir import check_name, stem_beside
 from spanbank.parallel import Engine, asked_workers, engine
@@ -196,6 +202,7 @@ def write_predictions(
     out = Path(out)
     if out.suffix not in (".parquet", ".jsonl"):
         raise SpanbankError(f"--out {out}: name a .parquet or .jsonl file")
+    check_out(out)
     chosen = None
     if where:
         from spanbank.labelstudio.push import select_articles
@@ -207,7 +214,6 @@ def write_predictions(
     batches = _batches(corpus, cols, chosen)
     why: Counter = Counter()
     summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version(model_dir)}
-    check_name(out, SpanbankError)
     out.parent.mkdir(parents=True, exist_ok=True)
     # `.NAME.<pid>.XXXXXXXX.tmp`: a NAME too long for it is shortened (see outdir.stem_beside)
     stem = stem_beside(out.name, len(f".{os.getpid()}.") + 8 + len(".tmp"))
@@ -240,6 +246,54 @@ def write_predictions(
             os.unlink(tmp)
     summary["without_predictions"] = dict(sorted(why.items()))
     return summary
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that writing it could harm: one inside a corpus (its tables' folders
+    are the corpus's), a symlink (it would become a plain file), a folder or special file, and
+    an existing file that is not a predictions file of ours (an empty one holds nothing)."""
+    check_name(out, SpanbankError)
+    where = Path(os.path.abspath(out.parent)).resolve()
+    for folder in (where, *where.parents):
+        if (folder / CONFIG_FILE).is_file() and (folder / SCHEMA_FILE).is_file():
+            raise SpanbankError(
+                f"--out {out} is inside the spanbank corpus {folder}; write predictions outside it"
+            )
+    if out.is_symlink():
+        raise SpanbankError(
+            f"--out {out} is a symlink, which would be replaced by a plain file; name a file"
+        )
+    if not out.exists():
+        return
+    if not out.is_file():
+        raise SpanbankError(f"--out {out} exists and is not a file; choose another --out")
+    problem = _not_predictions(out)
+    if problem:
+        raise SpanbankError(
+            f"--out {out} is not a spanbank predictions file ({problem}) and would be replaced; "
+            "choose another --out"
+        )
+
+
+def _not_predictions(path: Path) -> str | None:
+    """Why `path` is not a predictions file `write_predictions` wrote, or None."""
+    if path.stat().st_size == 0:
+        return None
+    if path.suffix == ".parquet":
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowException):
+            return "not a Parquet file"
+        return None if names == SCHEMA.names else "other columns"
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return "its first line is not JSON"
+    if not isinstance(row, dict) or list(row) != SCHEMA.names:
+        return "its first line is not a predicted span"
+    return None
 
 
 def _tag_counted(batch: pa.Table, model_dir: str | None = None):
