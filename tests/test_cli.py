@@ -372,28 +372,3 @@ def test_main_turns_errors_into_one_line(tmp_path, monkeypatch, capsys):
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: no corpus at") and err.count("\n") == 1
-
-
-@pytest.mark.parametrize(
-    ("flags", "says"),
-    [
-        ([], "run the same `spanbank push` again to resume."),
-        (["--batch-size", "5"], "picks that many anew among them, not the rest of this batch."),
-    ],
-)
-def test_an_interrupted_push_says_what_running_it_again_does(
-    runner, corpus_dir, monkeypatch, flags, says
-):
-    """A plain push picks its batch anew: after Ctrl-C, `--batch-size 5` again pushes 5 more,
-    not the rest of the 5 (it said "again to resume")."""
-    from spanbank.labelstudio import push as ls_push
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-        yield
-
-    monkeypatch.setattr(ls_push, "push_batch", interrupted)
-    result = runner.invoke(cli, ["--corpus", str(corpus_dir), "push", "--project", "p", *flags])
-    assert result.exit_code == 130
-    assert result.output.strip().splitlines()[-1].startswith("Interrupted: what was already")
-    assert result.output.strip().endswith(says)

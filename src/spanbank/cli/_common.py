@@ -80,15 +80,18 @@ def errors_as_click():
 
 
 @contextlib.contextmanager
-def resume_on_interrupt(command: str, then: str | None = None):
-    """Turn Ctrl-C (or SIGTERM) into one line saying how to resume `spanbank <command>` (or
-    `then`, what running it again does), and exit code 130 (143)."""
+def resume_on_interrupt(command: str):
+    """Turn Ctrl-C (or SIGTERM) into one line saying how to resume `spanbank <command>`, and exit
+    code 130 (143)."""
     try:
         yield
     except KeyboardInterrupt:
         word, code = interruption()
-        then = then or f"run the same `spanbank {command}` again to resume"
-        click.echo(f"{word}: what was already stored is kept; {then}.", err=True)
+        click.echo(
+            f"{word}: what was already stored is kept; run the same `spanbank {command}` "
+            "again to resume.",
+            err=True,
+        )
         sys.exit(code)  # not click's Exit: `spanbank.cli.main` runs click with standalone_mode off
 
 

@@ -223,14 +223,7 @@ def push(
                 bar.update,
             )
 
-    # a plain push picks its batch anew each time: what it would push again is not the rest
-    again = (
-        "`spanbank push` again pushes articles not pushed yet; with --batch-size or --sample it "
-        "picks that many anew among them, not the rest of this batch"
-        if (batch_size or sample) and not planned
-        else None
-    )
-    with resume_on_interrupt("push", again), errors_as_click():
+    with resume_on_interrupt("push"), errors_as_click():
         try:
             summary = attempt(create)
         except ProjectMissingError as exc:
