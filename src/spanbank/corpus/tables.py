@@ -164,6 +164,18 @@ ON_DEMAND_TABLES: dict[str, pa.Schema] = {
         ]
     ),
 }
+# push --batch-size/--sample: the articles each batch picked, recorded before its import, so
+# that a push stopped half-way is finished by the next rather than picked anew
+BATCHES_TABLE = "push_batches"
+ON_DEMAND_TABLES[BATCHES_TABLE] = pa.schema(
+    [
+        ("project", pa.string()),
+        ("ls_url", pa.string()),
+        ("batch_id", pa.string()),
+        ("article_id", pa.string()),
+        ("picked_at", TS),
+    ]
+)
 # commits an export was made of: `compact --vacuum` keeps what reading them needs
 ON_DEMAND_TABLES["pins"] = pa.schema(
     [("commit", pa.int64()), ("pinned_at", TS), ("reason", pa.string())]

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from spanbank.corpus import Corpus
 from spanbank.corpus.annotations import REVIEW_KIND, project_records, save_project
 from spanbank.corpus.articles import attach_rows, selection_frame
+from spanbank.corpus.tables import BATCHES_TABLE
 from spanbank.errors import (
     CorpusError,
     LabelStudioError,
@@ -287,6 +288,12 @@ def push_batch(
             recorded_id=recorded[0],
         )
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
+        picks = bool(sample or batch_size)  # a pick a re-run would not make again
+        rest = _unfinished_batch(corpus, project, client.url, local, articles) if picks else []
+        if rest:  # finish the batch a push like this one was stopped in, not pick one anew
+            selected = articles[articles["article_id"].isin(set(rest))]
+            sample = batch_size = select = None
+            summary["resumed_batch"] = len(rest)
         batch = _Batch(corpus, selected, preannotate, sample, seed, batch_size, chunk_size)
         batch.select, batch.eng = select, eng
         batch.pick(set(local["article_id"]), encoder=None if dry_run else encoder)
@@ -346,6 +353,14 @@ def push_batch(
             from spanbank.labelstudio.mlbackend import register
 
             summary["ml_backend"] = register(client, pid, ml_backend)
+        if picks and not rest and batch.ids:  # before the import: see `_unfinished_batch`
+            writer.append(
+                BATCHES_TABLE,
+                pd.DataFrame(
+                    {"project": project, "ls_url": client.url, "batch_id": batch_id}
+                    | {"article_id": batch.ids, "picked_at": utc_now()}
+                ),
+            )
         summary["pushed"] = yield from _import_chunks(
             client, pid, batch, server_side, encoder, record, batch_id, summary
         )
@@ -384,6 +399,19 @@ def _check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) 
             f"{project} is a review project; send conflicts to it with "
             "`spanbank adjudicate --review`, not `spanbank push`"
         )
+
+
+def _unfinished_batch(corpus, project: str, ls_url: str, local, articles) -> list[str]:
+    """The articles of the last batch picked by `--batch-size` or `--sample` for `project` that
+    are still in the corpus but not pushed: that push stopped (Ctrl-C, a kill, a server error)
+    before it finished. Its pick is recorded before its import (`push_batches`)."""
+    picked = corpus.read(BATCHES_TABLE)
+    picked = picked[(picked["project"] == project) & (picked["ls_url"] == ls_url)]
+    if picked.empty:
+        return []
+    last = picked[picked["batch_id"] == picked.sort_values("picked_at")["batch_id"].iloc[-1]]
+    done, here = set(local["article_id"]), set(articles["article_id"])
+    return [a for a in last["article_id"] if a not in done and a in here]
 
 
 class _Batch:
