@@ -177,6 +177,12 @@ def test_as_of_reads_each_table_as_it_was(tmp_path):
         Corpus(corpus.path, as_of="2001-01-01")
     with pytest.raises(CorpusError, match="neither a commit number nor a time"):
         Corpus(corpus.path, as_of="yesterday-ish")
+    # before, "-1" was read as the year -1 and "" as no time ("no commit at or before NaT")
+    with pytest.raises(CorpusError, match=r"no commit -1; `spanbank log` lists them"):
+        Corpus(corpus.path, as_of="-1")
+    for nothing in ("", " ", "NaT"):
+        with pytest.raises(CorpusError, match="neither a commit number nor a time"):
+            Corpus(corpus.path, as_of=nothing)
     line = _one_line(_spanbank("--corpus", corpus.path, "status", "--as-of", "7"))
     assert "no commit 7" in line
 

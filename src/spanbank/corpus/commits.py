@@ -68,7 +68,7 @@ def resolve(commits: pd.DataFrame, spec) -> pd.Series:
     if commits.empty:
         raise CorpusError("the corpus has no commits yet; --as-of needs one")
     text = str(spec).strip()
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"[-+]?\d+", text):  # a sign too: "-1" is no commit, not the year -1
         hit = commits[commits["commit"] == int(text)]
         if hit.empty:
             raise CorpusError(
@@ -76,7 +76,9 @@ def resolve(commits: pd.DataFrame, spec) -> pd.Series:
             )
         return hit.iloc[-1]
     try:
-        when = pd.Timestamp(text)
+        when = pd.Timestamp(text) if text else pd.NaT
+        if pd.isna(when):  # "", "nat", "none": pandas reads them as no time
+            raise ValueError(text)
     except (ValueError, TypeError):
         raise CorpusError(
             f"--as-of {text!r} is neither a commit number nor a time (e.g. 2026-12-03T14:00Z)"
