@@ -26,3 +26,20 @@ def server_articles(client, pid) -> pd.Series:
             for t in p
         ]
     )
+
+
+class Stopped(Exception):
+    """A push stopped half-way (as by Ctrl-C, a kill or a server error)."""
+
+
+def stop_after_first_import(client, monkeypatch) -> None:
+    """`client`'s first task import goes through; the next raises Stopped."""
+    real, sent = client.import_tasks, []
+
+    def import_then_stop(pid, tasks, count=None):
+        if sent:
+            raise Stopped
+        sent.append(count)
+        return real(pid, tasks, count)
+
+    monkeypatch.setattr(client, "import_tasks", import_then_stop)

@@ -10,6 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from _helpers import Stopped, stop_after_first_import
 from conftest import make_corpus
 from spanbank.corpus.annotations import honeypot_tasks, task_plans
 from spanbank.labelstudio import operations, server, workflow
@@ -261,10 +262,6 @@ def _gold_corpus(path, n: int, golds: int):
     return corpus
 
 
-class Stopped(Exception):
-    """A push stopped half-way (as by Ctrl-C, a kill or a server error)."""
-
-
 def test_a_planned_push_stopped_half_way_is_finished_by_the_next(
     tmp_path, ls_client, project_name, monkeypatch
 ):
@@ -278,15 +275,7 @@ def test_a_planned_push_stopped_half_way_is_finished_by_the_next(
         client=ls_client, overlap=2, overlap_share=0.25, honeypots="10%", seed=3,
         where="article_id.str.startswith('x')", create=True, chunk_size=5,
     )  # fmt: skip
-    real_import, sent = ls_client.import_tasks, []
-
-    def import_then_stop(pid, tasks, count=None):
-        if sent:
-            raise Stopped
-        sent.append(count)
-        return real_import(pid, tasks, count)
-
-    monkeypatch.setattr(ls_client, "import_tasks", import_then_stop)
+    stop_after_first_import(ls_client, monkeypatch)
     with pytest.raises(Stopped):
         workflow.run(operations.push_planned(corpus, project_name, **args))
     assert len(corpus.read("tasks")) == 5

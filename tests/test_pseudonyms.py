@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from _helpers import region
 from conftest import make_corpus
 from spanbank.annotators import list_annotators, resolve_annotators
 from spanbank.errors import CorpusError, LabelStudioError
@@ -13,13 +14,6 @@ from spanbank.labelstudio import push as ls_push
 from spanbank.labelstudio import workflow
 
 TEXT = "Story {i}. “Prices will rise,” the minister said on Monday."
-
-
-def _quote(text: str) -> list[dict]:
-    start = text.index("“")
-    value = {"start": start, "end": text.index("”") + 1, "labels": ["QUOTE"]}
-    value["text"] = text[value["start"] : value["end"]]
-    return [{"id": "q", "from_name": "label", "to_name": "text", "type": "labels", "value": value}]
 
 
 @pytest.mark.labelstudio
@@ -34,7 +28,11 @@ def test_emails_missed_by_a_pull_are_filled_by_a_later_one(
     tid = dict(zip(*corpus.read("tasks")[["article_id", "ls_task_id"]].T.values, strict=True))
     email = f"{project_name}@example.org"
     user = ls_client.create_user(email, project_name)
-    ls_client.create_annotation(tid["a0"], _quote(texts["a0"]), completed_by=user["id"])
+    ls_client.create_annotation(
+        tid["a0"],
+        [region("q", texts["a0"], "“Prices will rise,”", "QUOTE")],
+        completed_by=user["id"],
+    )
 
     def refused():
         raise LabelStudioError("Label Studio answered 503 on GET api/users/")
@@ -47,7 +45,11 @@ def test_emails_missed_by_a_pull_are_filled_by_a_later_one(
         resolve_annotators(corpus, [email])
     monkeypatch.undo()
 
-    ls_client.create_annotation(tid["a1"], _quote(texts["a1"]), completed_by=user["id"])
+    ls_client.create_annotation(
+        tid["a1"],
+        [region("q", texts["a1"], "“Prices will rise,”", "QUOTE")],
+        completed_by=user["id"],
+    )
     workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
     (row,) = list_annotators(corpus, show_emails=True)
     assert row["email"] == email and row["annotations"] == 2

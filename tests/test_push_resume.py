@@ -8,16 +8,13 @@ from collections import Counter
 
 import pytest
 
+from _helpers import Stopped, stop_after_first_import
 from conftest import make_corpus
 from spanbank.corpus.articles import selection_frame
 from spanbank.labelstudio import push as ls_push
 from spanbank.labelstudio import workflow
 
 pytestmark = pytest.mark.labelstudio
-
-
-class Stopped(Exception):
-    """A push stopped half-way (as by Ctrl-C, a kill or a server error)."""
 
 
 @pytest.mark.parametrize("pick", [{"batch_size": 8}, {"sample": 8, "seed": 5}])
@@ -31,15 +28,7 @@ def test_a_batch_stopped_half_way_is_finished_by_the_next_push(
         selected, set(), Counter(), pick.get("sample"), pick.get("seed", 0), pick.get("batch_size")
     )
     args = dict(client=ls_client, chunk_size=3, **pick)
-    real_import, sent = ls_client.import_tasks, []
-
-    def import_then_stop(pid, tasks, count=None):
-        if sent:
-            raise Stopped
-        sent.append(count)
-        return real_import(pid, tasks, count)
-
-    monkeypatch.setattr(ls_client, "import_tasks", import_then_stop)
+    stop_after_first_import(ls_client, monkeypatch)
     with pytest.raises(Stopped):
         workflow.run(ls_push.push_batch(corpus, project_name, **args))
     assert len(corpus.read("tasks")) == 3

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from _helpers import region
 from conftest import make_corpus
 from spanbank.errors import ListingChangedError
 from spanbank.labelstudio import pull as ls_pull
@@ -19,12 +20,6 @@ from spanbank.labelstudio import workflow
 pytestmark = pytest.mark.labelstudio
 
 TEXT = "Story {i}. “Prices will rise,” the minister said on Monday."
-
-
-def _region(text: str, sub: str, label: str) -> dict:
-    start = text.index(sub)
-    value = {"start": start, "end": start + len(sub), "text": sub, "labels": [label]}
-    return {"id": "r1", "from_name": "label", "to_name": "text", "type": "labels", "value": value}
 
 
 @pytest.fixture
@@ -38,7 +33,7 @@ def project(tmp_path, ls_client, project_name, monkeypatch):
     tasks = corpus.read("tasks").sort_values("ls_task_id")
     tid = dict(zip(tasks["article_id"], tasks["ls_task_id"], strict=True))
     user = ls_client.create_user(f"{project_name}@example.org", project_name)
-    quote = _region(texts["a0"], "“Prices will rise,”", "QUOTE")
+    quote = region("r1", texts["a0"], "“Prices will rise,”", "QUOTE")
     aid = {
         a: ls_client.create_annotation(tid[a], [quote], completed_by=user["id"])["id"]
         for a in ("a0", "a3")
@@ -82,7 +77,7 @@ def test_an_edit_during_the_listing_is_pulled_next_time(
     sees only the second edit. Before, its cursor moved to that edit's time, past the first, and
     no later pull fetched article 0 again."""
     corpus, _, aid, texts = project
-    cue = _region(texts["a0"], "said", "CUE")
+    cue = region("r1", texts["a0"], "said", "CUE")
 
     def edit(n):
         if n == 1:
@@ -136,7 +131,7 @@ def test_a_task_deleted_while_most_tasks_are_fetched_stops_the_pull(
     corpus, tid, _, texts = project
     user = ls_client.create_user(f"{project_name}-2@example.org", project_name + "-2")
     for a in ("a1", "a2"):
-        quote = _region(texts[a], "“Prices will rise,”", "QUOTE")
+        quote = region("r1", texts[a], "“Prices will rise,”", "QUOTE")
         ls_client.create_annotation(tid[a], [quote], completed_by=user["id"])
     real, deleted = ls_client.task_pages, []
 
