@@ -102,7 +102,8 @@ def push_planned(
 def _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, ls_url, project):
     """Per article of the batch and its honeypots: the annotators planned (`overlap` for
     honeypots and the `overlap_share` picked, else for all; 1 for the others)."""
-    multi = set(hp["article_id"])  # every annotator the project allows checks against gold
+    honeypots = set(hp["article_id"])
+    multi = set(honeypots)  # every annotator the project allows checks against gold
     if overlap_share is not None:
         meta = article_meta(corpus)
         mine = meta[meta["article_id"].isin(set(batch["article_id"]))]
@@ -119,7 +120,7 @@ def _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, ls_url, pro
             "ls_task_id": pd.array([None] * len(arts), dtype="Int64"),
             "batch_id": None,
             "overlap": [int(overlap or 1) if a in multi else 1 for a in arts],
-            HONEYPOT: [a in set(hp["article_id"]) for a in arts],
+            HONEYPOT: [a in honeypots for a in arts],
             HONEYPOT_GOLD: [gold.get(a) for a in arts],
             "planned_at": utc_now(),
         }
