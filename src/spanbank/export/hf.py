@@ -11,8 +11,8 @@ B-I... on each of its fragments. Tokens are cut at
 span boundaries, so every span lies on token boundaries; a span overlapping another of
 the same label cannot sit in that label's BIO layer and is counted (it stays in `spans`).
 
-Rows stream into one Arrow file and one Parquet file per split, chunk by chunk;
-`save_to_disk` then copies the memory-mapped Arrow files, so memory stays bounded.
+Rows stream into one Arrow file and one Parquet file per split, in batches of a fixed number
+of rows (so the files do not depend on `--chunk-size`); `save_to_disk` then copies the memory-mapped Arrow files, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spanbank.errors import ExportError
+from spanbank.export.batches import FixedBatches
 from spanbank.export.docs import layer_names, tagged
 from spanbank.export.manifest import file_sha256
 
@@ -215,15 +216,24 @@ class HfWriter:
         (self.root / "hf" / "parquet").mkdir(parents=True, exist_ok=True)
         self._arrow = {}
         self._parquet = {}
+        self._batches = {}
         for s in splits:
             sink = pa.OSFile(str(self.scratch / f"{s}.arrow"), "wb")
             self._arrow[s] = (sink, pa.ipc.new_stream(sink, self.schema))
             self._parquet[s] = pq.ParquetWriter(
                 self.root / "hf" / "parquet" / f"{s}.parquet", self.schema, compression="zstd"
             )
+            self._batches[s] = FixedBatches(self._writer(s))
         self.notes: dict[str, int] = {}
         self._rows = dict.fromkeys(splits, 0)
         self.encoder = HfEncoder(tuple(self.labels), tuple(self.attributes or ()), self.schema)
+
+    def _writer(self, split: str):
+        def write(table: pa.Table) -> None:
+            self._arrow[split][1].write_table(table)
+            self._parquet[split].write_table(table)
+
+        return write
 
     def write(self, split: str, docs: list[dict]) -> None:
         self.put(split, self.encoder(split, docs))
@@ -234,8 +244,7 @@ class HfWriter:
             self.notes[k] = self.notes.get(k, 0) + v
         if table is None:
             return
-        self._arrow[split][1].write_table(table)
-        self._parquet[split].write_table(table)
+        self._batches[split].put(table)
         self._rows[split] += table.num_rows
 
     def _close_files(self) -> None:
@@ -247,6 +256,8 @@ class HfWriter:
         self._arrow, self._parquet = {}, {}
 
     def close(self) -> dict:
+        for batches in self._batches.values():
+            batches.close()
         self._close_files()
         ds = self.ds
         was_enabled = ds.is_progress_bar_enabled()

@@ -7,20 +7,24 @@ a context window of about CONTEXT characters either side, cut at word boundaries
 `context_start`, `context_end`). A quote broken by its cue is one row: `quote_text` joins
 its fragments with " … ", `quote_start`/`quote_end` are its outer bounds and
 `quote_fragments` its parts. Offsets are integers; a missing one is null (pandas reads the
-columns as nullable `Int64`, never floats with NaN).
+columns as nullable `Int64`, never floats with NaN). Rows come split by split (in the
+order the splits are named), each split's in article order.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spanbank.export.batches import FixedBatches
 from spanbank.export.jsonl import dumps
 
 CONTEXT = 200
+SCRATCH = "_quotes_scratch"
 QUOTE, CUE = "QUOTE", "CUE"
 LINKS = {"said_by": "speaker", "cue": "cue"}
 
@@ -127,15 +131,29 @@ def encode(split: str, docs: list[dict]) -> tuple[pa.Table | None, bytes]:
 
 
 class QuotesWriter:
+    """Each split's rows spooled apart, joined split after split at `close`: the rows come in
+    split order, then article order, and the files are the same whatever the chunk size."""
+
     name = "quotes"
     encoder = staticmethod(encode)
 
     def __init__(self, root: Path, splits: list[str], labels: list[str], schema=None):
         self.dir = Path(root) / "quotes"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._parquet = pq.ParquetWriter(self.dir / "quotes.parquet", SCHEMA, compression="zstd")
-        self._jsonl = open(self.dir / "quotes.jsonl", "wb")
+        self.scratch = Path(root) / SCRATCH
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.splits = list(splits)
+        self._files: list = []
+        self._arrow, self._jsonl = {}, {}
+        for s in self.splits:
+            sink = self._open(pa.OSFile(str(self.scratch / f"{s}.arrow"), "wb"))
+            self._arrow[s] = self._open(pa.ipc.new_stream(sink, SCHEMA))
+            self._jsonl[s] = self._open(open(self.scratch / f"{s}.jsonl", "wb"))  # noqa: SIM115
         self.count = 0
+
+    def _open(self, f):
+        self._files.insert(0, f)  # closed newest first: a stream before its sink
+        return f
 
     def write(self, split: str, docs: list[dict]) -> None:
         self.put(split, encode(split, docs))
@@ -145,13 +163,27 @@ class QuotesWriter:
         if table is None:
             return
         self.count += table.num_rows
-        self._parquet.write_table(table)
-        self._jsonl.write(lines)
+        self._arrow[split].write_table(table)
+        self._jsonl[split].write(lines)
 
     def close(self) -> dict:
         self.abort()
+        with (
+            pq.ParquetWriter(self.dir / "quotes.parquet", SCHEMA, compression="zstd") as parquet,
+            open(self.dir / "quotes.jsonl", "wb") as jsonl,
+        ):
+            batches = FixedBatches(parquet.write_table)
+            for s in self.splits:
+                with open(self.scratch / f"{s}.jsonl", "rb") as part:
+                    shutil.copyfileobj(part, jsonl)
+                with pa.memory_map(str(self.scratch / f"{s}.arrow")) as source:
+                    for batch in pa.ipc.open_stream(source):
+                        batches.put(pa.Table.from_batches([batch]))
+            batches.close()
+        shutil.rmtree(self.scratch)
         return {"quotes": self.count}
 
     def abort(self) -> None:
-        self._parquet.close()
-        self._jsonl.close()
+        for f in self._files:
+            f.close()
+        self._files = []
