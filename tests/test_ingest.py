@@ -584,6 +584,8 @@ def test_arbitrary_unicode_is_stored_exactly_or_refused(texts, long_line, ascii_
                 assert where in refused, (t, summary.refused)
                 if not t.strip():
                     assert refused[where] == "text is empty or whitespace only"
+                elif "\x00" in t:
+                    assert refused[where] == "text contains a NUL character (U+0000)"
                 else:
                     assert refused[where] == "text contains a lone surrogate (not valid Unicode)"
                     assert any(0xD800 <= ord(c) <= 0xDFFF for c in t)
@@ -749,7 +751,7 @@ def test_a_symlinked_folder_is_read_once_and_a_link_loop_ends(corpus, tmp_path):
 def test_txt_drops_a_bom_and_refuses_a_nul_byte_anywhere(corpus, tmp_path):
     """A .txt kept its UTF-8 BOM in text and title (JSON Lines and CSV drop it: one article
     saved with and without a BOM became two), and a NUL byte past the first 8 KB was stored
-    while one at byte 106 was refused as binary."""
+    while one at byte 106 was refused as binary; so was one in a CSV or a JSON escape."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in/bom.txt").write_bytes(b"\xef\xbb\xbfMy Title\nBody.\n")
     (tmp_path / "in/plain.txt").write_bytes(b"My Title\nBody.\n")
@@ -767,6 +769,15 @@ def test_txt_drops_a_bom_and_refuses_a_nul_byte_anywhere(corpus, tmp_path):
             "leave it out (or pass --skip-bad)"
         )
     assert len(_articles(corpus)) == 1
+    rows = tmp_path / "nul.csv"  # past CSV's first 8 KB, and in JSON as an escape
+    rows.write_text("id,text\nx," + "a" * 9000 + "\x00b\ny,fine\n")
+    escaped = tmp_path / "nul.jsonl"
+    escaped.write_text('{"id": "z", "text": "a \\u0000 b"}\n')
+    summary = ingest_paths(corpus, [rows, escaped])
+    assert summary.added == 1 and summary.refused == [
+        f"{rows}:2: text contains a NUL character (U+0000)",
+        f"{escaped}:1: text contains a NUL character (U+0000)",
+    ]
     f16 = tmp_path / "wide.txt"  # UTF-16 holds NUL bytes: text all the same
     f16.write_bytes(("Wide\n" + "x" * 9000).encode("utf-16"))
     assert ingest_paths(corpus, [f16], encoding="utf-16").added == 1

@@ -596,6 +596,10 @@ def normalise(
     present = t.notna()
     why[~present] = "text is missing or not a string"
     why[present & _blank(t)] = "text is empty or whitespace only"
+    # a .txt holding one is refused as binary; Label Studio's PostgreSQL cannot store one
+    why[present & why.isna() & t.str.contains("\x00", regex=False).fillna(False).astype(bool)] = (
+        "text contains a NUL character (U+0000)"
+    )
     if t.dtype == object:  # only JSON escapes make lone surrogates; Arrow strings cannot hold them
         why[present & why.isna() & t.str.contains("[\ud800-\udfff]", regex=True, na=False)] = (
             "text contains a lone surrogate (not valid Unicode)"
