@@ -41,6 +41,7 @@ def _report() -> dict:
         pd.concat([spans, gold_spans], ignore_index=True).drop(columns="annotator"),
         relations,
         tasks,
+        gold=gold_ann,
         bootstrap=50,
         seed=0,
         views=True,

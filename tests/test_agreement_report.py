@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from spanbank.agreement.coefficients import cohen_kappa, krippendorff_alpha, unitizing_alpha
 from spanbank.agreement.render import render_table, to_csv, to_html, to_json
-from spanbank.agreement.report import agreement_report, build_report
+from spanbank.agreement.report import agreement_report, build_report, export_gold
 from spanbank.cli.agree import agree
 from spanbank.corpus.annotations import latest_per_annotator
 from spanbank.errors import AgreementError, SpanbankError
@@ -418,7 +418,10 @@ def test_report_from_the_rows_it_needs_equals_the_report_from_whole_tables(tmp_p
     whole = {n: corpus.read(n) for n in ("articles", "annotations", "spans", "relations", "tasks")}
     for project in (None, "p"):
         got = agreement_report(corpus, project=project, bootstrap=30, seed=4, views=True)
-        want = build_report(*whole.values(), project=project, bootstrap=30, seed=4, views=True)
+        gold = export_gold(corpus, project)
+        want = build_report(
+            *whole.values(), gold=gold, project=project, bootstrap=30, seed=4, views=True
+        )
         want["throughput"] = throughput(whole["annotations"], whole["spans"], project)
         got.pop("honeypots")
         assert got["coverage"]["articles_with_2plus"] == (4 if project is None else 3)
@@ -553,6 +556,10 @@ def test_cli_show_names_html(tmp_path, cli):
     assert "ann@example.org" not in (tmp_path / "s.html").read_text()
 
 
+def _tables4(t: dict) -> tuple:
+    return t["articles"], t["annotations"], t["spans"], t["relations"]
+
+
 def test_scores_against_gold_match_fragment_sets_exactly():
     t = tables()
     gold = pd.DataFrame([("g1", "p", "a1", "lead", "gold", False, False, None)], columns=ANN_COLS)
@@ -569,13 +576,13 @@ def test_scores_against_gold_match_fragment_sets_exactly():
         ignore_index=True,
     )
     t["spans"] = _with_fragments(t, {("x2", "s2"): frags, ("g1", "q"): frags})
-    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    rep = build_report(*_tables4(t), gold=gold, bootstrap=0)
     scores = {r["annotator"]: r for r in rep["gold"]}
     assert scores["bob"]["precision_exact"] == 1.0  # the same two fragments
     assert scores["ann"]["precision_exact"] == 0.5  # the speaker; [12, 26) is not that quote
     # same outer bounds, other fragments: overlapping, not exact
     t["spans"] = _with_fragments(t, {("x2", "s2"): [(13, 15), (18, 25)], ("g1", "q"): frags})
-    rep = build_report(t["articles"], t["annotations"], t["spans"], t["relations"], bootstrap=0)
+    rep = build_report(*_tables4(t), gold=gold, bootstrap=0)
     bob = next(r for r in rep["gold"] if r["annotator"] == "bob")
     assert (bob["precision_exact"], bob["precision"]) == (0.5, 1.0)
 
@@ -590,3 +597,71 @@ def test_a_span_without_label_is_left_out_not_matched_as_another_label():
     assert rep["labels"] == plain["labels"]
     assert rep["summary"] == plain["summary"]
     assert any("without a label" in n for n in rep["notes"])
+
+
+def _add_gold(corpus, rows: list[tuple], spans: list[tuple]) -> None:
+    """Stored gold: rows (id, project, article, annotator, updated_at, review_of), spans
+    (id, label, start, end)."""
+    from spanbank.corpus.tables import TABLES
+
+    ann = pd.DataFrame(
+        rows,
+        columns=["annotation_id", "project", "article_id", "annotator", "updated_at", "review_of"],
+    )
+    ann = ann.assign(
+        origin="gold", created_at=ann["updated_at"], version=1, cancelled=False, superseded=False
+    )
+    art = dict(zip(ann["annotation_id"], ann["article_id"], strict=True))
+    texts = {"a1": TEXT1, "a2": TEXT2}
+    sp = pd.DataFrame(
+        [
+            (a, f"s{i}", art[a], lab, s, e, texts[art[a]][s:e])
+            for i, (a, lab, s, e) in enumerate(spans)
+        ],
+        columns=[*SPAN_COLS, "text"],
+    )
+    with corpus.writer() as w:
+        w.append("annotations", ann.reindex(columns=[*TABLES["annotations"].names, "review_of"]))
+        w.append("spans", sp.reindex(columns=TABLES["spans"].names))
+
+
+def test_gold_scores_are_against_the_gold_an_export_uses(tmp_path):
+    """gold[] scores each annotator against select_annotations' choice, not the gold written
+    last: gold:majority before a later gold:union, reviewed gold (stored under the review
+    project, naming `review_of`) before both, and gold stored without a project counts for the
+    project. Figures are hand counts over the spans of `tables()`."""
+    corpus = stored(tmp_path / "c")
+    t0, t1, t2 = (pd.Timestamp(f"2024-07-0{d}", tz="UTC") for d in (1, 2, 3))
+    _add_gold(
+        corpus,
+        [
+            ("gm", "p", "a1", "gold:majority", t1, None),
+            ("gu", "p", "a1", "gold:union", t2, None),  # written last
+            ("g2", None, "a2", "gold:majority", t1, None),  # stored without a project
+        ],
+        [
+            ("gm", "SPEAKER", 0, 5),
+            ("gm", "QUOTE", 12, 26),
+            ("gu", "SPEAKER", 0, 5),
+            ("gu", "QUOTE", 12, 26),
+            ("gu", "SPEAKER", 31, 36),  # "mayor": only union has it
+            ("g2", "SPEAKER", 11, 16),
+        ],
+    )
+
+    def scores():
+        rep = agreement_report(corpus, project="p", bootstrap=0)
+        return {r["annotator"]: r for r in rep["gold"]}
+
+    # ann: a1 SPEAKER 0-5, QUOTE 12-26; a2 SPEAKER 11-16, QUOTE 31-43 -> 3 of 4 in gold (3 spans)
+    # bob: a1 SPEAKER 0-5, QUOTE 13-25 (IoU 12/14 with 12-26); a2 SPEAKER 11-16
+    got = scores()
+    assert got["ann"]["articles"] == 2
+    assert (got["ann"]["precision_exact"], got["ann"]["recall_exact"]) == (3 / 4, 1.0)
+    assert (got["bob"]["precision_exact"], got["bob"]["recall_exact"]) == (2 / 3, 2 / 3)
+    assert (got["bob"]["precision"], got["bob"]["recall"]) == (1.0, 1.0)
+    # reviewed gold of a1, older than both: SPEAKER 0-5 only
+    _add_gold(corpus, [("gr", "p-review", "a1", "gold:review", t0, "p")], [("gr", "SPEAKER", 0, 5)])
+    got = scores()
+    assert (got["ann"]["precision_exact"], got["ann"]["recall_exact"]) == (2 / 4, 1.0)
+    assert (got["bob"]["precision"], got["bob"]["recall"]) == (2 / 3, 1.0)

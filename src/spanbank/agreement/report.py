@@ -70,7 +70,7 @@ def agreement_report(
     # it, timed work
     live = latest_per_annotator(ann, project)
     multi = live.groupby("article_id")["annotator"].transform("nunique").to_numpy() >= 2
-    gold = latest_per_annotator(ann, project, origins=("gold",))
+    gold = export_gold(corpus, project)
     on_gold = live["article_id"].isin(gold["article_id"]).to_numpy()
     needed = pd.concat(
         [
@@ -87,6 +87,7 @@ def agreement_report(
             corpus,
             ann,
             spans,
+            gold,
             compared,
             project,
             labels,
@@ -103,8 +104,30 @@ def agreement_report(
     return report
 
 
+def export_gold(corpus, project: str | None) -> pd.DataFrame:
+    """The stored gold an export uses, one annotations row per article (reviewed gold, else
+    gold:majority, else another strategy's: `spanbank.gold.select_annotations`); gold an
+    export would compute on the fly is left out, since no one has looked at it."""
+    from spanbank.gold import select_annotations
+
+    rows = select_annotations(corpus, "auto", project, columns=["annotation_id", "article_id"])
+    return rows[rows["selection"].isin(("review", "gold"))]
+
+
 def _report_on(
-    eng, corpus, ann, spans, compared, project, labels, annotators, iou, bootstrap, seed, views
+    eng,
+    corpus,
+    ann,
+    spans,
+    gold,
+    compared,
+    project,
+    labels,
+    annotators,
+    iou,
+    bootstrap,
+    seed,
+    views,
 ):
     """build_report over the rows of the `compared` articles (ids), read from the corpus."""
     from spanbank.corpus.articles import texts_of
@@ -116,6 +139,7 @@ def _report_on(
         spans,
         corpus.read_in("relations", "annotation_id", spans["annotation_id"].unique()).to_pandas(),
         corpus.read_in("tasks", "article_id", compared).to_pandas(),
+        gold=gold,
         project=project,
         labels=labels,
         annotators=annotators,
@@ -189,6 +213,7 @@ def build_report(
     relations: pd.DataFrame | None = None,
     tasks: pd.DataFrame | None = None,
     *,
+    gold: pd.DataFrame | None = None,
     project: str | None = None,
     labels=None,
     annotators=None,
@@ -205,10 +230,11 @@ def build_report(
     on articles that two or more annotators annotated. Returns a JSON-ready dict:
     ``selection``, ``coverage``, ``summary`` (headline figures with bootstrap CIs),
     ``labels`` (per label, then micro and macro), ``pairs`` (per annotator pair and label),
-    ``relations``, ``token_categories``, ``attributions``, ``gold``, ``articles`` (per
-    article) and ``lowest_articles``; with ``views`` also ``_views``, what the HTML page
-    needs to show the least-agreed articles' text (left out of JSON). Undefined figures
-    are NaN. Raises :class:`~spanbank.agreement.AgreementError` on an empty selection.
+    ``relations``, ``token_categories``, ``attributions``, ``gold`` (each annotator against
+    the ``gold`` annotations rows, one per article, as `export_gold` gives; none without
+    them), ``articles`` (per article) and ``lowest_articles``; with ``views`` also
+    ``_views``, what the HTML page needs to show the least-agreed articles' text (left out
+    of JSON). Undefined figures are NaN. Raises :class:`~spanbank.agreement.AgreementError` on an empty selection.
 
     The per-article statistics (token layers, span matches, relations, attributions) are
     computed on ``engine`` (:class:`spanbank.parallel.Engine`; default: in this process) for
@@ -287,7 +313,7 @@ def build_report(
         "relations": relations_out,
         "token_categories": token_out,
         "attributions": attributions_out,
-        "gold": _gold_scores(annotations, spans, project, annotators, u.labels, iou),
+        "gold": _gold_scores(annotations, spans, gold, project, annotators, u.labels, iou),
         "articles": arts.rows,
         "lowest_articles": lowest_rows,
         "notes": notes,
@@ -1146,12 +1172,11 @@ def _attribution_units(sp_all, relations, lengths):
     return quotes, targets
 
 
-def _gold_scores(annotations, spans, project, annotators, labels, iou) -> list[dict]:
-    """Per annotator: span precision/recall/F1 (same label, IoU >= ``iou``) against adjudicated gold."""
-    gold = latest_per_annotator(annotations, project, None, origins=("gold",))
-    if not len(gold):
+def _gold_scores(annotations, spans, gold, project, annotators, labels, iou) -> list[dict]:
+    """Per annotator: span precision/recall/F1 (same label, IoU >= ``iou``) against the
+    ``gold`` annotations (one per article)."""
+    if gold is None or not len(gold):
         return []
-    gold = gold.drop_duplicates("article_id", keep="last")
     human = latest_per_annotator(annotations, project, annotators)
     human = human[human["article_id"].isin(set(gold["article_id"]))]
     sp = spans[spans["label"].isin(labels)]
