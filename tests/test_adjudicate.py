@@ -193,6 +193,22 @@ def test_attribute_ties_prefer_a_value_then_the_smallest():
     assert detail["on"] == "attribute:type" and detail["chosen"] == "direct"
 
 
+@pytest.mark.parametrize("strategy", ["majority", "union", "intersection", "prefer:ann"])
+def test_a_span_drawn_twice_by_one_annotator_counts_once(strategy):
+    # ann drew the speaker twice alike and linked the quote to the copy; bob and cat once
+    spans = [s for a in WHO for s in (S(a, "q", "QUOTE", 10, 40), S(a, "s", "SPEAKER", 0, 5))]
+    spans.append(S("ann", "s2", "SPEAKER", 0, 5))
+    rels = [R("ann", "q", "s2"), R("bob", "q", "s"), R("cat", "q", "s")]
+    gold, links, conflicts = run(spans, rels, strategy=strategy)
+    assert spans_of(gold) == [("QUOTE", 10, 40), ("SPEAKER", 0, 5)]
+    assert gold["votes"].tolist() == [3, 3]
+    assert links[["from_span_id", "to_span_id", "votes"]].values.tolist() == [["g2", "g1", 3]]
+    assert conflicts["kind"].tolist() == ["merge"]  # not "missing": bob and cat drew it
+    [(gid, detail)] = conflicts_of(conflicts, "merge")
+    assert gid == "g1" and detail["annotator"] == "ann"
+    assert detail["spans"] == [[0, 5], [0, 5]] and detail["kept"] is True
+
+
 def test_annotator_who_drew_nothing_still_counts():
     spans = [S("ann", "s", "SPEAKER", 0, 5), S("bob", "s", "SPEAKER", 0, 5)]
     gold, _, conflicts = run(spans)

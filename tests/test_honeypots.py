@@ -16,7 +16,11 @@ GOLD = [("SPEAKER", 0, 3), ("QUOTE", 14, 30)]  # "Ana", "prices will rise"
 
 
 def _frame(rows, **cols):
-    df = pd.DataFrame(rows, columns=["label", "start", "end"])
+    """Span rows (label, start, end[, fragments as (start, end) pairs])."""
+    rows = [
+        (*r[:3], [{"start": s, "end": e} for s, e in r[3]] if len(r) > 3 else None) for r in rows
+    ]
+    df = pd.DataFrame(rows, columns=["label", "start", "end", "fragments"])
     return df.assign(**cols)
 
 
@@ -70,6 +74,40 @@ def test_bootstrap_ci_over_articles():
     assert s["half"]["articles"] == 6
     again = _score(spans, done, texts=texts, gold=gold, bootstrap=500, seed=1)
     assert again["half"]["span_f1"] == half  # reproducible with the seed
+
+
+QUOTED = '"We will win," Smith said, "and we will govern well." Jones agreed.'
+
+
+def test_discontinuous_spans_are_scored_by_their_fragments():
+    """A gold quote broken by its speaker and cue (fragments [0, 14) and [27, 53)): one
+    contiguous quote over its outer bounds is not an exact match, and covers the `,` at 25,
+    which gold leaves out. Hand counts; alpha checked by `krippendorff`."""
+    gold = [("QUOTE", 0, 53, [(0, 14), (27, 53)]), ("SPEAKER", 15, 20), ("CUE", 21, 25)]
+    outer = [("QUOTE", 0, 53), ("SPEAKER", 15, 20), ("CUE", 21, 25)]
+    # "said" drawn as SPEAKER and as CUE, equal lengths: the report's order (sorted) makes it CUE
+    both = [*gold, ("SPEAKER", 21, 25)]
+    s = _score(
+        {("u1", "h1"): gold, ("u2", "h1"): outer, ("u3", "h1"): both},
+        [("u1", "h1"), ("u2", "h1"), ("u3", "h1")],
+        texts={"h1": QUOTED},
+        gold={"h1": gold},
+        bootstrap=0,
+    )
+    assert s["u1"]["span_f1_exact"]["value"] == 1.0
+    assert s["u2"]["span_f1_exact"]["value"] == pytest.approx(2 * 2 / 6)  # speaker and cue
+    assert s["u2"]["span_f1"]["value"] == 1.0  # quote IoU 40 / 53 >= 0.5
+    # tokens: " We will win , " | Smith | said | , | " and we will govern well . " | Jones agreed .
+    q, spk, cue = 3, 4, 1
+    gold_row = [q] * 6 + [spk, cue, 0] + [q] * 8 + [0, 0, 0]
+    u2_row = [q] * 6 + [spk, cue, q] + [q] * 8 + [0, 0, 0]
+    want = krippendorff.alpha(reliability_data=[u2_row, gold_row], level_of_measurement="nominal")
+    assert s["u2"]["token_alpha"]["value"] == pytest.approx(want, abs=1e-12)
+    # 40 values (none 7, SPEAKER 2, CUE 2, QUOTE 29), one token differs: o_0q = o_q0 = 1
+    by_hand = 1 - 39 * 2 / (40**2 - (7**2 + 2**2 + 2**2 + 29**2))
+    assert s["u2"]["token_alpha"]["value"] == pytest.approx(by_hand, abs=1e-12)
+    assert s["u3"]["token_alpha"]["value"] == 1.0
+    assert s["u3"]["span_f1_exact"]["value"] == pytest.approx(2 * 3 / 7)
 
 
 NOW = pd.Timestamp("2024-05-01", tz="UTC")

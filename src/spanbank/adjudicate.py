@@ -4,7 +4,9 @@ How it decides (the same for one article or a frame of many):
 
 1. **Groups.** Each pair of annotators' spans is aligned one-to-one with
    :func:`spanbank.agreement.coefficients.align_span_arrays` (same label, IoU >= 0.5, greedy by IoU);
-   aligned spans are joined transitively into groups across all annotators. A group has
+   aligned spans are joined transitively into groups across all annotators. A span one
+   annotator drew twice alike (label, offsets, fragments) is aligned once and its copies
+   join its group, so they count once (a ``merge`` conflict). A group has
    one label; its *support* is the number of distinct annotators with a span in it.
 2. **Which groups survive** (n = annotators of the article, k = ``min_votes``, default
    ``n // 2 + 1``, i.e. more than half):
@@ -33,7 +35,8 @@ Conflict kinds (``detail`` is JSON naming annotators by their pseudonyms):
 ``boundary`` (offsets differ, clear winner), ``attribute`` (values differ, clear winner),
 ``tie`` (a tied boundary or attribute vote, ``on`` says which), ``label`` (two groups of
 different labels at the same place, IoU >= 0.5, drawn by different annotators),
-``merge`` (one annotator has several spans in one group; one gold span results),
+``merge`` (one annotator has several spans in one group, joined through others' spans or
+drawn twice alike; their spans count once, one gold span results and their relations point at it),
 ``relation`` (a relation not every annotator drew). Boundary, attribute and tie
 conflicts are only reported for surviving groups.
 
@@ -172,7 +175,7 @@ def adjudicate(spans, relations, strategy: str, min_votes: int | None = None, an
     ).reset_index(drop=True)
     sp = sp.merge(roster, on=["article_id", "annotator"], how="left", validate="many_to_one")
 
-    sp["comp"] = _components(len(sp), *_align_all(sp))
+    sp["comp"] = _components(len(sp), *_edges(sp))
     groups = _groups(sp, roster, mode, preferred, min_votes)
     attrs, attr_conflicts = _attributes(sp, groups, preferred)
     groups["attributes"] = groups.index.map(lambda c: attrs.get(c, {}))
@@ -297,6 +300,18 @@ def _js(obj) -> str:
 
 
 # --------------------------------------------------------------------------- groups
+
+
+def _edges(sp: pd.DataFrame):
+    """Edges joining spans into groups: alignment between annotators' distinct spans, and each
+    copy of a span one annotator drew twice to its first copy (aligned apart, a copy became a
+    group of its own: a second gold span, reported as not drawn by the others)."""
+    same = ["article_id", "annotator", "label", "start", "end", "fkey"]
+    rows = np.arange(len(sp))
+    first = sp.assign(i=rows).groupby(same, sort=False, dropna=False)["i"].transform("first")
+    distinct = rows[first.to_numpy() == rows]
+    u, v = _align_all(sp.iloc[distinct])
+    return np.concatenate([distinct[u], rows]), np.concatenate([distinct[v], first.to_numpy()])
 
 
 def _align_all(sp: pd.DataFrame):

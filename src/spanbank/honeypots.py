@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spanbank.agreement.coefficients import _alpha_nominal_stats, align_spans, token_categories
+from spanbank.agreement.coefficients import (
+    _alpha_nominal_stats,
+    align_spans,
+    fragment_pieces,
+    token_categories,
+)
 from spanbank.corpus.annotations import HONEYPOT_GOLD, honeypot_tasks, latest_per_annotator
 from spanbank.errors import SpanbankError
 from spanbank.tokens import tokenize
@@ -34,9 +39,12 @@ def honeypot_scores(
     """Per annotator: span F1 (IoU and exact) and token α against gold, with 95% bootstrap CIs.
 
     `done`: (annotator, article_id) of each honeypot an annotator submitted (with or without
-    spans); `human`: their spans (annotator + SPAN_COLUMNS); `gold`: the reference spans
-    (SPAN_COLUMNS); `texts`: article_id -> text; `labels` fixes the categories' order.
+    spans); `human`: their spans (annotator + SPAN_COLUMNS, and `fragments` when some are
+    discontinuous); `gold`: the reference spans (the same columns, without annotator);
+    `texts`: article_id -> text; `labels`: the token categories, taken in sorted order as
+    the agreement report does (it settles which of two equal-length spans a token takes).
     """
+    labels = sorted(labels)
     rng = np.random.default_rng(seed)
     out = []
     for who, mine in done.drop_duplicates().groupby("annotator", sort=True):
@@ -55,29 +63,43 @@ def honeypot_scores(
 
 
 def _spans(df: pd.DataFrame) -> list[tuple]:
-    return list(zip(df["label"], df["start"].astype(int), df["end"].astype(int), strict=True))
+    """(label, start, end, fragments) per span: a discontinuous span matches as one unit."""
+    frags = df["fragments"] if "fragments" in df else [None] * len(df)
+    return list(
+        zip(df["label"], df["start"].astype(int), df["end"].astype(int), frags, strict=True)
+    )
+
+
+def _categories(spans: list[tuple], text: str, starts, ends, labels: list[str]) -> np.ndarray:
+    """One annotator's token categories, as the report makes them: a discontinuous span
+    covers its fragments' tokens, and the innermost piece wins (equal lengths: first label)."""
+    known = [s for s in spans if s[0] in labels]
+    if not known:
+        return np.zeros(len(starts), dtype=np.int64)
+    of, lo, hi = fragment_pieces(
+        [s[1] for s in known],
+        [s[2] for s in known],
+        [s[3] for s in known],
+        np.full(len(known), len(text)),
+    )
+    lab = np.array([labels.index(s[0]) for s in known])[of]
+    return token_categories(
+        np.searchsorted(ends, lo, "right"),
+        np.searchsorted(starts, hi, "left"),
+        np.zeros(len(of), dtype=np.int64),
+        hi - lo,
+        lab,
+        len(starts),
+        1,
+        len(labels),
+    )[0]
 
 
 def _article_stats(mine, ref, text: str, labels: list[str], iou: float) -> dict:
     """Additive counts of one article: span matches and sizes, token agreement and categories."""
     a, b = _spans(mine), _spans(ref)
     _, starts, ends, _ = tokenize([text])
-    cat = np.zeros((2, len(starts)), dtype=np.int64)
-    for slot, spans in enumerate((a, b)):
-        known = [s for s in spans if s[0] in labels]
-        if known:
-            lo = np.searchsorted(ends, [s[1] for s in known], "right")
-            hi = np.searchsorted(starts, [s[2] for s in known], "left")
-            cat[slot] = token_categories(
-                lo,
-                hi,
-                np.zeros(len(known), dtype=np.int64),
-                [s[2] - s[1] for s in known],
-                [labels.index(s[0]) for s in known],
-                len(starts),
-                1,
-                len(labels),
-            )[0]
+    cat = np.stack([_categories(s, text, starts, ends, labels) for s in (a, b)])
     q = len(labels) + 1
     return {
         "match": len(align_spans(a, b, iou)),
