@@ -665,3 +665,41 @@ def test_gold_scores_are_against_the_gold_an_export_uses(tmp_path):
     got = scores()
     assert (got["ann"]["precision_exact"], got["ann"]["recall_exact"]) == (2 / 4, 1.0)
     assert (got["bob"]["precision"], got["bob"]["recall"]) == (2 / 3, 1.0)
+
+
+def test_labels_not_in_the_schema_are_a_one_line_error(cli):
+    """A typo or the wrong case in --labels compared nothing and exited 0 with AC1 1.000."""
+    res = CliRunner().invoke(cli, ["agree", "--labels", "speaker", "--bootstrap", "0"])
+    assert (res.exit_code, res.output) == (
+        1,
+        "Error: label 'speaker' (did you mean 'SPEAKER'?) not in the schema; "
+        "choose from its labels: SPEAKER, QUOTE, CUE, EVENT\n",
+    )
+    res = CliRunner().invoke(cli, ["agree", "--labels", "QUOTE,SPEKAER", "--bootstrap", "0"])
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: label 'SPEKAER' not in the schema;")
+
+
+def test_a_label_without_spans_has_no_figures_and_does_not_pool():
+    """EVENT is in the schema but no compared annotation has one: agreeing everywhere that no
+    token is EVENT is not agreement on EVENT, so its figures are undefined (they read AC1 and
+    observed 1.0), and it must not pool into micro (checked by `krippendorff` on the QUOTE
+    layer alone); with no label used at all, the category figures are undefined too."""
+    import krippendorff
+
+    rep = report(labels=["QUOTE", "EVENT"], bootstrap=0)
+    event = row(rep, "EVENT")
+    for k in ("alpha", "fleiss_kappa", "ac1", "observed", "alpha_no_o", "ac1_no_o", "alpha_u"):
+        assert math.isnan(event[k]), k
+    assert event["units"] == 0
+    assert all(math.isnan(p["ac1"]) for p in rep["pairs"] if p["label"] == "EVENT")
+    ann_q = token_layer(TEXT1, [(12, 26)]) + token_layer(TEXT2, [(31, 43)])
+    bob_q = token_layer(TEXT1, [(13, 25)]) + token_layer(TEXT2, [])
+    want = krippendorff.alpha(reliability_data=[ann_q, bob_q], level_of_measurement="nominal")
+    assert row(rep, "micro")["alpha"] == pytest.approx(want, abs=1e-12)
+    assert rep["summary"]["alpha"]["value"] == pytest.approx(want, abs=1e-12)
+    assert any("no span of EVENT" in n for n in rep["notes"])
+    only = report(labels=["EVENT"], bootstrap=20)
+    for k in ("token_alpha", "token_fleiss_kappa", "token_ac1", "alpha", "span_f1_exact"):
+        assert math.isnan(only["summary"][k]["value"]), k
+    assert math.isnan(only["token_categories"]["token_observed"])

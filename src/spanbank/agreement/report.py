@@ -64,6 +64,7 @@ def agreement_report(
     from spanbank.parallel import asked_workers, engine
     from spanbank.throughput import throughput, timed_ids
 
+    _check_labels(labels, list(corpus.schema.labels))
     ann = corpus.read("annotations")
     # the spans of what the report reads, not the table's (an import of one annotator's work
     # on a whole archive would be read whole): compared work, gold and the work scored against
@@ -102,6 +103,23 @@ def agreement_report(
         corpus, project, iou=iou, bootstrap=bootstrap, seed=seed
     )
     return report
+
+
+def _check_labels(labels, known: list[str]) -> None:
+    """Refuse labels the schema lacks: a typo or the wrong case would compare nothing."""
+    unknown = [lab for lab in labels or () if lab not in known]
+    if not unknown:
+        return
+    by_case = {k.casefold(): k for k in known}
+    named = ", ".join(
+        f"{lab!r} (did you mean {by_case[lab.casefold()]!r}?)"
+        if lab.casefold() in by_case
+        else repr(lab)
+        for lab in unknown
+    )
+    raise AgreementError(
+        f"label {named} not in the schema; choose from its labels: {', '.join(known)}"
+    )
 
 
 def export_gold(corpus, project: str | None) -> pd.DataFrame:
@@ -248,11 +266,18 @@ def build_report(
     notes: list[str] = []
     u = _Units(articles, annotations, spans, project, labels, annotators, notes)
     n_art, n_lab = len(u.art_ids), len(u.labels)
-    tok, attr_rows, span_counts, rel_rows = _article_stats(u, relations, iou, engine)
-    if len(u.labels) < 2:
+    unused = [lab for lab, used in zip(u.labels, u.used, strict=True) if not used]
+    if unused:
         notes.append(
-            "figures over labelled tokens only (-O) need two or more labels: with one, every "
-            "such token is that label for someone, so they cannot be positive; left undefined"
+            f"no span of {', '.join(unused)} in the compared articles: its token figures are "
+            "undefined (annotators agreeing that no token is a label is not agreement on it)"
+        )
+    tok, attr_rows, span_counts, rel_rows = _article_stats(u, relations, iou, engine)
+    if u.used.sum() == 1:
+        notes.append(
+            "figures over labelled tokens only (-O) need two or more labels with spans: with "
+            "one, every such token is that label for someone, so they cannot be positive; left "
+            "undefined"
         )
     unitizing = _unitizing(
         u.f_art, u.f_slot, u.f_lab, u.f_start, u.f_end, u.lengths, u.n_coders, u.group[u.f_of],
@@ -402,6 +427,7 @@ class _Units:
             self.s_end = np.minimum(self.s_end, lengths[self.s_art])
             self.s_start = np.minimum(self.s_start, self.s_end)
         self.group = self.s_art * len(labels) + self.lab_idx
+        self.used = np.bincount(self.lab_idx, minlength=len(labels)) > 0  # labels with a span
         # a discontinuous span matches as one unit, but its tokens are its fragments' tokens
         self.s_frag = sp["fragments"].to_numpy(object) if "fragments" in sp else None
         self.f_of, self.f_start, self.f_end = fragment_pieces(
@@ -547,7 +573,7 @@ class _Tokens:
     def __init__(self, parts: list[dict], u: _Units):
         n_lab = len(u.labels)
         self.q = n_lab + 1
-        self.multi_label = n_lab >= 2
+        self.multi_label = u.used.sum() >= 2
         self.t_start = np.concatenate([p["t_start"] for p in parts])
         self.t_end = np.concatenate([p["t_end"] for p in parts])
         self.n_tok = n_tok = len(self.t_start)
@@ -569,6 +595,15 @@ class _Tokens:
         n1 = sum(p["n1"] for p in parts)
         m = sum(p["m"] for p in parts)
         self.prevalence = n1 / m if n_tok else np.full(n_lab, NAN)
+        # a label no one used has no agreement to measure: an all-O layer would read as
+        # perfect (AC1, observed 1.0), and pooled with the others it would inflate theirs
+        self.multi_stats[:, ~u.used] = 0
+        for t in self.pair_tok.values():
+            t[:, ~u.used] = 0
+        if not u.used.any():  # then no token was labelled: the categories too
+            self.cat_art[:], self.cat_art_l[:] = 0, 0
+            for c in self.pair_conf.values():
+                c[:] = 0
 
 
 def _attribution_rows(results: list[dict], slot_pairs, bounds) -> pd.DataFrame | None:
