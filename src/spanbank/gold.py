@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 CONFLICTS_SCHEMA = EXTRA_TABLES[CONFLICTS_TABLE]
+INPUTS = "inputs_digest"  # on automatic gold rows: see inputs_digest()
 
 
 def gold_annotator(strategy: str) -> str:
@@ -116,6 +117,7 @@ def _adjudicate_store(
             f"(annotators: {', '.join(sorted(set(ann['annotator'])))})"
         )
     ann = ann[ann["article_id"].isin(multi)]
+    digests = inputs_digest(ann)
     spans = spans[spans["article_id"].isin(multi)]
     rels = rels[rels["article_id"].isin(multi)]
     gold, links, conflicts = adjudicate(
@@ -141,8 +143,9 @@ def _adjudicate_store(
             "superseded": False,
             "deleted_at": None,
             "pulled_at": None,
+            INPUTS: digests.reindex(arts).to_numpy(dtype=object),
         },
-        columns=TABLES["annotations"].names,
+        columns=[*TABLES["annotations"].names, INPUTS],
     )
     span_rows = gold.assign(
         annotation_id=prefix + gold["article_id"].astype(str),
@@ -158,6 +161,24 @@ def _adjudicate_store(
         relations=rel_rows[TABLES["relations"].names].reset_index(drop=True),
         conflicts=conflicts[CONFLICTS_SCHEMA.names].reset_index(drop=True),
         single=int((n < 2).sum()),
+    )
+
+
+def inputs_digest(humans: pd.DataFrame) -> pd.Series:
+    """Per article (the index), a digest of the human annotations gold is made from (their ids
+    and versions): stored with automatic gold, so that gold made before an annotator's edit, a
+    new annotator or a deletion is known to be stale. Order-free: each row's hash XORed."""
+    if humans.empty:
+        return pd.Series(dtype=object)
+    version = humans["version"].astype("Int64").astype(str).to_numpy(dtype=object)
+    keys = humans["annotation_id"].astype(str).to_numpy(dtype=object) + "#" + version
+    hashes = pd.util.hash_array(keys, categorize=False)
+    codes, articles = pd.factorize(humans["article_id"])
+    acc = np.zeros(len(articles), dtype=np.uint64)
+    np.bitwise_xor.at(acc, codes, hashes)
+    n = np.bincount(codes, minlength=len(articles))
+    return pd.Series(
+        [f"{k}:{int(x):016x}" for k, x in zip(n, acc, strict=True)], index=articles, dtype=object
     )
 
 
@@ -236,18 +257,15 @@ def run_adjudication(
             ),
             _of_project(old, project),
         )
-        stale = pa.array(
-            old["annotation_id"].filter(mask).to_pylist()
-            + result.annotations["annotation_id"].tolist(),
-            pa.string(),
-        )
-        # Contents first, annotation rows after: ids are deterministic, so a crash in
-        # between leaves the old gold rows pointing at the new contents, and a re-run heals it.
+        replaced = old["annotation_id"].filter(mask).to_pylist()
+        stale = replaced + result.annotations["annotation_id"].tolist()
+        # Old gold rows out first, contents next, new rows last: ids are deterministic, so no
+        # reader (nor a crash in between) ever sees a gold row over half-written contents; in
+        # between the articles have no stored gold (the selection adjudicates their work).
+        w.delete("annotations", "annotation_id", replaced)
         for name, rows in (("spans", result.spans), ("relations", result.relations)):
-            w.delete(name, "annotation_id", stale.to_pylist())
+            w.delete(name, "annotation_id", stale)
             w.append(name, rows)
-        gone = set(stale.to_pylist()) - set(result.annotations["annotation_id"])
-        w.delete("annotations", "annotation_id", gone)
         w.upsert("annotations", result.annotations, "annotation_id")
         old_conf = corpus.read_arrow(CONFLICTS_TABLE)
         if old_conf.num_rows:
@@ -304,6 +322,7 @@ SELECTION_READS = frozenset(
         "deleted_at",
         "invalid_reason",
         "review_of",
+        "inputs_digest",
     }
 )
 
@@ -327,7 +346,9 @@ def select_annotations(
     ``gold="auto"``: the reviewed gold (annotator ``gold:review``) when there is one, else
     stored automatic gold (any ``gold:*``, ``gold:majority`` first), else the article's
     only human annotation when it has a single annotator, else majority computed on the
-    fly (nothing is written; :func:`annotation_spans` recomputes its spans). A strategy
+    fly (nothing is written; :func:`annotation_spans` recomputes its spans). Stored automatic
+    gold made from annotations that have changed since (an edit, a new annotator, a deletion:
+    :func:`inputs_digest`) is stale: computed again by its strategy (``selection`` "stale"). A strategy
     (``majority``, ``union``, ``intersection``, ``prefer:X``): that strategy's stored gold,
     else computed on the fly, for articles with >= 2 annotators. Anything else: that
     annotator's latest live annotation. With ``project``, annotations of that project
@@ -335,7 +356,7 @@ def select_annotations(
     reviewed gold pulled from its review project, whose rows say ``review_of``).
 
     Returns the annotations table's columns (or only `columns` of them: the table is then read
-    without the others) plus ``selection`` (review, gold, single, computed, annotator), sorted
+    without the others) plus ``selection`` (review, gold, single, computed, stale, annotator), sorted
     by article_id. Every choice depends on one article's rows only, so a table of more than
     SELECT_ROWS rows is read and chosen from one range of article ids at a time. `categories`:
     columns of few distinct values held as pandas categories from each range on (in an export's
@@ -445,14 +466,8 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
         strategy = gold
     else:
         strategy = "majority"
-    rank = np.select(
-        [golds["annotator"] == REVIEW_ANNOTATOR, golds["annotator"] == gold_annotator("majority")],
-        [0, 1],
-        2,
-    )
-    golds = golds.assign(_rank=rank, _global=golds["project"].isna())
-    golds = _latest_first(golds).sort_values(["_rank", "_global", "annotator"], kind="stable")
-    chosen = golds.drop_duplicates("article_id").drop(columns=["_rank", "_global"])
+    golds, stale = _split_stale(corpus, golds, live)
+    chosen = _ranked(golds).drop_duplicates("article_id")
     chosen = chosen.assign(
         selection=np.where(chosen["annotator"] == REVIEW_ANNOTATOR, "review", "gold")
     )
@@ -468,6 +483,11 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
         parts.append(rows_at(humans, of_row == 1).assign(selection="single"))
     multi = sorted(articles[n >= 2])
     del live, humans, golds  # the whole table's rows: not held while the selection is sorted
+    # stale stored gold is adjudicated again, by its own strategy, from the annotators' work now
+    redo = _ranked(stale[isin(stale["article_id"], multi)]).drop_duplicates("article_id")
+    parts.append(redo.assign(selection="stale"))
+    redone = set(redo["article_id"])
+    multi = [a for a in multi if a not in redone]
     if multi:
         parse_strategy(strategy)
         prefix = _gold_prefix(strategy, project)
@@ -492,6 +512,42 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
     return _sorted(
         parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True), names
     ), set()
+
+
+def _ranked(golds: pd.DataFrame) -> pd.DataFrame:
+    """Stored gold rows in the order an article's gold is chosen: reviewed, then majority, then
+    other strategies; a project's before gold stored without one; the latest first."""
+    rank = np.select(
+        [golds["annotator"] == REVIEW_ANNOTATOR, golds["annotator"] == gold_annotator("majority")],
+        [0, 1],
+        2,
+    )
+    golds = golds.assign(_rank=rank, _global=golds["project"].isna())
+    golds = _latest_first(golds).sort_values(["_rank", "_global", "annotator"], kind="stable")
+    return golds.drop(columns=["_rank", "_global"])
+
+
+def _split_stale(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> tuple:
+    """(stored gold still made from its annotators' latest work, stale automatic gold): gold
+    whose inputs digest differs from that of the live human annotations it would be made from
+    now (of its project; all projects' for gold stored without one). Reviewed gold, and gold
+    stored before digests were, count as current."""
+    from spanbank.corpus.annotations import without_honeypot_work
+
+    if INPUTS not in golds or not golds[INPUTS].notna().any():
+        return golds, golds.iloc[:0]
+    current = np.ones(len(golds), dtype=bool)
+    digest = golds[INPUTS].to_numpy(dtype=object)
+    has = golds[INPUTS].notna().to_numpy()
+    project = golds["project"].astype(object).fillna("").to_numpy()  # "" : stored without one
+    for p in pd.unique(project[has]):
+        mine = has & (project == p)
+        humans = without_honeypot_work(corpus, latest_per_annotator(live, project=p or None))
+        now = inputs_digest(humans)
+        current[mine] = (
+            golds.loc[mine, "article_id"].map(now).to_numpy(dtype=object) == digest[mine]
+        )
+    return golds[current], golds[~current]
 
 
 def _columns(names: list[str]) -> list[str]:
@@ -539,7 +595,7 @@ def annotation_spans(
     """(spans, relations) of the given annotations rows, with the corpus tables' columns.
 
     Stored annotations are read from the corpus; gold chosen by :func:`select_annotations`
-    but not stored (``selection == "computed"``, or a ``gold:<strategy>`` id the corpus
+    but not stored or stale (``selection`` "computed" or "stale", or a ``gold:<strategy>`` id the corpus
     lacks) is adjudicated again in memory, deterministically, with the same ids.
     """
     spans, rels = _annotation_rows(corpus, annotations)
@@ -565,7 +621,8 @@ def split_stored(
     :class:`IdSet`, if the caller has one."""
     in_store = corpus.holds("annotations", "annotation_id", annotations["annotation_id"], ids)
     if "selection" in annotations:
-        in_store &= (annotations["selection"] != "computed").fillna(True).to_numpy(dtype=bool)
+        redo = annotations["selection"].isin(["computed", "stale"])
+        in_store &= ~redo.fillna(False).to_numpy(dtype=bool)
     todo = annotations[~in_store]
     bad = todo[~todo["annotator"].str.startswith("gold:", na=False)]
     if len(bad):

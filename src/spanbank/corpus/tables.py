@@ -189,9 +189,15 @@ SERVER_COLUMNS = ON_DEMAND_TABLES[SERVERS_TABLE].names
 PROJECT_COLUMNS = EXTRA_TABLES[PROJECTS_TABLE].names
 # columns added beyond a table's declared schema, by the code that writes them
 ADDED_COLUMNS: dict[str, pa.Schema] = {
-    # pull: the server an annotation came from, a digest of its result, why it is not live
+    # pull: the server an annotation came from, a digest of its result, why it is not live;
+    # adjudicate: a digest of the human annotations automatic gold was made from
     "annotations": pa.schema(
-        [("ls_url", pa.string()), ("result_sha", pa.string()), ("invalid_reason", pa.string())]
+        [
+            ("ls_url", pa.string()),
+            ("result_sha", pa.string()),
+            ("invalid_reason", pa.string()),
+            ("inputs_digest", pa.string()),
+        ]
     ),
     # review.push_review: a review project's kind and the project it reviews
     "projects": pa.schema([("kind", pa.string()), ("review_of", pa.string())]),

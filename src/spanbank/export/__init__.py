@@ -192,6 +192,12 @@ def _export_dataset(
                     f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
                 )
         warnings: list[str] = []
+        if chosen_by and chosen_by.get("stale"):
+            warnings.append(
+                f"{chosen_by['stale']} article(s)' stored gold predates their annotators' latest "
+                "work: adjudicated again from it for this export; re-run `spanbank adjudicate` "
+                "to store it"
+            )
         ann = ann[[c for c in ANN_COLUMNS if c in ann]]
         # each chunk's frame goes out with strings, as the selection would have held them
         dtypes = {c: _plain_dtype(ann[c]) for c in FEW_VALUES if c in ann}

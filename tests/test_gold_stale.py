@@ -1,0 +1,135 @@
+"""Stored gold is never read half-written, nor kept once its annotators' work has changed."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from spanbank.export import export_dataset
+from spanbank.gold import gold_rows, run_adjudication, select_annotations
+from test_adjudicate import NOW, SP, TEXT, _ann, _full, _span, build_corpus
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _add(corpus, annotations, spans=(), relations=(), replace=None):
+    """New annotation rows (and their contents); `replace`: ids whose rows become superseded."""
+    with corpus.writer() as w:
+        if replace:
+            ann = corpus.read("annotations")
+            ann.loc[ann["annotation_id"].isin(replace), "superseded"] = True
+            w.replace("annotations", ann)
+        w.append("annotations", pd.DataFrame(annotations))
+        if spans:
+            w.append("spans", pd.DataFrame(spans))
+        if relations:
+            w.append("relations", pd.DataFrame(relations))
+
+
+def _gold_of(corpus, article, gold="auto"):
+    """(selection, annotator, spans as (label, start, end), relations as (from, to, label))."""
+    chosen = select_annotations(corpus, gold)
+    chosen = chosen[chosen["article_id"] == article]
+    rows = gold_rows(corpus, annotations=chosen)
+    spans = rows.spans.to_pandas()
+    rels = rows.relations.to_pandas()
+    return (
+        chosen["selection"].iloc[0],
+        chosen["annotator"].iloc[0],
+        sorted(zip(spans["label"], spans["start"], spans["end"], strict=True)),
+        sorted(zip(rels["from_span_id"], rels["to_span_id"], rels["label"], strict=True)),
+    )
+
+
+def test_gold_made_before_an_edit_is_adjudicated_again_and_said(tmp_path):
+    """a2: ann drew quote, speaker and cue, bob the speaker only; majority gold holds the
+    speaker. bob then completes his work (a new version): the stored gold predates it, so the
+    selection adjudicates a2 again (both now agree on all three) and the export says so; a1's
+    gold, whose inputs did not change, is still read from the store."""
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority")
+    assert _gold_of(corpus, "a2")[:3] == ("gold", "gold:majority", [("SPEAKER", *SP)])
+    spans, rels = _full("h5v2", "a2")
+    _add(corpus, [_ann("h5v2", "a2", "bob", version=2)], spans, rels, replace=["h5"])
+
+    selection, annotator, got, links = _gold_of(corpus, "a2")
+    assert (selection, annotator) == ("stale", "gold:majority")
+    assert [label for label, *_ in got] == ["CUE", "QUOTE", "SPEAKER"]
+    assert sorted(label for *_, label in links) == ["cue", "said_by"]
+    assert _gold_of(corpus, "a1")[0] == "gold"
+    summary = export_dataset(corpus, ["jsonl"], tmp_path / "out", split="train=1")
+    assert summary["warnings"] == [
+        "1 article(s)' stored gold predates their annotators' latest work: adjudicated again "
+        "from it for this export; re-run `spanbank adjudicate` to store it"
+    ]
+    run_adjudication(corpus, "majority")  # stored again: current, the same gold
+    assert _gold_of(corpus, "a2") == ("gold", "gold:majority", got, links)
+
+
+def test_stale_gold_is_redone_by_its_own_strategy_or_falls_to_the_one_annotator_left(tmp_path):
+    """Stale union gold is adjudicated again by union, not by the default majority; an article
+    whose second annotator's work was deleted has one annotator left: that work is its gold."""
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "union")
+    event = _span("h9", "a1", "e2", "EVENT", 0, 4)  # a new annotator on a1, one span
+    _add(corpus, [_ann("h9", "a1", "dan")], [event])
+    selection, annotator, got, _ = _gold_of(corpus, "a1")
+    assert (selection, annotator) == ("stale", "gold:union")
+    assert ("EVENT", 0, 4) in got  # union keeps a span only dan drew; majority would not
+
+    ann = corpus.read("annotations")
+    ann.loc[ann["annotation_id"] == "h8", "deleted_at"] = NOW  # a4: cat's work deleted
+    with corpus.writer() as w:
+        w.replace("annotations", ann)
+    chosen = select_annotations(corpus).set_index("article_id")
+    assert chosen.loc["a4", ["selection", "annotation_id"]].tolist() == ["single", "h7"]
+
+
+KILLED = """
+import os, sys
+from spanbank.corpus import delta
+from spanbank.corpus.store import Corpus
+from spanbank.gold import run_adjudication
+
+stop, done, real = int(sys.argv[2]), [0], delta.commit
+
+def commit(*args, **kw):
+    out = real(*args, **kw)
+    done[0] += 1
+    if done[0] == stop:
+        os._exit(9)  # as a SIGKILL: nothing cleaned up
+    return out
+
+delta.commit = commit
+run_adjudication(Corpus(sys.argv[1]), "majority")
+print(done[0])
+"""
+
+
+def test_adjudicate_killed_after_any_write_never_shows_gold_over_half_its_contents(tmp_path):
+    """Re-adjudicating with other options over the same work (the inputs unchanged): killed
+    after each of its table writes, the gold read next is the new gold whole, never the old
+    rows over new spans without their relations (seen after the third write before)."""
+    base = build_corpus(tmp_path / "c")
+    run_adjudication(base, "majority", min_votes=1)  # a1: cat's EVENT too
+    old = _gold_of(base, "a1")
+    clean = tmp_path / "clean"
+    shutil.copytree(base.path, clean)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED, str(clean), "0"], env=env, capture_output=True, text=True
+    )
+    writes = int(run.stdout)
+    new = _gold_of(type(base)(clean), "a1")
+    event = ("EVENT", TEXT.index("vote"), TEXT.index("vote") + 4)
+    assert event not in new[2] and old[2] == sorted([*new[2], event])
+    assert len(new[3]) == 2
+    for stop in range(1, writes):
+        path = tmp_path / f"k{stop}"
+        shutil.copytree(base.path, path)
+        killed = subprocess.run([sys.executable, "-c", KILLED, str(path), str(stop)], env=env)
+        assert killed.returncode == 9
+        assert _gold_of(type(base)(path), "a1")[2:] == new[2:], stop
