@@ -703,3 +703,38 @@ def test_a_label_without_spans_has_no_figures_and_does_not_pool():
     for k in ("token_alpha", "token_fleiss_kappa", "token_ac1", "alpha", "span_f1_exact"):
         assert math.isnan(only["summary"][k]["value"]), k
     assert math.isnan(only["token_categories"]["token_observed"])
+
+
+def test_alpha_u_is_the_ratio_of_means_and_has_no_interval():
+    """Krippendorff (2004), Quality & Quantity 38, the sample study (continuum 150..450 moved
+    to 0..300; c as QUOTE, k as SPEAKER): published alpha_c 0.7285, alpha_k 1.0 and joint
+    alpha 0.8587, 1 - mean Do / mean De, not the mean over labels (0.864). It has no bootstrap
+    interval, and the report says so."""
+    text = "word " * 60
+    units = {
+        "A": [("QUOTE", 75, 145), ("QUOTE", 220, 250), ("SPEAKER", 30, 90), ("SPEAKER", 150, 200)],
+        "B": [
+            ("QUOTE", 70, 150),
+            ("QUOTE", 205, 225),
+            ("QUOTE", 250, 270),
+            ("SPEAKER", 30, 90),
+            ("SPEAKER", 150, 200),
+        ],
+    }
+    ann = pd.DataFrame(
+        [(f"x{w}", "p", "a1", w, "human", False, False, None) for w in units], columns=ANN_COLS
+    )
+    spans = pd.DataFrame(
+        [(f"x{w}", f"s{i}", "a1", *u) for w, us in units.items() for i, u in enumerate(us)],
+        columns=SPAN_COLS,
+    )
+    articles = pd.DataFrame({"article_id": ["a1"], "text": [text]})
+    rep = build_report(articles, ann, spans, bootstrap=50)
+    assert row(rep, "QUOTE")["alpha_u"] == pytest.approx(0.7285, abs=1e-4)
+    assert row(rep, "SPEAKER")["alpha_u"] == pytest.approx(1.0)
+    assert rep["summary"]["alpha_u"]["value"] == pytest.approx(0.8587, abs=1e-4)
+    assert row(rep, "macro")["alpha_u"] == pytest.approx((0.7285 + 1) / 2, abs=1e-4)
+    assert math.isnan(rep["summary"]["alpha_u"]["ci_low"])
+    assert math.isnan(rep["summary"]["alpha_u"]["ci_high"])
+    assert any(n.startswith("alpha_u has no confidence interval") for n in rep["notes"])
+    assert not any("alpha_u" in n for n in build_report(articles, ann, spans, bootstrap=0)["notes"])

@@ -36,6 +36,13 @@ ATTRIBUTION_MEASURES = (
     "attribution_f1_full",
     "attribution_f1_full_exact",
 )
+# why _bootstrap_blocks has no alpha_u: its expected disagreement (unitizing_components)
+# pairs each unit with the gaps of every article, so a resample's figure would need an
+# article x article table per label, not per-article sums
+ALPHA_U_NO_CI = (
+    "alpha_u has no confidence interval: its expected disagreement compares units and gaps "
+    "across articles, so it is not a sum over articles the bootstrap could resample"
+)
 CATEGORY_RULE = (
     "each token takes one value per annotator: none, or the label of the innermost (shortest) "
     "of that annotator's spans covering it; equal lengths: the label listed first"
@@ -299,6 +306,8 @@ def build_report(
     summary = _summary(label_rows[-2], token_out, relations_out, attributions_out)
     blocks = _bootstrap_blocks(tok, arts, rel_rows, attr_rows, n_art)
     cis = _bootstrap(blocks, bootstrap, seed, engine)
+    if bootstrap and not math.isnan(summary["alpha_u"]):
+        notes.append(ALPHA_U_NO_CI)
     summary = {
         k: {"value": v, "ci_low": cis.get(k, (NAN, NAN))[0], "ci_high": cis.get(k, (NAN, NAN))[1]}
         for k, v in summary.items()
