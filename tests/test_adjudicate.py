@@ -310,6 +310,32 @@ def test_frame_level_matches_article_level():
     assert len(conflicts) == 2 * len(one_conf)
 
 
+def test_min_votes_above_an_article_s_annotators_drops_with_a_conflict_per_group():
+    # a1: ann, bob, cat all drew the speaker; a2: ann and bob drew it, ann alone a cue
+    rows = [dict(S(a, "s", "SPEAKER", 0, 5), article_id="a1") for a in WHO]
+    rows += [dict(S(a, "s", "SPEAKER", 0, 5), article_id="a2") for a in ("ann", "bob")]
+    rows.append(dict(S("ann", "c", "CUE", 10, 14), article_id="a2"))
+    roster = {"a1": WHO, "a2": ["ann", "bob"]}
+    gold, _, conflicts = adjudicate(pd.DataFrame(rows), [], "majority", 3, roster)
+    assert list(zip(gold["article_id"], gold["label"], gold["votes"], strict=True)) == [
+        ("a1", "SPEAKER", 3)
+    ]
+    got = [(a, k, json.loads(d)) for a, k, d in conflicts[["article_id", "kind", "detail"]].values]
+    assert [(a, k, d["label"], d["kept"]) for a, k, d in got] == [
+        ("a2", "min_votes", "SPEAKER", False),  # everyone drew it: not "missing"
+        ("a2", "missing", "CUE", False),
+    ]
+    assert all((d["min_votes"], d["annotators"]) == (3, 2) for _, _, d in got)
+    with pytest.raises(AdjudicationError) as err:
+        adjudicate(pd.DataFrame(rows), [], "majority", 4, roster)
+    assert str(err.value) == (
+        "min_votes 4 is more than the annotators of any article here (they have 2 to 3), "
+        "so no span could be kept; use at most 3"
+    )
+    with pytest.raises(AdjudicationError, match=r"\(they have 3\)"):
+        run(THREE_WAY, min_votes=4)
+
+
 def test_bad_input_is_a_clear_error():
     with pytest.raises(AdjudicationError, match="unknown strategy"):
         run(THREE_WAY, strategy="vote")
@@ -713,6 +739,24 @@ def test_cli_min_votes_only_with_majority_or_prefer(corpus):
     gold = corpus.read("spans")
     per_article = gold[gold["annotation_id"].str.startswith("gold-")].groupby("article_id").size()
     assert per_article.to_dict() == {"a1": 3}  # a2 and a4 have only two annotators
+    conflicts = corpus.read("conflicts")
+    short = conflicts[conflicts["detail"].str.contains('"min_votes": 3')]
+    # a2: bob's speaker (both drew it) and ann's lone quote and cue; a4: all three spans
+    assert sorted(zip(short["article_id"], short["kind"], strict=True)) == [
+        ("a2", "min_votes"),
+        ("a2", "missing"),
+        ("a2", "missing"),
+        ("a4", "min_votes"),
+        ("a4", "min_votes"),
+        ("a4", "min_votes"),
+    ]
+    res = CliRunner().invoke(cli, ["--corpus", str(corpus.path), "adjudicate", "--min-votes", "4"])
+    assert res.exit_code == 1
+    assert res.output == (
+        "Error: min_votes 4 is more than the annotators of any article here (they have 2 to 3), "
+        "so no span could be kept; use at most 3\n"
+    )
+    assert corpus.read("spans").equals(gold)  # the stored gold stays
 
 
 # --------------------------------------------------------------------------- discontinuous spans

@@ -32,6 +32,9 @@ How it decides (the same for one article or a frame of many):
 
 Conflict kinds (``detail`` is JSON naming annotators by their pseudonyms):
 ``missing`` (a group not every annotator drew; ``kept`` says whether it survived),
+``min_votes`` (a group every annotator drew, dropped because ``min_votes`` is more than the
+article's annotators; it and any dropped ``missing`` group of such an article name
+``min_votes`` and ``annotators``; a ``min_votes`` above every article's annotators is an error),
 ``boundary`` (offsets differ, clear winner), ``attribute`` (values differ, clear winner),
 ``tie`` (a tied boundary or attribute vote, ``on`` says which), ``label`` (two groups of
 different labels at the same place, IoU >= 0.5, drawn by different annotators),
@@ -161,6 +164,7 @@ def adjudicate(spans, relations, strategy: str, min_votes: int | None = None, an
     sp = _frame(spans, _SPAN_IN, "spans")
     rel = _frame(relations, _REL_IN, "relations")
     roster = _roster(annotators, sp, rel)
+    _check_min_votes(min_votes, roster["n"])
     if annotators is not None:
         sp = sp.merge(roster[["article_id", "annotator"]], on=["article_id", "annotator"])
         rel = rel.merge(roster[["article_id", "annotator"]], on=["article_id", "annotator"])
@@ -242,6 +246,17 @@ def _roster(annotators, sp: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     pairs["slot"] = pairs.groupby("article_id").cumcount()
     pairs["n"] = pairs.groupby("article_id")["annotator"].transform("size")
     return pairs
+
+
+def _check_min_votes(min_votes, n: pd.Series) -> None:
+    """Refuse a min_votes no article can reach (each article's n given): it would keep no span."""
+    if min_votes is None or n.empty or min_votes <= n.max():
+        return
+    have = f"{n.max()}" if n.min() == n.max() else f"{n.min()} to {n.max()}"
+    raise AdjudicationError(
+        f"min_votes {min_votes} is more than the annotators of any article here "
+        f"(they have {have}), so no span could be kept; use at most {n.max()}"
+    )
 
 
 def _attrs(value) -> dict:
@@ -489,25 +504,27 @@ def _attributes(sp, groups, preferred):
 
 
 def _info(groups) -> dict:
-    cols = ["article_id", "label", "gid", "order", "cs", "ce", "cf", "by", "kept", "tie"]
+    cols = ["article_id", "label", "gid", "order", "cs", "ce", "cf", "by", "kept", "tie", "k", "n"]
     return groups[cols].to_dict("index")
 
 
 def _span_conflicts(sp, groups, everyone) -> pd.DataFrame:
     info = _info(groups)
     rows = []
-    missing = groups.index[groups["support"] < groups["n"]]
-    for comp in missing:
+    for comp in groups.index[(groups["support"] < groups["n"]) | ~groups["kept"]]:
         g = info[comp]
         detail = {
             "label": g["label"],
             "start": int(g["cs"]),
             "end": int(g["ce"]),
             "by": g["by"],
-            "not_by": sorted(everyone.get(g["article_id"], set()) - set(g["by"])),
             "kept": bool(g["kept"]),
         }
-        rows.append(_conflict(g, "missing", detail))
+        if not_by := sorted(everyone.get(g["article_id"], set()) - set(g["by"])):
+            detail["not_by"] = not_by
+        if not g["kept"] and g["k"] > g["n"]:  # this article can keep no span
+            detail |= {"min_votes": int(g["k"]), "annotators": int(g["n"])}
+        rows.append(_conflict(g, "missing" if not_by else "min_votes", detail))
     # every group's spans per annotator, in one pass (sp is sorted by annotator, start, end)
     drawn: dict = {}
     for comp, annotator, start, end, fkey in zip(

@@ -28,7 +28,8 @@ from spanbank.cli._common import (
 @click.option(
     "--min-votes",
     type=click.IntRange(1),
-    help="Annotators a span needs under majority (default: more than half).",
+    help="Annotators a span needs under majority (default: more than half); an article "
+    "with fewer annotators keeps none of its spans, each a min_votes conflict.",
 )
 @click.option(
     "--review",
