@@ -25,6 +25,8 @@ LEGACY_DIR = ".format1"
 def compact(corpus: Corpus, vacuum: bool = False, keep_days: float = 7, wait=False) -> dict:
     """Rewrite each table's files into few (rows in the same order) and checkpoint its log;
     with `vacuum`, delete files no version since the oldest pinned export (or `keep_days`) needs."""
+    if not keep_days >= 0:  # NaN too: no version would count as recent
+        raise CorpusError(f"--keep-days must be a number of days, 0 or more (not {keep_days})")
     out: dict = {"tables": {}}
     with corpus.writer(wait) as w:
         for name in _tables(corpus):
@@ -34,8 +36,8 @@ def compact(corpus: Corpus, vacuum: bool = False, keep_days: float = 7, wait=Fal
             dt = delta.open_table(corpus.table_path(name))
             dt.create_checkpoint()
             out["tables"][name] = {"files_before": len(files), "files_after": min(len(files), 1)}
-    if vacuum:
-        out["vacuum"] = _vacuum(corpus, keep_days)
+        if vacuum:  # under the lock: a writer queued behind us is not between its files and commit
+            out["vacuum"] = _vacuum(corpus, keep_days)
     return out
 
 
@@ -53,9 +55,11 @@ def _rewrite_all(corpus: Corpus, w: Writer, name: str, files: list[Path]) -> Non
     out = delta.FileWriter(path, dt.version() + 1, schema, name in PRIVATE_TABLES)
     try:
         for f in files:
-            pf = pq.ParquetFile(f)
+            with delta.readable(path):  # a damaged file: one line, as any reader says it
+                pf = pq.ParquetFile(f)
             for i in range(pf.num_row_groups):
-                group = pf.read_row_group(i, use_threads=False)
+                with delta.readable(path):
+                    group = pf.read_row_group(i, use_threads=False)
                 out.write(delta.read_conform(group, schema, schema.names))
         delta.commit(path, out.finish(), [delta.rel(path, f) for f in files], schema, False)
     except BaseException:
@@ -75,8 +79,10 @@ def pin(corpus: Corpus, commit: int | None, reason: str, locked: bool = False) -
 
 
 def _vacuum(corpus: Corpus, keep_days: float) -> dict:
-    """Delete data files that no version since the oldest pinned commit, nor any version of the
-    last `keep_days`, reads; versions older than that can no longer be read."""
+    """Delete our data files that no version since the oldest pinned commit, nor any version of
+    the last `keep_days`, reads; versions older than that can no longer be read. Only files we
+    wrote, for a commit the table has made (a file of a later one is a writer's in progress;
+    the caller holds the lock, so none should be), are ever deleted; others' files are kept."""
     log = corpus.commits()
     pins = corpus.read(PINS) if corpus.has(PINS) else None
     oldest = None
@@ -96,7 +102,7 @@ def _vacuum(corpus: Corpus, keep_days: float) -> dict:
         for v in range(first, latest + 1):
             dt.load_as_version(v)
             needed.update(Path(f).name for f in delta.data_files(dt))
-        gone = [f for f in path.glob("*.parquet") if f.name not in needed]
+        gone = [f for f in path.glob("*.parquet") if f.name not in needed and _ours(f, latest)]
         for f in gone:
             f.unlink()
         removed[name] = len(gone)
@@ -106,12 +112,18 @@ def _vacuum(corpus: Corpus, keep_days: float) -> dict:
     }
 
 
+def _ours(f: Path, latest: int) -> bool:
+    """A data file spanbank wrote for a commit at or before `latest`."""
+    m = delta._OURS.match(f.name)
+    return m is not None and int(m[3]) <= latest
+
+
 def migrate(corpus: Corpus, wait=False) -> dict:
     """Convert a format-1 corpus (a Parquet file or folder per table) to Delta tables.
 
-    Each table is written beside the old file and checked row for row before the config says
-    format 2; the old files then move to `.format1/` (nothing is deleted). A killed migrate
-    is re-run from the start.
+    Each table is written beside the old file and checked row for row; the old files then move
+    to `.format1/` (nothing is deleted), and only then does the config say format 2. A killed
+    migrate is re-run: it redoes the tables whose old files are still in place.
     """
     if corpus.format() == FORMAT and not any(_legacy(corpus)):
         raise CorpusError(f"corpus {corpus.path} is already in format {FORMAT}")
@@ -124,6 +136,11 @@ def migrate(corpus: Corpus, wait=False) -> dict:
             if dest.exists():  # left by a killed migrate: format 1 has no such folders
                 if not delta.is_table(dest):
                     raise CorpusError(f"{dest} exists and is not a table; move it away first")
+                if (delta.latest_version(dest) or 0) > 1:  # more than the migration wrote
+                    raise CorpusError(
+                        f"{dest} holds work written after a migration, and {old} is still "
+                        "here; move the one you do not want away, then re-run"
+                    )
                 shutil.rmtree(dest)
             tmp = corpus.path / f".migrate-{name}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -136,13 +153,15 @@ def migrate(corpus: Corpus, wait=False) -> dict:
             if not got.equals(table):
                 raise CorpusError(f"{name}: the migrated table differs from {old}; nothing changed")
             counts[name] = table.num_rows
-        write_bytes_atomic(
-            f"# spanbank corpus\nformat: {FORMAT}\n".encode(), corpus.path / CONFIG_FILE
-        )
+        # the old files out of the way before the config says format 2: a migrate killed in
+        # between leaves a format-1 corpus, which no other command writes to
         legacy = corpus.path / LEGACY_DIR
         legacy.mkdir(exist_ok=True)
         for _name, old in _legacy(corpus):
             os.rename(old, legacy / old.name)
+        write_bytes_atomic(
+            f"# spanbank corpus\nformat: {FORMAT}\n".encode(), corpus.path / CONFIG_FILE
+        )
         corpus._create_missing_tables()
         corpus._record_commit("ok")  # the migration is commit 1 of the new format
     return {"tables": counts, "kept": str(corpus.path / LEGACY_DIR)}
