@@ -212,6 +212,7 @@ def move(obj, old_url, new_url, wait, as_json):
 
     A pull finds a moved server by itself (by its identity, not its URL); use this when the
     old URL was recorded before that, or to fix the records without reaching the server.
+    NEW_URL is stored as push and pull store it: a `user:password@` in it is dropped.
 
     Example:
 

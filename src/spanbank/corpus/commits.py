@@ -2,7 +2,8 @@
 
 `--as-of COMMIT|TIME` reads each table at the version its commit names. The command line is
 stored without secrets: a value after an option that names a key, token, password or secret,
-and any argument holding the Label Studio API key, are replaced by `***`. Nor does it keep
+any argument holding the Label Studio API key, and the user-info of a URL (`http://user:pw@`
+becomes `http://***@`) are replaced by `***`. Nor does it keep
 e-mails (`ingest --annotator bob@corp.example`: they are kept only in `annotators`): each
 becomes the pseudonym the corpus gives it, or `***`.
 """
@@ -23,8 +24,12 @@ from spanbank.errors import CorpusError
 COMMITS = "commits"
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|password|secret|passwd)[\w-]*$", re.I)
 _SECRET_ENV = ("LABEL_STUDIO_API_KEY", "SPANBANK_PSEUDONYM_KEY")
-# an e-mail, as ingest takes one (a name with "@"): text around an "@" up to a separator
-_EMAIL = re.compile(r"""[^\s/=,;:'"<>()@]+@[^\s/=,;:'"<>()@]+""")
+# a URL's user-info: everything from `scheme://` to its last "@" (a password may hold any of
+# `:;=()/`, so this masks too much rather than leave part of one)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)\S*@")
+# an e-mail, as ingest takes one (a name with "@"): text around an "@" up to a separator, not
+# starting right after `://` (a URL's user-info, masked already)
+_EMAIL = re.compile(r"""(?<![^\s/=,;:'"<>()@])(?<!://)[^\s/=,;:'"<>()@]+@[^\s/=,;:'"<>()@]+""")
 
 
 def command_line(
@@ -49,6 +54,7 @@ def command_line(
             continue
         for s in secrets:
             arg = arg.replace(s, "***")
+        arg = _URL_USERINFO.sub(r"\1***@", arg)
         out.append(_EMAIL.sub(lambda m: pseudonym(m.group()) if pseudonym else "***", arg))
     return " ".join(out)
 

@@ -213,19 +213,33 @@ def _set_aside_others(
 
 
 def move_server(corpus: Corpus, old_url: str, new_url: str, wait: bool | float = False) -> dict:
-    """Rewrite the corpus's records of the server at `old_url` to `new_url` (a server that moved)."""
+    """Rewrite the corpus's records of the server at `old_url` to `new_url` (a server that moved).
+
+    `new_url` is stored as push and pull store a URL (the client's form: no user-info, no final
+    slash), so credentials in it are never stored or shown; `old_url` matches records as typed
+    or in that form (records an older move stored with credentials can be moved to their own
+    URL without them).
+    """
+    from spanbank.labelstudio.client import check_url, redact_url  # the SDK loads for moves only
+
     corpus.require()
-    old, new = old_url.rstrip("/"), new_url.rstrip("/")
-    if old == new:
-        raise SpanbankError(f"{old} is already the server's URL")
+    new = check_url(redact_url(new_url.strip()))
+    old = old_url.strip().rstrip("/")
+    shown = redact_url(old)
     with corpus.writer(wait) as writer:
         servers = server_records(corpus)
-        if not (servers["ls_url"] == old).any() and not _has_records_at(corpus, old):
-            urls = sorted(set(servers["ls_url"].dropna()) | _recorded_urls(corpus))
-            raise SpanbankError(
-                f"the corpus has no records of a server at {old}{did_you_mean(old, urls)}"
+        if not _has_server_at(corpus, servers, old):
+            old = shown
+        if old == new:
+            raise SpanbankError(f"{shown} is already the server's URL")
+        if not _has_server_at(corpus, servers, old):
+            urls = sorted(
+                {redact_url(u) for u in set(servers["ls_url"].dropna()) | _recorded_urls(corpus)}
             )
-        if (servers["ls_url"] == new).any() or _has_records_at(corpus, new):
+            raise SpanbankError(
+                f"the corpus has no records of a server at {shown}{did_you_mean(shown, urls)}"
+            )
+        if _has_server_at(corpus, servers, new):
             raise SpanbankError(
                 f"the corpus already has records of a server at {new}; "
                 "a pull from it sorts out which server is which"
@@ -234,10 +248,15 @@ def move_server(corpus: Corpus, old_url: str, new_url: str, wait: bool | float =
         servers = server_records(corpus)
         hit = servers["ls_url"] == new
         if hit.any():
-            servers.loc[hit, "moved_from"] = old
+            servers.loc[hit, "moved_from"] = shown
             servers.loc[hit, "moved_at"] = _now()
             _save_servers(writer, servers)
-    return {"from": old, "to": new, "changed": changed}
+    return {"from": shown, "to": new, "changed": changed}
+
+
+def _has_server_at(corpus: Corpus, servers: pd.DataFrame, url: str) -> bool:
+    """Whether the `servers` rows or any other table name `url`."""
+    return bool((servers["ls_url"] == url).any()) or _has_records_at(corpus, url)
 
 
 def _recorded_urls(corpus: Corpus) -> set[str]:

@@ -1,0 +1,109 @@
+"""docs/SECURITY.md 13.5: a URL's user-info is never stored or printed, by `server move` or in
+the commit log (hunt D, finding 4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import make_corpus
+from spanbank.corpus.commits import command_line
+from spanbank.labelstudio import identity
+from spanbank.labelstudio.client import LabelStudioClient
+
+SRC = Path(__file__).parents[1] / "src"
+PASSWORD = "Pa55(word)"
+SECRET_URL = f"https://alice:{PASSWORD}@labels.example.org/"
+
+
+@pytest.mark.parametrize(
+    ("arg", "masked"),
+    [
+        ("http://alice:Secret(1)@host", "http://***@host"),
+        ("http://alice:pa=ss@host", "http://***@host"),
+        ("http://alice:p:ss@host", "http://***@host"),
+        ("http://alice:Pa55word;x@host:8080/ls", "http://***@host:8080/ls"),
+        ("--url=https://alice:pa/ss@host", "--url=https://***@host"),
+        ("http://host:8080/x", "http://host:8080/x"),
+    ],
+)
+def test_the_command_line_masks_a_urls_user_info(arg, masked):
+    """Only an e-mail rule caught URL passwords, by accident: `Secret(1)` was kept whole and
+    `pa=ss` became `pa=***`. Now the user-info goes, and is no e-mail to pseudonymise."""
+    assert command_line(["spanbank", "pull", arg]) == f"spanbank pull {masked}"
+    assert command_line(["spanbank", arg], pseudonym=lambda e: "ann-1") == f"spanbank {masked}"
+
+
+def _spanbank(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("SPANBANK_CORPUS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "spanbank", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _files_holding(root: Path, secret: str) -> list[str]:
+    """Files under `root` whose bytes, or decoded Parquet cells, hold `secret`."""
+    hits = []
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        text = f.read_bytes().decode("utf-8", "replace")
+        if f.suffix == ".parquet":
+            text += str(pq.read_table(f).to_pylist())
+        if secret in text:
+            hits.append(str(f.relative_to(root)))
+    return hits
+
+
+def _corpus_with_a_server_at(path: Path, url: str):
+    corpus = make_corpus(path, {"a1": "The minister said the plan works."})
+    now = pd.Timestamp.now(tz="UTC")
+    task = dict(project="news", ls_url=url, ls_project_id=1, article_id="a1", ls_task_id=1)
+    server = dict(server_id="f" * 16, ls_url=url, tag="ffffff", basis="server:x", org_id=1)
+    with corpus.writer() as w:
+        w.append("tasks", [{**task, "batch_id": "b", "pushed_at": now, "schema_version": "v"}])
+        identity._save_servers(
+            w,
+            pd.DataFrame(
+                [{**server, "org_created_at": "t", "first_seen_at": now, "moved_at": None}]
+            ).assign(moved_from=None),
+        )
+    return corpus
+
+
+def test_server_move_stores_and_prints_no_credentials(tmp_path):
+    """`server move OLD https://alice:PW@host` stored and printed the password (tasks, servers,
+    the commit log). Now no file under the corpus and no output holds it, and the stored URL is
+    the one push and pull store for that server."""
+    corpus = _corpus_with_a_server_at(tmp_path / "c", "http://127.0.0.1:8080")
+    c = ["--corpus", corpus.path]
+    moved = _spanbank(*c, "server", "move", "http://127.0.0.1:8080", SECRET_URL)
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith("moved http://127.0.0.1:8080 -> https://labels.example.org ")
+    stored = LabelStudioClient(SECRET_URL, "0" * 40).url
+    assert set(corpus.read("tasks")["ls_url"]) == {stored} == {"https://labels.example.org"}
+    assert set(identity.server_records(corpus)["ls_url"]) == {stored}
+    # back again, typed with the credentials; then a URL the corpus does not know
+    back = _spanbank(*c, "server", "move", SECRET_URL, "http://127.0.0.1:8090", "--json")
+    assert back.returncode == 0, back.stderr
+    assert set(corpus.read("tasks")["ls_url"]) == {"http://127.0.0.1:8090"}
+    assert set(identity.server_records(corpus)["moved_from"]) == {stored}
+    unknown = _spanbank(*c, "server", "move", f"http://bob:{PASSWORD}@nowhere", SECRET_URL)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith(
+        "Error: the corpus has no records of a server at http://nowhere"
+    )
+    log = _spanbank(*c, "log")
+    assert "server move http://127.0.0.1:8080 https://***@labels.example.org" in log.stdout
+    outputs = [r.stdout + r.stderr for r in (moved, back, unknown, log)]
+    assert not [o for o in outputs if PASSWORD in o or "alice" in o or "bob" in o], outputs
+    assert _files_holding(corpus.path, PASSWORD) == []
