@@ -221,24 +221,49 @@ def heldout_scores(nlp, held: list[tuple]) -> dict:
 
 
 def check(path: str | Path) -> Path:
-    """`path` as a Path; NotAModel when it holds no model."""
+    """`path` as a Path; NotAModel when it holds no model, or one that does not load."""
     path = Path(path)
+    card(path)
+    loaded(str(path))
+    return path
+
+
+def card(path: Path) -> dict:
+    """The model card in `path`; NotAModel when there is none, it is damaged or of another kind."""
     if not (path / CARD).is_file() or not (path / "pipeline").is_dir():
         raise NotAModel(
             f"{path} is not a spanbank model (no {CARD}); train one with spanbank train"
         )
-    kind = json.loads((path / CARD).read_text()).get("kind")
-    if kind != KIND:
-        raise NotAModel(f"{path} is a {kind} model; this spanbank reads {KIND}: train it again")
-    return path
+    try:
+        found = json.loads((path / CARD).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _damaged(path, CARD, exc) from None
+    if not isinstance(found, dict):
+        raise _damaged(path, CARD, "it holds no JSON object")
+    if found.get("kind") != KIND:
+        raise NotAModel(
+            f"{path} is a {found.get('kind')} model; this spanbank reads {KIND}: train it again"
+        )
+    return found
 
 
 def load(path: str | Path):
-    """(pipeline, card) from a model directory; NotAModel when it is not one."""
+    """(pipeline, card) from a model directory; NotAModel when it is not one or does not load."""
     import spacy
 
-    path = check(path)
-    return spacy.load(path / "pipeline"), json.loads((path / CARD).read_text())
+    path = Path(path)
+    found = card(path)
+    try:
+        return spacy.load(path / "pipeline"), found
+    except Exception as exc:  # noqa: BLE001 - spaCy, srsly and confection each fail their own way
+        raise _damaged(path, "pipeline", exc) from None
+
+
+def _damaged(path: Path, part: str, why) -> NotAModel:
+    """The one-line error for a model whose `part` is damaged (a truncated copy, a hand edit)."""
+    lines = [ln.strip() for ln in str(why).splitlines() if ln.strip()]
+    first = lines[0][:200] if lines else type(why).__name__
+    return NotAModel(f"{path}: a damaged model ({part}: {first}); train it again")
 
 
 def _gap(a: dict, b: dict) -> int:
@@ -357,6 +382,7 @@ _LOADED: dict = {}
 
 def loaded(model_dir: str):
     """The pipeline of a model directory, loaded once per process."""
-    if model_dir not in _LOADED:
-        _LOADED[model_dir] = load(model_dir)[0]
-    return _LOADED[model_dir]
+    key = os.path.abspath(model_dir)
+    if key not in _LOADED:
+        _LOADED[key] = load(model_dir)[0]
+    return _LOADED[key]
