@@ -11,6 +11,7 @@ of a write killed before its commit is recognisable (its commit is past the tabl
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -19,6 +20,8 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,12 +50,32 @@ def is_table(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
 
 
+# what delta-rs 1.6 cannot have in a table's path: `%` and two hex digits (its log reader decodes
+# the path twice: `x%41y` would read the table in `xAy`), a backslash (read as `/`) and control
+# characters (refused); every other character works through a `file://` URL
+_UNSAFE_PATH = re.compile(r"%[0-9A-Fa-f]{2}|[\\\x00-\x1f\x7f]")
+
+
+def table_uri(path: Path) -> str:
+    """The `file://` URL delta-rs is given for the table at `path` (a bare path string would be
+    read as a URL: `s3:x` as a bucket); a path it would misread is a one-line CorpusError."""
+    path = path.absolute()
+    bad = _UNSAFE_PATH.search(str(path))
+    if bad:
+        raise CorpusError(
+            f"{path}: delta-rs cannot use a folder whose path holds {bad[0]!r}; "
+            "rename the folder or move the corpus"
+        )
+    return path.as_uri()
+
+
 def open_table(path: Path, version: int | None = None) -> DeltaTable | None:
     """The Delta table at `path` (at `version`, or the latest); None when there is none."""
     if not is_table(path):
         return None
+    uri = table_uri(path)
     try:
-        return DeltaTable(str(path)) if version is None else DeltaTable(str(path), version=version)
+        return DeltaTable(uri) if version is None else DeltaTable(uri, version=version)
     except TableNotFoundError:
         return None
     except (DeltaError, OSError, ValueError) as exc:
@@ -74,11 +97,12 @@ def latest_version(path: Path) -> int | None:
 
 def create_table(path: Path, schema: pa.Schema, private: bool = False) -> None:
     """An empty table with `schema` (a private one owner-only: folder 0700, files 0600)."""
+    uri = table_uri(path)
     path.mkdir(parents=True, exist_ok=True)
     if private:
         os.chmod(path, 0o700)
     try:
-        DeltaTable.create(str(path), schema=schema, mode="ignore", configuration=TABLE_CONFIG)
+        DeltaTable.create(uri, schema=schema, mode="ignore", configuration=TABLE_CONFIG)
     except (DeltaError, OSError) as exc:
         raise CorpusError(f"{path}: cannot create the table ({_one_line(exc)})") from None
 
@@ -109,10 +133,15 @@ def _sort_key(name: str) -> tuple:
 
 
 def data_files(dt: DeltaTable) -> list[Path]:
-    """The table's data files in append order."""
-    root = Path(dt.table_uri.removeprefix("file://"))
-    names = [os.path.relpath(u.removeprefix("file://"), root) for u in dt.file_uris()]
-    return [root / n for n in sorted(names, key=_sort_key)]
+    """The table's data files in append order: its folder joined with each add action's path,
+    both decoded (delta-rs gives them percent-encoded; `file_uris()` decodes only the name)."""
+    paths = pa.table(dt.get_add_actions(flatten=False)).column("path").to_pylist()
+    return [folder(dt) / n for n in sorted(map(unquote, paths), key=_sort_key)]
+
+
+def folder(dt: DeltaTable) -> Path:
+    """The local folder of the table, from its percent-encoded `file://` URL."""
+    return Path(url2pathname(urlparse(dt.table_uri).path))
 
 
 def read_files(
@@ -331,27 +360,26 @@ def remove_unreferenced(path: Path, commit: int, kept: Iterable[str]) -> list[st
 
 def files_maybe_holding(dt: DeltaTable, column: str, values: list[str]) -> list[Path]:
     """Data files (in order) whose stats do not rule out holding one of `values` (sorted)."""
-    import bisect
-
     actions = pa.table(dt.get_add_actions(flatten=True))
     lo_col, hi_col = f"min.{column}", f"max.{column}"
     if lo_col not in actions.column_names:
         return data_files(dt)
-    root = Path(dt.table_uri.removeprefix("file://"))
-    keep = set()
+    root, keep = folder(dt), set()
     for path, lo, hi in zip(
         actions.column("path").to_pylist(),
         actions.column(lo_col).to_pylist(),
         actions.column(hi_col).to_pylist(),
         strict=True,
     ):
-        if lo is None or hi is None:
-            keep.add(path)
-            continue
-        i = bisect.bisect_left(values, lo)
-        if i < len(values) and values[i] <= hi:
-            keep.add(path)
-    return [f for f in data_files(dt) if os.path.relpath(f, root) in keep]
+        if lo is None or hi is None or _any_within(values, lo, hi):
+            keep.add(root / unquote(path))
+    return [f for f in data_files(dt) if f in keep]
+
+
+def _any_within(values: list[str], lo: str, hi: str) -> bool:
+    """Whether one of `values` (sorted) lies in [lo, hi]."""
+    i = bisect.bisect_left(values, lo)
+    return i < len(values) and values[i] <= hi
 
 
 def take(files: list[Path], schema: pa.Schema, rows, columns: list[str] | None) -> pa.Table:
