@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from spanbank.corpus import delta
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import EXTRA_TABLES, ON_DEMAND_TABLES, TABLES
 from spanbank.errors import SpanbankError
@@ -40,7 +41,8 @@ def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
         schema = corpus.stored_schema(name)
         schema = pa.schema([f for f in schema if f.name not in hidden])
         files = [str(f) for f in corpus.table_files(name)]
-        data = ds.dataset(files, format="parquet", schema=schema) if files else schema.empty_table()
+        with delta.readable(corpus.table_path(name)):  # a version a vacuum removed: one line
+            data = ds.dataset(files, format="parquet", schema=schema)
         con.register(name, data)
     try:
         rel = con.sql(sql)
