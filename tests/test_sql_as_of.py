@@ -1,14 +1,16 @@
-"""`spanbank sql --as-of N` reads the corpus as commit N left it: a version a vacuum removed is
-the one-line error the other commands give."""
+"""`spanbank sql --as-of N` reads the corpus as commit N left it: its `commits` and `pins` views
+end at N too, and a version a vacuum removed is the one-line error the other commands give."""
 
 from __future__ import annotations
+
+import json
 
 from click.testing import CliRunner
 
 from conftest import article_rows
 from spanbank.cli import cli
 from spanbank.corpus import Corpus
-from spanbank.corpus.maintenance import compact
+from spanbank.corpus.maintenance import compact, pin
 
 
 def _sql(corpus: Corpus, statement: str, *args):
@@ -22,6 +24,22 @@ def _three_commits(path) -> Corpus:
         with corpus.writer() as w:
             w.append("articles", article_rows({f"a{i}": f"Text {i}."}))
     return corpus
+
+
+def test_commits_and_pins_end_at_the_as_of_commit(tmp_path):
+    """Before, `commits` was the whole log (max(commit) 3 at --as-of 1) and `pins` was empty."""
+    corpus = _three_commits(tmp_path / "c")
+    pin(corpus, 1, "export")
+    pin(corpus, 3, "export")
+    q = "select (select max(commit) from commits) as newest, (select list(commit) from pins) as p"
+    for as_of, newest, pins in ((1, 1, [1]), (2, 2, [1]), (3, 3, [1, 3])):
+        code, out = _sql(corpus, q, "--json", "--as-of", as_of)
+        assert code == 0, out
+        assert json.loads(out) == [{"newest": newest, "p": pins}], as_of
+    code, out = _sql(corpus, q, "--json")
+    assert json.loads(out) == [{"newest": 3, "p": [1, 3]}]
+    code, out = _sql(corpus, "select count(*) as n from articles", "--json", "--as-of", 2)
+    assert json.loads(out) == [{"n": 2}]
 
 
 def test_a_vacuumed_version_is_a_one_line_error(tmp_path):

@@ -4,11 +4,12 @@ an `--as-of` commit), so nobody needs to know the layout."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from spanbank.corpus import delta
 from spanbank.corpus.store import Corpus
-from spanbank.corpus.tables import EXTRA_TABLES, ON_DEMAND_TABLES, TABLES
+from spanbank.corpus.tables import EXTRA_TABLES, LOG_TABLES, ON_DEMAND_TABLES, TABLES
 from spanbank.errors import SpanbankError
 
 # personal columns a query sees only with `private`
@@ -34,16 +35,16 @@ def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
     declared = {**TABLES, **EXTRA_TABLES, **ON_DEMAND_TABLES}
     for name, empty in declared.items():
         hidden = () if private else PRIVATE_COLUMNS.get(name, ())
-        if not corpus.has(name):  # not made yet (`pins` before the first export): empty
+        # a log table (`commits`, `pins`) is no part of a commit: read whole, then cut to the view
+        log = name in LOG_TABLES
+        source = Corpus(corpus.path) if log else corpus
+        if not source.has(name):  # not made yet (`pins` before the first export): empty
             schema = pa.schema([f for f in empty if f.name not in hidden])
             con.register(name, schema.empty_table())
             continue
-        schema = corpus.stored_schema(name)
+        schema = source.stored_schema(name)
         schema = pa.schema([f for f in schema if f.name not in hidden])
-        files = [str(f) for f in corpus.table_files(name)]
-        with delta.readable(corpus.table_path(name)):  # a version a vacuum removed: one line
-            data = ds.dataset(files, format="parquet", schema=schema)
-        con.register(name, data)
+        con.register(name, _data(source, name, schema, corpus.commit if log else None))
     try:
         rel = con.sql(sql)
         return rel.to_arrow_table() if rel is not None else pa.table({})
@@ -52,6 +53,15 @@ def query(corpus: Corpus, sql: str, private: bool = False) -> pa.Table:
         raise SpanbankError(f"sql: {first}") from None
     finally:
         con.close()
+
+
+def _data(corpus: Corpus, name: str, schema: pa.Schema, upto: int | None):
+    """The table's rows as `schema` (a lazy dataset); with `upto`, a log table's rows of commits
+    up to that one only. A data file a vacuum removed is a one-line CorpusError."""
+    files = [str(f) for f in corpus.table_files(name)]
+    with delta.readable(corpus.table_path(name)):
+        data = ds.dataset(files, format="parquet", schema=schema)
+        return data if upto is None else data.to_table(filter=pc.field("commit") <= upto)
 
 
 def rows(table: pa.Table) -> list[dict]:
