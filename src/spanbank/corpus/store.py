@@ -167,6 +167,7 @@ class Corpus:
         self.path = Path(path) if path is not None else default_corpus_dir()
         self._schema: Schema | None = None
         self._format_ok = False
+        self._tables_ok = False
         self.pinned: dict[str, int] | None = None
         self.commit: int | None = None
         self._snapshots: dict[tuple[str, int], object] = {}
@@ -190,6 +191,8 @@ class Corpus:
         corpus.path.mkdir(parents=True, exist_ok=True)
         if not fresh:
             corpus.check_format()
+            for name in corpus.missing_tables():  # before anything is written here
+                corpus._check_not_foreign(name)
         schema_file = corpus.path / SCHEMA_FILE
         if not schema_file.exists():
             text = Path(schema_path).read_text("utf-8") if schema_path else default_schema_text()
@@ -228,6 +231,9 @@ class Corpus:
                 f"no corpus at {self.path}; create one with `spanbank init {self.path}`"
             )
         self.check_format()
+        if self.pinned is None and not self._tables_ok:  # once per view: readers say it too
+            self._tables_ok = True  # (first: reading the commit log requires the corpus too)
+            self.check_tables()
 
     def format(self) -> int:
         """The corpus format: 2 (Delta tables), 1 (a Parquet file per table, before migrate)."""
@@ -397,6 +403,7 @@ class Corpus:
         """
         self.check_writable()
         with self.lock(wait):
+            self.check_tables()
             self.remove_leftovers()
             self._create_missing_tables()
             self._commit_strays()
@@ -448,6 +455,27 @@ class Corpus:
         except (OSError, ValueError):
             return "***"
         return pseudonym(key, "brat", email)
+
+    def check_tables(self) -> None:
+        """Every table the last commit names written to is still a table. One whose folder or
+        Delta log is gone (a partial copy, a stray `rm`) is one line: taken for a table not made
+        yet, it was made anew, empty, and the next writes deleted its old data files. (A table
+        never written to, version 0, holds nothing: it is made again, as for older corpora.)"""
+        number, versions = self._last_commit()
+        for name, version in sorted(versions.items()):
+            if version > 0 and delta.latest_version(self.table_path(name)) is None:
+                raise CorpusError(
+                    f"corpus {self.path}: table {name} is missing (its folder or its _delta_log), "
+                    f"though commit {number} read its version {version}; restore it from a "
+                    "backup (nothing was written)"
+                )
+
+    def record_strays(self) -> None:
+        """Under the lock: writes that no commit names yet (a killed command's) get a
+        `recovered` commit, when the corpus is writable (an export then names a commit)."""
+        if self.pinned is None and os.access(self.path, os.W_OK):
+            self.check_tables()
+            self._commit_strays()
 
     def _commit_strays(self) -> None:
         """Versions written since the last commit (a killed writer, another tool) get a commit row."""
@@ -527,9 +555,19 @@ class Corpus:
             removed += delta.remove_uncommitted(self.table_path(name))
         return removed
 
+    def _check_not_foreign(self, name: str) -> None:
+        path = self.table_path(name)
+        if path.is_dir() and any(e.name != "_delta_log" for e in os.scandir(path)):
+            raise CorpusError(
+                f"{path} holds files but is not a spanbank table; move it away (the corpus "
+                f"keeps its {name} table in that folder)"
+            )
+
     def _create_missing_tables(self) -> None:
-        """Create every missing table empty and typed; keep personal tables owner-only."""
+        """Create every missing table empty and typed; keep personal tables owner-only. A folder
+        of a table's name holding other files is not taken over (a vacuum would delete them)."""
         for name in self.missing_tables():
+            self._check_not_foreign(name)
             delta.create_table(self.table_path(name), _declared(name), name in PRIVATE_TABLES)
         for name in PRIVATE_TABLES:  # a folder made before tables were private
             path = self.table_path(name)

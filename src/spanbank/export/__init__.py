@@ -110,6 +110,7 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
     Options are those of :func:`_export_dataset`.
     """
     with corpus.lock(wait):  # the lock, not the writer: a read-only corpus can be exported
+        corpus.record_strays()  # a killed command's writes: named by a commit, so pinned
         view = corpus.frozen()
 
         def pin_commit(out: Path) -> None:
