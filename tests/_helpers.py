@@ -43,3 +43,11 @@ def stop_after_first_import(client, monkeypatch) -> None:
         return real(pid, tasks, count)
 
     monkeypatch.setattr(client, "import_tasks", import_then_stop)
+
+
+def dead_pid() -> int:
+    """A pid no process has: the kernel's pid_max (pids stay below it). A child that has
+    exited is no such pid: once pids wrap, another process may take its pid at once."""
+    from pathlib import Path
+
+    return int(Path("/proc/sys/kernel/pid_max").read_text())

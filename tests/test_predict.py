@@ -9,6 +9,7 @@ import json
 import pandas as pd
 from click.testing import CliRunner
 
+from _helpers import dead_pid
 from conftest import article_rows
 from spanbank.cli import cli
 from spanbank.corpus import Corpus
@@ -125,16 +126,13 @@ def test_temp_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     """A run killed before its clean-up (SIGKILL) leaves `.p.parquet.<pid>.<8 chars>.tmp`; the
     next run to the same --out removes it once its owner is dead, and keeps a live owner's."""
     import os
-    import subprocess
-    import sys
 
     corpus = _corpus(tmp_path)
     out = tmp_path / "p.parquet"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    left = tmp_path / f".p.parquet.{dead.pid}.abcd1234.tmp"
+    dead = dead_pid()
+    left = tmp_path / f".p.parquet.{dead}.abcd1234.tmp"
     live = tmp_path / f".p.parquet.{os.getpid()}.efgh5678.tmp"
-    other = tmp_path / f".q.parquet.{dead.pid}.abcd1234.tmp"  # another --out's
+    other = tmp_path / f".q.parquet.{dead}.abcd1234.tmp"  # another --out's
     for f in (left, live, other):
         f.write_bytes(b"half a file")
     res = _run(corpus, "--out", out)
@@ -149,17 +147,13 @@ def test_a_predictions_file_named_with_up_to_255_bytes_is_written(tmp_path):
     """Its temp file `.NAME.<pid>.XXXXXXXX.tmp` did not fit beside a long legal name: the
     error named the temp file. A long name's temp files are shortened, and a killed run's are
     still found and removed."""
-    import subprocess
-    import sys
-
     from spanbank.outdir import stem_beside
 
     corpus = _corpus(tmp_path)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead = dead_pid()
     out = tmp_path / ("p" * 249 + ".jsonl")
-    stem = stem_beside(out.name, len(f".{dead.pid}.") + 12)
-    left = tmp_path / f".{stem}.{dead.pid}.abcd1234.tmp"
+    stem = stem_beside(out.name, len(f".{dead}.") + 12)
+    left = tmp_path / f".{stem}.{dead}.abcd1234.tmp"
     left.write_bytes(b"half a file")
     res = _run(corpus, "--out", out)
     assert res.exit_code == 0, res.output
