@@ -13,6 +13,7 @@ from spanbank.gold import gold_rows, run_adjudication, select_annotations
 from test_adjudicate import NOW, SP, TEXT, _ann, _full, _span, build_corpus
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+EVENT = (TEXT.index("vote"), TEXT.index("vote") + 4)  # cat's EVENT on a1, drawn by no one else
 
 
 def _add(corpus, annotations, spans=(), relations=(), replace=None):
@@ -124,8 +125,7 @@ def test_adjudicate_killed_after_any_write_never_shows_gold_over_half_its_conten
     )
     writes = int(run.stdout)
     new = _gold_of(type(base)(clean), "a1")
-    event = ("EVENT", TEXT.index("vote"), TEXT.index("vote") + 4)
-    assert event not in new[2] and old[2] == sorted([*new[2], event])
+    assert ("EVENT", *EVENT) not in new[2] and old[2] == sorted([*new[2], ("EVENT", *EVENT)])
     assert len(new[3]) == 2
     for stop in range(1, writes):
         path = tmp_path / f"k{stop}"
@@ -133,3 +133,46 @@ def test_adjudicate_killed_after_any_write_never_shows_gold_over_half_its_conten
         killed = subprocess.run([sys.executable, "-c", KILLED, str(path), str(stop)], env=env)
         assert killed.returncode == 9
         assert _gold_of(type(base)(path), "a1")[2:] == new[2:], stop
+
+
+def test_stale_majority_is_redone_not_passed_over_for_a_current_union(tmp_path):
+    """Majority gold gone stale, then union stored: the export took the union (spans one
+    annotator drew) for majority's place, with no warning (hunt E, finding 1)."""
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority")
+    spans, rels = _full("h5v2", "a2")
+    _add(corpus, [_ann("h5v2", "a2", "bob", version=2)], spans, rels, replace=["h5"])
+    run_adjudication(corpus, "union")
+    assert _gold_of(corpus, "a2")[:2] == ("stale", "gold:majority")
+    assert _gold_of(corpus, "a2", "union")[:2] == ("gold", "gold:union")
+
+
+def test_stale_gold_is_redone_with_its_min_votes(tmp_path):
+    """Gold stored with --min-votes 3 was redone with the default when stale: a span two of
+    three drew came back (hunt E, finding 2)."""
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority", min_votes=3)
+    stored = _gold_of(corpus, "a1")[2]
+    assert ("EVENT", *EVENT) not in stored
+    event = _span("h1v2", "a1", "e", "EVENT", *EVENT)  # ann draws cat's event too: 2 votes of 3
+    spans, rels = _full("h1v2", "a1")
+    _add(corpus, [_ann("h1v2", "a1", "ann", version=2)], [*spans, event], rels, replace=["h1"])
+    selection, _, redone, _ = _gold_of(corpus, "a1")
+    assert selection == "stale" and redone == stored
+    run_adjudication(corpus, "majority")
+    assert ("EVENT", *EVENT) in _gold_of(corpus, "a1")[2]  # the default keeps 2 of 3
+
+
+def test_gold_of_each_project_is_stale_by_its_own_projects_work(tmp_path):
+    """Gold stored per project is checked against that project's annotations only (one pass
+    for all projects): an edit in project p2 makes p2's gold stale, not news's."""
+    corpus = build_corpus(tmp_path / "c")  # its annotations are in project news
+    extra = [_ann(f"x{w}", "a1", w, project="p2") for w in ("ann", "bob")]
+    _add(corpus, extra, [s for w in ("ann", "bob") for s in _full(f"x{w}", "a1")[0]])
+    run_adjudication(corpus, "majority", project="news")
+    run_adjudication(corpus, "majority", project="p2")
+    edit = _ann("xbob2", "a1", "bob", version=2, project="p2")
+    _add(corpus, [edit], _full("xbob2", "a1")[0], replace=["xbob"])
+    by = {p: select_annotations(corpus, project=p).set_index("article_id") for p in ("news", "p2")}
+    assert by["news"].loc["a1", "selection"] == "gold"
+    assert by["p2"].loc["a1", "selection"] == "stale"

@@ -44,6 +44,8 @@ __all__ = [
 
 CONFLICTS_SCHEMA = EXTRA_TABLES[CONFLICTS_TABLE]
 INPUTS = "inputs_digest"  # on automatic gold rows: see inputs_digest()
+MIN_VOTES = "min_votes"  # on automatic gold rows: adjudicate's --min-votes, to redo it alike
+SEP = "\x1f"  # joins an article id and a project into one key (ids hold no control characters)
 
 
 def gold_annotator(strategy: str) -> str:
@@ -144,8 +146,9 @@ def _adjudicate_store(
             "deleted_at": None,
             "pulled_at": None,
             INPUTS: digests.reindex(arts).to_numpy(dtype=object),
+            MIN_VOTES: pd.array([min_votes] * len(arts), dtype="Int64"),
         },
-        columns=[*TABLES["annotations"].names, INPUTS],
+        columns=[*TABLES["annotations"].names, INPUTS, MIN_VOTES],
     )
     span_rows = gold.assign(
         annotation_id=prefix + gold["article_id"].astype(str),
@@ -466,8 +469,10 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
         strategy = gold
     else:
         strategy = "majority"
-    golds, stale = _split_stale(corpus, golds, live)
-    chosen = _ranked(golds).drop_duplicates("article_id")
+    # each article's stored gold by rank; a stale one is redone, never passed over for the next
+    top = _ranked(golds).drop_duplicates("article_id")
+    fresh = _current(corpus, top, live)
+    chosen, stale = top[fresh], top[~fresh]
     chosen = chosen.assign(
         selection=np.where(chosen["annotator"] == REVIEW_ANNOTATOR, "review", "gold")
     )
@@ -484,7 +489,7 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
     multi = sorted(articles[n >= 2])
     del live, humans, golds  # the whole table's rows: not held while the selection is sorted
     # stale stored gold is adjudicated again, by its own strategy, from the annotators' work now
-    redo = _ranked(stale[isin(stale["article_id"], multi)]).drop_duplicates("article_id")
+    redo = stale[isin(stale["article_id"], multi)]
     parts.append(redo.assign(selection="stale"))
     redone = set(redo["article_id"])
     multi = [a for a in multi if a not in redone]
@@ -527,27 +532,43 @@ def _ranked(golds: pd.DataFrame) -> pd.DataFrame:
     return golds.drop(columns=["_rank", "_global"])
 
 
-def _split_stale(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> tuple:
-    """(stored gold still made from its annotators' latest work, stale automatic gold): gold
-    whose inputs digest differs from that of the live human annotations it would be made from
-    now (of its project; all projects' for gold stored without one). Reviewed gold, and gold
-    stored before digests were, count as current."""
-    from spanbank.corpus.annotations import without_honeypot_work
-
-    if INPUTS not in golds or not golds[INPUTS].notna().any():
-        return golds, golds.iloc[:0]
+def _current(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
+    """True for stored gold still made from its annotators' latest work: its inputs digest is
+    that of the live human annotations it would be made from now (of its project; all
+    projects' for gold stored without one). Reviewed gold, and gold stored before digests
+    were, count as current. Two passes over the gold's articles' rows, however many projects."""
     current = np.ones(len(golds), dtype=bool)
+    if INPUTS not in golds or not golds[INPUTS].notna().any():
+        return current
     digest = golds[INPUTS].to_numpy(dtype=object)
     has = golds[INPUTS].notna().to_numpy()
     project = golds["project"].astype(object).fillna("").to_numpy()  # "" : stored without one
-    for p in pd.unique(project[has]):
-        mine = has & (project == p)
-        humans = without_honeypot_work(corpus, latest_per_annotator(live, project=p or None))
-        now = inputs_digest(humans)
-        current[mine] = (
-            golds.loc[mine, "article_id"].map(now).to_numpy(dtype=object) == digest[mine]
-        )
-    return golds[current], golds[~current]
+    ids = golds["article_id"].to_numpy(dtype=object)
+    for scoped in (True, False):
+        mine = has & ((project != "") if scoped else (project == ""))
+        if not mine.any():
+            continue
+        rows = rows_at(live, isin(live["article_id"], ids[mine]))
+        now = _digests_now(corpus, rows, scoped)
+        key = pd.Series(ids[mine]) + (SEP + pd.Series(project[mine]) if scoped else "")
+        current[mine] = key.map(now).to_numpy(dtype=object) == digest[mine]
+    return current
+
+
+def _digests_now(corpus, rows: pd.DataFrame, scoped: bool) -> pd.Series:
+    """inputs_digest of the annotations adjudicate would read now: per article and project
+    ("ARTICLE<SEP>PROJECT", each project's own annotations) when `scoped`, else per article
+    (every project's)."""
+    from spanbank.corpus.annotations import without_honeypot_work
+
+    if scoped:  # one pass for every project: an annotator's work counts per project
+        rows = rows_at(rows, rows["project"].notna().to_numpy())
+        who = rows["annotator"].astype(str) + SEP + rows["project"].astype(str)
+        rows = rows.assign(annotator=who)
+    humans = without_honeypot_work(corpus, latest_per_annotator(rows))
+    if scoped:
+        humans = humans.assign(article_id=humans["article_id"] + SEP + humans["project"])
+    return inputs_digest(humans)
 
 
 def _columns(names: list[str]) -> list[str]:
@@ -633,16 +654,35 @@ def split_stored(
     return in_store, todo
 
 
+def _stored_min_votes(corpus: Corpus, ids: pd.Series) -> np.ndarray:
+    """The --min-votes stored gold of these ids was made with (NaN: none, or not stored): stale
+    gold is adjudicated again as it was."""
+    if MIN_VOTES not in corpus.stored_schema("annotations").names or ids.empty:
+        return np.full(len(ids), np.nan)
+    rows = corpus.read_in("annotations", "annotation_id", ids, ["annotation_id", MIN_VOTES])
+    k = rows.to_pandas().drop_duplicates("annotation_id").set_index("annotation_id")[MIN_VOTES]
+    return ids.map(k).to_numpy(dtype=float)
+
+
 def computed_rows(corpus: Corpus, todo: pd.DataFrame) -> tuple[pa.Table, pa.Table]:
     """Spans and relations of gold annotations not stored (rows of :func:`split_stored`'s
     second part), adjudicated again deterministically, with the ids they would be stored under."""
     span_cols, rel_cols = TABLES["spans"].names, TABLES["relations"].names
     spans, rels = [TABLES["spans"].empty_table()], [TABLES["relations"].empty_table()]
-    keys = todo.assign(_project=todo["project"].astype(object).where(todo["project"].notna(), None))
-    for (annotator, project), part in keys.groupby(["annotator", "_project"], dropna=False):
+    keys = todo.assign(
+        _project=todo["project"].astype(object).where(todo["project"].notna(), None),
+        _k=_stored_min_votes(corpus, todo["annotation_id"]),
+    )
+    for (annotator, project, k), part in keys.groupby(
+        ["annotator", "_project", "_k"], dropna=False
+    ):
         project = None if project is None or project != project else project
         result = _adjudicate_store(
-            corpus, annotator[len("gold:") :], project, article_ids=part["article_id"]
+            corpus,
+            annotator[len("gold:") :],
+            project,
+            min_votes=None if pd.isna(k) else int(k),
+            article_ids=part["article_id"],
         )
         want = set(part["annotation_id"])
         spans.append(to_arrow("spans", result.spans[result.spans["annotation_id"].isin(want)]))

@@ -190,13 +190,14 @@ PROJECT_COLUMNS = EXTRA_TABLES[PROJECTS_TABLE].names
 # columns added beyond a table's declared schema, by the code that writes them
 ADDED_COLUMNS: dict[str, pa.Schema] = {
     # pull: the server an annotation came from, a digest of its result, why it is not live;
-    # adjudicate: a digest of the human annotations automatic gold was made from
+    # adjudicate: a digest of the human annotations automatic gold was made from, its --min-votes
     "annotations": pa.schema(
         [
             ("ls_url", pa.string()),
             ("result_sha", pa.string()),
             ("invalid_reason", pa.string()),
             ("inputs_digest", pa.string()),
+            ("min_votes", pa.int64()),
         ]
     ),
     # review.push_review: a review project's kind and the project it reviews
