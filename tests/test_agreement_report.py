@@ -678,6 +678,11 @@ def test_labels_not_in_the_schema_are_a_one_line_error(cli):
     res = CliRunner().invoke(cli, ["agree", "--labels", "QUOTE,SPEKAER", "--bootstrap", "0"])
     assert res.exit_code == 1
     assert res.output.startswith("Error: label 'SPEKAER' not in the schema;")
+    once, twice = (
+        CliRunner().invoke(cli, ["agree", "--labels", labels, "--bootstrap", "0", "--json"])
+        for labels in ("QUOTE", "QUOTE,QUOTE")
+    )  # a label named twice was a traceback (hunt E, finding 6)
+    assert twice.exit_code == 0 and twice.output == once.output
 
 
 def test_a_label_without_spans_has_no_figures_and_does_not_pool():

@@ -72,6 +72,7 @@ def agreement_report(
     from spanbank.throughput import throughput, timed_ids
 
     _check_labels(labels, list(corpus.schema.labels))
+    labels = None if labels is None else list(dict.fromkeys(labels))  # a label named twice: once
     ann = corpus.read("annotations")
     # the spans of what the report reads, not the table's (an import of one annotator's work
     # on a whole archive would be read whole): compared work, gold and the work scored against
