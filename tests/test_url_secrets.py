@@ -31,6 +31,8 @@ SECRET_URL = f"https://alice:{PASSWORD}@labels.example.org/"
         ("http://alice:Pa55word;x@host:8080/ls", "http://***@host:8080/ls"),
         ("--url=https://alice:pa/ss@host", "--url=https://***@host"),
         ("http://host:8080/x", "http://host:8080/x"),
+        ("https://ghp_token@github.com/x", "https://***@github.com/x"),
+        ("s3://bucket/key@v1/f", "s3://bucket/***/f"),  # no user-info (key@v1: as an e-mail)
     ],
 )
 def test_the_command_line_masks_a_urls_user_info(arg, masked):

@@ -25,11 +25,21 @@ COMMITS = "commits"
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|password|secret|passwd)[\w-]*$", re.I)
 _SECRET_ENV = ("LABEL_STUDIO_API_KEY", "SPANBANK_PSEUDONYM_KEY")
 # a URL's user-info: everything from `scheme://` to its last "@" (a password may hold any of
-# `:;=()/`, so this masks too much rather than leave part of one)
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)\S*@")
+# `:;=()/`, so this masks too much rather than leave part of one), see _without_userinfo
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(\S*)@")
 # an e-mail, as ingest takes one (a name with "@"): text around an "@" up to a separator, not
 # starting right after `://` (a URL's user-info, masked already)
 _EMAIL = re.compile(r"""(?<![^\s/=,;:'"<>()@])(?<!://)[^\s/=,;:'"<>()@]+@[^\s/=,;:'"<>()@]+""")
+
+
+def _without_userinfo(m: re.Match) -> str:
+    """`scheme://***@` for user-info: text before the "@" holding a ":" (user:password, even
+    with a "/" in it) or no "/", "?", "#" (a token as user name); else an "@" in a path or
+    query (`s3://bucket/key@v1`) is left as it is."""
+    before = m[2]
+    if ":" in before or not re.search(r"[/?#]", before):
+        return f"{m[1]}***@"
+    return m[0]
 
 
 def command_line(
@@ -54,7 +64,7 @@ def command_line(
             continue
         for s in secrets:
             arg = arg.replace(s, "***")
-        arg = _URL_USERINFO.sub(r"\1***@", arg)
+        arg = _URL_USERINFO.sub(_without_userinfo, arg)
         out.append(_EMAIL.sub(lambda m: pseudonym(m.group()) if pseudonym else "***", arg))
     return " ".join(out)
 
