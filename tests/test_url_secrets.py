@@ -32,7 +32,6 @@ SECRET_URL = f"https://alice:{PASSWORD}@labels.example.org/"
         ("--url=https://alice:pa/ss@host", "--url=https://***@host"),
         ("http://host:8080/x", "http://host:8080/x"),
         ("https://ghp_token@github.com/x", "https://***@github.com/x"),
-        ("s3://bucket/key@v1/f", "s3://bucket/***/f"),  # no user-info (key@v1: as an e-mail)
     ],
 )
 def test_the_command_line_masks_a_urls_user_info(arg, masked):
@@ -40,6 +39,12 @@ def test_the_command_line_masks_a_urls_user_info(arg, masked):
     `pa=ss` became `pa=***`. Now the user-info goes, and is no e-mail to pseudonymise."""
     assert command_line(["spanbank", "pull", arg]) == f"spanbank pull {masked}"
     assert command_line(["spanbank", arg], pseudonym=lambda e: "ann-1") == f"spanbank {masked}"
+
+
+def test_an_at_sign_in_a_urls_path_is_no_user_info():
+    """`s3://bucket/key@v1` lost its bucket to the user-info rule (`key@v1` still reads as an
+    e-mail, as in any argument)."""
+    assert command_line(["spanbank", "s3://bucket/key@v1/f"]) == "spanbank s3://bucket/***/f"
 
 
 def _spanbank(*args) -> subprocess.CompletedProcess:
