@@ -65,3 +65,19 @@ def test_an_export_after_a_killed_commands_writes_names_and_pins_a_commit(tmp_pa
     assert log["status"].tolist() == ["ok", "recovered"]
     assert manifest["corpus_commit"] == 2
     assert corpus.read("pins")["commit"].tolist() == [2]
+
+
+@pytest.mark.parametrize("lost", ["commits", "commits/_delta_log"])
+def test_a_lost_commit_log_is_one_line_not_a_new_history(tmp_path, lost):
+    """With `commits` gone, status said nothing and the next write began the history again at
+    commit 1 (numbers pins and manifests name); with only its log gone, the message called the
+    corpus's own table foreign and said to move it away (hunt E, finding 4)."""
+    corpus = synth_corpus(tmp_path / "c", 10)
+    shutil.rmtree(corpus.path / lost)
+    message = "table commits is missing .* though annotations is at version 1; restore it"
+    with pytest.raises(CorpusError, match=message):
+        corpus_status(Corpus(corpus.path))
+    with pytest.raises(CorpusError, match=message):
+        with Corpus(corpus.path).writer() as w:
+            w.append("articles", article_rows({"new": "Not written."}))
+    assert not (corpus.path / "commits" / "_delta_log").exists()

@@ -461,7 +461,18 @@ class Corpus:
         Delta log is gone (a partial copy, a stray `rm`) is one line: taken for a table not made
         yet, it was made anew, empty, and the next writes deleted its old data files. (A table
         never written to, version 0, holds nothing: it is made again, as for older corpora.)"""
+        if self.format() != FORMAT:  # migrate's own (a killed one's tables, no commit yet)
+            return
         number, versions = self._last_commit()
+        if delta.latest_version(self.table_path(COMMITS)) is None:
+            held = {n: v for n, v in self.versions().items() if v > 0}
+            if held:
+                name, version = next(iter(sorted(held.items())))
+                raise CorpusError(
+                    f"corpus {self.path}: table {COMMITS} is missing (its folder or its "
+                    f"_delta_log), though {name} is at version {version}; restore it from a "
+                    "backup (nothing was written)"
+                )
         for name, version in sorted(versions.items()):
             if version > 0 and delta.latest_version(self.table_path(name)) is None:
                 raise CorpusError(
@@ -557,7 +568,15 @@ class Corpus:
 
     def _check_not_foreign(self, name: str) -> None:
         path = self.table_path(name)
-        if path.is_dir() and any(e.name != "_delta_log" for e in os.scandir(path)):
+        if not path.is_dir():
+            return
+        names = [e.name for e in os.scandir(path) if e.name != "_delta_log"]
+        if any(delta._OURS.match(n) for n in names):
+            raise CorpusError(
+                f"{path} holds spanbank data files but no table log (its _delta_log is gone); "
+                "restore it from a backup (nothing was written)"
+            )
+        if names:
             raise CorpusError(
                 f"{path} holds files but is not a spanbank table; move it away (the corpus "
                 f"keeps its {name} table in that folder)"
