@@ -7,6 +7,7 @@ discontinuous span is learned as its fragments, and predicted as pieces.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -253,9 +254,12 @@ def load(path: str | Path):
 
     path = Path(path)
     found = card(path)
+    collecting = gc.isenabled()
     try:
         return spacy.load(path / "pipeline"), found
     except Exception as exc:  # noqa: BLE001 - spaCy, srsly and confection each fail their own way
+        if collecting:  # srsly pauses the collector around msgpack and skips resuming on error
+            gc.enable()
         raise _damaged(path, "pipeline", exc) from None
 
 
