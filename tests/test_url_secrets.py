@@ -3,9 +3,6 @@ the commit log (hunt D, finding 4)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +13,8 @@ from conftest import make_corpus
 from spanbank.corpus.commits import command_line
 from spanbank.labelstudio import identity
 from spanbank.labelstudio.client import LabelStudioClient
+from test_versions import _spanbank
 
-SRC = Path(__file__).parents[1] / "src"
 PASSWORD = "Pa55(word)"
 SECRET_URL = f"https://alice:{PASSWORD}@labels.example.org/"
 
@@ -45,18 +42,6 @@ def test_an_at_sign_in_a_urls_path_is_no_user_info():
     """`s3://bucket/key@v1` lost its bucket to the user-info rule (`key@v1` still reads as an
     e-mail, as in any argument)."""
     assert command_line(["spanbank", "s3://bucket/key@v1/f"]) == "spanbank s3://bucket/***/f"
-
-
-def _spanbank(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    env.pop("SPANBANK_CORPUS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "spanbank", *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _files_holding(root: Path, secret: str) -> list[str]:
