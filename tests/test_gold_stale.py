@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from spanbank.agreement.report import agreement_report
 from spanbank.export import export_dataset
 from spanbank.gold import gold_rows, run_adjudication, select_annotations
 from test_adjudicate import NOW, SP, TEXT, _ann, _full, _span, build_corpus
@@ -66,8 +67,12 @@ def test_gold_made_before_an_edit_is_adjudicated_again_and_said(tmp_path):
         "1 article(s)' stored gold predates their annotators' latest work: adjudicated again "
         "from it for this export; re-run `spanbank adjudicate` to store it"
     ]
+    notes = agreement_report(corpus, bootstrap=0)["notes"]
+    assert "1 article(s)' stored gold predates their annotators' latest work: not scored in " \
+        "gold[]; re-run `spanbank adjudicate`" in notes  # fmt: skip
     run_adjudication(corpus, "majority")  # stored again: current, the same gold
     assert _gold_of(corpus, "a2") == ("gold", "gold:majority", got, links)
+    assert not any("predates" in n for n in agreement_report(corpus, bootstrap=0)["notes"])
 
 
 def test_stale_gold_is_redone_by_its_own_strategy_or_falls_to_the_one_annotator_left(tmp_path):

@@ -80,6 +80,7 @@ def agreement_report(
     live = latest_per_annotator(ann, project)
     multi = live.groupby("article_id")["annotator"].transform("nunique").to_numpy() >= 2
     gold = export_gold(corpus, project)
+    stale = gold.attrs.get("stale", 0)
     on_gold = live["article_id"].isin(gold["article_id"]).to_numpy()
     needed = pd.concat(
         [
@@ -105,6 +106,11 @@ def agreement_report(
             bootstrap,
             seed,
             views,
+        )
+    if stale:
+        report["notes"].append(
+            f"{stale} article(s)' stored gold predates their annotators' latest work: not "
+            "scored in gold[]; re-run `spanbank adjudicate`"
         )
     report["throughput"] = throughput(ann, spans, project)
     report["honeypots"] = corpus_honeypot_scores(
@@ -137,7 +143,9 @@ def export_gold(corpus, project: str | None) -> pd.DataFrame:
     from spanbank.gold import select_annotations
 
     rows = select_annotations(corpus, "auto", project, columns=["annotation_id", "article_id"])
-    return rows[rows["selection"].isin(("review", "gold"))]
+    stored = rows[rows["selection"].isin(("review", "gold"))]
+    stored.attrs["stale"] = int((rows["selection"] == "stale").sum())  # for a note
+    return stored
 
 
 def _report_on(
