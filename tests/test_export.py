@@ -969,8 +969,8 @@ def test_gold_computed_on_the_fly_is_adjudicated_once_not_per_chunk(tmp_path, mo
     monkeypatch.setattr(
         gold,
         "_adjudicate_store",
-        lambda c, s, p, article_ids: (
-            calls.append(len(article_ids)) or real(c, s, p, article_ids=article_ids)
+        lambda c, s, p, article_ids, **kw: (
+            calls.append(len(article_ids)) or real(c, s, p, article_ids=article_ids, **kw)
         ),
     )
     export_dataset(corpus, ["jsonl"], tmp_path / "o", chunk_size=1)

@@ -215,8 +215,7 @@ def write_predictions(
     why: Counter = Counter()
     summary = {"out": str(out), "articles": 0, "spans": 0, "tagger": _tagger_version(model_dir)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    # `.NAME.<pid>.XXXXXXXX.tmp`: a NAME too long for it is shortened (see outdir.stem_beside)
-    stem = stem_beside(out.name, len(f".{os.getpid()}.") + 8 + len(".tmp"))
+    stem = temp_stem(out.name)
     remove_dead_temps(out.parent, stem)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(stem), suffix=".tmp", dir=out.parent)
     os.fchmod(fd, PLAIN_FILE)  # it becomes `out`: readable as a plain open()'s would be
@@ -298,6 +297,17 @@ def _not_predictions(path: Path) -> str | None:
 
 def _tag_counted(batch: pa.Table, model_dir: str | None = None):
     return tag_batch(batch, model_dir), batch.num_rows
+
+
+# room for any pid in a temp file's name: pid_max is at most 2**22 (7 digits)
+PID_DIGITS = 7
+
+
+def temp_stem(name: str) -> str:
+    """What `.NAME.<pid>.XXXXXXXX.tmp` starts with: a NAME too long for it is shortened (see
+    outdir.stem_beside), alike for every pid (a stem cut to fit the writer's own pid missed a
+    killed writer's leftover when their pids had different numbers of digits)."""
+    return stem_beside(name, len(".") + PID_DIGITS + len(".") + 8 + len(".tmp"))
 
 
 def _tagger_version(model_dir: str | None = None) -> str:
