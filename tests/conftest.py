@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,10 @@ DATA = Path(__file__).parent / "data"
 # heavy stages run in this process unless a test asks for workers (tests/test_parallel.py):
 # a local Dask cluster per multi-chunk export would cost seconds each
 os.environ.setdefault("SPANBANK_WORKERS", "1")
+# a shell's background job (`make test &`, `nohup`) starts with Ctrl-C ignored, and the commands
+# the tests start would inherit that: the tests that interrupt them need Ctrl-C at its default
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _test_data_dir() -> Path:
