@@ -11,6 +11,7 @@ import pandas as pd
 from spanbank.agreement.report import agreement_report
 from spanbank.export import export_dataset
 from spanbank.gold import gold_rows, run_adjudication, select_annotations
+from spanbank.status import corpus_status
 from test_adjudicate import NOW, SP, TEXT, _ann, _full, _span, build_corpus
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -54,6 +55,7 @@ def test_gold_made_before_an_edit_is_adjudicated_again_and_said(tmp_path):
     corpus = build_corpus(tmp_path / "c")
     run_adjudication(corpus, "majority")
     assert _gold_of(corpus, "a2")[:3] == ("gold", "gold:majority", [("SPEAKER", *SP)])
+    assert corpus_status(corpus)["stale_gold"] == 0
     spans, rels = _full("h5v2", "a2")
     _add(corpus, [_ann("h5v2", "a2", "bob", version=2)], spans, rels, replace=["h5"])
 
@@ -62,6 +64,7 @@ def test_gold_made_before_an_edit_is_adjudicated_again_and_said(tmp_path):
     assert [label for label, *_ in got] == ["CUE", "QUOTE", "SPEAKER"]
     assert sorted(label for *_, label in links) == ["cue", "said_by"]
     assert _gold_of(corpus, "a1")[0] == "gold"
+    assert corpus_status(corpus)["stale_gold"] == 1
     summary = export_dataset(corpus, ["jsonl"], tmp_path / "out", split="train=1")
     assert summary["warnings"] == [
         "1 article(s)' stored gold predates their annotators' latest work: adjudicated again "
@@ -73,6 +76,23 @@ def test_gold_made_before_an_edit_is_adjudicated_again_and_said(tmp_path):
     run_adjudication(corpus, "majority")  # stored again: current, the same gold
     assert _gold_of(corpus, "a2") == ("gold", "gold:majority", got, links)
     assert not any("predates" in n for n in agreement_report(corpus, bootstrap=0)["notes"])
+    assert corpus_status(corpus)["stale_gold"] == 0
+
+
+def test_status_counts_a_project_s_stale_gold_apart_from_its_adjudicated_articles(tmp_path):
+    def counts():
+        st = corpus_status(corpus)
+        (news,) = [p for p in st["projects"] if p["project"] == "news"]
+        return st["stale_gold"], news["stale_gold"], news["adjudicated"]
+
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority", project="news")
+    assert counts() == (0, 0, 3)
+    spans, rels = _full("h5v2", "a2")
+    _add(corpus, [_ann("h5v2", "a2", "bob", version=2)], spans, rels, replace=["h5"])
+    assert counts() == (1, 1, 2)  # a2's gold predates bob's edit: not counted as adjudicated
+    run_adjudication(corpus, "majority", project="news")
+    assert counts() == (0, 0, 3)
 
 
 def test_stale_gold_is_redone_by_its_own_strategy_or_falls_to_the_one_annotator_left(tmp_path):

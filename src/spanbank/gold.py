@@ -532,6 +532,15 @@ def _ranked(golds: pd.DataFrame) -> pd.DataFrame:
     return golds.drop(columns=["_rank", "_global"])
 
 
+def stale_articles(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> set:
+    """Articles whose stored gold, the one the selection would choose, was made from annotations
+    since edited, added or deleted (the export adjudicates them again)."""
+    if golds.empty:
+        return set()
+    top = _ranked(golds).drop_duplicates("article_id")
+    return set(top.loc[~_current(corpus, top, live), "article_id"])
+
+
 def _current(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:
     """True for stored gold still made from its annotators' latest work: its inputs digest is
     that of the live human annotations it would be made from now (of its project; all

@@ -14,6 +14,7 @@ from spanbank.corpus.annotations import (
     task_plans,
 )
 from spanbank.corpus.store import Corpus
+from spanbank.gold import stale_articles
 from spanbank.honeypots import corpus_honeypot_scores
 from spanbank.labelstudio.overlap import OVERLAP_COLUMN
 from spanbank.throughput import throughput, timed_ids
@@ -56,10 +57,11 @@ def corpus_status(corpus: Corpus) -> dict:
             str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()
         },
         "skipped": len(skipped),
+        "stale_gold": len(stale_articles(corpus, _gold_of(live), live)),
         "spans": int(span_counts.sum()),
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
-            _project_status(p, tasks, live, skipped, span_counts, records, conflicts)
+            _project_status(corpus, p, tasks, live, skipped, span_counts, records, conflicts)
             | {
                 "throughput": throughput(ann, labelled, p)["overall"],
                 "honeypots": corpus_honeypot_scores(corpus, p, bootstrap=STATUS_BOOTSTRAP),
@@ -97,7 +99,12 @@ def _record(records: pd.DataFrame, project: str) -> dict:
     return {} if rec.empty else rec.iloc[-1].to_dict()
 
 
-def _project_status(project, tasks, live, skipped, span_counts, records, conflicts) -> dict:
+def _gold_of(live: pd.DataFrame) -> pd.DataFrame:
+    """Adjudicated gold (not reviewed gold: that is counted as reviews)."""
+    return live[(live["origin"] == "gold") & (live["annotator"] != REVIEW_ANNOTATOR)]
+
+
+def _project_status(corpus, project, tasks, live, skipped, span_counts, records, conflicts) -> dict:
     """One project's row of `corpus_status`."""
     rec = _record(records, project)
     t = tasks[tasks["project"] == project]
@@ -113,11 +120,8 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
     per_article = per_article.reindex(articles.union(per_article.index), fill_value=0)
     missing = (overlap or DEFAULT_OVERLAP) - per_article
     missing = missing[missing > 0]
-    gold = live[
-        (live["origin"] == "gold")
-        & (live["project"] == project)
-        & (live["annotator"] != REVIEW_ANNOTATOR)
-    ]
+    gold = _gold_of(live[live["project"] == project])
+    stale = stale_articles(corpus, gold, live)
     pulled = rec.get("last_pull_at")
     if pulled is None or pd.isna(pulled):
         pulled = live.loc[live["project"] == project, "pulled_at"].max()
@@ -135,7 +139,8 @@ def _project_status(project, tasks, live, skipped, span_counts, records, conflic
         "progress": _progress(mine, skipped[skipped["project"] == project], who, len(articles)),
         "spans": int(span_counts.reindex(mine["annotation_id"]).fillna(0).sum()),
         "last_pull": None if pd.isna(pulled) else pd.Timestamp(pulled).isoformat(),
-        "adjudicated": int(gold["article_id"].nunique()),
+        "adjudicated": int(gold["article_id"].nunique()) - len(stale),
+        "stale_gold": len(stale),
         "reviewed": int(_reviews_of(live, project)["article_id"].nunique()),
         **_conflicts_of(conflicts, project),
     }

@@ -32,7 +32,12 @@ def status(obj, as_json, as_of):
     click.echo(f"articles: {st['articles']}  spans: {st['spans']}  rejects: {st['rejects']}")
     by_origin = ", ".join(f"{k} {v}" for k, v in st["annotations"].items()) or "none"
     skipped = f" (skipped {st['skipped']})" if st["skipped"] else ""
-    click.echo(f"annotations: {by_origin}{skipped}")
+    stale = (
+        f"; {st['stale_gold']} article(s)' gold is stale: re-run `spanbank adjudicate`"
+        if st["stale_gold"]
+        else ""
+    )
+    click.echo(f"annotations: {by_origin}{skipped}{stale}")
     for p in st["projects"]:
         click.echo("\n".join(_project_lines(p)))
 
@@ -55,8 +60,10 @@ def _project_lines(p: dict) -> list[str]:
         lines.append(f"  {overlap}: {p['under_annotated']} article(s) short ({needs})")
     else:
         lines.append(f"  {overlap}: every pushed article has its annotators")
+    stale = p.get("stale_gold")
+    stale = f" (and {stale} stale: re-run `spanbank adjudicate`)" if stale else ""
     lines.append(
-        f"  adjudicated {p['adjudicated']}, reviewed {p['reviewed']}, "
+        f"  adjudicated {p['adjudicated']}{stale}, reviewed {p['reviewed']}, "
         f"conflicts {p['conflicts']} in {p['with_conflicts']} article(s)"
     )
     for a in p["progress"]:
