@@ -333,3 +333,20 @@ def test_cli_review_needs_project(tmp_path):
     res = CliRunner().invoke(cli, ["--corpus", str(corpus.path), "adjudicate", "--review"])
     assert res.exit_code == 2
     assert "Error: --review needs --project NAME (the review project is NAME-review)" in res.output
+
+
+def test_review_refuses_gold_made_before_its_annotators_last_edit(tmp_path):
+    """Stale gold's conflicts and pre-fill are out of date: one line, nothing pushed (the
+    refusal comes before any connection: no server here)."""
+    from test_adjudicate import _ann, _full, build_corpus
+    from test_gold_stale import _add
+
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority", project="news")
+    spans, rels = _full("h5v2", "a2")
+    _add(corpus, [_ann("h5v2", "a2", "bob", version=2)], spans, rels, replace=["h5"])
+    with pytest.raises(SpanbankError, match=r"^1 article\(s\)' majority gold of project 'news' "):
+        workflow.run(review.push_review(corpus, "news", "majority", url="http://127.0.0.1:9"))
+    assert corpus.read("tasks").empty and corpus.read("projects").empty
+    run_adjudication(corpus, "majority", project="news")
+    assert review._refuse_stale(corpus, "news", "majority") is None

@@ -27,11 +27,12 @@ from spanbank.corpus.annotations import (
     REVIEW_KIND,
     current_mask,
     latest_per_annotator,
+    live_annotations,
     save_project,
 )
 from spanbank.corpus.tables import CONFLICTS_TABLE
 from spanbank.errors import LabelStudioError, SpanbankError
-from spanbank.gold import gold_annotation_id, gold_annotator, gold_rows
+from spanbank.gold import gold_annotation_id, gold_annotator, gold_rows, stale_articles
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.projects import ensure_project
@@ -117,6 +118,24 @@ def review_predictions(
     return {a: p for a, p in out.items() if p[-1]["model_version"] == gold_mv}
 
 
+def _refuse_stale(corpus: Corpus, project: str, strategy: str) -> None:
+    """Raise SpanbankError when stored `strategy` gold of `project` predates its annotators'
+    latest work: its conflicts, and the gold a reviewer would start from, are out of date."""
+    live = live_annotations(corpus.read("annotations"))
+    mine = live[
+        (live["origin"] == GOLD_ORIGIN)
+        & (live["annotator"] == gold_annotator(strategy))
+        & (live["project"] == project)
+    ]
+    stale = stale_articles(corpus, mine, live)
+    if stale:
+        raise SpanbankError(
+            f"{len(stale)} article(s)' {strategy} gold of project {project!r} predates their "
+            "annotators' latest work, so its conflicts are out of date; run `spanbank adjudicate "
+            f"--strategy {strategy} --project {project}` first"
+        )
+
+
 def push_review(
     corpus: Corpus,
     project: str,
@@ -139,6 +158,7 @@ def push_review(
     parse_strategy(strategy)
     name = review_project_name(project)
     ids = conflict_articles(corpus, project, strategy)
+    _refuse_stale(corpus, project, strategy)
     gold_mv = gold_annotator(strategy)
     summary: dict = {
         "project": name,
