@@ -3,6 +3,7 @@ the commit log (hunt D, finding 4)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -99,3 +100,29 @@ def test_server_move_stores_and_prints_no_credentials(tmp_path):
     outputs = [r.stdout + r.stderr for r in (moved, back, unknown, log)]
     assert not [o for o in outputs if PASSWORD in o or "alice" in o or "bob" in o], outputs
     assert _files_holding(corpus.path, PASSWORD) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://alice:xyzzy/plugh@127.0.0.1:9",  # the error said "Invalid port: 'xyzzy'"
+        "http://alice:xyzzy?plugh@127.0.0.1:9",
+        "http://alice:xyzzy#plugh@127.0.0.1:9",
+        "http://alice:xyzzy plugh@127.0.0.1:9",  # parsed, but the text rule stopped at the space
+        "alice:xyzzy@127.0.0.1:9",  # no scheme: "not an http(s) URL" showed it whole
+        "ftp://alice:xyzzy@127.0.0.1:9",
+    ],
+)
+def test_a_urls_password_reaches_no_message_however_it_is_written(tmp_path, url):
+    corpus = make_corpus(tmp_path / "c", {"a1": "The minister said the plan works."})
+    env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": "0" * 40}
+    out = _spanbank("--corpus", corpus.path, "push", "--project", "news", env=env)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert "Label Studio" in out.stderr and "127.0.0.1:9" in out.stderr, out.stderr
+    assert not {"alice", "xyzzy", "plugh"} & set(re.findall(r"\w+", out.stderr)), out.stderr
+
+
+def test_the_client_drops_user_info_up_to_the_authoritys_last_at_sign():
+    assert LabelStudioClient("http://u:p@ss word@h:9/x@y?z=@", "0" * 40).url == "http://h:9/x@y?z=@"
+    assert LabelStudioClient("HTTP://@h:9/", "0" * 40).url == "HTTP://h:9"
+    assert LabelStudioClient("http://h:9/a@b", "0" * 40).url == "http://h:9/a@b"

@@ -63,7 +63,7 @@ class LabelStudioClient:
     ):
         # credentials in the URL are dropped: httpx would send them as Basic auth over the
         # API key's header, and they must not reach a message, a table or a report link
-        self.url = check_url(redact_url(str(url).strip()))
+        self.url = check_url(str(url))
         api_key = _check_key(api_key)
         self.timeout = timeout
         self.tries = max(1, tries)
@@ -440,17 +440,35 @@ def redact_url(text: str) -> str:
 
 
 def check_url(url: str) -> str:
-    """`url` without a trailing slash, or a LabelStudioError saying why it is not an http(s) URL."""
-    url = url.rstrip("/")
+    """`url` without user-info or a trailing slash, or a LabelStudioError saying why it is not an
+    http(s) URL (showing no part of a user-info, however it is written)."""
+    url = url.strip().rstrip("/")
     hint = "pass --url http://HOST:PORT or set LABEL_STUDIO_URL"
     try:
         parsed = httpx.URL(url)
         parsed.port  # noqa: B018 - a bad port raises only when read
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise LabelStudioError(f"Label Studio URL {url!r} is malformed ({exc}); {hint}") from None
+        # a password holding '/', '?' or '#' reads as a port or a path: the error would show it
+        why = "a user name or password, which spanbank does not use, must not hold '/?#@'"
+        raise LabelStudioError(
+            f"Label Studio URL {masked_url(url)!r} is malformed ({why if '@' in url else exc}); {hint}"
+        ) from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise LabelStudioError(f"Label Studio URL {url!r} is not an http(s)://HOST URL; {hint}")
-    return url
+        raise LabelStudioError(
+            f"Label Studio URL {masked_url(url)!r} is not an http(s)://HOST URL; {hint}"
+        )
+    head = url.find("://") + 3
+    end = min((i for i in map(url.find, "/?#", [head] * 3) if i >= 0), default=len(url))
+    at = url.rfind("@", head, end)  # user-info ends at the authority's last '@'
+    return url if at < 0 else url[:head] + url[at + 1 :]
+
+
+def masked_url(url: str) -> str:
+    """`url` for a message: all before its last '@' but the scheme masked."""
+    if "@" not in url:
+        return url
+    head = url.find("://") + 3 if "://" in url else 0
+    return url[:head] + "…@" + url.rsplit("@", 1)[1]
 
 
 def _check_key(api_key: str) -> str:

@@ -220,12 +220,15 @@ def move_server(corpus: Corpus, old_url: str, new_url: str, wait: bool | float =
     or in that form (records an older move stored with credentials can be moved to their own
     URL without them).
     """
-    from spanbank.labelstudio.client import check_url, redact_url  # the SDK loads for moves only
+    from spanbank.labelstudio.client import check_url, masked_url, redact_url  # SDK: moves only
 
     corpus.require()
-    new = check_url(redact_url(new_url.strip()))
+    new = check_url(new_url)
     old = old_url.strip().rstrip("/")
-    shown = redact_url(old)
+    try:
+        shown = check_url(old)
+    except LabelStudioError:
+        shown = masked_url(old)
     with corpus.writer(wait) as writer:
         servers = server_records(corpus)
         if not _has_server_at(corpus, servers, old):
