@@ -320,6 +320,12 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
+def our_commit(name: str) -> int | None:
+    """The commit a data file named `name` was written for, when spanbank wrote it; else None."""
+    m = _OURS.match(name)
+    return int(m[3]) if m else None
+
+
 def position(name: str, default_seq: int) -> tuple[int, int]:
     """(position, part) of one of our data files, to write its replacement at the same place."""
     m = _OURS.match(name)

@@ -114,8 +114,8 @@ def _vacuum(corpus: Corpus, keep_days: float) -> dict:
 
 def _ours(f: Path, latest: int) -> bool:
     """A data file spanbank wrote for a commit at or before `latest`."""
-    m = delta._OURS.match(f.name)
-    return m is not None and int(m[3]) <= latest
+    commit = delta.our_commit(f.name)
+    return commit is not None and commit <= latest
 
 
 def migrate(corpus: Corpus, wait=False) -> dict:

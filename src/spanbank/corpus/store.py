@@ -571,7 +571,7 @@ class Corpus:
         if not path.is_dir():
             return
         names = [e.name for e in os.scandir(path) if e.name != "_delta_log"]
-        if any(delta._OURS.match(n) for n in names):
+        if any(delta.our_commit(n) is not None for n in names):
             raise CorpusError(
                 f"{path} holds spanbank data files but no table log (its _delta_log is gone); "
                 "restore it from a backup (nothing was written)"
