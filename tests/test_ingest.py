@@ -781,3 +781,59 @@ def test_txt_drops_a_bom_and_refuses_a_nul_byte_anywhere(corpus, tmp_path):
     f16 = tmp_path / "wide.txt"  # UTF-16 holds NUL bytes: text all the same
     f16.write_bytes(("Wide\n" + "x" * 9000).encode("utf-16"))
     assert ingest_paths(corpus, [f16], encoding="utf-16").added == 1
+
+
+def test_reingest_updates_the_metadata_it_gives_and_nothing_else(corpus, tmp_path):
+    """JSON Lines, CSV and Parquet alike: a stored article (same id, same text) whose row now
+    gives another title, source or date gets it (the text, and fields the row leaves out, stay);
+    a date written otherwise for the same instant is no change; a re-run changes nothing. It was
+    `unchanged: 1` and the new metadata dropped, for every format but brat."""
+    first = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"id": "j1", "text": "one", "title": "Old", "source": "x", "url": "http://u/1"},
+            {"id": "j2", "text": "two", "published_at": "2020-01-01T00:00:00Z"},
+        ],
+    )
+    (tmp_path / "a.csv").write_text("id,text,title\nc1,three,Old\n")
+    pq.write_table(
+        pa.table({"id": ["p1"], "text": ["four"], "source": ["s"]}), tmp_path / "a.parquet"
+    )
+    ingest_paths(corpus, [first, tmp_path / "a.csv", tmp_path / "a.parquet"])
+    before = _articles(corpus)
+
+    again = _jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"id": "j1", "text": "one", "title": "New"},  # source and url left out: kept
+            {
+                "id": "j2",
+                "text": "two",
+                "published_at": "2020-01-01T01:00:00+01:00",
+            },  # same instant
+        ],
+    )
+    (tmp_path / "b.csv").write_text("id,text,title,source\nc1,three,Old,wire\n")
+    pq.write_table(
+        pa.table({"id": ["p1"], "text": ["four"], "source": ["s"]}), tmp_path / "b.parquet"
+    )
+    summary = ingest_paths(corpus, [again, tmp_path / "b.csv", tmp_path / "b.parquet"])
+    assert (summary.added, summary.unchanged, summary.metadata_updated) == (0, 4, 2)
+    after = _articles(corpus)
+    assert (after["j1"]["title"], after["j1"]["source"], after["j1"]["url"]) == (
+        "New",
+        "x",
+        "http://u/1",
+    )
+    assert (after["c1"]["title"], after["c1"]["source"]) == ("Old", "wire")
+    for aid in ("j2", "p1"):
+        assert after[aid] == before[aid]
+    for aid in before:
+        assert {k: after[aid][k] for k in ("text", "text_sha256", "ingested_at", "origin")} == {
+            k: before[aid][k] for k in ("text", "text_sha256", "ingested_at", "origin")
+        }
+
+    files = _snapshot(corpus)
+    rerun = ingest_paths(corpus, [again, tmp_path / "b.csv", tmp_path / "b.parquet"])
+    assert (rerun.added, rerun.unchanged, rerun.metadata_updated) == (0, 4, 0)
+    assert _snapshot(corpus) == files  # nothing written

@@ -29,6 +29,7 @@ from spanbank.corpus import delta
 from spanbank.corpus.articles import texts_of
 from spanbank.corpus.brat import IDS_FILE, article_id_of, parse_ann
 from spanbank.corpus.metadata import (
+    FIELDS,
     metadata_changes,
     parse_dates,
     read_metadata,
@@ -895,7 +896,10 @@ def _ingest_files(
             ] = {}  # (part, spool row) -> a clash whose text is shown
             now = datetime.now(timezone.utc)
             plan: list[Planned] = []  # the commit, planned when the first part has new rows
-            jobs = _write_jobs(parts, skipped, stored, summary, clashes, shown, w, plan, now)
+            changes = _MetadataChanges(corpus, stored)
+            jobs = _write_jobs(
+                parts, skipped, stored, changes, summary, clashes, shown, w, plan, now
+            )
             adds = []
             try:
                 with contextlib.closing(engine.map(_write_part, jobs)) as written:
@@ -911,6 +915,10 @@ def _ingest_files(
                 if plan:  # this: not part of the table, removed by the next writer if it can be
                     w.abort_planned(plan[0])
                 raise
+            updated = changes.updates()  # a commit of its own: a kill before it loses nothing
+            if len(updated):  # the next run does not find done
+                w.upsert("articles", updated, "article_id")
+                summary.metadata_updated = len(updated)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     duplicates = []
@@ -947,7 +955,7 @@ _after_part_written: Callable | None = None
 
 
 def _write_jobs(
-    parts, skipped, stored, summary, clashes, shown, w, plan, now
+    parts, skipped, stored, changes, summary, clashes, shown, w, plan, now
 ) -> Iterator[_WriteJob]:
     """Pass 2 in the driver, a part at a time (as the engine takes them): its first rows that
     the corpus does not store yet are the ones its worker writes. Counts the rows stored with
@@ -963,9 +971,12 @@ def _write_jobs(
             continue
         keys = pq.read_table(part.spool, columns=["article_id", "text_sha256", "_where"])
         keys = keys.take(pa.array(rows))  # ids and hashes only: the texts stay in the spool
-        known = stored.sha_of(keys.column("article_id"))
+        at = stored.positions(keys.column("article_id"))
+        known = stored.sha.take(pa.array(at, mask=at < 0))
         same = pc.fill_null(pc.equal(known, keys.column("text_sha256")), False)
         summary.unchanged += pc.sum(same).as_py() or 0
+        is_same = same.to_numpy(zero_copy_only=False)
+        changes.check(part.spool, rows[is_same], at[is_same])
         is_stored = pc.is_valid(known).to_numpy(zero_copy_only=False)
         clash = is_stored & ~same.to_numpy(zero_copy_only=False)
         show = []
@@ -1312,20 +1323,68 @@ class _Stored:
     def __init__(self, table: pa.Table):
         index = pd.Index(table.column("article_id").to_numpy(zero_copy_only=False), dtype=object)
         sha = table.column("text_sha256").combine_chunks()
+        self.rows = np.arange(len(index))  # each id's row in the table
         if not index.is_unique:  # should not happen; the last one wins, as in a dict
             last = ~index.duplicated(keep="last")
-            index, sha = index[last], sha.filter(pa.array(last))
+            index, sha, self.rows = index[last], sha.filter(pa.array(last)), self.rows[last]
         self.index, self.sha = index, sha
+
+    def positions(self, ids) -> np.ndarray:
+        """Each id's place among the stored ids (-1 when the id is not stored)."""
+        if isinstance(ids, (pa.Array, pa.ChunkedArray)):
+            ids = ids.to_numpy(zero_copy_only=False)
+        return self.index.get_indexer(ids)
 
     def sha_of(self, ids) -> pa.Array:
         """The stored sha256 of each id (null when the id is not stored)."""
-        ids = (
-            ids.to_numpy(zero_copy_only=False)
-            if isinstance(ids, (pa.Array, pa.ChunkedArray))
-            else ids
-        )
-        pos = self.index.get_indexer(ids)
+        pos = self.positions(ids)
         return self.sha.take(pa.array(pos, mask=pos < 0))
+
+
+class _MetadataChanges:
+    """Rows of the input stored with the same text that give a field (not null) another value
+    than the stored one, gathered a part at a time. A field's stored values are read once, when a
+    row first gives it: Arrow arrays, about what the field's text takes on disk."""
+
+    def __init__(self, corpus: Corpus, stored: _Stored):
+        self.corpus, self.stored = corpus, stored
+        self.schema = corpus.stored_schema("articles")
+        self.found: list[pa.Table] = []
+        self._values: dict[str, pa.Array] = {}
+
+    def check(self, spool: str, rows: np.ndarray, at: np.ndarray) -> None:
+        """`rows` of `spool`, stored with the same text at `at` among the stored ids."""
+        if not len(rows):
+            return
+        given = set(pq.read_schema(spool).names)
+        fields = [f for f in FIELDS if f in given and f in self.schema.names]
+        if not fields:
+            return
+        table = pq.read_table(spool, columns=["article_id", *fields]).take(pa.array(rows))
+        at = pa.array(self.stored.rows[at])
+        differs = pa.repeat(False, len(rows))
+        for f in fields:
+            new = table.column(f).cast(self.schema.field(f).type)
+            old = self._stored(f).take(at)
+            other = pc.fill_null(pc.not_equal(new, old), True)  # a stored null differs too
+            differs = pc.or_(differs, pc.and_(pc.is_valid(new), other))
+        if pc.any(differs).as_py():
+            self.found.append(table.filter(differs))
+
+    def _stored(self, field: str) -> pa.Array:
+        if field not in self._values:  # in the table's order, as `stored` read the ids
+            self._values[field] = (
+                self.corpus.read_arrow("articles", columns=[field]).column(0).combine_chunks()
+            )
+        return self._values[field]
+
+    def updates(self) -> pd.DataFrame:
+        """The stored rows the gathered ones change, with their new metadata (text untouched)."""
+        if not self.found:
+            return pd.DataFrame()
+        incoming = pa.concat_tables(self.found, promote_options="default").to_pandas()
+        stored = self.corpus.read_in("articles", "article_id", pa.array(incoming["article_id"]))
+        return metadata_changes(stored.to_pandas(), incoming)
 
 
 def _brat_pairs(
