@@ -424,3 +424,11 @@ def test_brat_skip_bad(corpus, tmp_path):
     assert (
         len(summary.skipped) == 1 and "d2_alice.ann: not a readable gzip file" in summary.skipped[0]
     )
+
+
+def test_export_onto_a_mount_point_is_refused_before_any_work(annotated, tmp_path):
+    """A mount point (a container's volume) cannot be renamed: the export was built whole, then
+    its swap failed with EBUSY. `/proc` is one on every Linux."""
+    with pytest.raises(ExportError, match=r"^--out /proc is a mount point, .*--out /proc/exports"):
+        export_dataset(annotated, "jsonl", Path("/proc"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "corpus"]

@@ -81,6 +81,11 @@ def check(
         return
     if out.is_symlink() or not out.is_dir():
         raise error(f"{out} exists and is not a directory; choose another --out")
+    if os.path.ismount(out):  # found only at the end, by the swap's rename (EBUSY)
+        raise error(
+            f"--out {out} is a mount point, which a folder cannot be renamed onto; name a "
+            f"folder inside it (e.g. --out {out / what}s)"
+        )
     if not any(out.iterdir()):
         return
     problem = ours(out)
