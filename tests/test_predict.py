@@ -210,3 +210,24 @@ def test_predictions_file_gets_a_plain_files_mode(tmp_path):
         assert res.exit_code == 0, res.output
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode == stat.S_IMODE(plain.stat().st_mode), oct(mode)
+
+
+def test_push_reads_a_predictions_file_as_it_tags(tmp_path):
+    """`push --preannotate FILE` made from `preannotate --out FILE` sends Label Studio what
+    `--preannotate rules` sends: the same regions, the said_by/cue relations and the score. The
+    file's links and scores were dropped (hunt G, finding 4): pulled, 0 relations instead of 12."""
+    from spanbank.corpus.articles import attach_rows, selection_frame
+    from spanbank.labelstudio.push import _predictions
+
+    corpus = _corpus(tmp_path)
+    candidates = attach_rows(corpus, selection_frame(corpus, None))
+    rules, _ = _predictions("rules", candidates, corpus.schema)
+    assert any(r["type"] == "relation" for p in rules.values() for r in p[0]["result"])
+    for name in ("p.parquet", "p.jsonl"):
+        assert _run(corpus, "--out", tmp_path / name, "-q").exit_code == 0
+        got, _ = _predictions(str(tmp_path / name), candidates, corpus.schema)
+        assert got.keys() == rules.keys(), name
+        for aid, (pred,) in got.items():
+            (want,) = rules[aid]
+            assert pred["result"] == want["result"], (name, aid)
+            assert pred["score"] == want["score"] and pred["model_version"] == f"file:{name}"

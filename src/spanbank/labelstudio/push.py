@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -182,13 +183,36 @@ def _predictions(
         rows = group.to_dict("records")
         good = [r for r in rows if 0 <= int(r["start"]) < int(r["end"]) <= len(text)]
         if good:
-            out[aid] = [
-                convert.prediction(convert.spans_to_result(text, good, (), schema), version)
-            ]
+            result = convert.spans_to_result(text, good, _file_links(good, path), schema)
+            scores = [float(r["score"]) for r in good if pd.notna(r.get("score", np.nan))]
+            score = sum(scores) / len(scores) if scores else None
+            out[aid] = [convert.prediction(result, version, score)]
     missing = len(texts) - len(out)
     if missing:
         why[f"no spans in {path.name}"] = missing
     return out, why
+
+
+def _file_links(rows: list[dict], path: Path) -> list[dict]:
+    """Relations of a predictions file's spans: each row's `links` (JSON list of {label, to},
+    what `preannotate --out` writes) from its span_id."""
+    relations = []
+    for r in rows:
+        links = r.get("links")
+        if not isinstance(links, str | list | np.ndarray) or pd.isna(r.get("span_id")):
+            continue
+        try:
+            links = json.loads(links) if isinstance(links, str) else list(links)
+            relations += [
+                {"from_span_id": r["span_id"], "to_span_id": k["to"], "label": k["label"]}
+                for k in links
+            ]
+        except (ValueError, TypeError, KeyError):
+            raise SpanbankError(
+                f"--preannotate: {path}: span {r['span_id']} of article {r['article_id']} has "
+                f"links that are not a JSON list of {{label, to}}: {str(r['links'])[:80]}"
+            ) from None
+    return relations
 
 
 def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:
