@@ -295,6 +295,15 @@ def test_malformed_lines_are_rejected_not_raised():
     ]
 
 
+def test_a_second_span_under_a_taken_id_is_rejected():
+    """`T1` twice was stored as two spans sharing span_id T1: relations naming T1 were
+    ambiguous and the evaluation counted one of them (hunt G, finding 14)."""
+    first, second = _t("T1", "Source", "The mayor"), _t("T1", "Source", "the governor")
+    r = parse_ann(f"{first}\n{second}\nR1\tSource Arg1:T1 Arg2:T1", TEXT, SCHEMA)
+    assert [(s["span_id"], s["text"]) for s in r.spans] == [("T1", "The mayor")]
+    assert r.rejects[0]["reason"] == "line 2: id T1 is taken by an earlier span"
+
+
 def test_line_separators_inside_span_text():
     # U+2028 and NEL are characters of a span, not line ends of the .ann file
     text = "He said \u2028 yes\x85 no, she said."

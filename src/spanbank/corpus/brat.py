@@ -151,6 +151,9 @@ def _t_line(p: _Parse, lines: list[str], i: int, parts: list[str]) -> int:
     type_, _, offs = parts[1].partition(" ")
     frags = _offsets(offs)
     claimed, nxt = _recover_cut(p, "\t".join(parts[2:]), frags, lines, i)
+    if ident in p.spans_by_id:  # relations name spans by id: a second one would be ambiguous
+        _reject(p.out, ident, f"line {i + 1}: id {ident} is taken by an earlier span", line)
+        return nxt
     if p.schema.ignores_import_label("brat", type_):
         p.out.ignored += 1
         p.out.ignored_labels[type_] += 1
