@@ -34,12 +34,27 @@ class NotAModel(SpanbankError):
     """A directory that holds no spanbank model."""
 
 
-def split_articles(ids: list[str], holdout: float, seed: int) -> tuple[set, set]:
-    """(train ids, held-out ids): a seeded shuffle by article."""
-    order = sorted(set(ids))
+def split_articles(
+    ids: list[str], holdout: float, seed: int, texts: list[str] | None = None
+) -> tuple[set, set]:
+    """(train ids, held-out ids): a seeded shuffle of groups of articles with one text (its
+    sha256, as the articles' text_sha256), so a text stored twice is never on both sides.
+    Without `texts`, or with every text distinct, this is the plain shuffle of ids it was."""
+    from spanbank.corpus.ingest import text_sha256
+
+    keys = [text_sha256(t) for t in texts] if texts is not None else list(ids)
+    groups: dict[str, set] = {}
+    for aid, key in zip(ids, keys, strict=True):
+        groups.setdefault(key, set()).add(aid)
+    order = sorted(groups.values(), key=min)
     random.Random(seed).shuffle(order)
-    n = round(len(order) * holdout)
-    return set(order[n:]), set(order[:n])
+    n = round(len({a for g in order for a in g}) * holdout)
+    held: set = set()
+    for g in order:
+        if len(held) >= n:
+            break
+        held |= g
+    return {a for g in order for a in g} - held, held
 
 
 def _token_spans(doc, spans: list[dict], labels: set) -> list[tuple[int, int, str]]:
@@ -161,7 +176,9 @@ def train(
     outdir.check(out, "model", _not_a_model, SpanbankError)  # before the work; again at the end
     fix_random_seed(seed)
     rng = random.Random(seed)
-    train_ids, held = split_articles([it[0] for it in items], holdout, seed)
+    train_ids, held = split_articles(
+        [it[0] for it in items], holdout, seed, [it[1] for it in items]
+    )
     probe = build_pipeline(lang, labels)
     per_layer, dropped = _examples(probe, [it for it in items if it[0] in train_ids], set(labels))
     nlp = build_pipeline(lang, labels, n_layers=len(per_layer), width=width, depth=depth)
