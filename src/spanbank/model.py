@@ -162,10 +162,12 @@ def train(
     data: dict | None = None,
     width: int = WIDTH,
     depth: int = DEPTH,
+    languages: dict | None = None,
 ) -> dict:
     """Train on items (article_id, text, spans, relations) outside the held-out split; save the
     pipeline and a model card (data version, labels, held-out scores) in `out`, whole or not at
-    all (replacing only an earlier model); returns the card."""
+    all (replacing only an earlier model); returns the card. `languages` (article_id -> language)
+    leaves held-out articles `predict` would not tag out of the scores, as --eval does."""
     from spacy.util import fix_random_seed, minibatch
 
     from spanbank import outdir
@@ -195,7 +197,8 @@ def train(
         if progress:
             progress(epoch + 1, epochs, losses)
     seconds = time.perf_counter() - t0
-    held_items = [it for it in items if it[0] in held]
+    left_out = heldout_left_out(sorted(held), languages or {}, lang)
+    held_items = [it for it in items if it[0] in held and it[0] not in left_out]
     card = {
         "kind": KIND,
         "labels": labels,
@@ -211,6 +214,7 @@ def train(
         "train_seconds": round(seconds, 1),
         "heldout_scores": heldout_scores(nlp, held_items) if held_items else {},
         "heldout_articles": sorted(held),
+        "heldout_left_out": left_out,
     }
     with outdir.replacing(out, "model", _not_a_model, SpanbankError) as tmp:
         nlp.to_disk(tmp / "pipeline")
@@ -228,6 +232,21 @@ def _not_a_model(path: Path) -> str | None:
     if other or not (path / "pipeline").is_dir():
         return f"{other[0]} is not a model's" if other else "no pipeline/"
     return None
+
+
+def heldout_left_out(held: list[str], languages: dict, model_lang: str | None) -> dict:
+    """{article_id: why} for the held-out articles the model does not tag (another language):
+    the card's scores and `preannotate --model --eval` both leave them out, so they agree."""
+    from spanbank.preannotate import language_code
+    from spanbank.predict import skip_reason
+
+    out = {}
+    for aid in held:
+        if aid in languages:
+            why = skip_reason(languages[aid], language_code(model_lang))
+            if why is not None:
+                out[aid] = why
+    return out
 
 
 def heldout_scores(nlp, held: list[tuple]) -> dict:

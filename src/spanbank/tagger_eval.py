@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from pathlib import Path
 
 from spanbank.agreement.coefficients import prf
 from spanbank.corpus.articles import texts_of
@@ -123,16 +124,15 @@ def evaluate_tagger(
     heldout_only: bool = True,
 ) -> dict:
     """Exact and overlap P/R/F1 per label and per relation, summed over every article with gold;
-    the articles are tagged and scored on the engine, in parts of BATCH."""
+    the articles are tagged and scored on the engine, in parts of BATCH. A model is scored on
+    its held-out articles in its language, as its card's heldout_scores are: the others are
+    named in "left_out" with the reason."""
     items = gold_items(corpus, gold, project)
-    if model_dir not in (None, "rules") and heldout_only:
-        import json
-        from pathlib import Path
-
-        held = set(json.loads((Path(model_dir) / "card.json").read_text())["heldout_articles"])
-        items = [it for it in items if it[0] in held]
     langs = corpus.read("articles", columns=["article_id", "language"])
     lang_of = dict(zip(langs["article_id"], langs["language"], strict=True))
+    left_out: dict = {}
+    if model_dir not in (None, "rules"):
+        items, left_out = _model_items(items, lang_of, model_dir, heldout_only)
     items = [(*it[1:], lang_of.get(it[0])) for it in items]
     chosen = items
     totals: dict = {mode: defaultdict(lambda: [0, 0, 0]) for mode in MODES}
@@ -151,9 +151,33 @@ def evaluate_tagger(
         "tagger": TAGGER_VERSION if model_dir in (None, "rules") else f"model:{model_dir}",
         "gold": gold,
         "articles": len(chosen),
+        **({"left_out": left_out} if model_dir not in (None, "rules") else {}),
         **{mode: {} for mode in MODES},
     }
     for mode, per in totals.items():
         for key, (tp, n_pred, n_gold) in sorted(per.items()):
             out[mode][key] = prf(tp, n_pred, n_gold)
     return out
+
+
+def _model_items(
+    items: list[tuple], lang_of: dict, model_dir: str, heldout_only: bool
+) -> tuple[list[tuple], dict]:
+    """The gold items a model is scored on (its held-out ones when `heldout_only`), less those in
+    a language it does not tag, and {article_id: why} for those; an error when all are left out."""
+    from spanbank.model import card, heldout_left_out
+
+    found = card(Path(model_dir))
+    model_lang = found.get("lang")
+    if heldout_only:
+        held = found.get("heldout_articles") or []
+        ids = set(held)
+        items = [it for it in items if it[0] in ids]
+    left_out = heldout_left_out([it[0] for it in items], lang_of, model_lang)
+    items = [it for it in items if it[0] not in left_out]
+    if not items and left_out:
+        raise SpanbankError(
+            f"every article model {model_dir} would be scored on is left out "
+            f"({sorted(set(left_out.values()))[0]}): nothing to score it on"
+        )
+    return items, left_out

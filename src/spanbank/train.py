@@ -40,11 +40,12 @@ def train_from_corpus(
     items = gold_items(corpus, gold)
     arts = corpus.read("articles", columns=["article_id", "language"])
     gold_ids = {it[0] for it in items}
-    langs = Counter(
-        language_code(lang)
+    lang_of = {
+        aid: lang
         for aid, lang in zip(arts["article_id"], arts["language"], strict=True)
         if aid in gold_ids
-    )
+    }
+    langs = Counter(language_code(lang) for lang in lang_of.values())
     lang = langs.most_common(1)[0][0] if langs else "en"
 
     def tick(epoch, total, losses):
@@ -61,6 +62,7 @@ def train_from_corpus(
         epochs=epochs,
         progress=tick,
         data={"corpus_commit": corpus.commit, "gold": gold, "articles": len(items)},
+        languages=lang_of,
         **shape,
     )
     return card

@@ -95,6 +95,7 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
         echo_json(res)
         return
     click.echo(f"{res['tagger']} on {res['articles']} article(s), gold={res['gold']}")
+    _echo_left_out(res.get("left_out") or {})
     modes = ("exact", "overlap", "any")
     head = "".join(f"{m + ' P':>11}{'R':>7}{'F1':>7}" for m in modes)
     click.echo(f"{'label':<16}{head}{'gold':>6}  (overlap: IoU >= 0.5)")
@@ -103,3 +104,13 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
         fmt = ["nan" if c != c else f"{c:.3f}" for c in cells]
         row = "".join(f"{fmt[i]:>11}{fmt[i + 1]:>7}{fmt[i + 2]:>7}" for i in range(0, 9, 3))
         click.echo(f"{key:<16}{row}{ex['n_gold']:>6}")
+
+
+def _echo_left_out(left_out: dict) -> None:
+    """One line per reason naming the articles the model was not scored on (10 at most)."""
+    by: dict = {}
+    for aid, why in left_out.items():
+        by.setdefault(why, []).append(aid)
+    for why, ids in sorted(by.items()):
+        more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+        click.echo(f"left out {len(ids)} article(s) ({why}): {', '.join(ids[:10])}{more}")
