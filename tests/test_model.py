@@ -113,8 +113,8 @@ def test_preannotate_with_a_model_writes_predictions_and_scores_them(tmp_path):
     assert rows and {r["label"] for r in rows} <= {"QUOTE", "SPEAKER", "CUE"}
     assert json.loads(res.output)["tagger"].startswith("model:")
     res = CliRunner().invoke(cli, [*base, "--eval", "--json"])
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["articles"] == 0  # nothing held out with --holdout 0
+    assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
+    assert "has no held-out articles (trained with --holdout 0)" in res.output
     res = CliRunner().invoke(cli, [*base[:2], "preannotate", "--model", str(tmp_path), "--eval"])
     assert res.exit_code == 1 and "is not a spanbank model" in res.output
 

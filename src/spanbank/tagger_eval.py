@@ -164,15 +164,25 @@ def _model_items(
     items: list[tuple], lang_of: dict, model_dir: str, heldout_only: bool
 ) -> tuple[list[tuple], dict]:
     """The gold items a model is scored on (its held-out ones when `heldout_only`), less those in
-    a language it does not tag, and {article_id: why} for those; an error when all are left out."""
+    a language it does not tag, and {article_id: why} for those; an error when none is left."""
     from spanbank.model import card, heldout_left_out
 
     found = card(Path(model_dir))
     model_lang = found.get("lang")
     if heldout_only:
         held = found.get("heldout_articles") or []
+        if not held:
+            raise SpanbankError(
+                f"model {model_dir} has no held-out articles (trained with --holdout 0): "
+                "nothing to score it on"
+            )
         ids = set(held)
         items = [it for it in items if it[0] in ids]
+        if not items:
+            raise SpanbankError(
+                f"none of model {model_dir}'s {len(held)} held-out article(s) has gold in "
+                "this corpus: nothing to score it on"
+            )
     left_out = heldout_left_out([it[0] for it in items], lang_of, model_lang)
     items = [it for it in items if it[0] not in left_out]
     if not items and left_out:
