@@ -14,11 +14,14 @@ Faults (strings a plan returns):
 - ``status-after:N`` forward, then answer N instead of the real response
 - ``truncate``       forward, then send the headers and half the body and close
 - ``garble``         forward, then answer 200 with the first half of the body (not JSON)
+- ``echo:N``         answer N with a body quoting the request's Authorization header and
+                     body, as some proxies and servers do (without forwarding)
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import socket
 import threading
@@ -209,6 +212,16 @@ class _Handler(BaseHTTPRequestHandler):
             fault = None
         if fault == "drop":
             return self._abort()
+        if fault and fault.startswith("echo:"):
+            said = (
+                f"rejected {self.headers.get('Authorization')} for {body.decode(errors='replace')}"
+            )
+            return self._send(
+                int(fault.split(":", 1)[1]),
+                "Injected",
+                [("Content-Type", "application/json")],
+                json.dumps({"detail": said}).encode(),
+            )
         if fault and fault.startswith("status:"):
             code = int(fault.split(":", 1)[1])
             extra = [("Retry-After", "0")] if code == 429 else []

@@ -554,6 +554,11 @@ def test_cli_show_names_html(tmp_path, cli):
     assert "_views" not in to_json(report(views=True))
     res = CliRunner().invoke(cli, ["agree", "--html", str(tmp_path / "s.html"), "--bootstrap", "0"])
     assert "ann@example.org" not in (tmp_path / "s.html").read_text()
+    # the page with e-mails is as private as the annotators table (it was 0644: hunt F, 6)
+    assert (out.stat().st_mode & 0o777, (tmp_path / "s.html").stat().st_mode & 0o777) == (
+        0o600,
+        0o644,
+    )
 
 
 def _tables4(t: dict) -> tuple:

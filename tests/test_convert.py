@@ -148,6 +148,18 @@ def test_malformed_regions_rejected(item, reason):
     assert not out.spans and len(out.rejects) == 1 and reason in out.rejects[0]["reason"]
 
 
+def test_a_rejected_region_keeps_no_comment_nor_e_mail():
+    """A region's comment (`meta.text`) and a label naming an e-mail were stored whole in
+    `rejects` (hunt F, finding 4): e-mails belong in `annotators` only."""
+    item = _lab("a", 0, 3, "contact ann.k@corp.example")
+    item["meta"] = {"text": ["asked bob.j@corp.example to re-check"]}
+    (row,) = _convert([item], TEXT).rejects
+    assert "contact ***" in row["reason"]
+    raw = json.loads(row["raw"])
+    assert "meta" not in raw and raw["value"]["labels"] == ["contact ***"]
+    assert "@" not in row["raw"] + row["reason"]
+
+
 def test_choices_on_wrong_label_and_bad_value_rejected():
     cue = _lab("c", 6, 10, "CUE")
     quote = _lab("q", 11, 15, "QUOTE")

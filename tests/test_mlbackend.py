@@ -1,6 +1,7 @@
 """`spanbank ml-backend`: Label Studio asks a trained model for predictions over HTTP."""
 
 import json
+import os
 import threading
 import urllib.request
 
@@ -67,6 +68,23 @@ def test_the_backend_answers_health_setup_and_predict(trained, backend):
     assert {"QUOTE", "CUE"} <= labels and first["model_version"] == "model:m"
     assert second["result"] == []
     assert _call(backend, "/predict", {"tasks": "nope"})[0] == 400
+    # JSON of other shapes: each was a traceback and a dropped connection (hunt F, finding 8)
+    for bad in ([1], {"tasks": [1]}, {"tasks": [{"data": "text"}]}, {"tasks": [{"meta": "x"}]}):
+        assert _call(backend, "/predict", bad) == (
+            400,
+            {"error": "predict needs a list of tasks (objects)"},
+        ), bad
+    assert _call(backend, "/predict", {"tasks": [{"data": {"text": 5}}]})[0] == 400
+    assert _call(backend, "/health")[0] == 200  # still serving
+    # a prediction that fails (the model folder moved away) is an answer, not a dropped
+    # connection (hunt G, finding 9)
+    moved = model_dir + ".moved"
+    os.rename(model_dir, moved)
+    try:
+        code, body = _call(backend, "/predict", {"tasks": tasks[:1]})
+    finally:
+        os.rename(moved, model_dir)
+    assert code == 500 and body["error"].startswith("prediction failed: "), body
     assert _call(backend, "/nope")[0] == 404
     import http.client
 
@@ -139,3 +157,9 @@ def test_label_studio_fetches_predictions_from_the_backend_that_push_connected(
             if "start" in r.get("value", {})
         )
         assert got == exp and got
+    # a backend URL with credentials: Label Studio gets them, the summary shows none (hunt F, 3)
+    secret = backend.replace("http://", "http://mluser:mlSecretPw@")
+    shown = register(ls_client, pid, secret)
+    assert shown == {"url": backend, "id": shown["id"], "state": "registered"}
+    urls = [b["url"] for b in ls_client.request("GET", "/api/ml", params={"project": pid})]
+    assert secret in urls

@@ -126,3 +126,71 @@ def test_the_client_drops_user_info_up_to_the_authoritys_last_at_sign():
     assert LabelStudioClient("http://u:p@ss word@h:9/x@y?z=@", "0" * 40).url == "http://h:9/x@y?z=@"
     assert LabelStudioClient("HTTP://@h:9/", "0" * 40).url == "HTTP://h:9"
     assert LabelStudioClient("http://h:9/a@b", "0" * 40).url == "http://h:9/a@b"
+
+
+def test_an_e_mail_left_in_old_annotations_is_exported_as_its_keyed_pseudonym(tmp_path):
+    """A corpus from before pull stored pseudonyms only names an annotator by e-mail, in
+    `annotator` and inside `annotation_id`: the export wrote the id verbatim and the annotator
+    as `annotator-` + sha256(e-mail), which a list of candidate addresses reverses (hunt F,
+    finding 5). Both now carry the pseudonym brat ingest gives that e-mail, keyed."""
+    import secrets
+
+    from spanbank.corpus.ingest import ingest_paths
+    from spanbank.export import export_dataset
+    from spanbank.export.jsonl import read_jsonl
+    from spanbank.pseudonyms import pseudonym, stored_key
+
+    email = "carol.old@corp.example"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "d1.txt").write_text('The mayor said "we will build it".\n')
+    (tmp_path / "b" / "d1.ann").write_text("T1\tCUE 10 14\tsaid\n")
+    corpus = make_corpus(tmp_path / "c", {})
+    ingest_paths(corpus, [tmp_path / "b"], fmt="brat", annotator="olduser")
+    ann, spans = corpus.read("annotations"), corpus.read("spans")
+    for df, cols in ((ann, ("annotator", "annotation_id")), (spans, ("annotation_id",))):
+        for c in cols:
+            df[c] = df[c].str.replace("olduser", email)
+    with corpus.writer() as w:
+        w.replace("annotations", ann)
+        w.replace("spans", spans)
+    (corpus.path / ".pseudonym_key").write_text(secrets.token_hex(32))
+    export_dataset(corpus, ["jsonl"], tmp_path / "e", split="train=1")
+    (doc,) = read_jsonl(tmp_path / "e" / "jsonl" / "train.jsonl")
+    expected = pseudonym(stored_key(corpus.path), "brat", email)
+    assert doc["meta"]["annotator"] == expected
+    (stored_id,) = ann["annotation_id"]  # an id holding an e-mail goes whole: ids stay unique
+    assert doc["meta"]["annotation_id"] == pseudonym(stored_key(corpus.path), "brat", stored_id)
+    assert _files_holding(tmp_path / "e", "carol") == []
+
+
+@pytest.mark.parametrize("status", [400, 404, 409])
+def test_a_4xx_that_echoes_the_key_or_a_url_password_shows_neither(status):
+    """The server's reason for a 4xx was shown verbatim: a key it quoted back, or the password
+    of an ml-backend URL Label Studio's 400 quoted, reached the one-line error (hunt F, 1)."""
+    from faultproxy import FaultProxy
+    from spanbank.errors import LabelStudioError
+
+    key = "0123456789abcdef0123456789abcdef01234567"
+    with FaultProxy("http://127.0.0.1:9", plan=lambda m, p, n: f"echo:{status}") as proxy:
+        client = LabelStudioClient(proxy.url, key)
+        with pytest.raises(LabelStudioError) as err:
+            client.request("POST", "/api/ml", json_body={"url": f"http://ml:{PASSWORD}@host:9090"})
+    message = str(err.value)
+    assert f"({status}): " in message and "rejected Token ***" in message, message
+    assert key not in message and PASSWORD not in message and "ml:" not in message, message
+
+
+def test_a_personal_access_token_with_an_unreadable_expiry_is_one_line():
+    """The SDK reads a PAT's `exp` while the client is built: a string or a huge number raised
+    TypeError / OverflowError, a 58-line traceback (hunt F, 7)."""
+    import base64
+    import json as json_
+
+    from spanbank.errors import AuthError
+
+    for exp in ("soon", 1e300):
+        payload = base64.urlsafe_b64encode(json_.dumps({"exp": exp}).encode()).decode().rstrip("=")
+        token = f"eyJhbGciOiJIUzI1NiJ9.{payload}.c2lnbmF0dXJl"
+        with pytest.raises(AuthError, match="expiry cannot be read") as err:
+            LabelStudioClient("http://127.0.0.1:9", token)
+        assert payload not in str(err.value)

@@ -138,7 +138,8 @@ def agree(
         from spanbank.corpus.store import write_bytes_atomic
 
         try:  # a temp file renamed over the old page: a full disk or a kill leaves the old one whole
-            write_bytes_atomic(page.encode("utf-8"), Path(html_path))
+            # with e-mails (--show-names): as private as the annotators table they come from
+            write_bytes_atomic(page.encode("utf-8"), Path(html_path), 0o600 if names else None)
         except OSError as err:
             raise click.ClickException(f"cannot write {html_path}: {err.strerror}") from None
         if not quiet:

@@ -32,6 +32,11 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(\S*)@")
 _EMAIL = re.compile(r"""(?<![^\s/=,;:'"<>()@])(?<!://)[^\s/=,;:'"<>()@]+@[^\s/=,;:'"<>()@]+""")
 
 
+def without_emails(text: str) -> str:
+    """`text` with whatever reads as an e-mail address masked (`***`)."""
+    return _EMAIL.sub("***", text)
+
+
 def _without_userinfo(m: re.Match) -> str:
     """`scheme://***@` for user-info: text before the "@" holding a ":" (user:password, even
     with a "/" in it) or no "/", "?", "#" (a token as user name); else an "@" in a path or

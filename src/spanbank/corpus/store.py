@@ -448,13 +448,10 @@ class Corpus:
         """What an e-mail on a command line is stored as in `commits`: the pseudonym brat ingest
         gives it (`ingest --annotator EMAIL`), when the corpus has its pseudonym key (read here,
         never made), else `***`."""
-        from spanbank.labelstudio.pull import PSEUDONYM_KEY_FILE, pseudonym
+        from spanbank.pseudonyms import pseudonym, stored_key
 
-        try:
-            key = bytes.fromhex((self.path / PSEUDONYM_KEY_FILE).read_text().strip())
-        except (OSError, ValueError):
-            return "***"
-        return pseudonym(key, "brat", email)
+        key = stored_key(self.path)
+        return "***" if key is None else pseudonym(key, "brat", email)
 
     def check_tables(self) -> None:
         """Every table the last commit names written to is still a table. One whose folder or

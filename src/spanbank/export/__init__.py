@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank import gold as gold_mod
-from spanbank import outdir
+from spanbank import outdir, pseudonyms
 from spanbank.corpus.annotations import honeypot_tasks
 from spanbank.corpus.articles import IdSet, article_batches, article_chunks, article_columns
 from spanbank.corpus.delta import read_conform
@@ -558,7 +559,8 @@ def _stream(
             start += chunk["rows"].num_rows
             yield chunk
 
-    context = (labels, list(schema.labels), [w.encoder for w in writers])
+    key = pseudonyms.stored_key(corpus.path) or secrets.token_bytes(32)
+    context = (labels, list(schema.labels), [w.encoder for w in writers], key)
     done = 0
     encoded = None
     n_chunks = -(-total // chunk_size)
@@ -621,7 +623,7 @@ def _check_dates(rows: pa.Table) -> None:
 def _encode_chunk(chunk: dict, context) -> dict:
     """Build a chunk's documents and encode them for every writer, split by split; with the
     chunk's statistics. Pure: it runs on whichever worker the engine picks."""
-    labels, known_labels, encoders = context
+    labels, known_labels, encoders, key = context
     rows = chunk["rows"].to_pylist()
     if chunk["group_by"]:
         for r in rows:
@@ -634,6 +636,7 @@ def _encode_chunk(chunk: dict, context) -> dict:
         chunk["relations"].to_pylist(),
         labels=labels,
         known_labels=known_labels,
+        key=key,
     )
     stats = {
         "n": len(rows),

@@ -21,12 +21,13 @@ list (`head` is the relation's source, e.g. the QUOTE of `said_by`).
 from __future__ import annotations
 
 import bisect
-import hashlib
 import re
+import secrets
 from collections.abc import Iterable
 
 import pandas as pd
 
+from spanbank import pseudonyms
 from spanbank.errors import ExportError, OffsetError
 from spanbank.offsets import check_span
 from spanbank.schema import parse_attributes
@@ -39,14 +40,13 @@ MAX_NAMED = 10
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
-def pseudonym(annotator) -> str | None:
-    """The annotator as exported: a pseudonym, never an e-mail (an e-mail is replaced by its hash)."""
-    if _missing(annotator):
+def without_emails(value, key: bytes) -> str | None:
+    """An annotator or annotation id as exported: each word holding an e-mail (a corpus from
+    before pull stored pseudonyms only) replaced by a pseudonym keyed with `key`, the one brat
+    ingest gives an e-mail (an unkeyed hash was reversed from a list of candidate addresses)."""
+    if _missing(value):
         return None
-    name = str(annotator)
-    if _EMAIL.search(name):
-        return "annotator-" + hashlib.sha256(name.encode()).hexdigest()[:10]
-    return name
+    return _EMAIL.sub(lambda m: pseudonyms.pseudonym(key, "brat", m.group()), str(value))
 
 
 def _plain(value):
@@ -73,6 +73,7 @@ def build_documents(
     relations,
     labels: Iterable[str] | None = None,
     known_labels: Iterable[str] | None = None,
+    key: bytes | None = None,
 ) -> tuple[list[dict], dict]:
     """Build export documents for a chunk of articles.
 
@@ -83,11 +84,14 @@ def build_documents(
     `labels` keeps only these labels (relations touching a dropped span are counted as
     dropped); `known_labels` is the schema's labels: a span of another label fails.
 
+    `key`: the corpus's pseudonym key, for e-mails left in old annotations (None: a new one).
+
     Returns (documents, notes) where notes counts `relations_dropped` (by the label filter).
     Raises ExportError naming every misaligned or unknown-label span of the chunk.
     """
     keep = set(labels) if labels is not None else None
     known = set(known_labels) if known_labels is not None else None
+    key = key or secrets.token_bytes(32)
     by_ann_spans = _group(spans, "annotation_id")
     by_ann_rels = _group(relations, "annotation_id")
     problems: list[str] = []
@@ -150,8 +154,8 @@ def build_documents(
         if extra:
             meta["extra"] = extra
         if ann:
-            meta["annotation_id"] = _plain(ann_id)
-            meta["annotator"] = pseudonym(ann.get("annotator"))
+            meta["annotation_id"] = without_emails(ann_id, key)
+            meta["annotator"] = without_emails(ann.get("annotator"), key)
             meta["origin"] = _plain(ann.get("origin"))
         if "group" in art:
             meta["group"] = _plain(art["group"])

@@ -74,6 +74,10 @@ class LabelStudioClient:
             self._sdk = LabelStudio(base_url=self.url + "/", api_key=api_key, timeout=timeout)
         except ApiError as exc:  # the SDK checks a PAT's expiry while it is built
             raise _token_refused(exc, api_key, "the Personal Access Token cannot be used") from None
+        except (TypeError, ValueError, OverflowError, OSError):  # an `exp` it cannot read
+            raise AuthError(
+                f"the API key looks like a Personal Access Token whose expiry cannot be read; {PAT_HINT}"
+            ) from None
         self._http = self._sdk._client_wrapper.httpx_client
         self.answered_at: str | None = None  # the Date header of the server's last answer
         # the SDK's token state (private API): holds the PAT's cached access token and its lock
@@ -525,12 +529,18 @@ def _short(path: str) -> str:
 
 
 def _detail(resp: httpx.Response) -> str:
+    """The server's reason for a 4xx, without the credential the request sent or a URL's
+    user-info (a server may echo either: an ml-backend URL's password came back in a 400)."""
     try:
         body = resp.json()
     except ValueError:
-        return resp.text[:200].replace("\n", " ")
-    if isinstance(body, dict):
-        for key in ("validation_errors", "detail", "error"):
-            if body.get(key):
-                return json.dumps(body[key], ensure_ascii=False)[:300]
-    return json.dumps(body, ensure_ascii=False)[:300]
+        text = resp.text
+    else:
+        if isinstance(body, dict):
+            body = next(
+                (body[k] for k in ("validation_errors", "detail", "error") if body.get(k)), body
+            )
+        text = json.dumps(body, ensure_ascii=False)
+    credential = resp.request.headers.get("authorization", "").partition(" ")[2].strip()
+    text = redact_url(_redact(text, credential) if credential else text)
+    return text[:300].replace("\n", " ")

@@ -11,6 +11,7 @@ from itertools import pairwise
 import pandas as pd
 
 from spanbank.corpus.annotations import GOLD_ORIGIN, REVIEW_ANNOTATOR
+from spanbank.corpus.commits import without_emails
 from spanbank.errors import OffsetError
 from spanbank.offsets import resolve_span
 from spanbank.schema import (
@@ -390,11 +391,15 @@ def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str, ali
 
 
 def _reject(annotation_id: str, span_id, reason: str, raw) -> dict:
+    """A `rejects` row: the item as Label Studio sent it, less its free text (a region's
+    comment, `meta`) and with e-mail addresses masked: e-mails stay in `annotators` only."""
+    if isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items() if k != "meta"}
     return {
         "annotation_id": annotation_id,
         "span_id": span_id,
-        "reason": reason,
-        "raw": json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str),
+        "reason": without_emails(reason),
+        "raw": without_emails(json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)),
     }
 
 

@@ -39,6 +39,19 @@ def predict_tasks(tasks: list[dict], model_dir: str, schema) -> list[dict]:
     return out
 
 
+def _is_task(task) -> bool:
+    """A task `predict_tasks` can read: an object whose data and meta, if any, are objects and
+    whose text, if any, is text."""
+    if not isinstance(task, dict):
+        return False
+    data, meta = task.get("data") or {}, task.get("meta") or {}
+    return (
+        isinstance(data, dict)
+        and isinstance(meta, dict)
+        and isinstance(data.get(LS_TEXT_NAME) or "", str)
+    )
+
+
 def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 9090):
     """A ThreadingHTTPServer answering Label Studio's ML backend calls (not yet serving)."""
     from spanbank.model import check, loaded
@@ -81,11 +94,17 @@ def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 909
             if path == "/setup":
                 self._send(200, {"model_version": version})
             elif path == "/predict":
-                tasks = body.get("tasks")
-                if not isinstance(tasks, list):
-                    self._send(400, {"error": "predict needs a list of tasks"})
+                tasks = body.get("tasks") if isinstance(body, dict) else None
+                if not isinstance(tasks, list) or not all(map(_is_task, tasks)):
+                    self._send(400, {"error": "predict needs a list of tasks (objects)"})
                     return
-                self._send(200, {"results": predict_tasks(tasks, model_dir, schema)})
+                try:
+                    results = predict_tasks(tasks, model_dir, schema)
+                except Exception as exc:  # noqa: BLE001 - an answer, not a dropped connection
+                    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                    self._send(500, {"error": f"prediction failed: {reason}"})
+                    return
+                self._send(200, {"results": results})
             elif path in ("/webhook", "/train"):
                 self._send(200, {"status": "ignored: train with spanbank train"})
             else:
@@ -94,21 +113,27 @@ def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 909
         def log_message(self, *args):  # request lines would carry nothing useful to us
             pass
 
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # Label Studio's "retrieve predictions" calls at once (not 5)
+
     try:
-        return ThreadingHTTPServer((host, port), Handler)
+        return Server((host, port), Handler)
     except OSError as exc:
         raise SpanbankError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def register(client, project_id: int, url: str, title: str = "spanbank") -> dict:
-    """Connect the ML backend at `url` to the project (once: an existing connection is kept)."""
+    """Connect the ML backend at `url` to the project (once: an existing connection is kept).
+    The summary shows `url` without its user-info (Label Studio gets it whole, to log in)."""
+    from spanbank.labelstudio.client import redact_url
+
     found = client.request("GET", "/api/ml", params={"project": project_id}) or []
     for backend in found:
         if backend.get("url", "").rstrip("/") == url.rstrip("/"):
-            return {"url": url, "id": backend["id"], "state": "kept"}
+            return {"url": redact_url(url), "id": backend["id"], "state": "kept"}
     made = client.request(
         "POST",
         "/api/ml",
         json_body={"url": url, "project": project_id, "title": title, "is_interactive": True},
     )
-    return {"url": url, "id": made["id"], "state": "registered"}
+    return {"url": redact_url(url), "id": made["id"], "state": "registered"}

@@ -3,8 +3,6 @@ yielding progress); edits supersede, deletions mark, nothing stored is dropped."
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -38,8 +36,9 @@ from spanbank.labelstudio.projects import (
 )
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
 from spanbank.progress import Event
+from spanbank.pseudonyms import KEY_FILE as PSEUDONYM_KEY_FILE
+from spanbank.pseudonyms import pseudonym
 
-PSEUDONYM_KEY_FILE = ".pseudonym_key"
 PAGE_SIZE = 500
 LISTING_PAGE = 1000  # tasks per page of the cheap listing
 SPLIT_TRIES = 2  # attempts per request while narrowing down a page Label Studio cannot serialise
@@ -74,16 +73,6 @@ def pseudonym_key(corpus: Corpus) -> bytes:
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex())
     return key
-
-
-def pseudonym(key: bytes, ls_url: str, user_id) -> str:
-    """`ann-` + 8 hex of HMAC-SHA256(key, basis|user id): stable, not reversible without the key.
-
-    `ls_url` is the server's pseudonym basis (`identity.Server.basis`): its URL for a server
-    first seen before fingerprints, else its fingerprint, so a new URL keeps every pseudonym.
-    """
-    msg = f"{ls_url.rstrip('/')}|{user_id}".encode()
-    return "ann-" + hmac.new(key, msg, hashlib.sha256).hexdigest()[:8]
 
 
 def _pull_project(
