@@ -97,7 +97,7 @@ def _examples(nlp, items, labels: set) -> tuple[list[list], int]:
 
     dealt, total = [], 0
     for it in items:
-        spans = _token_spans(nlp.make_doc(it[1]), it[2], labels)
+        spans = _token_spans(make_doc(nlp, it[1]), it[2], labels)
         total += len(spans)
         dealt.append((it[1], layers(spans)))
     counts = [sum(len(d[k]) for _, d in dealt) for k in range(MAX_LAYERS)]
@@ -107,10 +107,19 @@ def _examples(nlp, items, labels: set) -> tuple[list[list], int]:
         for k in range(n):
             if k and not d[k]:
                 continue
-            ref = nlp.make_doc(text)
+            ref = make_doc(nlp, text)
             ref.ents = [Span(ref, a, b, label=lab) for a, b, lab in sorted(d[k])]
-            per_layer[k].append(Example(nlp.make_doc(text), ref))
+            per_layer[k].append(Example(make_doc(nlp, text), ref))
     return per_layer, total - sum(counts[:n])
+
+
+def make_doc(nlp, text: str):
+    """nlp.make_doc for a text of any length: spaCy refuses one over nlp.max_length (E088, 1M
+    characters by default), a guard for the memory of parsers and taggers spanbank does not run;
+    the tokenizer and the ner take any length, so the limit is raised to the text at hand."""
+    if len(text) > nlp.max_length:
+        nlp.max_length = len(text)
+    return nlp.make_doc(text)
 
 
 def build_pipeline(
@@ -398,7 +407,7 @@ def predict(nlp, texts) -> list[dict]:
     out = []
     for i in range(0, len(texts), _BATCH):
         chunk = texts[i : i + _BATCH]
-        docs = [nlp.make_doc(t) for t in chunk]
+        docs = [make_doc(nlp, t) for t in chunk]
         found: list[list[dict]] = [[] for _ in docs]
         doubt = [0.0] * len(docs)
         for name in nlp.pipe_names:
