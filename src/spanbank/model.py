@@ -122,13 +122,32 @@ def make_doc(nlp, text: str):
     return nlp.make_doc(text)
 
 
+def blank(lang: str):
+    """spacy.blank(lang), or spaCy's multi-language `xx` pipeline for a language spaCy has no
+    class for (sw, cy, und: E048), as the ner learns from tokens in any language; a one-line
+    error when spaCy has the language but not a package its tokenizer needs (ja, ko, th)."""
+    import spacy
+    from spacy.util import get_lang_class
+
+    try:
+        get_lang_class(lang)
+    except ImportError:
+        return spacy.blank("xx")
+    try:
+        return spacy.blank(lang)
+    except ImportError as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise SpanbankError(
+            f"spaCy's tokenizer for language {lang!r} needs a package that is not installed: "
+            f"{first[:200]}"
+        ) from None
+
+
 def build_pipeline(
     lang: str, labels: list[str], n_layers: int = 1, width: int = WIDTH, depth: int = DEPTH
 ):
     """A blank pipeline with one `ner` per layer, each with its own CNN tok2vec."""
-    import spacy
-
-    nlp = spacy.blank(lang)
+    nlp = blank(lang)
     for k in range(n_layers):
         ner = nlp.add_pipe(
             "ner",
@@ -212,6 +231,7 @@ def train(
         "kind": KIND,
         "labels": labels,
         "lang": lang,
+        "pipeline_lang": nlp.lang,  # spaCy's "xx" for a language it has no class for
         "seed": seed,
         "epochs": epochs,
         "layers": len(per_layer),
