@@ -31,14 +31,44 @@ def typed_quotes(text: str, spans: list[dict]) -> list[dict]:
     return out
 
 
+def by_span(spans: list[dict], relations: list[dict]) -> tuple[list[dict], list[dict]]:
+    """One annotation's spans keyed by the span itself (label, fragments), with ids of their own,
+    and its relations renamed to match: `evaluate` keys spans by span_id, so two spans sharing an
+    id (a brat file repeating a T id) counted once. A span given twice is one span; a relation
+    naming a shared id is kept for every span of that id."""
+    from spanbank.spans import fragment_list
+
+    new_id: dict[tuple, str] = {}
+    named: dict = defaultdict(list)  # old id -> the new ids of the spans it names
+    out = []
+    for s in spans:
+        frags = tuple(fragment_list(s["start"], s["end"], s.get("fragments")))
+        key = (s["label"], frags)
+        if key not in new_id:
+            new_id[key] = f"s{len(new_id)}"
+            out.append({**s, "span_id": new_id[key]})
+        old = s.get("span_id", s.get("id"))
+        if new_id[key] not in named[old]:
+            named[old].append(new_id[key])
+    rels = []
+    for r in relations:
+        a, b = r.get("from_span_id", r.get("from")), r.get("to_span_id", r.get("to"))
+        for x in named.get(a) or [a]:
+            for y in named.get(b) or [b]:
+                rels.append({"from_span_id": x, "to_span_id": y, "label": r["label"]})
+    return out, rels
+
+
 def count_part(preds: list[dict], part: list[tuple]) -> dict:
     """tp / predicted / gold per mode and key, summed over (text, gold spans, gold relations)."""
     totals: dict = {mode: {} for mode in MODES}
     for pred, (text, gold_spans, gold_rels) in zip(preds, part, strict=True):
+        pred_spans, pred_rels = by_span(pred["spans"], pred["relations"])
+        gold_spans, gold_rels = by_span(gold_spans, gold_rels)
         res = evaluate(
-            typed_quotes(text, pred["spans"]),
+            typed_quotes(text, pred_spans),
             typed_quotes(text, gold_spans),
-            pred["relations"],
+            pred_rels,
             gold_rels,
         )
         for mode, per in res.items():
