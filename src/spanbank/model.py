@@ -385,15 +385,24 @@ def _parse(ner, docs) -> list[np.ndarray]:
 
 
 def _spans(doc, conf: np.ndarray) -> list[dict]:
-    """The doc's entities as span dicts, each scored by the mean confidence over its tokens."""
-    out = []
+    """The doc's entities as span dicts, each scored by the mean confidence over its tokens and
+    trimmed of leading and trailing whitespace (as gold is learned): the ner takes in "\n\n" and
+    "\r\n" tokens, which annotators would see and store. A span of only whitespace is dropped."""
+    text, out = doc.text, []
     for e in doc.ents:
+        a, b = e.start_char, e.end_char
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a == b:
+            continue
         c = conf[e.start : e.end] if len(conf) >= e.end else conf
         out.append(
             {
                 "label": e.label_,
-                "start": e.start_char,
-                "end": e.end_char,
+                "start": a,
+                "end": b,
                 "score": round(float(c.mean()) if len(c) else 1.0, 4),
             }
         )
