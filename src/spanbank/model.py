@@ -321,11 +321,42 @@ def load(path: str | Path):
     found = card(path)
     collecting = gc.isenabled()
     try:
-        return spacy.load(path / "pipeline"), found
+        nlp = spacy.load(path / "pipeline")
     except Exception as exc:  # noqa: BLE001 - spaCy, srsly and confection each fail their own way
         if collecting:  # srsly pauses the collector around msgpack and skips resuming on error
             gc.enable()
         raise _damaged(path, "pipeline", exc) from None
+    why = _not_our_pipeline(nlp, found)
+    if why:
+        raise NotAModel(f"{path} is not a spanbank model ({why}); train one with spanbank train")
+    return nlp, found
+
+
+def _not_our_pipeline(nlp, found: dict) -> str | None:
+    """Why a loaded pipeline is not one `train` writes, or None: each component must be an `ner`
+    whose labels are the card's (a sentencizer crashed predict; a PERSON ner wrote PERSON spans)."""
+    if not nlp.pipe_names:
+        return "its pipeline has no ner"
+    card_labels = found.get("labels") if isinstance(found.get("labels"), list) else []
+    for name in nlp.pipe_names:
+        factory = nlp.get_pipe_meta(name).factory
+        if factory != "ner":
+            return f"its pipeline's {name!r} is a {factory}, not an ner"
+        extra = sorted(set(nlp.get_pipe(name).labels) - set(card_labels))
+        if extra:
+            return f"its ner labels {', '.join(extra)} are not in card.json's labels"
+    return None
+
+
+def check_labels(path: str | Path, schema) -> None:
+    """NotAModel when the model in `path` predicts labels the corpus's schema lacks: its spans
+    could not be stored, pushed or scored there."""
+    bad = [x for x in card(Path(path)).get("labels") or [] if x not in schema.labels]
+    if bad:
+        raise NotAModel(
+            f"{path}: the model's labels {', '.join(bad)} are not in this corpus's schema "
+            f"(known: {', '.join(sorted(schema.labels))})"
+        )
 
 
 def _damaged(path: Path, part: str, why) -> NotAModel:

@@ -64,10 +64,11 @@ def preannotate(obj, do_eval, out, model, where, workers, scheduler, quiet, proj
     if do_eval == (out is not None):
         raise click.UsageError("give one of --eval and --out")
     if model != "rules":
-        from spanbank.model import load
+        from spanbank.model import check_labels, load
 
         with errors_as_click():
             load(model)
+            check_labels(model, obj.corpus.schema)
     if out is not None:
         from spanbank.labelstudio.workflow import run
         from spanbank.predict import write_predictions
