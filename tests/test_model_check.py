@@ -63,3 +63,13 @@ def test_a_model_whose_labels_the_schema_lacks_is_refused(tmp_path):
             f"Error: {path}: the model's labels RUMOUR are not in this corpus's schema (known: "
         )
         assert res.output.count("\n") == 1
+
+
+def test_a_folder_missing_its_pipeline_says_so(tmp_path):
+    """A folder with card.json but no pipeline/ was reported as having no card.json."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "card.json").write_text(json.dumps({"kind": model.KIND}))
+    with pytest.raises(model.NotAModel, match=r"m is not a spanbank model \(no pipeline/\); "):
+        model.check(tmp_path / "m")
+    with pytest.raises(model.NotAModel, match=r"\(no card.json and no pipeline/\)"):
+        model.check(tmp_path)

@@ -296,9 +296,15 @@ def check(path: str | Path) -> Path:
 
 def card(path: Path) -> dict:
     """The model card in `path`; NotAModel when there is none, it is damaged or of another kind."""
-    if not (path / CARD).is_file() or not (path / "pipeline").is_dir():
+    missing = [
+        n
+        for n, ok in ((CARD, (path / CARD).is_file()), ("pipeline/", (path / "pipeline").is_dir()))
+        if not ok
+    ]
+    if missing:  # name what is missing: a copy without pipeline/ was said to have no card.json
         raise NotAModel(
-            f"{path} is not a spanbank model (no {CARD}); train one with spanbank train"
+            f"{path} is not a spanbank model (no {' and no '.join(missing)}); "
+            "train one with spanbank train"
         )
     try:
         found = json.loads((path / CARD).read_text("utf-8"))
