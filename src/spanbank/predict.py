@@ -252,6 +252,11 @@ def check_out(out: Path) -> None:
     are the corpus's), a symlink (it would become a plain file), a folder or special file, and
     an existing file that is not a predictions file of ours (an empty one holds nothing)."""
     check_name(out, SpanbankError)
+    for folder in (out.parent, *out.parent.parents):  # the nearest one that exists must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                raise SpanbankError(f"--out {out}: {folder} is a file, not a folder")
+            break
     where = Path(os.path.abspath(out.parent)).resolve()
     for folder in (where, *where.parents):
         if (folder / CONFIG_FILE).is_file() and (folder / SCHEMA_FILE).is_file():
