@@ -31,13 +31,17 @@ def train_from_corpus(
     `shape`: the CNN's width and depth (model.train's defaults otherwise)."""
     corpus = corpus.frozen()  # one state to learn from, named by its commit in the card
     known = set(corpus.schema.labels)
-    labels = list(labels) if labels else [x for x in DEFAULT_LABELS if x in known]
+    asked = labels is not None
+    labels = list(dict.fromkeys(labels)) if asked else [x for x in DEFAULT_LABELS if x in known]
+    if any(not x.strip() for x in labels):
+        raise SpanbankError("labels: an empty label; name labels separated by commas")
     bad = [x for x in labels if x not in known]
     if bad:
         raise SpanbankError(
             f"labels not in the schema: {', '.join(bad)} (known: {', '.join(sorted(known))})"
         )
     items = gold_items(corpus, gold)
+    labels = _learnable(labels, items, asked)
     arts = corpus.read("articles", columns=["article_id", "language"])
     gold_ids = {it[0] for it in items}
     lang_of = {
@@ -66,3 +70,22 @@ def train_from_corpus(
         **shape,
     )
     return card
+
+
+def _learnable(labels: list[str], items: list[tuple], asked: bool) -> list[str]:
+    """The labels the gold has spans of: a label asked for by name with none is an error (a model
+    of it learns nothing, and trained silently); a default label with none is left out."""
+    have = {s["label"] for it in items for s in it[2]}
+    none = [x for x in labels if x not in have]
+    if none and asked:
+        raise SpanbankError(
+            f"the gold has no span labelled {', '.join(none)}: nothing to learn; "
+            "leave it out of --labels"
+        )
+    kept = [x for x in labels if x in have]
+    if not kept:
+        raise SpanbankError(
+            f"the gold has no span labelled {', '.join(labels)}: nothing to learn; "
+            "name labels it has with --labels"
+        )
+    return kept

@@ -54,7 +54,7 @@ def train(obj, out, labels, gold, seed, holdout, epochs, width, depth):
         card = train_from_corpus(
             obj.corpus,
             out,
-            labels.split(",") if labels else None,
+            [x.strip() for x in labels.split(",")] if labels is not None else None,
             gold=gold,
             seed=seed,
             holdout=holdout,
