@@ -433,3 +433,26 @@ def test_recreated_project_pull_says_so(ls_client, tmp_path, project_name):
         cli, ["--corpus", str(corpus.path), "adjudicate", "--project", project_name]
     )
     assert cli_out.exit_code == 0, cli_out.output
+
+
+def test_an_annotation_stored_on_another_task_stops_the_pull(ls_client, tmp_path, project_name):
+    """Two servers made from one data dir (a copy) share their identity and their annotation
+    ids: a pull from each in turn stored one server's annotation of article 2 as a new version
+    of the other's annotation of article 1 (hunt H, finding 8). An annotation never changes
+    task, so one stored on another task stops the pull, nothing stored."""
+    from spanbank.errors import SpanbankError
+
+    texts = _texts(2)
+    corpus = make_corpus(tmp_path / "c", texts)
+    workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
+    _annotate(ls_client, corpus, project_name, _users(ls_client, 1), texts, 1)
+    assert _pull(corpus, project_name, ls_client)["new"] == 1
+    tids = _task_ids(corpus, project_name, ls_client.url)
+    ann = corpus.read("annotations")  # what the copy's pull left: that id on the other task
+    ann["ls_task_id"] = tids["a001"]
+    with corpus.writer() as w:
+        w.replace("annotations", ann)
+    before = corpus.read("annotations")
+    with pytest.raises(SpanbankError, match=r"but the corpus holds it on task \d+: two servers"):
+        _pull(corpus, project_name, ls_client)
+    pd.testing.assert_frame_equal(corpus.read("annotations"), before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import socket
 import stat
@@ -153,10 +154,12 @@ def test_status_without_server(tmp_path):
     assert res.exit_code == 3 and "not running" in res.output
 
 
-def _dummy(*argv: str) -> subprocess.Popen:
+def _dummy(*argv: str, cwd=None) -> subprocess.Popen:
     """A sleeping Python process whose command line mentions label-studio (someone else's)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)", *argv], start_new_session=True
+        [sys.executable, "-c", "import time; time.sleep(120)", *argv],
+        start_new_session=True,
+        cwd=cwd,
     )
     deadline = time.monotonic() + 30
     while b"label-studio" not in _cmdline(proc.pid) and time.monotonic() < deadline:
@@ -184,7 +187,7 @@ def test_stop_signals_only_its_own_process(tmp_path):
         assert server.stop(data) is False and other.poll() is None
         assert server.status(data) is None
         # state naming that pid and port, but recorded for a process that started at another time
-        other = _dummy("label-studio", "start", "--port", "18999")
+        other = _dummy("label-studio", "start", "--port", "18999", cwd=data)
         others.append(other)
         (data / server.PID_FILE).write_text(str(other.pid))
         state = {
@@ -199,6 +202,12 @@ def test_stop_signals_only_its_own_process(tmp_path):
         (data / server.PID_FILE).write_text(str(other.pid))
         state["proc_start"] = server._proc_start(other.pid)
         (data / server.STATE_FILE).write_text(json.dumps(state))
+        # a copy of the data dir (`cp -a` of a running server's) names that process too: its
+        # stop killed the original's server, its status and start took it for its own (hunt H, 1)
+        copy = tmp_path / "copy"
+        shutil.copytree(data, copy)
+        assert server.stop(copy) is False and other.poll() is None
+        assert server.status(copy) is None
         seen = (other.poll(), _cmdline(other.pid), server._proc_start(other.pid), state)
         assert server.stop(data) is True, seen
         assert other.wait(timeout=30) is not None

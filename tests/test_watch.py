@@ -207,3 +207,28 @@ def test_watch_survives_a_server_restart(pushed, ls_server, ls_client, project_n
     finally:
         w.finish()
     assert ls_watch.own_hooks(ls_client, pid, ls_watch.corpus_tag(corpus)) == []
+
+
+def test_a_second_watch_of_one_corpus_and_project_is_one_line(pushed, ls_client, project_name):
+    """Two watches shared one webhook: the second repointed it, then deleted it on exit, and the
+    first went on deaf to events, saying nothing (hunt H, finding 2)."""
+    from spanbank.errors import LockError
+
+    corpus, pid, _ = pushed
+    first = Running(corpus, project_name, ls_client, poll=3600)
+    try:
+        _wait_for(lambda: [r for r in first.records if "hook_id" in r], "hook registration")
+        second = ls_watch.watch(corpus, project_name, client=ls_client)
+        with pytest.raises(
+            LockError, match=rf"another `spanbank watch` of project '{project_name}'"
+        ):
+            next(second)
+        assert len(ls_watch.own_hooks(ls_client, pid, ls_watch.corpus_tag(corpus))) == 1
+    finally:
+        first.finish()
+    stop = threading.Event()
+    stop.set()  # the lock went with the first: a new watch starts, pulls once and stops
+    assert (
+        workflow.run(ls_watch.watch(corpus, project_name, client=ls_client, stop=stop))["pulls"]
+        == 1
+    )

@@ -26,6 +26,7 @@ from spanbank.errors import (
     LabelStudioError,
     LabelStudioServerError,
     ListingChangedError,
+    SpanbankError,
 )
 from spanbank.labelstudio import convert, identity
 from spanbank.labelstudio.client import LISTING_TRIES, LabelStudioClient
@@ -332,6 +333,14 @@ class _Pulled:
     def add_annotation(self, ann: dict, tid: int, aid: str, text: str, invalid) -> None:
         ls_aid = int(ann["id"])
         prev = self.held.newest(ls_aid)
+        if prev is not None and pd.notna(prev["ls_task_id"]) and int(prev["ls_task_id"]) != tid:
+            raise SpanbankError(  # an annotation never changes task: this is another server
+                f"Label Studio annotation {ls_aid} of project {self.project!r} is on task {tid} "
+                f"at {self.url}, but the corpus holds it on task {int(prev['ls_task_id'])}: two "
+                "servers share one identity (one started from a copy of the other's data?); "
+                "nothing was stored. Pull from one of them only, or give the copy a new "
+                "organization"
+            )
         version = convert.pulled_version(ann, prev, invalid)
         if version is None:
             return

@@ -237,14 +237,21 @@ def _settings_stamp() -> str:
     ).hexdigest()[:16]
 
 
-def _is_ours(pid: int | None, state: dict | None) -> bool:
+def _is_ours(pid: int | None, state: dict | None, data: Path) -> bool:
     """True when `pid` is alive and is the Label Studio `state` recorded at start (same pid,
-    same start time, a label-studio command on the recorded port): never someone else's process."""
+    same start time, a label-studio command on the recorded port, running in `data`): never
+    someone else's process, nor the server of the folder `data` was copied from."""
     if pid is None or not state or state.get("pid") != pid or not pid_alive(pid):
         return False
     # state written before start times were recorded: the command line check below decides
     if "proc_start" in state and _proc_start(pid) != state["proc_start"]:
         return False
+    try:  # the server runs in its data dir; a copy's files name the original's process
+        if not os.path.samefile(f"/proc/{pid}/cwd", data):
+            return False
+    except OSError:  # no /proc (macOS)
+        if state.get("data_dir", str(data)) != str(data):
+            return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -277,7 +284,7 @@ def status(data_dir: str | os.PathLike | None = None) -> ServerInfo | None:
     data = _resolve(data_dir)
     state = _read_state(data)
     pid = _read_pid(data)
-    if not _is_ours(pid, state) or not healthy(state["url"]):
+    if not _is_ours(pid, state, data) or not healthy(state["url"]):
         return None
     return _info(data, state, reused=True)
 
@@ -337,7 +344,7 @@ def start(
 def _start(data: Path, port, timeout: float, progress: Progress | None) -> ServerInfo:
     state = _read_state(data) or {}
     pid = _read_pid(data)
-    if _is_ours(pid, state):
+    if _is_ours(pid, state, data):
         if state.get("settings") == _settings_stamp() and healthy(state["url"]):
             if port and port != state.get("port"):
                 raise ServerError(
@@ -491,7 +498,7 @@ def _stop(data: Path, timeout: float) -> bool:
         return False
     stopped = False
     state = _read_state(data)
-    if _is_ours(pid, state):
+    if _is_ours(pid, state, data):
         _terminate(pid, timeout)
         _wait_port_released(state.get("port"))
         stopped = True

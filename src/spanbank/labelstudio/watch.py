@@ -10,14 +10,16 @@ add a second one, and watches of one project from two corpora keep a hook each.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import secrets
 import threading
 import time
 from collections.abc import Generator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from spanbank.corpus.store import Corpus
+from spanbank.corpus.store import Corpus, flock_wait
 from spanbank.errors import LabelStudioError, LockError
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.pull import pull
@@ -136,9 +138,43 @@ def watch(
     (or KeyboardInterrupt); yields one record per pull or problem, returns totals.
 
     On a clean stop the hook is deleted unless `keep_hook` (a killed watcher leaves it; the
-    next run finds it by URL and repoints it).
+    next run finds it by URL and repoints it). One watch per corpus and project: LockError.
     """
-    client = client or connect(url, api_key)
+    with _only_watch(corpus, project):
+        return (
+            yield from _watch(
+                corpus, project, client or connect(url, api_key), port, poll, keep_hook, stop
+            )
+        )
+
+
+@contextlib.contextmanager
+def _only_watch(corpus: Corpus, project: str):
+    """Hold `.watch-<hash>.lock` in the corpus while `project` is watched: two watches of one
+    corpus and project share one webhook (the second repoints it, then deletes it on exit,
+    leaving the first deaf to events without a word)."""
+    corpus.require()
+    path = corpus.path / f".watch-{hashlib.sha256(project.encode()).hexdigest()[:12]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+
+        def busy() -> str:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            return (
+                f"another `spanbank watch` of project {project!r} runs on corpus {corpus.path} "
+                f"(pid {holder}); one is enough"
+            )
+
+        flock_wait(fd, False, busy)
+        pid = str(os.getpid()).encode()
+        os.pwrite(fd, pid, 0)
+        os.ftruncate(fd, len(pid))
+        yield
+    finally:
+        os.close(fd)  # releases the flock; the file stays (deleting it would race a waiter)
+
+
+def _watch(corpus, project, client, port, poll, keep_hook, stop):
     stop = stop or threading.Event()
     first = _pull_once(corpus, project, client, "start")  # a wrong project stops here, one line
     yield first
