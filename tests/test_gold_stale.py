@@ -201,3 +201,32 @@ def test_gold_of_each_project_is_stale_by_its_own_projects_work(tmp_path):
     by = {p: select_annotations(corpus, project=p).set_index("article_id") for p in ("news", "p2")}
     assert by["news"].loc["a1", "selection"] == "gold"
     assert by["p2"].loc["a1", "selection"] == "stale"
+
+
+def test_an_export_after_a_killed_adjudicate_says_so(tmp_path):
+    """`adjudicate` deletes the old gold rows, then writes the new ones: killed in between, the
+    articles had no stored gold and the export computed default gold without a word. Now the
+    next writer records that command as `interrupted`, and the export warns."""
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority")
+    code = (
+        "import os, sys\n"
+        "from spanbank.corpus import Corpus\n"
+        "from spanbank.corpus.store import Writer\n"
+        "from spanbank.gold import run_adjudication\n"
+        "Writer.upsert = lambda *a, **k: os._exit(9)  # killed before the new gold rows\n"
+        "run_adjudication(Corpus(sys.argv[1]), 'majority', min_votes=2)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    killed = subprocess.run([sys.executable, "-c", code, str(corpus.path)], env=env)
+    assert killed.returncode == 9
+    summary = export_dataset(corpus, ["jsonl"], tmp_path / "out", split="train=1")
+    log = corpus.commits()
+    assert log["status"].iloc[-1] == "interrupted"
+    assert any(
+        w.startswith(f"commit {log['commit'].iloc[-1]} (") and "is interrupted" in w
+        for w in summary["warnings"]
+    ), summary["warnings"]
+    run_adjudication(corpus, "majority")  # re-run: the next export has nothing to say
+    again = export_dataset(corpus, ["jsonl"], tmp_path / "out", split="train=1")
+    assert not again.get("warnings")

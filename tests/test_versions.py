@@ -130,7 +130,9 @@ def test_the_command_line_keeps_no_email(tmp_path, monkeypatch):
     assert who.startswith("ann-") and not any("@" in c for c in commands)
 
 
-def test_a_killed_command_s_writes_get_a_recovered_commit(tmp_path):
+def test_a_killed_command_s_writes_get_an_interrupted_commit_naming_it(tmp_path):
+    """A writer killed after its writes leaves `.writing` (its command line): the next writer
+    records them as that command, `interrupted` (they were `recovered`, no command named)."""
     corpus = Corpus.init(tmp_path / "c")
     with corpus.writer() as w:
         w.append("articles", article_rows({"a1": "One."}))
@@ -148,7 +150,9 @@ def test_a_killed_command_s_writes_get_a_recovered_commit(tmp_path):
     with corpus.writer():
         pass
     log = corpus.commits()
-    assert log["status"].tolist() == ["ok", "recovered"]
+    assert log["status"].tolist() == ["ok", "interrupted"]
+    assert log["command"].iloc[1].endswith(f"-c {corpus.path}"), log["command"].iloc[1]
+    assert not (corpus.path / ".writing").exists()
     assert Corpus(corpus.path, as_of=1).read("articles")["article_id"].tolist() == ["a1"]
     assert Corpus(corpus.path, as_of=2).read("articles")["article_id"].tolist() == ["a1", "a2"]
 

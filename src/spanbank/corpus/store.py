@@ -49,6 +49,7 @@ FORMAT = 2
 CONFIG_FILE = "spanbank.yaml"
 SCHEMA_FILE = "schema.yaml"
 LOCK_FILE = ".lock"
+WRITING_FILE = ".writing"  # the command holding the writer: a kill leaves it, naming that command
 ENV_CORPUS = "SPANBANK_CORPUS"
 # mkstemp and mkdtemp make 0600 files and 0700 folders; what we rename into place gets the mode
 # a plain open() or mkdir() would give it (read once: reading the umask sets it)
@@ -408,6 +409,7 @@ class Corpus:
             self._create_missing_tables()
             self._commit_strays()
             w = Writer(self)
+            write_bytes_atomic(self._command().encode(), self.path / WRITING_FILE)
             try:
                 yield w
             except BaseException as exc:
@@ -415,8 +417,12 @@ class Corpus:
                     with contextlib.suppress(Exception):
                         self._record_commit(f"failed ({type(exc).__name__})")
                 raise
-            if w.touched:
-                self._record_commit("ok")
+            else:
+                if w.touched:
+                    self._record_commit("ok")
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path / WRITING_FILE)
 
     def check_writable(self) -> None:
         """Raise CorpusError (saying what to do) unless this corpus can be written."""
@@ -437,9 +443,13 @@ class Corpus:
         row = log.loc[log["commit"].idxmax()]
         return int(row["commit"]), commits.versions_of(row)
 
+    def _command(self) -> str:
+        """This process's command line as the commit log stores it (secrets masked)."""
+        return commits.command_line(pseudonym=self._command_pseudonym)
+
     def _record_commit(self, status: str, command: str | None = None) -> int:
         number = self._last_commit()[0] + 1
-        command = command or commits.command_line(pseudonym=self._command_pseudonym)
+        command = command or self._command()
         row = commits.commit_row(number, self.versions(), status, command)
         Writer(self).append(COMMITS, [row])
         return number
@@ -486,15 +496,26 @@ class Corpus:
             self._commit_strays()
 
     def _commit_strays(self) -> None:
-        """Versions written since the last commit (a killed writer, another tool) get a commit row."""
+        """Versions written since the last commit get a commit row: `interrupted`, naming the
+        command, when a killed writer left `.writing`; else `recovered` (another tool)."""
         number, versions = self._last_commit()
         now = self.versions()
-        if number and now != versions:
-            self._record_commit(
-                "recovered", "(writes after the last commit: a killed command or another tool)"
-            )
-        elif not number and any(v > 0 for v in now.values()):
-            self._record_commit("recovered", "(writes before the first commit)")
+        try:
+            killed = (self.path / WRITING_FILE).read_text("utf-8", errors="replace").strip()
+        except OSError:
+            killed = ""
+        if number and now != versions or not number and any(v > 0 for v in now.values()):
+            if killed:
+                self._record_commit("interrupted", killed)
+            elif number:
+                self._record_commit(
+                    "recovered", "(writes after the last commit: a killed command or another tool)"
+                )
+            else:
+                self._record_commit("recovered", "(writes before the first commit)")
+        if killed:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path / WRITING_FILE)
 
     @contextlib.contextmanager
     def lock(self, wait: bool | float = False) -> Iterator[None]:

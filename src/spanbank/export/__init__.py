@@ -124,6 +124,21 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
         return _export_dataset(view, formats, out, wait=wait, before_swap=pin_commit, **options)
 
 
+def _unfinished(corpus) -> list[str]:
+    """A warning when the commit exported is that of a command which stopped before it finished
+    (killed: `interrupted`; or `failed`): the export holds what it wrote so far."""
+    log = corpus.commits() if corpus.commit is not None else None
+    if log is None or log.empty:
+        return []
+    last = log.iloc[-1]
+    if last["status"] == "ok" or last["status"] == "recovered":
+        return []
+    return [
+        f"commit {int(last['commit'])} ({last['command']}) is {last['status']}: that command "
+        "stopped before it finished, and this export holds what it had written; re-run it"
+    ]
+
+
 def _export_dataset(
     corpus,
     formats: str | Iterable[str],
@@ -193,7 +208,7 @@ def _export_dataset(
                 raise ExportError(
                     f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
                 )
-        warnings: list[str] = []
+        warnings: list[str] = _unfinished(corpus)
         if chosen_by and chosen_by.get("stale"):
             warnings.append(
                 f"{chosen_by['stale']} article(s)' stored gold predates their annotators' latest "
