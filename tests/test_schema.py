@@ -105,6 +105,13 @@ def test_relation_to_unknown_label(tmp_path):
             "ignore must be a list",
         ),
         (lambda d: d.update(version=True), "version must be an integer"),
+        (  # A_b + c and A + b_c are both control A_b_c: Label Studio refused it at the first push
+            lambda d: d["labels"].update(
+                A_b={"attributes": {"c": {"values": ["x"]}}},
+                A={"attributes": {"b_c": {"values": ["y"]}}},
+            ),
+            r"attribute A_b\.c would be Label Studio control 'A_b_c', as attribute A\.b_c is",
+        ),
     ],
 )
 def test_malformed_schemas(tmp_path, mutate, message):

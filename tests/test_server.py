@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -364,3 +364,19 @@ def test_a_venv_put_there_otherwise_is_used_as_it_is(tmp_path, monkeypatch):
     before = sorted(p.name for p in tmp_path.rglob("*"))
     assert server.label_studio_exe() == exe
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no pip run, no log
+
+
+def test_a_start_that_fails_leaves_an_existing_data_dir_s_mode(tmp_path):
+    """`start --data-dir DIR` made DIR 0700 before anything was checked, even when the start
+    then failed on a port in use (hunt H, finding 7)."""
+    import socket
+
+    data = tmp_path / "shared"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ServerError, match="is in use; pick another with --port"):
+            server.start(port=busy.getsockname()[1], data_dir=data)
+    assert data.stat().st_mode & 0o777 == 0o755

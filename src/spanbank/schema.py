@@ -151,6 +151,16 @@ def _parse(data: dict, where: str) -> Schema:
                 raise SchemaError(f"{where}: attribute {name}.{aname} has no values")
             attrs[aname] = Attribute(aname, values, bool(aspec.get("required", False)))
         labels[name] = Label(name, spec.get("description", ""), spec.get("color", "#888888"), attrs)
+    controls: dict[str, str] = {LS_LABELS_NAME: "the labels", LS_TEXT_NAME: "the text"}
+    for label in labels.values():  # Label Studio refuses a config naming two controls alike
+        for aname in label.attributes:
+            control = attribute_control_name(label.name, aname)
+            if control in controls:
+                raise SchemaError(
+                    f"{where}: attribute {label.name}.{aname} would be Label Studio control "
+                    f"{control!r}, as {controls[control]} is; rename one"
+                )
+            controls[control] = f"attribute {label.name}.{aname}"
     relations: dict[str, Relation] = {}
     for rname, spec in _mapping(data.get("relations"), where, "relations").items():
         if not isinstance(spec, dict) or "from" not in spec or "to" not in spec:

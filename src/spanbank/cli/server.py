@@ -66,7 +66,8 @@ def start(port, data_dir, quiet, as_json):
     )
     if info.port_changed:
         click.echo(
-            "note: the port it used before is taken by another program, so its URL changed",
+            "note: it runs on another port than last time, so its URL changed; push and pull "
+            "follow it",
             err=True,
         )
     click.echo(

@@ -334,8 +334,7 @@ def start(
     while it installs and starts, never when a running server is reused.
     """
     data = _resolve(data_dir)
-    data.mkdir(parents=True, exist_ok=True)
-    os.chmod(data, 0o700)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
     waiting = f"waiting for another `spanbank server start` or `stop` of {data}"
     with _held(data / LOCK_FILE, waiting, progress):
         return _start(data, port, timeout, progress)
@@ -362,14 +361,15 @@ def _start(data: Path, port, timeout: float, progress: Progress | None) -> Serve
         )
         _terminate(pid)
         _wait_port_released(state.get("port"))
+    port, changed = _choose_port(port, state.get("port"), progress)  # before a long install
     exe = label_studio_exe(progress=progress)
     saved = read_env_file(env_file_path(data))
     # credentials stay fixed per data dir: Label Studio keeps the first user's token
     key = saved.get(ENV_KEY) or secrets.token_hex(20)
     password = saved.get("LABEL_STUDIO_PASSWORD") or secrets.token_urlsafe(18)
-    port, changed = _choose_port(port, state.get("port"), progress)
     url = f"http://127.0.0.1:{port}"
     log_path = data / LOG_FILE
+    os.chmod(data, 0o700)  # its database holds every account: made private once a start goes ahead
     _say(progress, f"starting Label Studio at {url}")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
