@@ -63,6 +63,16 @@ def test_a_model_whose_labels_the_schema_lacks_is_refused(tmp_path):
             f"Error: {path}: the model's labels RUMOUR are not in this corpus's schema (known: "
         )
         assert res.output.count("\n") == 1
+    # push --preannotate model:DIR and ml-backend refuse it too (before any connection)
+    from spanbank.labelstudio.mlbackend import make_server
+    from spanbank.labelstudio.push import _check_push
+
+    for refused in (
+        lambda: _check_push(corpus, "news", None, f"model:{path}"),
+        lambda: make_server(str(path), corpus.schema, "127.0.0.1", 0),
+    ):
+        with pytest.raises(model.NotAModel, match="the model's labels RUMOUR are not in"):
+            refused()
 
 
 def test_a_folder_missing_its_pipeline_says_so(tmp_path):

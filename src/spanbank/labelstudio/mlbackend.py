@@ -54,9 +54,10 @@ def _is_task(task) -> bool:
 
 def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 9090):
     """A ThreadingHTTPServer answering Label Studio's ML backend calls (not yet serving)."""
-    from spanbank.model import check, loaded
+    from spanbank.model import check, check_labels, loaded
 
     check(model_dir)
+    check_labels(model_dir, schema)
     loaded(model_dir)  # load before the first request, not during Label Studio's timeout
     version = model_version(model_dir)
 

@@ -411,9 +411,10 @@ def _check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) 
     if callable(preannotate):
         return
     if isinstance(preannotate, str) and preannotate.startswith("model:"):
-        from spanbank.model import check
+        from spanbank.model import check, check_labels
 
         check(preannotate[len("model:") :])
+        check_labels(preannotate[len("model:") :], corpus.schema)
     records = project_records(corpus)
     if (
         "kind" in records
