@@ -29,3 +29,17 @@ def test_labels_are_checked_and_deduplicated(tmp_path):
     res = _train(corpus, tmp_path / "m", "--labels", "QUOTE, CUE,QUOTE", "--holdout", "0")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "m" / "card.json").read_text())["labels"] == ["QUOTE", "CUE"]
+
+
+def test_a_model_is_not_written_inside_the_corpus(tmp_path):
+    """`train --out CORPUS/models/m` wrote into the corpus folder, where `preannotate --out`
+    refuses to write (hunt G, finding 12a)."""
+    corpus = _languages_corpus(tmp_path)
+    out = corpus.path / "models" / "m"
+    res = _train(corpus, out)
+    assert res.exit_code == 1, res.output
+    assert res.output == (
+        f"Error: --out {out} is inside the spanbank corpus {corpus.path.resolve()}; write the "
+        "model outside it\n"
+    )
+    assert not (corpus.path / "models").exists()

@@ -204,6 +204,10 @@ def train(
         raise SpanbankError("no gold to train on; pull or import annotations first")
     out = Path(os.path.abspath(out))
     outdir.check(out, "model", _not_a_model, SpanbankError)  # before the work; again at the end
+    if (folder := outdir.corpus_around(out.parent)) is not None:  # as preannotate --out
+        raise SpanbankError(
+            f"--out {out} is inside the spanbank corpus {folder}; write the model outside it"
+        )
     fix_random_seed(seed)
     rng = random.Random(seed)
     train_ids, held = split_articles(

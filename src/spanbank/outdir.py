@@ -33,6 +33,17 @@ def stem_beside(name: str, tail: int = _TAIL) -> str:
     return f"{head}~{digest}"
 
 
+def corpus_around(path: Path) -> Path | None:
+    """The spanbank corpus folder `path` is in (or is), if any: its config and schema beside."""
+    from spanbank.corpus.store import CONFIG_FILE, SCHEMA_FILE
+
+    where = Path(os.path.abspath(path)).resolve()
+    for folder in (where, *where.parents):
+        if (folder / CONFIG_FILE).is_file() and (folder / SCHEMA_FILE).is_file():
+            return folder
+    return None
+
+
 def check_name(out: Path, error: type[SpanbankError]) -> None:
     """Refuse an `--out` whose own name no file system holds."""
     size = len(out.name.encode())

@@ -26,14 +26,12 @@ import pyarrow.parquet as pq
 
 from spanbank.corpus.articles import article_chunks, selection_frame
 from spanbank.corpus.store import (
-    CONFIG_FILE,
     PLAIN_FILE,
-    SCHEMA_FILE,
     remove_dead_temps,
     temp_prefix,
 )
 from spanbank.errors import SpanbankError
-from spanbank.outdir import check_name, stem_beside
+from spanbank.outdir import check_name, corpus_around, stem_beside
 from spanbank.parallel import Engine, asked_workers, engine
 from spanbank.progress import Event
 
@@ -257,12 +255,11 @@ def check_out(out: Path) -> None:
             if not folder.is_dir():
                 raise SpanbankError(f"--out {out}: {folder} is a file, not a folder")
             break
-    where = Path(os.path.abspath(out.parent)).resolve()
-    for folder in (where, *where.parents):
-        if (folder / CONFIG_FILE).is_file() and (folder / SCHEMA_FILE).is_file():
-            raise SpanbankError(
-                f"--out {out} is inside the spanbank corpus {folder}; write predictions outside it"
-            )
+    folder = corpus_around(out.parent)
+    if folder is not None:
+        raise SpanbankError(
+            f"--out {out} is inside the spanbank corpus {folder}; write predictions outside it"
+        )
     if out.is_symlink():
         raise SpanbankError(
             f"--out {out} is a symlink, which would be replaced by a plain file; name a file"
