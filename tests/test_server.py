@@ -380,3 +380,28 @@ def test_a_start_that_fails_leaves_an_existing_data_dir_s_mode(tmp_path):
         with pytest.raises(ServerError, match="is in use; pick another with --port"):
             server.start(port=busy.getsockname()[1], data_dir=data)
     assert data.stat().st_mode & 0o777 == 0o755
+
+
+def test_an_interrupted_start_stops_the_server_it_began(tmp_path, monkeypatch):
+    """Ctrl-C while Label Studio booted left it booting: a second start said "running but not
+    healthy", then it came up on its own (hunt H, finding 4)."""
+    exe = tmp_path / "label-studio"
+    exe.write_text("#!/bin/sh\nexec sleep 120\n")
+    exe.chmod(0o755)
+    monkeypatch.setattr(server, "label_studio_exe", lambda progress=None: exe)
+    calls = []
+
+    def interrupted(url, timeout=3.0):
+        calls.append(url)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server, "healthy", interrupted)
+    data = tmp_path / "srv"
+    with pytest.raises(KeyboardInterrupt):
+        server.start(port=server._free_port(), data_dir=data)
+    state = json.loads((data / server.STATE_FILE).read_text())
+    assert calls and not (data / server.PID_FILE).exists()
+    deadline = time.monotonic() + 30
+    while server.pid_alive(state["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not server.pid_alive(state["pid"])

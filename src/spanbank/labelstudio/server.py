@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -398,7 +399,13 @@ def _start(data: Path, port, timeout: float, progress: Progress | None) -> Serve
         f"{ENV_URL}={url}\n{ENV_KEY}={key}\n"
         f"LABEL_STUDIO_USERNAME={ADMIN_EMAIL}\nLABEL_STUDIO_PASSWORD={password}\n",
     )
-    _wait_healthy(proc, url, log_path, timeout, progress)
+    try:
+        _wait_healthy(proc, url, log_path, timeout, progress)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) while it boots: stop what this start began
+        _terminate(proc.pid)
+        with contextlib.suppress(FileNotFoundError):
+            (data / PID_FILE).unlink()
+        raise
     return _info(data, state, port_changed=changed)
 
 
@@ -548,6 +555,23 @@ class NewUser:
     login_url: str
 
 
+# what Django's EmailValidator accepts, quoted names left out: an unquoted dot-atom, then a
+# domain with a dot (or localhost); Label Studio's signup form answers others with its page again
+_EMAIL = re.compile(
+    r"(?!\.)(?!.*\.\.)[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+(?<!\.)"
+    r"@(?:localhost|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+)
+
+
+def _idna(email: str) -> str:
+    """`email` with its domain in ASCII (`münchen.de` -> `xn--mnchen-3ya.de`), as Django checks it."""
+    name, at, domain = email.rpartition("@")
+    try:
+        return f"{name}{at}{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return email
+
+
 def add_user(email: str, data_dir: str | os.PathLike | None = None) -> NewUser:
     """Create an account on the local server with a random password, through its invite link.
 
@@ -562,8 +586,11 @@ def add_user(email: str, data_dir: str | os.PathLike | None = None) -> NewUser:
     if info is None:
         raise ServerError("no local Label Studio is running; run `spanbank server start` first")
     email = email.strip()
-    if "@" not in email or any(c.isspace() for c in email):
-        raise ServerError(f"{email!r} is not an e-mail address")
+    if not _EMAIL.fullmatch(_idna(email)):  # Label Studio's form refuses these, giving no reason
+        raise ServerError(
+            f"{email!r} is not an e-mail address Label Studio takes (name@domain.tld: letters, "
+            "digits and !#$%&'*+-/=?^_`{|}~. before the @)"
+        )
     client = LabelStudioClient(*connection(env_file=info.env_file))
     if any((u.get("email") or "").lower() == email.lower() for u in client.list_users()):
         raise ServerError("a user with that e-mail already exists on the local Label Studio")
