@@ -17,14 +17,11 @@ SEED = ROOT / "seeds" / "000_2e13a8ea3bc18025.txt"
 GOLD = ROOT / "tests" / "data" / "000_2e13a8ea3bc18025.gold.json"
 
 
-def _seed_corpus(tmp_path) -> Corpus:
-    corpus = Corpus.init(tmp_path / "corpus")
-    ingest_paths(corpus, [SEED])
-    article_id = corpus.read("articles")["article_id"].iloc[0]
-    gold = json.loads(GOLD.read_text("utf-8"))
+def import_annotation(annotation_id: str, article_id: str) -> dict:
+    """An `annotations` row of imported gold (origin import, annotator editor), made now."""
     now = datetime.now(timezone.utc)
-    ann = {
-        "annotation_id": "import-seed",
+    return {
+        "annotation_id": annotation_id,
         "project": None,
         "article_id": article_id,
         "ls_task_id": None,
@@ -40,6 +37,14 @@ def _seed_corpus(tmp_path) -> Corpus:
         "deleted_at": None,
         "pulled_at": now,
     }
+
+
+def _seed_corpus(tmp_path) -> Corpus:
+    corpus = Corpus.init(tmp_path / "corpus")
+    ingest_paths(corpus, [SEED])
+    article_id = corpus.read("articles")["article_id"].iloc[0]
+    gold = json.loads(GOLD.read_text("utf-8"))
+    ann = import_annotation("import-seed", article_id)
     spans = [
         {
             "annotation_id": "import-seed",

@@ -2,7 +2,6 @@
 heldout_scores and `preannotate --model --eval` score the same articles, and name the rest."""
 
 import json
-from datetime import datetime, timezone
 
 from click.testing import CliRunner
 
@@ -11,6 +10,7 @@ from spanbank.cli import cli
 from spanbank.corpus.store import Corpus
 from spanbank.tagger_eval import evaluate_tagger
 from spanbank.train import train_from_corpus
+from test_tagger_eval import import_annotation
 
 NAMES = ["Ann Lee", "Bo Chan", "Cy Diaz", "Di Evans", "Ed Fox", "Flo Gray", "Gus Hall", "Hy Ito"]
 GERMAN = {"a1", "a3", "a6"}
@@ -42,27 +42,7 @@ def _languages_corpus(tmp_path) -> Corpus:
                     "offset_repair": None,
                 }
             )
-    now = datetime.now(timezone.utc)
-    anns = [
-        {
-            "annotation_id": f"imp-{aid}",
-            "project": None,
-            "article_id": aid,
-            "ls_task_id": None,
-            "ls_annotation_id": None,
-            "annotator": "editor",
-            "origin": "import",
-            "created_at": now,
-            "updated_at": now,
-            "lead_time_s": None,
-            "cancelled": False,
-            "version": 1,
-            "superseded": False,
-            "deleted_at": None,
-            "pulled_at": now,
-        }
-        for aid in texts
-    ]
+    anns = [import_annotation(f"imp-{aid}", aid) for aid in texts]
     rows = article_rows(texts)
     for r in rows:
         r["language"] = "de" if r["article_id"] in GERMAN else "en"
