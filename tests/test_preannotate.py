@@ -436,6 +436,10 @@ def test_evaluate_counts():
     assert rep["overlap"]["said_by"]["f1"] == 1.0
     with pytest.raises(ValueError):
         evaluate([{"id": "x", "label": "QUOTE"}], gold)
+    # two spans under one id counted as one (hunt G, 14): now refused, not merged
+    twice = [{**pred[1], "span_id": "b"}, {**pred[1], "span_id": "b", "start": 30, "end": 40}]
+    with pytest.raises(ValueError, match="span id 'b' is given twice"):
+        evaluate(twice, gold)
 
 
 def test_one_huge_paragraph_is_not_quadratic():

@@ -1023,9 +1023,13 @@ def preannotate_frame(articles):
 
 
 def _norm_spans(spans) -> dict[str, dict]:
+    """Spans by id; ValueError for an id given twice (the second replaced the first, so two
+    spans counted as one: `tagger_eval.by_span` gives each span an id of its own)."""
     out = {}
     for i, s in enumerate(spans):
         sid = s.get("span_id", s.get("id", f"#{i}"))
+        if sid in out:
+            raise ValueError(f"span id {sid!r} is given twice; give each span its own")
         out[sid] = s
     return out
 
