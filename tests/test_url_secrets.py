@@ -30,6 +30,9 @@ SECRET_URL = f"https://alice:{PASSWORD}@labels.example.org/"
         ("--url=https://alice:pa/ss@host", "--url=https://***@host"),
         ("http://host:8080/x", "http://host:8080/x"),
         ("https://ghp_token@github.com/x", "https://***@github.com/x"),
+        # a space in the password; two URLs in one argument: kept whole (hunt I, finding 4)
+        ("http://user:pass word@ls.example:8080", "http://***@ls.example:8080"),
+        ("http://a:b@h1 and https://c:d@h2/x", "http://***@h1 and https://***@h2/x"),
     ],
 )
 def test_the_command_line_masks_a_urls_user_info(arg, masked):
@@ -37,6 +40,16 @@ def test_the_command_line_masks_a_urls_user_info(arg, masked):
     `pa=ss` became `pa=***`. Now the user-info goes, and is no e-mail to pseudonymise."""
     assert command_line(["spanbank", "pull", arg]) == f"spanbank pull {masked}"
     assert command_line(["spanbank", arg], pseudonym=lambda e: "ann-1") == f"spanbank {masked}"
+
+
+def test_a_token_before_an_at_sign_in_the_path_is_still_user_info():
+    """`http://TOKEN@host/x@y` was kept whole: the rule looked at the text up to the last "@",
+    which held a "/" (hunt I, finding 4). The authority ends at the first "/", "?" or "#"."""
+    for arg, masked in (
+        ("http://TOKEN@ls.example/x@y", "http://***@ls.example/***"),
+        ("http://TOKEN@ls.example/?next=a@b", "http://***@ls.example/?next=***"),
+    ):
+        assert command_line(["spanbank", "pull", arg]) == f"spanbank pull {masked}"
 
 
 def test_an_at_sign_in_a_urls_path_is_no_user_info():

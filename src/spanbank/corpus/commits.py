@@ -24,9 +24,7 @@ from spanbank.errors import CorpusError
 COMMITS = "commits"
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|password|secret|passwd)[\w-]*$", re.I)
 _SECRET_ENV = ("LABEL_STUDIO_API_KEY", "SPANBANK_PSEUDONYM_KEY")
-# a URL's user-info: everything from `scheme://` to its last "@" (a password may hold any of
-# `:;=()/`, so this masks too much rather than leave part of one), see _without_userinfo
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(\S*)@")
+_URL_START = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://")
 # an e-mail, as ingest takes one (a name with "@"): text around an "@" up to a separator, not
 # starting right after `://` (a URL's user-info, masked already)
 _EMAIL = re.compile(r"""(?<![^\s/=,;:'"<>()@])(?<!://)[^\s/=,;:'"<>()@]+@[^\s/=,;:'"<>()@]+""")
@@ -37,14 +35,24 @@ def without_emails(text: str) -> str:
     return _EMAIL.sub("***", text)
 
 
-def _without_userinfo(m: re.Match) -> str:
-    """`scheme://***@` for user-info: text before the "@" holding a ":" (user:password, even
-    with a "/" in it) or no "/", "?", "#" (a token as user name); else an "@" in a path or
-    query (`s3://bucket/key@v1`) is left as it is."""
-    before = m[2]
-    if ":" in before or not re.search(r"[/?#]", before):
-        return f"{m[1]}***@"
-    return m[0]
+def _without_userinfo(arg: str) -> str:
+    """`arg` with each URL's user-info masked (`scheme://***@`): up to the last "@" of its
+    authority (which ends at the first "/", "?" or "#"), or, when the authority holds a ":" but
+    no "@" (a password holding "/"), up to the argument's last "@": masking too much rather than
+    leaving part of a password. An "@" in a path or query (`s3://bucket/key@v1`) is no user-info."""
+    out, pos = [], 0
+    for m in _URL_START.finditer(arg):
+        if m.start() < pos:
+            continue
+        rest = arg[m.end() :]
+        end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+        at = rest.rfind("@", 0, end)
+        if at < 0 and ":" in rest[:end]:
+            at = rest.rfind("@")
+        if at >= 0:
+            out.append(arg[pos : m.end()] + "***")
+            pos = m.end() + at
+    return "".join(out) + arg[pos:]
 
 
 def command_line(
@@ -69,7 +77,7 @@ def command_line(
             continue
         for s in secrets:
             arg = arg.replace(s, "***")
-        arg = _URL_USERINFO.sub(_without_userinfo, arg)
+        arg = _without_userinfo(arg)
         out.append(_EMAIL.sub(lambda m: pseudonym(m.group()) if pseudonym else "***", arg))
     return " ".join(out)
 
