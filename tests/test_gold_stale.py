@@ -230,3 +230,28 @@ def test_an_export_after_a_killed_adjudicate_says_so(tmp_path):
     run_adjudication(corpus, "majority")  # re-run: the next export has nothing to say
     again = export_dataset(corpus, ["jsonl"], tmp_path / "out", split="train=1")
     assert not again.get("warnings")
+
+
+def test_a_read_only_corpus_s_unrecorded_kill_is_said_by_the_export(tmp_path):
+    """A read-only corpus cannot record a killed command's writes as a commit: its export held
+    them and warned of nothing, though `.writing` named the command (hunt I, finding 5)."""
+    from conftest import article_rows
+    from spanbank.corpus.store import WRITING_FILE, Writer
+    from spanbank.export import _unfinished
+
+    corpus = build_corpus(tmp_path / "c")
+    with corpus.lock():  # what the killed command left: a version no commit names, and its note
+        Writer(corpus).append("articles", article_rows({"late": "A later article."}))
+    (corpus.path / WRITING_FILE).write_text("spanbank --corpus c ingest late.jsonl")
+    view = corpus.frozen()  # as an export of a corpus it cannot write sees it: no commit row
+    assert view.commit is None
+    assert _unfinished(view) == [
+        "spanbank --corpus c ingest late.jsonl stopped before it finished (the corpus, read-only, "
+        "could not record it), and this export holds what it had written; re-run it"
+    ]
+    corpus.record_strays()  # writable: recorded, named, and said as such
+    assert _unfinished(corpus.frozen())[0].endswith(
+        "is interrupted: that command stopped before "
+        "it finished, and this export holds what it "
+        "had written; re-run it"
+    )

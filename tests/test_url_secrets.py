@@ -145,9 +145,9 @@ def test_an_e_mail_left_in_old_annotations_is_exported_as_its_keyed_pseudonym(tm
     """A corpus from before pull stored pseudonyms only names an annotator by e-mail, in
     `annotator` and inside `annotation_id`: the export wrote the id verbatim and the annotator
     as `annotator-` + sha256(e-mail), which a list of candidate addresses reverses (hunt F,
-    finding 5). Both now carry the pseudonym brat ingest gives that e-mail, keyed."""
-    import secrets
-
+    finding 5). Both now carry the pseudonym brat ingest gives that e-mail, under the corpus's
+    key, made by the first export that needs it: exports agree (a key per export made each
+    differ: hunt I, finding 2)."""
     from spanbank.corpus.ingest import ingest_paths
     from spanbank.export import export_dataset
     from spanbank.export.jsonl import read_jsonl
@@ -166,14 +166,30 @@ def test_an_e_mail_left_in_old_annotations_is_exported_as_its_keyed_pseudonym(tm
     with corpus.writer() as w:
         w.replace("annotations", ann)
         w.replace("spans", spans)
-    (corpus.path / ".pseudonym_key").write_text(secrets.token_hex(32))
+    assert stored_key(corpus.path) is None
     export_dataset(corpus, ["jsonl"], tmp_path / "e", split="train=1")
+    first = (tmp_path / "e" / "jsonl" / "train.jsonl").read_bytes()
     (doc,) = read_jsonl(tmp_path / "e" / "jsonl" / "train.jsonl")
     expected = pseudonym(stored_key(corpus.path), "brat", email)
     assert doc["meta"]["annotator"] == expected
-    (stored_id,) = ann["annotation_id"]  # an id holding an e-mail goes whole: ids stay unique
-    assert doc["meta"]["annotation_id"] == pseudonym(stored_key(corpus.path), "brat", stored_id)
+    (stored_id,) = ann["annotation_id"]
+    assert doc["meta"]["annotation_id"] == stored_id.replace(email, expected)
     assert _files_holding(tmp_path / "e", "carol") == []
+    export_dataset(corpus, ["jsonl"], tmp_path / "e", split="train=1")
+    assert (tmp_path / "e" / "jsonl" / "train.jsonl").read_bytes() == first
+
+
+def test_an_annotation_id_that_merely_holds_an_at_sign_is_exported_as_it_is():
+    """`import-press@v2.1-alice-…` (a brat file named press@v2.1) became a pseudonym in the
+    export (hunt I, finding 1): only an e-mail annotator's address is replaced."""
+    from spanbank.export.docs import exported_annotation_id, exported_annotator
+
+    key = b"k" * 32
+    assert exported_annotation_id("import-press@v2.1-alice-3034", "alice", key) == (
+        "import-press@v2.1-alice-3034"
+    )
+    assert exported_annotator("alice", key) == "alice"
+    assert exported_annotator("bob@x.org", key).startswith("ann-")
 
 
 @pytest.mark.parametrize("status", [400, 404, 409])

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import secrets
 from pathlib import Path
+
+from spanbank.errors import CorpusError
 
 KEY_FILE = ".pseudonym_key"
 
@@ -26,3 +30,28 @@ def stored_key(corpus_path: Path) -> bytes | None:
         return bytes.fromhex((Path(corpus_path) / KEY_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def pseudonym_key(corpus) -> bytes:
+    """The corpus's secret for annotator pseudonyms (`<corpus>/.pseudonym_key`, 0600, made once,
+    before the first pseudonym: a new key would give people who have one a second)."""
+    path = corpus.path / KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    made = len(corpus.read("annotators", columns=["annotator"]))
+    if made:
+        raise CorpusError(
+            f"{path} is missing, yet {made} annotator pseudonym(s) of this corpus were made with "
+            "it; restore it from where the corpus came from (`cp -r corpus/*` leaves dot files "
+            "behind): a new key would give the same people new pseudonyms"
+        )
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex())
+    return key

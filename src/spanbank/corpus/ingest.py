@@ -1655,10 +1655,7 @@ def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str],
     emails = sorted(n for n in names if "@" in n)
     if not emails:
         return out, []
-    from spanbank.labelstudio.pull import (  # here: pull loads the Label Studio SDK
-        pseudonym,
-        pseudonym_key,
-    )
+    from spanbank.pseudonyms import pseudonym, pseudonym_key
 
     key = pseudonym_key(corpus)
     known = set(corpus.read("annotators", columns=["annotator"])["annotator"])

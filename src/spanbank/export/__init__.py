@@ -31,11 +31,12 @@ from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.metadata import MAX_YEAR, MIN_YEAR
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
+from spanbank.corpus.store import WRITING_FILE
 from spanbank.corpus.tables import TABLES, isin
-from spanbank.errors import ExportError
+from spanbank.errors import CorpusError, ExportError
 from spanbank.export.brat import BratWriter
 from spanbank.export.conll import ConllWriter
-from spanbank.export.docs import META_COLUMNS, build_documents
+from spanbank.export.docs import EMAIL, META_COLUMNS, build_documents
 from spanbank.export.goldrows import ChunkFrames, GoldSpool
 from spanbank.export.hf import HfWriter
 from spanbank.export.jsonl import JsonlWriter
@@ -124,11 +125,45 @@ def export_dataset(corpus, formats, out=None, *, wait: bool | float = False, **o
         return _export_dataset(view, formats, out, wait=wait, before_swap=pin_commit, **options)
 
 
+def _pseudonym_key(corpus, ann: pd.DataFrame, warnings: list[str]) -> bytes:
+    """The key e-mail annotators (left in annotations from before pull stored pseudonyms) are
+    exported under: the corpus's, made now if it has none and can be written, so every export
+    agrees; else one for this export only, which `warnings` says."""
+    key = pseudonyms.stored_key(corpus.path)
+    if key is not None:
+        return key
+    names = ann["annotator"].dropna().astype(str) if "annotator" in ann else pd.Series([], str)
+    if not names.map(lambda n: bool(EMAIL.fullmatch(n))).any():
+        return secrets.token_bytes(32)  # no e-mail to pseudonymise: the key is never used
+    try:
+        return pseudonyms.pseudonym_key(corpus)
+    except (CorpusError, OSError):
+        warnings.append(
+            "the corpus has no pseudonym key and none can be made (read-only, or its key was "
+            "lost): e-mail annotators get pseudonyms of this export only"
+        )
+        return secrets.token_bytes(32)
+
+
 def _unfinished(corpus) -> list[str]:
     """A warning when the commit exported is that of a command which stopped before it finished
-    (killed: `interrupted`; or `failed`): the export holds what it wrote so far."""
-    log = corpus.commits() if corpus.commit is not None else None
-    if log is None or log.empty:
+    (killed: `interrupted`; or `failed`), or when a read-only corpus holds writes no commit names
+    and `.writing` names their killed command: the export holds what it wrote so far."""
+    if corpus.commit is None:
+        try:
+            killed = (corpus.path / WRITING_FILE).read_text("utf-8", errors="replace").strip()
+        except OSError:
+            return []
+        return (
+            [
+                f"{killed} stopped before it finished (the corpus, read-only, could not record it), "
+                "and this export holds what it had written; re-run it"
+            ]
+            if killed
+            else []
+        )
+    log = corpus.commits()
+    if log.empty:
         return []
     last = log.iloc[-1]
     if last["status"] == "ok" or last["status"] == "recovered":
@@ -209,6 +244,7 @@ def _export_dataset(
                     f"{option} {col!r} is not an articles column ({', '.join(sorted(art_cols))})"
                 )
         warnings: list[str] = _unfinished(corpus)
+        key = _pseudonym_key(corpus, ann, warnings)
         if chosen_by and chosen_by.get("stale"):
             warnings.append(
                 f"{chosen_by['stale']} article(s)' stored gold predates their annotators' latest "
@@ -282,6 +318,7 @@ def _export_dataset(
                 progress,
                 engine,
                 tmp / ".fingerprint",
+                key,
             )
             span_source.close()
             chosen.close()
@@ -547,6 +584,7 @@ def _stream(
     progress,
     engine,
     spill,
+    key: bytes,
 ) -> dict:
     """Read the selected articles chunk by chunk, build and encode each chunk's documents on
     `engine` (in order), and hand the encoded parts to the writers here. `chosen(start, n)`
@@ -574,7 +612,6 @@ def _stream(
             start += chunk["rows"].num_rows
             yield chunk
 
-    key = pseudonyms.stored_key(corpus.path) or secrets.token_bytes(32)
     context = (labels, list(schema.labels), [w.encoder for w in writers], key)
     done = 0
     encoded = None

@@ -37,16 +37,29 @@ from spanbank.tokens import TOKEN_PATTERN
 META_COLUMNS = ("title", "source", "url", "published_at", "language")
 _NOT_EXTRA = frozenset({"article_id", "text", "group", *META_COLUMNS})
 MAX_NAMED = 10
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # an annotator named by e-mail
 
 
-def without_emails(value, key: bytes) -> str | None:
-    """An annotator or annotation id as exported: each word holding an e-mail (a corpus from
-    before pull stored pseudonyms only) replaced by a pseudonym keyed with `key`, the one brat
-    ingest gives an e-mail (an unkeyed hash was reversed from a list of candidate addresses)."""
-    if _missing(value):
+def exported_annotator(annotator, key: bytes) -> str | None:
+    """The annotator as exported: an e-mail (a corpus from before pull stored pseudonyms only)
+    becomes the pseudonym brat ingest gives it, keyed with `key` (an unkeyed hash was reversed
+    from a list of candidate addresses); any other name as it is."""
+    if _missing(annotator):
         return None
-    return _EMAIL.sub(lambda m: pseudonyms.pseudonym(key, "brat", m.group()), str(value))
+    name = str(annotator)
+    return pseudonyms.pseudonym(key, "brat", name) if EMAIL.fullmatch(name) else name
+
+
+def exported_annotation_id(annotation_id, annotator, key: bytes) -> str | None:
+    """The annotation id as exported: an e-mail annotator's address in it (brat ingest once made
+    `import-ARTICLE-EMAIL-HASH`) replaced by that annotator's pseudonym; an id that merely holds
+    an "@" (`press@v2.1`) kept."""
+    if _missing(annotation_id):
+        return None
+    text, name = str(annotation_id), None if _missing(annotator) else str(annotator)
+    if name and EMAIL.fullmatch(name) and name in text:
+        text = text.replace(name, exported_annotator(name, key))
+    return text
 
 
 def _plain(value):
@@ -154,8 +167,8 @@ def build_documents(
         if extra:
             meta["extra"] = extra
         if ann:
-            meta["annotation_id"] = without_emails(ann_id, key)
-            meta["annotator"] = without_emails(ann.get("annotator"), key)
+            meta["annotation_id"] = exported_annotation_id(ann_id, ann.get("annotator"), key)
+            meta["annotator"] = exported_annotator(ann.get("annotator"), key)
             meta["origin"] = _plain(ann.get("origin"))
         if "group" in art:
             meta["group"] = _plain(art["group"])

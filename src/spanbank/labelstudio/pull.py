@@ -4,8 +4,6 @@ yielding progress); edits supersede, deletions mark, nothing stored is dropped."
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections import Counter
 
 import pandas as pd
@@ -22,7 +20,6 @@ from spanbank.corpus.annotations import (
 )
 from spanbank.corpus.articles import texts_of
 from spanbank.errors import (
-    CorpusError,
     LabelStudioError,
     LabelStudioServerError,
     ListingChangedError,
@@ -37,8 +34,7 @@ from spanbank.labelstudio.projects import (
 )
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
 from spanbank.progress import Event
-from spanbank.pseudonyms import KEY_FILE as PSEUDONYM_KEY_FILE
-from spanbank.pseudonyms import pseudonym
+from spanbank.pseudonyms import pseudonym, pseudonym_key
 
 PAGE_SIZE = 500
 LISTING_PAGE = 1000  # tasks per page of the cheap listing
@@ -49,31 +45,6 @@ def server_tag(ls_url: str) -> str:
     """Six hex digits of a URL: the tag of a server first seen before servers had fingerprints
     (`identity.resolve_server` gives every server's tag)."""
     return identity.url_tag(ls_url)
-
-
-def pseudonym_key(corpus: Corpus) -> bytes:
-    """The corpus's secret for annotator pseudonyms (`<corpus>/.pseudonym_key`, 0600, made once,
-    before the first pseudonym: a new key would give people who have one a second)."""
-    path = corpus.path / PSEUDONYM_KEY_FILE
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
-    made = len(corpus.read("annotators", columns=["annotator"]))
-    if made:
-        raise CorpusError(
-            f"{path} is missing, yet {made} annotator pseudonym(s) of this corpus were made with "
-            "it; restore it from where the corpus came from (`cp -r corpus/*` leaves dot files "
-            "behind): a new key would give the same people new pseudonyms"
-        )
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex())
-    return key
 
 
 def _pull_project(
