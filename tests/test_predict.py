@@ -231,3 +231,54 @@ def test_push_reads_a_predictions_file_as_it_tags(tmp_path):
             (want,) = rules[aid]
             assert pred["result"] == want["result"], (name, aid)
             assert pred["score"] == want["score"] and pred["model_version"] == f"file:{name}"
+
+
+def test_a_hand_made_predictions_file_is_read_or_refused_in_one_line(tmp_path):
+    """Hunt I, finding 6: a score that is no number was a traceback; integer span ids in a column
+    where one row has none read as 1.0, so every link was dropped; a link label the schema lacks
+    went to Label Studio as it was."""
+    import pytest
+
+    from spanbank.corpus.articles import attach_rows, selection_frame
+    from spanbank.errors import SpanbankError
+    from spanbank.labelstudio.push import _predictions
+
+    corpus = _corpus(tmp_path)
+    candidates = attach_rows(corpus, selection_frame(corpus, None))
+    text = TEXTS["en1"]
+    quote, speaker = (0, text.index(",”") + 2), (text.index("the minister"), text.index(" said"))
+
+    def run(rows):
+        path = tmp_path / "p.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return _predictions(str(path), candidates, corpus.schema)[0]
+
+    rows = [
+        {
+            "article_id": "en1",
+            "span_id": 1,
+            "label": "QUOTE",
+            "start": quote[0],
+            "end": quote[1],
+            "links": json.dumps([{"label": "said_by", "to": 2}]),
+        },
+        {
+            "article_id": "en1",
+            "span_id": 2,
+            "label": "SPEAKER",
+            "start": speaker[0],
+            "end": speaker[1],
+            "links": "[]",
+        },
+        {"article_id": "en2", "label": "SPEAKER", "start": 0, "end": 9},  # no span_id
+    ]
+    (pred,) = run(rows)["en1"]
+    rel = [
+        (r["from_id"], r["to_id"], r["labels"]) for r in pred["result"] if r["type"] == "relation"
+    ]
+    assert rel == [("1", "2", ["said_by"])]
+    with pytest.raises(SpanbankError, match=r"score 'high' of article en1 is not a number"):
+        run([{**rows[0], "score": "high"}, rows[1]])
+    bad = {**rows[0], "links": json.dumps([{"label": "nonsense", "to": 2}])}
+    with pytest.raises(SpanbankError, match=r"link label\(s\) nonsense not in schema news-v1"):
+        run([bad, rows[1]])

@@ -182,9 +182,12 @@ def _predictions(
         text = texts[aid]
         rows = group.to_dict("records")
         good = [r for r in rows if 0 <= int(r["start"]) < int(r["end"]) <= len(text)]
+        for r in good:  # ids as text: a column with a missing id reads 1 as 1.0
+            if "span_id" in r and not pd.isna(r["span_id"]):
+                r["span_id"] = _id_text(r["span_id"])
         if good:
-            result = convert.spans_to_result(text, good, _file_links(good, path), schema)
-            scores = [float(r["score"]) for r in good if pd.notna(r.get("score", np.nan))]
+            result = convert.spans_to_result(text, good, _file_links(good, path, schema), schema)
+            scores = [_score(r, path) for r in good if pd.notna(r.get("score", np.nan))]
             score = sum(scores) / len(scores) if scores else None
             out[aid] = [convert.prediction(result, version, score)]
     missing = len(texts) - len(out)
@@ -193,26 +196,50 @@ def _predictions(
     return out, why
 
 
-def _file_links(rows: list[dict], path: Path) -> list[dict]:
+def _file_links(rows: list[dict], path: Path, schema) -> list[dict]:
     """Relations of a predictions file's spans: each row's `links` (JSON list of {label, to},
-    what `preannotate --out` writes) from its span_id."""
+    what `preannotate --out` writes) from its span_id; a label not in the schema is an error."""
     relations = []
     for r in rows:
         links = r.get("links")
         if not isinstance(links, str | list | np.ndarray) or pd.isna(r.get("span_id")):
             continue
+        where = f"--preannotate: {path}: span {r['span_id']} of article {r['article_id']}"
         try:
             links = json.loads(links) if isinstance(links, str) else list(links)
             relations += [
-                {"from_span_id": r["span_id"], "to_span_id": k["to"], "label": k["label"]}
+                {"from_span_id": r["span_id"], "to_span_id": _id_text(k["to"]), "label": k["label"]}
                 for k in links
             ]
         except (ValueError, TypeError, KeyError):
             raise SpanbankError(
-                f"--preannotate: {path}: span {r['span_id']} of article {r['article_id']} has "
-                f"links that are not a JSON list of {{label, to}}: {str(r['links'])[:80]}"
+                f"{where} has links that are not a JSON list of {{label, to}}: "
+                f"{str(r['links'])[:80]}"
             ) from None
+    unknown = sorted({str(x["label"]) for x in relations} - set(schema.relations))
+    if unknown:
+        raise SpanbankError(
+            f"--preannotate: {path}: link label(s) {', '.join(unknown)} not in schema "
+            f"{schema.ident} ({', '.join(sorted(schema.relations))})"
+        )
     return relations
+
+
+def _id_text(value) -> str:
+    """A span id as text: 1.0 (an integer id in a column pandas made float) as 1."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _score(row: dict, path: Path) -> float:
+    try:
+        return float(row["score"])
+    except (TypeError, ValueError):
+        raise SpanbankError(
+            f"--preannotate: {path}: score {row['score']!r} of article {row['article_id']} is "
+            "not a number"
+        ) from None
 
 
 def _server_tasks(client: LabelStudioClient, project_id: int) -> pd.DataFrame:

@@ -556,11 +556,13 @@ class NewUser:
 
 
 # what Django's EmailValidator accepts, quoted names left out: an unquoted dot-atom, then a
-# domain with a dot (or localhost); Label Studio's signup form answers others with its page again
+# domain with a dot, localhost or an [address]; Label Studio's signup form answers others with
+# its page again, giving no reason
 _EMAIL = re.compile(
-    r"(?!\.)(?!.*\.\.)[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+(?<!\.)"
-    r"@(?:localhost|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+    r"(?!\.)(?!.*\.\.)[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+(?<!\.)@(?:localhost|\[[0-9A-Fa-f:.]+\]"
+    r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}(?<!-))"
 )
+MAX_EMAIL = 320  # Django's limit
 
 
 def _idna(email: str) -> str:
@@ -586,7 +588,9 @@ def add_user(email: str, data_dir: str | os.PathLike | None = None) -> NewUser:
     if info is None:
         raise ServerError("no local Label Studio is running; run `spanbank server start` first")
     email = email.strip()
-    if not _EMAIL.fullmatch(_idna(email)):  # Label Studio's form refuses these, giving no reason
+    if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(
+        _idna(email)
+    ):  # Label Studio's form refuses these, giving no reason
         raise ServerError(
             f"{email!r} is not an e-mail address Label Studio takes (name@domain.tld: letters, "
             "digits and !#$%&'*+-/=?^_`{|}~. before the @)"
