@@ -255,3 +255,19 @@ def test_a_read_only_corpus_s_unrecorded_kill_is_said_by_the_export(tmp_path):
         "it finished, and this export holds what it "
         "had written; re-run it"
     )
+
+
+def test_a_failed_command_s_commit_is_not_warned_of_again(tmp_path):
+    """A command that failed said so when it failed (a push whose ml-backend was down): every
+    later export repeated "re-run it" though it changed no gold (hunt I, finding 9)."""
+    import pytest
+
+    from conftest import article_rows
+    from spanbank.export import _unfinished
+
+    corpus = build_corpus(tmp_path / "c")
+    with pytest.raises(ValueError), corpus.writer() as w:
+        w.append("articles", article_rows({"late": "A later article."}))
+        raise ValueError("the backend is down")
+    assert corpus.commits()["status"].iloc[-1] == "failed (ValueError)"
+    assert _unfinished(corpus.frozen()) == []

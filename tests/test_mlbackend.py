@@ -160,6 +160,7 @@ def test_label_studio_fetches_predictions_from_the_backend_that_push_connected(
     # a backend URL with credentials: Label Studio gets them, the summary shows none (hunt F, 3)
     secret = backend.replace("http://", "http://mluser:mlSecretPw@")
     shown = register(ls_client, pid, secret)
-    assert shown == {"url": backend, "id": shown["id"], "state": "registered"}
+    masked = backend.replace("http://", "http://***@")
+    assert shown == {"url": masked, "id": shown["id"], "state": "registered"}
     urls = [b["url"] for b in ls_client.request("GET", "/api/ml", params={"project": pid})]
     assert secret in urls

@@ -202,11 +202,16 @@ def test_a_4xx_that_echoes_the_key_or_a_url_password_shows_neither(status):
     key = "0123456789abcdef0123456789abcdef01234567"
     with FaultProxy("http://127.0.0.1:9", plan=lambda m, p, n: f"echo:{status}") as proxy:
         client = LabelStudioClient(proxy.url, key)
-        with pytest.raises(LabelStudioError) as err:
-            client.request("POST", "/api/ml", json_body={"url": f"http://ml:{PASSWORD}@host:9090"})
-    message = str(err.value)
-    assert f"({status}): " in message and "rejected Token ***" in message, message
-    assert key not in message and PASSWORD not in message and "ml:" not in message, message
+        # a space in the password stopped the text rule (hunt I, finding 7)
+        for password in (PASSWORD, "my secret"):
+            with pytest.raises(LabelStudioError) as err:
+                client.request(
+                    "POST", "/api/ml", json_body={"url": f"http://ml:{password}@host:9090"}
+                )
+            message = str(err.value)
+            assert f"({status}): " in message and "rejected Token ***" in message, message
+            assert key not in message and password not in message, message
+            assert "ml:" not in message and "secret" not in message, message
 
 
 def test_a_personal_access_token_with_an_unreadable_expiry_is_one_line():
@@ -223,3 +228,17 @@ def test_a_personal_access_token_with_an_unreadable_expiry_is_one_line():
         with pytest.raises(AuthError, match="expiry cannot be read") as err:
             LabelStudioClient("http://127.0.0.1:9", token)
         assert payload not in str(err.value)
+
+
+def test_a_host_no_name_server_holds_is_a_malformed_url_not_a_traceback():
+    """`xn--.com` passed the check and every command died with idna's IDNAError (hunt I, 9)."""
+    from spanbank.errors import LabelStudioError
+
+    for url, why in (
+        ("http://xn--a.example:8080", "Codepoint U+0080"),
+        ("http://exa mple.com:8080", "no host is named 'exa%20mple.com'"),
+        ("http://user:secret@xn--.com", "user name or password"),
+    ):
+        with pytest.raises(LabelStudioError, match="is malformed") as err:
+            LabelStudioClient(url, "0" * 40)
+        assert why in str(err.value) and "secret" not in str(err.value)

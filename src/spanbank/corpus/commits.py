@@ -35,11 +35,12 @@ def without_emails(text: str) -> str:
     return _EMAIL.sub("***", text)
 
 
-def _without_userinfo(arg: str) -> str:
+def mask_userinfo(arg: str) -> str:
     """`arg` with each URL's user-info masked (`scheme://***@`): up to the last "@" of its
     authority (which ends at the first "/", "?" or "#"), or, when the authority holds a ":" but
-    no "@" (a password holding "/"), up to the argument's last "@": masking too much rather than
-    leaving part of a password. An "@" in a path or query (`s3://bucket/key@v1`) is no user-info."""
+    no "@" (a password holding "/"), up to the last "@" before a space: masking too much rather
+    than leaving part of a password. An "@" in a path or query (`s3://bucket/key@v1`) is no
+    user-info."""
     out, pos = [], 0
     for m in _URL_START.finditer(arg):
         if m.start() < pos:
@@ -47,8 +48,8 @@ def _without_userinfo(arg: str) -> str:
         rest = arg[m.end() :]
         end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
         at = rest.rfind("@", 0, end)
-        if at < 0 and ":" in rest[:end]:
-            at = rest.rfind("@")
+        if at < 0 and ":" in rest[:end]:  # the last "@" before any space: text goes on after it
+            at = rest.rfind("@", 0, next((i for i, c in enumerate(rest) if c.isspace()), len(rest)))
         if at >= 0:
             out.append(arg[pos : m.end()] + "***")
             pos = m.end() + at
@@ -77,7 +78,7 @@ def command_line(
             continue
         for s in secrets:
             arg = arg.replace(s, "***")
-        arg = _without_userinfo(arg)
+        arg = mask_userinfo(arg)
         out.append(_EMAIL.sub(lambda m: pseudonym(m.group()) if pseudonym else "***", arg))
     return " ".join(out)
 

@@ -146,9 +146,9 @@ def _pseudonym_key(corpus, ann: pd.DataFrame, warnings: list[str]) -> bytes:
 
 
 def _unfinished(corpus) -> list[str]:
-    """A warning when the commit exported is that of a command which stopped before it finished
-    (killed: `interrupted`; or `failed`), or when a read-only corpus holds writes no commit names
-    and `.writing` names their killed command: the export holds what it wrote so far."""
+    """A warning when the commit exported is that of a command killed before it finished
+    (`interrupted`), or when a read-only corpus holds writes no commit names and `.writing` names
+    their killed command: the export holds what it wrote so far."""
     if corpus.commit is None:
         try:
             killed = (corpus.path / WRITING_FILE).read_text("utf-8", errors="replace").strip()
@@ -166,7 +166,7 @@ def _unfinished(corpus) -> list[str]:
     if log.empty:
         return []
     last = log.iloc[-1]
-    if last["status"] == "ok" or last["status"] == "recovered":
+    if last["status"] != "interrupted":  # a failed command said so when it failed
         return []
     return [
         f"commit {int(last['commit'])} ({last['command']}) is {last['status']}: that command "

@@ -16,6 +16,7 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from spanbank.corpus.commits import mask_userinfo
 from spanbank.errors import (
     AuthError,
     LabelStudioError,
@@ -451,7 +452,10 @@ def check_url(url: str) -> str:
     try:
         parsed = httpx.URL(url)
         parsed.port  # noqa: B018 - a bad port raises only when read
-    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        parsed.raw_host  # noqa: B018 - nor a bad IDNA host (`xn--.com`) until it is encoded
+        if "%" in parsed.host:  # a space or other byte no host name holds, percent-encoded
+            raise ValueError(f"no host is named {parsed.host!r}")
+    except (httpx.InvalidURL, ValueError, TypeError, UnicodeError) as exc:
         # a password holding '/', '?' or '#' reads as a port or a path: the error would show it
         why = "a user name or password, which spanbank does not use, must not hold '/?#@'"
         raise LabelStudioError(
@@ -542,5 +546,5 @@ def _detail(resp: httpx.Response) -> str:
             )
         text = json.dumps(body, ensure_ascii=False)
     credential = resp.request.headers.get("authorization", "").partition(" ")[2].strip()
-    text = redact_url(_redact(text, credential) if credential else text)
+    text = mask_userinfo(redact_url(_redact(text, credential) if credential else text))
     return text[:300].replace("\n", " ")

@@ -11,7 +11,7 @@ import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from spanbank.errors import SpanbankError
+from spanbank.errors import LabelStudioError, SpanbankError
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.convert import LS_TEXT_NAME
 
@@ -125,16 +125,19 @@ def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 909
 
 def register(client, project_id: int, url: str, title: str = "spanbank") -> dict:
     """Connect the ML backend at `url` to the project (once: an existing connection is kept).
-    The summary shows `url` without its user-info (Label Studio gets it whole, to log in)."""
-    from spanbank.labelstudio.client import redact_url
+    The summary shows `url` with its user-info masked (Label Studio gets it whole, to log in)."""
+    from spanbank.corpus.commits import mask_userinfo
 
     found = client.request("GET", "/api/ml", params={"project": project_id}) or []
     for backend in found:
         if backend.get("url", "").rstrip("/") == url.rstrip("/"):
-            return {"url": redact_url(url), "id": backend["id"], "state": "kept"}
-    made = client.request(
-        "POST",
-        "/api/ml",
-        json_body={"url": url, "project": project_id, "title": title, "is_interactive": True},
-    )
-    return {"url": redact_url(url), "id": made["id"], "state": "registered"}
+            return {"url": mask_userinfo(url), "id": backend["id"], "state": "kept"}
+    try:
+        made = client.request(
+            "POST",
+            "/api/ml",
+            json_body={"url": url, "project": project_id, "title": title, "is_interactive": True},
+        )
+    except LabelStudioError as exc:  # its reason quotes the URL, whatever its password holds
+        raise type(exc)(str(exc).replace(url, mask_userinfo(url))) from None
+    return {"url": mask_userinfo(url), "id": made["id"], "state": "registered"}

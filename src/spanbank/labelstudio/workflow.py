@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator
 
 import pandas as pd
 
+from spanbank.corpus.commits import mask_userinfo
 from spanbank.errors import (
     LabelStudioError,
 )
@@ -37,7 +38,7 @@ def connect(url: str | None = None, api_key: str | None = None) -> LabelStudioCl
     try:
         return LabelStudioClient(*connection(url, api_key))
     except LabelStudioError as exc:  # its message may quote a URL holding a password
-        raise type(exc)(redact_url(str(exc))) from None
+        raise type(exc)(mask_userinfo(redact_url(str(exc)))) from None
 
 
 def utc_now() -> pd.Timestamp:
