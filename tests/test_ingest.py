@@ -817,8 +817,11 @@ def test_reingest_updates_the_metadata_it_gives_and_nothing_else(corpus, tmp_pat
     pq.write_table(
         pa.table({"id": ["p1"], "text": ["four"], "source": ["s"]}), tmp_path / "b.parquet"
     )
+    order = corpus.read("articles")["article_id"].tolist()
     summary = ingest_paths(corpus, [again, tmp_path / "b.csv", tmp_path / "b.parquet"])
     assert (summary.added, summary.unchanged, summary.metadata_updated) == (0, 4, 2)
+    # updated where they stand: moved to the end, they changed the export's order (hunt I, 11)
+    assert corpus.read("articles")["article_id"].tolist() == order
     after = _articles(corpus)
     assert (after["j1"]["title"], after["j1"]["source"], after["j1"]["url"]) == (
         "New",

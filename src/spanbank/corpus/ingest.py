@@ -917,7 +917,7 @@ def _ingest_files(
                 raise
             updated = changes.updates()  # a commit of its own: a kill before it loses nothing
             if len(updated):  # the next run does not find done
-                w.upsert("articles", updated, "article_id")
+                w.update("articles", updated, "article_id")
                 summary.metadata_updated = len(updated)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -1642,7 +1642,7 @@ def _metadata_updates(corpus: Corpus, articles: pd.DataFrame, existing: dict) ->
 
 def _write_metadata_updates(corpus: Corpus, w, updated: pd.DataFrame) -> None:
     """Replace the updated articles' rows (text untouched) in one commit."""
-    w.upsert("articles", updated, "article_id")
+    w.update("articles", updated, "article_id")
 
 
 def _import_annotators(corpus: Corpus, names: set[str]) -> tuple[dict[str, str], list[dict]]:

@@ -777,10 +777,21 @@ class Writer:
         self.touched.add(name)
         return out.rows
 
-    def _rewrite(self, name: str, key: str, values: pa.Array, new: pa.Table | None) -> int:
+    def update(self, name: str, rows, key: str) -> None:
+        """Replace the stored rows whose `key` matches one of `rows` where they stand (the table's
+        order kept: an article whose metadata changed stays in its place); one commit. Rows of
+        keys not stored are not added."""
+        new = self._rows(name, rows)
+        if new.num_rows:
+            self._rewrite(name, key, new.column(key).combine_chunks(), new, in_place=True)
+
+    def _rewrite(
+        self, name: str, key: str, values: pa.Array, new: pa.Table | None, in_place: bool = False
+    ) -> int:
         """Drop rows whose `key` is in `values` from the files holding them (each rewritten, a row
-        group at a time, in place of the old one), append `new`; one commit. Returns the rows
-        dropped."""
+        group at a time, in place of the old one), append `new`; one commit. With `in_place`,
+        each dropped row is replaced by `new`'s row of its key, where it stood, and nothing is
+        appended. Returns the rows dropped."""
         path = self._path(name)
         schema = self.corpus.stored_schema(name)
         dt = self.corpus.snapshot(name)
@@ -794,6 +805,8 @@ class Writer:
         if not hits and new is None:
             return 0
         target = self._target(name, new if new is not None else schema.empty_table())
+        if in_place:
+            new = _conform(name, new, target)
         nxt = delta.latest_version(path) + 1
         private = name in PRIVATE_TABLES
         adds, writers = [], []
@@ -804,10 +817,13 @@ class Writer:
                 pf = pq.ParquetFile(f)
                 for g in range(pf.num_row_groups):
                     group = delta.read_conform(pf.read_row_group(g), schema, schema.names)
+                    if in_place:
+                        w.write(_replaced(_conform(name, group, target), new, key))
+                        continue
                     keep = pc.invert(pc.fill_null(pc.is_in(group[key], value_set=values), False))
                     w.write(_conform(name, group.filter(keep), target))
                 adds += w.finish()
-            if new is not None:
+            if new is not None and not in_place:
                 w = delta.FileWriter(path, nxt, target, private)
                 writers.append(w)
                 w.write(_conform(name, new, target))
@@ -843,6 +859,17 @@ class Planned:
     def conform(self, table: pa.Table) -> pa.Table:
         """`table` as the table's columns and types (what `Writer.append` writes)."""
         return _conform(self.name, table, self.schema)
+
+
+def _replaced(group: pa.Table, new: pa.Table, key: str) -> pa.Table:
+    """`group` with each row whose `key` `new` holds replaced by `new`'s row, in its place."""
+    idx = pc.index_in(group[key], value_set=new[key])
+    found = idx.is_valid().to_numpy(zero_copy_only=False)
+    if not found.any():
+        return group
+    rows = np.arange(group.num_rows)
+    rows[found] = group.num_rows + idx.fill_null(0).to_numpy()[found]
+    return pa.concat_tables([group, new]).take(pa.array(rows))
 
 
 def _conform(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
