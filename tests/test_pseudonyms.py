@@ -7,6 +7,7 @@ import pytest
 
 from _helpers import region
 from conftest import make_corpus
+from spanbank import pseudonyms
 from spanbank.annotators import list_annotators, resolve_annotators
 from spanbank.errors import CorpusError, LabelStudioError
 from spanbank.labelstudio import pull as ls_pull
@@ -70,7 +71,7 @@ def test_a_missing_key_is_not_made_again_once_pseudonyms_exist(tmp_path):
             "annotators",
             [{"annotator": person, "ls_url": "http://ls", "ls_user_id": 7, "email": None}],
         )
-    (corpus.path / ls_pull.PSEUDONYM_KEY_FILE).unlink()
+    (corpus.path / pseudonyms.KEY_FILE).unlink()
     with pytest.raises(CorpusError, match=r"\.pseudonym_key is missing, yet 1 annotator"):
         ls_pull.pseudonym_key(corpus)
-    assert not (corpus.path / ls_pull.PSEUDONYM_KEY_FILE).exists()
+    assert not (corpus.path / pseudonyms.KEY_FILE).exists()

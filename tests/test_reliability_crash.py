@@ -30,6 +30,7 @@ import pytest
 
 from _helpers import region, server_articles
 from conftest import make_corpus
+from spanbank import pseudonyms
 from spanbank.corpus import delta
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import TABLES
@@ -421,8 +422,8 @@ def test_brat_ingest_killed_at_every_write_boundary(tmp_path):
         20
     ):  # more than the writes a brat ingest makes; the loop stops at the first clean exit
         corpus = Corpus.init(tmp_path / f"k{n}")
-        if (ref.path / ls_pull.PSEUDONYM_KEY_FILE).exists():  # the same pseudonyms as the reference
-            shutil.copy2(ref.path / ls_pull.PSEUDONYM_KEY_FILE, corpus.path)
+        if (ref.path / pseudonyms.KEY_FILE).exists():  # the same pseudonyms as the reference
+            shutil.copy2(ref.path / pseudonyms.KEY_FILE, corpus.path)
         cmd = [sys.executable, "-c", KILL_AT_WRITE, "--corpus", str(corpus.path), *args]
         done = subprocess.run(
             cmd,
