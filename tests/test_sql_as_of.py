@@ -31,7 +31,7 @@ def test_commits_and_pins_end_at_the_as_of_commit(tmp_path):
     corpus = _three_commits(tmp_path / "c")
     pin(corpus, 1, "export")
     pin(corpus, 3, "export")
-    q = "select (select max(commit) from commits) as newest, (select list(commit) from pins) as p"
+    q = "select (select max(commit) from commits) as newest, (select list(commit order by commit) from pins) as p"
     for as_of, newest, pins in ((1, 1, [1]), (2, 2, [1]), (3, 3, [1, 3])):
         code, out = _sql(corpus, q, "--json", "--as-of", as_of)
         assert code == 0, out
