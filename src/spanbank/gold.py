@@ -532,13 +532,26 @@ def _ranked(golds: pd.DataFrame) -> pd.DataFrame:
     return golds.drop(columns=["_rank", "_global"])
 
 
-def stale_articles(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> set:
+def stale_articles(
+    corpus, golds: pd.DataFrame, live: pd.DataFrame, current: pd.Series | None = None
+) -> set:
     """Articles whose stored gold, the one the selection would choose, was made from annotations
-    since edited, added or deleted (the export adjudicates them again)."""
+    since edited, added or deleted (the export adjudicates them again). `current`: what
+    `current_gold` gave for these rows (by index), so several calls share its passes."""
     if golds.empty:
         return set()
     top = _ranked(golds).drop_duplicates("article_id")
-    return set(top.loc[~_current(corpus, top, live), "article_id"])
+    fresh = (
+        _current(corpus, top, live)
+        if current is None
+        else current.reindex(top.index).fillna(True).to_numpy(dtype=bool)
+    )
+    return set(top.loc[~fresh, "article_id"])
+
+
+def current_gold(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> pd.Series:
+    """Per stored gold row (by index): still made from its annotators' latest work."""
+    return pd.Series(_current(corpus, golds, live), index=golds.index, dtype=bool)
 
 
 def _current(corpus, golds: pd.DataFrame, live: pd.DataFrame) -> np.ndarray:

@@ -14,7 +14,7 @@ from spanbank.corpus.annotations import (
     task_plans,
 )
 from spanbank.corpus.store import Corpus
-from spanbank.gold import stale_articles
+from spanbank.gold import current_gold, stale_articles
 from spanbank.honeypots import corpus_honeypot_scores
 from spanbank.labelstudio.overlap import OVERLAP_COLUMN
 from spanbank.throughput import throughput, timed_ids
@@ -38,6 +38,8 @@ def corpus_status(corpus: Corpus) -> dict:
     tasks = corpus.read("tasks")
     records = corpus.read("projects")
     conflicts = corpus.read("conflicts")  # tables other commands add: empty when absent
+    gold = _gold_of(live)
+    current = current_gold(corpus, gold, live)  # once: each project's count reads it
     projects = sorted(
         set(tasks["project"].dropna().unique()) | set(live["project"].dropna().unique())
     )
@@ -57,11 +59,11 @@ def corpus_status(corpus: Corpus) -> dict:
             str(k): int(v) for k, v in live["origin"].value_counts().sort_index().items()
         },
         "skipped": len(skipped),
-        "stale_gold": len(stale_articles(corpus, _gold_of(live), live)),
+        "stale_gold": len(stale_articles(corpus, gold, live, current)),
         "spans": int(span_counts.sum()),
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
-            _project_status(corpus, p, tasks, live, skipped, span_counts, records, conflicts)
+            _project_status(p, tasks, live, skipped, span_counts, records, conflicts, current)
             | {
                 "throughput": throughput(ann, labelled, p)["overall"],
                 "honeypots": corpus_honeypot_scores(corpus, p, bootstrap=STATUS_BOOTSTRAP),
@@ -104,7 +106,9 @@ def _gold_of(live: pd.DataFrame) -> pd.DataFrame:
     return live[(live["origin"] == "gold") & (live["annotator"] != REVIEW_ANNOTATOR)]
 
 
-def _project_status(corpus, project, tasks, live, skipped, span_counts, records, conflicts) -> dict:
+def _project_status(
+    project, tasks, live, skipped, span_counts, records, conflicts, current
+) -> dict:
     """One project's row of `corpus_status`."""
     rec = _record(records, project)
     t = tasks[tasks["project"] == project]
@@ -121,7 +125,7 @@ def _project_status(corpus, project, tasks, live, skipped, span_counts, records,
     missing = (overlap or DEFAULT_OVERLAP) - per_article
     missing = missing[missing > 0]
     gold = _gold_of(live[live["project"] == project])
-    stale = stale_articles(corpus, gold, live)
+    stale = stale_articles(None, gold, live, current)
     pulled = rec.get("last_pull_at")
     if pulled is None or pd.isna(pulled):
         pulled = live.loc[live["project"] == project, "pulled_at"].max()
