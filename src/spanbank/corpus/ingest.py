@@ -978,7 +978,7 @@ def _write_jobs(
         is_same = same.to_numpy(zero_copy_only=False)
         changes.check(part.spool, rows[is_same], at[is_same])
         is_stored = pc.is_valid(known).to_numpy(zero_copy_only=False)
-        clash = is_stored & ~same.to_numpy(zero_copy_only=False)
+        clash = is_stored & ~is_same
         show = []
         if clash.any():
             file_of = np.empty(part.rows, dtype=np.int64)

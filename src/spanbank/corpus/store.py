@@ -501,15 +501,20 @@ class Corpus:
             self.check_tables()
             self._commit_strays()
 
+    def killed_command(self) -> str:
+        """The command line a writer killed while it held this corpus left in `.writing` ("" when
+        none; read under the lock, so no live writer's)."""
+        try:
+            return (self.path / WRITING_FILE).read_text("utf-8", errors="replace").strip()
+        except OSError:
+            return ""
+
     def _commit_strays(self) -> None:
         """Versions written since the last commit get a commit row: `interrupted`, naming the
         command, when a killed writer left `.writing`; else `recovered` (another tool)."""
         number, versions = self._last_commit()
         now = self.versions()
-        try:
-            killed = (self.path / WRITING_FILE).read_text("utf-8", errors="replace").strip()
-        except OSError:
-            killed = ""
+        killed = self.killed_command()
         if number and now != versions or not number and any(v > 0 for v in now.values()):
             if killed:
                 self._record_commit("interrupted", killed)

@@ -31,7 +31,6 @@ from spanbank.corpus.delta import read_conform
 from spanbank.corpus.maintenance import pin
 from spanbank.corpus.metadata import MAX_YEAR, MIN_YEAR
 from spanbank.corpus.store import CONFIG_FILE as CORPUS_CONFIG
-from spanbank.corpus.store import WRITING_FILE
 from spanbank.corpus.tables import TABLES, isin
 from spanbank.errors import CorpusError, ExportError
 from spanbank.export.brat import BratWriter
@@ -132,8 +131,8 @@ def _pseudonym_key(corpus, ann: pd.DataFrame, warnings: list[str]) -> bytes:
     key = pseudonyms.stored_key(corpus.path)
     if key is not None:
         return key
-    names = ann["annotator"].dropna().astype(str) if "annotator" in ann else pd.Series([], str)
-    if not names.map(lambda n: bool(EMAIL.fullmatch(n))).any():
+    names = ann["annotator"].dropna().unique() if "annotator" in ann else ()  # a few people
+    if not any(EMAIL.fullmatch(str(n)) for n in names):
         return secrets.token_bytes(32)  # no e-mail to pseudonymise: the key is never used
     try:
         return pseudonyms.pseudonym_key(corpus)
@@ -150,10 +149,7 @@ def _unfinished(corpus) -> list[str]:
     (`interrupted`), or when a read-only corpus holds writes no commit names and `.writing` names
     their killed command: the export holds what it wrote so far."""
     if corpus.commit is None:
-        try:
-            killed = (corpus.path / WRITING_FILE).read_text("utf-8", errors="replace").strip()
-        except OSError:
-            return []
+        killed = corpus.killed_command()
         return (
             [
                 f"{killed} stopped before it finished (the corpus, read-only, could not record it), "
