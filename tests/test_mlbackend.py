@@ -69,12 +69,26 @@ def test_the_backend_answers_health_setup_and_predict(trained, backend):
     assert second["result"] == []
     assert _call(backend, "/predict", {"tasks": "nope"})[0] == 400
     # JSON of other shapes: each was a traceback and a dropped connection (hunt F, finding 8)
-    for bad in ([1], {"tasks": [1]}, {"tasks": [{"data": "text"}]}, {"tasks": [{"meta": "x"}]}):
-        assert _call(backend, "/predict", bad) == (
-            400,
-            {"error": "predict needs a list of tasks (objects)"},
-        ), bad
-    assert _call(backend, "/predict", {"tasks": [{"data": {"text": 5}}]})[0] == 400
+    assert _call(backend, "/predict", [1]) == (
+        400,
+        {"error": "predict needs a list of tasks (objects)"},
+    )
+    good = {"data": {"text": text}}
+    for bad, error in (
+        ([1], "task 0 is not an object"),
+        ([good, {"data": "text"}], "task 1 has no text under data.text"),
+        (
+            [{"id": 7, "meta": "x", "data": {"text": text}}],
+            "task 7 has a meta that is not an object",
+        ),
+        # a task without its text under data.text was answered 200 with an empty prediction
+        # (hunt G, finding 2)
+        ([{"id": 8, "data": {"txt": text}}], "task 8 has no text under data.text"),
+        ([{"data": {"text": 12345}}], "task 0 has no text under data.text"),
+        ([{"data": {}}], "task 0 has no text under data.text"),
+        ([{}], "task 0 has no text under data.text"),
+    ):
+        assert _call(backend, "/predict", {"tasks": bad}) == (400, {"error": error}), bad
     assert _call(backend, "/health")[0] == 200  # still serving
     # a prediction that fails (the model folder moved away) is an answer, not a dropped
     # connection (hunt G, finding 9)

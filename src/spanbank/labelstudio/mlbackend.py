@@ -27,7 +27,7 @@ def predict_tasks(tasks: list[dict], model_dir: str, schema) -> list[dict]:
     """One LS prediction per task (an empty result when the model has nothing for it)."""
     from spanbank.predict import tag_articles
 
-    texts = [(t.get("data") or {}).get(LS_TEXT_NAME) or "" for t in tasks]
+    texts = [t["data"][LS_TEXT_NAME] for t in tasks]
     langs = [(t.get("meta") or {}).get("language") for t in tasks]
     version = model_version(model_dir)
     out = []
@@ -39,17 +39,17 @@ def predict_tasks(tasks: list[dict], model_dir: str, schema) -> list[dict]:
     return out
 
 
-def _is_task(task) -> bool:
-    """A task `predict_tasks` can read: an object whose data and meta, if any, are objects and
-    whose text, if any, is text."""
+def _task_problem(task) -> str | None:
+    """Why `predict_tasks` cannot read `task` (None when it can): an object with its text under
+    `data.text` (Label Studio always sends it; another key would get an empty prediction)."""
     if not isinstance(task, dict):
-        return False
-    data, meta = task.get("data") or {}, task.get("meta") or {}
-    return (
-        isinstance(data, dict)
-        and isinstance(meta, dict)
-        and isinstance(data.get(LS_TEXT_NAME) or "", str)
-    )
+        return "is not an object"
+    data, meta = task.get("data"), task.get("meta") or {}
+    if not isinstance(data, dict) or not isinstance(data.get(LS_TEXT_NAME), str):
+        return f"has no text under data.{LS_TEXT_NAME}"
+    if not isinstance(meta, dict):
+        return "has a meta that is not an object"
+    return None
 
 
 def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 9090):
@@ -96,9 +96,14 @@ def make_server(model_dir: str, schema, host: str = "127.0.0.1", port: int = 909
                 self._send(200, {"model_version": version})
             elif path == "/predict":
                 tasks = body.get("tasks") if isinstance(body, dict) else None
-                if not isinstance(tasks, list) or not all(map(_is_task, tasks)):
+                if not isinstance(tasks, list):
                     self._send(400, {"error": "predict needs a list of tasks (objects)"})
                     return
+                for i, task in enumerate(tasks):
+                    if problem := _task_problem(task):
+                        ref = task.get("id", i) if isinstance(task, dict) else i
+                        self._send(400, {"error": f"task {str(ref)[:40]} {problem}"})
+                        return
                 try:
                     results = predict_tasks(tasks, model_dir, schema)
                 except Exception as exc:  # noqa: BLE001 - an answer, not a dropped connection
