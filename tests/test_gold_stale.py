@@ -1,5 +1,6 @@
 """Stored gold is never read half-written, nor kept once its annotators' work has changed."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -111,7 +112,42 @@ def test_stale_gold_is_redone_by_its_own_strategy_or_falls_to_the_one_annotator_
     with corpus.writer() as w:
         w.replace("annotations", ann)
     chosen = select_annotations(corpus).set_index("article_id")
-    assert chosen.loc["a4", ["selection", "annotation_id"]].tolist() == ["single", "h7"]
+    assert chosen.loc["a4", ["selection", "annotation_id"]].tolist() == ["stale_single", "h7"]
+
+
+def test_stale_gold_with_one_or_no_annotator_left_is_said_as_status_counts_it(tmp_path):
+    """Majority gold on a2 (ann, bob) and a4 (ann, cat); then a2's task is deleted (both its
+    annotations) and cat's work on a4. `status` counts 2 stale; the export takes a4's one
+    annotation left and leaves a2 out, as `adjudicate` would now, and says so (it said nothing,
+    `gold_selection` {'single': ...}: hunt J, finding 1)."""
+    corpus = build_corpus(tmp_path / "c")
+    run_adjudication(corpus, "majority")
+    ann = corpus.read("annotations")
+    ann.loc[ann["annotation_id"].isin(["h4", "h5", "h8"]), "deleted_at"] = NOW
+    with corpus.writer() as w:
+        w.replace("annotations", ann)
+    assert corpus_status(corpus)["stale_gold"] == 2
+
+    def export(name):
+        summary = export_dataset(corpus, ["jsonl"], tmp_path / name, split="train=1")
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        rows = (tmp_path / name / "jsonl" / "train.jsonl").read_text().splitlines()
+        got = {r["article_id"]: r["meta"]["annotation_id"] for r in map(json.loads, rows)}
+        return summary.get("warnings", []), manifest["gold_selection"], got
+
+    warnings, chosen_by, got = export("out")
+    assert chosen_by == {"gold": 1, "single": 1, "stale_dropped": 1, "stale_single": 1}
+    assert got == {"a1": "gold-majority-a1", "a3": "h6", "a4": "h7"}
+    assert warnings == [
+        "2 article(s)' stored gold predates the deletion of their annotators' work: exported "
+        "as the one annotation left (1) or left out (1, none left); re-run `spanbank "
+        "adjudicate` to settle it"
+    ]
+    notes = agreement_report(corpus, bootstrap=0)["notes"]
+    assert any(n.startswith("2 article(s)' stored gold predates") for n in notes), notes
+    run_adjudication(corpus, "majority")
+    assert corpus_status(corpus)["stale_gold"] == 0
+    assert export("again") == ([], {"gold": 1, "single": 2}, got)  # what adjudicate settles
 
 
 KILLED = """

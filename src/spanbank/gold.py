@@ -45,6 +45,8 @@ __all__ = [
 CONFLICTS_SCHEMA = EXTRA_TABLES[CONFLICTS_TABLE]
 INPUTS = "inputs_digest"  # on automatic gold rows: see inputs_digest()
 MIN_VOTES = "min_votes"  # on automatic gold rows: adjudicate's --min-votes, to redo it alike
+# in select_annotations' attrs: articles whose stale gold gave way to nothing (no work left)
+STALE_DROPPED = "stale_dropped"
 SEP = "\x1f"  # joins an article id and a project into one key (ids hold no control characters)
 
 
@@ -358,8 +360,13 @@ def select_annotations(
     (gold stored without a project counts for the project's articles, and so does the
     reviewed gold pulled from its review project, whose rows say ``review_of``).
 
+    Stale gold of an article now left with one annotator's work gives way to that annotation
+    (``selection`` "stale_single"); left with none, to nothing (their count is the result's
+    ``attrs["stale_dropped"]``), as re-running `adjudicate` would.
+
     Returns the annotations table's columns (or only `columns` of them: the table is then read
-    without the others) plus ``selection`` (review, gold, single, computed, stale, annotator), sorted
+    without the others) plus ``selection`` (review, gold, single, computed, stale, stale_single,
+    annotator), sorted
     by article_id. Every choice depends on one article's rows only, so a table of more than
     SELECT_ROWS rows is read and chosen from one range of article ids at a time. `categories`:
     columns of few distinct values held as pandas categories from each range on (in an export's
@@ -371,12 +378,13 @@ def select_annotations(
     names = TABLES["annotations"].names if columns is None else list(columns)
     stored = corpus.stored_schema("annotations").names
     read = [c for c in stored if c in names or c in SELECTION_READS]
-    parts, known = [], set()
+    parts, known, dropped = [], set(), 0
     for where in article_ranges(corpus, "annotations", SELECT_ROWS):
         live = live_annotations(corpus.read("annotations", read, where))
         part, annotators = _select(corpus, live, gold, project, names)
         del live  # not held while the next range is read
         if part is not None:
+            dropped += part.attrs.get(STALE_DROPPED, 0)
             parts.append(part.astype({c: "category" for c in categories if c in part}))
         known |= annotators
     if not parts:
@@ -387,7 +395,9 @@ def select_annotations(
     # ranges in id order, each sorted: together sorted by article_id. A range's rows lack the
     # columns none of them had, as the whole table's would: concat then types them alike
     full = [p for p in parts if len(p)] or parts[-1:]
-    return _finish(full[0] if len(full) == 1 else _concat(full, categories), names)
+    rows = _finish(full[0] if len(full) == 1 else _concat(full, categories), names)
+    rows.attrs = {STALE_DROPPED: dropped}
+    return rows
 
 
 def _concat(parts: list[pd.DataFrame], categories) -> pd.DataFrame:
@@ -482,15 +492,22 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
     n = np.bincount(codes[named], minlength=len(articles))
     n[isin(articles, chosen["article_id"])] = 0
     parts = [chosen]
+    # stale gold of an article left with one annotator's work gives way to it ("stale_single"),
+    # as `adjudicate` would now; with none left, to nothing (counted: `STALE_DROPPED`)
+    single = 0
     if not is_strategy:
         of_row = np.zeros(len(codes), dtype=n.dtype)
         of_row[codes >= 0] = n[codes[codes >= 0]]
-        parts.append(rows_at(humans, of_row == 1).assign(selection="single"))
+        one = rows_at(humans, of_row == 1)
+        was_stale = isin(one["article_id"], stale["article_id"])
+        single = int(was_stale.sum())
+        parts.append(one.assign(selection=np.where(was_stale, "stale_single", "single")))
     multi = sorted(articles[n >= 2])
     del live, humans, golds  # the whole table's rows: not held while the selection is sorted
     # stale stored gold is adjudicated again, by its own strategy, from the annotators' work now
     redo = stale[isin(stale["article_id"], multi)]
     parts.append(redo.assign(selection="stale"))
+    dropped = len(stale) - len(redo) - single
     redone = set(redo["article_id"])
     multi = [a for a in multi if a not in redone]
     if multi:
@@ -513,10 +530,11 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
         )
     parts = [p for p in parts if len(p)]
     if not parts:
-        return _sorted(chosen.iloc[:0].assign(selection=pd.Series(dtype=object)), names), set()
-    return _sorted(
-        parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True), names
-    ), set()
+        rows = _sorted(chosen.iloc[:0].assign(selection=pd.Series(dtype=object)), names)
+    else:
+        rows = _sorted(parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True), names)
+    rows.attrs[STALE_DROPPED] = dropped
+    return rows, set()
 
 
 def _ranked(golds: pd.DataFrame) -> pd.DataFrame:

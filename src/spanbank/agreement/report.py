@@ -140,11 +140,12 @@ def export_gold(corpus, project: str | None) -> pd.DataFrame:
     """The stored gold an export uses, one annotations row per article (reviewed gold, else
     gold:majority, else another strategy's: `spanbank.gold.select_annotations`); gold an
     export would compute on the fly is left out, since no one has looked at it."""
-    from spanbank.gold import select_annotations
+    from spanbank.gold import STALE_DROPPED, select_annotations
 
     rows = select_annotations(corpus, "auto", project, columns=["annotation_id", "article_id"])
     stored = rows[rows["selection"].isin(("review", "gold"))]
-    stored.attrs["stale"] = int((rows["selection"] == "stale").sum())  # for a note
+    stale = rows["selection"].isin(("stale", "stale_single")).sum()
+    stored.attrs["stale"] = int(stale) + rows.attrs.get(STALE_DROPPED, 0)  # for a note
     return stored
 
 

@@ -233,6 +233,9 @@ def _export_dataset(
             if "selection" in ann
             else None
         )
+        dropped = ann.attrs.get(gold_mod.STALE_DROPPED, 0)
+        if dropped:
+            chosen_by = dict(sorted({**chosen_by, gold_mod.STALE_DROPPED: dropped}.items()))
         art_cols = set(article_columns(corpus))
         for option, col in (("--group-by", group_by), ("--split-by", split_by)):
             if col is not None and col not in art_cols:
@@ -246,6 +249,13 @@ def _export_dataset(
                 f"{chosen_by['stale']} article(s)' stored gold predates their annotators' latest "
                 "work: adjudicated again from it for this export; re-run `spanbank adjudicate` "
                 "to store it"
+            )
+        if chosen_by and (chosen_by.get("stale_single") or dropped):
+            warnings.append(
+                f"{(chosen_by.get('stale_single') or 0) + dropped} article(s)' stored gold "
+                "predates the deletion of their annotators' work: exported as the one "
+                f"annotation left ({chosen_by.get('stale_single') or 0}) or left out "
+                f"({dropped}, none left); re-run `spanbank adjudicate` to settle it"
             )
         ann = ann[[c for c in ANN_COLUMNS if c in ann]]
         # each chunk's frame goes out with strings, as the selection would have held them
