@@ -748,3 +748,32 @@ def test_alpha_u_is_the_ratio_of_means_and_has_no_interval():
     assert math.isnan(rep["summary"]["alpha_u"]["ci_high"])
     assert any(n.startswith("alpha_u has no confidence interval") for n in rep["notes"])
     assert not any("alpha_u" in n for n in build_report(articles, ann, spans, bootstrap=0)["notes"])
+
+
+def test_units_count_a_discontinuous_span_once_as_the_span_f1s_do(tmp_path):
+    """Two annotators draw one quote in two fragments (broken by its cue): `units` counts it
+    once per annotator, as the span F1s and `units_per_label_annotator` do (it counted each
+    fragment: hunt J, finding 2); alpha_U still runs over the fragments."""
+    from spanbank.corpus import Corpus
+    from spanbank.corpus.ingest import ingest_paths
+
+    brat = tmp_path / "brat"
+    brat.mkdir()
+    (brat / "a1.txt").write_text('Alice said: "We will win, she added, this year."\n')
+    ann = (
+        "T1\tSource 0 5\tAlice\nT2\tCue 6 10\tsaid\n"
+        'T3\tContent 12 24;37 48\t"We will win this year."\nR1\tSource Arg1:T3 Arg2:T1\n'
+    )
+    for who in ("x1", "x2"):
+        (brat / f"a1_{who}.ann").write_text(ann)
+    corpus = Corpus.init(tmp_path / "c")
+    ingest_paths(corpus, [brat], fmt="brat")
+    report = agreement_report(corpus, bootstrap=0)
+    cov = report["coverage"]
+    assert cov["units_per_label"]["QUOTE"] == 2
+    assert sum(cov["units_per_label_annotator"]["QUOTE"].values()) == 2
+    quote = next(r for r in report["labels"] if r["label"] == "QUOTE")
+    assert quote["units"] == 2 and quote["span_f1_exact"] == 1.0 and quote["alpha_u"] == 1.0
+    assert cov["units_per_label"] == {
+        lab: sum(by.values()) for lab, by in cov["units_per_label_annotator"].items()
+    }

@@ -298,7 +298,7 @@ def build_report(
         )
     unitizing = _unitizing(
         u.f_art, u.f_slot, u.f_lab, u.f_start, u.f_end, u.lengths, u.n_coders, u.group[u.f_of],
-        n_art, n_lab,
+        n_art, n_lab, u.lab_idx,
     )  # fmt: skip
     attributions_out = _attribution_report(attr_rows)
     # one row per article x slot pair x label
@@ -983,16 +983,19 @@ def _span_counts(
 
 
 def _unitizing(
-    s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art: int, n_lab: int
-):
-    """Krippendorff's unitizing alpha: (per label, overall, per article, units per label)."""
+    s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, group, n_art: int, n_lab: int,
+    span_lab,
+):  # fmt: skip
+    """Krippendorff's unitizing alpha over the spans' fragments: (per label, overall, per
+    article, spans per label). A discontinuous span counts as one span (as in the span F1s),
+    each of its fragments as a unit of alpha_U. `span_lab`: each span's label index."""
     d_o, d_e = unitizing_components(
         s_art, s_slot, lab_idx, s_start, s_end, lengths, n_coders, n_lab
     )
-    units_per_label = np.bincount(lab_idx, minlength=n_lab)
+    units_per_label = np.bincount(span_lab, minlength=n_lab)
     with np.errstate(divide="ignore", invalid="ignore"):
         alpha_u = np.where(d_e > 0, 1 - d_o / d_e, np.nan)
-    present = units_per_label > 0
+    present = np.bincount(lab_idx, minlength=n_lab) > 0
     alpha_u_overall = (
         1 - d_o[present].mean() / d_e[present].mean()
         if present.any() and d_e[present].mean() > 0
