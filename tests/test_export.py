@@ -1288,3 +1288,26 @@ def test_articles_stored_out_of_id_order_keep_their_annotation_and_split(tmp_pat
             small, one = zlib.decompress(small), zlib.decompress(one)
         if rel != "manifest.json":  # it names the chunk size
             assert small == one, rel
+
+
+def test_group_by_that_leaves_a_split_empty_says_so(exported, tmp_path):
+    """Six outlets, 0.8 / 0.1 / 0.1: a seed whose hashing puts no outlet in a split warns
+    (PolNeAR's 7 publishers gave an empty dev split without a word: hunt J, finding 4)."""
+    corpus = exported[0]
+    for seed in range(50):
+        summary = run(corpus, tmp_path / f"s{seed}", ["jsonl"], group_by="source", seed=seed)
+        sizes = {s: (tmp_path / f"s{seed}" / "jsonl" / f"{s}.jsonl").read_text().count("\n")
+                 for s in ("train", "dev", "test")}  # fmt: skip
+        empty = [s for s, n in sizes.items() if not n]
+        said = [w for w in summary.get("warnings", []) if "got none of the" in w]
+        if empty:
+            assert said == [
+                f"--group-by source: split(s) {', '.join(empty)} got none of the 6 group(s); "
+                "try another --seed or --split"
+            ], seed
+            break
+        assert not said, seed
+    else:
+        pytest.fail("no seed of 50 left a split empty")
+    assert not [w for w in run(corpus, tmp_path / "six", ["jsonl"], group_by="source",
+                               seed=6).get("warnings", []) if "got none" in w]  # fmt: skip

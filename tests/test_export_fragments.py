@@ -197,7 +197,9 @@ def test_group_by_warns_when_the_column_is_empty(tmp_path):
     corpus = _official(tmp_path, [None, None, "x"])
     summary = run(corpus, tmp_path / "out", formats=["jsonl"], group_by="compartment")
     assert summary["warnings"] == [
-        "--group-by compartment: 2 of 3 article(s) have no value; each was split on its own"
+        "--group-by compartment: 2 of 3 article(s) have no value; each was split on its own",
+        "--group-by compartment: split(s) dev, test got none of the 3 group(s); try another "
+        "--seed or --split",
     ]
 
 

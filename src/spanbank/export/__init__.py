@@ -465,7 +465,7 @@ def _split_articles(corpus, ann, articles, fractions, seed, group_by, warnings=N
     for some of them adds a warning to `warnings`."""
     found = _Found(ann, articles)
     codes: list[np.ndarray] = []
-    ungrouped = 0
+    ungrouped, groups_seen = 0, set()
     for batch in found.batches(corpus, ["article_id"] + ([group_by] if group_by else [])):
         keys = batch.column("article_id").to_pylist()
         if group_by:
@@ -476,14 +476,24 @@ def _split_articles(corpus, ann, articles, fractions, seed, group_by, warnings=N
                 f"g\x00{g}" if g is not None else f"a\x00{a}"
                 for g, a in zip(groups, keys, strict=True)
             ]
+            groups_seen.update(groups)
         codes.append(split_codes(keys, fractions, seed).astype(np.int16))
     at, rows = found.result()
+    codes = _concat(codes)
     if ungrouped and warnings is not None:
         warnings.append(
             f"--group-by {group_by}: {ungrouped} of {len(at)} article(s) have no value; "
             "each was split on its own"
         )
-    return at, _concat(codes), rows
+    # a few big groups can leave a split empty (7 groups: a 10% split about half the time)
+    counts = np.bincount(codes, minlength=len(fractions))
+    empty = [s for i, (s, f) in enumerate(fractions.items()) if f > 0 and not counts[i]]
+    if group_by and empty and warnings is not None:
+        warnings.append(
+            f"--group-by {group_by}: split(s) {', '.join(empty)} got none of the "
+            f"{len(groups_seen - {None}) + ungrouped} group(s); try another --seed or --split"
+        )
+    return at, codes, rows
 
 
 def _official_splits(corpus, ann, articles, column: str):
