@@ -207,8 +207,12 @@ def test_review_round_trip(annotated, ls_client, ls_conn, project_name, tmp_path
     all_tasks = corpus.read("tasks")
     with corpus.writer() as w:
         w.replace("tasks", all_tasks[all_tasks["project"] != name])
+    before = len(corpus.read("commits"))
     res = runner.invoke(cli, args + ["--json"], env=_cli_env(ls_conn))
     assert res.exit_code == 0, res.output
+    # the gold, the review project's record and its tasks: one command, one commit (it made
+    # three, giving up the lock between them: hunt J, finding 3)
+    assert len(corpus.read("commits")) == before + 1
     again = json.loads(res.output)["review"]
     assert (again["pushed"], again["already_in_review"], again["reconciled"]) == (0, 2, 2)
     assert len(_review_tasks(ls_client, pid)) == 2

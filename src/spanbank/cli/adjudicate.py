@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from spanbank.cli._common import (
@@ -70,18 +72,23 @@ def adjudicate(obj, strategy, project, min_votes, review, url, api_key, wait, qu
                 "--review needs --project NAME (the review project is NAME-review)"
             )
         require_known_project(obj.corpus, project)
-        summary = run_adjudication(
-            obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
-        )
-        if review:
-            from spanbank.labelstudio.review import push_review
-            from spanbank.labelstudio.workflow import run
+        # with --review, one writer throughout: one commit, and no writer between the gold and
+        # its review tasks
+        with obj.corpus.writer(wait) if review else contextlib.nullcontext():
+            summary = run_adjudication(
+                obj.corpus, strategy, project=project, min_votes=min_votes, wait=wait
+            )
+            if review:
+                from spanbank.labelstudio.review import push_review
+                from spanbank.labelstudio.workflow import run
 
-            with Progress(quiet or as_json) as bar:
-                summary["review"] = run(
-                    push_review(obj.corpus, project, strategy, url=url, api_key=api_key, wait=wait),
-                    bar.update,
-                )
+                with Progress(quiet or as_json) as bar:
+                    summary["review"] = run(
+                        push_review(
+                            obj.corpus, project, strategy, url=url, api_key=api_key, wait=wait
+                        ),
+                        bar.update,
+                    )
     if as_json:
         echo_json(summary)
     elif not quiet:

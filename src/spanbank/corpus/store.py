@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -177,6 +178,7 @@ class Corpus:
         self.pinned: dict[str, int] | None = None
         self.commit: int | None = None
         self._snapshots: dict[tuple[str, int], object] = {}
+        self._held: tuple[int, Writer] | None = None  # (thread, writer) while writer() holds
         if as_of is not None:
             row = commits.resolve(self.read(COMMITS), as_of)
             self.pinned, self.commit = commits.versions_of(row), int(row["commit"])
@@ -406,7 +408,12 @@ class Corpus:
 
         Taking it removes what killed writers left and creates any missing table (empty, typed).
         Leaving it records a commit naming every table's version, when anything was written.
+        Taken again by the thread holding it (a command's steps, each written to be run alone),
+        it is the same writer: the command keeps the lock throughout and records one commit.
         """
+        if self._held is not None and self._held[0] == threading.get_ident():
+            yield self._held[1]
+            return
         self.check_writable()
         with self.lock(wait):
             self.check_tables()
@@ -416,6 +423,7 @@ class Corpus:
             w = Writer(self)
             # a note for the next writer, not data: a power cut may lose it (then `recovered`)
             write_bytes_atomic(self._command().encode(), self.path / WRITING_FILE, durable=False)
+            self._held = (threading.get_ident(), w)
             try:
                 yield w
             except BaseException as exc:
@@ -427,6 +435,7 @@ class Corpus:
                 if w.touched:
                     self._record_commit("ok")
             finally:
+                self._held = None
                 with contextlib.suppress(OSError):
                     os.unlink(self.path / WRITING_FILE)
 
