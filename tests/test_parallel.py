@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from _synth_corpus import synth_corpus
 from spanbank.cli import cli
+from spanbank.corpus import Corpus
 from spanbank.errors import SpanbankError
 from spanbank.export import export_dataset
 from spanbank.parallel import PROFILE_KEY, Engine, _local_config, default_workers, engine
@@ -805,3 +806,24 @@ def test_the_modules_a_stage_names_are_imported_once_for_all_workers(tmp_path):
     workers = json.loads(out.stdout.splitlines()[-1])
     importers = mark.read_text().split()
     assert len(workers) == 2 and len(importers) == 1 and int(importers[0]) not in workers
+
+
+def test_relative_input_paths_are_read_from_the_driver_s_folder(cluster, tmp_path, monkeypatch):
+    """The workers run in another folder (`dask_cluster`: tmp_path) holding files of the same
+    names: ingest through `--scheduler` of a relative path stores the driver's files, as
+    `--workers 1` does (the workers read their own: hunt K, finding 1)."""
+    import spanbank.corpus.ingest as ingest
+
+    monkeypatch.setattr(ingest, "PART_FILES", 2)  # 6 files: 3 parts
+    address, _ = cluster
+    here = tmp_path / "driver"
+    for folder, text in ((here, "The driver's article"), (tmp_path, "A worker's decoy")):
+        (folder / "docs").mkdir(parents=True)
+        for i in range(6):
+            (folder / "docs" / f"a{i}.txt").write_text(f"Title {i}\n{text} {i}.\n")
+    monkeypatch.chdir(here)
+    Corpus.init(here / "c")
+    res = CliRunner().invoke(cli, ["--corpus", "c", "ingest", "docs", "--scheduler", address])
+    assert res.exit_code == 0, res.output
+    texts = sorted(Corpus(here / "c").read("articles")["text"])
+    assert texts == [f"Title {i}\nThe driver's article {i}.\n" for i in range(6)]

@@ -66,6 +66,12 @@ def skip_reason(language, model_language: str | None = None) -> str | None:
     return None
 
 
+def for_workers(model_dir: str | None) -> str | None:
+    """`model_dir` as workers elsewhere find it: absolute (a relative one names a folder of
+    this process's working directory, which a `dask worker` does not share)."""
+    return model_dir if model_dir in (None, "rules") else os.path.abspath(model_dir)
+
+
 def model_language(model_dir: str | None) -> str | None:
     """The language the model in `model_dir` was trained for (its card's "lang"); None for the rules."""
     if model_dir in (None, "rules"):
@@ -151,7 +157,7 @@ def _parts(fn, texts, languages, model_dir, eng: Engine | None, *args) -> Iterat
     parts = ((texts[i : i + BATCH], languages[i : i + BATCH]) for i in range(0, len(texts), BATCH))
     own = engine(asked_workers(None, None), None) if eng is None else contextlib.nullcontext(eng)
     with own as e:
-        for out in e.map(_apply, parts, fn, model_dir, *args):
+        for out in e.map(_apply, parts, fn, for_workers(model_dir), *args):
             yield from out
 
 
@@ -223,7 +229,7 @@ def write_predictions(
             summary["engine"] = eng.describe()
             finished: list[int] = []  # parts the workers finished, in Dask's order
             for (table, reasons), n in eng.map(
-                functools.partial(_tag_counted, model_dir=model_dir),
+                functools.partial(_tag_counted, model_dir=for_workers(model_dir)),
                 batches,
                 done=finished.append if eng.distributed else None,
                 total=-(-total // BATCH),

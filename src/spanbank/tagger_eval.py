@@ -167,8 +167,10 @@ def evaluate_tagger(
     chosen = items
     totals: dict = {mode: defaultdict(lambda: [0, 0, 0]) for mode in MODES}
     parts = (items[i : i + BATCH] for i in range(0, len(items), BATCH))
+    from spanbank.predict import for_workers
+
     with engine(workers, scheduler) as eng:
-        score = functools.partial(_score_part, model_dir=model_dir)
+        score = functools.partial(_score_part, model_dir=for_workers(model_dir))
         for part in eng.map(score, parts, total=-(-len(items) // BATCH)):
             for mode, per in part.items():
                 for key, (tp, n_pred, n_gold) in per.items():

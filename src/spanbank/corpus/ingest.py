@@ -1090,6 +1090,11 @@ class _Piece:
     base: int = 0
     first: bool = True  # the file's first piece
     last: bool = True  # the file's last piece
+    shown: Path | None = None  # `path` as given (messages name it so); `path` is absolute
+
+    @property
+    def given(self) -> Path:
+        return self.path if self.shown is None else self.shown
 
 
 @dataclass
@@ -1131,12 +1136,13 @@ def _plan(files: list[tuple[Path, str]], encoding: str) -> list[_Piece]:
         except OSError:
             size = 0  # the reader says what is wrong, as it would have
         cuts = _cuts(path, kind, size, encoding) if size > PART_BYTES else None
+        at = path.absolute()  # workers on a cluster do not share this process's folder
         if not cuts:
-            pieces.append(_Piece(k, path, kind, size))
+            pieces.append(_Piece(k, at, kind, size, shown=path))
             continue
         for i, (a, b, nbytes) in enumerate(cuts):
             pieces.append(
-                _Piece(k, path, kind, nbytes, a, b, -1, first=i == 0, last=i == len(cuts) - 1)
+                _Piece(k, at, kind, nbytes, a, b, -1, i == 0, i == len(cuts) - 1, shown=path)
             )
     return pieces
 
@@ -1245,7 +1251,7 @@ def _read_part(part: list[_Piece], encoding: str, cols: Columns, folder: str) ->
 
 def _read_piece(p: _Piece, encoding: str, cols: Columns, spool: _PartSpool) -> _PieceRows:
     out = _PieceRows(p.k, p.first, p.last, offset=spool.rows)
-    label = _label(p.path, p.kind)
+    label = _label(p.given, p.kind)
     lenient = p.kind == "jsonl"  # a batch of JSON lines can lack a column that the file has
     columns: dict = {}
     keys = []
@@ -1254,14 +1260,15 @@ def _read_piece(p: _Piece, encoding: str, cols: Columns, spool: _PartSpool) -> _
             if lenient and len(df):
                 out.had_rows = True
                 columns.update(dict.fromkeys(c for c in df.columns if c != "_where"))
-            rows, refused = normalise(df, cols, f"{p.kind}:{p.path.name}", p.path, label, lenient)
+            rows, refused = normalise(df, cols, f"{p.kind}:{p.path.name}", p.given, label, lenient)
             out.refused += refused
             if len(rows):  # typed here: the spool holds Arrow rows
                 table = to_arrow("articles", rows.assign(ingested_at=None))
                 spool.write(table)
                 keys.append(table.select(KEY_COLUMNS))
     except IngestError as exc:  # its rows already spooled are never kept (no keys name them)
-        return _PieceRows(p.k, p.first, p.last, offset=out.offset, error=str(exc))
+        error = str(exc).replace(str(p.path), str(p.given))  # the file as the user named it
+        return _PieceRows(p.k, p.first, p.last, offset=out.offset, error=error)
     out.columns = list(columns)
     if keys:
         out.keys = pa.concat_tables(keys, promote_options="permissive").combine_chunks()
