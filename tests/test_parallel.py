@@ -827,3 +827,60 @@ def test_relative_input_paths_are_read_from_the_driver_s_folder(cluster, tmp_pat
     assert res.exit_code == 0, res.output
     texts = sorted(Corpus(here / "c").read("articles")["text"])
     assert texts == [f"Title {i}\nThe driver's article {i}.\n" for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "tcp://alice:S3cretPW@127.0.0.1:8786",
+        "alice:S3cretPW@127.0.0.1:8786",
+        "garbage",
+        "tcp://127.0.0.1:8786/",
+        "http://127.0.0.1:8786",
+        "inproc://x",
+        "tcp://",
+        " ",
+        "tcp://127.0.0.1:99999",
+    ],
+)
+def test_a_scheduler_address_dask_cannot_use_is_one_line_without_its_password(
+    address, corpus, tmp_path, monkeypatch
+):
+    """Each was Dask's 70-80-line traceback after the stage's preparation, the password of
+    the first two in its last line (hunt K, finding 3); now one line before any work."""
+    out = tmp_path / "p.jsonl"
+    args = ["--corpus", str(corpus.path), "preannotate", "--out", str(out)]
+    for how in ("option", "variable"):
+        if how == "option":
+            res = CliRunner().invoke(cli, [*args, "--scheduler", address])
+        else:
+            monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+            res = CliRunner().invoke(cli, args)
+            monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+        if address.strip() == "":  # an empty option or variable asks for no scheduler
+            continue
+        assert res.exit_code != 0 and "S3cretPW" not in res.output, (how, res.output)
+        assert (
+            res.output.strip().splitlines() == [res.output.strip().splitlines()[-1]]
+            and "is not a Dask scheduler's" in res.output
+        ), (how, res.output)
+        assert not out.exists()
+
+
+def test_workers_and_a_scheduler_are_chosen_plainly(monkeypatch):
+    """`--workers 1` runs here whatever $DASK_SCHEDULER_ADDRESS says; `--workers N` with
+    `--scheduler` is refused, not ignored; a huge `--workers` is refused before any start (it
+    grew the driver to 11 GB: hunt K, findings 4 and 7)."""
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    local = Engine(workers=1)
+    assert local.scheduler is None and not local.distributed
+    assert Engine(workers=2).scheduler is None
+    assert Engine().scheduler == "tcp://127.0.0.1:1"
+    with pytest.raises(SpanbankError, match="--workers and --scheduler: choose one"):
+        Engine(workers=2, scheduler="tcp://127.0.0.1:1")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    with pytest.raises(SpanbankError, match="at most 256 worker processes"):
+        Engine(workers=100_000_000)
+    monkeypatch.setenv("SPANBANK_WORKERS", "99999999999")
+    with pytest.raises(SpanbankError, match="at most 256 worker processes"):
+        Engine()

@@ -10,9 +10,11 @@ import gc
 import importlib
 import logging
 import os
+import re
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -31,6 +33,29 @@ SCATTER_BYTES = 1 << 20  # a shared argument this big goes to every worker once,
 # cost 2-3 s on 2 cores, and 2 workers did not halve the parts' time (docs/SCALE.md)
 AUTO_SECONDS = 8.0
 CONNECT_SECONDS = 20.0  # to reach a --scheduler and hear it answer
+# each local worker is a process of a few hundred MB: beyond this a machine runs out of memory
+# first (a mistyped 100000000 made the driver grow to 11 GB before any worker started)
+MAX_LOCAL_WORKERS = 256
+_ADDRESS = re.compile(r"(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[^\s/@:\[\]]+):(\d{1,5})")
+
+
+def check_address(address: str) -> str:
+    """`address` if it is a Dask scheduler's (`tcp://HOST:PORT`, `tls://HOST:PORT` or
+    `HOST:PORT`), else SpanbankError in one line; a user name or password in it is never shown
+    (Dask's own errors printed it)."""
+    from spanbank.corpus.commits import mask_userinfo
+
+    address = address.strip()
+    m = _ADDRESS.fullmatch(address)
+    if m is None or not 0 < int(m.group(3)) < 65536:
+        shown = mask_userinfo(address)
+        if "@" in shown and "***@" not in shown:
+            shown = "***@" + shown.rsplit("@", 1)[1]
+        raise SpanbankError(
+            f"scheduler address {shown!r} is not a Dask scheduler's: give tcp://HOST:PORT "
+            "(no user name, password or path)"
+        )
+    return address
 
 
 def default_workers() -> int:
@@ -60,13 +85,24 @@ class Engine:
     pay for its start (`AUTO_SECONDS`); the parts left then run on it."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None):
-        self.scheduler = scheduler or os.environ.get(ENV_SCHEDULER) or None
+        if workers is not None and scheduler:
+            raise SpanbankError(
+                "--workers and --scheduler: choose one (a cluster's workers are its own)"
+            )
+        # --workers N given: N here, whatever $DASK_SCHEDULER_ADDRESS says
+        self.scheduler = scheduler or (os.environ.get(ENV_SCHEDULER) if workers is None else None)
+        self.scheduler = check_address(self.scheduler) if self.scheduler else None
         self.auto = _nothing_asked(workers, scheduler)
         if workers is None and self.scheduler is None and not _have_dask():
             workers = 1  # the default needs no Dask; asking for workers does
         self.workers = workers if workers is not None else default_workers()
         if self.workers < 1:
             raise SpanbankError(f"--workers must be at least 1, got {self.workers}")
+        if self.workers > MAX_LOCAL_WORKERS and self.scheduler is None:
+            raise SpanbankError(
+                f"--workers {self.workers}: a local cluster takes at most {MAX_LOCAL_WORKERS} "
+                "worker processes; for more, start a Dask cluster and pass --scheduler"
+            )
         self._client = None
         self._cluster = None
         self._starting: Future | None = None
@@ -260,8 +296,12 @@ class Engine:
                 "running on several workers needs Dask: pip install 'spanbank[dask]' "
                 "(or pass --workers 1)"
             ) from None
+        # parts of 10+ MiB (agree's) are sent with their task on purpose: no warning each time
+        warnings.filterwarnings("ignore", "Sending large graph", UserWarning, "distributed")
         try:
             if self.scheduler:
+                # a lost scheduler is our one line (`_lost`), not also Dask's log and tracebacks
+                logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
                 self._client = _client_for(self.scheduler)
                 _check_workers(self._client, self.scheduler)
             else:
@@ -275,9 +315,11 @@ class Engine:
                         silence_logs=logging.ERROR,
                     )
                 self._client = Client(self._cluster)
-        except (OSError, TimeoutError) as exc:
+        # RuntimeError: LocalCluster's "Cluster failed to start" (its temp folder unusable, ...)
+        except (OSError, TimeoutError, ValueError, TypeError, RuntimeError) as exc:
             where = self.scheduler or "a local cluster"
-            raise SpanbankError(f"cannot start or reach Dask ({where}): {exc}") from None
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise SpanbankError(f"cannot start or reach Dask ({where}): {reason}") from None
         return self._client
 
     def _n_workers(self, client) -> int:
@@ -473,6 +515,11 @@ def _lost(exc: Exception) -> SpanbankError | None:
         if "scheduler-connection-lost" in reasons:
             return SpanbankError(
                 "lost the connection to the Dask scheduler; run the command again once it is back"
+            )
+        if reasons == ["unknown"]:  # seen when the scheduler was killed: said with no reason
+            return SpanbankError(
+                "Dask cancelled parts of this stage without a reason (the scheduler may be "
+                "gone); run the command again once it is back"
             )
         return SpanbankError(f"Dask cancelled parts of this stage ({', '.join(reasons)})")
     return None
