@@ -884,3 +884,15 @@ def test_workers_and_a_scheduler_are_chosen_plainly(monkeypatch):
     monkeypatch.setenv("SPANBANK_WORKERS", "99999999999")
     with pytest.raises(SpanbankError, match="at most 256 worker processes"):
         Engine()
+
+
+def test_a_local_cluster_that_fails_to_start_is_one_line(tmp_path):
+    """Dask's temp folder under a regular file: LocalCluster's RuntimeError ("Cluster failed to
+    start") was a 96-line traceback (hunt K, finding 5)."""
+    import dask
+
+    (tmp_path / "f").write_text("x")
+    with dask.config.set({"temporary-directory": str(tmp_path / "f" / "sub")}):
+        with pytest.raises(SpanbankError, match=r"^cannot start or reach Dask \(a local cluster\)"):
+            with engine(2) as e:
+                list(e.map(abs, [-1, -2, -3]))
