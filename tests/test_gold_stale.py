@@ -140,7 +140,7 @@ def test_stale_gold_with_one_or_no_annotator_left_is_said_as_status_counts_it(tm
     assert got == {"a1": "gold-majority-a1", "a3": "h6", "a4": "h7"}
     assert warnings == [
         "2 article(s)' stored gold predates the deletion of their annotators' work: exported "
-        "as the one annotation left (1) or left out (1, none left); re-run `spanbank "
+        "as the one annotation left (1) or left out (1); re-run `spanbank "
         "adjudicate` to settle it"
     ]
     notes = agreement_report(corpus, bootstrap=0)["notes"]

@@ -493,7 +493,7 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
     n[isin(articles, chosen["article_id"])] = 0
     parts = [chosen]
     # stale gold of an article left with one annotator's work gives way to it ("stale_single"),
-    # as `adjudicate` would now; with none left, to nothing (counted: `STALE_DROPPED`)
+    # as `adjudicate` would now; else (none left, or a strategy asked for) to nothing (counted)
     single = 0
     if not is_strategy:
         of_row = np.zeros(len(codes), dtype=n.dtype)

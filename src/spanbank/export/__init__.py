@@ -255,7 +255,7 @@ def _export_dataset(
                 f"{(chosen_by.get('stale_single') or 0) + dropped} article(s)' stored gold "
                 "predates the deletion of their annotators' work: exported as the one "
                 f"annotation left ({chosen_by.get('stale_single') or 0}) or left out "
-                f"({dropped}, none left); re-run `spanbank adjudicate` to settle it"
+                f"({dropped}); re-run `spanbank adjudicate` to settle it"
             )
         ann = ann[[c for c in ANN_COLUMNS if c in ann]]
         # each chunk's frame goes out with strings, as the selection would have held them
