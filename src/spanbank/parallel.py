@@ -43,14 +43,10 @@ def check_address(address: str) -> str:
     """`address` if it is a Dask scheduler's (`tcp://HOST:PORT`, `tls://HOST:PORT` or
     `HOST:PORT`), else SpanbankError in one line; a user name or password in it is never shown
     (Dask's own errors printed it)."""
-    from spanbank.corpus.commits import mask_userinfo
-
     address = address.strip()
     m = _ADDRESS.fullmatch(address)
     if m is None or not 0 < int(m.group(3)) < 65536:
-        shown = mask_userinfo(address)
-        if "@" in shown and "***@" not in shown:
-            shown = "***@" + shown.rsplit("@", 1)[1]
+        shown = "***@" + address.rsplit("@", 1)[1] if "@" in address else address
         raise SpanbankError(
             f"scheduler address {shown!r} is not a Dask scheduler's: give tcp://HOST:PORT "
             "(no user name, password or path)"

@@ -250,11 +250,11 @@ def _export_dataset(
                 "work: adjudicated again from it for this export; re-run `spanbank adjudicate` "
                 "to store it"
             )
-        if chosen_by and (chosen_by.get("stale_single") or dropped):
+        single = (chosen_by or {}).get("stale_single", 0)
+        if single or dropped:
             warnings.append(
-                f"{(chosen_by.get('stale_single') or 0) + dropped} article(s)' stored gold "
-                "predates the deletion of their annotators' work: exported as the one "
-                f"annotation left ({chosen_by.get('stale_single') or 0}) or left out "
+                f"{single + dropped} article(s)' stored gold predates the deletion of their "
+                f"annotators' work: exported as the one annotation left ({single}) or left out "
                 f"({dropped}); re-run `spanbank adjudicate` to settle it"
             )
         ann = ann[[c for c in ANN_COLUMNS if c in ann]]
@@ -476,7 +476,7 @@ def _split_articles(corpus, ann, articles, fractions, seed, group_by, warnings=N
                 f"g\x00{g}" if g is not None else f"a\x00{a}"
                 for g, a in zip(groups, keys, strict=True)
             ]
-            groups_seen.update(groups)
+            groups_seen.update(k for k in keys if k[0] == "g")
         codes.append(split_codes(keys, fractions, seed).astype(np.int16))
     at, rows = found.result()
     codes = _concat(codes)
@@ -491,7 +491,7 @@ def _split_articles(corpus, ann, articles, fractions, seed, group_by, warnings=N
     if group_by and empty and warnings is not None:
         warnings.append(
             f"--group-by {group_by}: split(s) {', '.join(empty)} got none of the "
-            f"{len(groups_seen - {None}) + ungrouped} group(s); try another --seed or --split"
+            f"{len(groups_seen) + ungrouped} group(s); try another --seed or --split"
         )
     return at, codes, rows
 
