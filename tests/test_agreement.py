@@ -19,6 +19,7 @@ from spanbank.agreement.coefficients import (
     relation_f1,
     span_f1,
     unitizing_alpha,
+    unitizing_components,
 )
 from spanbank.errors import AgreementError, SpanbankError
 
@@ -165,6 +166,112 @@ def test_unitizing_alpha_overall_is_ratio_of_means():
     assert unitizing_alpha(units, (0, 10), label="y") == pytest.approx(
         1 - 0.01 / (32.6 / 372), abs=1e-9
     )
+
+
+def _segments(units, length):
+    """One coder's units (merged where they overlap) and the gaps between them, literally."""
+    merged = []
+    for s, e in sorted(u for u in units if u[1] > u[0]):
+        if merged and s < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    gaps, pos = [], 0
+    for s, e in merged:
+        if s > pos:
+            gaps.append((pos, s))
+        pos = e
+    if pos < length:
+        gaps.append((pos, length))
+    return [tuple(u) for u in merged], gaps
+
+
+def _alpha_u_by_loops(articles, label):
+    """Krippendorff (2004) sec. 12.4 written as its sums, pair of segments by pair of segments,
+    with several articles as one continuum of separate stretches (see `unitizing_components`).
+    ``articles``: list of (length, m, units) with units (coder, label, start, end)."""
+    big_l = sum(length for length, _, _ in articles)
+    delta = pair_l = m_l = 0.0
+    all_units, all_gaps = [], []
+    for length, m, units in articles:
+        segs = [
+            _segments([(s, e) for c, lab, s, e in units if c == i and lab == label], length)
+            for i in range(m)
+        ]
+        for i in range(m):
+            for j in range(m):
+                if i == j:
+                    continue
+                (ui, gi), (uj, gj) = segs[i], segs[j]
+                for bg, eg in ui:
+                    for bh, eh in uj:
+                        if bg < eh and bh < eg:
+                            delta += (bg - bh) ** 2 + (eg - eh) ** 2
+                    if any(bh <= bg and eg <= eh for bh, eh in gj):
+                        delta += (eg - bg) ** 2
+                for bh, eh in uj:
+                    if any(bg <= bh and eh <= eg for bg, eg in gi):
+                        delta += (eh - bh) ** 2
+        for u, g in segs:
+            all_units += [e - s for s, e in u]
+            all_gaps += [e - s for s, e in g]
+        pair_l += m * (m - 1) * length
+        m_l += m * length
+    d_o = delta / (big_l * pair_l)
+    n_c = len(all_units)
+    num = sum(
+        (n_c - 1) / 3 * (2 * ln**3 - 3 * ln**2 + ln)
+        + ln**2 * sum(g - ln + 1 for g in all_gaps if g >= ln)
+        for ln in all_units
+    )
+    den = m_l * (m_l - 1) - sum(ln * (ln - 1) for ln in all_units)
+    d_e = 2 / big_l * num / den
+    return d_o, d_e
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 30),
+            st.integers(2, 4),
+            st.lists(
+                st.tuples(
+                    st.integers(0, 3), st.integers(0, 1), st.integers(0, 30), st.integers(0, 12)
+                ),
+                max_size=8,
+            ),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_unitizing_components_equal_the_formula_summed_by_loops(raw):
+    """The vectorised sums against the textbook's, computed one segment pair at a time:
+    several articles of different lengths and numbers of coders, overlapping units of one
+    coder (merged), coders who marked nothing, units cut at the article's end."""
+    articles, rows = [], []
+    for a, (length, m, units) in enumerate(raw):
+        kept = []
+        for c, lab, s, n in units:
+            s = min(s, length)
+            e = min(s + n, length)
+            kept.append((c % m, lab, s, e))
+            rows.append((a, c % m, lab, s, e))
+        articles.append((length, m, kept))
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
+    d_o, d_e = unitizing_components(
+        *arr.T,
+        np.array([length for length, _, _ in articles]),
+        np.array([m for _, m, _ in articles]),
+        2,
+    )
+    for lab in (0, 1):
+        if not any(e > s for a in articles for _, la, s, e in a[2] if la == lab):
+            continue
+        want_o, want_e = _alpha_u_by_loops(articles, lab)
+        assert d_o[lab] == pytest.approx(want_o, rel=1e-9, abs=1e-12)
+        assert d_e[lab] == pytest.approx(want_e, rel=1e-9, abs=1e-12)
 
 
 def test_unitizing_random_placement_is_near_zero():
