@@ -203,6 +203,45 @@ def test_utf16_offsets_from_frontend():
     )
 
 
+PARTY = "🎉" * 14 + " He said: no. She said: yes."
+
+
+def _party(rid, start, end, label, units):
+    """A region of PARTY[start:end] (code points) as a client counting `units` sends it."""
+    claimed = PARTY[start:end]
+    if units == "utf16":
+        start, end = cp_to_utf16(PARTY, [start, end]).tolist()
+    return _lab(rid, start, end, label, claimed)
+
+
+def test_a_region_that_fits_both_counts_is_read_as_its_annotation_counts():
+    """Hunt M, F2: after 14 emoji, the first "said" in UTF-16 units (32..36) is the second
+    "said" in code points. The annotation's other regions tell which count its client uses."""
+    first, second, he, she = 18, 32, 15, 28
+    assert PARTY[first : first + 4] == PARTY[second : second + 4] == "said"
+    assert cp_to_utf16(PARTY, first) == second
+    by16 = [
+        _party("h", he, he + 2, "SPEAKER", "utf16"),
+        _party("c", first, first + 4, "CUE", "utf16"),
+    ]
+    out = _convert(by16, PARTY)
+    assert [(s["span_id"], s["start"], s["text"], s["offset_repair"]) for s in out.spans] == [
+        ("h", he, "He", "utf16"),
+        ("c", first, "said", "utf16"),
+    ]
+    by_cp = [
+        _party("s", she, she + 3, "SPEAKER", "cp"),
+        _party("c", second, second + 4, "CUE", "cp"),
+    ]
+    out = _convert(by_cp, PARTY)
+    assert [(s["span_id"], s["start"], s["offset_repair"]) for s in out.spans] == [
+        ("s", she, None),
+        ("c", second, None),
+    ]
+    # alone, "said" at 32..36 fits both counts: read as code points, as Label Studio's UI sends
+    assert _convert(by_cp[1:], PARTY).spans[0]["start"] == second
+
+
 def test_prediction_round_trip_through_converter():
     text = _task("Fans")["data"]["text"]
     tagged = preannotate(text)

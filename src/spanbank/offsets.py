@@ -70,12 +70,43 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
+def _utf16_reading(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """start..end read as UTF-16 units, in code points; None when that reading is no span."""
+    if text.isascii() or not 0 <= start < end <= 2 * len(text):  # past 2n no reading fits
+        return None
+    try:
+        s16, e16 = utf16_to_cp(text, [start, end]).tolist()
+    except OffsetError:
+        return None
+    return (s16, e16) if s16 < e16 <= len(text) else None
+
+
+def counted_in(text: str, start, end, claimed) -> str | None:
+    """Which count alone puts `claimed` exactly at start..end: `cp` (code points) or `utf16`;
+    None when both or neither do, or when no astral character makes the two readings differ."""
+    if not (_is_int(start) and _is_int(end) and isinstance(claimed, str)) or start < 0:
+        return None
+    cp = text[start:end] == claimed
+    u16 = _utf16_reading(text, int(start), int(end))
+    if u16 is None or u16 == (start, end):
+        return None
+    by16 = text[u16[0] : u16[1]] == claimed
+    return None if cp == by16 else ("cp" if cp else UTF16)
+
+
 def resolve_span(
-    text: str, start, end, claimed: str | None = None, window: int = SEARCH_WINDOW
+    text: str,
+    start,
+    end,
+    claimed: str | None = None,
+    window: int = SEARCH_WINDOW,
+    utf16_first: bool = False,
 ) -> SpanFix:
     """Find the true code point offsets of a span whose offsets and text come from outside.
 
-    `claimed` is the span text the source said it covered (None: trust bounds only). Raises
+    `claimed` is the span text the source said it covered (None: trust bounds only). With
+    `utf16_first` (the source is known to count UTF-16 units) that reading is tried before
+    code points, which may then hit another occurrence of the same words. Raises
     OffsetError with the reason when no reading of the evidence fits.
     """
     if not (_is_int(start) and _is_int(end)):
@@ -90,18 +121,13 @@ def resolve_span(
         if end > n:
             raise OffsetError(f"span {start}..{end} lies beyond the text (length {n})")
         return SpanFix(start, end, None)
+    # Label Studio has counted UTF-16 code units on some paths: astral characters count twice.
+    s16, e16 = _utf16_reading(text, start, end) or (None, None)
+    if utf16_first and s16 is not None and text[s16:e16] == claimed:
+        return SpanFix(s16, e16, UTF16 if (s16, e16) != (start, end) else None)
     if end <= n and text[start:end] == claimed:
         return SpanFix(start, end, None)
     target = tolerant(claimed)
-    # Label Studio has counted UTF-16 code units on some paths: astral characters count twice.
-    s16 = e16 = None
-    if not text.isascii() and end <= 2 * n:  # past 2n no UTF-16 reading fits (nor an int64)
-        try:
-            s16, e16 = utf16_to_cp(text, [start, end]).tolist()
-        except OffsetError:
-            pass
-        if s16 is not None and not s16 < e16 <= n:
-            s16 = e16 = None
     if not target:
         raise OffsetError("span text is empty or whitespace")
     if s16 is not None and (s16, e16) != (start, end):
