@@ -242,6 +242,18 @@ def test_a_region_that_fits_both_counts_is_read_as_its_annotation_counts():
     assert _convert(by_cp[1:], PARTY).spans[0]["start"] == second
 
 
+def test_a_region_with_two_labels_is_rejected_whole():
+    """Hunt M, F3: with choice="multiple" in the project, a region came back as its first
+    label only; the other vanished from spans and rejects alike."""
+    two = _lab("q", 11, 15, "QUOTE", "“hi”")
+    two["value"]["labels"] = ["QUOTE", "EVENT"]
+    out = _convert([_lab("s", 0, 3, "SPEAKER", "Tom"), two], TEXT)
+    assert [s["span_id"] for s in out.spans] == ["s"]
+    (rej,) = out.rejects
+    assert rej["reason"] == "region has 2 labels ('QUOTE', 'EVENT'); a span takes one"
+    assert json.loads(rej["raw"])["value"]["labels"] == ["QUOTE", "EVENT"]
+
+
 def test_prediction_round_trip_through_converter():
     text = _task("Fans")["data"]["text"]
     tagged = preannotate(text)

@@ -270,6 +270,9 @@ def _span(
     labels = value.get("labels")
     if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
         return None, "region has no label"
+    if len(labels) > 1:  # the project's <Labels> allow several (choice="multiple")
+        named = ", ".join(repr(x) for x in labels)
+        return None, f"region has {len(labels)} labels ({named}); a span takes one"
     label = labels[0]
     if label not in schema.labels:
         return None, f"label {label!r} is not in schema {schema.ident}"
