@@ -313,6 +313,30 @@ def test_duplicate_ids_in_one_input(corpus, tmp_path):
     assert _articles(corpus)["d"]["text"] == "First"
 
 
+@pytest.mark.parametrize("stored_first", [False, True])
+def test_a_repeated_id_correcting_metadata_in_one_input_is_said(corpus, tmp_path, stored_first):
+    """Hunt M, F1: a second row of one input with the same text and a corrected title was
+    counted `unchanged` and dropped, where a second command would have updated the title."""
+    if stored_first:
+        ingest_paths(corpus, [_jsonl(tmp_path / "s.jsonl", [{"id": "d", "text": "Same"}])])
+    f = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"id": "d", "text": "Same", "title": "Old"},
+            {"id": "d", "text": "Same", "title": "New", "source": "wire"},
+            {"id": "d", "text": "Same"},  # gives no field: no correction
+            {"id": "d", "text": "Same", "title": "Old", "published_at": None},
+        ],
+    )
+    summary = ingest_paths(corpus, [f])
+    assert summary.refused == [
+        f"{f}:2: duplicate id d (first at {f}:1) with the same text and another title, source: "
+        "the first row's is kept; ingest the correction on its own to update it"
+    ]
+    assert summary.unchanged == 2 + stored_first
+    assert _articles(corpus)["d"]["title"] == "Old"
+
+
 def test_empty_and_whitespace_texts_are_refused(corpus, tmp_path):
     f = _jsonl(
         tmp_path / "a.jsonl",

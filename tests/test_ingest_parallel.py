@@ -248,8 +248,9 @@ def test_in_process_local_cluster_and_scheduler_store_the_same(tmp_path, monkeyp
 
 
 def test_the_driver_gets_no_texts(tmp_path):
-    """What a worker sends back from pass 1 holds ids, hashes and row numbers, never a text:
-    the texts are in the spool file it wrote; pass 2 sends back add actions only."""
+    """What a worker sends back from pass 1 holds ids, hashes, row numbers and metadata
+    digests, never a text: the texts are in the spool file it wrote; pass 2 sends back add
+    actions only."""
     root = tmp_path / "in"
     root.mkdir()
     texts = [f"Article {i} " + "long distinctive body text ".join("xyz") * 40 for i in range(300)]
@@ -265,7 +266,7 @@ def test_the_driver_gets_no_texts(tmp_path):
     assert b"distinctive" not in sent and b"Article" not in sent
     assert len(sent) < sum(map(len, texts)) / 10
     (piece,) = got.pieces
-    assert piece.keys.column_names == ["article_id", "text_sha256", "_where"]
+    assert piece.keys.column_names == ["article_id", "text_sha256", "_where", "_meta"]
     assert piece.keys.column("article_id").to_pylist() == [f"t{i}" for i in range(300)]
     assert pq.read_table(got.spool).column("text").to_pylist() == texts  # the texts stay there
     # pass 2: the worker writes the rows the driver keeps and sends back their add actions

@@ -819,10 +819,10 @@ def _ingest_files(
     summary = IngestSummary()
     labels = [_label(path, kind) for path, kind in files]
     seen: dict[
-        str, tuple[str, int, int]
-    ] = {}  # id -> (sha256, file, where) of its first row in the input
+        str, tuple[str, int, int, int]
+    ] = {}  # id -> (sha256, file, where, metadata digest) of its first row in the input
     repeats: list[
-        tuple[int, int, str, str, tuple[str, int, int]]
+        tuple[int, int, str, str, int, tuple[str, int, int, int]]
     ] = []  # later rows under a seen id
     pieces = _plan(files, encoding)
     groups = _groups(pieces)
@@ -924,20 +924,20 @@ def _ingest_files(
     duplicates = []
     if repeats:
         known = stored.sha_of(pa.array([r[2] for r in repeats], pa.string())).to_pylist()
-        for (k, where, aid, sha, (first_sha, first_k, first_where)), stored_sha in zip(
-            repeats, known, strict=True
-        ):
-            if stored_sha is not None:  # judged against the stored text, as its first row was
-                if stored_sha == sha:
-                    summary.unchanged += 1
-                else:
-                    clashes.append([k, where, aid, None])
-            elif sha == first_sha:
-                summary.unchanged += 1
-            else:
-                duplicates.append(
-                    f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)}) with another text"
+        for (k, where, aid, sha, meta, first), stored_sha in zip(repeats, known, strict=True):
+            first_sha, first_k, first_where, first_meta = first
+            at = f"{labels[k](where)}: duplicate id {aid} (first at {labels[first_k](first_where)})"
+            if stored_sha is not None and stored_sha != sha:  # judged as its first row was
+                clashes.append([k, where, aid, None])
+            elif stored_sha is None and sha != first_sha:
+                duplicates.append(f"{at} with another text")
+            elif sha == first_sha and (fields := _other_metadata(meta, first_meta)):
+                duplicates.append(  # a correction a second command would have made
+                    f"{at} with the same text and another {', '.join(fields)}: the first row's "
+                    "is kept; ingest the correction on its own to update it"
                 )
+            else:
+                summary.unchanged += 1
     old = texts_of(corpus, [c[2] for c in clashes if c[3] is not None]) if clashes else {}
     summary.refused += [
         f"{labels[k](where)}: id {aid} is stored with another text (re-ingesting would misalign its annotations)"
@@ -1265,7 +1265,7 @@ def _read_piece(p: _Piece, encoding: str, cols: Columns, spool: _PartSpool) -> _
             if len(rows):  # typed here: the spool holds Arrow rows
                 table = to_arrow("articles", rows.assign(ingested_at=None))
                 spool.write(table)
-                keys.append(table.select(KEY_COLUMNS))
+                keys.append(table.select(KEY_COLUMNS).append_column("_meta", _meta_digest(rows)))
     except IngestError as exc:  # its rows already spooled are never kept (no keys name them)
         error = str(exc).replace(str(p.path), str(p.given))  # the file as the user named it
         return _PieceRows(p.k, p.first, p.last, offset=out.offset, error=error)
@@ -1276,6 +1276,25 @@ def _read_piece(p: _Piece, encoding: str, cols: Columns, spool: _PartSpool) -> _
 
 
 KEY_COLUMNS = ["article_id", "text_sha256", "_where"]  # what the driver gets of each row
+
+
+def _meta_digest(rows: pd.DataFrame) -> pa.Array:
+    """Per row, a 64-bit digest of each metadata field (0: missing): repeats of an id within one
+    input are compared by them, so that a second row correcting the first's title is not
+    dropped unsaid."""
+    fields = []
+    for name in META:
+        col = rows[name].astype("string")  # one missing value, whatever held it (None, NaT)
+        digest = pd.util.hash_pandas_object(col, index=False).to_numpy()
+        fields.append(np.where(col.isna().to_numpy(), 0, digest))
+    flat = np.stack(fields, axis=1).reshape(-1) if fields else np.empty(0, np.uint64)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.uint64()), len(META))
+
+
+def _other_metadata(meta: list, first: list) -> list[str]:
+    """The fields a repeated row gives another value than the id's first row (a field it
+    leaves out is no correction, as in a later ingest)."""
+    return [name for name, m, f in zip(META, meta, first, strict=True) if m and m != f]
 
 
 class _PartSpool:
@@ -1308,16 +1327,19 @@ def _first_mask(keys: pa.Table, k: int, seen: dict, repeats: list) -> np.ndarray
     """Which rows of file `k` carry an id the input has not had yet (the others go to `repeats`)."""
     ids = keys.column("article_id").to_pylist()
     vals = [
-        (sha, k, where)
-        for sha, where in zip(
-            keys.column("text_sha256").to_pylist(), keys.column("_where").to_pylist(), strict=True
+        (sha, k, where, meta)
+        for sha, where, meta in zip(
+            keys.column("text_sha256").to_pylist(),
+            keys.column("_where").to_pylist(),
+            keys.column("_meta").to_pylist(),
+            strict=True,
         )
     ]
     firsts = [seen.setdefault(aid, v) for aid, v in zip(ids, vals, strict=True)]
     is_first = [f is v for f, v in zip(firsts, vals, strict=True)]
     if not all(is_first):
         repeats += [
-            (k, v[2], aid, v[0], f)
+            (k, v[2], aid, v[0], v[3], f)
             for aid, v, f, ok in zip(ids, vals, firsts, is_first, strict=True)
             if not ok
         ]
