@@ -454,3 +454,19 @@ def test_one_huge_paragraph_is_not_quadratic():
     elapsed = time.perf_counter() - t0
     assert len(by_label(out, "QUOTE")) == 4000
     assert elapsed < 5.0, elapsed
+
+
+def test_decomposed_text_is_tagged_as_its_composed_form():
+    """Hunt M, F4: in NFD text a name ended before its combining mark ("Zoe" + U+0308), so the
+    span split a character; spans now take a base letter's marks with it."""
+    import unicodedata
+
+    text = "Café owner José Núñez said “déjà vu” twice, said Zoë."
+    nfc = preannotate(text)["spans"]
+    nfd_text = unicodedata.normalize("NFD", text)
+    nfd = preannotate(nfd_text)["spans"]
+    assert [unicodedata.normalize("NFC", s["text"]) for s in nfd] == [s["text"] for s in nfc]
+    assert "Zoë" in [s["text"] for s in nfc]
+    for s in nfd:
+        assert not unicodedata.combining(nfd_text[s["start"]])
+        assert s["end"] == len(nfd_text) or not unicodedata.combining(nfd_text[s["end"]])

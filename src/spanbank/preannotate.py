@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
@@ -410,8 +411,18 @@ class _Doc:
         self.spans: dict[tuple[str, int, int], dict] = {}
         self.relations: list[tuple[tuple, tuple, str]] = []
 
+    def _whole(self, start: int, end: int) -> tuple[int, int]:
+        """The bounds moved off combining marks, which `\\w` does not match: in decomposed
+        (NFD) text a name would otherwise end between "Zoe" and its diaeresis."""
+        text = self.text
+        while start > 0 and unicodedata.combining(text[start]):
+            start -= 1
+        while end < len(text) and unicodedata.combining(text[end]):
+            end += 1
+        return start, end
+
     def add(self, label: str, start: int, end: int, score: float, attributes=None) -> tuple:
-        key = (label, start, end)
+        key = (label, *self._whole(start, end))
         old = self.spans.get(key)
         if old is None or old["score"] < score:
             self.spans[key] = {"score": score, "attributes": attributes or {}}
@@ -421,6 +432,7 @@ class _Doc:
         """Add the fragment (start, end) after the span at `key`; returns the span's new key
         (its outer bounds grow), with the links already made moved onto it."""
         label, first, last = key
+        start, end = self._whole(start, end)
         new = (label, first, end)
         info = self.spans.pop(key)
         info["parts"] = info.get("parts", [(first, last)]) + [(start, end)]
