@@ -529,6 +529,30 @@ def test_hf_leaves_out_empty_splits_and_says_so(tmp_path):
     assert pd.read_parquet(tmp_path / "o/hf/parquet/never.parquet").empty
 
 
+def test_brat_ann_lines_hold_no_character_python_breaks_lines_at():
+    """Hunt M, F7: U+2029, form feed and NEL inside a span's text were written raw, and a
+    reader iterating the `.ann` file's lines (brat's) saw 7 lines for 3."""
+    from spanbank.corpus.brat import parse_ann
+    from spanbank.export.brat import to_ann
+    from spanbank.schema import load_schema
+
+    text = "Ana said “Para one.”\u2029Next, and then\x0cthe end\x85ok\u2028\x1c\vdone."
+    spans = [
+        {"label": "SPEAKER", "start": 0, "end": 3, "attributes": {}},
+        {"label": "QUOTE", "start": 9, "end": 25, "attributes": {"type": "direct"}},
+        {"label": "QUOTE", "start": 36, "end": len(text) - 1, "attributes": {}},
+    ]
+    ann = to_ann(
+        {"text": text, "spans": spans, "relations": [{"label": "said_by", "head": 1, "tail": 0}]}
+    )
+    assert len(ann.splitlines()) == 5
+    parsed = parse_ann(ann, text, load_schema())
+    assert parsed.rejects == []
+    assert [(s["start"], s["end"], s["text"]) for s in parsed.spans] == [
+        (s["start"], s["end"], text[s["start"] : s["end"]]) for s in spans
+    ]
+
+
 def test_brat_export_with_an_empty_split_is_replaced_by_its_rerun(tmp_path):
     """brat keeps a folder per split, empty or not (as jsonl keeps a file); the manifest lists
     files only, and the same export run again was refused: `brat/test/ is not in its manifest`."""

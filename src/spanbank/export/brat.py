@@ -1,8 +1,9 @@
 """brat standoff writer: `brat/<split>/<article>.txt` + `.ann` (T, R, A lines) and `annotation.conf`.
 
 Offsets are code points (what brat counts for text written by Python). A span crossing a
-line end stays one contiguous `T` span; its text field has line ends shown as spaces (an
-`.ann` line cannot hold them). A discontinuous span is one `T` line with its fragments
+line end stays one contiguous `T` span; its text field has line ends (every character Python
+breaks lines at: form feed, U+2028, ...) shown as spaces (an `.ann` line cannot hold them).
+A discontinuous span is one `T` line with its fragments
 (`T1 QUOTE 7 16;26 42`), their texts joined by a space as brat writes them. An attribute
 whose name several labels use with other values is written `<name>_<LABEL>` (brat declares
 each attribute once), and read back as `<name>` by the brat import. Files are named by article_id; an id that is not a safe file
@@ -22,6 +23,9 @@ from pathlib import Path
 from spanbank.corpus.brat import IDS_FILE, article_id_of, file_stem
 from spanbank.errors import ExportError
 
+# every character str.splitlines breaks a line at (brat's Python reader does), and tab
+_BREAKS = re.compile("[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]")
+
 
 def to_ann(doc: dict, attr_names: dict[tuple[str, str], str] | None = None) -> str:
     """A document's `.ann` text; `attr_names` maps (label, attribute) to its declared name."""
@@ -31,7 +35,7 @@ def to_ann(doc: dict, attr_names: dict[tuple[str, str], str] | None = None) -> s
     for i, sp in enumerate(doc["spans"], 1):
         parts = sp.get("fragments") or [[sp["start"], sp["end"]]]
         offs = ";".join(f"{s} {e}" for s, e in parts)
-        shown = re.sub(r"[\r\n\t]", " ", " ".join(text[s:e] for s, e in parts))
+        shown = _BREAKS.sub(" ", " ".join(text[s:e] for s, e in parts))
         lines.append(f"T{i}\t{sp['label']} {offs}\t{shown}")
         for name, value in sorted(sp["attributes"].items()):
             if value is None:
