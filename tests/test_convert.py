@@ -242,9 +242,9 @@ def test_a_region_that_fits_both_counts_is_read_as_its_annotation_counts():
     assert _convert(by_cp[1:], PARTY).spans[0]["start"] == second
 
 
-def test_a_region_with_two_labels_is_rejected_whole():
-    """Hunt M, F3: with choice="multiple" in the project, a region came back as its first
-    label only; the other vanished from spans and rejects alike."""
+def test_a_region_or_relation_with_two_labels_is_rejected_whole():
+    """Hunt M, F3: with choice="multiple" in the project, a region (or a relation) came back
+    as its first label only; the other vanished from spans and rejects alike."""
     two = _lab("q", 11, 15, "QUOTE", "“hi”")
     two["value"]["labels"] = ["QUOTE", "EVENT"]
     out = _convert([_lab("s", 0, 3, "SPEAKER", "Tom"), two], TEXT)
@@ -252,6 +252,14 @@ def test_a_region_with_two_labels_is_rejected_whole():
     (rej,) = out.rejects
     assert rej["reason"] == "region has 2 labels ('QUOTE', 'EVENT'); a span takes one"
     assert json.loads(rej["raw"])["value"]["labels"] == ["QUOTE", "EVENT"]
+    link = {"from_id": "q", "to_id": "s", "type": "relation", "labels": ["said_by", "cue"]}
+    out = _convert(
+        [_lab("s", 0, 3, "SPEAKER", "Tom"), _lab("q", 11, 15, "QUOTE", "“hi”"), link], TEXT
+    )
+    assert out.relations == []
+    assert [r["reason"] for r in out.rejects] == [
+        "relation has 2 labels ('said_by', 'cue'); a relation takes one"
+    ]
 
 
 def test_prediction_round_trip_through_converter():

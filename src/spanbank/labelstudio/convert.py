@@ -399,6 +399,9 @@ def _relation(item: dict, regions: dict, schema: Schema, annotation_id: str, ali
     labels = item.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         return None, f"relation labels must be a list of names, got {labels!r}"
+    if len(labels) > 1:  # the project's <Relations> allow several (choice="multiple")
+        named = ", ".join(repr(x) for x in labels)
+        return None, f"relation has {len(labels)} labels ({named}); a relation takes one"
     if labels:
         name = labels[0]
         reason = schema.check_relation(name, la, lb)
