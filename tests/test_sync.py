@@ -349,12 +349,20 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
         ls_client.find_project(project_name)["id"],
         label_config=load_schema().label_config().replace('"EVENT"', '"EVT"'),
     )
+    pulled = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
+    assert pulled["config_differs"] == "news-v1"  # hunt M: pull said nothing of the drift
+    assert (
+        f"project {project_name}'s labeling config differs from schema news-v1"
+        in (ls_pull.pull_warnings(pulled)[0])
+    )
     with pytest.raises(
         SpanbankError, match=r"labeling config differs from schema news-v1; pass --update-config"
     ):
         workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client))
     s = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, update_config=True))
     assert s["project_state"] == "config updated" and s["pushed"] == 3
+    pulled = workflow.run(ls_pull.pull(corpus, project_name, client=ls_client))
+    assert "config_differs" not in pulled and ls_pull.pull_warnings(pulled) == []
 
 
 def test_import_chunks_cut_by_count_and_by_characters():

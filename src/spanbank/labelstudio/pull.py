@@ -35,6 +35,7 @@ from spanbank.labelstudio.projects import (
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
 from spanbank.progress import Event
 from spanbank.pseudonyms import pseudonym, pseudonym_key
+from spanbank.schema import normalise_config
 
 PAGE_SIZE = 500
 LISTING_PAGE = 1000  # tasks per page of the cheap listing
@@ -56,7 +57,7 @@ def _pull_project(
     A project the corpus recorded that the server no longer has is an error: pulling it would
     mark every stored annotation deleted.
     """
-    found = client.find_project(project, fields=("id", "created_at"))
+    found = client.find_project(project, fields=("id", "created_at", "label_config"))
     recorded = recorded_project(corpus, tasks, project, client.url)
     if found is None:
         raise missing_project(client, corpus, project, recorded[0], pulling=True)
@@ -101,6 +102,9 @@ def pull(
         found, change = _pull_project(client, corpus, tasks, project)
         pid = int(found["id"])
         summary["ls_project_id"] = pid
+        config = found.get("label_config")
+        if config and normalise_config(config) != normalise_config(corpus.schema.label_config()):
+            summary["config_differs"] = corpus.schema.ident
         if change:
             summary["project_recreated"] = (
                 f"the Label Studio project was deleted and made again (was id {change}); earlier "
@@ -455,6 +459,13 @@ def pull_warnings(summary: dict) -> list[str]:
             f"{summary['invalid']} annotation(s) stored as not live (invalid_reason): the text of task(s) "
             f"{_ids(summary['invalid_tasks'])} was edited in Label Studio after push; restore it there "
             "and pull again"
+        )
+    if summary.get("config_differs"):
+        out.append(
+            f"project {summary['project']}'s labeling config differs from schema "
+            f"{summary['config_differs']} (edited in Label Studio?): what the schema cannot hold "
+            "is rejected, with its reason, into `rejects`; `spanbank push --project "
+            f"{summary['project']} --update-config` puts the schema's config back"
         )
     if summary.get("unreadable_tasks"):
         out.append(
