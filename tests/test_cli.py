@@ -74,6 +74,22 @@ def test_init_with_a_bad_schema(tmp_path, runner):
     assert not (tmp_path / "c" / "schema.yaml").exists()
 
 
+def test_init_with_another_schema_on_a_corpus_is_refused(tmp_path, runner):
+    """Hunt M, F6: `init --schema v2.yaml` on an existing corpus said "Corpus ready (schema
+    news-v1)", exit 0, and kept v1."""
+    d = tmp_path / "c"
+    assert runner.invoke(cli, ["init", str(d)]).exit_code == 0
+    before = (d / "schema.yaml").read_bytes()
+    same = tmp_path / "same.yaml"
+    same.write_bytes(before + b"\n# a comment changes nothing\n")
+    assert runner.invoke(cli, ["init", str(d), "--schema", str(same)]).exit_code == 0
+    v2 = tmp_path / "v2.yaml"
+    v2.write_text(before.decode().replace("version: 1", "version: 2"))
+    result = runner.invoke(cli, ["init", str(d), "--schema", str(v2)])
+    _assert_one_error(result, "already has schema news-v1", f"{v2} (news-v2) is not applied")
+    assert (d / "schema.yaml").read_bytes() == before
+
+
 def test_ingest_summary_and_json(tmp_path, runner, corpus_dir):
     f = tmp_path / "a.jsonl"
     f.write_text(

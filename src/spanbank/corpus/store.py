@@ -196,6 +196,15 @@ class Corpus:
         """Create a corpus directory with its config and schema (existing files are kept)."""
         corpus = cls(path)
         fresh = not corpus.path.exists() or not any(corpus.path.iterdir())
+        if schema_path and not fresh and (corpus.path / SCHEMA_FILE).exists():
+            given = load_schema(schema_path)
+            if given != corpus.schema:
+                raise CorpusError(
+                    f"{corpus.path} already has schema {corpus.schema.ident}; {schema_path} "
+                    f"({given.ident}) is not applied, since a corpus keeps the schema its spans "
+                    f"were made under: start a new corpus for it (spanbank init NEW --schema "
+                    f"{schema_path})"
+                )
         corpus.path.mkdir(parents=True, exist_ok=True)
         if not fresh:
             corpus.check_format()
