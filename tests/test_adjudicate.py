@@ -173,6 +173,29 @@ def test_attributes_are_voted_per_key():
     assert conflicts["kind"].tolist() == ["attribute"]
 
 
+@pytest.mark.parametrize("order", [("direct", "indirect"), ("indirect", "direct")])
+def test_a_span_drawn_twice_with_two_values_gives_its_annotator_no_vote(order):
+    """Hunt M, F5: ann drew the quote twice, once direct and once indirect; bob said indirect,
+    cat direct. The gold took ann's first copy's type, so it followed the drawing order."""
+    spans = [
+        S("ann", "q1", "QUOTE", 0, 9, {"type": order[0]}),
+        S("ann", "q2", "QUOTE", 0, 9, {"type": order[1]}),
+        S("bob", "q", "QUOTE", 0, 9, {"type": "indirect"}),
+        S("cat", "q", "QUOTE", 0, 9, {"type": "direct"}),
+    ]
+    gold, _, conflicts = run(spans)
+    assert gold["attributes"].tolist() == [{"type": "direct"}]  # a tie: the smallest value
+    [(_, detail)] = conflicts_of(conflicts, "tie")
+    assert detail["votes"] == {"ann": ["direct", "indirect"], "bob": "indirect", "cat": "direct"}
+    # with bob agreeing with cat, their two votes decide whatever ann drew
+    spans[2] = S("bob", "q", "QUOTE", 0, 9, {"type": "mixed"})
+    spans[3] = S("cat", "q", "QUOTE", 0, 9, {"type": "mixed"})
+    gold, _, conflicts = run(spans)
+    assert gold["attributes"].tolist() == [{"type": "mixed"}]
+    [(_, detail)] = conflicts_of(conflicts, "attribute")
+    assert detail["votes"]["ann"] == ["direct", "indirect"]
+
+
 def test_attribute_ties_prefer_a_value_then_the_smallest():
     two = ["ann", "bob"]
     gold, _, conflicts = run(

@@ -428,24 +428,32 @@ def _survives(mode, support, n, k, has_pref):
 def _attributes(sp, groups, preferred):
     """Voted attributes per group ({comp: dict}) and attribute/tie conflicts of kept groups."""
     members = sp.drop_duplicates(["comp", "annotator"])  # an annotator's first span in a group
-    parsed = members["attributes"].map(_attrs)
     long = pd.DataFrame(
         [
             (c, a, k, _js(v))
-            for c, a, d in zip(members["comp"], members["annotator"], parsed, strict=True)
+            for c, a, d in zip(
+                sp["comp"], sp["annotator"], sp["attributes"].map(_attrs), strict=True
+            )
             for k, v in d.items()
             if v is not None and not str(k).startswith("_")  # bookkeeping, not a choice
         ],
         columns=["comp", "annotator", "key", "value"],
-    )
+    ).drop_duplicates()
     if long.empty:
         return {}, _empty(CONFLICT_COLUMNS + ["_order"])
     keys = long[["comp", "key"]].drop_duplicates()
+    # An annotator who drew the span twice with two values of a key does not vote on it.
+    split = long.duplicated(["comp", "annotator", "key"], keep=False)
+    torn = long[split]
+    long = long[~split]
     cells = (
         members[["comp", "annotator"]]
         .merge(keys, on="comp")
         .merge(long, on=["comp", "annotator", "key"], how="left")
     )
+    if len(torn):
+        abstain = pd.MultiIndex.from_frame(torn[["comp", "annotator", "key"]])
+        cells = cells[~pd.MultiIndex.from_frame(cells[["comp", "annotator", "key"]]).isin(abstain)]
     cells["none"] = cells["value"].isna()
     counts = (
         cells.fillna({"value": ""})
@@ -474,7 +482,7 @@ def _attributes(sp, groups, preferred):
             d[key] = decoded
 
     n_values = counts.groupby(["comp", "key"]).size()
-    disputed = set(n_values[n_values > 1].index)
+    disputed = set(n_values[n_values > 1].index) | set(zip(torn["comp"], torn["key"], strict=True))
     kept = set(groups.index[groups["kept"]])
     votes: dict = {}
     for comp, annotator, key, value in zip(
@@ -482,6 +490,13 @@ def _attributes(sp, groups, preferred):
     ):
         if comp in kept and (comp, key) in disputed:
             votes.setdefault((comp, key), {})[annotator] = _decode(value)
+    for comp, annotator, key, value in zip(
+        torn["comp"], torn["annotator"], torn["key"], torn["value"], strict=True
+    ):
+        if comp in kept:  # both values, as a list: this annotator's vote went to neither
+            mine = votes.setdefault((comp, key), {}).setdefault(annotator, [])
+            mine.append(_decode(value))
+            mine.sort(key=_js)
     info = _info(groups)
     tie, chosen = tie.to_dict(), chosen.to_dict()
     rows = [
