@@ -12,7 +12,7 @@ from spanbank.adjudicate import adjudicate, adjudicate_article
 from spanbank.cli import cli
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import TABLES
-from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
+from spanbank.errors import AdjudicationError, AnnotatorError, CorpusError, SpanbankError
 from spanbank.gold import annotation_spans, run_adjudication, select_annotations
 
 WHO = ["ann", "bob", "cat"]
@@ -585,7 +585,7 @@ def test_rerun_drops_gold_of_articles_no_longer_adjudicable(corpus):
 
 
 def test_run_adjudication_checks_span_text_and_prefer_annotator(corpus):
-    with pytest.raises(AdjudicationError, match="'zed' has no annotations"):
+    with pytest.raises(AnnotatorError, match="no annotator 'zed' in this corpus"):
         run_adjudication(corpus, "prefer:zed")
     run_adjudication(corpus, "prefer:cat")
     spans = corpus.read("spans")
@@ -736,12 +736,34 @@ def test_empty_corpus(tmp_path):
     summary = run_adjudication(c, "majority")
     assert summary["articles"] == 0 and summary["conflicts"] == 0
     assert c.read("conflicts").empty
-    with pytest.raises(AdjudicationError, match="'ann' has no annotations"):
+    with pytest.raises(AnnotatorError, match="no annotator 'ann' in this corpus"):
         run_adjudication(c, "prefer:ann")
     sel = select_annotations(c)
     assert sel.empty and "selection" in sel.columns
     spans, rels = annotation_spans(c, sel)
     assert spans.empty and list(spans.columns) == TABLES["spans"].names
+
+
+def test_prefer_an_e_mail_is_its_pseudonym_everywhere(corpus, tmp_path):
+    """Hunt L, 6: `export --gold prefer:<e-mail>` wrote the e-mail into the manifest, the card
+    and every row's annotation id (and an unknown `prefer:` name exported all the same)."""
+    from spanbank.export import export_dataset
+
+    users = pd.DataFrame(
+        {"annotator": ["cat"], "ls_user_id": [9], "email": ["cat.smith@corp.example"]}
+    )
+    with corpus.writer() as w:
+        w.append("annotators", users.reindex(columns=TABLES["annotators"].names))
+    out = tmp_path / "ex"
+    export_dataset(corpus, ["jsonl"], out, gold="prefer:cat.smith@corp.example", split="train=1")
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and not any(b"corp.example" in p.read_bytes() for p in files)
+    assert json.loads((out / "manifest.json").read_text())["gold"] == "prefer:cat"
+    run_adjudication(corpus, "prefer:CAT.Smith@corp.example")  # e-mails match case-blind
+    assert "gold:prefer:cat" in set(corpus.read("annotations")["annotator"])
+    with pytest.raises(AnnotatorError, match="no annotator 'nobody' in this corpus"):
+        export_dataset(corpus, ["jsonl"], tmp_path / "no", gold="prefer:nobody", split="train=1")
+    assert not (tmp_path / "no").exists()
 
 
 def test_prefer_on_the_fly_for_articles_the_annotator_skipped(corpus):

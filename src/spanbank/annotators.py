@@ -78,7 +78,7 @@ def resolve_annotators(corpus: Corpus, names: Iterable[str]) -> list[str]:
     In the order given, without repeats; one user seen on two servers gives both pseudonyms.
     A name that matches nothing (or a user name shared by two e-mails) is an AnnotatorError.
     """
-    known = set(corpus.read("annotations")["annotator"].dropna().unique())
+    known = set(corpus.read("annotations", ["annotator"])["annotator"].dropna().unique())
     users = None  # read only when a name is not a pseudonym already
     out: list[str] = []
     for name in names:

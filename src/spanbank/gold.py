@@ -24,7 +24,7 @@ from spanbank.corpus.annotations import (
 from spanbank.corpus.articles import IdSet, texts_of
 from spanbank.corpus.store import Corpus
 from spanbank.corpus.tables import CONFLICTS_TABLE, EXTRA_TABLES, TABLES, isin, to_arrow
-from spanbank.errors import AdjudicationError, CorpusError, SpanbankError
+from spanbank.errors import AdjudicationError, AnnotatorError, CorpusError, SpanbankError
 from spanbank.schema import attributes_json
 from spanbank.spans import fragment_list, joined_text
 
@@ -63,6 +63,24 @@ def gold_annotation_id(strategy: str, article_id: str, project: str | None = Non
 def _gold_prefix(strategy: str, project: str | None) -> str:
     """What :func:`gold_annotation_id` puts before the article id (prefixed to id columns at once)."""
     return f"gold-{strategy}-" if project is None else f"gold-{strategy}-{project}-"
+
+
+def resolve_gold(corpus: Corpus, gold: str) -> str:
+    """`gold` (or a strategy) with the annotator it names (`prefer:X`, or X alone) as their
+    pseudonym: an e-mail or a Label Studio user name given there never reaches a gold id, a
+    manifest or an export. An annotator it cannot name is an error."""
+    if not isinstance(gold, str) or gold in ("auto", "majority", "union", "intersection"):
+        return gold
+    from spanbank.annotators import resolve_annotators
+
+    prefix, name = ("prefer:", gold[len("prefer:") :]) if gold.startswith("prefer:") else ("", gold)
+    found = resolve_annotators(corpus, [name])
+    if len(found) > 1:
+        raise AnnotatorError(
+            f"{name!r} is {len(found)} annotators (one person seen on {len(found)} servers); "
+            f"name one: {', '.join(found)}"
+        )
+    return prefix + found[0]
 
 
 # --------------------------------------------------------------------------- adjudicating
@@ -251,6 +269,7 @@ def run_adjudication(
     are never touched.
     """
     corpus.require()
+    strategy = resolve_gold(corpus, strategy)
     annotator = gold_annotator(strategy)
     with corpus.writer(wait) as w:
         result = _adjudicate_store(corpus, strategy, project, min_votes=min_votes)

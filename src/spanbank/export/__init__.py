@@ -220,6 +220,7 @@ def _export_dataset(
     )  # `.` has no name to swap
     outdir.check(out, "export", _not_an_export, ExportError)  # before the work; again at the end
 
+    gold = gold_mod.resolve_gold(corpus, gold)  # pseudonyms only, from here to the files
     ann, gold_desc = _selection(corpus, gold, project, annotations)
     engine = Engine(workers, scheduler)
     with contextlib.ExitStack() as stack:

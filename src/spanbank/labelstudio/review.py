@@ -32,7 +32,13 @@ from spanbank.corpus.annotations import (
 )
 from spanbank.corpus.tables import CONFLICTS_TABLE
 from spanbank.errors import LabelStudioError, SpanbankError
-from spanbank.gold import gold_annotation_id, gold_annotator, gold_rows, stale_articles
+from spanbank.gold import (
+    gold_annotation_id,
+    gold_annotator,
+    gold_rows,
+    resolve_gold,
+    stale_articles,
+)
 from spanbank.labelstudio import convert
 from spanbank.labelstudio.client import LabelStudioClient
 from spanbank.labelstudio.projects import ensure_project
@@ -156,6 +162,7 @@ def push_review(
     """
     corpus.require()
     parse_strategy(strategy)
+    strategy = resolve_gold(corpus, strategy)
     name = review_project_name(project)
     ids = conflict_articles(corpus, project, strategy)
     _refuse_stale(corpus, project, strategy)
