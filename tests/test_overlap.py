@@ -13,6 +13,7 @@ import pytest
 from _helpers import Stopped, stop_after_first_import
 from conftest import make_corpus
 from spanbank.corpus.annotations import honeypot_tasks, task_plans
+from spanbank.errors import SpanbankError
 from spanbank.labelstudio import operations, server, workflow
 from spanbank.labelstudio import push as ls_push
 from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
@@ -76,7 +77,7 @@ def test_queue_honours_per_task_overlap_with_two_users(
     pid = s["ls_project_id"]
     tasks = corpus.read("tasks")[["article_id", "ls_task_id"]]
     multi = plan_overlap(tasks, 0.2, seed=1)
-    apply_overlap(ls_client, tasks, multi, 2)
+    apply_overlap(ls_client, tasks, dict.fromkeys(multi, 2), 2)
     overlap = {
         t["id"]: t["overlap"]
         for p in ls_client.task_pages(pid, include=["id", "overlap"])
@@ -308,3 +309,57 @@ def test_a_planned_push_stopped_half_way_is_finished_by_the_next(
     # and then a new batch: nothing left to push, nothing resumed
     again = workflow.run(operations.push_planned(corpus, project_name, **args))
     assert "resumed_plan" not in again and again["pushed"] == 0
+
+
+def _server_overlaps(client, pid) -> dict[int, int]:
+    return {
+        t["id"]: t["overlap"] for p in client.task_pages(pid, include=["id", "overlap"]) for t in p
+    }
+
+
+@pytest.mark.labelstudio
+def test_a_resumed_plan_keeps_its_overlaps_and_a_later_plan_leaves_earlier_tasks_alone(
+    tmp_path, ls_client, project_name, monkeypatch
+):
+    """Hunt L, 1 and 11. A plan of --overlap 3 stopped half-way, finished by a planned push
+    without --overlap: every task got the project's 3 (30 of 40 planned for one annotator). A
+    later plan with --overlap 2 set the project's maximum to 2, and Label Studio lowered the
+    first plan's overlap-3 tasks to 2, while task_plans still said 3."""
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(24)}
+    corpus = make_corpus(tmp_path / "corpus", texts)
+    first = dict(
+        client=ls_client, overlap=3, overlap_share=0.25, seed=3, create=True, chunk_size=4,
+        where="article_id < 'x012'",
+    )  # fmt: skip
+    stop_after_first_import(ls_client, monkeypatch)
+    with pytest.raises(Stopped):
+        workflow.run(operations.push_planned(corpus, project_name, **first))
+    monkeypatch.undo()
+    with pytest.raises(SpanbankError, match="stopped half-way .12 articles, --overlap 3."):
+        workflow.run(operations.push_planned(corpus, project_name, **(first | {"overlap": 2})))
+    assert len(corpus.read("tasks")) == 4
+    done = workflow.run(
+        operations.push_planned(corpus, project_name, **(first | {"overlap": None}))
+    )
+    assert done["resumed_plan"] == 12 and done["overlap_planned"] == {"1": 9, "3": 3}
+    pid = done["ls_project_id"]
+    plans = task_plans(corpus, project_name)
+    server = _server_overlaps(ls_client, pid)
+    assert {int(t): server[int(t)] for t in plans["ls_task_id"]} == {
+        int(t): n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
+    }
+    later = workflow.run(
+        operations.push_planned(
+            corpus, project_name, client=ls_client, overlap=2, overlap_share=0.5, seed=3,
+            where="article_id >= 'x012'",
+        )
+    )  # fmt: skip
+    assert later["overlap_planned"] == {"1": 6, "2": 6}
+    plans = task_plans(corpus, project_name)
+    server = _server_overlaps(ls_client, pid)
+    assert len(plans) == len(server) == 24
+    assert Counter(server.values()) == {1: 15, 3: 3, 2: 6}
+    assert all(
+        server[int(t)] == n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
+    )
+    assert ls_client.get_project(pid)["maximum_annotations"] == 3

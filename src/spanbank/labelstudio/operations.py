@@ -45,15 +45,29 @@ def push_planned(
     **push_options,
 ) -> Workflow:
     """`push_batch` plus `honeypots` (a share of the batch, e.g. "5%") and `overlap_share` (the
-    share of the batch's articles that get `overlap` annotators; the rest get one)."""
-    if overlap_share is not None and (overlap or 1) < 2:
-        raise SpanbankError("--overlap-share needs --overlap 2 or more")
+    share of the batch's articles that get `overlap` annotators; the rest get one).
+
+    Each task's overlap is set as planned; the project's maximum_annotations is set only when
+    the project is created (Label Studio sets every earlier task of overlap > 1 to a new
+    maximum). A plan stopped half-way is finished with its own overlaps by the next planned
+    push, which must not ask for another `overlap`."""
     if stratify is not None and overlap_share is None:
         raise SpanbankError("--stratify applies to --overlap-share; give both")
     client = client or connect(url, api_key)
     plan = _unfinished(corpus, project, client.url)
     resumed = len(plan) > 0
-    if not resumed:
+    if resumed:
+        planned_overlap = int(plan["overlap"].max())
+        if overlap is not None and overlap != planned_overlap:
+            raise SpanbankError(
+                f"a planned push to {project} stopped half-way ({len(plan)} articles, "
+                f"--overlap {planned_overlap}); finish it first: run the push again with "
+                f"--overlap {planned_overlap} (or none), then push the next batch"
+            )
+        overlap = planned_overlap
+    elif overlap_share is not None and (overlap or 1) < 2:
+        raise SpanbankError("--overlap-share needs --overlap 2 or more")
+    else:
         batch, _ = select_batch(
             corpus, project, client.url, ids=ids, where=where, sample=sample, seed=seed,
             batch_size=batch_size,
@@ -69,9 +83,11 @@ def push_planned(
             # recorded before any task exists: a push stopped from here on is finished by the
             # next planned push (its honeypots are known as such from their first annotation)
             _record(corpus, plan, push_options.get("wait", False))
+    found = client.find_project(project, fields=("maximum_annotations",))
+    base = int(found.get("maximum_annotations") or 1) if found else int(overlap or 1)
     summary = yield from push_batch(
-        corpus, project, client=client, overlap=overlap, ids=list(plan["article_id"]), seed=seed,
-        **push_options,
+        corpus, project, client=client, overlap=None if found else overlap,
+        ids=list(plan["article_id"]), seed=seed, **push_options,
     )  # fmt: skip
     if summary.get("dry_run"):
         summary["honeypots"] = int(plan[HONEYPOT].sum())
@@ -80,12 +96,9 @@ def push_planned(
     tasks = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
     tasks = tasks[tasks["article_id"].isin(set(plan["article_id"]))]
     tasks = tasks.drop_duplicates("article_id", keep="last")
-    multi = set(plan.loc[plan["overlap"] > 1, "article_id"])
-    planned = apply_overlap(client, tasks, multi, overlap or 1)
+    planned = apply_overlap(client, tasks, plan.set_index("article_id")["overlap"], base)
     done = plan.drop(columns=["ls_task_id", "batch_id"]).merge(
-        tasks[["article_id", "ls_task_id", "batch_id"]].assign(
-            overlap=planned.astype("int64").to_numpy()
-        ),
+        tasks[["article_id", "ls_task_id", "batch_id"]].assign(overlap=planned.to_numpy()),
         on="article_id",
         suffixes=("_plan", ""),
     )

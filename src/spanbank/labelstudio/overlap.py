@@ -50,17 +50,15 @@ def plan_overlap(
     return chosen
 
 
-def apply_overlap(
-    client: LabelStudioClient, tasks: pd.DataFrame, multi: set[str], overlap: int
-) -> pd.Series:
-    """Set `overlap` on each task (`article_id`, `ls_task_id`): `overlap` for the articles in
-    `multi`, 1 for the others; returns the planned overlap per row of `tasks`."""
-    planned = pd.Series(
-        np.where(tasks["article_id"].isin(multi), int(overlap), 1), index=tasks.index
-    )
-    for tid, n in zip(tasks["ls_task_id"], planned, strict=True):
-        if n != overlap:  # imported tasks already carry the project's maximum_annotations
+def apply_overlap(client: LabelStudioClient, tasks: pd.DataFrame, planned, base: int) -> pd.Series:
+    """Set each task's (`article_id`, `ls_task_id`) overlap to its article's in `planned`
+    (article_id -> annotators; 1 for an article it lacks), PATCHing only those that differ from
+    `base`, the project's maximum_annotations, which imported tasks carry; returns the planned
+    overlap per row of `tasks`."""
+    want = tasks["article_id"].map(planned).fillna(1).astype("int64")
+    for tid, n in zip(tasks["ls_task_id"], want, strict=True):
+        if n != base:
             client.request(
                 "PATCH", f"api/tasks/{int(tid)}/", json_body={"overlap": int(n)}, idempotent=True
             )
-    return planned
+    return want
