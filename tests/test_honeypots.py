@@ -252,3 +252,43 @@ def test_pick_honeypots(tmp_path):
     assert hp["article_id"].tolist() == ["h1"] and hp[HONEYPOT_GOLD].tolist() == ["g-h1"]
     with pytest.raises(Exception, match="stored gold"):
         pick_honeypots(c, batch, 0.05, seed=0, pushed={"h1"})
+
+
+def test_a_honeypot_done_again_in_another_project_keeps_its_first_score(tmp_path):
+    """Hunt L, 2: u1 did honeypot h1 in p, then again in q; p's score lost h1 (the latest
+    annotation per article and annotator was taken over all projects, then kept only if p's)."""
+    from spanbank.honeypots import corpus_honeypot_scores
+
+    c = _honeypot_corpus(tmp_path)
+    later = _ann("u1-h1-q", "h1", "u1", project="q") | {"updated_at": NOW + pd.Timedelta(days=1)}
+    with c.writer() as w:
+        w.append("task_plans", pd.DataFrame([_plan("h1", 3, True, "g-h1") | {"project": "q"}]))
+        w.append("spans", pd.DataFrame([_span_row("u1-h1-q", "h1", 0, "SPEAKER", 0, 3)]))
+        w.append("annotations", pd.DataFrame([later]))
+    p = {h["annotator"]: h for h in corpus_honeypot_scores(c, "p", bootstrap=0)}
+    assert p["u1"]["articles"] == 1 and p["u1"]["span_f1"]["value"] == 1.0
+    assert p["u2"]["articles"] == 1
+    q = {h["annotator"]: h for h in corpus_honeypot_scores(c, "q", bootstrap=0)}
+    assert list(q) == ["u1"] and q["u1"]["span_f1"]["value"] == pytest.approx(2 / 3)
+    both = {h["annotator"]: h for h in corpus_honeypot_scores(c, bootstrap=0)}
+    assert both["u1"]["articles"] == 2  # each project's check counts
+
+
+def test_checks_against_gold_re_made_after_the_push_are_counted(tmp_path):
+    """Hunt L, 3: re-running adjudicate re-makes automatic gold under the same id, so a
+    honeypot's answer can move after its push; each annotator's `gold_remade` says how often."""
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+    from spanbank.honeypots import corpus_honeypot_scores
+
+    c = _honeypot_corpus(tmp_path)
+    assert {h["gold_remade"] for h in corpus_honeypot_scores(c, "p", bootstrap=0)} == {0}
+    ann = c.read("annotations")
+    ann.loc[ann["annotation_id"] == "g-h1", "updated_at"] = NOW + pd.Timedelta(hours=1)
+    with c.writer() as w:
+        w.replace("annotations", ann)
+    scores = corpus_honeypot_scores(c, "p", bootstrap=0)
+    assert {h["annotator"]: h["gold_remade"] for h in scores} == {"u1": 1, "u2": 1}
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
+    assert "(1 against gold re-made since the push)" in res.output

@@ -1,7 +1,9 @@
 """Gold checks: score each annotator against the known gold of honeypot articles mixed into a batch.
 
 A honeypot is a `task_plans` row with `honeypot` true and `honeypot_gold` naming the gold annotation
-it is checked against (fixed when it was pushed, so later adjudication cannot move the answer).
+it is checked against, as that annotation is stored now: automatic gold re-made by a later
+`adjudicate` keeps its id, so the answer can move; each annotator's `gold_remade` counts their
+checks whose gold was made again after the honeypot was pushed.
 Scores per annotator: span F1 (same label, IoU >= iou; and exact) and Krippendorff's nominal α
 over token categories (none / label of the innermost covering span) between annotator and
 gold, each with a percentile bootstrap CI over articles.
@@ -164,29 +166,43 @@ def parse_share(value: str | float | None, what: str = "--honeypots") -> float:
 
 
 def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> list[dict]:
-    """`honeypot_scores` over the corpus's honeypot tasks (of `project`); [] when it has none."""
+    """`honeypot_scores` over the corpus's honeypot tasks (of `project`); [] when it has none.
+
+    Each project's honeypot is its own check: an annotator's latest work on it in that
+    project is scored, whatever they did on the same article elsewhere."""
     hp = honeypot_tasks(corpus, project)
     if hp.empty:
         return []
+    units = hp.drop_duplicates(["project", "article_id"], keep="last")[
+        ["project", "article_id", HONEYPOT_GOLD, "planned_at"]
+    ]
+    units = units.assign(unit=units["project"].astype(str) + "\x1f" + units["article_id"])
     ann = corpus.read("annotations")
-    human = latest_per_annotator(ann).merge(
-        hp[["project", "article_id"]].drop_duplicates(), on=["project", "article_id"]
-    )
-    ref = hp.drop_duplicates("article_id", keep="last")[["article_id", HONEYPOT_GOLD]]
-    wanted = pd.concat([human["annotation_id"], ref[HONEYPOT_GOLD]]).dropna().unique()
+    made = ann.drop_duplicates("annotation_id", keep="last").set_index("annotation_id")
+    made = made["updated_at"].fillna(made["created_at"])
+    remade = set(units.loc[units[HONEYPOT_GOLD].map(made) > units["planned_at"], "unit"])
+    human = pd.concat(
+        [latest_per_annotator(ann, project=p) for p in units["project"].unique()]
+    ).merge(units, on=["project", "article_id"])
+    wanted = pd.concat([human["annotation_id"], units[HONEYPOT_GOLD]]).dropna().unique()
     spans = corpus.read_in("spans", "annotation_id", wanted).to_pandas()  # not the whole table
-    gold = spans[spans["annotation_id"].isin(set(ref[HONEYPOT_GOLD]))]
-    mine = spans.drop(columns=["article_id"]).merge(
-        human[["annotation_id", "article_id", "annotator"]], on="annotation_id"
+    spans = spans.drop(columns=["article_id"])
+    mine = spans.merge(human[["annotation_id", "unit", "annotator"]], on="annotation_id")
+    gold = spans.merge(
+        units[[HONEYPOT_GOLD, "unit"]].rename(columns={HONEYPOT_GOLD: "annotation_id"}),
+        on="annotation_id",
     )
     from spanbank.corpus.articles import attach_text
 
-    texts = attach_text(corpus, ref[["article_id"]])
-    return honeypot_scores(
-        human[["annotator", "article_id"]],
-        mine,
-        gold,
-        dict(zip(texts["article_id"], texts["text"], strict=True)),
+    texts = attach_text(corpus, units[["article_id"]].drop_duplicates())
+    text_of = dict(zip(texts["article_id"], texts["text"], strict=True))
+    scores = honeypot_scores(
+        human[["annotator", "unit"]].rename(columns={"unit": "article_id"}),
+        mine.rename(columns={"unit": "article_id"}),
+        gold.rename(columns={"unit": "article_id"}),
+        {u: text_of[a] for u, a in zip(units["unit"], units["article_id"], strict=True)},
         list(corpus.schema.labels),
         **options,
     )
+    moved = human[human["unit"].isin(remade)].groupby("annotator")["unit"].nunique()
+    return [h | {"gold_remade": int(moved.get(h["annotator"], 0))} for h in scores]

@@ -611,8 +611,13 @@ def _honeypot_rows(scores: list[dict], show=str) -> tuple[list[str], list[list[s
         return _fmt(v["value"]) + ci
 
     keys = ("span_f1", "span_f1_exact", "token_alpha")
-    rows = [[show(r["annotator"]), str(r["articles"])] + [cell(r[k]) for k in keys] for r in scores]
-    return ["annotator", "honeypots", "span F1 (IoU)", "span F1 exact", "token alpha"], rows
+    rows = [
+        [show(r["annotator"]), str(r["articles"]), str(r.get("gold_remade", 0))]
+        + [cell(r[k]) for k in keys]
+        for r in scores
+    ]
+    header = ["annotator", "honeypots", "gold re-made since push"]
+    return header + ["span F1 (IoU)", "span F1 exact", "token alpha"], rows
 
 
 def _jsonable(x):

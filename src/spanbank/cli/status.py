@@ -84,6 +84,11 @@ def _project_lines(p: dict) -> list[str]:
         lines.append(
             f"  honeypots {h['annotator']}: {h['articles']} checked, span F1 {_ci(f1)}, "
             f"token alpha {_ci(alpha)}"
+            + (
+                f" ({h['gold_remade']} against gold re-made since the push)"
+                if h.get("gold_remade")
+                else ""
+            )
         )
     return lines
 
