@@ -194,6 +194,8 @@ def test_status_counts_multiply_annotated_done(tmp_path):
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status", "--json"])
     (p,) = json.loads(res.output)["projects"]
     assert (p["multi_planned"], p["multi_done"]) == (2, 1)
+    # each article short of its own plan (hunt L, 4: a3, planned for one, counted 1 short)
+    assert (p["under_annotated"], p["needs_more"]) == (2, {"1": 2})
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
     assert "multiply annotated: 1 of 2 planned article(s) done" in res.output
 

@@ -63,7 +63,9 @@ def corpus_status(corpus: Corpus) -> dict:
         "spans": int(span_counts.sum()),
         "rejects": corpus.read_arrow("rejects", columns=["reason"]).num_rows,
         "projects": [
-            _project_status(p, tasks, live, skipped, span_counts, records, conflicts, current)
+            _project_status(
+                p, tasks, live, skipped, span_counts, records, conflicts, current, plans
+            )
             | {
                 "throughput": throughput(ann, labelled, p)["overall"],
                 "honeypots": corpus_honeypot_scores(corpus, p, bootstrap=STATUS_BOOTSTRAP),
@@ -107,7 +109,7 @@ def _gold_of(live: pd.DataFrame) -> pd.DataFrame:
 
 
 def _project_status(
-    project, tasks, live, skipped, span_counts, records, conflicts, current
+    project, tasks, live, skipped, span_counts, records, conflicts, current, plans
 ) -> dict:
     """One project's row of `corpus_status`."""
     rec = _record(records, project)
@@ -122,7 +124,8 @@ def _project_status(
     overlap = _overlap(rec)
     per_article = mine.groupby("article_id")[who].nunique()
     per_article = per_article.reindex(articles.union(per_article.index), fill_value=0)
-    missing = (overlap or DEFAULT_OVERLAP) - per_article
+    planned = _planned(project, tasks, records, plans).reindex(per_article.index)
+    missing = planned.fillna(overlap or DEFAULT_OVERLAP).astype("int64") - per_article
     missing = missing[missing > 0]
     gold = _gold_of(live[live["project"] == project])
     stale = stale_articles(None, gold, live, current)
@@ -156,16 +159,24 @@ def _project_status(
 def _multi_annotated(project, tasks, live, records, plans) -> dict:
     """Articles planned for several annotators (per-task `overlap` from push --overlap-share, else
     the project's overlap) and how many of them have all their annotators."""
-    t = tasks[tasks["project"] == project].drop_duplicates("article_id", keep="last")
-    project_overlap = _overlap(_record(records, project)) or DEFAULT_OVERLAP
-    planned = pd.Series(float(project_overlap), index=t["article_id"].to_numpy())
-    if OVERLAP_COLUMN in plans:
-        mine = plans[plans["project"] == project].set_index("article_id")[OVERLAP_COLUMN]
-        planned.update(pd.to_numeric(mine, errors="coerce").dropna())
+    planned = _planned(project, tasks, records, plans)
     multi = planned[planned >= 2]
     done = live[(live["project"] == project) & (live["origin"] == "human")]
     have = done.groupby("article_id")["annotator"].nunique().reindex(multi.index, fill_value=0)
     return {"multi_planned": len(multi), "multi_done": int((have >= multi).sum())}
+
+
+def _planned(project, tasks, records, plans) -> pd.Series:
+    """Annotators each pushed article of `project` should get: its task's planned `overlap`
+    (push --overlap-share, --honeypots), else the project's."""
+    t = tasks[tasks["project"] == project].drop_duplicates("article_id", keep="last")
+    project_overlap = _overlap(_record(records, project)) or DEFAULT_OVERLAP
+    planned = pd.Series(float(project_overlap), index=t["article_id"].to_numpy())
+    if OVERLAP_COLUMN in plans:
+        mine = plans[plans["project"] == project].drop_duplicates("article_id", keep="last")
+        mine = mine.set_index("article_id")[OVERLAP_COLUMN]
+        planned.update(pd.to_numeric(mine, errors="coerce").dropna())
+    return planned
 
 
 def _overlap(rec: dict) -> int | None:
