@@ -38,6 +38,15 @@ def test_plan_share_seed_and_strata():
     by_source = Counter(arts.set_index("article_id").loc[sorted(strat), "source"])
     assert sum(by_source.values()) == 20 and sorted(by_source.values()) == [6, 7, 7]  # 34/33/33
     assert plan_overlap(arts, 0.0) == set() and len(plan_overlap(arts, 1.0)) == 100
+    # hunt L, 5: undated articles (NaT) fell out of every stratum: 18 of 20 picked, none undated
+    days = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", None])
+    dated = _articles(40).assign(published_at=[days[i // 10] for i in range(40)])
+    picked = plan_overlap(dated, 0.5, seed=1, stratify="published_at")
+    when = dated.set_index("article_id").loc[sorted(picked), "published_at"]
+    per_day = Counter(str(d.date()) if pd.notna(d) else "undated" for d in when)
+    assert len(picked) == 20 and per_day == {
+        "2024-01-01": 5, "2024-01-02": 5, "2024-01-03": 5, "undated": 5
+    }  # fmt: skip
 
 
 def _login(url: str, email: str, password: str) -> httpx.Client:

@@ -35,7 +35,9 @@ def plan_overlap(
         raise SpanbankError(f"--stratify {stratify!r} is not an articles column")
     ids = articles.sort_values("article_id", kind="stable")
     total = int(np.floor(share * len(ids) + 0.5))
-    groups = ids.groupby(ids[stratify].fillna("") if stratify else np.zeros(len(ids)), sort=True)
+    # as text, so that a missing value of any type (None, NaN, NaT) is one stratum of its own
+    key = ids[stratify].astype("string").fillna("") if stratify else np.zeros(len(ids))
+    groups = ids.groupby(key, sort=True)
     sizes = groups.size()
     exact = sizes * total / max(len(ids), 1)
     take = np.floor(exact).astype(int)
