@@ -75,6 +75,9 @@ def test_throughput_figures_by_hand():
     t = throughput(pd.DataFrame(ANNS), pd.DataFrame(SPANS))
     assert t["annotations"] == 3
     assert t["hours"] == round(210 / 3600, 4)
+    # pooled, an article done by two annotators counts once (hunt L, 9: it counted twice)
+    assert t["overall"]["articles_per_hour"] == round(2 * 3600 / 210, 3)
+    assert t["overall"]["annotations_per_hour"] == round(3 * 3600 / 210, 3)
     u1 = t["per_annotator"]["u1"]
     assert u1["seconds"] == 180.0 and u1["spans"] == 3
     assert u1["articles_per_hour"] == 40.0  # 2 articles in 180 s

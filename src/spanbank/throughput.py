@@ -109,7 +109,9 @@ def _rates(g: pd.DataFrame) -> dict:
         "annotations": len(g),
         "spans": n_spans,
         "seconds": round(seconds, 3),
-        "articles_per_hour": _ratio(len(g) * 3600, seconds),
+        # distinct articles: pooled over annotators, each article counts once (hunt L, 9)
+        "articles_per_hour": _ratio(g["article_id"].nunique() * 3600, seconds),
+        "annotations_per_hour": _ratio(len(g) * 3600, seconds),
         "seconds_per_span": _ratio(seconds, n_spans),
         "seconds_per_article": _distribution(lead),
     }
@@ -144,7 +146,8 @@ def _per_label(timed: pd.DataFrame, spans: pd.DataFrame) -> dict:
 
 
 def _per_day(g: pd.DataFrame) -> list[dict]:
-    """Per UTC day of `created_at`: articles, hours and articles/hour (the trend)."""
+    """Per UTC day of `created_at`: annotations, hours, articles/hour and annotations/hour (the
+    trend)."""
     if g.empty:
         return []
     day = pd.to_datetime(g["created_at"], utc=True).dt.strftime("%Y-%m-%d")
@@ -156,7 +159,8 @@ def _per_day(g: pd.DataFrame) -> list[dict]:
                 "day": str(d),
                 "annotations": len(part),
                 "hours": round(seconds / 3600, 4),
-                "articles_per_hour": _ratio(len(part) * 3600, seconds),
+                "articles_per_hour": _ratio(part["article_id"].nunique() * 3600, seconds),
+                "annotations_per_hour": _ratio(len(part) * 3600, seconds),
             }
         )
     return rows

@@ -76,7 +76,8 @@ def _project_lines(p: dict) -> list[str]:
     t = p.get("throughput") or {}
     if t.get("articles_per_hour") is not None:
         lines.append(
-            f"  throughput: {t['articles_per_hour']} articles/hour, "
+            f"  throughput: {t['annotations_per_hour']} annotations/hour, "
+            f"{t['articles_per_hour']} articles/hour, "
             f"{t['seconds_per_span'] or '-'} s/span over {t['seconds'] / 3600:.2f} h"
         )
     for h in p.get("honeypots") or []:
