@@ -235,6 +235,13 @@ def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_
     args = ["--corpus", str(corpus.path), "push", "--project", project_name, "--create"]
     args += ["--overlap", "2", "--overlap-share", "0.2", "--honeypots", "5%", "--seed", "3"]
     args += ["--where", "article_id.str.startswith('x')", "--json"]
+    more = [a if a != "5%" else "20%" for a in args] + ["--dry-run"]
+    dry = json.loads(CliRunner().invoke(cli, more, env=os.environ | env).output)
+    assert dry["honeypots"] == 10  # hunt L, 7: fewer than asked, and not a word
+    assert (
+        dry["honeypots_short"]
+        == "20 asked; only 10 article(s) with stored gold are new to this project"
+    )
     res = CliRunner().invoke(cli, args, env=os.environ | env)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)

@@ -55,7 +55,7 @@ def push_planned(
         raise SpanbankError("--stratify applies to --overlap-share; give both")
     client = client or connect(url, api_key)
     plan = _unfinished(corpus, project, client.url)
-    resumed = len(plan) > 0
+    resumed, short = len(plan) > 0, 0
     if resumed:
         planned_overlap = int(plan["overlap"].max())
         if overlap is not None and overlap != planned_overlap:
@@ -79,6 +79,7 @@ def push_planned(
                                           ids=ids, where=where, sample=sample, seed=seed,
                                           batch_size=batch_size, **push_options))  # fmt: skip
         plan = _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, client.url, project)
+        short = hp.attrs.get("asked", 0) - len(hp)
         if not push_options.get("dry_run"):
             # recorded before any task exists: a push stopped from here on is finished by the
             # next planned push (its honeypots are known as such from their first annotation)
@@ -89,6 +90,11 @@ def push_planned(
         corpus, project, client=client, overlap=None if found else overlap,
         ids=list(plan["article_id"]), seed=seed, **push_options,
     )  # fmt: skip
+    if short > 0:
+        summary["honeypots_short"] = (
+            f"{len(hp) + short} asked; only {len(hp)} article(s) with stored gold are new to "
+            "this project"
+        )
     if summary.get("dry_run"):
         summary["honeypots"] = int(plan[HONEYPOT].sum())
         return summary
@@ -106,6 +112,7 @@ def push_planned(
     if resumed:
         summary["resumed_plan"] = len(plan)
     summary["honeypots"] = int(done[HONEYPOT].sum())
+
     summary["overlap_planned"] = {
         str(k): int(v) for k, v in done["overlap"].value_counts().sort_index().items()
     }
@@ -185,6 +192,8 @@ def pick_honeypots(
     meta = article_meta(corpus)
     rows = meta[meta["article_id"].isin(set(gold["article_id"]))]
     ref = gold.set_index("article_id")["annotation_id"]
-    return rows[[c for c in batch.columns if c in rows]].assign(
+    out = rows[[c for c in batch.columns if c in rows]].assign(
         **{HONEYPOT_GOLD: rows["article_id"].map(ref).to_numpy()}
     )
+    out.attrs["asked"] = want  # more than there are: the push says so
+    return out
