@@ -262,6 +262,11 @@ def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_
         task = server[int(row.ls_task_id)]
         assert task["overlap"] == (2 if row.honeypot else row.overlap)
         assert "honeypot" not in json.dumps(task).lower()  # nothing tells annotators
+    # hunt L, 8: honeypots went in corpus order, all together (here last; gold articles are
+    # usually older than a batch, so first in the queue); now each at its own place
+    queue = sorted(server)
+    where = sorted(queue.index(int(t)) for t in plans.loc[plans["honeypot"], "ls_task_id"])
+    assert where[-1] - where[0] > len(where), where
 
 
 def _gold_corpus(path, n: int, golds: int):

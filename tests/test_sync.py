@@ -365,6 +365,13 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     assert "config_differs" not in pulled and ls_pull.pull_warnings(pulled) == []
 
 
+def test_ids_are_pushed_in_the_order_given():
+    articles = pd.DataFrame({"article_id": [f"a{i}" for i in range(6)], "_row": range(6)})
+    got, skipped = ls_push.select_articles(articles, ids=["a4", "nope", "a1", "a4", "a3"])
+    assert got["article_id"].tolist() == ["a4", "a1", "a3"]
+    assert skipped == {"not in corpus": 1}
+
+
 def test_import_chunks_cut_by_count_and_by_characters():
     rows = [
         {"article_id": f"a{i}", "title": "t" * 2, "text": "x" * n}

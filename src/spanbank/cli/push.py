@@ -86,7 +86,7 @@ from spanbank.cli._common import (
     "--ids",
     "ids_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="File of article ids, one a line.",
+    help="File of article ids, one a line (pushed in that order).",
 )
 @click.option(
     "--where", default=None, help="pandas query on article columns, e.g. \"source == 'reuters'\"."

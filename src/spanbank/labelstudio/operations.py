@@ -2,7 +2,9 @@
 
 Wraps `push.push_batch` without changing it: the batch push would send is selected first
 (`push.select_batch`), honeypot articles (with stored gold) are added to it and pushed in the
-same import, in corpus order (so they do not sit at the end of the queue); then each task's
+same import, each at a seeded place among the batch's articles (Label Studio hands tasks out in
+the order they were imported: in corpus order, gold articles, older than a batch, sat at the
+head of the queue, where every annotator met them first); then each task's
 `overlap` is set (spanbank.labelstudio.overlap). The plan is recorded in `task_plans` before
 the import (rows without a task id) and again once the overlaps are set: a planned push stopped
 in between (Ctrl-C, a kill, a server error) is finished by the next planned push to the
@@ -130,7 +132,10 @@ def _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, ls_url, pro
         multi |= plan_overlap(mine, overlap_share, seed, stratify)
     else:
         multi |= set(batch["article_id"])
-    arts = list(batch["article_id"]) + list(hp["article_id"])
+    arts = list(batch["article_id"])
+    rng = np.random.default_rng([seed, 1])
+    for a in hp["article_id"]:  # each at a seeded place in the batch, not all at its head
+        arts.insert(int(rng.integers(0, len(arts) + 1)), a)
     gold = hp.set_index("article_id")[HONEYPOT_GOLD] if len(hp) else pd.Series(dtype=object)
     return pd.DataFrame(
         {

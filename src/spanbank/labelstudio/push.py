@@ -51,7 +51,8 @@ def select_articles(
     ids: Iterable[str] | None = None,
     where: str | None = None,
 ) -> tuple[pd.DataFrame, Counter]:
-    """Articles matching `ids` and the pandas query `where`; also counts of what was left out."""
+    """Articles matching `ids` (in the order of `ids`) and the pandas query `where`; also
+    counts of what was left out."""
     skipped: Counter = Counter()
     if ids is not None:
         wanted = pd.Index(pd.unique(pd.Series(list(ids), dtype=object)))
@@ -59,6 +60,8 @@ def select_articles(
         if len(unknown):
             skipped["not in corpus"] += len(unknown)
         articles = articles[articles["article_id"].isin(wanted)]
+        place = wanted.get_indexer(articles["article_id"])
+        articles = articles.iloc[np.argsort(place, kind="stable")]
     if where:
         meta = articles.drop(columns=["text", "_row"], errors="ignore")
         try:
