@@ -180,3 +180,19 @@ def test_check_span():
             check_span("abcdef", s, e)
     with pytest.raises(OffsetError, match="not 'xx'"):
         check_span("abcdef", 1, 3, "xx")
+
+
+def test_code_points_win_a_tie_of_frontend_changed_text():
+    """Hunt M, repro 6: code points for Bob's "said:\\r\\nno." with the text sent as
+    "said:\\nno." fit as code points once line ends are forgiven; the UTF-16 reading (15 emoji
+    before) fits the same way on Ann's words, and was taken first, marked `utf16`."""
+    text = "😀" * 15 + " Ann said:\r\nno. Bob said:\r\nno."
+    bob = text.rindex("said:")
+    fix = resolve_span(text, bob, bob + 10, "said:\nno.")
+    assert (fix.start, fix.repair) == (bob, None)
+    # a client known to count UTF-16 units is read its way first
+    ann = text.index("said:")
+    fix = resolve_span(text, *cp_to_utf16(text, [ann, ann + 10]).tolist(), "said:\nno.")
+    assert (fix.start, fix.repair) == (ann, UTF16)
+    fix = resolve_span(text, bob, bob + 10, "said:\nno.", utf16_first=True)
+    assert (fix.start, fix.repair) == (ann, UTF16)

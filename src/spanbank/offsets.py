@@ -122,19 +122,23 @@ def resolve_span(
             raise OffsetError(f"span {start}..{end} lies beyond the text (length {n})")
         return SpanFix(start, end, None)
     # Label Studio has counted UTF-16 code units on some paths: astral characters count twice.
-    s16, e16 = _utf16_reading(text, start, end) or (None, None)
-    if utf16_first and s16 is not None and text[s16:e16] == claimed:
-        return SpanFix(s16, e16, UTF16 if (s16, e16) != (start, end) else None)
-    if end <= n and text[start:end] == claimed:
-        return SpanFix(start, end, None)
+    # Each reading is tried exactly, then as the frontend may have changed the text; code
+    # points first (what Label Studio's UI sends) unless the source is known to count UTF-16.
+    readings = [(start, end, None)] if end <= n else []
+    u16 = _utf16_reading(text, start, end)
+    if u16 is not None and u16 != (start, end):
+        readings.insert(len(readings) if not utf16_first else 0, (*u16, UTF16))
     target = tolerant(claimed)
-    if not target:
+    if not target:  # whitespace is kept only where it was said to be
+        if end <= n and text[start:end] == claimed:
+            return SpanFix(start, end, None)
         raise OffsetError("span text is empty or whitespace")
-    if s16 is not None and (s16, e16) != (start, end):
-        if text[s16:e16] == claimed or tolerant(text[s16:e16]) == target:
-            return SpanFix(s16, e16, UTF16)
-    if end <= n and tolerant(text[start:end]) == target:
-        return SpanFix(start, end, None)
+    for s, e, repair in readings:
+        if text[s:e] == claimed:
+            return SpanFix(s, e, repair)
+    for s, e, repair in readings:
+        if tolerant(text[s:e]) == target:
+            return SpanFix(s, e, repair)
     found = _search_near(text, claimed, start, window)
     if found is not None:
         return SpanFix(found[0], found[1], SEARCH)
