@@ -240,6 +240,16 @@ def test_a_region_that_fits_both_counts_is_read_as_its_annotation_counts():
     ]
     # alone, "said" at 32..36 fits both counts: read as code points, as Label Studio's UI sends
     assert _convert(by_cp[1:], PARTY).spans[0]["start"] == second
+    # a client that changed the text (a line end, say) still gives its count away
+    crlf = "🎉" * 14 + " He said: no.\r\nWe said: yes."
+    assert crlf.index("said", first + 1) == second
+    quote = _lab("q", *cp_to_utf16(crlf, [first, first + 13]).tolist(), "QUOTE", "said: no.\nWe")
+    cue = _lab("c", *cp_to_utf16(crlf, [first, first + 4]).tolist(), "CUE", "said")
+    out = convert_annotation([quote, cue], crlf, SCHEMA, "ann-1", "a1")
+    assert [(s["start"], s["offset_repair"]) for s in out.spans] == [
+        (first, "utf16"),
+        (first, "utf16"),
+    ]
 
 
 def test_a_region_or_relation_with_two_labels_is_rejected_whole():

@@ -82,15 +82,18 @@ def _utf16_reading(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 def counted_in(text: str, start, end, claimed) -> str | None:
-    """Which count alone puts `claimed` exactly at start..end: `cp` (code points) or `utf16`;
-    None when both or neither do, or when no astral character makes the two readings differ."""
+    """Which count alone puts `claimed` at start..end, exactly or else with the frontend's
+    changes forgiven: `cp` (code points) or `utf16`; None when both or neither do, or when no
+    astral character makes the two readings differ."""
     if not (_is_int(start) and _is_int(end) and isinstance(claimed, str)) or start < 0:
         return None
-    cp = text[start:end] == claimed
     u16 = _utf16_reading(text, int(start), int(end))
     if u16 is None or u16 == (start, end):
         return None
-    by16 = text[u16[0] : u16[1]] == claimed
+    cp, by16 = text[start:end] == claimed, text[u16[0] : u16[1]] == claimed
+    if not (cp or by16) and (target := tolerant(claimed)):
+        cp = tolerant(text[start:end]) == target
+        by16 = tolerant(text[u16[0] : u16[1]]) == target
     return None if cp == by16 else ("cp" if cp else UTF16)
 
 
