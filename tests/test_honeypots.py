@@ -292,3 +292,22 @@ def test_checks_against_gold_re_made_after_the_push_are_counted(tmp_path):
     assert {h["annotator"]: h["gold_remade"] for h in scores} == {"u1": 1, "u2": 1}
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
     assert "(1 against gold re-made since the push)" in res.output
+
+
+def test_a_later_honeypot_elsewhere_does_not_take_an_annotator_s_real_work(tmp_path):
+    """Hunt L, 12: u1 and u2 annotated n1 in p; n1 then went to q as a honeypot, which u1 did.
+    The latest annotation per annotator was picked over all projects before honeypot work was
+    dropped, so u1's p work vanished from adjudication (n1 left with one annotator)."""
+    from spanbank.gold import run_adjudication
+
+    c = _honeypot_corpus(tmp_path)
+    later = _ann("u1-n1-q", "n1", "u1", project="q") | {"updated_at": NOW + pd.Timedelta(days=1)}
+    with c.writer() as w:
+        w.append("task_plans", pd.DataFrame([_plan("n1", 4, True, "g-h1") | {"project": "q"}]))
+        w.append("spans", pd.DataFrame([_span_row("u2-n1", "n1", 0, "SPEAKER", 0, 3)]))
+        w.append("spans", pd.DataFrame([_span_row("u1-n1-q", "n1", 0, "QUOTE", 4, 9)]))
+        w.append("annotations", pd.DataFrame([_ann("u2-n1", "n1", "u2"), later]))
+    run_adjudication(c, "majority")
+    spans = c.read("spans")
+    gold = spans[spans["annotation_id"] == "gold-majority-n1"]
+    assert gold[["label", "start", "end"]].values.tolist() == [["SPEAKER", 0, 3]]

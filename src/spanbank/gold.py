@@ -108,7 +108,9 @@ def _human_inputs(corpus: Corpus, project, article_ids=None):
         if article_ids is None
         else corpus.read_in("annotations", "article_id", article_ids).to_pandas()
     )
-    ann = without_honeypot_work(corpus, latest_per_annotator(rows, project=project))
+    # honeypot work out first: an annotator's later honeypot of the same article in another
+    # project would otherwise be their "latest" there, and take their real work with it
+    ann = latest_per_annotator(without_honeypot_work(corpus, rows), project=project)
     del rows
     multi = ann.groupby("article_id")["annotator"].transform("nunique").to_numpy() >= 2
     who = ann.loc[multi, ["annotation_id", "article_id", "annotator"]]
@@ -465,7 +467,7 @@ def _select(corpus, live: pd.DataFrame, gold: str, project, names) -> tuple:
     there are, for the error)."""
     from spanbank.corpus.annotations import without_honeypot_work
 
-    humans = without_honeypot_work(corpus, latest_per_annotator(live, project=project))
+    humans = latest_per_annotator(without_honeypot_work(corpus, live), project=project)
     is_strategy = gold in ("majority", "union", "intersection") or gold.startswith("prefer:")
     if gold != "auto" and not is_strategy:
         rows = live[live["annotator"] == gold]
@@ -624,7 +626,7 @@ def _digests_now(corpus, rows: pd.DataFrame, scoped: bool) -> pd.Series:
         rows = rows_at(rows, rows["project"].notna().to_numpy())
         who = rows["annotator"].astype(str) + SEP + rows["project"].astype(str)
         rows = rows.assign(annotator=who)
-    humans = without_honeypot_work(corpus, latest_per_annotator(rows))
+    humans = latest_per_annotator(without_honeypot_work(corpus, rows))
     if scoped:
         humans = humans.assign(article_id=humans["article_id"] + SEP + humans["project"])
     return inputs_digest(humans)
