@@ -265,6 +265,21 @@ def test_server_move_command(tmp_path):
                 }
             ],
         )
+        w.append(
+            "task_plans",
+            pd.DataFrame(
+                [{"project": "news", "ls_url": "http://old:8080", "article_id": "a000",
+                  "ls_task_id": None, "batch_id": None, "overlap": 2, "honeypot": False,
+                  "honeypot_gold": None, "planned_at": now}]
+            ),
+        )  # fmt: skip
+        w.append(
+            "push_batches",
+            pd.DataFrame(
+                [{"project": "news", "ls_url": "http://old:8080", "batch_id": "b",
+                  "article_id": "a000", "picked_at": now}]
+            ),
+        )  # fmt: skip
     run = CliRunner().invoke
     out = run(
         cli,
@@ -279,6 +294,9 @@ def test_server_move_command(tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert set(corpus.read("tasks")["ls_url"]) == {"https://new.example.org"}
+    # hunt L, 13: a plan and a picked batch kept the old URL, so an interrupted one was lost
+    for name in ("task_plans", "push_batches"):
+        assert set(corpus.read(name)["ls_url"]) == {"https://new.example.org"}, name
     out = run(cli, ["--corpus", str(corpus.path), "server", "move", "http://old:8081", "http://x"])
     assert out.exit_code == 1 and out.output.strip().count("\n") == 0
     assert (

@@ -20,7 +20,7 @@ from spanbank.corpus.tables import SERVER_COLUMNS, SERVERS_TABLE
 from spanbank.errors import AuthError, LabelStudioError, SpanbankError, UnknownProjectError
 
 # tables whose rows name a server by URL: rewritten together when a server moves
-URL_TABLES = ("tasks", "projects", "annotations", "annotators")
+URL_TABLES = ("tasks", "projects", "annotations", "annotators", "task_plans", "push_batches")
 
 
 @dataclass
