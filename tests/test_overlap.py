@@ -386,3 +386,63 @@ def test_a_resumed_plan_keeps_its_overlaps_and_a_later_plan_leaves_earlier_tasks
         server[int(t)] == n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
     )
     assert ls_client.get_project(pid)["maximum_annotations"] == 3
+
+
+@pytest.mark.labelstudio
+def test_a_planned_push_queued_behind_another_plans_after_it(
+    tmp_path, ls_conn, project_name, monkeypatch
+):
+    """Hunt L, 14: two planned pushes at once (--wait) each picked and planned the same batch
+    outside the lock; the second then found it pushed, and Label Studio's overlaps and
+    task_plans disagreed. Now a planned push holds the corpus from its plan to its record."""
+    import threading
+
+    from spanbank.corpus.store import Corpus
+    from spanbank.labelstudio.client import LabelStudioClient
+
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(16)}
+    make_corpus(tmp_path / "corpus", texts)
+    inside, go, planned = threading.Event(), threading.Event(), []
+    real_apply, real_select = operations.apply_overlap, operations.select_batch
+
+    def slow_apply(*a, **kw):
+        if not inside.is_set():  # the first push waits here, holding what it holds
+            inside.set()
+            go.wait(60)
+        return real_apply(*a, **kw)
+
+    def spy_select(*a, **kw):
+        planned.append((threading.current_thread().name, inside.is_set(), go.is_set()))
+        return real_select(*a, **kw)
+
+    monkeypatch.setattr(operations, "apply_overlap", slow_apply)
+    monkeypatch.setattr(operations, "select_batch", spy_select)
+    out = {}
+
+    def push(name, seed, create):
+        corpus = Corpus(tmp_path / "corpus")  # each its own, as two processes
+        out[name] = workflow.run(
+            operations.push_planned(
+                corpus, project_name, client=LabelStudioClient(*ls_conn), overlap=2,
+                overlap_share=0.5, seed=seed, batch_size=8, create=create, wait=30,
+            )
+        )  # fmt: skip
+
+    a = threading.Thread(target=push, args=("a", 1, True), name="a")
+    a.start()
+    assert inside.wait(60)
+    b = threading.Thread(target=push, args=("b", 2, False), name="b")
+    b.start()
+    b.join(3)  # b queues behind a: it must not plan meanwhile
+    go.set()
+    a.join(120)
+    b.join(120)
+    assert [p for p in planned if p[0] == "b"] == [("b", True, True)]
+    assert out["a"]["pushed"] == 8 and out["b"]["pushed"] == 8
+    corpus = Corpus(tmp_path / "corpus")
+    plans = task_plans(corpus, project_name)
+    server = _server_overlaps(LabelStudioClient(*ls_conn), out["a"]["ls_project_id"])
+    assert len(plans) == len(server) == 16
+    assert all(
+        server[int(t)] == n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
+    )

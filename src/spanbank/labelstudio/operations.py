@@ -13,6 +13,8 @@ project, which pushes what is left of that plan and sets its overlaps, instead o
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -56,69 +58,76 @@ def push_planned(
     if stratify is not None and overlap_share is None:
         raise SpanbankError("--stratify applies to --overlap-share; give both")
     client = client or connect(url, api_key)
-    plan = _unfinished(corpus, project, client.url)
-    resumed, short = len(plan) > 0, 0
-    if resumed:
-        planned_overlap = int(plan["overlap"].max())
-        if overlap is not None and overlap != planned_overlap:
-            raise SpanbankError(
-                f"a planned push to {project} stopped half-way ({len(plan)} articles, "
-                f"--overlap {planned_overlap}); finish it first: run the push again with "
-                f"--overlap {planned_overlap} (or none), then push the next batch"
+    # one writer throughout: a planned push queued behind this one (--wait) sees its plan
+    with (
+        contextlib.nullcontext()
+        if push_options.get("dry_run")
+        else corpus.writer(push_options.get("wait", False))
+    ):
+        plan = _unfinished(corpus, project, client.url)
+        resumed, short = len(plan) > 0, 0
+        if resumed:
+            planned_overlap = int(plan["overlap"].max())
+            if overlap is not None and overlap != planned_overlap:
+                raise SpanbankError(
+                    f"a planned push to {project} stopped half-way ({len(plan)} articles, "
+                    f"--overlap {planned_overlap}); finish it first: run the push again with "
+                    f"--overlap {planned_overlap} (or none), then push the next batch"
+                )
+            overlap = planned_overlap
+        elif overlap_share is not None and (overlap or 1) < 2:
+            raise SpanbankError("--overlap-share needs --overlap 2 or more")
+        else:
+            batch, _ = select_batch(
+                corpus, project, client.url, ids=ids, where=where, sample=sample, seed=seed,
+                batch_size=batch_size,
+            )  # fmt: skip
+            pushed = _pushed(corpus, project, client.url)
+            hp = pick_honeypots(corpus, batch, parse_share(honeypots), seed, pushed)
+            if batch.empty and hp.empty:  # nothing new: let push say so in its own words
+                return (yield from push_batch(corpus, project, client=client, overlap=overlap,
+                                              ids=ids, where=where, sample=sample, seed=seed,
+                                              batch_size=batch_size, **push_options))  # fmt: skip
+            plan = _plan(
+                corpus, batch, hp, overlap, overlap_share, seed, stratify, client.url, project
             )
-        overlap = planned_overlap
-    elif overlap_share is not None and (overlap or 1) < 2:
-        raise SpanbankError("--overlap-share needs --overlap 2 or more")
-    else:
-        batch, _ = select_batch(
-            corpus, project, client.url, ids=ids, where=where, sample=sample, seed=seed,
-            batch_size=batch_size,
+            short = hp.attrs.get("asked", 0) - len(hp)
+            if not push_options.get("dry_run"):
+                # recorded before any task exists: a push stopped from here on is finished by the
+                # next planned push (its honeypots are known as such from their first annotation)
+                _record(corpus, plan, push_options.get("wait", False))
+        found = client.find_project(project, fields=("maximum_annotations",))
+        base = int(found.get("maximum_annotations") or 1) if found else int(overlap or 1)
+        summary = yield from push_batch(
+            corpus, project, client=client, overlap=None if found else overlap,
+            ids=list(plan["article_id"]), seed=seed, **push_options,
         )  # fmt: skip
-        pushed = _pushed(corpus, project, client.url)
-        hp = pick_honeypots(corpus, batch, parse_share(honeypots), seed, pushed)
-        if batch.empty and hp.empty:  # nothing new: let push say so in its own words
-            return (yield from push_batch(corpus, project, client=client, overlap=overlap,
-                                          ids=ids, where=where, sample=sample, seed=seed,
-                                          batch_size=batch_size, **push_options))  # fmt: skip
-        plan = _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, client.url, project)
-        short = hp.attrs.get("asked", 0) - len(hp)
-        if not push_options.get("dry_run"):
-            # recorded before any task exists: a push stopped from here on is finished by the
-            # next planned push (its honeypots are known as such from their first annotation)
-            _record(corpus, plan, push_options.get("wait", False))
-    found = client.find_project(project, fields=("maximum_annotations",))
-    base = int(found.get("maximum_annotations") or 1) if found else int(overlap or 1)
-    summary = yield from push_batch(
-        corpus, project, client=client, overlap=None if found else overlap,
-        ids=list(plan["article_id"]), seed=seed, **push_options,
-    )  # fmt: skip
-    if short > 0:
-        summary["honeypots_short"] = (
-            f"{len(hp) + short} asked; only {len(hp)} article(s) with stored gold are new to "
-            "this project"
+        if short > 0:
+            summary["honeypots_short"] = (
+                f"{len(hp) + short} asked; only {len(hp)} article(s) with stored gold are new to "
+                "this project"
+            )
+        if summary.get("dry_run"):
+            summary["honeypots"] = int(plan[HONEYPOT].sum())
+            return summary
+        tasks = corpus.read("tasks")
+        tasks = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
+        tasks = tasks[tasks["article_id"].isin(set(plan["article_id"]))]
+        tasks = tasks.drop_duplicates("article_id", keep="last")
+        planned = apply_overlap(client, tasks, plan.set_index("article_id")["overlap"], base)
+        done = plan.drop(columns=["ls_task_id", "batch_id"]).merge(
+            tasks[["article_id", "ls_task_id", "batch_id"]].assign(overlap=planned.to_numpy()),
+            on="article_id",
+            suffixes=("_plan", ""),
         )
-    if summary.get("dry_run"):
-        summary["honeypots"] = int(plan[HONEYPOT].sum())
+        _record(corpus, done.assign(planned_at=utc_now()), push_options.get("wait", False))
+        if resumed:
+            summary["resumed_plan"] = len(plan)
+        summary["honeypots"] = int(done[HONEYPOT].sum())
+        summary["overlap_planned"] = {
+            str(k): int(v) for k, v in done["overlap"].value_counts().sort_index().items()
+        }
         return summary
-    tasks = corpus.read("tasks")
-    tasks = tasks[(tasks["project"] == project) & (tasks["ls_url"] == client.url)]
-    tasks = tasks[tasks["article_id"].isin(set(plan["article_id"]))]
-    tasks = tasks.drop_duplicates("article_id", keep="last")
-    planned = apply_overlap(client, tasks, plan.set_index("article_id")["overlap"], base)
-    done = plan.drop(columns=["ls_task_id", "batch_id"]).merge(
-        tasks[["article_id", "ls_task_id", "batch_id"]].assign(overlap=planned.to_numpy()),
-        on="article_id",
-        suffixes=("_plan", ""),
-    )
-    _record(corpus, done.assign(planned_at=utc_now()), push_options.get("wait", False))
-    if resumed:
-        summary["resumed_plan"] = len(plan)
-    summary["honeypots"] = int(done[HONEYPOT].sum())
-
-    summary["overlap_planned"] = {
-        str(k): int(v) for k, v in done["overlap"].value_counts().sort_index().items()
-    }
-    return summary
 
 
 def _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, ls_url, project):
