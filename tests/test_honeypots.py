@@ -311,3 +311,27 @@ def test_a_later_honeypot_elsewhere_does_not_take_an_annotator_s_real_work(tmp_p
     spans = c.read("spans")
     gold = spans[spans["annotation_id"] == "gold-majority-n1"]
     assert gold[["label", "start", "end"]].values.tolist() == [["SPEAKER", 0, 3]]
+
+
+def test_a_check_whose_gold_is_gone_is_not_scored_against_nothing(tmp_path):
+    """Hunt L, 3: after the honeypot's gold was deleted (adjudicate dropped it), annotators were
+    scored against empty gold (F1 0.762 -> 0.493 on PolNeAR)."""
+    from click.testing import CliRunner
+
+    from spanbank.cli import cli
+    from spanbank.honeypots import corpus_honeypot_scores
+
+    c = _honeypot_corpus(tmp_path)
+    ann = c.read("annotations")
+    ann.loc[ann["annotation_id"] == "g-h1", "deleted_at"] = NOW
+    with c.writer() as w:
+        w.replace("annotations", ann)
+    scores = {h["annotator"]: h for h in corpus_honeypot_scores(c, "p", bootstrap=0)}
+    assert {a: (h["articles"], h["gold_gone"]) for a, h in scores.items()} == {
+        "u1": (0, 1),
+        "u2": (0, 1),
+    }
+    assert all(h["span_f1"]["value"] != h["span_f1"]["value"] for h in scores.values())  # NaN
+    res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
+    assert "honeypots u1: 0 checked, span F1 n/a" in res.output
+    assert "(1 not scored: their gold is gone)" in res.output

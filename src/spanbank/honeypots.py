@@ -3,7 +3,9 @@
 A honeypot is a `task_plans` row with `honeypot` true and `honeypot_gold` naming the gold annotation
 it is checked against, as that annotation is stored now: automatic gold re-made by a later
 `adjudicate` keeps its id, so the answer can move; each annotator's `gold_remade` counts their
-checks whose gold was made again after the honeypot was pushed.
+checks whose gold was made again after the honeypot was pushed; a check whose gold is gone (no
+longer stored) is not scored, and counted (`gold_gone`): against nothing, every span would
+count as wrong.
 Scores per annotator: span F1 (same label, IoU >= iou; and exact) and Krippendorff's nominal α
 over token categories (none / label of the innermost covering span) between annotator and
 gold, each with a percentile bootstrap CI over articles.
@@ -20,7 +22,12 @@ from spanbank.agreement.coefficients import (
     fragment_pieces,
     token_categories,
 )
-from spanbank.corpus.annotations import HONEYPOT_GOLD, honeypot_tasks, latest_per_annotator
+from spanbank.corpus.annotations import (
+    HONEYPOT_GOLD,
+    honeypot_tasks,
+    latest_per_annotator,
+    live_annotations,
+)
 from spanbank.errors import SpanbankError
 from spanbank.tokens import tokenize
 
@@ -178,12 +185,16 @@ def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> lis
     ]
     units = units.assign(unit=units["project"].astype(str) + "\x1f" + units["article_id"])
     ann = corpus.read("annotations")
-    made = ann.drop_duplicates("annotation_id", keep="last").set_index("annotation_id")
+    made = live_annotations(ann).drop_duplicates("annotation_id", keep="last")
+    made = made.set_index("annotation_id")
     made = made["updated_at"].fillna(made["created_at"])
     remade = set(units.loc[units[HONEYPOT_GOLD].map(made) > units["planned_at"], "unit"])
+    gone = set(units.loc[~units[HONEYPOT_GOLD].isin(made.index), "unit"])  # nothing to check
     human = pd.concat(
         [latest_per_annotator(ann, project=p) for p in units["project"].unique()]
     ).merge(units, on=["project", "article_id"])
+    lost = human[human["unit"].isin(gone)].groupby("annotator")["unit"].nunique()
+    human = human[~human["unit"].isin(gone)]
     wanted = pd.concat([human["annotation_id"], units[HONEYPOT_GOLD]]).dropna().unique()
     spans = corpus.read_in("spans", "annotation_id", wanted).to_pandas()  # not the whole table
     spans = spans.drop(columns=["article_id"])
@@ -205,4 +216,18 @@ def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> lis
         **options,
     )
     moved = human[human["unit"].isin(remade)].groupby("annotator")["unit"].nunique()
-    return [h | {"gold_remade": int(moved.get(h["annotator"], 0))} for h in scores]
+    nothing = {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    scored = {h["annotator"] for h in scores}
+    scores += [  # annotators whose every check lost its gold: still named, with no figure
+        {"annotator": str(a), "articles": 0}
+        | dict.fromkeys(("span_f1", "span_f1_exact", "token_alpha"), nothing)
+        for a in sorted(set(lost.index) - scored)
+    ]
+    return [
+        h
+        | {
+            "gold_remade": int(moved.get(h["annotator"], 0)),
+            "gold_gone": int(lost.get(h["annotator"], 0)),
+        }
+        for h in scores
+    ]

@@ -90,6 +90,7 @@ def _project_lines(p: dict) -> list[str]:
                 if h.get("gold_remade")
                 else ""
             )
+            + (f" ({h['gold_gone']} not scored: their gold is gone)" if h.get("gold_gone") else "")
         )
     return lines
 
