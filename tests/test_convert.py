@@ -272,6 +272,24 @@ def test_a_region_or_relation_with_two_labels_is_rejected_whole():
     ]
 
 
+def test_two_values_of_one_attribute_for_a_region_are_rejected_not_the_last_kept():
+    """Hunt M, F3: two `type` choices for one QUOTE region (direct, then indirect) stored the
+    last, with no reject."""
+
+    def choice(value):
+        return {"id": "q", "from_name": "QUOTE_type", "to_name": "text", "type": "choices",
+                "value": {"start": 11, "end": 15, "choices": [value]}}  # fmt: skip
+
+    quote = _lab("q", 11, 15, "QUOTE", "“hi”")
+    out = _convert([quote, choice("direct"), choice("indirect")], TEXT)
+    assert out.spans[0]["attributes"] is None
+    assert [r["reason"] for r in out.rejects] == [
+        "2 values of type for one region ('direct', 'indirect'); a span takes one"
+    ] * 2
+    out = _convert([quote, choice("direct"), choice("direct")], TEXT)  # the same twice: fine
+    assert json.loads(out.spans[0]["attributes"]) == {"type": "direct"} and not out.rejects
+
+
 def test_prediction_round_trip_through_converter():
     text = _task("Fans")["data"]["text"]
     tagged = preannotate(text)

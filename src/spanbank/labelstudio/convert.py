@@ -197,6 +197,7 @@ def convert_annotation(
         regions[rid] = span
         out.repairs[span["offset_repair"] or NO_REPAIR] += 1
     attrs: dict[str, dict] = {}
+    given: dict[tuple, list] = {}  # (region, attribute) -> (value, item) as given
     for item in choices:
         rid = str(item.get("id")) if item.get("id") is not None else None
         name, value = item.get("from_name"), item.get("value")
@@ -215,9 +216,18 @@ def convert_annotation(
         else:
             reason = schema.check_span(target[0], {target[1]: values[0]})
             if reason is None:
-                attrs.setdefault(rid, {})[target[1]] = values[0]
+                given.setdefault((rid, target[1]), []).append((values[0], item))
         if reason is not None:
             out.rejects.append(_reject(annotation_id, rid, reason, item))
+    for (rid, key), said in given.items():
+        values = list(dict.fromkeys(v for v, _ in said))
+        if len(values) == 1:
+            attrs.setdefault(rid, {})[key] = values[0]
+            continue
+        reason = f"{len(values)} values of {key} for one region ({', '.join(map(repr, values))})"
+        out.rejects += [
+            _reject(annotation_id, rid, reason + "; a span takes one", i) for _, i in said
+        ]
     chains = [i for i in rels if _is_chain(i, schema, regions)]
     rels = [i for i in rels if not _is_chain(i, schema, regions)]
     alias = _join_fragments(chains, regions, attrs, text, annotation_id, out)
