@@ -282,3 +282,12 @@ def test_a_hand_made_predictions_file_is_read_or_refused_in_one_line(tmp_path):
     bad = {**rows[0], "links": json.dumps([{"label": "nonsense", "to": 2}])}
     with pytest.raises(SpanbankError, match=r"link label\(s\) nonsense not in schema news-v1"):
         run([bad, rows[1]])
+    # hunt M, F8: spans the schema or the text cannot hold were dropped without a word
+    with pytest.raises(SpanbankError, match=r"span label\(s\) PERSON, quote not in schema"):
+        run([*rows, {**rows[2], "label": "PERSON"}, {**rows[2], "label": "quote"}])
+    with pytest.raises(SpanbankError, match=rf"span 40..{len(TEXTS['en2']) + 9} of article 'en2'"):
+        run([*rows, {**rows[2], "start": 40, "end": len(TEXTS["en2"]) + 9}])
+    sarcastic = {**rows[0], "attributes": json.dumps({"type": "sarcastic"})}
+    with pytest.raises(SpanbankError, match=r"'en1': value 'sarcastic' of QUOTE.type is not"):
+        run([sarcastic, rows[1]])
+    assert run([*rows, {**rows[2], "article_id": "not-in-the-batch"}]).keys() == {"en1", "en2"}

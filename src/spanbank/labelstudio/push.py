@@ -180,11 +180,11 @@ def _predictions(
     if missing:
         raise SpanbankError(f"--preannotate: {path} lacks column(s) {', '.join(sorted(missing))}")
     spans = spans[spans["article_id"].isin(texts)].dropna(subset=["label", "start", "end"])
+    _check_file_spans(spans, texts, path, schema)
     version = f"file:{path.name}"
     for aid, group in spans.groupby("article_id", sort=False):
         text = texts[aid]
-        rows = group.to_dict("records")
-        good = [r for r in rows if 0 <= int(r["start"]) < int(r["end"]) <= len(text)]
+        good = group.to_dict("records")
         for r in good:  # ids as text: a column with a missing id reads 1 as 1.0
             if "span_id" in r and not pd.isna(r["span_id"]):
                 r["span_id"] = _id_text(r["span_id"])
@@ -197,6 +197,40 @@ def _predictions(
     if missing:
         why[f"no spans in {path.name}"] = missing
     return out, why
+
+
+def _check_file_spans(spans: pd.DataFrame, texts: dict, path: Path, schema) -> None:
+    """Refuse a predictions file whose spans (of the batch's articles) the schema or the texts
+    cannot hold, naming the first: dropped, annotators would never see them."""
+    unknown = sorted(set(map(str, spans["label"])) - set(schema.labels))
+    if unknown:
+        raise SpanbankError(
+            f"--preannotate: {path.name}: span label(s) {', '.join(unknown)} not in schema "
+            f"{schema.ident} ({', '.join(schema.labels)})"
+        )
+    for r in spans.itertuples(index=False):
+        n = len(texts[r.article_id])
+        try:
+            start, end = float(r.start), float(r.end)
+        except (TypeError, ValueError):
+            start = end = float("nan")
+        if not (start.is_integer() and end.is_integer() and 0 <= start < end <= n):
+            raise SpanbankError(
+                f"--preannotate: {path.name}: span {r.start}..{r.end} of article "
+                f"{r.article_id!r} does not fit its text (length {n})"
+            )
+        attrs = getattr(r, "attributes", None)
+        try:
+            attrs = json.loads(attrs) if isinstance(attrs, str) else attrs
+        except ValueError:
+            attrs = {"": attrs}  # not JSON: refused below, as no attribute of the label
+        if isinstance(attrs, dict):
+            given = {k: v for k, v in attrs.items() if v is not None and v == v}
+            reason = schema.check_span(r.label, given) if given else None
+            if reason is not None:
+                raise SpanbankError(
+                    f"--preannotate: {path.name}: article {r.article_id!r}: {reason}"
+                )
 
 
 def _file_links(rows: list[dict], path: Path, schema) -> list[dict]:
