@@ -55,3 +55,16 @@ def test_messages_show_where_two_long_texts_differ():
     msg = str(exc.value)
     assert "differ at character 90" in msg
     assert "X" in msg  # the differing character is shown, not cut off
+
+
+def test_texts_alike_but_for_unicode_normalisation_are_said_so():
+    """Hunt M, F9: re-ingesting an NFD copy of a stored NFC text was refused with two excerpts
+    that look the same and no position (the first difference, at character 3, was not shown)."""
+    import unicodedata
+
+    from spanbank.spans import where_differ
+
+    text = "Café owner José said “déjà vu”. Second line of the story."
+    msg = where_differ(text, unicodedata.normalize("NFD", text), "and now")
+    assert msg.endswith("(they differ at character 3 only in Unicode normalisation, NFC vs NFD)")
+    assert where_differ("abc", "abd", "and now") == "cover 'abc', and now 'abd'"

@@ -6,6 +6,7 @@ its ordered, non-overlapping parts (at least two) and `start`/`end` are the oute
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from spanbank.errors import OffsetError
@@ -138,5 +139,8 @@ def where_differ(a: str, b: str, what: str, verb: str = "cover") -> str:
     """`cover 'x…', <what> 'y…'` with both excerpts around their first difference."""
     a_s, b_s = excerpt_pair(a, b)
     at = first_difference(a, b)
-    where = f" (they differ at character {at})" if at and at >= 20 else ""
+    where = f" (they differ at character {at})" if at and (at >= 20 or a_s == b_s) else ""
+    if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b):
+        # alike on screen: composed vs decomposed characters
+        where = f" (they differ at character {at} only in Unicode normalisation, NFC vs NFD)"
     return f"{verb} {a_s!r}, {what} {b_s!r}{where}"
