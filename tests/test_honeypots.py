@@ -335,3 +335,30 @@ def test_a_check_whose_gold_is_gone_is_not_scored_against_nothing(tmp_path):
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
     assert "honeypots u1: 0 checked, span F1 n/a" in res.output
     assert "(1 not scored: their gold is gone)" in res.output
+
+
+def test_agree_s_labels_and_annotators_hold_for_honeypots_and_throughput(tmp_path):
+    """Hunt L, 10: `agree --labels CUE` showed the all-label honeypot F1s (ana matching QUOTE
+    exactly read as a CUE score), and `--annotators` still listed the others there."""
+    from spanbank.agreement.report import agreement_report
+
+    c = _honeypot_corpus(tmp_path)  # u2 drew the speaker only: F1 2/3 over both labels
+    full = {h["annotator"]: h for h in agreement_report(c, "p", bootstrap=0)["honeypots"]}
+    assert full["u2"]["span_f1"]["value"] == pytest.approx(2 / 3)
+    speaker = agreement_report(c, "p", labels=["SPEAKER"], bootstrap=0)
+    assert {h["annotator"]: h["span_f1"]["value"] for h in speaker["honeypots"]} == {
+        "u1": 1.0,
+        "u2": 1.0,
+    }
+    quote = agreement_report(c, "p", labels=["QUOTE"], bootstrap=0)
+    assert {h["annotator"]: h["span_f1"]["value"] for h in quote["honeypots"]} == {
+        "u1": 1.0,
+        "u2": 0.0,
+    }
+    assert set(quote["throughput"]["per_label"]) <= {"QUOTE"}
+    with c.writer() as w:  # a third annotator, left out below
+        w.append("spans", pd.DataFrame([_span_row("u3-h1", "h1", 0, *GOLD[0])]))
+        w.append("annotations", pd.DataFrame([_ann("u3-h1", "h1", "u3")]))
+    two = agreement_report(c, "p", annotators=["u1", "u2"], bootstrap=0)
+    assert [h["annotator"] for h in two["honeypots"]] == ["u1", "u2"]
+    assert set(two["throughput"]["per_annotator"]) == {"u1", "u2"}

@@ -172,8 +172,12 @@ def parse_share(value: str | float | None, what: str = "--honeypots") -> float:
     return share
 
 
-def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> list[dict]:
+def corpus_honeypot_scores(
+    corpus, project: str | None = None, labels=None, annotators=None, **options
+) -> list[dict]:
     """`honeypot_scores` over the corpus's honeypot tasks (of `project`); [] when it has none.
+    With `labels` only their spans are compared (tokens of other labels count as none); with
+    `annotators` only theirs are scored.
 
     Each project's honeypot is its own check: an annotator's latest work on it in that
     project is scored, whatever they did on the same article elsewhere."""
@@ -193,11 +197,15 @@ def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> lis
     human = pd.concat(
         [latest_per_annotator(ann, project=p) for p in units["project"].unique()]
     ).merge(units, on=["project", "article_id"])
+    if annotators is not None:
+        human = human[human["annotator"].isin(list(annotators))]
     lost = human[human["unit"].isin(gone)].groupby("annotator")["unit"].nunique()
     human = human[~human["unit"].isin(gone)]
     wanted = pd.concat([human["annotation_id"], units[HONEYPOT_GOLD]]).dropna().unique()
     spans = corpus.read_in("spans", "annotation_id", wanted).to_pandas()  # not the whole table
     spans = spans.drop(columns=["article_id"])
+    if labels is not None:
+        spans = spans[spans["label"].isin(list(labels))]
     mine = spans.merge(human[["annotation_id", "unit", "annotator"]], on="annotation_id")
     gold = spans.merge(
         units[[HONEYPOT_GOLD, "unit"]].rename(columns={HONEYPOT_GOLD: "annotation_id"}),
@@ -212,7 +220,7 @@ def corpus_honeypot_scores(corpus, project: str | None = None, **options) -> lis
         mine.rename(columns={"unit": "article_id"}),
         gold.rename(columns={"unit": "article_id"}),
         {u: text_of[a] for u, a in zip(units["unit"], units["article_id"], strict=True)},
-        list(corpus.schema.labels),
+        list(corpus.schema.labels) if labels is None else list(labels),
         **options,
     )
     moved = human[human["unit"].isin(remade)].groupby("annotator")["unit"].nunique()

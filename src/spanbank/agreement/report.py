@@ -112,9 +112,21 @@ def agreement_report(
             f"{stale} article(s)' stored gold predates their annotators' latest work: not "
             "scored in gold[]; re-run `spanbank adjudicate`"
         )
-    report["throughput"] = throughput(ann, spans, project)
+    # the selection holds here too (hunt L, 10): an annotation's time covers all its spans, so
+    # --labels keeps the per-label figures of the labels chosen, --annotators their rows
+    who = ann if annotators is None else ann[ann["annotator"].isin(list(annotators))]
+    report["throughput"] = throughput(who, spans, project)
+    if labels is not None:
+        per_label = report["throughput"]["per_label"]
+        report["throughput"]["per_label"] = {k: v for k, v in per_label.items() if k in labels}
     report["honeypots"] = corpus_honeypot_scores(
-        corpus, project, iou=iou, bootstrap=bootstrap, seed=seed
+        corpus,
+        project,
+        labels=labels,
+        annotators=annotators,
+        iou=iou,
+        bootstrap=bootstrap,
+        seed=seed,
     )
     return report
 
