@@ -362,3 +362,32 @@ def test_agree_s_labels_and_annotators_hold_for_honeypots_and_throughput(tmp_pat
     two = agreement_report(c, "p", annotators=["u1", "u2"], bootstrap=0)
     assert [h["annotator"] for h in two["honeypots"]] == ["u1", "u2"]
     assert set(two["throughput"]["per_annotator"]) == {"u1", "u2"}
+
+
+def test_a_pinned_honeypot_keeps_the_answer_it_was_pushed_with(tmp_path):
+    """Hunt L, 3: `adjudicate` re-makes automatic gold under the same id, so a honeypot's answer
+    moved after its push (18 -> 6 spans, an unchanged annotator's F1 1.0 -> 0.96). A planned
+    push now copies each honeypot's gold spans (honeypot_spans) and names that copy."""
+    from spanbank.corpus.annotations import task_plans
+    from spanbank.honeypots import corpus_honeypot_scores
+    from spanbank.labelstudio.operations import pin_honeypot_gold
+
+    c = _honeypot_corpus(tmp_path)
+    plans = pin_honeypot_gold(c, task_plans(c))
+    (ref,) = plans.loc[plans["honeypot"], "honeypot_gold"]
+    assert ref.startswith("pinned:g-h1@") and plans["honeypot_gold"].isna().sum() == 1
+    with c.writer() as w:
+        w.replace("task_plans", plans)
+    before = {h["annotator"]: h for h in corpus_honeypot_scores(c, "p", bootstrap=0)}
+    ann, spans = c.read("annotations"), c.read("spans")  # the gold re-made: its quote gone
+    ann.loc[ann["annotation_id"] == "g-h1", "updated_at"] = NOW + pd.Timedelta(hours=1)
+    spans = spans[~((spans["annotation_id"] == "g-h1") & (spans["label"] == "QUOTE"))]
+    with c.writer() as w:
+        w.replace("annotations", ann)
+        w.replace("spans", spans)
+    after = {h["annotator"]: h for h in corpus_honeypot_scores(c, "p", bootstrap=0)}
+    for who in ("u1", "u2"):
+        assert after[who]["span_f1"]["value"] == before[who]["span_f1"]["value"]
+        assert after[who]["token_alpha"]["value"] == before[who]["token_alpha"]["value"]
+        assert (before[who]["gold_remade"], after[who]["gold_remade"]) == (0, 1)
+    assert before["u1"]["span_f1"]["value"] == 1.0

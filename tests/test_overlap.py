@@ -251,7 +251,11 @@ def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_
     assert (batch["overlap"] == 2).sum() == 20 and (batch["overlap"] == 1).sum() == 80
     hp = plans[plans["honeypot"]]
     assert set(hp["article_id"]) <= {a for a in texts if a.startswith("g")}
-    assert (hp["honeypot_gold"] == "gold-" + hp["article_id"]).all()
+    # pinned: a copy of each gold made at the push (honeypot_spans), not the stored gold itself
+    assert all(
+        g.startswith(f"pinned:gold-{a}@")
+        for g, a in zip(hp["honeypot_gold"], hp["article_id"], strict=True)
+    )
     pid = summary["ls_project_id"]
     server = {
         t["id"]: t

@@ -1,11 +1,12 @@
 """Gold checks: score each annotator against the known gold of honeypot articles mixed into a batch.
 
-A honeypot is a `task_plans` row with `honeypot` true and `honeypot_gold` naming the gold annotation
-it is checked against, as that annotation is stored now: automatic gold re-made by a later
-`adjudicate` keeps its id, so the answer can move; each annotator's `gold_remade` counts their
-checks whose gold was made again after the honeypot was pushed; a check whose gold is gone (no
-longer stored) is not scored, and counted (`gold_gone`): against nothing, every span would
-count as wrong.
+A honeypot is a `task_plans` row with `honeypot` true and `honeypot_gold` naming the gold it is
+checked against: `pinned:<gold id>@<time>`, a copy of that gold's spans made when it was pushed
+(`honeypot_spans`), so that a later `adjudicate`, which re-makes automatic gold under the same
+id, cannot move the answer. Each annotator's `gold_remade` counts their checks whose stored
+gold was made again since. Plans older than the copies name the stored gold itself and are
+checked against it as it is now; such a check whose gold is gone is not scored, and counted
+(`gold_gone`): against nothing, every span would count as wrong.
 Scores per annotator: span F1 (same label, IoU >= iou; and exact) and Krippendorff's nominal α
 over token categories (none / label of the innermost covering span) between annotator and
 gold, each with a percentile bootstrap CI over articles.
@@ -28,10 +29,12 @@ from spanbank.corpus.annotations import (
     latest_per_annotator,
     live_annotations,
 )
+from spanbank.corpus.tables import HONEYPOT_SPANS
 from spanbank.errors import SpanbankError
 from spanbank.tokens import tokenize
 
 SPAN_COLUMNS = ["article_id", "label", "start", "end"]
+PINNED = "pinned:"  # a honeypot_gold naming the copy of the gold made at push (honeypot_spans)
 
 
 def honeypot_scores(
@@ -187,13 +190,19 @@ def corpus_honeypot_scores(
     units = hp.drop_duplicates(["project", "article_id"], keep="last")[
         ["project", "article_id", HONEYPOT_GOLD, "planned_at"]
     ]
-    units = units.assign(unit=units["project"].astype(str) + "\x1f" + units["article_id"])
+    ref = units[HONEYPOT_GOLD].astype(str)
+    pinned = ref.str.startswith(PINNED)
+    units = units.assign(
+        unit=units["project"].astype(str) + "\x1f" + units["article_id"],
+        stored=ref.where(~pinned, ref.str[len(PINNED) :].str.rsplit("@", n=1).str[0]),
+    )
     ann = corpus.read("annotations")
     made = live_annotations(ann).drop_duplicates("annotation_id", keep="last")
     made = made.set_index("annotation_id")
     made = made["updated_at"].fillna(made["created_at"])
-    remade = set(units.loc[units[HONEYPOT_GOLD].map(made) > units["planned_at"], "unit"])
-    gone = set(units.loc[~units[HONEYPOT_GOLD].isin(made.index), "unit"])  # nothing to check
+    remade = set(units.loc[units["stored"].map(made) > units["planned_at"], "unit"])
+    # a check without its gold has nothing to be scored against (a pinned copy is never gone)
+    gone = set(units.loc[~pinned & ~units["stored"].isin(made.index), "unit"])
     human = pd.concat(
         [latest_per_annotator(ann, project=p) for p in units["project"].unique()]
     ).merge(units, on=["project", "article_id"])
@@ -207,7 +216,9 @@ def corpus_honeypot_scores(
     if labels is not None:
         spans = spans[spans["label"].isin(list(labels))]
     mine = spans.merge(human[["annotation_id", "unit", "annotator"]], on="annotation_id")
-    gold = spans.merge(
+    copies = corpus.read(HONEYPOT_SPANS)
+    copies = copies[copies["annotation_id"].isin(set(ref[pinned]))].drop(columns=["project"])
+    gold = pd.concat([spans, copies.drop(columns=["article_id"])]).merge(
         units[[HONEYPOT_GOLD, "unit"]].rename(columns={HONEYPOT_GOLD: "annotation_id"}),
         on="annotation_id",
     )

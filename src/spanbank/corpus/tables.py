@@ -176,6 +176,10 @@ ON_DEMAND_TABLES[BATCHES_TABLE] = pa.schema(
         ("picked_at", TS),
     ]
 )
+# push --honeypots: each honeypot's gold spans as they were when it was pushed, so that a later
+# `adjudicate` re-making that gold does not move the answer it is checked against
+HONEYPOT_SPANS = "honeypot_spans"
+ON_DEMAND_TABLES[HONEYPOT_SPANS] = pa.schema([("project", pa.string()), *TABLES["spans"]])
 # commits an export was made of: `compact --vacuum` keeps what reading them needs
 ON_DEMAND_TABLES["pins"] = pa.schema(
     [("commit", pa.int64()), ("pinned_at", TS), ("reason", pa.string())]

@@ -21,10 +21,10 @@ import pyarrow as pa
 
 from spanbank.corpus.annotations import HONEYPOT, HONEYPOT_GOLD, TASK_PLANS, task_plans
 from spanbank.corpus.articles import article_meta
-from spanbank.corpus.tables import EXTRA_TABLES
+from spanbank.corpus.tables import EXTRA_TABLES, HONEYPOT_SPANS, ON_DEMAND_TABLES
 from spanbank.errors import SpanbankError
 from spanbank.gold import select_annotations
-from spanbank.honeypots import parse_share
+from spanbank.honeypots import PINNED, parse_share
 from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
 from spanbank.labelstudio.push import push_batch, select_batch
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
@@ -95,6 +95,7 @@ def push_planned(
             if not push_options.get("dry_run"):
                 # recorded before any task exists: a push stopped from here on is finished by the
                 # next planned push (its honeypots are known as such from their first annotation)
+                plan = pin_honeypot_gold(corpus, plan, push_options.get("wait", False))
                 _record(corpus, plan, push_options.get("wait", False))
         found = client.find_project(project, fields=("maximum_annotations",))
         base = int(found.get("maximum_annotations") or 1) if found else int(overlap or 1)
@@ -158,6 +159,32 @@ def _plan(corpus, batch, hp, overlap, overlap_share, seed, stratify, ls_url, pro
             HONEYPOT_GOLD: [gold.get(a) for a in arts],
             "planned_at": utc_now(),
         }
+    )
+
+
+def pin_honeypot_gold(corpus, plan: pd.DataFrame, wait=False) -> pd.DataFrame:
+    """`plan` with each honeypot's gold pinned: its spans copied to `honeypot_spans` under
+    `pinned:<gold id>@<planned_at>`, which `honeypot_gold` then names, so that a later
+    `adjudicate` re-making that gold does not move the answer it is checked against."""
+    hp = plan[plan[HONEYPOT]]
+    if hp.empty:
+        return plan
+    gold_ids = hp[HONEYPOT_GOLD].astype(str)
+    stamp = pd.Timestamp(hp["planned_at"].iloc[0]).strftime("%Y%m%dT%H%M%S.%fZ")
+    pinned = PINNED + gold_ids + "@" + stamp
+    spans = corpus.read_in("spans", "annotation_id", gold_ids.unique()).to_pandas()
+    copies = spans.merge(
+        pd.DataFrame({"annotation_id": gold_ids, "pinned": pinned, "project": hp["project"]}),
+        on="annotation_id",
+    )
+    copies = copies.assign(annotation_id=copies.pop("pinned"))
+    schema = ON_DEMAND_TABLES[HONEYPOT_SPANS]
+    with corpus.writer(wait) as w:
+        w.append(
+            HONEYPOT_SPANS, pa.Table.from_pandas(copies[schema.names], schema, preserve_index=False)
+        )
+    return plan.assign(
+        **{HONEYPOT_GOLD: plan[HONEYPOT_GOLD].where(~plan[HONEYPOT], pinned.reindex(plan.index))}
     )
 
 
