@@ -493,3 +493,28 @@ def test_bad_fragment_chains_rejected(extra, reason):
     out = _convert([_lab("q", 0, 4, "QUOTE", "“A,”"), *extra], text)
     assert len(out.rejects) == 1 and reason in out.rejects[0]["reason"]
     assert out.spans[0]["span_id"] == "q"
+
+
+def test_frontend_changed_text_is_read_by_the_closest_fit_and_the_annotation_s_count():
+    """Hunt N, F1 and F7. A UTF-16 client's lone region, line ends sent as LF, was stored one
+    character late (a stray '\\r': edge whitespace forgiven made the code-point reading fit as
+    well); a code-point client's region with changed text went through its UTF-16 reading to
+    an earlier copy written the changed way (an exact hit beat a forgiving one), although the
+    annotation's other region fits code points alone."""
+    import unicodedata
+
+    text = "Fans wrote:\r\nGreat game\r\nwell done 🎉\r\nThe club said nothing."
+    s, e = text.index("Great"), text.index("🎉") + 1
+    quote = _lab("q", *cp_to_utf16(text, [s, e]).tolist(), "QUOTE", text[s:e].replace("\r\n", "\n"))
+    out = convert_annotation([quote], text, SCHEMA, "ann-1", "a1")
+    assert (out.spans[0]["start"], out.spans[0]["end"]) == (s, e)
+    cases = [
+        ("🎉" * 13 + "Ann: 😀 hi\nyo.Bob: 😀 hi\r\nyo. Said Bob.", "😀 hi\r\nyo.", "😀 hi\nyo."),
+        ("🎉" * 11 + "Ann: 😀 Zoë.Bob: 😀 Zoe\u0308. Said Bob.", "😀 Zoe\u0308.", "😀 Zoë."),
+    ]
+    for text, phrase, sent in cases:
+        assert unicodedata.normalize("NFC", phrase.replace("\r\n", "\n")) == sent
+        s, c = text.rindex(phrase), text.index("Said")
+        regions = [_lab("q", s, s + len(phrase), "QUOTE", sent), _lab("c", c, c + 4, "CUE", "Said")]
+        out = convert_annotation(regions, text, SCHEMA, "ann-1", "a1")
+        assert [(x["start"], x["offset_repair"]) for x in out.spans] == [(s, None), (c, None)]

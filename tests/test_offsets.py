@@ -193,5 +193,5 @@ def test_code_points_win_a_tie_of_frontend_changed_text():
     # a client known to count UTF-16 units is read its way first (Ann's words, in its units)
     ann = text.index("said:")
     assert cp_to_utf16(text, ann) == bob
-    fix = resolve_span(text, bob, bob + 10, "said:\nno.", utf16_first=True)
+    fix = resolve_span(text, bob, bob + 10, "said:\nno.", counted=UTF16)
     assert (fix.start, fix.repair) == (ann, UTF16)

@@ -81,20 +81,63 @@ def _utf16_reading(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (s16, e16) if s16 < e16 <= len(text) else None
 
 
-def counted_in(text: str, start, end, claimed) -> str | None:
-    """Which count alone puts `claimed` at start..end, exactly or else with the frontend's
-    changes forgiven: `cp` (code points) or `utf16`; None when both or neither do, or when no
-    astral character makes the two readings differ."""
-    if not (_is_int(start) and _is_int(end) and isinstance(claimed, str)) or start < 0:
+CP = "cp"  # a count of offsets: code points (UTF16: UTF-16 code units)
+
+
+def _collapsed(s: str) -> str:
+    """`tolerant` without the strip: a whitespace character at an edge still counts."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", s))
+
+
+def _as_sent(s: str) -> str:
+    """What Label Studio's frontend makes of a text: CRLF line ends as LF, characters composed."""
+    return unicodedata.normalize("NFC", s.replace("\r\n", "\n"))
+
+
+def _fit(piece: str, claimed: str, forms: tuple[str, ...]) -> int | None:
+    """How well `piece` of the text is the `claimed` span text: 0 exactly, 1 as the frontend
+    sends it (`_as_sent`), 2 with whitespace runs as one space, 3 with the edges' whitespace
+    forgiven too; None not at all. `forms`: claimed's `_as_sent`, `_collapsed`, `tolerant`."""
+    if piece == claimed:
+        return 0
+    if _as_sent(piece) == forms[0]:
+        return 1
+    if _collapsed(piece) == forms[1]:
+        return 2
+    return 3 if piece.strip() and tolerant(piece) == forms[2] else None
+
+
+def _forms(claimed: str) -> tuple[str, ...]:
+    return _as_sent(claimed), _collapsed(claimed), tolerant(claimed)
+
+
+def _readings(text: str, start: int, end: int) -> list[tuple[str, int, int]]:
+    """(count, start, end) of each way to read the offsets: code points, and UTF-16 units when
+    astral characters make that another place."""
+    out = [(CP, start, end)] if end <= len(text) else []
+    u16 = _utf16_reading(text, start, end)
+    if u16 is not None and u16 != (start, end):
+        out.append((UTF16, *u16))
+    return out
+
+
+def counted_in(text: str, start, end, claimed) -> tuple[str, int] | None:
+    """Which count (`cp` or `utf16`) the offsets of `claimed` speak for, and how strongly: 2
+    when it alone fits (`_fit`), 1 when it fits better than the other; None when both fit as
+    well, neither does, or the two readings are one."""
+    if not (_is_int(start) and _is_int(end) and isinstance(claimed, str)) or not 0 <= start < end:
         return None
-    u16 = _utf16_reading(text, int(start), int(end))
-    if u16 is None or u16 == (start, end):
+    readings = _readings(text, int(start), int(end))
+    if not any(c == UTF16 for c, _, _ in readings):  # one reading (or none): no evidence
         return None
-    cp, by16 = text[start:end] == claimed, text[u16[0] : u16[1]] == claimed
-    if not (cp or by16) and (target := tolerant(claimed)):
-        cp = tolerant(text[start:end]) == target
-        by16 = tolerant(text[u16[0] : u16[1]]) == target
-    return None if cp == by16 else ("cp" if cp else UTF16)
+    forms = _forms(claimed)
+    fits = {c: _fit(text[s:e], claimed, forms) for c, s, e in readings}
+    fitting = {c: f for c, f in fits.items() if f is not None}
+    if len(fitting) == 1:
+        return next(iter(fitting)), 2
+    if len(fitting) == 2 and fitting[CP] != fitting[UTF16]:
+        return min(fitting, key=fitting.get), 1
+    return None
 
 
 def resolve_span(
@@ -103,13 +146,17 @@ def resolve_span(
     end,
     claimed: str | None = None,
     window: int = SEARCH_WINDOW,
-    utf16_first: bool = False,
+    counted: str | None = None,
 ) -> SpanFix:
     """Find the true code point offsets of a span whose offsets and text come from outside.
 
-    `claimed` is the span text the source said it covered (None: trust bounds only). With
-    `utf16_first` (the source is known to count UTF-16 units) that reading is tried before
-    code points, which may then hit another occurrence of the same words. Raises
+    `claimed` is the span text the source said it covered (None: trust bounds only). Label
+    Studio has counted UTF-16 code units on some paths (astral characters count twice), so
+    the offsets are read both ways; `counted` (`cp` or `utf16`, known from the source's other
+    spans) takes its reading whenever it fits at all. Else the reading that fits best wins
+    (exactly, then as the frontend sends text, then with whitespace runs as one, then with
+    edge whitespace forgiven), code points first on a tie (Label Studio's UI sends code
+    points). Raises
     OffsetError with the reason when no reading of the evidence fits.
     """
     if not (_is_int(start) and _is_int(end)):
@@ -124,24 +171,19 @@ def resolve_span(
         if end > n:
             raise OffsetError(f"span {start}..{end} lies beyond the text (length {n})")
         return SpanFix(start, end, None)
-    # Label Studio has counted UTF-16 code units on some paths: astral characters count twice.
-    # Each reading is tried exactly, then as the frontend may have changed the text; code
-    # points first (what Label Studio's UI sends) unless the source is known to count UTF-16.
-    readings = [(start, end, None)] if end <= n else []
-    u16 = _utf16_reading(text, start, end)
-    if u16 is not None and u16 != (start, end):
-        readings.insert(len(readings) if not utf16_first else 0, (*u16, UTF16))
-    target = tolerant(claimed)
-    if not target:  # whitespace is kept only where it was said to be
+    if not tolerant(claimed):  # whitespace is kept only where it was said to be
         if end <= n and text[start:end] == claimed:
             return SpanFix(start, end, None)
         raise OffsetError("span text is empty or whitespace")
-    for s, e, repair in readings:
-        if text[s:e] == claimed:
-            return SpanFix(s, e, repair)
-    for s, e, repair in readings:
-        if tolerant(text[s:e]) == target:
-            return SpanFix(s, e, repair)
+    forms = _forms(claimed)
+    fits = [
+        (count != counted, level, count != CP, s, e)
+        for count, s, e in _readings(text, start, end)
+        if (level := _fit(text[s:e], claimed, forms)) is not None
+    ]
+    if fits:
+        *_, s, e = min(fits)
+        return SpanFix(s, e, None if (s, e) == (start, end) else UTF16)
     found = _search_near(text, claimed, start, window)
     if found is not None:
         return SpanFix(found[0], found[1], SEARCH)

@@ -13,7 +13,7 @@ import pandas as pd
 from spanbank.corpus.annotations import GOLD_ORIGIN, REVIEW_ANNOTATOR
 from spanbank.corpus.commits import without_emails
 from spanbank.errors import OffsetError
-from spanbank.offsets import UTF16, counted_in, resolve_span
+from spanbank.offsets import CP, UTF16, counted_in, resolve_span
 from spanbank.schema import (
     LS_LABELS_NAME,
     LS_TEXT_NAME,
@@ -164,7 +164,7 @@ def convert_annotation(
         for lab in schema.labels.values()
         for a in lab.attributes
     }
-    utf16 = _counts_utf16(result, text)
+    counted = _counted(result, text)
     regions: dict[str, dict] = {}  # region id -> span row (accepted spans only)
     rejected_regions: set[str] = set()
     choices, rels = [], []
@@ -185,7 +185,7 @@ def convert_annotation(
                 _reject(annotation_id, rid, f"unsupported result type {kind!r}", item)
             )
             continue
-        span, reason = _span(item, rid, text, schema, annotation_id, article_id, utf16)
+        span, reason = _span(item, rid, text, schema, annotation_id, article_id, counted)
         if span is None:
             out.rejects.append(_reject(annotation_id, rid, reason, item))
             if rid is not None:
@@ -249,18 +249,25 @@ def convert_annotation(
     return out
 
 
-def _counts_utf16(result: list, text: str) -> bool:
-    """True when more of the annotation's regions fit only as UTF-16 units than only as code
-    points: one client drew them all, so a region that fits both ways (the same words again
-    further on) is read that client's way too, not moved to the other occurrence."""
-    votes = Counter(
-        counted_in(text, v.get("start"), v.get("end"), v.get("text"))
-        for item in result
-        if isinstance(item, dict)
-        and item.get("type") == "labels"
-        and isinstance(v := item.get("value"), dict)
-    )
-    return votes[UTF16] > votes["cp"]
+def _counted(result: list, text: str) -> str | None:
+    """The count (`cp` or `utf16`) the annotation's regions speak for (`counted_in`: a region
+    fitting one count alone weighs twice one fitting it better; None on a tie): one client drew
+    them all, so a region that fits both ways (the same words again further on) is read that
+    client's way too, not moved to the other occurrence."""
+    votes: Counter = Counter()
+    for item in result:
+        if isinstance(item, dict) and item.get("type") == "labels":
+            v = item.get("value")
+            said = (
+                counted_in(text, v.get("start"), v.get("end"), v.get("text"))
+                if isinstance(v, dict)
+                else None
+            )
+            if said is not None:
+                votes[said[0]] += said[1]
+    if votes[UTF16] == votes[CP]:
+        return None
+    return UTF16 if votes[UTF16] > votes[CP] else CP
 
 
 def _span(
@@ -270,7 +277,7 @@ def _span(
     schema: Schema,
     annotation_id: str,
     article_id: str,
-    utf16: bool = False,
+    counted: str | None = None,
 ):
     if rid is None:
         return None, "region without an id"
@@ -290,7 +297,7 @@ def _span(
     if claimed is not None and not isinstance(claimed, str):
         return None, "region text is not a string"
     try:
-        fix = resolve_span(text, start, end, claimed, utf16_first=utf16)
+        fix = resolve_span(text, start, end, claimed, counted=counted)
     except OffsetError as exc:
         return None, f"offsets: {exc}"
     return {
