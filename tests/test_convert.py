@@ -270,6 +270,14 @@ def test_a_region_or_relation_with_two_labels_is_rejected_whole():
     assert [r["reason"] for r in out.rejects] == [
         "relation has 2 labels ('said_by', 'cue'); a relation takes one"
     ]
+    # hunt N, F9: with the chain's label first, the two regions were joined into one span
+    chain = {"from_id": "q", "to_id": "q2", "type": "relation", "labels": ["continues", "said_by"]}
+    q2 = _lab("q2", 0, 3, "QUOTE", "Tom")
+    out = _convert([_lab("q", 11, 15, "QUOTE", "“hi”"), q2, chain], TEXT)
+    assert sorted(s["span_id"] for s in out.spans) == ["q", "q2"]
+    assert [r["reason"] for r in out.rejects] == [
+        "relation has 2 labels ('continues', 'said_by'); a relation takes one"
+    ]
 
 
 def test_two_values_of_one_attribute_for_a_region_are_rejected_not_the_last_kept():

@@ -321,8 +321,8 @@ def _is_chain(item: dict, schema: Schema, regions: dict) -> bool:
     labels = item.get("labels", [])  # the labeling UI leaves the key out of an unnamed link
     if schema.fragment_relation is None or not isinstance(labels, list):
         return False
-    if labels:
-        return labels[:1] == [schema.fragment_relation]
+    if labels:  # several labels are no chain: `_relation` rejects them
+        return labels == [schema.fragment_relation]
     a, b = regions.get(str(item.get("from_id"))), regions.get(str(item.get("to_id")))
     return (
         a is not None
