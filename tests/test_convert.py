@@ -526,3 +526,18 @@ def test_frontend_changed_text_is_read_by_the_closest_fit_and_the_annotation_s_c
         regions = [_lab("q", s, s + len(phrase), "QUOTE", sent), _lab("c", c, c + 4, "CUE", "Said")]
         out = convert_annotation(regions, text, SCHEMA, "ann-1", "a1")
         assert [(x["start"], x["offset_repair"]) for x in out.spans] == [(s, None), (c, None)]
+
+
+def test_a_span_whose_fragment_is_rejected_is_rejected_whole():
+    """Hunt N, F4: the second fragment of a quote had two labels and was rejected; the first
+    was stored as a whole QUOTE "“A,”" with its said_by link, and exported and voted on so."""
+    text = "“A,” he said, “B.”"
+    second = _lab("q2", 14, 18, "QUOTE", "“B.”")
+    second["value"]["labels"] = ["QUOTE", "EVENT"]
+    link = {"from_id": "q", "to_id": "s", "type": "relation", "labels": ["said_by"]}
+    items = [_lab("q", 0, 4, "QUOTE", "“A,”"), second, _lab("s", 5, 7, "SPEAKER", "he")]
+    out = _convert([*items, _chain("q", "q2"), link], text)
+    assert [s["span_id"] for s in out.spans] == ["s"] and out.relations == []
+    reasons = {r["span_id"]: r["reason"] for r in out.rejects}
+    assert reasons["q"].startswith("a fragment of this span (region 'q2') was rejected")
+    assert set(reasons) == {"q", "q2", "q->q2", "q->s"}

@@ -230,7 +230,7 @@ def convert_annotation(
         ]
     chains = [i for i in rels if _is_chain(i, schema, regions)]
     rels = [i for i in rels if not _is_chain(i, schema, regions)]
-    alias = _join_fragments(chains, regions, attrs, text, annotation_id, out)
+    alias = _join_fragments(chains, regions, attrs, text, annotation_id, out, rejected_regions)
     for rid, span in regions.items():
         if alias.get(rid, rid) == rid:
             span["attributes"] = attributes_json(attrs.get(rid))
@@ -333,11 +333,20 @@ def _is_chain(item: dict, schema: Schema, regions: dict) -> bool:
 
 
 def _join_fragments(
-    chains: list[dict], regions: dict, attrs: dict, text: str, annotation_id: str, out: Converted
+    chains: list[dict],
+    regions: dict,
+    attrs: dict,
+    text: str,
+    annotation_id: str,
+    out: Converted,
+    rejected: set = frozenset(),
 ) -> dict[str, str]:
     """Merge regions chained by the fragment relation into one span each (in place, onto the
-    region that starts first, whose id the span keeps); region id -> span id for the others."""
+    region that starts first, whose id the span keeps); region id -> span id for the others.
+    A span one of whose fragments was `rejected` is rejected whole (dropped from `regions`):
+    its other fragments alone would pass for the whole quote."""
     parent: dict[str, str] = {}
+    broken: dict[str, str] = {}  # region id -> the rejected fragment it is chained to
 
     def root(r: str) -> str:
         while parent.get(r, r) != r:
@@ -349,14 +358,23 @@ def _join_fragments(
         reason = _chain_problem(a, b, regions)
         if reason is not None:
             out.rejects.append(_reject(annotation_id, f"{a}->{b}", reason, item))
+            for kept, lost in ((a, b), (b, a)):
+                if kept in regions and lost in rejected:
+                    broken.setdefault(kept, lost)
             continue
         parent.setdefault(a, a)
         parent[root(b)] = root(a)
     groups: dict[str, list[str]] = {}
-    for rid in parent:
+    for rid in [*parent, *broken]:
         groups.setdefault(root(rid), []).append(rid)
     alias: dict[str, str] = {}
     for members in groups.values():
+        lost = next((broken[r] for r in members if r in broken), None)
+        if lost is not None:
+            reason = f"a fragment of this span (region {lost!r}) was rejected: a span is kept whole or not at all"
+            for rid in dict.fromkeys(members):
+                out.rejects.append(_reject(annotation_id, rid, reason, regions.pop(rid)))
+            continue
         members = sorted(set(members), key=lambda r: (regions[r]["start"], regions[r]["end"], r))
         head = members[0]
         _merge_into(regions[head], [regions[r] for r in members], text)
