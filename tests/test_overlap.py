@@ -390,6 +390,11 @@ def test_a_resumed_plan_keeps_its_overlaps_and_a_later_plan_leaves_earlier_tasks
         server[int(t)] == n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
     )
     assert ls_client.get_project(pid)["maximum_annotations"] == 3
+    # hunt N, F2: a plain push with another --overlap made Label Studio rewrite the plan's tasks
+    with pytest.raises(SpanbankError, match="planned one by one"):
+        workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, overlap=1))
+    assert _server_overlaps(ls_client, pid) == server
+    assert ls_client.get_project(pid)["maximum_annotations"] == 3
 
 
 @pytest.mark.labelstudio

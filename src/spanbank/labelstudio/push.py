@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spanbank.corpus import Corpus
-from spanbank.corpus.annotations import REVIEW_KIND, project_records, save_project
+from spanbank.corpus.annotations import REVIEW_KIND, project_records, save_project, task_plans
 from spanbank.corpus.articles import attach_rows, selection_frame
 from spanbank.corpus.tables import BATCHES_TABLE
 from spanbank.errors import (
@@ -362,6 +362,8 @@ def push_batch(
             summary["moved_from"] = server.moved_from
         local = corpus.read("tasks")
         recorded = recorded_project(corpus, local, project, client.url)
+        if overlap is not None:
+            _check_planned_overlap(client, corpus, project, overlap)
         # the project is looked up (or created) while the batch is read and its first chunks
         # are encoded here; only a project that already held tasks can change the batch
         looked_up = server_side.submit(
@@ -460,6 +462,22 @@ def push_batch(
             )
     summary["skipped"] = {k: v for k, v in skipped.items() if v}
     return summary
+
+
+def _check_planned_overlap(client, corpus: Corpus, project: str, overlap: int) -> None:
+    """Refuse a new --overlap for a project whose tasks were planned one by one: Label Studio
+    would set every planned task of overlap > 1 (or every task, for 1) to it, behind the plan."""
+    plans = task_plans(corpus, project)
+    if plans.empty or not (plans["ls_url"] == client.url).any():
+        return
+    found = client.find_project(project, fields=("maximum_annotations",))
+    if found is not None and found.get("maximum_annotations") != overlap:
+        raise SpanbankError(
+            f"project {project}'s tasks were planned one by one (push --overlap-share/--honeypots); "
+            f"--overlap {overlap} would make Label Studio set every planned task of overlap > 1 "
+            f"to {overlap}: leave --overlap out, or plan this batch too (--overlap {overlap} "
+            "--overlap-share 1)"
+        )
 
 
 def _check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) -> None:
