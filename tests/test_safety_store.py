@@ -479,3 +479,39 @@ def test_library_readers_and_writers_refuse_a_missing_corpus(tmp_path):
         with pytest.raises(CorpusError, match="no corpus at"):
             call()
     assert not corpus.path.exists()
+
+
+@pytest.mark.parametrize("nth", [1, 2])
+def test_an_interrupt_raised_right_after_a_commit_keeps_the_commit_s_files(
+    tmp_path, monkeypatch, nth
+):
+    """Hunt O, F5: SIGTERM (or Ctrl-C) during a Delta commit is raised in Python as the call
+    returns; the writer then took the commit for failed and deleted the files its log entry
+    names, and every later command said `a data file is not readable`. Here the nth commit
+    raises KeyboardInterrupt once it went through, as the signal would."""
+    from spanbank.corpus.ingest import ingest_paths
+
+    corpus = make_corpus(tmp_path / "c", {"a1": "First text."})
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"id": f"b{i}", "text": f"Text {i}."}) + "\n" for i in range(5))
+    )
+    real, calls = DeltaTable.create_write_transaction, []
+
+    def then_interrupt(self, *a, **kw):
+        out = real(self, *a, **kw)
+        calls.append(1)
+        if len(calls) == nth:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths(corpus, [src])
+    monkeypatch.undo()
+    again = Corpus(tmp_path / "c")
+    for name in ("articles", "commits"):
+        again.read(name)  # every file the log names is there
+    summary = ingest_paths(again, [src])
+    assert sorted(again.read("articles")["article_id"]) == ["a1", "b0", "b1", "b2", "b3", "b4"]
+    assert summary.added + summary.unchanged == 5

@@ -169,6 +169,9 @@ def readable(folder: Path):
         raise CorpusError(f"{folder}: a data file is not readable ({_one_line(exc)})") from None
 
 
+_LOG_ENTRY = re.compile(r"(\d{20})\.json$")
+
+
 class FileWriter:
     """Writes the data files of one commit: rows in order, a new file every FILE_BYTES.
 
@@ -251,13 +254,30 @@ class FileWriter:
         return self.added
 
     def abort(self) -> None:
-        """Remove the files of a write that will not be committed."""
+        """Remove the files of a write that was not committed. A commit that went through is
+        left alone: Ctrl-C or SIGTERM raises in Python right after the commit call returns, and
+        removing its files then left a table whose log names missing files."""
         if self._out is not None:
             with contextlib.suppress(Exception):
                 self._out.close()
+        if self._committed():
+            return
         for name in self.names:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path / name)
+
+    def _committed(self) -> bool:
+        """Whether a log entry of this commit's version or later names one of our files."""
+        names = set(self.names)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.path / "_delta_log"):
+                m = _LOG_ENTRY.match(entry.name)
+                if names and m and int(m[1]) >= self.commit:
+                    with contextlib.suppress(OSError):
+                        text = Path(entry.path).read_text()
+                        if any(n in text for n in names):
+                            return True
+        return False
 
 
 def commit(
