@@ -9,7 +9,7 @@ import pytest
 from spanbank.corpus.brat import parse_ann
 from spanbank.corpus.ingest import ingest_paths
 from spanbank.corpus.store import Corpus
-from spanbank.errors import IngestError
+from spanbank.errors import ExportError, IngestError
 from spanbank.schema import load_schema, parse_attributes
 
 TEXT = (
@@ -729,3 +729,30 @@ def test_two_texts_mapped_to_one_id_by_article_ids_json_are_refused(tmp_path):
         ingest_paths(corpus, [d], fmt="brat")
     assert str(exc.value) == f"two texts for article 'same': {d / 'f0.txt'} and {d / 'f1.txt'}"
     assert corpus.read("articles").empty and corpus.read("annotations").empty
+
+
+def test_export_reads_articles_of_files_before_and_after_metadata_columns(corpus, tmp_path):
+    """Hunt O, F1: a brat ingest, then one with --metadata (which adds columns such as
+    `compartment`), then `export`: a 72-line traceback (the articles' files had two schemas),
+    and `--split-by compartment` a KeyError; after `compact` it worked."""
+    import json
+
+    from spanbank.export import export_dataset
+
+    first, second = tmp_path / "b1", tmp_path / "b2"
+    _write(first / "other.txt", TEXT.replace("storm", "flood"))
+    _write(first / "other.ann", ANN)
+    _write(second / "storm.txt", TEXT)
+    _write(second / "storm.ann", ANN)
+    ingest_paths(corpus, [first], fmt="brat")
+    ingest_paths(corpus, [second], fmt="brat", metadata=_write(tmp_path / "m.tsv", META_TSV))
+    assert len(corpus.table_files("articles")) == 2  # two files, with different columns
+    export_dataset(corpus, ["jsonl"], tmp_path / "ex", split="train=1")
+    rows = [
+        json.loads(x) for x in (tmp_path / "ex" / "jsonl" / "train.jsonl").read_text().splitlines()
+    ]
+    assert sorted(r["article_id"] for r in rows) == ["other", "storm"]
+    with pytest.raises(
+        ExportError, match="--split-by compartment: 1 article.s. have no value .e.g. other."
+    ):
+        export_dataset(corpus, ["quotes"], tmp_path / "ex2", split_by="compartment")

@@ -432,12 +432,14 @@ def take(files: list[Path], schema: pa.Schema, rows, columns: list[str] | None) 
     return pa.concat_tables(parts)
 
 
-def read_conform(table: pa.Table, schema: pa.Schema, cols: list[str]) -> pa.Table:
-    """`table`'s columns as `schema` types (absent ones null), in the order of `cols`."""
+def read_conform(table, schema: pa.Schema, cols: list[str]):
+    """`table`'s (or record batch's) columns as `schema` types (absent ones null), in the order
+    of `cols`: files written before a column was added, or with other string types, read alike."""
     arrays = [
         table.column(c).cast(schema.field(c).type)
-        if c in table.column_names
+        if c in table.schema.names
         else pa.nulls(table.num_rows, schema.field(c).type)
         for c in cols
     ]
-    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(c) for c in cols]))
+    kind = pa.RecordBatch if isinstance(table, pa.RecordBatch) else pa.Table
+    return kind.from_arrays(arrays, schema=pa.schema([schema.field(c) for c in cols]))

@@ -375,8 +375,12 @@ class Corpus:
     def iter_batches(
         self, name: str, columns: list[str], batch_size: int = delta.ROW_GROUP_ROWS
     ) -> Iterator[pa.RecordBatch]:
-        """A table's rows in append order, a batch at a time (memory: one batch)."""
-        return delta.iter_file_batches(self.table_files(name), columns, batch_size)
+        """A table's rows in append order, a batch at a time (memory: one batch), each with the
+        table's types for `columns` (a file older than a column has it null)."""
+        schema = self.stored_schema(name)
+        cols = [c for c in columns if c in schema.names]
+        for batch in delta.iter_file_batches(self.table_files(name), cols, batch_size):
+            yield delta.read_conform(batch, schema, cols)
 
     def holds(self, name: str, column: str, values, ids: IdSet | None = None) -> np.ndarray:
         """For each of `values` (string ids), whether table `name`'s `column` holds it. The column
