@@ -479,6 +479,17 @@ def test_library_readers_and_writers_refuse_a_missing_corpus(tmp_path):
         with pytest.raises(CorpusError, match="no corpus at"):
             call()
     assert not corpus.path.exists()
+    # hunt O, F2: an existing folder that is no corpus was taken for one, and written into
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("mine")
+    for call in (
+        lambda: Corpus(folder).read("articles"),
+        lambda: Corpus(folder).writer().__enter__(),
+    ):
+        with pytest.raises(CorpusError, match="no corpus at"):
+            call()
+    assert [p.name for p in folder.iterdir()] == ["readme.txt"]
 
 
 @pytest.mark.parametrize("nth", [1, 2])

@@ -243,7 +243,9 @@ class Corpus:
         return [n for n in (*TABLES, *EXTRA_TABLES) if not self.has(n)]
 
     def require(self) -> None:
-        if not self.path.is_dir():
+        marks = (CONFIG_FILE, SCHEMA_FILE, "articles", "articles.parquet")  # init's, or tables
+        if not self.path.is_dir() or not any((self.path / m).exists() for m in marks):
+            # a folder that is no corpus (a mistyped --corpus) is not made one by a write
             raise CorpusError(
                 f"no corpus at {self.path}; create one with `spanbank init {self.path}`"
             )
