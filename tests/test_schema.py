@@ -105,6 +105,16 @@ def test_relation_to_unknown_label(tmp_path):
             "ignore must be a list",
         ),
         (lambda d: d.update(version=True), "version must be an integer"),
+        # hunt O, F3: accepted by `schema validate`, then a traceback in `schema config`
+        (lambda d: d["labels"]["QUOTE"].update(color=7), "label QUOTE color must be text"),
+        (lambda d: d.update(version=-1), "version must be 1 or more"),
+        (lambda d: d.update(name=""), "name must be letters"),
+        (lambda d: d.update(name=[1]), "name must be letters"),
+        (lambda d: d.update(name="a<b>&c"), "name must be letters"),
+        (
+            lambda d: d["labels"]["QUOTE"]["attributes"].update({"t y": {"values": ["x"]}}),
+            r"attribute name QUOTE\.t y must be an identifier",
+        ),
         (  # A_b + c and A + b_c are both control A_b_c: Label Studio refused it at the first push
             lambda d: d["labels"].update(
                 A_b={"attributes": {"c": {"values": ["x"]}}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -122,6 +123,9 @@ def _mapping(value, where: str, what: str) -> dict:
     return value
 
 
+_IDENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
 def _parse(data: dict, where: str) -> Schema:
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: a schema must be a mapping with name, version, labels")
@@ -130,6 +134,14 @@ def _parse(data: dict, where: str) -> Schema:
             raise SchemaError(f"{where}: missing key {key!r}")
     if not isinstance(data["version"], int) or isinstance(data["version"], bool):
         raise SchemaError(f"{where}: version must be an integer")
+    if data["version"] < 1:
+        raise SchemaError(f"{where}: version must be 1 or more, not {data['version']}")
+    name = data["name"]
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
+        raise SchemaError(
+            f"{where}: name must be letters, digits, '_' or '-' (it names the schema's "
+            f"version, e.g. news-v1), not {name!r}"
+        )
     labels: dict[str, Label] = {}
     raw_labels = data["labels"]
     if not isinstance(raw_labels, dict) or not raw_labels:
@@ -142,6 +154,8 @@ def _parse(data: dict, where: str) -> Schema:
         for aname, aspec in _mapping(
             spec.get("attributes"), where, f"label {name} attributes"
         ).items():
+            if not str(aname).isidentifier():
+                raise SchemaError(f"{where}: attribute name {name}.{aname} must be an identifier")
             aspec = _mapping(aspec, where, f"attribute {name}.{aname}")
             values = aspec.get("values") or ()
             if not isinstance(values, (list, tuple)):
@@ -150,7 +164,10 @@ def _parse(data: dict, where: str) -> Schema:
             if not values:
                 raise SchemaError(f"{where}: attribute {name}.{aname} has no values")
             attrs[aname] = Attribute(aname, values, bool(aspec.get("required", False)))
-        labels[name] = Label(name, spec.get("description", ""), spec.get("color", "#888888"), attrs)
+        color = spec.get("color", "#888888")
+        if not isinstance(color, str) or not color.strip():
+            raise SchemaError(f"{where}: label {name} color must be text (e.g. '#d62728')")
+        labels[name] = Label(name, str(spec.get("description", "")), color, attrs)
     controls: dict[str, str] = {LS_LABELS_NAME: "the labels", LS_TEXT_NAME: "the text"}
     for label in labels.values():  # Label Studio refuses a config naming two controls alike
         for aname in label.attributes:
