@@ -864,3 +864,21 @@ def test_reingest_updates_the_metadata_it_gives_and_nothing_else(corpus, tmp_pat
     rerun = ingest_paths(corpus, [again, tmp_path / "b.csv", tmp_path / "b.parquet"])
     assert (rerun.added, rerun.unchanged, rerun.metadata_updated) == (0, 4, 0)
     assert _snapshot(corpus) == files  # nothing written
+
+
+def test_a_lone_surrogate_in_a_metadata_field_is_refused_not_a_traceback(corpus, tmp_path):
+    """Hunt O, F11: `"title": "\\udfff"` (a valid JSON escape) was a UnicodeEncodeError
+    traceback, and none of the file's rows were stored."""
+    f = tmp_path / "a.jsonl"
+    lines = [
+        r'{"id": "s1", "text": "ok text", "title": "\udfff"}',
+        r'{"id": "s2", "text": "fine", "source": "x\ud800y"}',
+        '{"id": "s3", "text": "good"}',
+    ]
+    f.write_text("\n".join(lines) + "\n")
+    summary = ingest_paths(corpus, [f])
+    assert summary.refused == [
+        f"{f}:1: title contains a lone surrogate (not valid Unicode)",
+        f"{f}:2: source contains a lone surrogate (not valid Unicode)",
+    ]
+    assert summary.added == 1 and list(corpus.read("articles")["article_id"]) == ["s3"]

@@ -601,10 +601,12 @@ def normalise(
     why[present & why.isna() & t.str.contains("\x00", regex=False).fillna(False).astype(bool)] = (
         "text contains a NUL character (U+0000)"
     )
-    if t.dtype == object:  # only JSON escapes make lone surrogates; Arrow strings cannot hold them
-        why[present & why.isna() & t.str.contains("[\ud800-\udfff]", regex=True, na=False)] = (
-            "text contains a lone surrogate (not valid Unicode)"
-        )
+    for name, col in [("text", t), *((f, out[f]) for f in META if f != "published_at")]:
+        if col.dtype == object:  # only JSON escapes make lone surrogates; Arrow cannot hold them
+            bad = col.str.contains("[\ud800-\udfff]", regex=True, na=False).astype(bool)
+            why[present & why.isna() & bad] = (
+                f"{name} contains a lone surrogate (not valid Unicode)"
+            )
     ids = out["article_id"]
     bad_id = (
         why.isna() & ids.notna() & ids.astype(object).str.contains(_CONTROL, regex=True, na=False)
@@ -696,8 +698,11 @@ def _present_str(col: pd.Series, keep_dates: bool = False, strip: bool = False) 
     if isinstance(col.dtype, pd.StringDtype):
         return col.where(col.notna() & ((col.str.strip() if strip else col) != ""), None)
     if strip:
-        return col.map(lambda v: None if v is None or v != v or str(v).strip() == "" else str(v))
-    return col.map(lambda v: None if v is None or v != v or v == "" else str(v))
+        values = [None if v is None or v != v or str(v).strip() == "" else str(v) for v in col]
+    else:
+        values = [None if v is None or v != v or v == "" else str(v) for v in col]
+    # objects, not inferred: a lone surrogate (a JSON escape) must reach the check that refuses it
+    return pd.Series(values, index=col.index, dtype=object)
 
 
 def _dedupe(
