@@ -526,3 +526,19 @@ def test_an_interrupt_raised_right_after_a_commit_keeps_the_commit_s_files(
     summary = ingest_paths(again, [src])
     assert sorted(again.read("articles")["article_id"]) == ["a1", "b0", "b1", "b2", "b3", "b4"]
     assert summary.added + summary.unchanged == 5
+
+
+def test_output_cut_short_by_its_reader_is_no_error(tmp_path):
+    """Hunt O, F15: `spanbank sql ... --csv | head -1` ended with `Error: Broken pipe`."""
+    corpus = make_corpus(tmp_path / "c", {f"a{i}": f"Text {i}. " * 50 for i in range(3000)})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "spanbank", "--corpus", str(corpus.path), "sql"]
+    proc = subprocess.Popen(
+        [*cmd, "select article_id, text from articles", "--csv"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline() == b"article_id,text\r\n"  # csv.writer ends rows so
+    proc.stdout.close()  # as `head -1` does
+    assert proc.wait(120) == 1 and proc.stderr.read() == b""

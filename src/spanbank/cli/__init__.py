@@ -56,6 +56,8 @@ class LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `spanbank sql ... | head`: click ends it quietly (exit 1)
+            raise
         except OSError as exc:
             raise click.ClickException(os_error_message(exc)) from None
 
