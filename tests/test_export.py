@@ -757,6 +757,16 @@ def test_split_names_an_export_folder_takes_are_refused(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_name_that_is_a_path_is_refused(tmp_path, monkeypatch):
+    """Hunt O, F7: `export --name ../../x` (no --out) wrote outside exports/."""
+    corpus = build_corpus(tmp_path / "c")
+    monkeypatch.chdir(tmp_path)
+    for name in ("../../x", "a/b", "..", "."):
+        with pytest.raises(ExportError, match="is a dataset's name, not a path"):
+            export_dataset(corpus, ["jsonl"], None, annotations=given(corpus), name=name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
 def test_reexport_is_byte_identical(tmp_path):
     corpus = build_corpus(tmp_path / "c")
     run(corpus, tmp_path / "o1", seed=3, chunk_size=7)

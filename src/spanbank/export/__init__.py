@@ -215,6 +215,11 @@ def _export_dataset(
     schema = corpus.schema
     layer_labels = _labels(schema, labels)
     name = name or _default_name(corpus)
+    if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ExportError(
+            f"--name {name!r} is a dataset's name, not a path (it makes exports/NAME when no "
+            "--out is given): choose a name without '/'; --out sets where it goes"
+        )
     out = Path(
         os.path.abspath(out if out is not None else Path(EXPORTS_DIR) / name)
     )  # `.` has no name to swap
