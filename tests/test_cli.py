@@ -388,3 +388,20 @@ def test_main_turns_errors_into_one_line(tmp_path, monkeypatch, capsys):
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: no corpus at") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["watch", "--project", "p", "--poll", "nan"],
+        ["agree", "--iou", "nan"],
+        ["compact", "--keep-days", "inf"],
+        ["push", "--project", "p", "--overlap", "2", "--overlap-share", "nan"],
+        ["train", "--holdout", "nan"],
+    ],
+)
+def test_nan_and_inf_are_refused_where_a_number_is_asked(runner, corpus_dir, args):
+    """Hunt O, F6: `watch --poll nan` passed click's range check (nan compares false with its
+    bounds) and pulled back to back, 155 pulls in 120 s."""
+    res = runner.invoke(cli, ["--corpus", str(corpus_dir), *args])
+    assert res.exit_code == 2 and "is not a finite number" in res.output, res.output

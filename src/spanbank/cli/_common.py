@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import signal
@@ -232,3 +233,13 @@ def _scalar(value):
     if value is None or isinstance(value, bool) or (isinstance(value, float) and value != value):
         return json.dumps(_nan_to_none(value))
     return value
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange without nan and inf (nan compares false with both bounds)."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from spanbank.cli._common import (
+    FiniteRange,
     as_of_option,
     engine_options,
     json_option,
@@ -48,7 +49,7 @@ def _resolve(corpus, names: list[str] | None) -> list[str] | None:
 )
 @click.option(
     "--iou",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=0.5,
     show_default=True,
     help="IoU a span match needs for overlap F1 (0 = any overlap).",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from spanbank.cli._common import (
+    FiniteRange,
     Progress,
     echo_summary,
     engine_options,
@@ -44,7 +45,7 @@ from spanbank.cli._common import (
 )
 @click.option(
     "--overlap-share",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=None,
     help="Share of the batch's articles that get --overlap annotators; the rest get one "
     "(e.g. 0.2: agreement on a fifth of the batch).",

@@ -2,7 +2,7 @@
 
 import click
 
-from spanbank.cli._common import Progress, echo_json, errors_as_click
+from spanbank.cli._common import FiniteRange, Progress, echo_json, errors_as_click
 from spanbank.train import EPOCHS
 
 
@@ -24,7 +24,7 @@ from spanbank.train import EPOCHS
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--holdout",
-    type=click.FloatRange(0, 0.9),
+    type=FiniteRange(0, 0.9),
     default=0.1,
     show_default=True,
     help="Share of articles held out.",

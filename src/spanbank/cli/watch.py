@@ -7,6 +7,7 @@ import json
 import click
 
 from spanbank.cli._common import (
+    FiniteRange,
     errors_as_click,
     json_option,
     key_option,
@@ -27,7 +28,7 @@ from spanbank.cli._common import (
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(min=1),
+    type=FiniteRange(min=1),
     default=60.0,
     show_default=True,
     help="Also pull every this many seconds (catches events missed while either side was down).",
