@@ -65,10 +65,10 @@ def test_a_model_whose_labels_the_schema_lacks_is_refused(tmp_path):
         assert res.output.count("\n") == 1
     # push --preannotate model:DIR and ml-backend refuse it too (before any connection)
     from spanbank.labelstudio.mlbackend import make_server
-    from spanbank.labelstudio.push import _check_push
+    from spanbank.labelstudio.push import check_push
 
     for refused in (
-        lambda: _check_push(corpus, "news", None, f"model:{path}"),
+        lambda: check_push(corpus, "news", None, f"model:{path}"),
         lambda: make_server(str(path), corpus.schema, "127.0.0.1", 0),
     ):
         with pytest.raises(model.NotAModel, match="the model's labels RUMOUR are not in"):

@@ -465,3 +465,16 @@ def test_pull_unknown_project(tmp_path, ls_client):
     corpus = make_corpus(tmp_path / "c", _texts(3))
     with pytest.raises(SpanbankError, match=re.escape("push to it first")):
         workflow.run(ls_pull.pull(corpus, f"nope-{uuid.uuid4().hex[:6]}", client=ls_client))
+
+
+@pytest.mark.parametrize("name", [" pad-X ", "pad-X ", "   "])
+def test_a_project_name_with_spaces_at_its_ends_is_refused_before_anything(tmp_path, name):
+    """Hunt O, F12: Label Studio strips the spaces, so `push --project " pad-X " --create` made a
+    second project `pad-X` (and "   " an untitled one) that spanbank could then never find."""
+    from spanbank.labelstudio import operations
+
+    corpus = make_corpus(tmp_path / "c", _texts(2))
+    for make in (ls_push.push_batch, operations.push_planned):
+        kw = {"overlap_share": 0.5, "overlap": 2} if make is operations.push_planned else {}
+        with pytest.raises(SpanbankError, match="begins or ends with a space"):
+            workflow.run(make(corpus, name, url="http://127.0.0.1:9", api_key="x", **kw))

@@ -26,7 +26,7 @@ from spanbank.errors import SpanbankError
 from spanbank.gold import select_annotations
 from spanbank.honeypots import PINNED, parse_share
 from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
-from spanbank.labelstudio.push import push_batch, select_batch
+from spanbank.labelstudio.push import check_push, push_batch, select_batch
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
 
 
@@ -57,6 +57,7 @@ def push_planned(
     push, which must not ask for another `overlap`."""
     if stratify is not None and overlap_share is None:
         raise SpanbankError("--stratify applies to --overlap-share; give both")
+    check_push(corpus, project, overlap, push_options.get("preannotate"))  # before a plan
     client = client or connect(url, api_key)
     # one writer throughout: a planned push queued behind this one (--wait) sees its plan
     with (

@@ -342,7 +342,7 @@ def push_batch(
     The rule tagger or model (--preannotate, --select uncertain) runs in parts on the engine
     of `workers`/`scheduler`: in this process unless they (or their variables) ask.
     """
-    _check_push(corpus, project, overlap, preannotate)
+    check_push(corpus, project, overlap, preannotate)
     articles = selection_frame(corpus, where)  # ids (and metadata for --where), no text
     if articles.empty:
         raise CorpusError(f"corpus {corpus.path} has no articles; run `spanbank ingest` first")
@@ -480,10 +480,15 @@ def _check_planned_overlap(client, corpus: Corpus, project: str, overlap: int) -
         )
 
 
-def _check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) -> None:
+def check_push(corpus: Corpus, project: str, overlap: int | None, preannotate) -> None:
     """Refuse, before any work, a push that cannot be right: no corpus, a bad name or overlap,
     or a review project (review tasks are sent by `adjudicate --review`, with a callable)."""
     corpus.require()
+    if project != project.strip():  # Label Studio strips them: a second project, unfindable
+        raise SpanbankError(
+            f"project name {project!r} begins or ends with a space, which Label Studio drops; "
+            f"name it {project.strip()!r}"
+        )
     if len(project) < MIN_TITLE:
         raise SpanbankError(
             f"project name {project!r} is too short: Label Studio needs >= {MIN_TITLE} characters"
