@@ -235,6 +235,14 @@ def test_push_overlap_share_and_honeypots(tmp_path, ls_conn, ls_client, project_
     args = ["--corpus", str(corpus.path), "push", "--project", project_name, "--create"]
     args += ["--overlap", "2", "--overlap-share", "0.2", "--honeypots", "5%", "--seed", "3"]
     args += ["--where", "article_id.str.startswith('x')", "--json"]
+    ids = tmp_path / "ids.txt"  # hunt N, F5: an id the corpus lacks went unsaid in a planned push
+    ids.write_text("x001\nno-such-id\nx002\n")
+    listed = json.loads(
+        CliRunner()
+        .invoke(cli, [*args, "--ids", str(ids), "--dry-run"], env=os.environ | env)
+        .output
+    )
+    assert listed["skipped"]["not in corpus"] == 1
     more = [a if a != "5%" else "20%" for a in args] + ["--dry-run"]
     dry = json.loads(CliRunner().invoke(cli, more, env=os.environ | env).output)
     assert dry["honeypots"] == 10  # hunt L, 7: fewer than asked, and not a word

@@ -66,7 +66,7 @@ def push_planned(
         else corpus.writer(push_options.get("wait", False))
     ):
         plan = _unfinished(corpus, project, client.url)
-        resumed, short = len(plan) > 0, 0
+        resumed, short, left_out = len(plan) > 0, 0, {}
         if resumed:
             planned_overlap = int(plan["overlap"].max())
             if overlap is not None and overlap != planned_overlap:
@@ -79,7 +79,7 @@ def push_planned(
         elif overlap_share is not None and (overlap or 1) < 2:
             raise SpanbankError("--overlap-share needs --overlap 2 or more")
         else:
-            batch, _ = select_batch(
+            batch, left_out = select_batch(
                 corpus, project, client.url, ids=ids, where=where, sample=sample, seed=seed,
                 batch_size=batch_size,
             )  # fmt: skip
@@ -104,6 +104,9 @@ def push_planned(
             corpus, project, client=client, overlap=None if found else overlap,
             ids=list(plan["article_id"]), seed=seed, **push_options,
         )  # fmt: skip
+        for why, n in left_out.items():  # what the pick left out: push saw only the plan's ids
+            if n and why != "already pushed":
+                summary.setdefault("skipped", {})[why] = summary.get("skipped", {}).get(why, 0) + n
         if short > 0:
             summary["honeypots_short"] = (
                 f"{len(hp) + short} asked; only {len(hp)} article(s) with stored gold are new to "
