@@ -335,6 +335,10 @@ def test_a_check_whose_gold_is_gone_is_not_scored_against_nothing(tmp_path):
     res = CliRunner().invoke(cli, ["--corpus", str(c.path), "status"])
     assert "honeypots u1: 0 checked, span F1 n/a" in res.output
     assert "(1 not scored: their gold is gone)" in res.output
+    from spanbank.agreement.render import _honeypot_rows  # agree's table says it too (N, F10)
+
+    header, rows = _honeypot_rows(list(scores.values()))
+    assert rows[0][header.index("not scored: gold gone")] == "1"
 
 
 def test_agree_s_labels_and_annotators_hold_for_honeypots_and_throughput(tmp_path):

@@ -612,11 +612,12 @@ def _honeypot_rows(scores: list[dict], show=str) -> tuple[list[str], list[list[s
 
     keys = ("span_f1", "span_f1_exact", "token_alpha")
     rows = [
-        [show(r["annotator"]), str(r["articles"]), str(r.get("gold_remade", 0))]
+        [show(r["annotator"]), str(r["articles"])]
+        + [str(r.get(k, 0)) for k in ("gold_remade", "gold_gone")]
         + [cell(r[k]) for k in keys]
         for r in scores
     ]
-    header = ["annotator", "honeypots", "gold re-made since push"]
+    header = ["annotator", "honeypots", "gold re-made since push", "not scored: gold gone"]
     return header + ["span F1 (IoU)", "span F1 exact", "token alpha"], rows
 
 
