@@ -463,3 +463,33 @@ def test_a_planned_push_queued_behind_another_plans_after_it(
     assert all(
         server[int(t)] == n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
     )
+
+
+@pytest.mark.labelstudio
+def test_a_stopped_plan_is_finished_by_a_push_that_finds_the_server_on_a_new_url(
+    tmp_path, ls_conn, ls_client, project_name, monkeypatch
+):
+    """Hunt N, F3: the first planned push after the server moved (the same server under
+    another host name) read the plan under the new URL before the records followed it, planned
+    a new batch and left the old plan's rows without tasks."""
+    from spanbank.labelstudio.client import LabelStudioClient
+
+    texts = {f"x{i:03d}": f"Story {i}. “Prices rise,” she said." for i in range(12)}
+    corpus = make_corpus(tmp_path / "corpus", texts)
+    args = dict(overlap=2, overlap_share=0.5, seed=3, create=True, chunk_size=4, batch_size=8)
+    stop_after_first_import(ls_client, monkeypatch)
+    with pytest.raises(Stopped):
+        workflow.run(operations.push_planned(corpus, project_name, client=ls_client, **args))
+    monkeypatch.undo()
+    moved = LabelStudioClient(ls_conn[0].replace("127.0.0.1", "localhost"), ls_conn[1])
+    done = workflow.run(
+        operations.push_planned(corpus, project_name, client=moved, **(args | {"seed": 4}))
+    )
+    assert done["resumed_plan"] == 8 and done["moved_from"] == ls_client.url
+    plans = task_plans(corpus, project_name)
+    assert len(plans) == 8 and plans["ls_task_id"].notna().all()
+    assert set(plans["ls_url"]) == {moved.url}
+    server = _server_overlaps(moved, done["ls_project_id"])
+    assert all(
+        server[int(t)] == n for t, n in zip(plans["ls_task_id"], plans["overlap"], strict=True)
+    )

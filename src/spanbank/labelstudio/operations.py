@@ -25,6 +25,7 @@ from spanbank.corpus.tables import EXTRA_TABLES, HONEYPOT_SPANS, ON_DEMAND_TABLE
 from spanbank.errors import SpanbankError
 from spanbank.gold import select_annotations
 from spanbank.honeypots import PINNED, parse_share
+from spanbank.labelstudio import identity
 from spanbank.labelstudio.overlap import apply_overlap, plan_overlap
 from spanbank.labelstudio.push import check_push, push_batch, select_batch
 from spanbank.labelstudio.workflow import Workflow, connect, utc_now
@@ -64,7 +65,10 @@ def push_planned(
         contextlib.nullcontext()
         if push_options.get("dry_run")
         else corpus.writer(push_options.get("wait", False))
-    ):
+    ) as held:
+        moved = None
+        if held is not None:  # a server found on a new URL: its records (plans too) follow first
+            moved = identity.resolve_server(client, corpus, held).moved_from
         plan = _unfinished(corpus, project, client.url)
         resumed, short, left_out = len(plan) > 0, 0, {}
         if resumed:
@@ -107,6 +111,8 @@ def push_planned(
         for why, n in left_out.items():  # what the pick left out: push saw only the plan's ids
             if n and why != "already pushed":
                 summary.setdefault("skipped", {})[why] = summary.get("skipped", {}).get(why, 0) + n
+        if moved:
+            summary["moved_from"] = moved
         if short > 0:
             summary["honeypots_short"] = (
                 f"{len(hp) + short} asked; only {len(hp)} article(s) with stored gold are new to "
