@@ -82,7 +82,7 @@ def test_throughput_figures_by_hand():
     assert u1["seconds"] == 180.0 and u1["spans"] == 3
     assert u1["articles_per_hour"] == 40.0  # 2 articles in 180 s
     assert u1["seconds_per_span"] == 60.0
-    assert u1["seconds_per_article"]["p50"] == 90.0
+    assert u1["seconds_per_annotation"]["p50"] == 90.0
     assert [(d["day"], d["annotations"]) for d in u1["per_day"]] == [
         ("2024-03-01", 1),
         ("2024-03-02", 1),

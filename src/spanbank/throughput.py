@@ -113,7 +113,7 @@ def _rates(g: pd.DataFrame) -> dict:
         "articles_per_hour": _ratio(g["article_id"].nunique() * 3600, seconds),
         "annotations_per_hour": _ratio(len(g) * 3600, seconds),
         "seconds_per_span": _ratio(seconds, n_spans),
-        "seconds_per_article": _distribution(lead),
+        "seconds_per_annotation": _distribution(lead),  # one annotator on one article
     }
 
 

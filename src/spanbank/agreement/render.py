@@ -282,7 +282,7 @@ def _throughput_html(t: dict | None, show) -> str:
             _fmt(r["seconds"] / 3600, 2),
             _fmt(r["articles_per_hour"], 1),
             _fmt(r["seconds_per_span"], 1),
-            _fmt(r["seconds_per_article"]["p50"], 0),
+            _fmt(r["seconds_per_annotation"]["p50"], 0),
         ]
         for a, r in t["per_annotator"].items()
     ]
