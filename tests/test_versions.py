@@ -128,6 +128,13 @@ def test_the_command_line_keeps_no_email(tmp_path, monkeypatch):
     commands = corpus.read("commits")["command"].tolist()
     assert commands[-1] == f"spanbank --corpus c ingest --format brat brat --annotator {who}"
     assert who.startswith("ann-") and not any("@" in c for c in commands)
+    # hunt O, F10: a Label Studio user's e-mail (`adjudicate --strategy prefer:EMAIL`) was logged
+    # as its brat-basis pseudonym, which no annotator has; now as the user's own
+    users = pd.DataFrame({"annotator": ["ann-0f1e2d3c"], "email": ["Dan.X@people.example"]})
+    with corpus.writer() as w:
+        w.append("annotators", users.reindex(columns=TABLES["annotators"].names))
+    assert corpus._command_pseudonym("dan.x@people.example") == "ann-0f1e2d3c"
+    assert corpus._command_pseudonym("nobody@people.example").startswith("ann-")
 
 
 def test_a_killed_command_s_writes_get_an_interrupted_commit_naming_it(tmp_path):

@@ -485,11 +485,17 @@ class Corpus:
         return number
 
     def _command_pseudonym(self, email: str) -> str:
-        """What an e-mail on a command line is stored as in `commits`: the pseudonym brat ingest
-        gives it (`ingest --annotator EMAIL`), when the corpus has its pseudonym key (read here,
-        never made), else `***`."""
+        """What an e-mail on a command line is stored as in `commits`: the pseudonym of the
+        Label Studio user with that e-mail when the `annotators` table knows one (the annotator
+        the command acted on), else the one brat ingest gives it (`ingest --annotator EMAIL`),
+        when the corpus has its pseudonym key (read here, never made), else `***`."""
         from spanbank.pseudonyms import pseudonym, stored_key
 
+        with contextlib.suppress(Exception):  # the log must be written whatever this finds
+            users = self.read("annotators", ["annotator", "email"])
+            known = users.loc[users["email"].str.casefold() == email.casefold(), "annotator"]
+            if known.nunique() == 1:
+                return str(known.iloc[0])
         key = stored_key(self.path)
         return "***" if key is None else pseudonym(key, "brat", email)
 
