@@ -329,6 +329,12 @@ def test_push_selection_and_errors(tmp_path, ls_client, project_name):
     ids.write_text("a0003\na0004\na0005\nnope\n")
     dry = workflow.run(ls_push.push_batch(corpus, project_name, client=ls_client, dry_run=True))
     assert dry["would_push"] == 12 and ls_client.find_project(project_name) is None
+    from spanbank.errors import ProjectMissingError  # hunt O, F9: "would create" without --create
+
+    with pytest.raises(ProjectMissingError, match="pass --create"):
+        workflow.run(
+            ls_push.push_batch(corpus, project_name, client=ls_client, dry_run=True, create=False)
+        )
     s = workflow.run(
         ls_push.push_batch(
             corpus,

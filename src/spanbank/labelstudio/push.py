@@ -374,7 +374,7 @@ def push_batch(
             overlap=overlap,
             update_config=update_config,
             create=not dry_run,
-            allow_new=create or dry_run,
+            allow_new=create,  # a dry run without --create says what the push would: missing
             recorded_id=recorded[0],
         )
         local = local[(local["project"] == project) & (local["ls_url"] == client.url)]
