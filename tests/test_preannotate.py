@@ -470,3 +470,25 @@ def test_decomposed_text_is_tagged_as_its_composed_form():
     for s in nfd:
         assert not unicodedata.combining(nfd_text[s["start"]])
         assert s["end"] == len(nfd_text) or not unicodedata.combining(nfd_text[s["end"]])
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("“Les prix montent”, a déclaré Hélène Martin.", "fr"),
+        ("„Die Preise steigen“, erklärte Jürgen Müller.", "de"),
+    ],
+)
+def test_decomposed_text_finds_the_lexicon_s_accented_words(text, language):
+    """Hunt N, F6: in NFD text "a déclaré" and "erklärte" never matched the (composed) lexicon,
+    so nothing was tagged; the tagger now reads a composed view and maps the spans back."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", text)
+    want = [(s["label"], s["text"]) for s in preannotate(text, language)["spans"]]
+    got = preannotate(nfd, language)["spans"]
+    assert (
+        len(want) == 3
+        and [(s["label"], unicodedata.normalize("NFC", s["text"])) for s in got] == want
+    )
+    assert all(nfd[s["start"] : s["end"]] == s["text"] for s in got)

@@ -30,7 +30,7 @@ from importlib import resources
 
 from spanbank.agreement.coefficients import align_spans, prf
 from spanbank.errors import SpanbankError
-from spanbank.spans import fragments_cell, joined_text
+from spanbank.spans import fragment_list, fragments_cell, joined_text
 
 TAGGER_VERSION = "spanbank-rules-0.1"
 
@@ -952,6 +952,47 @@ def preannotate(text: str, language: str | None = DEFAULT_LANGUAGE) -> dict:
     rules = rules_for(language)
     if rules is None:
         return {"spans": [], "relations": []}
+    if not unicodedata.is_normalized("NFC", text):  # the lexicons are composed: tag a composed view
+        composed, starts, ends = _composed_view(text)
+        return _mapped_back(_tag(composed, rules), text, starts, ends)
+    return _tag(text, rules)
+
+
+def _composed_view(text: str) -> tuple[str, list[int], list[int]]:
+    """`text` in NFC, and for each of its characters where the base character it came from
+    starts and where its combining marks end in `text`."""
+    out, starts, ends = [], [], []
+    i = 0
+    while i < len(text):
+        j = i + 1
+        while j < len(text) and unicodedata.combining(text[j]):
+            j += 1
+        piece = unicodedata.normalize("NFC", text[i:j])
+        out.append(piece)
+        starts += [i] * len(piece)
+        ends += [j] * len(piece)
+        i = j
+    return "".join(out), starts, ends
+
+
+def _mapped_back(tagged: dict, text: str, starts: list[int], ends: list[int]) -> dict:
+    """Spans tagged on `_composed_view(text)` with `text`'s own offsets and texts."""
+    for sp in tagged["spans"]:
+        parts = [
+            (starts[s], ends[e - 1])
+            for s, e in fragment_list(sp["start"], sp["end"], sp["fragments"])
+        ]
+        sp.update(
+            start=parts[0][0],
+            end=parts[-1][1],
+            text=joined_text(text, parts),
+            fragments=fragments_cell(parts),
+        )
+    return tagged
+
+
+def _tag(text: str, rules) -> dict:
+    """`preannotate` of a text in NFC (what the lexicons are written in)."""
     doc = _Doc(text, rules)
     paragraphs = _paragraphs(text)
     covered = _direct_quotes(doc, paragraphs)
