@@ -894,3 +894,19 @@ def test_a_local_cluster_that_fails_to_start_is_one_line(tmp_path):
         with pytest.raises(SpanbankError, match=r"^cannot start or reach Dask \(a local cluster\)"):
             with engine(2) as e:
                 list(e.map(abs, [-1, -2, -3]))
+
+
+def test_a_stage_of_one_part_says_it_ran_here_not_on_the_scheduler(tmp_path):
+    """Hunt O, F8: `preannotate --out --scheduler tcp://127.0.0.1:1` (nothing listening) ran its
+    one part in this process and said `engine: dask scheduler tcp://127.0.0.1:1`."""
+    import spanbank.predict as predict
+    from conftest import make_corpus
+    from spanbank.labelstudio.workflow import run
+
+    corpus = make_corpus(tmp_path / "c", {"a1": "“Prices will rise,” the minister said."})
+    summary = run(
+        predict.write_predictions(corpus, tmp_path / "p.jsonl", scheduler="tcp://127.0.0.1:1")
+    )
+    assert summary["engine"] == (
+        "in-process (one part; the Dask scheduler tcp://127.0.0.1:1 was not needed)"
+    )

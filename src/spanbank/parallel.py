@@ -101,6 +101,7 @@ class Engine:
             )
         self._client = None
         self._cluster = None
+        self.connected = False  # to the scheduler: a stage of one part never asks for it
         self._starting: Future | None = None
         self._modules: tuple[str, ...] = ()
         self._here_only = False  # auto, and its cluster would not start: stay in this process
@@ -110,6 +111,8 @@ class Engine:
         return self.scheduler is not None or self.workers > 1
 
     def describe(self) -> str:
+        if self.scheduler and not self.connected:  # one part ran here: nothing asked of it
+            return f"in-process (one part; the Dask scheduler {self.scheduler} was not needed)"
         if self.scheduler:
             return f"dask scheduler {self.scheduler}"
         if self.auto and self.distributed:
@@ -300,6 +303,7 @@ class Engine:
                 logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
                 self._client = _client_for(self.scheduler)
                 _check_workers(self._client, self.scheduler)
+                self.connected = True
             else:
                 with _local_config():
                     _preload(self._modules)

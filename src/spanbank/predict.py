@@ -226,7 +226,6 @@ def write_predictions(
     os.close(fd)
     try:
         with engine(workers, scheduler) as eng, _Sink(Path(tmp), out.suffix) as sink:
-            summary["engine"] = eng.describe()
             finished: list[int] = []  # parts the workers finished, in Dask's order
             for (table, reasons), n in eng.map(
                 functools.partial(_tag_counted, model_dir=for_workers(model_dir)),
@@ -243,6 +242,7 @@ def write_predictions(
                 yield Event("tag", summary["articles"], total)
             for n in finished:
                 yield Event("tagged parts", n, None)
+            summary["engine"] = eng.describe()  # after: where the parts did run
         os.replace(tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
