@@ -74,7 +74,15 @@ def start(port, data_dir, quiet, as_json):
         f"log in as {info.admin_email}; password: `spanbank server password{_dir_arg(data_dir)}`"
     )
     click.echo(f"add annotators: `spanbank server add-user EMAIL{_dir_arg(data_dir)}`")
-    click.echo(f"API URL and key: {info.env_file} (commands use it when LABEL_STUDIO_* are unset)")
+    if data_dir is None:
+        click.echo(
+            f"API URL and key: {info.env_file} (commands use it when LABEL_STUDIO_* are unset)"
+        )
+    else:  # commands look for the default server only: point them at this one
+        click.echo(
+            f"API URL and key: {info.env_file}; for commands to use this server: "
+            f'eval "$(spanbank server env{_dir_arg(data_dir)})"'
+        )
     click.echo(f"log: {info.log_file}")
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -347,9 +348,13 @@ def _start(data: Path, port, timeout: float, progress: Progress | None) -> Serve
     if _is_ours(pid, state, data):
         if state.get("settings") == _settings_stamp() and healthy(state["url"]):
             if port and port != state.get("port"):
+                mine = Path(data).resolve() == default_data_dir().resolve()
+                stop = "spanbank server stop" + (
+                    "" if mine else f" --data-dir {shlex.quote(str(data))}"
+                )
                 raise ServerError(
                     f"Label Studio for {data} already runs on port {state['port']}; "
-                    "run `spanbank server stop` first to change it"
+                    f"run `{stop}` first to change it"
                 )
             return _info(data, state, reused=True)
         if state.get("settings") == _settings_stamp():
