@@ -405,3 +405,9 @@ def test_nan_and_inf_are_refused_where_a_number_is_asked(runner, corpus_dir, arg
     bounds) and pulled back to back, 155 pulls in 120 s."""
     res = runner.invoke(cli, ["--corpus", str(corpus_dir), *args])
     assert res.exit_code == 2 and "is not a finite number" in res.output, res.output
+
+
+def test_sql_with_json_and_csv_is_a_usage_error(runner, corpus_dir):
+    """Hunt O, F14: `sql --json --csv` printed JSON without a word; `agree` refuses the pair."""
+    res = runner.invoke(cli, ["--corpus", str(corpus_dir), "sql", "SELECT 1", "--json", "--csv"])
+    assert res.exit_code == 2 and "give one of --json and --csv" in res.output

@@ -35,6 +35,8 @@ def sql(obj, statement, as_json, as_csv, private, as_of):
     from spanbank.corpus.sql import query
     from spanbank.corpus.sql import rows as rows_of
 
+    if as_json and as_csv:
+        raise click.UsageError("give one of --json and --csv")
     with errors_as_click():
         table = query(obj.corpus.at(as_of), statement, private=private)
     rows = rows_of(table)
