@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -16,11 +17,18 @@ SEARCH = "search"
 SEARCH_WINDOW = 2000
 
 
+_NONE = np.empty(0, dtype=np.int64)
+_NONE.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=8)  # pull asks it of one article's text once per region
 def _astral_positions(text: str) -> np.ndarray:
-    """Code point indices of characters outside the BMP (two UTF-16 units each)."""
-    if text.isascii():
-        return np.empty(0, dtype=np.int64)
-    return np.fromiter((i for i, ch in enumerate(text) if ord(ch) > 0xFFFF), dtype=np.int64)
+    """Code point indices of characters outside the BMP (two UTF-16 units each); read-only."""
+    if text.isascii() or max(text) <= "\uffff":  # both loops in C: most texts have none
+        return _NONE
+    out = np.fromiter((i for i, ch in enumerate(text) if ord(ch) > 0xFFFF), dtype=np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def cp_to_utf16(text: str, offsets):
@@ -72,8 +80,8 @@ def _is_int(x) -> bool:
 
 def _utf16_reading(text: str, start: int, end: int) -> tuple[int, int] | None:
     """start..end read as UTF-16 units, in code points; None when that reading is no span."""
-    if text.isascii() or not 0 <= start < end <= 2 * len(text):  # past 2n no reading fits
-        return None
+    if not 0 <= start < end <= 2 * len(text) or not len(_astral_positions(text)):
+        return None  # past 2n no reading fits; without astral characters it is code points
     try:
         s16, e16 = utf16_to_cp(text, [start, end]).tolist()
     except OffsetError:
@@ -175,6 +183,8 @@ def resolve_span(
         if end <= n and text[start:end] == claimed:
             return SpanFix(start, end, None)
         raise OffsetError("span text is empty or whitespace")
+    if counted != UTF16 and end <= n and text[start:end] == claimed:
+        return SpanFix(start, end, None)  # exact in code points: nothing can fit better
     forms = _forms(claimed)
     fits = [
         (count != counted, level, count != CP, s, e)
