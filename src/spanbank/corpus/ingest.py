@@ -1289,9 +1289,16 @@ def _meta_digest(rows: pd.DataFrame) -> pa.Array:
     dropped unsaid."""
     fields = []
     for name in META:
-        col = rows[name].astype("string")  # one missing value, whatever held it (None, NaT)
-        digest = pd.util.hash_pandas_object(col, index=False).to_numpy()
-        fields.append(np.where(col.isna().to_numpy(), 0, digest))
+        col = rows[name]
+        missing = col.isna().to_numpy()
+        if missing.all():  # often whole columns (url, language): nothing to hash
+            fields.append(np.zeros(len(col), np.uint64))
+            continue
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            values = np.asarray(col.array.as_unit("us").asi8)  # dates: their instant
+        else:
+            values = col.to_numpy(dtype=object, na_value=None)
+        fields.append(np.where(missing, 0, pd.util.hash_array(values, categorize=False)))
     flat = np.stack(fields, axis=1).reshape(-1) if fields else np.empty(0, np.uint64)
     return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.uint64()), len(META))
 
