@@ -395,7 +395,6 @@ def test_main_turns_errors_into_one_line(tmp_path, monkeypatch, capsys):
     [
         ["watch", "--project", "p", "--poll", "nan"],
         ["agree", "--iou", "nan"],
-        ["compact", "--keep-days", "inf"],
         ["push", "--project", "p", "--overlap", "2", "--overlap-share", "nan"],
         ["train", "--holdout", "nan"],
     ],

@@ -2,7 +2,7 @@
 
 import click
 
-from spanbank.cli._common import FiniteRange, echo_json, errors_as_click, json_option, wait_option
+from spanbank.cli._common import echo_json, errors_as_click, json_option, wait_option
 
 
 @click.command()
@@ -13,7 +13,7 @@ from spanbank.cli._common import FiniteRange, echo_json, errors_as_click, json_o
 )
 @click.option(
     "--keep-days",
-    type=FiniteRange(0),
+    type=click.FloatRange(0),  # nan: the library says so in its own words
     default=7,
     show_default=True,
     help="With --vacuum: keep every version of the last N days too.",
