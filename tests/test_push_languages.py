@@ -49,7 +49,7 @@ def test_push_tags_each_language_and_counts_articles_without_predictions(
     url, key = ls_conn
     dry = CliRunner().invoke(
         cli,
-        ["--corpus", str(corpus.path), "push", "--project", project_name, "--dry-run"]
+        ["--corpus", str(corpus.path), "push", "--project", project_name, "--create", "--dry-run"]
         + ["--preannotate", "rules", "--url", url, "--api-key", key],
     )
     assert dry.exit_code == 0, dry.output
