@@ -395,3 +395,6 @@ def test_a_pinned_honeypot_keeps_the_answer_it_was_pushed_with(tmp_path):
         assert after[who]["token_alpha"]["value"] == before[who]["token_alpha"]["value"]
         assert (before[who]["gold_remade"], after[who]["gold_remade"]) == (0, 1)
     assert before["u1"]["span_f1"]["value"] == 1.0
+    # --labels holds for the pinned copy too: u2 drew the speaker only
+    speaker = {h["annotator"]: h for h in corpus_honeypot_scores(c, "p", labels=["SPEAKER"])}
+    assert speaker["u2"]["span_f1"]["value"] == 1.0

@@ -210,15 +210,15 @@ def corpus_honeypot_scores(
         human = human[human["annotator"].isin(list(annotators))]
     lost = human[human["unit"].isin(gone)].groupby("annotator")["unit"].nunique()
     human = human[~human["unit"].isin(gone)]
-    wanted = pd.concat([human["annotation_id"], units[HONEYPOT_GOLD]]).dropna().unique()
+    wanted = pd.concat([human["annotation_id"], ref[~pinned]]).dropna().unique()
     spans = corpus.read_in("spans", "annotation_id", wanted).to_pandas()  # not the whole table
-    spans = spans.drop(columns=["article_id"])
-    if labels is not None:
-        spans = spans[spans["label"].isin(list(labels))]
-    mine = spans.merge(human[["annotation_id", "unit", "annotator"]], on="annotation_id")
     copies = corpus.read(HONEYPOT_SPANS)
     copies = copies[copies["annotation_id"].isin(set(ref[pinned]))].drop(columns=["project"])
-    gold = pd.concat([spans, copies.drop(columns=["article_id"])]).merge(
+    spans = pd.concat([spans, copies]).drop(columns=["article_id"])
+    if labels is not None:  # the pinned copies too
+        spans = spans[spans["label"].isin(list(labels))]
+    mine = spans.merge(human[["annotation_id", "unit", "annotator"]], on="annotation_id")
+    gold = spans.merge(
         units[[HONEYPOT_GOLD, "unit"]].rename(columns={HONEYPOT_GOLD: "annotation_id"}),
         on="annotation_id",
     )

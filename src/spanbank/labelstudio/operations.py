@@ -108,9 +108,10 @@ def push_planned(
             corpus, project, client=client, overlap=None if found else overlap,
             ids=list(plan["article_id"]), seed=seed, **push_options,
         )  # fmt: skip
+        skipped = summary.setdefault("skipped", {})
         for why, n in left_out.items():  # what the pick left out: push saw only the plan's ids
             if n and why != "already pushed":
-                summary.setdefault("skipped", {})[why] = summary.get("skipped", {}).get(why, 0) + n
+                skipped[why] = skipped.get(why, 0) + n
         if moved:
             summary["moved_from"] = moved
         if short > 0:
